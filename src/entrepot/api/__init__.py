@@ -1,0 +1,1 @@
+"""HTTP API (`/api/v1`): thin routes over the domain services."""

@@ -1,0 +1,121 @@
+"""The FastAPI application: kernel middleware, problem+json, and each domain's router."""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from pathlib import Path
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from entrepot import __version__
+from entrepot.api import problems
+from entrepot.api.idempotency import IdempotencyMiddleware
+from entrepot.api.logging import configure_logging
+from entrepot.db.engine import get_engine
+from entrepot.db.registry import load_all_models
+
+API_PREFIX = "/api/v1"
+# Domain packages whose `routes.router` is mounted under /api/v1 (DESIGN.md's list).
+DOMAINS = (
+    "identity", "catalog", "parties", "pricing", "inventory", "sales", "billing",
+    "purchasing", "subscriptions", "ledger", "integration", "platform",
+)
+
+
+class RequestIdMiddleware:
+    """A request id on every response (X-Request-ID) and every log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode()[:64]
+        request_id = incoming if incoming.isprintable() and incoming else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_with_id(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["platform"])
+
+    @router.get("/health", summary="Liveness and database check (no auth)")
+    def health() -> JSONResponse:
+        try:
+            with get_engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up", "version": __version__})
+
+    return router
+
+
+def create_app() -> FastAPI:
+    configure_logging()
+    load_all_models()
+    app = FastAPI(
+        title="Entrepot API",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        description="ERP for distribution businesses. Auth: `Authorization: Bearer <api key>`.",
+    )
+    problems.install(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+
+    app.include_router(_health_router(), prefix=API_PREFIX)
+    app.include_router(_health_router(), include_in_schema=False)
+    for domain in DOMAINS:
+        try:
+            module = importlib.import_module(f"entrepot.{domain}.routes")
+        except ModuleNotFoundError as exc:
+            if not f"entrepot.{domain}.routes".startswith(exc.name or "?"):
+                raise
+            continue
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    import swagger_ui_bundle
+
+    assets = Path(swagger_ui_bundle.swagger_ui_path)
+    app.mount(f"{API_PREFIX}/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title="Entrepot API",
+            swagger_js_url=f"{API_PREFIX}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{API_PREFIX}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{API_PREFIX}/docs-assets/favicon-32x32.png",
+        )
+
+    try:
+        web = importlib.import_module("entrepot.web.pages")
+        web.mount(app)
+    except ModuleNotFoundError as exc:
+        if not "entrepot.web.pages".startswith(exc.name or "?"):
+            raise
+    return app

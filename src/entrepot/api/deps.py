@@ -1,0 +1,103 @@
+"""Dependencies every route uses: the credential, the permission, the unit of work.
+
+A route states the one permission it needs:
+
+    def confirm(uow: Annotated[UnitOfWork, Requires(perms.ORDER_CONFIRM)]): ...
+
+`Requires` authenticates the bearer key (the key decides the tenant), checks
+the permission (403 naming it), applies the tenant's rate limit and opens a
+tenant unit of work that rolls back unless the route commits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from entrepot.api import ratelimit
+from entrepot.db.settings import get_settings
+from entrepot.db.uow import UnitOfWork, platform_uow
+from entrepot.identity.models import Tenant
+from entrepot.identity.services.api_keys import authenticate_api_key
+from entrepot.kernel.context import Actor
+from entrepot.kernel.errors import Unauthenticated
+
+_limits_cache: dict[uuid.UUID, tuple[float, int]] = {}
+_limits_lock = threading.Lock()
+
+
+def _tenant_rate_limit(platform: UnitOfWork, tenant_id: uuid.UUID) -> int:
+    now = time.monotonic()
+    with _limits_lock:
+        cached = _limits_cache.get(tenant_id)
+        if cached and now - cached[0] < 30:
+            return cached[1]
+    tenant = platform.session.get(Tenant, tenant_id)
+    limit = int((tenant.settings or {}).get("rate_limit_per_minute") or
+                get_settings().rate_limit_per_minute) if tenant else 0
+    with _limits_lock:
+        _limits_cache[tenant_id] = (now, limit)
+    return limit
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+    return token.strip()
+
+
+def authenticate(request: Request) -> Actor:
+    cached = getattr(request.state, "actor", None)
+    if cached is not None:
+        return cached
+    token = bearer_token(request)
+    with platform_uow(readonly=True) as platform:
+        actor = authenticate_api_key(platform, token, getattr(request.state, "request_id", None))
+        limit = _tenant_rate_limit(platform, actor.tenant_id)  # type: ignore[arg-type]
+    ratelimit.check(actor.tenant_id, limit)  # type: ignore[arg-type]
+    request.state.actor = actor
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(authenticate)]
+
+
+class _Permission:
+    """Callable dependency; `permission` is read by the route-table tests."""
+
+    def __init__(self, permission: str, readonly: bool) -> None:
+        self.permission = permission
+        self.readonly = readonly
+
+    def __call__(self, request: Request) -> Iterator[UnitOfWork]:
+        actor = authenticate(request)
+        actor.require(self.permission)
+        with UnitOfWork(actor, readonly=self.readonly) as uow:
+            yield uow
+
+    def __repr__(self) -> str:
+        return f"Requires({self.permission!r})"
+
+
+def Requires(permission: str, *, readonly: bool | None = None) -> Any:
+    """Depends() on a permission-checked tenant unit of work."""
+    if readonly is None:
+        readonly = permission.endswith(".read")
+    return Depends(_Permission(permission, readonly))
+
+
+def permission_of(route: Any) -> str | None:
+    for dep in route.dependant.dependencies:
+        if isinstance(dep.call, _Permission):
+            return dep.call.permission
+    return None
+
+
+PUBLIC = "public"

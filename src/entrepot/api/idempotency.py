@@ -1,0 +1,186 @@
+"""Idempotency-Key for POSTs, as a pure ASGI middleware.
+
+Same key + same request: the first response is replayed. Same key + another
+request: 422. Same key while the first is still running: 409. Records live
+24 h per tenant. A 5xx is not stored, so the client's retry runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from entrepot.db.infrastructure import IdempotencyRecord
+from entrepot.db.uow import UnitOfWork, platform_uow
+from entrepot.identity.services.api_keys import authenticate_api_key
+from entrepot.kernel import clock
+from entrepot.kernel.context import system_actor
+from entrepot.kernel.errors import DomainError
+
+log = structlog.get_logger("entrepot.idempotency")
+TTL = timedelta(hours=24)
+REPLAYED_HEADERS = ("content-type", "location", "etag")
+
+
+def _problem(status: int, title: str, detail: str, code: str) -> tuple[int, bytes]:
+    body = {"type": "https://entrepot.dev/problems/" + code, "title": title, "status": status,
+            "detail": detail, "code": code}
+    return status, json.dumps(body).encode()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        key = headers.get("idempotency-key")
+        token = headers.get("authorization", "")
+        if not key or not token.lower().startswith("bearer "):
+            await self.app(scope, receive, send)
+            return
+        if len(key) > 255:
+            await _send_simple(send, *_problem(422, "Validation failed",
+                                               "Idempotency-Key: at most 255 characters",
+                                               "validation_failed"))
+            return
+        body = await _read_body(receive)
+        request_hash = hashlib.sha256(
+            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
+        ).hexdigest()
+
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            tenant_id = await run_in_threadpool(_tenant_of, token[7:].strip())
+        except DomainError:
+            tenant_id = None
+        if tenant_id is None:  # let the route answer 401
+            await self.app(scope, _replay_receive(body), send)
+            return
+
+        outcome = await run_in_threadpool(_claim, tenant_id, key, scope, request_hash)
+        if outcome is not None:
+            status, resp_headers, resp_body = outcome
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(k.encode(), v.encode()) for k, v in resp_headers.items()]})
+            await send({"type": "http.response.body", "body": resp_body})
+            return
+
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = message.get("headers", [])
+            elif message["type"] == "http.response.body":
+                captured["body"].extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay_receive(body), capture)
+        finally:
+            await run_in_threadpool(_finish, tenant_id, key, captured)
+
+
+def _tenant_of(token: str) -> Any:
+    with platform_uow(readonly=True) as platform:
+        return authenticate_api_key(platform, token).tenant_id
+
+
+def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str):  # type: ignore[no-untyped-def]
+    """Insert an in-progress record, or return the response to send instead."""
+    now = clock.now()
+    with UnitOfWork(system_actor(tenant_id)) as uow:
+        existing = uow.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        if existing is not None and existing.expires_at <= now:
+            uow.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id))
+            existing = None
+        if existing is None:
+            uow.session.add(IdempotencyRecord(
+                key=key, method=scope["method"], path=scope["path"], request_hash=request_hash,
+                state="in_progress", expires_at=now + TTL))
+            try:
+                uow.session.flush()
+                uow.session.commit()
+                uow.committed = True
+                return None
+            except IntegrityError:
+                uow.session.rollback()
+                existing = uow.session.scalar(
+                    select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+                if existing is None:
+                    return _as_response(*_problem(409, "Conflict", "retry the request", "conflict"))
+        if existing.request_hash != request_hash:
+            return _as_response(*_problem(
+                422, "Idempotency-Key reused",
+                "this Idempotency-Key was used with a different request", "idempotency_key_reused"))
+        if existing.state != "completed":
+            return _as_response(*_problem(
+                409, "Request in progress",
+                "a request with this Idempotency-Key is still being processed", "idempotency_in_progress"))
+        headers = dict(existing.response_headers or {})
+        headers["idempotent-replayed"] = "true"
+        return existing.response_status, headers, existing.response_body or b""
+
+
+def _as_response(status: int, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    return status, {"content-type": "application/problem+json"}, body
+
+
+def _finish(tenant_id: Any, key: str, captured: dict[str, Any]) -> None:
+    with UnitOfWork(system_actor(tenant_id)) as uow:
+        record = uow.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        if record is None:
+            return
+        if captured["status"] >= 500:
+            uow.session.delete(record)
+        else:
+            record.state = "completed"
+            record.response_status = captured["status"]
+            record.response_headers = {
+                k.decode().lower(): v.decode() for k, v in captured["headers"]
+                if k.decode().lower() in REPLAYED_HEADERS
+            }
+            record.response_body = bytes(captured["body"])
+        uow.session.commit()
+        uow.committed = True
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    more = True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay_receive(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _send_simple(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/problem+json")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,77 @@
+"""Cursor pagination: opaque cursors over a unique, ordered key (ids are UUIDv7)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from entrepot.db.uow import UnitOfWork
+from entrepot.kernel.errors import invalid
+
+T = TypeVar("T")
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid("cursor", "not a cursor this API issued", "cursor") from exc
+
+
+def check_limit(limit: int) -> int:
+    if limit < 1 or limit > MAX_LIMIT:
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}", "range")
+    return limit
+
+
+def paginate(
+    uow: UnitOfWork,
+    query: Select[Any],
+    key: InstrumentedAttribute[Any],
+    *,
+    cursor: str | None,
+    limit: int,
+    to_key: Callable[[Any], Any] = str,
+    from_key: Callable[[Any], Any] | None = None,
+) -> tuple[Sequence[Any], str | None]:
+    """Rows after `cursor` ordered by `key`, and the cursor of the next page."""
+    check_limit(limit)
+    if cursor:
+        raw = decode_cursor(cursor)
+        try:
+            value = from_key(raw) if from_key else _coerce_key(key, raw)
+        except (ValueError, TypeError) as exc:
+            raise invalid("cursor", "not a cursor this API issued", "cursor") from exc
+        query = query.where(key > value)
+    rows = uow.session.scalars(query.order_by(key).limit(limit + 1)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(to_key(getattr(rows[-1], key.key)))
+    return rows, next_cursor
+
+
+def _coerce_key(key: InstrumentedAttribute[Any], raw: Any) -> Any:
+    import uuid
+
+    python_type = key.type.python_type
+    if python_type is uuid.UUID:
+        return uuid.UUID(str(raw))
+    return python_type(raw)

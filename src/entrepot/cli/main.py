@@ -1,0 +1,192 @@
+"""`entrepot` command line. Each command parses, opens a unit of work, calls a
+service, prints. Domain errors become a red message and exit code 1."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from entrepot.db.bootstrap import init_database
+from entrepot.db.uow import platform_uow, tenant_uow
+from entrepot.identity.services import api_keys, audit, tenants, users
+from entrepot.kernel.errors import DomainError
+
+app = typer.Typer(help="Entrepot: ERP for distribution businesses.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants (distributors, dealers, resellers).", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+
+err = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Domain errors → a clear message on stderr and exit 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DomainError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}")
+            extra = exc.problem_extra().get("errors")
+            for e in extra or []:
+                err.print(f"  {e['field']}: {e['message']}")
+            raise typer.Exit(1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _tenant_id(slug: str) -> Any:
+    with platform_uow(readonly=True) as platform:
+        return tenants.get_tenant_by_slug(platform, slug).id
+
+
+@app.command()
+@friendly
+def init() -> None:
+    """Create or migrate the database (idempotent)."""
+    init_database()
+    out.print("database is up to date")
+
+
+@tenant_app.command("create")
+@friendly
+def tenant_create(
+    slug: str,
+    name: str = typer.Option(..., "--name", help="Display name"),
+    parent: str | None = typer.Option(None, "--parent", help="Parent tenant slug (dealer/reseller)"),
+    template: str | None = typer.Option(None, "--template", help="Tenant template name"),
+    currency: str = typer.Option("USD", "--currency", help="Functional currency (ISO 4217)"),
+) -> None:
+    """Create a tenant; prints its id."""
+    with platform_uow() as platform:
+        tenant = tenants.create_tenant(
+            platform, tenants.TenantCreate(slug, name, parent, template, currency)
+        )
+        platform.commit()
+        print(tenant.id)
+
+
+@tenant_app.command("list")
+@friendly
+def tenant_list() -> None:
+    """List tenants."""
+    with platform_uow(readonly=True) as platform:
+        rows = tenants.list_tenants(platform)
+        by_id = {t.id: t.slug for t in rows}
+        table = Table("slug", "name", "parent", "currency", "status", "id")
+        for t in rows:
+            table.add_row(t.slug, t.name, by_id.get(t.parent_id, "") if t.parent_id else "",
+                          t.currency, t.status, str(t.id))
+    out.print(table)
+
+
+@apikey_app.command("create")
+@friendly
+def apikey_create(
+    tenant: str = typer.Option(..., "--tenant", help="Tenant slug"),
+    role: str = typer.Option("admin", "--role", help="Role the key acts with"),
+    name: str = typer.Option("", "--name", help="A label for the key"),
+) -> None:
+    """Issue an API key; the key is the last line of output (shown once)."""
+    with tenant_uow(_tenant_id(tenant)) as uow:
+        issued = api_keys.create_api_key(uow, role=role, name=name)
+        uow.commit()
+    err.print(f"API key {issued.api_key.prefix} for {tenant} (role {role}); store it now:")
+    print(issued.secret)
+    sys.stdout.flush()
+
+
+@apikey_app.command("revoke")
+@friendly
+def apikey_revoke(
+    key: str = typer.Argument(..., help="Key id or prefix"),
+    tenant: str = typer.Option(..., "--tenant", help="Tenant slug"),
+) -> None:
+    """Revoke an API key."""
+    with tenant_uow(_tenant_id(tenant)) as uow:
+        revoked = api_keys.revoke_api_key(uow, key)
+        uow.commit()
+    out.print(f"revoked {revoked.prefix}")
+
+
+@user_app.command("create")
+@friendly
+def user_create(
+    email: str,
+    tenant: str = typer.Option(..., "--tenant"),
+    name: str = typer.Option(..., "--name"),
+    role: str = typer.Option("viewer", "--role"),
+    password: str = typer.Option(..., "--password", prompt=True, hide_input=True),
+) -> None:
+    """Create a user."""
+    with tenant_uow(_tenant_id(tenant)) as uow:
+        user = users.create_user(uow, email=email, name=name, password=password, role=role)
+        uow.commit()
+    print(user.id)
+
+
+@audit_app.command("verify")
+@friendly
+def audit_verify(tenant: str = typer.Option(..., "--tenant")) -> None:
+    """Check the tenant's audit hash chain; exit 1 at the first broken link."""
+    with tenant_uow(_tenant_id(tenant), readonly=True) as uow:
+        report = audit.verify_chain(uow)
+    if report.ok:
+        out.print(f"audit chain intact: {report.entries} entries")
+        return
+    err.print(f"[red]audit chain broken at entry {report.broken_at}:[/red] {report.reason}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(1, "--workers", help="API processes"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Do not run the embedded worker"),
+) -> None:
+    """Serve the API and pages (and, embedded, the worker)."""
+    import uvicorn
+
+    from entrepot.cli.serving import embedded_worker
+
+    init_database()
+    with embedded_worker(enabled=not no_worker):
+        uvicorn.run(
+            "entrepot.api.asgi:app", host=host, port=port, workers=workers,
+            log_level="warning", access_log=False,
+        )
+
+
+def _register_extensions() -> None:
+    """Domain command groups (import, demo, inventory check, worker…) live in cli/ modules."""
+    import importlib
+
+    for name in ("worker", "demo", "inventory", "imports", "ledger"):
+        try:
+            module = importlib.import_module(f"entrepot.cli.{name}_commands")
+        except ModuleNotFoundError as exc:
+            if not f"entrepot.cli.{name}_commands".startswith(exc.name or "?"):
+                raise
+            continue
+        module.register(app)
+
+
+_register_extensions()
+
+if __name__ == "__main__":
+    app()

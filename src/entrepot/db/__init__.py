@@ -1,0 +1,1 @@
+"""Database: engine and sessions, tenant filtering, unit of work, migrations."""

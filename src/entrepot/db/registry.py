@@ -1,0 +1,26 @@
+"""Finds every domain's models so metadata (and Alembic) sees all tables."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import entrepot
+
+_loaded = False
+
+
+def load_all_models() -> None:
+    global _loaded
+    if _loaded:
+        return
+    importlib.import_module("entrepot.db.infrastructure")
+    for module in pkgutil.iter_modules(entrepot.__path__):
+        if not module.ispkg:
+            continue
+        try:
+            importlib.import_module(f"entrepot.{module.name}.models")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"entrepot.{module.name}.models":
+                raise
+    _loaded = True

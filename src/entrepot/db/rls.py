@@ -1,0 +1,71 @@
+"""PostgreSQL row-level security: the second tenancy wall.
+
+Applied by `entrepot init` after migrations to every tenant-owned table, so a
+new model is covered by declaring itself `TenantOwned`. The policies compare
+`tenant_id` with the per-transaction setting `entrepot.tenant_id`; with no
+setting they match nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from entrepot.db.base import tenant_owned_tables
+
+POLICY = "tenant_isolation"
+# Tables the app role may only append to: the audit trail and the outbox.
+APPEND_ONLY = ("audit_entries", "outbox_events")
+
+
+def ensure_app_role(conn: Connection, role: str) -> None:
+    conn.execute(
+        text(
+            "DO $$ BEGIN "
+            f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+            f'CREATE ROLE "{role}" NOLOGIN NOSUPERUSER NOBYPASSRLS; '
+            "END IF; END $$"
+        )
+    )
+    # The login role switches to the app role per transaction (SET LOCAL ROLE).
+    conn.execute(text(f'GRANT "{role}" TO CURRENT_USER'))
+
+
+def apply_row_level_security(conn: Connection, role: str) -> list[str]:
+    ensure_app_role(conn, role)
+    conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+    conn.execute(
+        text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+    )
+    conn.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+    existing = {
+        r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public'"))
+    }
+    for table in APPEND_ONLY:
+        if table in existing:
+            conn.execute(text(f'REVOKE UPDATE, DELETE ON "{table}" FROM "{role}"'))
+    covered = []
+    for table in tenant_owned_tables():
+        if table not in existing:
+            continue
+        conn.execute(text(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY'))
+        conn.execute(text(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY'))
+        conn.execute(text(f'DROP POLICY IF EXISTS {POLICY} ON "{table}"'))
+        conn.execute(
+            text(
+                f'CREATE POLICY {POLICY} ON "{table}" '
+                "USING (tenant_id = NULLIF(current_setting('entrepot.tenant_id', true), '')::uuid) "
+                "WITH CHECK (tenant_id = NULLIF(current_setting('entrepot.tenant_id', true), '')::uuid)"
+            )
+        )
+        covered.append(table)
+    # Tenants: the app role reads only its own tenant row.
+    if "tenants" in existing:
+        conn.execute(text('ALTER TABLE "tenants" ENABLE ROW LEVEL SECURITY'))
+        conn.execute(text(f'DROP POLICY IF EXISTS {POLICY} ON "tenants"'))
+        conn.execute(
+            text(
+                f'CREATE POLICY {POLICY} ON "tenants" '
+                "USING (id = NULLIF(current_setting('entrepot.tenant_id', true), '')::uuid)"
+            )
+        )
+    return covered

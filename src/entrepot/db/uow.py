@@ -1,0 +1,96 @@
+"""Unit of work: one database transaction per business action.
+
+Entry points open it; services receive it and never commit themselves. It
+rolls back unless `commit()` is called. Audit entries are buffered and
+written at commit, after everything else, so the per-tenant audit chain lock
+is the last lock taken and is held for the shortest time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from entrepot.db.engine import platform_session, tenant_session
+from entrepot.kernel.context import Actor, system_actor
+
+# Hooks run inside the transaction just before COMMIT (the audit writer
+# registers one); kept as a list so the db layer needs no domain import.
+_before_commit_hooks: list[Callable[[UnitOfWork], None]] = []
+
+
+def on_before_commit(hook: Callable[[UnitOfWork], None]) -> None:
+    if hook not in _before_commit_hooks:
+        _before_commit_hooks.append(hook)
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        actor: Actor,
+        *,
+        readonly: bool = False,
+        url: str | None = None,
+        platform: bool = False,
+    ) -> None:
+        self.actor = actor
+        self.readonly = readonly
+        self._url = url
+        self._platform = platform or actor.tenant_id is None
+        self.pending_audit: list[dict[str, Any]] = []
+        self.after_commit: list[Callable[[], None]] = []
+        self.committed = False
+        self.session: Session
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        if self.actor.tenant_id is None:
+            raise RuntimeError("this unit of work has no tenant")
+        return self.actor.tenant_id
+
+    def __enter__(self) -> UnitOfWork:
+        if self._platform:
+            self.session = platform_session(readonly=self.readonly, url=self._url)
+        else:
+            self.session = tenant_session(self.tenant_id, readonly=self.readonly, url=self._url)
+        self.session.info["uow"] = self
+        return self
+
+    def commit(self) -> None:
+        for hook in _before_commit_hooks:
+            hook(self)
+        self.session.commit()
+        self.committed = True
+        for callback in self.after_commit:
+            callback()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self.pending_audit.clear()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self.committed and not self.readonly:
+                self.session.rollback()
+        finally:
+            # close() ends a read-only transaction without expiring what it loaded,
+            # so results can be used after the block.
+            self.session.close()
+
+
+def tenant_uow(tenant_id: uuid.UUID, *, readonly: bool = False, url: str | None = None) -> UnitOfWork:
+    """A unit of work acting as the system inside one tenant (CLI, worker, tests)."""
+    return UnitOfWork(system_actor(tenant_id), readonly=readonly, url=url)
+
+
+def platform_uow(*, readonly: bool = False, url: str | None = None) -> UnitOfWork:
+    return UnitOfWork(system_actor(None), readonly=readonly, url=url, platform=True)

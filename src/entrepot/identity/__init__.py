@@ -1,0 +1,1 @@
+"""Identity and governance: tenants, users, roles, API keys, the audit trail."""

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from entrepot.kernel.events import EventData, event_type
+
+
+@event_type("tenant.created.v1")
+class TenantCreated(EventData):
+    """A tenant was provisioned."""
+
+    tenant_id: str
+    slug: str
+    name: str
+    parent_id: str | None = None
+    template: str | None = None
+
+
+@event_type("api_key.created.v1")
+class ApiKeyCreated(EventData):
+    """An API key was issued (the secret is never in the event)."""
+
+    api_key_id: str
+    prefix: str
+    role: str
+
+
+@event_type("api_key.revoked.v1")
+class ApiKeyRevoked(EventData):
+    """An API key was revoked."""
+
+    api_key_id: str
+    prefix: str
+
+
+@event_type("user.created.v1")
+class UserCreated(EventData):
+    """A user was added to the tenant."""
+
+    user_id: str
+    email: str
+    role: str

@@ -1,0 +1,39 @@
+"""Permissions are named strings `domain.noun.verb`; roles grant patterns of them.
+
+Each domain declares its own permission constants in its `permissions.py`;
+built-in roles grant by pattern so a new domain's permissions need no edit here
+unless a role should get them.
+"""
+
+from __future__ import annotations
+
+TENANT_READ = "identity.tenant.read"
+TENANT_MANAGE = "identity.tenant.manage"
+API_KEY_MANAGE = "identity.api_key.manage"
+USER_MANAGE = "identity.user.manage"
+ROLE_MANAGE = "identity.role.manage"
+AUDIT_READ = "identity.audit.read"
+
+READ_ALL = "*.read"
+
+BUILTIN_ROLES: dict[str, frozenset[str]] = {
+    "admin": frozenset({"*"}),
+    "sales": frozenset(
+        {READ_ALL, "sales.*", "billing.invoice.*", "billing.payment.*", "pricing.quote.*",
+         "catalog.*.read", "parties.customer.*", "inventory.stock.read"}
+    ),
+    "warehouse": frozenset({READ_ALL, "inventory.*", "sales.shipment.*", "purchasing.receipt.*"}),
+    "purchasing": frozenset({READ_ALL, "purchasing.*", "parties.supplier.*", "inventory.stock.read"}),
+    "finance": frozenset(
+        {READ_ALL, "billing.*", "ledger.*", "finance.*", "parties.customer.credit"}
+    ),
+    "viewer": frozenset({READ_ALL}),
+    "portal_customer": frozenset(
+        {"catalog.product.read", "sales.order.read", "sales.order.create", "billing.invoice.read",
+         "pricing.quote.read"}
+    ),
+}
+
+
+def permissions_for_builtin(role: str) -> frozenset[str] | None:
+    return BUILTIN_ROLES.get(role)

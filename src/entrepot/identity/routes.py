@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from entrepot.api.deps import Requires
+from entrepot.api.pagination import Page, paginate
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity import permissions as perms
+from entrepot.identity.models import ApiKey, AuditEntry
+from entrepot.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyIssued,
+    ApiKeyRead,
+    AuditEntryRead,
+    TenantRead,
+)
+from entrepot.identity.services import api_keys, tenants
+
+router = APIRouter(tags=["identity"])
+
+
+@router.get("/tenant", response_model=TenantRead, summary="The tenant of the credential")
+def read_tenant(uow: Annotated[UnitOfWork, Requires(perms.TENANT_READ)]) -> TenantRead:
+    return TenantRead.model_validate(tenants.get_tenant(uow, uow.tenant_id))
+
+
+@router.get("/api-keys", response_model=Page[ApiKeyRead])
+def list_api_keys(
+    uow: Annotated[UnitOfWork, Requires(perms.API_KEY_MANAGE, readonly=True)],
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[ApiKeyRead]:
+    rows, next_cursor = paginate(uow, select(ApiKey), ApiKey.id, cursor=cursor, limit=limit)
+    return Page(items=[ApiKeyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post("/api-keys", response_model=ApiKeyIssued, status_code=201)
+def create_api_key(
+    body: ApiKeyCreate, uow: Annotated[UnitOfWork, Requires(perms.API_KEY_MANAGE)]
+) -> ApiKeyIssued:
+    issued = api_keys.create_api_key(uow, role=body.role, name=body.name)
+    uow.commit()
+    return ApiKeyIssued(**ApiKeyRead.model_validate(issued.api_key).model_dump(), key=issued.secret)
+
+
+@router.post("/api-keys/{api_key_id}/revoke", response_model=ApiKeyRead)
+def revoke_api_key(
+    api_key_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perms.API_KEY_MANAGE)]
+) -> ApiKeyRead:
+    key = api_keys.revoke_api_key(uow, str(api_key_id))
+    uow.commit()
+    return ApiKeyRead.model_validate(key)
+
+
+@router.get("/audit-entries", response_model=Page[AuditEntryRead])
+def list_audit_entries(
+    uow: Annotated[UnitOfWork, Requires(perms.AUDIT_READ)],
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[AuditEntryRead]:
+    query = select(AuditEntry)
+    if entity_type:
+        query = query.where(AuditEntry.entity_type == entity_type)
+    if entity_id:
+        query = query.where(AuditEntry.entity_id == entity_id)
+    rows, next_cursor = paginate(uow, query, AuditEntry.seq, cursor=cursor, limit=limit, to_key=int)
+    return Page(items=[AuditEntryRead.model_validate(r) for r in rows], next_cursor=next_cursor)

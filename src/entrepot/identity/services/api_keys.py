@@ -1,0 +1,145 @@
+"""API keys: high-entropy secrets, shown once, matched by a keyed hash.
+
+A key looks like `ent_<prefix>_<secret>`. We store HMAC-SHA256(server secret,
+key): one fast hash per request is enough for a 256-bit random secret (argon2
+is for low-entropy passwords and would cost milliseconds per request), and a
+database leak alone does not reveal usable keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from entrepot.db.settings import get_settings
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.events import ApiKeyCreated, ApiKeyRevoked
+from entrepot.identity.models import ApiKey, Role, Tenant
+from entrepot.identity.permissions import permissions_for_builtin
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.context import Actor
+from entrepot.kernel.errors import NotFound, Unauthenticated, invalid
+
+KEY_PREFIX = "ent"
+LAST_USED_RESOLUTION_S = 60.0
+
+
+def hash_key(key: str) -> str:
+    secret = get_settings().secret_key.encode()
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    secret: str  # the whole key, shown once
+
+
+def resolve_role_permissions(uow: UnitOfWork, role: str) -> frozenset[str]:
+    builtin = permissions_for_builtin(role)
+    if builtin is not None:
+        return builtin
+    custom = uow.session.scalar(select(Role).where(Role.name == role))
+    if custom is None:
+        raise invalid("role", f"unknown role {role!r}", "exists")
+    return frozenset(custom.permissions)
+
+
+def create_api_key(uow: UnitOfWork, *, role: str = "admin", name: str = "") -> IssuedKey:
+    resolve_role_permissions(uow, role)
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(key), role=role)
+    uow.session.add(api_key)
+    uow.session.flush()
+    audit(uow, "api_key.create", "api_key", api_key.id, after=snapshot(api_key))
+    record_event(
+        uow,
+        ApiKeyCreated(api_key_id=str(api_key.id), prefix=prefix, role=role),
+        subject=f"api_key/{api_key.id}",
+    )
+    return IssuedKey(api_key, key)
+
+
+def revoke_api_key(uow: UnitOfWork, key_ref: str) -> ApiKey:
+    """Revoke by id or by prefix."""
+    query = select(ApiKey)
+    try:
+        query = query.where(ApiKey.id == uuid.UUID(key_ref))
+    except ValueError:
+        query = query.where(ApiKey.prefix == key_ref)
+    api_key = uow.session.scalar(query)
+    if api_key is None:
+        raise NotFound("api key", key_ref)
+    before = snapshot(api_key)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = clock.now()
+        uow.session.flush()
+        audit(uow, "api_key.revoke", "api_key", api_key.id, before=before, after=snapshot(api_key))
+        record_event(
+            uow,
+            ApiKeyRevoked(api_key_id=str(api_key.id), prefix=api_key.prefix),
+            subject=f"api_key/{api_key.id}",
+        )
+    return api_key
+
+
+def list_api_keys(uow: UnitOfWork) -> list[ApiKey]:
+    return list(uow.session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+# --- authentication -------------------------------------------------------
+
+_last_used_lock = threading.Lock()
+_last_used_written: dict[uuid.UUID, float] = {}
+
+
+def _touch_last_used(platform: UnitOfWork, key_id: uuid.UUID) -> bool:
+    """Record use at most once a minute per key and process: no write per request."""
+    now = time.monotonic()
+    with _last_used_lock:
+        if now - _last_used_written.get(key_id, -1e9) < LAST_USED_RESOLUTION_S:
+            return False
+        _last_used_written[key_id] = now
+    platform.session.execute(
+        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=clock.now())
+    )
+    return True
+
+
+def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None = None) -> Actor:
+    """Match a presented key to its tenant and role. Runs in a platform unit of work."""
+    if not key.startswith(KEY_PREFIX + "_") or len(key) > 200:
+        raise Unauthenticated("invalid API key")
+    row = platform.session.execute(
+        select(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.revoked_at, ApiKey.prefix,
+               Tenant.status)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash == hash_key(key))
+    ).one_or_none()
+    if row is None or row.revoked_at is not None:
+        raise Unauthenticated("invalid or revoked API key")
+    if row.status != "active":
+        raise Unauthenticated("tenant is not active")
+    platform.session.info["tenant_id"] = row.tenant_id
+    permissions = resolve_role_permissions(platform, row.role)
+    if _touch_last_used(platform, row.id):
+        platform.commit()
+    return Actor(
+        kind="api_key",
+        id=row.id,
+        tenant_id=row.tenant_id,
+        role=row.role,
+        permissions=permissions,
+        request_id=request_id,
+        label=row.prefix,
+    )

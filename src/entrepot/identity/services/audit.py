@@ -1,0 +1,184 @@
+"""The audit trail: who changed what, in which tenant, before and after.
+
+Services call `audit(...)` during a unit of work; the entries are appended at
+commit time to the tenant's hash chain: each entry's hash covers its content
+and the previous entry's hash, so editing or deleting a past entry breaks
+every link after it and `verify_chain` names the first broken one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from entrepot.db.uow import UnitOfWork, on_before_commit
+from entrepot.identity.models import AuditChainHead, AuditEntry
+from entrepot.kernel import clock
+from entrepot.kernel.ids import new_id
+
+GENESIS = "0" * 64
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def snapshot(obj: Any) -> dict[str, Any]:
+    """Column values of an ORM object as JSON-ready data (secrets excluded)."""
+    mapper = inspect(type(obj))
+    return {
+        c.key: _jsonable(getattr(obj, c.key))
+        for c in mapper.column_attrs
+        if not c.key.endswith(("_hash", "secret"))
+    }
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[dict, dict]:
+    """Keep only what changed, so an update's audit row says what moved."""
+    if before is None or after is None:
+        return before or {}, after or {}
+    keys = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    keys.discard("updated_at")
+    keys.discard("version")
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def audit(
+    uow: UnitOfWork,
+    action: str,
+    entity_type: str,
+    entity_id: object | None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    b, a = diff(before, after)
+    uow.pending_audit.append(
+        {
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": str(entity_id) if entity_id is not None else None,
+            "before": _jsonable(b) or None,
+            "after": _jsonable(a) or None,
+        }
+    )
+
+
+def _entry_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "entity_type": entry.entity_type,
+        "entity_id": entry.entity_id,
+        "before": entry.before,
+        "after": entry.after,
+        "request_id": entry.request_id,
+    }
+
+
+def _write_pending(uow: UnitOfWork) -> None:
+    if not uow.pending_audit:
+        return
+    session = uow.session
+    tenant_id = uow.tenant_id
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.flush()
+    session.execute(
+        insert(AuditChainHead)
+        .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
+        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+    head = session.scalars(
+        select(AuditChainHead)
+        .where(AuditChainHead.tenant_id == tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    seq, prev = head.last_seq, head.last_hash
+    at = clock.now()
+    for item in uow.pending_audit:
+        seq += 1
+        entry = AuditEntry(
+            id=new_id(),
+            tenant_id=tenant_id,
+            seq=seq,
+            at=at,
+            actor=uow.actor.ref,
+            request_id=uow.actor.request_id,
+            prev_hash=prev,
+            hash="",
+            **item,
+        )
+        entry.hash = _entry_hash(prev, _hashed_fields(entry))
+        prev = entry.hash
+        session.add(entry)
+    head.last_seq, head.last_hash = seq, prev
+    uow.pending_audit.clear()
+    session.flush()
+
+
+on_before_commit(_write_pending)
+
+
+@dataclass
+class ChainReport:
+    entries: int
+    broken_at: int | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+def verify_chain(uow: UnitOfWork) -> ChainReport:
+    """Recompute the tenant's chain; report the first entry whose link is broken."""
+    prev = GENESIS
+    expected_seq = 0
+    count = 0
+    rows = uow.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).yield_per(1000)
+    for entry in rows:
+        count += 1
+        expected_seq += 1
+        if entry.seq != expected_seq:
+            return ChainReport(count, expected_seq, f"entry {expected_seq} is missing")
+        if entry.prev_hash != prev:
+            return ChainReport(count, entry.seq, "previous-hash link does not match")
+        if _entry_hash(prev, _hashed_fields(entry)) != entry.hash:
+            return ChainReport(count, entry.seq, "content does not match its hash")
+        prev = entry.hash
+    head = uow.session.scalar(select(AuditChainHead))
+    if head is not None and (head.last_seq != expected_seq or head.last_hash != prev):
+        return ChainReport(count, expected_seq + 1, "entries after this one were removed")
+    return ChainReport(count, None, None)

@@ -1,0 +1,105 @@
+"""Tenant provisioning."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.events import TenantCreated
+from entrepot.identity.models import Tenant
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.kernel.context import system_actor
+from entrepot.kernel.errors import Conflict, NotFound, invalid
+from entrepot.kernel.money import is_currency
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+# Other domains add set-up steps for a new tenant (chart of accounts, default
+# warehouse locations, …) here; platform templates extend them later.
+_provisioners: list[Callable[[UnitOfWork, Tenant], None]] = []
+
+
+def on_tenant_created(step: Callable[[UnitOfWork, Tenant], None]) -> None:
+    if step not in _provisioners:
+        _provisioners.append(step)
+
+
+@dataclass(frozen=True)
+class TenantCreate:
+    slug: str
+    name: str
+    parent_slug: str | None = None
+    template: str | None = None
+    currency: str = "USD"
+
+
+def create_tenant(platform: UnitOfWork, data: TenantCreate) -> Tenant:
+    """Create a tenant (under a parent for dealers/resellers), in the platform
+    unit of work; then its own set-up runs as that tenant in the same transaction."""
+    if not SLUG.match(data.slug):
+        raise invalid("slug", "lowercase letters, digits and hyphens, 1-63 characters", "pattern")
+    if not data.name.strip():
+        raise invalid("name", "must not be empty", "required")
+    if not is_currency(data.currency):
+        raise invalid("currency", f"{data.currency!r} is not an ISO 4217 currency", "currency")
+    session = platform.session
+    if session.scalar(select(Tenant.id).where(Tenant.slug == data.slug)) is not None:
+        raise Conflict(f"tenant {data.slug} already exists")
+    parent_id = None
+    if data.parent_slug:
+        parent = session.scalar(select(Tenant).where(Tenant.slug == data.parent_slug))
+        if parent is None:
+            raise NotFound("tenant", data.parent_slug)
+        parent_id = parent.id
+    tenant = Tenant(
+        slug=data.slug,
+        name=data.name.strip(),
+        parent_id=parent_id,
+        template=data.template,
+        currency=data.currency,
+        settings={},
+    )
+    session.add(tenant)
+    session.flush()
+    # The rest happens as the new tenant, still in this one transaction.
+    session.info["tenant_id"] = tenant.id
+    platform.actor = system_actor(tenant.id, platform.actor.request_id)
+    for step in _provisioners:
+        step(platform, tenant)
+    audit(platform, "tenant.create", "tenant", tenant.id, after=snapshot(tenant))
+    record_event(
+        platform,
+        TenantCreated(
+            tenant_id=str(tenant.id),
+            slug=tenant.slug,
+            name=tenant.name,
+            parent_id=str(parent_id) if parent_id else None,
+            template=data.template,
+        ),
+        subject=f"tenant/{tenant.id}",
+    )
+    return tenant
+
+
+def get_tenant_by_slug(platform: UnitOfWork, slug: str) -> Tenant:
+    tenant = platform.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise NotFound("tenant", slug)
+    return tenant
+
+
+def list_tenants(platform: UnitOfWork) -> list[Tenant]:
+    return list(platform.session.scalars(select(Tenant).order_by(Tenant.created_at)))
+
+
+def get_tenant(uow: UnitOfWork, tenant_id: uuid.UUID) -> Tenant:
+    tenant = uow.session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant", tenant_id)
+    return tenant

@@ -1,0 +1,1 @@
+"""Integration: the outbox, canonical events, webhooks, the event stream, connectors."""

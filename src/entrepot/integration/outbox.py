@@ -1,0 +1,59 @@
+"""`record_event`: the one call services use to emit an event.
+
+The row is inserted in the caller's transaction, so an event exists exactly
+when its change committed. Delivery (webhooks, NATS, in-process reactions) is
+the worker's job, from these rows, after commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, literal_column
+
+from entrepot.db.uow import UnitOfWork
+from entrepot.integration.models import OutboxEvent
+from entrepot.kernel import clock
+from entrepot.kernel.events import EventData, type_of
+from entrepot.kernel.ids import new_id
+
+SPECVERSION = "1.0"
+
+
+def source_for(tenant_id: object) -> str:
+    return f"/entrepot/tenants/{tenant_id}"
+
+
+def record_event(uow: UnitOfWork, data: EventData, *, subject: str) -> str:
+    """Append an event for `subject` (e.g. "sales_order/<id>") to the outbox. Returns its id."""
+    event_id = new_id()
+    values: dict[str, Any] = {
+        "id": event_id,
+        "tenant_id": uow.tenant_id,
+        "type": type_of(data),
+        "source": source_for(uow.tenant_id),
+        "subject": subject,
+        "time": clock.now(),
+        "data": data.model_dump(mode="json"),
+    }
+    if uow.session.get_bind().dialect.name == "postgresql":
+        values["txid"] = literal_column("pg_current_xact_id()::text::bigint")
+    uow.session.execute(insert(OutboxEvent).values(**values))
+    return str(event_id)
+
+
+def envelope(row: OutboxEvent) -> dict[str, Any]:
+    """The CloudEvents 1.0 JSON form of an outbox row."""
+    return {
+        "specversion": SPECVERSION,
+        "id": str(row.id),
+        "source": row.source,
+        "type": row.type,
+        "subject": row.subject,
+        "time": row.time.isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "dataschema": f"/api/v1/event-types/{row.type}",
+        "tenantid": str(row.tenant_id),
+        "sequence": str(row.seq),
+        "data": row.data,
+    }

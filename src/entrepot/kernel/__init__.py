@@ -1,0 +1,1 @@
+"""Kernel: the vocabulary every domain shares. Imports nothing from domains."""

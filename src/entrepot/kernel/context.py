@@ -1,0 +1,37 @@
+"""Who is acting, for which tenant: carried from the credential to the services."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from entrepot.kernel.errors import PermissionDenied
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The principal behind a change: a user, an API key, or the system itself."""
+
+    kind: str  # "user" | "api_key" | "system"
+    id: uuid.UUID | None
+    tenant_id: uuid.UUID | None
+    role: str = "admin"
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    request_id: str | None = None
+    label: str = ""
+
+    def can(self, permission: str) -> bool:
+        return any(fnmatchcase(permission, pattern) for pattern in self.permissions)
+
+    def require(self, permission: str) -> None:
+        if not self.can(permission):
+            raise PermissionDenied(permission)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}:{self.id}" if self.id else self.kind
+
+
+def system_actor(tenant_id: uuid.UUID | None, request_id: str | None = None) -> Actor:
+    return Actor("system", None, tenant_id, "system", frozenset({"*"}), request_id, "system")

@@ -1,0 +1,88 @@
+"""Declared state machines.
+
+A document's lifecycle is one table: action -> (from states, to state, guard).
+`StateMachine.apply` is the only code that assigns a document's state field;
+it raises `InvalidTransition` naming the allowed actions, and returns the
+transition so the caller can record its event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from entrepot.kernel.errors import InvalidTransition
+
+S = TypeVar("S", bound=StrEnum)
+
+
+@dataclass(frozen=True)
+class Transition(Generic[S]):
+    action: str
+    sources: frozenset[S]
+    target: S
+    guard: Callable[[Any], str | None] | None = None  # returns a reason to refuse, or None
+
+
+@dataclass
+class StateMachine(Generic[S]):
+    document: str
+    state_attr: str
+    transitions: list[Transition[S]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_action: dict[str, list[Transition[S]]] = {}
+        for t in self.transitions:
+            self._by_action.setdefault(t.action, []).append(t)
+
+    @property
+    def actions(self) -> list[str]:
+        return sorted(self._by_action)
+
+    def states(self) -> list[S]:
+        seen: dict[S, None] = {}
+        for t in self.transitions:
+            for s in sorted(t.sources):
+                seen[s] = None
+            seen[t.target] = None
+        return list(seen)
+
+    def allowed_actions(self, state: S) -> list[str]:
+        return sorted(a for a, ts in self._by_action.items() if any(state in t.sources for t in ts))
+
+    def transition_for(self, state: S, action: str) -> Transition[S] | None:
+        for t in self._by_action.get(action, []):
+            if state in t.sources:
+                return t
+        return None
+
+    def apply(self, doc: Any, action: str) -> Transition[S]:
+        state = getattr(doc, self.state_attr)
+        t = self.transition_for(state, action)
+        if t is None:
+            raise InvalidTransition(self.document, str(state), action, self.allowed_actions(state))
+        if t.guard is not None:
+            reason = t.guard(doc)
+            if reason:
+                raise InvalidTransition(
+                    self.document, str(state), f"{action} ({reason})", self.allowed_actions(state)
+                )
+        setattr(doc, self.state_attr, t.target)
+        return t
+
+    def mermaid(self) -> str:
+        """The table as a Mermaid state diagram, for docs/ (generated, never hand-written)."""
+        lines = ["stateDiagram-v2"]
+        for t in self.transitions:
+            for s in sorted(t.sources):
+                lines.append(f"    {s} --> {t.target}: {t.action}")
+        return "\n".join(lines) + "\n"
+
+
+def machine(document: str, state_attr: str, rows: Iterable[tuple[str, Iterable[S], S]]) -> StateMachine[S]:
+    """Build a machine from plain (action, from-states, to-state) rows."""
+    return StateMachine(
+        document, state_attr, [Transition(a, frozenset(src), dst) for a, src, dst in rows]
+    )

@@ -1,0 +1,137 @@
+"""The API kernel: auth, problem+json, idempotency, request ids, rate limits, docs."""
+
+import threading
+
+from tests.api.conftest import key_for
+
+
+def test_health_needs_no_auth(client):
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200
+    assert r.json()["database"] == "up"
+
+
+def test_no_or_bad_key_is_401_problem_json(client):
+    r = client.get("/api/v1/tenant")
+    assert r.status_code == 401
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert {"type", "title", "status", "detail"} <= set(body)
+    r = client.get("/api/v1/tenant", headers={"Authorization": "Bearer ent_nope_nope"})
+    assert r.status_code == 401
+
+
+def test_revoked_key_is_401(api):
+    r = api.post("/api-keys", json={"role": "viewer"})
+    key = r.json()["key"]
+    api.post(f"/api-keys/{r.json()['id']}/revoke")
+    assert api.client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_missing_permission_is_403_naming_it(api):
+    viewer = key_for(api.tenant, role="viewer")
+    r = api.client.post("/api/v1/api-keys", json={}, headers={"Authorization": f"Bearer {viewer}"})
+    assert r.status_code == 403
+    assert r.json()["permission"] == "identity.api_key.manage"
+
+
+def test_every_response_has_a_request_id(api):
+    r = api.get("/tenant", headers={"X-Request-ID": "abc123"})
+    assert r.headers["x-request-id"] == "abc123"
+    assert api.get("/tenant").headers["x-request-id"]
+
+
+def test_validation_errors_name_the_field(api):
+    r = api.post("/api-keys", json={"role": "admin", "bogus": 1})
+    assert r.status_code == 422
+    assert any(e["field"] == "bogus" for e in r.json()["errors"])
+
+
+def test_malformed_json_is_400(api):
+    r = api.client.post("/api/v1/api-keys", content=b"{nope",
+                        headers={**api.headers, "content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_idempotency_replays_the_first_response(api):
+    headers = {"Idempotency-Key": "create-key-1"}
+    first = api.post("/api-keys", json={"role": "viewer"}, headers=headers)
+    second = api.post("/api-keys", json={"role": "viewer"}, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers.get("idempotent-replayed") == "true"
+    listed = api.get("/api-keys").json()["items"]
+    assert sum(1 for k in listed if k["role"] == "viewer") == 1
+
+
+def test_idempotency_key_with_another_body_is_422(api):
+    headers = {"Idempotency-Key": "create-key-2"}
+    assert api.post("/api-keys", json={"role": "viewer"}, headers=headers).status_code == 201
+    r = api.post("/api-keys", json={"role": "sales"}, headers=headers)
+    assert r.status_code == 422
+
+
+def test_idempotency_keys_are_per_tenant(api, other_api):
+    headers = {"Idempotency-Key": "shared-key"}
+    a = api.post("/api-keys", json={"role": "viewer"}, headers=headers)
+    b = other_api.post("/api-keys", json={"role": "viewer"}, headers=headers)
+    assert a.status_code == b.status_code == 201
+    assert a.json()["id"] != b.json()["id"]
+
+
+def test_concurrent_requests_with_one_key_run_once(api):
+    results = []
+
+    def go():
+        results.append(api.post("/api-keys", json={"role": "viewer"},
+                                headers={"Idempotency-Key": "race"}).status_code)
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(201) >= 1
+    assert set(results) <= {201, 409}
+    listed = api.get("/api-keys").json()["items"]
+    assert sum(1 for k in listed if k["role"] == "viewer") == 1
+
+
+def test_rate_limit_answers_429_with_retry_after(api):
+    from entrepot.api import deps
+
+    with api.tenant.uow() as uow:
+        from entrepot.identity.services.tenants import get_tenant
+
+        get_tenant(uow, api.tenant.id).settings = {"rate_limit_per_minute": 3}
+        uow.commit()
+    deps._limits_cache.clear()
+    codes = [api.get("/tenant").status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200]
+    assert codes[3] == 429
+    r = api.get("/tenant")
+    assert int(r.headers["retry-after"]) >= 1
+
+
+def test_openapi_and_offline_docs(client):
+    spec = client.get("/api/v1/openapi.json").json()
+    assert spec["info"]["title"] == "Entrepot API"
+    page = client.get("/api/v1/docs").text
+    assert "/api/v1/docs-assets/swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower()
+    assert client.get("/api/v1/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_pagination_walks_every_item_once(api):
+    for _ in range(5):
+        api.post("/api-keys", json={"role": "viewer"})
+    seen, cursor = [], None
+    while True:
+        page = api.get("/api-keys", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [k["id"] for k in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 6  # five new keys and the test's own
+    assert api.get("/api-keys", params={"cursor": "garbage!"}).status_code == 422
