@@ -34,3 +34,8 @@ lint: install-dev
 
 clean:
 	rm -rf $(VENV) entrepot.db entrepot.db-wal entrepot.db-shm
+
+## Regenerate the initial migration from the models (pre-release only; see scripts/regen_migration.py).
+migration: install-dev
+	$(BIN)/python scripts/regen_migration.py
+	$(BIN)/ruff check --fix -q src/entrepot/db/migrations/versions || true

@@ -51,7 +51,7 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     problem = _pg_available()
     if problem:
         if IN_CI:
@@ -59,13 +59,20 @@ def postgres_url() -> str:
         pytest.skip(f"PostgreSQL unavailable at {PG_ADMIN_URL}: {problem}")
     import psycopg
 
-    name = f"entrepot_test_{_worker()}"
-    with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), autocommit=True) as conn:
+    # One database per test process, so parallel runs never share or drop each other's.
+    name = f"entrepot_test_{_worker()}_{os.getpid()}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     init_database(url)
-    return url
+    yield url
+    from entrepot.db.engine import dispose_engines
+
+    dispose_engines()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

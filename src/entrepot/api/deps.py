@@ -101,3 +101,24 @@ def permission_of(route: Any) -> str | None:
 
 
 PUBLIC = "public"
+
+
+def route_table(app: Any) -> list[tuple[str, frozenset[str], Any]]:
+    """(path, methods, original APIRoute) for every HTTP route, through included routers."""
+    from fastapi.routing import APIRoute
+
+    found: list[tuple[str, frozenset[str], Any]] = []
+
+    def walk(routes: Any) -> None:
+        for r in routes:
+            if isinstance(r, APIRoute):
+                found.append((r.path, frozenset(r.methods), r))
+            elif hasattr(r, "effective_candidates"):
+                for c in r.effective_candidates():
+                    if hasattr(c, "effective_candidates"):
+                        walk([c])
+                    elif isinstance(getattr(c, "original_route", None), APIRoute):
+                        found.append((c.path, frozenset(c.original_route.methods), c.original_route))
+
+    walk(app.routes)
+    return found

@@ -18,9 +18,13 @@ def load_all_models() -> None:
     for module in pkgutil.iter_modules(entrepot.__path__):
         if not module.ispkg:
             continue
-        try:
-            importlib.import_module(f"entrepot.{module.name}.models")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"entrepot.{module.name}.models":
-                raise
+        # models: the tables; provisioning: set-up steps for a new tenant
+        # (chart of accounts, default locations) registered with identity.
+        for part in ("models", "provisioning"):
+            name = f"entrepot.{module.name}.{part}"
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
     _loaded = True

@@ -48,6 +48,9 @@ def create_tenant(platform: UnitOfWork, data: TenantCreate) -> Tenant:
         raise invalid("name", "must not be empty", "required")
     if not is_currency(data.currency):
         raise invalid("currency", f"{data.currency!r} is not an ISO 4217 currency", "currency")
+    from entrepot.db.registry import load_all_models
+
+    load_all_models()  # so every domain's provisioning step is registered
     session = platform.session
     if session.scalar(select(Tenant.id).where(Tenant.slug == data.slug)) is not None:
         raise Conflict(f"tenant {data.slug} already exists")

@@ -1,8 +1,8 @@
-"""kernel and identity
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 07:08:24.454022
+Create Date: 2026-11-27 07:12:35.497373
 """
 from collections.abc import Sequence
 

@@ -1,0 +1,64 @@
+"""Walks the route table, so routes added later are covered without editing this file.
+
+* Every route states the permission it needs (or is on the short public list).
+* Every route with a record id in its path answers 404 for another tenant's
+  record — read, update, delete and action alike — and lists never show it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from entrepot.api.app import create_app
+from entrepot.api.deps import permission_of, route_table
+from tests.factories import EXAMPLE_BODIES, FACTORIES, NOT_TENANT_RECORDS, load_all
+
+load_all()
+PUBLIC = {"/api/v1/health", "/health", "/api/v1/docs", "/api/v1/openapi.json"}
+PARAM = re.compile(r"{([a-z_]+)(?::[a-z]+)?}")
+
+
+ROUTES = route_table(create_app())
+ID_ROUTES = [
+    (method, path) for path, methods, _ in ROUTES for method in sorted(methods)
+    if any(p not in NOT_TENANT_RECORDS for p in PARAM.findall(path))
+]
+
+
+@pytest.mark.parametrize("path,methods,route", ROUTES, ids=[f"{','.join(sorted(m))} {p}" for p, m, _ in ROUTES])
+def test_every_route_declares_a_permission(path, methods, route):
+    if path in PUBLIC:
+        return
+    assert permission_of(route), f"{path} declares no permission (use Requires(...))"
+
+
+@pytest.mark.parametrize("method,path", ID_ROUTES, ids=[f"{m} {p}" for m, p in ID_ROUTES])
+def test_another_tenants_record_is_404(method, path, api, other_api):
+    # given records that exist in the other tenant
+    values = {}
+    for param in PARAM.findall(path):
+        if param in NOT_TENANT_RECORDS:
+            continue
+        make = FACTORIES.get(param)
+        assert make, f"no test factory for {{{param}}}: add one under tests/factories/"
+        values[param] = make(other_api)
+    url = PARAM.sub(lambda m: values.get(m.group(1), m.group(0)), path).removeprefix("/api/v1")
+    body_of = EXAMPLE_BODIES.get((method, path))
+    body = body_of(api) if body_of else {}
+    # when this tenant addresses them
+    response = api.client.request(method, "/api/v1" + url, headers=api.headers,
+                                  json=body if method in ("POST", "PUT", "PATCH") else None)
+    # then they do not exist for it
+    assert response.status_code == 404, f"{method} {url}: {response.status_code} {response.text[:300]}"
+
+
+def test_unknown_ids_are_404_not_500(api):
+    for method, path in ID_ROUTES:
+        url = PARAM.sub(lambda m: str(uuid.uuid4()), path).removeprefix("/api/v1")
+        body_of = EXAMPLE_BODIES.get((method, path))
+        response = api.client.request(method, "/api/v1" + url, headers=api.headers,
+                                      json=(body_of(api) if body_of else {}) if method != "GET" else None)
+        assert response.status_code in (404, 422), f"{method} {url}: {response.status_code}"
