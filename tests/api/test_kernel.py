@@ -135,3 +135,29 @@ def test_pagination_walks_every_item_once(api):
             break
     assert len(seen) == len(set(seen)) == 6  # five new keys and the test's own
     assert api.get("/api-keys", params={"cursor": "garbage!"}).status_code == 422
+
+
+def test_a_tenant_defined_role_grants_exactly_its_patterns(api):
+    # given a role that may manage API keys and nothing else
+    r = api.post("/roles", json={"name": "key_keeper", "permissions": ["identity.api_key.*"]})
+    assert r.status_code == 201, r.text
+    key = key_for(api.tenant, role="key_keeper")
+    headers = {"Authorization": f"Bearer {key}"}
+    # then it may list keys but not read the tenant or create users
+    assert api.client.get("/api/v1/api-keys", headers=headers).status_code == 200
+    assert api.client.get("/api/v1/tenant", headers=headers).status_code == 403
+    assert api.client.post("/api/v1/users", headers=headers, json={}).status_code in (403, 422)
+    assert api.post("/roles", json={"name": "Bad Name", "permissions": ["x"]}).status_code == 422
+    assert api.post("/roles", json={"name": "admin", "permissions": ["*"]}).status_code == 422
+
+
+def test_users_are_created_with_hashed_passwords(api):
+    r = api.post("/users", json={"email": "Ann@Example.com", "name": "Ann", "password": "correct horse battery",
+                                 "role": "sales"})
+    assert r.status_code == 201, r.text
+    assert r.json()["email"] == "ann@example.com"
+    assert "password" not in r.text
+    assert api.post("/users", json={"email": "ann@example.com", "name": "Ann", "password": "another long one",
+                                    "role": "sales"}).status_code == 409
+    bad = api.post("/users", json={"email": "nope", "name": "", "password": "short", "role": "sales"})
+    assert bad.status_code == 422

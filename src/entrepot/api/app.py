@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from entrepot.db.engine import get_engine
 from entrepot.db.registry import load_all_models
 
 API_PREFIX = "/api/v1"
+_log = structlog.get_logger("entrepot.http")
 # Domain packages whose `routes.router` is mounted under /api/v1 (DESIGN.md's list).
 DOMAINS = (
     "identity", "catalog", "parties", "pricing", "inventory", "sales", "billing",
@@ -43,9 +45,13 @@ class RequestIdMiddleware:
         request_id = incoming if incoming.isprintable() and incoming else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_id(message: dict) -> None:  # type: ignore[type-arg]
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
@@ -53,6 +59,10 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            # Client errors at info (they explain a caller's trouble), the rest at debug.
+            (_log.info if 400 <= status < 500 else _log.debug)(
+                "request", method=scope["method"], path=scope["path"], status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
 
 

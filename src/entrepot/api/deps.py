@@ -23,12 +23,20 @@ from entrepot.api import ratelimit
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork, platform_uow
 from entrepot.identity.models import Tenant
-from entrepot.identity.services.api_keys import authenticate_api_key
+from entrepot.identity.services.api_keys import authenticate_api_key, cached_actor
 from entrepot.kernel.context import Actor
 from entrepot.kernel.errors import Unauthenticated
 
 _limits_cache: dict[uuid.UUID, tuple[float, int]] = {}
 _limits_lock = threading.Lock()
+
+
+def _cached_rate_limit(tenant_id: uuid.UUID) -> int | None:
+    with _limits_lock:
+        cached = _limits_cache.get(tenant_id)
+    if cached and time.monotonic() - cached[0] < 30:
+        return cached[1]
+    return None
 
 
 def _tenant_rate_limit(platform: UnitOfWork, tenant_id: uuid.UUID) -> int:
@@ -58,9 +66,13 @@ def authenticate(request: Request) -> Actor:
     if cached is not None:
         return cached
     token = bearer_token(request)
-    with platform_uow(readonly=True) as platform:
-        actor = authenticate_api_key(platform, token, getattr(request.state, "request_id", None))
-        limit = _tenant_rate_limit(platform, actor.tenant_id)  # type: ignore[arg-type]
+    request_id = getattr(request.state, "request_id", None)
+    actor = cached_actor(token, request_id)
+    limit = _cached_rate_limit(actor.tenant_id) if actor else None  # type: ignore[arg-type]
+    if actor is None or limit is None:
+        with platform_uow(readonly=True) as platform:
+            actor = authenticate_api_key(platform, token, request_id)
+            limit = _tenant_rate_limit(platform, actor.tenant_id)  # type: ignore[arg-type]
     ratelimit.check(actor.tenant_id, limit)  # type: ignore[arg-type]
     request.state.actor = actor
     return actor

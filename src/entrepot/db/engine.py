@@ -108,10 +108,10 @@ def _set_tenant_for_rls(session: Session, _tx: Any, connection: Any) -> None:
     tenant_id = session.info.get("tenant_id")
     if tenant_id is None:
         return
-    role = get_settings().db_app_role
-    connection.exec_driver_sql(f'SET LOCAL ROLE "{role}"')
+    # One round trip: set_config(..., true) is SET LOCAL, so both end with the transaction.
     connection.execute(
-        text("SELECT set_config('entrepot.tenant_id', :tenant, true)"), {"tenant": str(tenant_id)}
+        text("SELECT set_config('role', :role, true), set_config('entrepot.tenant_id', :tenant, true)"),
+        {"role": get_settings().db_app_role, "tenant": str(tenant_id)},
     )
 
 

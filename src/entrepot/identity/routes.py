@@ -10,15 +10,19 @@ from entrepot.api.deps import Requires
 from entrepot.api.pagination import Page, paginate
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity import permissions as perms
-from entrepot.identity.models import ApiKey, AuditEntry
+from entrepot.identity.models import ApiKey, AuditEntry, User
 from entrepot.identity.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
     ApiKeyRead,
     AuditEntryRead,
+    RoleCreate,
+    RoleRead,
     TenantRead,
+    UserCreate,
+    UserRead,
 )
-from entrepot.identity.services import api_keys, tenants
+from entrepot.identity.services import api_keys, roles, tenants, users
 
 router = APIRouter(tags=["identity"])
 
@@ -71,3 +75,32 @@ def list_audit_entries(
         query = query.where(AuditEntry.entity_id == entity_id)
     rows, next_cursor = paginate(uow, query, AuditEntry.seq, cursor=cursor, limit=limit, to_key=int)
     return Page(items=[AuditEntryRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/roles", response_model=list[RoleRead], summary="Built-in and tenant-defined roles")
+def list_roles(uow: Annotated[UnitOfWork, Requires(perms.ROLE_MANAGE, readonly=True)]) -> list[RoleRead]:
+    return [RoleRead.model_validate(r) for r in roles.list_roles(uow)]
+
+
+@router.post("/roles", response_model=RoleRead, status_code=201)
+def create_role(body: RoleCreate, uow: Annotated[UnitOfWork, Requires(perms.ROLE_MANAGE)]) -> RoleRead:
+    role = roles.create_role(uow, name=body.name, permissions=body.permissions, description=body.description)
+    uow.commit()
+    return RoleRead(name=role.name, permissions=list(role.permissions), builtin=False, description=role.description)
+
+
+@router.get("/users", response_model=Page[UserRead])
+def list_users(
+    uow: Annotated[UnitOfWork, Requires(perms.USER_MANAGE, readonly=True)],
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[UserRead]:
+    rows, next_cursor = paginate(uow, select(User), User.id, cursor=cursor, limit=limit)
+    return Page(items=[UserRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post("/users", response_model=UserRead, status_code=201)
+def create_user(body: UserCreate, uow: Annotated[UnitOfWork, Requires(perms.USER_MANAGE)]) -> UserRead:
+    user = users.create_user(uow, email=body.email, name=body.name, password=body.password, role=body.role)
+    uow.commit()
+    return UserRead.model_validate(user)

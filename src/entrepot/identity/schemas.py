@@ -52,3 +52,35 @@ class AuditEntryRead(BaseModel):
     after: dict[str, Any] | None
     request_id: str | None
     hash: str
+
+
+class RoleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    permissions: list[str]
+    description: str = Field(default="", max_length=500)
+
+
+class RoleRead(BaseModel):
+    name: str
+    permissions: list[str]
+    builtin: bool
+    description: str = ""
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str
+    name: str
+    password: str = Field(min_length=10, max_length=200)
+    role: str = "viewer"
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    active: bool
+    created_at: datetime

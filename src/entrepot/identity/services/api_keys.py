@@ -31,6 +31,10 @@ from entrepot.kernel.errors import NotFound, Unauthenticated, invalid
 
 KEY_PREFIX = "ent"
 LAST_USED_RESOLUTION_S = 60.0
+# Authenticated keys are remembered per process for a few seconds, so a request
+# costs no extra transaction. A revocation clears this process's cache at once;
+# other API processes honour it within AUTH_CACHE_TTL_S.
+AUTH_CACHE_TTL_S = 5.0
 
 
 def hash_key(key: str) -> str:
@@ -82,6 +86,7 @@ def revoke_api_key(uow: UnitOfWork, key_ref: str) -> ApiKey:
         raise NotFound("api key", key_ref)
     before = snapshot(api_key)
     if api_key.revoked_at is None:
+        uow.after_commit.append(clear_auth_cache)
         api_key.revoked_at = clock.now()
         uow.session.flush()
         audit(uow, "api_key.revoke", "api_key", api_key.id, before=before, after=snapshot(api_key))
@@ -116,15 +121,36 @@ def _touch_last_used(platform: UnitOfWork, key_id: uuid.UUID) -> bool:
     return True
 
 
+_auth_cache: dict[str, tuple[float, Actor]] = {}
+_auth_cache_lock = threading.Lock()
+
+
+def clear_auth_cache() -> None:
+    with _auth_cache_lock:
+        _auth_cache.clear()
+
+
+def cached_actor(key: str, request_id: str | None = None) -> Actor | None:
+    """The actor of a key authenticated in the last few seconds by this process, if any."""
+    digest = hash_key(key)
+    with _auth_cache_lock:
+        hit = _auth_cache.get(digest)
+    if hit is None or time.monotonic() - hit[0] > AUTH_CACHE_TTL_S:
+        return None
+    actor = hit[1]
+    return Actor(actor.kind, actor.id, actor.tenant_id, actor.role, actor.permissions, request_id, actor.label)
+
+
 def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None = None) -> Actor:
     """Match a presented key to its tenant and role. Runs in a platform unit of work."""
     if not key.startswith(KEY_PREFIX + "_") or len(key) > 200:
         raise Unauthenticated("invalid API key")
+    digest = hash_key(key)
     row = platform.session.execute(
         select(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.revoked_at, ApiKey.prefix,
                Tenant.status)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.key_hash == hash_key(key))
+        .where(ApiKey.key_hash == digest)
     ).one_or_none()
     if row is None or row.revoked_at is not None:
         raise Unauthenticated("invalid or revoked API key")
@@ -134,7 +160,7 @@ def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None 
     permissions = resolve_role_permissions(platform, row.role)
     if _touch_last_used(platform, row.id):
         platform.commit()
-    return Actor(
+    actor = Actor(
         kind="api_key",
         id=row.id,
         tenant_id=row.tenant_id,
@@ -143,3 +169,8 @@ def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None 
         request_id=request_id,
         label=row.prefix,
     )
+    with _auth_cache_lock:
+        if len(_auth_cache) > 10_000:
+            _auth_cache.clear()
+        _auth_cache[digest] = (time.monotonic(), actor)
+    return actor

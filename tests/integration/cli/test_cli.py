@@ -1,0 +1,91 @@
+"""The CLI contract (API-CONTRACT.md): init, tenant create, apikey create, audit verify."""
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from entrepot.db.engine import get_engine
+
+ENTREPOT = str(Path(sys.executable).with_name("entrepot"))
+
+
+def run(url, *args, check=True):
+    env = {"ENTREPOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin", "ENTREPOT_ENV": "test"}
+    result = subprocess.run([ENTREPOT, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def fresh_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    run(url, "init")
+    return url
+
+
+def test_init_is_idempotent(fresh_sqlite):
+    assert run(fresh_sqlite, "init").returncode == 0
+
+
+def test_tenant_create_prints_its_id_and_apikey_create_prints_the_key_last(fresh_sqlite):
+    # when a distributor and a dealer under it are created
+    parent_id = run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme Supply").stdout.strip()
+    dealer = run(fresh_sqlite, "tenant", "create", "acme-eu", "--name", "Acme EU", "--parent", "acme",
+                 "--currency", "EUR")
+    key = run(fresh_sqlite, "apikey", "create", "--tenant", "acme", "--role", "sales").stdout.strip().splitlines()[-1]
+    # then ids and the key are printed, and the dealer hangs under its parent
+    assert uuid.UUID(parent_id)
+    assert uuid.UUID(dealer.stdout.strip())
+    assert key.startswith("ent_")
+    listing = run(fresh_sqlite, "tenant", "list").stdout
+    assert "acme-eu" in listing and "EUR" in listing
+    with get_engine(fresh_sqlite).connect() as conn:
+        stored = conn.execute(text("SELECT key_hash, role FROM api_keys WHERE role = 'sales'")).one()
+    assert key not in stored.key_hash  # stored hashed
+
+
+def test_errors_are_clear_and_exit_non_zero(fresh_sqlite):
+    run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme")
+    dup = run(fresh_sqlite, "tenant", "create", "acme", "--name", "Again", check=False)
+    assert dup.returncode == 1
+    assert "already exists" in dup.stderr
+    bad = run(fresh_sqlite, "tenant", "create", "Not A Slug", "--name", "x", check=False)
+    assert bad.returncode == 1 and "slug" in bad.stderr
+    missing = run(fresh_sqlite, "apikey", "create", "--tenant", "nobody", check=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    role = run(fresh_sqlite, "apikey", "create", "--tenant", "acme", "--role", "wizard", check=False)
+    assert role.returncode == 1 and "role" in role.stderr
+
+
+def test_audit_verify_catches_tampering(fresh_sqlite):
+    run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme")
+    run(fresh_sqlite, "apikey", "create", "--tenant", "acme")
+    run(fresh_sqlite, "apikey", "create", "--tenant", "acme")
+    assert "intact: 3 entries" in run(fresh_sqlite, "audit", "verify", "--tenant", "acme").stdout
+    with get_engine(fresh_sqlite).begin() as conn:
+        conn.execute(text("UPDATE audit_entries SET action = 'nothing.happened' WHERE seq = 2"))
+    broken = run(fresh_sqlite, "audit", "verify", "--tenant", "acme", check=False)
+    assert broken.returncode == 1
+    assert "entry 2" in broken.stderr
+
+
+def test_revoked_key_stops_working_over_http(fresh_sqlite, tmp_path):
+    from bench._server import server
+
+    run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme")
+    key = run(fresh_sqlite, "apikey", "create", "--tenant", "acme").stdout.strip().splitlines()[-1]
+    prefix = key.split("_")[1]
+    with server(fresh_sqlite) as base:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(base + "/api/v1/tenant", headers=headers).json()["slug"] == "acme"
+        run(fresh_sqlite, "apikey", "revoke", prefix, "--tenant", "acme")
+        import time
+
+        time.sleep(5.5)  # another process's revocation is honoured within the auth cache TTL (5 s)
+        assert httpx.get(base + "/api/v1/tenant", headers=headers).status_code == 401
