@@ -62,3 +62,19 @@ def test_unknown_ids_are_404_not_500(api):
         response = api.client.request(method, "/api/v1" + url, headers=api.headers,
                                       json=(body_of(api) if body_of else {}) if method != "GET" else None)
         assert response.status_code in (404, 422), f"{method} {url}: {response.status_code}"
+
+
+LIST_ROUTES = [path for path, methods, _ in ROUTES
+               if "GET" in methods and not PARAM.findall(path) and path not in PUBLIC]
+
+
+def test_lists_never_show_another_tenants_records(api, other_api):
+    # given one record of every kind in the other tenant
+    foreign_ids = {make(other_api) for make in FACTORIES.values()}
+    # when this tenant reads every list
+    for path in LIST_ROUTES:
+        response = api.client.get(path, headers=api.headers)
+        # then none of those ids appears
+        assert response.status_code < 500, f"GET {path}: {response.status_code}"
+        leaked = [i for i in foreign_ids if i in response.text]
+        assert not leaked, f"GET {path} shows another tenant's records {leaked}"
