@@ -77,7 +77,7 @@ class IdempotencyMiddleware:
             await send({"type": "http.response.body", "body": resp_body})
             return
 
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray(), "stored": False}
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -85,12 +85,18 @@ class IdempotencyMiddleware:
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"].extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Store before the client can see the response, so a retry sent the
+                    # moment it arrives finds the completed record, not "in progress".
+                    await run_in_threadpool(_finish, tenant_id, key, captured)
+                    captured["stored"] = True
             await send(message)
 
         try:
             await self.app(scope, _replay_receive(body), capture)
         finally:
-            await run_in_threadpool(_finish, tenant_id, key, captured)
+            if not captured["stored"]:
+                await run_in_threadpool(_finish, tenant_id, key, captured)
 
 
 def _tenant_of(token: str) -> Any:
