@@ -7,9 +7,11 @@ the worker's job, from these rows, after commit.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import insert, literal_column
+from sqlalchemy.orm import Session
 
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration.models import OutboxEvent
@@ -26,19 +28,24 @@ def source_for(tenant_id: object) -> str:
 
 def record_event(uow: UnitOfWork, data: EventData, *, subject: str) -> str:
     """Append an event for `subject` (e.g. "sales_order/<id>") to the outbox. Returns its id."""
+    return record_event_in(uow.session, uow.tenant_id, data, subject=subject)
+
+
+def record_event_in(session: Session, tenant_id: uuid.UUID, data: EventData, *, subject: str) -> str:
+    """`record_event` for code that works in a platform session across tenants (the worker)."""
     event_id = new_id()
     values: dict[str, Any] = {
         "id": event_id,
-        "tenant_id": uow.tenant_id,
+        "tenant_id": tenant_id,
         "type": type_of(data),
-        "source": source_for(uow.tenant_id),
+        "source": source_for(tenant_id),
         "subject": subject,
         "time": clock.now(),
         "data": data.model_dump(mode="json"),
     }
-    if uow.session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         values["txid"] = literal_column("pg_current_xact_id()::text::bigint")
-    uow.session.execute(insert(OutboxEvent).values(**values))
+    session.execute(insert(OutboxEvent).values(**values))
     return str(event_id)
 
 

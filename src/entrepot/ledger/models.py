@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -98,7 +98,7 @@ class JournalEntry(TenantOwned, HasId, Base):
         Index("ix_ledger_journal_entries_tenant_id_entry_date", "tenant_id", "entry_date"),
     )
     journal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_journals.id"))
-    number: Mapped[str] = mapped_column(String(30))
+    number: Mapped[str] = mapped_column(String(40))  # "SAL-000123"; "~<id>" until its transaction commits
     entry_date: Mapped[date]
     period_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_periods.id"))
     description: Mapped[str] = mapped_column(String(500), default="")
@@ -122,9 +122,10 @@ class JournalLine(TenantOwned, HasId, Base):
         # covering index of the trial balance / P&L: GROUP BY account over a date range
         Index("ix_ledger_journal_lines_tenant_id_account_id_entry_date", "tenant_id", "account_id",
               "entry_date", "debit", "credit"),
-        # receivables / payables aging and customer statements
+        # aging and statements, covering; partial: most lines (revenue, COGS, cash) have no party
         Index("ix_ledger_journal_lines_tenant_id_party_id_account_id", "tenant_id", "party_id",
-              "account_id", "entry_date"),
+              "account_id", "entry_date", "due_on", "debit", "credit", postgresql_where=text("party_id IS NOT NULL"),
+              sqlite_where=text("party_id IS NOT NULL")),
         Index("ix_ledger_journal_lines_tenant_id_entry_id", "tenant_id", "entry_id"),
     )
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_journal_entries.id"))

@@ -1,0 +1,207 @@
+"""Events end to end: outbox → worker → signed webhooks to a loopback receiver (and NATS).
+
+    .venv/bin/python bench/events.py [--db sqlite|postgresql] [--events 100000]
+                                     [--rate 500] [--seconds 20] [--workers 1] [--nats nats://127.0.0.1:4222]
+
+Phase 1, throughput: `--events` events are written by service calls (a bench
+event recorded through `record_event`, 100 per transaction), then
+`entrepot worker` processes start and deliver them; prints deliveries/s.
+Phase 2, latency: events are offered at `--rate` per second for `--seconds`,
+one per transaction, with the workers running; prints p50/p99 from the
+event's time (taken inside the writing transaction, just before commit) to
+its receipt. The receiver is a minimal asyncio HTTP/1.1 server in its own
+process that answers 200 at once. Prints JSON.
+
+One endpoint receives everything, so per-endpoint concurrency bounds the
+rate: for a throughput run raise it, e.g.
+`ENTREPOT_WEBHOOK_ENDPOINT_CONCURRENCY=64 … --db postgresql --workers 2`.
+`bulk_deliveries_per_s` counts from worker start (start-up included);
+`…_first_to_last_receipt` is the steady rate seen by the receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._server import ENTREPOT, free_port, fresh_database
+
+RECEIVER = r'''
+import asyncio, json, sys, time, signal
+from datetime import datetime
+out = sys.argv[2]
+lags = []
+count = 0
+async def handle(reader, writer):
+    global count
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            body = await reader.readexactly(length)
+            now = time.time()
+            event = json.loads(body)
+            sent = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+            lags.append((event["data"].get("phase", ""), now - sent, now))
+            count += 1
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionResetError):
+        pass
+    writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=1024)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with server:
+        await stop.wait()
+    json.dump(lags, open(out, "w"))
+asyncio.run(main())
+'''
+
+
+def _percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--nats", default=None)
+    args = parser.parse_args()
+
+    with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as tmp:
+        os.environ["ENTREPOT_DATABASE_URL"] = url
+        os.environ["ENTREPOT_WEBHOOK_ALLOW_PRIVATE"] = "1"
+        from entrepot.db.bootstrap import init_database
+        from entrepot.db.settings import reset_settings
+
+        reset_settings()
+        init_database(url)
+        from tests.conftest import make_tenant
+
+        from entrepot.integration import webhooks
+        from entrepot.integration.outbox import record_event
+        from entrepot.kernel.events import EventData, event_type
+
+        @event_type("bench_parcel.scanned.v1")
+        class BenchScanned(EventData):
+            n: int
+            phase: str
+
+        tenant = make_tenant(url)
+        port = free_port()
+        lag_file = Path(tmp) / "lags.json"
+        receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port), str(lag_file)])
+        time.sleep(0.5)
+        with tenant.uow() as uow:
+            webhooks.create_endpoint(uow, url=f"http://127.0.0.1:{port}/hook",
+                                     event_types=["bench_parcel.scanned.v1"])
+            uow.commit()
+
+        # phase 1: preload, then deliver as fast as the workers can
+        started = time.perf_counter()
+        for start in range(0, args.events, 100):
+            with tenant.uow() as uow:
+                for n in range(start, min(start + 100, args.events)):
+                    record_event(uow, BenchScanned(n=n, phase="bulk"), subject=f"parcel/{n % 1000}")
+                uow.commit()
+        write_s = time.perf_counter() - started
+        env = {**os.environ, "ENTREPOT_DATABASE_URL": url}
+        if args.nats:
+            env["ENTREPOT_NATS_URL"] = args.nats
+        workers_log = Path(tmp) / "workers.log"
+        started = time.perf_counter()
+        workers = [subprocess.Popen([ENTREPOT, "worker", "--no-scheduler"], env=env,
+                                    stdout=workers_log.open("ab"), stderr=subprocess.STDOUT)
+                   for _ in range(args.workers)]
+
+        def delivered() -> int:
+            from sqlalchemy import func, select
+
+            from entrepot.integration.models import WebhookMessage
+
+            with tenant.uow(readonly=True) as uow:
+                return uow.session.scalar(select(func.count()).where(WebhookMessage.status == "succeeded")) or 0
+
+        deadline = time.monotonic() + max(120, args.events / 200)
+        while delivered() < args.events and time.monotonic() < deadline:
+            time.sleep(0.5)
+        bulk_s = time.perf_counter() - started
+        bulk_done = delivered()
+
+        # phase 2: offered load, latency from commit to receipt
+        total = args.rate * args.seconds
+        interval = 1.0 / args.rate
+        next_at = time.perf_counter()
+        for n in range(total):
+            with tenant.uow() as uow:
+                record_event(uow, BenchScanned(n=n, phase="latency"), subject=f"parcel/{n % 1000}")
+                uow.commit()
+            next_at += interval
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        offered_s = args.seconds
+        deadline = time.monotonic() + 60
+        while delivered() < bulk_done + total and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.wait(60)
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(30)
+        lags = json.loads(lag_file.read_text())
+        latency = [lag for phase, lag, _ in lags if phase == "latency"]
+        bulk_times = sorted(at for phase, _, at in lags if phase == "bulk")
+        steady = (len(bulk_times) - 1) / (bulk_times[-1] - bulk_times[0]) if len(bulk_times) > 1 else None
+        nats_published = None
+        if args.nats:
+            nats_published = asyncio.run(_stream_count(args.nats))
+        print(json.dumps({
+            "db": args.db, "workers": args.workers, "events": args.events,
+            "write_events_per_s": round(args.events / write_s, 1),
+            "bulk_delivered": bulk_done, "bulk_deliveries_per_s": round(bulk_done / bulk_s, 1),
+            "bulk_deliveries_per_s_first_to_last_receipt": round(steady, 1) if steady else None,
+            "offered_rate_per_s": args.rate, "offered_seconds": offered_s, "offered_events": total,
+            "latency_received": len(latency),
+            "latency_p50_ms": round(_percentile(latency, 0.50) * 1000, 1),
+            "latency_p99_ms": round(_percentile(latency, 0.99) * 1000, 1),
+            "receiver_requests": len(lags), "nats_stream_messages": nats_published,
+            "at": datetime.now().isoformat(timespec="seconds"),
+        }, indent=2))
+
+
+async def _stream_count(url: str) -> int:
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().stream_info("ENTREPOT")
+        return info.state.messages
+    finally:
+        await nc.close()
+
+
+if __name__ == "__main__":
+    main()

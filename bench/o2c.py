@@ -1,0 +1,180 @@
+"""Order-to-cash throughput: the contract flow (a 5-line order: create, confirm, ship, invoice,
+pay) N times on a fresh database, one transaction per step as in real use.
+
+    .venv/bin/python bench/o2c.py --orders 1000 --via service --db sqlite
+    .venv/bin/python bench/o2c.py --orders 500 --via http --db postgresql
+    .venv/bin/python bench/o2c.py --orders 0 --big        # only the large-document timings
+
+`--via service` drives the service layer in-process; `--via http` drives a real
+`entrepot serve` over loopback (keep-alive, one client). `--big` also times
+invoicing one 2,000-line order and posting one 80-line invoice. The last line
+printed is one JSON object with at least `orders`, `seconds`, `orders_per_s`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._server import cli, fresh_database, server
+
+LINES = 5
+
+
+# ---------------------------------------------------------------- in-process
+
+
+def _service_setup(url: str, products: int) -> tuple[Any, list[Any], Any]:
+    os.environ["ENTREPOT_DATABASE_URL"] = url
+    from entrepot.db.settings import reset_settings
+
+    reset_settings()
+    from sqlalchemy import select
+
+    from entrepot.catalog.service import create_product
+    from entrepot.db.uow import platform_uow, tenant_uow
+    from entrepot.identity.models import Tenant
+    from entrepot.inventory.service import adjust_stock, create_warehouse
+    from entrepot.parties.service import create_customer
+
+    with platform_uow(readonly=True) as platform:
+        tenant_id = platform.session.scalar(select(Tenant.id).where(Tenant.slug == "bench"))
+    with tenant_uow(tenant_id) as uow:
+        warehouse = create_warehouse(uow, {"code": "MAIN", "name": "Main"})
+        items = [create_product(uow, {"sku": f"B-{i:05d}", "name": f"Bench item {i}", "list_price": Decimal("9.99"),
+                                      "currency": "USD", "standard_cost": Decimal("4.00")}) for i in range(products)]
+        for p in items:
+            adjust_stock(uow, warehouse_id=warehouse.id, product_id=p.id, quantity=Decimal(10**7), reason="bench",
+                         unit_cost=Decimal("4.00"))
+        customer = create_customer(uow, {"code": "BENCH", "name": "Bench customer", "currency": "USD"})
+        uow.commit()
+        return tenant_id, [p.id for p in items], customer.id
+
+
+def _service_flow(tenant_id: Any, product_ids: list[Any], customer_id: Any, n: int) -> None:
+    from entrepot.billing import service as billing
+    from entrepot.db.uow import tenant_uow
+    from entrepot.sales import service as sales
+
+    def step(fn: Any) -> Any:
+        with tenant_uow(tenant_id) as uow:
+            result = fn(uow)
+            uow.commit()
+            return result
+
+    lines = [sales.OrderLineInput(product_ids[(n + i) % len(product_ids)], Decimal(2)) for i in range(LINES)]
+    order = step(lambda uow: sales.create_sales_order(uow, customer_id=customer_id, lines=lines))
+    step(lambda uow: sales.confirm_sales_order(uow, order.id))
+    shipment = step(lambda uow: sales.create_shipment(uow, sales_order_id=order.id))
+    step(lambda uow: sales.ship_shipment(uow, shipment.id))
+    invoice = step(lambda uow: sales.invoice_sales_order(uow, order.id))
+    step(lambda uow: billing.record_payment(uow, customer_id=customer_id, amount=invoice.total, currency="USD",
+                                            allocations=[billing.AllocationInput(invoice.id, invoice.total)]))
+
+
+def _big_documents(tenant_id: Any, customer_id: Any) -> dict[str, float]:
+    """Invoice one 2,000-line shipped order; post one 80-line invoice directly."""
+    from entrepot.billing import service as billing
+    from entrepot.db.uow import tenant_uow
+    from entrepot.sales import service as sales
+
+    with tenant_uow(tenant_id) as uow:
+        from sqlalchemy import select
+
+        from entrepot.catalog.models import Product
+
+        product_ids = list(uow.session.scalars(select(Product.id).order_by(Product.sku).limit(2000)))
+    lines = [sales.OrderLineInput(pid, Decimal(1)) for pid in product_ids]
+    with tenant_uow(tenant_id) as uow:
+        order = sales.create_sales_order(uow, customer_id=customer_id, lines=lines)
+        sales.confirm_sales_order(uow, order.id)
+        shipment = sales.create_shipment(uow, sales_order_id=order.id)
+        sales.ship_shipment(uow, shipment.id)
+        uow.commit()
+    with tenant_uow(tenant_id) as uow:
+        started = time.perf_counter()
+        sales.invoice_sales_order(uow, order.id)
+        uow.commit()
+        big = time.perf_counter() - started
+    with tenant_uow(tenant_id) as uow:
+        started = time.perf_counter()
+        billing.post_invoice(uow, customer_id=customer_id, currency="USD", lines=[
+            billing.InvoiceLineInput(product_id=pid, quantity=Decimal(3), unit_price=Decimal("9.99"))
+            for pid in product_ids[:80]])
+        uow.commit()
+        small = time.perf_counter() - started
+    return {"invoice_2000_line_order_s": round(big, 3), "post_80_line_invoice_ms": round(small * 1000, 1)}
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+def _http_run(base: str, key: str, orders: int) -> float:
+    import httpx
+
+    with httpx.Client(base_url=base + "/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        def post(path: str, body: Any = None, status: int = 200) -> Any:
+            r = c.post(path, json=body)
+            if r.status_code != status:
+                raise RuntimeError(f"{path}: {r.status_code} {r.text[:300]}")
+            return r.json()
+
+        warehouse = post("/warehouses", {"code": "MAIN", "name": "Main"}, 201)["id"]
+        products = [post("/products", {"sku": f"B-{i:03d}", "name": f"Bench item {i}", "list_price": "9.99",
+                                       "currency": "USD", "standard_cost": "4.00"}, 201)["id"] for i in range(20)]
+        for p in products:
+            post("/stock/adjustments", {"warehouse_id": warehouse, "product_id": p, "quantity": str(10**7),
+                                        "reason": "bench", "unit_cost": "4.00"}, 201)
+        customer = post("/customers", {"code": "BENCH", "name": "Bench customer", "currency": "USD"}, 201)["id"]
+        started = time.perf_counter()
+        for n in range(orders):
+            order = post("/sales-orders", {"customer_id": customer, "lines": [
+                {"product_id": products[(n + i) % len(products)], "quantity": "2"} for i in range(LINES)]}, 201)
+            post(f"/sales-orders/{order['id']}/confirm")
+            shipment = post("/shipments", {"sales_order_id": order["id"]}, 201)
+            post(f"/shipments/{shipment['id']}/ship", {"carrier": "UPS"})
+            invoice = post(f"/sales-orders/{order['id']}/invoice", None, 201)
+            post("/payments", {"customer_id": customer, "amount": invoice["total"], "currency": "USD",
+                               "allocations": [{"invoice_id": invoice["id"], "amount": invoice["total"]}]}, 201)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--via", choices=("service", "http"), default="service")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--big", action="store_true", help="also time a 2,000-line invoice and an 80-line one")
+    args = parser.parse_args()
+    result: dict[str, Any] = {"bench": "o2c", "via": args.via, "db": args.db, "lines_per_order": LINES}
+    with fresh_database(args.db) as url:
+        cli(url, "init")
+        cli(url, "tenant", "create", "bench", "--name", "Bench distributor")
+        if args.via == "http":
+            key = cli(url, "apikey", "create", "--tenant", "bench")
+            with server(url) as base:
+                seconds = _http_run(base, key, args.orders)
+        else:
+            tenant_id, product_ids, customer_id = _service_setup(url, 2000 if args.big else 20)
+            started = time.perf_counter()
+            for n in range(args.orders):
+                _service_flow(tenant_id, product_ids[:20], customer_id, n)
+            seconds = time.perf_counter() - started
+            if args.big:
+                result.update(_big_documents(tenant_id, customer_id))
+        if args.via == "http" and args.big:
+            result["big"] = "only with --via service"
+    result.update({"orders": args.orders, "seconds": round(seconds, 3),
+                   "orders_per_s": round(args.orders / seconds, 1) if seconds > 0 else None})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

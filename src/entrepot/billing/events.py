@@ -1,0 +1,75 @@
+"""Events billing emits (payloads are the published contract)."""
+
+from __future__ import annotations
+
+from entrepot.kernel.events import EventData, event_type
+
+
+@event_type("invoice.posted.v1")
+class InvoicePosted(EventData):
+    """An invoice was posted: receivable, revenue and tax are on the ledger."""
+
+    invoice_id: str
+    number: str
+    customer_id: str
+    sales_order_id: str | None = None
+    currency: str
+    subtotal: str
+    tax_total: str
+    total: str
+    due_on: str
+
+
+@event_type("invoice.paid.v1")
+class InvoicePaid(EventData):
+    """An invoice's amount due reached zero through payments."""
+
+    invoice_id: str
+    number: str
+    customer_id: str
+
+
+@event_type("credit_note.issued.v1")
+class CreditNoteIssued(EventData):
+    """A credit note was issued against an invoice."""
+
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    customer_id: str
+    currency: str
+    total: str
+
+
+@event_type("payment.received.v1")
+class PaymentReceived(EventData):
+    """A customer payment was recorded and allocated (any rest is customer credit)."""
+
+    payment_id: str
+    number: str
+    customer_id: str
+    currency: str
+    amount: str
+    applied: str
+    unapplied: str
+    discount: str
+    allocations: list[dict[str, str]]
+
+
+@event_type("payment.applied.v1")
+class PaymentApplied(EventData):
+    """Unapplied customer credit was applied to invoices."""
+
+    payment_id: str
+    customer_id: str
+    allocations: list[dict[str, str]]
+
+
+@event_type("payment.refunded.v1")
+class PaymentRefunded(EventData):
+    """Unapplied customer credit was paid back to the customer."""
+
+    payment_id: str
+    customer_id: str
+    currency: str
+    amount: str

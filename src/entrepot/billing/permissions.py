@@ -1,0 +1,11 @@
+"""Billing permissions (`domain.noun.verb`)."""
+
+INVOICE_READ = "billing.invoice.read"
+INVOICE_CREATE = "billing.invoice.create"
+CREDIT_NOTE_READ = "billing.credit_note.read"
+CREDIT_NOTE_CREATE = "billing.credit_note.create"
+PAYMENT_READ = "billing.payment.read"
+PAYMENT_CREATE = "billing.payment.create"
+PAYMENT_REFUND = "billing.payment.refund"
+TAX_RATE_READ = "billing.tax_rate.read"
+TAX_RATE_MANAGE = "billing.tax_rate.manage"

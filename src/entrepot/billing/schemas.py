@@ -1,0 +1,240 @@
+"""Billing API shapes. Money and quantities are decimal strings; inputs take strings or numbers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from entrepot.billing.models import CreditNote, Invoice, Payment, TaxRate
+from entrepot.billing.states import INVOICE, InvoiceStatus
+from entrepot.kernel.money import InvalidAmount, round_money, to_decimal
+
+LIMIT = Decimal(10) ** 12  # storage holds 16 integer digits; no order-desk figure comes near this
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        result = to_decimal(value)
+    except InvalidAmount as exc:
+        raise ValueError(str(exc)) from exc
+    if abs(result) >= LIMIT:
+        raise ValueError(f"must be smaller than {LIMIT:,}")
+    return result
+
+
+DecimalIn = Annotated[Decimal, BeforeValidator(_decimal)]
+
+
+def amount(value: Decimal | None, currency: str) -> str | None:
+    return None if value is None else str(round_money(value, currency))
+
+
+def number(value: Decimal | None) -> str | None:
+    """A quantity or rate without trailing zeros ("5", "2.5")."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return text
+
+
+def price(value: Decimal, currency: str) -> str:
+    """A unit price: the currency's places, more only when the price has them."""
+    rounded = round_money(value, currency)
+    return str(rounded) if rounded == value else number(value) or "0"
+
+
+class InvoiceLineRead(BaseModel):
+    id: uuid.UUID
+    line_no: int
+    product_id: uuid.UUID | None
+    sales_order_line_id: uuid.UUID | None
+    description: str
+    quantity: str
+    unit_price: str
+    line_total: str
+    tax_rate_percent: str
+    tax_amount: str
+    quantity_credited: str
+
+
+class InvoiceRead(BaseModel):
+    id: uuid.UUID
+    number: str
+    status: str
+    customer_id: uuid.UUID
+    sales_order_id: uuid.UUID | None
+    currency: str
+    issued_on: date
+    due_on: date
+    discount_percent: str
+    discount_until: date | None
+    subtotal: str
+    tax_total: str
+    total: str
+    amount_paid: str
+    amount_discounted: str
+    amount_credited: str
+    amount_due: str
+    allowed_actions: list[str]
+    lines: list[InvoiceLineRead] = []
+    created_at: datetime
+
+    @classmethod
+    def of(cls, inv: Invoice, *, with_lines: bool = True) -> InvoiceRead:
+        c = inv.currency
+        lines = [InvoiceLineRead(
+            id=ln.id, line_no=ln.line_no, product_id=ln.product_id, sales_order_line_id=ln.source_line_id,
+            description=ln.description, quantity=number(ln.quantity) or "0", unit_price=price(ln.unit_price, c),
+            line_total=amount(ln.line_total, c) or "0", tax_rate_percent=number(ln.tax_rate_percent) or "0",
+            tax_amount=amount(ln.tax_amount, c) or "0", quantity_credited=number(ln.quantity_credited) or "0",
+        ) for ln in inv.lines] if with_lines else []
+        return cls(
+            id=inv.id, number=inv.number, status=inv.status, customer_id=inv.customer_id,
+            sales_order_id=inv.sales_order_id, currency=c, issued_on=inv.issued_on, due_on=inv.due_on,
+            discount_percent=number(inv.discount_percent) or "0", discount_until=inv.discount_until,
+            subtotal=amount(inv.subtotal, c), tax_total=amount(inv.tax_total, c), total=amount(inv.total, c),
+            amount_paid=amount(inv.amount_paid, c), amount_discounted=amount(inv.amount_discounted, c),
+            amount_credited=amount(inv.amount_credited, c), amount_due=amount(inv.amount_due, c),
+            allowed_actions=INVOICE.allowed_actions(InvoiceStatus(inv.status)), lines=lines,
+            created_at=inv.created_at,
+        )
+
+
+class CreditLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    invoice_line_id: uuid.UUID
+    quantity: DecimalIn
+
+
+class CreditNoteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lines: list[CreditLineIn] | None = Field(default=None, description="Leave out to credit the whole invoice")
+    reason: str = Field(default="", max_length=300)
+
+
+class CreditNoteLineRead(BaseModel):
+    invoice_line_id: uuid.UUID | None
+    quantity: str
+    line_total: str
+    tax_amount: str
+
+
+class CreditNoteRead(BaseModel):
+    id: uuid.UUID
+    number: str
+    invoice_id: uuid.UUID
+    customer_id: uuid.UUID
+    status: str
+    currency: str
+    issued_on: date
+    reason: str
+    subtotal: str
+    tax_total: str
+    total: str
+    applied_to_invoice: str
+    unapplied: str
+    lines: list[CreditNoteLineRead]
+
+    @classmethod
+    def of(cls, note: CreditNote) -> CreditNoteRead:
+        c = note.currency
+        return cls(
+            id=note.id, number=note.number, invoice_id=note.invoice_id, customer_id=note.customer_id,
+            status=note.status, currency=c, issued_on=note.issued_on, reason=note.reason,
+            subtotal=amount(note.subtotal, c), tax_total=amount(note.tax_total, c), total=amount(note.total, c),
+            applied_to_invoice=amount(note.applied_to_invoice, c), unapplied=amount(note.unapplied, c),
+            lines=[CreditNoteLineRead(invoice_line_id=ln.invoice_line_id, quantity=number(ln.quantity) or "0",
+                                      line_total=amount(ln.line_total, c) or "0",
+                                      tax_amount=amount(ln.tax_amount, c) or "0") for ln in note.lines],
+        )
+
+
+class AllocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    invoice_id: uuid.UUID
+    amount: DecimalIn
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: uuid.UUID
+    amount: DecimalIn
+    currency: str = Field(min_length=3, max_length=3)
+    allocations: list[AllocationIn] = Field(default_factory=list, max_length=1000)
+    received_on: date | None = None
+    method: str = Field(default="bank_transfer", max_length=30)
+    reference: str = Field(default="", max_length=100)
+
+
+class PaymentApply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    allocations: list[AllocationIn] = Field(min_length=1, max_length=1000)
+
+
+class RefundCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: DecimalIn
+
+
+class AllocationRead(BaseModel):
+    invoice_id: uuid.UUID
+    amount: str
+    discount: str
+
+
+class PaymentRead(BaseModel):
+    id: uuid.UUID
+    number: str
+    customer_id: uuid.UUID
+    currency: str
+    amount: str
+    received_on: date
+    method: str
+    reference: str
+    applied: str
+    discount: str
+    refunded: str
+    unapplied: str
+    allocations: list[AllocationRead]
+
+    @classmethod
+    def of(cls, p: Payment) -> PaymentRead:
+        c = p.currency
+        return cls(
+            id=p.id, number=p.number, customer_id=p.customer_id, currency=c, amount=amount(p.amount, c),
+            received_on=p.received_on, method=p.method, reference=p.reference, applied=amount(p.applied, c),
+            discount=amount(p.discount, c), refunded=amount(p.refunded, c), unapplied=amount(p.unapplied, c),
+            allocations=[AllocationRead(invoice_id=a.invoice_id, amount=amount(a.amount, c) or "0",
+                                        discount=amount(a.discount, c) or "0") for a in p.allocations],
+        )
+
+
+class TaxRateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    country: str = Field(min_length=2, max_length=2)
+    region: str | None = Field(default=None, max_length=20)
+    tax_class: str = Field(default="*", min_length=1, max_length=40)
+    rate_percent: DecimalIn
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class TaxRateRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    country: str
+    region: str | None
+    tax_class: str
+    rate_percent: str
+    valid_from: date | None
+    valid_to: date | None
+
+    @classmethod
+    def of(cls, r: TaxRate) -> TaxRateRead:
+        return cls(id=r.id, name=r.name, country=r.country, region=r.region, tax_class=r.tax_class,
+                   rate_percent=number(r.rate_percent) or "0", valid_from=r.valid_from, valid_to=r.valid_to)

@@ -1,0 +1,589 @@
+"""Billing use cases: post invoices, issue credit notes, record and apply payments, refund.
+
+Each function changes its documents, posts to the ledger, records audit and
+outbox events in the caller's unit of work; it never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from entrepot.billing import events
+from entrepot.billing.models import (
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentAllocation,
+    TaxRate,
+)
+from entrepot.billing.states import INVOICE, InvoiceStatus
+from entrepot.billing.tax import HUNDRED, TaxableLine, calculate_tax
+from entrepot.db.numbering import next_number
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.ids import new_id
+from entrepot.kernel.money import ZERO, InvalidAmount, is_currency, round_money, to_decimal
+
+OPEN_INVOICE = (InvoiceStatus.posted, InvoiceStatus.partially_paid)
+DEFAULT_TERMS_DAYS = 30
+
+
+class NothingToInvoice(Conflict):
+    code = "nothing_to_invoice"
+    title = "Nothing to invoice"
+
+
+class OverAllocation(Conflict):
+    code = "over_allocation"
+    title = "Allocation exceeds the amount due"
+
+
+class NothingToCredit(Conflict):
+    code = "nothing_to_credit"
+    title = "Nothing left to credit"
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class InvoiceLineInput:
+    product_id: uuid.UUID | None
+    quantity: Decimal
+    unit_price: Decimal
+    description: str = ""
+    tax_class: str = "standard"
+    source_line_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class CreditLineInput:
+    invoice_line_id: uuid.UUID
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class AllocationInput:
+    invoice_id: uuid.UUID
+    amount: Decimal
+
+
+@dataclass
+class CustomerTerms:
+    currency: str
+    tax_exempt: bool = False
+    payment_terms_days: int = DEFAULT_TERMS_DAYS
+    early_discount_percent: Decimal = ZERO
+    early_discount_days: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def customer_terms(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerTerms:
+    """Billing's view of a customer, through the parties service."""
+    from entrepot.parties.service import get_customer
+
+    try:
+        c = get_customer(uow, customer_id)
+    except NotFound as exc:
+        raise invalid("customer_id", "no such customer", "exists") from exc
+    return CustomerTerms(
+        currency=c.currency,
+        tax_exempt=bool(getattr(c, "tax_exempt", False)),
+        payment_terms_days=int(getattr(c, "payment_terms_days", None) or DEFAULT_TERMS_DAYS),
+        early_discount_percent=to_decimal(getattr(c, "early_discount_percent", None) or 0),
+        early_discount_days=int(getattr(c, "early_discount_days", None) or 0),
+    )
+
+
+def _posting() -> Any:
+    from entrepot.ledger import posting
+
+    return posting
+
+
+# ---------------------------------------------------------------- invoices
+
+
+def post_invoice(
+    uow: UnitOfWork,
+    *,
+    customer_id: uuid.UUID,
+    currency: str,
+    lines: Sequence[InvoiceLineInput],
+    sales_order_id: uuid.UUID | None = None,
+    ship_to_country: str | None = None,
+    ship_to_region: str | None = None,
+    on: date | None = None,
+    terms: CustomerTerms | None = None,
+) -> Invoice:
+    """Post an invoice: number, tax, due date and early-payment discount from terms; receivable,
+    revenue and tax on the ledger; `invoice.posted.v1`. Immutable once posted."""
+    if not lines:
+        raise NothingToInvoice("an invoice needs at least one line with a quantity")
+    on = on or clock.today()
+    terms = terms or customer_terms(uow, customer_id)
+    taxable = []
+    for i, line in enumerate(lines):
+        if line.quantity <= 0:
+            raise invalid(f"lines[{i}].quantity", "must be greater than zero", "positive")
+        taxable.append(TaxableLine(i, line.tax_class, line.quantity * line.unit_price))
+    tax = calculate_tax(uow, currency=currency, country=ship_to_country, region=ship_to_region,
+                        lines=taxable, on=on, exempt=terms.tax_exempt)
+    invoice = Invoice(
+        id=new_id(),  # known before flush: the ledger posting references it
+        number=next_number(uow, "INV"),
+        customer_id=customer_id,
+        sales_order_id=sales_order_id,
+        status=InvoiceStatus.posted,
+        currency=currency,
+        issued_on=on,
+        due_on=on + timedelta(days=terms.payment_terms_days),
+        discount_percent=terms.early_discount_percent,
+        discount_until=(on + timedelta(days=terms.early_discount_days)
+                        if terms.early_discount_percent > 0 and terms.early_discount_days > 0 else None),
+        ship_to_country=ship_to_country,
+        ship_to_region=ship_to_region,
+        subtotal=ZERO, tax_total=ZERO, total=ZERO, amount_due=ZERO, amount_paid=ZERO, amount_discounted=ZERO,
+        amount_credited=ZERO,
+    )
+    for i, (line, lt) in enumerate(zip(lines, tax.lines, strict=True)):
+        invoice.lines.append(InvoiceLine(
+            line_no=i + 1, product_id=line.product_id, source_line_id=line.source_line_id,
+            description=line.description, tax_class=line.tax_class, quantity=line.quantity,
+            unit_price=line.unit_price, line_total=lt.net, tax_rate_percent=lt.rate_percent, tax_amount=lt.tax,
+            quantity_credited=ZERO,
+        ))
+    invoice.subtotal = tax.net_total
+    invoice.tax_total = tax.tax_total
+    invoice.total = invoice.subtotal + invoice.tax_total
+    invoice.amount_due = invoice.total
+    uow.session.add(invoice)
+    _posting().post_invoice(uow, source_id=invoice.id, number=invoice.number, on=on, currency=currency,
+                            customer_id=customer_id, net=invoice.subtotal, tax=invoice.tax_total,
+                            due_on=invoice.due_on)
+    audit(uow, "invoice.post", "invoice", invoice.id, after=_invoice_summary(invoice))
+    record_event(uow, events.InvoicePosted(
+        invoice_id=str(invoice.id), number=invoice.number, customer_id=str(customer_id),
+        sales_order_id=str(sales_order_id) if sales_order_id else None, currency=currency,
+        subtotal=str(invoice.subtotal), tax_total=str(invoice.tax_total), total=str(invoice.total),
+        due_on=invoice.due_on.isoformat(),
+    ), subject=f"invoice/{invoice.id}")
+    return invoice
+
+
+def _invoice_summary(invoice: Invoice) -> dict[str, Any]:
+    return {k: getattr(invoice, k) for k in ("number", "status", "customer_id", "currency", "subtotal",
+                                              "tax_total", "total", "amount_due", "due_on")}
+
+
+def get_invoice(uow: UnitOfWork, invoice_id: uuid.UUID, *, for_update: bool = False) -> Invoice:
+    query = select(Invoice).where(Invoice.id == invoice_id).options(selectinload(Invoice.lines))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    invoice = uow.session.scalar(query)
+    if invoice is None:
+        raise NotFound("invoice", invoice_id)
+    return invoice
+
+
+def list_invoices(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, status: str | None = None,
+                  sales_order_id: uuid.UUID | None = None) -> Any:
+    query = select(Invoice)
+    if customer_id:
+        query = query.where(Invoice.customer_id == customer_id)
+    if status:
+        query = query.where(Invoice.status == status)
+    if sales_order_id:
+        query = query.where(Invoice.sales_order_id == sales_order_id)
+    return query
+
+
+def open_receivables(uow: UnitOfWork, customer_id: uuid.UUID) -> Decimal:
+    """What the customer owes on open invoices, less unapplied credit."""
+    due = uow.session.scalar(select(func.sum(Invoice.amount_due)).where(
+        Invoice.customer_id == customer_id, Invoice.status.in_(OPEN_INVOICE))) or ZERO
+    credit = uow.session.scalar(select(func.sum(Payment.unapplied)).where(Payment.customer_id == customer_id)) or ZERO
+    noted = uow.session.scalar(select(func.sum(CreditNote.unapplied)).where(
+        CreditNote.customer_id == customer_id)) or ZERO
+    return to_decimal(due) - to_decimal(credit) - to_decimal(noted)
+
+
+def aging(uow: UnitOfWork, *, on: date | None = None) -> dict[str, Any]:
+    """Receivables aging by customer: current, 1-30, 31-60, 61-90, 90+ days past due; unapplied credit apart."""
+    on = on or clock.today()
+    buckets = ("current", "1_30", "31_60", "61_90", "over_90")
+    per_customer: dict[str, dict[str, Decimal]] = {}
+    rows = uow.session.execute(select(Invoice.customer_id, Invoice.due_on, Invoice.amount_due).where(
+        Invoice.status.in_(OPEN_INVOICE)))
+    for customer_id, due_on, amount_due in rows:
+        days = (on - due_on).days
+        bucket = ("current" if days <= 0 else "1_30" if days <= 30 else "31_60" if days <= 60
+                  else "61_90" if days <= 90 else "over_90")
+        row = per_customer.setdefault(str(customer_id), {b: ZERO for b in (*buckets, "unapplied")})
+        row[bucket] += amount_due
+    for model in (Payment, CreditNote):
+        for customer_id, unapplied in uow.session.execute(
+                select(model.customer_id, func.sum(model.unapplied)).group_by(model.customer_id)):
+            if unapplied:
+                row = per_customer.setdefault(str(customer_id), {b: ZERO for b in (*buckets, "unapplied")})
+                row["unapplied"] -= to_decimal(unapplied)
+    total = sum((sum(r.values(), ZERO) for r in per_customer.values()), ZERO)
+    return {"on": on, "customers": per_customer, "total": total}
+
+
+# ---------------------------------------------------------------- credit notes
+
+
+def issue_credit_note(
+    uow: UnitOfWork,
+    *,
+    invoice_id: uuid.UUID,
+    lines: Sequence[CreditLineInput] | None = None,
+    reason: str = "",
+    fee_percent: Decimal = ZERO,
+    on: date | None = None,
+) -> CreditNote:
+    """Credit an invoice in full (no lines) or by line and quantity. A restocking fee
+    (`fee_percent`) reduces each credited line. What the invoice no longer owes becomes
+    customer credit on the note (`unapplied`)."""
+    invoice = get_invoice(uow, invoice_id, for_update=True)
+    if invoice.status == InvoiceStatus.credited:
+        INVOICE.apply(invoice, "credit")  # raises: names what a credited invoice allows
+    by_id = {line.id: line for line in invoice.lines}
+    wanted: list[tuple[InvoiceLine, Decimal]] = []
+    if lines is None:
+        wanted = [(line, line.quantity - line.quantity_credited) for line in invoice.lines
+                  if line.quantity > line.quantity_credited]
+    else:
+        errors = []
+        seen = set()
+        for i, item in enumerate(lines):
+            line = by_id.get(item.invoice_line_id)
+            if line is None:
+                errors.append(FieldError(f"lines[{i}].invoice_line_id", "not a line of this invoice", "exists"))
+            elif item.invoice_line_id in seen:
+                errors.append(FieldError(f"lines[{i}].invoice_line_id", "line given twice", "unique"))
+            elif item.quantity <= 0:
+                errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
+            elif item.quantity > line.quantity - line.quantity_credited:
+                errors.append(FieldError(f"lines[{i}].quantity",
+                                         f"only {line.quantity - line.quantity_credited} left to credit", "max"))
+            else:
+                wanted.append((line, item.quantity))
+            seen.add(item.invoice_line_id)
+        if errors:
+            raise ValidationFailed(errors)
+    if not wanted:
+        raise NothingToCredit(f"invoice {invoice.number} has nothing left to credit")
+    on = on or clock.today()
+    cur = invoice.currency
+    keep = (HUNDRED - fee_percent) / HUNDRED
+    note = CreditNote(number=next_number(uow, "CN"), invoice_id=invoice.id, customer_id=invoice.customer_id,
+                      currency=cur, issued_on=on, reason=reason, subtotal=ZERO, tax_total=ZERO, total=ZERO)
+    for n, (line, qty) in enumerate(wanted):
+        if qty == line.quantity - line.quantity_credited and fee_percent == 0:
+            # the last of a line credits exactly what is left, so rounding never leaves cents behind
+            credited_net = _credited(invoice, line, "line_total")
+            credited_tax = _credited(invoice, line, "tax_amount")
+            net, tax = line.line_total - credited_net, line.tax_amount - credited_tax
+        else:
+            net = round_money(line.line_total * qty / line.quantity * keep, cur)
+            tax = round_money(line.tax_amount * qty / line.quantity * keep, cur)
+        line.quantity_credited += qty
+        note.lines.append(CreditNoteLine(line_no=n + 1, invoice_line_id=line.id, description=line.description,
+                                         quantity=qty, unit_price=line.unit_price, line_total=net, tax_amount=tax))
+        note.subtotal += net
+        note.tax_total += tax
+    note.total = note.subtotal + note.tax_total
+    absorbed = min(note.total, invoice.amount_due)
+    note.applied_to_invoice = absorbed
+    note.unapplied = note.total - absorbed
+    invoice.amount_credited += note.total
+    invoice.amount_due -= absorbed
+    if invoice.amount_due == 0 and invoice.status in OPEN_INVOICE:
+        INVOICE.apply(invoice, "credit" if invoice.amount_paid == 0 else "pay")
+    uow.session.add(note)
+    uow.session.flush()
+    _posting().post_credit_note(uow, source_id=note.id, number=note.number, on=on, currency=cur,
+                                customer_id=invoice.customer_id, net=note.subtotal, tax=note.tax_total)
+    audit(uow, "credit_note.issue", "credit_note", note.id,
+          after={"number": note.number, "invoice": invoice.number, "total": note.total})
+    record_event(uow, events.CreditNoteIssued(
+        credit_note_id=str(note.id), number=note.number, invoice_id=str(invoice.id),
+        customer_id=str(invoice.customer_id), currency=cur, total=str(note.total),
+    ), subject=f"invoice/{invoice.id}")
+    return note
+
+
+def _credited(invoice: Invoice, line: InvoiceLine, attr: str) -> Decimal:
+    return sum((getattr(cl, attr) for note in _notes_of(invoice) for cl in note.lines
+                if cl.invoice_line_id == line.id), ZERO)
+
+
+def _notes_of(invoice: Invoice) -> list[CreditNote]:
+    from sqlalchemy.orm import object_session
+
+    session = object_session(invoice)
+    assert session is not None
+    return list(session.scalars(select(CreditNote).where(CreditNote.invoice_id == invoice.id)
+                                .options(selectinload(CreditNote.lines))))
+
+
+@dataclass(frozen=True)
+class _Credit:
+    """Customer credit to allocate, with a payment's shape so allocations are checked one way."""
+
+    customer_id: uuid.UUID
+    currency: str
+    unapplied: Decimal
+    received_on: date
+
+
+def apply_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID,
+                      allocations: Sequence[AllocationInput]) -> CreditNote:
+    """Apply a credit note's remaining credit to other open invoices of the customer."""
+    note = get_credit_note(uow, credit_note_id, for_update=True)
+    if not allocations:
+        raise invalid("allocations", "give at least one invoice", "required")
+    credit = _Credit(note.customer_id, note.currency, note.unapplied, clock.today())
+    plan = _plan_allocations(uow, credit, allocations, allow_discount=False)  # type: ignore[arg-type]
+    for inv, amount, _ in plan:
+        note.unapplied -= amount
+        note.applied_to_invoice += amount
+        inv.amount_credited += amount
+        inv.amount_due -= amount
+        if inv.amount_due == 0:
+            INVOICE.apply(inv, "pay" if inv.amount_paid else "credit")
+            record_event(uow, events.InvoicePaid(invoice_id=str(inv.id), number=inv.number,
+                                                 customer_id=str(inv.customer_id)), subject=f"invoice/{inv.id}")
+    audit(uow, "credit_note.apply", "credit_note", note.id,
+          after={"applied": [{"invoice": inv.number, "amount": a} for inv, a, _ in plan], "unapplied": note.unapplied})
+    return note
+
+
+def refund_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID, amount: Decimal,
+                       on: date | None = None) -> CreditNote:
+    """Pay a credit note's remaining credit back to the customer."""
+    note = get_credit_note(uow, credit_note_id, for_update=True)
+    if amount <= 0:
+        raise invalid("amount", "must be greater than zero", "positive")
+    if amount > note.unapplied:
+        raise invalid("amount", f"only {note.unapplied} of this credit note is unapplied", "max")
+    note.unapplied -= amount
+    _posting().post_customer_refund(uow, source_id=note.id, on=on or clock.today(), currency=note.currency,
+                                    customer_id=note.customer_id, amount=amount)
+    audit(uow, "credit_note.refund", "credit_note", note.id, after={"refunded": amount, "unapplied": note.unapplied})
+    return note
+
+
+def get_credit_note(uow: UnitOfWork, credit_note_id: uuid.UUID, *, for_update: bool = False) -> CreditNote:
+    query = select(CreditNote).where(CreditNote.id == credit_note_id).options(selectinload(CreditNote.lines))
+    note = uow.session.scalar(query.with_for_update() if for_update else query)
+    if note is None:
+        raise NotFound("credit note", credit_note_id)
+    return note
+
+
+# ---------------------------------------------------------------- payments
+
+
+def _amount(value: object, field_name: str) -> Decimal:
+    try:
+        amount = to_decimal(value)
+    except InvalidAmount as exc:
+        raise invalid(field_name, str(exc), "decimal") from exc
+    return amount
+
+
+def record_payment(
+    uow: UnitOfWork,
+    *,
+    customer_id: uuid.UUID,
+    amount: Decimal,
+    currency: str,
+    allocations: Sequence[AllocationInput] = (),
+    received_on: date | None = None,
+    method: str = "bank_transfer",
+    reference: str = "",
+) -> Payment:
+    """Record a receipt and allocate it across invoices; the rest stays as customer credit.
+
+    An allocation that, with the early-payment discount still in terms, settles the
+    invoice takes the discount. Checks everything before writing anything."""
+    if not is_currency(currency):
+        raise invalid("currency", f"{currency!r} is not an ISO 4217 currency", "currency")
+    if amount <= 0:
+        raise invalid("amount", "must be greater than zero", "positive")
+    if round_money(amount, currency) != amount:
+        raise invalid("amount", f"more decimal places than {currency} has", "precision")
+    terms = customer_terms(uow, customer_id)
+    if currency != terms.currency:
+        raise invalid("currency", f"the customer is billed in {terms.currency}, not {currency}", "currency")
+    received_on = received_on or clock.today()
+    payment = Payment(number=next_number(uow, "PAY"), customer_id=customer_id, currency=currency, amount=amount,
+                      received_on=received_on, method=method, reference=reference, unapplied=amount,
+                      applied=ZERO, discount=ZERO, refunded=ZERO)
+    payment.id = new_id()
+    plan = _plan_allocations(uow, payment, allocations, allow_discount=True)
+    uow.session.add(payment)
+    _apply(uow, payment, plan)
+    _posting().post_customer_payment(uow, source_id=payment.id, on=received_on, currency=currency,
+                                     customer_id=customer_id, amount=amount, discount=payment.discount)
+    audit(uow, "payment.record", "payment", payment.id, after=snapshot(payment))
+    record_event(uow, events.PaymentReceived(
+        payment_id=str(payment.id), number=payment.number, customer_id=str(customer_id), currency=currency,
+        amount=str(amount), applied=str(payment.applied), unapplied=str(payment.unapplied),
+        discount=str(payment.discount),
+        allocations=[{"invoice_id": str(inv.id), "amount": str(a), "discount": str(d)} for inv, a, d in plan],
+    ), subject=f"payment/{payment.id}")
+    return payment
+
+
+def apply_customer_credit(uow: UnitOfWork, *, payment_id: uuid.UUID,
+                          allocations: Sequence[AllocationInput]) -> Payment:
+    """Apply a payment's unapplied balance to invoices (no discount: it was not paid in terms)."""
+    payment = get_payment(uow, payment_id, for_update=True)
+    if not allocations:
+        raise invalid("allocations", "give at least one invoice", "required")
+    plan = _plan_allocations(uow, payment, allocations, allow_discount=False)
+    _apply(uow, payment, plan)
+    audit(uow, "payment.apply", "payment", payment.id, after={"applied": payment.applied,
+                                                               "unapplied": payment.unapplied})
+    record_event(uow, events.PaymentApplied(
+        payment_id=str(payment.id), customer_id=str(payment.customer_id),
+        allocations=[{"invoice_id": str(inv.id), "amount": str(a)} for inv, a, _ in plan],
+    ), subject=f"payment/{payment.id}")
+    return payment
+
+
+def refund_payment(uow: UnitOfWork, *, payment_id: uuid.UUID, amount: Decimal, on: date | None = None) -> Payment:
+    """Pay unapplied customer credit back."""
+    payment = get_payment(uow, payment_id, for_update=True)
+    if amount <= 0:
+        raise invalid("amount", "must be greater than zero", "positive")
+    if amount > payment.unapplied:
+        raise invalid("amount", f"only {payment.unapplied} of this payment is unapplied", "max")
+    before = snapshot(payment)
+    payment.refunded += amount
+    payment.unapplied -= amount
+    posting = _posting()
+    if hasattr(posting, "post_customer_refund"):
+        posting.post_customer_refund(uow, source_id=payment.id, on=on or clock.today(), currency=payment.currency,
+                                     customer_id=payment.customer_id, amount=amount)
+    audit(uow, "payment.refund", "payment", payment.id, before=before, after=snapshot(payment))
+    record_event(uow, events.PaymentRefunded(payment_id=str(payment.id), customer_id=str(payment.customer_id),
+                                             currency=payment.currency, amount=str(amount)),
+                 subject=f"payment/{payment.id}")
+    return payment
+
+
+def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[AllocationInput],
+                      *, allow_discount: bool) -> list[tuple[Invoice, Decimal, Decimal]]:
+    errors: list[FieldError] = []
+    ids = [a.invoice_id for a in allocations]
+    invoices = {i.id: i for i in uow.session.scalars(
+        select(Invoice).where(Invoice.id.in_(ids)).order_by(Invoice.id).with_for_update())} if ids else {}
+    plan: list[tuple[Invoice, Decimal, Decimal]] = []
+    seen: set[uuid.UUID] = set()
+    total = ZERO
+    over: list[str] = []
+    for i, a in enumerate(allocations):
+        f = f"allocations[{i}]"
+        inv = invoices.get(a.invoice_id)
+        if inv is None or inv.customer_id != payment.customer_id:
+            errors.append(FieldError(f"{f}.invoice_id", "no such invoice of this customer", "exists"))
+            continue
+        if a.invoice_id in seen:
+            errors.append(FieldError(f"{f}.invoice_id", "invoice given twice", "unique"))
+            continue
+        seen.add(a.invoice_id)
+        if inv.currency != payment.currency:
+            errors.append(FieldError(f"{f}.invoice_id", f"invoice is in {inv.currency}", "currency"))
+            continue
+        if a.amount <= 0:
+            errors.append(FieldError(f"{f}.amount", "must be greater than zero", "positive"))
+            continue
+        if round_money(a.amount, payment.currency) != a.amount:
+            errors.append(FieldError(f"{f}.amount", "too many decimal places", "precision"))
+            continue
+        if inv.status not in OPEN_INVOICE:
+            INVOICE.apply(inv, "pay")  # raises 409 naming what the invoice allows
+        discount = ZERO
+        if allow_discount and inv.discount_until and payment.received_on <= inv.discount_until \
+                and inv.amount_discounted == 0:
+            available = round_money(inv.total * inv.discount_percent / HUNDRED, inv.currency)
+            if available and a.amount + available == inv.amount_due:
+                discount = available
+        if a.amount + discount > inv.amount_due:
+            over.append(f"{inv.number}: {a.amount} > amount due {inv.amount_due}")
+            continue
+        total += a.amount
+        plan.append((inv, a.amount, discount))
+    if errors:
+        raise ValidationFailed(errors)
+    if total > payment.unapplied:
+        raise ValidationFailed(FieldError("allocations", f"allocations total {total} but only {payment.unapplied} "
+                                          "is available to allocate", "max"))
+    if over:
+        raise OverAllocation("allocation exceeds the amount due: " + "; ".join(over))
+    return plan
+
+
+def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal, Decimal]]) -> None:
+    now = clock.now()
+    for inv, amount, discount in plan:
+        payment.allocations.append(PaymentAllocation(invoice_id=inv.id, amount=amount, discount=discount,
+                                                     applied_at=now))
+        payment.applied += amount
+        payment.discount += discount
+        payment.unapplied -= amount
+        inv.amount_paid += amount
+        inv.amount_discounted += discount
+        inv.amount_due -= amount + discount
+        INVOICE.apply(inv, "pay" if inv.amount_due == 0 else "pay_partially")
+        if inv.amount_due == 0:
+            record_event(uow, events.InvoicePaid(invoice_id=str(inv.id), number=inv.number,
+                                                 customer_id=str(inv.customer_id)), subject=f"invoice/{inv.id}")
+
+
+def get_payment(uow: UnitOfWork, payment_id: uuid.UUID, *, for_update: bool = False) -> Payment:
+    query = select(Payment).where(Payment.id == payment_id).options(selectinload(Payment.allocations))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    payment = uow.session.scalar(query)
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    return payment
+
+
+# ---------------------------------------------------------------- tax rates
+
+
+def create_tax_rate(uow: UnitOfWork, *, name: str, country: str, rate_percent: Decimal, region: str | None = None,
+                    tax_class: str = "*", valid_from: date | None = None, valid_to: date | None = None) -> TaxRate:
+    if len(country) != 2 or not country.isalpha() or country.upper() != country:
+        raise invalid("country", "an ISO 3166 two-letter code in capitals", "country")
+    if rate_percent < 0 or rate_percent >= 100:
+        raise invalid("rate_percent", "must be between 0 and 100", "range")
+    if valid_from and valid_to and valid_to < valid_from:
+        raise invalid("valid_to", "must not be before valid_from", "range")
+    rate = TaxRate(name=name, country=country, region=region or None, tax_class=tax_class or "*",
+                   rate_percent=rate_percent, valid_from=valid_from, valid_to=valid_to)
+    uow.session.add(rate)
+    uow.session.flush()
+    uow.session.info.pop("billing.tax_rates", None)
+    audit(uow, "tax_rate.create", "tax_rate", rate.id, after=snapshot(rate))
+    return rate

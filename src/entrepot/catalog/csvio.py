@@ -1,0 +1,168 @@
+"""CSV import/export plumbing shared by master-data imports (products, customers, suppliers,
+supplier items, price lists).
+
+An import reads the whole file, checks every row (reporting each problem with its
+row number, column and rule), and writes in the caller's unit of work. The
+caller commits only when the report has no errors and it is not a dry run, so a
+file goes in completely or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import IO, Any
+
+from entrepot.kernel.errors import FieldError, ValidationFailed
+
+MAX_REPORTED_ERRORS = 1000
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # line number in the file; the header is row 1
+    column: str
+    message: str
+    rule: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "message": self.message, "rule": self.rule}
+
+
+@dataclass
+class ImportReport:
+    entity: str
+    dry_run: bool = False
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def add(self, row: int, column: str, message: str, rule: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(RowError(row, column, message, rule))
+
+    def add_field_errors(self, row: int, errors: Iterable[FieldError], columns: Mapping[str, str] | None = None,
+                         ) -> None:
+        for e in errors:
+            self.add(row, (columns or {}).get(e.field, e.field), e.message, e.rule)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entity": self.entity, "dry_run": self.dry_run, "rows": self.rows, "created": self.created,
+                "updated": self.updated, "unchanged": self.unchanged, "error_count": self.error_count,
+                "errors": [e.as_dict() for e in self.errors]}
+
+
+def read_rows(stream: IO[str], report: ImportReport, *, columns: Sequence[str],
+              required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (row number, {column: stripped value}) for each data row; header problems are
+    reported on row 1 and end the read."""
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    reader.fieldnames = header
+    problems = False
+    for name in header:
+        if name not in columns:
+            report.add(1, name, f"unknown column (known: {', '.join(columns)})", "unknown_column")
+            problems = True
+    if len(set(header)) != len(header):
+        report.add(1, "", "a column appears twice", "duplicate_column")
+        problems = True
+    for name in required:
+        if name not in header:
+            report.add(1, name, "required column is missing", "required_column")
+            problems = True
+    if problems:
+        return
+    for row in reader:
+        if None in row:  # more cells than header columns
+            report.add(reader.line_num, "", "more values than columns", "shape")
+            continue
+        report.rows += 1
+        values = {k: (v.strip() if isinstance(v, str) else "") for k, v in row.items()}
+        if not any(values.values()):
+            report.rows -= 1
+            continue
+        yield reader.line_num, values
+
+
+def chunks(rows: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    batch: list[tuple[int, dict[str, str]]] = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cell(value: Any) -> str:
+    """A value as a CSV cell that imports back to the same value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def write_rows(stream: IO[str], columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow([cell(row.get(c)) for c in columns])
+        count += 1
+    return count
+
+
+def count_data_rows(path: str) -> int:
+    """Cheap line count for a progress bar (quoted newlines make it an estimate)."""
+    with open(path, "rb") as fh:
+        return max(sum(1 for _ in fh) - 1, 0)
+
+
+class ImportFailed(ValidationFailed):
+    """An import with row errors: nothing was written. 422 with every problem (row, column, rule)."""
+
+    code = "import_failed"
+    title = "Import refused: the file has errors"
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__([FieldError(e.column or "file", f"row {e.row}: {e.message}", e.rule)
+                          for e in report.errors],
+                         detail=f"{report.error_count} problem(s) in the file; nothing was imported")
+        self.report = report
+
+    def problem_extra(self) -> dict[str, Any]:
+        return {"errors": [{"field": e.column or "file", "row": e.row, "message": e.message, "rule": e.rule}
+                           for e in self.report.errors], "error_count": self.report.error_count}
+
+
+def decode_upload(content: bytes) -> io.StringIO:
+    """An uploaded CSV as text (UTF-8, with or without a byte-order mark)."""
+    try:
+        return io.StringIO(content.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(FieldError("file", "the file is not UTF-8 text", "encoding")) from exc

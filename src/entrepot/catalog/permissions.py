@@ -1,0 +1,13 @@
+"""Catalog permissions (`domain.noun.verb`)."""
+
+PRODUCT_READ = "catalog.product.read"
+PRODUCT_CREATE = "catalog.product.create"
+PRODUCT_UPDATE = "catalog.product.update"
+PRODUCT_ARCHIVE = "catalog.product.archive"
+PRODUCT_IMPORT = "catalog.product.import"
+CATEGORY_READ = "catalog.category.read"
+CATEGORY_MANAGE = "catalog.category.manage"
+UNIT_READ = "catalog.unit.read"
+UNIT_MANAGE = "catalog.unit.manage"
+CHANNEL_READ = "catalog.channel.read"
+CHANNEL_MANAGE = "catalog.channel.manage"

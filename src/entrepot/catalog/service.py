@@ -1,0 +1,576 @@
+"""Catalog use cases: products, categories, units of measure and channel listings.
+
+Other domains read products through `get_product`, `get_products` and
+`price_basis`; they never query the catalog tables themselves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, String, func, or_, select, type_coerce
+
+from entrepot.catalog import events
+from entrepot.catalog.models import (
+    Category,
+    ChannelListing,
+    Product,
+    ProductStatus,
+    UnitConversion,
+    UnitOfMeasure,
+)
+from entrepot.catalog.rules import (
+    check_amount,
+    check_bool,
+    check_code,
+    check_currency,
+    check_gtin,
+    check_text,
+)
+from entrepot.catalog.states import PRODUCT_STATUS, action_to
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+
+# Units every tenant starts with (provisioning.py); tenants add their own.
+DEFAULT_UNITS = {"each": "Each", "box": "Box", "case": "Case", "pallet": "Pallet", "kg": "Kilogram",
+                 "m": "Metre", "l": "Litre"}
+BASE_UNIT = "each"
+
+PRODUCT_FIELDS = (
+    "sku", "name", "description", "status", "category_id", "unit", "sales_unit", "purchase_unit", "gtin",
+    "weight_kg", "length_cm", "width_cm", "height_cm", "tax_class", "track_lots", "track_serials",
+    "list_price", "currency", "standard_cost",
+)
+
+
+class ProductNotSellable(Conflict):
+    code = "product_not_sellable"
+    title = "Product cannot be sold"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def get_product(uow: UnitOfWork, product_id: uuid.UUID) -> Product:
+    product = uow.session.get(Product, _as_uuid(product_id, "product"))
+    if product is None:
+        raise NotFound("product", product_id)
+    return product
+
+
+def get_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Product]:
+    """Products by id in one query; NotFound names the first missing id."""
+    wanted = list(dict.fromkeys(_as_uuid(i, "product") for i in ids))
+    if not wanted:
+        return {}
+    found = {p.id: p for p in uow.session.scalars(select(Product).where(Product.id.in_(wanted)))}
+    for product_id in wanted:
+        if product_id not in found:
+            raise NotFound("product", product_id)
+    return found
+
+
+def find_product_by_sku(uow: UnitOfWork, sku: str) -> Product | None:
+    return uow.session.scalar(select(Product).where(Product.sku == sku))
+
+
+def get_products_by_sku(uow: UnitOfWork, skus: Iterable[str]) -> dict[str, Product]:
+    wanted = list(dict.fromkeys(skus))
+    found: dict[str, Product] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found.update({p.sku: p for p in uow.session.scalars(select(Product).where(Product.sku.in_(chunk)))})
+    return found
+
+
+def ensure_sellable(product: Product) -> None:
+    """Raise unless the product can be put on a new order (active, not archived)."""
+    if product.archived_at is not None or product.status != ProductStatus.ACTIVE:
+        state = "archived" if product.archived_at is not None else str(product.status)
+        raise ProductNotSellable(f"product {product.sku} is {state} and cannot be sold", sku=product.sku)
+
+
+@dataclass(frozen=True)
+class PriceBasis:
+    """What the pricing engine needs of a product (read without loading ORM objects)."""
+
+    id: uuid.UUID
+    sku: str
+    status: str
+    category_id: uuid.UUID | None
+    list_price: Decimal
+    currency: str
+    standard_cost: Decimal
+    archived: bool
+
+
+def price_basis(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PriceBasis]:
+    """One query for many products; NotFound names the first missing id."""
+    wanted = list(dict.fromkeys(_as_uuid(i, "product") for i in ids))
+    if not wanted:
+        return {}
+    found: dict[uuid.UUID, PriceBasis] = {}
+    if uow.session.get_bind().dialect.name == "sqlite":
+        # SQLite keeps UUIDs as 32-character hex text: matching and returning the text skips
+        # building thousands of uuid.UUID objects per priced order (a third of this query).
+        by_hex = {i.hex: i for i in wanted}
+        key = type_coerce(Product.id, String)
+        category_key = type_coerce(Product.category_id, String)
+        categories: dict[str, uuid.UUID] = {}
+        for r in uow.session.execute(
+            select(key, Product.sku, Product.status, category_key, Product.list_price, Product.currency,
+                   Product.standard_cost, Product.archived_at.is_not(None)).where(key.in_(list(by_hex)))
+        ):
+            category_id = None
+            if r[3] is not None:
+                category_id = categories.get(r[3]) or categories.setdefault(r[3], uuid.UUID(hex=r[3]))
+            product_id = by_hex[r[0]]
+            found[product_id] = PriceBasis(product_id, r[1], str(r[2]), category_id, r[4], r[5], r[6], bool(r[7]))
+    else:
+        for r in uow.session.execute(
+            select(Product.id, Product.sku, Product.status, Product.category_id, Product.list_price,
+                   Product.currency, Product.standard_cost, Product.archived_at.is_not(None))
+            .where(Product.id.in_(wanted))
+        ):
+            found[r[0]] = PriceBasis(r[0], r[1], str(r[2]), r[3], r[4], r[5], r[6], bool(r[7]))
+    for product_id in wanted:
+        if product_id not in found:
+            raise NotFound("product", product_id)
+    return found
+
+
+def category_parents(uow: UnitOfWork) -> dict[uuid.UUID, uuid.UUID | None]:
+    """The whole category tree as child → parent (category trees are small)."""
+    return dict(uow.session.execute(select(Category.id, Category.parent_id)).all())
+
+
+def category_path(parents: Mapping[uuid.UUID, uuid.UUID | None], category_id: uuid.UUID | None) -> list[uuid.UUID]:
+    """The category and its ancestors, nearest first."""
+    path: list[uuid.UUID] = []
+    while category_id is not None and category_id not in path:
+        path.append(category_id)
+        category_id = parents.get(category_id)
+    return path
+
+
+def product_query(*, q: str | None = None, status: str | None = None, category_id: uuid.UUID | None = None,
+                  include_archived: bool = False) -> Select[Any]:
+    """The list/search query behind GET /products (filters, search by sku or name)."""
+    query = select(Product)
+    if not include_archived:
+        query = query.where(Product.archived_at.is_(None))
+    if status:
+        if status not in set(ProductStatus):
+            raise invalid("status", f"one of {', '.join(ProductStatus)}", "enum")
+        query = query.where(Product.status == status)
+    if category_id:
+        query = query.where(Product.category_id == category_id)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(func.lower(Product.sku).like(like), func.lower(Product.name).like(like)))
+    return query
+
+
+# ---------------------------------------------------------------- validation
+
+
+@dataclass
+class CatalogContext:
+    """Reference data a batch of products is checked against, loaded once."""
+
+    units: set[str]
+    category_ids: set[uuid.UUID]
+    category_by_code: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, uow: UnitOfWork) -> CatalogContext:
+        units = set(uow.session.scalars(select(UnitOfMeasure.code))) | {BASE_UNIT}
+        cats = uow.session.execute(select(Category.id, Category.code)).all()
+        return cls(units, {c[0] for c in cats}, {c[1]: c[0] for c in cats})
+
+
+def clean_product(data: Mapping[str, Any], ctx: CatalogContext, *, partial: bool = False) -> tuple[
+        dict[str, Any], list[FieldError]]:
+    """Check and normalise product fields; returns the values and every problem found."""
+    errors: list[FieldError] = []
+    out: dict[str, Any] = {}
+    unknown = set(data) - set(PRODUCT_FIELDS)
+    for name in sorted(unknown):
+        errors.append(FieldError(name, "is not a product field", "unknown_field"))
+
+    def has(name: str) -> bool:
+        return (name in data) if partial else True
+
+    if has("sku"):
+        out["sku"] = check_code(errors, "sku", data.get("sku"))
+    if has("name"):
+        out["name"] = check_text(errors, "name", data.get("name"))
+    if "description" in data:
+        out["description"] = check_text(errors, "description", data.get("description"), required=False,
+                                        max_length=10000) or ""
+    if "status" in data and data["status"] not in (None, ""):
+        if data["status"] not in set(ProductStatus):
+            errors.append(FieldError("status", f"one of {', '.join(ProductStatus)}", "enum"))
+        else:
+            out["status"] = ProductStatus(data["status"])
+    if "category_id" in data:
+        cat = data.get("category_id")
+        if cat in (None, ""):
+            out["category_id"] = None
+        else:
+            try:
+                cat_id = cat if isinstance(cat, uuid.UUID) else uuid.UUID(str(cat))
+            except ValueError:
+                cat_id = ctx.category_by_code.get(str(cat))
+            if cat_id is None or cat_id not in ctx.category_ids:
+                errors.append(FieldError("category_id", f"no category {cat}", "exists"))
+            else:
+                out["category_id"] = cat_id
+    for unit_field in ("unit", "sales_unit", "purchase_unit"):
+        if unit_field in data or (unit_field == "unit" and not partial):
+            value = data.get(unit_field)
+            if value in (None, ""):
+                if unit_field == "unit":
+                    if partial:
+                        errors.append(FieldError("unit", "is required", "required"))
+                    out["unit"] = BASE_UNIT
+                else:
+                    out[unit_field] = None
+            elif str(value) not in ctx.units:
+                errors.append(FieldError(unit_field, f"unknown unit {value!r}", "unit"))
+            else:
+                out[unit_field] = str(value)
+    if "gtin" in data:
+        out["gtin"] = check_gtin(errors, "gtin", data.get("gtin"))
+    for dim in ("weight_kg", "length_cm", "width_cm", "height_cm"):
+        if dim in data:
+            out[dim] = check_amount(errors, dim, data.get(dim), required=False)
+    if "tax_class" in data:
+        out["tax_class"] = check_text(errors, "tax_class", data.get("tax_class"), required=False,
+                                      max_length=40) or "standard"
+    for flag in ("track_lots", "track_serials"):
+        if flag in data:
+            value = check_bool(errors, flag, data.get(flag))
+            out[flag] = bool(value)
+    if has("list_price"):
+        out["list_price"] = check_amount(errors, "list_price", data.get("list_price"))
+    if has("currency"):
+        out["currency"] = check_currency(errors, "currency", data.get("currency"))
+    if "standard_cost" in data:
+        out["standard_cost"] = check_amount(errors, "standard_cost", data.get("standard_cost"), required=False)
+        if out["standard_cost"] is None:
+            out["standard_cost"] = Decimal("0")
+    return out, errors
+
+
+# ---------------------------------------------------------------- products
+
+
+def create_product(uow: UnitOfWork, data: Mapping[str, Any], *, ctx: CatalogContext | None = None) -> Product:
+    values, errors = clean_product(data, ctx or CatalogContext.load(uow))
+    if errors:
+        raise ValidationFailed(errors)
+    if find_product_by_sku(uow, values["sku"]) is not None:
+        raise Conflict(f"a product with sku {values['sku']} already exists", field="sku")
+    status = values.pop("status", ProductStatus.ACTIVE)
+    product = Product(**values, status=status)
+    uow.session.add(product)
+    uow.session.flush()
+    audit(uow, "product.create", "product", product.id, after=snapshot(product))
+    record_event(uow, _created_event(product), subject=f"product/{product.id}")
+    return product
+
+
+def _created_event(product: Product) -> events.ProductCreated:
+    return events.ProductCreated(
+        product_id=str(product.id), sku=product.sku, name=product.name, status=str(product.status),
+        unit=product.unit, list_price=str(product.list_price), currency=product.currency,
+    )
+
+
+def update_product(uow: UnitOfWork, product_id: uuid.UUID, changes: Mapping[str, Any], *,
+                   ctx: CatalogContext | None = None, product: Product | None = None) -> Product:
+    """Change some fields. A status change goes through the product status machine."""
+    product = product or get_product(uow, product_id)
+    _refuse_archived(product, "product")
+    values, errors = clean_product(changes, ctx or CatalogContext.load(uow), partial=True)
+    if errors:
+        raise ValidationFailed(errors)
+    if "sku" in values and values["sku"] != product.sku:
+        other = find_product_by_sku(uow, values["sku"])
+        if other is not None:
+            raise Conflict(f"a product with sku {values['sku']} already exists", field="sku")
+    before = snapshot(product)
+    target = values.pop("status", None)
+    if target is not None:
+        action = action_to(product.status, target)
+        if action:
+            PRODUCT_STATUS.apply(product, action)
+    for name, value in values.items():
+        if getattr(product, name) != value:
+            setattr(product, name, value)
+    return _finish_update(uow, product, before)
+
+
+def _finish_update(uow: UnitOfWork, product: Product, before: dict[str, Any]) -> Product:
+    after = snapshot(product)
+    changed = {k: after[k] for k in after if after[k] != before.get(k) and k not in ("updated_at", "version")}
+    if not changed:
+        return product
+    uow.session.flush()
+    after = snapshot(product)
+    audit(uow, "product.update", "product", product.id, before=before, after=after)
+    record_event(uow, events.ProductUpdated(product_id=str(product.id), sku=product.sku, changes=changed),
+                 subject=f"product/{product.id}")
+    return product
+
+
+def change_product_status(uow: UnitOfWork, product_id: uuid.UUID, action: str) -> Product:
+    """discontinue / block / reactivate, as the status machine allows."""
+    product = get_product(uow, product_id)
+    _refuse_archived(product, "product")
+    before = snapshot(product)
+    PRODUCT_STATUS.apply(product, action)
+    return _finish_update(uow, product, before)
+
+
+def archive_product(uow: UnitOfWork, product_id: uuid.UUID) -> Product:
+    """Soft-archive: the product leaves lists and new documents; old documents keep it."""
+    product = get_product(uow, product_id)
+    if product.archived_at is not None:
+        return product
+    before = snapshot(product)
+    product.archived_at = clock.now()
+    uow.session.flush()
+    audit(uow, "product.archive", "product", product.id, before=before, after=snapshot(product))
+    record_event(uow, events.ProductArchived(product_id=str(product.id), sku=product.sku),
+                 subject=f"product/{product.id}")
+    return product
+
+
+def _refuse_archived(record: Any, entity: str) -> None:
+    if record.archived_at is not None:
+        raise Conflict(f"the {entity} is archived and cannot be changed")
+
+
+# ---------------------------------------------------------------- categories
+
+
+def get_category(uow: UnitOfWork, category_id: uuid.UUID) -> Category:
+    category = uow.session.get(Category, _as_uuid(category_id, "category"))
+    if category is None:
+        raise NotFound("category", category_id)
+    return category
+
+
+def _clean_category(uow: UnitOfWork, data: Mapping[str, Any], *, partial: bool,
+                    current: Category | None = None) -> dict[str, Any]:
+    errors: list[FieldError] = []
+    out: dict[str, Any] = {}
+    if not partial or "code" in data:
+        out["code"] = check_code(errors, "code", data.get("code"))
+    if not partial or "name" in data:
+        out["name"] = check_text(errors, "name", data.get("name"))
+    if "parent_id" in data:
+        parent = data.get("parent_id")
+        if parent in (None, ""):
+            out["parent_id"] = None
+        else:
+            parent_id = _as_uuid(parent, "category", field="parent_id")
+            parents = category_parents(uow)
+            if parent_id not in parents:
+                errors.append(FieldError("parent_id", f"no category {parent}", "exists"))
+            elif current is not None and current.id in category_path(parents, parent_id):
+                errors.append(FieldError("parent_id", "a category cannot sit under itself", "cycle"))
+            else:
+                out["parent_id"] = parent_id
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+def create_category(uow: UnitOfWork, data: Mapping[str, Any]) -> Category:
+    values = _clean_category(uow, data, partial=False)
+    if uow.session.scalar(select(Category.id).where(Category.code == values["code"])) is not None:
+        raise Conflict(f"a category with code {values['code']} already exists", field="code")
+    category = Category(**values)
+    uow.session.add(category)
+    uow.session.flush()
+    audit(uow, "category.create", "category", category.id, after=snapshot(category))
+    record_event(uow, events.CategoryCreated(
+        category_id=str(category.id), code=category.code, name=category.name,
+        parent_id=str(category.parent_id) if category.parent_id else None), subject=f"category/{category.id}")
+    return category
+
+
+def update_category(uow: UnitOfWork, category_id: uuid.UUID, changes: Mapping[str, Any]) -> Category:
+    category = get_category(uow, category_id)
+    _refuse_archived(category, "category")
+    values = _clean_category(uow, changes, partial=True, current=category)
+    if "code" in values and values["code"] != category.code and uow.session.scalar(
+            select(Category.id).where(Category.code == values["code"])) is not None:
+        raise Conflict(f"a category with code {values['code']} already exists", field="code")
+    before = snapshot(category)
+    for name, value in values.items():
+        setattr(category, name, value)
+    uow.session.flush()
+    after = snapshot(category)
+    changed = {k: after[k] for k in values if after[k] != before.get(k)}
+    if changed:
+        audit(uow, "category.update", "category", category.id, before=before, after=after)
+        record_event(uow, events.CategoryUpdated(category_id=str(category.id), code=category.code,
+                                                 changes=changed), subject=f"category/{category.id}")
+    return category
+
+
+def archive_category(uow: UnitOfWork, category_id: uuid.UUID) -> Category:
+    category = get_category(uow, category_id)
+    if category.archived_at is not None:
+        return category
+    before = snapshot(category)
+    category.archived_at = clock.now()
+    uow.session.flush()
+    audit(uow, "category.archive", "category", category.id, before=before, after=snapshot(category))
+    record_event(uow, events.CategoryArchived(category_id=str(category.id), code=category.code),
+                 subject=f"category/{category.id}")
+    return category
+
+
+# ---------------------------------------------------------------- units of measure
+
+
+def ensure_default_units(uow: UnitOfWork) -> None:
+    existing = set(uow.session.scalars(select(UnitOfMeasure.code)))
+    for code, name in DEFAULT_UNITS.items():
+        if code not in existing:
+            uow.session.add(UnitOfMeasure(code=code, name=name))
+    uow.session.flush()
+
+
+def list_units(uow: UnitOfWork) -> list[UnitOfMeasure]:
+    return list(uow.session.scalars(select(UnitOfMeasure).order_by(UnitOfMeasure.code)))
+
+
+def create_unit(uow: UnitOfWork, *, code: str, name: str) -> UnitOfMeasure:
+    errors: list[FieldError] = []
+    clean_code = check_code(errors, "code", code)
+    clean_name = check_text(errors, "name", name, max_length=100)
+    if errors:
+        raise ValidationFailed(errors)
+    if uow.session.scalar(select(UnitOfMeasure.id).where(UnitOfMeasure.code == clean_code)) is not None:
+        raise Conflict(f"a unit with code {clean_code} already exists", field="code")
+    unit = UnitOfMeasure(code=clean_code, name=clean_name)
+    uow.session.add(unit)
+    uow.session.flush()
+    audit(uow, "unit.create", "unit", unit.id, after=snapshot(unit))
+    return unit
+
+
+def set_unit_conversion(uow: UnitOfWork, product_id: uuid.UUID, *, unit: str, factor: Any) -> UnitConversion:
+    """`factor` base units of the product make one `unit` (a box of 12: unit "box", factor 12)."""
+    product = get_product(uow, product_id)
+    errors: list[FieldError] = []
+    amount = check_amount(errors, "factor", factor, positive=True)
+    if unit not in CatalogContext.load(uow).units:
+        errors.append(FieldError("unit", f"unknown unit {unit!r}", "unit"))
+    elif unit == product.unit:
+        errors.append(FieldError("unit", "the base unit converts to itself (factor 1)", "base_unit"))
+    if errors:
+        raise ValidationFailed(errors)
+    conv = uow.session.scalar(select(UnitConversion).where(
+        UnitConversion.product_id == product.id, UnitConversion.unit == unit))
+    before = snapshot(conv) if conv else None
+    if conv is None:
+        conv = UnitConversion(product_id=product.id, unit=unit, factor=amount)
+        uow.session.add(conv)
+    else:
+        conv.factor = amount  # type: ignore[assignment]
+    uow.session.flush()
+    audit(uow, "product.unit_conversion.set", "product", product.id, before=before, after=snapshot(conv))
+    return conv
+
+
+def unit_conversions(uow: UnitOfWork, product_id: uuid.UUID) -> list[UnitConversion]:
+    get_product(uow, product_id)
+    return list(uow.session.scalars(select(UnitConversion).where(UnitConversion.product_id == product_id)
+                                    .order_by(UnitConversion.factor)))
+
+
+def convert_quantity(uow: UnitOfWork, product_id: uuid.UUID, quantity: Decimal, from_unit: str,
+                     to_unit: str | None = None) -> Decimal:
+    """Convert a quantity of a product between its units (default: to its base unit)."""
+    product = get_product(uow, product_id)
+    target = to_unit or product.unit
+    factors = {c.unit: c.factor for c in unit_conversions(uow, product.id)}
+    factors[product.unit] = Decimal(1)
+    for name, unit in (("from_unit", from_unit), ("to_unit", target)):
+        if unit not in factors:
+            raise invalid(name, f"product {product.sku} has no conversion for unit {unit!r}", "unit")
+    return quantity * factors[from_unit] / factors[target]
+
+
+# ---------------------------------------------------------------- channel catalogues
+
+
+def list_channel_product(uow: UnitOfWork, *, channel: str, product_id: uuid.UUID,
+                         customer_group: str | None = None) -> ChannelListing:
+    errors: list[FieldError] = []
+    clean_channel = check_code(errors, "channel", channel)
+    if errors:
+        raise ValidationFailed(errors)
+    product = get_product(uow, product_id)
+    existing = uow.session.scalar(select(ChannelListing).where(
+        ChannelListing.channel == clean_channel, ChannelListing.product_id == product.id,
+        ChannelListing.customer_group.is_(None) if customer_group is None
+        else ChannelListing.customer_group == customer_group))
+    if existing is not None:
+        return existing
+    listing = ChannelListing(channel=clean_channel, product_id=product.id, customer_group=customer_group)
+    uow.session.add(listing)
+    uow.session.flush()
+    audit(uow, "channel_listing.create", "channel_listing", listing.id, after=snapshot(listing))
+    return listing
+
+
+def get_channel_listing(uow: UnitOfWork, listing_id: uuid.UUID) -> ChannelListing:
+    listing = uow.session.get(ChannelListing, _as_uuid(listing_id, "channel listing"))
+    if listing is None:
+        raise NotFound("channel listing", listing_id)
+    return listing
+
+
+def delist_channel_product(uow: UnitOfWork, listing_id: uuid.UUID) -> None:
+    listing = get_channel_listing(uow, listing_id)
+    audit(uow, "channel_listing.delete", "channel_listing", listing.id, before=snapshot(listing))
+    uow.session.delete(listing)
+    uow.session.flush()
+
+
+def sellable_in_channel(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, channel: str,
+                        customer_group: str | None = None) -> set[uuid.UUID]:
+    """Which of the products may be sold in `channel` (to `customer_group`). A channel without
+    any listing sells everything; otherwise a product needs a listing for all groups or this one."""
+    ids = list(product_ids)
+    if uow.session.scalar(select(ChannelListing.id).where(ChannelListing.channel == channel).limit(1)) is None:
+        return set(ids)
+    rows = uow.session.execute(select(ChannelListing.product_id, ChannelListing.customer_group).where(
+        ChannelListing.channel == channel, ChannelListing.product_id.in_(ids))).all()
+    return {pid for pid, group in rows if group is None or group == customer_group}
+
+
+def _as_uuid(value: Any, entity: str, *, field: str | None = None) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        if field:
+            raise invalid(field, f"{value!r} is not an id", "uuid") from exc
+        raise NotFound(entity, value) from exc

@@ -1,0 +1,58 @@
+"""`entrepot inventory …`: stock ledger checks and housekeeping."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from entrepot.db.uow import platform_uow, tenant_uow
+from entrepot.identity.services import tenants
+from entrepot.inventory import service as inventory
+
+err = Console(stderr=True)
+out = Console()
+inventory_app = typer.Typer(help="Inventory: warehouses, stock ledger, valuation.", no_args_is_help=True)
+
+
+@inventory_app.command("check")
+def check(tenant: str | None = typer.Option(None, "--tenant", help="Tenant slug (default: every tenant)")) -> None:
+    """Recompute every stock balance from the ledger of moves; exit 1 when any differs."""
+    with platform_uow(readonly=True) as platform:
+        if tenant:
+            targets = [(tenant, tenants.get_tenant_by_slug(platform, tenant).id)]
+        else:
+            targets = [(t.slug, t.id) for t in tenants.list_tenants(platform)]
+    problems = 0
+    for slug, tenant_id in targets:
+        with tenant_uow(tenant_id, readonly=True) as uow:
+            found = inventory.check_balances(uow)
+        if not found:
+            continue
+        problems += len(found)
+        table = Table("kind", "product", "location", "lot", "ledger", "balance", title=f"tenant {slug}")
+        for d in found:
+            table.add_row(d.kind, str(d.product_id), str(d.location_id or ""), str(d.lot_id or ""),
+                          str(d.expected), str(d.actual))
+        out.print(table)
+    if problems:
+        err.print(f"[red]{problems} balance(s) differ from the stock ledger[/red]")
+        raise typer.Exit(1)
+    out.print(f"stock balances match the ledger ({len(targets)} tenant(s) checked)")
+
+
+@inventory_app.command("expiring-lots")
+def expiring_lots(tenant: str = typer.Option(..., "--tenant"),
+                  days: int = typer.Option(30, "--days", help="Warning window in days")) -> None:
+    """Emit lot.expiring.v1 for lots with stock that expire within the window."""
+    with platform_uow(readonly=True) as platform:
+        tenant_id = tenants.get_tenant_by_slug(platform, tenant).id
+    with tenant_uow(tenant_id) as uow:
+        lots = inventory.report_expiring_lots(uow, days)
+        uow.commit()
+    for lot in lots:
+        out.print(f"{lot.code} expires {lot.expiry_date}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(inventory_app, name="inventory")

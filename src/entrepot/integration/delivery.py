@@ -1,0 +1,362 @@
+"""Webhook delivery: fan-out from the outbox, claims, attempts, retries, dead letters.
+
+The worker drives it in three steps, each its own short transaction:
+
+1. `fan_out`: new outbox events → one `WebhookMessage` per subscribed endpoint.
+2. `claim`: due messages, at most one per (endpoint, subject) — the oldest not
+   yet succeeded or dead-lettered, so a subject's events arrive in order — and
+   at most `per_endpoint` in flight per endpoint, so a slow endpoint cannot
+   take every slot. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`; a claim
+   is a lease (`claimed_until`), so a crashed worker's messages come back.
+3. `send` (no database) then `record`: the attempt row, the next try on the
+   retry schedule, the dead letter, or the disabled endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, func, insert, literal_column, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from entrepot.integration.consumers import advance, lock_cursor, position_of
+from entrepot.integration.events import WebhookEndpointDisabled, WebhookMessageExhausted
+from entrepot.integration.feed import Position, events_after
+from entrepot.integration.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from entrepot.integration.outbox import envelope, record_event_in
+from entrepot.integration.webhooks import sign, signing_secrets, subscribes, target_refusal
+from entrepot.kernel import clock
+from entrepot.kernel.ids import new_id
+
+FAN_OUT = "webhooks"
+# attempt n happens SCHEDULE[n-1] after the previous failure; 8 attempts over about 28 h
+SCHEDULE = (
+    timedelta(0), timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30),
+    timedelta(hours=2), timedelta(hours=5), timedelta(hours=10), timedelta(hours=10),
+)
+JITTER = 0.1
+TIMEOUT_SECONDS = 15.0
+BODY_CAP = 64 * 1024  # bytes of a response read at most
+STORED_BODY = 2000  # characters of it kept on the attempt
+CLAIM_LEASE = timedelta(seconds=60)
+DISABLE_AFTER = timedelta(days=5)
+# deliveries in flight per endpoint at once (all workers together, per claim round)
+PER_ENDPOINT = int(os.environ.get("ENTREPOT_WEBHOOK_ENDPOINT_CONCURRENCY", "16"))
+OPEN = ("pending", "delivering")
+# rendered inline, not as bound parameters, so the planner can match the partial indexes
+OPEN_SQL = [literal_column("'pending'"), literal_column("'delivering'")]
+
+
+def retry_delay(failed_attempts: int) -> timedelta | None:
+    """Delay before the next attempt after `failed_attempts` failures; None when exhausted."""
+    if failed_attempts >= len(SCHEDULE):
+        return None
+    base = SCHEDULE[failed_attempts]
+    return base * (1 + random.uniform(-JITTER, JITTER)) if base else base
+
+
+# --- 1. fan-out -----------------------------------------------------------------------------------
+
+
+def fan_out(session: Session, *, limit: int = 500) -> int:
+    """Turn the next settled outbox events into delivery rows. Returns events consumed."""
+    cursor = lock_cursor(session, FAN_OUT, nowait=True)
+    if cursor is None:
+        return 0  # another worker is fanning out
+    rows = events_after(session, position_of(cursor), limit=limit)
+    if not rows:
+        return 0
+    tenants = {r.tenant_id for r in rows}
+    endpoints: dict[uuid.UUID, list[WebhookEndpoint]] = defaultdict(list)
+    for endpoint in session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.tenant_id.in_(tenants),
+                                      WebhookEndpoint.deleted_at.is_(None), WebhookEndpoint.enabled.is_(True))
+    ):
+        endpoints[endpoint.tenant_id].append(endpoint)
+    now = clock.now()
+    values: list[dict[str, Any]] = []
+    ordinal = cursor.emitted or 0
+    for row in rows:
+        body: str | None = None
+        for endpoint in endpoints.get(row.tenant_id, ()):
+            if not subscribes(endpoint, row.type):
+                continue
+            body = body or json.dumps(envelope(row), separators=(",", ":"))
+            ordinal += 1
+            values.append({
+                "id": new_id(), "tenant_id": row.tenant_id, "endpoint_id": endpoint.id, "event_id": row.id,
+                "event_type": row.type, "subject": row.subject, "ordinal": ordinal, "payload": body,
+                "status": "pending", "attempt_count": 0, "next_attempt_at": now, "created_at": now,
+            })
+    if values:
+        session.execute(insert(WebhookMessage), values)
+    cursor.emitted = ordinal
+    advance(cursor, Position.of(rows[-1]))
+    return len(rows)
+
+
+# --- 2. claims ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Claimed:
+    message_id: uuid.UUID
+    tenant_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    url: str
+    payload: str
+    secrets: list[str]
+    attempt: int  # 1-based number of this attempt
+
+
+def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: int = PER_ENDPOINT,
+          rate_budget: dict[uuid.UUID, int] | None = None, lease: timedelta = CLAIM_LEASE) -> list[Claimed]:
+    """Claim due messages (see module doc). `rate_budget`: sends left this second per endpoint."""
+    now = clock.now()
+    earlier = aliased(WebhookMessage)
+    blocked = (
+        select(earlier.id)
+        .where(earlier.tenant_id == WebhookMessage.tenant_id, earlier.endpoint_id == WebhookMessage.endpoint_id,
+               earlier.subject == WebhookMessage.subject, earlier.ordinal < WebhookMessage.ordinal,
+               earlier.status.in_(OPEN_SQL))
+        .exists()
+    )
+    due = or_(
+        and_(WebhookMessage.status == "pending", WebhookMessage.next_attempt_at <= now),
+        and_(WebhookMessage.status == "delivering", WebhookMessage.claimed_until < now),
+    )
+    live = (select(WebhookEndpoint.id)
+            .where(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)))
+    # Heads of subject queues that are due, at most `per_endpoint` per endpoint, oldest due
+    # first: a backlog on one endpoint cannot crowd the others out of the batch.
+    heads = (
+        select(WebhookMessage.id, WebhookMessage.endpoint_id, WebhookMessage.next_attempt_at,
+               func.row_number().over(partition_by=WebhookMessage.endpoint_id,
+                                      order_by=WebhookMessage.next_attempt_at).label("rank"))
+        .where(WebhookMessage.status.in_(OPEN_SQL), due, ~blocked, WebhookMessage.endpoint_id.in_(live))
+        .subquery()
+    )
+    candidates = session.execute(
+        select(heads.c.id, heads.c.endpoint_id).where(heads.c.rank <= per_endpoint)
+        .order_by(heads.c.next_attempt_at).limit(limit * 2)
+    ).all()
+    if candidates and session.get_bind().dialect.name == "postgresql":
+        # lock what is still due; rows another worker holds or just took are skipped
+        locked = set(session.scalars(
+            select(WebhookMessage.id)
+            .where(WebhookMessage.id.in_([c.id for c in candidates]), WebhookMessage.status.in_(OPEN_SQL), due)
+            .with_for_update(skip_locked=True)
+        ))
+        candidates = [c for c in candidates if c.id in locked]
+    if not candidates:
+        return []
+    in_flight = dict(session.execute(
+        select(WebhookMessage.endpoint_id, func.count())
+        .where(WebhookMessage.status == "delivering", WebhookMessage.claimed_until >= now,
+               WebhookMessage.endpoint_id.in_({c.endpoint_id for c in candidates}))
+        .group_by(WebhookMessage.endpoint_id)
+    ).all())
+    chosen_ids: list[uuid.UUID] = []
+    taken: dict[uuid.UUID, int] = defaultdict(int)
+    for message_id, endpoint_id in candidates:
+        if len(chosen_ids) >= limit:
+            break
+        room = per_endpoint - in_flight.get(endpoint_id, 0) - taken[endpoint_id]
+        if rate_budget is not None and endpoint_id in rate_budget:
+            room = min(room, rate_budget[endpoint_id] - taken[endpoint_id])
+        if room <= 0:
+            continue
+        taken[endpoint_id] += 1
+        chosen_ids.append(message_id)
+    if not chosen_ids:
+        return []
+    until = now + lease
+    session.execute(
+        update(WebhookMessage).where(WebhookMessage.id.in_(chosen_ids))
+        .values(status="delivering", claimed_by=worker_id, claimed_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    chosen = session.execute(
+        select(WebhookMessage.id, WebhookMessage.tenant_id, WebhookMessage.endpoint_id, WebhookMessage.payload,
+               WebhookMessage.attempt_count).where(WebhookMessage.id.in_(chosen_ids))
+    ).all()
+    endpoints = {e.id: e for e in session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({m.endpoint_id for m in chosen})))}
+    result: list[Claimed] = []
+    keys: dict[uuid.UUID, list[str]] = {}
+    for message in chosen:
+        endpoint = endpoints[message.endpoint_id]
+        if endpoint.id not in keys:
+            keys[endpoint.id] = signing_secrets(endpoint, now)
+        result.append(Claimed(message.id, message.tenant_id, endpoint.id, endpoint.url, message.payload,
+                              keys[endpoint.id], message.attempt_count + 1))
+    # keep the batch in due order (the IN query above does not keep it)
+    rank = {message_id: i for i, message_id in enumerate(chosen_ids)}
+    result.sort(key=lambda c: rank[c.message_id])
+    return result
+
+
+def release(session: Session, worker_id: str) -> int:
+    """Give back this worker's unfinished claims (graceful shutdown)."""
+    result = session.execute(
+        update(WebhookMessage)
+        .where(WebhookMessage.status == "delivering", WebhookMessage.claimed_by == worker_id)
+        .values(status="pending", claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+# --- 3. send and record ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    claimed: Claimed
+    attempted_at: datetime
+    succeeded: bool
+    status_code: int | None
+    latency_ms: int
+    body: str | None
+    error: str | None
+
+
+def send(client: httpx.Client, item: Claimed) -> Outcome:
+    """POST one message; 2xx is success, anything else (redirects included) a failure."""
+    attempted_at = clock.now()
+    started = time.perf_counter()
+    status: int | None = None
+    body: str | None = None
+    error: str | None = None
+    refusal = target_refusal(item.url)
+    if refusal:
+        error = f"target refused: {refusal}"
+    else:
+        headers = sign(str(item.message_id), item.payload, item.secrets)
+        try:
+            with client.stream("POST", item.url, content=item.payload.encode(), headers=headers) as response:
+                status = response.status_code
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= BODY_CAP:
+                        break
+                body = b"".join(chunks)[:BODY_CAP].decode("utf-8", "replace")[:STORED_BODY]
+            if 300 <= status < 400:
+                error = f"redirect to {response.headers.get('location', '?')} not followed"
+        except httpx.TimeoutException:
+            error = f"timed out after {TIMEOUT_SECONDS:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+    latency = int((time.perf_counter() - started) * 1000)
+    ok = status is not None and 200 <= status < 300
+    return Outcome(item, attempted_at, ok, status, latency, body, None if ok else error)
+
+
+def new_client(max_connections: int = 64) -> httpx.Client:
+    return httpx.Client(
+        timeout=TIMEOUT_SECONDS, follow_redirects=False,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
+
+
+def record(session: Session, outcomes: Iterable[Outcome]) -> None:
+    """Write the attempts and move each message and endpoint to its next state."""
+    outcomes = list(outcomes)
+    if not outcomes:
+        return
+    now = clock.now()
+    session.execute(insert(WebhookAttempt), [{
+        "id": new_id(), "tenant_id": o.claimed.tenant_id, "message_id": o.claimed.message_id,
+        "endpoint_id": o.claimed.endpoint_id, "attempted_at": o.attempted_at, "succeeded": o.succeeded,
+        "status_code": o.status_code, "latency_ms": o.latency_ms, "response_body": o.body, "error": o.error,
+    } for o in outcomes])
+    # the common case in bulk: successes need no per-row decisions
+    successes = [o for o in outcomes if o.succeeded]
+    if successes:
+        for status_code, group in _by_status(successes).items():
+            session.execute(
+                update(WebhookMessage).where(WebhookMessage.id.in_([o.claimed.message_id for o in group]))
+                .values(status="succeeded", attempt_count=WebhookMessage.attempt_count + 1, delivered_at=now,
+                        last_status_code=status_code, last_error=None, claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False))
+        session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_({o.claimed.endpoint_id for o in successes}),
+                   WebhookEndpoint.failing_since.is_not(None))
+            .values(failing_since=None).execution_options(synchronize_session=False))
+    outcomes = [o for o in outcomes if not o.succeeded]
+    if not outcomes:
+        return
+    messages = {m.id: m for m in session.scalars(
+        select(WebhookMessage).where(WebhookMessage.id.in_([o.claimed.message_id for o in outcomes]))
+        .execution_options(populate_existing=True))}
+    endpoints = {e.id: e for e in session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({o.claimed.endpoint_id for o in outcomes}))
+        .execution_options(populate_existing=True))}
+    for o in outcomes:
+        message = messages.get(o.claimed.message_id)
+        endpoint = endpoints.get(o.claimed.endpoint_id)
+        if message is None or endpoint is None:
+            continue
+        message.attempt_count += 1
+        message.last_status_code = o.status_code
+        message.claimed_by = None
+        message.claimed_until = None
+        if o.succeeded:
+            message.status = "succeeded"
+            message.delivered_at = now
+            message.last_error = None
+            endpoint.failing_since = None
+            continue
+        message.last_error = o.error or (f"HTTP {o.status_code}" if o.status_code else "failed")
+        if o.status_code == 410:
+            message.status = "dead"
+            message.dead_at = now
+            _disable(session, endpoint, "gone: the endpoint answered 410")
+            continue
+        endpoint.failing_since = endpoint.failing_since or now
+        delay = retry_delay(message.attempt_count)
+        if delay is None:
+            message.status = "dead"
+            message.dead_at = now
+            record_event_in(session, message.tenant_id, WebhookMessageExhausted(
+                endpoint_id=str(endpoint.id), message_id=str(message.id), event_id=str(message.event_id),
+                event_type=message.event_type, attempts=message.attempt_count,
+                last_status_code=message.last_status_code, last_error=message.last_error),
+                subject=f"webhook_endpoint/{endpoint.id}")
+        else:
+            message.status = "pending"
+            message.next_attempt_at = now + delay
+        if endpoint.enabled and now - endpoint.failing_since >= DISABLE_AFTER:
+            _disable(session, endpoint, "failing continuously for 5 days")
+    session.flush()
+
+
+def _by_status(outcomes: list[Outcome]) -> dict[int | None, list[Outcome]]:
+    groups: dict[int | None, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        groups[o.status_code].append(o)
+    return groups
+
+
+def _disable(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
+    if not endpoint.enabled:
+        return
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason
+    record_event_in(session, endpoint.tenant_id,
+                    WebhookEndpointDisabled(endpoint_id=str(endpoint.id), url=endpoint.url, reason=reason),
+                    subject=f"webhook_endpoint/{endpoint.id}")

@@ -1,0 +1,121 @@
+"""Reading the outbox in order without ever skipping an event.
+
+On PostgreSQL two transactions can take outbox sequence numbers in one order
+and commit in the other, so a reader that trusted `seq` alone could move its
+cursor past an event that becomes visible later. Readers therefore:
+
+* only see rows whose writing transaction is older than the oldest one still
+  running (`txid < pg_snapshot_xmin(pg_current_snapshot())`, minus transactions
+  known to belong to other databases of the cluster): those are final;
+* order by (txid, seq): every transaction that commits later has a txid at
+  least that horizon, so it sorts after any position already handed out.
+
+On SQLite there is one writer at a time and sequence order is commit order.
+The same position (txid, seq) is the `/events` cursor and each worker
+consumer's saved progress.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, literal_column, select, tuple_
+from sqlalchemy.orm import Session
+
+from entrepot.integration.models import OutboxEvent
+from entrepot.kernel.errors import invalid
+
+# The oldest transaction still in flight when this statement's snapshot was taken, ignoring
+# those positively identified as another database's (they write no rows here): every
+# transaction that can still commit an outbox row of this database has a txid at least this.
+# Without the exclusion this is pg_snapshot_xmin, which any writer anywhere in the cluster
+# holds back. Identification is by the xid's low 32 bits (pg_stat_activity shows 32-bit xids).
+_HORIZON = literal_column("""coalesce(
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+     WHERE NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity AS a
+        WHERE a.datname IS DISTINCT FROM current_database() AND a.backend_xid IS NOT NULL
+          AND a.backend_xid::text::bigint = (x::text::bigint & 4294967295))),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint)""")
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    txid: int = 0
+    seq: int = 0
+
+    @classmethod
+    def of(cls, row: OutboxEvent) -> Position:
+        return cls(row.txid or 0, row.seq)
+
+    def encode(self) -> str:
+        return f"{self.txid}.{self.seq}" if self.txid else str(self.seq)
+
+
+START = Position()
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def settled(session: Session, query: Select, after: Position) -> Select:  # type: ignore[type-arg]
+    """Restrict `query` on OutboxEvent to final rows after `after`, in read order."""
+    if _is_postgres(session):
+        # record_event sets txid on every PostgreSQL row; the row comparison uses the (txid, seq) indexes
+        return (query.where(tuple_(OutboxEvent.txid, OutboxEvent.seq) > tuple_(after.txid, after.seq))
+                .where(OutboxEvent.txid < _HORIZON)
+                .order_by(OutboxEvent.txid, OutboxEvent.seq))
+    return query.where(OutboxEvent.seq > after.seq).order_by(OutboxEvent.seq)
+
+
+def events_after(
+    session: Session,
+    after: Position,
+    *,
+    limit: int,
+    types: Sequence[str] | None = None,
+    subject: str | None = None,
+) -> list[OutboxEvent]:
+    query = select(OutboxEvent)
+    if types:
+        query = query.where(OutboxEvent.type.in_(list(types)))
+    if subject:
+        query = query.where(OutboxEvent.subject == subject)
+    return list(session.scalars(settled(session, query, after).limit(limit)).all())
+
+
+def latest(session: Session) -> Position | None:
+    """The newest settled position of the whole outbox (platform sessions)."""
+    query = select(OutboxEvent.txid, OutboxEvent.seq)
+    if _is_postgres(session):
+        query = (query.where(OutboxEvent.txid < _HORIZON)
+                 .order_by(OutboxEvent.txid.desc(), OutboxEvent.seq.desc()))
+    else:
+        query = query.order_by(OutboxEvent.seq.desc())
+    row = session.execute(query.limit(1)).first()
+    return Position(row.txid or 0, row.seq) if row else None
+
+
+def parse_cursor(session: Session, cursor: str | None) -> Position:
+    """A cursor this API issued ("txid.seq" or "seq"), an event's `sequence`, or an event id."""
+    if not cursor:
+        return START
+    text = cursor.strip()
+    try:
+        if "." in text:
+            txid, seq = text.split(".", 1)
+            return Position(int(txid), int(seq))
+        if text.isdigit():
+            seq = int(text)
+            txid = session.scalar(select(OutboxEvent.txid).where(OutboxEvent.seq == seq))
+            return Position(txid or 0, seq)
+        event_id = uuid.UUID(text)
+    except ValueError as exc:
+        raise invalid("after", "not a cursor this API issued", "cursor") from exc
+    row = session.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id))
+    if row is None:
+        raise invalid("after", "no event with this id", "cursor")
+    return Position.of(row)

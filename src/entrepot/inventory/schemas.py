@@ -1,0 +1,304 @@
+"""API shapes of the inventory. Quantities and amounts are decimal strings in JSON."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+Dec = Annotated[Decimal, PlainSerializer(lambda v: str(v), return_type=str, when_used="json")]
+# Inputs: strings or numbers; the service parses them exactly (and names the field on error).
+DecIn = Annotated[str | int | float, Field(union_mode="left_to_right")]
+
+
+BIN = "A storage bin (default: the warehouse's main stock location)"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WarehouseCreate(_In):
+    code: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+    country: str | None = None
+    active: bool | None = None
+    priority: int | None = None
+
+
+class WarehouseUpdate(_In):
+    name: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+    country: str | None = None
+    active: bool | None = None
+    priority: int | None = None
+
+
+class WarehouseRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    code: str
+    name: str
+    address_line1: str
+    address_line2: str
+    city: str
+    postal_code: str
+    region: str
+    country: str | None
+    active: bool
+    priority: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class LocationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    code: str
+    name: str
+    kind: str
+    warehouse_id: uuid.UUID | None
+    active: bool
+    count_locked: bool
+
+
+class LocationCreate(_In):
+    code: str
+    name: str
+
+
+class AdjustmentCreate(_In):
+    warehouse_id: uuid.UUID | str
+    product_id: uuid.UUID | str
+    quantity: DecIn
+    reason: str
+    unit_cost: DecIn | None = None
+    lot_code: str | None = None
+    lot_id: uuid.UUID | str | None = None
+    expiry_date: date | None = None
+    serials: list[str] | None = None
+    reference: str | None = None
+    on: date | None = Field(default=None, description="Effective date (back-dating within an open period)")
+    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+
+
+class ReceiptCreate(_In):
+    warehouse_id: uuid.UUID | str
+    product_id: uuid.UUID | str
+    quantity: DecIn
+    unit_cost: DecIn
+    reference: str = ""
+    lot_code: str | None = None
+    expiry_date: date | None = None
+    serials: list[str] | None = None
+    on: date | None = None
+    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+
+
+class ScrapCreate(_In):
+    warehouse_id: uuid.UUID | str
+    product_id: uuid.UUID | str
+    quantity: DecIn
+    reason: str
+    lot_code: str | None = None
+    serials: list[str] | None = None
+    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+
+
+class StockMoveRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    product_id: uuid.UUID
+    lot_id: uuid.UUID | None
+    from_location_id: uuid.UUID
+    to_location_id: uuid.UUID
+    from_warehouse_id: uuid.UUID | None
+    to_warehouse_id: uuid.UUID | None
+    quantity: Dec
+    unit_cost: Dec
+    value: Dec
+    kind: str
+    reason: str | None
+    reference: str
+    demand_type: str | None
+    demand_id: uuid.UUID | None
+    serials: list[Any] | None
+    effective_date: date
+    created_at: datetime
+    actor: str
+
+
+class WarehouseStockRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    warehouse_id: uuid.UUID
+    warehouse_code: str
+    product_id: uuid.UUID
+    on_hand: Dec
+    reserved: Dec
+    available: Dec
+    in_transit: Dec
+
+
+class LocationStockRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    warehouse_id: uuid.UUID
+    location_id: uuid.UUID
+    location_code: str
+    location_kind: str
+    lot_id: uuid.UUID | None
+    lot_code: str | None
+    expiry_date: date | None
+    on_hand: Dec
+    reserved: Dec
+    available: Dec
+
+
+class StockAtRead(BaseModel):
+    product_id: uuid.UUID
+    on: date
+    items: list[WarehouseStockRead]
+
+
+class ValuationLineRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    product_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    quantity: Dec
+    unit_cost: Dec
+    value: Dec
+
+
+class ValuationRead(BaseModel):
+    currency: str
+    total_value: Dec
+    items: list[ValuationLineRead]
+
+
+class LotRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    product_id: uuid.UUID
+    code: str
+    expiry_date: date | None
+    created_at: datetime
+
+
+class LotTraceRead(BaseModel):
+    lot: LotRead
+    received: list[StockMoveRead]
+    shipped: list[StockMoveRead]
+    on_hand: list[LocationStockRead]
+
+
+class TransferCreate(_In):
+    product_id: uuid.UUID | str
+    from_warehouse_id: uuid.UUID | str
+    to_warehouse_id: uuid.UUID | str
+    quantity: DecIn
+    lot_code: str | None = None
+
+
+class TransferRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    number: str
+    product_id: uuid.UUID
+    lot_id: uuid.UUID | None
+    from_warehouse_id: uuid.UUID
+    to_warehouse_id: uuid.UUID
+    quantity: Dec
+    status: str
+    shipped_at: datetime | None
+    received_at: datetime | None
+    version: int
+
+
+class CountCreate(_In):
+    warehouse_id: uuid.UUID | str
+    counter: str
+    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+
+
+class CountLineIn(_In):
+    product_id: uuid.UUID | str
+    counted_quantity: DecIn
+    lot_code: str | None = None
+
+
+class CountPost(_In):
+    lines: list[CountLineIn]
+
+
+class CountRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    number: str
+    warehouse_id: uuid.UUID
+    location_id: uuid.UUID
+    counter: str
+    status: str
+    lines: list[dict[str, Any]]
+    posted_at: datetime | None
+    version: int
+
+
+class ReorderRuleIn(_In):
+    product_id: uuid.UUID | str
+    warehouse_id: uuid.UUID | str
+    reorder_point: DecIn
+    order_up_to: DecIn
+    safety_stock: DecIn = 0
+
+
+class ReorderRuleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    product_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    reorder_point: Dec
+    order_up_to: Dec
+    safety_stock: Dec
+    version: int
+
+
+class SuggestionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    product_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    supplier_id: uuid.UUID | None
+    supplier_item_id: uuid.UUID | None
+    quantity: Dec
+    projected: Dec
+    reorder_point: Dec
+    order_up_to: Dec
+    lead_time_days: int
+    unit_cost: Dec | None
+    currency: str | None
+
+
+class SupplierSuggestions(BaseModel):
+    supplier_id: uuid.UUID | None
+    lines: list[SuggestionRead]
+
+
+class DiscrepancyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    kind: str
+    product_id: uuid.UUID
+    location_id: uuid.UUID | None
+    lot_id: uuid.UUID | None
+    expected: Dec
+    actual: Dec

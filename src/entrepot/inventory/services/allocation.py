@@ -1,0 +1,567 @@
+"""Demands and allocation: reserving stock for demand lines, backorders, releases, issues.
+
+The order-to-cash flow calls `allocate` on confirmation, `release` on cancel
+and `issue_reserved` on shipment. A demand line is identified by
+(`demand_type`, `demand_id`), e.g. ("sales_order_line", line.id).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from entrepot.catalog import service as catalog
+from entrepot.catalog.models import Product
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.inventory.events import BackorderAllocated, StockIssued, StockReleased, StockReserved
+from entrepot.inventory.models import (
+    ZERO,
+    Location,
+    LocationKind,
+    Lot,
+    MoveKind,
+    Reservation,
+    SerialNumber,
+    StockBalance,
+    StockDemand,
+    Warehouse,
+)
+from entrepot.inventory.services import core
+from entrepot.inventory.services.core import NotReserved, as_uuid, quantity_of
+from entrepot.kernel import clock
+from entrepot.kernel.errors import invalid
+from entrepot.kernel.ids import new_id
+from entrepot.ledger import posting
+
+POLICIES = ("priority", "split", "nearest")
+
+
+@dataclass
+class Demand:
+    demand_type: str
+    demand_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: Decimal
+    warehouse_id: uuid.UUID | None = None
+    ship_to_country: str | None = None
+
+
+@dataclass
+class ReservationInfo:
+    warehouse_id: uuid.UUID
+    location_id: uuid.UUID
+    lot_id: uuid.UUID | None
+    quantity: Decimal
+
+
+@dataclass
+class AllocationResult:
+    demand_id: uuid.UUID
+    product_id: uuid.UUID
+    requested: Decimal
+    reserved: Decimal
+    backordered: Decimal
+    reservations: list[ReservationInfo] = field(default_factory=list)
+
+
+@dataclass
+class LotIssue:
+    lot_id: uuid.UUID
+    lot_code: str
+    quantity: Decimal
+    serials: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IssueResult:
+    quantity: Decimal
+    cost: Decimal
+    warehouse_id: uuid.UUID | None
+    lots: list[LotIssue] = field(default_factory=list)
+    move_ids: list[uuid.UUID] = field(default_factory=list)
+    serials: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ candidates
+
+
+def _policy(uow: UnitOfWork) -> str:
+    policy = str(core.tenant_settings(uow).get("allocation_policy") or "priority")
+    return policy if policy in POLICIES else "priority"
+
+
+def _active_warehouses(uow: UnitOfWork) -> list[Warehouse]:
+    return list(uow.session.scalars(select(Warehouse).where(Warehouse.active.is_(True))
+                                    .order_by(Warehouse.priority, Warehouse.code)))
+
+
+def _locked_stock_balances(uow: UnitOfWork, product_ids: Iterable[uuid.UUID],
+                           warehouse_ids: Iterable[uuid.UUID] | None = None) -> list[StockBalance]:
+    """Stock-location balances of the products, locked FOR UPDATE in id order (the fixed order)."""
+    query = select(StockBalance).where(StockBalance.product_id.in_(list(set(product_ids))),
+                                       StockBalance.location_kind == LocationKind.STOCK)
+    if warehouse_ids is not None:
+        query = query.where(StockBalance.warehouse_id.in_(list(set(warehouse_ids))))
+    return list(uow.session.scalars(query.order_by(StockBalance.id).with_for_update()
+                                    .execution_options(populate_existing=True)))
+
+
+def _lots(uow: UnitOfWork, balances: Iterable[StockBalance]) -> dict[uuid.UUID, Lot]:
+    ids = {b.lot_id for b in balances if b.lot_id}
+    if not ids:
+        return {}
+    return {lot.id: lot for lot in uow.session.scalars(select(Lot).where(Lot.id.in_(ids)))}
+
+
+def _fefo(balances: list[StockBalance], lots: dict[uuid.UUID, Lot], today: date) -> list[StockBalance]:
+    """Usable balances, expiring first; expired lots are never allocated."""
+    usable = []
+    for b in balances:
+        lot = lots.get(b.lot_id) if b.lot_id else None
+        if lot is not None and lot.expiry_date is not None and lot.expiry_date < today:
+            continue
+        usable.append(b)
+    far = date.max
+
+    def key(b: StockBalance) -> tuple[date, str, str]:
+        lot = lots.get(b.lot_id) if b.lot_id else None
+        return ((lot.expiry_date or far) if lot else far, lot.code if lot else "", str(b.id))
+
+    return sorted(usable, key=key)
+
+
+def _available(balances: Iterable[StockBalance]) -> Decimal:
+    return sum((max(b.on_hand - b.reserved, ZERO) for b in balances), ZERO)
+
+
+def _plan(need: Decimal, order: list[uuid.UUID], by_warehouse: dict[uuid.UUID, list[StockBalance]],
+          policy: str) -> list[tuple[StockBalance, Decimal]]:
+    """Which balances give how much, per the tenant's policy."""
+    if need <= 0:
+        return []
+    if policy != "split":
+        # One warehouse: the first (by priority / nearness) that can fill the line entirely,
+        # else the one that can fill most of it; the rest is backordered.
+        best: uuid.UUID | None = None
+        best_qty = ZERO
+        for wid in order:
+            qty = _available(by_warehouse.get(wid, []))
+            if qty >= need:
+                best = wid
+                break
+            if qty > best_qty:
+                best, best_qty = wid, qty
+        order = [best] if best is not None else []
+    picks: list[tuple[StockBalance, Decimal]] = []
+    remaining = need
+    for wid in order:
+        for balance in by_warehouse.get(wid, []):
+            if remaining <= 0:
+                return picks
+            free = balance.on_hand - balance.reserved
+            if free <= 0:
+                continue
+            take = min(free, remaining)
+            picks.append((balance, take))
+            remaining -= take
+    return picks
+
+
+def _reserve(uow: UnitOfWork, demand: StockDemand, balance: StockBalance, quantity: Decimal) -> Reservation:
+    balance.reserved += quantity
+    now = clock.now()
+    reservation = Reservation(id=new_id(), created_at=now, updated_at=now, demand_type=demand.demand_type,
+                              demand_id=demand.demand_id, product_id=demand.product_id,
+                              balance_id=balance.id, warehouse_id=balance.warehouse_id, location_id=balance.location_id,
+                              lot_id=balance.lot_id, quantity=quantity, status="open")
+    uow.session.add(reservation)
+    return reservation
+
+
+def _open_reservations(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[uuid.UUID]) -> list[Reservation]:
+    ids = list(set(demand_ids))
+    if not ids:
+        return []
+    return list(uow.session.scalars(
+        select(Reservation).where(Reservation.demand_type == demand_type, Reservation.demand_id.in_(ids),
+                                  Reservation.status == "open")
+        .order_by(Reservation.created_at, Reservation.id)))
+
+
+def _infos(reservations: Iterable[Reservation]) -> list[ReservationInfo]:
+    grouped: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], Decimal] = defaultdict(lambda: ZERO)
+    for r in reservations:
+        grouped[(r.warehouse_id, r.location_id, r.lot_id)] += r.quantity
+    return [ReservationInfo(w, loc, lot, q) for (w, loc, lot), q in grouped.items() if q > 0]
+
+
+# ------------------------------------------------------------------ allocate
+
+
+def _check_demand(d: Demand, index: int) -> tuple[str, uuid.UUID, uuid.UUID, Decimal]:
+    where = f"demands[{index}]"
+    if not isinstance(d.demand_type, str) or not d.demand_type.strip() or len(d.demand_type) > 40:
+        raise invalid(f"{where}.demand_type", "1-40 characters", "required")
+    quantity = quantity_of(d.quantity, f"{where}.quantity")
+    return d.demand_type, as_uuid(d.demand_id, f"{where}.demand_id"), as_uuid(d.product_id, f"{where}.product_id"), \
+        quantity
+
+
+def allocate(uow: UnitOfWork, demands: Sequence[Demand]) -> list[AllocationResult]:
+    """Reserve stock for demand lines per the tenant's policy; the rest is backordered.
+
+    Calling it again for a demand line tops its reservation up to the new
+    quantity (never reserves twice)."""
+    checked = [_check_demand(d, i) for i, d in enumerate(demands)]
+    if not checked:
+        return []
+    products = catalog.get_products(uow, {c[2] for c in checked})
+    for d in demands:
+        if d.warehouse_id is not None:
+            core.warehouse_for(uow, d.warehouse_id)
+    return core.with_retry(uow, lambda: _allocate(uow, demands, checked, products))
+
+
+def _allocate(uow: UnitOfWork, demands: Sequence[Demand], checked: list[tuple[str, uuid.UUID, uuid.UUID, Decimal]],
+              products: dict[uuid.UUID, Product]) -> list[AllocationResult]:
+    session = uow.session
+    core.lock_products(uow, products)
+    policy = _policy(uow)
+    warehouses = _active_warehouses(uow)
+    balances = _locked_stock_balances(uow, products, [w.id for w in warehouses])
+    lots = _lots(uow, balances)
+    today = clock.today()
+    by_product: dict[uuid.UUID, dict[uuid.UUID, list[StockBalance]]] = defaultdict(lambda: defaultdict(list))
+    for b in balances:
+        by_product[b.product_id][b.warehouse_id].append(b)
+    for per_wh in by_product.values():
+        for wid in per_wh:
+            per_wh[wid] = _fefo(per_wh[wid], lots, today)
+    watch = _ReorderWatch(uow, products)
+    # Everything the lines need, in two queries (not two per line): their demands and open reservations.
+    existing_demands: dict[tuple[str, uuid.UUID], StockDemand] = {}
+    open_by_demand: dict[tuple[str, uuid.UUID], list[Reservation]] = defaultdict(list)
+    for demand_type in sorted({c[0] for c in checked}):
+        ids = [c[1] for c in checked if c[0] == demand_type]
+        for sd in session.scalars(select(StockDemand).where(StockDemand.demand_type == demand_type,
+                                                            StockDemand.demand_id.in_(ids))
+                                  .order_by(StockDemand.id).with_for_update()):
+            existing_demands[(demand_type, sd.demand_id)] = sd
+        for r in _open_reservations(uow, demand_type, ids):
+            open_by_demand[(demand_type, r.demand_id)].append(r)
+    now = clock.now()
+    results: list[AllocationResult] = []
+    pending_events: list[StockReserved] = []
+    for d, (demand_type, demand_id, product_id, quantity) in zip(demands, checked, strict=True):
+        sd = existing_demands.get((demand_type, demand_id))
+        before = snapshot(sd) if sd is not None else None
+        if sd is None:
+            sd = StockDemand(id=new_id(), demand_type=demand_type, demand_id=demand_id, product_id=product_id,
+                             requested=quantity, backordered=ZERO, status="open", promised_at=now, created_at=now,
+                             updated_at=now)
+            session.add(sd)
+            existing_demands[(demand_type, demand_id)] = sd
+        elif sd.product_id != product_id:
+            raise invalid("product_id", f"demand {demand_id} is for another product", "mismatch")
+        sd.warehouse_id = d.warehouse_id
+        sd.ship_to_country = (d.ship_to_country or "").upper()[:2] or None
+        sd.requested = quantity
+        existing = open_by_demand[(demand_type, demand_id)]
+        already = sum((r.quantity for r in existing), ZERO)
+        need = max(quantity - already, ZERO)
+        if d.warehouse_id is not None:
+            order = [d.warehouse_id]
+        elif policy == "nearest" and sd.ship_to_country:
+            order = [w.id for w in sorted(warehouses, key=lambda w: (w.country != sd.ship_to_country, w.priority,
+                                                                     w.code))]
+        else:
+            order = [w.id for w in warehouses]
+        made = [_reserve(uow, sd, b, q) for b, q in _plan(need, order, by_product[product_id], policy)]
+        existing.extend(made)
+        got = sum((r.quantity for r in made), ZERO)
+        sd.backordered = need - got
+        sd.status = "open"
+        reserved_total = already + got
+        audit(uow, "stock.reserve", "stock_demand", sd.id, before=before, after=snapshot(sd))
+        pending_events.append(StockReserved(demand_type=demand_type, demand_id=str(demand_id),
+                                            product_id=str(product_id), requested=str(quantity),
+                                            reserved=str(reserved_total), backordered=str(sd.backordered)))
+        for r in made:
+            watch.touched(product_id, r.warehouse_id)
+        results.append(AllocationResult(demand_id=demand_id, product_id=product_id, requested=quantity,
+                                        reserved=reserved_total, backordered=sd.backordered,
+                                        reservations=_infos(existing)))
+    session.flush()
+    for event in pending_events:
+        record_event(uow, event, subject=f"stock/{event.product_id}")
+    watch.emit()
+    return results
+
+
+# ------------------------------------------------------------------ backorders
+
+
+def fill_backorders(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID) -> Decimal:
+    """Stock arrived (or was freed) in a warehouse: give it to open backorders, oldest promise first.
+
+    Runs in the caller's transaction, under the product lock it already holds."""
+    session = uow.session
+    core.lock_products(uow, [product_id])
+    warehouse = session.get(Warehouse, warehouse_id)
+    if warehouse is None or not warehouse.active:
+        return ZERO
+    open_demands = list(session.scalars(
+        select(StockDemand).where(StockDemand.product_id == product_id, StockDemand.status == "open",
+                                  StockDemand.backordered > 0)
+        .order_by(StockDemand.promised_at, StockDemand.id).with_for_update()))
+    open_demands = [d for d in open_demands if d.warehouse_id in (None, warehouse_id)]
+    if not open_demands:
+        return ZERO
+    balances = _locked_stock_balances(uow, [product_id], [warehouse_id])
+    balances = _fefo(balances, _lots(uow, balances), clock.today())
+    total = ZERO
+    for sd in open_demands:
+        picks = _plan(sd.backordered, [warehouse_id], {warehouse_id: balances}, "split")
+        if not picks:
+            break
+        made = [_reserve(uow, sd, b, q) for b, q in picks]
+        got = sum((r.quantity for r in made), ZERO)
+        before = snapshot(sd)
+        sd.backordered -= got
+        total += got
+        session.flush()
+        audit(uow, "stock.backorder_allocate", "stock_demand", sd.id, before=before, after=snapshot(sd))
+        record_event(uow, BackorderAllocated(demand_type=sd.demand_type, demand_id=str(sd.demand_id),
+                                             product_id=str(product_id), warehouse_id=str(warehouse_id),
+                                             quantity=str(got), still_backordered=str(sd.backordered)),
+                     subject=f"stock/{product_id}")
+    return total
+
+
+# ------------------------------------------------------------------ release
+
+
+def release(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID) -> Decimal:
+    """Release a demand line's reservations and cancel its backorder. Returns the quantity released.
+
+    With the tenant setting `reallocate_on_release`, freed stock goes to other backordered lines
+    at once (oldest promise first); by default it becomes available and backorders are filled
+    when stock arrives."""
+    demand_id = as_uuid(demand_id, "demand_id")
+    return core.with_retry(uow, lambda: _release(uow, demand_type, demand_id))
+
+
+def _release(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID) -> Decimal:
+    session = uow.session
+    sd = session.scalar(select(StockDemand).where(StockDemand.demand_type == demand_type,
+                                                  StockDemand.demand_id == demand_id))
+    reservations = _open_reservations(uow, demand_type, [demand_id])
+    if sd is None and not reservations:
+        return ZERO
+    product_id = sd.product_id if sd is not None else reservations[0].product_id
+    core.lock_products(uow, [product_id])
+    if sd is not None:
+        session.refresh(sd, with_for_update=True)
+    reservations = _open_reservations(uow, demand_type, [demand_id])
+    balances = {b.id: b for b in session.scalars(
+        select(StockBalance).where(StockBalance.id.in_([r.balance_id for r in reservations]))
+        .order_by(StockBalance.id).with_for_update().execution_options(populate_existing=True))}
+    released = ZERO
+    freed: set[uuid.UUID] = set()
+    for r in reservations:
+        balances[r.balance_id].reserved -= r.quantity
+        released += r.quantity
+        freed.add(r.warehouse_id)
+        r.quantity = ZERO
+        r.status = "closed"
+    if sd is not None:
+        before = snapshot(sd)
+        sd.backordered = ZERO
+        sd.status = "closed"
+        session.flush()
+        audit(uow, "stock.release", "stock_demand", sd.id, before=before, after=snapshot(sd))
+    session.flush()
+    record_event(uow, StockReleased(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
+                                    released=str(released)), subject=f"stock/{product_id}")
+    if core.tenant_settings(uow).get("reallocate_on_release"):
+        for wid in sorted(freed):
+            fill_backorders(uow, product_id, wid)
+    return released
+
+
+# ------------------------------------------------------------------ queries
+
+
+def reserved_quantity(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    ids = list(set(demand_ids))
+    out = dict.fromkeys(ids, ZERO)
+    if not ids:
+        return out
+    rows = uow.session.execute(
+        select(Reservation.demand_id, func.sum(Reservation.quantity))
+        .where(Reservation.demand_type == demand_type, Reservation.demand_id.in_(ids), Reservation.status == "open")
+        .group_by(Reservation.demand_id))
+    for demand_id, qty in rows:
+        out[demand_id] = qty if qty is not None else ZERO
+    return out
+
+
+def backordered_quantity(uow: UnitOfWork, demand_type: str,
+                         demand_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    ids = list(set(demand_ids))
+    out = dict.fromkeys(ids, ZERO)
+    if not ids:
+        return out
+    rows = uow.session.execute(
+        select(StockDemand.demand_id, StockDemand.backordered)
+        .where(StockDemand.demand_type == demand_type, StockDemand.demand_id.in_(ids), StockDemand.status == "open"))
+    for demand_id, qty in rows:
+        out[demand_id] = qty
+    return out
+
+
+# ------------------------------------------------------------------ issue
+
+
+def issue_reserved(uow: UnitOfWork, *, demand_type: str, demand_id: uuid.UUID, quantity: Decimal, reference: str,
+                   on: date | None = None) -> IssueResult:
+    """Ship reserved stock of a demand line to the customer, at moving-average cost (COGS posted)."""
+    demand_id = as_uuid(demand_id, "demand_id")
+    qty = quantity_of(quantity)
+    return core.with_retry(uow, lambda: _issue(uow, demand_type, demand_id, qty, reference, on))
+
+
+def _issue(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID, quantity: Decimal, reference: str,
+           on: date | None) -> IssueResult:
+    session = uow.session
+    reservations = _open_reservations(uow, demand_type, [demand_id])
+    reserved = sum((r.quantity for r in reservations), ZERO)
+    if quantity > reserved:
+        raise NotReserved(f"{quantity} to issue but only {reserved} reserved for {demand_type} {demand_id}",
+                          reserved=str(reserved))
+    product = catalog.get_product(uow, reservations[0].product_id)
+    core.lock_products(uow, [product.id])
+    if on is not None and on < clock.today():
+        from entrepot.ledger.services.periods import open_period_for_posting
+
+        open_period_for_posting(uow, on)
+    reservations = _open_reservations(uow, demand_type, [demand_id])
+    lots = {lot.id: lot for lot in session.scalars(
+        select(Lot).where(Lot.id.in_([r.lot_id for r in reservations if r.lot_id])))}
+    far = date.max
+    reservations.sort(key=lambda r: ((lots[r.lot_id].expiry_date or far) if r.lot_id else far, r.created_at, r.id))
+    customer = core.location_of(uow, None, LocationKind.CUSTOMER)
+    remaining = quantity
+    total_cost = ZERO
+    moves = []
+    by_lot: dict[uuid.UUID, LotIssue] = {}
+    all_serials: list[str] = []
+    warehouse_id: uuid.UUID | None = None
+    for r in reservations:
+        if remaining <= 0:
+            break
+        take = min(r.quantity, remaining)
+        location = session.get(Location, r.location_id)
+        assert location is not None
+        lot = lots.get(r.lot_id) if r.lot_id else None
+        serials = _pick_serials(uow, product, location.id, lot, take) if product.track_serials else None
+        value = core.value_out(uow, product, r.warehouse_id, take)
+        move = core.record_move(uow, product=product, from_location=location, to_location=customer, quantity=take,
+                                kind=MoveKind.ISSUE, lot=lot, value=value,
+                                unit_cost=core.quantize_storage(value / take), reference=reference, on=on,
+                                demand_type=demand_type, demand_id=demand_id, serials=serials,
+                                consume_reserved=True)
+        r.quantity -= take
+        if r.quantity == 0:
+            r.status = "closed"
+        remaining -= take
+        total_cost += value
+        moves.append(move)
+        warehouse_id = warehouse_id or r.warehouse_id
+        if serials:
+            for s in serials:
+                s_row = session.scalar(select(SerialNumber).where(SerialNumber.product_id == product.id,
+                                                                   SerialNumber.serial == s))
+                if s_row is not None:
+                    s_row.location_id = customer.id
+            all_serials.extend(serials)
+        if lot is not None:
+            entry = by_lot.setdefault(lot.id, LotIssue(lot.id, lot.code, ZERO))
+            entry.quantity += take
+            entry.serials.extend(serials or [])
+    sd = session.scalar(select(StockDemand).where(StockDemand.demand_type == demand_type,
+                                                  StockDemand.demand_id == demand_id))
+    if sd is not None and sd.backordered == 0 and not any(r.quantity > 0 for r in reservations):
+        sd.status = "closed"
+    session.flush()
+    posting.post_shipment_cost(uow, source_id=moves[0].id, on=on or clock.today(), amount=total_cost)
+    if on is not None and on < clock.today():
+        from entrepot.inventory.services import valuation
+
+        for wid in sorted({m.from_warehouse_id for m in moves if m.from_warehouse_id}):
+            if valuation.has_later_outflows(uow, product.id, wid, on):
+                valuation.revalue(uow, product, wid, moves[0])
+    for move in moves:
+        audit(uow, "stock.issue", "stock_move", move.id, after=snapshot(move))
+    record_event(uow, StockIssued(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product.id),
+                                  warehouse_id=str(warehouse_id), quantity=str(quantity), cost=str(total_cost),
+                                  reference=reference), subject=f"stock/{product.id}")
+    return IssueResult(quantity=quantity, cost=total_cost, warehouse_id=warehouse_id, lots=list(by_lot.values()),
+                       move_ids=[m.id for m in moves], serials=all_serials)
+
+
+def _pick_serials(uow: UnitOfWork, product: Product, location_id: uuid.UUID, lot: Lot | None,
+                  quantity: Decimal) -> list[str]:
+    if quantity != quantity.to_integral_value():
+        raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
+    query = select(SerialNumber).where(SerialNumber.product_id == product.id, SerialNumber.location_id == location_id)
+    if lot is not None:
+        query = query.where(SerialNumber.lot_id == lot.id)
+    rows = list(uow.session.scalars(query.order_by(SerialNumber.created_at, SerialNumber.serial).limit(int(quantity))))
+    if len(rows) < int(quantity):
+        raise core.InsufficientStock(f"{product.sku}: only {len(rows)} serial numbers at the location")
+    return [r.serial for r in rows]
+
+
+class _ReorderWatch:
+    """Emits stock.low.v1 when an operation takes available stock below a reorder point."""
+
+    def __init__(self, uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
+        from entrepot.inventory.models import ReorderRule
+
+        self.uow = uow
+        self.rules = {(r.product_id, r.warehouse_id): r for r in uow.session.scalars(
+            select(ReorderRule).where(ReorderRule.product_id.in_(list(set(product_ids)))))}
+        self.before: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = {
+            key: core.stock_available(uow, *key) for key in self.rules}
+        self.seen: set[tuple[uuid.UUID, uuid.UUID]] = set()
+
+    def touched(self, product_id: uuid.UUID, warehouse_id: uuid.UUID) -> None:
+        if (product_id, warehouse_id) in self.rules:
+            self.seen.add((product_id, warehouse_id))
+
+    def emit(self) -> None:
+        from entrepot.inventory.events import StockLow
+
+        if not self.seen:
+            return
+        self.uow.session.flush()
+        for key in sorted(self.seen):
+            rule = self.rules[key]
+            after = core.stock_available(self.uow, *key)
+            if self.before[key] >= rule.reorder_point > after:
+                record_event(self.uow, StockLow(product_id=str(key[0]), warehouse_id=str(key[1]), available=str(after),
+                                                reorder_point=str(rule.reorder_point)),
+                             subject=f"stock/{key[0]}")
+
+
+def reorder_watch(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> _ReorderWatch:
+    return _ReorderWatch(uow, product_ids)

@@ -1,0 +1,466 @@
+"""The stock ledger's mechanics, shared by every inventory use case.
+
+* `record_move` is the only code that writes a `StockMove` and changes a
+  balance's on-hand quantity; it keeps `StockBalance` equal to the moves.
+* Product locks: every operation that changes a product's stock first takes a
+  per-product lock (a transaction-scoped advisory lock on PostgreSQL, in
+  product-id order; SQLite serialises writers with BEGIN IMMEDIATE), then
+  locks the balance rows it touches `FOR UPDATE` in id order. Two
+  transactions therefore always queue in the same order: no oversell, no
+  deadlock; `with_retry` absorbs the rare serialisation failure anyway.
+* Valuation is the moving average per product × warehouse (`ItemCost`); the
+  value of each move is rounded once to the functional currency and is the
+  exact amount posted to the ledger, so the valuation report always equals
+  the inventory account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import date
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import event, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from entrepot.catalog import service as catalog
+from entrepot.catalog.models import Product
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.tenants import get_tenant
+from entrepot.inventory.models import (
+    INTERNAL_KINDS,
+    WAREHOUSE_KINDS,
+    ZERO,
+    ItemCost,
+    Location,
+    LocationKind,
+    Lot,
+    StockBalance,
+    StockMove,
+    Warehouse,
+)
+from entrepot.kernel import clock
+from entrepot.kernel.errors import Conflict, NotFound, invalid
+from entrepot.kernel.money import InvalidAmount, fits_storage, quantize_storage, round_money, to_decimal
+
+T = TypeVar("T")
+RETRIES = 5
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+    title = "Not enough stock"
+
+
+class NotReserved(Conflict):
+    code = "not_reserved"
+    title = "Quantity exceeds what is reserved"
+
+
+class ExpiredLot(Conflict):
+    code = "expired_lot"
+    title = "Lot has expired"
+
+
+class SerialInStock(Conflict):
+    code = "serial_in_stock"
+    title = "Serial number already in stock"
+
+
+class LocationLocked(Conflict):
+    code = "location_locked"
+    title = "Location is being counted"
+
+
+# ------------------------------------------------------------------ input rules
+
+
+def quantity_of(value: object, field: str = "quantity", *, positive: bool = True,
+                allow_zero: bool = False) -> Decimal:
+    """A quantity from input: exact decimal, storable, positive unless told otherwise."""
+    try:
+        qty = to_decimal(value)
+    except InvalidAmount as exc:
+        raise invalid(field, str(exc), "decimal") from exc
+    if not fits_storage(qty):
+        raise invalid(field, "at most 4 decimal places", "scale")
+    if abs(qty) >= Decimal("1e15"):
+        raise invalid(field, "too large", "range")
+    if qty == 0 and not allow_zero:
+        raise invalid(field, "must not be zero", "nonzero")
+    if positive and qty < 0:
+        raise invalid(field, "must be positive", "positive")
+    return quantize_storage(qty)
+
+
+def cost_of(value: object, field: str = "unit_cost") -> Decimal:
+    cost = quantity_of(value, field, allow_zero=True)
+    return cost
+
+
+def as_uuid(value: object, field: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise invalid(field, "not a valid id", "uuid") from exc
+
+
+# ------------------------------------------------------------------ tenant settings
+
+
+def tenant_settings(uow: UnitOfWork) -> dict[str, Any]:
+    cache = uow.session.info.setdefault("inventory_settings", {})
+    if "settings" not in cache:
+        tenant = get_tenant(uow, uow.tenant_id)
+        cache["settings"] = dict(tenant.settings or {})
+        cache["currency"] = tenant.currency
+    return cache["settings"]  # type: ignore[no-any-return]
+
+
+def functional_currency(uow: UnitOfWork) -> str:
+    tenant_settings(uow)
+    return uow.session.info["inventory_settings"]["currency"]  # type: ignore[no-any-return]
+
+
+def negative_stock_allowed(uow: UnitOfWork) -> bool:
+    return bool(tenant_settings(uow).get("allow_negative_stock", False))
+
+
+# ------------------------------------------------------------------ look-ups
+
+
+def product_for(uow: UnitOfWork, product_id: object, field: str = "product_id") -> Product:
+    """A product named in a request body: unknown is a 422 naming the field."""
+    pid = as_uuid(product_id, field)
+    try:
+        return catalog.get_product(uow, pid)
+    except NotFound as exc:
+        raise invalid(field, f"no product {pid}", "exists") from exc
+
+
+def get_warehouse(uow: UnitOfWork, warehouse_id: object) -> Warehouse:
+    try:
+        wid = as_uuid(warehouse_id, "warehouse_id")
+    except Exception as exc:
+        raise NotFound("warehouse", warehouse_id) from exc
+    warehouse = uow.session.get(Warehouse, wid)
+    if warehouse is None:
+        raise NotFound("warehouse", warehouse_id)
+    return warehouse
+
+
+def warehouse_for(uow: UnitOfWork, warehouse_id: object, field: str = "warehouse_id") -> Warehouse:
+    """A warehouse named in a request body: unknown or inactive is a 422 naming the field."""
+    wid = as_uuid(warehouse_id, field)
+    warehouse = uow.session.get(Warehouse, wid)
+    if warehouse is None:
+        raise invalid(field, f"no warehouse {wid}", "exists")
+    if not warehouse.active:
+        raise invalid(field, f"warehouse {warehouse.code} is inactive", "active")
+    return warehouse
+
+
+def location_of(uow: UnitOfWork, warehouse_id: uuid.UUID | None, kind: LocationKind) -> Location:
+    """The warehouse's location of a kind (or the tenant's virtual one when warehouse_id is None)."""
+    cache: dict[tuple[Any, str], Location] = uow.session.info.setdefault("inventory_locations", {})
+    key = (warehouse_id, str(kind))
+    loc = cache.get(key)
+    if loc is not None and loc in uow.session:
+        return loc
+    query = select(Location).where(Location.kind == kind)
+    query = query.where(Location.warehouse_id == warehouse_id) if warehouse_id else query.where(
+        Location.warehouse_id.is_(None))
+    loc = uow.session.scalars(query.order_by(Location.id).limit(1)).first()
+    if loc is None:
+        raise NotFound("location", f"{kind} of warehouse {warehouse_id}")
+    cache[key] = loc
+    return loc
+
+
+def stock_location(uow: UnitOfWork, warehouse_id: uuid.UUID, location_id: object | None = None,
+                   field: str = "location_id") -> Location:
+    """A storage location of the warehouse: the one named (a bin), else its main stock location."""
+    if location_id is None:
+        return location_of(uow, warehouse_id, LocationKind.STOCK)
+    lid = as_uuid(location_id, field)
+    location = uow.session.get(Location, lid)
+    if location is None or location.warehouse_id != warehouse_id or location.kind != LocationKind.STOCK:
+        raise invalid(field, "not a storage location of that warehouse", "exists")
+    return location
+
+
+def lot_for(uow: UnitOfWork, product: Product, lot_code: str | None, expiry: date | None = None, *,
+            create: bool) -> Lot | None:
+    if not product.track_lots:
+        if lot_code:
+            raise invalid("lot_code", f"product {product.sku} is not lot-tracked", "not_tracked")
+        return None
+    if not lot_code or not str(lot_code).strip():
+        raise invalid("lot_code", f"product {product.sku} is lot-tracked: a lot is required", "required")
+    code = str(lot_code).strip()
+    if len(code) > 64:
+        raise invalid("lot_code", "at most 64 characters", "length")
+    lot = uow.session.scalar(select(Lot).where(Lot.product_id == product.id, Lot.code == code))
+    if lot is None:
+        if not create:
+            raise invalid("lot_code", f"no lot {code} of product {product.sku}", "exists")
+        lot = Lot(product_id=product.id, code=code, expiry_date=expiry)
+        uow.session.add(lot)
+        uow.session.flush()
+    elif expiry is not None and lot.expiry_date not in (None, expiry):
+        raise invalid("expiry_date", f"lot {code} already expires on {lot.expiry_date}", "mismatch")
+    elif expiry is not None and lot.expiry_date is None:
+        lot.expiry_date = expiry
+    return lot
+
+
+def refuse_expired(lot: Lot | None, on: date | None = None) -> None:
+    if lot is not None and lot.expiry_date is not None and lot.expiry_date < (on or clock.today()):
+        raise ExpiredLot(f"lot {lot.code} expired on {lot.expiry_date}", lot_id=str(lot.id))
+
+
+# ------------------------------------------------------------------ locking and retries
+
+
+def _lock_key(tenant_id: uuid.UUID, product_id: uuid.UUID) -> int:
+    digest = hashlib.blake2b(tenant_id.bytes + product_id.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
+    """Serialise stock changes per product, always in the same (id) order."""
+    session = uow.session
+    held: set[uuid.UUID] = session.info.setdefault("inventory_product_locks", set())
+    wanted = sorted(set(product_ids) - held)
+    if not wanted:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        for pid in wanted:
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(uow.tenant_id, pid)})
+    held.update(wanted)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_locks(session: Session) -> None:
+    """Transaction-scoped locks end with the transaction; so does our note of them."""
+    session.info.pop("inventory_product_locks", None)
+
+
+def _retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    if state in ("40001", "40P01", "55P03"):
+        return True
+    return "database is locked" in str(orig or exc)
+
+
+def with_retry(uow: UnitOfWork, work: Callable[[], T], attempts: int = RETRIES) -> T:
+    """Run `work` inside a savepoint; retry serialisation failures and deadlocks (bounded).
+
+    The savepoint also means a refused operation leaves nothing behind in the
+    caller's transaction."""
+    for attempt in range(1, attempts + 1):
+        savepoint = uow.session.begin_nested()
+        held = set(uow.session.info.get("inventory_product_locks", set()))
+        try:
+            result = work()
+            savepoint.commit()
+            return result
+        except (OperationalError, DBAPIError) as exc:
+            if savepoint.is_active:
+                savepoint.rollback()
+            uow.session.info["inventory_product_locks"] = held
+            if attempt == attempts or not _retryable(exc):
+                raise
+            time.sleep(0.01 * 2 ** attempt)
+        except BaseException:
+            if savepoint.is_active:
+                savepoint.rollback()
+            uow.session.info["inventory_product_locks"] = held
+            raise
+    raise AssertionError("unreachable")
+
+
+# ------------------------------------------------------------------ balances
+
+
+def balance_for(uow: UnitOfWork, product_id: uuid.UUID, location: Location, lot_id: uuid.UUID | None) -> StockBalance:
+    """The balance row (locked), created at zero when missing. Callers hold the product lock."""
+    key = str(lot_id) if lot_id else ""
+    balance = uow.session.scalar(
+        select(StockBalance)
+        .where(StockBalance.product_id == product_id, StockBalance.location_id == location.id,
+               StockBalance.lot_key == key)
+        .with_for_update()
+    )
+    if balance is None:
+        assert location.warehouse_id is not None
+        balance = StockBalance(product_id=product_id, location_id=location.id, warehouse_id=location.warehouse_id,
+                               location_kind=location.kind, lot_id=lot_id, lot_key=key, on_hand=ZERO,
+                               reserved=ZERO)
+        uow.session.add(balance)
+        uow.session.flush()
+    return balance
+
+
+def has_balance(location: Location) -> bool:
+    return location.warehouse_id is not None and location.kind in WAREHOUSE_KINDS
+
+
+def is_valued(location: Location) -> bool:
+    return location.warehouse_id is not None and location.kind in INTERNAL_KINDS
+
+
+# ------------------------------------------------------------------ valuation
+
+
+def item_cost(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID) -> ItemCost:
+    cost = uow.session.scalar(
+        select(ItemCost).where(ItemCost.product_id == product_id, ItemCost.warehouse_id == warehouse_id)
+        .with_for_update()
+    )
+    if cost is None:
+        cost = ItemCost(product_id=product_id, warehouse_id=warehouse_id, quantity=ZERO, value=ZERO, unit_cost=ZERO)
+        uow.session.add(cost)
+        uow.session.flush()
+    return cost
+
+
+def current_unit_cost(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID) -> Decimal:
+    cost = item_cost(uow, product.id, warehouse_id)
+    if cost.quantity > 0:
+        return quantize_storage(cost.value / cost.quantity)
+    return cost.unit_cost or product.standard_cost or ZERO
+
+
+def value_in(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, quantity: Decimal,
+             unit_cost: Decimal) -> Decimal:
+    """Stock enters the warehouse's valuation at `unit_cost`; returns the (rounded) value added."""
+    cost = item_cost(uow, product.id, warehouse_id)
+    value = round_money(quantity * unit_cost, functional_currency(uow))
+    cost.quantity += quantity
+    cost.value += value
+    if cost.quantity > 0:
+        cost.unit_cost = quantize_storage(cost.value / cost.quantity)
+    return value
+
+
+def value_in_exact(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, quantity: Decimal,
+                   value: Decimal) -> None:
+    """Stock enters with a known value (a transfer carries the value it left the source with)."""
+    cost = item_cost(uow, product.id, warehouse_id)
+    cost.quantity += quantity
+    cost.value += value
+    if cost.quantity > 0:
+        cost.unit_cost = quantize_storage(cost.value / cost.quantity)
+
+
+def value_out(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, quantity: Decimal) -> Decimal:
+    """Stock leaves the warehouse's valuation at the moving average; returns the value removed.
+
+    Taking the last units takes exactly the remaining value, so no rounding
+    residue is ever left in the inventory account."""
+    cost = item_cost(uow, product.id, warehouse_id)
+    currency = functional_currency(uow)
+    if cost.quantity > 0 and quantity <= cost.quantity:
+        value = cost.value if quantity == cost.quantity else round_money(cost.value * quantity / cost.quantity,
+                                                                         currency)
+    elif cost.quantity > 0:  # going negative (allowed by the tenant): the rest at the last average
+        unit = quantize_storage(cost.value / cost.quantity)
+        value = cost.value + round_money((quantity - cost.quantity) * unit, currency)
+    else:
+        value = round_money(quantity * (cost.unit_cost or product.standard_cost or ZERO), currency)
+    if cost.quantity > 0:
+        cost.unit_cost = quantize_storage(cost.value / cost.quantity)
+    cost.quantity -= quantity
+    cost.value -= value
+    return value
+
+
+# ------------------------------------------------------------------ the ledger
+
+
+def record_move(
+    uow: UnitOfWork,
+    *,
+    product: Product,
+    from_location: Location,
+    to_location: Location,
+    quantity: Decimal,
+    kind: str,
+    lot: Lot | None = None,
+    value: Decimal = ZERO,
+    unit_cost: Decimal = ZERO,
+    reason: str | None = None,
+    reference: str = "",
+    on: date | None = None,
+    demand_type: str | None = None,
+    demand_id: uuid.UUID | None = None,
+    serials: list[str] | None = None,
+    consume_reserved: bool = False,
+    check_available: bool = True,
+) -> StockMove:
+    """Write one immutable move and apply it to both balances.
+
+    Leaving a location needs available stock (on hand minus reserved) unless
+    the move consumes a reservation or the tenant allows negative stock."""
+    if quantity <= 0:
+        raise invalid("quantity", "must be positive", "positive")
+    if from_location.id == to_location.id:
+        raise invalid("to_location_id", "source and destination are the same location", "distinct")
+    lot_id = lot.id if lot else None
+    if has_balance(from_location):
+        source = balance_for(uow, product.id, from_location, lot_id)
+        if consume_reserved:
+            if quantity > source.reserved:
+                raise NotReserved(f"only {source.reserved} reserved at {from_location.code}")
+            source.reserved -= quantity
+        elif check_available and not negative_stock_allowed(uow) and source.on_hand - source.reserved < quantity:
+            raise InsufficientStock(
+                f"{product.sku}: {max(source.on_hand - source.reserved, ZERO)} available at {from_location.code}, "
+                f"{quantity} needed",
+                product_id=str(product.id), available=str(max(source.on_hand - source.reserved, ZERO)),
+            )
+        source.on_hand -= quantity
+    if has_balance(to_location):
+        target = balance_for(uow, product.id, to_location, lot_id)
+        target.on_hand += quantity
+    move = StockMove(
+        product_id=product.id,
+        lot_id=lot_id,
+        from_location_id=from_location.id,
+        to_location_id=to_location.id,
+        from_warehouse_id=from_location.warehouse_id,
+        to_warehouse_id=to_location.warehouse_id,
+        quantity=quantity,
+        unit_cost=unit_cost,
+        value=value,
+        kind=kind,
+        reason=reason,
+        reference=reference,
+        demand_type=demand_type,
+        demand_id=demand_id,
+        serials=serials,
+        effective_date=on or clock.today(),
+        actor=uow.actor.ref,
+    )
+    uow.session.add(move)
+    uow.session.flush()
+    return move
+
+
+def stock_available(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID) -> Decimal:
+    rows = uow.session.execute(
+        select(StockBalance.on_hand, StockBalance.reserved).where(
+            StockBalance.product_id == product_id, StockBalance.warehouse_id == warehouse_id,
+            StockBalance.location_kind == LocationKind.STOCK)
+    ).all()
+    return sum((r.on_hand - r.reserved for r in rows), ZERO)

@@ -1,0 +1,378 @@
+"""Reading the stock: levels, history, valuation, lot trace, the ledger check, replenishment."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.inventory.events import LotExpiring
+from entrepot.inventory.models import (
+    INTERNAL_KINDS,
+    ZERO,
+    ItemCost,
+    Location,
+    LocationKind,
+    Lot,
+    ReorderRule,
+    Reservation,
+    StockBalance,
+    StockDemand,
+    StockMove,
+    Warehouse,
+)
+from entrepot.inventory.services import core
+from entrepot.inventory.services.core import as_uuid, quantity_of
+from entrepot.kernel import clock
+from entrepot.kernel.errors import NotFound, ValidationFailed, invalid
+
+
+@dataclass
+class WarehouseStock:
+    warehouse_id: uuid.UUID
+    warehouse_code: str
+    product_id: uuid.UUID
+    on_hand: Decimal = ZERO
+    reserved: Decimal = ZERO
+    available: Decimal = ZERO
+    in_transit: Decimal = ZERO
+    backordered: Decimal = ZERO
+
+
+def stock_levels(uow: UnitOfWork, product_id: object, warehouse_id: object | None = None) -> list[WarehouseStock]:
+    """Per warehouse: on hand, reserved and available in its stock location (plus in transit). One query."""
+    pid = as_uuid(product_id, "product_id")
+    query = (select(Warehouse.id, Warehouse.code, StockBalance.location_kind,
+                    func.sum(StockBalance.on_hand).label("on_hand"), func.sum(StockBalance.reserved).label("reserved"))
+             .join(Warehouse, Warehouse.id == StockBalance.warehouse_id)
+             .where(StockBalance.product_id == pid,
+                    StockBalance.location_kind.in_([LocationKind.STOCK.value, LocationKind.IN_TRANSIT.value])))
+    if warehouse_id is not None:
+        query = query.where(StockBalance.warehouse_id == as_uuid(warehouse_id, "warehouse_id"))
+    rows = uow.session.execute(query.group_by(Warehouse.id, Warehouse.code, Warehouse.priority,
+                                              StockBalance.location_kind)
+                               .order_by(Warehouse.priority, Warehouse.code)).all()
+    # Warehouses where the product has (or had) stock; one never stocked has no row.
+    out: dict[uuid.UUID, WarehouseStock] = {}
+    for wid, code, kind, on_hand, reserved in rows:
+        item = out.setdefault(wid, WarehouseStock(wid, code, pid))
+        if kind == LocationKind.STOCK:
+            item.on_hand += on_hand or ZERO
+            item.reserved += reserved or ZERO
+        else:
+            item.in_transit += on_hand or ZERO
+    for item in out.values():
+        item.available = item.on_hand - item.reserved
+    return list(out.values())
+
+
+
+@dataclass
+class LocationStock:
+    warehouse_id: uuid.UUID
+    location_id: uuid.UUID
+    location_code: str
+    location_kind: str
+    lot_id: uuid.UUID | None
+    lot_code: str | None
+    expiry_date: date | None
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+
+
+def stock_by_location(uow: UnitOfWork, product_id: object) -> list[LocationStock]:
+    pid = as_uuid(product_id, "product_id")
+    rows = uow.session.execute(
+        select(StockBalance, Location.code, Lot.code, Lot.expiry_date)
+        .join(Location, Location.id == StockBalance.location_id)
+        .outerjoin(Lot, Lot.id == StockBalance.lot_id)
+        .where(StockBalance.product_id == pid, StockBalance.on_hand != 0)
+        .order_by(Location.code, Lot.expiry_date, Lot.code)).all()
+    return [LocationStock(b.warehouse_id, b.location_id, code, b.location_kind, b.lot_id, lot_code, expiry,
+                          b.on_hand, b.reserved, b.on_hand - b.reserved) for b, code, lot_code, expiry in rows]
+
+
+def stock_at(uow: UnitOfWork, product_id: object, on: date) -> list[WarehouseStock]:
+    """On hand per warehouse (stock locations) at the end of a past day, from the moves alone."""
+    pid = as_uuid(product_id, "product_id")
+    stock_locations = select(Location.id).where(Location.kind == LocationKind.STOCK)
+    incoming = uow.session.execute(
+        select(StockMove.to_warehouse_id, func.sum(StockMove.quantity))
+        .where(StockMove.product_id == pid, StockMove.effective_date <= on,
+               StockMove.to_location_id.in_(stock_locations))
+        .group_by(StockMove.to_warehouse_id)).all()
+    outgoing = uow.session.execute(
+        select(StockMove.from_warehouse_id, func.sum(StockMove.quantity))
+        .where(StockMove.product_id == pid, StockMove.effective_date <= on,
+               StockMove.from_location_id.in_(stock_locations))
+        .group_by(StockMove.from_warehouse_id)).all()
+    totals: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO)
+    for wid, qty in incoming:
+        totals[wid] += qty or ZERO
+    for wid, qty in outgoing:
+        totals[wid] -= qty or ZERO
+    warehouses = {w.id: w for w in uow.session.scalars(select(Warehouse).order_by(Warehouse.priority, Warehouse.code))}
+    return [WarehouseStock(wid, w.code, pid, totals[wid], ZERO, totals[wid]) for wid, w in warehouses.items()
+            if wid in totals]
+
+
+def move_query(product_id: object, warehouse_id: object | None = None, lot_id: object | None = None) -> Any:
+    query = select(StockMove).where(StockMove.product_id == as_uuid(product_id, "product_id"))
+    if warehouse_id is not None:
+        wid = as_uuid(warehouse_id, "warehouse_id")
+        query = query.where((StockMove.from_warehouse_id == wid) | (StockMove.to_warehouse_id == wid))
+    if lot_id is not None:
+        query = query.where(StockMove.lot_id == as_uuid(lot_id, "lot_id"))
+    return query
+
+
+# ------------------------------------------------------------------ valuation
+
+
+@dataclass
+class ValuationLine:
+    product_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    quantity: Decimal
+    unit_cost: Decimal
+    value: Decimal
+
+
+@dataclass
+class Valuation:
+    currency: str
+    total_value: Decimal
+    lines: list[ValuationLine] = field(default_factory=list)
+
+
+def valuation(uow: UnitOfWork, warehouse_id: object | None = None) -> Valuation:
+    """Inventory value per product × warehouse at moving-average cost; equals the inventory account."""
+    query = select(ItemCost).where((ItemCost.quantity != 0) | (ItemCost.value != 0))
+    if warehouse_id is not None:
+        query = query.where(ItemCost.warehouse_id == as_uuid(warehouse_id, "warehouse_id"))
+    rows = list(uow.session.scalars(query.order_by(ItemCost.warehouse_id, ItemCost.product_id)))
+    lines = [ValuationLine(r.product_id, r.warehouse_id, r.quantity,
+                           core.quantize_storage(r.value / r.quantity) if r.quantity > 0 else r.unit_cost, r.value)
+             for r in rows]
+    return Valuation(core.functional_currency(uow), sum((line.value for line in lines), ZERO), lines)
+
+
+# ------------------------------------------------------------------ lots
+
+
+def get_lot(uow: UnitOfWork, lot_id: object) -> Lot:
+    try:
+        lid = as_uuid(lot_id, "lot_id")
+    except ValidationFailed as exc:
+        raise NotFound("lot", lot_id) from exc
+    lot = uow.session.get(Lot, lid)
+    if lot is None:
+        raise NotFound("lot", lot_id)
+    return lot
+
+
+@dataclass
+class LotTrace:
+    lot: Lot
+    received: list[StockMove]
+    shipped: list[StockMove]
+    on_hand: list[StockBalance]
+
+
+def trace_lot(uow: UnitOfWork, lot_id: object) -> LotTrace:
+    """Where a lot came from and every customer shipment it went to (recall)."""
+    lot = get_lot(uow, lot_id)
+    customer = core.location_of(uow, None, LocationKind.CUSTOMER)
+    moves = list(uow.session.scalars(select(StockMove).where(StockMove.lot_id == lot.id)
+                                     .order_by(StockMove.created_at, StockMove.id)))
+    virtual_sources = {loc.id for loc in uow.session.scalars(select(Location).where(Location.warehouse_id.is_(None)))}
+    received = [m for m in moves if m.from_location_id in virtual_sources and m.to_warehouse_id is not None]
+    shipped = [m for m in moves if m.to_location_id == customer.id]
+    balances = list(uow.session.scalars(select(StockBalance).where(StockBalance.lot_id == lot.id,
+                                                                   StockBalance.on_hand != 0)))
+    return LotTrace(lot, received, shipped, balances)
+
+
+def report_expiring_lots(uow: UnitOfWork, within_days: int = 30) -> list[Lot]:
+    """Lots with stock that expire within the window: emit lot.expiring.v1 for each (scheduler)."""
+    horizon = clock.today() + timedelta(days=within_days)
+    rows = uow.session.execute(
+        select(Lot, func.sum(StockBalance.on_hand))
+        .join(StockBalance, StockBalance.lot_id == Lot.id)
+        .where(Lot.expiry_date.is_not(None), Lot.expiry_date <= horizon,
+               StockBalance.location_kind.in_([k.value for k in INTERNAL_KINDS]))
+        .group_by(Lot.id).order_by(Lot.expiry_date)).all()
+    out = []
+    for lot, on_hand in rows:
+        if not on_hand or on_hand <= 0:
+            continue
+        record_event(uow, LotExpiring(lot_id=str(lot.id), product_id=str(lot.product_id), code=lot.code,
+                                      expiry_date=lot.expiry_date.isoformat(), on_hand=str(on_hand)),
+                     subject=f"lot/{lot.id}")
+        out.append(lot)
+    return out
+
+
+# ------------------------------------------------------------------ the ledger check
+
+
+@dataclass
+class Discrepancy:
+    kind: str  # on_hand | reserved | valuation_quantity | backorder
+    product_id: uuid.UUID
+    location_id: uuid.UUID | None
+    lot_id: uuid.UUID | None
+    expected: Decimal
+    actual: Decimal
+
+    def describe(self) -> str:
+        where = f" at location {self.location_id}" if self.location_id else ""
+        lot = f" lot {self.lot_id}" if self.lot_id else ""
+        return f"{self.kind} of product {self.product_id}{where}{lot}: ledger says {self.expected}, " \
+               f"balance says {self.actual}"
+
+
+def check_balances(uow: UnitOfWork) -> list[Discrepancy]:
+    """Recompute every balance from the ledger (moves) and open reservations; report differences."""
+    session = uow.session
+    expected: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], Decimal] = defaultdict(lambda: ZERO)
+    for pid, loc, lot, qty in session.execute(
+            select(StockMove.product_id, StockMove.to_location_id, StockMove.lot_id, func.sum(StockMove.quantity))
+            .where(StockMove.to_warehouse_id.is_not(None))
+            .group_by(StockMove.product_id, StockMove.to_location_id, StockMove.lot_id)):
+        expected[(pid, loc, lot)] += qty
+    for pid, loc, lot, qty in session.execute(
+            select(StockMove.product_id, StockMove.from_location_id, StockMove.lot_id, func.sum(StockMove.quantity))
+            .where(StockMove.from_warehouse_id.is_not(None))
+            .group_by(StockMove.product_id, StockMove.from_location_id, StockMove.lot_id)):
+        expected[(pid, loc, lot)] -= qty
+    reserved: dict[uuid.UUID, Decimal] = {bid: qty for bid, qty in session.execute(
+        select(Reservation.balance_id, func.sum(Reservation.quantity)).where(Reservation.status == "open")
+        .group_by(Reservation.balance_id))}
+    found: list[Discrepancy] = []
+    seen: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None]] = set()
+    valued_kinds = {k.value for k in INTERNAL_KINDS}
+    per_warehouse: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = defaultdict(lambda: ZERO)
+    for b in session.scalars(select(StockBalance).order_by(StockBalance.id)):
+        key = (b.product_id, b.location_id, b.lot_id)
+        seen.add(key)
+        if expected[key] != b.on_hand:
+            found.append(Discrepancy("on_hand", b.product_id, b.location_id, b.lot_id, expected[key], b.on_hand))
+        want = reserved.get(b.id, ZERO)
+        if want != b.reserved:
+            found.append(Discrepancy("reserved", b.product_id, b.location_id, b.lot_id, want, b.reserved))
+        if b.location_kind in valued_kinds:
+            per_warehouse[(b.product_id, b.warehouse_id)] += expected[key]
+    for key, qty in expected.items():
+        if key not in seen and qty != 0:
+            found.append(Discrepancy("on_hand", key[0], key[1], key[2], qty, ZERO))
+    for cost in session.scalars(select(ItemCost)):
+        want = per_warehouse.get((cost.product_id, cost.warehouse_id), ZERO)
+        if want != cost.quantity:
+            found.append(Discrepancy("valuation_quantity", cost.product_id, None, None, want, cost.quantity))
+    for sd in session.scalars(select(StockDemand).where(StockDemand.backordered < 0)):
+        found.append(Discrepancy("backorder", sd.product_id, None, None, ZERO, sd.backordered))
+    return found
+
+
+# ------------------------------------------------------------------ replenishment
+
+
+def set_reorder_rule(uow: UnitOfWork, *, product_id: object, warehouse_id: object, reorder_point: object,
+                     order_up_to: object, safety_stock: object = 0) -> ReorderRule:
+    product = core.product_for(uow, product_id)
+    warehouse = core.warehouse_for(uow, warehouse_id)
+    point = quantity_of(reorder_point, "reorder_point", allow_zero=True)
+    up_to = quantity_of(order_up_to, "order_up_to", allow_zero=True)
+    safety = quantity_of(safety_stock, "safety_stock", allow_zero=True)
+    if up_to < point:
+        raise invalid("order_up_to", "must be at least the reorder point", "range")
+    rule = uow.session.scalar(select(ReorderRule).where(ReorderRule.product_id == product.id,
+                                                        ReorderRule.warehouse_id == warehouse.id))
+    before = snapshot(rule) if rule else None
+    if rule is None:
+        rule = ReorderRule(product_id=product.id, warehouse_id=warehouse.id)
+        uow.session.add(rule)
+    rule.reorder_point, rule.order_up_to, rule.safety_stock = point, up_to, safety
+    uow.session.flush()
+    audit(uow, "reorder_rule.set", "reorder_rule", rule.id, before=before, after=snapshot(rule))
+    return rule
+
+
+@dataclass
+class Suggestion:
+    product_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    supplier_id: uuid.UUID | None
+    supplier_item_id: uuid.UUID | None
+    quantity: Decimal
+    projected: Decimal
+    reorder_point: Decimal
+    order_up_to: Decimal
+    lead_time_days: int
+    unit_cost: Decimal | None
+    currency: str | None
+
+
+def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = None) -> list[Suggestion]:
+    """For every reorder rule whose projected stock (on hand − reserved + on order) is at or below
+    the reorder point: order up to the order-up-to level (safety stock on top), rounded up to the
+    supplier's pack size and minimum, from the cheapest current supplier."""
+    from entrepot.parties import service as parties
+
+    query = select(ReorderRule)
+    if warehouse_id is not None:
+        query = query.where(ReorderRule.warehouse_id == as_uuid(warehouse_id, "warehouse_id"))
+    rules = list(uow.session.scalars(query.order_by(ReorderRule.warehouse_id, ReorderRule.product_id)))
+    if not rules:
+        return []
+    on_order = _on_order(uow, [r.product_id for r in rules])
+    items: dict[uuid.UUID, Any] = {}
+    for item in parties.supplier_items_for(uow, [r.product_id for r in rules], on=clock.today()):
+        items.setdefault(item.product_id, item)  # cheapest first per product
+    out = []
+    for rule in rules:
+        projected = core.stock_available(uow, rule.product_id, rule.warehouse_id) + \
+            on_order.get((rule.product_id, rule.warehouse_id), ZERO)
+        if projected > rule.reorder_point:
+            continue
+        need = rule.order_up_to + rule.safety_stock - projected
+        if need <= 0:
+            continue
+        item = items.get(rule.product_id)
+        if item is not None:
+            pack = item.pack_size if item.pack_size and item.pack_size > 0 else Decimal(1)
+            need = max(need, item.min_order_qty or ZERO)
+            need = (need / pack).to_integral_value(rounding=ROUND_CEILING) * pack
+        out.append(Suggestion(rule.product_id, rule.warehouse_id, item.supplier_id if item else None,
+                              item.id if item else None, core.quantize_storage(need), projected, rule.reorder_point,
+                              rule.order_up_to, item.lead_time_days if item else 0, item.cost if item else None,
+                              item.currency if item else None))
+    return out
+
+
+def _on_order(uow: UnitOfWork, product_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+    """Open purchase quantities, when purchasing provides them (it sits above inventory, so it
+    registers a provider instead of being imported)."""
+    provider = ON_ORDER_PROVIDERS[0] if ON_ORDER_PROVIDERS else None
+    return provider(uow, product_ids) if provider else {}
+
+
+ON_ORDER_PROVIDERS: list[Any] = []
+
+
+def register_on_order_provider(fn: Any) -> None:
+    """Purchasing calls this with fn(uow, product_ids) -> {(product_id, warehouse_id): open quantity}."""
+    ON_ORDER_PROVIDERS[:] = [fn]
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in {"WAREHOUSE_KINDS"}]

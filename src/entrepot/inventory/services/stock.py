@@ -1,0 +1,597 @@
+"""Stock operations: adjustments, receipts, returns, scrap, transfers, cycle counts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from entrepot.catalog.models import Product
+from entrepot.db.numbering import next_number
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.inventory.events import StockAdjusted, StockCounted, StockReceived, StockTransferred
+from entrepot.inventory.models import (
+    ZERO,
+    Location,
+    LocationKind,
+    Lot,
+    MoveKind,
+    SerialNumber,
+    StockBalance,
+    StockCount,
+    StockMove,
+    Transfer,
+)
+from entrepot.inventory.services import core, valuation
+from entrepot.inventory.services.allocation import fill_backorders, reorder_watch
+from entrepot.inventory.services.core import (
+    LocationLocked,
+    SerialInStock,
+    as_uuid,
+    cost_of,
+    quantity_of,
+)
+from entrepot.inventory.states import STOCK_COUNT, TRANSFER, CountStatus, TransferStatus
+from entrepot.kernel import clock
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.ledger import posting
+
+MAX_BACKDATE_DAYS = 366
+
+
+def _date(on: object, field: str = "on") -> date | None:
+    if on is None:
+        return None
+    if isinstance(on, str):
+        try:
+            on = date.fromisoformat(on)
+        except ValueError as exc:
+            raise invalid(field, "an ISO date (YYYY-MM-DD)", "date") from exc
+    if not isinstance(on, date):
+        raise invalid(field, "an ISO date (YYYY-MM-DD)", "date")
+    today = clock.today()
+    if on > today:
+        raise invalid(field, "stock moves cannot be dated in the future", "not_future")
+    if (today - on).days > MAX_BACKDATE_DAYS:
+        raise invalid(field, f"at most {MAX_BACKDATE_DAYS} days in the past", "range")
+    return on
+
+
+def check_open_period(uow: UnitOfWork, on: date | None) -> None:
+    """A back-dated move is allowed only into an open accounting period (even one worth nothing)."""
+    if on is not None and on < clock.today():
+        from entrepot.ledger.services.periods import open_period_for_posting
+
+        open_period_for_posting(uow, on)
+
+
+def _reason(reason: object) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise invalid("reason", "a reason code is required", "required")
+    if len(reason.strip()) > 200:
+        raise invalid("reason", "at most 200 characters", "length")
+    return reason.strip()
+
+
+def _reference(reference: object) -> str:
+    ref = "" if reference is None else str(reference).strip()
+    if len(ref) > 120:
+        raise invalid("reference", "at most 120 characters", "length")
+    return ref
+
+
+def _lot_by_id(uow: UnitOfWork, product: Product, lot_id: object) -> Lot:
+    lid = as_uuid(lot_id, "lot_id")
+    lot = uow.session.get(Lot, lid)
+    if lot is None or lot.product_id != product.id:
+        raise invalid("lot_id", f"no lot {lid} of product {product.sku}", "exists")
+    return lot
+
+
+def _check_serials(uow: UnitOfWork, product: Product, serials: Sequence[str] | None, quantity: Decimal) -> list[str]:
+    if not product.track_serials:
+        if serials:
+            raise invalid("serials", f"product {product.sku} is not serial-tracked", "not_tracked")
+        return []
+    clean = [str(s).strip() for s in (serials or [])]
+    if quantity != quantity.to_integral_value() or len(clean) != int(quantity):
+        raise invalid("serials", f"product {product.sku} is serial-tracked: one serial per unit "
+                      f"({quantity} units, {len(clean)} serials)", "count")
+    if any(not s or len(s) > 100 for s in clean) or len(set(clean)) != len(clean):
+        raise invalid("serials", "serials must be 1-100 characters and distinct", "distinct")
+    return clean
+
+
+def _receive_serials(uow: UnitOfWork, product: Product, serials: list[str], lot: Lot | None,
+                     location: Location) -> None:
+    if not serials:
+        return
+    existing = {s.serial: s for s in uow.session.scalars(
+        select(SerialNumber).where(SerialNumber.product_id == product.id, SerialNumber.serial.in_(serials)))}
+    customer = core.location_of(uow, None, LocationKind.CUSTOMER)
+    for serial in serials:
+        row = existing.get(serial)
+        if row is not None and row.location_id != customer.id:
+            raise SerialInStock(f"serial {serial} of {product.sku} is already in stock", serial=serial)
+        if row is None:
+            uow.session.add(SerialNumber(product_id=product.id, serial=serial, lot_id=lot.id if lot else None,
+                                         location_id=location.id))
+        else:
+            row.location_id = location.id
+            row.lot_id = lot.id if lot else row.lot_id
+
+
+def _outbound_serials(uow: UnitOfWork, product: Product, location: Location, lot: Lot | None, quantity: Decimal,
+                      to: Location, serials: Sequence[str] | None) -> list[str] | None:
+    """Serials leaving a location: the ones named, else the oldest there."""
+    if not product.track_serials:
+        return None
+    if quantity != quantity.to_integral_value():
+        raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
+    query = select(SerialNumber).where(SerialNumber.product_id == product.id, SerialNumber.location_id == location.id)
+    if serials:
+        query = query.where(SerialNumber.serial.in_(list(serials)))
+    rows = list(uow.session.scalars(query.order_by(SerialNumber.created_at, SerialNumber.serial)
+                                    .limit(int(quantity))))
+    if len(rows) < int(quantity):
+        raise core.InsufficientStock(f"{product.sku}: not enough serial numbers at {location.code}")
+    for row in rows:
+        row.location_id = to.id
+    return [r.serial for r in rows]
+
+
+# ------------------------------------------------------------------ adjustments
+
+
+def adjust_stock(
+    uow: UnitOfWork,
+    *,
+    warehouse_id: object,
+    product_id: object,
+    quantity: object,
+    reason: object,
+    unit_cost: object | None = None,
+    lot_code: str | None = None,
+    lot_id: object | None = None,
+    expiry_date: object | None = None,
+    serials: Sequence[str] | None = None,
+    reference: str | None = None,
+    on: object | None = None,
+    kind: str = MoveKind.ADJUSTMENT,
+    location_id: object | None = None,
+) -> StockMove:
+    """Signed adjustment of a warehouse's stock location (found, damaged, correction…).
+
+    Gains are valued at `unit_cost` (default: the moving average, else the
+    product's standard cost); losses at the moving average. The value is posted
+    to the ledger (inventory against inventory adjustment)."""
+    warehouse = core.warehouse_for(uow, warehouse_id)
+    product = core.product_for(uow, product_id)
+    qty = quantity_of(quantity, positive=False)
+    why = _reason(reason)
+    cost = cost_of(unit_cost) if unit_cost is not None else None
+    when = _date(on)
+    ref = _reference(reference)
+    expiry = _date_any(expiry_date, "expiry_date")
+    location = core.stock_location(uow, warehouse.id, location_id)
+    return core.with_retry(uow, lambda: _adjust(uow, warehouse.id, product, qty, why, cost, lot_code, lot_id, expiry,
+                                                serials, ref, when, kind, location))
+
+
+def _date_any(value: object, field: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise invalid(field, "an ISO date (YYYY-MM-DD)", "date") from exc
+
+
+def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, reason: str,
+            unit_cost: Decimal | None, lot_code: str | None, lot_id: object | None, expiry: date | None,
+            serials: Sequence[str] | None, reference: str, on: date | None, kind: str,
+            location: Location | None = None) -> StockMove:
+    core.lock_products(uow, [product.id])
+    check_open_period(uow, on)
+    stock = location or core.location_of(uow, warehouse_id, LocationKind.STOCK)
+    if stock.count_locked and kind != MoveKind.COUNT:
+        raise LocationLocked(f"{stock.code} is being counted; post or cancel the count first")
+    adjustment = core.location_of(uow, None, LocationKind.ADJUSTMENT)
+    if lot_id is not None and product.track_lots:
+        lot = _lot_by_id(uow, product, lot_id)
+    else:
+        lot = core.lot_for(uow, product, lot_code, expiry, create=qty > 0)
+    watch = reorder_watch(uow, [product.id])
+    if qty > 0:
+        clean_serials = _check_serials(uow, product, serials, qty)
+        cost = unit_cost if unit_cost is not None else core.current_unit_cost(uow, product, warehouse_id)
+        value = core.value_in(uow, product, warehouse_id, qty, cost)
+        move = core.record_move(uow, product=product, from_location=adjustment, to_location=stock, quantity=qty,
+                                kind=kind, lot=lot, value=value, unit_cost=cost, reason=reason, reference=reference,
+                                on=on, serials=clean_serials or None)
+        _receive_serials(uow, product, clean_serials, lot, stock)
+        signed_value = value
+    else:
+        out = -qty
+        moved = _outbound_serials(uow, product, stock, lot, out, adjustment, serials)
+        # check stock before valuing, so a refused adjustment leaves the average untouched
+        balance = core.balance_for(uow, product.id, stock, lot.id if lot else None)
+        if not core.negative_stock_allowed(uow) and balance.on_hand - balance.reserved < out:
+            available = max(balance.on_hand - balance.reserved, ZERO)
+            raise core.InsufficientStock(
+                f"{product.sku}: {available} available in the warehouse, cannot remove {out}"
+                " (negative stock is not allowed)",
+                product_id=str(product.id), available=str(available))
+        value = core.value_out(uow, product, warehouse_id, out)
+        move = core.record_move(uow, product=product, from_location=stock, to_location=adjustment, quantity=out,
+                                kind=kind, lot=lot, value=value, unit_cost=core.quantize_storage(value / out),
+                                reason=reason, reference=reference, on=on, serials=moved)
+        signed_value = -value
+        watch.touched(product.id, warehouse_id)
+    posting.post_stock_adjustment(uow, source_id=move.id, on=move.effective_date, amount=signed_value)
+    _revalue_if_backdated(uow, product, warehouse_id, move, on)
+    on_hand = _on_hand(uow, product.id, stock.id)
+    audit(uow, "stock.adjust", "stock_move", move.id, after=snapshot(move))
+    record_event(uow, StockAdjusted(move_id=str(move.id), product_id=str(product.id), warehouse_id=str(warehouse_id),
+                                    quantity=str(qty), reason=reason, on_hand=str(on_hand), value=str(signed_value)),
+                 subject=f"stock/{product.id}")
+    if qty > 0:
+        fill_backorders(uow, product.id, warehouse_id)
+    watch.emit()
+    return move
+
+
+def _revalue_if_backdated(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, move: StockMove,
+                          on: date | None) -> None:
+    """A move dated before later outflows re-costs them: one correction, not a repost (valuation.py)."""
+    if on is not None and on < clock.today() and valuation.has_later_outflows(uow, product.id, warehouse_id, on):
+        valuation.revalue(uow, product, warehouse_id, move)
+
+
+def _on_hand(uow: UnitOfWork, product_id: uuid.UUID, location_id: uuid.UUID) -> Decimal:
+    uow.session.flush()
+    rows = uow.session.scalars(select(StockBalance.on_hand).where(StockBalance.product_id == product_id,
+                                                                  StockBalance.location_id == location_id))
+    return sum(rows, ZERO)
+
+
+# ------------------------------------------------------------------ receipts and returns
+
+
+def receive_stock(
+    uow: UnitOfWork,
+    *,
+    product_id: object,
+    warehouse_id: object,
+    quantity: object,
+    unit_cost: object,
+    reference: str,
+    lot_code: str | None = None,
+    expiry: object | None = None,
+    serials: Sequence[str] | None = None,
+    on: object | None = None,
+    location_id: object | None = None,
+) -> StockMove:
+    """Goods received from a supplier into the warehouse's stock (Dr inventory / Cr GRNI)."""
+    warehouse = core.warehouse_for(uow, warehouse_id)
+    product = core.product_for(uow, product_id)
+    qty = quantity_of(quantity)
+    cost = cost_of(unit_cost)
+    ref = _reference(reference)
+    when = _date(on)
+    expiry_date = _date_any(expiry, "expiry")
+    location = core.stock_location(uow, warehouse.id, location_id)
+    return core.with_retry(uow, lambda: _receive(uow, warehouse.id, product, qty, cost, ref, lot_code, expiry_date,
+                                                 serials, when, MoveKind.RECEIPT, LocationKind.SUPPLIER, False,
+                                                 location))
+
+
+def receive_return(
+    uow: UnitOfWork,
+    *,
+    product_id: object,
+    warehouse_id: object,
+    quantity: object,
+    unit_cost: object,
+    reference: str,
+    scrap: bool = False,
+    lot_code: str | None = None,
+    serials: Sequence[str] | None = None,
+    on: object | None = None,
+) -> StockMove:
+    """Goods returned by a customer: back into stock at `unit_cost` (Dr inventory / Cr COGS),
+    or into scrap (no value comes back; the cost stays in COGS)."""
+    warehouse = core.warehouse_for(uow, warehouse_id)
+    product = core.product_for(uow, product_id)
+    qty = quantity_of(quantity)
+    cost = cost_of(unit_cost)
+    ref = _reference(reference)
+    when = _date(on)
+    return core.with_retry(uow, lambda: _receive(uow, warehouse.id, product, qty, cost, ref, lot_code, None, serials,
+                                                 when, MoveKind.RETURN, LocationKind.CUSTOMER, scrap))
+
+
+def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, cost: Decimal, reference: str,
+             lot_code: str | None, expiry: date | None, serials: Sequence[str] | None, on: date | None, kind: str,
+             source_kind: LocationKind, scrap: bool, location: Location | None = None) -> StockMove:
+    core.lock_products(uow, [product.id])
+    check_open_period(uow, on)
+    source = core.location_of(uow, None, source_kind)
+    target = core.location_of(uow, warehouse_id, LocationKind.SCRAP) if scrap else (
+        location or core.location_of(uow, warehouse_id, LocationKind.STOCK))
+    lot = core.lot_for(uow, product, lot_code, expiry, create=True)
+    if not scrap:
+        core.refuse_expired(lot, on)  # expired goods go to scrap, never to sellable stock
+    clean_serials = _check_serials(uow, product, serials, qty)
+    value = ZERO if scrap else core.value_in(uow, product, warehouse_id, qty, cost)
+    move = core.record_move(uow, product=product, from_location=source, to_location=target, quantity=qty, kind=kind,
+                            lot=lot, value=value, unit_cost=cost, reference=reference, on=on,
+                            serials=clean_serials or None)
+    _receive_serials(uow, product, clean_serials, lot, target)
+    when = move.effective_date
+    if kind == MoveKind.RECEIPT:
+        posting.post_goods_receipt(uow, source_id=move.id, on=when, amount=value)
+    elif not scrap:
+        posting.post_stock_return(uow, source_id=move.id, on=when, amount=value)
+    if not scrap:
+        _revalue_if_backdated(uow, product, warehouse_id, move, on)
+    audit(uow, f"stock.{kind}", "stock_move", move.id, after=snapshot(move))
+    record_event(uow, StockReceived(move_id=str(move.id), product_id=str(product.id), warehouse_id=str(warehouse_id),
+                                    quantity=str(qty), unit_cost=str(cost), reference=reference,
+                                    lot_id=str(lot.id) if lot else None), subject=f"stock/{product.id}")
+    if not scrap:
+        fill_backorders(uow, product.id, warehouse_id)
+    return move
+
+
+# ------------------------------------------------------------------ scrap
+
+
+def scrap_stock(uow: UnitOfWork, *, warehouse_id: object, product_id: object, quantity: object, reason: object,
+                lot_code: str | None = None, serials: Sequence[str] | None = None,
+                location_id: object | None = None) -> StockMove:
+    """Unsellable stock to the scrap location: it leaves the valuation (posted as an adjustment loss)."""
+    warehouse = core.warehouse_for(uow, warehouse_id)
+    product = core.product_for(uow, product_id)
+    qty = quantity_of(quantity)
+    why = _reason(reason)
+    location = core.stock_location(uow, warehouse.id, location_id)
+    return core.with_retry(uow, lambda: _scrap(uow, warehouse.id, product, qty, why, lot_code, serials, location))
+
+
+def _scrap(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, reason: str,
+           lot_code: str | None, serials: Sequence[str] | None, stock: Location) -> StockMove:
+    core.lock_products(uow, [product.id])
+    scrap = core.location_of(uow, warehouse_id, LocationKind.SCRAP)
+    lot = core.lot_for(uow, product, lot_code, create=False)
+    watch = reorder_watch(uow, [product.id])
+    balance = core.balance_for(uow, product.id, stock, lot.id if lot else None)
+    if not core.negative_stock_allowed(uow) and balance.on_hand - balance.reserved < qty:
+        raise core.InsufficientStock(f"{product.sku}: {max(balance.on_hand - balance.reserved, ZERO)} available, "
+                                     f"cannot scrap {qty}")
+    moved = _outbound_serials(uow, product, stock, lot, qty, scrap, serials)
+    value = core.value_out(uow, product, warehouse_id, qty)
+    move = core.record_move(uow, product=product, from_location=stock, to_location=scrap, quantity=qty,
+                            kind=MoveKind.SCRAP, lot=lot, value=value, unit_cost=core.quantize_storage(value / qty),
+                            reason=reason, serials=moved)
+    posting.post_stock_adjustment(uow, source_id=move.id, on=move.effective_date, amount=-value)
+    audit(uow, "stock.scrap", "stock_move", move.id, after=snapshot(move))
+    record_event(uow, StockAdjusted(move_id=str(move.id), product_id=str(product.id), warehouse_id=str(warehouse_id),
+                                    quantity=str(-qty), reason=f"scrap: {reason}",
+                                    on_hand=str(_on_hand(uow, product.id, stock.id)), value=str(-value)),
+                 subject=f"stock/{product.id}")
+    watch.touched(product.id, warehouse_id)
+    watch.emit()
+    return move
+
+
+# ------------------------------------------------------------------ transfers
+
+
+def create_transfer(uow: UnitOfWork, *, product_id: object, from_warehouse_id: object, to_warehouse_id: object,
+                    quantity: object, lot_code: str | None = None) -> Transfer:
+    """Ship stock to another warehouse: it waits in the destination's in-transit location,
+    valued there at the source's moving average, until `receive_transfer`."""
+    source = core.warehouse_for(uow, from_warehouse_id, "from_warehouse_id")
+    target = core.warehouse_for(uow, to_warehouse_id, "to_warehouse_id")
+    if source.id == target.id:
+        raise invalid("to_warehouse_id", "a transfer needs two different warehouses", "distinct")
+    product = core.product_for(uow, product_id)
+    qty = quantity_of(quantity)
+    return core.with_retry(uow, lambda: _ship_transfer(uow, product, source.id, target.id, qty, lot_code))
+
+
+def _ship_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, target_id: uuid.UUID, qty: Decimal,
+                   lot_code: str | None) -> Transfer:
+    core.lock_products(uow, [product.id])
+    stock = core.location_of(uow, source_id, LocationKind.STOCK)
+    transit = core.location_of(uow, target_id, LocationKind.IN_TRANSIT)
+    lot = core.lot_for(uow, product, lot_code, create=False)
+    core.refuse_expired(lot)
+    watch = reorder_watch(uow, [product.id])
+    balance = core.balance_for(uow, product.id, stock, lot.id if lot else None)
+    if not core.negative_stock_allowed(uow) and balance.on_hand - balance.reserved < qty:
+        raise core.InsufficientStock(f"{product.sku}: {max(balance.on_hand - balance.reserved, ZERO)} available, "
+                                     f"cannot transfer {qty}")
+    serials = _outbound_serials(uow, product, stock, lot, qty, transit, None)
+    value = core.value_out(uow, product, source_id, qty)
+    unit = core.quantize_storage(value / qty)
+    core.value_in_exact(uow, product, target_id, qty, value)
+    transfer = Transfer(number=next_number(uow, "TRF"), product_id=product.id, lot_id=lot.id if lot else None,
+                        from_warehouse_id=source_id, to_warehouse_id=target_id, quantity=qty,
+                        status=TransferStatus.IN_TRANSIT, shipped_at=clock.now())
+    uow.session.add(transfer)
+    uow.session.flush()
+    core.record_move(uow, product=product, from_location=stock, to_location=transit, quantity=qty,
+                     kind=MoveKind.TRANSFER_OUT, lot=lot, value=value, unit_cost=unit, reference=transfer.number,
+                     serials=serials)
+    audit(uow, "transfer.ship", "transfer", transfer.id, after=snapshot(transfer))
+    record_event(uow, StockTransferred(transfer_id=str(transfer.id), status=transfer.status, product_id=str(product.id),
+                                       from_warehouse_id=str(source_id), to_warehouse_id=str(target_id),
+                                       quantity=str(qty)), subject=f"transfer/{transfer.id}")
+    watch.touched(product.id, source_id)
+    watch.emit()
+    return transfer
+
+
+def get_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    try:
+        tid = as_uuid(transfer_id, "transfer_id")
+    except ValidationFailed as exc:
+        raise NotFound("transfer", transfer_id) from exc
+    transfer = uow.session.get(Transfer, tid)
+    if transfer is None:
+        raise NotFound("transfer", transfer_id)
+    return transfer
+
+
+def receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    transfer = get_transfer(uow, transfer_id)
+    return core.with_retry(uow, lambda: _receive_transfer(uow, transfer))
+
+
+def _receive_transfer(uow: UnitOfWork, transfer: Transfer) -> Transfer:
+    from entrepot.catalog import service as catalog
+
+    product = catalog.get_product(uow, transfer.product_id)
+    core.lock_products(uow, [product.id])
+    uow.session.refresh(transfer, with_for_update=True)
+    before = snapshot(transfer)
+    TRANSFER.apply(transfer, "receive")
+    transit = core.location_of(uow, transfer.to_warehouse_id, LocationKind.IN_TRANSIT)
+    stock = core.location_of(uow, transfer.to_warehouse_id, LocationKind.STOCK)
+    lot = uow.session.get(Lot, transfer.lot_id) if transfer.lot_id else None
+    serials = _outbound_serials(uow, product, transit, lot, transfer.quantity, stock, None)
+    core.record_move(uow, product=product, from_location=transit, to_location=stock, quantity=transfer.quantity,
+                     kind=MoveKind.TRANSFER_IN, lot=lot, reference=transfer.number, serials=serials,
+                     check_available=False)
+    transfer.received_at = clock.now()
+    uow.session.flush()
+    audit(uow, "transfer.receive", "transfer", transfer.id, before=before, after=snapshot(transfer))
+    record_event(uow, StockTransferred(transfer_id=str(transfer.id), status=transfer.status, product_id=str(product.id),
+                                       from_warehouse_id=str(transfer.from_warehouse_id),
+                                       to_warehouse_id=str(transfer.to_warehouse_id), quantity=str(transfer.quantity)),
+                 subject=f"transfer/{transfer.id}")
+    fill_backorders(uow, product.id, transfer.to_warehouse_id)
+    return transfer
+
+
+# ------------------------------------------------------------------ cycle counts
+
+
+def start_count(uow: UnitOfWork, *, warehouse_id: object, counter: object,
+                location_id: object | None = None) -> StockCount:
+    """Open a count sheet for the warehouse's stock location, locking it against other counts
+    and adjustments until the count is posted or cancelled. Expected quantities are snapshotted."""
+    warehouse = core.warehouse_for(uow, warehouse_id)
+    if not isinstance(counter, str) or not counter.strip() or len(counter) > 200:
+        raise invalid("counter", "who counts: 1-200 characters", "required")
+    location = core.stock_location(uow, warehouse.id, location_id)
+    uow.session.refresh(location, with_for_update=True)
+    if location.count_locked:
+        raise LocationLocked(f"{location.code} is already being counted")
+    location.count_locked = True
+    rows = uow.session.execute(select(StockBalance.product_id, StockBalance.lot_id, StockBalance.on_hand)
+                               .where(StockBalance.location_id == location.id, StockBalance.on_hand != 0)
+                               .order_by(StockBalance.product_id)).all()
+    count = StockCount(number=next_number(uow, "CNT"), warehouse_id=warehouse.id, location_id=location.id,
+                       counter=counter.strip(), status=CountStatus.OPEN,
+                       lines=[{"product_id": str(r.product_id), "lot_id": str(r.lot_id) if r.lot_id else None,
+                               "expected": str(r.on_hand)} for r in rows])
+    uow.session.add(count)
+    uow.session.flush()
+    audit(uow, "stock_count.start", "stock_count", count.id, after=snapshot(count))
+    return count
+
+
+def get_count(uow: UnitOfWork, count_id: object) -> StockCount:
+    try:
+        cid = as_uuid(count_id, "count_id")
+    except ValidationFailed as exc:
+        raise NotFound("stock count", count_id) from exc
+    count = uow.session.get(StockCount, cid)
+    if count is None:
+        raise NotFound("stock count", count_id)
+    return count
+
+
+def post_count(uow: UnitOfWork, count_id: object, lines: Sequence[Mapping[str, Any]]) -> StockCount:
+    """Record counted quantities; each difference to the book becomes an adjustment
+    (reason `cycle_count`, the counter recorded on the move and in the audit)."""
+    count = get_count(uow, count_id)
+    if count.status != CountStatus.OPEN:
+        STOCK_COUNT.apply(count, "post")  # raises InvalidTransition naming the allowed actions
+    errors: list[FieldError] = []
+    parsed: list[tuple[Product, Lot | None, Decimal]] = []
+    seen: set[tuple[uuid.UUID, uuid.UUID | None]] = set()
+    for i, line in enumerate(lines):
+        try:
+            product = core.product_for(uow, line.get("product_id"), f"lines[{i}].product_id")
+            counted = quantity_of(line.get("counted_quantity"), f"lines[{i}].counted_quantity", allow_zero=True)
+            lot = core.lot_for(uow, product, line.get("lot_code"), create=counted > 0) if product.track_lots else None
+            if line.get("lot_code") and not product.track_lots:
+                raise invalid(f"lines[{i}].lot_code", "product is not lot-tracked", "not_tracked")
+        except ValidationFailed as exc:
+            errors.extend(exc.errors)
+            continue
+        key = (product.id, lot.id if lot else None)
+        if key in seen:
+            errors.append(FieldError(f"lines[{i}].product_id", "counted twice", "duplicate"))
+        seen.add(key)
+        parsed.append((product, lot, counted))
+    if errors:
+        raise ValidationFailed(errors)
+    return core.with_retry(uow, lambda: _post_count(uow, count, parsed))
+
+
+def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, Lot | None, Decimal]]) -> StockCount:
+    core.lock_products(uow, [p.id for p, _, _ in parsed])
+    uow.session.refresh(count, with_for_update=True)
+    before = snapshot(count)
+    location = uow.session.get(Location, count.location_id)
+    assert location is not None
+    result_lines = []
+    variances = 0
+    for product, lot, counted in parsed:
+        balance = core.balance_for(uow, product.id, location, lot.id if lot else None)
+        variance = counted - balance.on_hand
+        move_id = None
+        if variance != 0:
+            variances += 1
+            if variance < 0 and balance.on_hand + variance < balance.reserved:
+                raise Conflict(f"{product.sku}: counted {counted} but {balance.reserved} are reserved; release or "
+                               "ship the reservations first", product_id=str(product.id))
+            move = _adjust(uow, count.warehouse_id, product, variance, "cycle_count", None, lot.code if lot else None,
+                           None, None, None, f"{count.number} by {count.counter}", None, MoveKind.COUNT, location)
+            move_id = str(move.id)
+        result_lines.append({"product_id": str(product.id), "lot_id": str(lot.id) if lot else None,
+                             "expected": str(balance.on_hand - variance), "counted": str(counted),
+                             "variance": str(variance), "move_id": move_id})
+    STOCK_COUNT.apply(count, "post")
+    count.lines = result_lines
+    count.posted_at = clock.now()
+    location.count_locked = False
+    uow.session.flush()
+    audit(uow, "stock_count.post", "stock_count", count.id, before=before, after=snapshot(count))
+    record_event(uow, StockCounted(count_id=str(count.id), warehouse_id=str(count.warehouse_id),
+                                   location_id=str(count.location_id), counter=count.counter, lines=len(result_lines),
+                                   variances=variances), subject=f"stock_count/{count.id}")
+    return count
+
+
+def cancel_count(uow: UnitOfWork, count_id: object) -> StockCount:
+    count = get_count(uow, count_id)
+    before = snapshot(count)
+    STOCK_COUNT.apply(count, "cancel")
+    location = uow.session.get(Location, count.location_id)
+    if location is not None:
+        location.count_locked = False
+    uow.session.flush()
+    audit(uow, "stock_count.cancel", "stock_count", count.id, before=before, after=snapshot(count))
+    return count

@@ -1,0 +1,141 @@
+"""Back-dated moves: exact moving-average correction without reposting later moves.
+
+A move dated before later outflows (issues, losses) changes the average those
+outflows should have left at. Rather than reposting each later move (the
+wall other ERPs hit: tens of thousands of reposted entries), we:
+
+1. replay the product × warehouse history in effective-date order in memory
+   (one indexed SELECT of a few columns; inflows carry their own value, outflows
+   are re-costed at the running average with the same rounding as `value_out`);
+2. compare, per category (COGS, adjustment losses), the replayed total with
+   what was posted so far (the moves' values plus earlier corrections);
+3. post the difference once per category (one ledger entry each), record a
+   `ValuationCorrection` row and set the warehouse's `ItemCost` to the replayed
+   value.
+
+Moves stay immutable; the correction rows explain the difference. The work is
+O(moves of that product in that warehouse) arithmetic and O(1) writes.
+Transfers out keep the value they carried to the other warehouse (re-costing
+them would cascade into the destination); see docs/inventory.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, case, func, select, type_coerce
+
+from entrepot.catalog.models import Product
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit
+from entrepot.inventory.models import (
+    INTERNAL_KINDS,
+    ZERO,
+    Location,
+    LocationKind,
+    StockMove,
+    ValuationCorrection,
+)
+from entrepot.inventory.services import core
+from entrepot.kernel import clock
+from entrepot.kernel.money import STORAGE_PLACES, quantize_storage, round_money
+from entrepot.ledger import posting
+
+
+def has_later_outflows(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, on: date) -> bool:
+    """True when moves dated after `on` left this warehouse (their cost depends on the new move)."""
+    return uow.session.scalar(
+        select(StockMove.id).where(StockMove.product_id == product_id, StockMove.from_warehouse_id == warehouse_id,
+                                   StockMove.effective_date > on).limit(1)) is not None
+
+
+def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger: StockMove) -> dict[str, Decimal]:
+    """Replay the product's moving average in this warehouse and post the corrections."""
+    session = uow.session
+    session.flush()
+    locations = list(session.scalars(select(Location)))
+    valued_here = [loc.id for loc in locations if loc.warehouse_id == warehouse_id and loc.kind in INTERNAL_KINDS]
+    valued_elsewhere = [loc.id for loc in locations
+                        if loc.warehouse_id not in (None, warehouse_id) and loc.kind in INTERNAL_KINDS]
+    customer = [loc.id for loc in locations if loc.kind == LocationKind.CUSTOMER]
+    # Classify in SQL, so the replay reads four small columns per move and no ids.
+    inbound = case((StockMove.to_location_id.in_(valued_here), 1), else_=0)
+    outbound = case((StockMove.from_location_id.in_(valued_here), 1), else_=0)
+    category = case((StockMove.to_location_id.in_(customer), "cogs"),
+                    (StockMove.to_location_id.in_(valued_elsewhere or [uuid.uuid4()]), "transfer"),
+                    else_="adjustment")
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    # On SQLite read the stored scaled integers and scale them here (cheaper than the column type per row).
+    qty_col = type_coerce(StockMove.quantity, BigInteger) if sqlite else StockMove.quantity
+    value_col = type_coerce(StockMove.value, BigInteger) if sqlite else StockMove.value
+    rows = session.execute(
+        select(inbound, outbound, category, qty_col, value_col)
+        .where(StockMove.product_id == product.id,
+               (StockMove.from_warehouse_id == warehouse_id) | (StockMove.to_warehouse_id == warehouse_id))
+        .order_by(StockMove.effective_date, StockMove.created_at, StockMove.id)).all()
+    currency = core.functional_currency(uow)
+    quantity = ZERO
+    value = ZERO
+    last_unit = product.standard_cost or ZERO
+    replayed = {"cogs": ZERO, "adjustment": ZERO}
+    posted = {"cogs": ZERO, "adjustment": ZERO}
+    places = -STORAGE_PLACES
+    for is_in, is_out, kind, qty, stored in rows:
+        if is_in == is_out:
+            continue  # within the warehouse (in transit → stock), or not valued here
+        if sqlite:
+            qty, stored = Decimal(qty).scaleb(places), Decimal(stored).scaleb(places)
+        if is_in:
+            quantity += qty
+            value += stored
+            if quantity > 0:
+                last_unit = quantize_storage(value / quantity)
+            continue
+        if kind == "transfer":
+            out = stored  # a transfer keeps the value it carried
+        else:
+            out = _cost_out(quantity, value, qty, last_unit, currency)
+            replayed[kind] += out
+            posted[kind] += stored
+        if quantity > 0:
+            last_unit = quantize_storage(value / quantity)
+        quantity -= qty
+        value -= out
+    for category, amount in session.execute(
+            select(ValuationCorrection.category, func.sum(ValuationCorrection.amount))
+            .where(ValuationCorrection.product_id == product.id, ValuationCorrection.warehouse_id == warehouse_id)
+            .group_by(ValuationCorrection.category)):
+        posted[category] += amount or ZERO
+    deltas = {c: replayed[c] - posted[c] for c in replayed}
+    today = clock.today()
+    for category, delta in deltas.items():
+        if not delta:
+            continue
+        session.add(ValuationCorrection(product_id=product.id, warehouse_id=warehouse_id, category=category,
+                                        amount=delta, trigger_move_id=trigger.id, moves_replayed=len(rows)))
+        if category == "cogs":
+            posting.post_shipment_cost(uow, source_id=trigger.id, on=today, amount=delta)
+        else:
+            posting.post_stock_adjustment(uow, source_id=trigger.id, on=today, amount=-delta)
+    cost = core.item_cost(uow, product.id, warehouse_id)
+    cost.value = value
+    if cost.quantity > 0:
+        cost.unit_cost = quantize_storage(cost.value / cost.quantity)
+    session.flush()
+    if any(deltas.values()):
+        audit(uow, "stock.revalue", "stock_move", trigger.id,
+              after={"warehouse_id": str(warehouse_id), "replayed_moves": len(rows),
+                     **{f"{c}_correction": str(d) for c, d in deltas.items()}})
+    return deltas
+
+
+def _cost_out(quantity: Decimal, value: Decimal, qty: Decimal, last_unit: Decimal, currency: str) -> Decimal:
+    """The same arithmetic as `core.value_out`, on the replayed state."""
+    if quantity > 0 and qty <= quantity:
+        return value if qty == quantity else round_money(value * qty / quantity, currency)
+    if quantity > 0:
+        unit = quantize_storage(value / quantity)
+        return value + round_money((qty - quantity) * unit, currency)
+    return round_money(qty * last_unit, currency)

@@ -1,0 +1,350 @@
+"""Posting rules: the one declared mapping from business event to journal entry.
+
+`RULES` is a table — each business event names its journal and its legs, a leg
+being (account role, debit/credit, amount expression over the event's amounts).
+`post(...)` applies a rule; the named functions below (`post_invoice`,
+`post_shipment_cost`, …) are thin wrappers other packages call in the same
+transaction as their document change. A new document type adds a row here, not
+an ad-hoc entry.
+
+Amount expressions are sums and differences of the amounts the caller passes
+(`"net + tax"`). A leg whose amount comes out negative posts on the other side
+(a negative stock adjustment credits inventory). Legs of zero are left out; an
+event whose legs are all zero posts nothing and returns None.
+
+Currencies: amounts are in the document currency and converted to the tenant's
+functional currency at the rate of the posting date (`NoExchangeRate`, 422,
+when there is none). Rules marked `functional_only` (stock valuation) take
+functional amounts. A `settles` leg (a payment clearing a receivable or a
+payable) is valued at the party's carrying rate — what the open items were
+booked at — so a rate move since the invoice lands on the `balancing` leg
+(realised FX gain/loss) rather than leaving residue on the control account.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy import func, select, type_coerce
+
+from entrepot.db.types import Exact
+from entrepot.db.uow import UnitOfWork
+from entrepot.kernel.errors import invalid
+from entrepot.kernel.money import ZERO, InvalidAmount, round_money, to_decimal
+from entrepot.ledger.chart import JournalCode, Role
+from entrepot.ledger.models import JournalEntry, JournalLine
+from entrepot.ledger.services import accounts as chart
+from entrepot.ledger.services.entries import LineDraft, post_entry, to_functional
+from entrepot.ledger.services.rates import rate_on
+
+Side = Literal["debit", "credit"]
+DEBIT: Side = "debit"
+CREDIT: Side = "credit"
+_TERM = re.compile(r"\s*([+-]?)\s*([a-z_]+)\s*")
+
+
+@dataclass(frozen=True)
+class Leg:
+    role: Role
+    side: Side
+    amount: str = ""  # expression over the event's amounts; empty for the balancing leg
+    party: bool = False  # the line carries the customer/supplier (aging, statements)
+    due: bool = False  # the line carries the due date (aging)
+    settles: bool = False  # valued at the party's carrying rate on this account
+    in_functional: bool = False  # the expression is already in the functional currency
+    balancing: bool = False  # takes whatever balances the entry (FX difference, price variance)
+
+    def terms(self) -> list[tuple[int, str]]:
+        out: list[tuple[int, str]] = []
+        pos = 0
+        text = self.amount
+        while pos < len(text):
+            m = _TERM.match(text, pos)
+            if not m or m.end() == pos:
+                raise ValueError(f"bad amount expression {text!r}")
+            out.append((-1 if m.group(1) == "-" else 1, m.group(2)))
+            pos = m.end()
+        return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    journal: JournalCode
+    legs: tuple[Leg, ...]
+    description: str
+    functional_only: bool = False
+
+    @property
+    def amounts(self) -> frozenset[str]:
+        return frozenset(name for leg in self.legs for _, name in leg.terms())
+
+
+R = Role
+RULES: dict[str, Rule] = {
+    "invoice": Rule(JournalCode.sales, (
+        Leg(R.receivable, DEBIT, "net + tax", party=True, due=True),
+        Leg(R.revenue, CREDIT, "net"),
+        Leg(R.tax_payable, CREDIT, "tax"),
+    ), "Invoice {number}"),
+    # Subscription / prepaid invoices: revenue waits in deferred revenue until earned.
+    "invoice_deferred": Rule(JournalCode.sales, (
+        Leg(R.receivable, DEBIT, "net + tax", party=True, due=True),
+        Leg(R.deferred_revenue, CREDIT, "net"),
+        Leg(R.tax_payable, CREDIT, "tax"),
+    ), "Invoice {number} (deferred revenue)"),
+    "credit_note": Rule(JournalCode.sales, (
+        Leg(R.receivable, CREDIT, "net + tax", party=True, due=True),
+        Leg(R.revenue, DEBIT, "net"),
+        Leg(R.tax_payable, DEBIT, "tax"),
+    ), "Credit note {number}"),
+    "customer_payment": Rule(JournalCode.cash, (
+        Leg(R.cash, DEBIT, "amount"),
+        Leg(R.sales_discounts, DEBIT, "discount"),
+        Leg(R.receivable, CREDIT, "amount + discount", party=True, settles=True),
+        Leg(R.fx_gain_loss, DEBIT, balancing=True),
+    ), "Customer payment"),
+    "customer_refund": Rule(JournalCode.cash, (
+        Leg(R.receivable, DEBIT, "amount", party=True),
+        Leg(R.cash, CREDIT, "amount"),
+    ), "Customer refund"),
+    "shipment": Rule(JournalCode.inventory, (
+        Leg(R.cogs, DEBIT, "amount"),
+        Leg(R.inventory, CREDIT, "amount"),
+    ), "Cost of goods shipped", functional_only=True),
+    "stock_return": Rule(JournalCode.inventory, (
+        Leg(R.inventory, DEBIT, "amount"),
+        Leg(R.cogs, CREDIT, "amount"),
+    ), "Goods returned to stock", functional_only=True),
+    "stock_adjustment": Rule(JournalCode.inventory, (
+        Leg(R.inventory, DEBIT, "amount"),
+        Leg(R.inventory_adjustment, CREDIT, "amount"),
+    ), "Stock adjustment", functional_only=True),
+    "goods_receipt": Rule(JournalCode.inventory, (
+        Leg(R.inventory, DEBIT, "amount"),
+        Leg(R.grni, CREDIT, "amount"),
+    ), "Goods received", functional_only=True),
+    # The receipt's value (functional) clears GRNI; the invoice's net differs by the
+    # purchase price variance, which balances the entry.
+    "supplier_invoice": Rule(JournalCode.purchases, (
+        Leg(R.grni, DEBIT, "received", in_functional=True),
+        Leg(R.tax_receivable, DEBIT, "tax"),
+        Leg(R.payable, CREDIT, "net + tax", party=True, due=True),
+        Leg(R.price_variance, DEBIT, balancing=True),
+    ), "Supplier invoice {number}"),
+    "supplier_payment": Rule(JournalCode.cash, (
+        Leg(R.payable, DEBIT, "amount + discount", party=True, settles=True),
+        Leg(R.cash, CREDIT, "amount"),
+        Leg(R.purchase_discounts, CREDIT, "discount"),
+        Leg(R.fx_gain_loss, DEBIT, balancing=True),
+    ), "Supplier payment"),
+    "deferred_revenue_release": Rule(JournalCode.general, (
+        Leg(R.deferred_revenue, DEBIT, "amount"),
+        Leg(R.revenue, CREDIT, "amount"),
+    ), "Deferred revenue earned", functional_only=True),
+}
+
+
+def _evaluate(leg: Leg, amounts: dict[str, Decimal]) -> Decimal:
+    return sum((sign * amounts[name] for sign, name in leg.terms()), ZERO)
+
+
+def _carrying_value(uow: UnitOfWork, account_id: uuid.UUID, party_id: uuid.UUID | None, currency: str,
+                    settling: Decimal, rate: Decimal, functional: str) -> Decimal:
+    """Functional value of `settling` (signed, document currency) against the party's open
+    balance on the account: at the rate the open balance was booked at, the excess at spot."""
+    doc_open, func_open = uow.session.execute(
+        select(type_coerce(func.coalesce(func.sum(JournalLine.amount), 0), Exact()),
+               type_coerce(func.coalesce(func.sum(JournalLine.debit), 0), Exact())
+               - type_coerce(func.coalesce(func.sum(JournalLine.credit), 0), Exact()))
+        .where(JournalLine.account_id == account_id, JournalLine.party_id == party_id,
+               JournalLine.currency == currency)
+    ).one()
+    doc_open, func_open = Decimal(doc_open or 0), Decimal(func_open or 0)
+    if not doc_open or (doc_open > 0) == (settling > 0):
+        return round_money(settling * rate, functional)
+    settled = settling if abs(settling) <= abs(doc_open) else -doc_open
+    carried = round_money(func_open * settled / doc_open, functional)
+    return carried + round_money((settling - settled) * rate, functional)
+
+
+def post(
+    uow: UnitOfWork,
+    event: str,
+    *,
+    source_id: uuid.UUID | None,
+    on: date,
+    amounts: dict[str, object],
+    currency: str | None = None,
+    party_id: uuid.UUID | None = None,
+    due_on: date | None = None,
+    number: str = "",
+    description: str | None = None,
+) -> JournalEntry | None:
+    """Apply RULES[event]. Returns the posted entry, or None when every leg is zero."""
+    rule = RULES.get(event)
+    if rule is None:
+        raise invalid("event", f"no posting rule for {event!r}; one of {', '.join(sorted(RULES))}", "choice")
+    if not isinstance(on, date) or isinstance(on, datetime):
+        raise invalid("on", "must be a date", "date")
+    functional = chart.functional_currency(uow)
+    if rule.functional_only or currency is None:
+        currency = functional
+    values: dict[str, Decimal] = {}
+    for name in rule.amounts:
+        try:
+            values[name] = to_decimal(amounts.get(name, 0))
+        except InvalidAmount as exc:
+            raise invalid(name, str(exc), "decimal") from exc
+    if party_id is None and any(leg.party for leg in rule.legs):
+        # receivable/payable lines always name their customer/supplier: aging and statements read it
+        raise invalid("party_id", f"a {event} posting needs the customer or supplier", "required")
+    rate = rate_on(uow, currency, on)
+    drafts: list[LineDraft] = []
+    balancing: Leg | None = None
+    for leg in rule.legs:
+        if leg.balancing:
+            balancing = leg
+            continue
+        value = _evaluate(leg, values)
+        if not value:
+            continue
+        signed = value if leg.side == DEBIT else -value
+        account = chart.account_for_role(uow, leg.role)
+        line = LineDraft(account, signed, party_id=party_id if leg.party else None,
+                         due_on=(due_on or on) if leg.due else None)
+        if leg.in_functional:
+            line.functional = signed
+            line.amount = signed if rate == 1 else round_money(signed / rate, currency)
+        elif leg.settles and rate != 1:
+            line.functional = _carrying_value(uow, account.id, line.party_id, currency, signed, rate, functional)
+        drafts.append(line)
+    if not drafts:
+        return None
+    if balancing is not None:
+        doc_rest = -sum((d.amount for d in drafts), ZERO)
+        func_rest = -sum((d.functional if d.functional is not None else to_functional(d.amount, rate, functional)
+                          for d in drafts), ZERO)
+        if doc_rest or func_rest:
+            drafts.append(LineDraft(chart.account_for_role(uow, balancing.role), doc_rest, functional=func_rest))
+    text = description or rule.description.format(number=number).strip()
+    return post_entry(uow, journal=rule.journal, on=on, currency=currency, lines=drafts, source_type=event,
+                      source_id=source_id, description=text, rate=rate)
+
+
+# --- named postings other packages call ----------------------------------------------------------
+
+D0 = Decimal(0)
+
+
+def post_invoice(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date, currency: str,
+                 customer_id: uuid.UUID, net: Decimal, tax: Decimal, due_on: date | None = None,
+                 deferred: bool = False) -> JournalEntry | None:
+    """Dr receivable (net + tax, per customer, due `due_on`) / Cr revenue (net) / Cr tax payable (tax).
+    `deferred=True` credits deferred revenue instead of revenue (subscriptions)."""
+    return post(uow, "invoice_deferred" if deferred else "invoice", source_id=source_id, on=on, currency=currency,
+                party_id=customer_id, due_on=due_on, number=number, amounts={"net": net, "tax": tax})
+
+
+def post_credit_note(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date, currency: str,
+                     customer_id: uuid.UUID, net: Decimal, tax: Decimal) -> JournalEntry | None:
+    """The reverse of an invoice: Dr revenue, Dr tax payable / Cr receivable."""
+    return post(uow, "credit_note", source_id=source_id, on=on, currency=currency, party_id=customer_id,
+                number=number, amounts={"net": net, "tax": tax})
+
+
+def post_customer_payment(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, currency: str,
+                          customer_id: uuid.UUID, amount: Decimal, discount: Decimal = D0) -> JournalEntry | None:
+    """Dr cash (amount), Dr sales discounts (discount) / Cr receivable (amount + discount).
+    Money not applied to invoices simply leaves a credit balance on the customer."""
+    return post(uow, "customer_payment", source_id=source_id, on=on, currency=currency, party_id=customer_id,
+                amounts={"amount": amount, "discount": discount})
+
+
+def post_customer_refund(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, currency: str,
+                         customer_id: uuid.UUID, amount: Decimal) -> JournalEntry | None:
+    """Dr receivable / Cr cash: money paid back to a customer."""
+    return post(uow, "customer_refund", source_id=source_id, on=on, currency=currency, party_id=customer_id,
+                amounts={"amount": amount})
+
+
+def post_shipment_cost(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, amount: Decimal) -> JournalEntry | None:
+    """Dr COGS / Cr inventory at the valuation cost (functional currency). None when amount is 0."""
+    return post(uow, "shipment", source_id=source_id, on=on, amounts={"amount": amount})
+
+
+def post_stock_adjustment(uow: UnitOfWork, *, source_id: uuid.UUID, on: date,
+                          amount: Decimal) -> JournalEntry | None:
+    """Signed, functional: + Dr inventory / Cr inventory adjustments; − the reverse. None when 0."""
+    return post(uow, "stock_adjustment", source_id=source_id, on=on, amounts={"amount": amount})
+
+
+def post_goods_receipt(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, amount: Decimal) -> JournalEntry | None:
+    """Dr inventory / Cr goods received not invoiced (functional). None when 0."""
+    return post(uow, "goods_receipt", source_id=source_id, on=on, amounts={"amount": amount})
+
+
+def post_stock_return(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, amount: Decimal) -> JournalEntry | None:
+    """Dr inventory / Cr COGS: returned goods back in stock at cost (functional). None when 0."""
+    return post(uow, "stock_return", source_id=source_id, on=on, amounts={"amount": amount})
+
+
+def post_supplier_invoice(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date, currency: str,
+                          supplier_id: uuid.UUID, net: Decimal, tax: Decimal, received: Decimal,
+                          due_on: date | None = None) -> JournalEntry | None:
+    """Dr GRNI (`received`: the receipts' value, functional), Dr tax receivable (tax),
+    Dr/Cr price variance (the difference) / Cr payable (net + tax, per supplier)."""
+    return post(uow, "supplier_invoice", source_id=source_id, on=on, currency=currency, party_id=supplier_id,
+                due_on=due_on, number=number, amounts={"net": net, "tax": tax, "received": received})
+
+
+def post_supplier_payment(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, currency: str,
+                          supplier_id: uuid.UUID, amount: Decimal, discount: Decimal = D0) -> JournalEntry | None:
+    """Dr payable (amount + discount) / Cr cash (amount), Cr purchase discounts (discount)."""
+    return post(uow, "supplier_payment", source_id=source_id, on=on, currency=currency, party_id=supplier_id,
+                amounts={"amount": amount, "discount": discount})
+
+
+def post_deferred_revenue_release(uow: UnitOfWork, *, source_id: uuid.UUID, on: date,
+                                  amount: Decimal) -> JournalEntry | None:
+    """Dr deferred revenue / Cr revenue: revenue earned this period (functional). None when 0."""
+    return post(uow, "deferred_revenue_release", source_id=source_id, on=on, amounts={"amount": amount})
+
+
+def entries_for(uow: UnitOfWork, source_id: uuid.UUID) -> list[JournalEntry]:
+    """The entries a document posted (and their reversals), oldest first."""
+    return list(uow.session.scalars(
+        select(JournalEntry).where(JournalEntry.source_id == source_id).order_by(JournalEntry.posted_at,
+                                                                                   JournalEntry.number)))
+
+
+def reverse_source(uow: UnitOfWork, source_id: uuid.UUID, *, on: date | None = None) -> list[JournalEntry]:
+    """Reverse every not-yet-reversed entry a document posted (a cancelled document)."""
+    from entrepot.ledger.services.entries import reverse_entry
+
+    entries = entries_for(uow, source_id)
+    reversed_ids = {e.reversal_of_id for e in entries if e.reversal_of_id}
+    return [reverse_entry(uow, e, on=on) for e in entries
+            if e.reversal_of_id is None and e.id not in reversed_ids]
+
+
+def rules_markdown() -> str:
+    """The posting rules as a Markdown table, for docs/ledger.md (generated, never hand-written)."""
+    out = ["| business event | journal | debit | credit |", "|---|---|---|---|"]
+    for event, rule in RULES.items():
+        def legs(side: Side, rule: Rule = rule) -> str:
+            parts = []
+            for leg in rule.legs:
+                if leg.side != side:
+                    continue
+                what = "the difference" if leg.balancing else leg.amount
+                parts.append(f"{leg.role.value} ({what})")
+            return "<br>".join(parts)
+
+        journal = rule.journal.value + (" · functional" if rule.functional_only else "")
+        out.append(f"| `{event}` | {journal} | {legs(DEBIT)} | {legs(CREDIT)} |")
+    return "\n".join(out) + "\n"

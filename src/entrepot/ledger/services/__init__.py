@@ -1,0 +1,1 @@
+"""Ledger use cases, one module per concern: accounts, periods, rates, entries, reports."""

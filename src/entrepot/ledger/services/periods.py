@@ -1,0 +1,122 @@
+"""Fiscal years and monthly periods: created on demand, closed to lock them."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.errors import NotFound
+from entrepot.kernel.ids import new_id
+from entrepot.ledger.errors import PeriodClosed
+from entrepot.ledger.events import PeriodClosedEvent, PeriodReopened
+from entrepot.ledger.models import FiscalYear, Period
+from entrepot.ledger.services.accounts import cache
+from entrepot.ledger.states import PERIOD, PeriodState
+
+
+def _insert(uow: UnitOfWork):  # type: ignore[no-untyped-def]
+    return postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def ensure_period(uow: UnitOfWork, on: date) -> Period:
+    """The period holding `on`, created (with its fiscal year) when first needed.
+
+    INSERT … ON CONFLICT DO NOTHING, so two transactions posting into a new
+    month at once both end up with the one row."""
+    session = uow.session
+    period = session.scalar(select(Period).where(Period.year == on.year, Period.month == on.month))
+    if period is not None:
+        return period
+    insert = _insert(uow)
+    session.execute(
+        insert(FiscalYear)
+        .values(id=new_id(), tenant_id=uow.tenant_id, year=on.year, starts_on=date(on.year, 1, 1),
+                ends_on=date(on.year, 12, 31), created_at=clock.now(), updated_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["tenant_id", "year"])
+    )
+    year_id = session.scalar(select(FiscalYear.id).where(FiscalYear.year == on.year))
+    last = calendar.monthrange(on.year, on.month)[1]
+    period_id = new_id()
+    result = session.execute(
+        insert(Period)
+        .values(id=period_id, tenant_id=uow.tenant_id, fiscal_year_id=year_id, year=on.year, month=on.month,
+                starts_on=date(on.year, on.month, 1), ends_on=date(on.year, on.month, last),
+                state=PeriodState.open.value, version=1, created_at=clock.now(), updated_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["tenant_id", "year", "month"])
+    )
+    period = session.scalar(select(Period).where(Period.year == on.year, Period.month == on.month))
+    assert period is not None
+    if result.rowcount:  # type: ignore[attr-defined]
+        audit(uow, "ledger.period.create", "ledger_period", period.id, after=snapshot(period))
+    return period
+
+
+def open_period_for_posting(uow: UnitOfWork, on: date) -> Period:
+    """The open period of `on`, share-locked on PostgreSQL so a concurrent close
+    waits for this posting to commit (and a posting waits for a close)."""
+    key = f"period:{on.year}-{on.month}"
+    c = cache(uow)
+    if key in c:  # already checked and share-locked in this transaction
+        return c[key]  # type: ignore[no-any-return]
+    period = ensure_period(uow, on)
+    if uow.session.get_bind().dialect.name == "postgresql":
+        uow.session.execute(select(Period.id).where(Period.id == period.id).with_for_update(read=True))
+        uow.session.refresh(period, ["state"])
+    if period.state != PeriodState.open:
+        raise PeriodClosed(
+            f"period {period.year}-{period.month:02d} is closed; post into an open period "
+            f"or have it reopened (finance.period.reopen)",
+            period=f"{period.year}-{period.month:02d}",
+        )
+    c[key] = period
+    return period
+
+
+def get_period(uow: UnitOfWork, period_id: uuid.UUID, *, lock: bool = False) -> Period:
+    query = select(Period).where(Period.id == period_id)
+    if lock:
+        query = query.with_for_update()
+    period = uow.session.scalar(query)
+    if period is None:
+        raise NotFound("period", period_id)
+    return period
+
+
+def list_periods(uow: UnitOfWork, year: int | None = None) -> list[Period]:
+    query = select(Period).order_by(Period.starts_on)
+    if year is not None:
+        query = query.where(Period.year == year)
+    return list(uow.session.scalars(query))
+
+
+def close_period(uow: UnitOfWork, period: Period) -> Period:
+    before = snapshot(period)
+    PERIOD.apply(period, "close")
+    cache(uow).pop(f"period:{period.year}-{period.month}", None)
+    period.closed_at = clock.now()
+    period.closed_by = uow.actor.ref
+    uow.session.flush()
+    audit(uow, "ledger.period.close", "ledger_period", period.id, before=before, after=snapshot(period))
+    record_event(uow, PeriodClosedEvent(period_id=str(period.id), year=period.year, month=period.month),
+                 subject=f"period/{period.id}")
+    return period
+
+
+def reopen_period(uow: UnitOfWork, period: Period) -> Period:
+    before = snapshot(period)
+    PERIOD.apply(period, "reopen")
+    period.closed_at = None
+    period.closed_by = None
+    uow.session.flush()
+    audit(uow, "ledger.period.reopen", "ledger_period", period.id, before=before, after=snapshot(period))
+    record_event(uow, PeriodReopened(period_id=str(period.id), year=period.year, month=period.month),
+                 subject=f"period/{period.id}")
+    return period

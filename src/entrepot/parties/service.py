@@ -1,0 +1,616 @@
+"""Parties use cases: customers, their addresses and terms; suppliers and supplier items.
+
+Other domains read customers through `get_customer`, `get_customers`,
+`default_ship_to`, `default_bill_to`, and supplier costs through `supplier_items_for`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+
+from entrepot.catalog.rules import (
+    check_amount,
+    check_bool,
+    check_code,
+    check_country,
+    check_currency,
+    check_date,
+    check_int,
+    check_period,
+    check_tax_id,
+    check_text,
+)
+from entrepot.catalog.service import get_product
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.parties import events
+from entrepot.parties.models import (
+    AddressKind,
+    Customer,
+    CustomerAddress,
+    CustomerStatus,
+    Supplier,
+    SupplierAddress,
+    SupplierItem,
+    SupplierStatus,
+)
+from entrepot.parties.states import CUSTOMER_STATUS, SUPPLIER_STATUS, action_to
+
+CUSTOMER_FIELDS = (
+    "code", "name", "legal_name", "currency", "credit_limit", "status", "customer_group", "tax_id", "tax_country",
+    "tax_exempt", "exemption_certificate", "payment_terms_days", "early_discount_percent", "early_discount_days",
+    "email", "phone", "contacts",
+)
+SUPPLIER_FIELDS = (
+    "code", "name", "legal_name", "currency", "status", "tax_id", "tax_country", "payment_terms_days", "email",
+    "phone", "contacts",
+)
+ADDRESS_FIELDS = ("kind", "is_default", "name", "line1", "line2", "city", "region", "postal_code", "country")
+SUPPLIER_ITEM_FIELDS = (
+    "supplier_id", "product_id", "supplier_sku", "cost", "currency", "min_order_qty", "pack_size",
+    "lead_time_days", "valid_from", "valid_to",
+)
+
+
+class CustomerNotActive(Conflict):
+    code = "customer_not_active"
+    title = "Customer is on hold or blocked"
+
+
+# ---------------------------------------------------------------- shared checks
+
+
+def _unknown(errors: list[FieldError], data: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    for name in sorted(set(data) - set(allowed)):
+        errors.append(FieldError(name, "is not a known field", "unknown_field"))
+
+
+def _clean_party(data: Mapping[str, Any], *, partial: bool, fields: tuple[str, ...],
+                 statuses: Iterable[str]) -> tuple[dict[str, Any], list[FieldError]]:
+    errors: list[FieldError] = []
+    out: dict[str, Any] = {}
+    _unknown(errors, data, fields)
+
+    def given(name: str) -> bool:
+        return name in data
+
+    if not partial or given("code"):
+        out["code"] = check_code(errors, "code", data.get("code"))
+    if not partial or given("name"):
+        out["name"] = check_text(errors, "name", data.get("name"))
+    if given("legal_name"):
+        out["legal_name"] = check_text(errors, "legal_name", data.get("legal_name"), required=False) or ""
+    if not partial or given("currency"):
+        out["currency"] = check_currency(errors, "currency", data.get("currency"))
+    if given("credit_limit"):
+        out["credit_limit"] = check_amount(errors, "credit_limit", data.get("credit_limit"), required=False)
+    if given("status") and data["status"] not in (None, ""):
+        if data["status"] not in set(statuses):
+            errors.append(FieldError("status", f"one of {', '.join(statuses)}", "enum"))
+        else:
+            out["status"] = data["status"]
+    if given("customer_group"):
+        group = data.get("customer_group")
+        out["customer_group"] = check_code(errors, "customer_group", group) if group not in (None, "") else None
+    if given("tax_id") or given("tax_country"):
+        tax_id, country = check_tax_id(errors, "tax_id", data.get("tax_id"), data.get("tax_country"))
+        if given("tax_id"):
+            out["tax_id"] = tax_id
+        if country is not None or given("tax_country"):
+            out["tax_country"] = country
+    if given("tax_exempt"):
+        out["tax_exempt"] = bool(check_bool(errors, "tax_exempt", data.get("tax_exempt")))
+    if given("exemption_certificate"):
+        out["exemption_certificate"] = check_text(
+            errors, "exemption_certificate", data.get("exemption_certificate"), required=False, max_length=100) or None
+    if given("payment_terms_days"):
+        value = check_int(errors, "payment_terms_days", data.get("payment_terms_days"), maximum=365)
+        out["payment_terms_days"] = 30 if value is None else value
+    if given("early_discount_percent"):
+        pct = check_amount(errors, "early_discount_percent", data.get("early_discount_percent"), required=False)
+        if pct is not None and pct >= 100:
+            errors.append(FieldError("early_discount_percent", "must be less than 100", "max"))
+        out["early_discount_percent"] = pct or Decimal("0")
+    if given("early_discount_days"):
+        value = check_int(errors, "early_discount_days", data.get("early_discount_days"), maximum=365)
+        out["early_discount_days"] = value or 0
+    if given("email"):
+        email = data.get("email")
+        if email in (None, ""):
+            out["email"] = None
+        elif "@" not in str(email) or len(str(email)) > 320:
+            errors.append(FieldError("email", "not a valid email address", "email"))
+        else:
+            out["email"] = str(email).strip()
+    if given("phone"):
+        out["phone"] = check_text(errors, "phone", data.get("phone"), required=False, max_length=40) or None
+    if given("contacts"):
+        out["contacts"] = _clean_contacts(errors, data.get("contacts"))
+    return out, errors
+
+
+def _clean_contacts(errors: list[FieldError], contacts: Any) -> list[dict[str, Any]]:
+    if contacts in (None, ""):
+        return []
+    if not isinstance(contacts, list):
+        errors.append(FieldError("contacts", "a list of {name, email, phone, role}", "type"))
+        return []
+    out = []
+    for i, c in enumerate(contacts):
+        if not isinstance(c, dict) or not str(c.get("name") or "").strip():
+            errors.append(FieldError(f"contacts.{i}.name", "is required", "required"))
+            continue
+        extra = set(c) - {"name", "email", "phone", "role"}
+        if extra:
+            errors.append(FieldError(f"contacts.{i}", f"unknown fields {sorted(extra)}", "unknown_field"))
+        out.append({k: (str(c[k]).strip() if c.get(k) is not None else None)
+                    for k in ("name", "email", "phone", "role")})
+    return out
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {k: after[k] for k in after if after[k] != before.get(k) and k not in ("updated_at", "version")}
+
+
+def _as_uuid(value: Any, entity: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise NotFound(entity, value) from exc
+
+
+# ---------------------------------------------------------------- customers
+
+
+def get_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
+    customer = uow.session.get(Customer, _as_uuid(customer_id, "customer"))
+    if customer is None:
+        raise NotFound("customer", customer_id)
+    return customer
+
+
+def get_customers(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Customer]:
+    wanted = list(dict.fromkeys(_as_uuid(i, "customer") for i in ids))
+    found = {c.id: c for c in uow.session.scalars(select(Customer).where(Customer.id.in_(wanted)))} if wanted else {}
+    for cid in wanted:
+        if cid not in found:
+            raise NotFound("customer", cid)
+    return found
+
+
+def find_customer_by_code(uow: UnitOfWork, code: str) -> Customer | None:
+    return uow.session.scalar(select(Customer).where(Customer.code == code))
+
+
+def ensure_can_order(customer: Customer) -> None:
+    """Raise unless new orders may be confirmed for this customer (active, not archived)."""
+    if customer.archived_at is not None or customer.status != CustomerStatus.ACTIVE:
+        state = "archived" if customer.archived_at is not None else str(customer.status)
+        raise CustomerNotActive(f"customer {customer.code} is {state}", status=state)
+
+
+def customer_query(*, q: str | None = None, status: str | None = None, customer_group: str | None = None,
+                   include_archived: bool = False) -> Select[Any]:
+    query = select(Customer)
+    if not include_archived:
+        query = query.where(Customer.archived_at.is_(None))
+    if status:
+        query = query.where(Customer.status == status)
+    if customer_group:
+        query = query.where(Customer.customer_group == customer_group)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(func.lower(Customer.code).like(like), func.lower(Customer.name).like(like)))
+    return query
+
+
+def clean_customer(data: Mapping[str, Any], *, partial: bool = False,
+                   current: Customer | None = None) -> tuple[dict[str, Any], list[FieldError]]:
+    out, errors = _clean_party(data, partial=partial, fields=(*CUSTOMER_FIELDS, "addresses"),
+                               statuses=list(CustomerStatus))
+    exempt = out.get("tax_exempt", current.tax_exempt if current else False)
+    certificate = out.get("exemption_certificate", current.exemption_certificate if current else None)
+    if exempt and not certificate:
+        errors.append(FieldError("exemption_certificate", "a tax-exempt customer needs its certificate reference",
+                                 "required"))
+    return out, errors
+
+
+def create_customer(uow: UnitOfWork, data: Mapping[str, Any]) -> Customer:
+    values, errors = clean_customer(data)
+    addresses = data.get("addresses") or []
+    address_values = []
+    for i, address in enumerate(addresses):
+        a_values, a_errors = clean_address(address)
+        errors += [FieldError(f"addresses.{i}.{e.field}", e.message, e.rule) for e in a_errors]
+        address_values.append(a_values)
+    if errors:
+        raise ValidationFailed(errors)
+    if find_customer_by_code(uow, values["code"]) is not None:
+        raise Conflict(f"a customer with code {values['code']} already exists", field="code")
+    status = values.pop("status", CustomerStatus.ACTIVE)
+    customer = Customer(**values, status=status)
+    uow.session.add(customer)
+    uow.session.flush()
+    audit(uow, "customer.create", "customer", customer.id, after=snapshot(customer))
+    record_event(uow, events.CustomerCreated(
+        customer_id=str(customer.id), code=customer.code, name=customer.name, currency=customer.currency,
+        credit_limit=str(customer.credit_limit) if customer.credit_limit is not None else None,
+        customer_group=customer.customer_group), subject=f"customer/{customer.id}")
+    for a_values in address_values:
+        _add_address(uow, CustomerAddress, "customer_id", customer.id, a_values, "customer")
+    return customer
+
+
+def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[str, Any], *,
+                    customer: Customer | None = None) -> Customer:
+    customer = customer or get_customer(uow, customer_id)
+    _refuse_archived(customer, "customer")
+    values, errors = clean_customer(changes, partial=True, current=customer)
+    if "addresses" in changes:
+        errors.append(FieldError("addresses", "change addresses through /customers/{id}/addresses", "read_only"))
+    if errors:
+        raise ValidationFailed(errors)
+    if "code" in values and values["code"] != customer.code and find_customer_by_code(uow, values["code"]):
+        raise Conflict(f"a customer with code {values['code']} already exists", field="code")
+    before = snapshot(customer)
+    target = values.pop("status", None)
+    if target is not None:
+        action = action_to(CUSTOMER_STATUS, customer.status, target)
+        if action:
+            CUSTOMER_STATUS.apply(customer, action)
+    for name, value in values.items():
+        if getattr(customer, name) != value:
+            setattr(customer, name, value)
+    return _finish_customer(uow, customer, before)
+
+
+def change_customer_status(uow: UnitOfWork, customer_id: uuid.UUID, action: str) -> Customer:
+    """hold / release / block / unblock, as the customer status machine allows."""
+    customer = get_customer(uow, customer_id)
+    _refuse_archived(customer, "customer")
+    before = snapshot(customer)
+    CUSTOMER_STATUS.apply(customer, action)
+    return _finish_customer(uow, customer, before)
+
+
+def _finish_customer(uow: UnitOfWork, customer: Customer, before: dict[str, Any]) -> Customer:
+    uow.session.flush()
+    after = snapshot(customer)
+    changed = _changed(before, after)
+    if changed:
+        audit(uow, "customer.update", "customer", customer.id, before=before, after=after)
+        record_event(uow, events.CustomerUpdated(customer_id=str(customer.id), code=customer.code, changes=changed),
+                     subject=f"customer/{customer.id}")
+    return customer
+
+
+def archive_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
+    customer = get_customer(uow, customer_id)
+    if customer.archived_at is not None:
+        return customer
+    before = snapshot(customer)
+    customer.archived_at = clock.now()
+    uow.session.flush()
+    audit(uow, "customer.archive", "customer", customer.id, before=before, after=snapshot(customer))
+    record_event(uow, events.CustomerArchived(customer_id=str(customer.id), code=customer.code),
+                 subject=f"customer/{customer.id}")
+    return customer
+
+
+def _refuse_archived(record: Any, entity: str) -> None:
+    if record.archived_at is not None:
+        raise Conflict(f"the {entity} is archived and cannot be changed")
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def clean_address(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+    errors: list[FieldError] = []
+    _unknown(errors, data, ADDRESS_FIELDS)
+    out: dict[str, Any] = {}
+    kind = data.get("kind")
+    if kind not in set(AddressKind):
+        errors.append(FieldError("kind", "bill_to or ship_to", "enum"))
+    out["kind"] = kind
+    out["is_default"] = bool(check_bool(errors, "is_default", data.get("is_default")))
+    out["name"] = check_text(errors, "name", data.get("name"), required=False) or ""
+    out["line1"] = check_text(errors, "line1", data.get("line1"))
+    out["line2"] = check_text(errors, "line2", data.get("line2"), required=False) or ""
+    out["city"] = check_text(errors, "city", data.get("city"), max_length=100)
+    out["region"] = check_text(errors, "region", data.get("region"), required=False, max_length=100) or ""
+    out["postal_code"] = check_text(errors, "postal_code", data.get("postal_code"), required=False,
+                                    max_length=20) or ""
+    out["country"] = check_country(errors, "country", data.get("country"))
+    return out, errors
+
+
+def _add_address(uow: UnitOfWork, model: Any, owner_field: str, owner_id: uuid.UUID, values: dict[str, Any],
+                 entity: str) -> Any:
+    owner_col = getattr(model, owner_field)
+    same_kind = select(func.count()).where(owner_col == owner_id, model.kind == values["kind"])
+    if uow.session.scalar(same_kind) == 0:
+        values = {**values, "is_default": True}  # the first address of a kind is its default
+    elif values["is_default"]:
+        uow.session.execute(update(model).where(owner_col == owner_id, model.kind == values["kind"])
+                            .values(is_default=False))
+    address = model(**values, **{owner_field: owner_id})
+    uow.session.add(address)
+    uow.session.flush()
+    audit(uow, f"{entity}.address.add", entity, owner_id, after=snapshot(address))
+    return address
+
+
+def add_customer_address(uow: UnitOfWork, customer_id: uuid.UUID, data: Mapping[str, Any]) -> CustomerAddress:
+    customer = get_customer(uow, customer_id)
+    _refuse_archived(customer, "customer")
+    values, errors = clean_address(data)
+    if errors:
+        raise ValidationFailed(errors)
+    return _add_address(uow, CustomerAddress, "customer_id", customer.id, values, "customer")
+
+
+def customer_addresses(uow: UnitOfWork, customer_id: uuid.UUID) -> list[CustomerAddress]:
+    get_customer(uow, customer_id)
+    return list(uow.session.scalars(select(CustomerAddress).where(CustomerAddress.customer_id == customer_id)
+                                    .order_by(CustomerAddress.kind, CustomerAddress.created_at)))
+
+
+def _default_address(uow: UnitOfWork, customer_id: uuid.UUID, kind: AddressKind) -> CustomerAddress | None:
+    return uow.session.scalar(select(CustomerAddress).where(
+        CustomerAddress.customer_id == _as_uuid(customer_id, "customer"), CustomerAddress.kind == kind)
+        .order_by(CustomerAddress.is_default.desc(), CustomerAddress.created_at).limit(1))
+
+
+def default_ship_to(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerAddress | None:
+    """The customer's default ship-to address (or its first ship-to), None when it has none."""
+    return _default_address(uow, customer_id, AddressKind.SHIP_TO)
+
+
+def default_bill_to(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerAddress | None:
+    return _default_address(uow, customer_id, AddressKind.BILL_TO)
+
+
+# ---------------------------------------------------------------- suppliers
+
+
+def get_supplier(uow: UnitOfWork, supplier_id: uuid.UUID) -> Supplier:
+    supplier = uow.session.get(Supplier, _as_uuid(supplier_id, "supplier"))
+    if supplier is None:
+        raise NotFound("supplier", supplier_id)
+    return supplier
+
+
+def find_supplier_by_code(uow: UnitOfWork, code: str) -> Supplier | None:
+    return uow.session.scalar(select(Supplier).where(Supplier.code == code))
+
+
+def supplier_query(*, q: str | None = None, status: str | None = None,
+                   include_archived: bool = False) -> Select[Any]:
+    query = select(Supplier)
+    if not include_archived:
+        query = query.where(Supplier.archived_at.is_(None))
+    if status:
+        query = query.where(Supplier.status == status)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(func.lower(Supplier.code).like(like), func.lower(Supplier.name).like(like)))
+    return query
+
+
+def clean_supplier(data: Mapping[str, Any], *, partial: bool = False) -> tuple[dict[str, Any], list[FieldError]]:
+    return _clean_party(data, partial=partial, fields=(*SUPPLIER_FIELDS, "addresses"), statuses=list(SupplierStatus))
+
+
+def create_supplier(uow: UnitOfWork, data: Mapping[str, Any]) -> Supplier:
+    values, errors = clean_supplier(data)
+    address_values = []
+    for i, address in enumerate(data.get("addresses") or []):
+        a_values, a_errors = clean_address(address)
+        errors += [FieldError(f"addresses.{i}.{e.field}", e.message, e.rule) for e in a_errors]
+        address_values.append(a_values)
+    if errors:
+        raise ValidationFailed(errors)
+    if find_supplier_by_code(uow, values["code"]) is not None:
+        raise Conflict(f"a supplier with code {values['code']} already exists", field="code")
+    status = values.pop("status", SupplierStatus.ACTIVE)
+    supplier = Supplier(**values, status=status)
+    uow.session.add(supplier)
+    uow.session.flush()
+    audit(uow, "supplier.create", "supplier", supplier.id, after=snapshot(supplier))
+    record_event(uow, events.SupplierCreated(supplier_id=str(supplier.id), code=supplier.code, name=supplier.name,
+                                             currency=supplier.currency), subject=f"supplier/{supplier.id}")
+    for a_values in address_values:
+        _add_address(uow, SupplierAddress, "supplier_id", supplier.id, a_values, "supplier")
+    return supplier
+
+
+def update_supplier(uow: UnitOfWork, supplier_id: uuid.UUID, changes: Mapping[str, Any], *,
+                    supplier: Supplier | None = None) -> Supplier:
+    supplier = supplier or get_supplier(uow, supplier_id)
+    _refuse_archived(supplier, "supplier")
+    values, errors = clean_supplier(changes, partial=True)
+    if "addresses" in changes:
+        errors.append(FieldError("addresses", "change addresses through /suppliers/{id}/addresses", "read_only"))
+    if errors:
+        raise ValidationFailed(errors)
+    if "code" in values and values["code"] != supplier.code and find_supplier_by_code(uow, values["code"]):
+        raise Conflict(f"a supplier with code {values['code']} already exists", field="code")
+    before = snapshot(supplier)
+    target = values.pop("status", None)
+    if target is not None:
+        action = action_to(SUPPLIER_STATUS, supplier.status, target)
+        if action:
+            SUPPLIER_STATUS.apply(supplier, action)
+    for name, value in values.items():
+        if getattr(supplier, name) != value:
+            setattr(supplier, name, value)
+    uow.session.flush()
+    after = snapshot(supplier)
+    changed = _changed(before, after)
+    if changed:
+        audit(uow, "supplier.update", "supplier", supplier.id, before=before, after=after)
+        record_event(uow, events.SupplierUpdated(supplier_id=str(supplier.id), code=supplier.code, changes=changed),
+                     subject=f"supplier/{supplier.id}")
+    return supplier
+
+
+def archive_supplier(uow: UnitOfWork, supplier_id: uuid.UUID) -> Supplier:
+    supplier = get_supplier(uow, supplier_id)
+    if supplier.archived_at is not None:
+        return supplier
+    before = snapshot(supplier)
+    supplier.archived_at = clock.now()
+    uow.session.flush()
+    audit(uow, "supplier.archive", "supplier", supplier.id, before=before, after=snapshot(supplier))
+    record_event(uow, events.SupplierArchived(supplier_id=str(supplier.id), code=supplier.code),
+                 subject=f"supplier/{supplier.id}")
+    return supplier
+
+
+def add_supplier_address(uow: UnitOfWork, supplier_id: uuid.UUID, data: Mapping[str, Any]) -> SupplierAddress:
+    supplier = get_supplier(uow, supplier_id)
+    _refuse_archived(supplier, "supplier")
+    values, errors = clean_address(data)
+    if errors:
+        raise ValidationFailed(errors)
+    return _add_address(uow, SupplierAddress, "supplier_id", supplier.id, values, "supplier")
+
+
+def supplier_addresses(uow: UnitOfWork, supplier_id: uuid.UUID) -> list[SupplierAddress]:
+    get_supplier(uow, supplier_id)
+    return list(uow.session.scalars(select(SupplierAddress).where(SupplierAddress.supplier_id == supplier_id)
+                                    .order_by(SupplierAddress.kind, SupplierAddress.created_at)))
+
+
+# ---------------------------------------------------------------- supplier items
+
+
+def get_supplier_item(uow: UnitOfWork, item_id: uuid.UUID) -> SupplierItem:
+    item = uow.session.get(SupplierItem, _as_uuid(item_id, "supplier item"))
+    if item is None:
+        raise NotFound("supplier item", item_id)
+    return item
+
+
+def clean_supplier_item(data: Mapping[str, Any], *, partial: bool = False,
+                        current: SupplierItem | None = None) -> tuple[dict[str, Any], list[FieldError]]:
+    errors: list[FieldError] = []
+    _unknown(errors, data, SUPPLIER_ITEM_FIELDS)
+    out: dict[str, Any] = {}
+
+    def want(name: str) -> bool:
+        return name in data or not partial
+
+    for ref in ("supplier_id", "product_id"):
+        if ref in data and partial:
+            errors.append(FieldError(ref, "cannot be changed; add a new supplier item", "read_only"))
+        elif not partial:
+            value = data.get(ref)
+            try:
+                out[ref] = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+            except ValueError:
+                errors.append(FieldError(ref, "is required" if value in (None, "") else f"{value!r} is not an id",
+                                         "required" if value in (None, "") else "uuid"))
+    if "supplier_sku" in data:
+        out["supplier_sku"] = check_text(errors, "supplier_sku", data.get("supplier_sku"), required=False,
+                                         max_length=64) or ""
+    if want("cost"):
+        out["cost"] = check_amount(errors, "cost", data.get("cost"))
+    if want("currency"):
+        out["currency"] = check_currency(errors, "currency", data.get("currency"))
+    for qty in ("min_order_qty", "pack_size"):
+        if qty in data:
+            out[qty] = check_amount(errors, qty, data.get(qty), positive=True)
+    if "lead_time_days" in data:
+        out["lead_time_days"] = check_int(errors, "lead_time_days", data.get("lead_time_days"), maximum=3650) or 0
+    for d in ("valid_from", "valid_to"):
+        if d in data:
+            out[d] = check_date(errors, d, data.get(d))
+    check_period(errors, out.get("valid_from", current.valid_from if current else None),
+                 out.get("valid_to", current.valid_to if current else None))
+    return out, errors
+
+
+def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierItem:
+    values, errors = clean_supplier_item(data)
+    if errors:
+        raise ValidationFailed(errors)
+    supplier = get_supplier(uow, values["supplier_id"])
+    _refuse_archived(supplier, "supplier")
+    try:
+        product = get_product(uow, values["product_id"])
+    except NotFound as exc:
+        raise invalid("product_id", f"no product {values['product_id']}", "exists") from exc
+    item = SupplierItem(**values)
+    uow.session.add(item)
+    uow.session.flush()
+    audit(uow, "supplier_item.create", "supplier_item", item.id, after=snapshot(item))
+    record_event(uow, events.SupplierItemCreated(
+        supplier_item_id=str(item.id), supplier_id=str(supplier.id), product_id=str(product.id),
+        cost=str(item.cost), currency=item.currency, lead_time_days=item.lead_time_days),
+        subject=f"supplier_item/{item.id}")
+    return item
+
+
+def update_supplier_item(uow: UnitOfWork, item_id: uuid.UUID, changes: Mapping[str, Any]) -> SupplierItem:
+    item = get_supplier_item(uow, item_id)
+    _refuse_archived(item, "supplier item")
+    values, errors = clean_supplier_item(changes, partial=True, current=item)
+    if errors:
+        raise ValidationFailed(errors)
+    before = snapshot(item)
+    for name, value in values.items():
+        if getattr(item, name) != value:
+            setattr(item, name, value)
+    uow.session.flush()
+    after = snapshot(item)
+    changed = _changed(before, after)
+    if changed:
+        audit(uow, "supplier_item.update", "supplier_item", item.id, before=before, after=after)
+        record_event(uow, events.SupplierItemUpdated(
+            supplier_item_id=str(item.id), supplier_id=str(item.supplier_id), product_id=str(item.product_id),
+            changes=changed), subject=f"supplier_item/{item.id}")
+    return item
+
+
+def archive_supplier_item(uow: UnitOfWork, item_id: uuid.UUID) -> SupplierItem:
+    item = get_supplier_item(uow, item_id)
+    if item.archived_at is not None:
+        return item
+    before = snapshot(item)
+    item.archived_at = clock.now()
+    uow.session.flush()
+    audit(uow, "supplier_item.archive", "supplier_item", item.id, before=before, after=snapshot(item))
+    record_event(uow, events.SupplierItemArchived(
+        supplier_item_id=str(item.id), supplier_id=str(item.supplier_id), product_id=str(item.product_id)),
+        subject=f"supplier_item/{item.id}")
+    return item
+
+
+def supplier_items_for(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, on: date | None = None,
+                       supplier_id: uuid.UUID | None = None) -> list[SupplierItem]:
+    """Current (not archived) supplier items of these products in one query, cheapest first per
+    product. With `on`, only those valid on that date."""
+    ids = list(dict.fromkeys(product_ids))
+    if not ids:
+        return []
+    query = select(SupplierItem).where(SupplierItem.product_id.in_(ids), SupplierItem.archived_at.is_(None))
+    if supplier_id is not None:
+        query = query.where(SupplierItem.supplier_id == supplier_id)
+    if on is not None:
+        query = query.where(or_(SupplierItem.valid_from.is_(None), SupplierItem.valid_from <= on),
+                            or_(SupplierItem.valid_to.is_(None), SupplierItem.valid_to >= on))
+    return list(uow.session.scalars(query.order_by(SupplierItem.product_id, SupplierItem.cost, SupplierItem.id)))

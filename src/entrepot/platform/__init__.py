@@ -1,0 +1,1 @@
+"""Platform: tenant templates and provisioning, hierarchy, demo data."""

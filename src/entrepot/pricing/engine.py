@@ -1,0 +1,514 @@
+"""The price engine: pure rules over in-memory data, so they can be tested (and
+property-tested) without a database. `service.resolve_prices` loads the data
+in a fixed number of queries and asks a `PriceBook` for each line.
+
+Resolution order (the one documented in docs/master-data.md)
+------------------------------------------------------------
+For a customer (currency K, group G), a product P, a quantity Q, a date D and
+an optional channel H:
+
+1. **Contract price.** A contract price of this customer for P, valid on D and
+   in K, wins outright: no list or promotion is looked at. When several apply,
+   the one starting latest wins (no start counts as earliest), then the newest.
+2. **Regular price.** Every standard price list that applies — not archived, in
+   K, valid on D, and scoped to all customers, to G, to this customer, or to H —
+   offers at most one price: its entry for P whose quantity tier covers Q
+   (`min_quantity <= Q < max_quantity`), else its entry for P's category, the
+   nearest category first (the product's own, then its parents). An entry is a
+   fixed price, a discount % off P's list price, or a markup % on P's standard
+   cost (the last two need P's currency to be K, and are rounded to K's minor
+   unit). The winning list is the one with the highest priority; ties go to
+   the most specific scope (customer > customer group > channel > all), then the
+   lower price, then the code. Without any list price, P's own list price is the
+   regular price when P is priced in K.
+3. **Promotion.** Promotion lists (same applicability, both dates required)
+   offer prices the same way; the lowest promotional price replaces the regular
+   price when it is strictly lower.
+4. No rule and no list price in K: `NoPriceFound` (422) naming the product.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from entrepot.kernel.errors import FieldError, ValidationFailed
+from entrepot.kernel.money import round_money
+
+SCOPE_RANK = {"customer": 4, "customer_group": 3, "channel": 2, "all": 1}
+HUNDRED = Decimal(100)
+
+
+class NoPriceFound(ValidationFailed):
+    code = "no_price"
+    title = "No price for this product"
+
+    def __init__(self, sku: str, currency: str, field: str = "product_id") -> None:
+        super().__init__(FieldError(field, f"product {sku} has no price in {currency} for this customer: "
+                                           "no price list, contract or list price in that currency", "no_price"))
+        self.sku = sku
+
+
+@dataclass(frozen=True)
+class Buyer:
+    id: uuid.UUID
+    currency: str
+    customer_group: str | None = None
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    id: uuid.UUID
+    sku: str
+    category_id: uuid.UUID | None
+    list_price: Decimal
+    currency: str
+    standard_cost: Decimal
+
+
+@dataclass(frozen=True)
+class ListRule:
+    id: uuid.UUID
+    code: str
+    kind: str  # standard | promotion
+    currency: str
+    priority: int = 0
+    scope: str = "all"
+    customer_group: str | None = None
+    customer_id: uuid.UUID | None = None
+    channel: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+@dataclass(frozen=True)
+class EntryRule:
+    id: uuid.UUID
+    price_list_id: uuid.UUID
+    product_id: uuid.UUID | None
+    category_id: uuid.UUID | None
+    method: str  # fixed | discount | markup
+    value: Decimal
+    min_quantity: Decimal = Decimal(0)
+    max_quantity: Decimal | None = None
+
+    def covers(self, quantity: Decimal) -> bool:
+        return self.min_quantity <= quantity and (self.max_quantity is None or quantity < self.max_quantity)
+
+    def tier_text(self) -> str:
+        upper = f"< {_q(self.max_quantity)}" if self.max_quantity is not None else "and up"
+        return f"tier {_q(self.min_quantity)} {upper}"
+
+
+@dataclass(frozen=True)
+class ContractRule:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    product_id: uuid.UUID
+    unit_price: Decimal
+    currency: str
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class PriceResolution:
+    """A line's price: unit price, currency, the winning rule ("contract", "price_list:<code>",
+    "promotion:<code>" or "list_price") and `explanation`, every rule considered with its result
+    (won / lost / skipped) and why. The explanation of a many-line resolution is built on first
+    access, so pricing an order does not pay for explanations nobody reads."""
+
+    __slots__ = ("_explainer", "_explanation", "currency", "product_id", "quantity", "rule", "source_id",
+                 "unit_price")
+
+    def __init__(self, product_id: uuid.UUID, quantity: Decimal, unit_price: Decimal, currency: str, rule: str,
+                 explanation: list[dict[str, Any]] | None = None, source_id: uuid.UUID | None = None, *,
+                 explainer: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+        self.product_id = product_id
+        self.quantity = quantity
+        self.unit_price = unit_price
+        self.currency = currency
+        self.rule = rule
+        self.source_id = source_id
+        self._explanation = explanation
+        self._explainer = explainer
+
+    @property
+    def explanation(self) -> list[dict[str, Any]]:
+        if self._explanation is None:
+            self._explanation = self._explainer() if self._explainer is not None else []
+            self._explainer = None
+        return self._explanation
+
+    def __repr__(self) -> str:
+        return (f"PriceResolution(product_id={self.product_id!r}, quantity={self.quantity!r}, "
+                f"unit_price={self.unit_price!r}, currency={self.currency!r}, rule={self.rule!r})")
+
+
+@lru_cache(maxsize=8192)
+def _q(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    text = format(value.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@lru_cache(maxsize=65536)
+def _money(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def list_applies(rule: ListRule, buyer: Buyer, on: date, channel: str | None) -> str | None:
+    """None when the list applies to this buyer on this date; otherwise why not."""
+    if rule.currency != buyer.currency:
+        return f"priced in {rule.currency}, the customer buys in {buyer.currency}"
+    if rule.valid_from is not None and on < rule.valid_from:
+        return f"starts {rule.valid_from.isoformat()}"
+    if rule.valid_to is not None and on > rule.valid_to:
+        return f"ended {rule.valid_to.isoformat()}"
+    if rule.scope == "customer" and rule.customer_id != buyer.id:
+        return "for another customer"
+    if rule.scope == "customer_group" and rule.customer_group != buyer.customer_group:
+        return f"for customer group {rule.customer_group}"
+    if rule.scope == "channel" and rule.channel != channel:
+        return f"for channel {rule.channel}"
+    return None
+
+
+def contract_applies(rule: ContractRule, buyer: Buyer, on: date) -> str | None:
+    if rule.currency != buyer.currency:
+        return f"priced in {rule.currency}, the customer buys in {buyer.currency}"
+    if rule.valid_from is not None and on < rule.valid_from:
+        return f"starts {rule.valid_from.isoformat()}"
+    if rule.valid_to is not None and on > rule.valid_to:
+        return f"ended {rule.valid_to.isoformat()}"
+    return None
+
+
+def entry_price(entry: EntryRule, product: ProductFacts, currency: str, *, describe: bool = True,
+                ) -> tuple[Decimal | None, str]:
+    """The unit price an entry gives the product, and how; None with the reason when it cannot."""
+    if entry.method == "fixed":
+        return entry.value, (f"fixed {_money(entry.value)}" if describe else "")
+    if product.currency != currency:
+        return None, (f"{entry.method} needs the product's "
+                      f"{'list price' if entry.method == 'discount' else 'cost'} in {currency}, "
+                      f"it is in {product.currency}") if describe else ""
+    if entry.method == "discount":
+        price = round_money(product.list_price * (HUNDRED - entry.value) / HUNDRED, currency)
+        return price, (f"{_q(entry.value)}% off list price {_money(product.list_price)}" if describe else "")
+    price = round_money(product.standard_cost * (HUNDRED + entry.value) / HUNDRED, currency)
+    return price, (f"{_q(entry.value)}% markup on cost {_money(product.standard_cost)}" if describe else "")
+
+
+@dataclass
+class _Candidate:
+    rule: ListRule
+    entry: EntryRule
+    price: Decimal | None
+    how: str
+    target: str  # "product" | "category"
+
+
+@dataclass
+class ListIndex:
+    """One price list's entries by product and by category (tiers in quantity order)."""
+
+    # Keyed by the UUID's integer: lines look lists up tens of times each, and hashing an int
+    # is much cheaper than uuid.UUID.__hash__.
+    by_product: dict[int, list[EntryRule]] = field(default_factory=dict)
+    by_category: dict[int, list[EntryRule]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, entries: Iterable[EntryRule]) -> ListIndex:
+        index = cls()
+        for e in entries:
+            if e.product_id is not None:
+                index.by_product.setdefault(e.product_id.int, []).append(e)
+            elif e.category_id is not None:
+                index.by_category.setdefault(e.category_id.int, []).append(e)
+        for tiers in (*index.by_product.values(), *index.by_category.values()):
+            tiers.sort(key=lambda t: t.min_quantity)
+        return index
+
+
+@dataclass
+class ActiveLists:
+    """The lists that apply to one order: product entries merged by product, and the lists with
+    category entries."""
+
+    by_product: dict[int, list[tuple[ListRule, list[EntryRule]]]] = field(default_factory=dict)
+    with_categories: list[tuple[ListRule, ListIndex]] = field(default_factory=list)
+
+
+class PriceBook:
+    """Everything needed to price lines for one buyer, indexed once.
+
+    Entries come either as a flat list (`entries`) or already indexed per price list
+    (`indexes`, which the service caches per list version)."""
+
+    def __init__(self, *, lists: Iterable[ListRule], entries: Iterable[EntryRule] = (),
+                 contracts: Iterable[ContractRule], category_parents: Mapping[uuid.UUID, uuid.UUID | None],
+                 indexes: Mapping[uuid.UUID, ListIndex] | None = None):
+        self.lists = {r.id: r for r in lists}
+        self.parents = category_parents
+        if indexes is None:
+            grouped: dict[uuid.UUID, list[EntryRule]] = {}
+            for e in entries:
+                if e.price_list_id in self.lists:
+                    grouped.setdefault(e.price_list_id, []).append(e)
+            indexes = {list_id: ListIndex.build(es) for list_id, es in grouped.items()}
+        self.indexes = indexes
+        self.contracts: dict[uuid.UUID, list[ContractRule]] = {}
+        for c in contracts:
+            self.contracts.setdefault(c.product_id, []).append(c)
+        self._paths: dict[uuid.UUID | None, list[int]] = {}
+        self._note_base: dict[uuid.UUID, dict[str, Any]] = {}
+
+    def _category_path(self, category_id: uuid.UUID | None) -> list[int]:
+        """The category and its parents, nearest first, as index keys."""
+        path = self._paths.get(category_id)
+        if path is None:
+            nodes: list[uuid.UUID] = []
+            node = category_id
+            while node is not None and node not in nodes:
+                nodes.append(node)
+                node = self.parents.get(node)
+            path = self._paths[category_id] = [n.int for n in nodes]
+        return path
+
+    def _candidates(self, product: ProductFacts, quantity: Decimal, currency: str,
+                    explanation: list[dict[str, Any]], active: ActiveLists) -> list[_Candidate]:
+        """One candidate per applicable list offering the product at this quantity: its product
+        tier covering the quantity, else its category tier (nearest category first)."""
+        found: dict[uuid.UUID, _Candidate] = {}
+        for rule, tiers in active.by_product.get(product.id.int, ()):
+            entry = next((t for t in tiers if t.covers(quantity)), None)
+            if entry is not None:
+                price, how = entry_price(entry, product, currency)
+                found[rule.id] = _Candidate(rule, entry, price, f"{how} ({entry.tier_text()})", "product")
+            else:
+                explanation.append(self._note(rule, None, "skipped",
+                                              f"no product tier covers quantity {_q(quantity)}"))
+        if active.with_categories and product.category_id is not None:
+            path = self._category_path(product.category_id)
+            for rule, index in active.with_categories:
+                if rule.id in found:
+                    continue
+                for category_key in path:
+                    tiers = index.by_category.get(category_key)
+                    entry = next((t for t in tiers if t.covers(quantity)), None) if tiers else None
+                    if entry is not None:
+                        price, how = entry_price(entry, product, currency)
+                        found[rule.id] = _Candidate(rule, entry, price,
+                                                    f"{how} for its category ({entry.tier_text()})", "category")
+                        break
+        usable = []
+        for cand in found.values():
+            if cand.price is None:
+                explanation.append(self._note(cand.rule, None, "skipped", cand.how))
+            else:
+                usable.append(cand)
+        return usable
+
+    def _note(self, rule: ListRule, cand: _Candidate | None, result: str, reason: str) -> dict[str, Any]:
+        base = self._note_base.get(rule.id)
+        if base is None:  # the list's part of a note, built once per list (explanations are per line)
+            base = self._note_base[rule.id] = {
+                "rule": f"{rule.kind if rule.kind == 'promotion' else 'price_list'}:{rule.code}",
+                "price_list_id": str(rule.id), "priority": rule.priority, "scope": rule.scope,
+            }
+        note: dict[str, Any] = {**base, "result": result, "reason": reason}
+        if cand is not None:
+            note["unit_price"] = _money(cand.price) if cand.price is not None else None
+            note["entry_id"] = str(cand.entry.id)
+        return note
+
+    def active_lists(self, buyer: Buyer, on: date, channel: str | None) -> ActiveLists:
+        """The applicable lists' entries, merged by product once per order, so each line does one
+        lookup instead of one per list."""
+        active = ActiveLists()
+        for rule in self.applicable_lists(buyer, on, channel).values():
+            index = self.indexes.get(rule.id)
+            if index is None:
+                continue
+            for product_key, tiers in index.by_product.items():
+                active.by_product.setdefault(product_key, []).append((rule, tiers))
+            if index.by_category:
+                active.with_categories.append((rule, index))
+        return active
+
+    def applicable_lists(self, buyer: Buyer, on: date, channel: str | None) -> dict[uuid.UUID, ListRule]:
+        return {r.id: r for r in self.lists.values() if list_applies(r, buyer, on, channel) is None}
+
+    def resolve(self, buyer: Buyer, product: ProductFacts, quantity: Decimal, on: date, channel: str | None = None,
+                *, active: ActiveLists | None = None, field: str = "product_id",
+                ) -> PriceResolution:
+        if active is None:
+            active = self.active_lists(buyer, on, channel)
+        currency = buyer.currency
+        explanation: list[dict[str, Any]] = []
+
+        # 1. contract prices
+        contracts = self.contracts.get(product.id, ())
+        valid = []
+        for c in contracts:
+            if c.customer_id != buyer.id:
+                continue
+            why = contract_applies(c, buyer, on)
+            if why:
+                explanation.append({"rule": "contract", "contract_price_id": str(c.id), "result": "skipped",
+                                    "unit_price": _money(c.unit_price), "reason": why})
+            else:
+                valid.append(c)
+        if valid:
+            winner = max(valid, key=lambda c: (c.valid_from or date.min, c.id))
+            for c in valid:
+                won = c is winner
+                explanation.append({
+                    "rule": "contract", "contract_price_id": str(c.id), "unit_price": _money(c.unit_price),
+                    "result": "won" if won else "lost",
+                    "reason": "a valid contract price wins over every list and promotion" if won
+                    else "another contract starts later",
+                })
+            return PriceResolution(product.id, quantity, winner.unit_price, currency, "contract", explanation,
+                                   winner.id)
+
+        # 2. regular price: standard lists, else the product's list price
+        candidates = self._candidates(product, quantity, currency, explanation, active)
+        regular = [c for c in candidates if c.rule.kind != "promotion"]
+        promos = [c for c in candidates if c.rule.kind == "promotion"]
+        if len(regular) > 1:
+            regular.sort(key=lambda c: (-c.rule.priority, -SCOPE_RANK.get(c.rule.scope, 0), c.price, c.rule.code))
+        if len(promos) > 1:
+            promos.sort(key=lambda c: (c.price, -c.rule.priority, c.rule.code))
+        base_price: Decimal | None = None
+        base_rule = ""
+        base_id: uuid.UUID | None = None
+        base_note: dict[str, Any] | None = None
+        notes: list[dict[str, Any]] = []
+        if regular:
+            top = regular[0]
+            base_price, base_rule, base_id = top.price, f"price_list:{top.rule.code}", top.rule.id
+            base_note = self._note(top.rule, top, "won", f"{top.how}; highest priority {top.rule.priority}"
+                                   + (f", most specific scope ({top.rule.scope})" if len(regular) > 1 else ""))
+            notes.append(base_note)
+            for other in regular[1:]:
+                notes.append(self._note(other.rule, other, "lost", f"{other.how}; {_why_lost(other, top)}"))
+        list_note: dict[str, Any] = {"rule": "list_price", "unit_price": _money(product.list_price)}
+        if product.currency != currency:
+            list_note |= {"result": "skipped", "reason": f"list price is in {product.currency}, not {currency}"}
+        elif base_price is None:
+            base_price, base_rule, base_id = product.list_price, "list_price", None
+            list_note |= {"result": "won", "reason": "no price list offers this product; the list price applies"}
+            base_note = list_note
+        else:
+            list_note |= {"result": "lost", "reason": "a price list applies"}
+
+        # 3. promotions: the lowest, when below the regular price
+        for i, promo in enumerate(promos):
+            assert promo.price is not None
+            if i == 0 and (base_price is None or promo.price < base_price):
+                if base_note is not None:
+                    base_note["result"] = "lost"
+                    base_note["reason"] += f"; promotion {promo.rule.code} is lower"
+                notes.append(self._note(promo.rule, promo, "won", f"{promo.how}; lowest promotion, "
+                                        + ("below the regular price" if base_price is not None
+                                           else "no regular price")))
+                base_price, base_rule, base_id = promo.price, f"promotion:{promo.rule.code}", promo.rule.id
+            elif i == 0:
+                notes.append(self._note(promo.rule, promo, "lost", f"{promo.how}; not below the regular price"))
+            else:
+                notes.append(self._note(promo.rule, promo, "lost", f"{promo.how}; another promotion is lower"))
+        explanation.extend(notes)
+        explanation.append(list_note)
+        if base_price is None:
+            raise NoPriceFound(product.sku, currency, field)
+        return PriceResolution(product.id, quantity, base_price, currency, base_rule, explanation, base_id)
+
+    def decide(self, buyer: Buyer, product: ProductFacts, quantity: Decimal, on: date, active: ActiveLists,
+               ) -> tuple[Decimal | None, str, uuid.UUID | None]:
+        """The same decision as `resolve`, without building the explanation (the hot path)."""
+        valid = [c for c in self.contracts.get(product.id, ())
+                 if c.customer_id == buyer.id and contract_applies(c, buyer, on) is None]
+        if valid:
+            winner = max(valid, key=lambda c: (c.valid_from or date.min, c.id))
+            return winner.unit_price, "contract", winner.id
+        currency = buyer.currency
+        regular: tuple[Any, ...] | None = None
+        promo: tuple[Any, ...] | None = None
+        for rule, entry in self._offers(product, quantity, active):
+            price = entry_price(entry, product, currency, describe=False)[0]
+            if price is None:
+                continue
+            if rule.kind == "promotion":
+                key = (price, -rule.priority, rule.code)
+                if promo is None or key < promo[0]:
+                    promo = (key, price, rule)
+            else:
+                key = (-rule.priority, -SCOPE_RANK.get(rule.scope, 0), price, rule.code)
+                if regular is None or key < regular[0]:
+                    regular = (key, price, rule)
+        base: tuple[Decimal | None, str, uuid.UUID | None] = (None, "", None)
+        if regular is not None:
+            base = (regular[1], f"price_list:{regular[2].code}", regular[2].id)
+        elif product.currency == currency:
+            base = (product.list_price, "list_price", None)
+        if promo is not None and (base[0] is None or promo[1] < base[0]):
+            return promo[1], f"promotion:{promo[2].code}", promo[2].id
+        return base
+
+    def _offers(self, product: ProductFacts, quantity: Decimal, active: ActiveLists,
+                ) -> Iterable[tuple[ListRule, EntryRule]]:
+        """(list, entry) for each applicable list offering the product: product tier, else category tier."""
+        seen: set[uuid.UUID] = set()
+        for rule, tiers in active.by_product.get(product.id.int, ()):
+            for t in tiers:
+                if t.covers(quantity):
+                    seen.add(rule.id)
+                    yield rule, t
+                    break
+        if active.with_categories and product.category_id is not None:
+            path = self._category_path(product.category_id)
+            for rule, index in active.with_categories:
+                if rule.id in seen:
+                    continue
+                for category_key in path:
+                    tiers = index.by_category.get(category_key)
+                    entry = next((t for t in tiers if t.covers(quantity)), None) if tiers else None
+                    if entry is not None:
+                        yield rule, entry
+                        break
+
+    def resolve_many(self, buyer: Buyer, products: Mapping[uuid.UUID, ProductFacts],
+                     lines: Sequence[tuple[uuid.UUID, Decimal]], on: date, channel: str | None = None,
+                     ) -> list[PriceResolution]:
+        active = self.active_lists(buyer, on, channel)
+        out = []
+        for i, (pid, qty) in enumerate(lines):
+            product = products[pid]
+            price, rule, source = self.decide(buyer, product, qty, on, active)
+            if price is None:
+                raise NoPriceFound(product.sku, buyer.currency, f"lines.{i}.product_id")
+
+            def explain(product: ProductFacts = product, qty: Decimal = qty) -> list[dict[str, Any]]:
+                return self.resolve(buyer, product, qty, on, channel, active=active).explanation
+
+            out.append(PriceResolution(pid, qty, price, buyer.currency, rule, None, source, explainer=explain))
+        return out
+
+
+def _why_lost(cand: _Candidate, top: _Candidate) -> str:
+    if cand.rule.priority != top.rule.priority:
+        return f"priority {cand.rule.priority} is below {top.rule.priority}"
+    if cand.rule.scope != top.rule.scope:
+        return f"scope {cand.rule.scope} is less specific than {top.rule.scope}"
+    if cand.price != top.price:
+        return "same priority and scope, higher price"
+    return "same priority, scope and price; code sorts later"

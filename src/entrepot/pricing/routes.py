@@ -1,0 +1,226 @@
+"""Pricing HTTP API: price lists and tiers, contract prices, and price quotes ("why this price")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, UploadFile
+from fastapi.responses import PlainTextResponse
+
+from entrepot.api.deps import Requires
+from entrepot.api.etag import check_if_match, set_etag
+from entrepot.api.pagination import Page, paginate
+from entrepot.catalog.csvio import ImportFailed, decode_upload
+from entrepot.catalog.schemas import ImportResult
+from entrepot.db.uow import UnitOfWork
+from entrepot.kernel import clock
+from entrepot.kernel.errors import FieldError, ValidationFailed, invalid
+from entrepot.kernel.money import InvalidAmount, to_decimal
+from entrepot.pricing import imports, service
+from entrepot.pricing import permissions as perms
+from entrepot.pricing.engine import PriceResolution
+from entrepot.pricing.models import ContractPrice, PriceList
+from entrepot.pricing.schemas import (
+    ContractPriceCreate,
+    ContractPriceRead,
+    EntriesAdd,
+    EntryRead,
+    PriceListCreate,
+    PriceListRead,
+    PriceListUpdate,
+    QuoteBatchRead,
+    QuoteRead,
+    QuoteRequest,
+)
+
+router = APIRouter(tags=["pricing"])
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def _quote(r: PriceResolution) -> QuoteRead:
+    return QuoteRead(product_id=r.product_id, quantity=r.quantity, unit_price=r.unit_price, currency=r.currency,
+                     line_total=r.unit_price * r.quantity, rule=r.rule, explanation=r.explanation)
+
+
+@router.get("/prices/quote", response_model=QuoteRead,
+            summary="The unit price for a customer, product and quantity, and why")
+def quote_price(
+    uow: Annotated[UnitOfWork, Requires(perms.QUOTE_READ)],
+    customer_id: uuid.UUID,
+    product_id: uuid.UUID,
+    quantity: str = "1",
+    date: dt.date | None = None,
+    channel: str | None = None,
+) -> QuoteRead:
+    try:
+        qty = to_decimal(quantity)
+    except InvalidAmount as exc:
+        raise invalid("quantity", str(exc), "decimal") from exc
+    if qty <= 0:
+        raise invalid("quantity", "must be greater than 0", "positive")
+    try:
+        resolution = service.resolve_prices(uow, customer_id=customer_id, lines=[(product_id, qty)],
+                                            on=date, channel=channel)[0]
+    except ValidationFailed as exc:
+        # One line here: name the query parameter, not "lines.0.…".
+        exc.errors = [FieldError(e.field.removeprefix("lines.0."), e.message, e.rule) for e in exc.errors]
+        raise
+    return _quote(resolution)
+
+
+@router.post("/prices/quote", response_model=QuoteBatchRead,
+             summary="Price many lines for one customer at once (read-only; nothing is stored)")
+def quote_prices(body: QuoteRequest, uow: Annotated[UnitOfWork, Requires(perms.QUOTE_READ)]) -> QuoteBatchRead:
+    on = body.date or clock.today()
+    resolutions = service.resolve_prices(uow, customer_id=body.customer_id,
+                                         lines=[(ln.product_id, ln.quantity) for ln in body.lines],  # type: ignore[misc]
+                                         on=on, channel=body.channel)
+    return QuoteBatchRead(customer_id=body.customer_id, date=on, lines=[_quote(r) for r in resolutions])
+
+
+@router.post("/price-lists", response_model=PriceListRead, status_code=201,
+             summary="Create a price list or promotion (optionally with its entries)")
+def create_price_list(body: PriceListCreate, response: Response,
+                      uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)]) -> PriceListRead:
+    price_list = service.create_price_list(uow, body.model_dump())
+    uow.commit()
+    set_etag(response, price_list)
+    return PriceListRead.model_validate(price_list)
+
+
+@router.get("/price-lists", response_model=Page[PriceListRead])
+def list_price_lists(
+    uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)],
+    q: Annotated[str | None, Query(description="search in code and name")] = None,
+    kind: str | None = None,
+    currency: str | None = None,
+    customer_id: uuid.UUID | None = None,
+    include_archived: bool = False,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[PriceListRead]:
+    query = service.price_list_query(q=q, kind=kind, currency=currency, customer_id=customer_id,
+                                     include_archived=include_archived)
+    rows, next_cursor = paginate(uow, query, PriceList.id, cursor=cursor, limit=limit)
+    return Page(items=[PriceListRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/price-lists/{price_list_id}", response_model=PriceListRead)
+def read_price_list(price_list_id: uuid.UUID, response: Response,
+                    uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)]) -> PriceListRead:
+    price_list = service.get_price_list(uow, price_list_id)
+    set_etag(response, price_list)
+    return PriceListRead.model_validate(price_list)
+
+
+@router.patch("/price-lists/{price_list_id}", response_model=PriceListRead)
+def update_price_list(price_list_id: uuid.UUID, body: PriceListUpdate, request: Request, response: Response,
+                      uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)]) -> PriceListRead:
+    price_list = service.get_price_list(uow, price_list_id)
+    check_if_match(request, price_list)
+    price_list = service.update_price_list(uow, price_list_id, body.model_dump(exclude_unset=True),
+                                           price_list=price_list)
+    uow.commit()
+    set_etag(response, price_list)
+    return PriceListRead.model_validate(price_list)
+
+
+@router.post("/price-lists/{price_list_id}/archive", response_model=PriceListRead)
+def archive_price_list(price_list_id: uuid.UUID,
+                       uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)]) -> PriceListRead:
+    price_list = service.archive_price_list(uow, price_list_id)
+    uow.commit()
+    return PriceListRead.model_validate(price_list)
+
+
+@router.get("/price-lists/{price_list_id}/entries", response_model=list[EntryRead])
+def list_price_list_entries(price_list_id: uuid.UUID,
+                            uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)]) -> list[EntryRead]:
+    return [EntryRead.model_validate(e) for e in service.price_list_entries(uow, price_list_id)]
+
+
+@router.post("/price-lists/{price_list_id}/entries", response_model=list[EntryRead], status_code=201,
+             summary="Add entries / quantity tiers (overlapping tiers: 422)")
+def add_price_list_entries(price_list_id: uuid.UUID, body: EntriesAdd,
+                           uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)]) -> list[EntryRead]:
+    entries = service.add_price_list_entries(
+        uow, price_list_id, [e.model_dump(exclude_unset=True) for e in body.entries], replace=body.replace)
+    uow.commit()
+    return [EntryRead.model_validate(e) for e in entries]
+
+
+@router.delete("/price-lists/{price_list_id}/entries/{price_list_entry_id}", status_code=204)
+def remove_price_list_entry(price_list_id: uuid.UUID, price_list_entry_id: uuid.UUID,
+                            uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)]) -> Response:
+    service.remove_price_list_entry(uow, price_list_id, price_list_entry_id)
+    uow.commit()
+    return Response(status_code=204)
+
+
+@router.post("/contract-prices", response_model=ContractPriceRead, status_code=201,
+             summary="A customer's negotiated price for a product")
+def create_contract_price(body: ContractPriceCreate,
+                          uow: Annotated[UnitOfWork, Requires(perms.CONTRACT_MANAGE)]) -> ContractPriceRead:
+    contract = service.create_contract_price(uow, body.model_dump())
+    uow.commit()
+    return ContractPriceRead.model_validate(contract)
+
+
+@router.get("/contract-prices", response_model=Page[ContractPriceRead])
+def list_contract_prices(
+    uow: Annotated[UnitOfWork, Requires(perms.CONTRACT_READ)],
+    customer_id: uuid.UUID | None = None,
+    product_id: uuid.UUID | None = None,
+    include_archived: bool = False,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[ContractPriceRead]:
+    query = service.contract_price_query(customer_id=customer_id, product_id=product_id,
+                                         include_archived=include_archived)
+    rows, next_cursor = paginate(uow, query, ContractPrice.id, cursor=cursor, limit=limit)
+    return Page(items=[ContractPriceRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/contract-prices/{contract_price_id}", response_model=ContractPriceRead)
+def read_contract_price(contract_price_id: uuid.UUID,
+                        uow: Annotated[UnitOfWork, Requires(perms.CONTRACT_READ)]) -> ContractPriceRead:
+    return ContractPriceRead.model_validate(service.get_contract_price(uow, contract_price_id))
+
+
+@router.post("/contract-prices/{contract_price_id}/archive", response_model=ContractPriceRead)
+def archive_contract_price(contract_price_id: uuid.UUID,
+                           uow: Annotated[UnitOfWork, Requires(perms.CONTRACT_MANAGE)]) -> ContractPriceRead:
+    contract = service.archive_contract_price(uow, contract_price_id)
+    uow.commit()
+    return ContractPriceRead.model_validate(contract)
+
+
+@router.post("/imports/price-lists", response_model=ImportResult,
+             summary="Import price lists from a CSV upload (one row per entry; all or nothing)")
+def import_price_lists_upload(file: UploadFile, uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)],
+                              dry_run: bool = False) -> ImportResult:
+    report = imports.import_price_lists(uow, decode_upload(file.file.read()), dry_run=dry_run)
+    if not report.ok:
+        raise ImportFailed(report)
+    if not dry_run:
+        uow.commit()
+    return ImportResult(**report.as_dict())
+
+
+@router.get("/exports/price-lists", response_class=PlainTextResponse, summary="Price lists as CSV")
+def export_price_lists_csv(uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)]) -> PlainTextResponse:
+    buffer = io.StringIO()
+    imports.export_price_lists(uow, buffer)
+    return PlainTextResponse(buffer.getvalue(), media_type="text/csv",
+                             headers={"Content-Disposition": 'attachment; filename="price-lists.csv"'})
+
+
+@router.get("/customers/{customer_id}/price-lists", response_model=list[PriceListRead],
+            summary="The price lists and promotions that apply to a customer (on a date, in a channel)")
+def customer_price_lists(customer_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)],
+                         date: dt.date | None = None, channel: str | None = None) -> list[PriceListRead]:
+    return [PriceListRead.model_validate(pl)
+            for pl in service.price_lists_for_customer(uow, customer_id, on=date, channel=channel)]

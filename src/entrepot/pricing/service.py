@@ -1,0 +1,686 @@
+"""Pricing use cases: price lists, tiers, contract prices, promotions, and the price engine.
+
+`resolve_prices` prices many lines for one customer with a fixed number of
+queries (customer, products, category tree, price lists, entries, contracts),
+whatever the number of lines or rules. The resolution order is documented in
+`entrepot.pricing.engine` and docs/master-data.md:
+
+1. a valid contract price of the customer for the product wins outright;
+2. else the applicable standard price list with the highest priority (ties: most
+   specific scope customer > group > channel > all, then lower price, then code),
+   its product tier covering the quantity, else its category tier (nearest
+   category first); else the product's list price when in the customer's currency;
+3. a promotion (date-bounded list) replaces that price when strictly lower;
+4. else `NoPriceFound` (422).
+
+`check_margin` is the margin guard order services call before accepting a price.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+
+from entrepot.catalog.rules import (
+    check_amount,
+    check_code,
+    check_currency,
+    check_date,
+    check_int,
+    check_period,
+    check_text,
+)
+from entrepot.catalog.service import category_parents, get_products, price_basis
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit, snapshot
+from entrepot.identity.services.tenants import get_tenant
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.money import InvalidAmount, to_decimal
+from entrepot.parties.service import get_customer
+from entrepot.pricing import events
+from entrepot.pricing.engine import (
+    Buyer,
+    ContractRule,
+    EntryRule,
+    ListIndex,
+    ListRule,
+    NoPriceFound,
+    PriceBook,
+    PriceResolution,
+    ProductFacts,
+    list_applies,
+)
+from entrepot.pricing.models import (
+    ContractPrice,
+    PriceList,
+    PriceListEntry,
+    PriceListKind,
+    PriceListScope,
+    PriceMethod,
+)
+from entrepot.pricing.permissions import OVERRIDE
+
+__all__ = [
+    "MarginTooLow", "NoPriceFound", "PriceResolution", "check_margin", "minimum_margin", "resolve_prices",
+]
+
+PRICE_LIST_FIELDS = ("code", "name", "kind", "currency", "valid_from", "valid_to", "priority", "scope",
+                     "customer_group", "customer_id", "channel")
+ENTRY_FIELDS = ("product_id", "category_id", "method", "value", "min_quantity", "max_quantity")
+_CHUNK = 2000
+
+
+class MarginTooLow(ValidationFailed):
+    """A unit price below standard cost × (1 + the tenant's minimum margin)."""
+
+    code = "margin_too_low"
+    title = "Price below the minimum margin"
+
+    def __init__(self, sku: str, unit_price: Decimal, floor: Decimal, field: str = "unit_price") -> None:
+        super().__init__(FieldError(field, f"{unit_price} is below the minimum price {floor} for {sku} "
+                                           f"(cost plus minimum margin); needs permission {OVERRIDE}",
+                                    "margin_too_low"))
+        self.sku = sku
+        self.floor = floor
+
+
+# ---------------------------------------------------------------- the engine
+
+
+def resolve_prices(
+    uow: UnitOfWork,
+    *,
+    customer_id: uuid.UUID,
+    lines: Sequence[tuple[uuid.UUID, Decimal]],
+    on: date | None = None,
+    channel: str | None = None,
+) -> list[PriceResolution]:
+    """Unit price, currency, winning rule and explanation for each (product, quantity) line."""
+    on = on or clock.today()
+    errors = []
+    clean: list[tuple[uuid.UUID, Decimal]] = []
+    for i, (pid, qty) in enumerate(lines):
+        try:
+            quantity = to_decimal(qty)
+        except InvalidAmount:
+            errors.append(FieldError(f"lines.{i}.quantity", f"{qty!r} is not a quantity", "decimal"))
+            continue
+        if quantity <= 0:
+            errors.append(FieldError(f"lines.{i}.quantity", "must be greater than 0", "positive"))
+        clean.append((pid, quantity))
+    if errors:
+        raise ValidationFailed(errors)
+    customer = get_customer(uow, customer_id)
+    buyer = Buyer(customer.id, customer.currency, customer.customer_group)
+    products = {pid: ProductFacts(b.id, b.sku, b.category_id, b.list_price, b.currency, b.standard_cost)
+                for pid, b in price_basis(uow, [pid for pid, _ in clean]).items()}
+    book = load_price_book(uow, buyer=buyer, product_ids=list(products), on=on, channel=channel,
+                           category_ids={p.category_id for p in products.values() if p.category_id})
+    return book.resolve_many(buyer, products, clean, on, channel)
+
+
+def load_price_book(uow: UnitOfWork, *, buyer: Buyer, product_ids: list[uuid.UUID], on: date,
+                    channel: str | None, category_ids: set[uuid.UUID]) -> PriceBook:
+    """Load the rules that can price these products for this buyer (a fixed number of queries).
+
+    Entries are indexed per price list and cached in the process by (list id, version,
+    updated_at): every entry change bumps its list's version in the same transaction, so a
+    cached index is used only while the list is unchanged."""
+    session = uow.session
+    list_rows = session.execute(
+        select(PriceList.id, PriceList.code, PriceList.kind, PriceList.currency, PriceList.priority,
+               PriceList.scope, PriceList.customer_group, PriceList.customer_id, PriceList.channel,
+               PriceList.valid_from, PriceList.valid_to, PriceList.version, PriceList.updated_at)
+        .where(PriceList.archived_at.is_(None), PriceList.currency == buyer.currency)
+    ).all()
+    book_lists: list[ListRule] = []
+    stamps: dict[uuid.UUID, tuple[int, Any]] = {}
+    all_stamps: dict[uuid.UUID, tuple[int, Any]] = {}
+    for r in list_rows:
+        rule = ListRule(r[0], r[1], str(r[2]), r[3], r[4], str(r[5]), r[6], r[7], r[8], r[9], r[10])
+        all_stamps[rule.id] = (r[11], r[12])
+        if _may_apply(rule, buyer, on, channel):
+            book_lists.append(rule)
+            stamps[rule.id] = all_stamps[rule.id]
+    # On a miss, refresh every stale list of the currency at once when there are not too many,
+    # so the next customers (other groups, channels) find theirs cached too.
+    indexes = _list_indexes(uow, stamps, prime=all_stamps if len(all_stamps) <= _PRIME_LISTS else None)
+    parents: Mapping[uuid.UUID, uuid.UUID | None] = {}
+    if category_ids and any(index.by_category for index in indexes.values()):
+        parents = category_parents(uow)
+    contracts = []
+    wanted = set(product_ids)
+    # A customer's own contracts, filtered here: cheaper than an IN over every line's product.
+    for r in session.execute(
+        select(ContractPrice.id, ContractPrice.customer_id, ContractPrice.product_id, ContractPrice.unit_price,
+               ContractPrice.currency, ContractPrice.valid_from, ContractPrice.valid_to)
+        .where(ContractPrice.customer_id == buyer.id, ContractPrice.archived_at.is_(None))
+    ):
+        if r[2] in wanted:
+            contracts.append(ContractRule(*r))
+    return PriceBook(lists=book_lists, contracts=contracts, category_parents=parents, indexes=indexes)
+
+
+_INDEX_CACHE: OrderedDict[uuid.UUID, tuple[tuple[int, Any], ListIndex]] = OrderedDict()
+_INDEX_LOCK = threading.Lock()
+_INDEX_CACHE_LISTS = 5000
+_PRIME_LISTS = 200
+
+
+def _list_indexes(uow: UnitOfWork, stamps: Mapping[uuid.UUID, tuple[int, Any]], *,
+                  prime: Mapping[uuid.UUID, tuple[int, Any]] | None = None) -> dict[uuid.UUID, ListIndex]:
+    """Entry indexes of these lists: cached ones whose stamp matches, the rest in one query
+    (with `prime`, every stale list named there is loaded in that same query)."""
+    found: dict[uuid.UUID, ListIndex] = {}
+    missing: list[uuid.UUID] = []
+    with _INDEX_LOCK:
+        for list_id, stamp in stamps.items():
+            cached = _INDEX_CACHE.get(list_id)
+            if cached is not None and cached[0] == stamp:
+                found[list_id] = cached[1]
+                _INDEX_CACHE.move_to_end(list_id)
+            else:
+                missing.append(list_id)
+        if missing and prime:
+            for list_id, stamp in prime.items():
+                cached = _INDEX_CACHE.get(list_id)
+                if list_id not in stamps and (cached is None or cached[0] != stamp):
+                    missing.append(list_id)
+    if not missing:
+        return found
+    wanted = set(stamps)
+    stamps = {**(prime or {}), **stamps}
+    grouped: dict[uuid.UUID, list[EntryRule]] = {list_id: [] for list_id in missing}
+    for start in range(0, len(missing), _CHUNK):
+        for r in uow.session.execute(
+            select(PriceListEntry.id, PriceListEntry.price_list_id, PriceListEntry.product_id,
+                   PriceListEntry.category_id, PriceListEntry.method, PriceListEntry.value,
+                   PriceListEntry.min_quantity, PriceListEntry.max_quantity)
+            .where(PriceListEntry.price_list_id.in_(missing[start:start + _CHUNK]))
+        ):
+            grouped[r[1]].append(EntryRule(r[0], r[1], r[2], r[3], str(r[4]), r[5], r[6], r[7]))
+    with _INDEX_LOCK:
+        for list_id, entries in grouped.items():
+            index = ListIndex.build(entries)
+            if list_id in wanted:
+                found[list_id] = index
+            _INDEX_CACHE[list_id] = (stamps[list_id], index)
+            _INDEX_CACHE.move_to_end(list_id)
+        while len(_INDEX_CACHE) > _INDEX_CACHE_LISTS:
+            _INDEX_CACHE.popitem(last=False)
+    return found
+
+
+def clear_price_cache() -> None:
+    """Forget cached entry indexes (tests, or after restoring a database)."""
+    with _INDEX_LOCK:
+        _INDEX_CACHE.clear()
+
+
+def _touch(price_list: PriceList) -> None:
+    """Entries changed: bump the list's version (and updated_at) so cached indexes are refreshed."""
+    price_list.updated_at = clock.now()
+
+
+def _may_apply(rule: ListRule, buyer: Buyer, on: date, channel: str | None) -> bool:
+    """Validity and scope filtered in Python (a tenant has few lists), so entries load only for these."""
+    return list_applies(rule, buyer, on, channel) is None
+
+
+def minimum_margin(uow: UnitOfWork) -> Decimal:
+    """The tenant's minimum margin (settings["minimum_margin"], e.g. "0.10" = 10 % on cost); default 0."""
+    cached = uow.session.info.get("pricing.minimum_margin")
+    if cached is not None:
+        return cached
+    raw = (get_tenant(uow, uow.tenant_id).settings or {}).get("minimum_margin", 0)
+    try:
+        margin = to_decimal(raw)
+    except InvalidAmount:
+        margin = Decimal(0)
+    uow.session.info["pricing.minimum_margin"] = margin
+    return margin
+
+
+def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price") -> None:
+    """Refuse (MarginTooLow, 422) a unit price below standard cost × (1 + minimum margin),
+    unless the actor holds `pricing.override`. `product` is a catalog Product (or has sku, standard_cost)."""
+    if uow.actor.can(OVERRIDE):
+        return
+    floor = product.standard_cost * (Decimal(1) + minimum_margin(uow))
+    if to_decimal(unit_price) < floor:
+        raise MarginTooLow(product.sku, to_decimal(unit_price), floor.quantize(Decimal("0.0001")), field)
+
+
+# ---------------------------------------------------------------- price lists
+
+
+def get_price_list(uow: UnitOfWork, price_list_id: uuid.UUID) -> PriceList:
+    price_list = uow.session.get(PriceList, _as_uuid(price_list_id, "price list"))
+    if price_list is None:
+        raise NotFound("price list", price_list_id)
+    return price_list
+
+
+def find_price_list_by_code(uow: UnitOfWork, code: str) -> PriceList | None:
+    return uow.session.scalar(select(PriceList).where(PriceList.code == code))
+
+
+def price_list_query(*, q: str | None = None, kind: str | None = None, currency: str | None = None,
+                     customer_id: uuid.UUID | None = None, include_archived: bool = False) -> Select[Any]:
+    query = select(PriceList)
+    if not include_archived:
+        query = query.where(PriceList.archived_at.is_(None))
+    if kind:
+        query = query.where(PriceList.kind == kind)
+    if currency:
+        query = query.where(PriceList.currency == currency)
+    if customer_id:
+        query = query.where(PriceList.customer_id == customer_id)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(func.lower(PriceList.code).like(like), func.lower(PriceList.name).like(like)))
+    return query
+
+
+def clean_price_list(uow: UnitOfWork, data: Mapping[str, Any], *, current: PriceList | None = None,
+                     ) -> tuple[dict[str, Any], list[FieldError]]:
+    errors: list[FieldError] = []
+    for name in sorted(set(data) - set(PRICE_LIST_FIELDS) - {"entries"}):
+        errors.append(FieldError(name, "is not a price list field", "unknown_field"))
+    out: dict[str, Any] = {}
+    partial = current is not None
+    if not partial or "code" in data:
+        out["code"] = check_code(errors, "code", data.get("code"))
+    if not partial or "name" in data:
+        out["name"] = check_text(errors, "name", data.get("name"))
+    if not partial or "currency" in data:
+        out["currency"] = check_currency(errors, "currency", data.get("currency"))
+    if "kind" in data and data["kind"] is not None:
+        if data["kind"] not in set(PriceListKind):
+            errors.append(FieldError("kind", f"one of {', '.join(PriceListKind)}", "enum"))
+        elif partial and data["kind"] != current.kind:  # type: ignore[union-attr]
+            errors.append(FieldError("kind", "cannot be changed", "read_only"))
+        else:
+            out["kind"] = PriceListKind(data["kind"])
+    if "priority" in data and data["priority"] is not None:
+        value = check_int(errors, "priority", data.get("priority"), minimum=-1000, maximum=1000)
+        out["priority"] = value or 0
+    for d in ("valid_from", "valid_to"):
+        if d in data:
+            out[d] = check_date(errors, d, data.get(d))
+    if "scope" in data and data["scope"] is not None:
+        if data["scope"] not in set(PriceListScope):
+            errors.append(FieldError("scope", f"one of {', '.join(PriceListScope)}", "enum"))
+        else:
+            out["scope"] = PriceListScope(data["scope"])
+    for ref in ("customer_group", "channel"):
+        if ref in data:
+            out[ref] = check_code(errors, ref, data[ref]) if data[ref] not in (None, "") else None
+    if "customer_id" in data:
+        if data["customer_id"] in (None, ""):
+            out["customer_id"] = None
+        else:
+            try:
+                out["customer_id"] = get_customer(uow, data["customer_id"]).id
+            except NotFound:
+                errors.append(FieldError("customer_id", f"no customer {data['customer_id']}", "exists"))
+
+    def final(name: str, default: Any = None) -> Any:
+        return out[name] if name in out else (getattr(current, name) if current is not None else default)
+
+    kind = final("kind", PriceListKind.STANDARD)
+    scope = final("scope", PriceListScope.ALL)
+    check_period(errors, final("valid_from"), final("valid_to"))
+    if kind == PriceListKind.PROMOTION:
+        for d in ("valid_from", "valid_to"):
+            if final(d) is None:
+                errors.append(FieldError(d, "a promotion needs both validity dates", "required"))
+    target = {PriceListScope.CUSTOMER: "customer_id", PriceListScope.CUSTOMER_GROUP: "customer_group",
+              PriceListScope.CHANNEL: "channel"}.get(scope)
+    if target and final(target) is None and not any(e.field == target for e in errors):
+        errors.append(FieldError(target, f"required when scope is {scope}", "required"))
+    for other in ("customer_id", "customer_group", "channel"):
+        if other != target and final(other) is not None:
+            errors.append(FieldError(other, f"only with scope {other.removesuffix('_id')}", "scope"))
+    if current is None:
+        customer = out.get("customer_id")
+        if customer is not None and out.get("currency"):
+            cust = get_customer(uow, customer)
+            if cust.currency != out["currency"]:
+                errors.append(FieldError("currency", f"the customer buys in {cust.currency}", "currency"))
+    return out, errors
+
+
+def create_price_list(uow: UnitOfWork, data: Mapping[str, Any]) -> PriceList:
+    values, errors = clean_price_list(uow, data)
+    raw_entries = list(data.get("entries") or [])
+    if errors:
+        raise ValidationFailed(errors)
+    if find_price_list_by_code(uow, values["code"]) is not None:
+        raise Conflict(f"a price list with code {values['code']} already exists", field="code")
+    price_list = PriceList(**values)
+    uow.session.add(price_list)
+    uow.session.flush()
+    added = _add_entries(uow, price_list, raw_entries) if raw_entries else []
+    audit(uow, "price_list.create", "price_list", price_list.id,
+          after={**snapshot(price_list), "entries": len(added)})
+    record_event(uow, events.PriceListCreated(
+        price_list_id=str(price_list.id), code=price_list.code, kind=str(price_list.kind),
+        currency=price_list.currency, scope=str(price_list.scope), priority=price_list.priority,
+        valid_from=price_list.valid_from.isoformat() if price_list.valid_from else None,
+        valid_to=price_list.valid_to.isoformat() if price_list.valid_to else None, entries=len(added)),
+        subject=f"price_list/{price_list.id}")
+    return price_list
+
+
+def update_price_list(uow: UnitOfWork, price_list_id: uuid.UUID, changes: Mapping[str, Any], *,
+                      price_list: PriceList | None = None) -> PriceList:
+    price_list = price_list or get_price_list(uow, price_list_id)
+    _refuse_archived(price_list, "price list")
+    if "entries" in changes:
+        raise invalid("entries", "add entries through /price-lists/{id}/entries", "read_only")
+    values, errors = clean_price_list(uow, changes, current=price_list)
+    if "currency" in values and values["currency"] != price_list.currency:
+        errors.append(FieldError("currency", "cannot be changed; create a list in the other currency", "read_only"))
+    if errors:
+        raise ValidationFailed(errors)
+    if "code" in values and values["code"] != price_list.code and find_price_list_by_code(uow, values["code"]):
+        raise Conflict(f"a price list with code {values['code']} already exists", field="code")
+    before = snapshot(price_list)
+    for name, value in values.items():
+        if getattr(price_list, name) != value:
+            setattr(price_list, name, value)
+    uow.session.flush()
+    after = snapshot(price_list)
+    changed = {k: after[k] for k in after if after[k] != before.get(k) and k not in ("updated_at", "version")}
+    if changed:
+        audit(uow, "price_list.update", "price_list", price_list.id, before=before, after=after)
+        record_event(uow, events.PriceListUpdated(price_list_id=str(price_list.id), code=price_list.code,
+                                                  changes=changed), subject=f"price_list/{price_list.id}")
+    return price_list
+
+
+def archive_price_list(uow: UnitOfWork, price_list_id: uuid.UUID) -> PriceList:
+    price_list = get_price_list(uow, price_list_id)
+    if price_list.archived_at is not None:
+        return price_list
+    before = snapshot(price_list)
+    price_list.archived_at = clock.now()
+    uow.session.flush()
+    audit(uow, "price_list.archive", "price_list", price_list.id, before=before, after=snapshot(price_list))
+    record_event(uow, events.PriceListArchived(price_list_id=str(price_list.id), code=price_list.code),
+                 subject=f"price_list/{price_list.id}")
+    return price_list
+
+
+def price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID) -> list[PriceListEntry]:
+    get_price_list(uow, price_list_id)
+    return list(uow.session.scalars(select(PriceListEntry).where(PriceListEntry.price_list_id == price_list_id)
+                                    .order_by(PriceListEntry.product_id, PriceListEntry.category_id,
+                                              PriceListEntry.min_quantity)))
+
+
+def add_price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID, entries: Sequence[Mapping[str, Any]],
+                           *, replace: bool = False) -> list[PriceListEntry]:
+    """Add entries (or replace all of them); overlapping quantity tiers are refused (422)."""
+    price_list = get_price_list(uow, price_list_id)
+    _refuse_archived(price_list, "price list")
+    removed = 0
+    if replace:
+        old = list(uow.session.scalars(select(PriceListEntry).where(PriceListEntry.price_list_id == price_list.id)))
+        removed = len(old)
+    added = _add_entries(uow, price_list, entries, replacing=replace)
+    _touch(price_list)
+    uow.session.flush()
+    audit(uow, "price_list.entries." + ("replace" if replace else "add"), "price_list", price_list.id,
+          after={"entries_added": len(added), "entries_removed": removed})
+    record_event(uow, events.PriceListUpdated(price_list_id=str(price_list.id), code=price_list.code,
+                                              entries_added=len(added), entries_removed=removed),
+                 subject=f"price_list/{price_list.id}")
+    return added
+
+
+def remove_price_list_entry(uow: UnitOfWork, price_list_id: uuid.UUID, entry_id: uuid.UUID) -> None:
+    price_list = get_price_list(uow, price_list_id)
+    _refuse_archived(price_list, "price list")
+    entry = uow.session.get(PriceListEntry, _as_uuid(entry_id, "price list entry"))
+    if entry is None or entry.price_list_id != price_list.id:
+        raise NotFound("price list entry", entry_id)
+    audit(uow, "price_list.entries.remove", "price_list", price_list.id, before=snapshot(entry))
+    uow.session.delete(entry)
+    _touch(price_list)
+    uow.session.flush()
+    record_event(uow, events.PriceListUpdated(price_list_id=str(price_list.id), code=price_list.code,
+                                              entries_removed=1), subject=f"price_list/{price_list.id}")
+
+
+def clean_entry(data: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Any], list[FieldError]]:
+    errors: list[FieldError] = []
+    for name in sorted(set(data) - set(ENTRY_FIELDS)):
+        errors.append(FieldError(prefix + name, "is not an entry field", "unknown_field"))
+    out: dict[str, Any] = {}
+    for ref in ("product_id", "category_id"):
+        value = data.get(ref)
+        if value in (None, ""):
+            out[ref] = None
+            continue
+        try:
+            out[ref] = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        except ValueError:
+            errors.append(FieldError(prefix + ref, f"{value!r} is not an id", "uuid"))
+            out[ref] = None
+    if (out["product_id"] is None) == (out["category_id"] is None) and not errors:
+        errors.append(FieldError(prefix + "product_id", "give exactly one of product_id or category_id",
+                                 "one_of"))
+    method = data.get("method") or PriceMethod.FIXED
+    if method not in set(PriceMethod):
+        errors.append(FieldError(prefix + "method", f"one of {', '.join(PriceMethod)}", "enum"))
+    out["method"] = method
+    sub: list[FieldError] = []
+    out["value"] = check_amount(sub, "value", data.get("value"))
+    if out["value"] is not None and method == PriceMethod.DISCOUNT and out["value"] > 100:
+        sub.append(FieldError("value", "a discount is at most 100 (%)", "max"))
+    out["min_quantity"] = check_amount(sub, "min_quantity", data.get("min_quantity"), required=False)
+    if out["min_quantity"] is None:
+        out["min_quantity"] = Decimal(0)
+    out["max_quantity"] = check_amount(sub, "max_quantity", data.get("max_quantity"), required=False)
+    if out["max_quantity"] is not None and out["max_quantity"] <= out["min_quantity"]:
+        sub.append(FieldError("max_quantity", "must be greater than min_quantity", "range"))
+    errors += [FieldError(prefix + e.field, e.message, e.rule) for e in sub]
+    return out, errors
+
+
+def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    a_max, b_max = a["max_quantity"], b["max_quantity"]
+    return (b_max is None or a["min_quantity"] < b_max) and (a_max is None or b["min_quantity"] < a_max)
+
+
+def _add_entries(uow: UnitOfWork, price_list: PriceList, raw: Sequence[Mapping[str, Any]], *,
+                 replacing: bool = False) -> list[PriceListEntry]:
+    errors: list[FieldError] = []
+    cleaned: list[dict[str, Any]] = []
+    for i, data in enumerate(raw):
+        if not isinstance(data, Mapping):
+            errors.append(FieldError(f"entries.{i}", "an object", "type"))
+            continue
+        values, errs = clean_entry(data, f"entries.{i}.")
+        errors += errs
+        cleaned.append(values)
+    if errors:
+        raise ValidationFailed(errors)
+    product_ids = {v["product_id"] for v in cleaned if v["product_id"]}
+    try:
+        get_products(uow, product_ids)
+    except NotFound as exc:
+        bad = next(i for i, v in enumerate(cleaned) if v["product_id"] and str(v["product_id"]) in exc.detail)
+        raise invalid(f"entries.{bad}.product_id", exc.detail, "exists") from exc
+    category_ids = {v["category_id"] for v in cleaned if v["category_id"]}
+    if category_ids:
+        known = set(category_parents(uow))
+        for i, v in enumerate(cleaned):
+            if v["category_id"] and v["category_id"] not in known:
+                errors.append(FieldError(f"entries.{i}.category_id", f"no category {v['category_id']}", "exists"))
+    if errors:
+        raise ValidationFailed(errors)
+    existing: list[dict[str, Any]] = []
+    if replacing:
+        for old in uow.session.scalars(select(PriceListEntry).where(PriceListEntry.price_list_id == price_list.id)):
+            uow.session.delete(old)
+        uow.session.flush()
+    else:
+        targets = [v["product_id"] or v["category_id"] for v in cleaned]
+        rows = uow.session.execute(select(PriceListEntry.product_id, PriceListEntry.category_id,
+                                          PriceListEntry.min_quantity, PriceListEntry.max_quantity).where(
+            PriceListEntry.price_list_id == price_list.id,
+            or_(PriceListEntry.product_id.in_(targets), PriceListEntry.category_id.in_(targets)))).all()
+        existing = [{"product_id": r[0], "category_id": r[1], "min_quantity": r[2], "max_quantity": r[3]}
+                    for r in rows]
+    by_target: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for e in existing:
+        by_target.setdefault((e["product_id"], e["category_id"]), []).append(e)
+    for i, v in enumerate(cleaned):
+        key = (v["product_id"], v["category_id"])
+        for other in by_target.get(key, []):
+            if _overlaps(v, other):
+                errors.append(FieldError(
+                    f"entries.{i}.min_quantity",
+                    f"quantity tier {v['min_quantity']}–{v['max_quantity'] or '∞'} overlaps tier "
+                    f"{other['min_quantity']}–{other['max_quantity'] or '∞'} for the same "
+                    f"{'product' if v['product_id'] else 'category'}", "overlap"))
+                break
+        by_target.setdefault(key, []).append(v)
+    if errors:
+        raise ValidationFailed(errors)
+    created = [PriceListEntry(price_list_id=price_list.id, **v) for v in cleaned]
+    uow.session.add_all(created)
+    uow.session.flush()
+    return created
+
+
+# ---------------------------------------------------------------- contract prices
+
+
+def get_contract_price(uow: UnitOfWork, contract_price_id: uuid.UUID) -> ContractPrice:
+    contract = uow.session.get(ContractPrice, _as_uuid(contract_price_id, "contract price"))
+    if contract is None:
+        raise NotFound("contract price", contract_price_id)
+    return contract
+
+
+def create_contract_price(uow: UnitOfWork, data: Mapping[str, Any]) -> ContractPrice:
+    """A customer's negotiated price for a product; validity may not overlap another of theirs."""
+    errors: list[FieldError] = []
+    allowed = {"customer_id", "product_id", "unit_price", "currency", "valid_from", "valid_to", "reference"}
+    for name in sorted(set(data) - allowed):
+        errors.append(FieldError(name, "is not a contract price field", "unknown_field"))
+    unit_price = check_amount(errors, "unit_price", data.get("unit_price"))
+    valid_from = check_date(errors, "valid_from", data.get("valid_from"))
+    valid_to = check_date(errors, "valid_to", data.get("valid_to"))
+    check_period(errors, valid_from, valid_to)
+    reference = check_text(errors, "reference", data.get("reference"), required=False, max_length=100) or ""
+    try:
+        customer = get_customer(uow, data.get("customer_id"))  # type: ignore[arg-type]
+    except NotFound:
+        errors.append(FieldError("customer_id", f"no customer {data.get('customer_id')}", "exists"))
+        customer = None
+    try:
+        product = next(iter(get_products(uow, [data.get("product_id")]).values()))  # type: ignore[list-item]
+    except NotFound:
+        errors.append(FieldError("product_id", f"no product {data.get('product_id')}", "exists"))
+        product = None
+    currency = data.get("currency") or (customer.currency if customer else None)
+    currency = check_currency(errors, "currency", currency)
+    if customer is not None and currency and currency != customer.currency:
+        errors.append(FieldError("currency", f"the customer buys in {customer.currency}", "currency"))
+    if errors:
+        raise ValidationFailed(errors)
+    assert customer is not None and product is not None
+    for other in uow.session.scalars(select(ContractPrice).where(
+            ContractPrice.customer_id == customer.id, ContractPrice.product_id == product.id,
+            ContractPrice.archived_at.is_(None))):
+        if (other.valid_to is None or valid_from is None or valid_from <= other.valid_to) and \
+                (valid_to is None or other.valid_from is None or other.valid_from <= valid_to):
+            raise invalid("valid_from", f"overlaps contract price {other.id} "
+                          f"({other.valid_from or '…'} to {other.valid_to or '…'}) for this customer and product",
+                          "overlap")
+    contract = ContractPrice(customer_id=customer.id, product_id=product.id, unit_price=unit_price,
+                             currency=currency, valid_from=valid_from, valid_to=valid_to, reference=reference)
+    uow.session.add(contract)
+    uow.session.flush()
+    audit(uow, "contract_price.create", "contract_price", contract.id, after=snapshot(contract))
+    record_event(uow, events.ContractPriceCreated(
+        contract_price_id=str(contract.id), customer_id=str(customer.id), product_id=str(product.id),
+        unit_price=str(contract.unit_price), currency=contract.currency,
+        valid_from=valid_from.isoformat() if valid_from else None,
+        valid_to=valid_to.isoformat() if valid_to else None), subject=f"contract_price/{contract.id}")
+    return contract
+
+
+def archive_contract_price(uow: UnitOfWork, contract_price_id: uuid.UUID) -> ContractPrice:
+    contract = get_contract_price(uow, contract_price_id)
+    if contract.archived_at is not None:
+        return contract
+    before = snapshot(contract)
+    contract.archived_at = clock.now()
+    uow.session.flush()
+    audit(uow, "contract_price.archive", "contract_price", contract.id, before=before, after=snapshot(contract))
+    record_event(uow, events.ContractPriceArchived(contract_price_id=str(contract.id),
+                                                   customer_id=str(contract.customer_id),
+                                                   product_id=str(contract.product_id)),
+                 subject=f"contract_price/{contract.id}")
+    return contract
+
+
+def contract_price_query(*, customer_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
+                         include_archived: bool = False) -> Select[Any]:
+    query = select(ContractPrice)
+    if customer_id:
+        query = query.where(ContractPrice.customer_id == customer_id)
+    if product_id:
+        query = query.where(ContractPrice.product_id == product_id)
+    if not include_archived:
+        query = query.where(ContractPrice.archived_at.is_(None))
+    return query
+
+
+def _refuse_archived(record: Any, entity: str) -> None:
+    if record.archived_at is not None:
+        raise Conflict(f"the {entity} is archived and cannot be changed")
+
+
+def _as_uuid(value: Any, entity: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise NotFound(entity, value) from exc
+
+
+def resolutions_by_product(resolutions: Iterable[PriceResolution]) -> dict[uuid.UUID, PriceResolution]:
+    return {r.product_id: r for r in resolutions}
+
+
+def price_lists_for_customer(uow: UnitOfWork, customer_id: uuid.UUID, *, on: date | None = None,
+                             channel: str | None = None) -> list[PriceList]:
+    """The price lists and promotions that apply to a customer on a date (its "assigned" lists:
+    scope all, its group, itself, or the given channel), highest priority first."""
+    customer = get_customer(uow, customer_id)
+    buyer = Buyer(customer.id, customer.currency, customer.customer_group)
+    on = on or clock.today()
+    lists = uow.session.scalars(select(PriceList).where(PriceList.archived_at.is_(None),
+                                                        PriceList.currency == customer.currency))
+    return sorted(
+        (pl for pl in lists if list_applies(ListRule(pl.id, pl.code, str(pl.kind), pl.currency, pl.priority,
+                                                     str(pl.scope), pl.customer_group, pl.customer_id, pl.channel,
+                                                     pl.valid_from, pl.valid_to), buyer, on, channel) is None),
+        key=lambda pl: (str(pl.kind), -pl.priority, pl.code))

@@ -1,0 +1,1 @@
+"""Sales: quotes, sales orders, shipments, returns (order-to-cash)."""

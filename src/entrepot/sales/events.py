@@ -1,0 +1,169 @@
+"""Events sales emits (payloads are the published contract)."""
+
+from __future__ import annotations
+
+from entrepot.kernel.events import EventData, event_type
+
+
+class _Order(EventData):
+    sales_order_id: str
+    number: str
+    customer_id: str
+
+
+@event_type("sales_order.created.v1")
+class SalesOrderCreated(_Order):
+    """A sales order was entered (draft)."""
+
+    currency: str
+    total: str
+    lines: int
+
+
+@event_type("sales_order.confirmed.v1")
+class SalesOrderConfirmed(_Order):
+    """A sales order passed the credit check and was allocated; what could not be reserved is backordered."""
+
+    total: str
+    reserved: dict[str, str]
+    backordered: dict[str, str]
+    promised_date: str | None = None
+
+
+@event_type("sales_order.held.v1")
+class SalesOrderHeld(_Order):
+    """A sales order was put on hold (reason `credit`: over the customer's credit limit)."""
+
+    reason: str
+    exposure: str | None = None
+    credit_limit: str | None = None
+
+
+@event_type("sales_order.hold_released.v1")
+class SalesOrderHoldReleased(_Order):
+    """A held sales order was released and allocated."""
+
+
+@event_type("sales_order.allocated.v1")
+class SalesOrderAllocated(_Order):
+    """Backordered quantities of a sales order were reserved after stock arrived."""
+
+    reserved: dict[str, str]
+    backordered: dict[str, str]
+
+
+@event_type("sales_order.cancelled.v1")
+class SalesOrderCancelled(_Order):
+    """A sales order was cancelled and its reservations released."""
+
+
+@event_type("sales_order.closed.v1")
+class SalesOrderClosed(_Order):
+    """Every line of a sales order is shipped and invoiced."""
+
+
+@event_type("shipment.created.v1")
+class ShipmentCreated(EventData):
+    """A shipment was created from reserved quantities."""
+
+    shipment_id: str
+    number: str
+    sales_order_id: str
+    lines: list[dict[str, str]]
+
+
+@event_type("shipment.status_changed.v1")
+class ShipmentStatusChanged(EventData):
+    """A shipment was picked, packed or cancelled."""
+
+    shipment_id: str
+    number: str
+    sales_order_id: str
+    status: str
+
+
+@event_type("shipment.shipped.v1")
+class ShipmentShipped(EventData):
+    """A shipment left the warehouse: stock issued, cost of goods sold posted."""
+
+    shipment_id: str
+    number: str
+    sales_order_id: str
+    carrier: str | None = None
+    service: str | None = None
+    tracking_number: str | None = None
+    lines: list[dict[str, str]]
+
+
+@event_type("shipment.delivered.v1")
+class ShipmentDelivered(EventData):
+    """A shipment was delivered (reported by a carrier or set by hand)."""
+
+    shipment_id: str
+    number: str
+    sales_order_id: str
+
+
+@event_type("quote.created.v1")
+class QuoteCreated(EventData):
+    """A quote was drafted."""
+
+    quote_id: str
+    number: str
+    customer_id: str
+    total: str
+
+
+@event_type("quote.sent.v1")
+class QuoteSent(EventData):
+    """A quote was sent to the customer."""
+
+    quote_id: str
+    number: str
+    customer_id: str
+    valid_until: str
+
+
+@event_type("quote.accepted.v1")
+class QuoteAccepted(EventData):
+    """A quote was accepted and converted into a sales order."""
+
+    quote_id: str
+    number: str
+    sales_order_id: str
+
+
+@event_type("quote.expired.v1")
+class QuoteExpired(EventData):
+    """A quote passed its validity date unaccepted."""
+
+    quote_id: str
+    number: str
+
+
+@event_type("return.authorised.v1")
+class ReturnAuthorised(EventData):
+    """A return (RMA) was authorised against shipped lines."""
+
+    return_id: str
+    number: str
+    sales_order_id: str
+
+
+@event_type("return.received.v1")
+class ReturnReceived(EventData):
+    """Returned goods were received back (restocked or scrapped)."""
+
+    return_id: str
+    number: str
+    sales_order_id: str
+
+
+@event_type("return.credited.v1")
+class ReturnCredited(EventData):
+    """A credit note was issued for a received return."""
+
+    return_id: str
+    number: str
+    sales_order_id: str
+    credit_note_id: str

@@ -1,0 +1,97 @@
+"""Sales' view of the domains below it (catalog, parties, pricing, inventory).
+
+Imports are made on first use so the sales package loads (and the API mounts)
+even while a lower domain is being replaced; each function names exactly what
+sales needs from its neighbour.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from entrepot.db.uow import UnitOfWork
+from entrepot.kernel import clock
+
+DEMAND_TYPE = "sales_order_line"
+
+
+def get_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
+    from entrepot.parties.service import get_customer as get
+
+    return get(uow, customer_id)
+
+
+def ensure_can_order(customer: Any) -> None:
+    from entrepot.parties import service
+
+    fn = getattr(service, "ensure_can_order", None)
+    if fn:
+        fn(customer)
+
+
+def default_ship_to(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
+    from entrepot.parties import service
+
+    fn = getattr(service, "default_ship_to", None)
+    return fn(uow, customer_id) if fn else None
+
+
+def get_products(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    from entrepot.catalog.service import get_products as get
+
+    return get(uow, ids)
+
+
+def ensure_sellable(product: Any) -> None:
+    from entrepot.catalog.service import ensure_sellable as check
+
+    check(product)
+
+
+def sellable_in_channel(uow: UnitOfWork, ids: Sequence[uuid.UUID], channel: str, group: str | None) -> set[uuid.UUID]:
+    from entrepot.catalog import service
+
+    fn = getattr(service, "sellable_in_channel", None)
+    return fn(uow, ids, channel=channel, customer_group=group) if fn else set(ids)
+
+
+def resolve_prices(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[tuple[uuid.UUID, Decimal]],
+                   on: date | None, channel: str | None) -> list[Any]:
+    from entrepot.pricing.service import resolve_prices as resolve
+
+    return resolve(uow, customer_id=customer_id, lines=lines, on=on, channel=channel)
+
+
+def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price") -> None:
+    from entrepot.pricing.service import check_margin as check
+
+    check(uow, product=product, unit_price=unit_price, field=field)
+
+
+def inventory() -> Any:
+    from entrepot.inventory import service
+
+    return service
+
+
+def backordered_quantity(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    return inventory().backordered_quantity(uow, DEMAND_TYPE, ids)
+
+
+def lead_time_days(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], default: int) -> int:
+    """Days until the slowest of these products can be replenished: its quickest supplier's
+    lead time (the default when a product has no supplier item)."""
+    from entrepot.parties import service
+
+    fn = getattr(service, "supplier_items_for", None)
+    if fn is None or not product_ids:
+        return default
+    quickest: dict[uuid.UUID, int] = {}
+    for item in fn(uow, product_ids, on=clock.today()):
+        days = int(getattr(item, "lead_time_days", 0) or 0)
+        quickest[item.product_id] = min(days, quickest.get(item.product_id, days))
+    return max(quickest.get(pid, default) for pid in product_ids)

@@ -1,0 +1,134 @@
+"""Quotes: priced by the pricing engine, sent, accepted into an order, or expired by the scheduler."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from entrepot.billing.tax import TaxableLine, calculate_tax
+from entrepot.db.numbering import next_number
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.errors import InvalidTransition, NotFound, invalid
+from entrepot.kernel.ids import new_id
+from entrepot.sales import events
+from entrepot.sales.models import Quote, QuoteLine, SalesOrder
+from entrepot.sales.service import OrderLineInput, _customer_for_order, create_sales_order, price_lines, resolve_ship_to
+from entrepot.sales.states import QUOTE, QuoteStatus
+
+DEFAULT_VALIDITY_DAYS = 30
+
+
+def create_quote(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[OrderLineInput],
+                 valid_until: date | None = None, channel: str | None = None,
+                 customer_po: str | None = None) -> Quote:
+    customer = _customer_for_order(uow, customer_id)
+    today = clock.today()
+    if valid_until is not None and valid_until < today:
+        raise invalid("valid_until", "must not be in the past", "future")
+    priced = price_lines(uow, customer, lines, channel=channel, on=today)
+    where = resolve_ship_to(uow, customer, None)
+    tax = calculate_tax(uow, currency=customer.currency, country=where.country, region=where.region,
+                        lines=[TaxableLine(i, getattr(p.product, "tax_class", None) or "standard",
+                                           p.quantity * p.unit_price) for i, p in enumerate(priced)],
+                        on=today, exempt=bool(getattr(customer, "tax_exempt", False)))
+    quote = Quote(id=new_id(), number=next_number(uow, "QT"), customer_id=customer.id, status=QuoteStatus.draft,
+                  currency=customer.currency, valid_until=valid_until or today + timedelta(days=DEFAULT_VALIDITY_DAYS),
+                  channel=channel, customer_po=customer_po, subtotal=tax.net_total, tax_total=tax.tax_total,
+                  total=tax.net_total + tax.tax_total)
+    for n, (p, lt) in enumerate(zip(priced, tax.lines, strict=True)):
+        quote.lines.append(QuoteLine(line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
+                                     description=p.product.name, quantity=p.quantity, unit_price=p.unit_price,
+                                     price_source=p.source, line_total=lt.net, tax_amount=lt.tax))
+    uow.session.add(quote)
+    audit(uow, "quote.create", "quote", quote.id, after={"number": quote.number, "total": quote.total})
+    record_event(uow, events.QuoteCreated(quote_id=str(quote.id), number=quote.number, customer_id=str(customer.id),
+                                          total=str(quote.total)), subject=f"quote/{quote.id}")
+    return quote
+
+
+def get_quote(uow: UnitOfWork, quote_id: uuid.UUID, *, for_update: bool = False) -> Quote:
+    query = select(Quote).where(Quote.id == quote_id).options(selectinload(Quote.lines))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    quote = uow.session.scalar(query)
+    if quote is None:
+        raise NotFound("quote", quote_id)
+    return quote
+
+
+def _step(uow: UnitOfWork, quote: Quote, action: str) -> None:
+    before = quote.status
+    QUOTE.apply(quote, action)
+    audit(uow, f"quote.{action}", "quote", quote.id, before={"status": before}, after={"status": quote.status})
+
+
+def send_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
+    quote = get_quote(uow, quote_id, for_update=True)
+    _step(uow, quote, "send")
+    record_event(uow, events.QuoteSent(quote_id=str(quote.id), number=quote.number, customer_id=str(quote.customer_id),
+                                       valid_until=quote.valid_until.isoformat()), subject=f"quote/{quote.id}")
+    return quote
+
+
+def decline_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
+    quote = get_quote(uow, quote_id, for_update=True)
+    _step(uow, quote, "decline")
+    return quote
+
+
+def accept_quote(uow: UnitOfWork, quote_id: uuid.UUID, **order_fields: Any) -> SalesOrder:
+    """Convert the quote into a draft order at the quoted prices (agreed, so no margin re-check)."""
+    quote = get_quote(uow, quote_id, for_update=True)
+    if quote.valid_until < clock.today() and quote.status in (QuoteStatus.draft, QuoteStatus.sent):
+        raise InvalidTransition("quote", quote.status, "accept (the quote expired on "
+                                f"{quote.valid_until.isoformat()})", ["expire"])
+    _step(uow, quote, "accept")
+    order = create_sales_order(
+        uow, customer_id=quote.customer_id, channel=quote.channel, customer_po=quote.customer_po, quote_id=quote.id,
+        fixed_prices=True,
+        lines=[OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in quote.lines], **order_fields,
+    )
+    quote.sales_order_id = order.id
+    record_event(uow, events.QuoteAccepted(quote_id=str(quote.id), number=quote.number, sales_order_id=str(order.id)),
+                 subject=f"quote/{quote.id}")
+    return order
+
+
+def expire_quotes(uow: UnitOfWork, *, on: date | None = None) -> int:
+    """Scheduled: quotes past their validity date become `expired`. Returns how many."""
+    on = on or clock.today()
+    count = 0
+    for quote in uow.session.scalars(select(Quote).where(
+            Quote.status.in_((QuoteStatus.draft, QuoteStatus.sent)), Quote.valid_until < on).with_for_update()):
+        _step(uow, quote, "expire")
+        record_event(uow, events.QuoteExpired(quote_id=str(quote.id), number=quote.number),
+                     subject=f"quote/{quote.id}")
+        count += 1
+    return count
+
+
+__all__ = ["accept_quote", "create_quote", "decline_quote", "expire_all_quotes", "expire_quotes", "get_quote",
+           "send_quote"]
+
+
+def expire_all_quotes() -> int:
+    """Scheduler entry point (no arguments, own units of work): expire quotes in every active tenant."""
+    from entrepot.db.uow import platform_uow, tenant_uow
+    from entrepot.identity.models import Tenant
+
+    with platform_uow(readonly=True) as platform:
+        tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
+    total = 0
+    for tenant_id in tenant_ids:
+        with tenant_uow(tenant_id) as uow:
+            total += expire_quotes(uow)
+            uow.commit()
+    return total

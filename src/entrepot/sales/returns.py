@@ -1,0 +1,212 @@
+"""Returns (RMA): authorise against shipped lines, receive back (restock or scrap, lot and serial
+checked against what was shipped), credit what was received less an optional restocking fee."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from entrepot.billing import service as billing
+from entrepot.billing.models import CreditNote, Invoice, InvoiceLine
+from entrepot.db.numbering import next_number
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit
+from entrepot.integration.outbox import record_event
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.ids import new_id
+from entrepot.kernel.money import ZERO
+from entrepot.sales import events, ports
+from entrepot.sales.models import ReturnAuthorization, ReturnLine, Shipment, ShipmentLine
+from entrepot.sales.service import get_sales_order
+from entrepot.sales.states import RETURN, ReturnStatus, ShipmentStatus
+
+
+class NothingToCredit(Conflict):
+    code = "nothing_to_credit"
+    title = "Nothing received to credit"
+
+
+@dataclass(frozen=True)
+class ReturnLineInput:
+    sales_order_line_id: uuid.UUID
+    quantity: Decimal
+    disposition: str = "restock"
+
+
+@dataclass(frozen=True)
+class ReceiptLineInput:
+    return_line_id: uuid.UUID
+    quantity: Decimal
+    lot_code: str | None = None
+    serials: Sequence[str] = ()
+
+
+def _shipped_lines(uow: UnitOfWork, order_line_ids: Sequence[uuid.UUID]) -> list[ShipmentLine]:
+    return list(uow.session.scalars(
+        select(ShipmentLine).join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .where(ShipmentLine.sales_order_line_id.in_(order_line_ids),
+               Shipment.status.in_((ShipmentStatus.shipped, ShipmentStatus.delivered)))
+        .order_by(ShipmentLine.sales_order_line_id, ShipmentLine.id)))
+
+
+def authorise_return(uow: UnitOfWork, *, sales_order_id: uuid.UUID, lines: Sequence[ReturnLineInput],
+                     reason: str = "", restocking_fee_percent: Decimal = ZERO) -> ReturnAuthorization:
+    """Authorise a return of shipped quantities (never more than shipped less already authorised)."""
+    order = get_sales_order(uow, sales_order_id, for_update=True)
+    if restocking_fee_percent < 0 or restocking_fee_percent >= 100:
+        raise invalid("restocking_fee_percent", "must be between 0 and 100", "range")
+    by_id = {ln.id: ln for ln in order.lines}
+    pending = dict(uow.session.execute(
+        select(ReturnLine.sales_order_line_id, func.sum(ReturnLine.quantity))
+        .join(ReturnAuthorization, ReturnAuthorization.id == ReturnLine.return_id)
+        .where(ReturnAuthorization.sales_order_id == order.id,
+               ReturnAuthorization.status == ReturnStatus.authorised)
+        .group_by(ReturnLine.sales_order_line_id)).all())
+    shipped = _shipped_lines(uow, list(by_id))
+    errors: list[FieldError] = []
+    seen: set[uuid.UUID] = set()
+    plan = []
+    for i, item in enumerate(lines):
+        line = by_id.get(item.sales_order_line_id)
+        if line is None:
+            errors.append(FieldError(f"lines[{i}].sales_order_line_id", "not a line of this order", "exists"))
+            continue
+        if line.id in seen:
+            errors.append(FieldError(f"lines[{i}].sales_order_line_id", "line given twice", "unique"))
+            continue
+        seen.add(line.id)
+        open_qty = line.quantity_shipped - line.quantity_returned - pending.get(line.id, ZERO)
+        if item.quantity <= 0:
+            errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
+        elif item.quantity > open_qty:
+            errors.append(FieldError(f"lines[{i}].quantity", f"only {open_qty} shipped and not yet returned", "max"))
+        elif item.disposition not in ("restock", "scrap"):
+            errors.append(FieldError(f"lines[{i}].disposition", "restock or scrap", "choice"))
+        else:
+            from_shipment = next((s for s in shipped if s.sales_order_line_id == line.id), None)
+            unit_cost = (from_shipment.cost / from_shipment.quantity
+                         if from_shipment and from_shipment.cost is not None and from_shipment.quantity else ZERO)
+            plan.append((line, item, from_shipment.warehouse_id if from_shipment else None, unit_cost))
+    if errors:
+        raise ValidationFailed(errors)
+    rma = ReturnAuthorization(id=new_id(), number=next_number(uow, "RMA"), sales_order_id=order.id,
+                              customer_id=order.customer_id, status=ReturnStatus.authorised, reason=reason,
+                              restocking_fee_percent=restocking_fee_percent)
+    for n, (line, item, warehouse_id, unit_cost) in enumerate(plan):
+        rma.lines.append(ReturnLine(line_no=n + 1, sales_order_line_id=line.id, product_id=line.product_id,
+                                    quantity=item.quantity, quantity_received=ZERO, disposition=item.disposition,
+                                    warehouse_id=warehouse_id,
+                                    unit_cost=unit_cost.quantize(Decimal("0.0001"))))
+    uow.session.add(rma)
+    audit(uow, "return.authorise", "return", rma.id, after={"number": rma.number, "order": order.number})
+    record_event(uow, events.ReturnAuthorised(return_id=str(rma.id), number=rma.number, sales_order_id=str(order.id)),
+                 subject=f"return/{rma.id}")
+    return rma
+
+
+def get_return(uow: UnitOfWork, return_id: uuid.UUID, *, for_update: bool = False) -> ReturnAuthorization:
+    query = select(ReturnAuthorization).where(ReturnAuthorization.id == return_id).options(
+        selectinload(ReturnAuthorization.lines))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    rma = uow.session.scalar(query)
+    if rma is None:
+        raise NotFound("return", return_id)
+    return rma
+
+
+def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[ReceiptLineInput] | None = None,
+                   warehouse_id: uuid.UUID | None = None) -> ReturnAuthorization:
+    """Receive the goods (all authorised quantities unless lines are given) into the warehouse they left,
+    restocked at their shipped cost or scrapped; lots and serials must be ones this order shipped."""
+    rma = get_return(uow, return_id, for_update=True)
+    RETURN.apply(rma, "receive")
+    order = get_sales_order(uow, rma.sales_order_id, for_update=True)
+    by_order_line = {ln.id: ln for ln in order.lines}
+    by_id = {ln.id: ln for ln in rma.lines}
+    wanted = {ln.id: ReceiptLineInput(ln.id, ln.quantity) for ln in rma.lines} if lines is None else {}
+    errors: list[FieldError] = []
+    for i, item in enumerate(lines or []):
+        line = by_id.get(item.return_line_id)
+        if line is None:
+            errors.append(FieldError(f"lines[{i}].return_line_id", "not a line of this return", "exists"))
+        elif item.quantity <= 0 or item.quantity > line.quantity:
+            errors.append(FieldError(f"lines[{i}].quantity", f"between 0 and {line.quantity}", "range"))
+        else:
+            wanted[line.id] = item
+    shipped = _shipped_lines(uow, [ln.sales_order_line_id for ln in rma.lines])
+    for i, (line_id, item) in enumerate(wanted.items()):
+        line = by_id[line_id]
+        lots = [lot for s in shipped if s.sales_order_line_id == line.sales_order_line_id for lot in (s.lots or [])]
+        codes = {lot.get("lot_code") for lot in lots if lot.get("lot_code")}
+        serials = {s for lot in lots for s in lot.get("serials") or []}
+        if codes and item.lot_code not in codes:
+            errors.append(FieldError(f"lines[{i}].lot_code", f"give the lot shipped: one of {sorted(codes)}", "lot"))
+        if serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= serials):
+            errors.append(FieldError(f"lines[{i}].serials", "give the serial numbers shipped on this order", "serial"))
+    if errors:
+        raise ValidationFailed(errors)
+    inv = ports.inventory()
+    for line_id, item in wanted.items():
+        line = by_id[line_id]
+        target = warehouse_id or line.warehouse_id
+        if target is None:
+            raise invalid("warehouse_id", "say which warehouse receives the goods", "required")
+        kwargs = {}
+        if item.lot_code:
+            kwargs["lot_code"] = item.lot_code
+        if item.serials:
+            kwargs["serials"] = list(item.serials)
+        inv.receive_return(uow, product_id=line.product_id, warehouse_id=target, quantity=item.quantity,
+                           unit_cost=line.unit_cost, reference=rma.number, scrap=line.disposition == "scrap", **kwargs)
+        line.quantity_received = item.quantity
+        by_order_line[line.sales_order_line_id].quantity_returned += item.quantity
+    audit(uow, "return.receive", "return", rma.id, before={"status": "authorised"},
+          after={"status": rma.status, "received": {str(k): str(v.quantity) for k, v in wanted.items()}})
+    record_event(uow, events.ReturnReceived(return_id=str(rma.id), number=rma.number,
+                                            sales_order_id=str(rma.sales_order_id)), subject=f"return/{rma.id}")
+    return rma
+
+
+def credit_return(uow: UnitOfWork, return_id: uuid.UUID) -> list[CreditNote]:
+    """Credit what was received, against the invoices that billed it (one note per invoice),
+    less the restocking fee. Received but never invoiced quantities need no credit."""
+    rma = get_return(uow, return_id, for_update=True)
+    RETURN.apply(rma, "credit")
+    received = {ln.sales_order_line_id: ln.quantity_received for ln in rma.lines if ln.quantity_received > 0}
+    rows = uow.session.execute(
+        select(InvoiceLine, Invoice.id).join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(InvoiceLine.source_line_id.in_(list(received)), Invoice.status != "credited")
+        .order_by(Invoice.issued_on, Invoice.number, InvoiceLine.line_no)).all()
+    per_invoice: dict[uuid.UUID, list[billing.CreditLineInput]] = {}
+    for inv_line, invoice_id in rows:
+        left = received.get(inv_line.source_line_id, ZERO)
+        take = min(left, inv_line.quantity - inv_line.quantity_credited)
+        if take > 0:
+            per_invoice.setdefault(invoice_id, []).append(billing.CreditLineInput(inv_line.id, take))
+            received[inv_line.source_line_id] = left - take
+    notes = [billing.issue_credit_note(uow, invoice_id=invoice_id, lines=credit_lines,
+                                       reason=f"return {rma.number}", fee_percent=rma.restocking_fee_percent)
+             for invoice_id, credit_lines in per_invoice.items()]
+    if notes:
+        rma.credit_note_id = notes[0].id
+        record_event(uow, events.ReturnCredited(return_id=str(rma.id), number=rma.number,
+                                                sales_order_id=str(rma.sales_order_id),
+                                                credit_note_id=str(notes[0].id)), subject=f"return/{rma.id}")
+    audit(uow, "return.credit", "return", rma.id, after={"credit_notes": [n.number for n in notes]})
+    return notes
+
+
+def cancel_return(uow: UnitOfWork, return_id: uuid.UUID) -> ReturnAuthorization:
+    rma = get_return(uow, return_id, for_update=True)
+    RETURN.apply(rma, "cancel")
+    audit(uow, "return.cancel", "return", rma.id, after={"status": rma.status})
+    return rma
+
+
+__all__ = ["NothingToCredit", "authorise_return", "cancel_return", "credit_return", "get_return", "receive_return"]

@@ -1,0 +1,352 @@
+"""Sales HTTP: orders, shipments, quotes, returns, the order timeline. Thin: parse, call, commit, render."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from entrepot.api.deps import Requires
+from entrepot.api.pagination import Page, paginate
+from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
+from entrepot.db.uow import UnitOfWork
+from entrepot.sales import permissions as perms
+from entrepot.sales import ports, quotes, returns, service, shipping
+from entrepot.sales.models import Quote, SalesOrder, Shipment, ShippingRate
+from entrepot.sales.schemas import (
+    InvoicingRun,
+    QuoteCreate,
+    QuoteRead,
+    ReturnCreate,
+    ReturnRead,
+    ReturnReceive,
+    SalesOrderCreate,
+    SalesOrderRead,
+    ShipmentCreate,
+    ShipmentPack,
+    ShipmentRead,
+    ShipmentShip,
+    ShippingRateCreate,
+    ShippingRateRead,
+    TimelineEntry,
+)
+
+router = APIRouter(tags=["sales"])
+Uow = UnitOfWork
+
+
+def _order_read(uow: UnitOfWork, order: SalesOrder, *, live: bool = True) -> SalesOrderRead:
+    """With live reserved/backordered quantities from inventory for open orders."""
+    if live and order.status in service.OPEN_ORDER:
+        ids = [ln.id for ln in order.lines]
+        return SalesOrderRead.of(order, reserved=service.reserved_by_line(uow, order),
+                                 backordered=ports.backordered_quantity(uow, ids))
+    return SalesOrderRead.of(order)
+
+
+# ---------------------------------------------------------------- orders
+
+
+@router.post("/sales-orders", response_model=SalesOrderRead, status_code=201, summary="Enter a draft sales order")
+def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> SalesOrderRead:
+    order = service.create_sales_order(
+        uow, customer_id=body.customer_id,
+        lines=[service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines],
+        ship_to=body.ship_to.model_dump() if body.ship_to else None, requested_date=body.requested_date,
+        customer_po=body.customer_po, channel=body.channel, notes=body.notes,
+        shipping=(body.shipping_carrier, body.shipping_service) if body.shipping_carrier and body.shipping_service
+        else None,
+    )
+    uow.commit()
+    return SalesOrderRead.of(order)
+
+
+@router.get("/sales-orders", response_model=Page[SalesOrderRead])
+def list_sales_orders(
+    uow: Annotated[Uow, Requires(perms.ORDER_READ)],
+    customer_id: uuid.UUID | None = None,
+    status: str | None = None,
+    invoice_status: str | None = None,
+    number: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[SalesOrderRead]:
+    query = service.sales_order_query(customer_id=customer_id, status=status, invoice_status=invoice_status,
+                                      number=number)
+    rows, next_cursor = paginate(uow, query, SalesOrder.id, cursor=cursor, limit=limit)
+    return Page(items=[SalesOrderRead.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/sales-orders/{sales_order_id}", response_model=SalesOrderRead)
+def read_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_READ)]) -> SalesOrderRead:
+    return _order_read(uow, service.get_sales_order(uow, sales_order_id))
+
+
+@router.post("/sales-orders/{sales_order_id}/confirm", response_model=SalesOrderRead,
+             summary="Credit check and allocate; over the credit limit the order goes on hold")
+def confirm_sales_order(sales_order_id: uuid.UUID,
+                        uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> SalesOrderRead:
+    order = service.confirm_sales_order(uow, sales_order_id)
+    uow.commit()
+    return _order_read(uow, order)
+
+
+@router.post("/sales-orders/{sales_order_id}/release-hold", response_model=SalesOrderRead)
+def release_hold(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_RELEASE_HOLD)]) -> SalesOrderRead:
+    order = service.release_hold(uow, sales_order_id)
+    uow.commit()
+    return _order_read(uow, order)
+
+
+@router.post("/sales-orders/{sales_order_id}/allocate", response_model=SalesOrderRead,
+             summary="Reserve backordered quantities again")
+def allocate_sales_order(sales_order_id: uuid.UUID,
+                         uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> SalesOrderRead:
+    order = service.allocate_backorders(uow, sales_order_id)
+    uow.commit()
+    return _order_read(uow, order)
+
+
+@router.post("/sales-orders/{sales_order_id}/cancel", response_model=SalesOrderRead)
+def cancel_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_CANCEL)]) -> SalesOrderRead:
+    order = service.cancel_sales_order(uow, sales_order_id)
+    uow.commit()
+    return SalesOrderRead.of(order)
+
+
+@router.post("/sales-orders/{sales_order_id}/close", response_model=SalesOrderRead,
+             summary="Close a partially shipped order short: the rest will not ship")
+def close_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_CANCEL)]) -> SalesOrderRead:
+    order = service.close_short(uow, sales_order_id)
+    uow.commit()
+    return SalesOrderRead.of(order)
+
+
+@router.post("/sales-orders/{sales_order_id}/invoice", response_model=InvoiceRead, status_code=201,
+             summary="Invoice what is shipped and not yet invoiced")
+def invoice_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_INVOICE)]) -> InvoiceRead:
+    invoice = service.invoice_sales_order(uow, sales_order_id)
+    uow.commit()
+    return InvoiceRead.of(invoice)
+
+
+@router.post("/invoicing-runs", response_model=list[InvoiceRead], status_code=201,
+             summary="Invoice everything shipped and not yet invoiced (per order, or per customer when grouped)")
+def run_invoicing(uow: Annotated[Uow, Requires(perms.ORDER_INVOICE)],
+                  body: Annotated[InvoicingRun | None, Body()] = None) -> list[InvoiceRead]:
+    invoices = service.run_invoicing(uow, customer_id=body.customer_id if body else None)
+    uow.commit()
+    return [InvoiceRead.of(i) for i in invoices]
+
+
+@router.get("/sales-orders/{sales_order_id}/timeline", response_model=list[TimelineEntry],
+            summary="Every event on the order and its documents, in order")
+def order_timeline(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_READ)]) -> list[TimelineEntry]:
+    return [TimelineEntry(sequence=e.seq, id=e.id, type=e.type, subject=e.subject, time=e.time, data=e.data)
+            for e in service.order_timeline(uow, sales_order_id)]
+
+
+# ---------------------------------------------------------------- shipments
+
+
+@router.post("/shipments", response_model=ShipmentRead, status_code=201,
+             summary="A shipment of reserved quantities (all of them unless lines are given)")
+def create_shipment(body: ShipmentCreate, uow: Annotated[Uow, Requires(perms.SHIPMENT_CREATE)]) -> ShipmentRead:
+    lines = None if body.lines is None else [service.ShipmentLineInput(ln.sales_order_line_id, ln.quantity)
+                                             for ln in body.lines]
+    shipment = service.create_shipment(uow, sales_order_id=body.sales_order_id, lines=lines)
+    uow.commit()
+    return ShipmentRead.of(shipment)
+
+
+@router.get("/shipments", response_model=Page[ShipmentRead])
+def list_shipments(
+    uow: Annotated[Uow, Requires(perms.SHIPMENT_READ)],
+    sales_order_id: uuid.UUID | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[ShipmentRead]:
+    query = select(Shipment).options(selectinload(Shipment.lines))
+    if sales_order_id:
+        query = query.where(Shipment.sales_order_id == sales_order_id)
+    if status:
+        query = query.where(Shipment.status == status)
+    rows, next_cursor = paginate(uow, query, Shipment.id, cursor=cursor, limit=limit)
+    return Page(items=[ShipmentRead.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/shipments/{shipment_id}", response_model=ShipmentRead)
+def read_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_READ)]) -> ShipmentRead:
+    return ShipmentRead.of(service.get_shipment(uow, shipment_id))
+
+
+@router.post("/shipments/{shipment_id}/pick", response_model=ShipmentRead)
+def pick_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> ShipmentRead:
+    shipment = service.pick_shipment(uow, shipment_id)
+    uow.commit()
+    return ShipmentRead.of(shipment)
+
+
+@router.post("/shipments/{shipment_id}/pack", response_model=ShipmentRead)
+def pack_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)],
+                  body: Annotated[ShipmentPack | None, Body()] = None) -> ShipmentRead:
+    packages = [p.model_dump() for p in body.packages] if body else []
+    shipment = service.pack_shipment(uow, shipment_id, packages)
+    uow.commit()
+    return ShipmentRead.of(shipment)
+
+
+@router.post("/shipments/{shipment_id}/ship", response_model=ShipmentRead,
+             summary="Stock leaves the warehouse; cost of goods sold is posted")
+def ship_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)],
+                  body: Annotated[ShipmentShip | None, Body()] = None) -> ShipmentRead:
+    body = body or ShipmentShip()
+    shipment = service.ship_shipment(uow, shipment_id, carrier=body.carrier, service=body.service,
+                                     tracking_number=body.tracking_number)
+    uow.commit()
+    return ShipmentRead.of(shipment)
+
+
+@router.post("/shipments/{shipment_id}/deliver", response_model=ShipmentRead)
+def deliver_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> ShipmentRead:
+    shipment = service.deliver_shipment(uow, shipment_id)
+    uow.commit()
+    return ShipmentRead.of(shipment)
+
+
+@router.post("/shipments/{shipment_id}/cancel", response_model=ShipmentRead)
+def cancel_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> ShipmentRead:
+    shipment = service.cancel_shipment(uow, shipment_id)
+    uow.commit()
+    return ShipmentRead.of(shipment)
+
+
+# ---------------------------------------------------------------- quotes
+
+
+@router.post("/quotes", response_model=QuoteRead, status_code=201, summary="Draft a quote priced by the pricing engine")
+def create_quote(body: QuoteCreate, uow: Annotated[Uow, Requires(perms.QUOTE_CREATE)]) -> QuoteRead:
+    quote = quotes.create_quote(
+        uow, customer_id=body.customer_id, valid_until=body.valid_until, channel=body.channel,
+        customer_po=body.customer_po,
+        lines=[service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines])
+    uow.commit()
+    return QuoteRead.of(quote)
+
+
+@router.get("/quotes", response_model=Page[QuoteRead])
+def list_quotes(
+    uow: Annotated[Uow, Requires(perms.QUOTE_READ)],
+    customer_id: uuid.UUID | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[QuoteRead]:
+    query = select(Quote).options(selectinload(Quote.lines))
+    if customer_id:
+        query = query.where(Quote.customer_id == customer_id)
+    if status:
+        query = query.where(Quote.status == status)
+    rows, next_cursor = paginate(uow, query, Quote.id, cursor=cursor, limit=limit)
+    return Page(items=[QuoteRead.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/quotes/{quote_id}", response_model=QuoteRead)
+def read_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_READ)]) -> QuoteRead:
+    return QuoteRead.of(quotes.get_quote(uow, quote_id))
+
+
+@router.post("/quotes/{quote_id}/send", response_model=QuoteRead)
+def send_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)]) -> QuoteRead:
+    quote = quotes.send_quote(uow, quote_id)
+    uow.commit()
+    return QuoteRead.of(quote)
+
+
+@router.post("/quotes/{quote_id}/decline", response_model=QuoteRead)
+def decline_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)]) -> QuoteRead:
+    quote = quotes.decline_quote(uow, quote_id)
+    uow.commit()
+    return QuoteRead.of(quote)
+
+
+@router.post("/quotes/{quote_id}/accept", response_model=SalesOrderRead, status_code=201,
+             summary="Accept the quote: a draft sales order at the quoted prices")
+def accept_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_ACCEPT)]) -> SalesOrderRead:
+    order = quotes.accept_quote(uow, quote_id)
+    uow.commit()
+    return SalesOrderRead.of(order)
+
+
+# ---------------------------------------------------------------- returns
+
+
+@router.post("/returns", response_model=ReturnRead, status_code=201, summary="Authorise a return of shipped goods")
+def create_return(body: ReturnCreate, uow: Annotated[Uow, Requires(perms.RETURN_CREATE)]) -> ReturnRead:
+    rma = returns.authorise_return(
+        uow, sales_order_id=body.sales_order_id, reason=body.reason,
+        restocking_fee_percent=body.restocking_fee_percent,
+        lines=[returns.ReturnLineInput(ln.sales_order_line_id, ln.quantity, ln.disposition) for ln in body.lines])
+    uow.commit()
+    return ReturnRead.of(rma)
+
+
+@router.get("/returns/{return_id}", response_model=ReturnRead)
+def read_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_READ)]) -> ReturnRead:
+    return ReturnRead.of(returns.get_return(uow, return_id))
+
+
+@router.post("/returns/{return_id}/receive", response_model=ReturnRead,
+             summary="Receive the authorised goods back (restock or scrap)")
+def receive_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_RECEIVE)],
+                   body: Annotated[ReturnReceive | None, Body()] = None) -> ReturnRead:
+    lines = None if body is None or body.lines is None else [
+        returns.ReceiptLineInput(ln.return_line_id, ln.quantity, ln.lot_code, ln.serials) for ln in body.lines]
+    rma = returns.receive_return(uow, return_id, lines=lines, warehouse_id=body.warehouse_id if body else None)
+    uow.commit()
+    return ReturnRead.of(rma)
+
+
+@router.post("/returns/{return_id}/credit", response_model=list[CreditNoteRead], status_code=201,
+             summary="Credit what was received, less the restocking fee")
+def credit_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_RECEIVE)]) -> list[CreditNoteRead]:
+    notes = returns.credit_return(uow, return_id)
+    uow.commit()
+    return [CreditNoteRead.of(n) for n in notes]
+
+
+@router.post("/returns/{return_id}/cancel", response_model=ReturnRead)
+def cancel_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_CREATE)]) -> ReturnRead:
+    rma = returns.cancel_return(uow, return_id)
+    uow.commit()
+    return ReturnRead.of(rma)
+
+
+# ---------------------------------------------------------------- shipping rates
+
+
+@router.get("/shipping-rates", response_model=Page[ShippingRateRead])
+def list_shipping_rates(
+    uow: Annotated[Uow, Requires(perms.SHIPPING_RATE_READ)],
+    carrier: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[ShippingRateRead]:
+    query = select(ShippingRate)
+    if carrier:
+        query = query.where(ShippingRate.carrier == carrier)
+    rows, next_cursor = paginate(uow, query, ShippingRate.id, cursor=cursor, limit=limit)
+    return Page(items=[ShippingRateRead.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post("/shipping-rates", response_model=ShippingRateRead, status_code=201,
+             summary="A band of a carrier service's rate table (weight, zone, free-shipping threshold)")
+def create_shipping_rate(body: ShippingRateCreate,
+                         uow: Annotated[Uow, Requires(perms.SHIPPING_RATE_MANAGE)]) -> ShippingRateRead:
+    rate = shipping.create_shipping_rate(uow, **body.model_dump())
+    uow.commit()
+    return ShippingRateRead.of(rate)

@@ -1,0 +1,351 @@
+"""Sales API shapes. Money and quantities are decimal strings; inputs take strings or numbers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from entrepot.billing.schemas import DecimalIn, amount, number, price
+from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment
+from entrepot.sales.states import (
+    QUOTE,
+    RETURN,
+    SALES_ORDER,
+    SHIPMENT,
+    OrderStatus,
+    QuoteStatus,
+    ReturnStatus,
+    ShipmentStatus,
+)
+
+
+class ShipToIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    line1: str = Field(default="", max_length=200)
+    line2: str = Field(default="", max_length=200)
+    city: str = Field(default="", max_length=100)
+    region: str = Field(default="", max_length=100)
+    postal_code: str = Field(default="", max_length=20)
+    country: str = Field(min_length=2, max_length=2)
+
+
+class SalesOrderLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    product_id: uuid.UUID
+    quantity: DecimalIn
+    unit_price: DecimalIn | None = Field(default=None, description="Leave out to price by the pricing engine")
+
+
+class SalesOrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: uuid.UUID
+    lines: list[SalesOrderLineIn] = Field(min_length=1, max_length=5000)
+    ship_to: ShipToIn | None = None
+    requested_date: date | None = None
+    customer_po: str | None = Field(default=None, max_length=60)
+    channel: str | None = Field(default=None, max_length=40)
+    notes: str = Field(default="", max_length=1000)
+    shipping_carrier: str | None = Field(default=None, max_length=60,
+                                         description="With shipping_service: charge shipping from its rate table")
+    shipping_service: str | None = Field(default=None, max_length=60)
+
+
+class SalesOrderLineRead(BaseModel):
+    id: uuid.UUID
+    line_no: int
+    product_id: uuid.UUID
+    sku: str
+    description: str
+    quantity: str
+    unit_price: str
+    price_source: str
+    line_total: str
+    tax_rate_percent: str
+    tax_amount: str
+    quantity_reserved: str | None = None
+    quantity_backordered: str
+    quantity_shipped: str
+    quantity_invoiced: str
+    quantity_returned: str
+
+
+class SalesOrderRead(BaseModel):
+    id: uuid.UUID
+    number: str
+    status: str
+    invoice_status: str
+    hold_reason: str | None
+    customer_id: uuid.UUID
+    currency: str
+    order_date: date
+    requested_date: date | None
+    promised_date: date | None
+    customer_po: str | None
+    channel: str | None
+    ship_to: dict[str, Any]
+    quote_id: uuid.UUID | None
+    subtotal: str
+    tax_total: str
+    total: str
+    invoiced_total: str
+    shipping_carrier: str | None
+    shipping_service: str | None
+    shipping_charge: str
+    allowed_actions: list[str]
+    lines: list[SalesOrderLineRead]
+    created_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, o: SalesOrder, *, reserved: dict[uuid.UUID, Decimal] | None = None,
+           backordered: dict[uuid.UUID, Decimal] | None = None) -> SalesOrderRead:
+        c = o.currency
+        lines = [SalesOrderLineRead(
+            id=ln.id, line_no=ln.line_no, product_id=ln.product_id, sku=ln.sku, description=ln.description,
+            quantity=number(ln.quantity) or "0", unit_price=price(ln.unit_price, c), price_source=ln.price_source,
+            line_total=amount(ln.line_total, c) or "0", tax_rate_percent=number(ln.tax_rate_percent) or "0",
+            tax_amount=amount(ln.tax_amount, c) or "0",
+            quantity_reserved=number(reserved.get(ln.id)) if reserved is not None else None,
+            quantity_backordered=number(backordered.get(ln.id, ln.quantity_backordered) if backordered is not None
+                                        else ln.quantity_backordered) or "0",
+            quantity_shipped=number(ln.quantity_shipped) or "0", quantity_invoiced=number(ln.quantity_invoiced) or "0",
+            quantity_returned=number(ln.quantity_returned) or "0",
+        ) for ln in o.lines]
+        return cls(
+            id=o.id, number=o.number, status=o.status, invoice_status=o.invoice_status, hold_reason=o.hold_reason,
+            customer_id=o.customer_id, currency=c, order_date=o.order_date, requested_date=o.requested_date,
+            promised_date=o.promised_date, customer_po=o.customer_po, channel=o.channel, ship_to=o.ship_to or {},
+            quote_id=o.quote_id, subtotal=amount(o.subtotal, c), tax_total=amount(o.tax_total, c),
+            total=amount(o.total, c), invoiced_total=amount(o.invoiced_total, c),
+            shipping_carrier=o.shipping_carrier, shipping_service=o.shipping_service,
+            shipping_charge=amount(o.shipping_charge, c),
+            allowed_actions=SALES_ORDER.allowed_actions(OrderStatus(o.status)), lines=lines, created_at=o.created_at,
+            version=o.version,
+        )
+
+
+class ShipmentLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sales_order_line_id: uuid.UUID
+    quantity: DecimalIn
+
+
+class ShipmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sales_order_id: uuid.UUID
+    lines: list[ShipmentLineIn] | None = Field(default=None, max_length=5000,
+                                               description="Leave out to ship everything reserved")
+
+
+class PackageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight_kg: DecimalIn
+    reference: str = Field(default="", max_length=60)
+
+
+class ShipmentPack(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    packages: list[PackageIn] = Field(default_factory=list, max_length=500)
+
+
+class ShipmentShip(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    carrier: str | None = Field(default=None, max_length=60)
+    service: str | None = Field(default=None, max_length=60)
+    tracking_number: str | None = Field(default=None, max_length=100)
+
+
+class ShipmentLineRead(BaseModel):
+    id: uuid.UUID
+    sales_order_line_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: str
+    warehouse_id: uuid.UUID | None
+
+
+class ShipmentRead(BaseModel):
+    id: uuid.UUID
+    number: str
+    sales_order_id: uuid.UUID
+    customer_id: uuid.UUID
+    status: str
+    carrier: str | None
+    service: str | None
+    tracking_number: str | None
+    packages: list[Any]
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    allowed_actions: list[str]
+    lines: list[ShipmentLineRead]
+
+    @classmethod
+    def of(cls, s: Shipment) -> ShipmentRead:
+        return cls(
+            id=s.id, number=s.number, sales_order_id=s.sales_order_id, customer_id=s.customer_id, status=s.status,
+            carrier=s.carrier, service=s.service, tracking_number=s.tracking_number, packages=s.packages or [],
+            shipped_at=s.shipped_at, delivered_at=s.delivered_at,
+            allowed_actions=SHIPMENT.allowed_actions(ShipmentStatus(s.status)),
+            lines=[ShipmentLineRead(id=ln.id, sales_order_line_id=ln.sales_order_line_id, product_id=ln.product_id,
+                                    quantity=number(ln.quantity) or "0", warehouse_id=ln.warehouse_id)
+                   for ln in s.lines],
+        )
+
+
+class TimelineEntry(BaseModel):
+    sequence: int
+    id: uuid.UUID
+    type: str
+    subject: str
+    time: datetime
+    data: dict[str, Any]
+
+
+class QuoteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: uuid.UUID
+    lines: list[SalesOrderLineIn] = Field(min_length=1, max_length=5000)
+    valid_until: date | None = None
+    channel: str | None = Field(default=None, max_length=40)
+    customer_po: str | None = Field(default=None, max_length=60)
+
+
+class QuoteLineRead(BaseModel):
+    id: uuid.UUID
+    product_id: uuid.UUID
+    sku: str
+    quantity: str
+    unit_price: str
+    price_source: str
+    line_total: str
+    tax_amount: str
+
+
+class QuoteRead(BaseModel):
+    id: uuid.UUID
+    number: str
+    status: str
+    customer_id: uuid.UUID
+    currency: str
+    valid_until: date
+    subtotal: str
+    tax_total: str
+    total: str
+    sales_order_id: uuid.UUID | None
+    allowed_actions: list[str]
+    lines: list[QuoteLineRead]
+
+    @classmethod
+    def of(cls, q: Quote) -> QuoteRead:
+        c = q.currency
+        return cls(
+            id=q.id, number=q.number, status=q.status, customer_id=q.customer_id, currency=c,
+            valid_until=q.valid_until, subtotal=amount(q.subtotal, c), tax_total=amount(q.tax_total, c),
+            total=amount(q.total, c), sales_order_id=q.sales_order_id,
+            allowed_actions=QUOTE.allowed_actions(QuoteStatus(q.status)),
+            lines=[QuoteLineRead(id=ln.id, product_id=ln.product_id, sku=ln.sku, quantity=number(ln.quantity) or "0",
+                                 unit_price=price(ln.unit_price, c), price_source=ln.price_source,
+                                 line_total=amount(ln.line_total, c) or "0", tax_amount=amount(ln.tax_amount, c) or "0")
+                   for ln in q.lines],
+        )
+
+
+class ReturnLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sales_order_line_id: uuid.UUID
+    quantity: DecimalIn
+    disposition: str = Field(default="restock", pattern="^(restock|scrap)$")
+
+
+class ReturnCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sales_order_id: uuid.UUID
+    lines: list[ReturnLineIn] = Field(min_length=1, max_length=1000)
+    reason: str = Field(default="", max_length=300)
+    restocking_fee_percent: DecimalIn = Decimal(0)
+
+
+class ReturnLineRead(BaseModel):
+    id: uuid.UUID
+    sales_order_line_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: str
+    quantity_received: str
+    disposition: str
+
+
+class ReturnRead(BaseModel):
+    id: uuid.UUID
+    number: str
+    sales_order_id: uuid.UUID
+    customer_id: uuid.UUID
+    status: str
+    reason: str
+    restocking_fee_percent: str
+    credit_note_id: uuid.UUID | None
+    allowed_actions: list[str]
+    lines: list[ReturnLineRead]
+
+    @classmethod
+    def of(cls, r: ReturnAuthorization) -> ReturnRead:
+        return cls(
+            id=r.id, number=r.number, sales_order_id=r.sales_order_id, customer_id=r.customer_id, status=r.status,
+            reason=r.reason, restocking_fee_percent=number(r.restocking_fee_percent) or "0",
+            credit_note_id=r.credit_note_id, allowed_actions=RETURN.allowed_actions(ReturnStatus(r.status)),
+            lines=[ReturnLineRead(id=ln.id, sales_order_line_id=ln.sales_order_line_id, product_id=ln.product_id,
+                                  quantity=number(ln.quantity) or "0",
+                                  quantity_received=number(ln.quantity_received) or "0", disposition=ln.disposition)
+                   for ln in r.lines],
+        )
+
+
+class ShippingRateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    carrier: str = Field(min_length=1, max_length=60)
+    service: str = Field(min_length=1, max_length=60)
+    zone: str = Field(default="*", min_length=1, max_length=2)
+    max_weight_kg: DecimalIn
+    charge: DecimalIn
+    currency: str = Field(min_length=3, max_length=3)
+    free_over: DecimalIn | None = None
+
+
+class ShippingRateRead(BaseModel):
+    id: uuid.UUID
+    carrier: str
+    service: str
+    zone: str
+    max_weight_kg: str
+    charge: str
+    currency: str
+    free_over: str | None
+
+    @classmethod
+    def of(cls, r: Any) -> ShippingRateRead:
+        return cls(id=r.id, carrier=r.carrier, service=r.service, zone=r.zone,
+                   max_weight_kg=number(r.max_weight_kg) or "0", charge=amount(r.charge, r.currency) or "0",
+                   currency=r.currency, free_over=amount(r.free_over, r.currency))
+
+
+class InvoicingRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: uuid.UUID | None = Field(default=None, description="Only this customer; all when left out")
+
+
+class ReturnReceiptLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    return_line_id: uuid.UUID
+    quantity: DecimalIn
+    lot_code: str | None = Field(default=None, max_length=64)
+    serials: list[str] = Field(default_factory=list, max_length=10000)
+
+
+class ReturnReceive(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lines: list[ReturnReceiptLineIn] | None = Field(default=None, max_length=1000,
+                                                    description="Leave out to receive everything authorised")
+    warehouse_id: uuid.UUID | None = Field(default=None, description="Default: the warehouse the goods left")

@@ -1,0 +1,702 @@
+"""Order-to-cash use cases: enter, confirm (credit check + allocation), hold, cancel,
+ship, invoice. Each changes documents, stock, ledger and outbox in the caller's
+unit of work — one transaction per step — and never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from entrepot.billing import service as billing
+from entrepot.billing.models import Invoice, PaymentAllocation
+from entrepot.billing.tax import TaxableLine, calculate_tax
+from entrepot.db.numbering import next_number
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.services.audit import audit
+from entrepot.integration.models import OutboxEvent
+from entrepot.integration.outbox import record_event
+from entrepot.kernel import clock
+from entrepot.kernel.errors import Conflict, FieldError, InvalidTransition, NotFound, ValidationFailed, invalid
+from entrepot.kernel.ids import new_id
+from entrepot.kernel.money import ZERO, fits_storage, round_money
+from entrepot.sales import events, ports
+from entrepot.sales.models import SalesOrder, SalesOrderLine, Shipment, ShipmentLine
+from entrepot.sales.states import (
+    ORDER_INVOICING,
+    SALES_ORDER,
+    SHIPMENT,
+    OrderInvoiceStatus,
+    OrderStatus,
+    ShipmentStatus,
+)
+
+DEMAND = ports.DEMAND_TYPE
+OPEN_ORDER = (OrderStatus.confirmed, OrderStatus.partially_shipped, OrderStatus.shipped)
+OPEN_SHIPMENT = (ShipmentStatus.draft, ShipmentStatus.picked, ShipmentStatus.packed)
+DEFAULT_LEAD_DAYS = 14
+MAX_LINES = 5000
+
+
+class NotReserved(Conflict):
+    code = "not_reserved"
+    title = "Quantity is not reserved"
+
+
+class NothingToShip(Conflict):
+    code = "nothing_to_ship"
+    title = "Nothing reserved to ship"
+
+
+@dataclass(frozen=True)
+class OrderLineInput:
+    product_id: uuid.UUID
+    quantity: Decimal
+    unit_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class ShipmentLineInput:
+    sales_order_line_id: uuid.UUID
+    quantity: Decimal
+
+
+@dataclass
+class PricedLine:
+    product: Any
+    quantity: Decimal
+    unit_price: Decimal
+    source: str
+
+
+@dataclass
+class ShipTo:
+    country: str | None = None
+    region: str | None = None
+    address: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- entering an order
+
+
+def _customer_for_order(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
+    try:
+        customer = ports.get_customer(uow, customer_id)
+    except NotFound as exc:
+        raise invalid("customer_id", "no such customer", "exists") from exc
+    ports.ensure_can_order(customer)
+    return customer
+
+
+def price_lines(uow: UnitOfWork, customer: Any, lines: Sequence[OrderLineInput], *, channel: str | None,
+                on: date, fixed_prices: bool = False) -> list[PricedLine]:
+    """Validate lines and price them: the pricing engine unless a price is given (then the margin
+    guard applies, unless `fixed_prices` carries prices already agreed, e.g. from a quote)."""
+    errors: list[FieldError] = []
+    if not lines:
+        raise invalid("lines", "an order needs at least one line", "required")
+    if len(lines) > MAX_LINES:
+        raise invalid("lines", f"at most {MAX_LINES} lines", "max")
+    for i, line in enumerate(lines):
+        if line.quantity <= 0:
+            errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
+        elif not fits_storage(line.quantity):
+            errors.append(FieldError(f"lines[{i}].quantity", "at most 4 decimal places", "precision"))
+        if line.unit_price is not None and (line.unit_price < 0 or not fits_storage(line.unit_price)):
+            errors.append(FieldError(f"lines[{i}].unit_price", "a non-negative price with at most 4 decimal places",
+                                     "price"))
+    if errors:
+        raise ValidationFailed(errors)
+    ids = list(dict.fromkeys(line.product_id for line in lines))
+    try:
+        products = ports.get_products(uow, ids)
+    except NotFound as exc:
+        missing = [i for i, line in enumerate(lines) if str(line.product_id) in str(exc)]
+        raise ValidationFailed([FieldError(f"lines[{i}].product_id", "no such product", "exists") for i in missing]
+                               or [FieldError("lines", str(exc), "exists")]) from exc
+    for product in products.values():
+        ports.ensure_sellable(product)
+    if channel:
+        allowed = ports.sellable_in_channel(uow, ids, channel, getattr(customer, "customer_group", None))
+        refused = [i for i, line in enumerate(lines) if line.product_id not in allowed]
+        if refused:
+            raise ValidationFailed([FieldError(f"lines[{i}].product_id",
+                                               f"{products[lines[i].product_id].sku} is not sold in channel {channel}",
+                                               "channel") for i in refused])
+    to_price = [(i, line) for i, line in enumerate(lines) if line.unit_price is None]
+    resolved: dict[int, tuple[Decimal, str]] = {}
+    if to_price:
+        results = ports.resolve_prices(uow, customer_id=customer.id, lines=[(ln.product_id, ln.quantity)
+                                                                            for _, ln in to_price],
+                                       on=on, channel=channel)
+        for (i, _), r in zip(to_price, results, strict=True):
+            if r.currency != customer.currency:
+                raise invalid(f"lines[{i}].product_id",
+                              f"priced in {r.currency}, but the customer buys in {customer.currency}", "currency")
+            resolved[i] = (r.unit_price, str(getattr(r, "rule", "") or "")[:300])
+    priced = []
+    for i, line in enumerate(lines):
+        product = products[line.product_id]
+        if line.unit_price is not None:
+            if not fixed_prices:
+                ports.check_margin(uow, product=product, unit_price=line.unit_price, field=f"lines[{i}].unit_price")
+            priced.append(PricedLine(product, line.quantity, line.unit_price, "fixed" if fixed_prices else "manual"))
+        else:
+            price, source = resolved[i]
+            priced.append(PricedLine(product, line.quantity, price, source))
+    return priced
+
+
+def resolve_ship_to(uow: UnitOfWork, customer: Any, ship_to: dict[str, Any] | None) -> ShipTo:
+    if ship_to:
+        country = ship_to.get("country")
+        if country is not None and (not isinstance(country, str) or len(country) != 2 or not country.isupper()):
+            raise invalid("ship_to.country", "an ISO 3166 two-letter code in capitals", "country")
+        return ShipTo(country, ship_to.get("region") or None, dict(ship_to))
+    address = ports.default_ship_to(uow, customer.id)
+    if address is None:
+        return ShipTo(getattr(customer, "tax_country", None), None, {})
+    fields = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+    return ShipTo(address.country, address.region or None, {f: getattr(address, f, None) for f in fields})
+
+
+SHIPPING_TAX_CLASS = "shipping"
+
+
+def _apply_tax(uow: UnitOfWork, order: SalesOrder, customer: Any) -> None:
+    taxable = [TaxableLine(i, ln.tax_class, ln.quantity * ln.unit_price) for i, ln in enumerate(order.lines)]
+    if order.shipping_charge:
+        taxable.append(TaxableLine("shipping", SHIPPING_TAX_CLASS, order.shipping_charge))
+    tax = calculate_tax(
+        uow, currency=order.currency, country=order.ship_to_country, region=order.ship_to_region,
+        lines=taxable, on=order.order_date, exempt=bool(getattr(customer, "tax_exempt", False)),
+    )
+    for line, lt in zip(order.lines, tax.lines, strict=False):
+        line.line_total, line.tax_rate_percent, line.tax_amount = lt.net, lt.rate_percent, lt.tax
+    order.shipping_tax = tax.by_key()["shipping"].tax if order.shipping_charge else ZERO
+    order.subtotal = tax.net_total  # goods and shipping, net of tax
+    order.tax_total = tax.tax_total
+    order.total = order.subtotal + order.tax_total
+
+
+def _shipping_charge(uow: UnitOfWork, order: SalesOrder, carrier: str, service: str) -> None:
+    from entrepot.sales.shipping import ShippingRequest, get_shipping_rater
+
+    goods = sum((round_money(ln.quantity * ln.unit_price, order.currency) for ln in order.lines), ZERO)
+    weight = sum((ln.quantity * (ln.weight_kg or ZERO) for ln in order.lines), ZERO)
+    quote = get_shipping_rater().quote(uow, ShippingRequest(carrier, service, order.ship_to_country, weight, goods,
+                                                            order.currency))
+    order.shipping_carrier, order.shipping_service, order.shipping_charge = quote.carrier, quote.service, quote.charge
+
+
+def create_sales_order(
+    uow: UnitOfWork,
+    *,
+    customer_id: uuid.UUID,
+    lines: Sequence[OrderLineInput],
+    ship_to: dict[str, Any] | None = None,
+    requested_date: date | None = None,
+    customer_po: str | None = None,
+    channel: str | None = None,
+    notes: str = "",
+    quote_id: uuid.UUID | None = None,
+    fixed_prices: bool = False,
+    shipping: tuple[str, str] | None = None,
+) -> SalesOrder:
+    """Enter a draft order: lines priced by the pricing engine (or given, under the margin guard), tax estimated."""
+    customer = _customer_for_order(uow, customer_id)
+    today = clock.today()
+    priced = price_lines(uow, customer, lines, channel=channel, on=today, fixed_prices=fixed_prices)
+    where = resolve_ship_to(uow, customer, ship_to)
+    order = SalesOrder(
+        id=new_id(), number=next_number(uow, "SO"), customer_id=customer.id, status=OrderStatus.draft,
+        invoice_status=OrderInvoiceStatus.not_invoiced, currency=customer.currency, order_date=today,
+        requested_date=requested_date, customer_po=customer_po, channel=channel, ship_to=where.address,
+        ship_to_country=where.country, ship_to_region=where.region, quote_id=quote_id, notes=notes,
+        subtotal=ZERO, tax_total=ZERO, total=ZERO, invoiced_total=ZERO, shipping_charge=ZERO, shipping_tax=ZERO,
+        shipping_invoiced=False,
+    )
+    for n, p in enumerate(priced):
+        order.lines.append(SalesOrderLine(
+            id=new_id(), line_no=n + 1, product_id=p.product.id, sku=p.product.sku, description=p.product.name,
+            tax_class=getattr(p.product, "tax_class", None) or "standard", quantity=p.quantity,
+            unit_price=p.unit_price, price_source=p.source, line_total=ZERO,
+            weight_kg=getattr(p.product, "weight_kg", None), quantity_backordered=ZERO, quantity_shipped=ZERO,
+            quantity_invoiced=ZERO, quantity_returned=ZERO,
+        ))
+    if shipping:
+        _shipping_charge(uow, order, *shipping)
+    _apply_tax(uow, order, customer)
+    uow.session.add(order)
+    audit(uow, "sales_order.create", "sales_order", order.id,
+          after={"number": order.number, "customer_id": customer.id, "total": order.total, "lines": len(order.lines)})
+    record_event(uow, events.SalesOrderCreated(
+        sales_order_id=str(order.id), number=order.number, customer_id=str(customer.id), currency=order.currency,
+        total=str(order.total), lines=len(order.lines)), subject=f"sales_order/{order.id}")
+    return order
+
+
+def get_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, for_update: bool = False) -> SalesOrder:
+    query = select(SalesOrder).where(SalesOrder.id == order_id).options(selectinload(SalesOrder.lines))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    order = uow.session.scalar(query)
+    if order is None:
+        raise NotFound("sales order", order_id)
+    return order
+
+
+def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | None = None,
+                      invoice_status: str | None = None, number: str | None = None) -> Any:
+    query = select(SalesOrder).options(selectinload(SalesOrder.lines))
+    if customer_id:
+        query = query.where(SalesOrder.customer_id == customer_id)
+    if status:
+        query = query.where(SalesOrder.status == status)
+    if invoice_status:
+        query = query.where(SalesOrder.invoice_status == invoice_status)
+    if number:
+        query = query.where(SalesOrder.number == number)
+    return query
+
+
+# ---------------------------------------------------------------- confirming: credit, allocation
+
+
+def credit_exposure(uow: UnitOfWork, customer_id: uuid.UUID, *, excluding: uuid.UUID | None = None) -> Decimal:
+    """Open receivables plus the not yet invoiced value of open confirmed orders."""
+    query = select(func.sum(SalesOrder.total), func.sum(SalesOrder.invoiced_total)).where(
+        SalesOrder.customer_id == customer_id, SalesOrder.status.in_(OPEN_ORDER))
+    if excluding:
+        query = query.where(SalesOrder.id != excluding)
+    total, invoiced = uow.session.execute(query).one()
+    return billing.open_receivables(uow, customer_id) + (total or ZERO) - (invoiced or ZERO)
+
+
+def _event_base(order: SalesOrder) -> dict[str, str]:
+    return {"sales_order_id": str(order.id), "number": order.number, "customer_id": str(order.customer_id)}
+
+
+def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
+    """Credit check, then allocation. Over the credit limit the order goes on hold (reason
+    `credit`) and nothing is reserved; otherwise stock is reserved and the rest backordered."""
+    order = get_sales_order(uow, order_id, for_update=True)
+    if SALES_ORDER.transition_for(OrderStatus(order.status), "confirm") is None:
+        SALES_ORDER.apply(order, "confirm")  # raises, naming the allowed actions
+    customer = ports.get_customer(uow, order.customer_id)
+    ports.ensure_can_order(customer)  # blocked or put on hold since the order was entered
+    limit = getattr(customer, "credit_limit", None)
+    if limit is not None:
+        exposure = credit_exposure(uow, order.customer_id, excluding=order.id) + order.total
+        if exposure > limit:
+            SALES_ORDER.apply(order, "hold")
+            order.hold_reason = "credit"
+            audit(uow, "sales_order.hold", "sales_order", order.id, before={"status": "draft"},
+                  after={"status": order.status, "hold_reason": "credit", "exposure": exposure})
+            record_event(uow, events.SalesOrderHeld(**_event_base(order), reason="credit", exposure=str(exposure),
+                                                    credit_limit=str(limit)), subject=f"sales_order/{order.id}")
+            return order
+    SALES_ORDER.apply(order, "confirm")
+    reserved, backordered = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
+    audit(uow, "sales_order.confirm", "sales_order", order.id, before={"status": "draft"},
+          after={"status": order.status})
+    record_event(uow, events.SalesOrderConfirmed(
+        **_event_base(order), total=str(order.total), reserved=reserved, backordered=backordered,
+        promised_date=order.promised_date.isoformat() if order.promised_date else None,
+    ), subject=f"sales_order/{order.id}")
+    return order
+
+
+def release_hold(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
+    """Release a held order (a credit manager's decision) and allocate it."""
+    order = get_sales_order(uow, order_id, for_update=True)
+    SALES_ORDER.apply(order, "release_hold")
+    reason, order.hold_reason = order.hold_reason, None
+    _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
+    audit(uow, "sales_order.release_hold", "sales_order", order.id, before={"status": "on_hold", "hold_reason": reason},
+          after={"status": order.status})
+    record_event(uow, events.SalesOrderHoldReleased(**_event_base(order)), subject=f"sales_order/{order.id}")
+    return order
+
+
+def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decimal]) -> tuple[dict, dict]:
+    inv = ports.inventory()
+    lines = [ln for ln in order.lines if wanted.get(ln.id, ZERO) > 0]
+    demands = [inv.Demand(demand_type=DEMAND, demand_id=ln.id, product_id=ln.product_id, quantity=wanted[ln.id],
+                          ship_to_country=order.ship_to_country) for ln in lines]
+    results = {r.demand_id: r for r in inv.allocate(uow, demands)} if demands else {}
+    reserved: dict[str, str] = {}
+    backordered: dict[str, str] = {}
+    for ln in lines:
+        r = results.get(ln.id)
+        if r is None:
+            continue
+        # we always ask for all that is still unreserved, so what is left over is the backorder
+        ln.quantity_backordered = r.backordered
+        if r.reserved:
+            reserved[str(ln.id)] = str(r.reserved)
+        if r.backordered:
+            backordered[str(ln.id)] = str(r.backordered)
+    today = clock.today()
+    short = [ln.product_id for ln in order.lines if ln.quantity_backordered > 0]
+    ready = today + timedelta(days=ports.lead_time_days(uow, short, DEFAULT_LEAD_DAYS)) if short else today
+    order.promised_date = max(ready, order.requested_date) if order.requested_date else ready
+    return reserved, backordered
+
+
+def allocate_backorders(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
+    """Try again to reserve backordered quantities (after stock arrived)."""
+    order = get_sales_order(uow, order_id, for_update=True)
+    if order.status not in (OrderStatus.confirmed, OrderStatus.partially_shipped):
+        raise InvalidTransition("sales order", order.status, "allocate",
+                                SALES_ORDER.allowed_actions(OrderStatus(order.status)))
+    # inventory tops a demand's reservation up to the quantity asked: ask for all not yet shipped
+    wanted = {ln.id: ln.quantity - ln.quantity_shipped for ln in order.lines if ln.quantity > ln.quantity_shipped}
+    if not wanted:
+        return order
+    reserved, backordered = _allocate(uow, order, wanted)
+    if reserved:
+        audit(uow, "sales_order.allocate", "sales_order", order.id, after={"reserved": reserved})
+        record_event(uow, events.SalesOrderAllocated(**_event_base(order), reserved=reserved, backordered=backordered),
+                     subject=f"sales_order/{order.id}")
+    return order
+
+
+def reserved_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Decimal]:
+    if order.status not in OPEN_ORDER:
+        return {}
+    found = ports.inventory().reserved_quantity(uow, DEMAND, [ln.id for ln in order.lines])
+    return {ln.id: found.get(ln.id, ZERO) for ln in order.lines}
+
+
+def cancel_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
+    """Cancel an order not yet shipped: release its reservations and its open shipments."""
+    order = get_sales_order(uow, order_id, for_update=True)
+    before = order.status
+    SALES_ORDER.apply(order, "cancel")
+    if before in (OrderStatus.confirmed,):
+        inv = ports.inventory()
+        for ln in order.lines:
+            inv.release(uow, DEMAND, ln.id)
+        for shipment in uow.session.scalars(select(Shipment).where(
+                Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))):
+            SHIPMENT.apply(shipment, "cancel")
+    for ln in order.lines:
+        ln.quantity_backordered = ZERO
+    audit(uow, "sales_order.cancel", "sales_order", order.id, before={"status": before}, after={"status": order.status})
+    record_event(uow, events.SalesOrderCancelled(**_event_base(order)), subject=f"sales_order/{order.id}")
+    return order
+
+
+def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
+    """Close a partially shipped order: what did not ship never will (reservations and backorders
+    released, open shipments cancelled). Shipped quantities can still be invoiced."""
+    order = get_sales_order(uow, order_id, for_update=True)
+    SALES_ORDER.apply(order, "close_short")
+    inv = ports.inventory()
+    for ln in order.lines:
+        inv.release(uow, DEMAND, ln.id)
+        ln.quantity_backordered = ZERO
+    for shipment in uow.session.scalars(select(Shipment).where(
+            Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))):
+        SHIPMENT.apply(shipment, "cancel")
+    audit(uow, "sales_order.close_short", "sales_order", order.id, before={"status": "partially_shipped"},
+          after={"status": order.status})
+    record_event(uow, events.SalesOrderClosed(**_event_base(order)), subject=f"sales_order/{order.id}")
+    return order
+
+
+# ---------------------------------------------------------------- shipping
+
+
+def _in_open_shipments(uow: UnitOfWork, line_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    rows = uow.session.execute(
+        select(ShipmentLine.sales_order_line_id, func.sum(ShipmentLine.quantity))
+        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .where(ShipmentLine.sales_order_line_id.in_(line_ids), Shipment.status.in_(OPEN_SHIPMENT))
+        .group_by(ShipmentLine.sales_order_line_id))
+    return {line_id: qty for line_id, qty in rows}
+
+
+def shippable_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Decimal]:
+    """Reserved and not already on an open shipment."""
+    reserved = reserved_by_line(uow, order)
+    pending = _in_open_shipments(uow, [ln.id for ln in order.lines]) if reserved else {}
+    return {lid: max(qty - pending.get(lid, ZERO), ZERO) for lid, qty in reserved.items()}
+
+
+def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
+                    lines: Sequence[ShipmentLineInput] | None = None) -> Shipment:
+    """A shipment of reserved quantities (all that is reserved and not on another shipment, or the given lines)."""
+    order = get_sales_order(uow, sales_order_id, for_update=True)
+    if order.status not in (OrderStatus.confirmed, OrderStatus.partially_shipped):
+        raise InvalidTransition("sales order", order.status, "ship",
+                                SALES_ORDER.allowed_actions(OrderStatus(order.status)))
+    available = shippable_by_line(uow, order)
+    by_id = {ln.id: ln for ln in order.lines}
+    plan: list[tuple[SalesOrderLine, Decimal]] = []
+    if lines is None:
+        plan = [(by_id[lid], qty) for lid, qty in available.items() if qty > 0]
+        plan.sort(key=lambda p: p[0].line_no)
+        if not plan:
+            raise NothingToShip(f"nothing on order {order.number} is reserved and unshipped")
+    else:
+        if not lines:
+            raise invalid("lines", "give at least one line, or leave lines out to ship everything reserved",
+                          "required")
+        errors: list[FieldError] = []
+        short: list[str] = []
+        seen: set[uuid.UUID] = set()
+        for i, item in enumerate(lines):
+            line = by_id.get(item.sales_order_line_id)
+            if line is None:
+                errors.append(FieldError(f"lines[{i}].sales_order_line_id", "not a line of this order", "exists"))
+            elif item.sales_order_line_id in seen:
+                errors.append(FieldError(f"lines[{i}].sales_order_line_id", "line given twice", "unique"))
+            elif item.quantity <= 0 or not fits_storage(item.quantity):
+                errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
+            elif item.quantity > available.get(line.id, ZERO):
+                short.append(f"line {line.line_no} ({line.sku}): {item.quantity} asked, "
+                             f"{available.get(line.id, ZERO)} reserved and not yet on a shipment")
+            else:
+                plan.append((line, item.quantity))
+            seen.add(item.sales_order_line_id)
+        if errors:
+            raise ValidationFailed(errors)
+        if short:
+            raise NotReserved("cannot ship more than is reserved: " + "; ".join(short))
+    shipment = Shipment(id=new_id(), number=next_number(uow, "SHP"), sales_order_id=order.id,
+                        customer_id=order.customer_id, status=ShipmentStatus.draft, packages=[])
+    for n, (line, qty) in enumerate(plan):
+        shipment.lines.append(ShipmentLine(line_no=n + 1, sales_order_line_id=line.id, product_id=line.product_id,
+                                           quantity=qty))
+    uow.session.add(shipment)
+    summary = [{"sales_order_line_id": str(ln.id), "quantity": str(q)} for ln, q in plan]
+    audit(uow, "shipment.create", "shipment", shipment.id, after={"number": shipment.number, "lines": summary})
+    record_event(uow, events.ShipmentCreated(shipment_id=str(shipment.id), number=shipment.number,
+                                             sales_order_id=str(order.id), lines=summary),
+                 subject=f"shipment/{shipment.id}")
+    return shipment
+
+
+def get_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, for_update: bool = False) -> Shipment:
+    query = select(Shipment).where(Shipment.id == shipment_id).options(selectinload(Shipment.lines))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    shipment = uow.session.scalar(query)
+    if shipment is None:
+        raise NotFound("shipment", shipment_id)
+    return shipment
+
+
+def _shipment_step(uow: UnitOfWork, shipment_id: uuid.UUID, action: str) -> Shipment:
+    get_sales_order(uow, get_shipment(uow, shipment_id).sales_order_id, for_update=True)  # lock order, then shipment
+    shipment = get_shipment(uow, shipment_id, for_update=True)
+    before = shipment.status
+    SHIPMENT.apply(shipment, action)
+    audit(uow, f"shipment.{action}", "shipment", shipment.id, before={"status": before},
+          after={"status": shipment.status})
+    return shipment
+
+
+def pick_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
+    shipment = _shipment_step(uow, shipment_id, "pick")
+    _status_event(uow, shipment)
+    return shipment
+
+
+def pack_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, packages: Sequence[dict[str, Any]] = ()) -> Shipment:
+    """Pack into packages ({weight_kg, reference?}); each weight must be positive."""
+    for i, p in enumerate(packages):
+        w = p.get("weight_kg")
+        if w is None or Decimal(str(w)) <= 0:
+            raise invalid(f"packages[{i}].weight_kg", "must be greater than zero", "positive")
+    shipment = _shipment_step(uow, shipment_id, "pack")
+    shipment.packages = [{"weight_kg": str(p["weight_kg"]), "reference": str(p.get("reference") or "")}
+                         for p in packages]
+    _status_event(uow, shipment)
+    return shipment
+
+
+def cancel_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
+    shipment = _shipment_step(uow, shipment_id, "cancel")
+    _status_event(uow, shipment)
+    return shipment
+
+
+def deliver_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
+    shipment = _shipment_step(uow, shipment_id, "deliver")
+    shipment.delivered_at = clock.now()
+    record_event(uow, events.ShipmentDelivered(shipment_id=str(shipment.id), number=shipment.number,
+                                               sales_order_id=str(shipment.sales_order_id)),
+                 subject=f"shipment/{shipment.id}")
+    return shipment
+
+
+def _status_event(uow: UnitOfWork, shipment: Shipment) -> None:
+    record_event(uow, events.ShipmentStatusChanged(shipment_id=str(shipment.id), number=shipment.number,
+                                                   sales_order_id=str(shipment.sales_order_id),
+                                                   status=shipment.status), subject=f"shipment/{shipment.id}")
+
+
+def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | None = None,
+                  service: str | None = None, tracking_number: str | None = None) -> Shipment:
+    """Stock leaves the warehouse (inventory issues the reservations and posts COGS); the order
+    moves to partially shipped or shipped."""
+    # lock order first, then shipment: the same order as cancel_sales_order, so the two cannot deadlock
+    order_id = get_shipment(uow, shipment_id).sales_order_id
+    order = get_sales_order(uow, order_id, for_update=True)
+    shipment = get_shipment(uow, shipment_id, for_update=True)
+    before = shipment.status
+    SHIPMENT.apply(shipment, "ship")
+    inv = ports.inventory()
+    by_id = {ln.id: ln for ln in order.lines}
+    for sl in shipment.lines:
+        issued = inv.issue_reserved(uow, demand_type=DEMAND, demand_id=sl.sales_order_line_id, quantity=sl.quantity,
+                                    reference=shipment.number)
+        sl.warehouse_id = getattr(issued, "warehouse_id", None)
+        sl.cost = getattr(issued, "cost", None)
+        sl.lots = [{"lot_code": lot.lot_code, "quantity": str(lot.quantity), "serials": list(lot.serials)}
+                   for lot in getattr(issued, "lots", [])]
+        if getattr(issued, "serials", None) and not sl.lots:
+            sl.lots = [{"lot_code": None, "quantity": str(sl.quantity), "serials": list(issued.serials)}]
+        by_id[sl.sales_order_line_id].quantity_shipped += sl.quantity
+    shipment.carrier, shipment.service, shipment.tracking_number = carrier, service, tracking_number
+    shipment.shipped_at = clock.now()
+    complete = all(ln.quantity_shipped >= ln.quantity for ln in order.lines)
+    SALES_ORDER.apply(order, "ship" if complete else "ship_partially")
+    _maybe_close(uow, order)
+    lines = [{"sales_order_line_id": str(sl.sales_order_line_id), "quantity": str(sl.quantity)}
+             for sl in shipment.lines]
+    audit(uow, "shipment.ship", "shipment", shipment.id, before={"status": before},
+          after={"status": shipment.status, "carrier": carrier, "tracking_number": tracking_number})
+    record_event(uow, events.ShipmentShipped(shipment_id=str(shipment.id), number=shipment.number,
+                                             sales_order_id=str(order.id), carrier=carrier, service=service,
+                                             tracking_number=tracking_number, lines=lines),
+                 subject=f"shipment/{shipment.id}")
+    return shipment
+
+
+def _maybe_close(uow: UnitOfWork, order: SalesOrder) -> None:
+    if order.status == OrderStatus.shipped and order.invoice_status == OrderInvoiceStatus.invoiced:
+        SALES_ORDER.apply(order, "close")
+        record_event(uow, events.SalesOrderClosed(**_event_base(order)), subject=f"sales_order/{order.id}")
+
+
+# ---------------------------------------------------------------- invoicing
+
+
+def invoice_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, on: date | None = None) -> Invoice:
+    """Invoice what is shipped and not yet invoiced, as one posted invoice (409 when nothing is)."""
+    order = get_sales_order(uow, order_id, for_update=True)
+    lines = _uninvoiced_lines(order)
+    invoice = billing.post_invoice(
+        uow, customer_id=order.customer_id, currency=order.currency, sales_order_id=order.id,
+        ship_to_country=order.ship_to_country, ship_to_region=order.ship_to_region, on=on, lines=lines,
+    )
+    _mark_invoiced(uow, order, invoice_total=invoice.total)
+    return invoice
+
+
+def _uninvoiced_lines(order: SalesOrder) -> list[billing.InvoiceLineInput]:
+    todo = [(ln, ln.quantity_shipped - ln.quantity_invoiced) for ln in order.lines
+            if ln.quantity_shipped > ln.quantity_invoiced]
+    if not todo:
+        raise billing.NothingToInvoice(f"order {order.number} has no shipped quantity left to invoice")
+    lines = [billing.InvoiceLineInput(product_id=ln.product_id, quantity=q, unit_price=ln.unit_price,
+                                      description=f"{ln.sku} {ln.description}"[:300], tax_class=ln.tax_class,
+                                      source_line_id=ln.id) for ln, q in todo]
+    if order.shipping_charge and not order.shipping_invoiced:
+        # the shipping charge is billed once, with the first shipment's invoice
+        lines.append(billing.InvoiceLineInput(
+            product_id=None, quantity=Decimal(1), unit_price=order.shipping_charge, tax_class=SHIPPING_TAX_CLASS,
+            description=f"Shipping {order.shipping_carrier} {order.shipping_service} [{order.number}]"[:300]))
+    return lines
+
+
+def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, *, invoice_total: Decimal) -> None:
+    for ln in order.lines:
+        ln.quantity_invoiced = ln.quantity_shipped
+    order.shipping_invoiced = order.shipping_invoiced or bool(order.shipping_charge)
+    order.invoiced_total += invoice_total
+    # a closed-short order is fully invoiced once everything it shipped is
+    wanted = (lambda ln: ln.quantity_shipped) if order.status == OrderStatus.closed else (lambda ln: ln.quantity)
+    complete = all(ln.quantity_invoiced >= wanted(ln) for ln in order.lines)
+    ORDER_INVOICING.apply(order, "invoice" if complete else "invoice_partially")
+    _maybe_close(uow, order)
+
+
+def invoice_grouping(uow: UnitOfWork) -> str:
+    """Tenant setting `invoice_grouping`: "order" (default) or "customer" (one invoice per customer per run)."""
+    from entrepot.identity.models import Tenant
+
+    tenant = uow.session.get(Tenant, uow.tenant_id)
+    return "customer" if ((tenant.settings or {}) if tenant else {}).get("invoice_grouping") == "customer" else "order"
+
+
+def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: date | None = None) -> list[Invoice]:
+    """The billing run (scheduled, e.g. at period end): invoice everything shipped and not yet invoiced —
+    per order, or per customer and currency when the tenant groups invoices."""
+    query = select(SalesOrder).join(SalesOrderLine, SalesOrderLine.order_id == SalesOrder.id).where(
+        SalesOrderLine.quantity_shipped > SalesOrderLine.quantity_invoiced).distinct()
+    if customer_id:
+        query = query.where(SalesOrder.customer_id == customer_id)
+    order_ids = sorted(uow.session.scalars(query.with_only_columns(SalesOrder.id)))
+    orders = [get_sales_order(uow, oid, for_update=True) for oid in order_ids]
+    if invoice_grouping(uow) == "order":
+        return [invoice_sales_order(uow, o.id, on=on) for o in orders]
+    groups: dict[tuple[uuid.UUID, str], list[SalesOrder]] = {}
+    for o in sorted(orders, key=lambda o: o.number):
+        groups.setdefault((o.customer_id, o.currency), []).append(o)
+    invoices = []
+    for (cust, currency), group in groups.items():
+        lines: list[billing.InvoiceLineInput] = []
+        for o in group:
+            lines += _uninvoiced_lines(o)
+        first = group[0]
+        invoice = billing.post_invoice(uow, customer_id=cust, currency=currency, sales_order_id=None,
+                                       ship_to_country=first.ship_to_country, ship_to_region=first.ship_to_region,
+                                       on=on, lines=lines)
+        for o in group:
+            _mark_invoiced(uow, o, invoice_total=sum(
+                (ln.line_total + ln.tax_amount for ln in invoice.lines
+                 if ln.source_line_id in {x.id for x in o.lines} or (ln.source_line_id is None and
+                                                                      ln.description.endswith(f"[{o.number}]"))),
+                ZERO))
+        invoices.append(invoice)
+    return invoices
+
+
+# ---------------------------------------------------------------- reading
+
+
+def order_timeline(uow: UnitOfWork, order_id: uuid.UUID) -> list[OutboxEvent]:
+    """Every event on the order and its documents (shipments, invoices, payments, returns), in order."""
+    from entrepot.sales.models import ReturnAuthorization
+
+    order = get_sales_order(uow, order_id)
+    subjects = [f"sales_order/{order.id}"]
+    subjects += [f"shipment/{i}" for i in uow.session.scalars(select(Shipment.id).where(
+        Shipment.sales_order_id == order.id))]
+    from entrepot.billing.models import InvoiceLine
+
+    invoice_ids = list(uow.session.scalars(select(Invoice.id).where(Invoice.sales_order_id == order.id)))
+    invoice_ids += [i for i in uow.session.scalars(select(InvoiceLine.invoice_id).where(
+        InvoiceLine.source_line_id.in_([ln.id for ln in order.lines])).distinct()) if i not in invoice_ids]
+    subjects += [f"invoice/{i}" for i in invoice_ids]
+    if invoice_ids:
+        subjects += [f"payment/{i}" for i in set(uow.session.scalars(select(PaymentAllocation.payment_id).where(
+            PaymentAllocation.invoice_id.in_(invoice_ids))))]
+    subjects += [f"return/{i}" for i in uow.session.scalars(select(ReturnAuthorization.id).where(
+        ReturnAuthorization.sales_order_id == order.id))]
+    if order.quote_id:
+        subjects.append(f"quote/{order.quote_id}")
+    return list(uow.session.scalars(select(OutboxEvent).where(OutboxEvent.subject.in_(subjects))
+                                    .order_by(OutboxEvent.seq)))

@@ -1,0 +1,1 @@
+"""The worker: outbox → reactions, webhooks, NATS; the scheduler. See runtime.py."""

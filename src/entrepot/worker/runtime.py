@@ -1,0 +1,317 @@
+"""The worker loop: outbox → in-process reactions, webhook deliveries, NATS; periodic jobs.
+
+`Worker.run_once()` does one pass of every step and returns how much it did,
+so tests drive it step by step (with the simulated clock); `run_forever`
+loops with a short idle sleep and backs off while the database is down.
+`start_background_worker()` runs it in a thread of the API process
+(embedded mode); `entrepot worker` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+
+from entrepot.db.settings import get_settings
+from entrepot.db.uow import platform_uow, tenant_uow
+from entrepot.integration import delivery
+from entrepot.integration.consumers import advance, lock_cursor, position_of, read_position
+from entrepot.integration.feed import START, Position, events_after, latest
+from entrepot.integration.models import WebhookEndpoint
+from entrepot.integration.outbox import envelope
+from entrepot.worker import leases, scheduler
+from entrepot.worker.reactions import reacting_types, reactions_for
+
+log = structlog.get_logger("entrepot.worker")
+REACTIONS = "reactions"
+REACTION_LEASE = timedelta(seconds=60)
+MAX_REACTION_TRIES = 5
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        worker_id: str | None = None,
+        batch: int = 200,
+        concurrency: int = 32,
+        per_endpoint: int = delivery.PER_ENDPOINT,
+        nats_url: str | None = None,
+        scheduler_enabled: bool = True,
+    ) -> None:
+        self.url = url
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.batch = batch
+        # a claim lasts long enough for two rounds of sends at the 15 s timeout
+        self.claim_limit = min(batch, concurrency * 2)
+        self.claim_lease = timedelta(seconds=float(os.environ.get("ENTREPOT_WORKER_CLAIM_LEASE_SECONDS", "60")))
+        self.per_endpoint = per_endpoint
+        self.scheduler_enabled = scheduler_enabled
+        self.client = delivery.new_client(max_connections=concurrency)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook")
+        self._reaction_failures: dict[str, int] = {}
+        self._rate: dict[uuid.UUID, tuple[int, int]] = {}  # endpoint → (second, sent)
+        self._limits: tuple[float, dict[uuid.UUID, int]] = (0.0, {})
+        self._last_schedule = 0.0
+        self._inflight: set[Future[delivery.Outcome]] = set()
+        self._leases: dict[str, float] = {}
+        self._fanned = 0
+        self._last_idle_react = 0.0
+        self._last_fan_out = 0.0  # lease name → when to renew (monotonic)
+        self.nats = None
+        nats_url = nats_url if nats_url is not None else get_settings().nats_url
+        if nats_url:
+            from entrepot.worker.nats_bridge import NatsPublisher
+
+            self.nats = NatsPublisher(nats_url, self.worker_id, url=url)
+            self._loop = asyncio.new_event_loop()
+
+    # --- steps ---
+
+    def fan_out(self, *, eager: bool = True) -> int:
+        # when idle, look for new events every 20 ms rather than on every pass: each look is a
+        # write transaction (it locks the fan-out cursor)
+        if not eager and not self._fanned and time.monotonic() - self._last_fan_out < 0.02:
+            return 0
+        with platform_uow(url=self.url) as uow:
+            done = delivery.fan_out(uow.session, limit=self.batch * 5)
+            uow.commit()
+        self._fanned = done
+        self._last_fan_out = time.monotonic()
+        return done
+
+    def _rate_budget(self) -> dict[uuid.UUID, int]:
+        loaded_at, limits = self._limits
+        if time.monotonic() - loaded_at > 5:
+            with platform_uow(readonly=True, url=self.url) as uow:
+                limits = dict(uow.session.execute(
+                    select(WebhookEndpoint.id, WebhookEndpoint.rate_limit)
+                    .where(WebhookEndpoint.rate_limit.is_not(None), WebhookEndpoint.enabled.is_(True))).all())
+            self._limits = (time.monotonic(), limits)
+        second = int(time.time())
+        budget = {}
+        for endpoint_id, limit in limits.items():
+            at, sent = self._rate.get(endpoint_id, (second, 0))
+            budget[endpoint_id] = max(0, limit - (sent if at == second else 0))
+        return budget
+
+    def deliver(self, *, drain: bool = True) -> int:
+        """Claim due messages and send them on the pool; record the finished ones.
+
+        With `drain` (tests, `run_once`) it waits for every send it started;
+        the long-running loop does not, so claiming, sending and recording
+        overlap and the pool stays busy.
+        """
+        finished = [f for f in self._inflight if f.done()]
+        room = self.claim_limit - (len(self._inflight) - len(finished))
+        claimed: list[delivery.Claimed] = []
+        if room > 0:
+            with platform_uow(url=self.url) as uow:
+                claimed = delivery.claim(uow.session, self.worker_id, limit=room, per_endpoint=self.per_endpoint,
+                                         rate_budget=self._rate_budget(), lease=self.claim_lease)
+                uow.commit()
+            second = int(time.time())
+            for item in claimed:
+                at, sent = self._rate.get(item.endpoint_id, (second, 0))
+                self._rate[item.endpoint_id] = (second, (sent if at == second else 0) + 1)
+                self._inflight.add(self.pool.submit(delivery.send, self.client, item))
+        if drain and self._inflight:
+            wait(self._inflight)
+        elif not claimed and self._inflight and not finished:
+            wait(self._inflight, timeout=0.05, return_when=FIRST_COMPLETED)
+        done = [f for f in self._inflight if f.done()]
+        self._record([f.result() for f in done])
+        self._inflight.difference_update(done)
+        return len(claimed) + len(done)
+
+    def _record(self, outcomes: list[delivery.Outcome]) -> None:
+        if not outcomes:
+            return
+        for attempt in range(3):
+            try:
+                with platform_uow(url=self.url) as uow:
+                    delivery.record(uow.session, outcomes)
+                    uow.commit()
+                return
+            except StaleDataError:
+                # an endpoint was edited through the API meanwhile: read it again
+                if attempt == 2:
+                    raise
+
+    def react(self) -> int:
+        """Run in-process reactions for the next events; at least once, in outbox order."""
+        if not self._hold(f"consumer:{REACTIONS}", REACTION_LEASE):
+            return 0
+        kinds = reacting_types()
+        with platform_uow(readonly=True, url=self.url) as uow:
+            start = read_position(uow.session, REACTIONS) or START
+            if not kinds:
+                # nobody reacts to anything: just keep the cursor near the head, once a second
+                if time.monotonic() - self._last_idle_react < 1.0:
+                    return 0
+                self._last_idle_react = time.monotonic()
+                head = latest(uow.session)
+                rows = []
+            else:
+                head = None
+                rows = events_after(uow.session, start, limit=self.batch, types=kinds)
+            items = [(r.tenant_id, r.type, envelope(r), Position.of(r)) for r in rows]
+        if head is not None and start < head:
+            with platform_uow(url=self.url) as uow:
+                cursor = lock_cursor(uow.session, REACTIONS)
+                assert cursor is not None
+                if position_of(cursor) < head:
+                    advance(cursor, head)
+                uow.commit()
+            return 0
+        done_to: Position | None = None
+        for tenant_id, kind, event, position in items:
+            ok = True
+            for reaction in reactions_for(kind):
+                try:
+                    with tenant_uow(tenant_id, url=self.url) as uow:
+                        reaction(uow, event)
+                        uow.commit()
+                except Exception:
+                    tries = self._reaction_failures.get(event["id"], 0) + 1
+                    self._reaction_failures[event["id"]] = tries
+                    log.exception("reaction_failed", event_id=event["id"], type=kind, tries=tries,
+                                  reaction=getattr(reaction, "__name__", repr(reaction)))
+                    if tries < MAX_REACTION_TRIES:
+                        ok = False
+                    break
+            if not ok:
+                break  # try again next pass; later events wait so order holds
+            self._reaction_failures.pop(event["id"], None)
+            done_to = position
+        if done_to is not None:
+            with platform_uow(url=self.url) as uow:
+                cursor = lock_cursor(uow.session, REACTIONS)
+                assert cursor is not None
+                if position_of(cursor) < done_to:
+                    advance(cursor, done_to)
+                uow.commit()
+        return len(items) if done_to else 0
+
+    def _hold(self, name: str, ttl: timedelta) -> bool:
+        """Hold a lease, renewing it in the database only when a third of it has run out."""
+        renew_at = self._leases.get(name)
+        if renew_at is not None and time.monotonic() < renew_at:
+            return True
+        if leases.acquire(name, self.worker_id, ttl, url=self.url):
+            self._leases[name] = time.monotonic() + ttl.total_seconds() / 3
+            return True
+        self._leases.pop(name, None)
+        return False
+
+    def publish(self) -> int:
+        if self.nats is None:
+            return 0
+        return self._loop.run_until_complete(self.nats.publish_batch())
+
+    def schedule(self, *, force: bool = False) -> list[str]:
+        if not self.scheduler_enabled:
+            return []
+        if not force and time.monotonic() - self._last_schedule < 1.0:
+            return []
+        self._last_schedule = time.monotonic()
+        return scheduler.run_due(self.worker_id, url=self.url)
+
+    # --- loops ---
+
+    def run_once(self, *, drain: bool = True) -> int:
+        work = self.react()
+        work += self.fan_out(eager=drain)
+        work += self.deliver(drain=drain)
+        work += self.publish()
+        self.schedule()
+        return work
+
+    def run_until_idle(self, max_rounds: int = 1000) -> int:
+        total = 0
+        for _ in range(max_rounds):
+            done = self.run_once()
+            total += done
+            if not done:
+                break
+        return total
+
+    def run_forever(self, stop: threading.Event, idle: float = 0.05) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                done = self.run_once(drain=False)
+                backoff = 0.5
+            except (OperationalError, DBAPIError) as exc:
+                log.warning("database_unavailable", error=str(exc)[:200], retry_in=backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except Exception:
+                log.exception("worker_step_failed")
+                stop.wait(1.0)
+                continue
+            if not done:
+                stop.wait(idle)
+
+    def release(self) -> None:
+        """Finish the sends in flight, then give back unfinished claims and leases (graceful shutdown)."""
+        try:
+            if self._inflight:
+                wait(self._inflight, timeout=delivery.TIMEOUT_SECONDS + 5)
+                done = [f for f in self._inflight if f.done()]
+                self._record([f.result() for f in done])
+                self._inflight.clear()
+            with platform_uow(url=self.url) as uow:
+                delivery.release(uow.session, self.worker_id)
+                uow.commit()
+            leases.release(f"consumer:{REACTIONS}", self.worker_id, url=self.url)
+            if self.nats is not None:
+                leases.release("consumer:nats", self.worker_id, url=self.url)
+                self._loop.run_until_complete(self.nats.close())
+        except Exception:
+            log.exception("release_failed")
+        finally:
+            self.pool.shutdown(wait=True)
+            self.client.close()
+
+
+class BackgroundWorker:
+    """A worker on a daemon thread; `stop()` lets the current pass finish, then releases claims."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="entrepot-worker", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.worker.run_forever(self._stop)
+        finally:
+            self.worker.release()
+
+    def start(self) -> BackgroundWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+def start_background_worker(**options: Any) -> BackgroundWorker:
+    """Embedded mode (`entrepot serve`): the worker runs beside the API in this process."""
+    return BackgroundWorker(Worker(**options)).start()

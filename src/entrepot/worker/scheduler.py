@@ -1,0 +1,87 @@
+"""Periodic jobs: croniter schedules, run by one worker at a time under a database lease.
+
+Domains' jobs are listed in JOBS here (the worker is the one layer that may
+call every domain): `JOBS.append(Job("sales.expire_quotes", "*/5 * * * *", expire_quotes))`
+where the function takes no arguments and opens its own units of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from croniter import croniter
+
+from entrepot.db.uow import platform_uow
+from entrepot.integration.models import ScheduledJobState
+from entrepot.integration.sla import check_sla
+from entrepot.kernel import clock
+from entrepot.worker import leases
+
+log = structlog.get_logger("entrepot.worker.scheduler")
+JOB_LEASE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    cron: str
+    run: Callable[[], object]
+
+
+def _sla_check() -> None:
+    with platform_uow() as uow:
+        check_sla(uow.session)
+        uow.commit()
+
+
+JOBS: list[Job] = [
+    Job("integration.sla_check", "* * * * *", _sla_check),
+]
+
+
+def next_after(cron: str, moment: datetime) -> datetime:
+    return croniter(cron, moment).get_next(datetime)
+
+
+def run_due(holder: str, *, jobs: list[Job] | None = None, url: str | None = None) -> list[str]:
+    """Run every job that is due and whose lease this worker gets. Returns the names run."""
+    ran: list[str] = []
+    for job in jobs if jobs is not None else JOBS:
+        now = clock.now()
+        with platform_uow(readonly=True, url=url) as uow:
+            state = uow.session.get(ScheduledJobState, job.name)
+            due_at = state.next_run_at if state else None
+        if due_at is None:
+            with platform_uow(url=url) as uow:
+                if uow.session.get(ScheduledJobState, job.name) is None:
+                    uow.session.add(ScheduledJobState(name=job.name, next_run_at=next_after(job.cron, now)))
+                    uow.commit()
+            continue
+        if now < due_at or not leases.acquire(f"job:{job.name}", holder, JOB_LEASE, url=url):
+            continue
+        try:
+            with platform_uow(readonly=True, url=url) as uow:
+                state = uow.session.get(ScheduledJobState, job.name)
+                still_due = state is not None and state.next_run_at <= now
+            if not still_due:
+                continue  # another worker ran it between our read and our lease
+            error = None
+            try:
+                job.run()
+                ran.append(job.name)
+            except Exception as exc:  # a failing job must not stop the scheduler
+                log.exception("job_failed", job=job.name)
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+            with platform_uow(url=url) as uow:
+                state = uow.session.get(ScheduledJobState, job.name)
+                assert state is not None
+                state.last_run_at = now
+                state.next_run_at = next_after(job.cron, clock.now())
+                state.last_error = error
+                uow.commit()
+        finally:
+            leases.release(f"job:{job.name}", holder, url=url)
+    return ran

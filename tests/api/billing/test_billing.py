@@ -1,0 +1,179 @@
+"""Invoices, credit notes, payments and tax through the API."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from tests.factories.parties import create_customer
+from tests.factories.sales import act, invoiced_order, order_desk, shipped_order
+
+
+def pay(api, customer, amount, allocations, status=201, **extra):
+    r = api.post("/payments", json={"customer_id": customer, "amount": amount, "currency": "USD",
+                                    "allocations": allocations, **extra})
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_partial_payments_then_paid(api):
+    desk, _, invoice = invoiced_order(api, 4)  # 50.00
+    # when 20.00 is paid
+    pay(api, desk.customer_id, "20.00", [{"invoice_id": invoice["id"], "amount": "20.00"}])
+    # then the invoice is partially paid
+    inv = api.get(f"/invoices/{invoice['id']}").json()
+    assert (inv["status"], inv["amount_paid"], inv["amount_due"]) == ("partially_paid", "20.00", "30.00")
+    # and the rest settles it
+    pay(api, desk.customer_id, "30.00", [{"invoice_id": invoice["id"], "amount": "30.00"}])
+    assert api.get(f"/invoices/{invoice['id']}").json()["status"] == "paid"
+    # a paid invoice takes no more: 409 naming the allowed actions (none)
+    r = api.post("/payments", json={"customer_id": desk.customer_id, "amount": "1.00", "currency": "USD",
+                                    "allocations": [{"invoice_id": invoice["id"], "amount": "1.00"}]})
+    assert r.status_code == 409 and r.json()["allowed_actions"] == []
+
+
+def test_unapplied_credit_is_kept_applied_later_and_refunded(api):
+    desk, _, invoice = invoiced_order(api, 4)  # 50.00
+    # when the customer pays 80.00 with nothing allocated
+    payment = pay(api, desk.customer_id, "80.00", [])
+    assert payment["unapplied"] == "80.00"
+    aging = api.get("/receivables/aging").json()
+    assert D(aging["total"]) == D("-30.00")
+    # then the credit can be applied to the invoice
+    applied = act(api, f"/payments/{payment['id']}/apply", json={"allocations": [
+        {"invoice_id": invoice["id"], "amount": "50.00"}]})
+    assert (applied["applied"], applied["unapplied"]) == ("50.00", "30.00")
+    assert api.get(f"/invoices/{invoice['id']}").json()["status"] == "paid"
+    # and the rest refunded, never more than is left
+    assert api.post(f"/payments/{payment['id']}/refund", json={"amount": "31.00"}).status_code == 422
+    refunded = act(api, f"/payments/{payment['id']}/refund", json={"amount": "30.00"})
+    assert (refunded["refunded"], refunded["unapplied"]) == ("30.00", "0.00")
+    assert D(api.get("/receivables/aging").json()["total"]) == 0
+
+
+def test_early_payment_discount_only_within_terms(api):
+    desk = order_desk(api, stock=10, payment_terms_days=30, early_discount_percent="2", early_discount_days=10)
+    _, order = shipped_order(api, 4, desk)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)  # 50.00, 2 % = 1.00
+    # paying 49.00 within terms settles it with the discount
+    late = pay(api, desk.customer_id, "49.00", [{"invoice_id": invoice["id"], "amount": "49.00"}],
+               received_on="2099-01-01")
+    assert late["discount"] == "0.00"  # after the discount date: 49.00 is a partial payment
+    assert api.get(f"/invoices/{invoice['id']}").json()["amount_due"] == "1.00"
+
+
+def test_early_payment_discount_taken_in_terms(api):
+    desk = order_desk(api, stock=10, payment_terms_days=30, early_discount_percent="2", early_discount_days=10)
+    _, order = shipped_order(api, 4, desk)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    paid = pay(api, desk.customer_id, "49.00", [{"invoice_id": invoice["id"], "amount": "49.00"}])
+    assert (paid["discount"], paid["applied"]) == ("1.00", "49.00")
+    inv = api.get(f"/invoices/{invoice['id']}").json()
+    assert (inv["status"], inv["amount_due"], inv["amount_discounted"]) == ("paid", "0.00", "1.00")
+    tb = api.get("/ledger/trial-balance").json()
+    assert D(tb["total_debit"]) == D(tb["total_credit"])
+
+
+def test_credit_note_by_line_then_in_full(api):
+    _, _, invoice = invoiced_order(api, 4)  # 4 x 12.50
+    line = invoice["lines"][0]["id"]
+    # credit one unit
+    note = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {"lines": [
+        {"invoice_line_id": line, "quantity": "1"}], "reason": "short shipped"})
+    assert (note["number"], note["total"]) == ("CN-000001", "12.50")
+    assert api.get(f"/invoices/{invoice['id']}").json()["amount_due"] == "37.50"
+    # more than is left to credit is refused
+    r = api.post(f"/invoices/{invoice['id']}/credit-notes", json={"lines": [
+        {"invoice_line_id": line, "quantity": "4"}]})
+    assert r.status_code == 422
+    # the rest in full: the invoice is credited
+    rest = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {})
+    assert rest["total"] == "37.50"
+    inv = api.get(f"/invoices/{invoice['id']}").json()
+    assert (inv["status"], inv["amount_due"]) == ("credited", "0.00")
+    assert api.post(f"/invoices/{invoice['id']}/credit-notes", json={}).status_code == 409
+
+
+def test_tax_by_ship_to_region_and_exemption(api):
+    # given Texas tax and two Texas customers, one exempt
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "6.25"})
+    desk = order_desk(api, stock=20)
+    exempt = create_customer(api, currency="USD", tax_exempt=True, exemption_certificate="TX-1")["id"]
+    for customer in (desk.customer_id, exempt):
+        act(api, f"/customers/{customer}/addresses", 201, {"kind": "ship_to", "is_default": True, "line1": "1 A St",
+                                                           "city": "Austin", "region": "TX", "country": "US"})
+
+    def order_for(customer, **extra):
+        r = api.post("/sales-orders", json={"customer_id": customer, "lines": [
+            {"product_id": desk.product_id, "quantity": "4"}], **extra})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    assert order_for(desk.customer_id)["tax_total"] == "3.13"
+    assert order_for(exempt)["tax_total"] == "0.00"
+    # an explicit ship-to elsewhere is taxed there (no rate: none)
+    assert order_for(desk.customer_id, ship_to={"line1": "1 B St", "city": "Reno", "region": "NV",
+                                                "country": "US"})["tax_total"] == "0.00"
+    rates = api.get("/tax-rates?country=US").json()["items"]
+    assert [r["rate_percent"] for r in rates] == ["6.25"]
+
+
+def test_bad_tax_rates_are_refused(api):
+    for body in ({"name": "x", "country": "us", "rate_percent": "5"},
+                 {"name": "x", "country": "US", "rate_percent": "150"},
+                 {"name": "x", "country": "US", "rate_percent": "5", "valid_from": "2026-02-01",
+                  "valid_to": "2026-01-01"}):
+        assert api.post("/tax-rates", json=body).status_code == 422, body
+
+
+def test_invoicing_run_groups_per_customer_when_the_tenant_says_so(api):
+    from entrepot.db.uow import platform_uow
+    from entrepot.identity.models import Tenant
+
+    # given a tenant that groups invoices per customer, and two shipped orders of one customer
+    with platform_uow(url=api.tenant.url) as platform:
+        tenant = platform.session.get(Tenant, api.tenant.id)
+        tenant.settings = {**tenant.settings, "invoice_grouping": "customer"}
+        platform.commit()
+    desk, first = shipped_order(api, 2)
+    _, second = shipped_order(api, 3, desk)
+    # when the invoicing run goes
+    invoices = act(api, "/invoicing-runs", 201, {"customer_id": desk.customer_id})
+    # then one invoice covers both orders
+    assert [(i["total"], len(i["lines"])) for i in invoices] == [("62.50", 2)]
+    for order in (first, second):
+        read = api.get(f"/sales-orders/{order['id']}").json()
+        assert (read["status"], read["invoice_status"]) == ("closed", "invoiced")
+        assert "invoice.posted.v1" in [e["type"] for e in api.get(f"/sales-orders/{order['id']}/timeline").json()]
+    # and a second run finds nothing
+    assert act(api, "/invoicing-runs", 201, {}) == []
+
+
+def test_invoicing_run_per_order_by_default(api):
+    desk, _ = shipped_order(api, 2)
+    shipped_order(api, 1, desk)
+    invoices = act(api, "/invoicing-runs", 201, {})
+    assert sorted(i["total"] for i in invoices) == ["12.50", "25.00"]
+
+
+def test_credit_left_on_a_note_is_applied_to_another_invoice_then_refunded(api):
+    # given a paid invoice credited in full: the note's credit stays with the customer
+    desk, _, paid = invoiced_order(api, 4)  # 50.00
+    pay(api, desk.customer_id, "50.00", [{"invoice_id": paid["id"], "amount": "50.00"}])
+    note = act(api, f"/invoices/{paid['id']}/credit-notes", 201, {})
+    assert (note["applied_to_invoice"], note["unapplied"]) == ("0.00", "50.00")
+    # and a new invoice of 25.00
+    _, order = shipped_order(api, 2, desk)
+    other = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    # when 25.00 of the credit is applied to it
+    applied = act(api, f"/credit-notes/{note['id']}/apply", json={"allocations": [
+        {"invoice_id": other["id"], "amount": "25.00"}]})
+    # then the invoice is settled and 25.00 credit remains
+    assert applied["unapplied"] == "25.00"
+    assert api.get(f"/invoices/{other['id']}").json()["amount_due"] == "0.00"
+    # applying more than is left is refused; the rest is refunded
+    assert api.post(f"/credit-notes/{note['id']}/apply", json={"allocations": [
+        {"invoice_id": other["id"], "amount": "1.00"}]}).status_code in (409, 422)
+    assert act(api, f"/credit-notes/{note['id']}/refund", json={"amount": "25.00"})["unapplied"] == "0.00"
+    tb = api.get("/ledger/trial-balance").json()
+    receivable = sum(D(ln["debit"]) - D(ln["credit"]) for ln in tb["lines"] if ln["account_code"] == "1100")
+    assert receivable == D(api.get("/receivables/aging").json()["total"]) == 0

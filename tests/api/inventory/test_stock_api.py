@@ -1,0 +1,244 @@
+"""The inventory's fixed surface: warehouses, adjustments and stock levels over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.factories.catalog import create_product
+from tests.factories.inventory import adjust, create_warehouse
+from tests.factories.parties import create_supplier
+
+
+def test_creating_a_warehouse_returns_201_with_id_and_its_locations(api):
+    # when
+    r = api.post("/warehouses", json={"code": "MAIN", "name": "Main warehouse"})
+    # then
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert uuid.UUID(body["id"]) and body["code"] == "MAIN" and body["active"] is True
+    kinds = {loc["kind"] for loc in api.get(f"/warehouses/{body['id']}/locations").json()}
+    assert kinds == {"receiving", "stock", "shipping", "in_transit", "scrap"}
+    assert api.get(f"/warehouses/{body['id']}").json()["name"] == "Main warehouse"
+    assert body["id"] in [w["id"] for w in api.get("/warehouses").json()["items"]]
+
+
+def test_a_duplicate_warehouse_code_is_409_and_a_missing_name_422(api):
+    create_warehouse(api, code="DUP")
+    assert api.post("/warehouses", json={"code": "DUP", "name": "Again"}).status_code == 409
+    r = api.post("/warehouses", json={"code": "X1"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name"
+
+
+def test_updating_a_warehouse_needs_the_current_etag(api):
+    # given
+    wh = create_warehouse(api)
+    etag = api.get(f"/warehouses/{wh['id']}").headers["etag"]
+    # when
+    ok = api.patch(f"/warehouses/{wh['id']}", json={"priority": 5}, headers={"If-Match": etag})
+    stale = api.patch(f"/warehouses/{wh['id']}", json={"priority": 7}, headers={"If-Match": etag})
+    # then
+    assert ok.status_code == 200 and ok.json()["priority"] == 5
+    assert stale.status_code == 412
+    assert api.get(f"/warehouses/{wh['id']}").json()["priority"] == 5
+
+
+def test_adjustments_show_in_stock_per_warehouse_as_decimal_strings(api):
+    # given
+    product = create_product(api)["id"]
+    a, b = create_warehouse(api, code="A"), create_warehouse(api, code="B")
+    # when
+    adjust(api, a["id"], product, 10, unit_cost="3.00")
+    adjust(api, a["id"], product, "-2.5")
+    adjust(api, b["id"], product, 4)
+    r = api.get(f"/stock?product_id={product}")
+    # then
+    assert r.status_code == 200
+    body = r.json()
+    assert body["next_cursor"] is None
+    rows = {i["warehouse_code"]: i for i in body["items"]}
+    assert rows["A"]["on_hand"] == "7.5000" or rows["A"]["on_hand"] == "7.5"
+    assert rows["A"]["reserved"] in ("0", "0.0000") and rows["A"]["available"] == rows["A"]["on_hand"]
+    assert rows["A"]["warehouse_id"] == a["id"] and rows["A"]["product_id"] == product
+    assert float(rows["B"]["on_hand"]) == 4
+    # a warehouse that never held it has no row, nor has an unknown product
+    create_warehouse(api, code="C")
+    assert {i["warehouse_code"] for i in api.get(f"/stock?product_id={product}").json()["items"]} == {"A", "B"}
+    assert api.get(f"/stock?product_id={uuid.uuid4()}").json()["items"] == []
+
+
+def test_negative_stock_is_refused_and_nothing_is_written(api):
+    # given
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    adjust(api, wh, product, 3)
+    # when
+    r = api.post("/stock/adjustments", json={"warehouse_id": wh, "product_id": product, "quantity": "-5",
+                                             "reason": "damage"})
+    # then
+    assert r.status_code == 409 and r.json()["code"] == "insufficient_stock"
+    assert float(api.get(f"/stock?product_id={product}").json()["items"][0]["on_hand"]) == 3
+    moves = api.get(f"/stock/moves?product_id={product}").json()["items"]
+    assert len(moves) == 1
+
+
+def test_bad_adjustments_are_422_naming_the_field(api):
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    cases = [
+        ({"warehouse_id": wh, "product_id": product, "quantity": "0", "reason": "x"}, "quantity"),
+        ({"warehouse_id": wh, "product_id": product, "quantity": "abc", "reason": "x"}, "quantity"),
+        ({"warehouse_id": wh, "product_id": product, "quantity": "1.00001", "reason": "x"}, "quantity"),
+        ({"warehouse_id": wh, "product_id": product, "quantity": "1", "reason": ""}, "reason"),
+        ({"warehouse_id": str(uuid.uuid4()), "product_id": product, "quantity": "1", "reason": "x"}, "warehouse_id"),
+        ({"warehouse_id": wh, "product_id": str(uuid.uuid4()), "quantity": "1", "reason": "x"}, "product_id"),
+        ({"warehouse_id": wh, "product_id": "nope", "quantity": "1", "reason": "x"}, "product_id"),
+    ]
+    for body, field in cases:
+        r = api.post("/stock/adjustments", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert field in [e["field"] for e in r.json()["errors"]], (body, r.text)
+    assert api.get(f"/stock?product_id={product}").json()["items"] == []
+    assert api.get(f"/stock/moves?product_id={product}").json()["items"] == []
+
+
+def test_another_tenants_warehouse_cannot_be_adjusted(api, other_api):
+    product = create_product(api)["id"]
+    theirs = create_warehouse(other_api)["id"]
+    r = api.post("/stock/adjustments", json={"warehouse_id": theirs, "product_id": product, "quantity": "1",
+                                             "reason": "x"})
+    assert r.status_code == 422
+
+
+def test_valuation_report_follows_moving_average(api):
+    # given
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    adjust(api, wh, product, 10, unit_cost="2.00")
+    adjust(api, wh, product, 10, unit_cost="4.00")
+    # when
+    adjust(api, wh, product, -5)
+    report = api.get("/inventory/valuation").json()
+    # then: average 3.00; 15 units left worth 45.00
+    line = next(i for i in report["items"] if i["product_id"] == product)
+    assert float(line["quantity"]) == 15 and float(line["value"]) == 45 and float(line["unit_cost"]) == 3
+    assert float(report["total_value"]) == 45
+
+
+def test_lot_tracked_receipts_trace_and_expired_lots(api):
+    # given
+    product = create_product(api, track_lots=True)["id"]
+    wh = create_warehouse(api)["id"]
+    # when a receipt lacks its lot
+    r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "2",
+                                          "unit_cost": "1"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lot_code"
+    # and one has it
+    r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "2",
+                                          "unit_cost": "1", "lot_code": "L7", "expiry_date": "2099-12-31"})
+    assert r.status_code == 201, r.text
+    lot_id = r.json()["lot_id"]
+    trace = api.get(f"/lots/{lot_id}/trace").json()
+    # then
+    assert trace["lot"]["code"] == "L7" and len(trace["received"]) == 1 and trace["shipped"] == []
+    detail = api.get(f"/stock/locations?product_id={product}").json()
+    assert detail[0]["lot_code"] == "L7"
+
+
+def test_transfer_goes_through_in_transit(api):
+    product = create_product(api)["id"]
+    a, b = create_warehouse(api, code="TA")["id"], create_warehouse(api, code="TB")["id"]
+    adjust(api, a, product, 5, unit_cost="2")
+    same = api.post("/transfers", json={"product_id": product, "from_warehouse_id": a, "to_warehouse_id": a,
+                                        "quantity": "1"})
+    assert same.status_code == 422
+    r = api.post("/transfers", json={"product_id": product, "from_warehouse_id": a, "to_warehouse_id": b,
+                                     "quantity": "2"})
+    assert r.status_code == 201, r.text
+    stock = {i["warehouse_code"]: i for i in api.get(f"/stock?product_id={product}").json()["items"]}
+    assert float(stock["TA"]["on_hand"]) == 3 and float(stock["TB"]["in_transit"]) == 2
+    done = api.post(f"/transfers/{r.json()['id']}/receive")
+    assert done.status_code == 200 and done.json()["status"] == "received"
+    again = api.post(f"/transfers/{r.json()['id']}/receive")
+    assert again.status_code == 409
+    stock = {i["warehouse_code"]: i for i in api.get(f"/stock?product_id={product}").json()["items"]}
+    assert float(stock["TB"]["on_hand"]) == 2 and float(stock["TB"]["in_transit"]) == 0
+
+
+def test_cycle_count_posts_variances_with_the_counter(api):
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    adjust(api, wh, product, 10)
+    count = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Ana"}).json()
+    assert api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Bo"}).status_code == 409
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [{"product_id": product,
+                                                                        "counted_quantity": "8"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "posted" and float(r.json()["lines"][0]["variance"]) == -2
+    assert float(api.get(f"/stock?product_id={product}").json()["items"][0]["on_hand"]) == 8
+    moves = api.get(f"/stock/moves?product_id={product}").json()["items"]
+    assert moves[-1]["reason"] == "cycle_count" and "Ana" in moves[-1]["reference"]
+    assert api.get("/stock/check").json() == []
+
+
+def test_an_expired_lot_is_refused_and_an_unknown_lot_named(api):
+    product = create_product(api, track_lots=True)["id"]
+    wh = create_warehouse(api)["id"]
+    r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "1",
+                                          "unit_cost": "1", "lot_code": "OLD", "expiry_date": "2001-01-01"})
+    assert r.status_code == 409 and r.json()["code"] == "expired_lot"
+    r = api.post("/stock/scrap", json={"warehouse_id": wh, "product_id": product, "quantity": "1",
+                                       "reason": "x", "lot_code": "NOPE"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lot_code"
+    assert api.get(f"/stock/moves?product_id={product}").json()["items"] == []
+
+
+def test_replenishment_suggestions_use_supplier_pack_sizes(api):
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    adjust(api, wh, product, 2)
+    r = api.post("/reorder-rules", json={"product_id": product, "warehouse_id": wh, "reorder_point": "5",
+                                         "order_up_to": "20"})
+    assert r.status_code == 201, r.text
+    body = api.get("/replenishment/suggestions").json()
+    [group] = body["items"]
+    [line] = group["lines"]
+    assert line["product_id"] == product and float(line["quantity"]) == 18 and group["supplier_id"] is None
+    # when a supplier sells it in packs of 12 with a 7-day lead time
+    supplier = create_supplier(api)["id"]
+    r = api.post("/supplier-items", json={"supplier_id": supplier, "product_id": product, "cost": "1.10",
+                                          "currency": "USD", "pack_size": "12", "lead_time_days": 7})
+    assert r.status_code == 201, r.text
+    [group] = api.get("/replenishment/suggestions").json()["items"]
+    # then 18 rounds up to two packs, proposed to that supplier
+    assert group["supplier_id"] == supplier
+    assert float(group["lines"][0]["quantity"]) == 24 and group["lines"][0]["lead_time_days"] == 7
+
+
+def test_quantities_may_be_json_numbers(api):
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    for quantity in (5, -1.5):
+        r = api.post("/stock/adjustments", json={"warehouse_id": wh, "product_id": product, "quantity": quantity,
+                                                 "reason": "count"})
+        assert r.status_code == 201, r.text
+    assert float(api.get(f"/stock?product_id={product}").json()["items"][0]["on_hand"]) == 3.5
+
+
+def test_bins_hold_stock_that_is_allocated_and_shipped_from_them(api):
+    # given a warehouse with a bin holding 4 units and the main location holding 1
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    r = api.post(f"/warehouses/{wh}/locations", json={"code": "A-01", "name": "Aisle A, bin 1"})
+    assert r.status_code == 201, r.text
+    bin_id = r.json()["id"]
+    adjust(api, wh, product, 4, location_id=bin_id)
+    adjust(api, wh, product, 1)
+    # then the warehouse shows 5 and the detail shows each location
+    assert float(api.get(f"/stock?product_id={product}").json()["items"][0]["on_hand"]) == 5
+    detail = {d["location_id"]: float(d["on_hand"]) for d in api.get(f"/stock/locations?product_id={product}").json()}
+    assert detail[bin_id] == 4
+    # a bin of another warehouse is refused
+    other = create_warehouse(api)["id"]
+    r = api.post("/stock/adjustments", json={"warehouse_id": other, "product_id": product, "quantity": "1",
+                                             "reason": "x", "location_id": bin_id})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "location_id"

@@ -1,0 +1,93 @@
+"""Customers over HTTP: the contract's POST /customers, validation, lists, status, addresses."""
+
+from __future__ import annotations
+
+from tests.factories.parties import ADDRESS, create_customer, customer_body
+
+
+def test_create_customer_returns_201_with_id(api):
+    # when
+    r = api.post("/customers", json=customer_body(code="ACME", credit_limit="5000"))
+    # then
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["id"] and body["code"] == "ACME"
+    assert body["credit_limit"] == "5000.00"
+    assert body["status"] == "active"
+    assert body["payment_terms_days"] == 30
+
+
+def test_credit_limit_is_optional(api):
+    r = api.post("/customers", json=customer_body())
+    assert r.status_code == 201 and r.json()["credit_limit"] is None
+
+
+def test_duplicate_code_is_409(api):
+    create_customer(api, code="DUP")
+    r = api.post("/customers", json=customer_body(code="DUP"))
+    assert r.status_code == 409
+    assert len(api.get("/customers", params={"code": "DUP"}).json()["items"]) == 1
+
+
+def test_bad_input_is_422_naming_the_field_and_writes_nothing(api):
+    cases = {
+        "currency": customer_body(currency="EURO"),
+        "credit_limit": customer_body(credit_limit="-5"),
+        "tax_id": customer_body(tax_id="DE123", tax_country="DE"),
+        "exemption_certificate": customer_body(tax_exempt=True),
+        "addresses.0.country": customer_body(addresses=[{**ADDRESS, "country": "XX"}]),
+    }
+    for field, body in cases.items():
+        r = api.post("/customers", json=body)
+        assert r.status_code == 422, (field, r.text)
+        assert field in [e["field"] for e in r.json()["errors"]], r.text
+    assert api.get("/customers").json()["items"] == []
+
+
+def test_valid_tax_id_is_normalised(api):
+    r = api.post("/customers", json=customer_body(tax_id="DE 136 695 976", tax_country="de"))
+    assert r.status_code == 201, r.text
+    assert r.json()["tax_id"] == "136695976" and r.json()["tax_country"] == "DE"
+
+
+def test_search_by_code_or_name(api):
+    create_customer(api, code="NORTH-1", name="Northwind")
+    create_customer(api, code="SOUTH-1", name="Southpole")
+    assert [c["code"] for c in api.get("/customers", params={"q": "north"}).json()["items"]] == ["NORTH-1"]
+    assert [c["code"] for c in api.get("/customers", params={"q": "south-"}).json()["items"]] == ["SOUTH-1"]
+
+
+def test_patch_with_if_match(api):
+    created = api.post("/customers", json=customer_body())
+    cid, etag = created.json()["id"], created.headers["etag"]
+    ok = api.patch(f"/customers/{cid}", json={"credit_limit": "100"}, headers={"If-Match": etag})
+    assert ok.status_code == 200 and ok.json()["credit_limit"] == "100.00"
+    stale = api.patch(f"/customers/{cid}", json={"credit_limit": "200"}, headers={"If-Match": etag})
+    assert stale.status_code == 412
+
+
+def test_status_machine_and_archive(api):
+    cid = create_customer(api)["id"]
+    assert api.post(f"/customers/{cid}/status", json={"action": "release"}).status_code == 409
+    assert api.post(f"/customers/{cid}/status", json={"action": "hold"}).json()["status"] == "on_hold"
+    assert api.patch(f"/customers/{cid}", json={"status": "active"}).json()["status"] == "active"
+    r = api.post(f"/customers/{cid}/archive")
+    assert r.status_code == 200 and r.json()["archived_at"]
+    assert api.get("/customers").json()["items"] == []
+
+
+def test_addresses_first_of_a_kind_is_default_and_new_default_replaces_it(api):
+    cid = create_customer(api)["id"]
+    first = api.post(f"/customers/{cid}/addresses", json=ADDRESS).json()
+    assert first["is_default"] is True
+    second = api.post(f"/customers/{cid}/addresses", json={**ADDRESS, "line1": "2 Pier", "is_default": True})
+    assert second.status_code == 201
+    listed = {a["line1"]: a["is_default"] for a in api.get(f"/customers/{cid}/addresses").json()}
+    assert listed == {"1 Dock Road": False, "2 Pier": True}
+
+
+def test_customer_audit_and_events(api):
+    cid = create_customer(api)["id"]
+    api.patch(f"/customers/{cid}", json={"name": "Other"})
+    audit = api.get("/audit-entries", params={"entity_type": "customer", "entity_id": cid}).json()["items"]
+    assert [a["action"] for a in audit] == ["customer.create", "customer.update"]

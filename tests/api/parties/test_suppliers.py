@@ -1,0 +1,38 @@
+"""Suppliers and supplier items over HTTP."""
+
+from __future__ import annotations
+
+from tests.factories.catalog import create_product
+from tests.factories.parties import create_supplier
+
+
+def test_supplier_crud(api):
+    s = create_supplier(api, code="BW", payment_terms_days=45)
+    assert s["payment_terms_days"] == 45
+    assert api.post("/suppliers", json={"code": "BW", "name": "x", "currency": "USD"}).status_code == 409
+    assert api.patch(f"/suppliers/{s['id']}", json={"name": "Bolt Works BV"}).json()["name"] == "Bolt Works BV"
+    assert [x["code"] for x in api.get("/suppliers", params={"q": "bolt"}).json()["items"]] == ["BW"]
+    assert api.post(f"/suppliers/{s['id']}/archive").json()["archived_at"]
+
+
+def test_supplier_item_rules(api):
+    sid = create_supplier(api)["id"]
+    pid = create_product(api)["id"]
+    base = {"supplier_id": sid, "product_id": pid, "cost": "3.10", "currency": "EUR", "pack_size": 12,
+            "min_order_qty": 24, "lead_time_days": 10, "supplier_sku": "BW-77",
+            "valid_from": "2026-01-01", "valid_to": "2026-12-31"}
+    r = api.post("/supplier-items", json=base)
+    assert r.status_code == 201, r.text
+    assert r.json()["pack_size"] == "12" and r.json()["cost"] == "3.10"
+    bad = {
+        "cost": {**base, "cost": "-1"},
+        "pack_size": {**base, "pack_size": 0},
+        "valid_to": {**base, "valid_to": "2025-01-01"},
+        "currency": {**base, "currency": "ZZZ"},
+        "product_id": {**base, "product_id": sid},
+    }
+    for field, body in bad.items():
+        r = api.post("/supplier-items", json=body)
+        assert r.status_code == 422, (field, r.text)
+        assert field in [e["field"] for e in r.json()["errors"]]
+    assert len(api.get("/supplier-items", params={"product_id": pid}).json()["items"]) == 1

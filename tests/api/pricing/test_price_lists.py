@@ -1,0 +1,81 @@
+"""Price list and contract price management: the 422 rules and the 409s."""
+
+from __future__ import annotations
+
+from tests.factories.catalog import create_product
+from tests.factories.parties import create_customer
+from tests.factories.pricing import create_price_list
+
+
+def test_overlapping_tiers_are_refused_and_nothing_is_written(api):
+    p = create_product(api)["id"]
+    # when tiers overlap inside one request
+    r = api.post("/price-lists", json={"code": "PL", "name": "x", "currency": "USD", "entries": [
+        {"product_id": p, "value": "10", "min_quantity": 0, "max_quantity": 10},
+        {"product_id": p, "value": "9", "min_quantity": 5}]})
+    # then
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["rule"] == "overlap"
+    assert r.json()["errors"][0]["field"] == "entries.1.min_quantity"
+    assert api.get("/price-lists").json()["items"] == []
+    # and against existing tiers
+    pl = create_price_list(api, entries=[{"product_id": p, "value": "10", "min_quantity": 10}])["id"]
+    r = api.post(f"/price-lists/{pl}/entries", json={"entries": [{"product_id": p, "value": "8",
+                                                                  "min_quantity": 50}]})
+    assert r.status_code == 422 and r.json()["errors"][0]["rule"] == "overlap"
+    r = api.post(f"/price-lists/{pl}/entries", json={"entries": [{"product_id": p, "value": "11",
+                                                                  "min_quantity": 0, "max_quantity": 10}]})
+    assert r.status_code == 201, r.text
+    assert len(api.get(f"/price-lists/{pl}/entries").json()) == 2
+
+
+def test_price_list_rules(api):
+    p = create_product(api)["id"]
+    cases = {
+        "currency": {"currency": "US"},
+        "customer_group": {"scope": "customer_group"},
+        "valid_to": {"kind": "promotion", "valid_from": "2026-01-01"},
+        "entries.0.value": {"entries": [{"product_id": p, "value": "-1"}]},
+        "entries.0.product_id": {"entries": [{"value": "1"}]},
+    }
+    for field, extra in cases.items():
+        r = api.post("/price-lists", json={"code": "X", "name": "x", "currency": "USD", **extra})
+        assert r.status_code == 422, (field, r.text)
+        assert field in [e["field"] for e in r.json()["errors"]], (field, r.text)
+    create_price_list(api, code="DUP")
+    assert api.post("/price-lists", json={"code": "DUP", "name": "x", "currency": "USD"}).status_code == 409
+
+
+def test_contract_prices_may_not_overlap(api):
+    p = create_product(api)["id"]
+    c = create_customer(api)["id"]
+    body = {"customer_id": c, "product_id": p, "unit_price": "9", "valid_from": "2026-01-01",
+            "valid_to": "2026-06-30"}
+    assert api.post("/contract-prices", json=body).status_code == 201
+    r = api.post("/contract-prices", json={**body, "valid_from": "2026-06-01", "valid_to": None})
+    assert r.status_code == 422 and r.json()["errors"][0]["rule"] == "overlap"
+    assert api.post("/contract-prices", json={**body, "valid_from": "2026-07-01", "valid_to": None}).status_code == 201
+    r = api.post("/contract-prices", json={**body, "currency": "EUR", "valid_from": "2027-07-01"})
+    assert r.status_code == 422
+
+
+def test_price_list_update_archive_and_audit(api):
+    pl = api.post("/price-lists", json={"code": "A", "name": "A", "currency": "USD"})
+    pid, etag = pl.json()["id"], pl.headers["etag"]
+    assert api.patch(f"/price-lists/{pid}", json={"priority": 3}, headers={"If-Match": etag}).json()["priority"] == 3
+    assert api.patch(f"/price-lists/{pid}", json={"priority": 4}, headers={"If-Match": etag}).status_code == 412
+    assert api.post(f"/price-lists/{pid}/archive").json()["archived_at"]
+    audit = api.get("/audit-entries", params={"entity_type": "price_list", "entity_id": pid}).json()["items"]
+    assert [a["action"] for a in audit] == ["price_list.create", "price_list.update", "price_list.archive"]
+
+
+def test_customer_price_lists(api):
+    c = create_customer(api, customer_group="dealers")["id"]
+    other = create_customer(api)["id"]
+    create_price_list(api, code="ALL")
+    create_price_list(api, code="GROUP", scope="customer_group", customer_group="dealers", priority=3)
+    create_price_list(api, code="MINE", scope="customer", customer_id=c, priority=5)
+    create_price_list(api, code="THEIRS", scope="customer", customer_id=other)
+    create_price_list(api, code="EUR", currency="EUR")
+    codes = [pl["code"] for pl in api.get(f"/customers/{c}/price-lists").json()]
+    assert codes == ["MINE", "GROUP", "ALL"]

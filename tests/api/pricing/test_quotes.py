@@ -1,0 +1,126 @@
+"""The price engine over HTTP: every rule of the documented order, and its explanation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.factories.catalog import create_product
+from tests.factories.parties import create_customer
+from tests.factories.pricing import create_price_list
+
+
+def quote(api, customer, product, quantity="1", **params):
+    r = api.get("/prices/quote", params={"customer_id": customer, "product_id": product, "quantity": quantity,
+                                         **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_list_price_when_no_rule_applies(api):
+    # given
+    p = create_product(api, list_price="20.00")["id"]
+    c = create_customer(api)["id"]
+    # when
+    q = quote(api, c, p, "3")
+    # then
+    assert q["unit_price"] == "20.00" and q["currency"] == "USD" and q["rule"] == "list_price"
+    assert q["line_total"] == "60.00"
+    assert q["explanation"][-1]["result"] == "won"
+
+
+def test_other_currency_without_rule_is_a_clear_422(api):
+    p = create_product(api, list_price="20.00")["id"]
+    c = create_customer(api, currency="EUR")["id"]
+    r = api.get("/prices/quote", params={"customer_id": c, "product_id": p, "quantity": "1"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "no_price"
+    assert r.json()["errors"][0]["field"] == "product_id"
+
+
+def test_tiers_priority_and_scope(api):
+    # given a general list with tiers and a higher-priority group list
+    p = create_product(api, list_price="20.00", standard_cost="10.00")["id"]
+    c = create_customer(api, customer_group="dealers")["id"]
+    create_price_list(api, code="GEN", priority=1, entries=[
+        {"product_id": p, "value": "18", "min_quantity": 0, "max_quantity": 10},
+        {"product_id": p, "value": "16", "min_quantity": 10},
+    ])
+    # then the tier covering the quantity is used
+    assert quote(api, c, p, "9")["unit_price"] == "18.00"
+    assert quote(api, c, p, "10")["unit_price"] == "16.00"
+    # when a higher-priority group list gives 10 % off list
+    create_price_list(api, code="DEAL", priority=5, scope="customer_group", customer_group="dealers",
+                      entries=[{"product_id": p, "method": "discount", "value": "10"}])
+    q = quote(api, c, p, "10")
+    # then it wins even though its price is higher, and the explanation says why GEN lost
+    assert q["unit_price"] == "18.00" and q["rule"] == "price_list:DEAL"
+    lost = next(e for e in q["explanation"] if e["rule"] == "price_list:GEN")
+    assert lost["result"] == "lost" and "priority" in lost["reason"]
+    # and a customer outside the group keeps the general price
+    other = create_customer(api)["id"]
+    assert quote(api, other, p, "10")["rule"] == "price_list:GEN"
+
+
+def test_markup_on_cost_and_category_entries(api):
+    cat = api.post("/categories", json={"code": "TOOLS", "name": "Tools"}).json()["id"]
+    sub = api.post("/categories", json={"code": "SAWS", "name": "Saws", "parent_id": cat}).json()["id"]
+    p = create_product(api, list_price="50.00", standard_cost="30.00", category_id=sub)["id"]
+    c = create_customer(api)["id"]
+    create_price_list(api, code="CAT", entries=[{"category_id": cat, "method": "markup", "value": "25"}])
+    q = quote(api, c, p)
+    assert q["unit_price"] == "37.50" and q["rule"] == "price_list:CAT"
+
+
+def test_contract_beats_lists_and_promotions(api):
+    p = create_product(api, list_price="20.00")["id"]
+    c = create_customer(api)["id"]
+    create_price_list(api, code="PROMO", kind="promotion", valid_from="2026-01-01", valid_to="2026-12-31",
+                      entries=[{"product_id": p, "value": "5"}])
+    r = api.post("/contract-prices", json={"customer_id": c, "product_id": p, "unit_price": "15",
+                                           "valid_from": "2026-03-01", "valid_to": "2026-03-31"})
+    assert r.status_code == 201, r.text
+    assert quote(api, c, p, date="2026-03-15")["rule"] == "contract"
+    assert quote(api, c, p, date="2026-03-15")["unit_price"] == "15.00"
+    # outside the contract, the lower promotion wins over the list price
+    q = quote(api, c, p, date="2026-04-01")
+    assert q["rule"] == "promotion:PROMO" and q["unit_price"] == "5.00"
+    assert any(e["rule"] == "contract" and e["result"] == "skipped" for e in q["explanation"])
+    # and after the promotion the list price is back
+    assert quote(api, c, p, date="2027-01-01")["rule"] == "list_price"
+
+
+def test_promotion_only_when_lower(api):
+    p = create_product(api, list_price="20.00")["id"]
+    c = create_customer(api)["id"]
+    create_price_list(api, code="PROMO", kind="promotion", valid_from="2020-01-01", valid_to="2099-12-31",
+                      entries=[{"product_id": p, "value": "25"}])
+    q = quote(api, c, p)
+    assert q["rule"] == "list_price"
+    assert [e["result"] for e in q["explanation"] if e["rule"] == "promotion:PROMO"] == ["lost"]
+
+
+def test_channel_lists_apply_only_in_their_channel(api):
+    p = create_product(api, list_price="20.00")["id"]
+    c = create_customer(api)["id"]
+    create_price_list(api, code="WEB", scope="channel", channel="web", entries=[{"product_id": p, "value": "19"}])
+    assert quote(api, c, p)["rule"] == "list_price"
+    assert quote(api, c, p, channel="web")["unit_price"] == "19.00"
+
+
+def test_batch_quote(api):
+    c = create_customer(api)["id"]
+    ps = [create_product(api, list_price=f"{i}.00")["id"] for i in range(1, 4)]
+    r = api.post("/prices/quote", json={"customer_id": c, "lines": [{"product_id": p, "quantity": 2} for p in ps]})
+    assert r.status_code == 200, r.text
+    assert [Decimal(x["line_total"]) for x in r.json()["lines"]] == [Decimal(2), Decimal(4), Decimal(6)]
+
+
+def test_bad_quantity_and_unknown_records(api, other_api):
+    p = create_product(api)["id"]
+    c = create_customer(api)["id"]
+    r = api.get("/prices/quote", params={"customer_id": c, "product_id": p, "quantity": "-1"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "quantity"
+    r = api.get("/prices/quote", params={"customer_id": c, "product_id": p, "quantity": "abc"})
+    assert r.status_code == 422
+    foreign = create_product(other_api)["id"]
+    assert api.get("/prices/quote", params={"customer_id": c, "product_id": foreign}).status_code == 404

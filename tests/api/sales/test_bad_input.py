@@ -1,0 +1,113 @@
+"""Bad input at the order desk: a clear error, and nothing written."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.api.conftest import Api, key_for
+from tests.factories.sales import act, create_order, order_desk
+
+
+def order_count(api):
+    return len(api.get("/sales-orders?limit=200").json()["items"])
+
+
+def test_refused_orders_write_nothing(api):
+    desk = order_desk(api, stock=10)
+    discontinued = order_desk(api, stock=0)
+    act(api, f"/products/{discontinued.product_id}/status", json={"action": "discontinue"})
+    cases = [
+        ([{"product_id": desk.product_id, "quantity": "0"}], 422, "lines[0].quantity"),
+        ([{"product_id": desk.product_id, "quantity": "-3"}], 422, "lines[0].quantity"),
+        ([{"product_id": desk.product_id, "quantity": "abc"}], 422, None),
+        ([{"product_id": str(uuid.uuid4()), "quantity": "1"}], 422, "lines[0].product_id"),
+        ([{"product_id": discontinued.product_id, "quantity": "1"}], 409, None),
+        ([], 422, None),
+    ]
+    for lines, status, field in cases:
+        r = api.post("/sales-orders", json={"customer_id": desk.customer_id, "lines": lines})
+        assert r.status_code == status, (lines, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        if field:
+            assert field in [e["field"] for e in r.json()["errors"]], r.text
+    unknown_customer = api.post("/sales-orders", json={"customer_id": str(uuid.uuid4()),
+                                                       "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    assert unknown_customer.status_code == 422
+    assert order_count(api) == 0
+
+
+def test_a_price_under_the_margin_guard_needs_permission(api):
+    # given a clerk without pricing.override and a product costing 5.00
+    desk = order_desk(api, stock=10, unit_cost="5.00")
+    clerk = Api(api.client, api.tenant, key_for(api.tenant, "sales"))
+    line = {"product_id": desk.product_id, "quantity": "1", "unit_price": "1.00"}
+    # when the clerk prices it at 1.00
+    r = clerk.post("/sales-orders", json={"customer_id": desk.customer_id, "lines": [line]})
+    # then it is refused naming the line, and nothing is written
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "lines[0].unit_price"
+    assert order_count(api) == 0
+    # while an admin (who holds pricing.override) may
+    assert api.post("/sales-orders", json={"customer_id": desk.customer_id, "lines": [line]}).status_code == 201
+
+
+def test_shipping_more_than_reserved_is_refused(api):
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 5)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    line = order["lines"][0]["id"]
+    r = api.post("/shipments", json={"sales_order_id": order["id"],
+                                     "lines": [{"sales_order_line_id": line, "quantity": "4"}]})
+    assert r.status_code == 409, r.text
+    assert api.get(f"/shipments?sales_order_id={order['id']}").json()["items"] == []
+    # a partial shipment of what is reserved is fine; then nothing is left to put on another
+    act(api, "/shipments", 201, {"sales_order_id": order["id"], "lines": [{"sales_order_line_id": line,
+                                                                          "quantity": "2"}]})
+    act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    assert api.post("/shipments", json={"sales_order_id": order["id"]}).status_code == 409
+
+
+def test_draft_orders_cannot_ship_or_invoice(api):
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 1)
+    r = api.post("/shipments", json={"sales_order_id": order["id"]})
+    assert r.status_code == 409 and r.json()["allowed_actions"] == ["cancel", "confirm", "hold"]
+    assert api.post(f"/sales-orders/{order['id']}/invoice").status_code == 409
+
+
+def test_shipping_twice_is_refused(api):
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 1)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    r = api.post(f"/shipments/{shipment['id']}/ship")
+    assert r.status_code == 409 and r.json()["allowed_actions"] == ["deliver"]
+
+
+def test_a_product_not_listed_in_the_channel_is_refused(api):
+    # given a web channel that lists only one product
+    desk = order_desk(api, stock=5)
+    listed = order_desk(api, stock=5)
+    act(api, "/channel-listings", 201, {"channel": "web", "product_id": listed.product_id})
+    # when a web order asks for the other one
+    r = api.post("/sales-orders", json={"customer_id": desk.customer_id, "channel": "web",
+                                        "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    # then it is refused, naming the line
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lines[0].product_id", r.text
+    assert order_count(api) == 0
+    ok = api.post("/sales-orders", json={"customer_id": desk.customer_id, "channel": "web",
+                                         "lines": [{"product_id": listed.product_id, "quantity": "1"}]})
+    assert ok.status_code == 201, ok.text
+
+
+def test_absurd_numbers_are_a_422_not_a_500(api):
+    desk = order_desk(api, stock=1)
+    for quantity in ("1e400", "99999999999999999999", "NaN", "Infinity", True, None, [1]):
+        r = api.post("/sales-orders", json={"customer_id": desk.customer_id,
+                                            "lines": [{"product_id": desk.product_id, "quantity": quantity}]})
+        assert r.status_code == 422, (quantity, r.status_code, r.text)
+    r = api.post("/payments", json={"customer_id": desk.customer_id, "amount": "1e30", "currency": "USD",
+                                    "allocations": []})
+    assert r.status_code == 422
+    assert order_count(api) == 0

@@ -1,0 +1,171 @@
+"""The fixed surface of API-CONTRACT.md, call by call: order, confirm, ship, invoice, pay."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.factories.inventory import adjust
+from tests.factories.sales import act, create_order, order_desk
+
+
+def stock(api, product_id):
+    r = api.get(f"/stock?product_id={product_id}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    items = body["items"] if isinstance(body, dict) else body
+    return (sum(Decimal(i["on_hand"]) for i in items), sum(Decimal(i["reserved"]) for i in items))
+
+
+def trial_balance(api):
+    r = api.get("/ledger/trial-balance")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_order_to_cash_through_the_contract(api):
+    # given a stocked product and a customer
+    desk = order_desk(api, stock=10)
+    # when an order is entered
+    r = api.post("/sales-orders", json={"customer_id": desk.customer_id,
+                                        "lines": [{"product_id": desk.product_id, "quantity": "4"}]})
+    # then it is a draft numbered SO-000001, priced from the list price
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert order["number"] == "SO-000001" and order["status"] == "draft"
+    assert order["lines"][0]["unit_price"] == "12.50" and order["lines"][0]["line_total"] == "50.00"
+    assert (order["subtotal"], order["tax_total"], order["total"]) == ("50.00", "0.00", "50.00")
+
+    # when it is confirmed, stock is reserved
+    confirmed = act(api, f"/sales-orders/{order['id']}/confirm")
+    assert confirmed["status"] == "confirmed"
+    assert stock(api, desk.product_id) == (10, 4)
+
+    # when everything reserved is shipped, stock leaves
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    assert shipment["status"] == "draft" and shipment["lines"][0]["quantity"] == "4"
+    shipped = act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z"})
+    assert shipped["status"] == "shipped"
+    assert stock(api, desk.product_id) == (6, 0)
+    assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "shipped"
+
+    # when it is invoiced
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert (invoice["number"], invoice["status"], invoice["total"], invoice["amount_due"]) == (
+        "INV-000001", "posted", "50.00", "50.00")
+    # nothing is left to invoice
+    again = api.post(f"/sales-orders/{order['id']}/invoice")
+    assert again.status_code == 409, again.text
+
+    # when it is paid in full
+    payment = act(api, "/payments", 201, {"customer_id": desk.customer_id, "amount": "50.00", "currency": "USD",
+                                          "allocations": [{"invoice_id": invoice["id"], "amount": "50.00"}]})
+    assert payment["unapplied"] == "0.00"
+    paid = api.get(f"/invoices/{invoice['id']}").json()
+    assert (paid["status"], paid["amount_due"]) == ("paid", "0.00")
+    assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "closed"
+    # and the books balance
+    tb = trial_balance(api)
+    assert Decimal(tb["total_debit"]) == Decimal(tb["total_credit"]) > 0
+
+
+def test_partial_stock_is_reserved_and_the_rest_backordered(api):
+    # given 3 in stock
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 5)
+    # when the order for 5 is confirmed
+    confirmed = act(api, f"/sales-orders/{order['id']}/confirm")
+    # then 3 are reserved and 2 backordered
+    line = confirmed["lines"][0]
+    assert confirmed["status"] == "confirmed"
+    assert (line["quantity_reserved"], line["quantity_backordered"]) == ("3", "2")
+    # and a shipment without lines takes the 3 reserved
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    assert shipment["lines"][0]["quantity"] == "3"
+    act(api, f"/shipments/{shipment['id']}/ship")
+    assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "partially_shipped"
+    # when stock arrives, the backorder is filled and ships
+    adjust(api, desk.warehouse_id, desk.product_id, 2, unit_cost="5.00")
+    refreshed = api.get(f"/sales-orders/{order['id']}").json()
+    assert refreshed["lines"][0]["quantity_reserved"] == "2", refreshed
+    second = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{second['id']}/ship")
+    assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "shipped"
+
+
+def test_cancel_releases_reservations(api):
+    desk = order_desk(api, stock=10)
+    order = create_order(api, desk, 4)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    assert stock(api, desk.product_id) == (10, 4)
+    # when cancelled
+    cancelled = act(api, f"/sales-orders/{order['id']}/cancel")
+    # then nothing stays reserved
+    assert cancelled["status"] == "cancelled"
+    assert stock(api, desk.product_id) == (10, 0)
+    # and a cancelled order cannot be confirmed: 409 naming what is allowed
+    r = api.post(f"/sales-orders/{order['id']}/confirm")
+    assert r.status_code == 409 and r.json()["allowed_actions"] == []
+
+
+def test_over_the_credit_limit_the_order_goes_on_hold(api):
+    desk = order_desk(api, stock=10, credit_limit="40.00")
+    order = create_order(api, desk, 4)  # 50.00
+    held = act(api, f"/sales-orders/{order['id']}/confirm")
+    assert (held["status"], held["hold_reason"]) == ("on_hold", "credit")
+    assert stock(api, desk.product_id) == (10, 0)
+    # released by someone allowed to
+    released = act(api, f"/sales-orders/{order['id']}/release-hold")
+    assert released["status"] == "confirmed" and stock(api, desk.product_id) == (10, 4)
+
+
+def test_payment_errors_write_nothing(api):
+    desk = order_desk(api, stock=10)
+    order = create_order(api, desk, 4)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    ship = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{ship['id']}/ship")
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    before = trial_balance(api)
+    cases = [
+        ({"amount": "50.00", "currency": "EUR", "allocations": [{"invoice_id": invoice["id"], "amount": "50.00"}]},
+         422),
+        ({"amount": "10.00", "currency": "USD", "allocations": [{"invoice_id": invoice["id"], "amount": "20.00"}]},
+         422),
+        ({"amount": "80.00", "currency": "USD", "allocations": [{"invoice_id": invoice["id"], "amount": "60.00"}]},
+         409),
+    ]
+    for body, status in cases:
+        r = api.post("/payments", json={"customer_id": desk.customer_id, **body})
+        assert r.status_code == status, (body, r.text)
+    after = api.get(f"/invoices/{invoice['id']}").json()
+    assert (after["status"], after["amount_due"]) == ("posted", "50.00")
+    assert trial_balance(api) == before
+    assert api.get(f"/payments?customer_id={desk.customer_id}").json()["items"] == []
+
+
+def test_a_retried_order_with_the_same_idempotency_key_is_entered_once(api):
+    desk = order_desk(api, stock=5)
+    body = {"customer_id": desk.customer_id, "lines": [{"product_id": desk.product_id, "quantity": "1"}]}
+    first = api.post("/sales-orders", json=body, headers={"Idempotency-Key": "order-42"})
+    again = api.post("/sales-orders", json=body, headers={"Idempotency-Key": "order-42"})
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert len(api.get(f"/sales-orders?customer_id={desk.customer_id}").json()["items"]) == 1
+
+
+def test_a_partially_shipped_order_closes_short(api):
+    # given 3 of 5 shipped and 2 backordered
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 5)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    # when the desk closes it short
+    closed = act(api, f"/sales-orders/{order['id']}/close")
+    assert closed["status"] == "closed"
+    # then arriving stock no longer goes to it, and the shipped 3 are still invoiced
+    adjust(api, desk.warehouse_id, desk.product_id, 5, unit_cost="5.00")
+    assert stock(api, desk.product_id) == (5, 0)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert invoice["total"] == "37.50"
+    assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"

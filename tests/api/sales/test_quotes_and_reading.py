@@ -1,0 +1,96 @@
+"""Quotes, shipment steps, lists, filters and the order timeline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from entrepot.kernel import clock
+from entrepot.sales import quotes
+from tests.factories.sales import act, create_order, order_desk
+
+
+def test_quote_accepted_into_an_order_at_the_quoted_price(api):
+    desk = order_desk(api, stock=10)
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "3"}]})
+    assert (quote["number"], quote["status"], quote["total"]) == ("QT-000001", "draft", "37.50")
+    # the list price changes after quoting; the order keeps the quoted price
+    act(api, f"/quotes/{quote['id']}/send")
+    order = act(api, f"/quotes/{quote['id']}/accept", 201)
+    assert order["lines"][0]["unit_price"] == "12.50" and order["quote_id"] == quote["id"]
+    # an accepted quote cannot be accepted again
+    r = api.post(f"/quotes/{quote['id']}/accept")
+    assert r.status_code == 409 and r.json()["allowed_actions"] == []
+
+
+def test_quotes_past_their_date_expire(api):
+    desk = order_desk(api, stock=0)
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id, "valid_until": clock.today().isoformat(),
+                                      "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    # when the expiry job runs tomorrow
+    with api.tenant.uow() as uow, clock.frozen_at(clock.now() + timedelta(days=1)):
+        assert quotes.expire_quotes(uow) == 1
+        uow.commit()
+    # then the quote is expired and cannot be accepted
+    assert api.get(f"/quotes/{quote['id']}").json()["status"] == "expired"
+    assert api.post(f"/quotes/{quote['id']}/accept").status_code == 409
+
+
+def test_shipment_steps_and_delivery(api):
+    desk = order_desk(api, stock=5)
+    order = create_order(api, desk, 2)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    assert shipment["allowed_actions"] == ["cancel", "pick", "ship"]
+    act(api, f"/shipments/{shipment['id']}/pick")
+    bad = api.post(f"/shipments/{shipment['id']}/pack", json={"packages": [{"weight_kg": "0"}]})
+    assert bad.status_code == 422
+    packed = act(api, f"/shipments/{shipment['id']}/pack", json={"packages": [{"weight_kg": "1.5"}]})
+    assert packed["status"] == "packed" and packed["packages"][0]["weight_kg"] == "1.5"
+    shipped = act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "DHL", "service": "express",
+                                                                   "tracking_number": "JD0001"})
+    assert (shipped["carrier"], shipped["tracking_number"]) == ("DHL", "JD0001")
+    delivered = act(api, f"/shipments/{shipment['id']}/deliver")
+    assert delivered["status"] == "delivered" and delivered["delivered_at"]
+
+
+def test_cancelled_shipment_frees_its_quantity_for_another(api):
+    desk = order_desk(api, stock=5)
+    order = create_order(api, desk, 2)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    first = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    assert api.post("/shipments", json={"sales_order_id": order["id"]}).status_code == 409
+    act(api, f"/shipments/{first['id']}/cancel")
+    again = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    assert again["lines"][0]["quantity"] == "2"
+
+
+def test_lists_filter_and_the_timeline_is_in_order(api):
+    desk = order_desk(api, stock=10)
+    draft = create_order(api, desk, 1)
+    confirmed = create_order(api, desk, 2)
+    act(api, f"/sales-orders/{confirmed['id']}/confirm")
+    listed = api.get(f"/sales-orders?status=confirmed&customer_id={desk.customer_id}").json()["items"]
+    assert [o["id"] for o in listed] == [confirmed["id"]]
+    assert [o["number"] for o in api.get("/sales-orders?limit=1").json()["items"]] == [draft["number"]]
+    shipment = act(api, "/shipments", 201, {"sales_order_id": confirmed["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    act(api, f"/sales-orders/{confirmed['id']}/invoice", 201)
+    timeline = api.get(f"/sales-orders/{confirmed['id']}/timeline").json()
+    assert [e["type"] for e in timeline] == ["sales_order.created.v1", "sales_order.confirmed.v1",
+                                             "shipment.created.v1", "shipment.shipped.v1", "invoice.posted.v1",
+                                             "sales_order.closed.v1"]
+    assert [e["sequence"] for e in timeline] == sorted(e["sequence"] for e in timeline)
+
+
+def test_promised_date_is_today_from_stock_or_the_supplier_lead_time(api):
+    from tests.factories.parties import create_supplier
+
+    desk = order_desk(api, stock=2)
+    supplier = create_supplier(api)["id"]
+    act(api, "/supplier-items", 201, {"supplier_id": supplier, "product_id": desk.product_id, "cost": "4.00",
+                                      "currency": "USD", "lead_time_days": 5})
+    from_stock = act(api, f"/sales-orders/{create_order(api, desk, 2)['id']}/confirm")
+    assert from_stock["promised_date"] == clock.today().isoformat()
+    backordered = act(api, f"/sales-orders/{create_order(api, desk, 3)['id']}/confirm")
+    assert backordered["promised_date"] == (clock.today() + timedelta(days=5)).isoformat()

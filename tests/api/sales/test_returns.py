@@ -1,0 +1,61 @@
+"""Returns: authorise against shipped lines, receive (restock or scrap, lot checked), credit less a fee."""
+
+from __future__ import annotations
+
+from tests.factories.catalog import create_product
+from tests.factories.inventory import create_warehouse
+from tests.factories.parties import create_customer
+from tests.factories.sales import act, create_order, order_desk, shipped_order
+
+
+def test_a_lot_tracked_return_must_name_the_lot_shipped(api):
+    # given a lot-tracked product shipped from lot L-7
+    product = create_product(api, track_lots=True, list_price="20.00", currency="USD", standard_cost="8.00")["id"]
+    warehouse = create_warehouse(api)["id"]
+    act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": "5",
+                                      "unit_cost": "8.00", "lot_code": "L-7", "expiry_date": "2099-01-01"})
+    customer = create_customer(api, currency="USD")["id"]
+    order = act(api, "/sales-orders", 201, {"customer_id": customer,
+                                            "lines": [{"product_id": product, "quantity": "2"}]})
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+    line = rma["lines"][0]["id"]
+    # when it is received without a lot, or with another lot, it is refused
+    assert api.post(f"/returns/{rma['id']}/receive").status_code == 422
+    wrong = api.post(f"/returns/{rma['id']}/receive", json={"lines": [
+        {"return_line_id": line, "quantity": "1", "lot_code": "L-9"}]})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "lines[0].lot_code"
+    # and with the lot shipped it is received back into stock
+    received = act(api, f"/returns/{rma['id']}/receive", json={"lines": [
+        {"return_line_id": line, "quantity": "1", "lot_code": "L-7"}]})
+    assert received["status"] == "received" and received["lines"][0]["quantity_received"] == "1"
+    stock = api.get(f"/stock?product_id={product}").json()
+    items = stock["items"] if isinstance(stock, dict) else stock
+    assert sum(float(i["on_hand"]) for i in items) == 4
+
+
+def test_scrapped_return_credits_less_the_restocking_fee(api):
+    desk = order_desk(api, stock=10)
+    _, order = shipped_order(api, 4, desk)
+    act(api, f"/sales-orders/{order['id']}/invoice", 201)  # 4 x 12.50
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "restocking_fee_percent": "20", "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "2", "disposition": "scrap"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    notes = act(api, f"/returns/{rma['id']}/credit", 201)
+    assert [n["total"] for n in notes] == ["20.00"]  # 25.00 less 20 %
+    # scrapped goods do not come back into stock; a credited return cannot be credited twice
+    stock = api.get(f"/stock?product_id={desk.product_id}").json()
+    items = stock["items"] if isinstance(stock, dict) else stock
+    assert sum(float(i["on_hand"]) for i in items) == 6
+    assert api.post(f"/returns/{rma['id']}/credit").status_code == 409
+
+
+def test_nothing_shipped_nothing_to_return(api):
+    desk = order_desk(api, stock=10)
+    order = create_order(api, desk, 2)
+    r = api.post("/returns", json={"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+    assert r.status_code == 422

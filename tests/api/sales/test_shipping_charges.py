@@ -1,0 +1,54 @@
+"""Shipping charges from a carrier service's rate table: weight bands, zones, free-shipping threshold."""
+
+from __future__ import annotations
+
+from tests.factories.catalog import create_product
+from tests.factories.inventory import adjust
+from tests.factories.sales import act, order_desk
+
+
+def rates(api):
+    for body in ({"zone": "US", "max_weight_kg": "5", "charge": "7.50", "free_over": "200.00"},
+                 {"zone": "US", "max_weight_kg": "50", "charge": "19.00", "free_over": "200.00"},
+                 {"zone": "*", "max_weight_kg": "30", "charge": "45.00"}):
+        act(api, "/shipping-rates", 201, {"carrier": "UPS", "service": "ground", "currency": "USD", **body})
+
+
+def test_the_charge_follows_weight_zone_and_threshold_and_is_invoiced_once(api):
+    # given rate bands and a 2 kg product
+    rates(api)
+    desk = order_desk(api, stock=0)
+    heavy = create_product(api, list_price="12.50", currency="USD", standard_cost="5.00", weight_kg="2")["id"]
+    adjust(api, desk.warehouse_id, heavy, 100, unit_cost="5.00")
+    act(api, f"/customers/{desk.customer_id}/addresses", 201, {"kind": "ship_to", "is_default": True,
+                                                               "line1": "1 A St", "city": "Austin", "country": "US"})
+
+    def order(quantity, **extra):
+        r = api.post("/sales-orders", json={"customer_id": desk.customer_id, "shipping_carrier": "UPS",
+                                            "shipping_service": "ground",
+                                            "lines": [{"product_id": heavy, "quantity": str(quantity)}], **extra})
+        assert r.status_code in (201, 422), r.text
+        return r
+
+    # 2 x 2 kg = 4 kg: the 5 kg band
+    small = order(2).json()
+    assert (small["shipping_charge"], small["subtotal"], small["total"]) == ("7.50", "32.50", "32.50")
+    # 5 x 2 kg = 10 kg: the 50 kg band
+    assert order(5).json()["shipping_charge"] == "19.00"
+    # 20 x 12.50 = 250.00 ≥ 200.00: free
+    assert order(12).json()["shipping_charge"] == "19.00"
+    assert order(20).json()["shipping_charge"] == "0.00"
+    # abroad: the * zone; too heavy for any band: refused
+    abroad = order(2, ship_to={"country": "CA", "city": "Toronto"}).json()
+    assert abroad["shipping_charge"] == "45.00", abroad
+    assert order(40).status_code == 422
+    # the charge is billed once, on the first invoice
+    act(api, f"/sales-orders/{small['id']}/confirm")
+    totals = []
+    for _ in range(2):  # two shipments of one, each invoiced
+        shipment = act(api, "/shipments", 201, {"sales_order_id": small["id"], "lines": [
+            {"sales_order_line_id": small["lines"][0]["id"], "quantity": "1"}]})
+        act(api, f"/shipments/{shipment['id']}/ship")
+        totals.append(act(api, f"/sales-orders/{small['id']}/invoice", 201)["total"])
+    assert totals == ["20.00", "12.50"]  # 12.50 + 7.50 shipping, then 12.50
+    assert api.get(f"/sales-orders/{small['id']}").json()["invoiced_total"] == "32.50"

@@ -1,0 +1,35 @@
+"""`entrepot import products FILE.csv` / `entrepot export products FILE.csv` end to end."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from entrepot.catalog.service import find_product_by_sku
+from entrepot.cli.main import app
+
+
+def test_cli_import_dry_run_import_and_export(tenant, tmp_path):
+    runner = CliRunner()
+    src = tmp_path / "products.csv"
+    src.write_text("sku,name,list_price,currency\nCLI-1,Cli one,2.50,USD\nCLI-2,Cli two,3,USD\n")
+    # dry run writes nothing
+    r = runner.invoke(app, ["import", "products", str(src), "--tenant", tenant.slug, "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "2 would be created" in r.output
+    with tenant.uow(readonly=True) as uow:
+        assert find_product_by_sku(uow, "CLI-1") is None
+    # the real import
+    r = runner.invoke(app, ["import", "products", str(src), "--tenant", tenant.slug])
+    assert r.exit_code == 0, r.output
+    with tenant.uow(readonly=True) as uow:
+        assert find_product_by_sku(uow, "CLI-2").name == "Cli two"
+    # export, then a bad file is refused with its row and column, exit 1
+    dst = tmp_path / "out.csv"
+    r = runner.invoke(app, ["export", "products", str(dst), "--tenant", tenant.slug])
+    assert r.exit_code == 0, r.output
+    assert dst.read_text().splitlines()[0].startswith("sku,name,")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name,list_price,currency\nCLI-3,x,-2,USD\n")
+    r = runner.invoke(app, ["import", "products", str(bad), "--tenant", tenant.slug])
+    assert r.exit_code == 1
+    assert "list_price" in r.output and "min" in r.output

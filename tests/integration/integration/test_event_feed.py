@@ -1,0 +1,111 @@
+"""The outbox feed never skips an event, even one committed after a later one (PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from entrepot.integration.feed import START, Position, events_after
+from entrepot.integration.outbox import record_event
+from entrepot.kernel.events import EventData, event_type
+from tests.conftest import make_tenant
+
+
+@event_type("test_crate.packed.v1")
+class CratePacked(EventData):
+    """Test-only event."""
+
+    crate: str
+
+
+def _read_all(tenant, after: Position) -> tuple[list[str], Position]:
+    with tenant.uow(readonly=True) as uow:
+        rows = events_after(uow.session, after, limit=1000, types=["test_crate.packed.v1"])
+        crates = [r.data["crate"] for r in rows]
+        return crates, (Position.of(rows[-1]) if rows else after)
+
+
+def _read_settled(tenant, after: Position, want: int) -> tuple[list[str], Position]:
+    """Other transactions of the cluster can hold the horizon back for a moment: wait for them."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        crates, position = _read_all(tenant, after)
+        if len(crates) >= want or time.monotonic() > deadline:
+            return crates, position
+        time.sleep(0.05)
+
+
+def test_an_in_flight_transactions_event_is_held_back_then_delivered(pg_url):
+    tenant = make_tenant(pg_url)
+    # given a transaction that recorded an event and has not committed
+    slow = tenant.uow().__enter__()
+    record_event(slow, CratePacked(crate="slow"), subject="crate/slow")
+    slow.session.flush()
+    # and a later transaction that recorded and committed
+    with tenant.uow() as fast:
+        record_event(fast, CratePacked(crate="fast"), subject="crate/fast")
+        fast.commit()
+    # when the feed is read meanwhile
+    seen, cursor = _read_all(tenant, START)
+    # then the committed event is held back behind the one still in flight (no cursor passes it)
+    assert seen == []
+    # when the slow transaction commits and the feed is read from the same cursor
+    slow.commit()
+    slow.__exit__(None, None, None)
+    seen, cursor = _read_settled(tenant, cursor, want=2)
+    # then both arrive, in transaction order, and nothing is skipped
+    assert seen == ["slow", "fast"]
+
+
+def test_an_older_transaction_committing_a_smaller_position_later_is_not_skipped(pg_url):
+    tenant = make_tenant(pg_url)
+    # given an old transaction that took its transaction id early, then a young one that
+    # records an event (smaller seq) and stays open
+    old = tenant.uow().__enter__()
+    old.session.execute(text("SELECT pg_current_xact_id()"))
+    young = tenant.uow().__enter__()
+    record_event(young, CratePacked(crate="young"), subject="crate/young")
+    young.session.flush()
+    # and the old one records (larger seq) and commits
+    record_event(old, CratePacked(crate="old"), subject="crate/old")
+    old.commit()
+    old.__exit__(None, None, None)
+    # when a reader consumes what is settled
+    seen, cursor = _read_settled(tenant, START, want=1)
+    assert seen == ["old"]
+    # and the young transaction commits afterwards
+    young.commit()
+    young.__exit__(None, None, None)
+    # then the reader still gets it from its cursor: a seq-only cursor would have skipped it
+    later, _ = _read_settled(tenant, cursor, want=1)
+    assert later == ["young"]
+
+
+def test_on_sqlite_the_feed_is_in_commit_order(sqlite_only):
+    tenant = make_tenant(sqlite_only)
+    with tenant.uow() as uow:
+        record_event(uow, CratePacked(crate="a"), subject="crate/a")
+        record_event(uow, CratePacked(crate="b"), subject="crate/b")
+        uow.commit()
+    seen, _ = _read_all(tenant, START)
+    assert seen == ["a", "b"]
+
+
+def test_a_writer_in_another_database_does_not_hold_the_feed_back(pg_url):
+    # given a transaction with a transaction id, left open in another database of the cluster
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    tenant = make_tenant(pg_url)
+    with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", "")) as elsewhere:
+        elsewhere.execute("SELECT pg_current_xact_id()")
+        # when an event commits here
+        with tenant.uow() as uow:
+            record_event(uow, CratePacked(crate="here"), subject="crate/here")
+            uow.commit()
+        # then the feed shows it at once (pg_snapshot_xmin alone would hold it back)
+        seen, _ = _read_settled(tenant, START, want=1)
+        elsewhere.rollback()
+    assert seen == ["here"]

@@ -1,0 +1,255 @@
+"""The worker: in-process reactions, the scheduler under a lease, graceful release, health, SLA."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from entrepot.db.uow import platform_uow
+from entrepot.integration import delivery, messages
+from entrepot.integration.models import OutboxEvent, ScheduledJobState, WebhookMessage
+from entrepot.integration.outbox import record_event
+from entrepot.integration.sla import check_sla
+from entrepot.kernel import clock
+from entrepot.kernel.events import EventData, event_type
+from entrepot.worker import leases, reactions, scheduler
+from entrepot.worker.runtime import Worker, start_background_worker
+from tests.integration.integration.helpers import drive, make_endpoint
+
+
+@event_type("test_pallet.received.v1")
+class PalletReceived(EventData):
+    """Test-only event."""
+
+    pallet: str
+
+
+@pytest.fixture
+def worker(db_url: str) -> Iterator[Worker]:
+    w = Worker(url=db_url, scheduler_enabled=False)
+    yield w
+    w.release()
+
+
+@pytest.fixture
+def reaction_log() -> Iterator[list[tuple[str, str]]]:
+    seen: list[tuple[str, str]] = []
+
+    def note_pallet(uow, event) -> None:  # type: ignore[no-untyped-def]
+        seen.append((str(uow.tenant_id), event["data"]["pallet"]))
+
+    reactions.reacts_to("test_pallet.received.v1")(note_pallet)
+    yield seen
+    reactions.REACTIONS["test_pallet.received.v1"].remove(note_pallet)
+
+
+def test_reactions_run_once_per_event_in_the_events_tenant(tenant, worker, reaction_log):
+    # given two events of a type someone reacts to
+    with tenant.uow() as uow:
+        record_event(uow, PalletReceived(pallet="P1"), subject="pallet/P1")
+        record_event(uow, PalletReceived(pallet="P2"), subject="pallet/P2")
+        uow.commit()
+    # when the worker runs (twice over)
+    drive(worker, lambda: len([p for t, p in reaction_log if t == str(tenant.id)]) >= 2)
+    worker.run_until_idle()
+    # then each reaction ran once, in order, inside the right tenant
+    assert [p for t, p in reaction_log if t == str(tenant.id)] == ["P1", "P2"]
+
+
+def test_a_failing_reaction_is_retried_and_blocks_later_events(tenant, worker):
+    # given a reaction that fails the first time
+    calls: list[str] = []
+
+    def flaky(uow, event) -> None:  # type: ignore[no-untyped-def]
+        calls.append(event["data"]["pallet"])
+        if calls.count("F1") == 1 and event["data"]["pallet"] == "F1":
+            raise RuntimeError("downstream hiccup")
+
+    reactions.reacts_to("test_pallet.received.v1")(flaky)
+    try:
+        with tenant.uow() as uow:
+            record_event(uow, PalletReceived(pallet="F1"), subject="pallet/F1")
+            record_event(uow, PalletReceived(pallet="F2"), subject="pallet/F2")
+            uow.commit()
+        # when the worker runs
+        drive(worker, lambda: "F2" in calls)
+    finally:
+        reactions.REACTIONS["test_pallet.received.v1"].remove(flaky)
+    # then F1 was retried before F2 ran
+    mine = [c for c in calls if c in ("F1", "F2")]
+    assert mine == ["F1", "F1", "F2"]
+
+
+def test_a_job_runs_once_under_its_lease_and_a_crashed_holder_expires(db_url):
+    # given a job that is due
+    runs: list[str] = []
+    job = scheduler.Job("test.count", "* * * * *", lambda: runs.append("ran"))
+    with platform_uow(url=db_url) as uow:
+        state = uow.session.get(ScheduledJobState, "test.count")
+        if state is None:
+            uow.session.add(ScheduledJobState(name="test.count", next_run_at=clock.now() - timedelta(seconds=1)))
+        else:
+            state.next_run_at = clock.now() - timedelta(seconds=1)
+        uow.commit()
+    # and another worker holds its lease (then crashes)
+    assert leases.acquire("job:test.count", "crashed-worker", timedelta(minutes=10), url=db_url)
+    # when this worker looks: the lease is held, so the job does not run
+    assert scheduler.run_due("w-a", jobs=[job], url=db_url) == []
+    assert runs == []
+    # when the crashed holder's lease expires
+    clock.advance(timedelta(minutes=11))
+    # then one worker runs it, and a second one right after does not
+    assert scheduler.run_due("w-a", jobs=[job], url=db_url) == ["test.count"]
+    assert scheduler.run_due("w-b", jobs=[job], url=db_url) == []
+    assert runs == ["ran"]
+    with platform_uow(readonly=True, url=db_url) as uow:
+        state = uow.session.get(ScheduledJobState, "test.count")
+        assert state.next_run_at > clock.now()
+
+
+def test_graceful_stop_releases_claims(tenant, db_url):
+    # given a message claimed by a worker that then stops
+    issued = make_endpoint(tenant, "http://127.0.0.1:9/never", ["test_pallet.received.v1"])
+    with tenant.uow() as uow:
+        record_event(uow, PalletReceived(pallet="G1"), subject="pallet/G1")
+        uow.commit()
+    w = Worker(url=db_url, scheduler_enabled=False, worker_id="stopping-worker")
+    import time
+
+    deadline = time.monotonic() + 10
+    while _messages_of(tenant, issued.endpoint.id) == 0 and time.monotonic() < deadline:
+        w.fan_out()
+    with platform_uow(url=db_url) as uow:
+        claimed = delivery.claim(uow.session, "stopping-worker", limit=50)
+        uow.commit()
+    assert claimed
+    # when it releases (what SIGTERM does)
+    w.release()
+    # then its claims are pending again, for any worker
+    with platform_uow(readonly=True, url=db_url) as uow:
+        left = uow.session.scalar(select(func.count()).where(WebhookMessage.claimed_by == "stopping-worker"))
+    assert left == 0
+    with tenant.uow() as uow:
+        from entrepot.integration import webhooks
+
+        webhooks.update_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id), {"enabled": False})
+        uow.commit()
+
+
+def _messages_of(tenant, endpoint_id) -> int:
+    with tenant.uow(readonly=True) as uow:
+        return uow.session.scalar(select(func.count()).where(WebhookMessage.endpoint_id == endpoint_id))
+
+
+def test_the_background_worker_delivers_and_stops(tenant, receiver, db_url):
+    # given the embedded worker running
+    issued = make_endpoint(tenant, receiver.url, ["test_pallet.received.v1"])
+    receiver.secrets = [issued.secret]
+    background = start_background_worker(url=db_url, scheduler_enabled=False)
+    try:
+        # when an event commits
+        with tenant.uow() as uow:
+            record_event(uow, PalletReceived(pallet="B1"), subject="pallet/B1")
+            uow.commit()
+        import time
+
+        deadline = time.monotonic() + 15
+        while not receiver.verified_events and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        background.stop()
+    # then it was delivered without anyone driving the loop
+    assert [e["data"]["pallet"] for e in receiver.verified_events] == ["B1"]
+
+
+def test_health_and_sla_breach(tenant, receiver, worker, db_url):
+    # given an endpoint that fails, with a message waiting
+    issued = make_endpoint(tenant, receiver.url, ["test_pallet.received.v1"])
+    receiver.status = 500
+    with tenant.uow() as uow:
+        record_event(uow, PalletReceived(pallet="H1"), subject="pallet/H1")
+        uow.commit()
+    drive(worker, lambda: len(receiver.deliveries) >= 1)
+    # when 20 minutes pass
+    clock.advance(timedelta(minutes=20))
+    with tenant.uow(readonly=True) as uow:
+        report = messages.health(uow)
+    # then health shows the backlog, its age, and the endpoint's failures
+    assert report["webhooks"]["pending"] >= 1
+    assert report["webhooks"]["oldest_pending_age_seconds"] >= 20 * 60
+    [row] = [e for e in report["webhooks"]["endpoints"] if e["id"] == str(issued.endpoint.id)]
+    assert row["success_rate_24h"] == 0.0 and row["last_error"]["status_code"] == 500
+    # and the SLA check tells the tenant once
+    with platform_uow(url=db_url) as uow:
+        check_sla(uow.session, timedelta(minutes=15))
+        check_sla(uow.session, timedelta(minutes=15))
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        breaches = uow.session.scalars(select(OutboxEvent).where(OutboxEvent.type == "integration.sla_breached.v1"))
+        breaches = list(breaches)
+    assert len(breaches) == 1
+    assert breaches[0].data["oldest_pending_age_seconds"] >= 20 * 60
+
+
+def test_the_worker_backs_off_while_the_database_fails_and_loses_nothing(sqlite_only, monkeypatch):
+    # given a delivery whose result cannot be written at first (database unavailable)
+    import threading
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from tests.conftest import make_tenant
+    from tests.integration.integration.receiver import Receiver
+
+    tenant = make_tenant(sqlite_only)
+    receiver = Receiver().start()
+    issued = make_endpoint(tenant, receiver.url, ["test_pallet.received.v1"])
+    real_record = delivery.record
+    failures = {"left": 3}
+
+    def flaky_record(session, outcomes):  # type: ignore[no-untyped-def]
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE", {}, Exception("database is unavailable"))
+        return real_record(session, outcomes)
+
+    monkeypatch.setattr(delivery, "record", flaky_record)
+    with tenant.uow() as uow:
+        record_event(uow, PalletReceived(pallet="D1"), subject="pallet/D1")
+        uow.commit()
+    # when the worker runs through the outage
+    w = Worker(url=sqlite_only, scheduler_enabled=False)
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run_forever, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with tenant.uow(readonly=True) as uow:
+                statuses = list(uow.session.scalars(select(WebhookMessage.status).where(
+                    WebhookMessage.endpoint_id == issued.endpoint.id)))
+            if statuses == ["succeeded"]:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(30)
+        w.release()
+        receiver.stop()
+    # then the delivery's result was written once the database answered, with one attempt on record
+    assert failures["left"] == 0
+    assert statuses == ["succeeded"]
+    assert len(receiver.deliveries) == 1
+    with tenant.uow(readonly=True) as uow:
+        from entrepot.integration.models import WebhookAttempt
+
+        attempts = uow.session.scalar(select(func.count()).where(WebhookAttempt.endpoint_id == issued.endpoint.id))
+    assert attempts == 1
+    with tenant.uow() as uow:
+        from entrepot.integration import webhooks
+
+        webhooks.update_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id), {"enabled": False})
+        uow.commit()

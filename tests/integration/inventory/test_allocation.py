@@ -1,0 +1,328 @@
+"""Allocation, backorders, release and issue through the services, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from entrepot.db.uow import platform_uow
+from entrepot.identity.models import Tenant
+from entrepot.integration.models import OutboxEvent
+from entrepot.inventory import service as inventory
+from entrepot.kernel import clock
+from tests.integration.inventory.helpers import demand, levels, product, stock, warehouse
+
+
+def _set(tenant, **settings):
+    with platform_uow(url=tenant.url) as p:
+        t = p.session.get(Tenant, tenant.id)
+        t.settings = {**t.settings, **settings}
+        p.commit()
+
+
+def _events(tenant, type_):
+    with tenant.uow(readonly=True) as uow:
+        return [e.data for e in uow.session.scalars(select(OutboxEvent).where(OutboxEvent.type == type_)
+                                                    .order_by(OutboxEvent.seq))]
+
+
+def test_priority_policy_takes_one_warehouse_that_can_fill_the_line(tenant):
+    # given two warehouses, the preferred one too short
+    p = product(tenant)
+    first = warehouse(tenant, "FIRST", priority=1)
+    second = warehouse(tenant, "SECOND", priority=2)
+    stock(tenant, first, p, 3)
+    stock(tenant, second, p, 10)
+    # when
+    with tenant.uow() as uow:
+        [result] = inventory.allocate(uow, [demand(p, 5)])
+        uow.commit()
+    # then the whole line comes from the one that can fill it
+    assert result.reserved == 5 and result.backordered == 0
+    assert [r.warehouse_id for r in result.reservations] == [second]
+    assert levels(tenant, p)[second].available == 5
+
+
+def test_split_policy_fills_across_warehouses_and_backorders_the_rest(tenant):
+    _set(tenant, allocation_policy="split")
+    p = product(tenant)
+    a, b = warehouse(tenant, priority=1), warehouse(tenant, priority=2)
+    stock(tenant, a, p, 3)
+    stock(tenant, b, p, 4)
+    with tenant.uow() as uow:
+        [result] = inventory.allocate(uow, [demand(p, 10)])
+        uow.commit()
+    assert result.reserved == 7 and result.backordered == 3
+    assert {r.warehouse_id: r.quantity for r in result.reservations} == {a: 3, b: 4}
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.backordered_quantity(uow, "sales_order_line", [result.demand_id]) == {result.demand_id: 3}
+        assert inventory.reserved_quantity(uow, "sales_order_line", [result.demand_id]) == {result.demand_id: 7}
+
+
+def test_arriving_stock_fills_backorders_oldest_promise_first(tenant):
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 1)
+    older, newer = demand(p, 4), demand(p, 4)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [older])
+        uow.commit()
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [newer])
+        uow.commit()
+    # when 5 units arrive
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=5, unit_cost="2", reference="PO-1")
+        uow.commit()
+    # then the older line is complete first, the newer gets the rest
+    with tenant.uow(readonly=True) as uow:
+        reserved = inventory.reserved_quantity(uow, "sales_order_line", [older.demand_id, newer.demand_id])
+        back = inventory.backordered_quantity(uow, "sales_order_line", [older.demand_id, newer.demand_id])
+    assert reserved == {older.demand_id: 4, newer.demand_id: 2}
+    assert back == {older.demand_id: 0, newer.demand_id: 2}
+    events = _events(tenant, "stock.backorder_allocated.v1")
+    assert [e["demand_id"] for e in events] == [str(older.demand_id), str(newer.demand_id)]
+
+
+def test_release_frees_stock_and_cancels_the_backorder(tenant):
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 2)
+    line = demand(p, 5)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [line])
+        uow.commit()
+    with tenant.uow() as uow:
+        released = inventory.release(uow, "sales_order_line", line.demand_id)
+        uow.commit()
+    assert released == 2
+    assert levels(tenant, p)[wh].reserved == 0
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.backordered_quantity(uow, "sales_order_line", [line.demand_id])[line.demand_id] == 0
+    # and later stock does not go to the cancelled line
+    stock(tenant, wh, p, 3)
+    assert levels(tenant, p)[wh].reserved == 0
+
+
+def test_issue_consumes_reservations_at_moving_average_cost(tenant):
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 10, unit_cost="2.00")
+    stock(tenant, wh, p, 10, unit_cost="4.00")
+    line = demand(p, 6)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [line])
+        uow.commit()
+    # when more than reserved is asked for
+    with tenant.uow() as uow, pytest.raises(inventory.NotReserved):
+        inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                 quantity=Decimal(7), reference="SHP-1")
+    # when the reserved quantity ships in two parts
+    with tenant.uow() as uow:
+        first = inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                         quantity=Decimal(4), reference="SHP-1")
+        second = inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                          quantity=Decimal(2), reference="SHP-2")
+        uow.commit()
+    # then
+    assert first.cost == Decimal("12.00") and second.cost == Decimal("6.00") and first.warehouse_id == wh
+    level = levels(tenant, p)[wh]
+    assert level.on_hand == 14 and level.reserved == 0
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.check_balances(uow) == []
+        assert inventory.valuation(uow).total_value == Decimal("42.00")
+
+
+def test_returns_and_scrap(tenant):
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 5, unit_cost="2.00")
+    with tenant.uow() as uow:
+        inventory.receive_return(uow, product_id=p, warehouse_id=wh, quantity=1, unit_cost="2.00", reference="RMA-1")
+        inventory.receive_return(uow, product_id=p, warehouse_id=wh, quantity=1, unit_cost="2.00", reference="RMA-2",
+                                 scrap=True)
+        inventory.scrap_stock(uow, warehouse_id=wh, product_id=p, quantity=2, reason="broken")
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        assert levels(tenant, p)[wh].on_hand == 4
+        assert inventory.valuation(uow).total_value == Decimal("8.00")
+        assert inventory.check_balances(uow) == []
+
+
+def test_fefo_allocates_the_earliest_expiry_and_never_an_expired_lot(tenant):
+    p = product(tenant, track_lots=True)
+    wh = warehouse(tenant)
+    today = clock.today()
+    # a lot received last week that has expired since (receiving it expired is refused)
+    with clock.frozen_at(clock.now() - timedelta(days=7)), tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=5, unit_cost="1", reference="PO",
+                                lot_code="GONE", expiry=today - timedelta(days=1))
+        uow.commit()
+    with tenant.uow() as uow:
+        for code, days in (("LATE", 90), ("SOON", 10)):
+            inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=5, unit_cost="1", reference="PO",
+                                    lot_code=code, expiry=today + timedelta(days=days))
+        uow.commit()
+    line = demand(p, 7)
+    with tenant.uow() as uow:
+        [result] = inventory.allocate(uow, [line])
+        issued = inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                          quantity=Decimal(7), reference="SHP-9")
+        uow.commit()
+    assert result.reserved == 7
+    assert [(lot.lot_code, lot.quantity) for lot in issued.lots] == [("SOON", 5), ("LATE", 2)]
+    # the recall trace finds the shipment
+    with tenant.uow(readonly=True) as uow:
+        soon = next(lot for lot in issued.lots if lot.lot_code == "SOON")
+        trace = inventory.trace_lot(uow, soon.lot_id)
+    assert [m.reference for m in trace.shipped] == ["SHP-9"]
+
+
+def test_serials_received_twice_are_refused(tenant):
+    p = product(tenant, track_serials=True)
+    wh = warehouse(tenant)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=2, unit_cost="1", reference="PO",
+                                serials=["S1", "S2"])
+        uow.commit()
+    with tenant.uow() as uow, pytest.raises(inventory.SerialInStock):
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=1, unit_cost="1", reference="PO",
+                                serials=["S2"])
+    line = demand(p, 1)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [line])
+        issued = inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                          quantity=Decimal(1), reference="SHP")
+        uow.commit()
+    assert issued.serials == ["S1"]
+
+
+def test_negative_stock_allowed_when_the_tenant_says_so(tenant):
+    _set(tenant, allow_negative_stock=True)
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, -3)
+    assert levels(tenant, p)[wh].on_hand == -3
+
+
+def test_inventory_check_catches_a_corrupted_balance(tenant):
+    from entrepot.inventory.models import StockBalance
+
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 5)
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.check_balances(uow) == []
+    with tenant.uow() as uow:
+        balance = uow.session.scalar(select(StockBalance).where(StockBalance.product_id == p))
+        balance.on_hand = Decimal(6)
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        found = inventory.check_balances(uow)
+    assert [(d.kind, d.expected, d.actual) for d in found if d.kind == "on_hand"] == [("on_hand", 5, 6)]
+
+
+def test_stock_low_event_when_available_crosses_the_reorder_point(tenant):
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 10)
+    with tenant.uow() as uow:
+        inventory.set_reorder_rule(uow, product_id=p, warehouse_id=wh, reorder_point=5, order_up_to=20)
+        uow.commit()
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [demand(p, 3)])
+        uow.commit()
+    assert _events(tenant, "stock.low.v1") == []
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [demand(p, 3)])
+        uow.commit()
+    [low] = _events(tenant, "stock.low.v1")
+    assert low["available"] in ("4", "4.0000")
+    with tenant.uow(readonly=True) as uow:
+        [s] = inventory.replenishment_suggestions(uow)
+    assert s.quantity == 16 and s.supplier_id is None
+
+
+def test_stock_at_a_past_date(tenant):
+    p = product(tenant)
+    wh = warehouse(tenant)
+    today = clock.today()
+    stock(tenant, wh, p, 5, on=today - timedelta(days=3))
+    stock(tenant, wh, p, 2)
+    with tenant.uow(readonly=True) as uow:
+        past = inventory.stock_at(uow, p, today - timedelta(days=1))
+        now = inventory.stock_at(uow, p, today)
+    assert past[0].on_hand == 5 and now[0].on_hand == 7
+
+
+def test_stock_in_a_bin_is_allocated_and_issued_from_that_bin(tenant):
+    p = product(tenant)
+    wh = warehouse(tenant)
+    with tenant.uow() as uow:
+        bin_id = inventory.create_location(uow, wh, {"code": "B-7", "name": "Bin 7"}).id
+        uow.commit()
+    stock(tenant, wh, p, 3, location_id=bin_id)
+    line = demand(p, 2)
+    with tenant.uow() as uow:
+        [result] = inventory.allocate(uow, [line])
+        inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                 quantity=Decimal(2), reference="SHP")
+        uow.commit()
+    assert [r.location_id for r in result.reservations] == [bin_id]
+    with tenant.uow(readonly=True) as uow:
+        detail = {s.location_id: s.on_hand for s in inventory.stock_by_location(uow, p)}
+        assert detail == {bin_id: 1}
+        assert inventory.check_balances(uow) == []
+
+
+def test_released_stock_goes_to_backorders_when_the_tenant_asks(tenant):
+    _set(tenant, reallocate_on_release=True)
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 2)
+    first, waiting = demand(p, 2), demand(p, 2)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [first])
+        inventory.allocate(uow, [waiting])
+        uow.commit()
+    with tenant.uow() as uow:
+        inventory.release(uow, "sales_order_line", first.demand_id)
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.reserved_quantity(uow, "sales_order_line", [waiting.demand_id])[waiting.demand_id] == 2
+
+
+def test_lots_about_to_expire_are_announced(tenant):
+    p = product(tenant, track_lots=True)
+    wh = warehouse(tenant)
+    today = clock.today()
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=2, unit_cost="1", reference="PO",
+                                lot_code="SOON", expiry=today + timedelta(days=5))
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=2, unit_cost="1", reference="PO",
+                                lot_code="LATER", expiry=today + timedelta(days=200))
+        uow.commit()
+    with tenant.uow() as uow:
+        lots = inventory.report_expiring_lots(uow, 30)
+        uow.commit()
+    assert [lot.code for lot in lots] == ["SOON"]
+    [event] = _events(tenant, "lot.expiring.v1")
+    assert event["code"] == "SOON"
+
+
+def test_nearest_policy_prefers_a_warehouse_in_the_ship_to_country(tenant):
+    _set(tenant, allocation_policy="nearest")
+    p = product(tenant)
+    us = warehouse(tenant, priority=1, country="US")
+    de = warehouse(tenant, priority=2, country="DE")
+    stock(tenant, us, p, 5)
+    stock(tenant, de, p, 5)
+    with tenant.uow() as uow:
+        [to_germany] = inventory.allocate(uow, [demand(p, 2, ship_to_country="de")])
+        [to_canada] = inventory.allocate(uow, [demand(p, 2, ship_to_country="CA")])
+        uow.commit()
+    assert [r.warehouse_id for r in to_germany.reservations] == [de]
+    assert [r.warehouse_id for r in to_canada.reservations] == [us]

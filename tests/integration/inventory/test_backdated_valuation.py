@@ -1,0 +1,90 @@
+"""A back-dated receipt re-costs the later shipments exactly, with one correction entry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from entrepot.inventory import service as inventory
+from entrepot.inventory.models import ValuationCorrection
+from entrepot.kernel import clock
+from entrepot.kernel.errors import DomainError
+from entrepot.ledger.services.reports import account_balances
+from tests.integration.inventory.helpers import demand, product, stock, warehouse
+
+
+def _ship(tenant, p, quantity, on=None):
+    line = demand(p, quantity)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [line])
+        result = inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                          quantity=Decimal(quantity), reference="SHP", on=on)
+        uow.commit()
+    return result
+
+
+def _accounts(tenant):
+    with tenant.uow(readonly=True) as uow:
+        return {a.role: a.balance for a in account_balances(uow) if a.role in ("inventory", "cogs")}
+
+
+def test_backdated_receipt_corrects_cogs_of_later_shipments(tenant):
+    # given 10 units at 1.00 received 5 days ago, and 6 shipped since at that cost
+    today = clock.today()
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 10, unit_cost="1.00", on=today - timedelta(days=5))
+    assert _ship(tenant, p, 6).cost == Decimal("6.00")
+    # when a receipt of 10 at 3.00 is entered, dated 10 days ago (before both)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=10, unit_cost="3.00",
+                                reference="PO-late", on=today - timedelta(days=10))
+        uow.commit()
+    # then the shipment is re-costed at the true average 2.00: COGS 12.00, not 6.00
+    balances = _accounts(tenant)
+    assert balances["cogs"] == Decimal("12.00")
+    with tenant.uow(readonly=True) as uow:
+        report = inventory.valuation(uow)
+        [correction] = uow.session.scalars(select(ValuationCorrection)).all()
+    # 14 units left at 2.00
+    assert report.total_value == Decimal("28.00") == balances["inventory"]
+    assert correction.category == "cogs" and correction.amount == Decimal("6.00")
+    # and later shipments leave at the corrected average
+    assert _ship(tenant, p, 4).cost == Decimal("8.00")
+
+
+def test_a_receipt_dated_after_every_outflow_needs_no_correction(tenant):
+    today = clock.today()
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 4, unit_cost="1.00", on=today - timedelta(days=5))
+    _ship(tenant, p, 1, on=today - timedelta(days=3))
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=1, unit_cost="9",
+                                reference="PO", on=today - timedelta(days=1))
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        assert uow.session.scalars(select(ValuationCorrection)).all() == []
+
+
+def test_a_move_dated_in_a_closed_period_is_refused_and_nothing_written(tenant):
+    from entrepot.ledger.services.periods import close_period, ensure_period
+
+    # given last month closed
+    today = clock.today()
+    old = today.replace(day=1) - timedelta(days=1)
+    p = product(tenant)
+    wh = warehouse(tenant)
+    with tenant.uow() as uow:
+        close_period(uow, ensure_period(uow, old))
+        uow.commit()
+    # when a free adjustment (worth nothing, so no ledger line) is dated in it
+    with tenant.uow() as uow, pytest.raises(DomainError):
+        inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=1, reason="found", unit_cost="0",
+                               on=old)
+    # then nothing moved
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.stock_levels(uow, p) == []

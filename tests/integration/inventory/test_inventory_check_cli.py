@@ -1,0 +1,31 @@
+"""`entrepot inventory check` recomputes balances from the stock ledger and reports differences."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from entrepot.cli.main import app
+from entrepot.inventory.models import StockBalance
+from tests.integration.inventory.helpers import product, stock, warehouse
+
+
+def test_check_passes_then_catches_a_corrupted_balance(tenant):
+    # given stock that matches its ledger
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 5)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["inventory", "check", "--tenant", tenant.slug])
+    assert ok.exit_code == 0, ok.output
+    # when someone edits a balance behind the ledger's back
+    with tenant.uow() as uow:
+        balance = uow.session.scalar(select(StockBalance).where(StockBalance.product_id == p))
+        balance.on_hand = Decimal("4")
+        uow.commit()
+    # then the check names it and fails
+    bad = runner.invoke(app, ["inventory", "check", "--tenant", tenant.slug])
+    assert bad.exit_code == 1
+    assert "on_hand" in bad.output and str(p)[:8] in bad.output

@@ -1,0 +1,96 @@
+"""Property: any sequence of receipts, adjustments, reservations, releases, transfers and
+shipments keeps every balance equal to the ledger, never lets available stock go
+negative, and keeps the valuation equal to the inventory account."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from entrepot.inventory import service as inventory
+from entrepot.inventory.models import StockBalance
+from entrepot.kernel import clock
+from entrepot.kernel.errors import DomainError
+from entrepot.ledger.services.reports import account_balances
+from tests.conftest import make_tenant
+from tests.integration.inventory.helpers import product, warehouse
+
+qty = st.integers(min_value=1, max_value=8).map(Decimal)
+cost = st.sampled_from(["1.00", "2.50", "3.33", "0.07"])
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("receive"), st.integers(0, 1), qty, cost),
+        st.tuples(st.just("receive_backdated"), st.integers(0, 1), qty, st.tuples(cost, st.integers(0, 6))),
+        st.tuples(st.just("adjust"), st.integers(0, 1), st.integers(-6, 6).filter(bool).map(Decimal), cost),
+        st.tuples(st.just("allocate"), st.integers(0, 1), qty, st.none()),
+        st.tuples(st.just("release"), st.integers(0, 50), st.none(), st.none()),
+        st.tuples(st.just("issue"), st.integers(0, 50), qty, st.none()),
+        st.tuples(st.just("transfer"), st.integers(0, 1), qty, st.none()),
+        st.tuples(st.just("scrap"), st.integers(0, 1), qty, st.none()),
+    ),
+    min_size=1, max_size=25,
+)
+
+
+def _apply(uow, op, p, warehouses, demands):
+    kind, a, b, c = op
+    if kind == "receive":
+        inventory.receive_stock(uow, product_id=p, warehouse_id=warehouses[a], quantity=b, unit_cost=c,
+                                reference="PO")
+    elif kind == "receive_backdated":
+        inventory.receive_stock(uow, product_id=p, warehouse_id=warehouses[a], quantity=b, unit_cost=c[0],
+                                reference="PO-late", on=clock.today() - timedelta(days=c[1]))
+    elif kind == "adjust":
+        inventory.adjust_stock(uow, warehouse_id=warehouses[a], product_id=p, quantity=b, reason="test",
+                               unit_cost=c if b > 0 else None)
+    elif kind == "allocate":
+        line = inventory.Demand("line", uuid.uuid4(), p, b, warehouses[a] if a else None)
+        inventory.allocate(uow, [line])
+        demands.append(line.demand_id)
+    elif kind == "release" and demands:
+        inventory.release(uow, "line", demands[a % len(demands)])
+    elif kind == "issue" and demands:
+        demand_id = demands[a % len(demands)]
+        reserved = inventory.reserved_quantity(uow, "line", [demand_id])[demand_id]
+        if reserved > 0:
+            inventory.issue_reserved(uow, demand_type="line", demand_id=demand_id, quantity=min(b, reserved),
+                                     reference="SHP")
+    elif kind == "transfer":
+        inventory.create_transfer(uow, product_id=p, from_warehouse_id=warehouses[a],
+                                  to_warehouse_id=warehouses[1 - a], quantity=b)
+    elif kind == "scrap":
+        inventory.scrap_stock(uow, warehouse_id=warehouses[a], product_id=p, quantity=b, reason="test")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=ops)
+def test_balances_always_equal_the_ledger(db_url, sequence):
+    # given a fresh tenant with one product in two warehouses
+    tenant = make_tenant(db_url)
+    p = product(tenant)
+    warehouses = [warehouse(tenant), warehouse(tenant)]
+    demands: list[uuid.UUID] = []
+    for op in sequence:
+        # when each operation runs in its own transaction (refusals roll back)
+        with tenant.uow() as uow:
+            try:
+                _apply(uow, op, p, warehouses, demands)
+                uow.commit()
+            except DomainError:
+                pass
+        # then the balances equal the ledger and available never goes negative
+        with tenant.uow(readonly=True) as uow:
+            assert inventory.check_balances(uow) == [], op
+            for bal in uow.session.scalars(select(StockBalance)):
+                assert bal.on_hand - bal.reserved >= 0, op
+                assert bal.reserved >= 0
+    # and the valuation report equals the inventory account of the ledger
+    with tenant.uow(readonly=True) as uow:
+        value = inventory.valuation(uow).total_value
+        ledger = sum((a.balance for a in account_balances(uow) if a.role == "inventory"), Decimal(0))
+    assert value == ledger

@@ -1,0 +1,32 @@
+"""The demo data (platform/demo.py), made through the services, leaves consistent books."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from entrepot.billing import service as billing
+from entrepot.inventory.service import check_balances
+from entrepot.ledger.services.reports import trial_balance
+from entrepot.platform.demo import load_demo_data
+from entrepot.sales.models import SalesOrder
+from tests.conftest import make_tenant
+
+
+def test_demo_data_is_varied_and_balanced(sqlite_only):
+    # given a distributor and two dealers
+    parent = make_tenant(sqlite_only)
+    dealers = [make_tenant(sqlite_only, currency="EUR", parent=parent.slug),
+               make_tenant(sqlite_only, currency="CAD", parent=parent.slug)]
+    # when the demo data is loaded (a small share of the orders)
+    load_demo_data(parent.slug, [d.slug for d in dealers], scale=0.15)
+    # then each tenant has orders in several states, and its books hold
+    for tenant in (parent, *dealers):
+        with tenant.uow(readonly=True) as uow:
+            states = dict(uow.session.execute(select(SalesOrder.status, func.count()).group_by(SalesOrder.status))
+                          .all())
+            assert sum(states.values()) >= 6 and len(states) >= 3, states
+            tb = trial_balance(uow)
+            assert tb.total_debit == tb.total_credit > 0
+            receivable = sum((ln.debit - ln.credit for ln in tb.lines if ln.account_code == "1100"), 0)
+            assert billing.aging(uow)["total"] == receivable
+            assert check_balances(uow) == []

@@ -1,0 +1,74 @@
+"""Each order-desk step is one transaction: documents, stock, ledger and outbox commit together or not at all."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import func, select
+
+from entrepot.catalog.service import create_product
+from entrepot.integration.models import OutboxEvent
+from entrepot.inventory.service import adjust_stock, create_warehouse, release, reserved_quantity
+from entrepot.ledger.models import JournalEntry
+from entrepot.parties.service import create_customer
+from entrepot.sales import service as sales
+from entrepot.sales.models import Shipment
+
+
+def setup_order(tenant):
+    with tenant.uow() as uow:
+        wh = create_warehouse(uow, {"code": "MAIN", "name": "Main"})
+        products = [create_product(uow, {"sku": f"P{i}", "name": f"Part {i}", "list_price": D("10"),
+                                         "currency": "USD", "standard_cost": D("4")}) for i in range(2)]
+        for p in products:
+            adjust_stock(uow, warehouse_id=wh.id, product_id=p.id, quantity=D(5), reason="initial",
+                         unit_cost=D("4"))
+        customer = create_customer(uow, {"code": "C1", "name": "Customer", "currency": "USD"})
+        order = sales.create_sales_order(uow, customer_id=customer.id, lines=[
+            sales.OrderLineInput(p.id, D(2)) for p in products])
+        sales.confirm_sales_order(uow, order.id)
+        shipment = sales.create_shipment(uow, sales_order_id=order.id)
+        uow.commit()
+        return order, shipment
+
+
+def counts(tenant):
+    with tenant.uow(readonly=True) as uow:
+        return (uow.session.scalar(select(func.count()).select_from(OutboxEvent)),
+                uow.session.scalar(select(func.count()).select_from(JournalEntry)))
+
+
+def test_a_shipment_that_fails_on_its_second_line_changes_nothing(tenant):
+    # given a draft shipment of two lines, whose second line lost its reservation meanwhile
+    order, shipment = setup_order(tenant)
+    with tenant.uow() as uow:
+        release(uow, sales.DEMAND, order.lines[1].id)
+        uow.commit()
+    before = counts(tenant)
+    # when it is shipped
+    with tenant.uow() as uow, pytest.raises(Exception):  # noqa: B017 - inventory's NotReserved
+        sales.ship_shipment(uow, shipment.id)
+    # then the first line's stock did not leave, no event or journal was written, the shipment is still a draft
+    with tenant.uow(readonly=True) as uow:
+        assert reserved_quantity(uow, sales.DEMAND, [order.lines[0].id])[order.lines[0].id] == 2
+        assert uow.session.get(Shipment, shipment.id).status == "draft"
+        assert sales.get_sales_order(uow, order.id).lines[0].quantity_shipped == 0
+    assert counts(tenant) == before
+
+
+def test_a_refused_payment_leaves_no_trace(tenant):
+    from entrepot.billing import service as billing
+    from entrepot.kernel.errors import DomainError
+
+    order, shipment = setup_order(tenant)
+    with tenant.uow() as uow:
+        sales.ship_shipment(uow, shipment.id)
+        invoice = sales.invoice_sales_order(uow, order.id)
+        uow.commit()
+    before = counts(tenant)
+    with tenant.uow() as uow, pytest.raises(DomainError):
+        billing.record_payment(uow, customer_id=order.customer_id, amount=D("100"), currency="USD",
+                               allocations=[billing.AllocationInput(invoice.id, D("10")),
+                                            billing.AllocationInput(invoice.id, D("10"))])
+    assert counts(tenant) == before
