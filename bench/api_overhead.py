@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._server import cli, fresh_database, server  # noqa: E402
+from bench._server import cli, fresh_database, server
 
 
 def _record_path(base: str, key: str) -> str:

@@ -117,8 +117,8 @@ def _set_tenant_for_rls(session: Session, _tx: Any, connection: Any) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _filter_by_tenant(state: ORMExecuteState) -> None:
-    if state.is_column_load or state.is_relationship_load:
-        return  # the parent query already carried the criteria
+    if state.is_column_load or state.is_relationship_load or state.is_insert:
+        return  # the parent query already carried the criteria; inserts are stamped at flush
     session = state.session
     tenant_id = session.info.get("tenant_id")
     if tenant_id is None:

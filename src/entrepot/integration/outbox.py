@@ -20,6 +20,10 @@ from entrepot.kernel.events import EventData, type_of
 from entrepot.kernel.ids import new_id
 
 SPECVERSION = "1.0"
+_INSERT = insert(OutboxEvent.__table__)
+# On PostgreSQL the writing transaction's id goes with the row, so the feed can hold
+# back events of transactions still in flight.
+_INSERT_PG = insert(OutboxEvent.__table__).values(txid=literal_column("pg_current_xact_id()::text::bigint"))
 
 
 def source_for(tenant_id: object) -> str:
@@ -43,9 +47,10 @@ def record_event_in(session: Session, tenant_id: uuid.UUID, data: EventData, *, 
         "time": clock.now(),
         "data": data.model_dump(mode="json"),
     }
-    if session.get_bind().dialect.name == "postgresql":
-        values["txid"] = literal_column("pg_current_xact_id()::text::bigint")
-    session.execute(insert(OutboxEvent).values(**values))
+    # Core insert on the session's connection: no autoflush and no ORM machinery,
+    # one pre-compiled statement per backend (this runs several times per business action).
+    conn = session.connection()
+    conn.execute(_INSERT_PG if conn.dialect.name == "postgresql" else _INSERT, values)
     return str(event_id)
 
 

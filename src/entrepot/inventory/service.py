@@ -1,7 +1,7 @@
 """The inventory's public service interface: what other domains call.
 
 Order-to-cash: `allocate`, `release`, `reserved_quantity`, `backordered_quantity`,
-`issue_reserved`, `receive_return`. Purchasing: `receive_stock`,
+`issue_reserved`, `issue_reserved_many`, `receive_return`. Purchasing: `receive_stock`,
 `register_on_order_provider`. Everything else is used by this package's
 routes and CLI.
 """
@@ -18,6 +18,7 @@ from entrepot.inventory.services.allocation import (
     backordered_quantity,
     fill_backorders,
     issue_reserved,
+    issue_reserved_many,
     release,
     reserved_quantity,
 )
@@ -78,7 +79,8 @@ __all__ = [
     "Valuation", "ValuationLine", "WarehouseStock", "adjust_stock", "allocate", "backordered_quantity",
     "cancel_count", "check_balances", "create_location", "create_transfer", "create_warehouse",
     "ensure_virtual_locations",
-    "fill_backorders", "get_count", "get_lot", "get_transfer", "get_warehouse", "issue_reserved", "list_locations",
+    "fill_backorders", "get_count", "get_lot", "get_transfer", "get_warehouse", "issue_reserved", "issue_reserved_many",
+    "list_locations",
     "move_query", "post_count", "receive_return", "receive_stock", "receive_transfer", "register_on_order_provider",
     "release", "replenishment_suggestions", "report_expiring_lots", "reserved_quantity", "scrap_stock",
     "set_reorder_rule", "start_count", "stock_at", "stock_available", "stock_by_location", "stock_levels",

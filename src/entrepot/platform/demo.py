@@ -206,7 +206,8 @@ def _orders(seed: Seed, count: int) -> None:
     weights = [w for _, w in PLAN]
     start = clock.now() - timedelta(days=75)
     for n in range(count):
-        goal = rng.choices(goals, weights)[0]
+        # Every goal once first, so even a small tenant shows each state; then by weight.
+        goal = goals[n] if n < len(goals) else rng.choices(goals, weights)[0]
         moment = start + timedelta(days=75 * n / count, minutes=rng.randint(0, 600))
         customer = rng.choice(seed.customers)
         picks = rng.sample(seed.products, rng.randint(1, 5))

@@ -496,8 +496,16 @@ def get_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, for_update: bool = 
     return shipment
 
 
+def _order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> uuid.UUID:
+    """The shipment's order id, without loading the shipment (callers lock the order, then load the shipment)."""
+    order_id = uow.session.scalar(select(Shipment.sales_order_id).where(Shipment.id == shipment_id))
+    if order_id is None:
+        raise NotFound("shipment", shipment_id)
+    return order_id
+
+
 def _shipment_step(uow: UnitOfWork, shipment_id: uuid.UUID, action: str) -> Shipment:
-    get_sales_order(uow, get_shipment(uow, shipment_id).sales_order_id, for_update=True)  # lock order, then shipment
+    get_sales_order(uow, _order_of_shipment(uow, shipment_id), for_update=True)  # lock order, then shipment
     shipment = get_shipment(uow, shipment_id, for_update=True)
     before = shipment.status
     SHIPMENT.apply(shipment, action)
@@ -551,16 +559,16 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
     """Stock leaves the warehouse (inventory issues the reservations and posts COGS); the order
     moves to partially shipped or shipped."""
     # lock order first, then shipment: the same order as cancel_sales_order, so the two cannot deadlock
-    order_id = get_shipment(uow, shipment_id).sales_order_id
-    order = get_sales_order(uow, order_id, for_update=True)
+    order = get_sales_order(uow, _order_of_shipment(uow, shipment_id), for_update=True)
     shipment = get_shipment(uow, shipment_id, for_update=True)
     before = shipment.status
     SHIPMENT.apply(shipment, "ship")
     inv = ports.inventory()
     by_id = {ln.id: ln for ln in order.lines}
-    for sl in shipment.lines:
-        issued = inv.issue_reserved(uow, demand_type=DEMAND, demand_id=sl.sales_order_line_id, quantity=sl.quantity,
-                                    reference=shipment.number)
+    # one batch for all the lines: a fixed number of queries and one cost-of-goods entry per shipment
+    all_issued = inv.issue_reserved_many(uow, demand_type=DEMAND, reference=shipment.number,
+                                         items=[(sl.sales_order_line_id, sl.quantity) for sl in shipment.lines])
+    for sl, issued in zip(shipment.lines, all_issued, strict=True):
         sl.warehouse_id = getattr(issued, "warehouse_id", None)
         sl.cost = getattr(issued, "cost", None)
         sl.lots = [{"lot_code": lot.lot_code, "quantity": str(lot.quantity), "serials": list(lot.serials)}

@@ -18,6 +18,7 @@ from entrepot.db.uow import platform_uow
 from entrepot.integration.models import ScheduledJobState
 from entrepot.integration.sla import check_sla
 from entrepot.kernel import clock
+from entrepot.sales.quotes import expire_all_quotes
 from entrepot.worker import leases
 
 log = structlog.get_logger("entrepot.worker.scheduler")
@@ -39,6 +40,7 @@ def _sla_check() -> None:
 
 JOBS: list[Job] = [
     Job("integration.sla_check", "* * * * *", _sla_check),
+    Job("sales.expire_quotes", "5 * * * *", expire_all_quotes),  # hourly; validity is by date
 ]
 
 

@@ -253,3 +253,26 @@ def test_the_worker_backs_off_while_the_database_fails_and_loses_nothing(sqlite_
 
         webhooks.update_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id), {"enabled": False})
         uow.commit()
+
+
+def test_the_job_table_runs_the_sla_check_and_quote_expiry(db_url):
+    # given every registered job made due
+    names = [job.name for job in scheduler.JOBS]
+    assert {"integration.sla_check", "sales.expire_quotes"} <= set(names)
+    with platform_uow(url=db_url) as uow:
+        for name in names:
+            state = uow.session.get(ScheduledJobState, name)
+            if state is None:
+                uow.session.add(ScheduledJobState(name=name, next_run_at=clock.now() - timedelta(seconds=1)))
+            else:
+                state.next_run_at = clock.now() - timedelta(seconds=1)
+        uow.commit()
+    # when the scheduler runs
+    ran = scheduler.run_due("w-jobs", url=db_url)
+    # then each ran without error and is scheduled again
+    assert set(ran) == set(names)
+    with platform_uow(readonly=True, url=db_url) as uow:
+        for name in names:
+            state = uow.session.get(ScheduledJobState, name)
+            assert state.last_error is None, (name, state.last_error)
+            assert state.next_run_at > clock.now()

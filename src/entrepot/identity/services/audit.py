@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.uow import UnitOfWork, on_before_commit
@@ -111,41 +111,65 @@ def _write_pending(uow: UnitOfWork) -> None:
         return
     session = uow.session
     tenant_id = uow.tenant_id
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Flush the business changes first: their row locks are taken before the chain
+    # lock, in every transaction, so the two kinds of lock never wait on each other.
     session.flush()
-    session.execute(
-        insert(AuditChainHead)
-        .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
-        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    conn = session.connection()
+    count = len(uow.pending_audit)
+    heads = AuditChainHead.__table__
+    # Reserve `count` sequence numbers; the UPDATE locks the tenant's chain head
+    # until commit, so appends to one tenant's chain are serialised.
+    claim = (
+        update(heads)
+        .where(heads.c.tenant_id == tenant_id)
+        .values(last_seq=heads.c.last_seq + count)
+        .returning(heads.c.last_seq, heads.c.last_hash)
     )
-    head = session.scalars(
-        select(AuditChainHead)
-        .where(AuditChainHead.tenant_id == tenant_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    seq, prev = head.last_seq, head.last_hash
+    row = conn.execute(claim).one_or_none()
+    if row is None:
+        dialect = conn.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        conn.execute(
+            insert(heads)
+            .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
+            .on_conflict_do_nothing(index_elements=["tenant_id"])
+        )
+        row = conn.execute(claim).one()
+    seq, prev = row.last_seq - count, row.last_hash
     at = clock.now()
+    rows = []
     for item in uow.pending_audit:
         seq += 1
-        entry = AuditEntry(
-            id=new_id(),
-            tenant_id=tenant_id,
-            seq=seq,
-            at=at,
-            actor=uow.actor.ref,
-            request_id=uow.actor.request_id,
-            prev_hash=prev,
-            hash="",
+        entry = {
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "seq": seq,
+            "at": at,
+            "actor": uow.actor.ref,
+            "request_id": uow.actor.request_id,
+            "prev_hash": prev,
             **item,
-        )
-        entry.hash = _entry_hash(prev, _hashed_fields(entry))
-        prev = entry.hash
-        session.add(entry)
-    head.last_seq, head.last_hash = seq, prev
+        }
+        entry["hash"] = _entry_hash(prev, _fields_of(entry))
+        prev = entry["hash"]
+        rows.append(entry)
+    conn.execute(AuditEntry.__table__.insert(), rows)
+    conn.execute(update(heads).where(heads.c.tenant_id == tenant_id).values(last_hash=prev))
     uow.pending_audit.clear()
-    session.flush()
+
+
+def _fields_of(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": entry["seq"],
+        "at": entry["at"].isoformat(),
+        "actor": entry["actor"],
+        "action": entry["action"],
+        "entity_type": entry["entity_type"],
+        "entity_id": entry["entity_id"],
+        "before": entry["before"],
+        "after": entry["after"],
+        "request_id": entry["request_id"],
+    }
 
 
 on_before_commit(_write_pending)

@@ -1,7 +1,7 @@
 """Demands and allocation: reserving stock for demand lines, backorders, releases, issues.
 
 The order-to-cash flow calls `allocate` on confirmation, `release` on cancel
-and `issue_reserved` on shipment. A demand line is identified by
+and `issue_reserved_many` (or `issue_reserved`, one line) on shipment. A demand line is identified by
 (`demand_type`, `demand_id`), e.g. ("sales_order_line", line.id).
 """
 
@@ -32,6 +32,7 @@ from entrepot.inventory.models import (
     SerialNumber,
     StockBalance,
     StockDemand,
+    StockMove,
     Warehouse,
 )
 from entrepot.inventory.services import core
@@ -434,88 +435,152 @@ def backordered_quantity(uow: UnitOfWork, demand_type: str,
 def issue_reserved(uow: UnitOfWork, *, demand_type: str, demand_id: uuid.UUID, quantity: Decimal, reference: str,
                    on: date | None = None) -> IssueResult:
     """Ship reserved stock of a demand line to the customer, at moving-average cost (COGS posted)."""
-    demand_id = as_uuid(demand_id, "demand_id")
-    qty = quantity_of(quantity)
-    return core.with_retry(uow, lambda: _issue(uow, demand_type, demand_id, qty, reference, on))
+    return issue_reserved_many(uow, demand_type=demand_type, items=[(demand_id, quantity)], reference=reference,
+                               on=on)[0]
 
 
-def _issue(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID, quantity: Decimal, reference: str,
-           on: date | None) -> IssueResult:
+def issue_reserved_many(uow: UnitOfWork, *, demand_type: str, items: Sequence[tuple[uuid.UUID, Decimal]],
+                        reference: str, on: date | None = None) -> list[IssueResult]:
+    """`issue_reserved` for several demand lines at once (a shipment): one result per item, in order.
+
+    All or nothing. The work is a fixed number of queries whatever the number of
+    lines, and the cost of goods of all the lines is posted as ONE journal entry
+    (each move keeps its own cost)."""
+    checked = [(as_uuid(demand_id, "demand_id"), quantity_of(quantity)) for demand_id, quantity in items]
+    if not checked:
+        return []
+    return core.with_retry(uow, lambda: _issue_many(uow, demand_type, checked, reference, on))
+
+
+def _reservations_by_demand(uow: UnitOfWork, demand_type: str,
+                            demand_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Reservation]]:
+    out: dict[uuid.UUID, list[Reservation]] = defaultdict(list)
+    for r in _open_reservations(uow, demand_type, demand_ids):
+        out[r.demand_id].append(r)
+    return out
+
+
+def _check_reserved(by_demand: dict[uuid.UUID, list[Reservation]], wanted: dict[uuid.UUID, Decimal],
+                    demand_type: str) -> None:
+    for demand_id, quantity in wanted.items():
+        reserved = sum((r.quantity for r in by_demand.get(demand_id, [])), ZERO)
+        if quantity > reserved:
+            raise NotReserved(f"{quantity} to issue but only {reserved} reserved for {demand_type} {demand_id}",
+                              reserved=str(reserved))
+
+
+def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, Decimal]], reference: str,
+                on: date | None) -> list[IssueResult]:
     session = uow.session
-    reservations = _open_reservations(uow, demand_type, [demand_id])
-    reserved = sum((r.quantity for r in reservations), ZERO)
-    if quantity > reserved:
-        raise NotReserved(f"{quantity} to issue but only {reserved} reserved for {demand_type} {demand_id}",
-                          reserved=str(reserved))
-    product = catalog.get_product(uow, reservations[0].product_id)
-    core.lock_products(uow, [product.id])
+    demand_ids = list(dict.fromkeys(d for d, _ in items))
+    wanted: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO)
+    for demand_id, quantity in items:
+        wanted[demand_id] += quantity
+    by_demand = _reservations_by_demand(uow, demand_type, demand_ids)
+    _check_reserved(by_demand, wanted, demand_type)
+    products = catalog.get_products(uow, {rs[0].product_id for rs in by_demand.values()})
+    core.lock_products(uow, products)
     if on is not None and on < clock.today():
         from entrepot.ledger.services.periods import open_period_for_posting
 
         open_period_for_posting(uow, on)
-    reservations = _open_reservations(uow, demand_type, [demand_id])
-    lots = {lot.id: lot for lot in session.scalars(
-        select(Lot).where(Lot.id.in_([r.lot_id for r in reservations if r.lot_id])))}
+    if session.get_bind().dialect.name == "postgresql":
+        # Read again under the product locks: another transaction may have changed them meanwhile
+        # (SQLite writers are serialised from BEGIN IMMEDIATE, so what we read is already current).
+        by_demand = _reservations_by_demand(uow, demand_type, demand_ids)
+        _check_reserved(by_demand, wanted, demand_type)
+    every = [r for rs in by_demand.values() for r in rs]
+    lot_ids = {r.lot_id for r in every if r.lot_id}
+    lots = {lot.id: lot for lot in session.scalars(select(Lot).where(Lot.id.in_(lot_ids)))} if lot_ids else {}
     far = date.max
-    reservations.sort(key=lambda r: ((lots[r.lot_id].expiry_date or far) if r.lot_id else far, r.created_at, r.id))
+    for rs in by_demand.values():
+        rs.sort(key=lambda r: ((lots[r.lot_id].expiry_date or far) if r.lot_id else far, r.created_at, r.id))
+    # Everything the moves touch, in one query each; balances and costs locked in id order (the fixed order).
+    locations = {loc.id: loc for loc in session.scalars(
+        select(Location).where(Location.id.in_({r.location_id for r in every})))}
+    balances = {b.id: b for b in session.scalars(
+        select(StockBalance).where(StockBalance.id.in_({r.balance_id for r in every}))
+        .order_by(StockBalance.id).with_for_update().execution_options(populate_existing=True))}
+    costs = core.item_costs(uow, {(r.product_id, r.warehouse_id) for r in every})
+    currency = core.functional_currency(uow)
     customer = core.location_of(uow, None, LocationKind.CUSTOMER)
-    remaining = quantity
-    total_cost = ZERO
-    moves = []
-    by_lot: dict[uuid.UUID, LotIssue] = {}
-    all_serials: list[str] = []
-    warehouse_id: uuid.UUID | None = None
-    for r in reservations:
-        if remaining <= 0:
-            break
-        take = min(r.quantity, remaining)
-        location = session.get(Location, r.location_id)
-        assert location is not None
-        lot = lots.get(r.lot_id) if r.lot_id else None
-        serials = _pick_serials(uow, product, location.id, lot, take) if product.track_serials else None
-        value = core.value_out(uow, product, r.warehouse_id, take)
-        move = core.record_move(uow, product=product, from_location=location, to_location=customer, quantity=take,
-                                kind=MoveKind.ISSUE, lot=lot, value=value,
-                                unit_cost=core.quantize_storage(value / take), reference=reference, on=on,
-                                demand_type=demand_type, demand_id=demand_id, serials=serials,
-                                consume_reserved=True)
-        r.quantity -= take
-        if r.quantity == 0:
-            r.status = "closed"
-        remaining -= take
-        total_cost += value
-        moves.append(move)
-        warehouse_id = warehouse_id or r.warehouse_id
-        if serials:
-            for s in serials:
-                s_row = session.scalar(select(SerialNumber).where(SerialNumber.product_id == product.id,
-                                                                   SerialNumber.serial == s))
-                if s_row is not None:
-                    s_row.location_id = customer.id
-            all_serials.extend(serials)
-        if lot is not None:
-            entry = by_lot.setdefault(lot.id, LotIssue(lot.id, lot.code, ZERO))
-            entry.quantity += take
-            entry.serials.extend(serials or [])
-    sd = session.scalar(select(StockDemand).where(StockDemand.demand_type == demand_type,
-                                                  StockDemand.demand_id == demand_id))
-    if sd is not None and sd.backordered == 0 and not any(r.quantity > 0 for r in reservations):
-        sd.status = "closed"
+    results: list[IssueResult] = []
+    all_moves = []
+    for demand_id, quantity in items:
+        reservations = by_demand[demand_id]
+        product = products[reservations[0].product_id]
+        remaining = quantity
+        total_cost = ZERO
+        moves = []
+        by_lot: dict[uuid.UUID, LotIssue] = {}
+        all_serials: list[str] = []
+        warehouse_id: uuid.UUID | None = None
+        for r in reservations:
+            if remaining <= 0:
+                break
+            if r.quantity <= 0:
+                continue  # used up by an earlier item of the same demand line
+            take = min(r.quantity, remaining)
+            location = locations[r.location_id]
+            lot = lots.get(r.lot_id) if r.lot_id else None
+            serials = _pick_serials(uow, product, location.id, lot, take) if product.track_serials else None
+            value = core.take_value(costs[(product.id, r.warehouse_id)], product, take, currency)
+            balance = balances.get(r.balance_id)
+            if balance is not None and (balance.product_id, balance.location_id, balance.lot_id) != (
+                    product.id, location.id, r.lot_id):
+                balance = None  # not the reservation's own balance any more: let record_move find it
+            move = core.record_move(uow, product=product, from_location=location, to_location=customer,
+                                    quantity=take, kind=MoveKind.ISSUE, lot=lot, value=value,
+                                    unit_cost=core.quantize_storage(value / take), reference=reference, on=on,
+                                    demand_type=demand_type, demand_id=demand_id, serials=serials,
+                                    consume_reserved=True, source_balance=balance, flush=False)
+            r.quantity -= take
+            if r.quantity == 0:
+                r.status = "closed"
+            remaining -= take
+            total_cost += value
+            moves.append(move)
+            warehouse_id = warehouse_id or r.warehouse_id
+            if serials:
+                for s in serials:
+                    s_row = session.scalar(select(SerialNumber).where(SerialNumber.product_id == product.id,
+                                                                       SerialNumber.serial == s))
+                    if s_row is not None:
+                        s_row.location_id = customer.id
+                all_serials.extend(serials)
+            if lot is not None:
+                entry = by_lot.setdefault(lot.id, LotIssue(lot.id, lot.code, ZERO))
+                entry.quantity += take
+                entry.serials.extend(serials or [])
+        all_moves.extend(moves)
+        results.append(IssueResult(quantity=quantity, cost=total_cost, warehouse_id=warehouse_id,
+                                   lots=list(by_lot.values()), move_ids=[m.id for m in moves], serials=all_serials))
+    for sd in session.scalars(select(StockDemand).where(StockDemand.demand_type == demand_type,
+                                                        StockDemand.demand_id.in_(demand_ids))):
+        if sd.backordered == 0 and not any(r.quantity > 0 for r in by_demand.get(sd.demand_id, [])):
+            sd.status = "closed"
     session.flush()
-    posting.post_shipment_cost(uow, source_id=moves[0].id, on=on or clock.today(), amount=total_cost)
+    # One cost-of-goods entry for the whole issue (the moves carry the cost per line).
+    posting.post_shipment_cost(uow, source_id=all_moves[0].id, on=on or clock.today(),
+                               amount=sum((r.cost for r in results), ZERO))
     if on is not None and on < clock.today():
         from entrepot.inventory.services import valuation
 
-        for wid in sorted({m.from_warehouse_id for m in moves if m.from_warehouse_id}):
-            if valuation.has_later_outflows(uow, product.id, wid, on):
-                valuation.revalue(uow, product, wid, moves[0])
-    for move in moves:
+        first_move: dict[tuple[uuid.UUID, uuid.UUID], StockMove] = {}
+        for m in all_moves:
+            if m.from_warehouse_id:
+                first_move.setdefault((m.product_id, m.from_warehouse_id), m)
+        for (product_id, wid), trigger in sorted(first_move.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+            if valuation.has_later_outflows(uow, product_id, wid, on):
+                valuation.revalue(uow, products[product_id], wid, trigger)
+    for move in all_moves:
         audit(uow, "stock.issue", "stock_move", move.id, after=snapshot(move))
-    record_event(uow, StockIssued(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product.id),
-                                  warehouse_id=str(warehouse_id), quantity=str(quantity), cost=str(total_cost),
-                                  reference=reference), subject=f"stock/{product.id}")
-    return IssueResult(quantity=quantity, cost=total_cost, warehouse_id=warehouse_id, lots=list(by_lot.values()),
-                       move_ids=[m.id for m in moves], serials=all_serials)
+    for (demand_id, quantity), result in zip(items, results, strict=True):
+        product_id = by_demand[demand_id][0].product_id
+        record_event(uow, StockIssued(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
+                                      warehouse_id=str(result.warehouse_id), quantity=str(quantity),
+                                      cost=str(result.cost), reference=reference), subject=f"stock/{product_id}")
+    return results
 
 
 def _pick_serials(uow: UnitOfWork, product: Product, location_id: uuid.UUID, lot: Lot | None,

@@ -46,6 +46,7 @@ from entrepot.inventory.models import (
 )
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, NotFound, invalid
+from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import InvalidAmount, fits_storage, quantize_storage, round_money, to_decimal
 
 T = TypeVar("T")
@@ -368,8 +369,31 @@ def value_out(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, quanti
 
     Taking the last units takes exactly the remaining value, so no rounding
     residue is ever left in the inventory account."""
-    cost = item_cost(uow, product.id, warehouse_id)
-    currency = functional_currency(uow)
+    return take_value(item_cost(uow, product.id, warehouse_id), product, quantity, functional_currency(uow))
+
+
+def item_costs(uow: UnitOfWork, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID],
+                                                                                   ItemCost]:
+    """`item_cost` for many (product, warehouse) pairs: one query, rows locked in id order; missing rows made."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    found = {(c.product_id, c.warehouse_id): c for c in uow.session.scalars(
+        select(ItemCost).where(ItemCost.product_id.in_({k[0] for k in wanted}),
+                               ItemCost.warehouse_id.in_({k[1] for k in wanted}))
+        .order_by(ItemCost.id).with_for_update())}
+    missing = sorted(wanted - found.keys())
+    for product_id, warehouse_id in missing:
+        found[(product_id, warehouse_id)] = cost = ItemCost(product_id=product_id, warehouse_id=warehouse_id,
+                                                            quantity=ZERO, value=ZERO, unit_cost=ZERO)
+        uow.session.add(cost)
+    if missing:
+        uow.session.flush()
+    return {k: found[k] for k in wanted}
+
+
+def take_value(cost: ItemCost, product: Product, quantity: Decimal, currency: str) -> Decimal:
+    """`value_out` on an already locked `ItemCost`."""
     if cost.quantity > 0 and quantity <= cost.quantity:
         value = cost.value if quantity == cost.quantity else round_money(cost.value * quantity / cost.quantity,
                                                                          currency)
@@ -407,18 +431,22 @@ def record_move(
     serials: list[str] | None = None,
     consume_reserved: bool = False,
     check_available: bool = True,
+    source_balance: StockBalance | None = None,
+    flush: bool = True,
 ) -> StockMove:
     """Write one immutable move and apply it to both balances.
 
     Leaving a location needs available stock (on hand minus reserved) unless
-    the move consumes a reservation or the tenant allows negative stock."""
+    the move consumes a reservation or the tenant allows negative stock.
+    Batch callers pass the `source_balance` they already locked and `flush=False`
+    (they flush once for all their moves)."""
     if quantity <= 0:
         raise invalid("quantity", "must be positive", "positive")
     if from_location.id == to_location.id:
         raise invalid("to_location_id", "source and destination are the same location", "distinct")
     lot_id = lot.id if lot else None
     if has_balance(from_location):
-        source = balance_for(uow, product.id, from_location, lot_id)
+        source = source_balance if source_balance is not None else balance_for(uow, product.id, from_location, lot_id)
         if consume_reserved:
             if quantity > source.reserved:
                 raise NotReserved(f"only {source.reserved} reserved at {from_location.code}")
@@ -434,6 +462,7 @@ def record_move(
         target = balance_for(uow, product.id, to_location, lot_id)
         target.on_hand += quantity
     move = StockMove(
+        id=new_id(),  # known before the flush (batch callers reference it)
         product_id=product.id,
         lot_id=lot_id,
         from_location_id=from_location.id,
@@ -453,7 +482,8 @@ def record_move(
         actor=uow.actor.ref,
     )
     uow.session.add(move)
-    uow.session.flush()
+    if flush:
+        uow.session.flush()
     return move
 
 
