@@ -53,13 +53,15 @@ def cli(url: str, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def server(url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def server(url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None,
+           embedded_worker: bool = False) -> Iterator[str]:
     """`entrepot serve` on a free loopback port; yields the base URL."""
     port = free_port()
     env = {**os.environ, "ENTREPOT_DATABASE_URL": url, "ENTREPOT_RATE_LIMIT_PER_MINUTE": "100000000",
            **(extra_env or {})}
     proc = subprocess.Popen(
-        [ENTREPOT, "serve", "--port", str(port), "--workers", str(workers), "--no-worker"],
+        [ENTREPOT, "serve", "--port", str(port), "--workers", str(workers),
+         *([] if embedded_worker else ["--no-worker"])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"

@@ -161,3 +161,20 @@ def test_users_are_created_with_hashed_passwords(api):
                                     "role": "sales"}).status_code == 409
     bad = api.post("/users", json={"email": "nope", "name": "", "password": "short", "role": "sales"})
     assert bad.status_code == 422
+
+
+def test_metrics_are_for_the_operator_only(client, api, monkeypatch):
+    from entrepot.db.settings import reset_settings
+
+    # a tenant admin key is not enough
+    assert client.get("/metrics", headers=api.headers).status_code == 403
+    monkeypatch.setenv("ENTREPOT_OPERATOR_TOKEN", "op-secret-token")
+    reset_settings()
+    try:
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        r = client.get("/metrics", headers={"Authorization": "Bearer op-secret-token"})
+        assert r.status_code == 200
+        assert "entrepot_webhook_messages" in r.text
+    finally:
+        monkeypatch.delenv("ENTREPOT_OPERATOR_TOKEN")
+        reset_settings()

@@ -17,7 +17,8 @@ from entrepot.api.deps import permission_of, route_table
 from tests.factories import EXAMPLE_BODIES, FACTORIES, NOT_TENANT_RECORDS, load_all
 
 load_all()
-PUBLIC = {"/api/v1/health", "/health", "/api/v1/docs", "/api/v1/openapi.json"}
+# No tenant permission: public, or (/metrics) authenticated by the operator token.
+PUBLIC = {"/api/v1/health", "/health", "/api/v1/docs", "/api/v1/openapi.json", "/metrics"}
 PARAM = re.compile(r"{([a-z_]+)(?::[a-z]+)?}")
 
 

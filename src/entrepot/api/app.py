@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import importlib
 import time
 import uuid
 from pathlib import Path
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +22,7 @@ from entrepot.api.idempotency import IdempotencyMiddleware
 from entrepot.api.logging import configure_logging
 from entrepot.db.engine import get_engine
 from entrepot.db.registry import load_all_models
+from entrepot.db.settings import get_settings
 
 API_PREFIX = "/api/v1"
 _log = structlog.get_logger("entrepot.http")
@@ -81,6 +83,26 @@ def _health_router() -> APIRouter:
     return router
 
 
+def _operator_router() -> APIRouter:
+    """Platform-operator endpoints, authenticated by ENTREPOT_OPERATOR_TOKEN, not by a tenant key."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/metrics")
+    def metrics(request: Request) -> Response:
+        expected = get_settings().operator_token
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+            return problems.problem(403, "Operators only",
+                                    "send the operator token (ENTREPOT_OPERATOR_TOKEN) as a Bearer token",
+                                    "operator_only")
+        from entrepot.integration.metrics import render
+
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
+    return router
+
+
 def create_app() -> FastAPI:
     configure_logging()
     load_all_models()
@@ -98,6 +120,7 @@ def create_app() -> FastAPI:
 
     app.include_router(_health_router(), prefix=API_PREFIX)
     app.include_router(_health_router(), include_in_schema=False)
+    app.include_router(_operator_router())
     for domain in DOMAINS:
         try:
             module = importlib.import_module(f"entrepot.{domain}.routes")

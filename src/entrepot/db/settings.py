@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     rate_limit_per_minute: int = 6000
     embedded_worker: bool = True
+    # Bearer token for platform-operator endpoints (/metrics): not a tenant credential,
+    # because those figures span every tenant. Unset: the endpoints refuse everyone.
+    operator_token: str | None = None
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
