@@ -19,7 +19,7 @@ install-dev: $(BIN)/python
 ## Run Entrepot: embedded SQLite (./entrepot.db), demo data, API + pages + worker on localhost.
 run: install
 	$(BIN)/entrepot init
-	$(BIN)/entrepot demo --if-missing
+	$(BIN)/entrepot demo --if-missing --port $(PORT)
 	$(BIN)/entrepot serve --port $(PORT)
 
 ## The whole test suite: ruff, import-linter layer contracts, pytest on SQLite and PostgreSQL.

@@ -18,7 +18,7 @@ from tests.factories import EXAMPLE_BODIES, FACTORIES, NOT_TENANT_RECORDS, load_
 
 load_all()
 # No tenant permission: public, or (/metrics) authenticated by the operator token.
-PUBLIC = {"/api/v1/health", "/health", "/api/v1/docs", "/api/v1/openapi.json", "/metrics"}
+PUBLIC = {"/", "/api/v1/health", "/health", "/api/v1/docs", "/api/v1/openapi.json", "/metrics"}
 PARAM = re.compile(r"{([a-z_]+)(?::[a-z]+)?}")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -144,6 +144,11 @@ def create_app() -> FastAPI:
             swagger_css_url=f"{API_PREFIX}/docs-assets/swagger-ui.css",
             swagger_favicon_url=f"{API_PREFIX}/docs-assets/favicon-32x32.png",
         )
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        # No back-office pages yet: the front door is the API reference.
+        return RedirectResponse(f"{API_PREFIX}/docs")
 
     try:
         web = importlib.import_module("entrepot.web.pages")

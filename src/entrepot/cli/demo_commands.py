@@ -65,6 +65,6 @@ def register(app: typer.Typer) -> None:
         with tenant_uow(tenant_id) as uow:
             issued = create_api_key(uow, role="admin", name="demo login")
             uow.commit()
-        err.print(f"Entrepot: http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
+        err.print(f"Entrepot: http://{host}:{port}/api/v1/docs  (the API reference; try GET /api/v1/tenant)")
         err.print(f"tenant {PARENT}; admin API key (shown once):")
         print(issued.secret, flush=True)
