@@ -16,7 +16,7 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 
-## Run Entrepot: embedded SQLite (./entrepot.db), demo data, API + pages + worker on localhost.
+## Run Entrepot: embedded SQLite (./entrepot.db), demo data, the API and the worker on localhost.
 run: install
 	$(BIN)/entrepot init
 	$(BIN)/entrepot demo --if-missing --port $(PORT)
