@@ -159,7 +159,7 @@ def serve(
     workers: int = typer.Option(1, "--workers", help="API processes"),
     no_worker: bool = typer.Option(False, "--no-worker", help="Do not run the embedded worker"),
 ) -> None:
-    """Serve the API and pages (and, embedded, the worker)."""
+    """Serve the API (and, unless --no-worker, the embedded worker)."""
     import uvicorn
 
     from entrepot.cli.serving import embedded_worker
