@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrepot.db.engine import TenancyViolation
 from entrepot.kernel.errors import DomainError, RateLimited
@@ -34,7 +37,90 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _nul_path(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where in a JSON document a string holds a NUL character (None when nowhere)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*path, key)
+        found = _nul_path(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _nul_problem(field: str) -> JSONResponse:
+    message = "must not contain a NUL character"
+    return problem(422, "Validation failed", f"{field}: {message}", "validation_failed",
+                   errors=[{"field": field, "message": message, "rule": "no_nul"}])
+
+
+class RefuseNulCharacters:
+    """A 422 naming the field for text holding NUL (U+0000), before any route sees it.
+
+    PostgreSQL text cannot store NUL, so such a value would otherwise fail deep in a
+    write as a database error; SQLite would store it and the two backends would differ.
+    Only requests whose query or JSON body mentions NUL at all are inspected further."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("raw_path", b""):
+            await _nul_problem("path")(scope, receive, send)
+            return
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                if "\x00" in name or "\x00" in value:
+                    await _nul_problem(name.replace("\x00", "") or "query")(scope, receive, send)
+                    return
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+        if scope["method"] not in ("POST", "PUT", "PATCH") or b"json" not in content_type:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if b"\\u0000" in body:
+            try:
+                where = _nul_path(json.loads(body))
+            except (ValueError, RecursionError):
+                where = None  # not JSON: the route answers 400 for that
+            if where is not None:
+                await _nul_problem(".".join(map(str, where)) or "body")(scope, receive, send)
+                return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseNulCharacters)
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
@@ -69,6 +155,19 @@ def install(app: FastAPI) -> None:
         log.info("integrity_error", error=str(exc.orig)[:300])
         return problem(409, "Conflict", "the change conflicts with existing data "
                        "(a duplicate key or a missing reference)", "conflict")
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The last wall: input checks should have named the field before the database saw the value.
+        log.warning("data_error", path=request.url.path, error=str(exc.orig)[:300])
+        return problem(422, "Validation failed", "a value does not fit its database column "
+                       "(too long, out of range or not storable)", "invalid_value")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite stores exact decimals as scaled 64-bit integers; a value past that is refused here.
+        log.warning("overflow_error", path=request.url.path, error=str(exc)[:300])
+        return problem(422, "Validation failed", "a number is too large to store", "invalid_value")
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:

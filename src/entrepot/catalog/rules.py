@@ -17,6 +17,9 @@ from stdnum.exceptions import ValidationError as StdnumError
 from entrepot.kernel.errors import FieldError
 from entrepot.kernel.money import InvalidAmount, fits_storage, is_currency, to_decimal
 
+# Amounts and quantities are stored with 4 places; SQLite keeps them as a scaled 64-bit
+# integer (|value| < 9.2 × 10^14), so everything stored stays below 10^14 on both backends.
+STORAGE_LIMIT = Decimal(10) ** 14
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$")
 
 
@@ -70,8 +73,8 @@ def check_amount(errors: list[FieldError], field: str, value: Any, *, required: 
     if minimum is not None and amount < minimum:
         errors.append(FieldError(field, f"must not be less than {minimum}", "min"))
         return None
-    if abs(amount) >= Decimal(10) ** 16:
-        errors.append(FieldError(field, "is too large", "max"))
+    if abs(amount) >= STORAGE_LIMIT:
+        errors.append(FieldError(field, f"must be smaller than {STORAGE_LIMIT:,}", "max"))
         return None
     if not fits_storage(amount):
         errors.append(FieldError(field, "at most 4 decimal places", "scale"))
@@ -93,7 +96,12 @@ def check_gtin(errors: list[FieldError], field: str, value: Any) -> str | None:
 def check_tax_id(errors: list[FieldError], field: str, tax_id: Any, country: Any) -> tuple[str | None, str | None]:
     """Validate a tax id with python-stdnum's rules for its country (VAT, EIN, ABN…)."""
     if tax_id is None or str(tax_id).strip() == "":
-        return None, (str(country).upper() if country else None)
+        if not country:
+            return None, None
+        if not re.fullmatch(r"[A-Za-z]{2}", str(country).strip()):
+            errors.append(FieldError("tax_country", "a two-letter ISO country code", "country"))
+            return None, None
+        return None, str(country).strip().upper()
     from stdnum import get_cc_module, vatin
 
     raw = str(tax_id).strip()

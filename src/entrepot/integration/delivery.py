@@ -10,10 +10,22 @@ The worker drives it in three steps, each its own short transaction:
    is a lease (`claimed_until`), so a crashed worker's messages come back.
 3. `send` (no database) then `record`: the attempt row, the next try on the
    retry schedule, the dead letter, or the disabled endpoint.
+
+The messages of one (endpoint, subject) are a queue in `ordinal` order whose
+open message with the smallest ordinal carries `queue_head`; claims read heads
+only (an index of a few rows per queue, not a check of every open message).
+Whatever opens or closes a message keeps the flag right: fan-out sets it on new
+messages of empty queues, `record` and replay/recover call `settle_heads`. On
+PostgreSQL those writers first take a transaction-scoped advisory lock per
+queue (`lock_queues`), so a fan-out and a completion of the same queue in two
+workers cannot both miss each other's uncommitted row and leave a queue
+without a head.
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import os
 import random
@@ -26,12 +38,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, func, insert, literal_column, or_, select, update
+from sqlalchemy import and_, func, insert, literal_column, not_, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from entrepot.integration.consumers import advance, lock_cursor, position_of
 from entrepot.integration.events import WebhookEndpointDisabled, WebhookMessageExhausted
 from entrepot.integration.feed import Position, events_after
+from entrepot.integration.http_client import PooledClient
 from entrepot.integration.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from entrepot.integration.outbox import envelope, record_event_in
 from entrepot.integration.webhooks import sign, signing_secrets, subscribes, target_refusal
@@ -55,6 +68,9 @@ PER_ENDPOINT = int(os.environ.get("ENTREPOT_WEBHOOK_ENDPOINT_CONCURRENCY", "16")
 OPEN = ("pending", "delivering")
 # rendered inline, not as bound parameters, so the planner can match the partial indexes
 OPEN_SQL = [literal_column("'pending'"), literal_column("'delivering'")]
+# a bare column term, as in the partial indexes' WHERE (SQLite matches the term itself)
+HEAD_SQL = literal_column("webhook_messages.queue_head")
+DELIVERING_SQL = literal_column("'delivering'")
 
 
 def retry_delay(failed_attempts: int) -> timedelta | None:
@@ -63,6 +79,71 @@ def retry_delay(failed_attempts: int) -> timedelta | None:
         return None
     base = SCHEDULE[failed_attempts]
     return base * (1 + random.uniform(-JITTER, JITTER)) if base else base
+
+
+# --- subject queues -------------------------------------------------------------------------------
+
+
+def _queue_key(endpoint_id: uuid.UUID, subject: str) -> int:
+    digest = hashlib.blake2b(f"{endpoint_id}/{subject}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_queues(session: Session, queues: Iterable[tuple[uuid.UUID, str]]) -> None:
+    """PostgreSQL: hold the (endpoint, subject) queues until commit, in one global order (no deadlock).
+
+    Whoever opens or closes messages of a queue takes this first, so the next
+    one to look sees the other's committed rows (READ COMMITTED reads afresh
+    per statement). SQLite has a single writer and needs nothing.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({_queue_key(endpoint_id, subject) for endpoint_id, subject in queues})
+    if keys:
+        session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                        {"keys": keys})
+
+
+def settle_heads(session: Session, tenant_ids: Iterable[uuid.UUID], endpoint_ids: Iterable[uuid.UUID],
+                 queues: Iterable[tuple[uuid.UUID, str]] | None = None, *, demote: bool = False) -> None:
+    """Make the open message with the smallest ordinal of each queue in scope its head.
+
+    Scope: the given (endpoint, subject) queues, or every queue of the endpoints.
+    `demote` also takes the flag off any other open message (needed when an
+    older message is opened again by replay or recovery).
+    """
+    m = WebhookMessage
+    scope = [m.status.in_(OPEN_SQL), m.tenant_id.in_(set(tenant_ids)), m.endpoint_id.in_(set(endpoint_ids))]
+    if queues is not None:
+        pairs = set(queues)
+        # the plain IN lists let the index narrow the scan; the pairs keep it to these queues exactly
+        scope += [m.subject.in_({subject for _, subject in pairs}), tuple_(m.endpoint_id, m.subject).in_(pairs)]
+    first = select(m.tenant_id, m.endpoint_id, m.subject, func.min(m.ordinal)).where(*scope).group_by(
+        m.tenant_id, m.endpoint_id, m.subject)
+    row = tuple_(m.tenant_id, m.endpoint_id, m.subject, m.ordinal)
+    if demote:
+        session.execute(update(m).where(*scope, HEAD_SQL, row.not_in(first)).values(queue_head=False)
+                        .execution_options(synchronize_session=False))
+    session.execute(update(m).where(*scope, not_(HEAD_SQL), row.in_(first)).values(queue_head=True)
+                    .execution_options(synchronize_session=False))
+
+
+def promote_next(session: Session, message_ids: Iterable[uuid.UUID]) -> None:
+    """Make the first open message of each of these messages' queues its head (after they closed).
+
+    One index probe per queue (the oldest open message of the same endpoint and subject).
+    """
+    ids = list(message_ids)
+    if not ids:
+        return
+    m = aliased(WebhookMessage)  # the candidates
+    q = aliased(WebhookMessage)  # the closed messages: which queues
+    first = (select(m.id).where(m.tenant_id == q.tenant_id, m.endpoint_id == q.endpoint_id, m.subject == q.subject,
+                                m.status.in_(OPEN_SQL))
+             .order_by(m.ordinal).limit(1).correlate(q).scalar_subquery())
+    session.execute(update(WebhookMessage)
+                    .where(WebhookMessage.id.in_(select(first).select_from(q).where(q.id.in_(ids))), not_(HEAD_SQL))
+                    .values(queue_head=True).execution_options(synchronize_session=False))
 
 
 # --- 1. fan-out -----------------------------------------------------------------------------------
@@ -86,6 +167,20 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
     now = clock.now()
     values: list[dict[str, Any]] = []
     ordinal = cursor.emitted or 0
+    queues: set[tuple[uuid.UUID, str]] = set()
+    for row in rows:
+        for endpoint in endpoints.get(row.tenant_id, ()):
+            if subscribes(endpoint, row.type):
+                queues.add((endpoint.id, row.subject))
+    # a new message heads its queue when the queue has no open message yet
+    busy: set[tuple[uuid.UUID, str]] = set()
+    if queues:
+        lock_queues(session, queues)
+        busy = {(r.endpoint_id, r.subject) for r in session.execute(
+            select(WebhookMessage.endpoint_id, WebhookMessage.subject)
+            .where(WebhookMessage.status.in_(OPEN_SQL), HEAD_SQL, WebhookMessage.tenant_id.in_(tenants),
+                   WebhookMessage.endpoint_id.in_({e for e, _ in queues}),
+                   WebhookMessage.subject.in_({s for _, s in queues})))}
     for row in rows:
         body: str | None = None
         for endpoint in endpoints.get(row.tenant_id, ()):
@@ -93,10 +188,14 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
                 continue
             body = body or json.dumps(envelope(row), separators=(",", ":"))
             ordinal += 1
+            queue = (endpoint.id, row.subject)
+            head = queue not in busy
+            busy.add(queue)
             values.append({
                 "id": new_id(), "tenant_id": row.tenant_id, "endpoint_id": endpoint.id, "event_id": row.id,
                 "event_type": row.type, "subject": row.subject, "ordinal": ordinal, "payload": body,
-                "status": "pending", "attempt_count": 0, "next_attempt_at": now, "created_at": now,
+                "status": "pending", "queue_head": head, "attempt_count": 0, "next_attempt_at": now,
+                "created_at": now,
             })
     if values:
         session.execute(insert(WebhookMessage), values)
@@ -117,58 +216,52 @@ class Claimed:
     payload: str
     secrets: list[str]
     attempt: int  # 1-based number of this attempt
+    subject: str = ""
 
 
 def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: int = PER_ENDPOINT,
           rate_budget: dict[uuid.UUID, int] | None = None, lease: timedelta = CLAIM_LEASE) -> list[Claimed]:
     """Claim due messages (see module doc). `rate_budget`: sends left this second per endpoint."""
+    m = WebhookMessage
     now = clock.now()
-    earlier = aliased(WebhookMessage)
-    blocked = (
-        select(earlier.id)
-        .where(earlier.tenant_id == WebhookMessage.tenant_id, earlier.endpoint_id == WebhookMessage.endpoint_id,
-               earlier.subject == WebhookMessage.subject, earlier.ordinal < WebhookMessage.ordinal,
-               earlier.status.in_(OPEN_SQL))
-        .exists()
-    )
     due = or_(
-        and_(WebhookMessage.status == "pending", WebhookMessage.next_attempt_at <= now),
-        and_(WebhookMessage.status == "delivering", WebhookMessage.claimed_until < now),
+        and_(m.status == "pending", m.next_attempt_at <= now),
+        and_(m.status == "delivering", m.claimed_until < now),
     )
     live = (select(WebhookEndpoint.id)
             .where(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)))
-    # Heads of subject queues that are due, at most `per_endpoint` per endpoint, oldest due
-    # first: a backlog on one endpoint cannot crowd the others out of the batch.
+    # Due queue heads, at most `per_endpoint` per endpoint, oldest due first: a backlog on one
+    # endpoint cannot crowd the others out of the batch.
     heads = (
-        select(WebhookMessage.id, WebhookMessage.endpoint_id, WebhookMessage.next_attempt_at,
-               func.row_number().over(partition_by=WebhookMessage.endpoint_id,
-                                      order_by=WebhookMessage.next_attempt_at).label("rank"))
-        .where(WebhookMessage.status.in_(OPEN_SQL), due, ~blocked, WebhookMessage.endpoint_id.in_(live))
+        select(m.id, m.tenant_id, m.endpoint_id, m.next_attempt_at,
+               func.row_number().over(partition_by=m.endpoint_id, order_by=m.next_attempt_at).label("rank"))
+        .where(m.status.in_(OPEN_SQL), HEAD_SQL, due, m.endpoint_id.in_(live))
         .subquery()
     )
     candidates = session.execute(
-        select(heads.c.id, heads.c.endpoint_id).where(heads.c.rank <= per_endpoint)
+        select(heads.c.id, heads.c.tenant_id, heads.c.endpoint_id).where(heads.c.rank <= per_endpoint)
         .order_by(heads.c.next_attempt_at).limit(limit * 2)
     ).all()
     if candidates and session.get_bind().dialect.name == "postgresql":
-        # lock what is still due; rows another worker holds or just took are skipped
+        # lock what is still a due head; rows another worker holds or just took are skipped
         locked = set(session.scalars(
-            select(WebhookMessage.id)
-            .where(WebhookMessage.id.in_([c.id for c in candidates]), WebhookMessage.status.in_(OPEN_SQL), due)
+            select(m.id)
+            .where(m.id.in_([c.id for c in candidates]), m.status.in_(OPEN_SQL), HEAD_SQL, due)
             .with_for_update(skip_locked=True)
         ))
         candidates = [c for c in candidates if c.id in locked]
     if not candidates:
         return []
     in_flight = dict(session.execute(
-        select(WebhookMessage.endpoint_id, func.count())
-        .where(WebhookMessage.status == "delivering", WebhookMessage.claimed_until >= now,
-               WebhookMessage.endpoint_id.in_({c.endpoint_id for c in candidates}))
-        .group_by(WebhookMessage.endpoint_id)
+        select(m.endpoint_id, func.count())
+        .where(m.status == DELIVERING_SQL, m.claimed_until >= now,
+               m.tenant_id.in_({c.tenant_id for c in candidates}),
+               m.endpoint_id.in_({c.endpoint_id for c in candidates}))
+        .group_by(m.endpoint_id)
     ).all())
     chosen_ids: list[uuid.UUID] = []
     taken: dict[uuid.UUID, int] = defaultdict(int)
-    for message_id, endpoint_id in candidates:
+    for message_id, _tenant_id, endpoint_id in candidates:
         if len(chosen_ids) >= limit:
             break
         room = per_endpoint - in_flight.get(endpoint_id, 0) - taken[endpoint_id]
@@ -181,17 +274,15 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
     if not chosen_ids:
         return []
     until = now + lease
-    session.execute(
-        update(WebhookMessage).where(WebhookMessage.id.in_(chosen_ids))
-        .values(status="delivering", claimed_by=worker_id, claimed_until=until)
-        .execution_options(synchronize_session=False)
-    )
+    # one statement marks the claim and reads back what to send
     chosen = session.execute(
-        select(WebhookMessage.id, WebhookMessage.tenant_id, WebhookMessage.endpoint_id, WebhookMessage.payload,
-               WebhookMessage.attempt_count).where(WebhookMessage.id.in_(chosen_ids))
+        update(m).where(m.id.in_(chosen_ids))
+        .values(status="delivering", claimed_by=worker_id, claimed_until=until)
+        .returning(m.id, m.tenant_id, m.endpoint_id, m.subject, m.payload, m.attempt_count)
+        .execution_options(synchronize_session=False)
     ).all()
     endpoints = {e.id: e for e in session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({m.endpoint_id for m in chosen})))}
+        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({c.endpoint_id for c in chosen})))}
     result: list[Claimed] = []
     keys: dict[uuid.UUID, list[str]] = {}
     for message in chosen:
@@ -199,8 +290,8 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
         if endpoint.id not in keys:
             keys[endpoint.id] = signing_secrets(endpoint, now)
         result.append(Claimed(message.id, message.tenant_id, endpoint.id, endpoint.url, message.payload,
-                              keys[endpoint.id], message.attempt_count + 1))
-    # keep the batch in due order (the IN query above does not keep it)
+                              keys[endpoint.id], message.attempt_count + 1, message.subject))
+    # keep the batch in due order (RETURNING does not promise it)
     rank = {message_id: i for i, message_id in enumerate(chosen_ids)}
     result.sort(key=lambda c: rank[c.message_id])
     return result
@@ -231,7 +322,7 @@ class Outcome:
     error: str | None
 
 
-def send(client: httpx.Client, item: Claimed) -> Outcome:
+def send(client: PooledClient | httpx.Client, item: Claimed) -> Outcome:
     """POST one message; 2xx is success, anything else (redirects included) a failure."""
     attempted_at = clock.now()
     started = time.perf_counter()
@@ -243,33 +334,61 @@ def send(client: httpx.Client, item: Claimed) -> Outcome:
         error = f"target refused: {refusal}"
     else:
         headers = sign(str(item.message_id), item.payload, item.secrets)
-        try:
-            with client.stream("POST", item.url, content=item.payload.encode(), headers=headers) as response:
-                status = response.status_code
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size >= BODY_CAP:
-                        break
-                body = b"".join(chunks)[:BODY_CAP].decode("utf-8", "replace")[:STORED_BODY]
-            if 300 <= status < 400:
-                error = f"redirect to {response.headers.get('location', '?')} not followed"
-        except httpx.TimeoutException:
-            error = f"timed out after {TIMEOUT_SECONDS:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        if isinstance(client, PooledClient):
+            try:
+                response = client.post(item.url, item.payload.encode(), headers, body_cap=BODY_CAP)
+                status = response.status
+                body = response.body[:BODY_CAP].decode("utf-8", "replace")[:STORED_BODY]
+                if 300 <= status < 400:
+                    error = f"redirect to {response.location or '?'} not followed"
+            except TimeoutError:
+                error = f"timed out after {TIMEOUT_SECONDS:g} s"
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+        else:
+            status, body, error = _send_httpx(client, item, headers)
     latency = int((time.perf_counter() - started) * 1000)
     ok = status is not None and 200 <= status < 300
     return Outcome(item, attempted_at, ok, status, latency, body, None if ok else error)
 
 
-def new_client(max_connections: int = 64) -> httpx.Client:
-    return httpx.Client(
-        timeout=TIMEOUT_SECONDS, follow_redirects=False,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-    )
+def _send_httpx(client: httpx.Client, item: Claimed,
+                headers: dict[str, str]) -> tuple[int | None, str | None, str | None]:
+    """The same exchange through httpx (used when a proxy is configured)."""
+    status: int | None = None
+    body: str | None = None
+    error: str | None = None
+    try:
+        with client.stream("POST", item.url, content=item.payload.encode(), headers=headers) as response:
+            status = response.status_code
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= BODY_CAP:
+                    break
+            body = b"".join(chunks)[:BODY_CAP].decode("utf-8", "replace")[:STORED_BODY]
+        if 300 <= status < 400:
+            error = f"redirect to {response.headers.get('location', '?')} not followed"
+    except httpx.TimeoutException:
+        error = f"timed out after {TIMEOUT_SECONDS:g} s"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    return status, body, error
+
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
+
+
+def new_client(max_connections: int = 64) -> PooledClient | httpx.Client:
+    """The sender's HTTP client: pooled keep-alive connections; httpx when egress goes through a proxy."""
+    if any(os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARS):
+        return httpx.Client(
+            timeout=TIMEOUT_SECONDS, follow_redirects=False,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+    return PooledClient(timeout=TIMEOUT_SECONDS, max_connections=max_connections)
 
 
 def record(session: Session, outcomes: Iterable[Outcome]) -> None:
@@ -277,6 +396,14 @@ def record(session: Session, outcomes: Iterable[Outcome]) -> None:
     outcomes = list(outcomes)
     if not outcomes:
         return
+    lock_queues(session, {(o.claimed.endpoint_id, o.claimed.subject) for o in outcomes})
+    _record(session, outcomes)
+    # a message that succeeded or died hands its queue to the next open message
+    session.flush()
+    promote_next(session, [o.claimed.message_id for o in outcomes])
+
+
+def _record(session: Session, outcomes: list[Outcome]) -> None:
     now = clock.now()
     session.execute(insert(WebhookAttempt), [{
         "id": new_id(), "tenant_id": o.claimed.tenant_id, "message_id": o.claimed.message_id,

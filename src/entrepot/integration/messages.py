@@ -11,6 +11,7 @@ from sqlalchemy import Select, case, func, select, update
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration.consumers import read_position
+from entrepot.integration.delivery import lock_queues, settle_heads
 from entrepot.integration.feed import START, settled
 from entrepot.integration.models import OutboxEvent, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from entrepot.kernel import clock
@@ -55,11 +56,16 @@ def replay_message(uow: UnitOfWork, message: WebhookMessage) -> WebhookMessage:
     """Send a message again from the first step of the retry schedule (its attempts are kept)."""
     if message.status == "delivering":
         raise Conflict("the message is being delivered right now")
+    lock_queues(uow.session, [(message.endpoint_id, message.subject)])
     message.status = "pending"
     message.attempt_count = 0
     message.next_attempt_at = clock.now()
     message.dead_at = None
     uow.session.flush()
+    # open again, it goes back in its place: later open messages of its subject wait for it
+    settle_heads(uow.session, [message.tenant_id], [message.endpoint_id], [(message.endpoint_id, message.subject)],
+                 demote=True)
+    uow.session.refresh(message)
     _audit(uow, "webhook_message.replay", "webhook_message", message.id, {"status": "pending"})
     return message
 
@@ -67,14 +73,18 @@ def replay_message(uow: UnitOfWork, message: WebhookMessage) -> WebhookMessage:
 def recover_endpoint(uow: UnitOfWork, endpoint: WebhookEndpoint, since: datetime) -> int:
     """Replay every dead-lettered message of `endpoint` created since `since`. Returns how many."""
     now = clock.now()
+    dead = (WebhookMessage.tenant_id == uow.tenant_id, WebhookMessage.endpoint_id == endpoint.id,
+            WebhookMessage.status == "dead", WebhookMessage.created_at >= since)
+    subjects = set(uow.session.scalars(select(WebhookMessage.subject).where(*dead).distinct()))
+    lock_queues(uow.session, [(endpoint.id, subject) for subject in subjects])
     result = uow.session.execute(
-        update(WebhookMessage)
-        .where(WebhookMessage.tenant_id == uow.tenant_id, WebhookMessage.endpoint_id == endpoint.id,
-               WebhookMessage.status == "dead", WebhookMessage.created_at >= since)
+        update(WebhookMessage).where(*dead)
         .values(status="pending", attempt_count=0, next_attempt_at=now, dead_at=None)
         .execution_options(synchronize_session=False)
     )
     count = result.rowcount or 0
+    if count:
+        settle_heads(uow.session, [uow.tenant_id], [endpoint.id], demote=True)
     _audit(uow, "webhook_endpoint.recover", "webhook_endpoint", endpoint.id,
            {"since": since.isoformat(), "messages": count})
     return count

@@ -91,22 +91,35 @@ class WebhookEndpoint(TenantOwned, HasId, Timestamps, Versioned, Base):
 
 
 _OPEN = "status IN ('pending', 'delivering')"
+_OPEN_HEAD = "status IN ('pending', 'delivering') AND queue_head"
 
 
 class WebhookMessage(TenantOwned, HasId, Base):
-    """One event to deliver to one endpoint: the delivery row the worker claims."""
+    """One event to deliver to one endpoint: the delivery row the worker claims.
+
+    Messages of one (endpoint, subject) form a queue delivered in `ordinal`
+    order. `queue_head` marks the one open message of each queue that may be
+    sent now (the open message with the smallest ordinal), so a claim reads
+    only heads instead of checking every open message for an earlier one
+    (integration/delivery.py keeps the flag right on every change of status).
+    """
 
     __tablename__ = "webhook_messages"
     __table_args__ = (
         UniqueConstraint("tenant_id", "endpoint_id", "event_id"),
         # Partial indexes over open messages only: they stay small however much history
         # accumulates. The due-time one is the platform-wide delivery queue the worker
-        # claims from, oldest due first across tenants (so no tenant starves another);
-        # it is the one index here that does not lead with tenant_id, on purpose.
-        Index("ix_webhook_messages_open_due", "next_attempt_at",
-              sqlite_where=text(_OPEN), postgresql_where=text(_OPEN)),
+        # claims from (queue heads only), oldest due first across tenants (so no tenant
+        # starves another); it is the one index here that does not lead with tenant_id, on purpose.
+        Index("ix_webhook_messages_open_head_due", "next_attempt_at",
+              sqlite_where=text(_OPEN_HEAD), postgresql_where=text(_OPEN_HEAD)),
+        Index("ix_webhook_messages_open_head_subject", "tenant_id", "endpoint_id", "subject",
+              sqlite_where=text(_OPEN_HEAD), postgresql_where=text(_OPEN_HEAD)),
         Index("ix_webhook_messages_open_subject", "tenant_id", "endpoint_id", "subject", "ordinal",
               sqlite_where=text(_OPEN), postgresql_where=text(_OPEN)),
+        # in flight per endpoint (the per-endpoint concurrency limit)
+        Index("ix_webhook_messages_delivering", "tenant_id", "endpoint_id",
+              sqlite_where=text("status = 'delivering'"), postgresql_where=text("status = 'delivering'")),
         Index("ix_webhook_messages_tenant_id_endpoint_id_status", "tenant_id", "endpoint_id", "status"),
     )
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"))
@@ -117,6 +130,7 @@ class WebhookMessage(TenantOwned, HasId, Base):
     ordinal: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[str] = mapped_column(Text)  # the exact JSON body that is signed
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|delivering|succeeded|dead
+    queue_head: Mapped[bool] = mapped_column(Boolean, default=False)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_by: Mapped[str | None] = mapped_column(String(120))

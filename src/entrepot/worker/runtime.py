@@ -70,6 +70,8 @@ class Worker:
         self._leases: dict[str, float] = {}
         self._fanned = 0
         self._last_idle_react = 0.0
+        self._last_react = 0.0
+        self._reacted = 0
         self._last_fan_out = 0.0  # lease name → when to renew (monotonic)
         self.nats = None
         nats_url = nats_url if nats_url is not None else get_settings().nats_url
@@ -118,11 +120,13 @@ class Worker:
         finished = [f for f in self._inflight if f.done()]
         room = self.claim_limit - (len(self._inflight) - len(finished))
         claimed: list[delivery.Claimed] = []
+        recorded = 0
         if room > 0:
-            with platform_uow(url=self.url) as uow:
-                claimed = delivery.claim(uow.session, self.worker_id, limit=room, per_endpoint=self.per_endpoint,
-                                         rate_budget=self._rate_budget(), lease=self.claim_lease)
-                uow.commit()
+            # record what finished and claim the next in one transaction: one commit per round
+            budget = self._rate_budget()
+            claimed = self._record([f.result() for f in finished], claim=room, budget=budget)
+            self._inflight.difference_update(finished)
+            recorded = len(finished)
             second = int(time.time())
             for item in claimed:
                 at, sent = self._rate.get(item.endpoint_id, (second, 0))
@@ -130,38 +134,52 @@ class Worker:
                 self._inflight.add(self.pool.submit(delivery.send, self.client, item))
         if drain and self._inflight:
             wait(self._inflight)
-        elif not claimed and self._inflight and not finished:
+        elif not claimed and self._inflight and not recorded:
             wait(self._inflight, timeout=0.05, return_when=FIRST_COMPLETED)
+        if not drain:
+            # the next pass records what finished in the transaction of its claim (counted as work
+            # here, so the loop comes back at once)
+            return recorded + len(claimed) + sum(1 for f in self._inflight if f.done())
         done = [f for f in self._inflight if f.done()]
         self._record([f.result() for f in done])
         self._inflight.difference_update(done)
-        return len(claimed) + len(done)
+        return recorded + len(claimed) + len(done)
 
-    def _record(self, outcomes: list[delivery.Outcome]) -> None:
-        if not outcomes:
-            return
+    def _record(self, outcomes: list[delivery.Outcome], *, claim: int = 0,
+                budget: dict[uuid.UUID, int] | None = None) -> list[delivery.Claimed]:
+        """Record `outcomes` and, with `claim`, claim up to that many more, in one transaction."""
+        if not outcomes and not claim:
+            return []
         for attempt in range(3):
             try:
                 with platform_uow(url=self.url) as uow:
                     delivery.record(uow.session, outcomes)
+                    claimed = delivery.claim(uow.session, self.worker_id, limit=claim, per_endpoint=self.per_endpoint,
+                                             rate_budget=budget, lease=self.claim_lease) if claim else []
                     uow.commit()
-                return
+                return claimed
             except StaleDataError:
                 # an endpoint was edited through the API meanwhile: read it again
                 if attempt == 2:
                     raise
+        return []
 
-    def react(self) -> int:
+    def react(self, *, eager: bool = True) -> int:
         """Run in-process reactions for the next events; at least once, in outbox order."""
+        kinds = reacting_types()
+        # nobody reacts to anything: just keep the cursor near the head, once a second; when the
+        # last look found nothing, look again after 20 ms rather than on every pass (each look
+        # reads the outbox)
+        if not kinds and time.monotonic() - self._last_idle_react < 1.0:
+            return 0
+        if kinds and not eager and not self._reacted and time.monotonic() - self._last_react < 0.02:
+            return 0
         if not self._hold(f"consumer:{REACTIONS}", REACTION_LEASE):
             return 0
-        kinds = reacting_types()
+        self._last_react = time.monotonic()
         with platform_uow(readonly=True, url=self.url) as uow:
             start = read_position(uow.session, REACTIONS) or START
             if not kinds:
-                # nobody reacts to anything: just keep the cursor near the head, once a second
-                if time.monotonic() - self._last_idle_react < 1.0:
-                    return 0
                 self._last_idle_react = time.monotonic()
                 head = latest(uow.session)
                 rows = []
@@ -204,7 +222,8 @@ class Worker:
                 if position_of(cursor) < done_to:
                     advance(cursor, done_to)
                 uow.commit()
-        return len(items) if done_to else 0
+        self._reacted = len(items) if done_to else 0
+        return self._reacted
 
     def _hold(self, name: str, ttl: timedelta) -> bool:
         """Hold a lease, renewing it in the database only when a third of it has run out."""
@@ -233,7 +252,7 @@ class Worker:
     # --- loops ---
 
     def run_once(self, *, drain: bool = True) -> int:
-        work = self.react()
+        work = self.react(eager=drain)
         work += self.fan_out(eager=drain)
         work += self.deliver(drain=drain)
         work += self.publish()

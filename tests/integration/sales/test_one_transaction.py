@@ -72,3 +72,21 @@ def test_a_refused_payment_leaves_no_trace(tenant):
                                allocations=[billing.AllocationInput(invoice.id, D("10")),
                                             billing.AllocationInput(invoice.id, D("10"))])
     assert counts(tenant) == before
+
+
+def test_a_shipment_posts_one_cost_of_goods_entry_for_all_its_lines(tenant):
+    # given a draft shipment of two lines of 2 units at 4.00
+    _order, shipment = setup_order(tenant)
+    # when it ships
+    with tenant.uow() as uow:
+        shipped = sales.ship_shipment(uow, shipment.id)
+        line_costs = [sl.cost for sl in shipped.lines]
+        uow.commit()
+    # then each shipment line keeps its own cost and the ledger has one entry for their total
+    assert line_costs == [D("8.00"), D("8.00")]
+    with tenant.uow(readonly=True) as uow:
+        entries = list(uow.session.scalars(select(JournalEntry).where(JournalEntry.source_type == "shipment")))
+        issued = uow.session.scalar(select(func.count()).select_from(OutboxEvent)
+                                    .where(OutboxEvent.type == "stock.issued.v1"))
+    assert [e.total for e in entries] == [D("16.00")]
+    assert issued == 2

@@ -90,7 +90,7 @@ def quantity_of(value: object, field: str = "quantity", *, positive: bool = True
         raise invalid(field, str(exc), "decimal") from exc
     if not fits_storage(qty):
         raise invalid(field, "at most 4 decimal places", "scale")
-    if abs(qty) >= Decimal("1e15"):
+    if abs(qty) >= Decimal("1e14"):  # SQLite's scaled 64-bit storage ends near 9.2e14
         raise invalid(field, "too large", "range")
     if qty == 0 and not allow_zero:
         raise invalid(field, "must not be zero", "nonzero")

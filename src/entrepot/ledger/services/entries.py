@@ -298,6 +298,8 @@ def _amount(value: object, where: str, currency: str) -> Decimal:
         raise invalid(where, str(exc), "decimal") from exc
     if amount < 0:
         raise invalid(where, "must not be negative", "non_negative")
+    if amount >= LIMIT:
+        raise invalid(where, f"must be smaller than {LIMIT:,}", "max")
     if round_money(amount, currency) != amount:
         raise invalid(where, f"at most {minor_unit(currency)} decimal places for {currency}", "precision")
     return amount

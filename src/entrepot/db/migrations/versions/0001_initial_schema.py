@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 08:01:05.697014
+Create Date: 2026-11-27 08:19:23.976118
 """
 from collections.abc import Sequence
 
@@ -844,6 +844,7 @@ def upgrade() -> None:
     sa.Column('ordinal', sa.BigInteger(), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('queue_head', sa.Boolean(), nullable=False),
     sa.Column('attempt_count', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', entrepot.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('claimed_by', sa.String(length=120), nullable=True),
@@ -861,7 +862,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'endpoint_id', 'event_id', name=op.f('uq_webhook_messages_tenant_id_endpoint_id_event_id'))
     )
     with op.batch_alter_table('webhook_messages', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_messages_open_due', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
+        batch_op.create_index('ix_webhook_messages_delivering', ['tenant_id', 'endpoint_id'], unique=False, sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
+        batch_op.create_index('ix_webhook_messages_open_head_due', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
+        batch_op.create_index('ix_webhook_messages_open_head_subject', ['tenant_id', 'endpoint_id', 'subject'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.create_index('ix_webhook_messages_open_subject', ['tenant_id', 'endpoint_id', 'subject', 'ordinal'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
         batch_op.create_index('ix_webhook_messages_tenant_id_endpoint_id_status', ['tenant_id', 'endpoint_id', 'status'], unique=False)
 
@@ -1410,7 +1413,9 @@ def downgrade() -> None:
     with op.batch_alter_table('webhook_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_messages_tenant_id_endpoint_id_status')
         batch_op.drop_index('ix_webhook_messages_open_subject', sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
-        batch_op.drop_index('ix_webhook_messages_open_due', sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
+        batch_op.drop_index('ix_webhook_messages_open_head_subject', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
+        batch_op.drop_index('ix_webhook_messages_open_head_due', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
+        batch_op.drop_index('ix_webhook_messages_delivering', sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
 
     op.drop_table('webhook_messages')
     with op.batch_alter_table('shipments', schema=None) as batch_op:
