@@ -14,10 +14,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from entrepot.api import ratelimit
 from entrepot.db.settings import get_settings
@@ -88,11 +89,20 @@ class _Permission:
         self.permission = permission
         self.readonly = readonly
 
-    def __call__(self, request: Request) -> Iterator[UnitOfWork]:
-        actor = authenticate(request)
+    async def __call__(self, request: Request) -> AsyncIterator[UnitOfWork]:
+        # Async on purpose: FastAPI runs a sync generator dependency through the
+        # thread pool twice (enter, exit). Here nothing blocks: authentication is a
+        # per-process cache hit almost always (a miss costs one indexed lookup), and
+        # a session opens its connection lazily, in the route's worker thread.
+        actor = request.state.actor if hasattr(request.state, "actor") else None
+        if actor is None:
+            actor = await run_in_threadpool(authenticate, request)
         actor.require(self.permission)
-        with UnitOfWork(actor, readonly=self.readonly) as uow:
+        uow = UnitOfWork(actor, readonly=self.readonly).__enter__()
+        try:
             yield uow
+        finally:
+            await run_in_threadpool(uow.__exit__, None, None, None)
 
     def __repr__(self) -> str:
         return f"Requires({self.permission!r})"
