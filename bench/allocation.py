@@ -8,6 +8,8 @@ Defaults are the issue's full size; pass small numbers for a smoke run, e.g.
 
 * `allocations_per_s`: 5-line orders (allocate + commit, one transaction each),
   single-threaded on SQLite, `--workers` threads on PostgreSQL;
+* `statements_per_allocation`: SQL statements sent per order, commit included
+  (an executemany counts once); steady where wall time on a shared machine is not;
 * `stock_query_p99_ms`: `stock_levels` of one random product (readonly transaction);
 * `backdated_receipt_s`: a receipt dated before `--history` later moves of one
   product (alternating receipts and shipments), including the exact COGS correction.
@@ -19,6 +21,7 @@ import would), so the timings measure the operations, not the load.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import statistics
@@ -32,7 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Engine
 
 from bench._server import fresh_database
 from entrepot.catalog.models import Product
@@ -108,9 +112,15 @@ def _load_moves(url: str, tenant_id: uuid.UUID, wh_ids: list[uuid.UUID], product
 
 
 def _allocations(url: str, tenant_id: uuid.UUID, product_ids: list[uuid.UUID], orders: int,
-                 workers: int) -> float:
+                 workers: int) -> tuple[float, float]:
+    """Orders per second, and SQL statements per order (every statement sent, commit included:
+    unlike wall time on a shared machine, the count is not noisy)."""
     per_worker = max(1, orders // workers)
     errors: list[BaseException] = []
+    statements = itertools.count()
+
+    def count(*_args: object) -> None:
+        next(statements)  # atomic under the GIL, so safe from the worker threads
 
     def run(seed: int) -> None:
         rng = random.Random(seed)
@@ -125,15 +135,20 @@ def _allocations(url: str, tenant_id: uuid.UUID, product_ids: list[uuid.UUID], o
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    event.listen(Engine, "before_cursor_execute", count)
     started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
     if errors:
         raise errors[0]
-    return per_worker * workers / elapsed
+    done = per_worker * workers
+    return done / elapsed, next(statements) / done
 
 
 def _stock_query_p99(url: str, tenant_id: uuid.UUID, product_ids: list[uuid.UUID], samples: int = 1000) -> float:
@@ -209,7 +224,10 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, object]:
         result: dict[str, object] = {
             "db": kind, "products": args.products, "warehouses": args.warehouses, "moves": args.moves,
             "load_s": round(load_s, 1), "workers": workers, "orders": args.orders,
-            "allocations_per_s": round(_allocations(url, tenant_id, product_ids, args.orders, workers), 1),
+        }
+        per_s, per_order = _allocations(url, tenant_id, product_ids, args.orders, workers)
+        result |= {
+            "allocations_per_s": round(per_s, 1), "statements_per_allocation": round(per_order, 1),
             "stock_query_p99_ms": round(_stock_query_p99(url, tenant_id, product_ids), 3),
         }
         result.update(_backdated(url, tenant_id, wh_ids[0], args.history))

@@ -8,6 +8,7 @@ the worker's job, from these rows, after commit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, literal_column
@@ -52,6 +53,33 @@ def record_event_in(session: Session, tenant_id: uuid.UUID, data: EventData, *, 
     conn = session.connection()
     conn.execute(_INSERT_PG if conn.dialect.name == "postgresql" else _INSERT, values)
     return str(event_id)
+
+
+def record_events(uow: UnitOfWork, events: Sequence[tuple[EventData, str]]) -> list[str]:
+    """Append several (event, subject) pairs in one statement, in the given order.
+
+    For services that emit one event per document line: same rows, same order
+    (their `seq` follows the list) as calling `record_event` for each."""
+    if not events:
+        return []
+    tenant_id = uow.tenant_id
+    now = clock.now()
+    source = source_for(tenant_id)
+    rows = [
+        {
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "type": type_of(data),
+            "source": source,
+            "subject": subject,
+            "time": now,
+            "data": data.model_dump(mode="json"),
+        }
+        for data, subject in events
+    ]
+    conn = uow.session.connection()
+    conn.execute(_INSERT_PG if conn.dialect.name == "postgresql" else _INSERT, rows)
+    return [str(r["id"]) for r in rows]
 
 
 def envelope(row: OutboxEvent) -> dict[str, Any]:

@@ -326,3 +326,82 @@ def test_nearest_policy_prefers_a_warehouse_in_the_ship_to_country(tenant):
         uow.commit()
     assert [r.warehouse_id for r in to_germany.reservations] == [de]
     assert [r.warehouse_id for r in to_canada.reservations] == [us]
+
+
+def _statements_to_allocate(tenant, lines):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen = []
+
+    def count(*_args):
+        seen.append(1)
+
+    with tenant.uow() as uow:
+        uow.session.connection()  # the transaction is begun before counting
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            inventory.allocate(uow, lines)
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        uow.commit()
+    return len(seen)
+
+
+def test_allocation_reads_and_writes_per_table_not_per_line(tenant):
+    # given ten products in stock in two warehouses
+    products = [product(tenant) for _ in range(10)]
+    a, b = warehouse(tenant, priority=1), warehouse(tenant, priority=2)
+    for p in products:
+        stock(tenant, a, p, 5)
+        stock(tenant, b, p, 5)
+    # when an order of 2 lines and one of 10 lines are allocated (each its own transaction)
+    two = _statements_to_allocate(tenant, [demand(p, 1) for p in products[:2]])
+    ten = _statements_to_allocate(tenant, [demand(p, 1) for p in products])
+    # then the statement count does not grow with the lines (the per-line
+    # stock.reserved.v1 events go to the outbox in one multi-row insert)
+    assert ten == two
+    assert len(_events(tenant, "stock.reserved.v1")) == 12
+
+
+def test_one_audit_entry_per_allocation_lists_its_lines(tenant):
+    from entrepot.identity.models import AuditEntry
+
+    # given
+    p, q = product(tenant), product(tenant)
+    w = warehouse(tenant)
+    stock(tenant, w, p, 5)
+    # when a two-line order is allocated, one line short
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [demand(p, 2), demand(q, 3)])
+        uow.commit()
+    # then one entry names both lines with what each got
+    with tenant.uow(readonly=True) as uow:
+        entries = list(uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "stock.allocate")))
+    assert len(entries) == 1
+    lines = entries[0].after["lines"]
+    assert [(line["product_id"], Decimal(line["reserved"]), Decimal(line["backordered"])) for line in lines] == [
+        (str(p), 2, 0), (str(q), 0, 3)]
+
+
+def test_reallocating_a_line_updates_its_demand_and_the_session_sees_fresh_rows(tenant):
+    from entrepot.inventory.models import StockBalance, StockDemand
+
+    # given a line allocated once, its demand and balance loaded in the session
+    p = product(tenant)
+    w = warehouse(tenant)
+    stock(tenant, w, p, 10)
+    line = demand(p, 2)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [line])
+        sd = uow.session.scalar(select(StockDemand).where(StockDemand.demand_id == line.demand_id))
+        balance = uow.session.scalar(select(StockBalance).where(StockBalance.product_id == p,
+                                                                StockBalance.location_kind == "stock"))
+        assert balance.reserved == 2
+        # when the line is raised to 6 in the same transaction
+        line.quantity = Decimal(6)
+        [result] = inventory.allocate(uow, [line])
+        # then the objects already loaded show the new figures, and they commit
+        assert result.reserved == 6 and sd.requested == 6 and balance.reserved == 6
+        uow.commit()
+    assert levels(tenant, p)[w].available == 4

@@ -52,3 +52,62 @@ def test_cost_out_takes_the_exact_remaining_value_with_the_last_units():
     assert _cost_out(Decimal(2), Decimal("6.67"), Decimal(2), Decimal(0), "USD") == Decimal("6.67")
     # below zero (allowed by the tenant) the last average applies
     assert _cost_out(Decimal(0), Decimal(0), Decimal(2), Decimal("1.50"), "USD") == Decimal("3.00")
+
+
+def _reference_replay(rows, standard_cost, currency):
+    """The replay as first written (one `_cost_out` per outflow, the last average kept eagerly)."""
+    from entrepot.kernel.money import quantize_storage
+
+    quantity = value = Decimal(0)
+    last_unit = standard_cost
+    replayed = {"cogs": Decimal(0), "adjustment": Decimal(0)}
+    posted = {"cogs": Decimal(0), "adjustment": Decimal(0)}
+    for is_in, is_out, kind, qty, stored in rows:
+        if is_in == is_out:
+            continue
+        if is_in:
+            quantity += qty
+            value += stored
+            if quantity > 0:
+                last_unit = quantize_storage(value / quantity)
+            continue
+        if kind == "transfer":
+            out = stored
+        else:
+            out = _cost_out(quantity, value, qty, last_unit, currency)
+            replayed[kind] += out
+            posted[kind] += stored
+        if quantity > 0:
+            last_unit = quantize_storage(value / quantity)
+        quantity -= qty
+        value -= out
+    return replayed, posted, value
+
+
+def test_fast_replay_is_exactly_the_reference_replay():
+    # given random histories, going below zero at times, with awkward quantities and values
+    import random
+
+    from entrepot.inventory.services.valuation import _replay
+
+    rng = random.Random(11)
+    for _ in range(200):
+        rows = []
+        for _ in range(rng.randint(1, 60)):
+            is_in = rng.random() < 0.45
+            kind = rng.choice(["cogs", "cogs", "adjustment", "transfer"])
+            qty = Decimal(rng.randint(1, 70000)).scaleb(-4) if rng.random() < 0.3 else Decimal(rng.randint(1, 9))
+            stored = Decimal(rng.randint(0, 900000)).scaleb(-2)
+            rows.append((int(is_in), int(not is_in) if rng.random() < 0.95 else int(is_in), kind, qty, stored))
+        # when
+        fast = _replay(rows, Decimal("1.2345"), "USD", scaled=False)
+        # then: the same amounts to the last digit
+        assert fast == _reference_replay(rows, Decimal("1.2345"), "USD")
+
+
+def test_fast_replay_reads_scaled_integers_as_stored_on_sqlite():
+    from entrepot.inventory.services.valuation import _replay
+
+    rows = [(1, 0, "adjustment", 30000, 100000), (0, 1, "cogs", 10000, 0)]  # 3 units in for 10.00, 1 out
+    replayed, _, value = _replay(rows, Decimal(0), "USD", scaled=True)
+    assert replayed["cogs"] == Decimal("3.33") and value == Decimal("6.67")

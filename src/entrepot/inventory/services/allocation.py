@@ -13,14 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
-from entrepot.integration.outbox import record_event
+from entrepot.integration.outbox import record_event, record_events
 from entrepot.inventory.events import BackorderAllocated, StockIssued, StockReleased, StockReserved
 from entrepot.inventory.models import (
     ZERO,
@@ -38,7 +41,7 @@ from entrepot.inventory.models import (
 from entrepot.inventory.services import core
 from entrepot.inventory.services.core import NotReserved, as_uuid, quantity_of
 from entrepot.kernel import clock
-from entrepot.kernel.errors import invalid
+from entrepot.kernel.errors import NotFound, invalid
 from entrepot.kernel.ids import new_id
 from entrepot.ledger import posting
 
@@ -197,7 +200,7 @@ def _open_reservations(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[u
         .order_by(Reservation.created_at, Reservation.id)))
 
 
-def _infos(reservations: Iterable[Reservation]) -> list[ReservationInfo]:
+def _infos(reservations: Iterable[Reservation] | Iterable[_Reserved]) -> list[ReservationInfo]:
     grouped: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], Decimal] = defaultdict(lambda: ZERO)
     for r in reservations:
         grouped[(r.warehouse_id, r.location_id, r.lot_id)] += r.quantity
@@ -224,87 +227,181 @@ def allocate(uow: UnitOfWork, demands: Sequence[Demand]) -> list[AllocationResul
     checked = [_check_demand(d, i) for i, d in enumerate(demands)]
     if not checked:
         return []
-    products = catalog.get_products(uow, {c[2] for c in checked})
+    product_ids = _known_products(uow, [c[2] for c in checked])
     for d in demands:
         if d.warehouse_id is not None:
             core.warehouse_for(uow, d.warehouse_id)
-    return core.with_retry(uow, lambda: _allocate(uow, demands, checked, products))
+    return core.with_retry(uow, lambda: _allocate(uow, demands, checked, product_ids))
+
+
+def _known_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    """The products' ids (one narrow query, no ORM objects); NotFound names the first unknown one."""
+    wanted = list(dict.fromkeys(ids))
+    found = set(uow.session.scalars(select(Product.id).where(Product.id.in_(wanted))))
+    for product_id in wanted:
+        if product_id not in found:
+            raise NotFound("product", product_id)
+    return wanted
+
+
+@dataclass(slots=True)
+class _Balance:
+    """A stock balance as allocation reads it (a plain row: no ORM object to build or flush)."""
+
+    id: uuid.UUID
+    product_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    location_id: uuid.UUID
+    lot_id: uuid.UUID | None
+    on_hand: Decimal
+    reserved: Decimal
+
+
+@dataclass(slots=True)
+class _Reserved:
+    warehouse_id: uuid.UUID
+    location_id: uuid.UUID
+    lot_id: uuid.UUID | None
+    quantity: Decimal
+
+
+def _expire(session: Session, cls: type, ids: Iterable[uuid.UUID], attrs: list[str]) -> None:
+    """Rows were changed with Core: objects of them already in the session must reload those columns."""
+    for ident in ids:
+        obj = session.identity_map.get(identity_key(cls, ident))
+        if obj is not None:
+            session.expire(obj, attrs)
 
 
 def _allocate(uow: UnitOfWork, demands: Sequence[Demand], checked: list[tuple[str, uuid.UUID, uuid.UUID, Decimal]],
-              products: dict[uuid.UUID, Product]) -> list[AllocationResult]:
+              product_ids: list[uuid.UUID]) -> list[AllocationResult]:
+    """Allocation with a fixed number of statements whatever the number of lines: one read per table
+    (balances and demands locked in id order), then one executemany per table for the writes."""
     session = uow.session
-    core.lock_products(uow, products)
+    core.lock_products(uow, product_ids)
     policy = _policy(uow)
-    warehouses = _active_warehouses(uow)
-    balances = _locked_stock_balances(uow, products, [w.id for w in warehouses])
+    warehouses = session.execute(select(Warehouse.id, Warehouse.priority, Warehouse.code, Warehouse.country)
+                                 .where(Warehouse.active.is_(True)).order_by(Warehouse.priority, Warehouse.code)).all()
+    b = StockBalance
+    balances = [_Balance(*row) for row in session.execute(
+        select(b.id, b.product_id, b.warehouse_id, b.location_id, b.lot_id, b.on_hand, b.reserved)
+        .where(b.product_id.in_(product_ids), b.location_kind == LocationKind.STOCK,
+               b.warehouse_id.in_([w.id for w in warehouses]))
+        .order_by(b.id).with_for_update())]
     lots = _lots(uow, balances)
     today = clock.today()
-    by_product: dict[uuid.UUID, dict[uuid.UUID, list[StockBalance]]] = defaultdict(lambda: defaultdict(list))
-    for b in balances:
-        by_product[b.product_id][b.warehouse_id].append(b)
+    by_product: dict[uuid.UUID, dict[uuid.UUID, list[_Balance]]] = defaultdict(lambda: defaultdict(list))
+    for bal in balances:
+        by_product[bal.product_id][bal.warehouse_id].append(bal)
     for per_wh in by_product.values():
         for wid in per_wh:
             per_wh[wid] = _fefo(per_wh[wid], lots, today)
-    watch = _ReorderWatch(uow, products)
-    # Everything the lines need, in two queries (not two per line): their demands and open reservations.
-    existing_demands: dict[tuple[str, uuid.UUID], StockDemand] = {}
-    open_by_demand: dict[tuple[str, uuid.UUID], list[Reservation]] = defaultdict(list)
+    watch = _ReorderWatch(uow, product_ids)
+    # Everything the lines need, in one query per table (not one per line): their demands, and the open
+    # reservations of those that already exist (a new demand line has none).
+    sdt = StockDemand
+    existing: dict[tuple[str, uuid.UUID], Any] = {}
     for demand_type in sorted({c[0] for c in checked}):
         ids = [c[1] for c in checked if c[0] == demand_type]
-        for sd in session.scalars(select(StockDemand).where(StockDemand.demand_type == demand_type,
-                                                            StockDemand.demand_id.in_(ids))
-                                  .order_by(StockDemand.id).with_for_update()):
-            existing_demands[(demand_type, sd.demand_id)] = sd
-        for r in _open_reservations(uow, demand_type, ids):
-            open_by_demand[(demand_type, r.demand_id)].append(r)
+        for row in session.execute(select(sdt.id, sdt.demand_type, sdt.demand_id, sdt.product_id, sdt.requested,
+                                          sdt.backordered, sdt.status, sdt.warehouse_id, sdt.ship_to_country)
+                                   .where(sdt.demand_type == demand_type, sdt.demand_id.in_(ids))
+                                   .order_by(sdt.id).with_for_update()):
+            existing[(demand_type, row.demand_id)] = row
+    open_by_demand: dict[tuple[str, uuid.UUID], list[_Reserved]] = defaultdict(list)
+    if existing:
+        r = Reservation
+        for demand_type in sorted({k[0] for k in existing}):
+            ids = [k[1] for k in existing if k[0] == demand_type]
+            for row in session.execute(select(r.demand_id, r.warehouse_id, r.location_id, r.lot_id, r.quantity)
+                                       .where(r.demand_type == demand_type, r.demand_id.in_(ids),
+                                              r.status == "open")
+                                       .order_by(r.created_at, r.id)):
+                open_by_demand[(demand_type, row.demand_id)].append(_Reserved(*row[1:]))
     now = clock.now()
     results: list[AllocationResult] = []
-    pending_events: list[StockReserved] = []
+    new_demands: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
+    changed_demands: dict[uuid.UUID, dict[str, Any]] = {}
+    new_reservations: list[dict[str, Any]] = []
+    touched: dict[uuid.UUID, _Balance] = {}
+    lines: list[dict[str, str]] = []
+    events: list[StockReserved] = []
     for d, (demand_type, demand_id, product_id, quantity) in zip(demands, checked, strict=True):
-        sd = existing_demands.get((demand_type, demand_id))
-        before = snapshot(sd) if sd is not None else None
-        if sd is None:
-            sd = StockDemand(id=new_id(), demand_type=demand_type, demand_id=demand_id, product_id=product_id,
-                             requested=quantity, backordered=ZERO, status="open", promised_at=now, created_at=now,
-                             updated_at=now)
-            session.add(sd)
-            existing_demands[(demand_type, demand_id)] = sd
-        elif sd.product_id != product_id:
+        key = (demand_type, demand_id)
+        ship_to = (d.ship_to_country or "").upper()[:2] or None
+        row = existing.get(key)
+        if row is not None and row.product_id != product_id:
             raise invalid("product_id", f"demand {demand_id} is for another product", "mismatch")
-        sd.warehouse_id = d.warehouse_id
-        sd.ship_to_country = (d.ship_to_country or "").upper()[:2] or None
-        sd.requested = quantity
-        existing = open_by_demand[(demand_type, demand_id)]
-        already = sum((r.quantity for r in existing), ZERO)
+        if row is None and key not in new_demands:
+            sd_id = new_id()
+            values: dict[str, Any] = {
+                "id": sd_id, "tenant_id": uow.tenant_id, "demand_type": demand_type, "demand_id": demand_id,
+                "product_id": product_id, "promised_at": now, "created_at": now}
+            new_demands[key] = values
+        elif row is None:
+            values = new_demands[key]  # the same line twice in one call: the last one wins
+            sd_id = values["id"]
+        else:
+            sd_id = row.id
+            values = changed_demands.setdefault(sd_id, {"b_id": sd_id})
+        values.update(warehouse_id=d.warehouse_id, ship_to_country=ship_to, requested=quantity, status="open",
+                      updated_at=now)
+        held = open_by_demand[key]
+        already = sum((x.quantity for x in held), ZERO)
         need = max(quantity - already, ZERO)
         if d.warehouse_id is not None:
             order = [d.warehouse_id]
-        elif policy == "nearest" and sd.ship_to_country:
-            order = [w.id for w in sorted(warehouses, key=lambda w: (w.country != sd.ship_to_country, w.priority,
-                                                                     w.code))]
+        elif policy == "nearest" and ship_to:
+            order = [w.id for w in sorted(warehouses, key=lambda w: (w.country != ship_to, w.priority, w.code))]
         else:
             order = [w.id for w in warehouses]
-        made = [_reserve(uow, sd, b, q) for b, q in _plan(need, order, by_product[product_id], policy)]
-        existing.extend(made)
-        got = sum((r.quantity for r in made), ZERO)
-        sd.backordered = need - got
-        sd.status = "open"
+        got = ZERO
+        for bal, take in _plan(need, order, by_product[product_id], policy):
+            bal.reserved += take
+            touched[bal.id] = bal
+            got += take
+            held.append(_Reserved(bal.warehouse_id, bal.location_id, bal.lot_id, take))
+            new_reservations.append({
+                "id": new_id(), "tenant_id": uow.tenant_id, "created_at": now, "updated_at": now,
+                "demand_type": demand_type, "demand_id": demand_id, "product_id": product_id, "balance_id": bal.id,
+                "warehouse_id": bal.warehouse_id, "location_id": bal.location_id, "lot_id": bal.lot_id,
+                "quantity": take, "status": "open"})
+            watch.touched(product_id, bal.warehouse_id)
+        backordered = need - got
+        values["backordered"] = backordered
         reserved_total = already + got
-        audit(uow, "stock.reserve", "stock_demand", sd.id, before=before, after=snapshot(sd))
-        pending_events.append(StockReserved(demand_type=demand_type, demand_id=str(demand_id),
-                                            product_id=str(product_id), requested=str(quantity),
-                                            reserved=str(reserved_total), backordered=str(sd.backordered)))
-        for r in made:
-            watch.touched(product_id, r.warehouse_id)
+        lines.append({"demand_type": demand_type, "demand_id": str(demand_id), "stock_demand_id": str(sd_id),
+                      "product_id": str(product_id), "requested": str(quantity), "reserved": str(reserved_total),
+                      "backordered": str(backordered)})
+        events.append(StockReserved(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
+                                    requested=str(quantity), reserved=str(reserved_total),
+                                    backordered=str(backordered)))
         results.append(AllocationResult(demand_id=demand_id, product_id=product_id, requested=quantity,
-                                        reserved=reserved_total, backordered=sd.backordered,
-                                        reservations=_infos(existing)))
-    session.flush()
-    for event in pending_events:
-        record_event(uow, event, subject=f"stock/{event.product_id}")
+                                        reserved=reserved_total, backordered=backordered,
+                                        reservations=_infos(held)))
+    # Writes: one statement per table (executemany), demands before the reservations that name them.
+    conn = session.connection()
+    if new_demands:
+        conn.execute(insert(StockDemand.__table__), list(new_demands.values()))
+    if changed_demands:
+        table = StockDemand.__table__
+        conn.execute(update(table).where(table.c.id == bindparam("b_id")), list(changed_demands.values()))
+        _expire(session, StockDemand, changed_demands, list(_DEMAND_FIELDS))
+    if touched:
+        table = StockBalance.__table__
+        conn.execute(update(table).where(table.c.id == bindparam("b_id")).values(reserved=bindparam("b_reserved")),
+                     [{"b_id": bal.id, "b_reserved": bal.reserved} for bal in touched.values()])
+        _expire(session, StockBalance, touched, ["reserved"])
+    if new_reservations:
+        conn.execute(insert(Reservation.__table__), new_reservations)
+    # One audit entry for the call, listing its lines (not one per line).
+    audit(uow, "stock.allocate", "stock_allocation", None, after={"lines": lines})
+    record_events(uow, [(event, f"stock/{event.product_id}") for event in events])
     watch.emit()
     return results
+
+
+_DEMAND_FIELDS = ("warehouse_id", "ship_to_country", "requested", "status", "updated_at", "backordered")
 
 
 # ------------------------------------------------------------------ backorders
@@ -575,11 +672,13 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
                 valuation.revalue(uow, products[product_id], wid, trigger)
     for move in all_moves:
         audit(uow, "stock.issue", "stock_move", move.id, after=snapshot(move))
+    issued = []
     for (demand_id, quantity), result in zip(items, results, strict=True):
         product_id = by_demand[demand_id][0].product_id
-        record_event(uow, StockIssued(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
-                                      warehouse_id=str(result.warehouse_id), quantity=str(quantity),
-                                      cost=str(result.cost), reference=reference), subject=f"stock/{product_id}")
+        issued.append((StockIssued(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
+                                   warehouse_id=str(result.warehouse_id), quantity=str(quantity),
+                                   cost=str(result.cost), reference=reference), f"stock/{product_id}"))
+    record_events(uow, issued)
     return results
 
 
@@ -603,8 +702,10 @@ class _ReorderWatch:
         from entrepot.inventory.models import ReorderRule
 
         self.uow = uow
-        self.rules = {(r.product_id, r.warehouse_id): r for r in uow.session.scalars(
-            select(ReorderRule).where(ReorderRule.product_id.in_(list(set(product_ids)))))}
+        # Plain rows (no ORM objects): this runs on every allocation, and most products have no rule.
+        self.rules = {(r.product_id, r.warehouse_id): r for r in uow.session.execute(
+            select(ReorderRule.product_id, ReorderRule.warehouse_id, ReorderRule.reorder_point)
+            .where(ReorderRule.product_id.in_(list(set(product_ids)))))}
         self.before: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = {
             key: core.stock_available(uow, *key) for key in self.rules}
         self.seen: set[tuple[uuid.UUID, uuid.UUID]] = set()

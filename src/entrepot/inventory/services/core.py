@@ -235,6 +235,11 @@ def _lock_key(tenant_id: uuid.UUID, product_id: uuid.UUID) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+# ORDER BY as well: PostgreSQL evaluates a volatile select-list function after the sort.
+_LOCK_MANY = text("SELECT pg_advisory_xact_lock(t.k) FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n) "
+                  "ORDER BY t.n")
+
+
 def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
     """Serialise stock changes per product, always in the same (id) order."""
     session = uow.session
@@ -243,8 +248,12 @@ def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
     if not wanted:
         return
     if session.get_bind().dialect.name == "postgresql":
-        for pid in wanted:
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(uow.tenant_id, pid)})
+        # One round trip for all the products, the locks still taken one by one in product-id order.
+        keys = [_lock_key(uow.tenant_id, pid) for pid in wanted]
+        if len(keys) == 1:
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": keys[0]})
+        else:
+            session.execute(_LOCK_MANY, {"keys": keys}).all()
     held.update(wanted)
 
 

@@ -22,8 +22,10 @@ them would cascade into the destination); see docs/inventory.md.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
@@ -40,7 +42,7 @@ from entrepot.inventory.models import (
 )
 from entrepot.inventory.services import core
 from entrepot.kernel import clock
-from entrepot.kernel.money import STORAGE_PLACES, quantize_storage, round_money
+from entrepot.kernel.money import STORAGE_PLACES, STORAGE_QUANTUM, minor_unit, quantize_storage, round_money
 from entrepot.ledger import posting
 
 
@@ -70,39 +72,19 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
     # On SQLite read the stored scaled integers and scale them here (cheaper than the column type per row).
     qty_col = type_coerce(StockMove.quantity, BigInteger) if sqlite else StockMove.quantity
     value_col = type_coerce(StockMove.value, BigInteger) if sqlite else StockMove.value
-    rows = session.execute(
-        select(inbound, outbound, category, qty_col, value_col)
-        .where(StockMove.product_id == product.id,
-               (StockMove.from_warehouse_id == warehouse_id) | (StockMove.to_warehouse_id == warehouse_id))
-        .order_by(StockMove.effective_date, StockMove.created_at, StockMove.id)).all()
-    currency = core.functional_currency(uow)
-    quantity = ZERO
-    value = ZERO
-    last_unit = product.standard_cost or ZERO
-    replayed = {"cogs": ZERO, "adjustment": ZERO}
-    posted = {"cogs": ZERO, "adjustment": ZERO}
-    places = -STORAGE_PLACES
-    for is_in, is_out, kind, qty, stored in rows:
-        if is_in == is_out:
-            continue  # within the warehouse (in transit → stock), or not valued here
-        if sqlite:
-            qty, stored = Decimal(qty).scaleb(places), Decimal(stored).scaleb(places)
-        if is_in:
-            quantity += qty
-            value += stored
-            if quantity > 0:
-                last_unit = quantize_storage(value / quantity)
-            continue
-        if kind == "transfer":
-            out = stored  # a transfer keeps the value it carried
-        else:
-            out = _cost_out(quantity, value, qty, last_unit, currency)
-            replayed[kind] += out
-            posted[kind] += stored
-        if quantity > 0:
-            last_unit = quantize_storage(value / quantity)
-        quantity -= qty
-        value -= out
+    query = (select(inbound, outbound, category, qty_col, value_col)
+             .where(StockMove.product_id == product.id,
+                    (StockMove.from_warehouse_id == warehouse_id) | (StockMove.to_warehouse_id == warehouse_id),
+                    # Read on the session's connection (no ORM row machinery for what can be 10^5 rows);
+                    # that path skips the session's automatic tenant criteria, so it is stated here.
+                    StockMove.tenant_id == uow.tenant_id)
+             .order_by(StockMove.effective_date, StockMove.created_at, StockMove.id))
+    result = session.connection().execute(query)
+    # The driver's own tuples: the selected columns need no type processing (ints, a short string, and
+    # Decimals or, on SQLite, scaled integers), and building 10^5 result Row objects costs as much as the replay.
+    rows = result.cursor.fetchall()
+    result.close()
+    replayed, posted, value = _replay(rows, product.standard_cost or ZERO, core.functional_currency(uow), sqlite)
     for category, amount in session.execute(
             select(ValuationCorrection.category, func.sum(ValuationCorrection.amount))
             .where(ValuationCorrection.product_id == product.id, ValuationCorrection.warehouse_id == warehouse_id)
@@ -129,6 +111,56 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
               after={"warehouse_id": str(warehouse_id), "replayed_moves": len(rows),
                      **{f"{c}_correction": str(d) for c, d in deltas.items()}})
     return deltas
+
+
+def _replay(rows: Sequence[Any], standard_cost: Decimal, currency: str,
+            scaled: bool) -> tuple[dict[str, Decimal], dict[str, Decimal], Decimal]:
+    """The moving average over the rows (inbound, outbound, category, quantity, value) in date order.
+
+    Returns the replayed and the posted outflow values per category, and the final value. The
+    arithmetic is exactly `core.take_value`'s (same operations, same roundings); it is written out
+    inline with local names because it runs once per move (280,000 times for a long history).
+    `last_unit` (the average to cost an outflow taken while at or below zero) is only computed when
+    such an outflow happens: it is the average of the last state with a positive quantity."""
+    money = Decimal(1).scaleb(-minor_unit(currency))
+    storage = STORAGE_QUANTUM
+    places = -STORAGE_PLACES
+    half_up = ROUND_HALF_UP
+    quantity = ZERO
+    value = ZERO
+    last_q: Decimal | None = None
+    last_v = ZERO
+    replayed = {"cogs": ZERO, "adjustment": ZERO}
+    posted = {"cogs": ZERO, "adjustment": ZERO}
+    for is_in, is_out, kind, qty, stored in rows:
+        if is_in == is_out:
+            continue  # within the warehouse (in transit → stock), or not valued here
+        if scaled:
+            qty, stored = Decimal(qty).scaleb(places), Decimal(stored).scaleb(places)
+        if is_in:
+            quantity += qty
+            value += stored
+            if quantity > 0:
+                last_q, last_v = quantity, value
+            continue
+        if quantity > 0:
+            last_q, last_v = quantity, value
+        if kind == "transfer":
+            out = stored  # a transfer keeps the value it carried
+        else:
+            if quantity > 0 and qty <= quantity:
+                out = value if qty == quantity else (value * qty / quantity).quantize(money, rounding=half_up)
+            elif quantity > 0:
+                unit = (value / quantity).quantize(storage, rounding=half_up)
+                out = value + ((qty - quantity) * unit).quantize(money, rounding=half_up)
+            else:
+                unit = (last_v / last_q).quantize(storage, rounding=half_up) if last_q is not None else standard_cost
+                out = (qty * unit).quantize(money, rounding=half_up)
+            replayed[kind] += out
+            posted[kind] += stored
+        quantity -= qty
+        value -= out
+    return replayed, posted, value
 
 
 def _cost_out(quantity: Decimal, value: Decimal, qty: Decimal, last_unit: Decimal, currency: str) -> Decimal:
