@@ -25,7 +25,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._server import fresh_database
@@ -42,6 +43,14 @@ from entrepot.ledger.services.reports import aging, monthly_profit_and_loss, pro
 
 YEAR = date(2026, 1, 1)
 BULK_LINES = 50  # lines per entry in the bulk phase (a day's summarised sales journal, an import)
+
+
+_STATEMENTS = [0]
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+    _STATEMENTS[0] += 1  # an executemany counts once: it is one round trip's worth of work to the caller
 
 
 def _best(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
@@ -116,8 +125,12 @@ def run(url: str, lines: int, open_invoices: int, batch: int, bulk_share: float)
     doc_target = lines - bulk_target
     open_n = min(open_invoices, doc_target // 5)
     paid_n = max(0, (doc_target - open_n * 5) // 7)
+    _STATEMENTS[0] = 0
     doc_lines, doc_entries, doc_s = _documents(url, tenant_id, open_n, paid_n, batch)
+    doc_statements = _STATEMENTS[0]
+    _STATEMENTS[0] = 0
     bulk_lines, bulk_entries, bulk_s = _bulk(url, tenant_id, bulk_target, batch)
+    bulk_statements = _STATEMENTS[0]
     # what autovacuum / a maintenance job does in production after a big load: statistics
     # for the planner and (PostgreSQL) a visibility map so covering indexes are index-only
     with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -137,9 +150,11 @@ def run(url: str, lines: int, open_invoices: int, batch: int, bulk_share: float)
         "journal_lines": total,
         "documents": {"lines": doc_lines, "entries": doc_entries, "open_invoices": open_n, "seconds": round(doc_s, 2),
                       "lines_per_s": round(doc_lines / doc_s) if doc_s else None,
-                      "entries_per_s": round(doc_entries / doc_s) if doc_s else None},
+                      "entries_per_s": round(doc_entries / doc_s) if doc_s else None,
+                      "statements_per_entry": round(doc_statements / doc_entries, 3) if doc_entries else None},
         "bulk": {"lines": bulk_lines, "entries": bulk_entries, "lines_per_entry": BULK_LINES,
-                 "seconds": round(bulk_s, 2), "lines_per_s": round(bulk_lines / bulk_s) if bulk_s else None},
+                 "seconds": round(bulk_s, 2), "lines_per_s": round(bulk_lines / bulk_s) if bulk_s else None,
+                 "statements_per_entry": round(bulk_statements / bulk_entries, 3) if bulk_entries else None},
         "lines_per_s_overall": round(total / (doc_s + bulk_s)),
         "trial_balance_s": tb_time, "profit_and_loss_12_months_s": pnl_time,
         "profit_and_loss_by_month_12_columns_s": monthly_time, "receivables_aging_s": aging_time,

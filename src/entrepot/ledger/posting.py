@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal
 
 from sqlalchemy import func, select, type_coerce
@@ -59,6 +60,10 @@ class Leg:
     in_functional: bool = False  # the expression is already in the functional currency
     balancing: bool = False  # takes whatever balances the entry (FX difference, price variance)
 
+    @cached_property
+    def parsed(self) -> tuple[tuple[int, str], ...]:
+        return tuple(self.terms())
+
     def terms(self) -> list[tuple[int, str]]:
         out: list[tuple[int, str]] = []
         pos = 0
@@ -79,9 +84,9 @@ class Rule:
     description: str
     functional_only: bool = False
 
-    @property
+    @cached_property
     def amounts(self) -> frozenset[str]:
-        return frozenset(name for leg in self.legs for _, name in leg.terms())
+        return frozenset(name for leg in self.legs for _, name in leg.parsed)
 
 
 R = Role
@@ -150,7 +155,7 @@ RULES: dict[str, Rule] = {
 
 
 def _evaluate(leg: Leg, amounts: dict[str, Decimal]) -> Decimal:
-    return sum((sign * amounts[name] for sign, name in leg.terms()), ZERO)
+    return sum((sign * amounts[name] for sign, name in leg.parsed), ZERO)
 
 
 def _carrying_value(uow: UnitOfWork, account_id: uuid.UUID, party_id: uuid.UUID | None, currency: str,

@@ -3,10 +3,11 @@
 Every entry — from a business document's posting rule, typed by hand, or a
 reversal — goes through `post_entry`, which refuses an unbalanced entry, a
 closed period, an archived account and a currency without a rate before it
-writes anything and records the audit entry. At commit (a unit-of-work hook)
-the transaction's entries get their gapless journal numbers and their
-`journal_entry.posted.v1` events, in the same transaction. Code that posts must
-therefore commit through `uow.commit()` (as every entry point does).
+builds the rows and records the audit entry. The rows wait in the transaction's
+buffer; at commit (a unit-of-work hook) the transaction's entries get their gapless
+journal numbers (one sequence UPDATE per journal) and are written, lines and
+`journal_entry.posted.v1` events included, with one executemany per table. Code that
+posts must therefore commit through `uow.commit()` (as every entry point does).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import Connection, bindparam, event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.expression import TableClause, TextClause
 
 from entrepot.db.infrastructure import DocumentSequence
-from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork, on_before_commit
-from entrepot.identity.services.audit import audit, snapshot
-from entrepot.integration.outbox import record_event
+from entrepot.identity.services.audit import audit
+from entrepot.integration import outbox
 from entrepot.kernel import clock
 from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid
 from entrepot.kernel.ids import new_id
@@ -151,33 +155,41 @@ def post_entry(
         posted_at=clock.now(),
         posted_by=uow.actor.ref,
     )
-    # Core inserts on the transaction's connection: an entry is written once and never
-    # updated, so the ORM unit of work has nothing to track; the returned object is
-    # attached to the session as persistent without a second write.
-    connection = uow.session.connection()
-    connection.execute(insert(JournalEntry), [values])
-    entry = JournalEntry(**values)
+    # The rows are not written here: they wait in the transaction's buffer and go in with
+    # one executemany per table at commit (already numbered), or as soon as anything reads
+    # through the session (`_write_before_reads`), so reads in the transaction still see
+    # them. The returned object is attached to the session as persistent without a write.
+    entry = _ENTRY_MANAGER.new_instance()  # built like a loaded row: no per-attribute change events
+    entry.__dict__.update(values)
     make_transient_to_detached(entry)
     uow.session.add(entry)
+    tenant_id = uow.tenant_id
     rows: list[dict[str, Any]] = []
     for n, (line, amount) in enumerate(zip(drafts, functional_amounts, strict=True), start=1):
         rows.append({
-            "id": new_id(), "tenant_id": uow.tenant_id, "entry_id": entry.id, "line_no": n,
+            "id": new_id(), "tenant_id": tenant_id, "entry_id": entry_id, "line_no": n,
             "account_id": line.account.id, "entry_date": on,
             "debit": amount if amount > 0 else ZERO, "credit": -amount if amount < 0 else ZERO,
             "currency": currency, "amount": line.amount, "party_id": line.party_id,
             "product_id": line.product_id, "due_on": line.due_on, "description": line.description[:500],
         })
-    connection.execute(insert(JournalLine), rows)
     # The entry and its lines are immutable rows themselves; the audit records the
     # header, the line count and the accounts touched, not a second copy of every line.
-    after = snapshot(entry)
-    del after["number"]  # provisional until commit; the entry id identifies it
+    after = {k: v for k, v in values.items() if k != "number"}  # provisional until commit; the id identifies it
     after["lines"] = len(rows)
     after["accounts"] = sorted({d.account.code for d in drafts})
-    audit(uow, "ledger.entry.post", "journal_entry", entry.id, after=after)
-    _pending(uow).append(_Pending(entry, book, functional))
+    audit(uow, "ledger.entry.post", "journal_entry", entry_id, after=after)
+    session = uow.session
+    _pending(uow).append(_Pending(entry, book, functional, values, rows,
+                                  session.get_nested_transaction() or session.get_transaction()))
+    session.info[_UNWRITTEN] = True
     return entry
+
+
+_UNWRITTEN = "ledger.unwritten"
+_ENTRIES = JournalEntry.__table__
+_ENTRY_MANAGER = manager_of_class(JournalEntry)
+_LINES = JournalLine.__table__
 
 
 @dataclass
@@ -185,74 +197,180 @@ class _Pending:
     entry: JournalEntry
     journal: Journal
     functional: str
+    values: dict[str, Any]  # the entry row
+    lines: list[dict[str, Any]]  # its line rows
+    posted_in: SessionTransaction | None  # the innermost transaction (savepoint) it was posted in
+    written_in: SessionTransaction | None = None  # None while only in the buffer
 
 
 def _pending(uow: UnitOfWork) -> list[_Pending]:
     """Entries posted in this transaction, waiting for their numbers (kept across savepoints)."""
-    txn = uow.session.get_transaction()
-    held = uow.session.info.get("ledger.pending")
+    return _held(uow.session, create=True)  # type: ignore[return-value]
+
+
+def _held(session: Session, *, create: bool = False) -> list[_Pending] | None:
+    txn = session.get_transaction()
+    held = session.info.get("ledger.pending")
     if held is None or held[0] is not txn:
+        if not create:
+            return None
         held = (txn, [])
-        uow.session.info["ledger.pending"] = held
+        session.info["ledger.pending"] = held
     return held[1]  # type: ignore[no-any-return]
+
+
+def _write(session: Session, items: list[_Pending]) -> None:
+    """Insert the buffered entries, then their lines: one executemany per table."""
+    todo = [item for item in items if item.written_in is None]
+    session.info.pop(_UNWRITTEN, None)
+    if not todo:
+        return
+    connection = session.connection()
+    connection.execute(insert(_ENTRIES), [item.values for item in todo])
+    connection.execute(insert(_LINES), [row for item in todo for row in item.lines])
+    where = session.get_nested_transaction() or session.get_transaction()
+    for item in todo:
+        item.written_in = where
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_before_reads(state: Any) -> None:
+    """Anything run through the session (a query, a lazy load, a refresh) sees the entries
+    posted so far in the transaction: the buffer is written first."""
+    session = state.session
+    if session.info.get(_UNWRITTEN) and _reads_the_ledger(state.statement):
+        items = _held(session)
+        if items:
+            _write(session, items)
+        else:
+            session.info.pop(_UNWRITTEN, None)
+
+
+_LEDGER_TABLES = frozenset({_ENTRIES.name, _LINES.name})
+
+
+def _reads_the_ledger(statement: Any) -> bool:
+    """Whether a statement touches entries or lines (or cannot be told: raw SQL), so the
+    per-transaction lookups (tenant, accounts by role, periods, rates) leave the buffer alone."""
+    for element in visitors.iterate(statement):
+        if isinstance(element, TextClause):
+            return True
+        table = element if isinstance(element, TableClause) else getattr(element, "table", None)
+        if isinstance(table, TableClause) and table.name in _LEDGER_TABLES:
+            return True
+    return False
+
+
+def _within(txn: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while txn is not None:
+        if txn is ancestor:
+            return True
+        txn = txn.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    """A savepoint rolled back (inventory retries, refused operations): the entries posted in
+    it are gone, and those written to the database inside it must be written again."""
+    held = session.info.get("ledger.pending")
+    if held is None or not previous.nested:
+        return
+    items: list[_Pending] = held[1]
+    kept = [item for item in items if not _within(item.posted_in, previous)]
+    for item in kept:
+        if item.written_in is not None and _within(item.written_in, previous):
+            item.written_in = None
+            session.info[_UNWRITTEN] = True
+    items[:] = kept
+
+
+@event.listens_for(Session, "before_commit")
+def _refuse_a_commit_past_the_hook(session: Session) -> None:
+    """Entries are written by the unit of work's commit hook; a bare `session.commit()`
+    would silently drop them (or keep them unnumbered), so it fails loudly instead."""
+    if session.get_nested_transaction() is None and _held(session):
+        raise RuntimeError("journal entries were posted in this transaction: commit it through uow.commit()")
 
 
 def _provisional_number(entry_id: uuid.UUID) -> str:
     return "~" + entry_id.hex
 
 
+def _reserve(uow: UnitOfWork, name: str, prefix: str, count: int) -> tuple[str, int]:
+    """Take `count` consecutive numbers of a journal's sequence with one UPDATE … RETURNING
+    (the row stays locked until commit: gapless, no duplicates). Returns (prefix, first)."""
+    session = uow.session
+    sequences = DocumentSequence.__table__
+    claim = (
+        update(sequences)
+        .where(sequences.c.tenant_id == uow.tenant_id, sequences.c.name == name)
+        .values(last_value=sequences.c.last_value + count)
+        .returning(sequences.c.last_value, sequences.c.prefix)
+    )
+    connection = session.connection()
+    row = connection.execute(claim).one_or_none()
+    if row is None:  # the journal's first entry: create its sequence (racing creators meet on the key)
+        dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        connection.execute(
+            dialect_insert(sequences)
+            .values(id=new_id(), tenant_id=uow.tenant_id, name=name, prefix=prefix, last_value=0)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "name"]))
+        row = connection.execute(claim).one()
+    return row.prefix, row.last_value - count + 1
+
+
 def _number_and_announce(uow: UnitOfWork) -> None:
-    """Just before commit: number the transaction's entries and record their events.
+    """Just before commit: number the transaction's entries, write them, record their events.
 
     Numbers are taken at the end so a journal's sequence row is locked only for the
     commit, not for the whole business transaction (stock movements of a tenant would
     otherwise queue behind each other on the inventory journal), and journals are
-    taken in code order, so two transactions never wait on each other's journals."""
-    held = uow.session.info.pop("ledger.pending", None)
-    if not held or held[0] is not uow.session.get_transaction() or not held[1]:
-        return
-    # A savepoint (inventory retries, refused operations) may have rolled some entries back.
-    ids = [item.entry.id for item in held[1]]
-    kept: set[uuid.UUID] = set()
-    for start in range(0, len(ids), 500):
-        kept.update(uow.session.scalars(select(JournalEntry.id).where(JournalEntry.id.in_(ids[start:start + 500]))))
-    pending = [item for item in held[1] if item.entry.id in kept]
+    taken in code order, so two transactions never wait on each other's journals.
+    One sequence UPDATE per journal reserves the numbers of all its entries."""
+    session = uow.session
+    pending = _held(session)
+    session.info.pop("ledger.pending", None)
     if not pending:
         return
     by_journal: dict[str, list[_Pending]] = {}
     for item in pending:
         by_journal.setdefault(item.journal.code, []).append(item)
-    updates: list[dict[str, Any]] = []
+    renumber: list[dict[str, Any]] = []
     for code in sorted(by_journal):
         items = by_journal[code]
-        name = SEQUENCE.format(code=code)
-        prefix, _, digits = next_number(uow, name, prefix=items[0].journal.prefix).rpartition("-")
-        first = int(digits)
-        if len(items) > 1:
-            uow.session.execute(
-                update(DocumentSequence)
-                .where(DocumentSequence.tenant_id == uow.tenant_id, DocumentSequence.name == name)
-                .values(last_value=first + len(items) - 1).execution_options(synchronize_session=False))
+        prefix, first = _reserve(uow, SEQUENCE.format(code=code), items[0].journal.prefix, len(items))
         for i, item in enumerate(items):
             number = f"{prefix}-{first + i:06d}"
-            updates.append({"entry_id": item.entry.id, "number": number})
+            if item.written_in is None:
+                item.values["number"] = number
+            else:
+                renumber.append({"entry_id": item.entry.id, "number": number})
             set_committed_value(item.entry, "number", number)
-    table = JournalEntry.__table__
-    uow.session.connection().execute(
-        update(table).where(table.c.id == bindparam("entry_id")).values(number=bindparam("number")), updates)
+    _write(session, pending)
+    connection = session.connection()
+    if renumber:  # entries written early (something read in the transaction) still carry "~<id>"
+        connection.execute(
+            update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id")).values(number=bindparam("number")),
+            renumber)
+    _announce(uow, connection, pending)
+
+
+def _announce(uow: UnitOfWork, connection: Connection, pending: list[_Pending]) -> None:
+    """`journal_entry.posted.v1` per entry, in one multi-row outbox insert."""
+    events = []
     for item in pending:
-        entry = item.entry
-        record_event(
-            uow,
-            JournalEntryPosted(
-                entry_id=str(entry.id), journal=item.journal.code, number=entry.number,
-                date=entry.entry_date.isoformat(), source_type=entry.source_type,
-                source_id=str(entry.source_id) if entry.source_id else None,
-                reversal_of=str(entry.reversal_of_id) if entry.reversal_of_id else None, currency=entry.currency,
-                functional_currency=item.functional, total=amount_text(entry.total, item.functional),
-            ),
-            subject=f"journal_entry/{entry.id}",
+        values = item.values
+        source_id, reversal = values["source_id"], values["reversal_of_id"]
+        data = JournalEntryPosted(
+            entry_id=str(values["id"]), journal=item.journal.code, number=values["number"] if item.written_in is None
+            else item.entry.number, date=values["entry_date"].isoformat(), source_type=values["source_type"],
+            source_id=str(source_id) if source_id else None, reversal_of=str(reversal) if reversal else None,
+            currency=values["currency"], functional_currency=item.functional,
+            total=amount_text(values["total"], item.functional),
         )
+        events.append((data, f"journal_entry/{values['id']}"))
+    outbox.record_events(uow, events)
 
 
 on_before_commit(_number_and_announce)

@@ -1,0 +1,122 @@
+"""Posting writes a transaction's entries in bulk at commit; reads in between still see them."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
+
+from entrepot.integration.models import OutboxEvent
+from entrepot.ledger import posting
+from entrepot.ledger.models import JournalEntry, JournalLine
+from entrepot.ledger.services.entries import reverse_entry
+from entrepot.ledger.services.reports import trial_balance
+
+D = Decimal
+
+
+def _invoice(uow, on, net=D(100)):  # type: ignore[no-untyped-def]
+    return posting.post_invoice(uow, source_id=uuid.uuid4(), number="INV", on=on, currency="USD",
+                                customer_id=uuid.uuid4(), net=net, tax=D(0))
+
+
+@contextmanager
+def _statements() -> Iterator[Counter[str]]:
+    """Counts the statements sent to the database, by their first two words."""
+    seen: Counter[str] = Counter()
+
+    def count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        words = statement.split()
+        seen[" ".join(words[:3] if words[0] == "INSERT" else words[:2])] += 1
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+def test_a_transaction_of_entries_costs_a_few_statements_not_a_few_per_entry(tenant):
+    # given a month already open and both journals already used (their periods and sequences exist)
+    with tenant.uow() as uow:
+        _invoice(uow, date(2026, 3, 1))
+        posting.post_shipment_cost(uow, source_id=uuid.uuid4(), on=date(2026, 3, 1), amount=D("60.0000"))
+        uow.commit()
+    # when 40 invoices and 40 shipments post in one transaction
+    with _statements() as seen, tenant.uow() as uow:
+        for _ in range(40):
+            _invoice(uow, date(2026, 3, 2))
+            posting.post_shipment_cost(uow, source_id=uuid.uuid4(), on=date(2026, 3, 2), amount=D("60.0000"))
+        uow.commit()
+    # then entries, lines and events went in with one executemany each, numbered without an UPDATE
+    assert seen["INSERT INTO ledger_journal_entries"] == 1
+    assert seen["INSERT INTO ledger_journal_lines"] == 1
+    assert seen["INSERT INTO outbox_events"] == 1
+    assert seen["UPDATE ledger_journal_entries"] == 0
+    assert seen["UPDATE document_sequences"] == 2  # one per journal: sales, inventory
+    assert sum(seen.values()) < 30  # for 80 entries: the per-transaction lookups, the commit, the audit
+    with tenant.uow(readonly=True) as uow:
+        numbers = sorted(uow.session.scalars(select(JournalEntry.number)))
+        assert numbers == sorted([f"SAL-{n:06d}" for n in range(1, 42)] + [f"STK-{n:06d}" for n in range(1, 42)])
+        assert uow.session.scalar(select(func.count()).select_from(JournalLine)) == 41 * 2 + 41 * 2
+        assert trial_balance(uow).total_debit == D(100) * 41 + D(60) * 41
+
+
+def test_reads_in_the_transaction_see_the_entries_posted_so_far(tenant):
+    # given an invoice posted and not yet committed
+    with tenant.uow() as uow:
+        entry = _invoice(uow, date(2026, 4, 1))
+        # when the transaction reads the ledger and reverses it
+        assert trial_balance(uow).total_debit == D(100)
+        reversal = reverse_entry(uow, entry)
+        uow.commit()
+    # then both are numbered in order and announced
+    with tenant.uow(readonly=True) as uow:
+        rows = dict(uow.session.execute(select(JournalEntry.id, JournalEntry.number)).all())
+        assert rows == {entry.id: "SAL-000001", reversal.id: "SAL-000002"}
+        assert entry.number == "SAL-000001"
+        assert uow.session.scalar(select(func.count()).select_from(OutboxEvent)
+                                  .where(OutboxEvent.type == "journal_entry.posted.v1")) == 2
+        assert trial_balance(uow).total_debit == D(0)  # the reversal cancels the invoice
+
+
+def test_entries_written_inside_a_rolled_back_savepoint_but_posted_before_it_are_kept(tenant):
+    # given an entry posted in the transaction, still buffered
+    with tenant.uow() as uow:
+        kept = _invoice(uow, date(2026, 5, 1))
+        # when a savepoint reads the ledger (writing the buffer inside it), posts, and is rolled back
+        savepoint = uow.session.begin_nested()
+        assert uow.session.scalar(select(func.count()).select_from(JournalEntry)) == 1
+        _invoice(uow, date(2026, 5, 2), net=D(7))
+        uow.session.scalar(select(func.count()).select_from(JournalLine))
+        savepoint.rollback()
+        later = _invoice(uow, date(2026, 5, 3), net=D(5))
+        uow.commit()
+    # then the entry posted before the savepoint and the later one are there, gapless; the other is not
+    with tenant.uow(readonly=True) as uow:
+        rows = dict(uow.session.execute(select(JournalEntry.id, JournalEntry.number)).all())
+        assert rows == {kept.id: "SAL-000001", later.id: "SAL-000002"}
+        assert uow.session.scalar(select(func.count()).select_from(JournalLine)) == 4
+        assert trial_balance(uow).total_debit == D(105)
+        events = set(uow.session.scalars(select(OutboxEvent.subject).where(
+            OutboxEvent.type == "journal_entry.posted.v1")))
+        assert events == {f"journal_entry/{kept.id}", f"journal_entry/{later.id}"}
+
+
+def test_a_bare_session_commit_after_posting_fails_loudly_instead_of_dropping_the_entry(tenant):
+    # given an entry posted in a transaction
+    with tenant.uow() as uow:
+        _invoice(uow, date(2026, 6, 1))
+        # when the session is committed behind the unit of work's back
+        with pytest.raises(RuntimeError, match=r"uow\.commit"):
+            uow.session.commit()
+    # then nothing was written
+    with tenant.uow(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(JournalEntry)) == 0
