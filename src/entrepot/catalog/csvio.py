@@ -163,6 +163,10 @@ class ImportFailed(ValidationFailed):
 def decode_upload(content: bytes) -> io.StringIO:
     """An uploaded CSV as text (UTF-8, with or without a byte-order mark)."""
     try:
-        return io.StringIO(content.decode("utf-8-sig"), newline="")
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValidationFailed(FieldError("file", "the file is not UTF-8 text", "encoding")) from exc
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL: refuse it here, naming the line, not in the database
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ValidationFailed(FieldError("file", f"line {line} contains a NUL character", "no_nul"))
+    return io.StringIO(text, newline="")
