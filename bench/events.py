@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/events.py [--db sqlite|postgresql] [--events 100000]
                                      [--rate 500] [--seconds 20] [--workers 1] [--nats nats://127.0.0.1:4222]
+                                     [--endpoint-concurrency 64] [--concurrency 32]
 
 Phase 1, throughput: `--events` events are written by service calls (a bench
 event recorded through `record_event`, 100 per transaction), then
@@ -13,8 +14,10 @@ its receipt. The receiver is a minimal asyncio HTTP/1.1 server in its own
 process that answers 200 at once. Prints JSON.
 
 One endpoint receives everything, so per-endpoint concurrency bounds the
-rate: for a throughput run raise it, e.g.
-`ENTREPOT_WEBHOOK_ENDPOINT_CONCURRENCY=64 … --db postgresql --workers 2`.
+rate (each worker round refills at most that many slots): the bench sets
+`ENTREPOT_WEBHOOK_ENDPOINT_CONCURRENCY` from `--endpoint-concurrency` (64 by
+default, the deployment default is 16) and the worker's `--concurrency` (send
+threads; claims go up to twice that) from `--concurrency`; both are printed.
 `bulk_deliveries_per_s` counts from worker start (start-up included);
 `…_first_to_last_receipt` is the steady rate seen by the receiver.
 """
@@ -87,6 +90,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--nats", default=None)
+    parser.add_argument("--endpoint-concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
     with fresh_database(args.db) as url, tempfile.TemporaryDirectory() as tmp:
@@ -126,12 +131,14 @@ def main() -> None:
                     record_event(uow, BenchScanned(n=n, phase="bulk"), subject=f"parcel/{n % 1000}")
                 uow.commit()
         write_s = time.perf_counter() - started
-        env = {**os.environ, "ENTREPOT_DATABASE_URL": url}
+        env = {**os.environ, "ENTREPOT_DATABASE_URL": url,
+               "ENTREPOT_WEBHOOK_ENDPOINT_CONCURRENCY": str(args.endpoint_concurrency)}
         if args.nats:
             env["ENTREPOT_NATS_URL"] = args.nats
         workers_log = Path(tmp) / "workers.log"
         started = time.perf_counter()
-        workers = [subprocess.Popen([ENTREPOT, "worker", "--no-scheduler"], env=env,
+        workers = [subprocess.Popen([ENTREPOT, "worker", "--no-scheduler", "--concurrency", str(args.concurrency)],
+                                    env=env,
                                     stdout=workers_log.open("ab"), stderr=subprocess.STDOUT)
                    for _ in range(args.workers)]
 
@@ -180,6 +187,7 @@ def main() -> None:
             nats_published = asyncio.run(_stream_count(args.nats))
         print(json.dumps({
             "db": args.db, "workers": args.workers, "events": args.events,
+            "endpoint_concurrency": args.endpoint_concurrency, "worker_concurrency": args.concurrency,
             "write_events_per_s": round(args.events / write_s, 1),
             "bulk_delivered": bulk_done, "bulk_deliveries_per_s": round(bulk_done / bulk_s, 1),
             "bulk_deliveries_per_s_first_to_last_receipt": round(steady, 1) if steady else None,

@@ -18,7 +18,7 @@ def _setup(api):
 
 
 def test_actions_need_no_body_and_money_is_decimal_strings(api):
-    wh, product, customer = _setup(api)
+    _wh, product, customer = _setup(api)
     assert product["list_price"] in ("10", "10.00", "10.0000")
     order = api.post("/sales-orders", json={"customer_id": customer["id"],
                                             "lines": [{"product_id": product["id"], "quantity": 3}]}).json()

@@ -15,7 +15,8 @@ The messages of one (endpoint, subject) are a queue in `ordinal` order whose
 open message with the smallest ordinal carries `queue_head`; claims read heads
 only (an index of a few rows per queue, not a check of every open message).
 Whatever opens or closes a message keeps the flag right: fan-out sets it on new
-messages of empty queues, `record` and replay/recover call `settle_heads`. On
+messages of empty queues, `record` calls `promote_next` (one index probe per
+closed message) and replay/recover call `settle_heads`. On
 PostgreSQL those writers first take a transaction-scoped advisory lock per
 queue (`lock_queues`), so a fan-out and a completion of the same queue in two
 workers cannot both miss each other's uncommitted row and leave a queue
@@ -217,6 +218,10 @@ class Claimed:
     secrets: list[str]
     attempt: int  # 1-based number of this attempt
     subject: str = ""
+    # the endpoint was failing when claimed: a success must clear `failing_since` (when it was
+    # not, a success has nothing to clear unless a failure came in meanwhile, which the next
+    # success after it clears)
+    endpoint_failing: bool = True
 
 
 def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: int = PER_ENDPOINT,
@@ -290,7 +295,8 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
         if endpoint.id not in keys:
             keys[endpoint.id] = signing_secrets(endpoint, now)
         result.append(Claimed(message.id, message.tenant_id, endpoint.id, endpoint.url, message.payload,
-                              keys[endpoint.id], message.attempt_count + 1, message.subject))
+                              keys[endpoint.id], message.attempt_count + 1, message.subject,
+                              endpoint.failing_since is not None))
     # keep the batch in due order (RETURNING does not promise it)
     rank = {message_id: i for i, message_id in enumerate(chosen_ids)}
     result.sort(key=lambda c: rank[c.message_id])
@@ -419,11 +425,12 @@ def _record(session: Session, outcomes: list[Outcome]) -> None:
                 .values(status="succeeded", attempt_count=WebhookMessage.attempt_count + 1, delivered_at=now,
                         last_status_code=status_code, last_error=None, claimed_by=None, claimed_until=None)
                 .execution_options(synchronize_session=False))
-        session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id.in_({o.claimed.endpoint_id for o in successes}),
-                   WebhookEndpoint.failing_since.is_not(None))
-            .values(failing_since=None).execution_options(synchronize_session=False))
+        recovering = {o.claimed.endpoint_id for o in successes if o.claimed.endpoint_failing}
+        if recovering:
+            session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id.in_(recovering), WebhookEndpoint.failing_since.is_not(None))
+                .values(failing_since=None).execution_options(synchronize_session=False))
     outcomes = [o for o in outcomes if not o.succeeded]
     if not outcomes:
         return

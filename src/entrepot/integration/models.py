@@ -117,9 +117,6 @@ class WebhookMessage(TenantOwned, HasId, Base):
               sqlite_where=text(_OPEN_HEAD), postgresql_where=text(_OPEN_HEAD)),
         Index("ix_webhook_messages_open_subject", "tenant_id", "endpoint_id", "subject", "ordinal",
               sqlite_where=text(_OPEN), postgresql_where=text(_OPEN)),
-        # in flight per endpoint (the per-endpoint concurrency limit)
-        Index("ix_webhook_messages_delivering", "tenant_id", "endpoint_id",
-              sqlite_where=text("status = 'delivering'"), postgresql_where=text("status = 'delivering'")),
         Index("ix_webhook_messages_tenant_id_endpoint_id_status", "tenant_id", "endpoint_id", "status"),
     )
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"))

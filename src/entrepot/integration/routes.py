@@ -207,12 +207,8 @@ def integration_health(uow: Annotated[UnitOfWork, Requires(perms.HEALTH_READ)]) 
     return messages.health(uow)
 
 
-@router.get("/metrics", summary="Prometheus metrics (operator-only)", response_class=Response)
-def metrics(uow: Annotated[UnitOfWork, Requires(perms.METRICS_SCRAPE, readonly=True)]) -> Response:
-    from entrepot.integration.metrics import render
-
-    body, content_type = render()
-    return Response(body, media_type=content_type)
+# Prometheus metrics span every tenant, so they are served at /metrics to the platform
+# operator (ENTREPOT_OPERATOR_TOKEN, see api/app.py), never to a tenant's key.
 
 
 # --- inbound --------------------------------------------------------------------------------------

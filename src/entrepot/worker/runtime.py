@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -38,6 +38,8 @@ log = structlog.get_logger("entrepot.worker")
 REACTIONS = "reactions"
 REACTION_LEASE = timedelta(seconds=60)
 MAX_REACTION_TRIES = 5
+BATCH_WINDOW = 0.005  # seconds
+ANALYZE_AFTER = 5000  # events fanned out before the first statistics refresh (then doubling)
 
 
 class Worker:
@@ -69,6 +71,8 @@ class Worker:
         self._inflight: set[Future[delivery.Outcome]] = set()
         self._leases: dict[str, float] = {}
         self._fanned = 0
+        self._since_analyze = 0
+        self._analyze_at = ANALYZE_AFTER
         self._last_idle_react = 0.0
         self._last_react = 0.0
         self._reacted = 0
@@ -93,7 +97,24 @@ class Worker:
             uow.commit()
         self._fanned = done
         self._last_fan_out = time.monotonic()
+        self._since_analyze += done
+        if self._since_analyze >= self._analyze_at:
+            self._analyze()
         return done
+
+    def _analyze(self) -> None:
+        """Refresh PostgreSQL's statistics of the delivery table after a burst of fan-out.
+
+        A table that grew from a few rows to tens of thousands within the minute before
+        autovacuum looks again gets plans made for a tiny table: the queue-head lookups then
+        scan an endpoint's whole backlog per message. Each time the burst doubles, sample it.
+        """
+        self._since_analyze = 0
+        self._analyze_at *= 2
+        with platform_uow(url=self.url) as uow:
+            if uow.session.get_bind().dialect.name == "postgresql":
+                uow.session.execute(text("ANALYZE webhook_messages"))
+                uow.commit()
 
     def _rate_budget(self) -> dict[uuid.UUID, int]:
         loaded_at, limits = self._limits
@@ -134,8 +155,12 @@ class Worker:
                 self._inflight.add(self.pool.submit(delivery.send, self.client, item))
         if drain and self._inflight:
             wait(self._inflight)
-        elif not claimed and self._inflight and not recorded:
-            wait(self._inflight, timeout=0.05, return_when=FIRST_COMPLETED)
+        elif self._inflight:
+            if not claimed and not recorded:
+                wait(self._inflight, timeout=0.05, return_when=FIRST_COMPLETED)
+            # let the sends of this round finish for a moment, so the next round records and
+            # refills many slots in one transaction instead of one slot per transaction
+            wait(self._inflight, timeout=BATCH_WINDOW)
         if not drain:
             # the next pass records what finished in the transaction of its claim (counted as work
             # here, so the loop comes back at once)

@@ -306,3 +306,63 @@ def test_response_bodies_are_truncated_on_the_attempt(tenant, receiver, worker):
     assert attempt.succeeded is False and attempt.status_code is None and attempt.error
     assert json.dumps(attempt.error)  # recorded, printable
     assert issued.endpoint.id == attempt.endpoint_id
+
+
+def heads_of(tenant, subject: str) -> list[int]:
+    """The `n` of each open message of `subject` that heads its queue."""
+    with tenant.uow(readonly=True) as uow:
+        rows = uow.session.scalars(select(WebhookMessage).where(
+            WebhookMessage.subject == subject, WebhookMessage.status.in_(("pending", "delivering")),
+            WebhookMessage.queue_head.is_(True)))
+        return sorted(json.loads(m.payload)["data"]["n"] for m in rows)
+
+
+def test_each_subject_queue_has_exactly_one_head_through_fan_out_failure_and_success(tenant, receiver, worker):
+    # given three events of one parcel whose first delivery fails
+    issued = make_endpoint(tenant, receiver.url, ["test_parcel.scanned.v1"])
+    receiver.secrets = [issued.secret]
+    receiver.fail_next(1)
+    first, *_ = emit(tenant, 3, subject="parcel/H")
+    # when the worker fans out and tries the first
+    drive(worker, lambda: tried(tenant, first))
+    # then only the first heads the queue, still after its failure
+    assert heads_of(tenant, "parcel/H") == [0]
+    # when its retry succeeds, the next takes over, and so on to the end
+    advance_past(delivery.SCHEDULE[1])
+    drive(worker, lambda: len(receiver.verified_events) >= 3)
+    assert heads_of(tenant, "parcel/H") == []
+    assert [e["data"]["n"] for e in receiver.verified_events] == [0, 1, 2]
+    # and an event fanned out to the now empty queue heads it at once
+    [later] = emit(tenant, 1, subject="parcel/H", start=3)
+    with worker_platform(worker) as uow:
+        delivery.fan_out(uow.session)
+        uow.commit()
+    assert heads_of(tenant, "parcel/H") == [3]
+    drive(worker, lambda: status_of(tenant, later) == "succeeded")
+
+
+def test_a_replayed_message_goes_first_again_in_its_subject(tenant, receiver, worker):
+    # given two delivered events of one parcel, and a third one waiting behind a failing receiver
+    issued = make_endpoint(tenant, receiver.url, ["test_parcel.scanned.v1"])
+    receiver.secrets = [issued.secret]
+    first, second = emit(tenant, 2, subject="parcel/R")
+    drive(worker, lambda: status_of(tenant, second) == "succeeded")
+    receiver.status = 503
+    [third] = emit(tenant, 1, subject="parcel/R", start=2)
+    drive(worker, lambda: tried(tenant, third))
+    # when the first is replayed
+    with tenant.uow() as uow:
+        messages.replay_message(uow, messages.get_message(uow, message_of(tenant, first).id))
+        uow.commit()
+    # then it heads the queue again and the third waits behind it
+    assert heads_of(tenant, "parcel/R") == [0]
+    receiver.status = 200
+    advance_past(delivery.SCHEDULE[1])
+    drive(worker, lambda: status_of(tenant, third) == "succeeded")
+    assert [e["data"]["n"] for e in receiver.verified_events] == [0, 1, 0, 2]
+
+
+def worker_platform(worker: Worker):
+    from entrepot.db.uow import platform_uow
+
+    return platform_uow(url=worker.url)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 08:19:23.976118
+Create Date: 2026-11-27 08:40:04.671330
 """
 from collections.abc import Sequence
 
@@ -862,7 +862,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'endpoint_id', 'event_id', name=op.f('uq_webhook_messages_tenant_id_endpoint_id_event_id'))
     )
     with op.batch_alter_table('webhook_messages', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_messages_delivering', ['tenant_id', 'endpoint_id'], unique=False, sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
         batch_op.create_index('ix_webhook_messages_open_head_due', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.create_index('ix_webhook_messages_open_head_subject', ['tenant_id', 'endpoint_id', 'subject'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.create_index('ix_webhook_messages_open_subject', ['tenant_id', 'endpoint_id', 'subject', 'ordinal'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
@@ -1415,7 +1414,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_webhook_messages_open_subject', sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
         batch_op.drop_index('ix_webhook_messages_open_head_subject', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.drop_index('ix_webhook_messages_open_head_due', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
-        batch_op.drop_index('ix_webhook_messages_delivering', sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
 
     op.drop_table('webhook_messages')
     with op.batch_alter_table('shipments', schema=None) as batch_op:
