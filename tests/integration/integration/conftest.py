@@ -79,3 +79,22 @@ def nats_url() -> str:
             pytest.fail(f"NATS JetStream is required under CI but unavailable at {NATS_URL}: {problem}")
         pytest.skip(f"NATS JetStream unavailable at {NATS_URL}: {problem}")
     return NATS_URL
+
+
+@pytest.fixture(autouse=True)
+def _quiet_earlier_endpoints(request: pytest.FixtureRequest) -> None:
+    """The worker serves every tenant of the database, and earlier tests (API, fuzzing) leave
+    endpoints behind whose URLs may hang until the send timeout. Disable them, so each
+    delivery test sees only the endpoints it creates."""
+    if "db_url" not in request.fixturenames:
+        return
+    url = request.getfixturevalue("db_url")
+    from sqlalchemy import update
+
+    from entrepot.db.uow import platform_uow
+    from entrepot.integration.models import WebhookEndpoint
+
+    with platform_uow(url=url) as platform:
+        platform.session.execute(update(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))
+                                 .values(enabled=False))
+        platform.commit()
