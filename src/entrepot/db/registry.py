@@ -10,21 +10,26 @@ import entrepot
 _loaded = False
 
 
+def import_domain_modules(part: str) -> None:
+    """Import `entrepot.<package>.<part>` for every package that has one."""
+    for module in pkgutil.iter_modules(entrepot.__path__):
+        if not module.ispkg:
+            continue
+        name = f"entrepot.{module.name}.{part}"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
 def load_all_models() -> None:
     global _loaded
     if _loaded:
         return
     importlib.import_module("entrepot.db.infrastructure")
-    for module in pkgutil.iter_modules(entrepot.__path__):
-        if not module.ispkg:
-            continue
-        # models: the tables; provisioning: set-up steps for a new tenant
-        # (chart of accounts, default locations) registered with identity.
-        for part in ("models", "provisioning"):
-            name = f"entrepot.{module.name}.{part}"
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
+    # models: the tables; provisioning: set-up steps for a new tenant
+    # (chart of accounts, default locations) registered with identity.
+    import_domain_modules("models")
+    import_domain_modules("provisioning")
     _loaded = True

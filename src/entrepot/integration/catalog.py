@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
-import entrepot
+from entrepot.db.registry import import_domain_modules
 from entrepot.kernel.events import description, registered_types, schema_for
 
 _loaded = False
@@ -17,15 +15,7 @@ def load_event_types() -> None:
     global _loaded
     if _loaded:
         return
-    for module in pkgutil.iter_modules(entrepot.__path__):
-        if not module.ispkg:
-            continue
-        name = f"entrepot.{module.name}.events"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    import_domain_modules("events")
     _loaded = True
 
 

@@ -38,34 +38,24 @@ def record_event(uow: UnitOfWork, data: EventData, *, subject: str) -> str:
 
 def record_event_in(session: Session, tenant_id: uuid.UUID, data: EventData, *, subject: str) -> str:
     """`record_event` for code that works in a platform session across tenants (the worker)."""
-    event_id = new_id()
-    values: dict[str, Any] = {
-        "id": event_id,
-        "tenant_id": tenant_id,
-        "type": type_of(data),
-        "source": source_for(tenant_id),
-        "subject": subject,
-        "time": clock.now(),
-        "data": data.model_dump(mode="json"),
-    }
-    # Core insert on the session's connection: no autoflush and no ORM machinery,
-    # one pre-compiled statement per backend (this runs several times per business action).
-    conn = session.connection()
-    conn.execute(_INSERT_PG if conn.dialect.name == "postgresql" else _INSERT, values)
-    return str(event_id)
+    return _insert(session, tenant_id, [(data, subject)])[0]
 
 
 def record_events(uow: UnitOfWork, events: Sequence[tuple[EventData, str]]) -> list[str]:
     """Append several (event, subject) pairs in one statement, in the given order.
 
-    For services that emit one event per document line: same rows, same order
-    (their `seq` follows the list) as calling `record_event` for each."""
+    For services that emit one event per document line, and for bulk imports: the
+    same rows, in the same order (their `seq` follows the list), as calling
+    `record_event` for each."""
+    return _insert(uow.session, uow.tenant_id, events)
+
+
+def _insert(session: Session, tenant_id: uuid.UUID, events: Sequence[tuple[EventData, str]]) -> list[str]:
     if not events:
         return []
-    tenant_id = uow.tenant_id
     now = clock.now()
     source = source_for(tenant_id)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": new_id(),
             "tenant_id": tenant_id,
@@ -77,7 +67,9 @@ def record_events(uow: UnitOfWork, events: Sequence[tuple[EventData, str]]) -> l
         }
         for data, subject in events
     ]
-    conn = uow.session.connection()
+    # Core insert on the session's connection: no autoflush and no ORM machinery,
+    # one pre-compiled statement per backend (this runs several times per business action).
+    conn = session.connection()
     conn.execute(_INSERT_PG if conn.dialect.name == "postgresql" else _INSERT, rows)
     return [str(r["id"]) for r in rows]
 

@@ -7,6 +7,3 @@ WEBHOOK_MANAGE = "integration.webhook.manage"
 HEALTH_READ = "integration.health.read"
 INBOUND_MANAGE = "integration.inbound.manage"
 INBOUND_RECEIVE = "integration.inbound.receive"
-# Operator-only: Prometheus metrics cover every tenant. Not a `.read` permission,
-# so the viewer pattern `*.read` does not grant it; admin ("*") does.
-METRICS_SCRAPE = "platform.metrics.scrape"

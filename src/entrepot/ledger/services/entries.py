@@ -19,7 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -353,10 +353,10 @@ def _number_and_announce(uow: UnitOfWork) -> None:
         connection.execute(
             update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id")).values(number=bindparam("number")),
             renumber)
-    _announce(uow, connection, pending)
+    _announce(uow, pending)
 
 
-def _announce(uow: UnitOfWork, connection: Connection, pending: list[_Pending]) -> None:
+def _announce(uow: UnitOfWork, pending: list[_Pending]) -> None:
     """`journal_entry.posted.v1` per entry, in one multi-row outbox insert."""
     events = []
     for item in pending:
