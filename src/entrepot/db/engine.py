@@ -17,11 +17,14 @@ A session that is neither refuses to query tenant-owned data: fail closed.
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 import uuid
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
 from entrepot.db.base import TenantOwned
@@ -55,6 +58,32 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
+# A pooled connection idle longer than this is pinged before use. Pinging on
+# every checkout (pool_pre_ping) costs a round trip per transaction; a
+# connection in steady use has just proved itself alive.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_SECONDS:
+            return
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            # The pool discards this connection and checks out a fresh one.
+            raise DisconnectionError("idle connection is gone") from exc
+
+
 def get_engine(url: str | None = None) -> Engine:
     settings = get_settings()
     url = url or settings.database_url
@@ -69,8 +98,8 @@ def get_engine(url: str | None = None) -> Engine:
                     url,
                     pool_size=settings.db_pool_size,
                     max_overflow=settings.db_pool_size,
-                    pool_pre_ping=True,
                 )
+                _ping_idle_connections(engine)
             _engines[url] = engine
         return engine
 
@@ -85,17 +114,26 @@ def dispose_engines() -> None:
 _factory = sessionmaker(expire_on_commit=False, autoflush=True)
 
 
-def tenant_session(tenant_id: uuid.UUID, *, readonly: bool = False, url: str | None = None) -> Session:
+def _bind(url: str | None, readonly: bool) -> Engine:
     engine = get_engine(url)
-    bind = engine.execution_options(entrepot_readonly=True) if readonly else engine
+    if not readonly:
+        return engine
+    # One read-only view per engine (it shares the pool), not a new one per session.
+    view = engine.__dict__.get("_entrepot_readonly")
+    if view is None:
+        view = engine.__dict__["_entrepot_readonly"] = engine.execution_options(entrepot_readonly=True)
+    return view
+
+
+def tenant_session(tenant_id: uuid.UUID, *, readonly: bool = False, url: str | None = None) -> Session:
+    bind = _bind(url, readonly)
     session = _factory(bind=bind)
     session.info["tenant_id"] = tenant_id
     return session
 
 
 def platform_session(*, readonly: bool = False, url: str | None = None) -> Session:
-    engine = get_engine(url)
-    bind = engine.execution_options(entrepot_readonly=True) if readonly else engine
+    bind = _bind(url, readonly)
     session = _factory(bind=bind)
     session.info["platform"] = True
     return session
@@ -125,13 +163,14 @@ def _filter_by_tenant(state: ORMExecuteState) -> None:
         if session.info.get("platform"):
             return
         raise TenancyViolation("query on a session with no tenant and no platform scope")
-    state.statement = state.statement.options(
-        with_loader_criteria(
-            TenantOwned,
-            lambda cls: cls.tenant_id == tenant_id,
-            include_aliases=True,
-        )
-    )
+    state.statement = state.statement.options(_tenant_criteria(tenant_id))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_criteria(tenant_id: uuid.UUID) -> Any:
+    # Building the option analyses the lambda's closure; doing it once per tenant
+    # instead of once per query takes a good share of the ORM's per-query cost.
+    return with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
 
 
 @event.listens_for(Session, "before_flush")

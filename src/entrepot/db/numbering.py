@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -15,26 +17,35 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
 
     The UPDATE … RETURNING locks the sequence row until commit or rollback, so
     concurrent callers queue on it and a rolled-back number is handed out again:
-    no gaps and no duplicates among committed documents.
+    no gaps and no duplicates among committed documents. The row is created on
+    first use (insert-if-missing, then the same UPDATE), so the usual case is
+    one statement.
     """
-    session = uow.session
+    conn = uow.session.connection()
     tenant_id = uow.tenant_id
-    prefix = prefix if prefix is not None else sequence
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(DocumentSequence)
-        .values(id=new_id(), tenant_id=tenant_id, name=sequence, prefix=prefix, last_value=0)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
+    row = conn.execute(_take(tenant_id, sequence)).one_or_none()
+    if row is None:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            insert(_sequences)
+            .values(id=new_id(), tenant_id=tenant_id, name=sequence,
+                    prefix=prefix if prefix is not None else sequence, last_value=0)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
+        )
+        row = conn.execute(_take(tenant_id, sequence)).one()
+    return f"{row.prefix}-{row.last_value:0{width}d}"
+
+
+_sequences = DocumentSequence.__table__
+
+
+def _take(tenant_id: object, sequence: str) -> Any:
+    return (
+        update(_sequences)
+        .where(_sequences.c.tenant_id == tenant_id, _sequences.c.name == sequence)
+        .values(last_value=_sequences.c.last_value + 1)
+        .returning(_sequences.c.last_value, _sequences.c.prefix)
     )
-    value = session.execute(
-        update(DocumentSequence)
-        .where(DocumentSequence.tenant_id == tenant_id, DocumentSequence.name == sequence)
-        .values(last_value=DocumentSequence.last_value + 1)
-        .returning(DocumentSequence.last_value, DocumentSequence.prefix)
-        .execution_options(synchronize_session=False)
-    ).one()
-    return f"{value.prefix}-{value.last_value:0{width}d}"
 
 
 def peek_last(uow: UnitOfWork, sequence: str) -> int:

@@ -45,12 +45,23 @@ class UnitOfWork:
         self.after_commit: list[Callable[[], None]] = []
         self.committed = False
         self.session: Session
+        self._memo: dict[Any, Any] = {}
 
     @property
     def tenant_id(self) -> uuid.UUID:
         if self.actor.tenant_id is None:
             raise RuntimeError("this unit of work has no tenant")
         return self.actor.tenant_id
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """A value computed once per unit of work (the tenant's settings, an account
+        id by role...): the steps of one business action ask for the same reference
+        data many times, and within one transaction it cannot change under them."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
 
     def __enter__(self) -> UnitOfWork:
         if self._platform:
@@ -71,6 +82,7 @@ class UnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
         self.pending_audit.clear()
+        self._memo.clear()
 
     def __exit__(
         self,

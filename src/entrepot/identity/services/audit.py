@@ -1,8 +1,9 @@
 """The audit trail: who changed what, in which tenant, before and after.
 
-Services call `audit(...)` during a unit of work; the entries are appended at
-commit time to the tenant's hash chain: each entry's hash covers its content
-and the previous entry's hash, so editing or deleting a past entry breaks
+Services call `audit(...)` during a unit of work (it lives in `db/audit_trail.py`,
+below every domain, and is re-exported here); the entries are appended at commit
+time to the tenant's hash chain: each entry's hash covers its content and the
+previous entry's hash, so editing or deleting a past entry breaks
 every link after it and `verify_chain` names the first broken one.
 """
 
@@ -10,81 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from entrepot.db.audit_trail import audit, diff, snapshot
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.identity.models import AuditChainHead, AuditEntry
 from entrepot.kernel import clock
 from entrepot.kernel.ids import new_id
 
+__all__ = ["ChainReport", "audit", "diff", "snapshot", "verify_chain"]
+
 GENESIS = "0" * 64
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, bytes):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def snapshot(obj: Any) -> dict[str, Any]:
-    """Column values of an ORM object as JSON-ready data (secrets excluded)."""
-    mapper = inspect(type(obj))
-    return {
-        c.key: _jsonable(getattr(obj, c.key))
-        for c in mapper.column_attrs
-        if not c.key.endswith(("_hash", "secret"))
-    }
-
-
-def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[dict, dict]:
-    """Keep only what changed, so an update's audit row says what moved."""
-    if before is None or after is None:
-        return before or {}, after or {}
-    keys = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    keys.discard("updated_at")
-    keys.discard("version")
-    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
-
-
-def audit(
-    uow: UnitOfWork,
-    action: str,
-    entity_type: str,
-    entity_id: object | None,
-    *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    b, a = diff(before, after)
-    uow.pending_audit.append(
-        {
-            "action": action,
-            "entity_type": entity_type,
-            "entity_id": str(entity_id) if entity_id is not None else None,
-            "before": _jsonable(b) or None,
-            "after": _jsonable(a) or None,
-        }
-    )
 
 
 def _entry_hash(prev_hash: str, fields: dict[str, Any]) -> str:
