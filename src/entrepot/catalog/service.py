@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, func, or_, select, type_coerce
 
@@ -97,9 +97,9 @@ def ensure_sellable(product: Product) -> None:
         raise ProductNotSellable(f"product {product.sku} is {state} and cannot be sold", sku=product.sku)
 
 
-@dataclass(frozen=True)
-class PriceBasis:
-    """What the pricing engine needs of a product (read without loading ORM objects)."""
+class PriceBasis(NamedTuple):
+    """What the pricing engine needs of a product (read without loading ORM objects;
+    a tuple because a priced order builds a thousand of them)."""
 
     id: uuid.UUID
     sku: str

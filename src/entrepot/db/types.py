@@ -44,7 +44,7 @@ class Exact(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / _SCALE).quantize(Decimal(1) / _SCALE)
+            return Decimal(int(value)).scaleb(-STORAGE_PLACES)  # exact: only the exponent moves
         return Decimal(value)
 
 

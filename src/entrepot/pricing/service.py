@@ -21,12 +21,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 
 from entrepot.catalog.rules import (
     check_amount,
@@ -51,12 +51,13 @@ from entrepot.pricing.engine import (
     Buyer,
     ContractRule,
     EntryRule,
+    EntryTable,
     ListIndex,
     ListRule,
     NoPriceFound,
     PriceBook,
+    PricedProduct,
     PriceResolution,
-    ProductFacts,
     list_applies,
 )
 from entrepot.pricing.models import (
@@ -103,8 +104,12 @@ def resolve_prices(
     lines: Sequence[tuple[uuid.UUID, Decimal]],
     on: date | None = None,
     channel: str | None = None,
+    products: Mapping[uuid.UUID, PricedProduct] | None = None,
 ) -> list[PriceResolution]:
-    """Unit price, currency, winning rule and explanation for each (product, quantity) line."""
+    """Unit price, currency, winning rule and explanation for each (product, quantity) line.
+
+    A caller that has already loaded the lines' products (catalog Products, by id) may pass them
+    as `products`: reading a thousand products is most of the cost of pricing an order."""
     on = on or clock.today()
     errors = []
     clean: list[tuple[uuid.UUID, Decimal]] = []
@@ -121,65 +126,94 @@ def resolve_prices(
         raise ValidationFailed(errors)
     customer = get_customer(uow, customer_id)
     buyer = Buyer(customer.id, customer.currency, customer.customer_group)
-    products = {pid: ProductFacts(b.id, b.sku, b.category_id, b.list_price, b.currency, b.standard_cost)
-                for pid, b in price_basis(uow, [pid for pid, _ in clean]).items()}
-    book = load_price_book(uow, buyer=buyer, product_ids=list(products), on=on, channel=channel,
-                           category_ids={p.category_id for p in products.values() if p.category_id})
-    return book.resolve_many(buyer, products, clean, on, channel)
+    # The catalog's price basis has every field the engine reads (engine.PricedProduct).
+    facts: Mapping[uuid.UUID, PricedProduct]
+    if products is None:
+        facts = price_basis(uow, [pid for pid, _ in clean])
+    else:
+        missing = [pid for pid, _ in clean if pid not in products]
+        facts = {**products, **price_basis(uow, missing)} if missing else products
+    book = load_price_book(uow, buyer=buyer, product_ids=facts.keys(), on=on, channel=channel,
+                           categorised=any(p.category_id is not None for p in facts.values()))
+    return book.resolve_many(buyer, facts, clean, on, channel)
 
 
-def load_price_book(uow: UnitOfWork, *, buyer: Buyer, product_ids: list[uuid.UUID], on: date,
-                    channel: str | None, category_ids: set[uuid.UUID]) -> PriceBook:
-    """Load the rules that can price these products for this buyer (a fixed number of queries).
+# The two queries of every quote, built once: building a select costs more than running these.
+_LISTS_IN_CURRENCY = (
+    select(PriceList.id, PriceList.code, PriceList.kind, PriceList.currency, PriceList.priority, PriceList.scope,
+           PriceList.customer_group, PriceList.customer_id, PriceList.channel, PriceList.valid_from,
+           PriceList.valid_to, PriceList.version, PriceList.updated_at)
+    .where(PriceList.archived_at.is_(None), PriceList.currency == bindparam("currency"))
+)
+_CONTRACTS_OF_CUSTOMER = (
+    select(ContractPrice.id, ContractPrice.customer_id, ContractPrice.product_id, ContractPrice.unit_price,
+           ContractPrice.currency, ContractPrice.valid_from, ContractPrice.valid_to)
+    .where(ContractPrice.customer_id == bindparam("customer_id"), ContractPrice.archived_at.is_(None))
+)
+
+
+def load_price_book(uow: UnitOfWork, *, buyer: Buyer, product_ids: Collection[uuid.UUID], on: date,
+                    channel: str | None, categorised: bool) -> PriceBook:
+    """Load the rules that can price these products for this buyer (a fixed number of queries);
+    `categorised`: some of the products have a category (category entries may then apply).
 
     Entries are indexed per price list and cached in the process by (list id, version,
     updated_at): every entry change bumps its list's version in the same transaction, so a
-    cached index is used only while the list is unchanged."""
+    cached index is used only while the list is unchanged. The lists' indexes merged by
+    product (`EntryTable`) are cached the same way, keyed by the stamps of every list merged."""
     session = uow.session
-    list_rows = session.execute(
-        select(PriceList.id, PriceList.code, PriceList.kind, PriceList.currency, PriceList.priority,
-               PriceList.scope, PriceList.customer_group, PriceList.customer_id, PriceList.channel,
-               PriceList.valid_from, PriceList.valid_to, PriceList.version, PriceList.updated_at)
-        .where(PriceList.archived_at.is_(None), PriceList.currency == buyer.currency)
-    ).all()
+    list_rows = session.execute(_LISTS_IN_CURRENCY, {"currency": buyer.currency}).all()
     book_lists: list[ListRule] = []
-    stamps: dict[uuid.UUID, tuple[int, Any]] = {}
-    all_stamps: dict[uuid.UUID, tuple[int, Any]] = {}
+    every: dict[uuid.UUID, tuple[ListRule, tuple[int, Any]]] = {}
+    applicable: dict[uuid.UUID, tuple[ListRule, tuple[int, Any]]] = {}
     for r in list_rows:
         rule = ListRule(r[0], r[1], str(r[2]), r[3], r[4], str(r[5]), r[6], r[7], r[8], r[9], r[10])
-        all_stamps[rule.id] = (r[11], r[12])
+        every[rule.id] = (rule, (r[11], r[12]))
         if _may_apply(rule, buyer, on, channel):
             book_lists.append(rule)
-            stamps[rule.id] = all_stamps[rule.id]
-    # On a miss, refresh every stale list of the currency at once when there are not too many,
-    # so the next customers (other groups, channels) find theirs cached too.
-    indexes = _list_indexes(uow, stamps, prime=all_stamps if len(all_stamps) <= _PRIME_LISTS else None)
+            applicable[rule.id] = every[rule.id]
+    # With few lists in the currency, one table of all of them serves every customer, group and
+    # channel (each order skips the lists that do not apply); with many, only this order's lists.
+    table = _entry_table(uow, every if len(every) <= _ALL_LISTS else applicable)
     parents: Mapping[uuid.UUID, uuid.UUID | None] = {}
-    if category_ids and any(index.by_category for index in indexes.values()):
+    if categorised and table.with_categories:
         parents = category_parents(uow)
     contracts = []
-    wanted = set(product_ids)
     # A customer's own contracts, filtered here: cheaper than an IN over every line's product.
-    for r in session.execute(
-        select(ContractPrice.id, ContractPrice.customer_id, ContractPrice.product_id, ContractPrice.unit_price,
-               ContractPrice.currency, ContractPrice.valid_from, ContractPrice.valid_to)
-        .where(ContractPrice.customer_id == buyer.id, ContractPrice.archived_at.is_(None))
-    ):
-        if r[2] in wanted:
+    for r in session.execute(_CONTRACTS_OF_CUSTOMER, {"customer_id": buyer.id}):
+        if r[2] in product_ids:
             contracts.append(ContractRule(*r))
-    return PriceBook(lists=book_lists, contracts=contracts, category_parents=parents, indexes=indexes)
+    return PriceBook(lists=book_lists, contracts=contracts, category_parents=parents, table=table)
 
 
 _INDEX_CACHE: OrderedDict[uuid.UUID, tuple[tuple[int, Any], ListIndex]] = OrderedDict()
+_TABLE_CACHE: OrderedDict[tuple[tuple[uuid.UUID, int, Any], ...], EntryTable] = OrderedDict()
 _INDEX_LOCK = threading.Lock()
 _INDEX_CACHE_LISTS = 5000
-_PRIME_LISTS = 200
+_TABLE_CACHE_SIZE = 16
+_ALL_LISTS = 200
 
 
-def _list_indexes(uow: UnitOfWork, stamps: Mapping[uuid.UUID, tuple[int, Any]], *,
-                  prime: Mapping[uuid.UUID, tuple[int, Any]] | None = None) -> dict[uuid.UUID, ListIndex]:
-    """Entry indexes of these lists: cached ones whose stamp matches, the rest in one query
-    (with `prime`, every stale list named there is loaded in that same query)."""
+def _entry_table(uow: UnitOfWork, lists: Mapping[uuid.UUID, tuple[ListRule, tuple[int, Any]]]) -> EntryTable:
+    """These lists' entries merged by product, cached by the lists' (id, version, updated_at)
+    in query order (which is also the order of the explanation's notes)."""
+    key = tuple((list_id, *stamp) for list_id, (_, stamp) in lists.items())
+    with _INDEX_LOCK:
+        table = _TABLE_CACHE.get(key)
+        if table is not None:
+            _TABLE_CACHE.move_to_end(key)
+            return table
+    indexes = _list_indexes(uow, {list_id: stamp for list_id, (_, stamp) in lists.items()})
+    table = EntryTable.build((rule, indexes[list_id]) for list_id, (rule, _) in lists.items())
+    with _INDEX_LOCK:
+        _TABLE_CACHE[key] = table
+        while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
+            _TABLE_CACHE.popitem(last=False)
+    return table
+
+
+def _list_indexes(uow: UnitOfWork, stamps: Mapping[uuid.UUID, tuple[int, Any]]) -> dict[uuid.UUID, ListIndex]:
+    """Entry indexes of these lists: cached ones whose stamp matches, the rest in one query."""
     found: dict[uuid.UUID, ListIndex] = {}
     missing: list[uuid.UUID] = []
     with _INDEX_LOCK:
@@ -190,15 +224,8 @@ def _list_indexes(uow: UnitOfWork, stamps: Mapping[uuid.UUID, tuple[int, Any]], 
                 _INDEX_CACHE.move_to_end(list_id)
             else:
                 missing.append(list_id)
-        if missing and prime:
-            for list_id, stamp in prime.items():
-                cached = _INDEX_CACHE.get(list_id)
-                if list_id not in stamps and (cached is None or cached[0] != stamp):
-                    missing.append(list_id)
     if not missing:
         return found
-    wanted = set(stamps)
-    stamps = {**(prime or {}), **stamps}
     grouped: dict[uuid.UUID, list[EntryRule]] = {list_id: [] for list_id in missing}
     for start in range(0, len(missing), _CHUNK):
         for r in uow.session.execute(
@@ -210,9 +237,7 @@ def _list_indexes(uow: UnitOfWork, stamps: Mapping[uuid.UUID, tuple[int, Any]], 
             grouped[r[1]].append(EntryRule(r[0], r[1], r[2], r[3], str(r[4]), r[5], r[6], r[7]))
     with _INDEX_LOCK:
         for list_id, entries in grouped.items():
-            index = ListIndex.build(entries)
-            if list_id in wanted:
-                found[list_id] = index
+            index = found[list_id] = ListIndex.build(entries)
             _INDEX_CACHE[list_id] = (stamps[list_id], index)
             _INDEX_CACHE.move_to_end(list_id)
         while len(_INDEX_CACHE) > _INDEX_CACHE_LISTS:
@@ -221,9 +246,10 @@ def _list_indexes(uow: UnitOfWork, stamps: Mapping[uuid.UUID, tuple[int, Any]], 
 
 
 def clear_price_cache() -> None:
-    """Forget cached entry indexes (tests, or after restoring a database)."""
+    """Forget cached entry indexes and tables (tests, or after restoring a database)."""
     with _INDEX_LOCK:
         _INDEX_CACHE.clear()
+        _TABLE_CACHE.clear()
 
 
 def _touch(price_list: PriceList) -> None:

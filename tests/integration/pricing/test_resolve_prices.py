@@ -130,3 +130,67 @@ def test_cached_entries_follow_changes_and_rollbacks(tenant):
         uow.commit()
     assert price(100) == Decimal("8")
     assert price(99) == Decimal("9")
+
+
+@pytest.mark.parametrize("merge_all", [True, False], ids=["table_of_all_lists", "table_per_buyer"])
+def test_cached_tables_follow_list_changes(tenant, monkeypatch, merge_all):
+    """The merged entry table is shared by every customer (or, past `_ALL_LISTS` lists in a
+    currency, by the customers with the same lists): a list's new priority, a new list and an
+    archived list all show at once, and a customer never gets another's list."""
+    from entrepot.pricing import service
+    from entrepot.pricing.service import archive_price_list, update_price_list
+
+    if not merge_all:
+        monkeypatch.setattr(service, "_ALL_LISTS", 0)
+    with tenant.uow() as uow:
+        product = create_product(uow, {"sku": "P", "name": "P", "list_price": "10", "currency": "USD"})
+        mine = create_customer(uow, {"code": "C1", "name": "C1", "currency": "USD"})
+        other = create_customer(uow, {"code": "C2", "name": "C2", "currency": "USD"})
+        low = create_price_list(uow, {"code": "LOW", "name": "L", "currency": "USD", "priority": 1,
+                                      "entries": [{"product_id": product.id, "value": "8"}]})
+        create_price_list(uow, {"code": "HIGH", "name": "H", "currency": "USD", "priority": 2,
+                                "entries": [{"product_id": product.id, "value": "9"}]})
+        uow.commit()
+
+    def quote(customer):
+        with tenant.uow(readonly=True) as uow:
+            r = resolve_prices(uow, customer_id=customer.id, lines=[(product.id, Decimal(1))])[0]
+            return r.rule, r.unit_price
+
+    assert quote(mine) == ("price_list:HIGH", Decimal("9"))
+    with tenant.uow() as uow:
+        update_price_list(uow, low.id, {"priority": 3})
+        uow.commit()
+    assert quote(mine) == ("price_list:LOW", Decimal("8"))
+    with tenant.uow() as uow:
+        create_price_list(uow, {"code": "MINE", "name": "M", "currency": "USD", "priority": 5, "scope": "customer",
+                                "customer_id": mine.id, "entries": [{"product_id": product.id, "value": "7"}]})
+        uow.commit()
+    assert quote(mine) == ("price_list:MINE", Decimal("7"))
+    assert quote(other) == ("price_list:LOW", Decimal("8"))
+    with tenant.uow() as uow:
+        archive_price_list(uow, low.id)
+        uow.commit()
+    assert quote(other) == ("price_list:HIGH", Decimal("9"))
+
+
+def test_products_already_loaded_are_priced_alike(tenant):
+    """Order services pass the products they loaded: same prices, one query fewer."""
+    from entrepot.catalog.service import get_products
+
+    with tenant.uow() as uow:
+        customer, products = _catalog(uow, 12)
+        uow.commit()
+    lines = [(p.id, Decimal(i % 7 + 1)) for i, p in enumerate(products)]
+    with tenant.uow(readonly=True) as uow:
+        expected = [(r.product_id, r.unit_price, r.rule, r.explanation)
+                    for r in resolve_prices(uow, customer_id=customer.id, lines=lines)]
+    with tenant.uow(readonly=True) as uow:
+        loaded = get_products(uow, [p.id for p in products[:8]])  # the rest are read by pricing
+        got = resolve_prices(uow, customer_id=customer.id, lines=lines, products=loaded)
+        assert [(r.product_id, r.unit_price, r.rule, r.explanation) for r in got] == expected
+        with count_queries(uow.session) as reading:
+            resolve_prices(uow, customer_id=customer.id, lines=lines[:8])
+        with count_queries(uow.session) as given:
+            resolve_prices(uow, customer_id=customer.id, lines=lines[:8], products=loaded)
+        assert len(given) == len(reading) - 1

@@ -16,10 +16,13 @@ from entrepot.pricing.engine import (
     Buyer,
     ContractRule,
     EntryRule,
+    EntryTable,
+    ListIndex,
     ListRule,
     NoPriceFound,
     PriceBook,
     ProductFacts,
+    list_applies,
 )
 
 BUYER = Buyer(uuid.UUID(int=1), "USD", "dealers")
@@ -172,3 +175,36 @@ def test_the_resolved_price_is_the_documented_winner(scenario):
     # and the explanation names exactly one winner, the same rule
     winners = [e for e in got.explanation if e["result"] == "won"]
     assert len(winners) == 1 and winners[0]["rule"] == got.rule
+    # as the service builds it: the applicable lists over a shared table of every list
+    served = _as_served(lists, entries, contracts, on, channel)
+    line = served.resolve_many(BUYER, {product.id: product}, [(product.id, quantity)], on, channel)[0]
+    assert (line.rule, line.unit_price, line.source_id, line.explanation) == \
+        (got.rule, got.unit_price, got.source_id, got.explanation)
+
+
+def _as_served(lists, entries, contracts, on, channel):
+    """A book like `service.load_price_book` makes: only the applicable lists, and an entry table
+    (cached and shared between buyers) that holds every list, the others included."""
+    table = EntryTable.build((rule, ListIndex.build([e for e in entries if e.price_list_id == rule.id]))
+                             for rule in lists)
+    applicable = [rule for rule in lists if list_applies(rule, BUYER, on, channel) is None]
+    return PriceBook(lists=applicable, contracts=contracts, category_parents=PARENTS, table=table)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.integers(1, 45))
+def test_many_lines_of_an_order_share_one_view(scenario, other_quantity):
+    """Lines priced together (one active view, category tiers worked out once per category)
+    get what each would get alone."""
+    product, lists, entries, contracts, on, quantity, channel = scenario
+    book = PriceBook(lists=lists, entries=entries, contracts=contracts, category_parents=PARENTS)
+    lines = [(product.id, quantity), (product.id, Decimal(other_quantity)), (product.id, quantity)]
+    try:
+        alone = [book.resolve(BUYER, product, q, on, channel) for _, q in lines]
+    except NoPriceFound:
+        with pytest.raises(NoPriceFound):
+            book.resolve_many(BUYER, {product.id: product}, lines, on, channel)
+        return
+    together = book.resolve_many(BUYER, {product.id: product}, lines, on, channel)
+    assert [(r.quantity, r.rule, r.unit_price, r.explanation) for r in together] == \
+        [(r.quantity, r.rule, r.unit_price, r.explanation) for r in alone]
