@@ -40,7 +40,7 @@ def test_a_connection_in_steady_use_is_not_pinged(pg_url: str) -> None:
     _backend_pid()
     pings: list[str] = []
 
-    def count_pings(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+    def count_pings(_conn, _cursor, statement, *_args) -> None:
         pings.append(statement)
 
     from sqlalchemy import event
