@@ -88,6 +88,14 @@ class Rule:
     def amounts(self) -> frozenset[str]:
         return frozenset(name for leg in self.legs for _, name in leg.parsed)
 
+    @cached_property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(leg.role.value for leg in self.legs)
+
+    @cached_property
+    def names_party(self) -> bool:
+        return any(leg.party for leg in self.legs)
+
 
 R = Role
 RULES: dict[str, Rule] = {
@@ -205,10 +213,11 @@ def post(
             values[name] = to_decimal(amounts.get(name, 0))
         except InvalidAmount as exc:
             raise invalid(name, str(exc), "decimal") from exc
-    if party_id is None and any(leg.party for leg in rule.legs):
+    if party_id is None and rule.names_party:
         # receivable/payable lines always name their customer/supplier: aging and statements read it
         raise invalid("party_id", f"a {event} posting needs the customer or supplier", "required")
     rate = rate_on(uow, currency, on)
+    chart.accounts_for_roles(uow, rule.roles)  # one query for the rule's accounts, not one per leg
     drafts: list[LineDraft] = []
     balancing: Leg | None = None
     for leg in rule.legs:
@@ -219,7 +228,7 @@ def post(
         if not value:
             continue
         signed = value if leg.side == DEBIT else -value
-        account = chart.account_for_role(uow, leg.role)
+        account = chart.posting_account(uow, leg.role)
         line = LineDraft(account, signed, party_id=party_id if leg.party else None,
                          due_on=(due_on or on) if leg.due else None)
         if leg.in_functional:
@@ -235,7 +244,7 @@ def post(
         func_rest = -sum((d.functional if d.functional is not None else to_functional(d.amount, rate, functional)
                           for d in drafts), ZERO)
         if doc_rest or func_rest:
-            drafts.append(LineDraft(chart.account_for_role(uow, balancing.role), doc_rest, functional=func_rest))
+            drafts.append(LineDraft(chart.posting_account(uow, balancing.role), doc_rest, functional=func_rest))
     text = description or rule.description.format(number=number).strip()
     return post_entry(uow, journal=rule.journal, on=on, currency=currency, lines=drafts, source_type=event,
                       source_id=source_id, description=text, rate=rate)

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from entrepot.identity.models import AuditEntry
 from entrepot.ledger import posting
 from entrepot.ledger.chart import Role
 from entrepot.ledger.errors import AccountRoleMissing, EntryAlreadyReversed, PeriodClosed
@@ -228,3 +229,7 @@ def test_an_entry_rolled_back_with_a_savepoint_takes_no_number_and_no_event(tena
         events = list(uow.session.scalars(select(OutboxEvent.subject).where(
             OutboxEvent.type == "journal_entry.posted.v1")))
         assert events == [f"journal_entry/{kept.id}"]
+        # and the transaction's audit entry lists only the kept entry
+        audited = list(uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "ledger.entry.post")))
+        assert [(a.entity_id, [e["id"] for e in a.after["entries"]]) for a in audited] == [(str(kept.id),
+                                                                                             [str(kept.id)])]

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
+from entrepot.identity.models import AuditEntry
 from entrepot.integration.models import OutboxEvent
 from entrepot.ledger import posting
 from entrepot.ledger.models import JournalEntry, JournalLine
@@ -120,3 +121,51 @@ def test_a_bare_session_commit_after_posting_fails_loudly_instead_of_dropping_th
     # then nothing was written
     with tenant.uow(readonly=True) as uow:
         assert uow.session.scalar(select(func.count()).select_from(JournalEntry)) == 0
+
+
+def test_one_audit_entry_per_transaction_lists_every_entry_posted(tenant):
+    # when a billing run posts three invoices and a shipment in one transaction
+    with tenant.uow() as uow:
+        posted = [_invoice(uow, date(2026, 7, 1), net=D(n)) for n in (10, 20, 30)]
+        posted.append(posting.post_shipment_cost(uow, source_id=uuid.uuid4(), on=date(2026, 7, 1), amount=D(6)))
+        uow.commit()
+    # then one audit entry names them all, with what each posted
+    with tenant.uow(readonly=True) as uow:
+        audited = list(uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "ledger.entry.post")))
+        assert len(audited) == 1
+        listed = audited[0].after["entries"]
+        assert [e["id"] for e in listed] == [str(e.id) for e in posted]
+        assert [(e["journal"], e["total"], e["lines"]) for e in listed] == [
+            ("sales", "10", 2), ("sales", "20", 2), ("sales", "30", 2), ("inventory", "6", 2)]
+        assert listed[3]["accounts"] == sorted(["5000", "1200"])
+        assert audited[0].entity_id == str(posted[0].id)
+
+
+def test_postings_in_savepoints_read_the_chart_and_the_period_once_per_transaction(tenant):
+    # given a month already open
+    with tenant.uow() as uow:
+        _invoice(uow, date(2026, 8, 1))
+        uow.commit()
+    # when ten invoices post in one transaction, each inside its own savepoint (as stock operations do)
+    with _statements() as seen, tenant.uow() as uow:
+        for _ in range(10):
+            with uow.session.begin_nested():
+                _invoice(uow, date(2026, 8, 2))
+        uow.commit()
+    # then the accounts and the period were read once, not once per savepoint
+    assert seen["SELECT ledger_accounts.role,"] == 1
+    assert seen["SELECT ledger_periods.id,"] == 1
+    with tenant.uow(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(JournalEntry)) == 11
+
+
+def test_a_query_in_the_transaction_loads_the_posted_entry_itself_numbered_at_commit(tenant):
+    # given an invoice posted and still buffered
+    with tenant.uow() as uow:
+        entry = _invoice(uow, date(2026, 9, 1))
+        # when the transaction loads it through the session
+        loaded = uow.session.get(JournalEntry, entry.id)
+        # then it is the same object, which gets its journal number at commit
+        assert loaded is entry and entry.number.startswith("~")
+        uow.commit()
+        assert loaded.number == "SAL-000001"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.models import Tenant
@@ -18,34 +20,66 @@ from entrepot.ledger.errors import AccountRoleMissing
 from entrepot.ledger.models import Account, Journal
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,19}$")
-_CACHE = "ledger.cache"
+_CACHE = "ledger.lookups"
 
 
 def cache(uow: UnitOfWork) -> dict[str, Any]:
-    """Lookups that hold for the current transaction (journals, accounts by role, open
-    periods, rates). Keyed by the transaction and the savepoint in force, so nothing
-    learned inside a rolled-back transaction or savepoint (a period it created) is reused."""
-    key = (uow.session.get_transaction(), uow.session.get_nested_transaction())
-    held = uow.session.info.get(_CACHE)
-    if held is None or held[0] != key:
-        held = (key, {})
-        uow.session.info[_CACHE] = held
+    """Lookups that hold for the current transaction (accounts by role, open periods,
+    rates). One business action posts several entries,
+    often inside savepoints (inventory retries), and must not pay a query per entry for
+    them, so the key is the transaction, not the savepoint; a savepoint's rollback empties
+    it instead (`_forget_on_rollback`), so nothing learned inside rolled-back work (a period
+    it created) is reused. A new transaction (after a commit) starts empty: a period may
+    have been closed in between, and its share lock ended with the old transaction."""
+    session = uow.session
+    txn = session.get_transaction()
+    if txn is None:  # nothing ran yet: begin, so what is learned now is kept with the transaction
+        session.connection()
+        txn = session.get_transaction()
+    held = session.info.get(_CACHE)
+    if held is None or held[0] is not txn:
+        held = (txn, {})
+        session.info[_CACHE] = held
     return held[1]  # type: ignore[no-any-return]
 
 
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, _previous: SessionTransaction) -> None:
+    session.info.pop(_CACHE, None)
+
+
 def forget(uow: UnitOfWork) -> None:
-    """Drop cached accounts after the chart changed (numbers taken are kept)."""
-    c = cache(uow)
-    for key in [k for k in c if k.startswith(("role:", "journal:"))]:
-        del c[key]
+    """Drop the accounts by role read in this transaction after the chart changed."""
+    cache(uow).pop("roles", None)
+
+
+@dataclass(frozen=True)
+class JournalRef:
+    """What posting needs of a journal."""
+
+    id: uuid.UUID
+    code: str
+    prefix: str
+
+
+# A tenant's functional currency and its journals are set when it is provisioned and no
+# service or route edits them, so they are kept for the life of the process instead of
+# being read again by every posting transaction (plain values: no ORM object outlives
+# its session). A journal code not found is read again, never remembered as missing.
+_currency_of: dict[uuid.UUID, str] = {}
+_journals_of: dict[uuid.UUID, dict[str, JournalRef]] = {}
 
 
 def functional_currency(uow: UnitOfWork) -> str:
-    c = cache(uow)
-    if "currency" not in c:
-        tenant = uow.session.get(Tenant, uow.tenant_id)
-        c["currency"] = tenant.currency if tenant is not None else "USD"
-    return c["currency"]  # type: ignore[no-any-return]
+    tenant_id = uow.tenant_id
+    currency = _currency_of.get(tenant_id)
+    if currency is None:
+        # One column through the connection: no ORM load, no autoflush of the caller's changes.
+        currency = uow.session.connection().execute(select(Tenant.currency).where(Tenant.id == tenant_id)).scalar()
+        if currency is None:
+            return "USD"
+        _currency_of[tenant_id] = currency
+    return currency
 
 
 def load_template(uow: UnitOfWork) -> None:
@@ -66,33 +100,64 @@ def load_template(uow: UnitOfWork) -> None:
     forget(uow)
 
 
-def journal(uow: UnitOfWork, code: JournalCode | str) -> Journal:
-    key = f"journal:{code}"
-    c = cache(uow)
-    if key not in c:
-        found = uow.session.scalar(select(Journal).where(Journal.code == str(code)))
+def journal(uow: UnitOfWork, code: JournalCode | str) -> JournalRef:
+    tenant_id = uow.tenant_id
+    found = _journals_of.get(tenant_id, {}).get(str(code))
+    if found is None:  # a tenant has a handful: all of them in one query
+        table = Journal.__table__
+        rows = uow.session.connection().execute(
+            select(table.c.id, table.c.code, table.c.prefix).where(table.c.tenant_id == tenant_id))
+        journals = _journals_of[tenant_id] = {row.code: JournalRef(row.id, row.code, row.prefix) for row in rows}
+        found = journals.get(str(code))
         if found is None:
             raise NotFound("journal", code)
-        c[key] = found
-    return c[key]  # type: ignore[no-any-return]
+    return found
 
 
 def list_journals(uow: UnitOfWork) -> list[Journal]:
     return list(uow.session.scalars(select(Journal).order_by(Journal.code)))
 
 
+@dataclass(frozen=True)
+class AccountRef:
+    """What posting needs of an account. Posting reads its rule's accounts as plain rows,
+    once per transaction: most of what a posting transaction reads, so no ORM load."""
+
+    id: uuid.UUID
+    code: str
+    archived: bool
+
+
+_ACCOUNTS = Account.__table__
+_BY_ROLE = select(_ACCOUNTS.c.role, _ACCOUNTS.c.id, _ACCOUNTS.c.code, _ACCOUNTS.c.archived).where(
+    _ACCOUNTS.c.tenant_id == bindparam("tenant_id"), _ACCOUNTS.c.role.in_(bindparam("roles", expanding=True)),
+    _ACCOUNTS.c.archived.is_(False))
+
+
+def accounts_for_roles(uow: UnitOfWork, roles: Iterable[str]) -> dict[str, AccountRef | None]:
+    """The active account of each role (None: no account has it), read once per transaction:
+    a posting rule asks for the two to four roles of its legs in one query."""
+    known: dict[str, AccountRef | None] = cache(uow).setdefault("roles", {})
+    missing = [role for role in roles if role not in known]
+    if missing:
+        rows = uow.session.connection().execute(_BY_ROLE, {"tenant_id": uow.tenant_id, "roles": missing})
+        found = {row.role: AccountRef(row.id, row.code, row.archived) for row in rows}
+        for role in missing:
+            known[role] = found.get(role)
+    return known
+
+
+def posting_account(uow: UnitOfWork, role: Role | str) -> AccountRef:
+    found = accounts_for_roles(uow, (str(role),))[str(role)]
+    if found is None:
+        raise AccountRoleMissing(f"no active account has the role {role}; assign it in the chart of accounts",
+                                 role=str(role))
+    return found
+
+
 def account_for_role(uow: UnitOfWork, role: Role | str) -> Account:
-    key = f"role:{role}"
-    c = cache(uow)
-    if key not in c:
-        found = uow.session.scalars(
-            select(Account).where(Account.role == str(role), Account.archived.is_(False))
-        ).first()
-        if found is None:
-            raise AccountRoleMissing(f"no active account has the role {role}; assign it in the chart of accounts",
-                                     role=str(role))
-        c[key] = found
-    return c[key]  # type: ignore[no-any-return]
+    """The role's account as an ORM object (to change it); posting uses `posting_account`."""
+    return get_account(uow, posting_account(uow, role).id)
 
 
 def get_account(uow: UnitOfWork, account_id: uuid.UUID) -> Account:

@@ -3,7 +3,8 @@
 Every entry — from a business document's posting rule, typed by hand, or a
 reversal — goes through `post_entry`, which refuses an unbalanced entry, a
 closed period, an archived account and a currency without a rate before it
-builds the rows and records the audit entry. The rows wait in the transaction's
+builds the rows and lists the entry in the transaction's one `ledger.entry.post`
+audit entry (`_Batch`). The rows wait in the transaction's
 buffer; at commit (a unit-of-work hook) the transaction's entries get their gapless
 journal numbers (one sequence UPDATE per journal) and are written, lines and
 `journal_entry.posted.v1` events included, with one executemany per table. Code that
@@ -12,6 +13,7 @@ posts must therefore commit through `uow.commit()` (as every entry point does).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,17 +21,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import Integer, bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.expression import TableClause, TextClause
+from sqlalchemy.sql.schema import Table
 
 from entrepot.db.infrastructure import DocumentSequence
 from entrepot.db.uow import UnitOfWork, on_before_commit
-from entrepot.identity.services.audit import audit
 from entrepot.integration import outbox
 from entrepot.kernel import clock
 from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid
@@ -60,7 +63,7 @@ class LineDraft:
     `functional`, when given, fixes the functional amount instead of amount × rate
     (reversals, settlements at the carrying rate, FX differences)."""
 
-    account: Account
+    account: Account | chart.AccountRef
     amount: Decimal
     functional: Decimal | None = None
     party_id: uuid.UUID | None = None
@@ -75,6 +78,10 @@ def amount_text(value: Decimal, currency: str) -> str:
     (inventory costs may carry 4 places and must reconcile to the cent-less subledger)."""
     rounded = round_money(value, currency)
     return str(rounded if rounded == value else value.quantize(Decimal("0.0001")))
+
+
+def _where(line: LineDraft, i: int) -> str:
+    return line.field or f"lines[{i}]"
 
 
 def to_functional(amount: Decimal, rate: Decimal, functional: str) -> Decimal:
@@ -100,14 +107,13 @@ def post_entry(
         raise invalid("currency", f"{currency!r} is not an ISO 4217 currency", "currency")
     errors: list[FieldError] = []
     for i, line in enumerate(lines):
-        where = line.field or f"lines[{i}]"
         if line.account.archived and not allow_archived:
-            raise ArchivedAccount(FieldError(f"{where}.account", f"account {line.account.code} is archived",
+            raise ArchivedAccount(FieldError(f"{_where(line, i)}.account", f"account {line.account.code} is archived",
                                              "archived"))
         if not fits_storage(line.amount) or (line.functional is not None and not fits_storage(line.functional)):
-            errors.append(FieldError(f"{where}.amount", "at most 4 decimal places", "precision"))
+            errors.append(FieldError(f"{_where(line, i)}.amount", "at most 4 decimal places", "precision"))
         elif abs(line.amount) >= LIMIT or (line.functional is not None and abs(line.functional) >= LIMIT):
-            errors.append(FieldError(f"{where}.amount", "must be below 10^14", "range"))
+            errors.append(FieldError(f"{_where(line, i)}.amount", "must be below 10^14", "range"))
     if errors:
         raise ValidationFailed(errors)
     if len([ln for ln in lines if ln.amount or ln.functional]) < 2:
@@ -118,8 +124,8 @@ def post_entry(
                                          "balanced"))
     if rate is None:
         rate = rate_on(uow, currency, on)
-    period = open_period_for_posting(uow, on)
-    book: Journal = chart.journal(uow, journal)
+    period_id = open_period_for_posting(uow, on)
+    book = chart.journal(uow, journal)
 
     functional_amounts = [ln.functional if ln.functional is not None else to_functional(ln.amount, rate, functional)
                           for ln in lines]
@@ -132,7 +138,7 @@ def post_entry(
         if rate == 1 or abs(difference) > tolerance:
             raise UnbalancedEntry(FieldError("lines", f"functional debits and credits differ by {difference} "
                                              f"{functional}", "balanced"))
-        drafts.append(LineDraft(chart.account_for_role(uow, Role.rounding), ZERO,
+        drafts.append(LineDraft(chart.posting_account(uow, Role.rounding), ZERO,
                                 description="currency conversion rounding"))
         functional_amounts.append(-difference)
 
@@ -143,7 +149,7 @@ def post_entry(
         journal_id=book.id,
         number=_provisional_number(entry_id),  # the journal's number is taken at commit
         entry_date=on,
-        period_id=period.id,
+        period_id=period_id,
         description=description[:500],
         source_type=source_type,
         source_id=source_id,
@@ -158,11 +164,11 @@ def post_entry(
     # The rows are not written here: they wait in the transaction's buffer and go in with
     # one executemany per table at commit (already numbered), or as soon as anything reads
     # through the session (`_write_before_reads`), so reads in the transaction still see
-    # them. The returned object is attached to the session as persistent without a write.
+    # them. The returned object holds the row's values (its number is set at commit); it
+    # joins the session only if the transaction reads the ledger first (`_write`), so that
+    # a query in the transaction returns this same object rather than a provisional copy.
     entry = _ENTRY_MANAGER.new_instance()  # built like a loaded row: no per-attribute change events
     entry.__dict__.update(values)
-    make_transient_to_detached(entry)
-    uow.session.add(entry)
     tenant_id = uow.tenant_id
     rows: list[dict[str, Any]] = []
     for n, (line, amount) in enumerate(zip(drafts, functional_amounts, strict=True), start=1):
@@ -173,20 +179,30 @@ def post_entry(
             "currency": currency, "amount": line.amount, "party_id": line.party_id,
             "product_id": line.product_id, "due_on": line.due_on, "description": line.description[:500],
         })
-    # The entry and its lines are immutable rows themselves; the audit records the
-    # header, the line count and the accounts touched, not a second copy of every line.
-    after = {k: v for k, v in values.items() if k != "number"}  # provisional until commit; the id identifies it
-    after["lines"] = len(rows)
-    after["accounts"] = sorted({d.account.code for d in drafts})
-    audit(uow, "ledger.entry.post", "journal_entry", entry_id, after=after)
     session = uow.session
-    _pending(uow).append(_Pending(entry, book, functional, values, rows,
-                                  session.get_nested_transaction() or session.get_transaction()))
+    batch = _batch(session)
+    batch.append(uow, _Pending(entry, book, functional, values, rows, _summary(values, book, drafts),
+                               session.get_nested_transaction() or session.get_transaction()))
     session.info[_UNWRITTEN] = True
     return entry
 
 
+def _summary(values: dict[str, Any], book: chart.JournalRef, drafts: list[LineDraft]) -> dict[str, Any]:
+    """What the audit trail keeps of an entry: its header, line count and the accounts it
+    touched, JSON-ready (the entry and its lines are immutable rows themselves, so not a
+    second copy of every line). Its number is taken at commit; the id identifies it."""
+    source_id, reversal = values["source_id"], values["reversal_of_id"]
+    return {
+        "id": str(values["id"]), "journal": book.code, "entry_date": values["entry_date"].isoformat(),
+        "description": values["description"], "source_type": values["source_type"],
+        "source_id": str(source_id) if source_id else None, "reversal_of_id": str(reversal) if reversal else None,
+        "currency": values["currency"], "rate": str(values["rate"]), "total": str(values["total"]),
+        "lines": len(drafts), "accounts": sorted({d.account.code for d in drafts}),
+    }
+
+
 _UNWRITTEN = "ledger.unwritten"
+_PENDING = "ledger.pending"
 _ENTRIES = JournalEntry.__table__
 _ENTRY_MANAGER = manager_of_class(JournalEntry)
 _LINES = JournalLine.__table__
@@ -195,42 +211,111 @@ _LINES = JournalLine.__table__
 @dataclass
 class _Pending:
     entry: JournalEntry
-    journal: Journal
+    journal: chart.JournalRef
     functional: str
     values: dict[str, Any]  # the entry row
     lines: list[dict[str, Any]]  # its line rows
+    summary: dict[str, Any]  # its part of the transaction's audit entry
     posted_in: SessionTransaction | None  # the innermost transaction (savepoint) it was posted in
     written_in: SessionTransaction | None = None  # None while only in the buffer
+    attached: bool = False  # `entry` is in the session (written before commit)
 
 
-def _pending(uow: UnitOfWork) -> list[_Pending]:
-    """Entries posted in this transaction, waiting for their numbers (kept across savepoints)."""
-    return _held(uow.session, create=True)  # type: ignore[return-value]
+class _Batch:
+    """The entries posted in one transaction, waiting for their numbers (kept across
+    savepoints), and the transaction's one `ledger.entry.post` audit entry listing them:
+    a billing run or an import posting thousands of entries records one audit entry, not
+    thousands, and a single document's transaction reads as before (one entry listed)."""
+
+    def __init__(self, txn: SessionTransaction | None) -> None:
+        self.txn = txn
+        self.items: list[_Pending] = []
+        self.audit: dict[str, Any] | None = None  # in uow.pending_audit, written at commit by the audit hook
+
+    def append(self, uow: UnitOfWork, item: _Pending) -> None:
+        self.items.append(item)
+        if self.audit is None:
+            # The audit writer's own format (see `audit(...)`), kept by reference so later
+            # entries of the transaction join it; it is hashed into the chain at commit.
+            self.audit = {"action": "ledger.entry.post", "entity_type": "journal_entry",
+                          "entity_id": item.summary["id"], "before": None, "after": {"entries": []}}
+            uow.pending_audit.append(self.audit)
+        self.audit["after"]["entries"].append(item.summary)
+
+    def keep(self, session: Session, kept: list[_Pending]) -> None:
+        """After a savepoint rollback: only `kept` remain, in the buffer and in the audit entry."""
+        self.items[:] = kept
+        if self.audit is None:
+            return
+        self.audit["after"]["entries"][:] = [item.summary for item in kept]
+        if kept:
+            self.audit["entity_id"] = kept[0].summary["id"]
+            return
+        uow = session.info.get("uow")
+        if uow is not None and any(a is self.audit for a in uow.pending_audit):
+            uow.pending_audit[:] = [a for a in uow.pending_audit if a is not self.audit]
+        self.audit = None
 
 
-def _held(session: Session, *, create: bool = False) -> list[_Pending] | None:
-    txn = session.get_transaction()
-    held = session.info.get("ledger.pending")
-    if held is None or held[0] is not txn:
-        if not create:
-            return None
-        held = (txn, [])
-        session.info["ledger.pending"] = held
-    return held[1]  # type: ignore[no-any-return]
+def _batch(session: Session) -> _Batch:
+    batch = _held(session)
+    if batch is None:
+        batch = _Batch(session.get_transaction())
+        session.info[_PENDING] = batch
+    return batch
 
 
-def _write(session: Session, items: list[_Pending]) -> None:
-    """Insert the buffered entries, then their lines: one executemany per table."""
+def _held(session: Session) -> _Batch | None:
+    """The current transaction's batch, if it posted anything."""
+    batch: _Batch | None = session.info.get(_PENDING)
+    if batch is None or batch.txn is not session.get_transaction():
+        return None
+    return batch
+
+
+def _write(session: Session, items: list[_Pending], *, attach: bool = False) -> None:
+    """Insert the buffered entries, then their lines: one executemany per table. With
+    `attach` (a read in the transaction) the entry objects join the session as persistent,
+    so what the read loads is them. At commit they need not: a later read loads the
+    numbered rows."""
     todo = [item for item in items if item.written_in is None]
     session.info.pop(_UNWRITTEN, None)
     if not todo:
         return
     connection = session.connection()
-    connection.execute(insert(_ENTRIES), [item.values for item in todo])
-    connection.execute(insert(_LINES), [row for item in todo for row in item.lines])
+    _insert_many(connection, _ENTRIES, [item.values for item in todo])
+    _insert_many(connection, _LINES, [row for item in todo for row in item.lines])
     where = session.get_nested_transaction() or session.get_transaction()
     for item in todo:
         item.written_in = where
+        if attach and not item.attached:
+            make_transient_to_detached(item.entry)
+            session.add(item.entry)
+            item.attached = True
+
+
+def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One executemany of full rows (every column given). On SQLite the rows go to the
+    driver as tuples, each value through its column type's own bind conversion: the same
+    values a Core insert sends, without its per-row parameter handling, which cost more
+    than SQLite's own work on a billing run. PostgreSQL keeps the Core insert, which
+    batches the rows into multi-row VALUES statements."""
+    if not rows:
+        return
+    if connection.dialect.name != "sqlite":
+        connection.execute(insert(table), rows)
+        return
+    sql, converters = _driver_insert(table, connection.dialect)
+    connection.exec_driver_sql(sql, [tuple([convert(row[key]) if convert else row[key]  # type: ignore[misc]
+                                            for key, convert in converters]) for row in rows])
+
+
+@functools.cache
+def _driver_insert(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any]]]:
+    columns = list(table.columns)
+    sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    return sql, [(c.key, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -239,9 +324,9 @@ def _write_before_reads(state: Any) -> None:
     posted so far in the transaction: the buffer is written first."""
     session = state.session
     if session.info.get(_UNWRITTEN) and _reads_the_ledger(state.statement):
-        items = _held(session)
-        if items:
-            _write(session, items)
+        batch = _held(session)
+        if batch is not None and batch.items:
+            _write(session, batch.items, attach=True)
         else:
             session.info.pop(_UNWRITTEN, None)
 
@@ -273,23 +358,23 @@ def _within(txn: SessionTransaction | None, ancestor: SessionTransaction) -> boo
 def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
     """A savepoint rolled back (inventory retries, refused operations): the entries posted in
     it are gone, and those written to the database inside it must be written again."""
-    held = session.info.get("ledger.pending")
-    if held is None or not previous.nested:
+    batch = session.info.get(_PENDING)
+    if batch is None or not previous.nested:
         return
-    items: list[_Pending] = held[1]
-    kept = [item for item in items if not _within(item.posted_in, previous)]
+    kept = [item for item in batch.items if not _within(item.posted_in, previous)]
     for item in kept:
         if item.written_in is not None and _within(item.written_in, previous):
             item.written_in = None
             session.info[_UNWRITTEN] = True
-    items[:] = kept
+    batch.keep(session, kept)
 
 
 @event.listens_for(Session, "before_commit")
 def _refuse_a_commit_past_the_hook(session: Session) -> None:
     """Entries are written by the unit of work's commit hook; a bare `session.commit()`
     would silently drop them (or keep them unnumbered), so it fails loudly instead."""
-    if session.get_nested_transaction() is None and _held(session):
+    batch = _held(session)
+    if session.get_nested_transaction() is None and batch is not None and batch.items:
         raise RuntimeError("journal entries were posted in this transaction: commit it through uow.commit()")
 
 
@@ -297,26 +382,29 @@ def _provisional_number(entry_id: uuid.UUID) -> str:
     return "~" + entry_id.hex
 
 
+_SEQUENCES = DocumentSequence.__table__
+# Built once: a posting transaction runs it at every commit.
+_CLAIM = (
+    update(_SEQUENCES)
+    .where(_SEQUENCES.c.tenant_id == bindparam("b_tenant_id"), _SEQUENCES.c.name == bindparam("b_name"))
+    .values(last_value=_SEQUENCES.c.last_value + bindparam("b_count", type_=Integer()))
+    .returning(_SEQUENCES.c.last_value, _SEQUENCES.c.prefix)
+)
+
+
 def _reserve(uow: UnitOfWork, name: str, prefix: str, count: int) -> tuple[str, int]:
     """Take `count` consecutive numbers of a journal's sequence with one UPDATE … RETURNING
     (the row stays locked until commit: gapless, no duplicates). Returns (prefix, first)."""
-    session = uow.session
-    sequences = DocumentSequence.__table__
-    claim = (
-        update(sequences)
-        .where(sequences.c.tenant_id == uow.tenant_id, sequences.c.name == name)
-        .values(last_value=sequences.c.last_value + count)
-        .returning(sequences.c.last_value, sequences.c.prefix)
-    )
-    connection = session.connection()
-    row = connection.execute(claim).one_or_none()
+    connection = uow.session.connection()
+    params = {"b_tenant_id": uow.tenant_id, "b_name": name, "b_count": count}
+    row = connection.execute(_CLAIM, params).one_or_none()
     if row is None:  # the journal's first entry: create its sequence (racing creators meet on the key)
         dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         connection.execute(
-            dialect_insert(sequences)
+            dialect_insert(_SEQUENCES)
             .values(id=new_id(), tenant_id=uow.tenant_id, name=name, prefix=prefix, last_value=0)
             .on_conflict_do_nothing(index_elements=["tenant_id", "name"]))
-        row = connection.execute(claim).one()
+        row = connection.execute(_CLAIM, params).one()
     return row.prefix, row.last_value - count + 1
 
 
@@ -329,10 +417,11 @@ def _number_and_announce(uow: UnitOfWork) -> None:
     taken in code order, so two transactions never wait on each other's journals.
     One sequence UPDATE per journal reserves the numbers of all its entries."""
     session = uow.session
-    pending = _held(session)
-    session.info.pop("ledger.pending", None)
-    if not pending:
+    batch = _held(session)
+    session.info.pop(_PENDING, None)
+    if batch is None or not batch.items:
         return
+    pending = batch.items
     by_journal: dict[str, list[_Pending]] = {}
     for item in pending:
         by_journal.setdefault(item.journal.code, []).append(item)
@@ -360,16 +449,15 @@ def _announce(uow: UnitOfWork, pending: list[_Pending]) -> None:
     """`journal_entry.posted.v1` per entry, in one multi-row outbox insert."""
     events = []
     for item in pending:
-        values = item.values
-        source_id, reversal = values["source_id"], values["reversal_of_id"]
+        summary = item.summary  # the entry's values, already as text
         data = JournalEntryPosted(
-            entry_id=str(values["id"]), journal=item.journal.code, number=values["number"] if item.written_in is None
-            else item.entry.number, date=values["entry_date"].isoformat(), source_type=values["source_type"],
-            source_id=str(source_id) if source_id else None, reversal_of=str(reversal) if reversal else None,
-            currency=values["currency"], functional_currency=item.functional,
-            total=amount_text(values["total"], item.functional),
+            entry_id=summary["id"], journal=summary["journal"],
+            number=item.values["number"] if item.written_in is None else item.entry.number,
+            date=summary["entry_date"], source_type=summary["source_type"], source_id=summary["source_id"],
+            reversal_of=summary["reversal_of_id"], currency=summary["currency"], functional_currency=item.functional,
+            total=amount_text(item.values["total"], item.functional),
         )
-        events.append((data, f"journal_entry/{values['id']}"))
+        events.append((data, "journal_entry/" + summary["id"]))
     outbox.record_events(uow, events)
 
 

@@ -6,7 +6,7 @@ import calendar
 import uuid
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.uow import UnitOfWork
@@ -59,25 +59,36 @@ def ensure_period(uow: UnitOfWork, on: date) -> Period:
     return period
 
 
-def open_period_for_posting(uow: UnitOfWork, on: date) -> Period:
-    """The open period of `on`, share-locked on PostgreSQL so a concurrent close
-    waits for this posting to commit (and a posting waits for a close)."""
+_PERIODS = Period.__table__
+_PERIOD_OF_MONTH = select(_PERIODS.c.id, _PERIODS.c.state).where(
+    _PERIODS.c.tenant_id == bindparam("tenant_id"), _PERIODS.c.year == bindparam("year"),
+    _PERIODS.c.month == bindparam("month"))
+_PERIOD_OF_MONTH_SHARED = _PERIOD_OF_MONTH.with_for_update(read=True)
+
+
+def open_period_for_posting(uow: UnitOfWork, on: date) -> uuid.UUID:
+    """The id of the open period of `on`, share-locked on PostgreSQL so a concurrent close
+    waits for this posting to commit (and a posting waits for a close). Read as a plain
+    row, once per month per transaction: every posting transaction asks."""
     key = f"period:{on.year}-{on.month}"
     c = cache(uow)
     if key in c:  # already checked and share-locked in this transaction
         return c[key]  # type: ignore[no-any-return]
-    period = ensure_period(uow, on)
-    if uow.session.get_bind().dialect.name == "postgresql":
-        uow.session.execute(select(Period.id).where(Period.id == period.id).with_for_update(read=True))
-        uow.session.refresh(period, ["state"])
-    if period.state != PeriodState.open:
+    connection = uow.session.connection()
+    query = _PERIOD_OF_MONTH_SHARED if connection.dialect.name == "postgresql" else _PERIOD_OF_MONTH
+    params = {"tenant_id": uow.tenant_id, "year": on.year, "month": on.month}
+    row = connection.execute(query, params).first()
+    if row is None:  # the month's first posting: create the period, then read (and lock) it as above
+        ensure_period(uow, on)
+        row = connection.execute(query, params).one()
+    if row.state != PeriodState.open:
         raise PeriodClosed(
-            f"period {period.year}-{period.month:02d} is closed; post into an open period "
+            f"period {on.year}-{on.month:02d} is closed; post into an open period "
             f"or have it reopened (finance.period.reopen)",
-            period=f"{period.year}-{period.month:02d}",
+            period=f"{on.year}-{on.month:02d}",
         )
-    c[key] = period
-    return period
+    c[key] = row.id
+    return row.id  # type: ignore[no-any-return]
 
 
 def get_period(uow: UnitOfWork, period_id: uuid.UUID, *, lock: bool = False) -> Period:
