@@ -35,7 +35,7 @@ class Exact(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        amount = to_decimal(value)
+        amount = value if type(value) is Decimal and value.is_finite() else to_decimal(value)
         if dialect.name == "sqlite":
             return int((amount * _SCALE).to_integral_value(rounding=ROUND_HALF_UP))
         return amount.quantize(Decimal(1) / _SCALE, rounding=ROUND_HALF_UP)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-import uuid_utils
+from uuid_utils import compat
 
 
 def new_id() -> uuid.UUID:
-    return uuid.UUID(bytes=uuid_utils.uuid7().bytes)
+    # compat builds a standard uuid.UUID directly (no round trip through bytes)
+    return compat.uuid7()
