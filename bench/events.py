@@ -11,7 +11,10 @@ Phase 2, latency: events are offered at `--rate` per second for `--seconds`,
 one per transaction, with the workers running; prints p50/p99 from the
 event's time (taken inside the writing transaction, just before commit) to
 its receipt. The receiver is a minimal asyncio HTTP/1.1 server in its own
-process that answers 200 at once. Prints JSON.
+process that answers 200 at once (about 60 µs of CPU per request, so it is not
+what limits the rate). With `--nats`, a subscriber process on the bench
+tenant's NATS subjects measures the same commit-to-receipt lag for the events
+the worker publishes to JetStream (`nats_latency_*`). Prints JSON.
 
 One endpoint receives everything, so per-endpoint concurrency bounds the
 rate (each worker round refills at most that many slots): the bench sets
@@ -74,6 +77,31 @@ async def main():
 asyncio.run(main())
 '''
 
+# Receives the bench tenant's events from NATS (core subscription: JetStream delivers what the
+# worker publishes to the stream's subjects to plain subscribers too) and keeps each one's lag.
+NATS_RECEIVER = r'''
+import asyncio, json, signal, sys, time
+from datetime import datetime
+import nats
+async def main():
+    lags = []
+    nc = await nats.connect(sys.argv[1])
+    async def on_message(msg):
+        now = time.time()
+        event = json.loads(msg.data)
+        sent = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+        lags.append((event["data"].get("phase", ""), now - sent, now))
+    await nc.subscribe(sys.argv[2], cb=on_message)
+    await nc.flush()
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await nc.drain()
+    json.dump(lags, open(sys.argv[3], "w"))
+asyncio.run(main())
+'''
+
 
 def _percentile(values: list[float], p: float) -> float:
     if not values:
@@ -114,6 +142,15 @@ def main() -> None:
             phase: str
 
         tenant = make_tenant(url)
+        nats_lag_file = Path(tmp) / "nats_lags.json"
+        nats_receiver = None
+        if args.nats:
+            from entrepot.worker.nats_bridge import subject_for
+
+            nats_receiver = subprocess.Popen(
+                [sys.executable, "-c", NATS_RECEIVER, args.nats, subject_for(tenant.id, "bench_parcel.scanned.v1"),
+                 str(nats_lag_file)], stdout=subprocess.PIPE, text=True)
+            assert nats_receiver.stdout is not None and nats_receiver.stdout.readline().strip() == "ready"
         port = free_port()
         lag_file = Path(tmp) / "lags.json"
         receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port), str(lag_file)])
@@ -172,6 +209,8 @@ def main() -> None:
         deadline = time.monotonic() + 60
         while delivered() < bulk_done + total and time.monotonic() < deadline:
             time.sleep(0.2)
+        if args.nats:
+            _wait_for_nats(url, deadline=time.monotonic() + 60)
         for w in workers:
             w.send_signal(signal.SIGTERM)
         for w in workers:
@@ -183,8 +222,13 @@ def main() -> None:
         bulk_times = sorted(at for phase, _, at in lags if phase == "bulk")
         steady = (len(bulk_times) - 1) / (bulk_times[-1] - bulk_times[0]) if len(bulk_times) > 1 else None
         nats_published = None
-        if args.nats:
+        nats_latency: list[float] = []
+        if args.nats and nats_receiver is not None:
             nats_published = asyncio.run(_stream_count(args.nats))
+            time.sleep(0.5)  # the stream acknowledged the last publish; let its delivery to the subscriber land
+            nats_receiver.send_signal(signal.SIGTERM)
+            nats_receiver.wait(30)
+            nats_latency = [lag for phase, lag, _ in json.loads(nats_lag_file.read_text()) if phase == "latency"]
         print(json.dumps({
             "db": args.db, "workers": args.workers, "events": args.events,
             "endpoint_concurrency": args.endpoint_concurrency, "worker_concurrency": args.concurrency,
@@ -196,8 +240,27 @@ def main() -> None:
             "latency_p50_ms": round(_percentile(latency, 0.50) * 1000, 1),
             "latency_p99_ms": round(_percentile(latency, 0.99) * 1000, 1),
             "receiver_requests": len(lags), "nats_stream_messages": nats_published,
+            **({"nats_latency_received": len(nats_latency),
+                "nats_latency_p50_ms": round(_percentile(nats_latency, 0.50) * 1000, 1),
+                "nats_latency_p99_ms": round(_percentile(nats_latency, 0.99) * 1000, 1)} if args.nats else {}),
             "at": datetime.now().isoformat(timespec="seconds"),
         }, indent=2))
+
+
+def _wait_for_nats(url: str, *, deadline: float) -> None:
+    """Until the worker's NATS cursor has reached the newest settled event (all published)."""
+    from entrepot.db.uow import platform_uow
+    from entrepot.integration.consumers import read_position
+    from entrepot.integration.feed import latest
+    from entrepot.worker.nats_bridge import CONSUMER
+
+    while time.monotonic() < deadline:
+        with platform_uow(readonly=True, url=url) as uow:
+            head = latest(uow.session)
+            done = read_position(uow.session, CONSUMER)
+        if head is None or (done is not None and done >= head):
+            return
+        time.sleep(0.2)
 
 
 async def _stream_count(url: str) -> int:

@@ -25,6 +25,7 @@ without a head.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
@@ -39,8 +40,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, func, insert, literal_column, not_, or_, select, text, tuple_, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    not_,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from entrepot.integration.consumers import advance, lock_cursor, position_of
 from entrepot.integration.events import WebhookEndpointDisabled, WebhookMessageExhausted
@@ -72,6 +90,111 @@ OPEN_SQL = [literal_column("'pending'"), literal_column("'delivering'")]
 # a bare column term, as in the partial indexes' WHERE (SQLite matches the term itself)
 HEAD_SQL = literal_column("webhook_messages.queue_head")
 DELIVERING_SQL = literal_column("'delivering'")
+
+
+# --- the statements of a delivery round -------------------------------------------------------------
+#
+# A worker round (record what finished, claim the next batch) runs the same dozen statements
+# over and over, and building a SQLAlchemy statement costs far more Python than running it:
+# built per call they took most of the worker's CPU. They are built once per dialect here, as
+# Core statements on the tables (no ORM unit of work involved), and run on the session's
+# connection with the round's values as parameters.
+
+_MESSAGES = WebhookMessage.__table__
+_ATTEMPTS = WebhookAttempt.__table__
+_ENDPOINTS = WebhookEndpoint.__table__
+
+
+def _among(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """`column IN (:name...)` for a list parameter.
+
+    PostgreSQL gets `= ANY(:name)` with one array: the SQL text is the same whatever the
+    list's length, so the driver prepares it once and the server plans it once.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+class _Statements:
+    """The prebuilt statements of fan-out, claim and record for one dialect."""
+
+    def __init__(self, dialect: str) -> None:
+        m = _MESSAGES.c
+        e = _ENDPOINTS.c
+        now = bindparam("now", type_=m.next_attempt_at.type)
+        is_open = m.status.in_(OPEN_SQL)
+        due = or_(
+            and_(m.status == "pending", m.next_attempt_at <= now),
+            and_(m.status == "delivering", m.claimed_until < now),
+        )
+        live = select(e.id).where(e.enabled.is_(True), e.deleted_at.is_(None))
+        # fan-out: which of these queues already have an open head
+        self.busy_queues = select(m.endpoint_id, m.subject).where(
+            is_open, HEAD_SQL, _among(m.tenant_id, "tenants", dialect),
+            _among(m.endpoint_id, "endpoints", dialect), _among(m.subject, "subjects", dialect))
+        self.insert_messages = insert(_MESSAGES)
+        # claim, first look: the oldest due queue heads, read in order off the due-time index
+        # (stops after `limit` rows, nothing to sort)
+        self.due_heads = (select(m.id, m.tenant_id, m.endpoint_id)
+                          .where(is_open, HEAD_SQL, due, m.endpoint_id.in_(live))
+                          .order_by(m.next_attempt_at).limit(bindparam("limit", type_=Integer)))
+        # claim, second look, when endpoints already at their limit filled the first: the due heads
+        # of the other endpoints, at most `per_endpoint` each, oldest due first (so a backlog on
+        # one endpoint cannot crowd the others out of the batch)
+        heads = (
+            select(m.id, m.tenant_id, m.endpoint_id, m.next_attempt_at,
+                   func.row_number().over(partition_by=m.endpoint_id, order_by=m.next_attempt_at).label("rank"))
+            .where(is_open, HEAD_SQL, due, m.endpoint_id.in_(live), not_(_among(m.endpoint_id, "full", dialect)))
+            .subquery()
+        )
+        self.fair_due_heads = (select(heads.c.id, heads.c.tenant_id, heads.c.endpoint_id)
+                               .where(heads.c.rank <= bindparam("per_endpoint", type_=Integer))
+                               .order_by(heads.c.next_attempt_at).limit(bindparam("limit", type_=Integer)))
+        # PostgreSQL: lock what is still a due head; rows another worker holds or just took are skipped
+        self.lock_candidates = (select(m.id).where(_among(m.id, "ids", dialect), is_open, HEAD_SQL, due)
+                                .with_for_update(skip_locked=True))
+        self.in_flight = (select(m.endpoint_id, func.count())
+                          .where(m.status == DELIVERING_SQL, m.claimed_until >= now,
+                                 _among(m.tenant_id, "tenants", dialect), _among(m.endpoint_id, "endpoints", dialect))
+                          .group_by(m.endpoint_id))
+        # one statement marks the claim and reads back what to send
+        self.mark_claimed = (update(_MESSAGES).where(_among(m.id, "ids", dialect))
+                             .values(status="delivering", claimed_by=bindparam("worker"),
+                                     claimed_until=bindparam("until", type_=m.claimed_until.type))
+                             .returning(m.id, m.tenant_id, m.endpoint_id, m.subject, m.payload, m.attempt_count))
+        self.endpoints = select(e.id, e.url, e.sealed_secret, e.sealed_previous_secret, e.previous_secret_expires_at,
+                                e.failing_since).where(_among(e.id, "ids", dialect))
+        # record
+        self.insert_attempts = insert(_ATTEMPTS)
+        self.mark_succeeded = (update(_MESSAGES).where(_among(m.id, "ids", dialect))
+                               .values(status="succeeded", attempt_count=m.attempt_count + 1,
+                                       delivered_at=bindparam("at", type_=m.delivered_at.type),
+                                       last_status_code=bindparam("code", type_=m.last_status_code.type),
+                                       last_error=None, claimed_by=None, claimed_until=None))
+        self.endpoints_recovered = (update(_ENDPOINTS)
+                                    .where(_among(e.id, "ids", dialect), e.failing_since.is_not(None))
+                                    .values(failing_since=None))
+        # the first open message of each closed message's queue: one index probe per queue
+        candidate = _MESSAGES.alias("candidate")
+        closed = _MESSAGES.alias("closed")
+        first = (select(candidate.c.id)
+                 .where(candidate.c.tenant_id == closed.c.tenant_id, candidate.c.endpoint_id == closed.c.endpoint_id,
+                        candidate.c.subject == closed.c.subject, candidate.c.status.in_(OPEN_SQL))
+                 .order_by(candidate.c.ordinal).limit(1).correlate(closed).scalar_subquery())
+        self.promote_next = (update(_MESSAGES)
+                             .where(m.id.in_(select(first).where(_among(closed.c.id, "ids", dialect))),
+                                    not_(HEAD_SQL))
+                             .values(queue_head=True))
+
+
+@functools.cache
+def _statements_for(dialect: str) -> _Statements:
+    return _Statements(dialect)
+
+
+def _sql(conn: Connection) -> _Statements:
+    return _statements_for(conn.dialect.name)
 
 
 def retry_delay(failed_attempts: int) -> timedelta | None:
@@ -137,14 +260,8 @@ def promote_next(session: Session, message_ids: Iterable[uuid.UUID]) -> None:
     ids = list(message_ids)
     if not ids:
         return
-    m = aliased(WebhookMessage)  # the candidates
-    q = aliased(WebhookMessage)  # the closed messages: which queues
-    first = (select(m.id).where(m.tenant_id == q.tenant_id, m.endpoint_id == q.endpoint_id, m.subject == q.subject,
-                                m.status.in_(OPEN_SQL))
-             .order_by(m.ordinal).limit(1).correlate(q).scalar_subquery())
-    session.execute(update(WebhookMessage)
-                    .where(WebhookMessage.id.in_(select(first).select_from(q).where(q.id.in_(ids))), not_(HEAD_SQL))
-                    .values(queue_head=True).execution_options(synchronize_session=False))
+    conn = session.connection()
+    conn.execute(_sql(conn).promote_next, {"ids": ids})
 
 
 # --- 1. fan-out -----------------------------------------------------------------------------------
@@ -175,13 +292,12 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
                 queues.add((endpoint.id, row.subject))
     # a new message heads its queue when the queue has no open message yet
     busy: set[tuple[uuid.UUID, str]] = set()
+    conn = session.connection()
     if queues:
         lock_queues(session, queues)
-        busy = {(r.endpoint_id, r.subject) for r in session.execute(
-            select(WebhookMessage.endpoint_id, WebhookMessage.subject)
-            .where(WebhookMessage.status.in_(OPEN_SQL), HEAD_SQL, WebhookMessage.tenant_id.in_(tenants),
-                   WebhookMessage.endpoint_id.in_({e for e, _ in queues}),
-                   WebhookMessage.subject.in_({s for _, s in queues})))}
+        busy = {(r.endpoint_id, r.subject) for r in conn.execute(_sql(conn).busy_queues, {
+            "tenants": list(tenants), "endpoints": list({e for e, _ in queues}),
+            "subjects": list({s for _, s in queues})})}
     for row in rows:
         body: str | None = None
         for endpoint in endpoints.get(row.tenant_id, ()):
@@ -199,7 +315,7 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
                 "created_at": now,
             })
     if values:
-        session.execute(insert(WebhookMessage), values)
+        conn.execute(_sql(conn).insert_messages, values)
     cursor.emitted = ordinal
     advance(cursor, Position.of(rows[-1]))
     return len(rows)
@@ -226,68 +342,56 @@ class Claimed:
 
 def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: int = PER_ENDPOINT,
           rate_budget: dict[uuid.UUID, int] | None = None, lease: timedelta = CLAIM_LEASE) -> list[Claimed]:
-    """Claim due messages (see module doc). `rate_budget`: sends left this second per endpoint."""
-    m = WebhookMessage
+    """Claim due messages (see module doc). `rate_budget`: sends left this second per endpoint.
+
+    Oldest due first, at most `per_endpoint` in flight per endpoint. The first look reads
+    the oldest due heads straight off the index; only when endpoints that are already at
+    their limit took places in it does a second look skip past them (a per-endpoint window
+    over every due head: the fair answer, but it sorts them all).
+    """
+    conn = session.connection()
+    sql = _sql(conn)
     now = clock.now()
-    due = or_(
-        and_(m.status == "pending", m.next_attempt_at <= now),
-        and_(m.status == "delivering", m.claimed_until < now),
-    )
-    live = (select(WebhookEndpoint.id)
-            .where(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)))
-    # Due queue heads, at most `per_endpoint` per endpoint, oldest due first: a backlog on one
-    # endpoint cannot crowd the others out of the batch.
-    heads = (
-        select(m.id, m.tenant_id, m.endpoint_id, m.next_attempt_at,
-               func.row_number().over(partition_by=m.endpoint_id, order_by=m.next_attempt_at).label("rank"))
-        .where(m.status.in_(OPEN_SQL), HEAD_SQL, due, m.endpoint_id.in_(live))
-        .subquery()
-    )
-    candidates = session.execute(
-        select(heads.c.id, heads.c.tenant_id, heads.c.endpoint_id).where(heads.c.rank <= per_endpoint)
-        .order_by(heads.c.next_attempt_at).limit(limit * 2)
-    ).all()
-    if candidates and session.get_bind().dialect.name == "postgresql":
-        # lock what is still a due head; rows another worker holds or just took are skipped
-        locked = set(session.scalars(
-            select(m.id)
-            .where(m.id.in_([c.id for c in candidates]), m.status.in_(OPEN_SQL), HEAD_SQL, due)
-            .with_for_update(skip_locked=True)
-        ))
-        candidates = [c for c in candidates if c.id in locked]
-    if not candidates:
-        return []
-    in_flight = dict(session.execute(
-        select(m.endpoint_id, func.count())
-        .where(m.status == DELIVERING_SQL, m.claimed_until >= now,
-               m.tenant_id.in_({c.tenant_id for c in candidates}),
-               m.endpoint_id.in_({c.endpoint_id for c in candidates}))
-        .group_by(m.endpoint_id)
-    ).all())
     chosen_ids: list[uuid.UUID] = []
+    seen: set[uuid.UUID] = set()
+    in_flight: dict[uuid.UUID, int] = {}
     taken: dict[uuid.UUID, int] = defaultdict(int)
-    for message_id, _tenant_id, endpoint_id in candidates:
-        if len(chosen_ids) >= limit:
-            break
-        room = per_endpoint - in_flight.get(endpoint_id, 0) - taken[endpoint_id]
-        if rate_budget is not None and endpoint_id in rate_budget:
-            room = min(room, rate_budget[endpoint_id] - taken[endpoint_id])
-        if room <= 0:
-            continue
-        taken[endpoint_id] += 1
-        chosen_ids.append(message_id)
+    full: set[uuid.UUID] = set()
+
+    def pick(candidates: list[Any]) -> None:
+        candidates = [c for c in candidates if c.id not in seen]
+        if candidates and conn.dialect.name == "postgresql":
+            # lock what is still a due head; rows another worker holds or just took are skipped
+            locked = set(conn.scalars(sql.lock_candidates, {"ids": [c.id for c in candidates], "now": now}))
+            candidates = [c for c in candidates if c.id in locked]
+        unknown = {c.endpoint_id for c in candidates} - in_flight.keys()
+        if unknown:
+            in_flight.update(dict.fromkeys(unknown, 0))
+            in_flight.update(conn.execute(sql.in_flight, {
+                "now": now, "tenants": list({c.tenant_id for c in candidates if c.endpoint_id in unknown}),
+                "endpoints": list(unknown)}).all())
+        for message_id, _tenant_id, endpoint_id in candidates:
+            if len(chosen_ids) >= limit:
+                return
+            seen.add(message_id)
+            room = per_endpoint - in_flight[endpoint_id] - taken[endpoint_id]
+            if rate_budget is not None and endpoint_id in rate_budget:
+                room = min(room, rate_budget[endpoint_id] - taken[endpoint_id])
+            if room <= 0:
+                full.add(endpoint_id)
+                continue
+            taken[endpoint_id] += 1
+            chosen_ids.append(message_id)
+
+    first = conn.execute(sql.due_heads, {"now": now, "limit": limit * 2}).all()
+    pick(first)
+    if len(chosen_ids) < limit and len(first) == limit * 2 and full:
+        pick(conn.execute(sql.fair_due_heads, {"now": now, "limit": limit * 2, "per_endpoint": per_endpoint,
+                                               "full": list(full)}).all())
     if not chosen_ids:
         return []
-    until = now + lease
-    # one statement marks the claim and reads back what to send
-    chosen = session.execute(
-        update(m).where(m.id.in_(chosen_ids))
-        .values(status="delivering", claimed_by=worker_id, claimed_until=until)
-        .returning(m.id, m.tenant_id, m.endpoint_id, m.subject, m.payload, m.attempt_count)
-        .execution_options(synchronize_session=False)
-    ).all()
-    endpoints = {e.id: e for e in session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({c.endpoint_id for c in chosen})))}
+    chosen = conn.execute(sql.mark_claimed, {"ids": chosen_ids, "worker": worker_id, "until": now + lease}).all()
+    endpoints = {e.id: e for e in conn.execute(sql.endpoints, {"ids": list({c.endpoint_id for c in chosen})})}
     result: list[Claimed] = []
     keys: dict[uuid.UUID, list[str]] = {}
     for message in chosen:
@@ -411,7 +515,9 @@ def record(session: Session, outcomes: Iterable[Outcome]) -> None:
 
 def _record(session: Session, outcomes: list[Outcome]) -> None:
     now = clock.now()
-    session.execute(insert(WebhookAttempt), [{
+    conn = session.connection()
+    sql = _sql(conn)
+    conn.execute(sql.insert_attempts, [{
         "id": new_id(), "tenant_id": o.claimed.tenant_id, "message_id": o.claimed.message_id,
         "endpoint_id": o.claimed.endpoint_id, "attempted_at": o.attempted_at, "succeeded": o.succeeded,
         "status_code": o.status_code, "latency_ms": o.latency_ms, "response_body": o.body, "error": o.error,
@@ -420,17 +526,11 @@ def _record(session: Session, outcomes: list[Outcome]) -> None:
     successes = [o for o in outcomes if o.succeeded]
     if successes:
         for status_code, group in _by_status(successes).items():
-            session.execute(
-                update(WebhookMessage).where(WebhookMessage.id.in_([o.claimed.message_id for o in group]))
-                .values(status="succeeded", attempt_count=WebhookMessage.attempt_count + 1, delivered_at=now,
-                        last_status_code=status_code, last_error=None, claimed_by=None, claimed_until=None)
-                .execution_options(synchronize_session=False))
+            conn.execute(sql.mark_succeeded, {"ids": [o.claimed.message_id for o in group], "at": now,
+                                              "code": status_code})
         recovering = {o.claimed.endpoint_id for o in successes if o.claimed.endpoint_failing}
         if recovering:
-            session.execute(
-                update(WebhookEndpoint)
-                .where(WebhookEndpoint.id.in_(recovering), WebhookEndpoint.failing_since.is_not(None))
-                .values(failing_since=None).execution_options(synchronize_session=False))
+            conn.execute(sql.endpoints_recovered, {"ids": list(recovering)})
     outcomes = [o for o in outcomes if not o.succeeded]
     if not outcomes:
         return

@@ -99,23 +99,44 @@ def latest(session: Session) -> Position | None:
     return Position(row.txid or 0, row.seq) if row else None
 
 
+_MAX_BIGINT = 2**63 - 1
+
+
 def parse_cursor(session: Session, cursor: str | None) -> Position:
-    """A cursor this API issued ("txid.seq" or "seq"), an event's `sequence`, or an event id."""
+    """A cursor this API issued ("txid.seq" or "seq"), an event's `sequence`, or an event id.
+
+    Anything else is a 422 naming `after`, never a silent restart from the beginning: a
+    reader that lost its place must hear about it. Each form must name one of this tenant's
+    events (the session's tenant filter applies), as every cursor this API issues does.
+    """
     if not cursor:
         return START
     text = cursor.strip()
+    txid: int | None = None
     try:
         if "." in text:
-            txid, seq = text.split(".", 1)
-            return Position(int(txid), int(seq))
-        if text.isdigit():
-            seq = int(text)
-            txid = session.scalar(select(OutboxEvent.txid).where(OutboxEvent.seq == seq))
-            return Position(txid or 0, seq)
-        event_id = uuid.UUID(text)
+            txid_text, seq_text = text.split(".", 1)
+            txid, seq = _number(txid_text), _number(seq_text)
+        elif text.isascii() and text.isdigit():
+            seq = _number(text)
+        else:
+            event_id = uuid.UUID(text)
+            row = session.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id))
+            if row is None:
+                raise invalid("after", "no event with this id", "cursor")
+            return Position.of(row)
     except ValueError as exc:
         raise invalid("after", "not a cursor this API issued", "cursor") from exc
-    row = session.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id))
-    if row is None:
-        raise invalid("after", "no event with this id", "cursor")
-    return Position.of(row)
+    found = session.execute(select(OutboxEvent.txid).where(OutboxEvent.seq == seq)).first()
+    if found is None:
+        raise invalid("after", "no event at this position", "cursor")
+    if txid is not None and txid != (found.txid or 0):
+        raise invalid("after", "not a cursor this API issued", "cursor")
+    return Position(found.txid or 0, seq)
+
+
+def _number(text: str) -> int:
+    """A cursor part: plain ASCII digits within the database's bigint range."""
+    if not (text.isascii() and text.isdigit()) or int(text) > _MAX_BIGINT:
+        raise ValueError(text)
+    return int(text)

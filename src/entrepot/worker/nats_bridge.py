@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import nats
@@ -44,11 +45,15 @@ async def ensure_stream(js: nats.js.JetStreamContext) -> None:
 class NatsPublisher:
     """Publishes settled outbox events in order; call `publish_batch` repeatedly."""
 
-    def __init__(self, nats_url: str, holder: str, *, url: str | None = None, batch: int = 500) -> None:
+    def __init__(self, nats_url: str, holder: str, *, url: str | None = None, batch: int = 500,
+                 hold: Callable[[str, timedelta], bool] | None = None) -> None:
         self.nats_url = nats_url
         self.holder = holder
         self.url = url
         self.batch = batch
+        # how the publishing lease is held: the worker passes its own `_hold`, which renews it in
+        # the database only when a third of it has run out (not a write transaction per pass)
+        self._hold = hold or (lambda name, ttl: leases.acquire(name, holder, ttl, url=url))
         self._nc: nats.NATS | None = None
         self._js: nats.js.JetStreamContext | None = None
 
@@ -64,7 +69,7 @@ class NatsPublisher:
         self._nc = None
 
     async def publish_batch(self) -> int:
-        if not leases.acquire(f"consumer:{CONSUMER}", self.holder, LEASE, url=self.url):
+        if not self._hold(f"consumer:{CONSUMER}", LEASE):
             return 0
         with platform_uow(readonly=True, url=self.url) as uow:
             start = read_position(uow.session, CONSUMER) or START

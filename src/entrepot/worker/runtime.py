@@ -82,7 +82,9 @@ class Worker:
         if nats_url:
             from entrepot.worker.nats_bridge import NatsPublisher
 
-            self.nats = NatsPublisher(nats_url, self.worker_id, url=url)
+            # a pass publishes at most one claim batch's worth: publishing runs on this loop's
+            # thread, and a NATS backlog must not hold up the webhook rounds between its batches
+            self.nats = NatsPublisher(nats_url, self.worker_id, url=url, hold=self._hold, batch=batch)
             self._loop = asyncio.new_event_loop()
 
     # --- steps ---
@@ -323,6 +325,7 @@ class Worker:
                 delivery.release(uow.session, self.worker_id)
                 uow.commit()
             leases.release(f"consumer:{REACTIONS}", self.worker_id, url=self.url)
+            self._leases.clear()
             if self.nats is not None:
                 leases.release("consumer:nats", self.worker_id, url=self.url)
                 self._loop.run_until_complete(self.nats.close())

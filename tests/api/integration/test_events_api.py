@@ -108,3 +108,27 @@ def test_event_types_serve_a_json_schema_that_validates_real_events(api):
     assert one.status_code == 200
     jsonschema.validate(event["data"], one.json()["schema"])
     assert api.get("/event-types/no_such.thing.v1").status_code == 404
+
+
+def test_a_cursor_naming_no_event_of_this_tenant_is_a_422_not_a_restart(api, other_api):
+    # given an event of this tenant and one of another tenant
+    _make_events(api, 1)
+    _make_events(other_api, 1)
+    mine = settled_events(api, {"type": "webhook_endpoint.created.v1"})[0]
+    theirs = settled_events(other_api, {"type": "webhook_endpoint.created.v1"})[0]
+    issued = api.get("/events", params={"limit": 1}).json()
+    # when reading after cursors that name no event of this tenant, or are not cursors at all
+    garbage = [theirs["sequence"], theirs["id"], "999999999999", "99999999999999999999999", "-1", "1.2.3",
+               "abc.1", "0x10", "\u0661\u0662", f"{int(mine['sequence']) + 10**9}"]
+    if issued["next_cursor"] and "." in issued["next_cursor"]:
+        txid, seq = issued["next_cursor"].split(".")
+        garbage.append(f"{int(txid) + 1}.{seq}")  # a real sequence with another transaction id
+    for cursor in garbage:
+        r = api.get("/events", params={"after": cursor})
+        # then each is a 422 problem naming the cursor, not the feed from its beginning
+        assert r.status_code == 422, (cursor, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["errors"][0]["field"] == "after"
+    # while this tenant's own positions still work
+    assert api.get("/events", params={"after": mine["sequence"]}).status_code == 200
+    assert api.get("/events", params={"after": mine["id"]}).status_code == 200

@@ -296,6 +296,38 @@ def test_one_slow_endpoint_cannot_take_every_slot(tenant, receiver, worker, db_u
         uow.commit()
 
 
+def test_a_quiet_endpoint_is_served_even_when_a_full_endpoints_older_backlog_fills_the_first_look(
+        tenant, receiver, worker, db_url):
+    # given a busy endpoint whose 30 queue heads all fell due before the quiet endpoint's one
+    from entrepot.db.uow import platform_uow
+
+    busy = make_endpoint(tenant, "http://127.0.0.1:9/busy", ["test_parcel.scanned.v1"])
+    for i in range(30):
+        emit(tenant, 1, subject=f"parcel/busy-{i}")
+    with platform_uow(url=db_url) as uow:
+        while delivery.fan_out(uow.session):
+            pass
+        uow.commit()
+    clock.advance(timedelta(seconds=5))
+    quiet = make_endpoint(tenant, receiver.url, ["test_parcel.scanned.v1"])
+    emit(tenant, 1, subject="parcel/q")  # fanned out to both, due after the backlog
+    with platform_uow(url=db_url) as uow:
+        while delivery.fan_out(uow.session):
+            pass
+        uow.commit()
+    # when a worker claims 4 with a per-endpoint limit of 3 (the oldest 8 due heads are all the busy one's)
+    with platform_uow(url=db_url) as uow:
+        claimed = delivery.claim(uow.session, "w1", limit=4, per_endpoint=3)
+        uow.commit()
+    # then the busy endpoint got its 3 and the quiet one the remaining place
+    by_endpoint = [c.endpoint_id for c in claimed]
+    assert by_endpoint.count(busy.endpoint.id) == 3
+    assert by_endpoint.count(quiet.endpoint.id) == 1
+    with platform_uow(url=db_url) as uow:
+        assert delivery.release(uow.session, "w1") == 4
+        uow.commit()
+
+
 def test_response_bodies_are_truncated_on_the_attempt(tenant, receiver, worker):
     # given a large response body (the receiver echoes a small one; use a failing closed port instead)
     issued = make_endpoint(tenant, "http://127.0.0.1:9/closed", ["test_parcel.scanned.v1"])

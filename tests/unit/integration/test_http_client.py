@@ -90,3 +90,87 @@ def test_redirects_are_returned_not_followed(server):
     answer = client.post(server + "/moved", b"{}", {}, body_cap=100)
     assert answer.status == 307 and answer.location == "/elsewhere"
     client.close()
+
+
+@pytest.fixture
+def canned() -> Iterator[tuple[str, list[bytes], list[int]]]:
+    """A raw server answering each request with the next canned bytes; counts connections."""
+    import socket
+
+    answers: list[bytes] = []
+    accepted: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    def handle(conn: socket.socket) -> None:
+        data = b""
+        with conn:
+            while answers:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                data = rest[length:]
+                conn.sendall(answers.pop(0))
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", answers, accepted
+    listener.close()
+
+
+def test_chunked_interim_and_empty_answers_are_read_and_the_connection_kept(canned):
+    url, answers, accepted = canned
+    # given a chunked answer after a 100 Continue, a 204, and a plain answer
+    answers += [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nx-trailer: 1\r\n\r\n",
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok"]
+    client = PooledClient(timeout=5)
+    # when posting three times
+    got = [client.post(url + "/hook", b"{}", {}, body_cap=100) for _ in range(3)]
+    # then each answer was read whole, over one kept-alive connection
+    assert [(r.status, r.body) for r in got] == [(200, b"abcde"), (204, b""), (201, b"ok")]
+    assert len(accepted) == 1
+    client.close()
+
+
+def test_http_1_0_and_unframed_answers_are_not_reused(canned):
+    url, answers, accepted = canned
+    # given an HTTP/1.0 answer, then one without a length (its body ends with the connection)
+    answers += [b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok"]
+    client = PooledClient(timeout=5)
+    first = client.post(url + "/hook", b"{}", {}, body_cap=100)
+    answers += [b"HTTP/1.1 500 Oops\r\n\r\nbroken"]
+    second = client.post(url + "/hook", b"{}", {}, body_cap=3)
+    # then both were read, each on its own connection
+    assert (first.status, first.body) == (200, b"ok")
+    assert second.status == 500 and second.body.startswith(b"bro")
+    assert len(accepted) == 2
+    client.close()
+
+
+def test_a_garbled_answer_or_an_injected_header_is_an_error(canned):
+    import http.client
+
+    url, answers, _ = canned
+    answers += [b"SMTP ready\r\n\r\n"]
+    client = PooledClient(timeout=5)
+    with pytest.raises(http.client.HTTPException):
+        client.post(url + "/hook", b"{}", {}, body_cap=100)
+    with pytest.raises(ValueError):
+        client.post(url + "/hook", b"{}", {"x-bad": "a\r\nx-injected: 1"}, body_cap=100)
+    client.close()
