@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from entrepot.db.audit_trail import audit
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration import secrets
 from entrepot.integration.events import InboundMessageReceived
@@ -47,8 +48,7 @@ def configure_connector(uow: UnitOfWork, name: str) -> tuple[InboundConnector, s
     else:
         connector.sealed_secret = secrets.seal(secret)
     uow.session.flush()
-    uow.pending_audit.append({"action": "inbound_connector.configure", "entity_type": "inbound_connector",
-                              "entity_id": str(connector.id), "before": None, "after": {"name": name}})
+    audit(uow, "inbound_connector.configure", "inbound_connector", connector.id, after={"name": name})
     return connector, secret
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, case, func, select, update
 
+from entrepot.db.audit_trail import audit
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration.consumers import read_position
@@ -46,12 +47,6 @@ def attempts_query(message_id: uuid.UUID) -> Select[Any]:
     return select(WebhookAttempt).where(WebhookAttempt.message_id == message_id)
 
 
-def _audit(uow: UnitOfWork, action: str, entity_type: str, entity_id: object, after: dict[str, Any]) -> None:
-    # identity's audit writer drains this list at commit (it sits a layer above integration)
-    uow.pending_audit.append({"action": action, "entity_type": entity_type, "entity_id": str(entity_id),
-                              "before": None, "after": after})
-
-
 def replay_message(uow: UnitOfWork, message: WebhookMessage) -> WebhookMessage:
     """Send a message again from the first step of the retry schedule (its attempts are kept)."""
     if message.status == "delivering":
@@ -66,7 +61,7 @@ def replay_message(uow: UnitOfWork, message: WebhookMessage) -> WebhookMessage:
     settle_heads(uow.session, [message.tenant_id], [message.endpoint_id], [(message.endpoint_id, message.subject)],
                  demote=True)
     uow.session.refresh(message)
-    _audit(uow, "webhook_message.replay", "webhook_message", message.id, {"status": "pending"})
+    audit(uow, "webhook_message.replay", "webhook_message", message.id, after={"status": "pending"})
     return message
 
 
@@ -85,8 +80,8 @@ def recover_endpoint(uow: UnitOfWork, endpoint: WebhookEndpoint, since: datetime
     count = result.rowcount or 0
     if count:
         settle_heads(uow.session, [uow.tenant_id], [endpoint.id], demote=True)
-    _audit(uow, "webhook_endpoint.recover", "webhook_endpoint", endpoint.id,
-           {"since": since.isoformat(), "messages": count})
+    audit(uow, "webhook_endpoint.recover", "webhook_endpoint", endpoint.id,
+          after={"since": since.isoformat(), "messages": count})
     return count
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from entrepot.db.audit_trail import audit
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration import secrets
@@ -175,19 +176,6 @@ def subscribes(endpoint: WebhookEndpoint, event_type: str) -> bool:
     return any(fnmatchcase(event_type, pattern) for pattern in endpoint.event_types)
 
 
-def _audit(uow: UnitOfWork, action: str, endpoint: WebhookEndpoint, before: dict[str, Any] | None,
-           after: dict[str, Any] | None) -> None:
-    # The audit writer lives in identity, a layer above this one; it drains
-    # uow.pending_audit at commit, so entries are appended in its format here.
-    b = before or {}
-    a = after or {}
-    keys = {k for k in set(b) | set(a) if b.get(k) != a.get(k)} if before and after else set(b) | set(a)
-    uow.pending_audit.append({
-        "action": action, "entity_type": "webhook_endpoint", "entity_id": str(endpoint.id),
-        "before": {k: b[k] for k in keys if k in b} or None, "after": {k: a[k] for k in keys if k in a} or None,
-    })
-
-
 def _snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return {"url": endpoint.url, "event_types": list(endpoint.event_types), "description": endpoint.description,
             "enabled": endpoint.enabled, "rate_limit": endpoint.rate_limit,
@@ -212,7 +200,7 @@ def create_endpoint(
     )
     uow.session.add(endpoint)
     uow.session.flush()
-    _audit(uow, "webhook_endpoint.create", endpoint, None, _snapshot(endpoint))
+    audit(uow, "webhook_endpoint.create", "webhook_endpoint", endpoint.id, after=_snapshot(endpoint))
     record_event(uow, WebhookEndpointCreated(endpoint_id=str(endpoint.id), url=endpoint.url,
                                              event_types=list(endpoint.event_types)),
                  subject=f"webhook_endpoint/{endpoint.id}")
@@ -254,7 +242,7 @@ def update_endpoint(uow: UnitOfWork, endpoint: WebhookEndpoint, changes: Mapping
             endpoint.disabled_reason = None
             endpoint.failing_since = None
     uow.session.flush()
-    _audit(uow, "webhook_endpoint.update", endpoint, before, _snapshot(endpoint))
+    audit(uow, "webhook_endpoint.update", "webhook_endpoint", endpoint.id, before=before, after=_snapshot(endpoint))
     record_event(uow, WebhookEndpointUpdated(endpoint_id=str(endpoint.id), url=endpoint.url,
                                              event_types=list(endpoint.event_types), enabled=endpoint.enabled),
                  subject=f"webhook_endpoint/{endpoint.id}")
@@ -268,7 +256,7 @@ def delete_endpoint(uow: UnitOfWork, endpoint: WebhookEndpoint) -> None:
     endpoint.enabled = False
     endpoint.disabled_reason = "deleted"
     uow.session.flush()
-    _audit(uow, "webhook_endpoint.delete", endpoint, before, None)
+    audit(uow, "webhook_endpoint.delete", "webhook_endpoint", endpoint.id, before=before)
     record_event(uow, WebhookEndpointDeleted(endpoint_id=str(endpoint.id)), subject=f"webhook_endpoint/{endpoint.id}")
 
 
@@ -279,8 +267,8 @@ def rotate_secret(uow: UnitOfWork, endpoint: WebhookEndpoint) -> IssuedEndpoint:
     endpoint.previous_secret_expires_at = clock.now() + ROTATION_GRACE
     endpoint.sealed_secret = secrets.seal(secret)
     uow.session.flush()
-    _audit(uow, "webhook_endpoint.rotate_secret", endpoint, None,
-           {"previous_secret_expires_at": endpoint.previous_secret_expires_at.isoformat()})
+    audit(uow, "webhook_endpoint.rotate_secret", "webhook_endpoint", endpoint.id,
+          after={"previous_secret_expires_at": endpoint.previous_secret_expires_at.isoformat()})
     record_event(uow, WebhookEndpointSecretRotated(
         endpoint_id=str(endpoint.id),
         previous_valid_until=endpoint.previous_secret_expires_at.isoformat()),
