@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -405,3 +406,50 @@ def test_reallocating_a_line_updates_its_demand_and_the_session_sees_fresh_rows(
         assert result.reserved == 6 and sd.requested == 6 and balance.reserved == 6
         uow.commit()
     assert levels(tenant, p)[w].available == 4
+
+
+def test_an_unknown_product_is_refused_and_a_known_one_without_stock_is_backordered(tenant):
+    from entrepot.inventory.models import StockDemand
+    from entrepot.kernel.errors import NotFound
+
+    # given a product in stock, one never stocked, and an id that is no product
+    stocked, never = product(tenant), product(tenant)
+    w = warehouse(tenant)
+    stock(tenant, w, stocked, 5)
+    # when an order names the unknown id, then nothing of it is kept
+    with tenant.uow() as uow:
+        with pytest.raises(NotFound):
+            inventory.allocate(uow, [demand(stocked, 1), demand(uuid.uuid4(), 1)])
+        assert uow.session.scalar(select(StockDemand.id)) is None
+        # and an order of the known products reserves one line and backorders the other
+        first, second = inventory.allocate(uow, [demand(stocked, 2), demand(never, 3)])
+        uow.commit()
+    assert (first.reserved, first.backordered) == (2, 0)
+    assert (second.reserved, second.backordered) == (0, 3)
+    assert levels(tenant, stocked)[w].reserved == 2
+
+
+def test_an_inactive_warehouse_is_never_allocated_from(tenant):
+    p = product(tenant)
+    closed, open_ = warehouse(tenant, priority=1), warehouse(tenant, priority=2)
+    stock(tenant, closed, p, 5)
+    stock(tenant, open_, p, 5)
+    with tenant.uow() as uow:
+        inventory.update_warehouse(uow, inventory.get_warehouse(uow, closed), {"active": False})
+        uow.commit()
+    with tenant.uow() as uow:
+        [result] = inventory.allocate(uow, [demand(p, 7)])
+        uow.commit()
+    assert [(r.warehouse_id, r.quantity) for r in result.reservations] == [(open_, 5)]
+    assert result.backordered == 2
+
+
+def test_stock_levels_include_the_transactions_own_changes(tenant):
+    p = product(tenant)
+    w = warehouse(tenant)
+    stock(tenant, w, p, 5)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [demand(p, 2)])
+        inventory.adjust_stock(uow, warehouse_id=w, product_id=p, quantity=3, reason="found", unit_cost="1.00")
+        [level] = inventory.stock_levels(uow, p)
+        assert (level.on_hand, level.reserved, level.available) == (8, 2, 6)

@@ -122,3 +122,44 @@ def test_the_number_of_queries_does_not_grow_with_the_lines(tenant):
             uow.commit()
     # then both took the same number of statements (not one batch of queries per line)
     assert counts[0] == counts[1]
+
+
+def test_rows_already_loaded_in_the_session_show_the_issue(tenant):
+    from entrepot.inventory.models import Reservation, StockBalance, StockDemand
+
+    # given a reserved line whose balance, reservation and demand this transaction has loaded
+    wh = warehouse(tenant)
+    [line] = _reserved_lines(tenant, wh, 1, quantity=3)
+    with tenant.uow() as uow:
+        balance = uow.session.scalar(select(StockBalance).where(StockBalance.product_id == line.product_id,
+                                                                StockBalance.location_kind == "stock"))
+        reservation = uow.session.scalar(select(Reservation).where(Reservation.demand_id == line.demand_id))
+        sd = uow.session.scalar(select(StockDemand).where(StockDemand.demand_id == line.demand_id))
+        assert (balance.on_hand, balance.reserved, reservation.status, sd.status) == (10, 3, "open", "open")
+        # when the whole line is issued
+        inventory.issue_reserved_many(uow, demand_type="sales_order_line", reference="SHP-5",
+                                      items=[(line.demand_id, Decimal(3))])
+        # then those objects show it, and a balance check of the transaction finds nothing wrong
+        assert (balance.on_hand, balance.reserved) == (7, 0)
+        assert (reservation.quantity, reservation.status) == (0, "closed")
+        assert sd.status == "closed"
+        assert inventory.check_balances(uow) == []
+        uow.commit()
+    assert levels(tenant, line.product_id)[wh].on_hand == 7
+
+
+def test_a_partial_issue_keeps_the_rest_reserved_and_the_line_open(tenant):
+    from entrepot.inventory.models import StockDemand
+
+    wh = warehouse(tenant)
+    [line] = _reserved_lines(tenant, wh, 1, quantity=4)
+    with tenant.uow() as uow:
+        [result] = inventory.issue_reserved_many(uow, demand_type="sales_order_line", reference="SHP-6",
+                                                 items=[(line.demand_id, Decimal(1))])
+        uow.commit()
+    assert (result.quantity, result.cost, len(result.move_ids)) == (1, Decimal("3.00"), 1)
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.reserved_quantity(uow, "sales_order_line", [line.demand_id]) == {line.demand_id: 3}
+        assert uow.session.scalar(select(StockDemand.status).where(StockDemand.demand_id == line.demand_id)) == "open"
+    level = levels(tenant, line.product_id)[wh]
+    assert (level.on_hand, level.reserved) == (9, 3)

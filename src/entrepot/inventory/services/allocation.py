@@ -11,9 +11,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -22,15 +22,18 @@ from sqlalchemy.orm.util import identity_key
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
 from entrepot.db.uow import UnitOfWork
+from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event, record_events
-from entrepot.inventory.events import BackorderAllocated, StockIssued, StockReleased, StockReserved
+from entrepot.inventory.events import BackorderAllocated, StockIssued, StockLow, StockReleased, StockReserved
 from entrepot.inventory.models import (
     ZERO,
+    ItemCost,
     Location,
     LocationKind,
     Lot,
     MoveKind,
+    ReorderRule,
     Reservation,
     SerialNumber,
     StockBalance,
@@ -42,6 +45,7 @@ from entrepot.inventory.services import core
 from entrepot.inventory.services.core import NotReserved, as_uuid, quantity_of
 from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, invalid
+from entrepot.kernel.events import EventData
 from entrepot.kernel.ids import new_id
 from entrepot.ledger import posting
 
@@ -97,8 +101,9 @@ class IssueResult:
 # ------------------------------------------------------------------ candidates
 
 
-def _policy(uow: UnitOfWork) -> str:
-    policy = str(core.tenant_settings(uow).get("allocation_policy") or "priority")
+def _policy(setting: object) -> str:
+    """The tenant's `allocation_policy` setting, if it names a known policy."""
+    policy = str(setting or "priority")
     return policy if policy in POLICIES else "priority"
 
 
@@ -227,11 +232,16 @@ def allocate(uow: UnitOfWork, demands: Sequence[Demand]) -> list[AllocationResul
     checked = [_check_demand(d, i) for i, d in enumerate(demands)]
     if not checked:
         return []
-    product_ids = _known_products(uow, [c[2] for c in checked])
-    for d in demands:
-        if d.warehouse_id is not None:
-            core.warehouse_for(uow, d.warehouse_id)
-    return core.with_retry(uow, lambda: _allocate(uow, demands, checked, product_ids))
+    for warehouse_id in dict.fromkeys(d.warehouse_id for d in demands if d.warehouse_id is not None):
+        core.warehouse_for(uow, warehouse_id)
+    if uow.session.get_bind().dialect.name == "sqlite":
+        # No savepoint needed (it is a tenth of an allocation's cost): SQLite serialises writers from
+        # BEGIN IMMEDIATE, so nothing here can fail for want of a lock and there is nothing to retry, and
+        # `_allocate` raises every refusal before its first write, so a refused allocation leaves the
+        # caller's transaction as it was. PostgreSQL can meet a deadlock or serialisation failure
+        # anywhere: there the savepoint and bounded retries stay.
+        return _allocate(uow, demands, checked)
+    return core.with_retry(uow, lambda: _allocate(uow, demands, checked))
 
 
 def _known_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
@@ -246,7 +256,8 @@ def _known_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> list[uuid.UUID
 
 @dataclass(slots=True)
 class _Balance:
-    """A stock balance as allocation reads it (a plain row: no ORM object to build or flush)."""
+    """A stock balance as allocation reads it, with what allocation needs of its warehouse, its lot
+    and the reorder rule of its product there (a plain row: no ORM object to build or flush)."""
 
     id: uuid.UUID
     product_id: uuid.UUID
@@ -255,6 +266,19 @@ class _Balance:
     lot_id: uuid.UUID | None
     on_hand: Decimal
     reserved: Decimal
+    priority: int
+    warehouse_code: str
+    country: str | None
+    lot_code: str | None
+    expiry_date: date | None
+    reorder_point: Decimal | None
+
+
+class _LotInfo(NamedTuple):
+    """What FEFO needs of a lot (`_fefo` reads `code` and `expiry_date`)."""
+
+    code: str
+    expiry_date: date | None
 
 
 @dataclass(slots=True)
@@ -265,6 +289,53 @@ class _Reserved:
     quantity: Decimal
 
 
+# The reads of an allocation, built once. They run on the session's connection (plain rows, no ORM
+# machinery: this runs for every order line), a path that skips the session's automatic tenant criteria,
+# so each statement names the tenant of every table it reads.
+_b, _w, _lot, _rule, _sd, _r = StockBalance, Warehouse, Lot, ReorderRule, StockDemand, Reservation
+_TENANT = bindparam("tenant")
+
+# Everything about the products' stock in one query: their stock-location balances in active
+# warehouses, each with its warehouse's priority and country, its lot's expiry and the reorder point
+# of the product there, and (the same on every row) the tenant's allocation policy. The balance rows
+# (only those) are locked FOR UPDATE in id order, the fixed order.
+_POLICY = (select(Tenant.settings["allocation_policy"].as_string()).where(Tenant.id == _TENANT)
+           .scalar_subquery())
+_STOCK = (
+    select(_b.id, _b.product_id, _b.warehouse_id, _b.location_id, _b.lot_id, _b.on_hand, _b.reserved,
+           _w.priority, _w.code, _w.country, _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY)
+    .join(_w, (_w.id == _b.warehouse_id) & (_w.tenant_id == _TENANT) & _w.active.is_(True))
+    .outerjoin(_lot, (_lot.id == _b.lot_id) & (_lot.tenant_id == _TENANT))
+    .outerjoin(_rule, (_rule.product_id == _b.product_id) & (_rule.warehouse_id == _b.warehouse_id)
+               & (_rule.tenant_id == _TENANT))
+    .where(_b.tenant_id == _TENANT, _b.product_id.in_(bindparam("products", expanding=True)),
+           _b.location_kind == LocationKind.STOCK.value)
+    .order_by(_b.id)
+    .with_for_update(of=_b.__table__)
+)
+# The lines' demands (a new line has none yet), locked in id order.
+_DEMANDS = (
+    select(_sd.id, _sd.demand_id, _sd.product_id)
+    .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"),
+           _sd.demand_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_sd.id)
+    .with_for_update()
+)
+# What is already reserved for existing lines (a line allocated again is topped up, not reserved twice).
+_OPEN_RESERVATIONS = (
+    select(_r.demand_id, _r.warehouse_id, _r.location_id, _r.lot_id, _r.quantity)
+    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"),
+           _r.demand_id.in_(bindparam("ids", expanding=True)), _r.status == "open")
+    .order_by(_r.created_at, _r.id)
+)
+# The writes (rows carry their tenant_id; an id found by the reads above is the tenant's own).
+_INSERT_DEMANDS = insert(_sd.__table__)
+_UPDATE_DEMANDS = update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
+_UPDATE_RESERVED = (update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
+                    .values(reserved=bindparam("b_reserved")))
+_INSERT_RESERVATIONS = insert(_r.__table__)
+
+
 def _expire(session: Session, cls: type, ids: Iterable[uuid.UUID], attrs: list[str]) -> None:
     """Rows were changed with Core: objects of them already in the session must reload those columns."""
     for ident in ids:
@@ -273,51 +344,64 @@ def _expire(session: Session, cls: type, ids: Iterable[uuid.UUID], attrs: list[s
             session.expire(obj, attrs)
 
 
-def _allocate(uow: UnitOfWork, demands: Sequence[Demand], checked: list[tuple[str, uuid.UUID, uuid.UUID, Decimal]],
-              product_ids: list[uuid.UUID]) -> list[AllocationResult]:
-    """Allocation with a fixed number of statements whatever the number of lines: one read per table
-    (balances and demands locked in id order), then one executemany per table for the writes."""
+def _free_stock(balances: Iterable[_Balance], keys: Iterable[tuple[uuid.UUID, uuid.UUID]]
+                ) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+    """Available stock (on hand minus reserved, all stock locations, as `core.stock_available` counts it)
+    per product × warehouse of `keys`."""
+    out = dict.fromkeys(keys, ZERO)
+    for bal in balances:
+        key = (bal.product_id, bal.warehouse_id)
+        if key in out:
+            out[key] += bal.on_hand - bal.reserved
+    return out
+
+
+def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
+              checked: list[tuple[str, uuid.UUID, uuid.UUID, Decimal]]) -> list[AllocationResult]:
+    """Allocation with a fixed number of statements whatever the number of lines: one read of the stock
+    (balances locked in id order), one of the lines' demands, then one executemany per table for the writes.
+
+    Every refusal (unknown product, a line naming another product) is raised before the first write:
+    keep it so (see `allocate`)."""
     session = uow.session
+    session.flush()  # the reads below go to the connection, which does not autoflush
+    conn = session.connection()
+    tenant = uow.tenant_id
+    product_ids = list(dict.fromkeys(c[2] for c in checked))
     core.lock_products(uow, product_ids)
-    policy = _policy(uow)
-    warehouses = session.execute(select(Warehouse.id, Warehouse.priority, Warehouse.code, Warehouse.country)
-                                 .where(Warehouse.active.is_(True)).order_by(Warehouse.priority, Warehouse.code)).all()
-    b = StockBalance
-    balances = [_Balance(*row) for row in session.execute(
-        select(b.id, b.product_id, b.warehouse_id, b.location_id, b.lot_id, b.on_hand, b.reserved)
-        .where(b.product_id.in_(product_ids), b.location_kind == LocationKind.STOCK,
-               b.warehouse_id.in_([w.id for w in warehouses]))
-        .order_by(b.id).with_for_update())]
-    lots = _lots(uow, balances)
+    rows = conn.execute(_STOCK, {"tenant": tenant, "products": product_ids}).all()
+    balances = [_Balance(*row[:-1]) for row in rows]
+    stocked = {bal.product_id for bal in balances}
+    if len(stocked) < len(product_ids):
+        # A product without stock anywhere must still exist (NotFound names the first that does not).
+        _known_products(uow, [pid for pid in product_ids if pid not in stocked])
+    policy = _policy(rows[0][-1] if rows else None)  # without stock, every line is backordered anyway
     today = clock.today()
+    lots = {bal.lot_id: _LotInfo(bal.lot_code or "", bal.expiry_date) for bal in balances if bal.lot_id}
+    warehouses: dict[uuid.UUID, _Balance] = {}
     by_product: dict[uuid.UUID, dict[uuid.UUID, list[_Balance]]] = defaultdict(lambda: defaultdict(list))
     for bal in balances:
+        warehouses.setdefault(bal.warehouse_id, bal)
         by_product[bal.product_id][bal.warehouse_id].append(bal)
     for per_wh in by_product.values():
         for wid in per_wh:
             per_wh[wid] = _fefo(per_wh[wid], lots, today)
-    watch = _ReorderWatch(uow, product_ids)
-    # Everything the lines need, in one query per table (not one per line): their demands, and the open
-    # reservations of those that already exist (a new demand line has none).
-    sdt = StockDemand
+    by_priority = sorted(warehouses, key=lambda wid: (warehouses[wid].priority, warehouses[wid].warehouse_code))
+    # Reorder points of the products where they are stocked: most have none, and then nothing is watched.
+    rules = {(bal.product_id, bal.warehouse_id): bal.reorder_point for bal in balances
+             if bal.reorder_point is not None}
+    free_before = _free_stock(balances, rules)
+    # The lines' demands, and the open reservations of those that already exist (a new line has none).
     existing: dict[tuple[str, uuid.UUID], Any] = {}
     for demand_type in sorted({c[0] for c in checked}):
         ids = [c[1] for c in checked if c[0] == demand_type]
-        for row in session.execute(select(sdt.id, sdt.demand_type, sdt.demand_id, sdt.product_id, sdt.requested,
-                                          sdt.backordered, sdt.status, sdt.warehouse_id, sdt.ship_to_country)
-                                   .where(sdt.demand_type == demand_type, sdt.demand_id.in_(ids))
-                                   .order_by(sdt.id).with_for_update()):
+        for row in conn.execute(_DEMANDS, {"tenant": tenant, "demand_type": demand_type, "ids": ids}):
             existing[(demand_type, row.demand_id)] = row
     open_by_demand: dict[tuple[str, uuid.UUID], list[_Reserved]] = defaultdict(list)
-    if existing:
-        r = Reservation
-        for demand_type in sorted({k[0] for k in existing}):
-            ids = [k[1] for k in existing if k[0] == demand_type]
-            for row in session.execute(select(r.demand_id, r.warehouse_id, r.location_id, r.lot_id, r.quantity)
-                                       .where(r.demand_type == demand_type, r.demand_id.in_(ids),
-                                              r.status == "open")
-                                       .order_by(r.created_at, r.id)):
-                open_by_demand[(demand_type, row.demand_id)].append(_Reserved(*row[1:]))
+    for demand_type in sorted({k[0] for k in existing}):
+        ids = [k[1] for k in existing if k[0] == demand_type]
+        for row in conn.execute(_OPEN_RESERVATIONS, {"tenant": tenant, "demand_type": demand_type, "ids": ids}):
+            open_by_demand[(demand_type, row.demand_id)].append(_Reserved(*row[1:]))
     now = clock.now()
     results: list[AllocationResult] = []
     new_demands: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
@@ -325,7 +409,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand], checked: list[tuple[st
     new_reservations: list[dict[str, Any]] = []
     touched: dict[uuid.UUID, _Balance] = {}
     lines: list[dict[str, str]] = []
-    events: list[StockReserved] = []
+    events: list[tuple[EventData, str]] = []
     for d, (demand_type, demand_id, product_id, quantity) in zip(demands, checked, strict=True):
         key = (demand_type, demand_id)
         ship_to = (d.ship_to_country or "").upper()[:2] or None
@@ -335,7 +419,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand], checked: list[tuple[st
         if row is None and key not in new_demands:
             sd_id = new_id()
             values: dict[str, Any] = {
-                "id": sd_id, "tenant_id": uow.tenant_id, "demand_type": demand_type, "demand_id": demand_id,
+                "id": sd_id, "tenant_id": tenant, "demand_type": demand_type, "demand_id": demand_id,
                 "product_id": product_id, "promised_at": now, "created_at": now}
             new_demands[key] = values
         elif row is None:
@@ -352,9 +436,9 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand], checked: list[tuple[st
         if d.warehouse_id is not None:
             order = [d.warehouse_id]
         elif policy == "nearest" and ship_to:
-            order = [w.id for w in sorted(warehouses, key=lambda w: (w.country != ship_to, w.priority, w.code))]
+            order = sorted(by_priority, key=lambda wid: warehouses[wid].country != ship_to)  # stable: by priority
         else:
-            order = [w.id for w in warehouses]
+            order = by_priority
         got = ZERO
         for bal, take in _plan(need, order, by_product[product_id], policy):
             bal.reserved += take
@@ -362,42 +446,42 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand], checked: list[tuple[st
             got += take
             held.append(_Reserved(bal.warehouse_id, bal.location_id, bal.lot_id, take))
             new_reservations.append({
-                "id": new_id(), "tenant_id": uow.tenant_id, "created_at": now, "updated_at": now,
+                "id": new_id(), "tenant_id": tenant, "created_at": now, "updated_at": now,
                 "demand_type": demand_type, "demand_id": demand_id, "product_id": product_id, "balance_id": bal.id,
                 "warehouse_id": bal.warehouse_id, "location_id": bal.location_id, "lot_id": bal.lot_id,
                 "quantity": take, "status": "open"})
-            watch.touched(product_id, bal.warehouse_id)
         backordered = need - got
         values["backordered"] = backordered
         reserved_total = already + got
         lines.append({"demand_type": demand_type, "demand_id": str(demand_id), "stock_demand_id": str(sd_id),
                       "product_id": str(product_id), "requested": str(quantity), "reserved": str(reserved_total),
                       "backordered": str(backordered)})
-        events.append(StockReserved(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
-                                    requested=str(quantity), reserved=str(reserved_total),
-                                    backordered=str(backordered)))
+        events.append((StockReserved(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
+                                     requested=str(quantity), reserved=str(reserved_total),
+                                     backordered=str(backordered)), f"stock/{product_id}"))
         results.append(AllocationResult(demand_id=demand_id, product_id=product_id, requested=quantity,
                                         reserved=reserved_total, backordered=backordered,
                                         reservations=_infos(held)))
+    # stock.low.v1 where this allocation took available stock below a reorder point (known from the read).
+    for (product_id, wid), after in sorted(_free_stock(balances, rules).items()):
+        point = rules[(product_id, wid)]
+        if free_before[(product_id, wid)] >= point > after:
+            events.append((StockLow(product_id=str(product_id), warehouse_id=str(wid), available=str(after),
+                                    reorder_point=str(point)), f"stock/{product_id}"))
     # Writes: one statement per table (executemany), demands before the reservations that name them.
-    conn = session.connection()
     if new_demands:
-        conn.execute(insert(StockDemand.__table__), list(new_demands.values()))
+        conn.execute(_INSERT_DEMANDS, list(new_demands.values()))
     if changed_demands:
-        table = StockDemand.__table__
-        conn.execute(update(table).where(table.c.id == bindparam("b_id")), list(changed_demands.values()))
+        conn.execute(_UPDATE_DEMANDS, list(changed_demands.values()))
         _expire(session, StockDemand, changed_demands, list(_DEMAND_FIELDS))
     if touched:
-        table = StockBalance.__table__
-        conn.execute(update(table).where(table.c.id == bindparam("b_id")).values(reserved=bindparam("b_reserved")),
-                     [{"b_id": bal.id, "b_reserved": bal.reserved} for bal in touched.values()])
+        conn.execute(_UPDATE_RESERVED, [{"b_id": bal.id, "b_reserved": bal.reserved} for bal in touched.values()])
         _expire(session, StockBalance, touched, ["reserved"])
     if new_reservations:
-        conn.execute(insert(Reservation.__table__), new_reservations)
+        conn.execute(_INSERT_RESERVATIONS, new_reservations)
     # One audit entry for the call, listing its lines (not one per line).
     audit(uow, "stock.allocate", "stock_allocation", None, after={"lines": lines})
-    record_events(uow, [(event, f"stock/{event.product_id}") for event in events])
-    watch.emit()
+    record_events(uow, events)
     return results
 
 
@@ -549,15 +633,117 @@ def issue_reserved_many(uow: UnitOfWork, *, demand_type: str, items: Sequence[tu
     return core.with_retry(uow, lambda: _issue_many(uow, demand_type, checked, reference, on))
 
 
-def _reservations_by_demand(uow: UnitOfWork, demand_type: str,
-                            demand_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Reservation]]:
-    out: dict[uuid.UUID, list[Reservation]] = defaultdict(list)
-    for r in _open_reservations(uow, demand_type, demand_ids):
-        out[r.demand_id].append(r)
+@dataclass(slots=True)
+class _Held:
+    """An open reservation as issuing reads it (a plain row; written back with one executemany)."""
+
+    id: uuid.UUID
+    demand_id: uuid.UUID
+    product_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    location_id: uuid.UUID
+    lot_id: uuid.UUID | None
+    quantity: Decimal
+    created_at: datetime
+
+
+class _ProductFacts(NamedTuple):
+    """What issuing needs of a product (it stands in for a `Product` in `take_value` and `_pick_serials`)."""
+
+    id: uuid.UUID
+    sku: str
+    track_serials: bool
+    standard_cost: Decimal | None
+
+
+@dataclass(slots=True)
+class _Stock:
+    """A stock balance being issued from."""
+
+    id: uuid.UUID
+    on_hand: Decimal
+    reserved: Decimal
+
+
+@dataclass(slots=True)
+class _Cost:
+    """A product's moving average in a warehouse (`core.take_value` works on it as on an `ItemCost`)."""
+
+    id: uuid.UUID
+    quantity: Decimal
+    value: Decimal
+    unit_cost: Decimal
+    new: bool = False
+
+
+# The reads and writes of an issue, built once; like allocation's, they run on the session's connection
+# and name the tenant of every table they read.
+_HELD = (
+    select(_r.id, _r.demand_id, _r.product_id, _r.warehouse_id, _r.location_id, _r.lot_id, _r.quantity,
+           _r.created_at)
+    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"),
+           _r.demand_id.in_(bindparam("ids", expanding=True)), _r.status == "open")
+    .order_by(_r.created_at, _r.id)
+)
+# The balances the reservations draw on, found by (product, location, lot) as `core.balance_for` finds
+# them, and locked in id order.
+_ISSUE_BALANCES = (
+    select(_b.id, _b.product_id, _b.location_id, _b.lot_key, _b.on_hand, _b.reserved)
+    .where(_b.tenant_id == _TENANT, _b.product_id.in_(bindparam("products", expanding=True)),
+           _b.location_id.in_(bindparam("locations", expanding=True)))
+    .order_by(_b.id)
+    .with_for_update()
+)
+_COSTS = (
+    select(ItemCost.id, ItemCost.product_id, ItemCost.warehouse_id, ItemCost.quantity, ItemCost.value,
+           ItemCost.unit_cost)
+    .where(ItemCost.tenant_id == _TENANT, ItemCost.product_id.in_(bindparam("products", expanding=True)),
+           ItemCost.warehouse_id.in_(bindparam("warehouses", expanding=True)))
+    .order_by(ItemCost.id)
+    .with_for_update()
+)
+_PRODUCT_FACTS = (
+    select(Product.id, Product.sku, Product.track_serials, Product.standard_cost)
+    .where(Product.tenant_id == _TENANT, Product.id.in_(bindparam("ids", expanding=True)))
+)
+_ISSUED_DEMANDS = (
+    select(_sd.id, _sd.demand_id, _sd.backordered)
+    .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"),
+           _sd.demand_id.in_(bindparam("ids", expanding=True)))
+)
+_INSERT_MOVES = insert(StockMove.__table__)
+_UPDATE_STOCK = (update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
+                 .values(on_hand=bindparam("b_on_hand"), reserved=bindparam("b_reserved")))
+_UPDATE_HELD = (update(_r.__table__).where(_r.__table__.c.id == bindparam("b_id"))
+                .values(quantity=bindparam("b_quantity"), status=bindparam("b_status"), updated_at=bindparam("b_at")))
+_INSERT_COSTS = insert(ItemCost.__table__)
+_UPDATE_COSTS = (update(ItemCost.__table__).where(ItemCost.__table__.c.id == bindparam("b_id"))
+                 .values(quantity=bindparam("b_quantity"), value=bindparam("b_value"),
+                         unit_cost=bindparam("b_unit_cost"), updated_at=bindparam("b_at")))
+_CLOSE_DEMANDS = (update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
+                  .values(status="closed", updated_at=bindparam("b_at")))
+
+
+def _product_facts(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, _ProductFacts]:
+    """Like `catalog.get_products` (NotFound names the first missing id), four columns only."""
+    wanted = list(dict.fromkeys(ids))
+    found = {row.id: _ProductFacts(*row) for row in uow.session.connection().execute(
+        _PRODUCT_FACTS, {"tenant": uow.tenant_id, "ids": wanted})}
+    for product_id in wanted:
+        if product_id not in found:
+            raise NotFound("product", product_id)
+    return found
+
+
+def _held_by_demand(uow: UnitOfWork, demand_type: str, demand_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Held]]:
+    out: dict[uuid.UUID, list[_Held]] = defaultdict(list)
+    for row in uow.session.connection().execute(_HELD, {"tenant": uow.tenant_id, "demand_type": demand_type,
+                                                        "ids": demand_ids}):
+        out[row.demand_id].append(_Held(*row))
     return out
 
 
-def _check_reserved(by_demand: dict[uuid.UUID, list[Reservation]], wanted: dict[uuid.UUID, Decimal],
+def _check_reserved(by_demand: dict[uuid.UUID, list[_Held]], wanted: dict[uuid.UUID, Decimal],
                     demand_type: str) -> None:
     for demand_id, quantity in wanted.items():
         reserved = sum((r.quantity for r in by_demand.get(demand_id, [])), ZERO)
@@ -568,23 +754,32 @@ def _check_reserved(by_demand: dict[uuid.UUID, list[Reservation]], wanted: dict[
 
 def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, Decimal]], reference: str,
                 on: date | None) -> list[IssueResult]:
+    """The stock side of a shipment with a fixed number of statements whatever the number of lines: one
+    read per table (balances and costs locked in id order), then one executemany per table for the writes.
+
+    This is `core.record_move` for a batch of issues, with plain rows instead of ORM objects: each move
+    leaves a stock balance, consuming its reservation, and goes to the customer location (no balance)."""
     session = uow.session
+    session.flush()  # the reads below go to the connection, which does not autoflush
+    conn = session.connection()
+    tenant = uow.tenant_id
     demand_ids = list(dict.fromkeys(d for d, _ in items))
     wanted: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO)
     for demand_id, quantity in items:
         wanted[demand_id] += quantity
-    by_demand = _reservations_by_demand(uow, demand_type, demand_ids)
+    by_demand = _held_by_demand(uow, demand_type, demand_ids)
     _check_reserved(by_demand, wanted, demand_type)
-    products = catalog.get_products(uow, {rs[0].product_id for rs in by_demand.values()})
+    products = _product_facts(uow, {rs[0].product_id for rs in by_demand.values()})
     core.lock_products(uow, products)
-    if on is not None and on < clock.today():
+    today = clock.today()
+    if on is not None and on < today:
         from entrepot.ledger.services.periods import open_period_for_posting
 
         open_period_for_posting(uow, on)
-    if session.get_bind().dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         # Read again under the product locks: another transaction may have changed them meanwhile
         # (SQLite writers are serialised from BEGIN IMMEDIATE, so what we read is already current).
-        by_demand = _reservations_by_demand(uow, demand_type, demand_ids)
+        by_demand = _held_by_demand(uow, demand_type, demand_ids)
         _check_reserved(by_demand, wanted, demand_type)
     every = [r for rs in by_demand.values() for r in rs]
     lot_ids = {r.lot_id for r in every if r.lot_id}
@@ -593,22 +788,27 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     for rs in by_demand.values():
         rs.sort(key=lambda r: ((lots[r.lot_id].expiry_date or far) if r.lot_id else far, r.created_at, r.id))
     # Everything the moves touch, in one query each; balances and costs locked in id order (the fixed order).
-    locations = {loc.id: loc for loc in session.scalars(
-        select(Location).where(Location.id.in_({r.location_id for r in every})))}
-    balances = {b.id: b for b in session.scalars(
-        select(StockBalance).where(StockBalance.id.in_({r.balance_id for r in every}))
-        .order_by(StockBalance.id).with_for_update().execution_options(populate_existing=True))}
-    costs = core.item_costs(uow, {(r.product_id, r.warehouse_id) for r in every})
+    balances = {(row.product_id, row.location_id, row.lot_key): _Stock(row.id, row.on_hand, row.reserved)
+                for row in conn.execute(_ISSUE_BALANCES, {"tenant": tenant, "products": list(products),
+                                                          "locations": list({r.location_id for r in every})})}
+    costs = {(row.product_id, row.warehouse_id): _Cost(row.id, row.quantity, row.value, row.unit_cost)
+             for row in conn.execute(_COSTS, {"tenant": tenant, "products": list(products),
+                                              "warehouses": list({r.warehouse_id for r in every})})}
+    for key in sorted({(r.product_id, r.warehouse_id) for r in every} - costs.keys()):
+        costs[key] = _Cost(new_id(), ZERO, ZERO, ZERO, new=True)  # first stock out before any in
     currency = core.functional_currency(uow)
-    customer = core.location_of(uow, None, LocationKind.CUSTOMER)
+    customer_id = core.virtual_location_id(uow, LocationKind.CUSTOMER)
+    now = clock.now()
     results: list[IssueResult] = []
-    all_moves = []
+    moves: list[dict[str, Any]] = []
+    touched: dict[uuid.UUID, _Stock] = {}
+    used: dict[uuid.UUID, _Held] = {}
     for demand_id, quantity in items:
         reservations = by_demand[demand_id]
         product = products[reservations[0].product_id]
         remaining = quantity
         total_cost = ZERO
-        moves = []
+        move_ids = []
         by_lot: dict[uuid.UUID, LotIssue] = {}
         all_serials: list[str] = []
         warehouse_id: uuid.UUID | None = None
@@ -618,60 +818,86 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             if r.quantity <= 0:
                 continue  # used up by an earlier item of the same demand line
             take = min(r.quantity, remaining)
-            location = locations[r.location_id]
             lot = lots.get(r.lot_id) if r.lot_id else None
-            serials = _pick_serials(uow, product, location.id, lot, take) if product.track_serials else None
+            balance = balances.get((product.id, r.location_id, str(r.lot_id) if r.lot_id else ""))
+            if balance is None or take > balance.reserved:
+                code = session.get(Location, r.location_id).code
+                raise NotReserved(f"only {balance.reserved if balance else ZERO} reserved at {code}")
+            serials = _pick_serials(uow, product, r.location_id, lot, take) if product.track_serials else None
             value = core.take_value(costs[(product.id, r.warehouse_id)], product, take, currency)
-            balance = balances.get(r.balance_id)
-            if balance is not None and (balance.product_id, balance.location_id, balance.lot_id) != (
-                    product.id, location.id, r.lot_id):
-                balance = None  # not the reservation's own balance any more: let record_move find it
-            move = core.record_move(uow, product=product, from_location=location, to_location=customer,
-                                    quantity=take, kind=MoveKind.ISSUE, lot=lot, value=value,
-                                    unit_cost=core.quantize_storage(value / take), reference=reference, on=on,
-                                    demand_type=demand_type, demand_id=demand_id, serials=serials,
-                                    consume_reserved=True, source_balance=balance, flush=False)
+            balance.reserved -= take
+            balance.on_hand -= take
+            touched[balance.id] = balance
+            move_id = new_id()
+            moves.append({
+                "id": move_id, "tenant_id": tenant, "product_id": product.id, "lot_id": r.lot_id,
+                "from_location_id": r.location_id, "to_location_id": customer_id,
+                "from_warehouse_id": r.warehouse_id, "to_warehouse_id": None, "quantity": take,
+                "unit_cost": core.quantize_storage(value / take), "value": value, "kind": MoveKind.ISSUE.value,
+                "reason": None, "reference": reference, "demand_type": demand_type, "demand_id": demand_id,
+                "serials": serials, "effective_date": on or today, "created_at": now, "actor": uow.actor.ref})
             r.quantity -= take
-            if r.quantity == 0:
-                r.status = "closed"
+            used[r.id] = r
             remaining -= take
             total_cost += value
-            moves.append(move)
+            move_ids.append(move_id)
             warehouse_id = warehouse_id or r.warehouse_id
             if serials:
                 for s in serials:
                     s_row = session.scalar(select(SerialNumber).where(SerialNumber.product_id == product.id,
                                                                        SerialNumber.serial == s))
                     if s_row is not None:
-                        s_row.location_id = customer.id
+                        s_row.location_id = customer_id
                 all_serials.extend(serials)
             if lot is not None:
                 entry = by_lot.setdefault(lot.id, LotIssue(lot.id, lot.code, ZERO))
                 entry.quantity += take
                 entry.serials.extend(serials or [])
-        all_moves.extend(moves)
         results.append(IssueResult(quantity=quantity, cost=total_cost, warehouse_id=warehouse_id,
-                                   lots=list(by_lot.values()), move_ids=[m.id for m in moves], serials=all_serials))
-    for sd in session.scalars(select(StockDemand).where(StockDemand.demand_type == demand_type,
-                                                        StockDemand.demand_id.in_(demand_ids))):
-        if sd.backordered == 0 and not any(r.quantity > 0 for r in by_demand.get(sd.demand_id, [])):
-            sd.status = "closed"
-    session.flush()
+                                   lots=list(by_lot.values()), move_ids=move_ids, serials=all_serials))
+    session.flush()  # serial numbers moved to the customer (ORM), before the batch writes
+    # Writes: one statement per table (executemany). Objects of these rows already in the session
+    # (loaded earlier in this transaction) are told to reload what changed.
+    conn.execute(_INSERT_MOVES, moves)
+    conn.execute(_UPDATE_STOCK, [{"b_id": b.id, "b_on_hand": b.on_hand, "b_reserved": b.reserved}
+                                 for b in touched.values()])
+    _expire(session, StockBalance, touched, ["on_hand", "reserved"])
+    conn.execute(_UPDATE_HELD, [{"b_id": r.id, "b_quantity": r.quantity, "b_status": "open" if r.quantity > 0
+                                 else "closed", "b_at": now} for r in used.values()])
+    _expire(session, Reservation, used, ["quantity", "status", "updated_at"])
+    new_costs = [(key, c) for key, c in costs.items() if c.new]
+    if new_costs:
+        conn.execute(_INSERT_COSTS, [{"id": c.id, "tenant_id": tenant, "product_id": key[0], "warehouse_id": key[1],
+                                      "quantity": c.quantity, "value": c.value, "unit_cost": c.unit_cost,
+                                      "created_at": now, "updated_at": now} for key, c in new_costs])
+    old_costs = [c for c in costs.values() if not c.new]
+    if old_costs:
+        conn.execute(_UPDATE_COSTS, [{"b_id": c.id, "b_quantity": c.quantity, "b_value": c.value,
+                                      "b_unit_cost": c.unit_cost, "b_at": now} for c in old_costs])
+        _expire(session, ItemCost, [c.id for c in old_costs], ["quantity", "value", "unit_cost", "updated_at"])
+    # A demand line is done when nothing is reserved for it any more and nothing is backordered.
+    done = [{"b_id": row.id, "b_at": now} for row in conn.execute(
+        _ISSUED_DEMANDS, {"tenant": tenant, "demand_type": demand_type, "ids": demand_ids})
+        if row.backordered == 0 and not any(r.quantity > 0 for r in by_demand.get(row.demand_id, []))]
+    if done:
+        conn.execute(_CLOSE_DEMANDS, done)
+        _expire(session, StockDemand, [d["b_id"] for d in done], ["status", "updated_at"])
     # One cost-of-goods entry for the whole issue (the moves carry the cost per line).
-    posting.post_shipment_cost(uow, source_id=all_moves[0].id, on=on or clock.today(),
+    posting.post_shipment_cost(uow, source_id=moves[0]["id"], on=on or today,
                                amount=sum((r.cost for r in results), ZERO))
-    if on is not None and on < clock.today():
+    if on is not None and on < today:
         from entrepot.inventory.services import valuation
 
-        first_move: dict[tuple[uuid.UUID, uuid.UUID], StockMove] = {}
-        for m in all_moves:
-            if m.from_warehouse_id:
-                first_move.setdefault((m.product_id, m.from_warehouse_id), m)
-        for (product_id, wid), trigger in sorted(first_move.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        first_move: dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID] = {}
+        for m in moves:
+            first_move.setdefault((m["product_id"], m["from_warehouse_id"]), m["id"])
+        for (product_id, wid), trigger_id in sorted(first_move.items(), key=lambda kv: (str(kv[0][0]),
+                                                                                         str(kv[0][1]))):
             if valuation.has_later_outflows(uow, product_id, wid, on):
-                valuation.revalue(uow, products[product_id], wid, trigger)
-    for move in all_moves:
-        audit(uow, "stock.issue", "stock_move", move.id, after=snapshot(move))
+                valuation.revalue(uow, catalog.get_product(uow, product_id), wid,
+                                  session.get_one(StockMove, trigger_id))
+    for move in moves:
+        audit(uow, "stock.issue", "stock_move", move["id"], after=move)
     issued = []
     for (demand_id, quantity), result in zip(items, results, strict=True):
         product_id = by_demand[demand_id][0].product_id
@@ -682,7 +908,7 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     return results
 
 
-def _pick_serials(uow: UnitOfWork, product: Product, location_id: uuid.UUID, lot: Lot | None,
+def _pick_serials(uow: UnitOfWork, product: _ProductFacts, location_id: uuid.UUID, lot: Lot | None,
                   quantity: Decimal) -> list[str]:
     if quantity != quantity.to_integral_value():
         raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
@@ -696,11 +922,11 @@ def _pick_serials(uow: UnitOfWork, product: Product, location_id: uuid.UUID, lot
 
 
 class _ReorderWatch:
-    """Emits stock.low.v1 when an operation takes available stock below a reorder point."""
+    """Emits stock.low.v1 when an operation takes available stock below a reorder point.
+
+    (Allocation does the same from the rows it reads anyway: see `_allocate`.)"""
 
     def __init__(self, uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
-        from entrepot.inventory.models import ReorderRule
-
         self.uow = uow
         # Plain rows (no ORM objects): this runs on every allocation, and most products have no rule.
         self.rules = {(r.product_id, r.warehouse_id): r for r in uow.session.execute(
@@ -715,8 +941,6 @@ class _ReorderWatch:
             self.seen.add((product_id, warehouse_id))
 
     def emit(self) -> None:
-        from entrepot.inventory.events import StockLow
-
         if not self.seen:
             return
         self.uow.session.flush()

@@ -2,6 +2,8 @@
 
 * `record_move` is the only code that writes a `StockMove` and changes a
   balance's on-hand quantity; it keeps `StockBalance` equal to the moves.
+  (Its one batch form is `allocation._issue_many`, which ships a whole
+  shipment's reserved stock with one statement per table and the same rules.)
 * Product locks: every operation that changes a product's stock first takes a
   per-product lock (a transaction-scoped advisory lock on PostgreSQL, in
   product-id order; SQLite serialises writers with BEGIN IMMEDIATE), then
@@ -24,14 +26,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import event, select, text
+from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
 from entrepot.db.uow import UnitOfWork
-from entrepot.identity.services.tenants import get_tenant
+from entrepot.identity.models import Tenant
 from entrepot.inventory.models import (
     INTERNAL_KINDS,
     WAREHOUSE_KINDS,
@@ -117,17 +120,37 @@ def as_uuid(value: object, field: str) -> uuid.UUID:
 
 
 def tenant_settings(uow: UnitOfWork) -> dict[str, Any]:
-    cache = uow.session.info.setdefault("inventory_settings", {})
-    if "settings" not in cache:
-        tenant = get_tenant(uow, uow.tenant_id)
-        cache["settings"] = dict(tenant.settings or {})
-        cache["currency"] = tenant.currency
-    return cache["settings"]  # type: ignore[no-any-return]
+    """The tenant's settings (allocation policy, negative stock...), read once per unit of work."""
+    return _tenant_facts(uow)[0]
 
 
 def functional_currency(uow: UnitOfWork) -> str:
-    tenant_settings(uow)
-    return uow.session.info["inventory_settings"]["currency"]  # type: ignore[no-any-return]
+    return _tenant_facts(uow)[1]
+
+
+# Built once: these reads run once in nearly every stock operation, on the session's connection (no ORM
+# machinery; that path skips the session's automatic tenant criteria, so the tenant is stated).
+_TENANT_FACTS = select(Tenant.settings, Tenant.currency).where(Tenant.id == bindparam("tenant"))
+_VIRTUAL_LOCATION = (
+    select(Location.id)
+    .where(Location.tenant_id == bindparam("tenant"), Location.kind == bindparam("kind"),
+           Location.warehouse_id.is_(None))
+    .order_by(Location.id)
+    .limit(1)
+)
+
+
+def _tenant_facts(uow: UnitOfWork) -> tuple[dict[str, Any], str]:
+    def read() -> tuple[dict[str, Any], str]:
+        session = uow.session
+        tenant = session.identity_map.get(identity_key(Tenant, uow.tenant_id))
+        if tenant is None:
+            # Two columns, not the ORM object.
+            row = session.connection().execute(_TENANT_FACTS, {"tenant": uow.tenant_id}).one()
+            return dict(row.settings or {}), row.currency
+        return dict(tenant.settings or {}), tenant.currency  # loaded here already, maybe changed and not flushed
+
+    return uow.memo("inventory.tenant_facts", read)  # type: ignore[no-any-return]
 
 
 def negative_stock_allowed(uow: UnitOfWork) -> bool:
@@ -183,6 +206,20 @@ def location_of(uow: UnitOfWork, warehouse_id: uuid.UUID | None, kind: LocationK
         raise NotFound("location", f"{kind} of warehouse {warehouse_id}")
     cache[key] = loc
     return loc
+
+
+def virtual_location_id(uow: UnitOfWork, kind: LocationKind) -> uuid.UUID:
+    """The id of the tenant's virtual location of a kind (customer, supplier...), read once per unit
+    of work: batch code that needs only the id (a shipment's moves go to the customer location)."""
+    def read() -> uuid.UUID:
+        uow.session.flush()  # the connection's reads do not autoflush
+        loc = uow.session.connection().execute(_VIRTUAL_LOCATION, {"tenant": uow.tenant_id,
+                                                                   "kind": str(kind)}).scalar()
+        if loc is None:
+            raise NotFound("location", f"{kind} of warehouse None")
+        return loc
+
+    return uow.memo(("inventory.virtual_location", str(kind)), read)  # type: ignore[no-any-return]
 
 
 def stock_location(uow: UnitOfWork, warehouse_id: uuid.UUID, location_id: object | None = None,
