@@ -122,3 +122,33 @@ def test_a_pooled_connection_carries_no_tenant_into_the_next_transaction(pg_url)
     # and a platform session (login role) can still see every tenant's rows
     with platform_session(url=pg_url) as s:
         assert s.scalar(select(AuditEntry).where(AuditEntry.tenant_id == a.id).limit(1)) is not None
+
+
+def test_savepoints_keep_the_tenant_wall_without_setting_it_again(pg_url):
+    # given a tenant transaction whose first statement runs inside a savepoint
+    a = make_tenant(pg_url)
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    engine = get_engine(pg_url)
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with a.uow() as uow:
+            # when statements run in a savepoint, after it, and after a rolled-back one
+            seen = []
+            probe = text("SELECT current_setting('entrepot.tenant_id', true), current_user")
+            with uow.session.begin_nested():
+                seen.append(tuple(uow.session.execute(probe).one()))
+            seen.append(tuple(uow.session.execute(probe).one()))
+            uow.session.begin_nested().rollback()
+            seen.append(tuple(uow.session.execute(probe).one()))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    # then every one ran as the app role inside the tenant, set once for the transaction
+    assert seen == [(str(a.id), "entrepot_app")] * 3
+    assert sum("set_config" in s for s in statements) == 1

@@ -140,8 +140,9 @@ def platform_session(*, readonly: bool = False, url: str | None = None) -> Sessi
 
 
 @event.listens_for(Session, "after_begin")
-def _set_tenant_for_rls(session: Session, _tx: Any, connection: Any) -> None:
-    if connection.dialect.name != "postgresql":
+def _set_tenant_for_rls(session: Session, transaction: Any, connection: Any) -> None:
+    if connection.dialect.name != "postgresql" or transaction.nested:
+        # A savepoint runs inside the transaction that already set both values.
         return
     tenant_id = session.info.get("tenant_id")
     if tenant_id is None:

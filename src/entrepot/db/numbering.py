@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.infrastructure import DocumentSequence
@@ -23,7 +21,7 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
     """
     conn = uow.session.connection()
     tenant_id = uow.tenant_id
-    row = conn.execute(_take(tenant_id, sequence)).one_or_none()
+    row = conn.execute(_TAKE, {"t": tenant_id, "name": sequence}).one_or_none()
     if row is None:
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
@@ -32,20 +30,18 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
                     prefix=prefix if prefix is not None else sequence, last_value=0)
             .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
         )
-        row = conn.execute(_take(tenant_id, sequence)).one()
+        row = conn.execute(_TAKE, {"t": tenant_id, "name": sequence}).one()
     return f"{row.prefix}-{row.last_value:0{width}d}"
 
 
 _sequences = DocumentSequence.__table__
-
-
-def _take(tenant_id: object, sequence: str) -> Any:
-    return (
-        update(_sequences)
-        .where(_sequences.c.tenant_id == tenant_id, _sequences.c.name == sequence)
-        .values(last_value=_sequences.c.last_value + 1)
-        .returning(_sequences.c.last_value, _sequences.c.prefix)
-    )
+# Built once: every document number goes through it.
+_TAKE = (
+    update(_sequences)
+    .where(_sequences.c.tenant_id == bindparam("t"), _sequences.c.name == bindparam("name"))
+    .values(last_value=_sequences.c.last_value + 1)
+    .returning(_sequences.c.last_value, _sequences.c.prefix)
+)
 
 
 def peek_last(uow: UnitOfWork, sequence: str) -> int:

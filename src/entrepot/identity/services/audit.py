@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.audit_trail import audit, diff, snapshot
@@ -47,6 +47,20 @@ def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+_heads = AuditChainHead.__table__
+# Built once: this runs at the commit of every business action.
+# Reserving `count` sequence numbers; the UPDATE locks the tenant's chain head until
+# commit, so appends to one tenant's chain are serialised.
+_CLAIM = (
+    update(_heads)
+    .where(_heads.c.tenant_id == bindparam("t"))
+    .values(last_seq=_heads.c.last_seq + bindparam("n"))
+    .returning(_heads.c.last_seq, _heads.c.last_hash)
+)
+_SEAL = update(_heads).where(_heads.c.tenant_id == bindparam("t")).values(last_hash=bindparam("h"))
+_APPEND = AuditEntry.__table__.insert()
+
+
 def _write_pending(uow: UnitOfWork) -> None:
     if not uow.pending_audit:
         return
@@ -57,27 +71,18 @@ def _write_pending(uow: UnitOfWork) -> None:
     session.flush()
     conn = session.connection()
     count = len(uow.pending_audit)
-    heads = AuditChainHead.__table__
-    # Reserve `count` sequence numbers; the UPDATE locks the tenant's chain head
-    # until commit, so appends to one tenant's chain are serialised.
-    claim = (
-        update(heads)
-        .where(heads.c.tenant_id == tenant_id)
-        .values(last_seq=heads.c.last_seq + count)
-        .returning(heads.c.last_seq, heads.c.last_hash)
-    )
-    row = conn.execute(claim).one_or_none()
+    row = conn.execute(_CLAIM, {"t": tenant_id, "n": count}).one_or_none()
     if row is None:
-        dialect = conn.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
-            insert(heads)
+            insert(_heads)
             .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
             .on_conflict_do_nothing(index_elements=["tenant_id"])
         )
-        row = conn.execute(claim).one()
+        row = conn.execute(_CLAIM, {"t": tenant_id, "n": count}).one()
     seq, prev = row.last_seq - count, row.last_hash
     at = clock.now()
+    actor, request_id = uow.actor.ref, uow.actor.request_id
     rows = []
     for item in uow.pending_audit:
         seq += 1
@@ -86,16 +91,15 @@ def _write_pending(uow: UnitOfWork) -> None:
             "tenant_id": tenant_id,
             "seq": seq,
             "at": at,
-            "actor": uow.actor.ref,
-            "request_id": uow.actor.request_id,
+            "actor": actor,
+            "request_id": request_id,
             "prev_hash": prev,
             **item,
         }
-        entry["hash"] = _entry_hash(prev, _fields_of(entry))
-        prev = entry["hash"]
+        entry["hash"] = prev = _entry_hash(prev, _fields_of(entry))
         rows.append(entry)
-    conn.execute(AuditEntry.__table__.insert(), rows)
-    conn.execute(update(heads).where(heads.c.tenant_id == tenant_id).values(last_hash=prev))
+    conn.execute(_APPEND, rows)
+    conn.execute(_SEAL, {"t": tenant_id, "h": prev})
     uow.pending_audit.clear()
 
 
