@@ -21,7 +21,7 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
     """
     conn = uow.session.connection()
     tenant_id = uow.tenant_id
-    row = conn.execute(_TAKE, {"t": tenant_id, "name": sequence}).one_or_none()
+    row = conn.execute(_TAKE, {"t": tenant_id, "sequence": sequence}).one_or_none()
     if row is None:
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
@@ -30,7 +30,7 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
                     prefix=prefix if prefix is not None else sequence, last_value=0)
             .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
         )
-        row = conn.execute(_TAKE, {"t": tenant_id, "name": sequence}).one()
+        row = conn.execute(_TAKE, {"t": tenant_id, "sequence": sequence}).one()
     return f"{row.prefix}-{row.last_value:0{width}d}"
 
 
@@ -38,7 +38,7 @@ _sequences = DocumentSequence.__table__
 # Built once: every document number goes through it.
 _TAKE = (
     update(_sequences)
-    .where(_sequences.c.tenant_id == bindparam("t"), _sequences.c.name == bindparam("name"))
+    .where(_sequences.c.tenant_id == bindparam("t"), _sequences.c.name == bindparam("sequence"))
     .values(last_value=_sequences.c.last_value + 1)
     .returning(_sequences.c.last_value, _sequences.c.prefix)
 )
