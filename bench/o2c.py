@@ -8,7 +8,10 @@ pay) N times on a fresh database, one transaction per step as in real use.
 `--via service` drives the service layer in-process; `--via http` drives a real
 `entrepot serve` over loopback (keep-alive, one client). `--big` also times
 invoicing one 2,000-line order and posting one 80-line invoice. The last line
-printed is one JSON object with at least `orders`, `seconds`, `orders_per_s`.
+printed is one JSON object with at least `orders`, `seconds`, `orders_per_s`, and
+`orders_per_cpu_s`: orders per CPU second of the process doing the work (this one
+with `--via service`, the server with `--via http`), steadier than wall-clock time
+on a shared machine; `--via service` adds `statements_per_order`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._server import cli, fresh_database, server
+from bench._server import cli, fresh_database, server, server_cpu_seconds
 
 LINES = 5
 
@@ -99,24 +102,26 @@ def _big_documents(tenant_id: Any, customer_id: Any) -> dict[str, float]:
         sales.ship_shipment(uow, shipment.id)
         uow.commit()
     with tenant_uow(tenant_id) as uow:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         sales.invoice_sales_order(uow, order.id)
         uow.commit()
-        big = time.perf_counter() - started
+        big, big_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     with tenant_uow(tenant_id) as uow:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         billing.post_invoice(uow, customer_id=customer_id, currency="USD", lines=[
             billing.InvoiceLineInput(product_id=pid, quantity=Decimal(3), unit_price=Decimal("9.99"))
             for pid in product_ids[:80]])
         uow.commit()
-        small = time.perf_counter() - started
-    return {"invoice_2000_line_order_s": round(big, 3), "post_80_line_invoice_ms": round(small * 1000, 1)}
+        small, small_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {"invoice_2000_line_order_s": round(big, 3), "invoice_2000_line_order_cpu_s": round(big_cpu, 3),
+            "post_80_line_invoice_ms": round(small * 1000, 1),
+            "post_80_line_invoice_cpu_ms": round(small_cpu * 1000, 1)}
 
 
 # ---------------------------------------------------------------- over HTTP
 
 
-def _http_run(base: str, key: str, orders: int) -> float:
+def _http_run(base: str, key: str, orders: int) -> tuple[float, float]:
     import httpx
 
     with httpx.Client(base_url=base + "/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
@@ -133,7 +138,7 @@ def _http_run(base: str, key: str, orders: int) -> float:
             post("/stock/adjustments", {"warehouse_id": warehouse, "product_id": p, "quantity": str(10**7),
                                         "reason": "bench", "unit_cost": "4.00"}, 201)
         customer = post("/customers", {"code": "BENCH", "name": "Bench customer", "currency": "USD"}, 201)["id"]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), server_cpu_seconds(base)
         for n in range(orders):
             order = post("/sales-orders", {"customer_id": customer, "lines": [
                 {"product_id": products[(n + i) % len(products)], "quantity": "2"} for i in range(LINES)]}, 201)
@@ -143,7 +148,7 @@ def _http_run(base: str, key: str, orders: int) -> float:
             invoice = post(f"/sales-orders/{order['id']}/invoice", None, 201)
             post("/payments", {"customer_id": customer, "amount": invoice["total"], "currency": "USD",
                                "allocations": [{"invoice_id": invoice["id"], "amount": invoice["total"]}]}, 201)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, server_cpu_seconds(base) - cpu_started
 
 
 def main() -> None:
@@ -160,19 +165,32 @@ def main() -> None:
         if args.via == "http":
             key = cli(url, "apikey", "create", "--tenant", "bench")
             with server(url) as base:
-                seconds = _http_run(base, key, args.orders)
+                seconds, cpu = _http_run(base, key, args.orders)
         else:
+            from sqlalchemy import event
+            from sqlalchemy.engine import Engine
+
             tenant_id, product_ids, customer_id = _service_setup(url, 2000 if args.big else 20)
-            started = time.perf_counter()
+            statements = [0]
+
+            def count(*_: Any) -> None:
+                statements[0] += 1
+
+            event.listen(Engine, "before_cursor_execute", count)
+            started, cpu_started = time.perf_counter(), time.process_time()
             for n in range(args.orders):
                 _service_flow(tenant_id, product_ids[:20], customer_id, n)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            event.remove(Engine, "before_cursor_execute", count)
+            if args.orders:
+                result["statements_per_order"] = round(statements[0] / args.orders, 1)
             if args.big:
                 result.update(_big_documents(tenant_id, customer_id))
         if args.via == "http" and args.big:
             result["big"] = "only with --via service"
     result.update({"orders": args.orders, "seconds": round(seconds, 3),
-                   "orders_per_s": round(args.orders / seconds, 1) if seconds > 0 else None})
+                   "orders_per_s": round(args.orders / seconds, 1) if seconds > 0 else None,
+                   "orders_per_cpu_s": round(args.orders / cpu, 1) if cpu > 0 else None})
     print(json.dumps(result))
 
 

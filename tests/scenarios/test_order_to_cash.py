@@ -90,6 +90,10 @@ def test_a_day_at_the_order_desk(api):
 
     # --- the six ship
     first = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    # the pick list sends the picker to the Dallas stock location for all six
+    [to_pick] = desk.get(f"/shipments/{first['id']}/pick-list")["lines"]
+    assert [(p["warehouse_code"], p["location_code"], p["quantity"]) for p in to_pick["picks"]] == [
+        ("DAL", "DAL/STOCK", "6")]
     act(api, f"/shipments/{first['id']}/pick")
     act(api, f"/shipments/{first['id']}/pack", json={"packages": [{"weight_kg": "3.2"}]})
     act(api, f"/shipments/{first['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z001"})

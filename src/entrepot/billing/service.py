@@ -13,8 +13,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from entrepot.billing import events
 from entrepot.billing.models import (
@@ -31,7 +32,7 @@ from entrepot.billing.tax import HUNDRED, TaxableLine, calculate_tax
 from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
-from entrepot.integration.outbox import record_event
+from entrepot.integration.outbox import record_event, record_events
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from entrepot.kernel.ids import new_id
@@ -92,20 +93,70 @@ class CustomerTerms:
 
 
 def customer_terms(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerTerms:
-    """Billing's view of a customer, through the parties service."""
+    """Billing's view of a customer, through the parties service; read once per unit of work
+    (a billing run invoices many orders of the same customer)."""
     from entrepot.parties.service import get_customer
 
-    try:
-        c = get_customer(uow, customer_id)
-    except NotFound as exc:
-        raise invalid("customer_id", "no such customer", "exists") from exc
-    return CustomerTerms(
-        currency=c.currency,
-        tax_exempt=bool(getattr(c, "tax_exempt", False)),
-        payment_terms_days=int(getattr(c, "payment_terms_days", None) or DEFAULT_TERMS_DAYS),
-        early_discount_percent=to_decimal(getattr(c, "early_discount_percent", None) or 0),
-        early_discount_days=int(getattr(c, "early_discount_days", None) or 0),
-    )
+    def read() -> CustomerTerms:
+        try:
+            c = get_customer(uow, customer_id)
+        except NotFound as exc:
+            raise invalid("customer_id", "no such customer", "exists") from exc
+        return CustomerTerms(
+            currency=c.currency,
+            tax_exempt=bool(getattr(c, "tax_exempt", False)),
+            payment_terms_days=int(getattr(c, "payment_terms_days", None) or DEFAULT_TERMS_DAYS),
+            early_discount_percent=to_decimal(getattr(c, "early_discount_percent", None) or 0),
+            early_discount_days=int(getattr(c, "early_discount_days", None) or 0),
+        )
+
+    return uow.memo(("billing.customer_terms", customer_id), read)  # type: ignore[no-any-return]
+
+
+def insert_lines(uow: UnitOfWork, parent: Any, collection: str, lines: Sequence[Any]) -> None:
+    """Write a new document's lines in ONE statement and attach them to `parent` as loaded objects.
+
+    The ORM's flush bookkeeping costs about as much per line as the insert itself, and a
+    document is written once and its lines rarely touched again in the same transaction. So the
+    caller builds the lines as plain model objects with every column set; the parent (already
+    added to the session) is flushed first, since the lines reference it; the rows go out as one
+    executemany; then the objects join the session as clean persistent objects, exactly as if
+    they had been loaded: reading them, or changing them later in the same unit of work, works
+    as for any other row.
+    """
+    session = uow.session
+    session.flush()
+    if lines:
+        table = type(lines[0]).__table__
+        rows = []
+        for line in lines:
+            line.tenant_id = uow.tenant_id
+            rows.append({k: v for k, v in vars(line).items() if k in table.c})
+        session.connection().execute(insert(table), rows)
+    for line in lines:
+        make_transient_to_detached(line)
+        session.add(line)
+    set_committed_value(parent, collection, list(lines))
+
+
+def update_lines(uow: UnitOfWork, lines: Sequence[Any], changes: Sequence[dict[str, Any]]) -> None:
+    """Write new values of a few columns (the same ones for every line) to many lines of a document
+    in ONE statement, and record them on the objects as their committed state.
+
+    `insert_lines`' counterpart for the quantities a step moves on every line (shipped, invoiced):
+    the ORM would track, diff and write each object; here the caller says what changed."""
+    if not lines:
+        return
+    table = type(lines[0]).__table__
+    keys = list(changes[0])
+    statement = update(table).where(table.c.id == bindparam("b_id"), table.c.tenant_id == bindparam("b_tenant")
+                                    ).values({k: bindparam(f"v_{k}") for k in keys})
+    uow.session.connection().execute(statement, [
+        {"b_id": line.id, "b_tenant": uow.tenant_id, **{f"v_{k}": change[k] for k in keys}}
+        for line, change in zip(lines, changes, strict=True)])
+    for line, change in zip(lines, changes, strict=True):
+        for k in keys:
+            set_committed_value(line, k, change[k])
 
 
 def _posting() -> Any:
@@ -143,7 +194,7 @@ def post_invoice(
     tax = calculate_tax(uow, currency=currency, country=ship_to_country, region=ship_to_region,
                         lines=taxable, on=on, exempt=terms.tax_exempt)
     invoice = Invoice(
-        id=new_id(),  # known before flush: the ledger posting references it
+        id=new_id(),  # known before the insert: the lines and the ledger posting reference it
         number=next_number(uow, "INV"),
         customer_id=customer_id,
         sales_order_id=sales_order_id,
@@ -159,18 +210,17 @@ def post_invoice(
         subtotal=ZERO, tax_total=ZERO, total=ZERO, amount_due=ZERO, amount_paid=ZERO, amount_discounted=ZERO,
         amount_credited=ZERO,
     )
-    for i, (line, lt) in enumerate(zip(lines, tax.lines, strict=True)):
-        invoice.lines.append(InvoiceLine(
-            line_no=i + 1, product_id=line.product_id, source_line_id=line.source_line_id,
-            description=line.description, tax_class=line.tax_class, quantity=line.quantity,
-            unit_price=line.unit_price, line_total=lt.net, tax_rate_percent=lt.rate_percent, tax_amount=lt.tax,
-            quantity_credited=ZERO,
-        ))
     invoice.subtotal = tax.net_total
     invoice.tax_total = tax.tax_total
     invoice.total = invoice.subtotal + invoice.tax_total
     invoice.amount_due = invoice.total
     uow.session.add(invoice)
+    insert_lines(uow, invoice, "lines", [InvoiceLine(
+        id=new_id(), invoice_id=invoice.id, line_no=i + 1, product_id=line.product_id,
+        source_line_id=line.source_line_id, description=line.description, tax_class=line.tax_class,
+        quantity=line.quantity, unit_price=line.unit_price, line_total=lt.net, tax_rate_percent=lt.rate_percent,
+        tax_amount=lt.tax, quantity_credited=ZERO,
+    ) for i, (line, lt) in enumerate(zip(lines, tax.lines, strict=True))])
     _posting().post_invoice(uow, source_id=invoice.id, number=invoice.number, on=on, currency=currency,
                             customer_id=customer_id, net=invoice.subtotal, tax=invoice.tax_total,
                             due_on=invoice.due_on)
@@ -212,13 +262,15 @@ def list_invoices(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, stat
 
 
 def open_receivables(uow: UnitOfWork, customer_id: uuid.UUID) -> Decimal:
-    """What the customer owes on open invoices, less unapplied credit."""
-    due = uow.session.scalar(select(func.sum(Invoice.amount_due)).where(
-        Invoice.customer_id == customer_id, Invoice.status.in_(OPEN_INVOICE))) or ZERO
-    credit = uow.session.scalar(select(func.sum(Payment.unapplied)).where(Payment.customer_id == customer_id)) or ZERO
-    noted = uow.session.scalar(select(func.sum(CreditNote.unapplied)).where(
-        CreditNote.customer_id == customer_id)) or ZERO
-    return to_decimal(due) - to_decimal(credit) - to_decimal(noted)
+    """What the customer owes on open invoices, less unapplied credit (one statement: the credit
+    check asks on every confirmation of a customer with a credit limit)."""
+    due, credit, noted = uow.session.execute(select(
+        select(func.sum(Invoice.amount_due)).where(
+            Invoice.customer_id == customer_id, Invoice.status.in_(OPEN_INVOICE)).scalar_subquery(),
+        select(func.sum(Payment.unapplied)).where(Payment.customer_id == customer_id).scalar_subquery(),
+        select(func.sum(CreditNote.unapplied)).where(CreditNote.customer_id == customer_id).scalar_subquery(),
+    )).one()
+    return to_decimal(due or ZERO) - to_decimal(credit or ZERO) - to_decimal(noted or ZERO)
 
 
 def aging(uow: UnitOfWork, *, on: date | None = None) -> dict[str, Any]:
@@ -439,16 +491,17 @@ def record_payment(
     payment.id = new_id()
     plan = _plan_allocations(uow, payment, allocations, allow_discount=True)
     uow.session.add(payment)
-    _apply(uow, payment, plan)
+    paid = _apply(uow, payment, plan)
     _posting().post_customer_payment(uow, source_id=payment.id, on=received_on, currency=currency,
                                      customer_id=customer_id, amount=amount, discount=payment.discount)
     audit(uow, "payment.record", "payment", payment.id, after=snapshot(payment))
-    record_event(uow, events.PaymentReceived(
+    # the invoices' paid events, then the payment's, written as one outbox statement
+    record_events(uow, [*paid, (events.PaymentReceived(
         payment_id=str(payment.id), number=payment.number, customer_id=str(customer_id), currency=currency,
         amount=str(amount), applied=str(payment.applied), unapplied=str(payment.unapplied),
         discount=str(payment.discount),
         allocations=[{"invoice_id": str(inv.id), "amount": str(a), "discount": str(d)} for inv, a, d in plan],
-    ), subject=f"payment/{payment.id}")
+    ), f"payment/{payment.id}")])
     return payment
 
 
@@ -459,13 +512,13 @@ def apply_customer_credit(uow: UnitOfWork, *, payment_id: uuid.UUID,
     if not allocations:
         raise invalid("allocations", "give at least one invoice", "required")
     plan = _plan_allocations(uow, payment, allocations, allow_discount=False)
-    _apply(uow, payment, plan)
+    paid = _apply(uow, payment, plan)
     audit(uow, "payment.apply", "payment", payment.id, after={"applied": payment.applied,
                                                                "unapplied": payment.unapplied})
-    record_event(uow, events.PaymentApplied(
+    record_events(uow, [*paid, (events.PaymentApplied(
         payment_id=str(payment.id), customer_id=str(payment.customer_id),
         allocations=[{"invoice_id": str(inv.id), "amount": str(a)} for inv, a, _ in plan],
-    ), subject=f"payment/{payment.id}")
+    ), f"payment/{payment.id}")])
     return payment
 
 
@@ -542,8 +595,12 @@ def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[A
     return plan
 
 
-def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal, Decimal]]) -> None:
+def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal, Decimal]]
+           ) -> list[tuple[events.InvoicePaid, str]]:
+    """Apply the plan; returns the `invoice.paid.v1` events of the invoices it settles, for the
+    caller to record with its own event in one outbox statement."""
     now = clock.now()
+    paid: list[tuple[events.InvoicePaid, str]] = []
     for inv, amount, discount in plan:
         payment.allocations.append(PaymentAllocation(invoice_id=inv.id, amount=amount, discount=discount,
                                                      applied_at=now))
@@ -555,8 +612,9 @@ def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal,
         inv.amount_due -= amount + discount
         INVOICE.apply(inv, "pay" if inv.amount_due == 0 else "pay_partially")
         if inv.amount_due == 0:
-            record_event(uow, events.InvoicePaid(invoice_id=str(inv.id), number=inv.number,
-                                                 customer_id=str(inv.customer_id)), subject=f"invoice/{inv.id}")
+            paid.append((events.InvoicePaid(invoice_id=str(inv.id), number=inv.number,
+                                            customer_id=str(inv.customer_id)), f"invoice/{inv.id}"))
+    return paid
 
 
 def get_payment(uow: UnitOfWork, payment_id: uuid.UUID, *, for_update: bool = False) -> Payment:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm.util import identity_key
 
 from entrepot.billing.models import TaxRate
 from entrepot.db.uow import UnitOfWork
@@ -161,15 +162,21 @@ def tenant_rates(uow: UnitOfWork, country: str) -> list[RateRow]:
 
 
 def tax_settings(uow: UnitOfWork) -> tuple[bool, str]:
-    """(prices_include_tax, rounding) from the tenant's settings."""
-    cache = uow.session.info.get("billing.tax_settings")
-    if cache is None:
-        tenant = uow.session.get(Tenant, uow.tenant_id)
-        settings = (tenant.settings or {}) if tenant else {}
-        cache = (bool(settings.get("prices_include_tax", False)),
-                 "document" if settings.get("tax_rounding") == "document" else "line")
-        uow.session.info["billing.tax_settings"] = cache
-    return cache
+    """(prices_include_tax, rounding) from the tenant's settings, read once per unit of work."""
+
+    def read() -> tuple[bool, str]:
+        session = uow.session
+        tenant = session.identity_map.get(identity_key(Tenant, uow.tenant_id))
+        if tenant is not None:
+            settings = tenant.settings or {}  # loaded here already, maybe changed and not flushed
+        else:
+            # one column, not the ORM object: every order entry and invoice asks
+            settings = session.connection().execute(
+                select(Tenant.settings).where(Tenant.id == uow.tenant_id)).scalar() or {}
+        return (bool(settings.get("prices_include_tax", False)),
+                "document" if settings.get("tax_rounding") == "document" else "line")
+
+    return uow.memo("billing.tax_settings", read)  # type: ignore[no-any-return]
 
 
 _engine: TaxEngine = TableTaxEngine()

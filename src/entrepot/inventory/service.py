@@ -8,6 +8,7 @@ routes and CLI.
 
 from __future__ import annotations
 
+from entrepot.inventory.services import picking as picking  # pick lists: picking.pick_plan
 from entrepot.inventory.services.allocation import (
     AllocationResult,
     Demand,

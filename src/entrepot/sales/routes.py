@@ -18,6 +18,7 @@ from entrepot.sales import ports, quotes, returns, service, shipping
 from entrepot.sales.models import Quote, SalesOrder, Shipment, ShippingRate
 from entrepot.sales.schemas import (
     InvoicingRun,
+    PickListRead,
     QuoteCreate,
     QuoteRead,
     ReturnCreate,
@@ -39,7 +40,10 @@ Uow = UnitOfWork
 
 
 def _order_read(uow: UnitOfWork, order: SalesOrder, *, live: bool = True) -> SalesOrderRead:
-    """With live reserved/backordered quantities from inventory for open orders."""
+    """With live reserved/backordered quantities from inventory for open orders. Actions call it
+    before they commit, so the quantities are read in their own transaction instead of a second
+    one; the flush first makes `version` the one this transaction writes."""
+    uow.session.flush()
     if live and order.status in service.OPEN_ORDER:
         ids = [ln.id for ln in order.lines]
         return SalesOrderRead.of(order, reserved=service.reserved_by_line(uow, order),
@@ -90,15 +94,17 @@ def read_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(per
 def confirm_sales_order(sales_order_id: uuid.UUID,
                         uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> SalesOrderRead:
     order = service.confirm_sales_order(uow, sales_order_id)
+    read = _order_read(uow, order)  # live quantities read in this transaction, not in a second one
     uow.commit()
-    return _order_read(uow, order)
+    return read
 
 
 @router.post("/sales-orders/{sales_order_id}/release-hold", response_model=SalesOrderRead)
 def release_hold(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_RELEASE_HOLD)]) -> SalesOrderRead:
     order = service.release_hold(uow, sales_order_id)
+    read = _order_read(uow, order)  # live quantities read in this transaction, not in a second one
     uow.commit()
-    return _order_read(uow, order)
+    return read
 
 
 @router.post("/sales-orders/{sales_order_id}/allocate", response_model=SalesOrderRead,
@@ -106,8 +112,9 @@ def release_hold(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.O
 def allocate_sales_order(sales_order_id: uuid.UUID,
                          uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> SalesOrderRead:
     order = service.allocate_backorders(uow, sales_order_id)
+    read = _order_read(uow, order)  # live quantities read in this transaction, not in a second one
     uow.commit()
-    return _order_read(uow, order)
+    return read
 
 
 @router.post("/sales-orders/{sales_order_id}/cancel", response_model=SalesOrderRead)
@@ -182,6 +189,12 @@ def list_shipments(
 @router.get("/shipments/{shipment_id}", response_model=ShipmentRead)
 def read_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_READ)]) -> ShipmentRead:
     return ShipmentRead.of(service.get_shipment(uow, shipment_id))
+
+
+@router.get("/shipments/{shipment_id}/pick-list", response_model=PickListRead,
+            summary="Where to pick each line of an open shipment: warehouse, location, lot/serials, quantity")
+def read_pick_list(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_READ)]) -> PickListRead:
+    return PickListRead.of(service.pick_list(uow, shipment_id))
 
 
 @router.post("/shipments/{shipment_id}/pick", response_model=ShipmentRead)

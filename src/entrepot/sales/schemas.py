@@ -196,6 +196,54 @@ class ShipmentRead(BaseModel):
         )
 
 
+class PickRead(BaseModel):
+    warehouse_id: uuid.UUID
+    warehouse_code: str
+    location_id: uuid.UUID
+    location_code: str
+    lot_id: uuid.UUID | None
+    lot_code: str | None
+    expiry_date: date | None
+    quantity: str
+    serials: list[str] = Field(description="serial-tracked products: the serial numbers the issue would take now "
+                                           "(serials are not reserved one by one)")
+
+
+class PickListLineRead(BaseModel):
+    shipment_line_id: uuid.UUID
+    line_no: int
+    sales_order_line_id: uuid.UUID
+    product_id: uuid.UUID
+    sku: str
+    description: str
+    quantity: str
+    short: str = Field(description="on the shipment but no longer reserved: nothing to pick for it")
+    picks: list[PickRead]
+
+
+class PickListRead(BaseModel):
+    shipment_id: uuid.UUID
+    number: str
+    sales_order_id: uuid.UUID
+    status: str
+    lines: list[PickListLineRead]
+
+    @classmethod
+    def of(cls, p: Any) -> PickListRead:
+        s = p.shipment
+        return cls(shipment_id=s.id, number=s.number, sales_order_id=s.sales_order_id, status=s.status, lines=[
+            PickListLineRead(
+                shipment_line_id=ln.shipment_line.id, line_no=ln.shipment_line.line_no,
+                sales_order_line_id=ln.order_line.id, product_id=ln.order_line.product_id, sku=ln.order_line.sku,
+                description=ln.order_line.description, quantity=number(ln.shipment_line.quantity) or "0",
+                short=number(ln.short) or "0",
+                picks=[PickRead(warehouse_id=k.warehouse_id, warehouse_code=k.warehouse_code,
+                                location_id=k.location_id, location_code=k.location_code, lot_id=k.lot_id,
+                                lot_code=k.lot_code, expiry_date=k.expiry_date, quantity=number(k.quantity) or "0",
+                                serials=list(k.serials)) for k in ln.picks])
+            for ln in p.lines])
+
+
 class TimelineEntry(BaseModel):
     sequence: int
     id: uuid.UUID

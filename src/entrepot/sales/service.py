@@ -13,10 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from entrepot.billing import service as billing
 from entrepot.billing.models import Invoice, PaymentAllocation
+from entrepot.billing.service import insert_lines, update_lines
 from entrepot.billing.tax import TaxableLine, calculate_tax
 from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork
@@ -53,6 +54,11 @@ class NotReserved(Conflict):
 class NothingToShip(Conflict):
     code = "nothing_to_ship"
     title = "Nothing reserved to ship"
+
+
+class NothingToPick(Conflict):
+    code = "nothing_to_pick"
+    title = "Nothing left to pick"
 
 
 @dataclass(frozen=True)
@@ -170,15 +176,15 @@ def resolve_ship_to(uow: UnitOfWork, customer: Any, ship_to: dict[str, Any] | No
 SHIPPING_TAX_CLASS = "shipping"
 
 
-def _apply_tax(uow: UnitOfWork, order: SalesOrder, customer: Any) -> None:
-    taxable = [TaxableLine(i, ln.tax_class, ln.quantity * ln.unit_price) for i, ln in enumerate(order.lines)]
+def _apply_tax(uow: UnitOfWork, order: SalesOrder, lines: Sequence[SalesOrderLine], customer: Any) -> None:
+    taxable = [TaxableLine(i, ln.tax_class, ln.quantity * ln.unit_price) for i, ln in enumerate(lines)]
     if order.shipping_charge:
         taxable.append(TaxableLine("shipping", SHIPPING_TAX_CLASS, order.shipping_charge))
     tax = calculate_tax(
         uow, currency=order.currency, country=order.ship_to_country, region=order.ship_to_region,
         lines=taxable, on=order.order_date, exempt=bool(getattr(customer, "tax_exempt", False)),
     )
-    for line, lt in zip(order.lines, tax.lines, strict=False):
+    for line, lt in zip(lines, tax.lines, strict=False):
         line.line_total, line.tax_rate_percent, line.tax_amount = lt.net, lt.rate_percent, lt.tax
     order.shipping_tax = tax.by_key()["shipping"].tax if order.shipping_charge else ZERO
     order.subtotal = tax.net_total  # goods and shipping, net of tax
@@ -186,11 +192,12 @@ def _apply_tax(uow: UnitOfWork, order: SalesOrder, customer: Any) -> None:
     order.total = order.subtotal + order.tax_total
 
 
-def _shipping_charge(uow: UnitOfWork, order: SalesOrder, carrier: str, service: str) -> None:
+def _shipping_charge(uow: UnitOfWork, order: SalesOrder, lines: Sequence[SalesOrderLine], carrier: str,
+                     service: str) -> None:
     from entrepot.sales.shipping import ShippingRequest, get_shipping_rater
 
-    goods = sum((round_money(ln.quantity * ln.unit_price, order.currency) for ln in order.lines), ZERO)
-    weight = sum((ln.quantity * (ln.weight_kg or ZERO) for ln in order.lines), ZERO)
+    goods = sum((round_money(ln.quantity * ln.unit_price, order.currency) for ln in lines), ZERO)
+    weight = sum((ln.quantity * (ln.weight_kg or ZERO) for ln in lines), ZERO)
     quote = get_shipping_rater().quote(uow, ShippingRequest(carrier, service, order.ship_to_country, weight, goods,
                                                             order.currency))
     order.shipping_carrier, order.shipping_service, order.shipping_charge = quote.carrier, quote.service, quote.charge
@@ -223,18 +230,19 @@ def create_sales_order(
         subtotal=ZERO, tax_total=ZERO, total=ZERO, invoiced_total=ZERO, shipping_charge=ZERO, shipping_tax=ZERO,
         shipping_invoiced=False,
     )
-    for n, p in enumerate(priced):
-        order.lines.append(SalesOrderLine(
-            id=new_id(), line_no=n + 1, product_id=p.product.id, sku=p.product.sku, description=p.product.name,
-            tax_class=getattr(p.product, "tax_class", None) or "standard", quantity=p.quantity,
-            unit_price=p.unit_price, price_source=p.source, line_total=ZERO,
-            weight_kg=getattr(p.product, "weight_kg", None), quantity_backordered=ZERO, quantity_shipped=ZERO,
-            quantity_invoiced=ZERO, quantity_returned=ZERO,
-        ))
+    # Lines are built as plain objects, priced and taxed, then written in one statement (insert_lines).
+    order_lines = [SalesOrderLine(
+        id=new_id(), order_id=order.id, line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
+        description=p.product.name, tax_class=getattr(p.product, "tax_class", None) or "standard",
+        quantity=p.quantity, unit_price=p.unit_price, price_source=p.source, line_total=ZERO,
+        tax_rate_percent=ZERO, tax_amount=ZERO, weight_kg=getattr(p.product, "weight_kg", None),
+        quantity_backordered=ZERO, quantity_shipped=ZERO, quantity_invoiced=ZERO, quantity_returned=ZERO,
+    ) for n, p in enumerate(priced)]
     if shipping:
-        _shipping_charge(uow, order, *shipping)
-    _apply_tax(uow, order, customer)
+        _shipping_charge(uow, order, order_lines, *shipping)
+    _apply_tax(uow, order, order_lines, customer)
     uow.session.add(order)
+    insert_lines(uow, order, "lines", order_lines)
     audit(uow, "sales_order.create", "sales_order", order.id,
           after={"number": order.number, "customer_id": customer.id, "total": order.total, "lines": len(order.lines)})
     record_event(uow, events.SalesOrderCreated(
@@ -244,13 +252,28 @@ def create_sales_order(
 
 
 def get_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, for_update: bool = False) -> SalesOrder:
-    query = select(SalesOrder).where(SalesOrder.id == order_id).options(selectinload(SalesOrder.lines))
+    """The order with its lines, in one statement (every step needs the lines; an order has few)."""
+    return _one_order(uow, select(SalesOrder).where(SalesOrder.id == order_id), order_id, for_update=for_update)
+
+
+def _one_order(uow: UnitOfWork, query: Any, ref: uuid.UUID, *, for_update: bool, what: str = "sales order"
+               ) -> SalesOrder:
+    query = query.options(joinedload(SalesOrder.lines))
     if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    order = uow.session.scalar(query)
+        # lock the order row only (PostgreSQL refuses FOR UPDATE on the outer-joined lines)
+        query = query.with_for_update(of=SalesOrder).execution_options(populate_existing=True)
+    order = uow.session.scalars(query).unique().one_or_none()
     if order is None:
-        raise NotFound("sales order", order_id)
+        raise NotFound(what, ref)
     return order
+
+
+def _lock_order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> SalesOrder:
+    """Lock the shipment's order (callers then lock the shipment: order first, then shipment, as
+    cancel_sales_order does, so the two cannot deadlock), found through the shipment in one statement."""
+    query = select(SalesOrder).join(Shipment, Shipment.sales_order_id == SalesOrder.id).where(
+        Shipment.id == shipment_id)
+    return _one_order(uow, query, shipment_id, for_update=True, what="shipment")
 
 
 def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | None = None,
@@ -303,8 +326,10 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
             record_event(uow, events.SalesOrderHeld(**_event_base(order), reason="credit", exposure=str(exposure),
                                                     credit_limit=str(limit)), subject=f"sales_order/{order.id}")
             return order
-    SALES_ORDER.apply(order, "confirm")
+    # Allocate first, then move the state: allocation flushes (savepoint), and the order's
+    # status and promised date then go out as one UPDATE at commit instead of two.
     reserved, backordered = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
+    SALES_ORDER.apply(order, "confirm")
     audit(uow, "sales_order.confirm", "sales_order", order.id, before={"status": "draft"},
           after={"status": order.status})
     record_event(uow, events.SalesOrderConfirmed(
@@ -474,10 +499,11 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
             raise NotReserved("cannot ship more than is reserved: " + "; ".join(short))
     shipment = Shipment(id=new_id(), number=next_number(uow, "SHP"), sales_order_id=order.id,
                         customer_id=order.customer_id, status=ShipmentStatus.draft, packages=[])
-    for n, (line, qty) in enumerate(plan):
-        shipment.lines.append(ShipmentLine(line_no=n + 1, sales_order_line_id=line.id, product_id=line.product_id,
-                                           quantity=qty))
     uow.session.add(shipment)
+    insert_lines(uow, shipment, "lines", [
+        ShipmentLine(id=new_id(), shipment_id=shipment.id, line_no=n + 1, sales_order_line_id=line.id,
+                     product_id=line.product_id, quantity=qty, warehouse_id=None, cost=None, lots=[])
+        for n, (line, qty) in enumerate(plan)])
     summary = [{"sales_order_line_id": str(ln.id), "quantity": str(q)} for ln, q in plan]
     audit(uow, "shipment.create", "shipment", shipment.id, after={"number": shipment.number, "lines": summary})
     record_event(uow, events.ShipmentCreated(shipment_id=str(shipment.id), number=shipment.number,
@@ -487,31 +513,64 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
 
 
 def get_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, for_update: bool = False) -> Shipment:
-    query = select(Shipment).where(Shipment.id == shipment_id).options(selectinload(Shipment.lines))
+    query = select(Shipment).where(Shipment.id == shipment_id).options(joinedload(Shipment.lines))
     if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    shipment = uow.session.scalar(query)
+        query = query.with_for_update(of=Shipment).execution_options(populate_existing=True)
+    shipment = uow.session.scalars(query).unique().one_or_none()
     if shipment is None:
         raise NotFound("shipment", shipment_id)
     return shipment
 
 
-def _order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> uuid.UUID:
-    """The shipment's order id, without loading the shipment (callers lock the order, then load the shipment)."""
-    order_id = uow.session.scalar(select(Shipment.sales_order_id).where(Shipment.id == shipment_id))
-    if order_id is None:
-        raise NotFound("shipment", shipment_id)
-    return order_id
-
-
 def _shipment_step(uow: UnitOfWork, shipment_id: uuid.UUID, action: str) -> Shipment:
-    get_sales_order(uow, _order_of_shipment(uow, shipment_id), for_update=True)  # lock order, then shipment
+    _lock_order_of_shipment(uow, shipment_id)
     shipment = get_shipment(uow, shipment_id, for_update=True)
     before = shipment.status
     SHIPMENT.apply(shipment, action)
     audit(uow, f"shipment.{action}", "shipment", shipment.id, before={"status": before},
           after={"status": shipment.status})
     return shipment
+
+
+@dataclass
+class PickListLine:
+    shipment_line: ShipmentLine
+    order_line: SalesOrderLine
+    picks: list[Any]  # inventory's Pick: warehouse, location, lot, quantity, serials
+    short: Decimal  # on the shipment but no longer reserved: nothing to pick for it
+
+
+@dataclass
+class PickList:
+    shipment: Shipment
+    lines: list[PickListLine]
+
+
+def pick_list(uow: UnitOfWork, shipment_id: uuid.UUID) -> PickList:
+    """Where to pick each line of an open shipment: warehouse, location, lot (and serial numbers when
+    tracked) and quantity, from the line's reservations in the order the shipment will be issued.
+    When several open shipments share an order line, earlier shipments take from the reservations
+    first, so this one's picks start after theirs."""
+    shipment = get_shipment(uow, shipment_id)
+    if shipment.status not in OPEN_SHIPMENT:
+        raise NothingToPick(f"shipment {shipment.number} is {shipment.status}: nothing is left to pick")
+    line_ids = [sl.sales_order_line_id for sl in shipment.lines]
+    order_lines = {ln.id: ln for ln in uow.session.scalars(
+        select(SalesOrderLine).where(SalesOrderLine.id.in_(line_ids)))}
+    ahead: dict[uuid.UUID, Decimal] = {line_id: qty for line_id, qty in uow.session.execute(
+        select(ShipmentLine.sales_order_line_id, func.sum(ShipmentLine.quantity))
+        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .where(ShipmentLine.sales_order_line_id.in_(line_ids), Shipment.status.in_(OPEN_SHIPMENT),
+               Shipment.id != shipment.id,
+               (Shipment.created_at < shipment.created_at)
+               | ((Shipment.created_at == shipment.created_at) & (Shipment.id < shipment.id)))
+        .group_by(ShipmentLine.sales_order_line_id))}
+    picking = ports.inventory().picking
+    plans = picking.pick_plan(uow, demand_type=DEMAND, items=[
+        picking.PickItem(sl.sales_order_line_id, sl.quantity, ahead.get(sl.sales_order_line_id) or ZERO)
+        for sl in shipment.lines])
+    return PickList(shipment, [PickListLine(sl, order_lines[sl.sales_order_line_id], plan.picks, plan.short)
+                               for sl, plan in zip(shipment.lines, plans, strict=True)])
 
 
 def pick_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
@@ -558,24 +617,32 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
                   service: str | None = None, tracking_number: str | None = None) -> Shipment:
     """Stock leaves the warehouse (inventory issues the reservations and posts COGS); the order
     moves to partially shipped or shipped."""
-    # lock order first, then shipment: the same order as cancel_sales_order, so the two cannot deadlock
-    order = get_sales_order(uow, _order_of_shipment(uow, shipment_id), for_update=True)
+    order = _lock_order_of_shipment(uow, shipment_id)
     shipment = get_shipment(uow, shipment_id, for_update=True)
     before = shipment.status
-    SHIPMENT.apply(shipment, "ship")
+    if SHIPMENT.transition_for(ShipmentStatus(before), "ship") is None:
+        SHIPMENT.apply(shipment, "ship")  # raises, naming the allowed actions
     inv = ports.inventory()
     by_id = {ln.id: ln for ln in order.lines}
     # one batch for all the lines: a fixed number of queries and one cost-of-goods entry per shipment
     all_issued = inv.issue_reserved_many(uow, demand_type=DEMAND, reference=shipment.number,
                                          items=[(sl.sales_order_line_id, sl.quantity) for sl in shipment.lines])
+    # what left, per line, and the order lines' shipped quantities: one statement each (update_lines)
+    issued_lines = []
+    shipped: dict[uuid.UUID, Decimal] = {}
     for sl, issued in zip(shipment.lines, all_issued, strict=True):
-        sl.warehouse_id = getattr(issued, "warehouse_id", None)
-        sl.cost = getattr(issued, "cost", None)
-        sl.lots = [{"lot_code": lot.lot_code, "quantity": str(lot.quantity), "serials": list(lot.serials)}
-                   for lot in getattr(issued, "lots", [])]
-        if getattr(issued, "serials", None) and not sl.lots:
-            sl.lots = [{"lot_code": None, "quantity": str(sl.quantity), "serials": list(issued.serials)}]
-        by_id[sl.sales_order_line_id].quantity_shipped += sl.quantity
+        lots = [{"lot_code": lot.lot_code, "quantity": str(lot.quantity), "serials": list(lot.serials)}
+                for lot in getattr(issued, "lots", [])]
+        if getattr(issued, "serials", None) and not lots:
+            lots = [{"lot_code": None, "quantity": str(sl.quantity), "serials": list(issued.serials)}]
+        issued_lines.append({"warehouse_id": getattr(issued, "warehouse_id", None),
+                             "cost": getattr(issued, "cost", None), "lots": lots})
+        line_id = sl.sales_order_line_id
+        shipped[line_id] = shipped.get(line_id, by_id[line_id].quantity_shipped) + sl.quantity
+    update_lines(uow, shipment.lines, issued_lines)
+    update_lines(uow, [by_id[i] for i in shipped], [{"quantity_shipped": q} for q in shipped.values()])
+    # the state moves after the issue (which flushes): the shipment is then written once, at commit
+    SHIPMENT.apply(shipment, "ship")
     shipment.carrier, shipment.service, shipment.tracking_number = carrier, service, tracking_number
     shipment.shipped_at = clock.now()
     complete = all(ln.quantity_shipped >= ln.quantity for ln in order.lines)
@@ -630,8 +697,8 @@ def _uninvoiced_lines(order: SalesOrder) -> list[billing.InvoiceLineInput]:
 
 
 def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, *, invoice_total: Decimal) -> None:
-    for ln in order.lines:
-        ln.quantity_invoiced = ln.quantity_shipped
+    todo = [ln for ln in order.lines if ln.quantity_invoiced != ln.quantity_shipped]
+    update_lines(uow, todo, [{"quantity_invoiced": ln.quantity_shipped} for ln in todo])
     order.shipping_invoiced = order.shipping_invoiced or bool(order.shipping_charge)
     order.invoiced_total += invoice_total
     # a closed-short order is fully invoiced once everything it shipped is
