@@ -267,6 +267,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--history", type=int, default=280_000)
     args = parser.parse_args()
+    # The process settings every `entrepot` command applies at start-up (see kernel/process.py).
+    from entrepot.kernel.process import settle_after_startup
+
+    settle_after_startup()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     print(json.dumps([run(kind, args) for kind in kinds], indent=2))
 

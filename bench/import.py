@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
+    # The process settings every `entrepot` command applies at start-up (see kernel/process.py).
+    from entrepot.kernel.process import settle_after_startup
+
+    settle_after_startup()
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.db == "sqlite":

@@ -184,6 +184,10 @@ def main() -> None:
     parser.add_argument("--bulk-share", type=float, default=0.4,
                         help=f"share of the lines posted as {BULK_LINES}-line entries (the rest as documents)")
     args = parser.parse_args()
+    # The process settings every `entrepot` command applies at start-up (see kernel/process.py).
+    from entrepot.kernel.process import settle_after_startup
+
+    settle_after_startup()
     results = {}
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         with fresh_database(kind) as url:

@@ -158,6 +158,10 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--big", action="store_true", help="also time a 2,000-line invoice and an 80-line one")
     args = parser.parse_args()
+    # The process settings every `entrepot` command applies at start-up (see kernel/process.py).
+    from entrepot.kernel.process import settle_after_startup
+
+    settle_after_startup()
     result: dict[str, Any] = {"bench": "o2c", "via": args.via, "db": args.db, "lines_per_order": LINES}
     with fresh_database(args.db) as url:
         cli(url, "init")

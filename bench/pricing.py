@@ -39,6 +39,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="orders resolved first and not timed")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
+    # The process settings every `entrepot` command applies at start-up (see kernel/process.py).
+    from entrepot.kernel.process import settle_after_startup
+
+    settle_after_startup()
     rng = random.Random(4)
 
     with tempfile.TemporaryDirectory() as tmp:

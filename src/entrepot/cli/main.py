@@ -16,6 +16,7 @@ from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.services import api_keys, audit, tenants, users
 from entrepot.kernel.errors import DomainError
+from entrepot.kernel.process import settle_after_startup
 
 app = typer.Typer(help="Entrepot: ERP for distribution businesses.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants (distributors, dealers, resellers).", no_args_is_help=True)
@@ -29,6 +30,12 @@ app.add_typer(audit_app, name="audit")
 
 err = Console(stderr=True)
 out = Console()
+
+
+@app.callback()
+def _settle() -> None:
+    """Entrepot: ERP for distribution businesses."""
+    settle_after_startup()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
