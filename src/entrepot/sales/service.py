@@ -17,8 +17,8 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from entrepot.billing import service as billing
 from entrepot.billing.models import Invoice, PaymentAllocation
-from entrepot.billing.service import insert_lines, update_lines
 from entrepot.billing.tax import TaxableLine, calculate_tax
+from entrepot.db.document_lines import insert_lines, update_lines
 from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit

@@ -1,4 +1,4 @@
-"""Document lines are written in one statement (billing.insert_lines / update_lines), yet behave as
+"""Document lines are written in one statement (db.document_lines: insert_lines / update_lines), yet behave as
 ordinary rows of the session: later steps of the same unit of work read and change them, and what
 commits is what they hold."""
 
