@@ -30,11 +30,11 @@ LINES = 5
 # both backends; PostgreSQL adds the per-transaction tenant setting.
 BUDGET = {
     "create_order": 15,
-    "confirm": 18,
+    "confirm": 17,
     "create_shipment": 11,
-    "ship": 40,
-    "invoice": 24,
-    "pay": 22,
+    "ship": 34,
+    "invoice": 20,
+    "pay": 17,
 }
 
 
@@ -99,7 +99,6 @@ def test_each_step_of_a_five_line_order_stays_within_its_statement_budget(tenant
     counts = _flow(tenant, product_ids, customer_id)
 
     # then no step sends more statements than its budget
-    print("statements per step:", counts)
     over = {name: (counts[name], BUDGET[name]) for name in BUDGET if counts[name] > BUDGET[name]}
     assert not over, f"steps over budget (sent, budget): {over}; all counts: {counts}"
 

@@ -18,11 +18,10 @@ from decimal import Decimal
 from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm.util import identity_key
 
 from entrepot.billing.models import TaxRate
 from entrepot.db.uow import UnitOfWork
-from entrepot.identity.models import Tenant
+from entrepot.identity.services.tenants import tenant_facts
 from entrepot.kernel.money import ZERO, minor_unit, round_money
 
 HUNDRED = Decimal(100)
@@ -165,14 +164,7 @@ def tax_settings(uow: UnitOfWork) -> tuple[bool, str]:
     """(prices_include_tax, rounding) from the tenant's settings, read once per unit of work."""
 
     def read() -> tuple[bool, str]:
-        session = uow.session
-        tenant = session.identity_map.get(identity_key(Tenant, uow.tenant_id))
-        if tenant is not None:
-            settings = tenant.settings or {}  # loaded here already, maybe changed and not flushed
-        else:
-            # one column, not the ORM object: every order entry and invoice asks
-            settings = session.connection().execute(
-                select(Tenant.settings).where(Tenant.id == uow.tenant_id)).scalar() or {}
+        settings = tenant_facts(uow).settings
         return (bool(settings.get("prices_include_tax", False)),
                 "document" if settings.get("tax_rounding") == "document" else "line")
 

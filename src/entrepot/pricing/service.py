@@ -40,7 +40,7 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.service import category_parents, get_products, price_basis
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
-from entrepot.identity.services.tenants import get_tenant
+from entrepot.identity.services.tenants import tenant_facts
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
@@ -267,7 +267,7 @@ def minimum_margin(uow: UnitOfWork) -> Decimal:
     cached = uow.session.info.get("pricing.minimum_margin")
     if cached is not None:
         return cached
-    raw = (get_tenant(uow, uow.tenant_id).settings or {}).get("minimum_margin", 0)
+    raw = tenant_facts(uow).settings.get("minimum_margin", 0)
     try:
         margin = to_decimal(raw)
     except InvalidAmount:

@@ -22,6 +22,7 @@ from entrepot.db.document_lines import insert_lines, update_lines
 from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
+from entrepot.identity.services.tenants import tenant_facts
 from entrepot.integration.models import OutboxEvent
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
@@ -710,10 +711,7 @@ def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, *, invoice_total: Decimal
 
 def invoice_grouping(uow: UnitOfWork) -> str:
     """Tenant setting `invoice_grouping`: "order" (default) or "customer" (one invoice per customer per run)."""
-    from entrepot.identity.models import Tenant
-
-    tenant = uow.session.get(Tenant, uow.tenant_id)
-    return "customer" if ((tenant.settings or {}) if tenant else {}).get("invoice_grouping") == "customer" else "order"
+    return "customer" if tenant_facts(uow).settings.get("invoice_grouping") == "customer" else "order"
 
 
 def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: date | None = None) -> list[Invoice]:

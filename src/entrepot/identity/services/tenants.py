@@ -6,8 +6,10 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm.util import identity_key
 
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.events import TenantCreated
@@ -106,3 +108,29 @@ def get_tenant(uow: UnitOfWork, tenant_id: uuid.UUID) -> Tenant:
     if tenant is None:
         raise NotFound("tenant", tenant_id)
     return tenant
+
+
+class TenantFacts(NamedTuple):
+    settings: dict[str, Any]
+    currency: str
+
+
+_FACTS = select(Tenant.settings, Tenant.currency).where(Tenant.id == bindparam("tenant"))
+
+
+def tenant_facts(uow: UnitOfWork) -> TenantFacts:
+    """The tenant's settings and functional currency, read once per unit of work.
+
+    Nearly every business action asks (tax rounding, allocation policy, negative
+    stock, invoice grouping, minimum margin): one two-column read on the session's
+    connection, not the ORM object. A tenant row the unit of work already holds
+    (maybe changed and not yet flushed) is used as it is."""
+
+    def read() -> TenantFacts:
+        tenant = uow.session.identity_map.get(identity_key(Tenant, uow.tenant_id))
+        if tenant is not None:
+            return TenantFacts(dict(tenant.settings or {}), tenant.currency)
+        row = uow.session.connection().execute(_FACTS, {"tenant": uow.tenant_id}).one()
+        return TenantFacts(dict(row.settings or {}), row.currency)
+
+    return uow.memo("identity.tenant_facts", read)  # type: ignore[no-any-return]

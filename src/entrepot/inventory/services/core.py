@@ -29,12 +29,11 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
 from entrepot.db.uow import UnitOfWork
-from entrepot.identity.models import Tenant
+from entrepot.identity.services.tenants import tenant_facts
 from entrepot.inventory.models import (
     INTERNAL_KINDS,
     WAREHOUSE_KINDS,
@@ -121,16 +120,15 @@ def as_uuid(value: object, field: str) -> uuid.UUID:
 
 def tenant_settings(uow: UnitOfWork) -> dict[str, Any]:
     """The tenant's settings (allocation policy, negative stock...), read once per unit of work."""
-    return _tenant_facts(uow)[0]
+    return tenant_facts(uow).settings
 
 
 def functional_currency(uow: UnitOfWork) -> str:
-    return _tenant_facts(uow)[1]
+    return tenant_facts(uow).currency
 
 
 # Built once: these reads run once in nearly every stock operation, on the session's connection (no ORM
 # machinery; that path skips the session's automatic tenant criteria, so the tenant is stated).
-_TENANT_FACTS = select(Tenant.settings, Tenant.currency).where(Tenant.id == bindparam("tenant"))
 _VIRTUAL_LOCATION = (
     select(Location.id)
     .where(Location.tenant_id == bindparam("tenant"), Location.kind == bindparam("kind"),
@@ -138,19 +136,6 @@ _VIRTUAL_LOCATION = (
     .order_by(Location.id)
     .limit(1)
 )
-
-
-def _tenant_facts(uow: UnitOfWork) -> tuple[dict[str, Any], str]:
-    def read() -> tuple[dict[str, Any], str]:
-        session = uow.session
-        tenant = session.identity_map.get(identity_key(Tenant, uow.tenant_id))
-        if tenant is None:
-            # Two columns, not the ORM object.
-            row = session.connection().execute(_TENANT_FACTS, {"tenant": uow.tenant_id}).one()
-            return dict(row.settings or {}), row.currency
-        return dict(tenant.settings or {}), tenant.currency  # loaded here already, maybe changed and not flushed
-
-    return uow.memo("inventory.tenant_facts", read)  # type: ignore[no-any-return]
 
 
 def negative_stock_allowed(uow: UnitOfWork) -> bool:
