@@ -29,7 +29,7 @@ LINES = 5
 # Statements per step, commit included (an executemany counts once). Measured on
 # both backends; PostgreSQL adds the per-transaction tenant setting.
 BUDGET = {
-    "create_order": 15,
+    "create_order": 14,
     "confirm": 17,
     "create_shipment": 11,
     "ship": 34,

@@ -60,10 +60,10 @@ def sellable_in_channel(uow: UnitOfWork, ids: Sequence[uuid.UUID], channel: str,
 
 
 def resolve_prices(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[tuple[uuid.UUID, Decimal]],
-                   on: date | None, channel: str | None) -> list[Any]:
+                   on: date | None, channel: str | None, products: Any = None) -> list[Any]:
     from entrepot.pricing.service import resolve_prices as resolve
 
-    return resolve(uow, customer_id=customer_id, lines=lines, on=on, channel=channel)
+    return resolve(uow, customer_id=customer_id, lines=lines, on=on, channel=channel, products=products)
 
 
 def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price") -> None:

@@ -142,7 +142,7 @@ def price_lines(uow: UnitOfWork, customer: Any, lines: Sequence[OrderLineInput],
     if to_price:
         results = ports.resolve_prices(uow, customer_id=customer.id, lines=[(ln.product_id, ln.quantity)
                                                                             for _, ln in to_price],
-                                       on=on, channel=channel)
+                                       on=on, channel=channel, products=products)
         for (i, _), r in zip(to_price, results, strict=True):
             if r.currency != customer.currency:
                 raise invalid(f"lines[{i}].product_id",
