@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint migration clean
+.PHONY: run test install install-dev lint migration clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,16 @@ clean:
 migration: install-dev
 	$(BIN)/python scripts/regen_migration.py
 	$(BIN)/ruff check --fix -q src/entrepot/db/migrations/versions || true
+
+## Every benchmark at the sizes the issues name, one after the other (see bench/README.md; ~30 minutes).
+bench: install-dev
+	$(BIN)/python bench/api_overhead.py --db both
+	$(BIN)/python bench/events.py --db sqlite
+	$(BIN)/python bench/events.py --db postgresql
+	$(BIN)/python bench/pricing.py
+	$(BIN)/python bench/import.py --rows 100000
+	$(BIN)/python bench/allocation.py --db sqlite
+	$(BIN)/python bench/ledger.py --db sqlite
+	$(BIN)/python bench/o2c.py --orders 1000 --via service --db sqlite
+	$(BIN)/python bench/o2c.py --orders 300 --via http --db sqlite
+	$(BIN)/python bench/o2c.py --orders 0 --big
