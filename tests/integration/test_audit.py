@@ -55,3 +55,24 @@ def test_deleting_the_last_entry_is_reported(tenant):
     with tenant.uow(readonly=True) as uow:
         report = verify_chain(uow)
     assert report.broken_at == 2
+
+
+def test_a_rolled_back_savepoint_takes_its_audit_entries_with_it(tenant):
+    from entrepot.db.audit_trail import audit
+
+    # given a unit of work that audits, then audits inside a savepoint that rolls back
+    with tenant.uow() as uow:
+        audit(uow, "thing.kept", "thing", None, after={"n": 1})
+        savepoint = uow.session.begin_nested()
+        audit(uow, "thing.dropped", "thing", None, after={"n": 2})
+        savepoint.rollback()
+        with uow.session.begin_nested():
+            audit(uow, "thing.kept_too", "thing", None, after={"n": 3})
+        # when it commits
+        uow.commit()
+
+    # then only the entries outside the rolled-back savepoint are on the trail
+    with tenant.uow(readonly=True) as uow:
+        actions = [e.action for e in uow.session.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+    assert "thing.dropped" not in actions
+    assert actions[-2:] == ["thing.kept", "thing.kept_too"]

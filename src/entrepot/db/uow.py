@@ -9,11 +9,13 @@ is the last lock taken and is held for the shortest time.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from entrepot.db.engine import platform_session, tenant_session
 from entrepot.kernel.context import Actor, system_actor
@@ -46,6 +48,9 @@ class UnitOfWork:
         self.committed = False
         self.session: Session
         self._memo: dict[Any, Any] = {}
+        # pending_audit's length when each savepoint began (see _savepoint_*); weak, so
+        # savepoints that were released simply drop out
+        self._audit_marks: weakref.WeakKeyDictionary[SessionTransaction, int] = weakref.WeakKeyDictionary()
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -106,3 +111,24 @@ def tenant_uow(tenant_id: uuid.UUID, *, readonly: bool = False, url: str | None 
 
 def platform_uow(*, readonly: bool = False, url: str | None = None) -> UnitOfWork:
     return UnitOfWork(system_actor(None), readonly=readonly, url=url, platform=True)
+
+
+# A savepoint that rolls back (a refused stock operation, a retried serialisation
+# failure) takes its rows with it; what the unit of work recorded inside it must go
+# too: its audit entries, and memoised reads, which may have seen its writes.
+@event.listens_for(Session, "after_transaction_create")
+def _savepoint_begun(session: Session, transaction: SessionTransaction) -> None:
+    uow = session.info.get("uow")
+    if uow is not None and transaction.nested:
+        uow._audit_marks[transaction] = len(uow.pending_audit)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _savepoint_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    uow = session.info.get("uow")
+    if uow is None or not previous.nested:
+        return
+    mark = uow._audit_marks.pop(previous, None)
+    if mark is not None:
+        del uow.pending_audit[mark:]
+    uow._memo.clear()
