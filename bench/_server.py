@@ -46,6 +46,69 @@ def fresh_database(kind: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_servers: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (Linux /proc), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                found.append(int(entry))
+    return found
+
+
+def server_cpu_seconds(base: str) -> float:
+    """CPU used so far by the `entrepot serve` at `base` and its worker processes:
+    read before and after a load run, it gives the server's CPU per request."""
+    proc = _servers[base]
+    pids = [proc.pid, *_children(proc.pid)]
+    return sum(_cpu_seconds(p) for p in pids)
+
+
+def postgres_cpu_seconds(url: str) -> float:
+    """CPU used so far by the PostgreSQL backends connected to `url`'s database."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = PG_ADMIN.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))]
+    return sum(_cpu_seconds(p) for p in pids)
+
+
+def _listening_sockets(port: int) -> int:
+    """Listening TCP sockets on this port (Linux /proc/net/tcp; state 0A is LISTEN)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        count += 1
+        except OSError:
+            continue
+    return count
+
+
 def cli(url: str, *args: str) -> str:
     env = {**os.environ, "ENTREPOT_DATABASE_URL": url}
     out = subprocess.run([ENTREPOT, *args], env=env, check=True, capture_output=True, text=True)
@@ -65,6 +128,7 @@ def server(url: str, *, workers: int = 1, extra_env: dict[str, str] | None = Non
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
+    _servers[base] = proc
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -75,8 +139,15 @@ def server(url: str, *, workers: int = 1, extra_env: dict[str, str] | None = Non
                 time.sleep(0.2)
         else:
             raise RuntimeError("server did not start: " + (proc.stderr.read(2000).decode() if proc.stderr else ""))
+        # With one listening socket per API process, connections only reach the
+        # processes already listening: wait for all of them (briefly, since with a
+        # single shared socket there is only ever one) before load is measured.
+        settle = time.monotonic() + 15
+        while workers > 1 and _listening_sockets(port) < workers and time.monotonic() < settle:
+            time.sleep(0.2)
         yield base
     finally:
+        _servers.pop(base, None)
         proc.terminate()
         try:
             proc.wait(10)

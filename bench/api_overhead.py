@@ -7,6 +7,11 @@ keep-alive clients on loopback, on SQLite and PostgreSQL. Prints JSON.
 The load generator is wrk when installed (`apt-get install wrk`), else a
 Python asyncio client; the output names which. Both share this 2-core machine
 with the server, so numbers are a floor for a dedicated box.
+
+Wall-clock figures move with whatever else runs on the machine, so the output
+also gives the 1-minute load average before the run and the CPU the server
+processes (and, on PostgreSQL, the database backends) spent per request, which
+do not.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import statistics
@@ -25,7 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._server import cli, fresh_database, server
+from bench._server import cli, fresh_database, postgres_cpu_seconds, server, server_cpu_seconds
 
 
 def _record_path(base: str, key: str) -> str:
@@ -95,14 +101,28 @@ def run(kind: str, clients: int, seconds: int, workers: int) -> dict:
         with server(url, workers=workers) as base:
             path = _record_path(base, key)
             assert httpx.get(base + path, headers={"Authorization": f"Bearer {key}"}).status_code == 200
-            for _ in range(200):  # warm-up
-                httpx.get(base + path, headers={"Authorization": f"Bearer {key}"})
+            # Warm-up with the same concurrency as the measurement: each API process then
+            # holds the pooled database connections the run needs (opening a PostgreSQL
+            # connection forks a backend, ~0.1-1 s on a loaded machine, which a
+            # sequential warm-up left for the measured run to pay).
+            if shutil.which("wrk"):
+                _wrk(base, path, key, clients, 2)
+            else:
+                asyncio.run(_python_client(base, path, key, clients, 2))
+            load_before = round(os.getloadavg()[0], 2)
+            cpu_before = server_cpu_seconds(base)
+            pg_before = postgres_cpu_seconds(url) if kind == "postgresql" else 0.0
             if shutil.which("wrk"):
                 result = _wrk(base, path, key, clients, seconds)
             else:
                 result = asyncio.run(_python_client(base, path, key, clients, seconds))
+            requests = max(1.0, result["requests_per_s"] * seconds)
+            result["server_cpu_ms_per_request"] = round((server_cpu_seconds(base) - cpu_before) / requests * 1000, 3)
+            if kind == "postgresql":
+                result["postgres_cpu_ms_per_request"] = round(
+                    (postgres_cpu_seconds(url) - pg_before) / requests * 1000, 3)
     return {"db": kind, "path": re.sub(r"[0-9a-f-]{36}", "{id}", path), "clients": clients,
-            "seconds": seconds, "api_processes": workers, **result}
+            "seconds": seconds, "api_processes": workers, "load_avg_1m_before": load_before, **result}
 
 
 def main() -> None:

@@ -7,6 +7,9 @@ A route states the one permission it needs:
 `Requires` authenticates the bearer key (the key decides the tenant), checks
 the permission (403 naming it), applies the tenant's rate limit and opens a
 tenant unit of work that rolls back unless the route commits.
+
+`RequiresActor` does the same checks but yields the actor only, for the async
+read routes of `entrepot.api.reads` (one worker-thread hop per request).
 """
 
 from __future__ import annotations
@@ -62,7 +65,19 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def authenticate(request: Request) -> Actor:
+def _authenticate_from_database(token: str, request_id: str | None) -> tuple[Actor, int]:
+    """The slow path (a key not seen in the last seconds): one indexed lookup. Blocks."""
+    with platform_uow(readonly=True) as platform:
+        actor = authenticate_api_key(platform, token, request_id)
+        return actor, _tenant_rate_limit(platform, actor.tenant_id)  # type: ignore[arg-type]
+
+
+async def authenticate(request: Request) -> Actor:
+    """The request's actor, authenticated once per request, and the tenant's rate limit applied.
+
+    Async on purpose: a key this process authenticated in the last seconds is a
+    dictionary hit (one HMAC), cheaper than the hop to a worker thread that a sync
+    dependency costs. Only a cache miss goes to the thread pool for the database."""
     cached = getattr(request.state, "actor", None)
     if cached is not None:
         return cached
@@ -71,9 +86,7 @@ def authenticate(request: Request) -> Actor:
     actor = cached_actor(token, request_id)
     limit = _cached_rate_limit(actor.tenant_id) if actor else None  # type: ignore[arg-type]
     if actor is None or limit is None:
-        with platform_uow(readonly=True) as platform:
-            actor = authenticate_api_key(platform, token, request_id)
-            limit = _tenant_rate_limit(platform, actor.tenant_id)  # type: ignore[arg-type]
+        actor, limit = await run_in_threadpool(_authenticate_from_database, token, request_id)
     ratelimit.check(actor.tenant_id, limit)  # type: ignore[arg-type]
     request.state.actor = actor
     return actor
@@ -94,18 +107,34 @@ class _Permission:
         # thread pool twice (enter, exit). Here nothing blocks: authentication is a
         # per-process cache hit almost always (a miss costs one indexed lookup), and
         # a session opens its connection lazily, in the route's worker thread.
-        actor = request.state.actor if hasattr(request.state, "actor") else None
-        if actor is None:
-            actor = await run_in_threadpool(authenticate, request)
+        actor = await authenticate(request)
         actor.require(self.permission)
         uow = UnitOfWork(actor, readonly=self.readonly).__enter__()
         try:
             yield uow
         finally:
-            await run_in_threadpool(uow.__exit__, None, None, None)
+            if uow.session.in_transaction():
+                # Rolling back / releasing the connection is database I/O: not on the loop.
+                await run_in_threadpool(uow.__exit__, None, None, None)
+            else:
+                # Committed, or never touched the database: closing does no I/O.
+                uow.__exit__(None, None, None)
 
     def __repr__(self) -> str:
         return f"Requires({self.permission!r})"
+
+
+class _ActorPermission(_Permission):
+    """Like `_Permission`, but yields the checked actor and opens no unit of work:
+    for async routes that run their read in one worker-thread hop (`api.reads`)."""
+
+    async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
+        actor = await authenticate(request)
+        actor.require(self.permission)
+        return actor
+
+    def __repr__(self) -> str:
+        return f"RequiresActor({self.permission!r})"
 
 
 def Requires(permission: str, *, readonly: bool | None = None) -> Any:
@@ -115,9 +144,14 @@ def Requires(permission: str, *, readonly: bool | None = None) -> Any:
     return Depends(_Permission(permission, readonly))
 
 
+def RequiresActor(permission: str) -> Any:
+    """Depends() on the permission-checked actor (no unit of work): see `api.reads`."""
+    return Depends(_ActorPermission(permission, readonly=True))
+
+
 def permission_of(route: Any) -> str | None:
     for dep in route.dependant.dependencies:
-        if isinstance(dep.call, _Permission):
+        if isinstance(dep.call, _Permission):  # RequiresActor's class included
             return dep.call.permission
     return None
 

@@ -167,16 +167,11 @@ def serve(
     no_worker: bool = typer.Option(False, "--no-worker", help="Do not run the embedded worker"),
 ) -> None:
     """Serve the API (and, unless --no-worker, the embedded worker)."""
-    import uvicorn
-
-    from entrepot.cli.serving import embedded_worker
+    from entrepot.cli.serving import embedded_worker, run_api
 
     init_database()
     with embedded_worker(enabled=not no_worker):
-        uvicorn.run(
-            "entrepot.api.asgi:app", host=host, port=port, workers=workers,
-            log_level="warning", access_log=False,
-        )
+        run_api(host, port, workers)
 
 
 def _register_extensions() -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from entrepot.db.settings import get_settings
-from entrepot.db.uow import UnitOfWork
+from entrepot.db.uow import UnitOfWork, platform_uow
 from entrepot.identity.events import ApiKeyCreated, ApiKeyRevoked
 from entrepot.identity.models import ApiKey, Role, Tenant
 from entrepot.identity.permissions import permissions_for_builtin
@@ -108,17 +108,20 @@ _last_used_lock = threading.Lock()
 _last_used_written: dict[uuid.UUID, float] = {}
 
 
-def _touch_last_used(platform: UnitOfWork, key_id: uuid.UUID) -> bool:
-    """Record use at most once a minute per key and process: no write per request."""
+def _touch_last_used(key_id: uuid.UUID) -> None:
+    """Record use at most once a minute per key and process: no write per request.
+
+    In its own short write transaction, not the caller's read-only one: on SQLite a
+    read transaction that then writes fails ("database is locked", a 503) when another
+    process wrote since it began, e.g. another API process touching the same key."""
     now = time.monotonic()
     with _last_used_lock:
         if now - _last_used_written.get(key_id, -1e9) < LAST_USED_RESOLUTION_S:
-            return False
+            return
         _last_used_written[key_id] = now
-    platform.session.execute(
-        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=clock.now())
-    )
-    return True
+    with platform_uow() as writer:
+        writer.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=clock.now()))
+        writer.commit()
 
 
 _auth_cache: dict[str, tuple[float, Actor]] = {}
@@ -158,8 +161,7 @@ def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None 
         raise Unauthenticated("tenant is not active")
     platform.session.info["tenant_id"] = row.tenant_id
     permissions = resolve_role_permissions(platform, row.role)
-    if _touch_last_used(platform, row.id):
-        platform.commit()
+    _touch_last_used(row.id)
     actor = Actor(
         kind="api_key",
         id=row.id,

@@ -1,0 +1,165 @@
+"""The fast read path (entrepot.api.reads) keeps the kernel's behaviour: same body as the
+ORM rendering, ETag, tenant wall, permission 403, problem+json, request id; and the
+in-process rate limiter keeps its moving-window semantics."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from entrepot.api import ratelimit
+from entrepot.api.reads import load_row
+from entrepot.catalog.models import Product
+from entrepot.catalog.schemas import ProductRead
+from entrepot.kernel.errors import NotFound, RateLimited
+from tests.api.conftest import key_for
+from tests.factories.catalog import product_body
+
+
+def _full_product(api) -> dict:  # type: ignore[no-untyped-def]
+    r = api.post("/products", json=product_body(
+        sku="FAST-1", name="Fast widget", description="every column set", list_price="12.5",
+        standard_cost="7.125", gtin="4006381333931", weight_kg="1.25", length_cm="10",
+        width_cm="5.5", height_cm="2", track_lots=True))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_get_product_renders_exactly_what_the_orm_rendering_gives(api):
+    # given a product with every optional column set
+    created = _full_product(api)
+    # when it is read through the API
+    r = api.get(f"/products/{created['id']}")
+    # then the body is the schema's JSON of the ORM object, byte for byte
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    with api.tenant.uow() as uow:
+        product = uow.session.get(Product, uuid.UUID(created["id"]))
+        expected = ProductRead.model_validate(product).model_dump_json(by_alias=True)
+    assert r.text == expected
+    assert r.json() == created
+    # and the ETag is the record's, as PATCH expects it in If-Match
+    assert r.headers["etag"] == f'W/"{created["id"]}-{created["version"]}"'
+    assert r.headers["x-request-id"]
+
+
+def test_etag_follows_the_version_after_a_change(api):
+    created = _full_product(api)
+    etag = api.get(f"/products/{created['id']}").headers["etag"]
+    r = api.patch(f"/products/{created['id']}", json={"name": "Renamed"}, headers={"If-Match": etag})
+    assert r.status_code == 200, r.text
+    again = api.get(f"/products/{created['id']}")
+    assert again.json()["name"] == "Renamed"
+    assert again.headers["etag"] == r.headers["etag"] != etag
+
+
+def test_another_tenants_product_is_404_problem_json(api, other_api):
+    created = _full_product(api)
+    r = other_api.get(f"/products/{created['id']}")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "not_found"
+    assert r.headers["x-request-id"]
+
+
+def test_unknown_id_is_404_and_malformed_id_is_422(api):
+    assert api.get(f"/products/{uuid.uuid4()}").status_code == 404
+    r = api.get("/products/not-a-uuid")
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_missing_permission_is_403_naming_it(api):
+    created = _full_product(api)
+    assert api.post("/roles", json={"name": "key_keeper", "permissions": ["identity.api_key.*"]}).status_code == 201
+    keeper = key_for(api.tenant, role="key_keeper")
+    r = api.client.get(f"/api/v1/products/{created['id']}", headers={"Authorization": f"Bearer {keeper}"})
+    assert r.status_code == 403
+    assert r.json()["permission"] == "catalog.product.read"
+
+
+def test_no_key_is_401(api):
+    created = _full_product(api)
+    r = api.client.get(f"/api/v1/products/{created['id']}")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_load_row_filters_by_the_units_tenant(api, other_api):
+    created = _full_product(api)
+    with other_api.tenant.uow() as uow, pytest.raises(NotFound):
+        load_row(uow, Product, uuid.UUID(created["id"]), "product")
+    with api.tenant.uow() as uow:
+        assert load_row(uow, Product, uuid.UUID(created["id"]), "product").sku == "FAST-1"
+
+
+# --- rate limiter (moving window of one minute) ----------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: now[0])
+    ratelimit.reset()
+    yield now
+    ratelimit.reset()
+
+
+def test_limit_refuses_past_the_budget_with_retry_after_until_the_oldest_leaves(clock):
+    tenant = uuid.uuid4()
+    for _ in range(3):
+        ratelimit.check(tenant, 3)
+        clock[0] += 10
+    # 3 requests at t=1000, 1010, 1020; now t=1030
+    with pytest.raises(RateLimited) as refused:
+        ratelimit.check(tenant, 3)
+    assert refused.value.retry_after == 30  # the request of t=1000 leaves the window at 1060
+    clock[0] = 1060.5
+    ratelimit.check(tenant, 3)  # one slot free again
+    with pytest.raises(RateLimited):
+        ratelimit.check(tenant, 3)
+
+
+def test_refused_requests_do_not_count_and_tenants_are_separate(clock):
+    a, b = uuid.uuid4(), uuid.uuid4()
+    ratelimit.check(a, 1)
+    for _ in range(5):
+        with pytest.raises(RateLimited):
+            ratelimit.check(a, 1)
+    ratelimit.check(b, 1)  # another tenant has its own budget
+    clock[0] += 60.1
+    ratelimit.check(a, 1)  # the refused ones did not extend the window
+
+
+def test_a_limit_of_zero_refuses_everything(clock):
+    with pytest.raises(RateLimited) as refused:
+        ratelimit.check(uuid.uuid4(), 0)
+    assert refused.value.retry_after >= 1
+
+
+# --- authentication's last-used stamp ----------------------------------------
+
+
+def test_authentication_survives_another_process_writing_since_its_read_began(api):
+    """The last-used stamp is written in its own transaction: on SQLite a read-only
+    transaction that then writes fails once another connection has written meanwhile."""
+    from sqlalchemy import select, update
+
+    from entrepot.db.uow import platform_uow
+    from entrepot.identity.models import ApiKey
+    from entrepot.identity.services import api_keys
+    from entrepot.kernel import clock
+
+    key = key_for(api.tenant, role="viewer")
+    with platform_uow(readonly=True) as reader:
+        reader.session.execute(select(ApiKey.id)).all()  # the read transaction has begun
+        with platform_uow() as other:  # another API process stamps a key meanwhile
+            other.session.execute(update(ApiKey).values(last_used_at=clock.now()))
+            other.commit()
+        api_keys._last_used_written.clear()  # this process's stamp is due
+        actor = api_keys.authenticate_api_key(reader, key)
+    assert actor.tenant_id == api.tenant.id
+    with platform_uow(readonly=True) as check:
+        stamped = check.session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == actor.id))
+    assert stamped is not None
