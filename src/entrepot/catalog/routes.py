@@ -149,11 +149,10 @@ def list_categories(
 
 
 @router.get("/categories/{category_id}", response_model=CategoryRead)
-def read_category(category_id: uuid.UUID, response: Response,
-                  uow: Annotated[UnitOfWork, Requires(perms.CATEGORY_READ)]) -> CategoryRead:
-    category = service.get_category(uow, category_id)
-    set_etag(response, category)
-    return CategoryRead.model_validate(category)
+async def read_category(category_id: uuid.UUID,
+                       actor: Annotated[Actor, RequiresActor(perms.CATEGORY_READ)]) -> Response:
+    # one worker-thread hop, one cached statement, pre-serialised (api/reads.py)
+    return await read_row(actor, Category, category_id, CategoryRead, "category")
 
 
 @router.patch("/categories/{category_id}", response_model=CategoryRead)

@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from entrepot.api.deps import Requires
+from entrepot.api.deps import Requires, RequiresActor
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
+from entrepot.api.reads import read_row
 from entrepot.db.uow import UnitOfWork
 from entrepot.inventory import permissions as perms
 from entrepot.inventory import service
@@ -46,6 +47,7 @@ from entrepot.inventory.schemas import (
     WarehouseStockRead,
     WarehouseUpdate,
 )
+from entrepot.kernel.context import Actor
 
 router = APIRouter(tags=["inventory"])
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -75,11 +77,10 @@ def list_warehouses(uow: Annotated[UnitOfWork, Requires(perms.WAREHOUSE_READ)], 
 
 
 @router.get("/warehouses/{warehouse_id}", response_model=WarehouseRead)
-def read_warehouse(warehouse_id: uuid.UUID, response: Response,
-                   uow: Annotated[UnitOfWork, Requires(perms.WAREHOUSE_READ)]) -> WarehouseRead:
-    warehouse = service.get_warehouse(uow, warehouse_id)
-    set_etag(response, warehouse)
-    return WarehouseRead.model_validate(warehouse)
+async def read_warehouse(warehouse_id: uuid.UUID,
+                        actor: Annotated[Actor, RequiresActor(perms.WAREHOUSE_READ)]) -> Response:
+    # one worker-thread hop, one cached statement, pre-serialised (api/reads.py)
+    return await read_row(actor, Warehouse, warehouse_id, WarehouseRead, "warehouse")
 
 
 @router.patch("/warehouses/{warehouse_id}", response_model=WarehouseRead, summary="Change a warehouse (If-Match)")
