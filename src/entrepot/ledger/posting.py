@@ -41,7 +41,7 @@ from entrepot.ledger.chart import JournalCode, Role
 from entrepot.ledger.models import JournalEntry, JournalLine
 from entrepot.ledger.services import accounts as chart
 from entrepot.ledger.services.entries import LineDraft, post_entry, to_functional
-from entrepot.ledger.services.rates import rate_on
+from entrepot.ledger.services.rates import ONE, rate_on
 
 Side = Literal["debit", "credit"]
 DEBIT: Side = "debit"
@@ -163,7 +163,10 @@ RULES: dict[str, Rule] = {
 
 
 def _evaluate(leg: Leg, amounts: dict[str, Decimal]) -> Decimal:
-    return sum((sign * amounts[name] for sign, name in leg.parsed), ZERO)
+    terms = leg.parsed
+    if len(terms) == 1 and terms[0][0] == 1:  # most legs are one amount as given: no arithmetic
+        return amounts[terms[0][1]]
+    return sum((sign * amounts[name] for sign, name in terms), ZERO)
 
 
 def _carrying_value(uow: UnitOfWork, account_id: uuid.UUID, party_id: uuid.UUID | None, currency: str,
@@ -216,8 +219,10 @@ def post(
     if party_id is None and rule.names_party:
         # receivable/payable lines always name their customer/supplier: aging and statements read it
         raise invalid("party_id", f"a {event} posting needs the customer or supplier", "required")
-    rate = rate_on(uow, currency, on)
-    chart.accounts_for_roles(uow, rule.roles)  # one query for the rule's accounts, not one per leg
+    rate = ONE if currency == functional else rate_on(uow, currency, on)
+    # One query for the rule's accounts (once per transaction), not one per leg. A role with
+    # no account is refused only when a leg of it carries an amount (`posting_account` raises).
+    accounts = chart.accounts_for_roles(uow, rule.roles)
     drafts: list[LineDraft] = []
     balancing: Leg | None = None
     for leg in rule.legs:
@@ -228,7 +233,7 @@ def post(
         if not value:
             continue
         signed = value if leg.side == DEBIT else -value
-        account = chart.posting_account(uow, leg.role)
+        account = accounts[leg.role.value] or chart.posting_account(uow, leg.role)
         line = LineDraft(account, signed, party_id=party_id if leg.party else None,
                          due_on=(due_on or on) if leg.due else None)
         if leg.in_functional:

@@ -220,3 +220,26 @@ def test_reconciliation_helpers_give_control_and_per_party_balances(tenant):
         assert control(uow, Role.receivable) == D(30)
         assert control(uow, Role.inventory) == D("12.3456")
         assert control(uow, Role.inventory, as_of=date(2026, 3, 9)) == 0
+
+
+def test_a_zero_leg_needs_no_account_for_its_role(tenant):
+    # given the sales discounts account archived (no account has the role any more)
+    from entrepot.ledger.errors import AccountRoleMissing
+    from entrepot.ledger.services import accounts as chart
+
+    customer = uuid.uuid4()
+    with tenant.uow() as uow:
+        chart.update_account(uow, chart.account_for_role(uow, Role.sales_discounts), {"archived": True})
+        uow.commit()
+    with tenant.uow() as uow:
+        # then a payment without discount posts (its discount leg is zero and left out)
+        entry = posting.post_customer_payment(uow, source_id=uuid.uuid4(), on=DAY, currency="USD",
+                                              customer_id=customer, amount=D("50.00"))
+        assert entry is not None
+        # and one with a discount is refused: the role's account is missing
+        with pytest.raises(AccountRoleMissing):
+            posting.post_customer_payment(uow, source_id=uuid.uuid4(), on=DAY, currency="USD",
+                                          customer_id=customer, amount=D("45.00"), discount=D("5.00"))
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        assert balances(uow) == {"1000": D("50"), "1100": D("-50")}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from entrepot.kernel.errors import InvalidTransition
 from entrepot.ledger.chart import CONTROL_ROLES, DISTRIBUTION_CHART, JOURNALS, Role
-from entrepot.ledger.posting import CREDIT, DEBIT, RULES, Leg
+from entrepot.ledger.posting import CREDIT, DEBIT, RULES, Leg, _evaluate
 from entrepot.ledger.states import PERIOD, PeriodState
 
 
@@ -54,6 +54,17 @@ def test_invoice_legs_evaluate_to_a_balanced_entry(amounts):
     signed = [sum((s * amounts[n] for s, n in leg.terms()), Decimal(0)) * (1 if leg.side == DEBIT else -1)
               for leg in rule.legs]
     assert sum(signed) == 0
+
+
+@given(st.dictionaries(st.sampled_from(["net", "tax", "received", "amount", "discount"]),
+                       st.decimals(min_value=-10**6, max_value=10**6, places=4), min_size=5))
+def test_every_leg_evaluates_to_the_signed_sum_of_its_terms(amounts):
+    # `_evaluate` hands a one-term leg its amount as given; the result must be the plain sum
+    for rule in RULES.values():
+        for leg in rule.legs:
+            if not leg.balancing:
+                assert _evaluate(leg, amounts) == sum((s * amounts[n] for s, n in leg.terms()), Decimal(0))
+    assert _evaluate(Leg(Role.cash, DEBIT, "-amount"), amounts) == -amounts["amount"]
 
 
 def test_amount_expressions_parse():

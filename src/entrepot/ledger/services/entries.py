@@ -103,7 +103,7 @@ def post_entry(
     allow_archived: bool = False,
 ) -> JournalEntry:
     functional = chart.functional_currency(uow)
-    if not is_currency(currency):
+    if currency != functional and not is_currency(currency):
         raise invalid("currency", f"{currency!r} is not an ISO 4217 currency", "currency")
     errors: list[FieldError] = []
     for i, line in enumerate(lines):
@@ -118,7 +118,7 @@ def post_entry(
         raise ValidationFailed(errors)
     if len([ln for ln in lines if ln.amount or ln.functional]) < 2:
         raise invalid("lines", "an entry needs at least two lines with amounts", "min_lines")
-    doc_total = sum((ln.amount for ln in lines), ZERO)
+    doc_total = sum([ln.amount for ln in lines], ZERO)
     if doc_total != 0:
         raise UnbalancedEntry(FieldError("lines", f"debits and credits differ by {doc_total} {currency}",
                                          "balanced"))
@@ -127,8 +127,11 @@ def post_entry(
     period_id = open_period_for_posting(uow, on)
     book = chart.journal(uow, journal)
 
-    functional_amounts = [ln.functional if ln.functional is not None else to_functional(ln.amount, rate, functional)
-                          for ln in lines]
+    if rate == 1:  # the functional currency (stock, most billing): a line's functional amount is its amount
+        functional_amounts = [ln.amount if ln.functional is None else ln.functional for ln in lines]
+    else:
+        functional_amounts = [ln.functional if ln.functional is not None else to_functional(ln.amount, rate, functional)
+                              for ln in lines]
     drafts = list(lines)
     difference = sum(functional_amounts, ZERO)
     if difference:
@@ -156,7 +159,7 @@ def post_entry(
         reversal_of_id=reversal_of.id if reversal_of is not None else None,
         currency=currency,
         rate=rate,
-        total=sum((f for f in functional_amounts if f > 0), ZERO),
+        total=sum([f for f in functional_amounts if f > 0], ZERO),
         state="posted",
         posted_at=clock.now(),
         posted_by=uow.actor.ref,
@@ -306,16 +309,28 @@ def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]
         connection.execute(insert(table), rows)
         return
     sql, converters = _driver_insert(table, connection.dialect)
+    # The tenant, dates, accounts and zero debits/credits repeat across a transaction's
+    # rows: those columns convert each distinct value once per statement (a fresh memo).
+    converters = [(key, functools.lru_cache(maxsize=None, typed=True)(convert) if repeats and convert else convert)
+                  for key, convert, repeats in converters]
     connection.exec_driver_sql(sql, [tuple([convert(row[key]) if convert else row[key]  # type: ignore[misc]
                                             for key, convert in converters]) for row in rows])
 
 
+# Columns whose values repeat across the rows of one posting transaction and whose stored
+# form depends only on the value (ids, dates, Exact amounts: 0 and 0.00 store alike). Not
+# `rate`: DecimalText keeps the text as given, and 1.0 == 1 would share one.
+_REPEATING = frozenset({"tenant_id", "journal_id", "period_id", "account_id", "entry_date", "due_on", "debit",
+                        "credit"})
+
+
 @functools.cache
-def _driver_insert(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any]]]:
+def _driver_insert(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any, bool]]]:
     columns = list(table.columns)
     sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
            f"VALUES ({', '.join('?' for _ in columns)})")
-    return sql, [(c.key, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
+    return sql, [(c.key, c.type.dialect_impl(dialect).bind_processor(dialect), c.key in _REPEATING)
+                 for c in columns]
 
 
 @event.listens_for(Session, "do_orm_execute")
