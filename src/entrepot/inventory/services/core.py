@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -27,8 +26,9 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, event, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
@@ -295,30 +295,33 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def with_retry(uow: UnitOfWork, work: Callable[[], T], attempts: int = RETRIES) -> T:
-    """Run `work` inside a savepoint; retry serialisation failures and deadlocks (bounded).
+    """Run `work` inside a savepoint; retry serialisation failures and deadlocks (bounded,
+    with exponential backoff: 10 ms, 20 ms, 40 ms ...).
 
     The savepoint also means a refused operation leaves nothing behind in the
     caller's transaction."""
-    for attempt in range(1, attempts + 1):
-        savepoint = uow.session.begin_nested()
-        held = set(uow.session.info.get("inventory_product_locks", set()))
-        try:
-            result = work()
-            savepoint.commit()
-            return result
-        except (OperationalError, DBAPIError) as exc:
-            if savepoint.is_active:
-                savepoint.rollback()
-            uow.session.info["inventory_product_locks"] = held
-            if attempt == attempts or not _retryable(exc):
-                raise
-            time.sleep(0.01 * 2 ** attempt)
-        except BaseException:
-            if savepoint.is_active:
-                savepoint.rollback()
-            uow.session.info["inventory_product_locks"] = held
-            raise
+    retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.01, max=1),
+                        retry=retry_if_exception(lambda exc: isinstance(exc, DBAPIError) and _retryable(exc)),
+                        reraise=True)
+    for attempt in retrying:
+        with attempt:
+            return _in_savepoint(uow, work)
     raise AssertionError("unreachable")
+
+
+def _in_savepoint(uow: UnitOfWork, work: Callable[[], T]) -> T:
+    savepoint = uow.session.begin_nested()
+    held = set(uow.session.info.get("inventory_product_locks", set()))
+    try:
+        result = work()
+        savepoint.commit()
+        return result
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        # the savepoint's advisory locks are released with it
+        uow.session.info["inventory_product_locks"] = held
+        raise
 
 
 # ------------------------------------------------------------------ balances
