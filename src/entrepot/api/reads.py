@@ -16,7 +16,7 @@ async routes that do all their blocking work in one hop:
 building an ORM object (the ORM's identity map, loader options and tenant
 criteria cost about twice the query itself). It is for schemas made of the
 table's own columns; a record whose schema needs relationships or computed
-attributes goes through a service with `read_record` instead.
+attributes stays a plain route that reads through its service.
 
 Behaviour is the same as the sync form: another tenant's id is 404 (the
 statement filters on the unit of work's tenant, and on PostgreSQL row-level
@@ -79,11 +79,6 @@ def record_response(record: Any, schema: type[BaseModel]) -> Response:
     """200 with `record` (an ORM object or a row) rendered through `schema`, and its ETag."""
     body = schema.model_validate(record).model_dump_json(by_alias=True).encode()
     return Response(body, media_type="application/json", headers={"ETag": etag_of(record)})
-
-
-async def read_record(actor: Actor, load: Callable[[UnitOfWork], Any], schema: type[BaseModel]) -> Response:
-    """GET one record loaded by a service: load, render and ETag in one worker-thread hop."""
-    return await run_read(actor, lambda uow: record_response(load(uow), schema))
 
 
 @functools.cache

@@ -34,8 +34,8 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.states import PRODUCT_STATUS, action_to
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
-from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 
 # Units every tenant starts with (provisioning.py); tenants add their own.
@@ -299,7 +299,7 @@ def update_product(uow: UnitOfWork, product_id: uuid.UUID, changes: Mapping[str,
                    ctx: CatalogContext | None = None, product: Product | None = None) -> Product:
     """Change some fields. A status change goes through the product status machine."""
     product = product or get_product(uow, product_id)
-    _refuse_archived(product, "product")
+    refuse_archived(product, "product")
     values, errors = clean_product(changes, ctx or CatalogContext.load(uow), partial=True)
     if errors:
         raise ValidationFailed(errors)
@@ -335,7 +335,7 @@ def _finish_update(uow: UnitOfWork, product: Product, before: dict[str, Any]) ->
 def change_product_status(uow: UnitOfWork, product_id: uuid.UUID, action: str) -> Product:
     """discontinue / block / reactivate, as the status machine allows."""
     product = get_product(uow, product_id)
-    _refuse_archived(product, "product")
+    refuse_archived(product, "product")
     before = snapshot(product)
     PRODUCT_STATUS.apply(product, action)
     return _finish_update(uow, product, before)
@@ -344,20 +344,7 @@ def change_product_status(uow: UnitOfWork, product_id: uuid.UUID, action: str) -
 def archive_product(uow: UnitOfWork, product_id: uuid.UUID) -> Product:
     """Soft-archive: the product leaves lists and new documents; old documents keep it."""
     product = get_product(uow, product_id)
-    if product.archived_at is not None:
-        return product
-    before = snapshot(product)
-    product.archived_at = clock.now()
-    uow.session.flush()
-    audit(uow, "product.archive", "product", product.id, before=before, after=snapshot(product))
-    record_event(uow, events.ProductArchived(product_id=str(product.id), sku=product.sku),
-                 subject=f"product/{product.id}")
-    return product
-
-
-def _refuse_archived(record: Any, entity: str) -> None:
-    if record.archived_at is not None:
-        raise Conflict(f"the {entity} is archived and cannot be changed")
+    return archive_record(uow, product, "product", events.ProductArchived(product_id=str(product.id), sku=product.sku))
 
 
 # ---------------------------------------------------------------- categories
@@ -412,7 +399,7 @@ def create_category(uow: UnitOfWork, data: Mapping[str, Any]) -> Category:
 
 def update_category(uow: UnitOfWork, category_id: uuid.UUID, changes: Mapping[str, Any]) -> Category:
     category = get_category(uow, category_id)
-    _refuse_archived(category, "category")
+    refuse_archived(category, "category")
     values = _clean_category(uow, changes, partial=True, current=category)
     if "code" in values and values["code"] != category.code and uow.session.scalar(
             select(Category.id).where(Category.code == values["code"])) is not None:
@@ -432,15 +419,8 @@ def update_category(uow: UnitOfWork, category_id: uuid.UUID, changes: Mapping[st
 
 def archive_category(uow: UnitOfWork, category_id: uuid.UUID) -> Category:
     category = get_category(uow, category_id)
-    if category.archived_at is not None:
-        return category
-    before = snapshot(category)
-    category.archived_at = clock.now()
-    uow.session.flush()
-    audit(uow, "category.archive", "category", category.id, before=before, after=snapshot(category))
-    record_event(uow, events.CategoryArchived(category_id=str(category.id), code=category.code),
-                 subject=f"category/{category.id}")
-    return category
+    return archive_record(uow, category, "category",
+                          events.CategoryArchived(category_id=str(category.id), code=category.code))
 
 
 # ---------------------------------------------------------------- units of measure

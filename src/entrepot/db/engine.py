@@ -31,6 +31,7 @@ from entrepot.db.base import TenantOwned
 from entrepot.db.settings import get_settings
 
 _engines: dict[str, Engine] = {}
+_readonly_views: dict[Engine, Engine] = {}
 _lock = threading.Lock()
 
 
@@ -109,6 +110,7 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _readonly_views.clear()
 
 
 _factory = sessionmaker(expire_on_commit=False, autoflush=True)
@@ -119,9 +121,9 @@ def _bind(url: str | None, readonly: bool) -> Engine:
     if not readonly:
         return engine
     # One read-only view per engine (it shares the pool), not a new one per session.
-    view = engine.__dict__.get("_entrepot_readonly")
+    view = _readonly_views.get(engine)
     if view is None:
-        view = engine.__dict__["_entrepot_readonly"] = engine.execution_options(entrepot_readonly=True)
+        view = _readonly_views[engine] = engine.execution_options(entrepot_readonly=True)
     return view
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.infrastructure import DocumentSequence
@@ -42,10 +42,3 @@ _TAKE = (
     .values(last_value=_sequences.c.last_value + 1)
     .returning(_sequences.c.last_value, _sequences.c.prefix)
 )
-
-
-def peek_last(uow: UnitOfWork, sequence: str) -> int:
-    row = uow.session.scalar(
-        select(DocumentSequence.last_value).where(DocumentSequence.name == sequence)
-    )
-    return int(row or 0)

@@ -29,8 +29,8 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.service import get_product
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
+from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
-from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from entrepot.parties import events
 from entrepot.parties.models import (
@@ -256,7 +256,7 @@ def create_customer(uow: UnitOfWork, data: Mapping[str, Any]) -> Customer:
 def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[str, Any], *,
                     customer: Customer | None = None) -> Customer:
     customer = customer or get_customer(uow, customer_id)
-    _refuse_archived(customer, "customer")
+    refuse_archived(customer, "customer")
     values, errors = clean_customer(changes, partial=True, current=customer)
     if "addresses" in changes:
         errors.append(FieldError("addresses", "change addresses through /customers/{id}/addresses", "read_only"))
@@ -279,7 +279,7 @@ def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[st
 def change_customer_status(uow: UnitOfWork, customer_id: uuid.UUID, action: str) -> Customer:
     """hold / release / block / unblock, as the customer status machine allows."""
     customer = get_customer(uow, customer_id)
-    _refuse_archived(customer, "customer")
+    refuse_archived(customer, "customer")
     before = snapshot(customer)
     CUSTOMER_STATUS.apply(customer, action)
     return _finish_customer(uow, customer, before)
@@ -298,20 +298,8 @@ def _finish_customer(uow: UnitOfWork, customer: Customer, before: dict[str, Any]
 
 def archive_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
     customer = get_customer(uow, customer_id)
-    if customer.archived_at is not None:
-        return customer
-    before = snapshot(customer)
-    customer.archived_at = clock.now()
-    uow.session.flush()
-    audit(uow, "customer.archive", "customer", customer.id, before=before, after=snapshot(customer))
-    record_event(uow, events.CustomerArchived(customer_id=str(customer.id), code=customer.code),
-                 subject=f"customer/{customer.id}")
-    return customer
-
-
-def _refuse_archived(record: Any, entity: str) -> None:
-    if record.archived_at is not None:
-        raise Conflict(f"the {entity} is archived and cannot be changed")
+    return archive_record(uow, customer, "customer",
+                          events.CustomerArchived(customer_id=str(customer.id), code=customer.code))
 
 
 # ---------------------------------------------------------------- addresses
@@ -355,7 +343,7 @@ def _add_address(uow: UnitOfWork, model: Any, owner_field: str, owner_id: uuid.U
 
 def add_customer_address(uow: UnitOfWork, customer_id: uuid.UUID, data: Mapping[str, Any]) -> CustomerAddress:
     customer = get_customer(uow, customer_id)
-    _refuse_archived(customer, "customer")
+    refuse_archived(customer, "customer")
     values, errors = clean_address(data)
     if errors:
         raise ValidationFailed(errors)
@@ -440,7 +428,7 @@ def create_supplier(uow: UnitOfWork, data: Mapping[str, Any]) -> Supplier:
 def update_supplier(uow: UnitOfWork, supplier_id: uuid.UUID, changes: Mapping[str, Any], *,
                     supplier: Supplier | None = None) -> Supplier:
     supplier = supplier or get_supplier(uow, supplier_id)
-    _refuse_archived(supplier, "supplier")
+    refuse_archived(supplier, "supplier")
     values, errors = clean_supplier(changes, partial=True)
     if "addresses" in changes:
         errors.append(FieldError("addresses", "change addresses through /suppliers/{id}/addresses", "read_only"))
@@ -469,20 +457,13 @@ def update_supplier(uow: UnitOfWork, supplier_id: uuid.UUID, changes: Mapping[st
 
 def archive_supplier(uow: UnitOfWork, supplier_id: uuid.UUID) -> Supplier:
     supplier = get_supplier(uow, supplier_id)
-    if supplier.archived_at is not None:
-        return supplier
-    before = snapshot(supplier)
-    supplier.archived_at = clock.now()
-    uow.session.flush()
-    audit(uow, "supplier.archive", "supplier", supplier.id, before=before, after=snapshot(supplier))
-    record_event(uow, events.SupplierArchived(supplier_id=str(supplier.id), code=supplier.code),
-                 subject=f"supplier/{supplier.id}")
-    return supplier
+    return archive_record(uow, supplier, "supplier",
+                          events.SupplierArchived(supplier_id=str(supplier.id), code=supplier.code))
 
 
 def add_supplier_address(uow: UnitOfWork, supplier_id: uuid.UUID, data: Mapping[str, Any]) -> SupplierAddress:
     supplier = get_supplier(uow, supplier_id)
-    _refuse_archived(supplier, "supplier")
+    refuse_archived(supplier, "supplier")
     values, errors = clean_address(data)
     if errors:
         raise ValidationFailed(errors)
@@ -549,7 +530,7 @@ def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierIt
     if errors:
         raise ValidationFailed(errors)
     supplier = get_supplier(uow, values["supplier_id"])
-    _refuse_archived(supplier, "supplier")
+    refuse_archived(supplier, "supplier")
     try:
         product = get_product(uow, values["product_id"])
     except NotFound as exc:
@@ -567,7 +548,7 @@ def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierIt
 
 def update_supplier_item(uow: UnitOfWork, item_id: uuid.UUID, changes: Mapping[str, Any]) -> SupplierItem:
     item = get_supplier_item(uow, item_id)
-    _refuse_archived(item, "supplier item")
+    refuse_archived(item, "supplier item")
     values, errors = clean_supplier_item(changes, partial=True, current=item)
     if errors:
         raise ValidationFailed(errors)
@@ -588,16 +569,8 @@ def update_supplier_item(uow: UnitOfWork, item_id: uuid.UUID, changes: Mapping[s
 
 def archive_supplier_item(uow: UnitOfWork, item_id: uuid.UUID) -> SupplierItem:
     item = get_supplier_item(uow, item_id)
-    if item.archived_at is not None:
-        return item
-    before = snapshot(item)
-    item.archived_at = clock.now()
-    uow.session.flush()
-    audit(uow, "supplier_item.archive", "supplier_item", item.id, before=before, after=snapshot(item))
-    record_event(uow, events.SupplierItemArchived(
-        supplier_item_id=str(item.id), supplier_id=str(item.supplier_id), product_id=str(item.product_id)),
-        subject=f"supplier_item/{item.id}")
-    return item
+    return archive_record(uow, item, "supplier_item", events.SupplierItemArchived(
+        supplier_item_id=str(item.id), supplier_id=str(item.supplier_id), product_id=str(item.product_id)))
 
 
 def supplier_items_for(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, on: date | None = None,

@@ -41,6 +41,7 @@ from entrepot.catalog.service import category_parents, get_products, price_basis
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.identity.services.tenants import tenant_facts
+from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
@@ -411,7 +412,7 @@ def create_price_list(uow: UnitOfWork, data: Mapping[str, Any]) -> PriceList:
 def update_price_list(uow: UnitOfWork, price_list_id: uuid.UUID, changes: Mapping[str, Any], *,
                       price_list: PriceList | None = None) -> PriceList:
     price_list = price_list or get_price_list(uow, price_list_id)
-    _refuse_archived(price_list, "price list")
+    refuse_archived(price_list, "price list")
     if "entries" in changes:
         raise invalid("entries", "add entries through /price-lists/{id}/entries", "read_only")
     values, errors = clean_price_list(uow, changes, current=price_list)
@@ -437,15 +438,8 @@ def update_price_list(uow: UnitOfWork, price_list_id: uuid.UUID, changes: Mappin
 
 def archive_price_list(uow: UnitOfWork, price_list_id: uuid.UUID) -> PriceList:
     price_list = get_price_list(uow, price_list_id)
-    if price_list.archived_at is not None:
-        return price_list
-    before = snapshot(price_list)
-    price_list.archived_at = clock.now()
-    uow.session.flush()
-    audit(uow, "price_list.archive", "price_list", price_list.id, before=before, after=snapshot(price_list))
-    record_event(uow, events.PriceListArchived(price_list_id=str(price_list.id), code=price_list.code),
-                 subject=f"price_list/{price_list.id}")
-    return price_list
+    return archive_record(uow, price_list, "price_list",
+                          events.PriceListArchived(price_list_id=str(price_list.id), code=price_list.code))
 
 
 def price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID) -> list[PriceListEntry]:
@@ -459,7 +453,7 @@ def add_price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID, entries: S
                            *, replace: bool = False) -> list[PriceListEntry]:
     """Add entries (or replace all of them); overlapping quantity tiers are refused (422)."""
     price_list = get_price_list(uow, price_list_id)
-    _refuse_archived(price_list, "price list")
+    refuse_archived(price_list, "price list")
     removed = 0
     if replace:
         old = list(uow.session.scalars(select(PriceListEntry).where(PriceListEntry.price_list_id == price_list.id)))
@@ -477,7 +471,7 @@ def add_price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID, entries: S
 
 def remove_price_list_entry(uow: UnitOfWork, price_list_id: uuid.UUID, entry_id: uuid.UUID) -> None:
     price_list = get_price_list(uow, price_list_id)
-    _refuse_archived(price_list, "price list")
+    refuse_archived(price_list, "price list")
     entry = uow.session.get(PriceListEntry, _as_uuid(entry_id, "price list entry"))
     if entry is None or entry.price_list_id != price_list.id:
         raise NotFound("price list entry", entry_id)
@@ -653,17 +647,8 @@ def create_contract_price(uow: UnitOfWork, data: Mapping[str, Any]) -> ContractP
 
 def archive_contract_price(uow: UnitOfWork, contract_price_id: uuid.UUID) -> ContractPrice:
     contract = get_contract_price(uow, contract_price_id)
-    if contract.archived_at is not None:
-        return contract
-    before = snapshot(contract)
-    contract.archived_at = clock.now()
-    uow.session.flush()
-    audit(uow, "contract_price.archive", "contract_price", contract.id, before=before, after=snapshot(contract))
-    record_event(uow, events.ContractPriceArchived(contract_price_id=str(contract.id),
-                                                   customer_id=str(contract.customer_id),
-                                                   product_id=str(contract.product_id)),
-                 subject=f"contract_price/{contract.id}")
-    return contract
+    return archive_record(uow, contract, "contract_price", events.ContractPriceArchived(
+        contract_price_id=str(contract.id), customer_id=str(contract.customer_id), product_id=str(contract.product_id)))
 
 
 def contract_price_query(*, customer_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
@@ -676,11 +661,6 @@ def contract_price_query(*, customer_id: uuid.UUID | None = None, product_id: uu
     if not include_archived:
         query = query.where(ContractPrice.archived_at.is_(None))
     return query
-
-
-def _refuse_archived(record: Any, entity: str) -> None:
-    if record.archived_at is not None:
-        raise Conflict(f"the {entity} is archived and cannot be changed")
 
 
 def _as_uuid(value: Any, entity: str) -> uuid.UUID:
