@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
@@ -55,8 +55,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        readonly = conn.get_execution_options().get("entrepot_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        readonly = conn._execution_options.get("entrepot_readonly", False)
+        _run_on_driver(conn, "BEGIN" if readonly else "BEGIN IMMEDIATE", ())
 
 
 # A pooled connection idle longer than this is pinged before use. Pinging on
@@ -150,10 +150,22 @@ def _set_tenant_for_rls(session: Session, transaction: Any, connection: Any) -> 
     if tenant_id is None:
         return
     # One round trip: set_config(..., true) is SET LOCAL, so both end with the transaction.
-    connection.execute(
-        text("SELECT set_config('role', :role, true), set_config('entrepot.tenant_id', :tenant, true)"),
-        {"role": get_settings().db_app_role, "tenant": str(tenant_id)},
-    )
+    _run_on_driver(connection, _SET_TENANT, (get_settings().db_app_role, str(tenant_id)))
+
+
+_SET_TENANT = "SELECT set_config('role', %s, true), set_config('entrepot.tenant_id', %s, true)"
+
+
+def _run_on_driver(conn: Any, sql: str, args: tuple[Any, ...]) -> None:
+    """A statement every transaction runs, sent on the driver's cursor: SQLAlchemy's
+    execution machinery would cost more than the statement. Listeners still see it."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        if conn._has_events or conn.engine._has_events:
+            conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
+        cursor.execute(sql, args)
+    finally:
+        cursor.close()
 
 
 @event.listens_for(Session, "do_orm_execute")

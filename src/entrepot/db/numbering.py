@@ -6,6 +6,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.infrastructure import DocumentSequence
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.ids import new_id
 
@@ -19,10 +20,10 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
     first use (insert-if-missing, then the same UPDATE), so the usual case is
     one statement.
     """
-    conn = uow.session.connection()
     tenant_id = uow.tenant_id
-    row = conn.execute(_TAKE, {"t": tenant_id, "sequence": sequence}).one_or_none()
-    if row is None:
+    taken = _TAKE.execute(uow, {"t": tenant_id, "sequence": sequence})
+    if not taken:
+        conn = uow.connection()
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
             insert(_sequences)
@@ -30,13 +31,14 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
                     prefix=prefix if prefix is not None else sequence, last_value=0)
             .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
         )
-        row = conn.execute(_TAKE, {"t": tenant_id, "sequence": sequence}).one()
-    return f"{row.prefix}-{row.last_value:0{width}d}"
+        taken = _TAKE.execute(uow, {"t": tenant_id, "sequence": sequence})
+    last_value, prefix_text = taken[0]
+    return f"{prefix_text}-{last_value:0{width}d}"
 
 
 _sequences = DocumentSequence.__table__
 # Built once: every document number goes through it.
-_TAKE = (
+_TAKE = Prepared(
     update(_sequences)
     .where(_sequences.c.tenant_id == bindparam("t"), _sequences.c.name == bindparam("sequence"))
     .values(last_value=_sequences.c.last_value + 1)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from entrepot.db.engine import platform_session, tenant_session
@@ -48,6 +48,7 @@ class UnitOfWork:
         self.committed = False
         self.session: Session
         self._memo: dict[Any, Any] = {}
+        self._connection: Connection | None = None
         # pending_audit's length when each savepoint began (see _savepoint_*); weak, so
         # savepoints that were released simply drop out
         self._audit_marks: weakref.WeakKeyDictionary[SessionTransaction, int] = weakref.WeakKeyDictionary()
@@ -68,6 +69,14 @@ class UnitOfWork:
             value = self._memo[key] = compute()
             return value
 
+    def connection(self) -> Connection:
+        """The connection of the current transaction (begun on first use), for Core and
+        prepared statements. Asking the session each time costs more than many statements."""
+        conn = self._connection
+        if conn is None or conn.closed or not conn.in_transaction():
+            conn = self._connection = self.session.connection()
+        return conn
+
     def __enter__(self) -> UnitOfWork:
         if self._platform:
             self.session = platform_session(readonly=self.readonly, url=self._url)
@@ -80,12 +89,14 @@ class UnitOfWork:
         for hook in _before_commit_hooks:
             hook(self)
         self.session.commit()
+        self._connection = None
         self.committed = True
         for callback in self.after_commit:
             callback()
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._connection = None
         self.pending_audit.clear()
         self._memo.clear()
 
@@ -101,6 +112,7 @@ class UnitOfWork:
         finally:
             # close() ends a read-only transaction without expiring what it loaded,
             # so results can be used after the block.
+            self._connection = None
             self.session.close()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert, literal_column
 from sqlalchemy.orm import Session
 
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration.models import OutboxEvent
 from entrepot.kernel import clock
@@ -21,10 +22,14 @@ from entrepot.kernel.events import EventData, type_of
 from entrepot.kernel.ids import new_id
 
 SPECVERSION = "1.0"
-_INSERT = insert(OutboxEvent.__table__)
+_COLUMNS = ("id", "tenant_id", "type", "source", "subject", "time", "data")
+_INSERT = Prepared(insert(OutboxEvent.__table__), columns=_COLUMNS)
 # On PostgreSQL the writing transaction's id goes with the row, so the feed can hold
 # back events of transactions still in flight.
-_INSERT_PG = insert(OutboxEvent.__table__).values(txid=literal_column("pg_current_xact_id()::text::bigint"))
+_INSERT_PG = Prepared(
+    insert(OutboxEvent.__table__).values(txid=literal_column("pg_current_xact_id()::text::bigint")),
+    columns=_COLUMNS,
+)
 
 
 def source_for(tenant_id: object) -> str:
@@ -67,10 +72,11 @@ def _insert(session: Session, tenant_id: uuid.UUID, events: Sequence[tuple[Event
         }
         for data, subject in events
     ]
-    # Core insert on the session's connection: no autoflush and no ORM machinery,
-    # one pre-compiled statement per backend (this runs several times per business action).
-    conn = session.connection()
-    conn.execute(_INSERT_PG if conn.dialect.name == "postgresql" else _INSERT, rows)
+    # A prepared insert on the transaction's connection: no autoflush and no ORM machinery
+    # (this runs several times per business action).
+    uow = session.info.get("uow")
+    conn = uow.connection() if uow is not None else session.connection()
+    (_INSERT_PG if conn.dialect.name == "postgresql" else _INSERT).execute_many(conn, rows)
     return [str(r["id"]) for r in rows]
 
 

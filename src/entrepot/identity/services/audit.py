@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.audit_trail import audit, diff, snapshot
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.identity.models import AuditChainHead, AuditEntry
 from entrepot.kernel import clock
@@ -58,7 +59,11 @@ _CLAIM = (
     .returning(_heads.c.last_seq, _heads.c.last_hash)
 )
 _SEAL = update(_heads).where(_heads.c.tenant_id == bindparam("t")).values(last_hash=bindparam("h"))
-_APPEND = AuditEntry.__table__.insert()
+_APPEND_COLUMNS = ("id", "tenant_id", "seq", "at", "actor", "request_id", "prev_hash",
+                   "action", "entity_type", "entity_id", "before", "after", "hash")
+_APPEND = Prepared(AuditEntry.__table__.insert(), columns=_APPEND_COLUMNS)
+_CLAIM_P = Prepared(_CLAIM)
+_SEAL_P = Prepared(_SEAL)
 
 
 def _write_pending(uow: UnitOfWork) -> None:
@@ -69,18 +74,19 @@ def _write_pending(uow: UnitOfWork) -> None:
     # Flush the business changes first: their row locks are taken before the chain
     # lock, in every transaction, so the two kinds of lock never wait on each other.
     session.flush()
-    conn = session.connection()
     count = len(uow.pending_audit)
-    row = conn.execute(_CLAIM, {"t": tenant_id, "n": count}).one_or_none()
-    if row is None:
+    claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
+    if not claimed:
+        conn = uow.connection()
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
             insert(_heads)
             .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
             .on_conflict_do_nothing(index_elements=["tenant_id"])
         )
-        row = conn.execute(_CLAIM, {"t": tenant_id, "n": count}).one()
-    seq, prev = row.last_seq - count, row.last_hash
+        claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
+    last_seq, prev = claimed[0]
+    seq = last_seq - count
     at = clock.now()
     actor, request_id = uow.actor.ref, uow.actor.request_id
     rows = []
@@ -98,8 +104,8 @@ def _write_pending(uow: UnitOfWork) -> None:
         }
         entry["hash"] = prev = _entry_hash(prev, _fields_of(entry))
         rows.append(entry)
-    conn.execute(_APPEND, rows)
-    conn.execute(_SEAL, {"t": tenant_id, "h": prev})
+    _APPEND.execute_many(uow, rows)
+    _SEAL_P.execute(uow, {"t": tenant_id, "h": prev})
     uow.pending_audit.clear()
 
 
