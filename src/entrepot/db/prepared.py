@@ -126,6 +126,13 @@ class Prepared:
         compiled = self._compiled(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
+            if len(rows) == 1:
+                # One row is the usual case (one event, one audit entry); psycopg's executemany
+                # would set up a pipeline for it.
+                args = compiled.bind(rows[0])
+                announce(conn, cursor, compiled.sql, args, executemany=False)
+                cursor.execute(compiled.sql, args)
+                return
             args = [compiled.bind(row) for row in rows]
             announce(conn, cursor, compiled.sql, args, executemany=True)
             cursor.executemany(compiled.sql, args)
