@@ -22,7 +22,10 @@ rate (each worker round refills at most that many slots): the bench sets
 default, the deployment default is 16) and the worker's `--concurrency` (send
 threads; claims go up to twice that) from `--concurrency`; both are printed.
 `bulk_deliveries_per_s` counts from worker start (start-up included);
-`…_first_to_last_receipt` is the steady rate seen by the receiver.
+`…_first_to_last_receipt` is the steady rate seen by the receiver;
+`bulk_deliveries_per_worker_cpu_s` divides the deliveries by the CPU the
+worker processes used meanwhile (start-up included, the database's not): the
+figure to compare changes by on a shared machine.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._server import ENTREPOT, free_port, fresh_database
+from bench._server import ENTREPOT, _cpu_seconds, free_port, fresh_database
 
 RECEIVER = r'''
 import asyncio, json, sys, time, signal
@@ -192,6 +195,8 @@ def main() -> None:
             time.sleep(0.5)
         bulk_s = time.perf_counter() - started
         bulk_done = delivered()
+        # the workers' own CPU (not the database's): compare code changes by this, not by wall clock
+        bulk_cpu_s = sum(_cpu_seconds(w.pid) for w in workers)
 
         # phase 2: offered load, latency from commit to receipt
         total = args.rate * args.seconds
@@ -235,6 +240,8 @@ def main() -> None:
             "write_events_per_s": round(args.events / write_s, 1),
             "bulk_delivered": bulk_done, "bulk_deliveries_per_s": round(bulk_done / bulk_s, 1),
             "bulk_deliveries_per_s_first_to_last_receipt": round(steady, 1) if steady else None,
+            "bulk_worker_cpu_s": round(bulk_cpu_s, 2),
+            "bulk_deliveries_per_worker_cpu_s": round(bulk_done / bulk_cpu_s, 1) if bulk_cpu_s else None,
             "offered_rate_per_s": args.rate, "offered_seconds": offered_s, "offered_events": total,
             "latency_received": len(latency),
             "latency_p50_ms": round(_percentile(latency, 0.50) * 1000, 1),

@@ -7,7 +7,9 @@ in the same transaction that records what the batch did.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,14 +37,63 @@ def lock_cursor(session: Session, name: str, *, nowait: bool = False) -> Consume
             if cursor is None:
                 _seen.discard(key)
             return cursor
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    _create(session, name)
+    cursor = session.scalar(query)
+    _seen.add(key)
+    return cursor
+
+
+def _create(session: Session, name: str) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(
         insert(ConsumerCursor).values(name=name, last_txid=0, last_seq=0, emitted=0, updated_at=clock.now())
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    cursor = session.scalar(query)
-    _seen.add(key)
-    return cursor
+
+
+# --- the same on Core rows, for the webhook fan-out that locks its cursor on every pass ---------------
+
+_CURSORS = ConsumerCursor.__table__
+_READ = select(_CURSORS.c.last_txid, _CURSORS.c.last_seq, _CURSORS.c.emitted).where(
+    _CURSORS.c.name == bindparam("cursor_name"))
+_READ_LOCKED = {False: _READ.with_for_update(), True: _READ.with_for_update(skip_locked=True)}
+_SAVE = update(_CURSORS).where(_CURSORS.c.name == bindparam("cursor_name")).values(
+    last_txid=bindparam("txid"), last_seq=bindparam("seq"), emitted=bindparam("emitted"),
+    updated_at=bindparam("at", type_=_CURSORS.c.updated_at.type))
+
+
+@dataclass
+class HeldCursor:
+    """A consumer's cursor, locked until the transaction ends (`lock_cursor` without the ORM)."""
+
+    name: str
+    position: Position
+    emitted: int
+
+
+def hold_cursor(session: Session, name: str, *, nowait: bool = False) -> HeldCursor | None:
+    """Lock the consumer's cursor row: one statement; None when another worker holds it (PostgreSQL)."""
+    conn = session.connection()
+    query = _READ_LOCKED[nowait] if conn.dialect.name == "postgresql" else _READ
+    key = (str(conn.engine.url), name)
+    row = conn.execute(query, {"cursor_name": name}).first() if key in _seen else None
+    if row is None:
+        if key in _seen and nowait:
+            _seen.discard(key)  # held by another worker, or gone: the next call creates it again
+            return None
+        _create(session, name)
+        _seen.add(key)
+        row = conn.execute(query, {"cursor_name": name}).first()
+        if row is None:
+            return None
+    return HeldCursor(name, Position(row.last_txid or 0, row.last_seq or 0), row.emitted or 0)
+
+
+def save_cursor(session: Session, cursor: HeldCursor) -> None:
+    """Write a held cursor's position and count back (in the transaction that holds it)."""
+    session.connection().execute(_SAVE, {"cursor_name": cursor.name, "txid": cursor.position.txid,
+                                         "seq": cursor.position.seq, "emitted": cursor.emitted,
+                                         "at": clock.now()})
 
 
 def position_of(cursor: ConsumerCursor) -> Position:

@@ -43,6 +43,8 @@ import httpx
 from sqlalchemy import (
     Connection,
     Integer,
+    String,
+    TypeDecorator,
     and_,
     any_,
     bindparam,
@@ -60,9 +62,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from entrepot.integration.consumers import advance, lock_cursor, position_of
+from entrepot.integration.consumers import hold_cursor, save_cursor
 from entrepot.integration.events import WebhookEndpointDisabled, WebhookMessageExhausted
-from entrepot.integration.feed import Position, events_after
+from entrepot.integration.feed import Position, event_rows_after
 from entrepot.integration.http_client import PooledClient
 from entrepot.integration.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from entrepot.integration.outbox import envelope, record_event_in
@@ -105,15 +107,27 @@ _ATTEMPTS = WebhookAttempt.__table__
 _ENDPOINTS = WebhookEndpoint.__table__
 
 
-def _among(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
-    """`column IN (:name...)` for a list parameter.
+class _ListParam(TypeDecorator[list[Any]]):
+    """SQLite: a list parameter sent as one JSON array (ids as the 32 hex digits SQLite stores)."""
 
-    PostgreSQL gets `= ANY(:name)` with one array: the SQL text is the same whatever the
-    list's length, so the driver prepares it once and the server plans it once.
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return json.dumps([v.hex if isinstance(v, uuid.UUID) else v for v in value])
+
+
+def _among(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """`column IN (:name...)` for a list parameter, with SQL text that does not depend on its length.
+
+    So the driver prepares each statement once and SQLAlchemy renders it once: PostgreSQL
+    gets `= ANY(:name)` with one array, SQLite `IN (SELECT value FROM json_each(:name))`
+    with one JSON array (an expanding IN would render and prepare anew for every length).
     """
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+    values = select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=_ListParam())))
+    return column.in_(values.scalar_subquery())
 
 
 class _Statements:
@@ -129,16 +143,21 @@ class _Statements:
             and_(m.status == "delivering", m.claimed_until < now),
         )
         live = select(e.id).where(e.enabled.is_(True), e.deleted_at.is_(None))
-        # fan-out: which of these queues already have an open head
+        # fan-out: the tenants' live endpoints, and which of these queues already have an open head
+        self.live_endpoints = select(e.id, e.tenant_id, e.event_types).where(
+            _among(e.tenant_id, "tenants", dialect), e.deleted_at.is_(None), e.enabled.is_(True))
         self.busy_queues = select(m.endpoint_id, m.subject).where(
             is_open, HEAD_SQL, _among(m.tenant_id, "tenants", dialect),
             _among(m.endpoint_id, "endpoints", dialect), _among(m.subject, "subjects", dialect))
         self.insert_messages = insert(_MESSAGES)
         # claim, first look: the oldest due queue heads, read in order off the due-time index
-        # (stops after `limit` rows, nothing to sort)
+        # (stops after `limit` rows, nothing to sort); PostgreSQL locks them in the same statement,
+        # skipping rows another worker holds (and re-checking those it just changed)
         self.due_heads = (select(m.id, m.tenant_id, m.endpoint_id)
                           .where(is_open, HEAD_SQL, due, m.endpoint_id.in_(live))
                           .order_by(m.next_attempt_at).limit(bindparam("limit", type_=Integer)))
+        if dialect == "postgresql":
+            self.due_heads = self.due_heads.with_for_update(skip_locked=True, of=_MESSAGES)
         # claim, second look, when endpoints already at their limit filled the first: the due heads
         # of the other endpoints, at most `per_endpoint` each, oldest due first (so a backlog on
         # one endpoint cannot crowd the others out of the batch)
@@ -268,42 +287,47 @@ def promote_next(session: Session, message_ids: Iterable[uuid.UUID]) -> None:
 
 
 def fan_out(session: Session, *, limit: int = 500) -> int:
-    """Turn the next settled outbox events into delivery rows. Returns events consumed."""
-    cursor = lock_cursor(session, FAN_OUT, nowait=True)
+    """Turn the next settled outbox events into delivery rows. Returns events consumed.
+
+    Core rows throughout (the cursor, the events, the endpoints): this reads every event
+    the platform emits, and ORM objects would cost more than the statements.
+    """
+    cursor = hold_cursor(session, FAN_OUT, nowait=True)
     if cursor is None:
         return 0  # another worker is fanning out
-    rows = events_after(session, position_of(cursor), limit=limit)
+    rows = event_rows_after(session, cursor.position, limit=limit)
     if not rows:
         return 0
-    tenants = {r.tenant_id for r in rows}
-    endpoints: dict[uuid.UUID, list[WebhookEndpoint]] = defaultdict(list)
-    for endpoint in session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.tenant_id.in_(tenants),
-                                      WebhookEndpoint.deleted_at.is_(None), WebhookEndpoint.enabled.is_(True))
-    ):
-        endpoints[endpoint.tenant_id].append(endpoint)
-    now = clock.now()
-    values: list[dict[str, Any]] = []
-    ordinal = cursor.emitted or 0
-    queues: set[tuple[uuid.UUID, str]] = set()
-    for row in rows:
-        for endpoint in endpoints.get(row.tenant_id, ()):
-            if subscribes(endpoint, row.type):
-                queues.add((endpoint.id, row.subject))
-    # a new message heads its queue when the queue has no open message yet
-    busy: set[tuple[uuid.UUID, str]] = set()
     conn = session.connection()
-    if queues:
-        lock_queues(session, queues)
-        busy = {(r.endpoint_id, r.subject) for r in conn.execute(_sql(conn).busy_queues, {
-            "tenants": list(tenants), "endpoints": list({e for e, _ in queues}),
-            "subjects": list({s for _, s in queues})})}
+    sql = _sql(conn)
+    tenants = list({r.tenant_id for r in rows})
+    endpoints: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for endpoint in conn.execute(sql.live_endpoints, {"tenants": tenants}):
+        endpoints[endpoint.tenant_id].append(endpoint)
+    # (event, endpoint) pairs to deliver, in outbox order; a type's subscribers are worked out once
+    subscribers: dict[tuple[uuid.UUID, str], list[Any]] = {}
+    pairs: list[tuple[Any, Any]] = []
     for row in rows:
-        body: str | None = None
-        for endpoint in endpoints.get(row.tenant_id, ()):
-            if not subscribes(endpoint, row.type):
-                continue
-            body = body or json.dumps(envelope(row), separators=(",", ":"))
+        key = (row.tenant_id, row.type)
+        found = subscribers.get(key)
+        if found is None:
+            found = subscribers[key] = [e for e in endpoints.get(row.tenant_id, ()) if subscribes(e, row.type)]
+        pairs.extend((row, endpoint) for endpoint in found)
+    if pairs:
+        queues = {(endpoint.id, row.subject) for row, endpoint in pairs}
+        # a new message heads its queue when the queue has no open message yet
+        lock_queues(session, queues)
+        busy = {(r.endpoint_id, r.subject) for r in conn.execute(sql.busy_queues, {
+            "tenants": tenants, "endpoints": list({e for e, _ in queues}),
+            "subjects": list({s for _, s in queues})})}
+        now = clock.now()
+        ordinal = cursor.emitted
+        values: list[dict[str, Any]] = []
+        body: str = ""
+        body_of: Any = None
+        for row, endpoint in pairs:
+            if row is not body_of:  # the envelope is serialised once per event, whatever its subscribers
+                body, body_of = json.dumps(envelope(row), separators=(",", ":")), row
             ordinal += 1
             queue = (endpoint.id, row.subject)
             head = queue not in busy
@@ -314,10 +338,10 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
                 "status": "pending", "queue_head": head, "attempt_count": 0, "next_attempt_at": now,
                 "created_at": now,
             })
-    if values:
-        conn.execute(_sql(conn).insert_messages, values)
-    cursor.emitted = ordinal
-    advance(cursor, Position.of(rows[-1]))
+        conn.execute(sql.insert_messages, values)
+        cursor.emitted = ordinal
+    cursor.position = Position.of(rows[-1])
+    save_cursor(session, cursor)
     return len(rows)
 
 
@@ -351,6 +375,7 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
     """
     conn = session.connection()
     sql = _sql(conn)
+    postgres = conn.dialect.name == "postgresql"  # the first look has locked its rows already
     now = clock.now()
     chosen_ids: list[uuid.UUID] = []
     seen: set[uuid.UUID] = set()
@@ -358,9 +383,9 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
     taken: dict[uuid.UUID, int] = defaultdict(int)
     full: set[uuid.UUID] = set()
 
-    def pick(candidates: list[Any]) -> None:
+    def pick(candidates: list[Any], *, locked: bool) -> None:
         candidates = [c for c in candidates if c.id not in seen]
-        if candidates and conn.dialect.name == "postgresql":
+        if candidates and not locked and postgres:
             # lock what is still a due head; rows another worker holds or just took are skipped
             locked = set(conn.scalars(sql.lock_candidates, {"ids": [c.id for c in candidates], "now": now}))
             candidates = [c for c in candidates if c.id in locked]
@@ -383,11 +408,13 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
             taken[endpoint_id] += 1
             chosen_ids.append(message_id)
 
-    first = conn.execute(sql.due_heads, {"now": now, "limit": limit * 2}).all()
-    pick(first)
-    if len(chosen_ids) < limit and len(first) == limit * 2 and full:
+    # `limit` heads are enough: on PostgreSQL the heads other workers hold are skipped before the
+    # limit counts; a head is passed over only when its endpoint is full, which the second look is for
+    first = conn.execute(sql.due_heads, {"now": now, "limit": limit}).all()
+    pick(first, locked=True)
+    if len(chosen_ids) < limit and len(first) == limit and full:
         pick(conn.execute(sql.fair_due_heads, {"now": now, "limit": limit * 2, "per_endpoint": per_endpoint,
-                                               "full": list(full)}).all())
+                                               "full": list(full)}).all(), locked=False)
     if not chosen_ids:
         return []
     chosen = conn.execute(sql.mark_claimed, {"ids": chosen_ids, "worker": worker_id, "until": now + lease}).all()

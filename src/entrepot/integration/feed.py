@@ -17,11 +17,12 @@ consumer's saved progress.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, literal_column, select, tuple_
+from sqlalchemy import Integer, Row, Select, bindparam, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from entrepot.integration.models import OutboxEvent
@@ -47,7 +48,7 @@ class Position:
     seq: int = 0
 
     @classmethod
-    def of(cls, row: OutboxEvent) -> Position:
+    def of(cls, row: OutboxEvent | Row) -> Position:  # type: ignore[type-arg]
         return cls(row.txid or 0, row.seq)
 
     def encode(self) -> str:
@@ -85,6 +86,25 @@ def events_after(
     if subject:
         query = query.where(OutboxEvent.subject == subject)
     return list(session.scalars(settled(session, query, after).limit(limit)).all())
+
+
+@functools.cache
+def _rows_after(dialect: str) -> Select:  # type: ignore[type-arg]
+    table = OutboxEvent.__table__
+    c = table.c
+    limit = bindparam("limit", type_=Integer)
+    if dialect == "postgresql":
+        return (select(table).where(tuple_(c.txid, c.seq) > tuple_(bindparam("txid"), bindparam("seq")))
+                .where(c.txid < _HORIZON).order_by(c.txid, c.seq).limit(limit))
+    return select(table).where(c.seq > bindparam("seq")).order_by(c.seq).limit(limit)
+
+
+def event_rows_after(session: Session, after: Position, *, limit: int) -> Sequence[Row]:  # type: ignore[type-arg]
+    """`events_after` as Core rows (same columns, same order), from one prebuilt statement:
+    for the worker's fan-out, which reads every event and needs no ORM objects."""
+    conn = session.connection()
+    return conn.execute(_rows_after(conn.dialect.name),
+                        {"txid": after.txid, "seq": after.seq, "limit": limit}).all()
 
 
 def latest(session: Session) -> Position | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import socket
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
@@ -63,12 +63,11 @@ class Worker:
         self.per_endpoint = per_endpoint
         self.scheduler_enabled = scheduler_enabled
         self.client = delivery.new_client(max_connections=concurrency)
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook")
+        self.senders = Senders(self.client, concurrency)
         self._reaction_failures: dict[str, int] = {}
         self._rate: dict[uuid.UUID, tuple[int, int]] = {}  # endpoint → (second, sent)
         self._limits: tuple[float, dict[uuid.UUID, int]] = (0.0, {})
         self._last_schedule = 0.0
-        self._inflight: set[Future[delivery.Outcome]] = set()
         self._leases: dict[str, float] = {}
         self._fanned = 0
         self._since_analyze = 0
@@ -140,36 +139,43 @@ class Worker:
         the long-running loop does not, so claiming, sending and recording
         overlap and the pool stays busy.
         """
-        finished = [f for f in self._inflight if f.done()]
-        room = self.claim_limit - (len(self._inflight) - len(finished))
+        senders = self.senders
+        senders.gather()
+        finished, senders.finished = senders.finished, []
+        room = self.claim_limit - senders.in_flight
         claimed: list[delivery.Claimed] = []
         recorded = 0
         if room > 0:
             # record what finished and claim the next in one transaction: one commit per round
             budget = self._rate_budget()
-            claimed = self._record([f.result() for f in finished], claim=room, budget=budget)
-            self._inflight.difference_update(finished)
+            try:
+                claimed = self._record(finished, claim=room, budget=budget)
+            except BaseException:
+                senders.finished[:0] = finished  # not recorded: keep them for the next try
+                raise
             recorded = len(finished)
             second = int(time.time())
             for item in claimed:
                 at, sent = self._rate.get(item.endpoint_id, (second, 0))
                 self._rate[item.endpoint_id] = (second, (sent if at == second else 0) + 1)
-                self._inflight.add(self.pool.submit(delivery.send, self.client, item))
-        if drain and self._inflight:
-            wait(self._inflight)
-        elif self._inflight:
+                senders.submit(item)
+        else:
+            senders.finished[:0] = finished
+        if drain:
+            senders.gather(wait=None)
+        elif senders.in_flight:
             if not claimed and not recorded:
-                wait(self._inflight, timeout=0.05, return_when=FIRST_COMPLETED)
+                senders.gather(wait=0.05, every=False)
             # let the sends of this round finish for a moment, so the next round records and
             # refills many slots in one transaction instead of one slot per transaction
-            wait(self._inflight, timeout=BATCH_WINDOW)
+            senders.gather(wait=BATCH_WINDOW)
         if not drain:
             # the next pass records what finished in the transaction of its claim (counted as work
             # here, so the loop comes back at once)
-            return recorded + len(claimed) + sum(1 for f in self._inflight if f.done())
-        done = [f for f in self._inflight if f.done()]
-        self._record([f.result() for f in done])
-        self._inflight.difference_update(done)
+            return recorded + len(claimed) + len(senders.finished)
+        done = senders.finished
+        self._record(done)
+        senders.finished = []
         return recorded + len(claimed) + len(done)
 
     def _record(self, outcomes: list[delivery.Outcome], *, claim: int = 0,
@@ -316,11 +322,9 @@ class Worker:
     def release(self) -> None:
         """Finish the sends in flight, then give back unfinished claims and leases (graceful shutdown)."""
         try:
-            if self._inflight:
-                wait(self._inflight, timeout=delivery.TIMEOUT_SECONDS + 5)
-                done = [f for f in self._inflight if f.done()]
-                self._record([f.result() for f in done])
-                self._inflight.clear()
+            self.senders.gather(wait=delivery.TIMEOUT_SECONDS + 5)
+            done, self.senders.finished = self.senders.finished, []
+            self._record(done)
             with platform_uow(url=self.url) as uow:
                 delivery.release(uow.session, self.worker_id)
                 uow.commit()
@@ -332,8 +336,68 @@ class Worker:
         except Exception:
             log.exception("release_failed")
         finally:
-            self.pool.shutdown(wait=True)
+            self.senders.stop()
             self.client.close()
+
+
+class Senders:
+    """Threads that POST claimed messages, fed from one queue, their outcomes on another.
+
+    Cheaper per delivery than a future each: the worker's main thread is the bottleneck,
+    and a future costs it a condition to create and to wait on in every round.
+    """
+
+    def __init__(self, client: Any, threads: int) -> None:
+        self.client = client
+        self.size = threads
+        self.in_flight = 0  # submitted, outcome not yet gathered
+        self.finished: list[delivery.Outcome] = []  # gathered, not yet recorded
+        self._todo: queue.SimpleQueue[delivery.Claimed | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[delivery.Outcome | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, item: delivery.Claimed) -> None:
+        if not self._threads:  # started on first use: most Worker objects of the tests never send
+            self._threads = [threading.Thread(target=self._run, name=f"webhook-{i}", daemon=True)
+                             for i in range(self.size)]
+            for thread in self._threads:
+                thread.start()
+        self.in_flight += 1
+        self._todo.put(item)
+
+    def _run(self) -> None:
+        while (item := self._todo.get()) is not None:
+            outcome: delivery.Outcome | None = None
+            try:
+                outcome = delivery.send(self.client, item)
+            except Exception:
+                # send() answers every network failure with an outcome; anything else is a bug:
+                # the message stays claimed until its lease runs out, then goes out again
+                log.exception("webhook_send_failed", message_id=str(item.message_id))
+            self._done.put(outcome)
+
+    def gather(self, wait: float | None = 0.0, *, every: bool = True) -> None:
+        """Move finished outcomes to `finished`: those there now, after waiting up to `wait`
+        seconds (None: no limit) for every send in flight, or with `every=False` for the first."""
+        deadline = None if wait is None else time.monotonic() + wait
+        while self.in_flight:
+            timeout = None if deadline is None else deadline - time.monotonic()
+            try:
+                outcome = self._done.get(timeout is None or timeout > 0, timeout)
+            except queue.Empty:
+                return
+            self.in_flight -= 1
+            if outcome is not None:
+                self.finished.append(outcome)
+            if not every:
+                deadline = 0.0  # the first is in: take the others already there, wait no more
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._todo.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
 
 
 class BackgroundWorker:

@@ -139,6 +139,37 @@ def test_graceful_stop_releases_claims(tenant, db_url):
         uow.commit()
 
 
+def test_a_send_that_raises_leaves_its_message_claimed_and_the_worker_going(tenant, worker, db_url, monkeypatch):
+    # given a message, and a sender with a bug (network failures are outcomes; this is not one)
+    issued = make_endpoint(tenant, "http://127.0.0.1:9/never", ["test_pallet.received.v1"])
+    with tenant.uow() as uow:
+        record_event(uow, PalletReceived(pallet="B1"), subject="pallet/B1")
+        uow.commit()
+
+    def broken_send(client, item):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug in the sender")
+
+    monkeypatch.setattr(delivery, "send", broken_send)
+    import time
+
+    deadline = time.monotonic() + 10
+    while _messages_of(tenant, issued.endpoint.id) == 0 and time.monotonic() < deadline:
+        worker.fan_out()
+    # when the worker delivers, twice
+    worker.deliver(drain=True)
+    worker.deliver(drain=True)
+    # then no attempt was recorded: the message stays claimed until its lease runs out
+    with platform_uow(readonly=True, url=db_url) as uow:
+        message = uow.session.scalar(select(WebhookMessage).where(WebhookMessage.endpoint_id == issued.endpoint.id))
+    assert message is not None
+    assert (message.status, message.attempt_count, message.claimed_by) == ("delivering", 0, worker.worker_id)
+    with tenant.uow() as uow:
+        from entrepot.integration import webhooks
+
+        webhooks.update_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id), {"enabled": False})
+        uow.commit()
+
+
 def _messages_of(tenant, endpoint_id) -> int:
     with tenant.uow(readonly=True) as uow:
         return uow.session.scalar(select(func.count()).where(WebhookMessage.endpoint_id == endpoint_id))

@@ -174,3 +174,16 @@ def test_a_garbled_answer_or_an_injected_header_is_an_error(canned):
     with pytest.raises(ValueError):
         client.post(url + "/hook", b"{}", {"x-bad": "a\r\nx-injected: 1"}, body_cap=100)
     client.close()
+
+
+def test_a_target_with_a_space_or_control_character_is_refused_before_sending(server):
+    import http.client
+
+    # given a client
+    client = PooledClient(timeout=5)
+    # when the target would break the request line, then it is refused (as http.client refuses it)
+    with pytest.raises(http.client.InvalidURL):
+        client.post(server + "/ho ok", b"{}", {}, body_cap=100)
+    # and nothing reached the server
+    assert _Handler.connections == []
+    client.close()
