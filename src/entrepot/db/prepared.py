@@ -63,7 +63,8 @@ class _Compiled:
         values = []
         for name, process in zip(self.names, self.processors, strict=True):
             value = params[name] if name in params else fixed[name]
-            values.append(process(value) if process is not None and value is not None else value)
+            # None goes through the processor too, as in SQLAlchemy: a JSON column stores `null`.
+            values.append(process(value) if process is not None else value)
         return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
 
     def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
@@ -77,7 +78,7 @@ class _Compiled:
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         assert self.result_processors is not None
         return tuple(
-            process(value) if process is not None and value is not None else value
+            process(value) if process is not None else value
             for value, process in zip(raw, self.result_processors, strict=True)
         )
 
