@@ -163,3 +163,30 @@ def test_a_partial_issue_keeps_the_rest_reserved_and_the_line_open(tenant):
         assert uow.session.scalar(select(StockDemand.status).where(StockDemand.demand_id == line.demand_id)) == "open"
     level = levels(tenant, line.product_id)[wh]
     assert (level.on_hand, level.reserved) == (9, 3)
+
+
+def test_two_lines_of_a_serial_tracked_product_ship_different_serials(tenant):
+    from entrepot.inventory.models import Location, SerialNumber
+
+    # given three serials of one product in stock, and two lines reserving one and two of them
+    p = product(tenant, track_serials=True)
+    wh = warehouse(tenant)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=3, unit_cost="1", reference="PO",
+                                serials=["S1", "S2", "S3"])
+        uow.commit()
+    first, second = demand(p, 1), demand(p, 2)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [first, second])
+        uow.commit()
+    # when both lines ship together
+    with tenant.uow() as uow:
+        one, two = inventory.issue_reserved_many(uow, demand_type="sales_order_line", reference="SHP-S",
+                                                 items=[(first.demand_id, Decimal(1)), (second.demand_id, Decimal(2))])
+        uow.commit()
+    # then each serial left once, oldest first, and all three are now at the customer
+    assert (one.serials, two.serials) == (["S1"], ["S2", "S3"])
+    with tenant.uow(readonly=True) as uow:
+        kinds = dict(uow.session.execute(select(SerialNumber.serial, Location.kind)
+                                         .join(Location, Location.id == SerialNumber.location_id)).all())
+    assert kinds == {"S1": "customer", "S2": "customer", "S3": "customer"}

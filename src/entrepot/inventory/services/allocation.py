@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +21,7 @@ from sqlalchemy.orm.util import identity_key
 
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit, snapshot
@@ -281,6 +282,12 @@ class _LotInfo(NamedTuple):
     expiry_date: date | None
 
 
+class _DemandRow(NamedTuple):
+    id: uuid.UUID
+    demand_id: uuid.UUID
+    product_id: uuid.UUID
+
+
 @dataclass(slots=True)
 class _Reserved:
     warehouse_id: uuid.UUID
@@ -289,11 +296,42 @@ class _Reserved:
     quantity: Decimal
 
 
-# The reads of an allocation, built once. They run on the session's connection (plain rows, no ORM
-# machinery: this runs for every order line), a path that skips the session's automatic tenant criteria,
-# so each statement names the tenant of every table it reads.
+# The reads of an allocation, built once. They run on the driver's cursor of the transaction's connection
+# (`Prepared`: no ORM and no Core execution machinery, which would cost more than the statements: this runs
+# for every order), a path that skips the session's automatic tenant criteria, so each statement names the
+# tenant of every table it reads.
 _b, _w, _lot, _rule, _sd, _r = StockBalance, Warehouse, Lot, ReorderRule, StockDemand, Reservation
 _TENANT = bindparam("tenant")
+
+
+class _ForIds:
+    """A read whose IN lists take the ids of the call. A prepared statement holds a fixed number of
+    parameters, so there is one per list length, rounded up to a power of two (the list is padded with
+    its first id, which IN ignores): a handful of statements are ever built, each compiled once."""
+
+    def __init__(self, build: Callable[[Callable[[Any, str], Any]], Any]) -> None:
+        self._build = build
+        self._by_sizes: dict[tuple[tuple[str, int], ...], Prepared] = {}
+
+    def execute(self, uow: UnitOfWork, params: dict[str, Any], **lists: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if not all(lists.values()):
+            return []  # IN () matches nothing
+        sizes = tuple((name, 1 << (len(ids) - 1).bit_length()) for name, ids in lists.items())
+        prepared = self._by_sizes.get(sizes)
+        if prepared is None:
+            size_of = dict(sizes)
+
+            def in_(column: Any, name: str) -> Any:
+                return column.in_([bindparam(f"{name}_{i}", type_=column.type) for i in range(size_of[name])])
+
+            prepared = self._by_sizes[sizes] = Prepared(self._build(in_))
+        args = dict(params)
+        for name, size in sizes:
+            ids = lists[name]
+            for i in range(size):
+                args[f"{name}_{i}"] = ids[i] if i < len(ids) else ids[0]
+        return prepared.execute(uow, args)
+
 
 # Everything about the products' stock in one query: their stock-location balances in active
 # warehouses, each with its warehouse's priority and country, its lot's expiry and the reorder point
@@ -301,43 +339,49 @@ _TENANT = bindparam("tenant")
 # (only those) are locked FOR UPDATE in id order, the fixed order.
 _POLICY = (select(Tenant.settings["allocation_policy"].as_string()).where(Tenant.id == _TENANT)
            .scalar_subquery())
-_STOCK = (
+_STOCK = _ForIds(lambda in_: (
     select(_b.id, _b.product_id, _b.warehouse_id, _b.location_id, _b.lot_id, _b.on_hand, _b.reserved,
            _w.priority, _w.code, _w.country, _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY)
     .join(_w, (_w.id == _b.warehouse_id) & (_w.tenant_id == _TENANT) & _w.active.is_(True))
     .outerjoin(_lot, (_lot.id == _b.lot_id) & (_lot.tenant_id == _TENANT))
     .outerjoin(_rule, (_rule.product_id == _b.product_id) & (_rule.warehouse_id == _b.warehouse_id)
                & (_rule.tenant_id == _TENANT))
-    .where(_b.tenant_id == _TENANT, _b.product_id.in_(bindparam("products", expanding=True)),
+    .where(_b.tenant_id == _TENANT, in_(_b.product_id, "products"),
            _b.location_kind == LocationKind.STOCK.value)
     .order_by(_b.id)
     .with_for_update(of=_b.__table__)
-)
+))
 # The lines' demands (a new line has none yet), locked in id order.
-_DEMANDS = (
+_DEMANDS = _ForIds(lambda in_: (
     select(_sd.id, _sd.demand_id, _sd.product_id)
-    .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"),
-           _sd.demand_id.in_(bindparam("ids", expanding=True)))
+    .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"), in_(_sd.demand_id, "ids"))
     .order_by(_sd.id)
     .with_for_update()
-)
+))
 # What is already reserved for existing lines (a line allocated again is topped up, not reserved twice).
-_OPEN_RESERVATIONS = (
+_OPEN_RESERVATIONS = _ForIds(lambda in_: (
     select(_r.demand_id, _r.warehouse_id, _r.location_id, _r.lot_id, _r.quantity)
-    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"),
-           _r.demand_id.in_(bindparam("ids", expanding=True)), _r.status == "open")
+    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"), in_(_r.demand_id, "ids"),
+           _r.status == "open")
     .order_by(_r.created_at, _r.id)
-)
+))
 # The writes (rows carry their tenant_id; an id found by the reads above is the tenant's own).
-_INSERT_DEMANDS = insert(_sd.__table__)
-_UPDATE_DEMANDS = update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
-_UPDATE_RESERVED = (update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
-                    .values(reserved=bindparam("b_reserved")))
-_INSERT_RESERVATIONS = insert(_r.__table__)
+_DEMAND_FIELDS = ("warehouse_id", "ship_to_country", "requested", "status", "updated_at", "backordered")
+_INSERT_DEMANDS = Prepared(insert(_sd.__table__), columns=(
+    "id", "tenant_id", "demand_type", "demand_id", "product_id", "promised_at", "created_at", *_DEMAND_FIELDS))
+_UPDATE_DEMANDS = Prepared(update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
+                           .values({name: bindparam(f"b_{name}") for name in _DEMAND_FIELDS}))
+_UPDATE_RESERVED = Prepared(update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
+                            .values(reserved=bindparam("b_reserved")))
+_INSERT_RESERVATIONS = Prepared(insert(_r.__table__), columns=(
+    "id", "tenant_id", "created_at", "updated_at", "demand_type", "demand_id", "product_id", "balance_id",
+    "warehouse_id", "location_id", "lot_id", "quantity", "status"))
 
 
 def _expire(session: Session, cls: type, ids: Iterable[uuid.UUID], attrs: list[str]) -> None:
     """Rows were changed with Core: objects of them already in the session must reload those columns."""
+    if not session.identity_map:
+        return  # nothing loaded (the usual case in a batch of its own): nothing to tell
     for ident in ids:
         obj = session.identity_map.get(identity_key(cls, ident))
         if obj is not None:
@@ -365,11 +409,10 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
     keep it so (see `allocate`)."""
     session = uow.session
     session.flush()  # the reads below go to the connection, which does not autoflush
-    conn = session.connection()
     tenant = uow.tenant_id
     product_ids = list(dict.fromkeys(c[2] for c in checked))
     core.lock_products(uow, product_ids)
-    rows = conn.execute(_STOCK, {"tenant": tenant, "products": product_ids}).all()
+    rows = _STOCK.execute(uow, {"tenant": tenant}, products=product_ids)
     balances = [_Balance(*row[:-1]) for row in rows]
     stocked = {bal.product_id for bal in balances}
     if len(stocked) < len(product_ids):
@@ -392,16 +435,16 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
              if bal.reorder_point is not None}
     free_before = _free_stock(balances, rules)
     # The lines' demands, and the open reservations of those that already exist (a new line has none).
-    existing: dict[tuple[str, uuid.UUID], Any] = {}
+    existing: dict[tuple[str, uuid.UUID], _DemandRow] = {}
     for demand_type in sorted({c[0] for c in checked}):
-        ids = [c[1] for c in checked if c[0] == demand_type]
-        for row in conn.execute(_DEMANDS, {"tenant": tenant, "demand_type": demand_type, "ids": ids}):
-            existing[(demand_type, row.demand_id)] = row
+        ids = list(dict.fromkeys(c[1] for c in checked if c[0] == demand_type))
+        for row in _DEMANDS.execute(uow, {"tenant": tenant, "demand_type": demand_type}, ids=ids):
+            existing[(demand_type, row[1])] = _DemandRow(*row)
     open_by_demand: dict[tuple[str, uuid.UUID], list[_Reserved]] = defaultdict(list)
     for demand_type in sorted({k[0] for k in existing}):
         ids = [k[1] for k in existing if k[0] == demand_type]
-        for row in conn.execute(_OPEN_RESERVATIONS, {"tenant": tenant, "demand_type": demand_type, "ids": ids}):
-            open_by_demand[(demand_type, row.demand_id)].append(_Reserved(*row[1:]))
+        for row in _OPEN_RESERVATIONS.execute(uow, {"tenant": tenant, "demand_type": demand_type}, ids=ids):
+            open_by_demand[(demand_type, row[0])].append(_Reserved(*row[1:]))
     now = clock.now()
     results: list[AllocationResult] = []
     new_demands: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
@@ -427,7 +470,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
             sd_id = values["id"]
         else:
             sd_id = row.id
-            values = changed_demands.setdefault(sd_id, {"b_id": sd_id})
+            values = changed_demands.setdefault(sd_id, {})
         values.update(warehouse_id=d.warehouse_id, ship_to_country=ship_to, requested=quantity, status="open",
                       updated_at=now)
         held = open_by_demand[key]
@@ -470,22 +513,21 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
                                     reorder_point=str(point)), f"stock/{product_id}"))
     # Writes: one statement per table (executemany), demands before the reservations that name them.
     if new_demands:
-        conn.execute(_INSERT_DEMANDS, list(new_demands.values()))
+        _INSERT_DEMANDS.execute_many(uow, list(new_demands.values()))
     if changed_demands:
-        conn.execute(_UPDATE_DEMANDS, list(changed_demands.values()))
+        _UPDATE_DEMANDS.execute_many(uow, [{"b_id": sd_id, **{f"b_{name}": values[name] for name in _DEMAND_FIELDS}}
+                                           for sd_id, values in changed_demands.items()])
         _expire(session, StockDemand, changed_demands, list(_DEMAND_FIELDS))
     if touched:
-        conn.execute(_UPDATE_RESERVED, [{"b_id": bal.id, "b_reserved": bal.reserved} for bal in touched.values()])
+        _UPDATE_RESERVED.execute_many(uow, [{"b_id": bal.id, "b_reserved": bal.reserved} for bal in touched.values()])
         _expire(session, StockBalance, touched, ["reserved"])
     if new_reservations:
-        conn.execute(_INSERT_RESERVATIONS, new_reservations)
+        _INSERT_RESERVATIONS.execute_many(uow, new_reservations)
     # One audit entry for the call, listing its lines (not one per line).
     audit(uow, "stock.allocate", "stock_allocation", None, after={"lines": lines})
     record_events(uow, events)
     return results
 
-
-_DEMAND_FIELDS = ("warehouse_id", "ship_to_country", "requested", "status", "updated_at", "backordered")
 
 
 # ------------------------------------------------------------------ backorders
@@ -635,7 +677,8 @@ def issue_reserved_many(uow: UnitOfWork, *, demand_type: str, items: Sequence[tu
 
 @dataclass(slots=True)
 class _Held:
-    """An open reservation as issuing reads it (a plain row; written back with one executemany)."""
+    """An open reservation as issuing reads it, with what issuing needs of its product, its lot and its
+    demand line (a plain row; written back with one executemany)."""
 
     id: uuid.UUID
     demand_id: uuid.UUID
@@ -645,6 +688,14 @@ class _Held:
     lot_id: uuid.UUID | None
     quantity: Decimal
     created_at: datetime
+    sku: str
+    track_serials: bool
+    standard_cost: Decimal | None
+    lot_code: str | None
+    expiry_date: date | None
+    stock_demand_id: uuid.UUID | None
+    backordered: Decimal | None
+    customer_location_id: uuid.UUID | None  # the same on every row: where issued stock goes
 
 
 class _ProductFacts(NamedTuple):
@@ -676,70 +727,69 @@ class _Cost:
     new: bool = False
 
 
-# The reads and writes of an issue, built once; like allocation's, they run on the session's connection
-# and name the tenant of every table they read.
-_HELD = (
+# The reads and writes of an issue, built once; like allocation's, they run on the driver's cursor and
+# name the tenant of every table they read.
+# The lines' open reservations, each with its product's facts, its lot's code and expiry and its demand
+# line (every line to issue has a reservation, else it is refused: so every demand line is found), and
+# (the same on every row) the tenant's customer location, where the moves go.
+_CUSTOMER = (select(Location.id)
+             .where(Location.tenant_id == _TENANT, Location.kind == LocationKind.CUSTOMER.value,
+                    Location.warehouse_id.is_(None))
+             .order_by(Location.id).limit(1).scalar_subquery())
+_HELD = _ForIds(lambda in_: (
     select(_r.id, _r.demand_id, _r.product_id, _r.warehouse_id, _r.location_id, _r.lot_id, _r.quantity,
-           _r.created_at)
-    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"),
-           _r.demand_id.in_(bindparam("ids", expanding=True)), _r.status == "open")
+           _r.created_at, Product.sku, Product.track_serials, Product.standard_cost, _lot.code, _lot.expiry_date,
+           _sd.id, _sd.backordered, _CUSTOMER)
+    .join(Product, (Product.id == _r.product_id) & (Product.tenant_id == _TENANT))
+    .outerjoin(_lot, (_lot.id == _r.lot_id) & (_lot.tenant_id == _TENANT))
+    .outerjoin(_sd, (_sd.demand_type == _r.demand_type) & (_sd.demand_id == _r.demand_id)
+               & (_sd.tenant_id == _TENANT))
+    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"), in_(_r.demand_id, "ids"),
+           _r.status == "open")
     .order_by(_r.created_at, _r.id)
-)
+))
 # The balances the reservations draw on, found by (product, location, lot) as `core.balance_for` finds
 # them, and locked in id order.
-_ISSUE_BALANCES = (
+_ISSUE_BALANCES = _ForIds(lambda in_: (
     select(_b.id, _b.product_id, _b.location_id, _b.lot_key, _b.on_hand, _b.reserved)
-    .where(_b.tenant_id == _TENANT, _b.product_id.in_(bindparam("products", expanding=True)),
-           _b.location_id.in_(bindparam("locations", expanding=True)))
+    .where(_b.tenant_id == _TENANT, in_(_b.product_id, "products"), in_(_b.location_id, "locations"))
     .order_by(_b.id)
     .with_for_update()
-)
-_COSTS = (
+))
+_COSTS = _ForIds(lambda in_: (
     select(ItemCost.id, ItemCost.product_id, ItemCost.warehouse_id, ItemCost.quantity, ItemCost.value,
            ItemCost.unit_cost)
-    .where(ItemCost.tenant_id == _TENANT, ItemCost.product_id.in_(bindparam("products", expanding=True)),
-           ItemCost.warehouse_id.in_(bindparam("warehouses", expanding=True)))
+    .where(ItemCost.tenant_id == _TENANT, in_(ItemCost.product_id, "products"),
+           in_(ItemCost.warehouse_id, "warehouses"))
     .order_by(ItemCost.id)
     .with_for_update()
-)
-_PRODUCT_FACTS = (
-    select(Product.id, Product.sku, Product.track_serials, Product.standard_cost)
-    .where(Product.tenant_id == _TENANT, Product.id.in_(bindparam("ids", expanding=True)))
-)
-_ISSUED_DEMANDS = (
-    select(_sd.id, _sd.demand_id, _sd.backordered)
-    .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"),
-           _sd.demand_id.in_(bindparam("ids", expanding=True)))
-)
-_INSERT_MOVES = insert(StockMove.__table__)
-_UPDATE_STOCK = (update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
-                 .values(on_hand=bindparam("b_on_hand"), reserved=bindparam("b_reserved")))
-_UPDATE_HELD = (update(_r.__table__).where(_r.__table__.c.id == bindparam("b_id"))
-                .values(quantity=bindparam("b_quantity"), status=bindparam("b_status"), updated_at=bindparam("b_at")))
-_INSERT_COSTS = insert(ItemCost.__table__)
-_UPDATE_COSTS = (update(ItemCost.__table__).where(ItemCost.__table__.c.id == bindparam("b_id"))
-                 .values(quantity=bindparam("b_quantity"), value=bindparam("b_value"),
-                         unit_cost=bindparam("b_unit_cost"), updated_at=bindparam("b_at")))
-_CLOSE_DEMANDS = (update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
-                  .values(status="closed", updated_at=bindparam("b_at")))
-
-
-def _product_facts(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, _ProductFacts]:
-    """Like `catalog.get_products` (NotFound names the first missing id), four columns only."""
-    wanted = list(dict.fromkeys(ids))
-    found = {row.id: _ProductFacts(*row) for row in uow.session.connection().execute(
-        _PRODUCT_FACTS, {"tenant": uow.tenant_id, "ids": wanted})}
-    for product_id in wanted:
-        if product_id not in found:
-            raise NotFound("product", product_id)
-    return found
+))
+_INSERT_MOVES = Prepared(insert(StockMove.__table__), columns=(
+    "id", "tenant_id", "product_id", "lot_id", "from_location_id", "to_location_id", "from_warehouse_id",
+    "to_warehouse_id", "quantity", "unit_cost", "value", "kind", "reason", "reference", "demand_type", "demand_id",
+    "serials", "effective_date", "created_at", "actor"))
+_UPDATE_STOCK = Prepared(update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
+                         .values(on_hand=bindparam("b_on_hand"), reserved=bindparam("b_reserved")))
+_UPDATE_HELD = Prepared(update(_r.__table__).where(_r.__table__.c.id == bindparam("b_id"))
+                        .values(quantity=bindparam("b_quantity"), status=bindparam("b_status"),
+                                updated_at=bindparam("b_at")))
+_INSERT_COSTS = Prepared(insert(ItemCost.__table__), columns=(
+    "id", "tenant_id", "product_id", "warehouse_id", "quantity", "value", "unit_cost", "created_at", "updated_at"))
+_UPDATE_COSTS = Prepared(update(ItemCost.__table__).where(ItemCost.__table__.c.id == bindparam("b_id"))
+                         .values(quantity=bindparam("b_quantity"), value=bindparam("b_value"),
+                                 unit_cost=bindparam("b_unit_cost"), updated_at=bindparam("b_at")))
+_CLOSE_DEMANDS = Prepared(update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
+                          .values(status="closed", updated_at=bindparam("b_at")))
+_SERIALS_AT = (select(SerialNumber.id, SerialNumber.serial)
+               .order_by(SerialNumber.created_at, SerialNumber.serial))
+_MOVE_SERIALS = Prepared(update(SerialNumber.__table__).where(SerialNumber.__table__.c.id == bindparam("b_id"))
+                         .values(location_id=bindparam("b_location_id"), updated_at=bindparam("b_at")))
 
 
 def _held_by_demand(uow: UnitOfWork, demand_type: str, demand_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Held]]:
     out: dict[uuid.UUID, list[_Held]] = defaultdict(list)
-    for row in uow.session.connection().execute(_HELD, {"tenant": uow.tenant_id, "demand_type": demand_type,
-                                                        "ids": demand_ids}):
-        out[row.demand_id].append(_Held(*row))
+    for row in _HELD.execute(uow, {"tenant": uow.tenant_id, "demand_type": demand_type}, ids=demand_ids):
+        out[row[1]].append(_Held(*row))
     return out
 
 
@@ -755,13 +805,13 @@ def _check_reserved(by_demand: dict[uuid.UUID, list[_Held]], wanted: dict[uuid.U
 def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, Decimal]], reference: str,
                 on: date | None) -> list[IssueResult]:
     """The stock side of a shipment with a fixed number of statements whatever the number of lines: one
-    read per table (balances and costs locked in id order), then one executemany per table for the writes.
+    read of the lines' reservations (with their products, lots and demand lines), one each of the balances
+    and costs (locked in id order), then one executemany per table for the writes.
 
     This is `core.record_move` for a batch of issues, with plain rows instead of ORM objects: each move
     leaves a stock balance, consuming its reservation, and goes to the customer location (no balance)."""
     session = uow.session
     session.flush()  # the reads below go to the connection, which does not autoflush
-    conn = session.connection()
     tenant = uow.tenant_id
     demand_ids = list(dict.fromkeys(d for d, _ in items))
     wanted: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO)
@@ -769,40 +819,40 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
         wanted[demand_id] += quantity
     by_demand = _held_by_demand(uow, demand_type, demand_ids)
     _check_reserved(by_demand, wanted, demand_type)
-    products = _product_facts(uow, {rs[0].product_id for rs in by_demand.values()})
-    core.lock_products(uow, products)
+    core.lock_products(uow, sorted({rs[0].product_id for rs in by_demand.values()}))
     today = clock.today()
     if on is not None and on < today:
         from entrepot.ledger.services.periods import open_period_for_posting
 
         open_period_for_posting(uow, on)
-    if conn.dialect.name == "postgresql":
+    if uow.connection().dialect.name == "postgresql":
         # Read again under the product locks: another transaction may have changed them meanwhile
         # (SQLite writers are serialised from BEGIN IMMEDIATE, so what we read is already current).
         by_demand = _held_by_demand(uow, demand_type, demand_ids)
         _check_reserved(by_demand, wanted, demand_type)
     every = [r for rs in by_demand.values() for r in rs]
-    lot_ids = {r.lot_id for r in every if r.lot_id}
-    lots = {lot.id: lot for lot in session.scalars(select(Lot).where(Lot.id.in_(lot_ids)))} if lot_ids else {}
+    products = {r.product_id: _ProductFacts(r.product_id, r.sku, r.track_serials, r.standard_cost) for r in every}
     far = date.max
     for rs in by_demand.values():
-        rs.sort(key=lambda r: ((lots[r.lot_id].expiry_date or far) if r.lot_id else far, r.created_at, r.id))
+        rs.sort(key=lambda r: ((r.expiry_date or far) if r.lot_id else far, r.created_at, r.id))
     # Everything the moves touch, in one query each; balances and costs locked in id order (the fixed order).
-    balances = {(row.product_id, row.location_id, row.lot_key): _Stock(row.id, row.on_hand, row.reserved)
-                for row in conn.execute(_ISSUE_BALANCES, {"tenant": tenant, "products": list(products),
-                                                          "locations": list({r.location_id for r in every})})}
-    costs = {(row.product_id, row.warehouse_id): _Cost(row.id, row.quantity, row.value, row.unit_cost)
-             for row in conn.execute(_COSTS, {"tenant": tenant, "products": list(products),
-                                              "warehouses": list({r.warehouse_id for r in every})})}
+    balances = {(row[1], row[2], row[3]): _Stock(row[0], row[4], row[5]) for row in _ISSUE_BALANCES.execute(
+        uow, {"tenant": tenant}, products=list(products), locations=list({r.location_id for r in every}))}
+    costs = {(row[1], row[2]): _Cost(row[0], *row[3:]) for row in _COSTS.execute(
+        uow, {"tenant": tenant}, products=list(products), warehouses=list({r.warehouse_id for r in every}))}
     for key in sorted({(r.product_id, r.warehouse_id) for r in every} - costs.keys()):
         costs[key] = _Cost(new_id(), ZERO, ZERO, ZERO, new=True)  # first stock out before any in
     currency = core.functional_currency(uow)
-    customer_id = core.virtual_location_id(uow, LocationKind.CUSTOMER)
+    customer_id = every[0].customer_location_id
+    if customer_id is None:
+        raise NotFound("location", "customer of warehouse None")
     now = clock.now()
+    actor = uow.actor.ref
     results: list[IssueResult] = []
     moves: list[dict[str, Any]] = []
     touched: dict[uuid.UUID, _Stock] = {}
     used: dict[uuid.UUID, _Held] = {}
+    picked: set[uuid.UUID] = set()  # serial numbers (ids) leaving with this issue
     for demand_id, quantity in items:
         reservations = by_demand[demand_id]
         product = products[reservations[0].product_id]
@@ -818,12 +868,12 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             if r.quantity <= 0:
                 continue  # used up by an earlier item of the same demand line
             take = min(r.quantity, remaining)
-            lot = lots.get(r.lot_id) if r.lot_id else None
             balance = balances.get((product.id, r.location_id, str(r.lot_id) if r.lot_id else ""))
             if balance is None or take > balance.reserved:
                 code = session.get(Location, r.location_id).code
                 raise NotReserved(f"only {balance.reserved if balance else ZERO} reserved at {code}")
-            serials = _pick_serials(uow, product, r.location_id, lot, take) if product.track_serials else None
+            serials = (_pick_serials(uow, product, r.location_id, r.lot_id, take, picked)
+                       if product.track_serials else None)
             value = core.take_value(costs[(product.id, r.warehouse_id)], product, take, currency)
             balance.reserved -= take
             balance.on_hand -= take
@@ -835,7 +885,7 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
                 "from_warehouse_id": r.warehouse_id, "to_warehouse_id": None, "quantity": take,
                 "unit_cost": core.quantize_storage(value / take), "value": value, "kind": MoveKind.ISSUE.value,
                 "reason": None, "reference": reference, "demand_type": demand_type, "demand_id": demand_id,
-                "serials": serials, "effective_date": on or today, "created_at": now, "actor": uow.actor.ref})
+                "serials": serials, "effective_date": on or today, "created_at": now, "actor": actor})
             r.quantity -= take
             used[r.id] = r
             remaining -= take
@@ -843,44 +893,41 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             move_ids.append(move_id)
             warehouse_id = warehouse_id or r.warehouse_id
             if serials:
-                for s in serials:
-                    s_row = session.scalar(select(SerialNumber).where(SerialNumber.product_id == product.id,
-                                                                       SerialNumber.serial == s))
-                    if s_row is not None:
-                        s_row.location_id = customer_id
                 all_serials.extend(serials)
-            if lot is not None:
-                entry = by_lot.setdefault(lot.id, LotIssue(lot.id, lot.code, ZERO))
+            if r.lot_id is not None:
+                entry = by_lot.setdefault(r.lot_id, LotIssue(r.lot_id, r.lot_code or "", ZERO))
                 entry.quantity += take
                 entry.serials.extend(serials or [])
         results.append(IssueResult(quantity=quantity, cost=total_cost, warehouse_id=warehouse_id,
                                    lots=list(by_lot.values()), move_ids=move_ids, serials=all_serials))
-    session.flush()  # serial numbers moved to the customer (ORM), before the batch writes
     # Writes: one statement per table (executemany). Objects of these rows already in the session
     # (loaded earlier in this transaction) are told to reload what changed.
-    conn.execute(_INSERT_MOVES, moves)
-    conn.execute(_UPDATE_STOCK, [{"b_id": b.id, "b_on_hand": b.on_hand, "b_reserved": b.reserved}
-                                 for b in touched.values()])
+    _INSERT_MOVES.execute_many(uow, moves)
+    _UPDATE_STOCK.execute_many(uow, [{"b_id": b.id, "b_on_hand": b.on_hand, "b_reserved": b.reserved}
+                                     for b in touched.values()])
     _expire(session, StockBalance, touched, ["on_hand", "reserved"])
-    conn.execute(_UPDATE_HELD, [{"b_id": r.id, "b_quantity": r.quantity, "b_status": "open" if r.quantity > 0
-                                 else "closed", "b_at": now} for r in used.values()])
+    _UPDATE_HELD.execute_many(uow, [{"b_id": r.id, "b_quantity": r.quantity, "b_status": "open" if r.quantity > 0
+                                     else "closed", "b_at": now} for r in used.values()])
     _expire(session, Reservation, used, ["quantity", "status", "updated_at"])
     new_costs = [(key, c) for key, c in costs.items() if c.new]
     if new_costs:
-        conn.execute(_INSERT_COSTS, [{"id": c.id, "tenant_id": tenant, "product_id": key[0], "warehouse_id": key[1],
-                                      "quantity": c.quantity, "value": c.value, "unit_cost": c.unit_cost,
-                                      "created_at": now, "updated_at": now} for key, c in new_costs])
+        _INSERT_COSTS.execute_many(uow, [{"id": c.id, "tenant_id": tenant, "product_id": key[0],
+                                          "warehouse_id": key[1], "quantity": c.quantity, "value": c.value,
+                                          "unit_cost": c.unit_cost, "created_at": now, "updated_at": now}
+                                         for key, c in new_costs])
     old_costs = [c for c in costs.values() if not c.new]
     if old_costs:
-        conn.execute(_UPDATE_COSTS, [{"b_id": c.id, "b_quantity": c.quantity, "b_value": c.value,
-                                      "b_unit_cost": c.unit_cost, "b_at": now} for c in old_costs])
+        _UPDATE_COSTS.execute_many(uow, [{"b_id": c.id, "b_quantity": c.quantity, "b_value": c.value,
+                                          "b_unit_cost": c.unit_cost, "b_at": now} for c in old_costs])
         _expire(session, ItemCost, [c.id for c in old_costs], ["quantity", "value", "unit_cost", "updated_at"])
+    if picked:
+        _MOVE_SERIALS.execute_many(uow, [{"b_id": s, "b_location_id": customer_id, "b_at": now} for s in picked])
+        _expire(session, SerialNumber, picked, ["location_id", "updated_at"])
     # A demand line is done when nothing is reserved for it any more and nothing is backordered.
-    done = [{"b_id": row.id, "b_at": now} for row in conn.execute(
-        _ISSUED_DEMANDS, {"tenant": tenant, "demand_type": demand_type, "ids": demand_ids})
-        if row.backordered == 0 and not any(r.quantity > 0 for r in by_demand.get(row.demand_id, []))]
+    done = [{"b_id": rs[0].stock_demand_id, "b_at": now} for rs in by_demand.values()
+            if rs[0].stock_demand_id is not None and rs[0].backordered == 0 and not any(r.quantity > 0 for r in rs)]
     if done:
-        conn.execute(_CLOSE_DEMANDS, done)
+        _CLOSE_DEMANDS.execute_many(uow, done)
         _expire(session, StockDemand, [d["b_id"] for d in done], ["status", "updated_at"])
     # One cost-of-goods entry for the whole issue (the moves carry the cost per line).
     posting.post_shipment_cost(uow, source_id=moves[0]["id"], on=on or today,
@@ -908,17 +955,22 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     return results
 
 
-def _pick_serials(uow: UnitOfWork, product: _ProductFacts, location_id: uuid.UUID, lot: Lot | None,
-                  quantity: Decimal) -> list[str]:
+def _pick_serials(uow: UnitOfWork, product: _ProductFacts, location_id: uuid.UUID, lot_id: uuid.UUID | None,
+                  quantity: Decimal, picked: set[uuid.UUID]) -> list[str]:
+    """The serial numbers to ship from a location (and lot), oldest first, leaving out those this issue
+    already took (`picked`, which they join): they move to the customer with the issue's writes."""
     if quantity != quantity.to_integral_value():
         raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
-    query = select(SerialNumber).where(SerialNumber.product_id == product.id, SerialNumber.location_id == location_id)
-    if lot is not None:
-        query = query.where(SerialNumber.lot_id == lot.id)
-    rows = list(uow.session.scalars(query.order_by(SerialNumber.created_at, SerialNumber.serial).limit(int(quantity))))
+    query = _SERIALS_AT.where(SerialNumber.product_id == product.id, SerialNumber.location_id == location_id)
+    if lot_id is not None:
+        query = query.where(SerialNumber.lot_id == lot_id)
+    # At most len(picked) of the rows read are already taken: read that many more and leave them out.
+    rows = [row for row in uow.session.execute(query.limit(int(quantity) + len(picked)))
+            if row.id not in picked][:int(quantity)]
     if len(rows) < int(quantity):
         raise core.InsufficientStock(f"{product.sku}: only {len(rows)} serial numbers at the location")
-    return [r.serial for r in rows]
+    picked.update(row.id for row in rows)
+    return [row.serial for row in rows]
 
 
 class _ReorderWatch:

@@ -25,7 +25,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -127,17 +127,6 @@ def functional_currency(uow: UnitOfWork) -> str:
     return tenant_facts(uow).currency
 
 
-# Built once: these reads run once in nearly every stock operation, on the session's connection (no ORM
-# machinery; that path skips the session's automatic tenant criteria, so the tenant is stated).
-_VIRTUAL_LOCATION = (
-    select(Location.id)
-    .where(Location.tenant_id == bindparam("tenant"), Location.kind == bindparam("kind"),
-           Location.warehouse_id.is_(None))
-    .order_by(Location.id)
-    .limit(1)
-)
-
-
 def negative_stock_allowed(uow: UnitOfWork) -> bool:
     return bool(tenant_settings(uow).get("allow_negative_stock", False))
 
@@ -191,20 +180,6 @@ def location_of(uow: UnitOfWork, warehouse_id: uuid.UUID | None, kind: LocationK
         raise NotFound("location", f"{kind} of warehouse {warehouse_id}")
     cache[key] = loc
     return loc
-
-
-def virtual_location_id(uow: UnitOfWork, kind: LocationKind) -> uuid.UUID:
-    """The id of the tenant's virtual location of a kind (customer, supplier...), read once per unit
-    of work: batch code that needs only the id (a shipment's moves go to the customer location)."""
-    def read() -> uuid.UUID:
-        uow.session.flush()  # the connection's reads do not autoflush
-        loc = uow.session.connection().execute(_VIRTUAL_LOCATION, {"tenant": uow.tenant_id,
-                                                                   "kind": str(kind)}).scalar()
-        if loc is None:
-            raise NotFound("location", f"{kind} of warehouse None")
-        return loc
-
-    return uow.memo(("inventory.virtual_location", str(kind)), read)  # type: ignore[no-any-return]
 
 
 def stock_location(uow: UnitOfWork, warehouse_id: uuid.UUID, location_id: object | None = None,
