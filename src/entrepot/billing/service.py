@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import selectinload
 
 from entrepot.billing import events
@@ -28,7 +28,7 @@ from entrepot.billing.models import (
 )
 from entrepot.billing.states import INVOICE, InvoiceStatus
 from entrepot.billing.tax import HUNDRED, TaxableLine, calculate_tax
-from entrepot.db.document_lines import insert_lines
+from entrepot.db.documents import insert_document, new_row, save, working_copy
 from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -147,7 +147,8 @@ def post_invoice(
         taxable.append(TaxableLine(i, line.tax_class, line.quantity * line.unit_price))
     tax = calculate_tax(uow, currency=currency, country=ship_to_country, region=ship_to_region,
                         lines=taxable, on=on, exempt=terms.tax_exempt)
-    invoice = Invoice(
+    invoice = new_row(
+        Invoice,
         id=new_id(),  # known before the insert: the lines and the ledger posting reference it
         number=next_number(uow, "INV"),
         customer_id=customer_id,
@@ -168,9 +169,8 @@ def post_invoice(
     invoice.tax_total = tax.tax_total
     invoice.total = invoice.subtotal + invoice.tax_total
     invoice.amount_due = invoice.total
-    uow.session.add(invoice)
-    insert_lines(uow, invoice, "lines", [InvoiceLine(
-        id=new_id(), invoice_id=invoice.id, line_no=i + 1, product_id=line.product_id,
+    insert_document(uow, invoice, "lines", [new_row(
+        InvoiceLine, id=new_id(), invoice_id=invoice.id, line_no=i + 1, product_id=line.product_id,
         source_line_id=line.source_line_id, description=line.description, tax_class=line.tax_class,
         quantity=line.quantity, unit_price=line.unit_price, line_total=lt.net, tax_rate_percent=lt.rate_percent,
         tax_amount=lt.tax, quantity_credited=ZERO,
@@ -375,6 +375,7 @@ def apply_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID,
             INVOICE.apply(inv, "pay" if inv.amount_paid else "credit")
             record_event(uow, events.InvoicePaid(invoice_id=str(inv.id), number=inv.number,
                                                  customer_id=str(inv.customer_id)), subject=f"invoice/{inv.id}")
+    save(uow, [inv for inv, _, _ in plan])
     audit(uow, "credit_note.apply", "credit_note", note.id,
           after={"applied": [{"invoice": inv.number, "amount": a} for inv, a, _ in plan], "unapplied": note.unapplied})
     return note
@@ -439,13 +440,13 @@ def record_payment(
     if currency != terms.currency:
         raise invalid("currency", f"the customer is billed in {terms.currency}, not {currency}", "currency")
     received_on = received_on or clock.today()
-    payment = Payment(number=next_number(uow, "PAY"), customer_id=customer_id, currency=currency, amount=amount,
-                      received_on=received_on, method=method, reference=reference, unapplied=amount,
-                      applied=ZERO, discount=ZERO, refunded=ZERO)
-    payment.id = new_id()
+    payment = new_row(Payment, id=new_id(), number=next_number(uow, "PAY"), customer_id=customer_id,
+                      currency=currency, amount=amount, received_on=received_on, method=method,
+                      reference=reference, unapplied=amount, applied=ZERO, discount=ZERO, refunded=ZERO)
     plan = _plan_allocations(uow, payment, allocations, allow_discount=True)
-    uow.session.add(payment)
     paid = _apply(uow, payment, plan)
+    save(uow, [inv for inv, _, _ in plan])
+    insert_document(uow, payment, "allocations", list(payment.allocations))
     _posting().post_customer_payment(uow, source_id=payment.id, on=received_on, currency=currency,
                                      customer_id=customer_id, amount=amount, discount=payment.discount)
     audit(uow, "payment.record", "payment", payment.id, after=snapshot(payment))
@@ -467,6 +468,7 @@ def apply_customer_credit(uow: UnitOfWork, *, payment_id: uuid.UUID,
         raise invalid("allocations", "give at least one invoice", "required")
     plan = _plan_allocations(uow, payment, allocations, allow_discount=False)
     paid = _apply(uow, payment, plan)
+    save(uow, [inv for inv, _, _ in plan])
     audit(uow, "payment.apply", "payment", payment.id, after={"applied": payment.applied,
                                                                "unapplied": payment.unapplied})
     record_events(uow, [*paid, (events.PaymentApplied(
@@ -497,12 +499,29 @@ def refund_payment(uow: UnitOfWork, *, payment_id: uuid.UUID, amount: Decimal, o
     return payment
 
 
+_INV = Invoice.__table__
+_INV_KEYS = [c.key for c in _INV.c]
+# the invoices a payment or credit is allocated to, locked in id order (two payments cannot deadlock)
+_INVOICES_LOCKED = select(*_INV.c).where(
+    _INV.c.tenant_id == bindparam("tenant_id"), _INV.c.id.in_(bindparam("ids", expanding=True))
+).order_by(_INV.c.id).with_for_update()
+
+
+def _locked_invoices(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Invoice]:
+    """Working copies of the invoices (db.documents): the caller changes them and saves them."""
+    if not ids:
+        return {}
+    uow.session.flush()  # what the ORM still holds for this transaction is written before the read
+    rows = uow.session.connection().execute(_INVOICES_LOCKED, {"tenant_id": uow.tenant_id, "ids": list(ids)})
+    return {row.id: working_copy(uow, Invoice, dict(zip(_INV_KEYS, row, strict=True))) for row in rows}
+
+
 def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[AllocationInput],
                       *, allow_discount: bool) -> list[tuple[Invoice, Decimal, Decimal]]:
+    """Check the allocations against the invoices, read locked as working copies: the caller
+    changes them (_apply) and saves them."""
     errors: list[FieldError] = []
-    ids = [a.invoice_id for a in allocations]
-    invoices = {i.id: i for i in uow.session.scalars(
-        select(Invoice).where(Invoice.id.in_(ids)).order_by(Invoice.id).with_for_update())} if ids else {}
+    invoices = _locked_invoices(uow, [a.invoice_id for a in allocations])
     plan: list[tuple[Invoice, Decimal, Decimal]] = []
     seen: set[uuid.UUID] = set()
     total = ZERO
@@ -556,8 +575,8 @@ def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal,
     now = clock.now()
     paid: list[tuple[events.InvoicePaid, str]] = []
     for inv, amount, discount in plan:
-        payment.allocations.append(PaymentAllocation(invoice_id=inv.id, amount=amount, discount=discount,
-                                                     applied_at=now))
+        payment.allocations.append(PaymentAllocation(payment_id=payment.id, invoice_id=inv.id, amount=amount,
+                                                     discount=discount, applied_at=now))
         payment.applied += amount
         payment.discount += discount
         payment.unapplied -= amount

@@ -12,14 +12,15 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from entrepot.billing import service as billing
 from entrepot.billing.models import Invoice, PaymentAllocation
 from entrepot.billing.tax import TaxableLine, calculate_tax
-from entrepot.db.document_lines import insert_lines, update_lines
+from entrepot.db.documents import held_or, insert_document, new_row, save, working_copy
 from entrepot.db.numbering import next_number
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
 from entrepot.identity.services.tenants import tenant_facts
@@ -223,17 +224,18 @@ def create_sales_order(
     today = clock.today()
     priced = price_lines(uow, customer, lines, channel=channel, on=today, fixed_prices=fixed_prices)
     where = resolve_ship_to(uow, customer, ship_to)
-    order = SalesOrder(
-        id=new_id(), number=next_number(uow, "SO"), customer_id=customer.id, status=OrderStatus.draft,
+    order = new_row(
+        SalesOrder, id=new_id(), number=next_number(uow, "SO"), customer_id=customer.id, status=OrderStatus.draft,
         invoice_status=OrderInvoiceStatus.not_invoiced, currency=customer.currency, order_date=today,
         requested_date=requested_date, customer_po=customer_po, channel=channel, ship_to=where.address,
         ship_to_country=where.country, ship_to_region=where.region, quote_id=quote_id, notes=notes,
         subtotal=ZERO, tax_total=ZERO, total=ZERO, invoiced_total=ZERO, shipping_charge=ZERO, shipping_tax=ZERO,
         shipping_invoiced=False,
     )
-    # Lines are built as plain objects, priced and taxed, then written in one statement (insert_lines).
-    order_lines = [SalesOrderLine(
-        id=new_id(), order_id=order.id, line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
+    # The order and its lines are built as plain objects, priced and taxed, then written in one
+    # statement each (insert_document).
+    order_lines = [new_row(
+        SalesOrderLine, id=new_id(), order_id=order.id, line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
         description=p.product.name, tax_class=getattr(p.product, "tax_class", None) or "standard",
         quantity=p.quantity, unit_price=p.unit_price, price_source=p.source, line_total=ZERO,
         tax_rate_percent=ZERO, tax_amount=ZERO, weight_kg=getattr(p.product, "weight_kg", None),
@@ -242,13 +244,12 @@ def create_sales_order(
     if shipping:
         _shipping_charge(uow, order, order_lines, *shipping)
     _apply_tax(uow, order, order_lines, customer)
-    uow.session.add(order)
-    insert_lines(uow, order, "lines", order_lines)
+    insert_document(uow, order, "lines", order_lines)
     audit(uow, "sales_order.create", "sales_order", order.id,
-          after={"number": order.number, "customer_id": customer.id, "total": order.total, "lines": len(order.lines)})
+          after={"number": order.number, "customer_id": customer.id, "total": order.total, "lines": len(order_lines)})
     record_event(uow, events.SalesOrderCreated(
         sales_order_id=str(order.id), number=order.number, customer_id=str(customer.id), currency=order.currency,
-        total=str(order.total), lines=len(order.lines)), subject=f"sales_order/{order.id}")
+        total=str(order.total), lines=len(order_lines)), subject=f"sales_order/{order.id}")
     return order
 
 
@@ -267,6 +268,69 @@ def _one_order(uow: UnitOfWork, query: Any, ref: uuid.UUID, *, for_update: bool,
     if order is None:
         raise NotFound(what, ref)
     return order
+
+
+# ---------------------------------------------------------------- the steps' reads: one prebuilt statement each
+#
+# A step of the order desk locks its order and reads it with its lines in one Core statement,
+# works on plain copies (db.documents.working_copy) and writes back only what changed
+# (save): the ORM's loading and flush bookkeeping cost several times the SQL itself.
+
+_SO, _SOL = SalesOrder.__table__, SalesOrderLine.__table__
+_SH, _SHL = Shipment.__table__, ShipmentLine.__table__
+_SO_KEYS = [c.key for c in _SO.c]
+_SOL_KEYS = [c.key for c in _SOL.c]
+_SH_KEYS = [c.key for c in _SH.c]
+_SHL_KEYS = [c.key for c in _SHL.c]
+
+
+def _with_lines(header: Any, lines: Any, line_fk: Any, where: Any) -> Any:
+    """The header row locked (only it: PostgreSQL refuses FOR UPDATE on an outer join's
+    nullable side), with its lines by line number; one row per line."""
+    return (select(*header.c, *lines.c)
+            .select_from(header.outerjoin(lines, (line_fk == header.c.id) & (lines.c.tenant_id == header.c.tenant_id)))
+            .where(header.c.tenant_id == bindparam("tenant_id"), where)
+            .order_by(lines.c.line_no)
+            .with_for_update(of=header))
+
+
+# compiled once, run on the driver's cursor (db.prepared)
+_ORDER_LOCKED = Prepared(_with_lines(_SO, _SOL, _SOL.c.order_id, _SO.c.id == bindparam("ref")))
+_ORDER_OF_SHIPMENT_LOCKED = Prepared(_with_lines(
+    _SO, _SOL, _SOL.c.order_id, _SO.c.id == select(_SH.c.sales_order_id).where(
+        _SH.c.id == bindparam("ref"), _SH.c.tenant_id == bindparam("tenant_id")).scalar_subquery()))
+_SHIPMENT_LOCKED = Prepared(_with_lines(_SH, _SHL, _SHL.c.shipment_id, _SH.c.id == bindparam("ref")))
+
+
+def _read_locked(uow: UnitOfWork, statement: Prepared, ref: uuid.UUID, what: str, header: type, header_keys: list[str],
+                 line: type, line_keys: list[str]) -> Any:
+    uow.session.flush()  # what the ORM still holds for this transaction is written before the read
+    rows = statement.execute(uow, {"ref": ref, "tenant_id": uow.tenant_id})
+    if not rows:
+        raise NotFound(what, ref)
+    n = len(header_keys)
+    doc = working_copy(uow, header, dict(zip(header_keys, rows[0][:n], strict=True)))
+    doc.__dict__["lines"] = [working_copy(uow, line, dict(zip(line_keys, row[n:], strict=True)))
+                             for row in rows if row[n] is not None]
+    return doc
+
+
+def _locked_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
+    """A step's copy of the order with its lines, the order row locked."""
+    return _read_locked(uow, _ORDER_LOCKED, order_id, "sales order", SalesOrder, _SO_KEYS,  # type: ignore[no-any-return]
+                        SalesOrderLine, _SOL_KEYS)
+
+
+def _locked_order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> SalesOrder:
+    """The shipment's order, locked before the shipment (the order first, then the shipment, as
+    cancel_sales_order does, so the two cannot deadlock), found through the shipment."""
+    return _read_locked(uow, _ORDER_OF_SHIPMENT_LOCKED, shipment_id, "shipment",  # type: ignore[no-any-return]
+                        SalesOrder, _SO_KEYS, SalesOrderLine, _SOL_KEYS)
+
+
+def _locked_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
+    return _read_locked(uow, _SHIPMENT_LOCKED, shipment_id, "shipment", Shipment, _SH_KEYS,  # type: ignore[no-any-return]
+                        ShipmentLine, _SHL_KEYS)
 
 
 def _lock_order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> SalesOrder:
@@ -311,7 +375,7 @@ def _event_base(order: SalesOrder) -> dict[str, str]:
 def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Credit check, then allocation. Over the credit limit the order goes on hold (reason
     `credit`) and nothing is reserved; otherwise stock is reserved and the rest backordered."""
-    order = get_sales_order(uow, order_id, for_update=True)
+    order = _locked_order(uow, order_id)
     if SALES_ORDER.transition_for(OrderStatus(order.status), "confirm") is None:
         SALES_ORDER.apply(order, "confirm")  # raises, naming the allowed actions
     customer = ports.get_customer(uow, order.customer_id)
@@ -322,37 +386,40 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
         if exposure > limit:
             SALES_ORDER.apply(order, "hold")
             order.hold_reason = "credit"
+            save(uow, [order])
             audit(uow, "sales_order.hold", "sales_order", order.id, before={"status": "draft"},
                   after={"status": order.status, "hold_reason": "credit", "exposure": exposure})
             record_event(uow, events.SalesOrderHeld(**_event_base(order), reason="credit", exposure=str(exposure),
                                                     credit_limit=str(limit)), subject=f"sales_order/{order.id}")
-            return order
-    # Allocate first, then move the state: allocation flushes (savepoint), and the order's
-    # status and promised date then go out as one UPDATE at commit instead of two.
+            return held_or(uow, order)
     reserved, backordered = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
     SALES_ORDER.apply(order, "confirm")
+    save(uow, [*order.lines, order])
     audit(uow, "sales_order.confirm", "sales_order", order.id, before={"status": "draft"},
           after={"status": order.status})
     record_event(uow, events.SalesOrderConfirmed(
         **_event_base(order), total=str(order.total), reserved=reserved, backordered=backordered,
         promised_date=order.promised_date.isoformat() if order.promised_date else None,
     ), subject=f"sales_order/{order.id}")
-    return order
+    return held_or(uow, order)
 
 
 def release_hold(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Release a held order (a credit manager's decision) and allocate it."""
-    order = get_sales_order(uow, order_id, for_update=True)
+    order = _locked_order(uow, order_id)
     SALES_ORDER.apply(order, "release_hold")
     reason, order.hold_reason = order.hold_reason, None
     _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
+    save(uow, [*order.lines, order])
     audit(uow, "sales_order.release_hold", "sales_order", order.id, before={"status": "on_hold", "hold_reason": reason},
           after={"status": order.status})
     record_event(uow, events.SalesOrderHoldReleased(**_event_base(order)), subject=f"sales_order/{order.id}")
-    return order
+    return held_or(uow, order)
 
 
 def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decimal]) -> tuple[dict, dict]:
+    """Reserve what is wanted per line; sets the lines' backorders and the promised date on the
+    step's copy of the order (the caller saves it)."""
     inv = ports.inventory()
     lines = [ln for ln in order.lines if wanted.get(ln.id, ZERO) > 0]
     demands = [inv.Demand(demand_type=DEMAND, demand_id=ln.id, product_id=ln.product_id, quantity=wanted[ln.id],
@@ -379,20 +446,21 @@ def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decima
 
 def allocate_backorders(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Try again to reserve backordered quantities (after stock arrived)."""
-    order = get_sales_order(uow, order_id, for_update=True)
+    order = _locked_order(uow, order_id)
     if order.status not in (OrderStatus.confirmed, OrderStatus.partially_shipped):
         raise InvalidTransition("sales order", order.status, "allocate",
                                 SALES_ORDER.allowed_actions(OrderStatus(order.status)))
     # inventory tops a demand's reservation up to the quantity asked: ask for all not yet shipped
     wanted = {ln.id: ln.quantity - ln.quantity_shipped for ln in order.lines if ln.quantity > ln.quantity_shipped}
     if not wanted:
-        return order
+        return held_or(uow, order)
     reserved, backordered = _allocate(uow, order, wanted)
+    save(uow, [*order.lines, order])
     if reserved:
         audit(uow, "sales_order.allocate", "sales_order", order.id, after={"reserved": reserved})
         record_event(uow, events.SalesOrderAllocated(**_event_base(order), reserved=reserved, backordered=backordered),
                      subject=f"sales_order/{order.id}")
-    return order
+    return held_or(uow, order)
 
 
 def reserved_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Decimal]:
@@ -442,12 +510,21 @@ def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
 # ---------------------------------------------------------------- shipping
 
 
+_IN_OPEN_SHIPMENTS = (
+    select(_SHL.c.sales_order_line_id, func.sum(_SHL.c.quantity))
+    .join(_SH, (_SH.c.id == _SHL.c.shipment_id) & (_SH.c.tenant_id == _SHL.c.tenant_id))
+    .where(_SHL.c.tenant_id == bindparam("tenant_id"),
+           _SHL.c.sales_order_line_id.in_(bindparam("line_ids", expanding=True)),
+           _SH.c.status.in_([str(s) for s in OPEN_SHIPMENT]))
+    .group_by(_SHL.c.sales_order_line_id))
+
+
 def _in_open_shipments(uow: UnitOfWork, line_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
-    rows = uow.session.execute(
-        select(ShipmentLine.sales_order_line_id, func.sum(ShipmentLine.quantity))
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .where(ShipmentLine.sales_order_line_id.in_(line_ids), Shipment.status.in_(OPEN_SHIPMENT))
-        .group_by(ShipmentLine.sales_order_line_id))
+    if not line_ids:
+        return {}
+    uow.session.flush()  # shipments the ORM still holds (picked, cancelled) count as written
+    rows = uow.session.connection().execute(_IN_OPEN_SHIPMENTS, {"tenant_id": uow.tenant_id,
+                                                                 "line_ids": list(line_ids)})
     return {line_id: qty for line_id, qty in rows}
 
 
@@ -461,7 +538,7 @@ def shippable_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Dec
 def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
                     lines: Sequence[ShipmentLineInput] | None = None) -> Shipment:
     """A shipment of reserved quantities (all that is reserved and not on another shipment, or the given lines)."""
-    order = get_sales_order(uow, sales_order_id, for_update=True)
+    order = _locked_order(uow, sales_order_id)  # read, not changed: locked so two shipments cannot take the same
     if order.status not in (OrderStatus.confirmed, OrderStatus.partially_shipped):
         raise InvalidTransition("sales order", order.status, "ship",
                                 SALES_ORDER.allowed_actions(OrderStatus(order.status)))
@@ -498,12 +575,11 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
             raise ValidationFailed(errors)
         if short:
             raise NotReserved("cannot ship more than is reserved: " + "; ".join(short))
-    shipment = Shipment(id=new_id(), number=next_number(uow, "SHP"), sales_order_id=order.id,
-                        customer_id=order.customer_id, status=ShipmentStatus.draft, packages=[])
-    uow.session.add(shipment)
-    insert_lines(uow, shipment, "lines", [
-        ShipmentLine(id=new_id(), shipment_id=shipment.id, line_no=n + 1, sales_order_line_id=line.id,
-                     product_id=line.product_id, quantity=qty, warehouse_id=None, cost=None, lots=[])
+    shipment = new_row(Shipment, id=new_id(), number=next_number(uow, "SHP"), sales_order_id=order.id,
+                       customer_id=order.customer_id, status=ShipmentStatus.draft, packages=[])
+    insert_document(uow, shipment, "lines", [
+        new_row(ShipmentLine, id=new_id(), shipment_id=shipment.id, line_no=n + 1, sales_order_line_id=line.id,
+                product_id=line.product_id, quantity=qty, warehouse_id=None, cost=None, lots=[])
         for n, (line, qty) in enumerate(plan)])
     summary = [{"sales_order_line_id": str(ln.id), "quantity": str(q)} for ln, q in plan]
     audit(uow, "shipment.create", "shipment", shipment.id, after={"number": shipment.number, "lines": summary})
@@ -618,8 +694,8 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
                   service: str | None = None, tracking_number: str | None = None) -> Shipment:
     """Stock leaves the warehouse (inventory issues the reservations and posts COGS); the order
     moves to partially shipped or shipped."""
-    order = _lock_order_of_shipment(uow, shipment_id)
-    shipment = get_shipment(uow, shipment_id, for_update=True)
+    order = _locked_order_of_shipment(uow, shipment_id)
+    shipment = _locked_shipment(uow, shipment_id)
     before = shipment.status
     if SHIPMENT.transition_for(ShipmentStatus(before), "ship") is None:
         SHIPMENT.apply(shipment, "ship")  # raises, naming the allowed actions
@@ -628,27 +704,22 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
     # one batch for all the lines: a fixed number of queries and one cost-of-goods entry per shipment
     all_issued = inv.issue_reserved_many(uow, demand_type=DEMAND, reference=shipment.number,
                                          items=[(sl.sales_order_line_id, sl.quantity) for sl in shipment.lines])
-    # what left, per line, and the order lines' shipped quantities: one statement each (update_lines)
-    issued_lines = []
-    shipped: dict[uuid.UUID, Decimal] = {}
+    # what left, per line, and the order lines' shipped quantities
     for sl, issued in zip(shipment.lines, all_issued, strict=True):
         lots = [{"lot_code": lot.lot_code, "quantity": str(lot.quantity), "serials": list(lot.serials)}
                 for lot in getattr(issued, "lots", [])]
         if getattr(issued, "serials", None) and not lots:
             lots = [{"lot_code": None, "quantity": str(sl.quantity), "serials": list(issued.serials)}]
-        issued_lines.append({"warehouse_id": getattr(issued, "warehouse_id", None),
-                             "cost": getattr(issued, "cost", None), "lots": lots})
-        line_id = sl.sales_order_line_id
-        shipped[line_id] = shipped.get(line_id, by_id[line_id].quantity_shipped) + sl.quantity
-    update_lines(uow, shipment.lines, issued_lines)
-    update_lines(uow, [by_id[i] for i in shipped], [{"quantity_shipped": q} for q in shipped.values()])
-    # the state moves after the issue (which flushes): the shipment is then written once, at commit
+        sl.warehouse_id, sl.cost, sl.lots = getattr(issued, "warehouse_id", None), getattr(issued, "cost", None), lots
+        by_id[sl.sales_order_line_id].quantity_shipped += sl.quantity
     SHIPMENT.apply(shipment, "ship")
     shipment.carrier, shipment.service, shipment.tracking_number = carrier, service, tracking_number
     shipment.shipped_at = clock.now()
     complete = all(ln.quantity_shipped >= ln.quantity for ln in order.lines)
     SALES_ORDER.apply(order, "ship" if complete else "ship_partially")
     _maybe_close(uow, order)
+    # one statement for the shipment's lines, one for the order's, one per document
+    save(uow, [*shipment.lines, *order.lines, shipment, order])
     lines = [{"sales_order_line_id": str(sl.sales_order_line_id), "quantity": str(sl.quantity)}
              for sl in shipment.lines]
     audit(uow, "shipment.ship", "shipment", shipment.id, before={"status": before},
@@ -657,7 +728,7 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
                                              sales_order_id=str(order.id), carrier=carrier, service=service,
                                              tracking_number=tracking_number, lines=lines),
                  subject=f"shipment/{shipment.id}")
-    return shipment
+    return held_or(uow, shipment)
 
 
 def _maybe_close(uow: UnitOfWork, order: SalesOrder) -> None:
@@ -671,7 +742,7 @@ def _maybe_close(uow: UnitOfWork, order: SalesOrder) -> None:
 
 def invoice_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, on: date | None = None) -> Invoice:
     """Invoice what is shipped and not yet invoiced, as one posted invoice (409 when nothing is)."""
-    order = get_sales_order(uow, order_id, for_update=True)
+    order = _locked_order(uow, order_id)
     lines = _uninvoiced_lines(order)
     invoice = billing.post_invoice(
         uow, customer_id=order.customer_id, currency=order.currency, sales_order_id=order.id,
@@ -698,8 +769,9 @@ def _uninvoiced_lines(order: SalesOrder) -> list[billing.InvoiceLineInput]:
 
 
 def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, *, invoice_total: Decimal) -> None:
-    todo = [ln for ln in order.lines if ln.quantity_invoiced != ln.quantity_shipped]
-    update_lines(uow, todo, [{"quantity_invoiced": ln.quantity_shipped} for ln in todo])
+    """On the step's copy of the order (see _locked_order), saved here."""
+    for ln in order.lines:
+        ln.quantity_invoiced = ln.quantity_shipped
     order.shipping_invoiced = order.shipping_invoiced or bool(order.shipping_charge)
     order.invoiced_total += invoice_total
     # a closed-short order is fully invoiced once everything it shipped is
@@ -707,6 +779,7 @@ def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, *, invoice_total: Decimal
     complete = all(ln.quantity_invoiced >= wanted(ln) for ln in order.lines)
     ORDER_INVOICING.apply(order, "invoice" if complete else "invoice_partially")
     _maybe_close(uow, order)
+    save(uow, [*order.lines, order])
 
 
 def invoice_grouping(uow: UnitOfWork) -> str:
@@ -722,9 +795,9 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
     if customer_id:
         query = query.where(SalesOrder.customer_id == customer_id)
     order_ids = sorted(uow.session.scalars(query.with_only_columns(SalesOrder.id)))
-    orders = [get_sales_order(uow, oid, for_update=True) for oid in order_ids]
     if invoice_grouping(uow) == "order":
-        return [invoice_sales_order(uow, o.id, on=on) for o in orders]
+        return [invoice_sales_order(uow, oid, on=on) for oid in order_ids]
+    orders = [_locked_order(uow, oid) for oid in order_ids]
     groups: dict[tuple[uuid.UUID, str], list[SalesOrder]] = {}
     for o in sorted(orders, key=lambda o: o.number):
         groups.setdefault((o.customer_id, o.currency), []).append(o)

@@ -1,0 +1,185 @@
+"""Writing business documents (orders, shipments, invoices, payments and, later, purchase
+orders and receipts) without the ORM's unit-of-work bookkeeping, which costs several times
+the SQL it sends.
+
+* `insert_document`: a new document and its lines, each written with one prepared INSERT
+  (db.prepared), then joined to the session as clean persistent objects, as if loaded.
+  Every column gets its value first (its default when left unset), so nothing is read back.
+* `working_copy` / `save`: a step reads its document with one prepared statement into plain
+  instances of the models, changes them, and `save` writes only what changed.
+
+Either way a caller holding the same rows as ORM objects in the unit of work sees what the
+step wrote, and the ORM writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, bindparam, insert, inspect, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
+
+from entrepot.db.prepared import Prepared
+from entrepot.db.uow import UnitOfWork
+from entrepot.kernel import clock
+
+_Doc = TypeVar("_Doc")
+_INSERTS: dict[str, Prepared] = {}
+
+
+def _insert_statement(table: Table) -> Prepared:
+    # compiled once per table (db.prepared); every row gives every column
+    statement = _INSERTS.get(table.name)
+    if statement is None:
+        statement = _INSERTS[table.name] = Prepared(insert(table), columns=[c.key for c in table.c])
+    return statement
+
+
+def _row(uow: UnitOfWork, obj: Any, table: Table, now: Any) -> dict[str, Any]:
+    """Every column's value, defaults filled in on the object itself (so none is left to load)."""
+    values = vars(obj)
+    row: dict[str, Any] = {}
+    for column in table.c:
+        key = column.key
+        if key in values:
+            row[key] = values[key]
+            continue
+        if key == "tenant_id":
+            value = uow.tenant_id
+        elif key in ("created_at", "updated_at"):
+            value = now
+        elif column.default is None:
+            value = None
+        elif column.default.is_callable:  # type: ignore[attr-defined]
+            value = column.default.arg(None)  # type: ignore[attr-defined]
+        else:
+            value = column.default.arg  # type: ignore[attr-defined]
+        setattr(obj, key, value)
+        row[key] = value
+    return row
+
+
+def new_row(model: type, **values: Any) -> Any:
+    """A new row's object with its values set directly, as the ORM's loader sets a loaded row's,
+    instead of one attribute event per column; `insert_document` writes it (and fills in the
+    columns left out with their defaults)."""
+    obj = inspect(model).class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
+
+
+def insert_document(uow: UnitOfWork, document: Any, collection: str | None = None,
+                    lines: Sequence[Any] = ()) -> None:
+    """Write a new document and its lines (built as plain model objects) in one statement each,
+    and attach them to the session as loaded, clean objects (`document.<collection>` = lines)."""
+    session = uow.session
+    session.flush()  # rows the ORM still holds go first: the document may reference them
+    now = clock.now()
+    table = type(document).__table__
+    _insert_statement(table).execute(uow, _row(uow, document, table, now))
+    if lines:
+        line_table = type(lines[0]).__table__
+        _insert_statement(line_table).execute_many(uow, [_row(uow, ln, line_table, now) for ln in lines])
+    for obj in (*lines, document):
+        make_transient_to_detached(obj)
+        session.add(obj)
+    if collection is not None:
+        set_committed_value(document, collection, list(lines))
+
+
+# ---------------------------------------------------------------- working copies of documents read with Core
+#
+# A step reads its document (and lines) with one prebuilt Core statement, changes plain
+# instances of the models, and `save` writes only what changed, in one statement per table
+# and set of columns, with the same version check and bump, and `updated_at`, as the ORM's
+# flush. A caller may still hold the same rows as ORM objects in this unit of work (the demo
+# drives several steps in one transaction): those are brought up to date as loaded values,
+# never marked dirty, so the ORM writes nothing twice.
+
+_AS_READ: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_UPDATES: dict[tuple[str, tuple[str, ...], bool], Prepared] = {}
+
+
+def working_copy(uow: UnitOfWork, model: type, values: Mapping[str, Any]) -> Any:
+    """A plain instance of `model` holding a row's values (as the ORM's loader builds one, without
+    its bookkeeping); the row as read is kept to tell what a step changed."""
+    obj = inspect(model).class_manager.new_instance()
+    obj.__dict__.update(values)
+    _AS_READ[obj] = dict(values)
+    held = _held(uow, model, values["id"])
+    if held is not None:  # what the lock just read is what the caller's object now shows
+        for key, value in values.items():
+            set_committed_value(held, key, value)
+    return obj
+
+
+def _held(uow: UnitOfWork, model: type, ident: Any) -> Any:
+    return uow.session.identity_map.get(inspect(model).identity_key_from_primary_key((ident,)))
+
+
+def held_or(uow: UnitOfWork, obj: _Doc) -> _Doc:
+    """The caller's own object for this row when the unit of work holds one, else the copy."""
+    held = _held(uow, type(obj), obj.id)  # type: ignore[attr-defined]
+    return obj if held is None else held  # type: ignore[no-any-return]
+
+
+def _update_statement(table: Table, keys: tuple[str, ...], versioned: bool) -> Prepared:
+    cache_key = (table.name, keys, versioned)
+    statement = _UPDATES.get(cache_key)
+    if statement is None:
+        where = [table.c.id == bindparam("b_id"), table.c.tenant_id == bindparam("b_tenant")]
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys}
+        built = update(table)
+        if versioned:
+            where.append(table.c.version == bindparam("b_version"))
+            values["version"] = bindparam("v_version")
+            built = built.returning(table.c.version)  # the row it wrote, if its version still matched
+        statement = _UPDATES[cache_key] = Prepared(built.where(*where).values(values))
+    return statement
+
+
+def save(uow: UnitOfWork, objs: Sequence[Any]) -> None:
+    """Write what changed on these working copies: a versioned document with its version checked
+    and bumped (a row changed by someone else raises StaleDataError, as a flush would); lines that
+    changed the same columns together in one executemany."""
+    now = clock.now()
+    batches: dict[tuple[Table, tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
+    for obj in objs:
+        before = _AS_READ[obj]
+        values = obj.__dict__
+        changed = {k: values[k] for k in before if values[k] != before[k]}
+        if not changed:
+            continue
+        table = type(obj).__table__
+        if "updated_at" in table.c:
+            changed["updated_at"] = now
+        if "version" in table.c:
+            keys = tuple(changed)
+            params = {f"v_{k}": v for k, v in changed.items()}
+            params.update(b_id=obj.id, b_tenant=uow.tenant_id, b_version=before["version"],
+                          v_version=before["version"] + 1)
+            if len(_update_statement(table, keys, True).execute(uow, params)) != 1:
+                raise StaleDataError(f"{table.name} {obj.id}: changed by another transaction")
+            changed["version"] = before["version"] + 1
+            _written(uow, obj, changed)
+        else:
+            batches.setdefault((table, tuple(changed)), []).append((obj, changed))
+    for (table, keys), rows in batches.items():
+        _update_statement(table, keys, False).execute_many(uow, [
+            {"b_id": obj.id, "b_tenant": uow.tenant_id, **{f"v_{k}": changed[k] for k in keys}}
+            for obj, changed in rows])
+        for obj, changed in rows:
+            _written(uow, obj, changed)
+
+
+def _written(uow: UnitOfWork, obj: Any, changed: dict[str, Any]) -> None:
+    obj.__dict__.update(changed)
+    _AS_READ[obj].update(changed)
+    held = _held(uow, type(obj), obj.id)
+    if held is not None and held is not obj:
+        for key, value in changed.items():
+            set_committed_value(held, key, value)
