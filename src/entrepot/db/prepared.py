@@ -113,7 +113,7 @@ class Prepared:
             args = compiled.bind(params)
             announce(conn, cursor, compiled.sql, args, executemany=False)
             cursor.execute(compiled.sql, args)
-            if cursor.description is None:
+            if not compiled.result_types:  # known when compiled; psycopg builds `description` per call
                 return []
             return compiled.rows(cursor)
         finally:
