@@ -48,6 +48,7 @@ def fresh_database(kind: str) -> Iterator[str]:
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _servers: dict[str, subprocess.Popen[bytes]] = {}
+_logs: dict[str, Path] = {}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -118,38 +119,50 @@ def cli(url: str, *args: str) -> str:
 @contextlib.contextmanager
 def server(url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None,
            embedded_worker: bool = False) -> Iterator[str]:
-    """`entrepot serve` on a free loopback port; yields the base URL."""
+    """`entrepot serve` on a free loopback port; yields the base URL.
+
+    The server's stderr goes to a temporary file (`server_log(base)`), not a pipe: a pipe
+    nobody reads fills after 64 KB of log lines (a run answering 4xx logs one per
+    request) and then blocks the server mid-run."""
     port = free_port()
     env = {**os.environ, "ENTREPOT_DATABASE_URL": url, "ENTREPOT_RATE_LIMIT_PER_MINUTE": "100000000",
            **(extra_env or {})}
-    proc = subprocess.Popen(
-        [ENTREPOT, "serve", "--port", str(port), "--workers", str(workers),
-         *([] if embedded_worker else ["--no-worker"])],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
     base = f"http://127.0.0.1:{port}"
-    _servers[base] = proc
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not start: " + (proc.stderr.read(2000).decode() if proc.stderr else ""))
-        # With one listening socket per API process, connections only reach the
-        # processes already listening: wait for all of them (briefly, since with a
-        # single shared socket there is only ever one) before load is measured.
-        settle = time.monotonic() + 15
-        while workers > 1 and _listening_sockets(port) < workers and time.monotonic() < settle:
-            time.sleep(0.2)
-        yield base
-    finally:
-        _servers.pop(base, None)
-        proc.terminate()
+    with tempfile.NamedTemporaryFile(prefix="entrepot-serve-", suffix=".log") as log:
+        proc = subprocess.Popen(
+            [ENTREPOT, "serve", "--port", str(port), "--workers", str(workers),
+             *([] if embedded_worker else ["--no-worker"])],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )
+        _servers[base] = proc
+        _logs[base] = Path(log.name)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError("server did not start: " + server_log(base)[-2000:])
+            # With one listening socket per API process, connections only reach the
+            # processes already listening: wait for all of them (briefly, since with a
+            # single shared socket there is only ever one) before load is measured.
+            settle = time.monotonic() + 15
+            while workers > 1 and _listening_sockets(port) < workers and time.monotonic() < settle:
+                time.sleep(0.2)
+            yield base
+        finally:
+            _servers.pop(base, None)
+            _logs.pop(base, None)
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def server_log(base: str) -> str:
+    """What the server at `base` has written to stderr so far."""
+    return _logs[base].read_text(errors="replace")

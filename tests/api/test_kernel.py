@@ -178,3 +178,46 @@ def test_metrics_are_for_the_operator_only(client, api, monkeypatch):
     finally:
         monkeypatch.delenv("ENTREPOT_OPERATOR_TOKEN")
         reset_settings()
+
+
+def test_requests_whose_cached_key_expired_together_share_one_lookup(api, monkeypatch):
+    """When a key's cached entry expires, every request in flight misses at once; one
+    database lookup serves them all, and each keeps its own request id."""
+    import asyncio
+    import time as _time
+
+    from starlette.requests import Request
+
+    from entrepot.api import deps
+    from entrepot.identity.services import api_keys
+
+    key = key_for(api.tenant, role="viewer")
+    lookups = []
+    real = deps._authenticate_from_database
+
+    def slow_lookup(token, request_id):
+        lookups.append(request_id)
+        _time.sleep(0.05)  # the other requests arrive while this one is in the database
+        return real(token, request_id)
+
+    monkeypatch.setattr(deps, "_authenticate_from_database", slow_lookup)
+    api_keys.clear_auth_cache()
+
+    def request(request_id: str) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/", "state": {"request_id": request_id},
+                        "headers": [(b"authorization", f"Bearer {key}".encode())]})
+
+    async def burst(prefix: str, n: int):
+        return await asyncio.gather(*(deps.authenticate(request(f"{prefix}{i}")) for i in range(n)),
+                                    return_exceptions=True)
+
+    actors = asyncio.run(burst("r", 8))
+    assert len(lookups) == 1
+    assert {a.tenant_id for a in actors} == {api.tenant.id}
+    assert [a.request_id for a in actors] == [f"r{i}" for i in range(8)]
+    # and a bad key fails every request that shares its lookup
+    key = "ent_nope_" + "x" * 40
+    lookups.clear()
+    results = asyncio.run(burst("b", 3))
+    assert len(lookups) == 1
+    assert [type(r).__name__ for r in results] == ["Unauthenticated"] * 3

@@ -5,6 +5,7 @@ in-process rate limiter keeps its moving-window semantics."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -196,3 +197,99 @@ def test_other_master_records_read_through_the_fast_path_render_as_the_orm_does(
         assert r.text == named(schema).model_validate(record).model_dump_json(by_alias=True)
         assert r.headers["etag"] == f'W/"{record.id}-{record.version}"'
     assert other_api.get(f"{path}/{record_id}").status_code == 404
+
+
+# --- PostgreSQL: the read in one round trip -----------------------------------
+
+
+def _product_of(tenant) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    from entrepot.catalog import service
+
+    with tenant.uow() as uow:
+        product = service.create_product(uow, {"sku": f"RT-{uuid.uuid4().hex[:8]}", "name": "Round trip",
+                                               "list_price": "3.50", "currency": "USD"})
+        uow.commit()
+        return product.id
+
+
+@pytest.fixture
+def one_connection(pg_url):  # type: ignore[no-untyped-def]
+    """An engine whose pool holds a single connection, so the next use gets the same one."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(pg_url, pool_size=1, max_overflow=0)
+    yield engine
+    engine.dispose()
+
+
+def _left_on(engine) -> tuple:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        autocommit = conn.connection.driver_connection.autocommit
+        setting, user = conn.execute(text("SELECT current_setting('entrepot.tenant_id', true), current_user")).one()
+    return autocommit, setting or None, user
+
+
+def test_one_round_trip_read_leaves_no_tenant_on_the_pooled_connection(pg_url, one_connection):
+    from sqlalchemy import event
+
+    from entrepot.api.reads import fetch_row_on_postgres
+    from tests.conftest import make_tenant
+
+    a, b = make_tenant(pg_url), make_tenant(pg_url)
+    product_id = _product_of(a)
+    statements: list[str] = []
+    event.listen(one_connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    # when the product is read in its tenant, then from another
+    row = fetch_row_on_postgres(one_connection, Product, product_id, a.id)
+    assert fetch_row_on_postgres(one_connection, Product, product_id, b.id) is None
+    # then the row is the tenant's, each read was one statement, listeners saw both
+    assert (row.id, row.sku, row.list_price, row.version) == (product_id, row.sku, Decimal("3.50"), 1)
+    assert len(statements) == 2 and all("set_config" in s for s in statements)
+    # and the connection went back to the pool as it came: no tenant, login role, autocommit off
+    autocommit, setting, user = _left_on(one_connection)
+    assert (autocommit, setting) == (False, None)
+    assert user != "entrepot_app"
+
+
+def test_one_round_trip_read_runs_under_row_level_security(pg_url, one_connection, monkeypatch):
+    """Without its own tenant filter, the SELECT still sees only the tenant's rows: it runs
+    as the app role with the tenant set, as a unit of work's statements do."""
+    from sqlalchemy import bindparam, select
+
+    from entrepot.api import reads
+    from tests.conftest import make_tenant
+
+    a, b = make_tenant(pg_url), make_tenant(pg_url)
+    product_id = _product_of(a)
+    monkeypatch.setattr(reads, "_row_by_id", lambda t: select(t).where(t.c.id == bindparam("id")))
+    reads._row_by_id_on_postgres.cache_clear()
+    try:
+        assert reads.fetch_row_on_postgres(one_connection, Product, product_id, b.id) is None
+        assert reads.fetch_row_on_postgres(one_connection, Product, product_id, a.id).id == product_id
+    finally:
+        reads._row_by_id_on_postgres.cache_clear()
+
+
+def test_a_failing_one_round_trip_read_leaves_a_clean_connection(pg_url, one_connection, monkeypatch):
+    from sqlalchemy import bindparam, literal_column, select
+    from sqlalchemy.exc import DataError
+
+    from entrepot.api import reads
+    from tests.conftest import make_tenant
+
+    a = make_tenant(pg_url)
+    product_id = _product_of(a)
+    monkeypatch.setattr(reads, "_row_by_id", lambda t: select(t).where(
+        t.c.id == bindparam("id"), literal_column("1/0") == literal_column("1")))
+    reads._row_by_id_on_postgres.cache_clear()
+    try:
+        # a database error is SQLAlchemy's, as for any statement (OperationalError answers 503)
+        with pytest.raises(DataError):
+            reads.fetch_row_on_postgres(one_connection, Product, product_id, a.id)
+    finally:
+        reads._row_by_id_on_postgres.cache_clear()
+    autocommit, setting, user = _left_on(one_connection)
+    assert (autocommit, setting) == (False, None)
+    assert user != "entrepot_app"

@@ -14,12 +14,15 @@ read routes of `entrepot.api.reads` (one worker-thread hop per request).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -72,6 +75,38 @@ def _authenticate_from_database(token: str, request_id: str | None) -> tuple[Act
         return actor, _tenant_rate_limit(platform, actor.tenant_id)  # type: ignore[arg-type]
 
 
+_lookups: RunVar[dict[str, asyncio.Future[tuple[Actor, int]]]] = RunVar("entrepot_key_lookups")
+
+
+async def _authenticate_once(token: str, request_id: str | None) -> tuple[Actor, int]:
+    """The database lookup of a key, shared by the requests that need it at the same time.
+
+    A key's cached entry expires for every request in flight at once: without this,
+    each of them (as many as the clients of that key) took a worker thread and a
+    pooled connection for the same lookup, every few seconds."""
+    try:
+        lookups = _lookups.get()
+    except LookupError:
+        lookups = {}
+        _lookups.set(lookups)
+    pending = lookups.get(token)
+    if pending is None:
+        pending = asyncio.ensure_future(run_in_threadpool(_authenticate_from_database, token, request_id))
+        lookups[token] = pending
+
+        def done(finished: asyncio.Future[tuple[Actor, int]]) -> None:
+            lookups.pop(token, None)
+            if not finished.cancelled():
+                finished.exception()  # retrieved: waiters that went away leave no "never retrieved" log
+
+        pending.add_done_callback(done)
+    # Shielded: a waiter that is cancelled (its client went away) leaves the lookup to the others.
+    actor, limit = await asyncio.shield(pending)
+    if actor.request_id != request_id:
+        actor = dataclasses.replace(actor, request_id=request_id)
+    return actor, limit
+
+
 async def authenticate(request: Request) -> Actor:
     """The request's actor, authenticated once per request, and the tenant's rate limit applied.
 
@@ -86,7 +121,7 @@ async def authenticate(request: Request) -> Actor:
     actor = cached_actor(token, request_id)
     limit = _cached_rate_limit(actor.tenant_id) if actor else None  # type: ignore[arg-type]
     if actor is None or limit is None:
-        actor, limit = await run_in_threadpool(_authenticate_from_database, token, request_id)
+        actor, limit = await _authenticate_once(token, request_id)
     ratelimit.check(actor.tenant_id, limit)  # type: ignore[arg-type]
     request.state.actor = actor
     return actor
