@@ -221,3 +221,73 @@ def test_requests_whose_cached_key_expired_together_share_one_lookup(api, monkey
     results = asyncio.run(burst("b", 3))
     assert len(lookups) == 1
     assert [type(r).__name__ for r in results] == ["Unauthenticated"] * 3
+
+
+def test_a_key_in_use_is_checked_again_before_its_cache_entry_expires(api, monkeypatch):
+    """Past the refresh age the request is served from the cache at once and one background
+    lookup renews the entry; once the key is revoked, the renewal fails and the entry expires."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from entrepot.api import deps
+    from entrepot.identity.services import api_keys
+
+    key = key_for(api.tenant, role="viewer")
+    lookups = []
+    real = deps._authenticate_from_database
+
+    def counted_lookup(token, request_id):
+        lookups.append(request_id)
+        return real(token, request_id)
+
+    monkeypatch.setattr(deps, "_authenticate_from_database", counted_lookup)
+    api_keys.clear_auth_cache()
+    clock = [1000.0]
+    monkeypatch.setattr(api_keys.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(deps.time, "monotonic", lambda: clock[0])
+
+    def request(request_id: str) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/", "state": {"request_id": request_id},
+                        "headers": [(b"authorization", f"Bearer {key}".encode())]})
+
+    async def scenario():
+        first = await deps.authenticate(request("a"))  # a miss: looked up
+        clock[0] += api_keys.AUTH_REFRESH_AFTER_S + 0.5  # still fresh, but due for renewal
+        served = await asyncio.gather(*(deps.authenticate(request(f"b{i}")) for i in range(4)))
+        after_serving = len(lookups)
+        await asyncio.gather(*deps._background)  # the renewal runs in the background
+        return first, served, after_serving
+
+    first, served, after_serving = asyncio.run(scenario())
+    assert first.tenant_id == api.tenant.id
+    assert [a.request_id for a in served] == ["b0", "b1", "b2", "b3"]
+    assert after_serving == 1  # nobody waited on a lookup
+    assert len(lookups) == 2  # one renewal for the four requests
+    assert api_keys.cached_actor_and_age(key)[1] == 0.0  # renewed at the current time
+
+    # revoked by another process (this one's cache is not cleared): the renewal fails ...
+    from sqlalchemy import update
+
+    from entrepot.identity.models import ApiKey
+    from entrepot.kernel import clock as entrepot_clock
+
+    with api.tenant.uow() as uow:
+        uow.session.execute(update(ApiKey).where(ApiKey.key_hash == api_keys.hash_key(key))
+                            .values(revoked_at=entrepot_clock.now()))
+        uow.commit()
+
+    async def after_revocation():
+        clock[0] += api_keys.AUTH_REFRESH_AFTER_S + 0.5
+        still_cached = await deps.authenticate(request("c"))
+        await asyncio.gather(*deps._background)
+        clock[0] += api_keys.AUTH_CACHE_TTL_S - api_keys.AUTH_REFRESH_AFTER_S  # ... and the entry expires
+        try:
+            await deps.authenticate(request("d"))
+        except Exception as exc:
+            return still_cached, exc
+        return still_cached, None
+
+    still_cached, refused = asyncio.run(after_revocation())
+    assert still_cached.request_id == "c"
+    assert type(refused).__name__ == "Unauthenticated"

@@ -15,6 +15,7 @@ read routes of `entrepot.api.reads` (one worker-thread hop per request).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -30,7 +31,7 @@ from entrepot.api import ratelimit
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork, platform_uow
 from entrepot.identity.models import Tenant
-from entrepot.identity.services.api_keys import authenticate_api_key, cached_actor
+from entrepot.identity.services.api_keys import AUTH_REFRESH_AFTER_S, authenticate_api_key, cached_actor_and_age
 from entrepot.kernel.context import Actor
 from entrepot.kernel.errors import Unauthenticated
 
@@ -50,7 +51,9 @@ def _tenant_rate_limit(platform: UnitOfWork, tenant_id: uuid.UUID) -> int:
     now = time.monotonic()
     with _limits_lock:
         cached = _limits_cache.get(tenant_id)
-        if cached and now - cached[0] < 30:
+        # Reloaded by any key lookup past 20 s, so the refresh-ahead of a key in use renews
+        # it before it expires at 30 s (`_cached_rate_limit`).
+        if cached and now - cached[0] < 20:
             return cached[1]
     tenant = platform.session.get(Tenant, tenant_id)
     limit = int((tenant.settings or {}).get("rate_limit_per_minute") or
@@ -107,6 +110,32 @@ async def _authenticate_once(token: str, request_id: str | None) -> tuple[Actor,
     return actor, limit
 
 
+def _refresh_ahead(token: str) -> None:
+    """Check a key in use against the database again before its cache entry expires, in the
+    background: requests go on being served from the entry (never older than the cache's
+    limit, so a revocation still takes effect in time) instead of all waiting on one lookup
+    when it expires. A key revoked meanwhile fails the check and its entry simply expires."""
+    try:
+        lookups = _lookups.get()
+    except LookupError:
+        lookups = {}
+        _lookups.set(lookups)
+    if token in lookups:
+        return
+
+    async def refresh() -> None:
+        with contextlib.suppress(Unauthenticated):
+            await _authenticate_once(token, None)
+
+    task = asyncio.ensure_future(refresh())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+# Strong references to refreshes in flight (the event loop keeps only weak ones).
+_background: set[asyncio.Future[None]] = set()
+
+
 async def authenticate(request: Request) -> Actor:
     """The request's actor, authenticated once per request, and the tenant's rate limit applied.
 
@@ -118,10 +147,12 @@ async def authenticate(request: Request) -> Actor:
         return cached
     token = bearer_token(request)
     request_id = getattr(request.state, "request_id", None)
-    actor = cached_actor(token, request_id)
+    actor, age = cached_actor_and_age(token, request_id)
     limit = _cached_rate_limit(actor.tenant_id) if actor else None  # type: ignore[arg-type]
     if actor is None or limit is None:
         actor, limit = await _authenticate_once(token, request_id)
+    elif age > AUTH_REFRESH_AFTER_S:
+        _refresh_ahead(token)
     ratelimit.check(actor.tenant_id, limit)  # type: ignore[arg-type]
     request.state.actor = actor
     return actor

@@ -35,6 +35,9 @@ LAST_USED_RESOLUTION_S = 60.0
 # costs no extra transaction. A revocation clears this process's cache at once;
 # other API processes honour it within AUTH_CACHE_TTL_S.
 AUTH_CACHE_TTL_S = 5.0
+# A key in use is checked again in the background this long after its last check, so its
+# entry is renewed before it expires and requests never queue behind the lookup.
+AUTH_REFRESH_AFTER_S = 4.0
 
 
 def hash_key(key: str) -> str:
@@ -135,13 +138,22 @@ def clear_auth_cache() -> None:
 
 def cached_actor(key: str, request_id: str | None = None) -> Actor | None:
     """The actor of a key authenticated in the last few seconds by this process, if any."""
+    return cached_actor_and_age(key, request_id)[0]
+
+
+def cached_actor_and_age(key: str, request_id: str | None = None) -> tuple[Actor | None, float]:
+    """`cached_actor`, with how many seconds ago the key was checked against the database
+    (so a caller can refresh it ahead of expiry)."""
     digest = hash_key(key)
     with _auth_cache_lock:
         hit = _auth_cache.get(digest)
-    if hit is None or time.monotonic() - hit[0] > AUTH_CACHE_TTL_S:
-        return None
+    if hit is None:
+        return None, 0.0
+    age = time.monotonic() - hit[0]
+    if age > AUTH_CACHE_TTL_S:
+        return None, age
     actor = hit[1]
-    return Actor(actor.kind, actor.id, actor.tenant_id, actor.role, actor.permissions, request_id, actor.label)
+    return Actor(actor.kind, actor.id, actor.tenant_id, actor.role, actor.permissions, request_id, actor.label), age
 
 
 def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None = None) -> Actor:
