@@ -99,6 +99,37 @@ def _documents(url: str, tenant_id: uuid.UUID, open_n: int, paid_n: int,
     return lines, entries, time.perf_counter() - t0, time.process_time() - c0
 
 
+def _single(url: str, tenant_id: uuid.UUID, documents: int) -> tuple[int, int, float, float, int]:
+    """One posting per transaction, as order-to-cash makes them (a shipment's COGS, an invoice, a
+    payment, each committed with its document): the per-transaction cost of a small posting."""
+    rng = random.Random(8)
+    customers = [uuid.uuid4() for _ in range(100)]
+    lines = entries = 0
+    _STATEMENTS[0] = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for n in range(documents):
+        on = YEAR + timedelta(days=rng.randrange(365))
+        customer = rng.choice(customers)
+        net = Decimal(rng.randrange(1000, 500000)) / 100
+        with tenant_uow(tenant_id, url=url) as uow:
+            if n % 3 == 0:
+                posting.post_shipment_cost(uow, source_id=uuid.uuid4(), on=on,
+                                           amount=(net * Decimal("0.6")).quantize(Decimal("0.0001")))
+                lines += 2
+            elif n % 3 == 1:
+                tax = (net * Decimal("0.1")).quantize(Decimal("0.01"))
+                posting.post_invoice(uow, source_id=uuid.uuid4(), number="INV", on=on, currency="USD",
+                                     customer_id=customer, net=net, tax=tax, due_on=on + timedelta(days=30))
+                lines += 3
+            else:
+                posting.post_customer_payment(uow, source_id=uuid.uuid4(), on=on, currency="USD",
+                                              customer_id=customer, amount=net)
+                lines += 2
+            entries += 1
+            uow.commit()
+    return lines, entries, time.perf_counter() - t0, time.process_time() - c0, _STATEMENTS[0]
+
+
 def _bulk(url: str, tenant_id: uuid.UUID, lines: int, batch: int) -> tuple[int, int, float, float]:
     """Entries of BULK_LINES lines (expenses spread over accounts, one cash line) through post_entry."""
     rng = random.Random(7)
@@ -121,7 +152,8 @@ def _bulk(url: str, tenant_id: uuid.UUID, lines: int, batch: int) -> tuple[int, 
     return done * BULK_LINES, done, time.perf_counter() - t0, time.process_time() - c0
 
 
-def run(url: str, lines: int, open_invoices: int, batch: int, bulk_share: float) -> dict:  # type: ignore[type-arg]
+def run(url: str, lines: int, open_invoices: int, batch: int, bulk_share: float,
+        single: int) -> dict:  # type: ignore[type-arg]
     init_database(url)
     with platform_uow(url=url) as platform:
         tenant_id = create_tenant(platform, TenantCreate(f"bench-{uuid.uuid4().hex[:8]}", "Bench", None, None,
@@ -150,6 +182,7 @@ def run(url: str, lines: int, open_invoices: int, batch: int, bulk_share: float)
         aging_time = _best(lambda: aging(uow, as_of=date(2026, 12, 31)))
         a = aging(uow, as_of=date(2026, 12, 31))
         assert a.total == a.control_balance
+    single_lines, single_n, single_s, single_cpu, single_statements = _single(url, tenant_id, single)
     dispose_engines()
     total = doc_lines + bulk_lines
     return {
@@ -172,6 +205,11 @@ def run(url: str, lines: int, open_invoices: int, batch: int, bulk_share: float)
         "trial_balance_s": tb_time, "profit_and_loss_12_months_s": pnl_time,
         "profit_and_loss_by_month_12_columns_s": monthly_time, "receivables_aging_s": aging_time,
         "aging_customers": len(a.rows),
+        "single": {"how": "one posting per transaction, committed (a shipment's COGS, an invoice, a payment in "
+                          "turn), after the reports", "entries": single_n, "lines": single_lines,
+                   "seconds": round(single_s, 2), "cpu_s": round(single_cpu, 2),
+                   "cpu_us_per_entry": round(single_cpu / single_n * 1e6) if single_n else None,
+                   "statements_per_transaction": round(single_statements / single_n, 2) if single_n else None},
     }
 
 
@@ -183,6 +221,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000, help="documents per transaction")
     parser.add_argument("--bulk-share", type=float, default=0.4,
                         help=f"share of the lines posted as {BULK_LINES}-line entries (the rest as documents)")
+    parser.add_argument("--single", type=int, default=3000,
+                        help="then this many single-posting transactions (not counted in the figures above)")
     args = parser.parse_args()
     # The process settings every `entrepot` command applies at start-up (see kernel/process.py).
     from entrepot.kernel.process import settle_after_startup
@@ -191,7 +231,7 @@ def main() -> None:
     results = {}
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         with fresh_database(kind) as url:
-            results[kind] = run(url, args.lines, args.invoices, args.batch, args.bulk_share)
+            results[kind] = run(url, args.lines, args.invoices, args.batch, args.bulk_share, args.single)
     print(json.dumps(results, indent=2))
 
 

@@ -20,14 +20,19 @@ from sqlalchemy.orm import Session, SessionTransaction
 from entrepot.db.engine import platform_session, tenant_session
 from entrepot.kernel.context import Actor, system_actor
 
-# Hooks run inside the transaction just before COMMIT (the audit writer
-# registers one); kept as a list so the db layer needs no domain import.
+# Hooks run inside the transaction just before COMMIT (the ledger numbers its entries,
+# the audit writer chains its entries); kept as a list so the db layer needs no domain import.
 _before_commit_hooks: list[Callable[[UnitOfWork], None]] = []
+_last_hooks: list[Callable[[UnitOfWork], None]] = []
 
 
-def on_before_commit(hook: Callable[[UnitOfWork], None]) -> None:
-    if hook not in _before_commit_hooks:
-        _before_commit_hooks.append(hook)
+def on_before_commit(hook: Callable[[UnitOfWork], None], *, last: bool = False) -> None:
+    """Run `hook` inside the transaction just before COMMIT. `last` hooks run after all the
+    others whatever the import order: the audit chain, whose per-tenant lock must be the
+    last lock a transaction takes."""
+    hooks = _last_hooks if last else _before_commit_hooks
+    if hook not in hooks:
+        hooks.append(hook)
 
 
 class UnitOfWork:
@@ -87,6 +92,8 @@ class UnitOfWork:
 
     def commit(self) -> None:
         for hook in _before_commit_hooks:
+            hook(self)
+        for hook in _last_hooks:
             hook(self)
         self.session.commit()
         self._connection = None

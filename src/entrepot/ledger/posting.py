@@ -89,12 +89,13 @@ class Rule:
         return frozenset(name for leg in self.legs for _, name in leg.parsed)
 
     @cached_property
-    def roles(self) -> tuple[str, ...]:
-        return tuple(leg.role.value for leg in self.legs)
-
-    @cached_property
     def names_party(self) -> bool:
         return any(leg.party for leg in self.legs)
+
+    @cached_property
+    def plan(self) -> tuple[tuple[Leg, str, bool], ...]:
+        """(leg, its role as the chart keys it, debit?) per leg: what `post` reads per leg."""
+        return tuple((leg, leg.role.value, leg.side == DEBIT) for leg in self.legs)
 
 
 R = Role
@@ -220,20 +221,21 @@ def post(
         # receivable/payable lines always name their customer/supplier: aging and statements read it
         raise invalid("party_id", f"a {event} posting needs the customer or supplier", "required")
     rate = ONE if currency == functional else rate_on(uow, currency, on)
-    # One query for the rule's accounts (once per transaction), not one per leg. A role with
-    # no account is refused only when a leg of it carries an amount (`posting_account` raises).
-    accounts = chart.accounts_for_roles(uow, rule.roles)
+    # The accounts by role are read once per transaction (one query for all roles), not per
+    # leg. A role with no account is refused only when a leg of it carries an amount
+    # (`posting_account` raises).
+    accounts = chart.role_accounts(uow)
     drafts: list[LineDraft] = []
     balancing: Leg | None = None
-    for leg in rule.legs:
+    for leg, role, debit in rule.plan:
         if leg.balancing:
             balancing = leg
             continue
         value = _evaluate(leg, values)
         if not value:
             continue
-        signed = value if leg.side == DEBIT else -value
-        account = accounts[leg.role.value] or chart.posting_account(uow, leg.role)
+        signed = value if debit else -value
+        account = accounts.get(role) or chart.posting_account(uow, role)
         line = LineDraft(account, signed, party_id=party_id if leg.party else None,
                          due_on=(due_on or on) if leg.due else None)
         if leg.in_functional:

@@ -169,3 +169,77 @@ def test_a_query_in_the_transaction_loads_the_posted_entry_itself_numbered_at_co
         assert loaded is entry and entry.number.startswith("~")
         uow.commit()
         assert loaded.number == "SAL-000001"
+
+
+def test_one_posting_in_its_own_transaction_costs_one_statement_per_lookup_and_per_table(tenant):
+    # given a month already open and the journals already used (as in a running business)
+    with tenant.uow() as uow:
+        _invoice(uow, date(2026, 10, 1))
+        posting.post_shipment_cost(uow, source_id=uuid.uuid4(), on=date(2026, 10, 1), amount=D("60.0000"))
+        posting.post_customer_payment(uow, source_id=uuid.uuid4(), on=date(2026, 10, 1), currency="USD",
+                                      customer_id=uuid.uuid4(), amount=D(100))
+        uow.commit()
+    # when an invoice posts alone in its transaction, as order-to-cash posts each document
+    with _statements() as seen, tenant.uow() as uow:
+        _invoice(uow, date(2026, 10, 2))
+        uow.commit()
+    # then the ledger sent one statement per lookup (accounts, period), per number and per table
+    ledger = {kind: n for kind, n in seen.items() if "ledger" in kind or "document_sequences" in kind
+              or "outbox" in kind}
+    assert ledger == {"SELECT ledger_accounts.role,": 1, "SELECT ledger_periods.id,": 1,
+                      "UPDATE document_sequences": 1, "INSERT INTO ledger_journal_entries": 1,
+                      "INSERT INTO ledger_journal_lines": 1, "INSERT INTO outbox_events": 1}
+    # when one transaction posts three rules with different roles (shipment, invoice, payment)
+    with _statements() as seen, tenant.uow() as uow:
+        posting.post_shipment_cost(uow, source_id=uuid.uuid4(), on=date(2026, 10, 3), amount=D("60.0000"))
+        _invoice(uow, date(2026, 10, 3))
+        posting.post_customer_payment(uow, source_id=uuid.uuid4(), on=date(2026, 10, 3), currency="USD",
+                                      customer_id=uuid.uuid4(), amount=D(100))
+        uow.commit()
+    # then the chart was still read once: every role's account in the one query
+    assert seen["SELECT ledger_accounts.role,"] == 1
+    with tenant.uow(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(JournalEntry)) == 7
+        balance = trial_balance(uow)  # receivable 300 - 200 paid, cash 200, COGS 120
+        assert balance.total_debit == balance.total_credit == D(100) + D(200) + D(120)
+
+
+def test_lines_get_distinct_time_ordered_ids_when_written(tenant):
+    # given two invoices posted in one transaction (their lines get ids only when written)
+    with tenant.uow() as uow:
+        first = _invoice(uow, date(2026, 11, 2), net=D(80))
+        _invoice(uow, date(2026, 11, 2), net=D(20))
+        uow.commit()
+    # then every line has its own UUIDv7, read back as a UUID on either database
+    with tenant.uow(readonly=True) as uow:
+        ids = list(uow.session.scalars(select(JournalLine.id)))
+        assert len(ids) == 4 and len(set(ids)) == 4
+        assert all(isinstance(i, uuid.UUID) and i.version == 7 for i in ids)
+    # and an entry's lines are found by it and reverse as before
+    with tenant.uow() as uow:
+        reversal = reverse_entry(uow, uow.session.get(JournalEntry, first.id))
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(JournalLine)
+                                  .where(JournalLine.entry_id == reversal.id)) == 2
+        assert trial_balance(uow).total_debit == D(20)  # the invoice of 80 is gone; the one of 20 stays
+
+
+def test_the_audit_chain_is_the_last_thing_a_transaction_writes(tenant):
+    # The chain head's lock is per tenant: taken last, it is held for the shortest time,
+    # whatever order the modules that hook the commit were imported in.
+    order: list[str] = []
+
+    def record(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        order.append(" ".join(statement.split()[:3]))
+
+    with tenant.uow() as uow:
+        _invoice(uow, date(2026, 3, 1))
+        event.listen(Engine, "before_cursor_execute", record)
+        try:
+            uow.commit()
+        finally:
+            event.remove(Engine, "before_cursor_execute", record)
+    claim = next(i for i, s in enumerate(order) if s.startswith("UPDATE audit_chain_heads"))
+    assert any(s.startswith("INSERT INTO ledger_journal_entries") for s in order[:claim])
+    assert not any(s.startswith(("INSERT INTO ledger", "INSERT INTO outbox")) for s in order[claim:])

@@ -123,7 +123,7 @@ def _fields_of(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-on_before_commit(_write_pending)
+on_before_commit(_write_pending, last=True)
 
 
 @dataclass

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, event, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import bindparam, select
 
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit, snapshot
@@ -25,10 +24,10 @@ _CACHE = "ledger.lookups"
 
 def cache(uow: UnitOfWork) -> dict[str, Any]:
     """Lookups that hold for the current transaction (accounts by role, open periods,
-    rates). One business action posts several entries,
+    rates), kept in the unit of work's memo. One business action posts several entries,
     often inside savepoints (inventory retries), and must not pay a query per entry for
     them, so the key is the transaction, not the savepoint; a savepoint's rollback empties
-    it instead (`_forget_on_rollback`), so nothing learned inside rolled-back work (a period
+    the memo (the unit of work does), so nothing learned inside rolled-back work (a period
     it created) is reused. A new transaction (after a commit) starts empty: a period may
     have been closed in between, and its share lock ended with the old transaction."""
     session = uow.session
@@ -36,16 +35,7 @@ def cache(uow: UnitOfWork) -> dict[str, Any]:
     if txn is None:  # nothing ran yet: begin, so what is learned now is kept with the transaction
         session.connection()
         txn = session.get_transaction()
-    held = session.info.get(_CACHE)
-    if held is None or held[0] is not txn:
-        held = (txn, {})
-        session.info[_CACHE] = held
-    return held[1]  # type: ignore[no-any-return]
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_on_rollback(session: Session, _previous: SessionTransaction) -> None:
-    session.info.pop(_CACHE, None)
+    return uow.memo((_CACHE, txn), dict)  # type: ignore[no-any-return]
 
 
 def forget(uow: UnitOfWork) -> None:
@@ -129,26 +119,24 @@ class AccountRef:
 
 
 _ACCOUNTS = Account.__table__
-_BY_ROLE = select(_ACCOUNTS.c.role, _ACCOUNTS.c.id, _ACCOUNTS.c.code, _ACCOUNTS.c.archived).where(
-    _ACCOUNTS.c.tenant_id == bindparam("tenant_id"), _ACCOUNTS.c.role.in_(bindparam("roles", expanding=True)),
-    _ACCOUNTS.c.archived.is_(False))
+# Every active account that has a role, in one prepared statement: a tenant has a score of
+# them, and the rules of one transaction (an invoice, its shipment, a payment) need several.
+_ROLE_ACCOUNTS = Prepared(select(_ACCOUNTS.c.role, _ACCOUNTS.c.id, _ACCOUNTS.c.code, _ACCOUNTS.c.archived).where(
+    _ACCOUNTS.c.tenant_id == bindparam("tenant_id"), _ACCOUNTS.c.role.is_not(None), _ACCOUNTS.c.archived.is_(False)))
 
 
-def accounts_for_roles(uow: UnitOfWork, roles: Iterable[str]) -> dict[str, AccountRef | None]:
-    """The active account of each role (None: no account has it), read once per transaction:
-    a posting rule asks for the two to four roles of its legs in one query."""
-    known: dict[str, AccountRef | None] = cache(uow).setdefault("roles", {})
-    missing = [role for role in roles if role not in known]
-    if missing:
-        rows = uow.session.connection().execute(_BY_ROLE, {"tenant_id": uow.tenant_id, "roles": missing})
-        found = {row.role: AccountRef(row.id, row.code, row.archived) for row in rows}
-        for role in missing:
-            known[role] = found.get(role)
-    return known
+def role_accounts(uow: UnitOfWork) -> dict[str, AccountRef]:
+    """The active account of each role, read once per transaction (plain rows, no ORM load)."""
+    known = cache(uow)
+    found: dict[str, AccountRef] | None = known.get("roles")
+    if found is None:
+        rows = _ROLE_ACCOUNTS.execute(uow, {"tenant_id": uow.tenant_id})
+        found = known["roles"] = {role: AccountRef(id_, code, archived) for role, id_, code, archived in rows}
+    return found
 
 
 def posting_account(uow: UnitOfWork, role: Role | str) -> AccountRef:
-    found = accounts_for_roles(uow, (str(role),))[str(role)]
+    found = role_accounts(uow).get(str(role))
     if found is None:
         raise AccountRoleMissing(f"no active account has the role {role}; assign it in the chart of accounts",
                                  role=str(role))

@@ -30,8 +30,10 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.expression import TableClause, TextClause
 from sqlalchemy.sql.schema import Table
+from uuid_utils import uuid7
 
 from entrepot.db.infrastructure import DocumentSequence
+from entrepot.db.prepared import Prepared, announce
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.integration import outbox
 from entrepot.kernel import clock
@@ -175,8 +177,8 @@ def post_entry(
     tenant_id = uow.tenant_id
     rows: list[dict[str, Any]] = []
     for n, (line, amount) in enumerate(zip(drafts, functional_amounts, strict=True), start=1):
-        rows.append({
-            "id": new_id(), "tenant_id": tenant_id, "entry_id": entry_id, "line_no": n,
+        rows.append({  # its id is given when it is written (`_insert_many`): nothing refers to a line before
+            "tenant_id": tenant_id, "entry_id": entry_id, "line_no": n,
             "account_id": line.account.id, "entry_date": on,
             "debit": amount if amount > 0 else ZERO, "credit": -amount if amount < 0 else ZERO,
             "currency": currency, "amount": line.amount, "party_id": line.party_id,
@@ -287,7 +289,7 @@ def _write(session: Session, items: list[_Pending], *, attach: bool = False) -> 
         return
     connection = session.connection()
     _insert_many(connection, _ENTRIES, [item.values for item in todo])
-    _insert_many(connection, _LINES, [row for item in todo for row in item.lines])
+    _insert_many(connection, _LINES, [row for item in todo for row in item.lines], new_ids=True)
     where = session.get_nested_transaction() or session.get_transaction()
     for item in todo:
         item.written_in = where
@@ -297,40 +299,54 @@ def _write(session: Session, items: list[_Pending], *, attach: bool = False) -> 
             item.attached = True
 
 
-def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One executemany of full rows (every column given). On SQLite the rows go to the
-    driver as tuples, each value through its column type's own bind conversion: the same
-    values a Core insert sends, without its per-row parameter handling, which cost more
-    than SQLite's own work on a billing run. PostgreSQL keeps the Core insert, which
-    batches the rows into multi-row VALUES statements."""
+def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]], *, new_ids: bool = False) -> None:
+    """One executemany of full rows (every column given; with `new_ids` every column but the
+    id, which each row gets here, a fresh UUIDv7). On SQLite the rows go to the driver as
+    tuples, each value through its column type's own bind conversion: the same values a
+    Core insert sends, without its per-row parameter handling, which cost more than
+    SQLite's own work on a billing run. PostgreSQL keeps the Core insert, which batches
+    the rows into multi-row VALUES statements."""
     if not rows:
         return
     if connection.dialect.name != "sqlite":
+        if new_ids:
+            for row in rows:
+                row["id"] = new_id()
         connection.execute(insert(table), rows)
         return
-    sql, converters = _driver_insert(table, connection.dialect)
+    sql, converters = _driver_insert(table, connection.dialect, new_ids)
+    if new_ids:
+        for row in rows:  # the text the Uuid type stores, without building a uuid.UUID first
+            row["id"] = uuid7().hex
     # The tenant, dates, accounts and zero debits/credits repeat across a transaction's
     # rows: those columns convert each distinct value once per statement (a fresh memo).
     converters = [(key, functools.lru_cache(maxsize=None, typed=True)(convert) if repeats and convert else convert)
                   for key, convert, repeats in converters]
-    connection.exec_driver_sql(sql, [tuple([convert(row[key]) if convert else row[key]  # type: ignore[misc]
-                                            for key, convert in converters]) for row in rows])
+    args = [tuple([convert(row[key]) if convert else row[key]  # type: ignore[misc]
+                   for key, convert in converters]) for row in rows]
+    # Straight to the driver's cursor (as db.prepared does): statement listeners still see it.
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        announce(connection, cursor, sql, args, executemany=True)
+        cursor.executemany(sql, args)
+    finally:
+        cursor.close()
 
 
 # Columns whose values repeat across the rows of one posting transaction and whose stored
 # form depends only on the value (ids, dates, Exact amounts: 0 and 0.00 store alike). Not
 # `rate`: DecimalText keeps the text as given, and 1.0 == 1 would share one.
-_REPEATING = frozenset({"tenant_id", "journal_id", "period_id", "account_id", "entry_date", "due_on", "debit",
-                        "credit"})
+_REPEATING = frozenset({"tenant_id", "journal_id", "period_id", "account_id", "entry_id", "entry_date", "due_on",
+                        "debit", "credit"})
 
 
 @functools.cache
-def _driver_insert(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any, bool]]]:
+def _driver_insert(table: Table, dialect: Dialect, new_ids: bool) -> tuple[str, list[tuple[str, Any, bool]]]:
     columns = list(table.columns)
     sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
            f"VALUES ({', '.join('?' for _ in columns)})")
-    return sql, [(c.key, c.type.dialect_impl(dialect).bind_processor(dialect), c.key in _REPEATING)
-                 for c in columns]
+    return sql, [(c.key, None if new_ids and c.key == "id" else c.type.dialect_impl(dialect).bind_processor(dialect),
+                  c.key in _REPEATING) for c in columns]
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -398,8 +414,8 @@ def _provisional_number(entry_id: uuid.UUID) -> str:
 
 
 _SEQUENCES = DocumentSequence.__table__
-# Built once: a posting transaction runs it at every commit.
-_CLAIM = (
+# Prepared once: a posting transaction runs it at every commit.
+_CLAIM = Prepared(
     update(_SEQUENCES)
     .where(_SEQUENCES.c.tenant_id == bindparam("b_tenant_id"), _SEQUENCES.c.name == bindparam("b_name"))
     .values(last_value=_SEQUENCES.c.last_value + bindparam("b_count", type_=Integer()))
@@ -412,15 +428,16 @@ def _reserve(uow: UnitOfWork, name: str, prefix: str, count: int) -> tuple[str, 
     (the row stays locked until commit: gapless, no duplicates). Returns (prefix, first)."""
     connection = uow.session.connection()
     params = {"b_tenant_id": uow.tenant_id, "b_name": name, "b_count": count}
-    row = connection.execute(_CLAIM, params).one_or_none()
-    if row is None:  # the journal's first entry: create its sequence (racing creators meet on the key)
+    rows = _CLAIM.execute(connection, params)
+    if not rows:  # the journal's first entry: create its sequence (racing creators meet on the key)
         dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         connection.execute(
             dialect_insert(_SEQUENCES)
             .values(id=new_id(), tenant_id=uow.tenant_id, name=name, prefix=prefix, last_value=0)
             .on_conflict_do_nothing(index_elements=["tenant_id", "name"]))
-        row = connection.execute(_CLAIM, params).one()
-    return row.prefix, row.last_value - count + 1
+        rows = _CLAIM.execute(connection, params)
+    last_value, taken_prefix = rows[0]
+    return taken_prefix, last_value - count + 1
 
 
 def _number_and_announce(uow: UnitOfWork) -> None:

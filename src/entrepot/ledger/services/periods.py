@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event
@@ -63,7 +64,10 @@ _PERIODS = Period.__table__
 _PERIOD_OF_MONTH = select(_PERIODS.c.id, _PERIODS.c.state).where(
     _PERIODS.c.tenant_id == bindparam("tenant_id"), _PERIODS.c.year == bindparam("year"),
     _PERIODS.c.month == bindparam("month"))
-_PERIOD_OF_MONTH_SHARED = _PERIOD_OF_MONTH.with_for_update(read=True)
+# Prepared: every posting transaction asks. The share lock is PostgreSQL's; SQLite's one
+# writer already keeps a close out while a posting transaction runs.
+_PERIOD_FOR_POSTING = {"postgresql": Prepared(_PERIOD_OF_MONTH.with_for_update(read=True)),
+                       "sqlite": Prepared(_PERIOD_OF_MONTH)}
 
 
 def open_period_for_posting(uow: UnitOfWork, on: date) -> uuid.UUID:
@@ -75,20 +79,21 @@ def open_period_for_posting(uow: UnitOfWork, on: date) -> uuid.UUID:
     if key in c:  # already checked and share-locked in this transaction
         return c[key]  # type: ignore[no-any-return]
     connection = uow.session.connection()
-    query = _PERIOD_OF_MONTH_SHARED if connection.dialect.name == "postgresql" else _PERIOD_OF_MONTH
+    query = _PERIOD_FOR_POSTING[connection.dialect.name]
     params = {"tenant_id": uow.tenant_id, "year": on.year, "month": on.month}
-    row = connection.execute(query, params).first()
-    if row is None:  # the month's first posting: create the period, then read (and lock) it as above
+    rows = query.execute(connection, params)
+    if not rows:  # the month's first posting: create the period, then read (and lock) it as above
         ensure_period(uow, on)
-        row = connection.execute(query, params).one()
-    if row.state != PeriodState.open:
+        rows = query.execute(connection, params)
+    period_id, state = rows[0]
+    if state != PeriodState.open:
         raise PeriodClosed(
             f"period {on.year}-{on.month:02d} is closed; post into an open period "
             f"or have it reopened (finance.period.reopen)",
             period=f"{on.year}-{on.month:02d}",
         )
-    c[key] = row.id
-    return row.id  # type: ignore[no-any-return]
+    c[key] = period_id
+    return period_id  # type: ignore[no-any-return]
 
 
 def get_period(uow: UnitOfWork, period_id: uuid.UUID, *, lock: bool = False) -> Period:
