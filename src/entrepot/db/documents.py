@@ -9,7 +9,10 @@ the SQL it sends.
   instances of the models, changes them, and `save` writes only what changed.
 
 Either way a caller holding the same rows as ORM objects in the unit of work sees what the
-step wrote, and the ORM writes nothing twice.
+step wrote, the ORM writes nothing twice, and a rollback (of a savepoint too) treats these rows
+as it treats rows the ORM flushed. These statements get no automatic tenant filter (db.engine):
+rows are written with the unit of work's tenant, refused when they name another (as the ORM's
+flush refuses them), and every UPDATE names the tenant.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, insert, inspect, update
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from entrepot.db.engine import TenancyViolation
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
@@ -45,11 +49,19 @@ def _row(uow: UnitOfWork, obj: Any, table: Table, now: Any) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for column in table.c:
         key = column.key
-        if key in values:
+        if key == "tenant_id":
+            # As the ORM's flush stamps and checks it (db.engine): this INSERT is not filtered,
+            # and SQLite has no row-level security behind it.
+            given = values.get(key)
+            if given is not None:
+                if given != uow.tenant_id:
+                    raise TenancyViolation(f"{type(obj).__name__} inserted into another tenant")
+                row[key] = given
+                continue
+            value = uow.tenant_id
+        elif key in values:
             row[key] = values[key]
             continue
-        if key == "tenant_id":
-            value = uow.tenant_id
         elif key in ("created_at", "updated_at"):
             value = now
         elif column.default is None:
@@ -87,6 +99,7 @@ def insert_document(uow: UnitOfWork, document: Any, collection: str | None = Non
     for obj in (*lines, document):
         make_transient_to_detached(obj)
         session.add(obj)
+    _as_flushed(session, (*lines, document), new=True)
     if collection is not None:
         set_committed_value(document, collection, list(lines))
 
@@ -154,6 +167,8 @@ def save(uow: UnitOfWork, objs: Sequence[Any]) -> None:
         changed = {k: values[k] for k in before if values[k] != before[k]}
         if not changed:
             continue
+        if "tenant_id" in changed:  # as the ORM's flush refuses it (db.engine): SQLite has no RLS
+            raise TenancyViolation(f"{type(obj).__name__} moved to another tenant")
         table = type(obj).__table__
         if "updated_at" in table.c:
             changed["updated_at"] = now
@@ -183,3 +198,17 @@ def _written(uow: UnitOfWork, obj: Any, changed: dict[str, Any]) -> None:
     if held is not None and held is not obj:
         for key, value in changed.items():
             set_committed_value(held, key, value)
+        _as_flushed(uow.session, (held,), new=False)
+
+
+def _as_flushed(session: Session, objs: Sequence[Any], *, new: bool) -> None:
+    """Record these objects in the session's current transaction as its flush records what it
+    wrote (Session._register_altered), so a rollback treats them as it treats flushed rows: a
+    savepoint that rolls back expunges the documents inserted in it and expires the objects
+    whose rows it changed, and committing a savepoint hands them on to the enclosing one."""
+    transaction = session._transaction  # the innermost: the savepoint, when one is open
+    if transaction is None:
+        return
+    marks = transaction._new if new else transaction._dirty
+    for obj in objs:
+        marks[inspect(obj)] = True
