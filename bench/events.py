@@ -25,7 +25,9 @@ threads; claims go up to twice that) from `--concurrency`; both are printed.
 `…_first_to_last_receipt` is the steady rate seen by the receiver;
 `bulk_deliveries_per_worker_cpu_s` divides the deliveries by the CPU the
 worker processes used meanwhile (start-up included, the database's not): the
-figure to compare changes by on a shared machine.
+figure to compare changes by on a shared machine. On PostgreSQL,
+`bulk_deliveries_per_postgres_cpu_s` does the same for the database's backends
+(those connected at the end of the phase).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._server import ENTREPOT, _cpu_seconds, free_port, fresh_database
+from bench._server import ENTREPOT, _cpu_seconds, free_port, fresh_database, postgres_cpu_seconds
 
 RECEIVER = r'''
 import asyncio, json, sys, time, signal
@@ -176,6 +178,7 @@ def main() -> None:
         if args.nats:
             env["ENTREPOT_NATS_URL"] = args.nats
         workers_log = Path(tmp) / "workers.log"
+        pg_before = postgres_cpu_seconds(url) if args.db == "postgresql" else 0.0
         started = time.perf_counter()
         workers = [subprocess.Popen([ENTREPOT, "worker", "--no-scheduler", "--concurrency", str(args.concurrency)],
                                     env=env,
@@ -197,6 +200,8 @@ def main() -> None:
         bulk_done = delivered()
         # the workers' own CPU (not the database's): compare code changes by this, not by wall clock
         bulk_cpu_s = sum(_cpu_seconds(w.pid) for w in workers)
+        # PostgreSQL's backends meanwhile (those of the workers and of this process's polling)
+        bulk_pg_cpu_s = postgres_cpu_seconds(url) - pg_before if args.db == "postgresql" else None
 
         # phase 2: offered load, latency from commit to receipt
         total = args.rate * args.seconds
@@ -242,6 +247,9 @@ def main() -> None:
             "bulk_deliveries_per_s_first_to_last_receipt": round(steady, 1) if steady else None,
             "bulk_worker_cpu_s": round(bulk_cpu_s, 2),
             "bulk_deliveries_per_worker_cpu_s": round(bulk_done / bulk_cpu_s, 1) if bulk_cpu_s else None,
+            **({"bulk_postgres_cpu_s": round(bulk_pg_cpu_s, 2),
+                "bulk_deliveries_per_postgres_cpu_s": round(bulk_done / bulk_pg_cpu_s, 1) if bulk_pg_cpu_s else None}
+               if bulk_pg_cpu_s is not None else {}),
             "offered_rate_per_s": args.rate, "offered_seconds": offered_s, "offered_events": total,
             "latency_received": len(latency),
             "latency_p50_ms": round(_percentile(latency, 0.50) * 1000, 1),

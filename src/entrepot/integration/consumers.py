@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from entrepot.db.prepared import Prepared
 from entrepot.integration.feed import Position
 from entrepot.integration.models import ConsumerCursor
 from entrepot.kernel import clock
@@ -56,10 +57,12 @@ def _create(session: Session, name: str) -> None:
 _CURSORS = ConsumerCursor.__table__
 _READ = select(_CURSORS.c.last_txid, _CURSORS.c.last_seq, _CURSORS.c.emitted).where(
     _CURSORS.c.name == bindparam("cursor_name"))
-_READ_LOCKED = {False: _READ.with_for_update(), True: _READ.with_for_update(skip_locked=True)}
-_SAVE = update(_CURSORS).where(_CURSORS.c.name == bindparam("cursor_name")).values(
+# prepared: run on every fan-out pass, where SQLAlchemy's execution would cost more than the statement
+_READ_PLAIN = Prepared(_READ)
+_READ_LOCKED = {False: Prepared(_READ.with_for_update()), True: Prepared(_READ.with_for_update(skip_locked=True))}
+_SAVE = Prepared(update(_CURSORS).where(_CURSORS.c.name == bindparam("cursor_name")).values(
     last_txid=bindparam("txid"), last_seq=bindparam("seq"), emitted=bindparam("emitted"),
-    updated_at=bindparam("at", type_=_CURSORS.c.updated_at.type))
+    updated_at=bindparam("at", type_=_CURSORS.c.updated_at.type)))
 
 
 @dataclass
@@ -74,24 +77,25 @@ class HeldCursor:
 def hold_cursor(session: Session, name: str, *, nowait: bool = False) -> HeldCursor | None:
     """Lock the consumer's cursor row: one statement; None when another worker holds it (PostgreSQL)."""
     conn = session.connection()
-    query = _READ_LOCKED[nowait] if conn.dialect.name == "postgresql" else _READ
+    query = _READ_LOCKED[nowait] if conn.dialect.name == "postgresql" else _READ_PLAIN
     key = (str(conn.engine.url), name)
-    row = conn.execute(query, {"cursor_name": name}).first() if key in _seen else None
-    if row is None:
+    rows = query.execute(conn, {"cursor_name": name}) if key in _seen else []
+    if not rows:
         if key in _seen and nowait:
             _seen.discard(key)  # held by another worker, or gone: the next call creates it again
             return None
         _create(session, name)
         _seen.add(key)
-        row = conn.execute(query, {"cursor_name": name}).first()
-        if row is None:
+        rows = query.execute(conn, {"cursor_name": name})
+        if not rows:
             return None
-    return HeldCursor(name, Position(row.last_txid or 0, row.last_seq or 0), row.emitted or 0)
+    last_txid, last_seq, emitted = rows[0]
+    return HeldCursor(name, Position(last_txid or 0, last_seq or 0), emitted or 0)
 
 
 def save_cursor(session: Session, cursor: HeldCursor) -> None:
     """Write a held cursor's position and count back (in the transaction that holds it)."""
-    session.connection().execute(_SAVE, {"cursor_name": cursor.name, "txid": cursor.position.txid,
+    _SAVE.execute(session.connection(), {"cursor_name": cursor.name, "txid": cursor.position.txid,
                                          "seq": cursor.position.seq, "emitted": cursor.emitted,
                                          "at": clock.now()})
 

@@ -34,13 +34,14 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Integer,
     String,
@@ -62,12 +63,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from entrepot.db.prepared import Prepared
 from entrepot.integration.consumers import hold_cursor, save_cursor
+from entrepot.integration.envelopes import envelope_json
 from entrepot.integration.events import WebhookEndpointDisabled, WebhookMessageExhausted
-from entrepot.integration.feed import Position, event_rows_after
+from entrepot.integration.feed import FeedRow, Position, event_rows_after
 from entrepot.integration.http_client import PooledClient
 from entrepot.integration.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
-from entrepot.integration.outbox import envelope, record_event_in
+from entrepot.integration.outbox import record_event_in
+from entrepot.integration.stored_ids import read_id, read_shared_id
 from entrepot.integration.webhooks import sign, signing_secrets, subscribes, target_refusal
 from entrepot.kernel import clock
 from entrepot.kernel.ids import new_id
@@ -99,12 +103,19 @@ DELIVERING_SQL = literal_column("'delivering'")
 # A worker round (record what finished, claim the next batch) runs the same dozen statements
 # over and over, and building a SQLAlchemy statement costs far more Python than running it:
 # built per call they took most of the worker's CPU. They are built once per dialect here, as
-# Core statements on the tables (no ORM unit of work involved), and run on the session's
-# connection with the round's values as parameters.
+# Core statements on the tables (no ORM unit of work involved); those of every round are
+# `Prepared` (run on the driver's cursor of the session's connection: SQLAlchemy's execution
+# and its per-row parameter handling cost more than the statements), the rare ones run
+# through SQLAlchemy.
 
 _MESSAGES = WebhookMessage.__table__
 _ATTEMPTS = WebhookAttempt.__table__
 _ENDPOINTS = WebhookEndpoint.__table__
+# what the prepared inserts set, every column with a default included (they apply none)
+MESSAGE_COLUMNS = ("id", "tenant_id", "endpoint_id", "event_id", "event_type", "subject", "ordinal", "payload",
+                   "status", "queue_head", "attempt_count", "next_attempt_at", "created_at")
+ATTEMPT_COLUMNS = ("id", "tenant_id", "message_id", "endpoint_id", "attempted_at", "succeeded", "status_code",
+                   "latency_ms", "response_body", "error")
 
 
 class _ListParam(TypeDecorator[list[Any]]):
@@ -144,20 +155,21 @@ class _Statements:
         )
         live = select(e.id).where(e.enabled.is_(True), e.deleted_at.is_(None))
         # fan-out: the tenants' live endpoints, and which of these queues already have an open head
-        self.live_endpoints = select(e.id, e.tenant_id, e.event_types).where(
-            _among(e.tenant_id, "tenants", dialect), e.deleted_at.is_(None), e.enabled.is_(True))
-        self.busy_queues = select(m.endpoint_id, m.subject).where(
+        self.live_endpoints = Prepared(select(read_shared_id(e.id), read_shared_id(e.tenant_id), e.event_types).where(
+            _among(e.tenant_id, "tenants", dialect), e.deleted_at.is_(None), e.enabled.is_(True)))
+        self.busy_queues = Prepared(select(read_shared_id(m.endpoint_id), m.subject).where(
             is_open, HEAD_SQL, _among(m.tenant_id, "tenants", dialect),
-            _among(m.endpoint_id, "endpoints", dialect), _among(m.subject, "subjects", dialect))
-        self.insert_messages = insert(_MESSAGES)
+            _among(m.endpoint_id, "endpoints", dialect), _among(m.subject, "subjects", dialect)))
+        self.insert_messages = Prepared(insert(_MESSAGES), columns=MESSAGE_COLUMNS)
         # claim, first look: the oldest due queue heads, read in order off the due-time index
         # (stops after `limit` rows, nothing to sort); PostgreSQL locks them in the same statement,
         # skipping rows another worker holds (and re-checking those it just changed)
-        self.due_heads = (select(m.id, m.tenant_id, m.endpoint_id)
-                          .where(is_open, HEAD_SQL, due, m.endpoint_id.in_(live))
-                          .order_by(m.next_attempt_at).limit(bindparam("limit", type_=Integer)))
+        due_heads = (select(read_id(m.id), read_shared_id(m.tenant_id), read_shared_id(m.endpoint_id))
+                     .where(is_open, HEAD_SQL, due, m.endpoint_id.in_(live))
+                     .order_by(m.next_attempt_at).limit(bindparam("limit", type_=Integer)))
         if dialect == "postgresql":
-            self.due_heads = self.due_heads.with_for_update(skip_locked=True, of=_MESSAGES)
+            due_heads = due_heads.with_for_update(skip_locked=True, of=_MESSAGES)
+        self.due_heads = Prepared(due_heads)
         # claim, second look, when endpoints already at their limit filled the first: the due heads
         # of the other endpoints, at most `per_endpoint` each, oldest due first (so a backlog on
         # one endpoint cannot crowd the others out of the batch)
@@ -173,24 +185,28 @@ class _Statements:
         # PostgreSQL: lock what is still a due head; rows another worker holds or just took are skipped
         self.lock_candidates = (select(m.id).where(_among(m.id, "ids", dialect), is_open, HEAD_SQL, due)
                                 .with_for_update(skip_locked=True))
-        self.in_flight = (select(m.endpoint_id, func.count())
-                          .where(m.status == DELIVERING_SQL, m.claimed_until >= now,
-                                 _among(m.tenant_id, "tenants", dialect), _among(m.endpoint_id, "endpoints", dialect))
-                          .group_by(m.endpoint_id))
+        self.in_flight = Prepared(select(read_shared_id(m.endpoint_id), func.count())
+                                  .where(m.status == DELIVERING_SQL, m.claimed_until >= now,
+                                         _among(m.tenant_id, "tenants", dialect),
+                                         _among(m.endpoint_id, "endpoints", dialect))
+                                  .group_by(m.endpoint_id))
         # one statement marks the claim and reads back what to send
-        self.mark_claimed = (update(_MESSAGES).where(_among(m.id, "ids", dialect))
-                             .values(status="delivering", claimed_by=bindparam("worker"),
-                                     claimed_until=bindparam("until", type_=m.claimed_until.type))
-                             .returning(m.id, m.tenant_id, m.endpoint_id, m.subject, m.payload, m.attempt_count))
-        self.endpoints = select(e.id, e.url, e.sealed_secret, e.sealed_previous_secret, e.previous_secret_expires_at,
-                                e.failing_since).where(_among(e.id, "ids", dialect))
+        self.mark_claimed = Prepared(update(_MESSAGES).where(_among(m.id, "ids", dialect))
+                                     .values(status="delivering", claimed_by=bindparam("worker"),
+                                             claimed_until=bindparam("until", type_=m.claimed_until.type))
+                                     .returning(read_id(m.id), read_shared_id(m.tenant_id),
+                                                read_shared_id(m.endpoint_id), m.subject, m.payload,
+                                                m.attempt_count))
+        self.endpoints = Prepared(select(read_shared_id(e.id), e.url, e.sealed_secret, e.sealed_previous_secret,
+                                         e.previous_secret_expires_at, e.failing_since)
+                                  .where(_among(e.id, "ids", dialect)))
         # record
-        self.insert_attempts = insert(_ATTEMPTS)
-        self.mark_succeeded = (update(_MESSAGES).where(_among(m.id, "ids", dialect))
-                               .values(status="succeeded", attempt_count=m.attempt_count + 1,
-                                       delivered_at=bindparam("at", type_=m.delivered_at.type),
-                                       last_status_code=bindparam("code", type_=m.last_status_code.type),
-                                       last_error=None, claimed_by=None, claimed_until=None))
+        self.insert_attempts = Prepared(insert(_ATTEMPTS), columns=ATTEMPT_COLUMNS)
+        self.mark_succeeded = Prepared(update(_MESSAGES).where(_among(m.id, "ids", dialect))
+                                       .values(status="succeeded", attempt_count=m.attempt_count + 1,
+                                               delivered_at=bindparam("at", type_=m.delivered_at.type),
+                                               last_status_code=bindparam("code", type_=m.last_status_code.type),
+                                               last_error=None, claimed_by=None, claimed_until=None))
         self.endpoints_recovered = (update(_ENDPOINTS)
                                     .where(_among(e.id, "ids", dialect), e.failing_since.is_not(None))
                                     .values(failing_since=None))
@@ -201,10 +217,14 @@ class _Statements:
                  .where(candidate.c.tenant_id == closed.c.tenant_id, candidate.c.endpoint_id == closed.c.endpoint_id,
                         candidate.c.subject == closed.c.subject, candidate.c.status.in_(OPEN_SQL))
                  .order_by(candidate.c.ordinal).limit(1).correlate(closed).scalar_subquery())
-        self.promote_next = (update(_MESSAGES)
-                             .where(m.id.in_(select(first).where(_among(closed.c.id, "ids", dialect))),
-                                    not_(HEAD_SQL))
-                             .values(queue_head=True))
+        self.promote_next = Prepared(update(_MESSAGES)
+                                     .where(m.id.in_(select(first).where(_among(closed.c.id, "ids", dialect))),
+                                            not_(HEAD_SQL))
+                                     .values(queue_head=True))
+        # PostgreSQL: the queues' advisory locks (see `lock_queues`)
+        self.lock_queues = Prepared(
+            text("SELECT pg_advisory_xact_lock(k) FROM unnest(:keys) AS k")
+            .bindparams(bindparam("keys", type_=ARRAY(BigInteger))))
 
 
 @functools.cache
@@ -214,6 +234,12 @@ def _statements_for(dialect: str) -> _Statements:
 
 def _sql(conn: Connection) -> _Statements:
     return _statements_for(conn.dialect.name)
+
+
+def _connection(session: Session) -> Connection:
+    """The transaction's connection (the unit of work keeps it: asking the session costs more)."""
+    uow = session.info.get("uow")
+    return uow.connection() if uow is not None else session.connection()
 
 
 def retry_delay(failed_attempts: int) -> timedelta | None:
@@ -239,12 +265,12 @@ def lock_queues(session: Session, queues: Iterable[tuple[uuid.UUID, str]]) -> No
     one to look sees the other's committed rows (READ COMMITTED reads afresh
     per statement). SQLite has a single writer and needs nothing.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
         return
     keys = sorted({_queue_key(endpoint_id, subject) for endpoint_id, subject in queues})
     if keys:
-        session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-                        {"keys": keys})
+        _sql(conn).lock_queues.execute(conn, {"keys": keys})
 
 
 def settle_heads(session: Session, tenant_ids: Iterable[uuid.UUID], endpoint_ids: Iterable[uuid.UUID],
@@ -280,17 +306,24 @@ def promote_next(session: Session, message_ids: Iterable[uuid.UUID]) -> None:
     if not ids:
         return
     conn = session.connection()
-    conn.execute(_sql(conn).promote_next, {"ids": ids})
+    _sql(conn).promote_next.execute(conn, {"ids": ids})
 
 
 # --- 1. fan-out -----------------------------------------------------------------------------------
 
 
+class _LiveEndpoint(NamedTuple):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    event_types: list[str]
+
+
 def fan_out(session: Session, *, limit: int = 500) -> int:
     """Turn the next settled outbox events into delivery rows. Returns events consumed.
 
-    Core rows throughout (the cursor, the events, the endpoints): this reads every event
-    the platform emits, and ORM objects would cost more than the statements.
+    Plain rows throughout (the cursor, the events, the endpoints) from prepared statements:
+    this reads every event the platform emits, and ORM objects would cost more than the
+    statements. Each message carries its event's tenant.
     """
     cursor = hold_cursor(session, FAN_OUT, nowait=True)
     if cursor is None:
@@ -298,15 +331,16 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
     rows = event_rows_after(session, cursor.position, limit=limit)
     if not rows:
         return 0
-    conn = session.connection()
+    conn = _connection(session)
     sql = _sql(conn)
     tenants = list({r.tenant_id for r in rows})
-    endpoints: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    for endpoint in conn.execute(sql.live_endpoints, {"tenants": tenants}):
+    endpoints: dict[uuid.UUID, list[_LiveEndpoint]] = defaultdict(list)
+    for found_endpoint in sql.live_endpoints.execute(conn, {"tenants": tenants}):
+        endpoint = _LiveEndpoint._make(found_endpoint)
         endpoints[endpoint.tenant_id].append(endpoint)
     # (event, endpoint) pairs to deliver, in outbox order; a type's subscribers are worked out once
-    subscribers: dict[tuple[uuid.UUID, str], list[Any]] = {}
-    pairs: list[tuple[Any, Any]] = []
+    subscribers: dict[tuple[uuid.UUID, str], list[_LiveEndpoint]] = {}
+    pairs: list[tuple[FeedRow, _LiveEndpoint]] = []
     for row in rows:
         key = (row.tenant_id, row.type)
         found = subscribers.get(key)
@@ -317,28 +351,29 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
         queues = {(endpoint.id, row.subject) for row, endpoint in pairs}
         # a new message heads its queue when the queue has no open message yet
         lock_queues(session, queues)
-        busy = {(r.endpoint_id, r.subject) for r in conn.execute(sql.busy_queues, {
+        busy = set(sql.busy_queues.execute(conn, {
             "tenants": tenants, "endpoints": list({e for e, _ in queues}),
-            "subjects": list({s for _, s in queues})})}
+            "subjects": list({s for _, s in queues})}))
         now = clock.now()
         ordinal = cursor.emitted
         values: list[dict[str, Any]] = []
         body: str = ""
         body_of: Any = None
         for row, endpoint in pairs:
-            if row is not body_of:  # the envelope is serialised once per event, whatever its subscribers
-                body, body_of = json.dumps(envelope(row), separators=(",", ":")), row
+            if row is not body_of:  # the envelope is written once per event, whatever its subscribers
+                body, body_of = envelope_json(row), row
             ordinal += 1
             queue = (endpoint.id, row.subject)
             head = queue not in busy
-            busy.add(queue)
+            if head:
+                busy.add(queue)
             values.append({
                 "id": new_id(), "tenant_id": row.tenant_id, "endpoint_id": endpoint.id, "event_id": row.id,
                 "event_type": row.type, "subject": row.subject, "ordinal": ordinal, "payload": body,
                 "status": "pending", "queue_head": head, "attempt_count": 0, "next_attempt_at": now,
                 "created_at": now,
             })
-        conn.execute(sql.insert_messages, values)
+        sql.insert_messages.execute_many(conn, values)
         cursor.emitted = ordinal
     cursor.position = Position.of(rows[-1])
     save_cursor(session, cursor)
@@ -364,6 +399,15 @@ class Claimed:
     endpoint_failing: bool = True
 
 
+class _ClaimedEndpoint(NamedTuple):
+    id: uuid.UUID
+    url: str
+    sealed_secret: str
+    sealed_previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    failing_since: datetime | None
+
+
 def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: int = PER_ENDPOINT,
           rate_budget: dict[uuid.UUID, int] | None = None, lease: timedelta = CLAIM_LEASE) -> list[Claimed]:
     """Claim due messages (see module doc). `rate_budget`: sends left this second per endpoint.
@@ -373,7 +417,7 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
     their limit took places in it does a second look skip past them (a per-endpoint window
     over every due head: the fair answer, but it sorts them all).
     """
-    conn = session.connection()
+    conn = _connection(session)
     sql = _sql(conn)
     postgres = conn.dialect.name == "postgresql"  # the first look has locked its rows already
     now = clock.now()
@@ -383,18 +427,19 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
     taken: dict[uuid.UUID, int] = defaultdict(int)
     full: set[uuid.UUID] = set()
 
-    def pick(candidates: list[Any], *, locked: bool) -> None:
-        candidates = [c for c in candidates if c.id not in seen]
+    # candidates are (message id, tenant id, endpoint id)
+    def pick(candidates: Sequence[Sequence[Any]], *, locked: bool) -> None:
+        candidates = [c for c in candidates if c[0] not in seen]
         if candidates and not locked and postgres:
             # lock what is still a due head; rows another worker holds or just took are skipped
-            locked = set(conn.scalars(sql.lock_candidates, {"ids": [c.id for c in candidates], "now": now}))
-            candidates = [c for c in candidates if c.id in locked]
-        unknown = {c.endpoint_id for c in candidates} - in_flight.keys()
+            locked = set(conn.scalars(sql.lock_candidates, {"ids": [c[0] for c in candidates], "now": now}))
+            candidates = [c for c in candidates if c[0] in locked]
+        unknown = {c[2] for c in candidates} - in_flight.keys()
         if unknown:
             in_flight.update(dict.fromkeys(unknown, 0))
-            in_flight.update(conn.execute(sql.in_flight, {
-                "now": now, "tenants": list({c.tenant_id for c in candidates if c.endpoint_id in unknown}),
-                "endpoints": list(unknown)}).all())
+            in_flight.update(sql.in_flight.execute(conn, {
+                "now": now, "tenants": list({c[1] for c in candidates if c[2] in unknown}),
+                "endpoints": list(unknown)}))
         for message_id, _tenant_id, endpoint_id in candidates:
             if len(chosen_ids) >= limit:
                 return
@@ -410,24 +455,24 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
 
     # `limit` heads are enough: on PostgreSQL the heads other workers hold are skipped before the
     # limit counts; a head is passed over only when its endpoint is full, which the second look is for
-    first = conn.execute(sql.due_heads, {"now": now, "limit": limit}).all()
+    first = sql.due_heads.execute(conn, {"now": now, "limit": limit})
     pick(first, locked=True)
     if len(chosen_ids) < limit and len(first) == limit and full:
         pick(conn.execute(sql.fair_due_heads, {"now": now, "limit": limit * 2, "per_endpoint": per_endpoint,
                                                "full": list(full)}).all(), locked=False)
     if not chosen_ids:
         return []
-    chosen = conn.execute(sql.mark_claimed, {"ids": chosen_ids, "worker": worker_id, "until": now + lease}).all()
-    endpoints = {e.id: e for e in conn.execute(sql.endpoints, {"ids": list({c.endpoint_id for c in chosen})})}
+    chosen = sql.mark_claimed.execute(conn, {"ids": chosen_ids, "worker": worker_id, "until": now + lease})
+    endpoints = {e[0]: _ClaimedEndpoint._make(e)
+                 for e in sql.endpoints.execute(conn, {"ids": list({c[2] for c in chosen})})}
     result: list[Claimed] = []
     keys: dict[uuid.UUID, list[str]] = {}
-    for message in chosen:
-        endpoint = endpoints[message.endpoint_id]
-        if endpoint.id not in keys:
-            keys[endpoint.id] = signing_secrets(endpoint, now)
-        result.append(Claimed(message.id, message.tenant_id, endpoint.id, endpoint.url, message.payload,
-                              keys[endpoint.id], message.attempt_count + 1, message.subject,
-                              endpoint.failing_since is not None))
+    for message_id, tenant_id, endpoint_id, subject, payload, attempt_count in chosen:
+        endpoint = endpoints[endpoint_id]
+        if endpoint_id not in keys:
+            keys[endpoint_id] = signing_secrets(endpoint, now)
+        result.append(Claimed(message_id, tenant_id, endpoint_id, endpoint.url, payload, keys[endpoint_id],
+                              attempt_count + 1, subject, endpoint.failing_since is not None))
     # keep the batch in due order (RETURNING does not promise it)
     rank = {message_id: i for i, message_id in enumerate(chosen_ids)}
     result.sort(key=lambda c: rank[c.message_id])
@@ -542,9 +587,9 @@ def record(session: Session, outcomes: Iterable[Outcome]) -> None:
 
 def _record(session: Session, outcomes: list[Outcome]) -> None:
     now = clock.now()
-    conn = session.connection()
+    conn = _connection(session)
     sql = _sql(conn)
-    conn.execute(sql.insert_attempts, [{
+    sql.insert_attempts.execute_many(conn, [{
         "id": new_id(), "tenant_id": o.claimed.tenant_id, "message_id": o.claimed.message_id,
         "endpoint_id": o.claimed.endpoint_id, "attempted_at": o.attempted_at, "succeeded": o.succeeded,
         "status_code": o.status_code, "latency_ms": o.latency_ms, "response_body": o.body, "error": o.error,
@@ -553,7 +598,7 @@ def _record(session: Session, outcomes: list[Outcome]) -> None:
     successes = [o for o in outcomes if o.succeeded]
     if successes:
         for status_code, group in _by_status(successes).items():
-            conn.execute(sql.mark_succeeded, {"ids": [o.claimed.message_id for o in group], "at": now,
+            sql.mark_succeeded.execute(conn, {"ids": [o.claimed.message_id for o in group], "at": now,
                                               "code": status_code})
         recovering = {o.claimed.endpoint_id for o in successes if o.claimed.endpoint_failing}
         if recovering:

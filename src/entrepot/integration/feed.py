@@ -21,11 +21,16 @@ import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Integer, Row, Select, bindparam, literal_column, select, tuple_
+from sqlalchemy import Integer, Row, Select, Text, bindparam, cast, func, literal_column, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
+from entrepot.db.engine import TenancyViolation
+from entrepot.db.prepared import Prepared
 from entrepot.integration.models import OutboxEvent
+from entrepot.integration.stored_ids import read_id, read_shared_id
 from entrepot.kernel.errors import invalid
 
 # The oldest transaction still in flight when this statement's snapshot was taken, ignoring
@@ -48,7 +53,7 @@ class Position:
     seq: int = 0
 
     @classmethod
-    def of(cls, row: OutboxEvent | Row) -> Position:  # type: ignore[type-arg]
+    def of(cls, row: OutboxEvent | Row | FeedRow) -> Position:  # type: ignore[type-arg]
         return cls(row.txid or 0, row.seq)
 
     def encode(self) -> str:
@@ -88,23 +93,47 @@ def events_after(
     return list(session.scalars(settled(session, query, after).limit(limit)).all())
 
 
+class FeedRow(NamedTuple):
+    """An outbox event as the worker's fan-out reads it: its `data` as JSON text, not parsed."""
+
+    seq: int
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    txid: int | None
+    data_json: str
+
+
 @functools.cache
-def _rows_after(dialect: str) -> Select:  # type: ignore[type-arg]
-    table = OutboxEvent.__table__
-    c = table.c
+def _rows_after(dialect: str) -> Prepared:
+    c = OutboxEvent.__table__.c
     limit = bindparam("limit", type_=Integer)
+    # the payload goes out as the text the database holds: parsing it to dump it again would
+    # cost more than the rest of the envelope (SQLite's json() gives it compact; PostgreSQL's
+    # jsonb text puts a space after each colon and comma)
+    data = func.json(c.data) if dialect == "sqlite" else cast(c.data, Text)
+    query = select(c.seq, read_id(c.id), read_shared_id(c.tenant_id), c.type, c.source, c.subject, c.time, c.txid,
+                   type_coerce(data, Text))
     if dialect == "postgresql":
-        return (select(table).where(tuple_(c.txid, c.seq) > tuple_(bindparam("txid"), bindparam("seq")))
-                .where(c.txid < _HORIZON).order_by(c.txid, c.seq).limit(limit))
-    return select(table).where(c.seq > bindparam("seq")).order_by(c.seq).limit(limit)
+        query = (query.where(tuple_(c.txid, c.seq) > tuple_(bindparam("txid"), bindparam("seq")))
+                 .where(c.txid < _HORIZON).order_by(c.txid, c.seq))
+    else:
+        query = query.where(c.seq > bindparam("seq")).order_by(c.seq)
+    return Prepared(query.limit(limit))
 
 
-def event_rows_after(session: Session, after: Position, *, limit: int) -> Sequence[Row]:  # type: ignore[type-arg]
-    """`events_after` as Core rows (same columns, same order), from one prebuilt statement:
-    for the worker's fan-out, which reads every event and needs no ORM objects."""
+def event_rows_after(session: Session, after: Position, *, limit: int) -> list[FeedRow]:
+    """`events_after` for the worker's fan-out, which reads every event and needs no ORM objects:
+    the same events in the same order, from one prepared statement. Every tenant's events:
+    only a platform session may ask (the statement has no tenant filter)."""
+    if not session.info.get("platform"):
+        raise TenancyViolation("event_rows_after reads every tenant's events: platform sessions only")
     conn = session.connection()
-    return conn.execute(_rows_after(conn.dialect.name),
-                        {"txid": after.txid, "seq": after.seq, "limit": limit}).all()
+    rows = _rows_after(conn.dialect.name).execute(conn, {"txid": after.txid, "seq": after.seq, "limit": limit})
+    return [FeedRow._make(row) for row in rows]
 
 
 def latest(session: Session) -> Position | None:

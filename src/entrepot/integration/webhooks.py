@@ -111,28 +111,36 @@ def _is_public(address: str) -> bool:
 
 def target_refusal(url: str) -> str | None:
     """Why `url` may not receive webhooks, or None when it may."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
-        return "not a valid URL"
-    if parts.scheme not in ("http", "https") or not host:
-        return "must be an http or https URL with a host"
-    if parts.username or parts.password:
-        return "must not carry credentials"
-    if get_settings().webhook_allow_private:
-        return None
+    refusal, host, port = _url_refusal(url)
+    if refusal or get_settings().webhook_allow_private:
+        return refusal
     cached = _resolved.get(host)
     if cached and time.monotonic() - cached[0] < 60:
         return None if cached[1] else "resolves to a private, loopback or link-local address"
     try:
-        infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
         return "host does not resolve"
     public = bool(infos) and all(_is_public(str(info[4][0])) for info in infos)
     _resolved[host] = (time.monotonic(), public)
     return None if public else "resolves to a private, loopback or link-local address"
+
+
+@functools.lru_cache(maxsize=4096)
+def _url_refusal(url: str) -> tuple[str | None, str, int]:
+    """What the URL alone refuses, and its host and port (checked once per URL: the sender
+    asks before every delivery, and endpoints are few)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "not a valid URL", "", 0
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an http or https URL with a host", "", 0
+    if parts.username or parts.password:
+        return "must not carry credentials", host, 0
+    return None, host, port or (443 if parts.scheme == "https" else 80)
 
 
 # --- endpoint management --------------------------------------------------------------------------

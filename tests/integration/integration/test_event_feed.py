@@ -109,3 +109,14 @@ def test_a_writer_in_another_database_does_not_hold_the_feed_back(pg_url):
         seen, _ = _read_settled(tenant, START, want=1)
         elsewhere.rollback()
     assert seen == ["here"]
+
+
+def test_the_worker_s_all_tenant_read_is_refused_to_a_tenant_session(db_url):
+    import pytest
+
+    from entrepot.db.engine import TenancyViolation
+    from entrepot.integration.feed import event_rows_after
+
+    tenant = make_tenant(db_url)
+    with tenant.uow(readonly=True) as uow, pytest.raises(TenancyViolation):
+        event_rows_after(uow.session, START, limit=10)

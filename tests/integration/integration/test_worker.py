@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 from entrepot.db.uow import platform_uow
 from entrepot.integration import delivery, messages
 from entrepot.integration.models import OutboxEvent, ScheduledJobState, WebhookMessage
-from entrepot.integration.outbox import record_event
+from entrepot.integration.outbox import envelope, record_event
 from entrepot.integration.sla import check_sla
 from entrepot.kernel import clock
 from entrepot.kernel.events import EventData, event_type
@@ -307,3 +308,28 @@ def test_the_job_table_runs_the_sla_check_and_quote_expiry(db_url):
             state = uow.session.get(ScheduledJobState, name)
             assert state.last_error is None, (name, state.last_error)
             assert state.next_run_at > clock.now()
+
+
+def test_fan_out_writes_the_envelope_of_each_event_as_its_payload(tenant, other_tenant, db_url):
+    # given two tenants' events, with quotes and non-ASCII text in the data and the subject
+    issued = make_endpoint(tenant, "http://127.0.0.1:9/never", ["test_pallet.received.v1"])
+    other = make_endpoint(other_tenant, "http://127.0.0.1:9/never", ["test_pallet.received.v1"])
+    for handle, pallet in ((tenant, 'Palette "A" \\ für Zoë'), (other_tenant, "P-2")):
+        with handle.uow() as uow:
+            record_event(uow, PalletReceived(pallet=pallet), subject=f'pallet/"{pallet}"')
+            uow.commit()
+    # when the worker fans them out
+    with platform_uow(url=db_url) as uow:
+        while delivery.fan_out(uow.session):
+            pass
+        uow.commit()
+    # then each message's payload is the CloudEvents envelope of its event, in its event's tenant
+    with platform_uow(readonly=True, url=db_url) as uow:
+        found = uow.session.execute(
+            select(WebhookMessage, OutboxEvent).join(OutboxEvent, OutboxEvent.id == WebhookMessage.event_id)
+            .where(WebhookMessage.endpoint_id.in_([issued.endpoint.id, other.endpoint.id]))).all()
+        assert len(found) == 2
+        for message, event in found:
+            assert json.loads(message.payload) == envelope(event)
+            assert message.tenant_id == event.tenant_id
+            assert message.endpoint_id == (issued if event.tenant_id == tenant.id else other).endpoint.id

@@ -187,3 +187,20 @@ def test_a_target_with_a_space_or_control_character_is_refused_before_sending(se
     # and nothing reached the server
     assert _Handler.connections == []
     client.close()
+
+
+def test_a_folded_header_is_one_value_and_too_many_headers_an_error(canned):
+    import http.client
+
+    url, answers, _ = canned
+    # given an answer whose location is folded over two lines, then one with too many headers
+    answers += [b"HTTP/1.1 308 Permanent Redirect\r\nlocation: /a\r\n  /b\r\nx-other: 1\r\ncontent-length: 0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\n" + b"x-many: 1\r\n" * 101 + b"content-length: 0\r\n\r\n"]
+    client = PooledClient(timeout=5)
+    # when posting twice
+    moved = client.post(url + "/hook", b"{}", {}, body_cap=100)
+    # then the folded header reads as one value, and the second answer is refused
+    assert (moved.status, moved.location) == (308, "/a /b")
+    with pytest.raises(http.client.HTTPException):
+        client.post(url + "/hook", b"{}", {}, body_cap=100)
+    client.close()
