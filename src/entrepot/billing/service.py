@@ -93,24 +93,21 @@ class CustomerTerms:
 
 
 def customer_terms(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerTerms:
-    """Billing's view of a customer, through the parties service; read once per unit of work
-    (a billing run invoices many orders of the same customer)."""
-    from entrepot.parties.service import get_customer
+    """Billing's view of a customer, through the parties service's facts, which are read once
+    per unit of work (a billing run invoices many orders of the same customer)."""
+    from entrepot.parties.service import customer_facts
 
-    def read() -> CustomerTerms:
-        try:
-            c = get_customer(uow, customer_id)
-        except NotFound as exc:
-            raise invalid("customer_id", "no such customer", "exists") from exc
-        return CustomerTerms(
-            currency=c.currency,
-            tax_exempt=bool(getattr(c, "tax_exempt", False)),
-            payment_terms_days=int(getattr(c, "payment_terms_days", None) or DEFAULT_TERMS_DAYS),
-            early_discount_percent=to_decimal(getattr(c, "early_discount_percent", None) or 0),
-            early_discount_days=int(getattr(c, "early_discount_days", None) or 0),
-        )
-
-    return uow.memo(("billing.customer_terms", customer_id), read)  # type: ignore[no-any-return]
+    try:
+        c = customer_facts(uow, customer_id)
+    except NotFound as exc:
+        raise invalid("customer_id", "no such customer", "exists") from exc
+    return CustomerTerms(
+        currency=c.currency,
+        tax_exempt=c.tax_exempt,
+        payment_terms_days=int(c.payment_terms_days or DEFAULT_TERMS_DAYS),
+        early_discount_percent=to_decimal(c.early_discount_percent or 0),
+        early_discount_days=int(c.early_discount_days or 0),
+    )
 
 
 def _posting() -> Any:

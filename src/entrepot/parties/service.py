@@ -1,18 +1,20 @@
 """Parties use cases: customers, their addresses and terms; suppliers and supplier items.
 
-Other domains read customers through `get_customer`, `get_customers`,
-`default_ship_to`, `default_bill_to`, and supplier costs through `supplier_items_for`.
+Other domains read customers through `customer_facts` (what an order or an invoice needs,
+one prepared read per unit of work), `get_customer`, `get_customers`, `default_ship_to`,
+`default_bill_to`, and supplier costs through `supplier_items_for`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 
 from entrepot.catalog.rules import (
     check_amount,
@@ -27,6 +29,7 @@ from entrepot.catalog.rules import (
     check_text,
 )
 from entrepot.catalog.service import get_product
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
@@ -193,7 +196,93 @@ def find_customer_by_code(uow: UnitOfWork, code: str) -> Customer | None:
     return uow.session.scalar(select(Customer).where(Customer.code == code))
 
 
-def ensure_can_order(customer: Customer) -> None:
+@dataclass(frozen=True, slots=True)
+class ShipToAddress:
+    name: str
+    line1: str
+    line2: str
+    city: str
+    region: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFacts:
+    """What order entry, the credit check and billing read of a customer."""
+
+    id: uuid.UUID
+    code: str
+    status: CustomerStatus
+    archived_at: datetime | None
+    currency: str
+    credit_limit: Decimal | None
+    customer_group: str | None
+    tax_country: str | None
+    tax_exempt: bool
+    payment_terms_days: int
+    early_discount_percent: Decimal
+    early_discount_days: int
+    default_ship_to: ShipToAddress | None
+
+
+_SHIP_TO_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+
+
+def _customer_facts_statement() -> Prepared:
+    # Prepared statements get no automatic tenant filter: both tables say tenant_id themselves.
+    c = Customer.__table__
+    a = CustomerAddress.__table__
+    ship_to = a.alias("ship_to")
+    default_ship_to_id = (
+        select(a.c.id)
+        .where(a.c.tenant_id == bindparam("tenant_id"), a.c.customer_id == c.c.id,
+               a.c.kind == AddressKind.SHIP_TO.value)
+        .order_by(a.c.is_default.desc(), a.c.created_at)
+        .limit(1)
+        .correlate(c)
+        .scalar_subquery()
+    )
+    return Prepared(
+        select(c.c.id, c.c.code, c.c.status, c.c.archived_at, c.c.currency, c.c.credit_limit, c.c.customer_group,
+               c.c.tax_country, c.c.tax_exempt, c.c.payment_terms_days, c.c.early_discount_percent,
+               c.c.early_discount_days, ship_to.c.id, *(ship_to.c[f] for f in _SHIP_TO_FIELDS))
+        .select_from(c.outerjoin(ship_to, (ship_to.c.tenant_id == c.c.tenant_id)
+                                 & (ship_to.c.id == default_ship_to_id)))
+        .where(c.c.tenant_id == bindparam("tenant_id"), c.c.id == bindparam("customer_id"))
+    )
+
+
+_CUSTOMER_FACTS = _customer_facts_statement()
+_FACTS_MEMO = "parties.customer_facts"
+
+
+def customer_facts(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerFacts:
+    """The customer's status, currency, credit limit, tax exemption, payment terms and default
+    ship-to, in one prepared read, once per unit of work (an order's entry, pricing and tax,
+    and billing's terms all ask). Another tenant's customer is NotFound."""
+    cid = _as_uuid(customer_id, "customer")
+    known: dict[uuid.UUID, CustomerFacts] = uow.memo(_FACTS_MEMO, dict)
+    facts = known.get(cid)
+    if facts is None:
+        rows = _CUSTOMER_FACTS.execute(uow, {"tenant_id": uow.tenant_id, "customer_id": cid})
+        if not rows:
+            raise NotFound("customer", customer_id)
+        r = rows[0]
+        address = ShipToAddress(*r[13:]) if r[12] is not None else None
+        facts = known[cid] = CustomerFacts(
+            id=r[0], code=r[1], status=CustomerStatus(r[2]), archived_at=r[3], currency=r[4], credit_limit=r[5],
+            customer_group=r[6], tax_country=r[7], tax_exempt=bool(r[8]), payment_terms_days=r[9],
+            early_discount_percent=r[10], early_discount_days=r[11], default_ship_to=address)
+    return facts
+
+
+def _forget_customer_facts(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
+    """A change to the customer or its addresses in this unit of work: read the facts again."""
+    uow.memo(_FACTS_MEMO, dict).pop(customer_id, None)
+
+
+def ensure_can_order(customer: Customer | CustomerFacts) -> None:
     """Raise unless new orders may be confirmed for this customer (active, not archived)."""
     if customer.archived_at is not None or customer.status != CustomerStatus.ACTIVE:
         state = "archived" if customer.archived_at is not None else str(customer.status)
@@ -287,6 +376,7 @@ def change_customer_status(uow: UnitOfWork, customer_id: uuid.UUID, action: str)
 
 def _finish_customer(uow: UnitOfWork, customer: Customer, before: dict[str, Any]) -> Customer:
     uow.session.flush()
+    _forget_customer_facts(uow, customer.id)
     after = snapshot(customer)
     changed = _changed(before, after)
     if changed:
@@ -298,6 +388,7 @@ def _finish_customer(uow: UnitOfWork, customer: Customer, before: dict[str, Any]
 
 def archive_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
     customer = get_customer(uow, customer_id)
+    _forget_customer_facts(uow, customer.id)
     return archive_record(uow, customer, "customer",
                           events.CustomerArchived(customer_id=str(customer.id), code=customer.code))
 
@@ -347,6 +438,7 @@ def add_customer_address(uow: UnitOfWork, customer_id: uuid.UUID, data: Mapping[
     values, errors = clean_address(data)
     if errors:
         raise ValidationFailed(errors)
+    _forget_customer_facts(uow, customer.id)
     return _add_address(uow, CustomerAddress, "customer_id", customer.id, values, "customer")
 
 

@@ -38,6 +38,7 @@ from entrepot.catalog.rules import (
     check_text,
 )
 from entrepot.catalog.service import category_parents, get_products, price_basis
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.identity.services.tenants import tenant_facts
@@ -46,7 +47,7 @@ from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from entrepot.kernel.money import InvalidAmount, to_decimal
-from entrepot.parties.service import get_customer
+from entrepot.parties.service import customer_facts, get_customer
 from entrepot.pricing import events
 from entrepot.pricing.engine import (
     Buyer,
@@ -125,7 +126,7 @@ def resolve_prices(
         clean.append((pid, quantity))
     if errors:
         raise ValidationFailed(errors)
-    customer = get_customer(uow, customer_id)
+    customer = customer_facts(uow, customer_id)
     buyer = Buyer(customer.id, customer.currency, customer.customer_group)
     # The catalog's price basis has every field the engine reads (engine.PricedProduct).
     facts: Mapping[uuid.UUID, PricedProduct]
@@ -139,17 +140,20 @@ def resolve_prices(
     return book.resolve_many(buyer, facts, clean, on, channel)
 
 
-# The two queries of every quote, built once: building a select costs more than running these.
-_LISTS_IN_CURRENCY = (
+# The two queries of every quote and order, prepared: the ORM's execution of them cost more than
+# the rest of pricing. Prepared statements get no automatic tenant filter, so each says tenant_id.
+_LISTS_IN_CURRENCY = Prepared(
     select(PriceList.id, PriceList.code, PriceList.kind, PriceList.currency, PriceList.priority, PriceList.scope,
            PriceList.customer_group, PriceList.customer_id, PriceList.channel, PriceList.valid_from,
            PriceList.valid_to, PriceList.version, PriceList.updated_at)
-    .where(PriceList.archived_at.is_(None), PriceList.currency == bindparam("currency"))
+    .where(PriceList.tenant_id == bindparam("tenant_id"), PriceList.archived_at.is_(None),
+           PriceList.currency == bindparam("currency"))
 )
-_CONTRACTS_OF_CUSTOMER = (
+_CONTRACTS_OF_CUSTOMER = Prepared(
     select(ContractPrice.id, ContractPrice.customer_id, ContractPrice.product_id, ContractPrice.unit_price,
            ContractPrice.currency, ContractPrice.valid_from, ContractPrice.valid_to)
-    .where(ContractPrice.customer_id == bindparam("customer_id"), ContractPrice.archived_at.is_(None))
+    .where(ContractPrice.tenant_id == bindparam("tenant_id"), ContractPrice.customer_id == bindparam("customer_id"),
+           ContractPrice.archived_at.is_(None))
 )
 
 
@@ -162,8 +166,7 @@ def load_price_book(uow: UnitOfWork, *, buyer: Buyer, product_ids: Collection[uu
     updated_at): every entry change bumps its list's version in the same transaction, so a
     cached index is used only while the list is unchanged. The lists' indexes merged by
     product (`EntryTable`) are cached the same way, keyed by the stamps of every list merged."""
-    session = uow.session
-    list_rows = session.execute(_LISTS_IN_CURRENCY, {"currency": buyer.currency}).all()
+    list_rows = _LISTS_IN_CURRENCY.execute(uow, {"tenant_id": uow.tenant_id, "currency": buyer.currency})
     book_lists: list[ListRule] = []
     every: dict[uuid.UUID, tuple[ListRule, tuple[int, Any]]] = {}
     applicable: dict[uuid.UUID, tuple[ListRule, tuple[int, Any]]] = {}
@@ -181,7 +184,7 @@ def load_price_book(uow: UnitOfWork, *, buyer: Buyer, product_ids: Collection[uu
         parents = category_parents(uow)
     contracts = []
     # A customer's own contracts, filtered here: cheaper than an IN over every line's product.
-    for r in session.execute(_CONTRACTS_OF_CUSTOMER, {"customer_id": buyer.id}):
+    for r in _CONTRACTS_OF_CUSTOMER.execute(uow, {"tenant_id": uow.tenant_id, "customer_id": buyer.id}):
         if r[2] in product_ids:
             contracts.append(ContractRule(*r))
     return PriceBook(lists=book_lists, contracts=contracts, category_parents=parents, table=table)
@@ -680,7 +683,7 @@ def price_lists_for_customer(uow: UnitOfWork, customer_id: uuid.UUID, *, on: dat
                              channel: str | None = None) -> list[PriceList]:
     """The price lists and promotions that apply to a customer on a date (its "assigned" lists:
     scope all, its group, itself, or the given channel), highest priority first."""
-    customer = get_customer(uow, customer_id)
+    customer = customer_facts(uow, customer_id)
     buyer = Buyer(customer.id, customer.currency, customer.customer_group)
     on = on or clock.today()
     lists = uow.session.scalars(select(PriceList).where(PriceList.archived_at.is_(None),

@@ -20,9 +20,11 @@ DEMAND_TYPE = "sales_order_line"
 
 
 def get_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
-    from entrepot.parties.service import get_customer as get
+    """The customer's facts (status, currency, credit limit, tax exemption, default ship-to),
+    read once per unit of work."""
+    from entrepot.parties.service import customer_facts
 
-    return get(uow, customer_id)
+    return customer_facts(uow, customer_id)
 
 
 def ensure_can_order(customer: Any) -> None:
@@ -34,16 +36,15 @@ def ensure_can_order(customer: Any) -> None:
 
 
 def default_ship_to(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
-    from entrepot.parties import service
-
-    fn = getattr(service, "default_ship_to", None)
-    return fn(uow, customer_id) if fn else None
+    """The default ship-to address (name, line1, line2, city, region, postal_code, country), or None."""
+    return get_customer(uow, customer_id).default_ship_to
 
 
 def get_products(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    from entrepot.catalog.service import get_products as get
+    """The lines' products (sku, name, status, tax class, weight, price basis), one prepared read."""
+    from entrepot.catalog.service import order_products
 
-    return get(uow, ids)
+    return order_products(uow, ids)
 
 
 def ensure_sellable(product: Any) -> None:

@@ -194,3 +194,31 @@ def test_products_already_loaded_are_priced_alike(tenant):
         with count_queries(uow.session) as given:
             resolve_prices(uow, customer_id=customer.id, lines=lines[:8], products=loaded)
         assert len(given) == len(reading) - 1
+
+
+def test_price_book_reads_only_the_tenants_lists_and_contracts(tenant, other_tenant):
+    from entrepot.pricing.engine import Buyer
+    from entrepot.pricing.service import load_price_book
+
+    # given: another tenant with a price list and a contract price in the same currency
+    with other_tenant.uow() as uow:
+        their_customer, their_products = _catalog(uow, 2)
+        uow.commit()
+    with tenant.uow() as uow:
+        our_customer, our_products = _catalog(uow, 2)
+        uow.commit()
+    # when: this tenant's book is asked even for the other tenant's customer and products
+    with tenant.uow(readonly=True) as uow:
+        theirs = load_price_book(uow, buyer=Buyer(their_customer.id, "USD", "dealers"),
+                                 product_ids={p.id for p in their_products}, on=date.today(), channel=None,
+                                 categorised=True)
+        ours = load_price_book(uow, buyer=Buyer(our_customer.id, "USD", "dealers"),
+                               product_ids={p.id for p in our_products}, on=date.today(), channel=None,
+                               categorised=True)
+    # then: only this tenant's rules
+    assert theirs.contracts == {} and list(ours.contracts) == [our_products[0].id.int]
+    assert sorted(rule.code for rule in ours.lists.values()) == ["CAT", "TIERS"]
+    with other_tenant.uow(readonly=True) as uow:
+            their_lists = set(load_price_book(uow, buyer=Buyer(their_customer.id, "USD", "dealers"),
+                                          product_ids=set(), on=date.today(), channel=None, categorised=False).lists)
+    assert len(their_lists) == 2 and not their_lists & (set(ours.lists) | set(theirs.lists))
