@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm.util import identity_key
 
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.events import TenantCreated
 from entrepot.identity.models import Tenant
@@ -115,7 +116,7 @@ class TenantFacts(NamedTuple):
     currency: str
 
 
-_FACTS = select(Tenant.settings, Tenant.currency).where(Tenant.id == bindparam("tenant"))
+_FACTS = Prepared(select(Tenant.settings, Tenant.currency).where(Tenant.id == bindparam("tenant")))
 
 
 def tenant_facts(uow: UnitOfWork) -> TenantFacts:
@@ -130,7 +131,7 @@ def tenant_facts(uow: UnitOfWork) -> TenantFacts:
         tenant = uow.session.identity_map.get(identity_key(Tenant, uow.tenant_id))
         if tenant is not None:
             return TenantFacts(dict(tenant.settings or {}), tenant.currency)
-        row = uow.session.connection().execute(_FACTS, {"tenant": uow.tenant_id}).one()
-        return TenantFacts(dict(row.settings or {}), row.currency)
+        [(settings, currency)] = _FACTS.execute(uow, {"tenant": uow.tenant_id})
+        return TenantFacts(dict(settings or {}), currency)
 
     return uow.memo("identity.tenant_facts", read)  # type: ignore[no-any-return]
