@@ -291,3 +291,40 @@ def test_a_key_in_use_is_checked_again_before_its_cache_entry_expires(api, monke
     still_cached, refused = asyncio.run(after_revocation())
     assert still_cached.request_id == "c"
     assert type(refused).__name__ == "Unauthenticated"
+
+
+def test_routers_turning_away_other_paths_route_every_request_as_before(app):
+    """Domain routers turn away paths outside their first segments (api.app): for every
+    route's path and every method, the router picked (full or partial match) is the one
+    FastAPI's own matching, unguarded, picks."""
+    import re
+
+    from starlette.routing import Match
+
+    from entrepot.api.deps import route_table
+
+    def picked(scope, guarded):  # type: ignore[no-untyped-def]
+        partial = None
+        for r in app.router.routes:
+            match = r.matches(scope)[0] if guarded else type(r).matches(r, scope)[0]
+            if match == Match.FULL:
+                return r, match
+            if match == Match.PARTIAL and partial is None:
+                partial = (r, match)
+        return partial
+
+    guarded_routers = [r for r in app.router.routes if "matches" in vars(r)]
+    assert len(guarded_routers) >= 5  # the domains' routers are guarded
+    paths = {re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000001", p) for p, _, _ in route_table(app)}
+    paths |= {"/api/v1/no-such-collection", "/api/v1/sales-orders/x/y/z", "/api/v1", "/api/v1/"}
+    for path in paths:
+        for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            scope = {"type": "http", "method": method, "path": path, "root_path": "",
+                     "headers": [], "query_string": b""}
+            assert picked(scope, True) == picked(scope, False), f"{method} {path}"
+
+
+def test_unknown_paths_and_methods_under_the_api_are_404_and_405(api):
+    assert api.get("/no-such-collection").status_code == 404
+    assert api.get("/sales-orders/not-a-route/nor-this").status_code == 404
+    assert api.client.delete("/api/v1/payments", headers=api.headers).status_code == 405

@@ -115,6 +115,11 @@ def test_other_tenants_see_nothing(running: Running, world: dict) -> None:
 
 def test_events_are_cloudevents_oldest_first_with_a_cursor(running: Running, world: dict) -> None:
     c = running.client()
+    # its own confirmed order: under xdist this test may run on another worker than the flow above
+    order = c.post("/sales-orders", json={"customer_id": world["customer"], "lines": [
+        {"product_id": world["p1"], "quantity": "1"}]})
+    assert order.status_code == 201, order.text
+    assert c.post(f"/sales-orders/{order.json()['id']}/confirm").status_code == 200
     seen, cursor = [], None
     while True:
         page = c.get("/events", params={"after": cursor} if cursor else {}).json()

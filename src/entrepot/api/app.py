@@ -7,6 +7,7 @@ import importlib
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -14,6 +15,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.routing import BaseRoute, Match, get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from entrepot import __version__
@@ -66,6 +68,53 @@ class RequestIdMiddleware:
                 "request", method=scope["method"], path=scope["path"], status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _first_segments(included: Any) -> frozenset[str] | None:
+    """The first path segments after /api/v1 of every route an included router holds,
+    or None when one of them could match more (a path parameter first, a mount, a
+    route outside /api/v1)."""
+    from fastapi.routing import APIRoute
+
+    segments: set[str] = set()
+    for candidate in included.effective_candidates():
+        if hasattr(candidate, "effective_candidates"):
+            nested = _first_segments(candidate)
+            if nested is None:
+                return None
+            segments |= nested
+            continue
+        if not isinstance(getattr(candidate, "original_route", None), APIRoute):
+            return None
+        rest = candidate.path.removeprefix(API_PREFIX + "/")
+        segment = rest.split("/", 1)[0]
+        if rest == candidate.path or not segment or "{" in segment:
+            return None
+        segments.add(segment)
+    return frozenset(segments)
+
+
+def _route_by_first_segment(included: BaseRoute) -> None:
+    """Let an included domain router turn away, at once, a path none of its routes starts with.
+
+    The application matches a request against each domain router in turn, and each
+    of those tries its routes one by one (some 200 in all, a few microseconds each):
+    before the right domain was reached, every request paid about a millisecond of
+    CPU to be told "no" by the others. The answer is the same, only sooner; a path
+    a router could match still goes through FastAPI's own matching."""
+    segments = _first_segments(included)
+    if segments is None:
+        return
+    matches = included.matches
+    prefix = API_PREFIX + "/"
+
+    def guarded(scope: Scope) -> tuple[Match, Scope]:
+        path = get_route_path(scope) if scope["type"] in ("http", "websocket") else ""
+        if path.startswith(prefix) and path[len(prefix):].split("/", 1)[0] not in segments:
+            return Match.NONE, {}
+        return matches(scope)
+
+    included.matches = guarded  # type: ignore[method-assign]
 
 
 def _health_router() -> APIRouter:
@@ -129,6 +178,7 @@ def create_app() -> FastAPI:
                 raise
             continue
         app.include_router(module.router, prefix=API_PREFIX)
+        _route_by_first_segment(app.router.routes[-1])
 
     import swagger_ui_bundle
 

@@ -6,12 +6,13 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from entrepot.api.deps import Requires
 from entrepot.api.pagination import Page, paginate
+from entrepot.api.responses import model_json
 from entrepot.billing import permissions as perms
 from entrepot.billing import service
 from entrepot.billing.models import Invoice, Payment, TaxRate
@@ -54,12 +55,12 @@ def read_invoice(invoice_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perm
 @router.post("/invoices/{invoice_id}/credit-notes", response_model=CreditNoteRead, status_code=201,
              summary="Credit an invoice in full (no lines) or by line")
 def create_credit_note(invoice_id: uuid.UUID, body: CreditNoteCreate,
-                       uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_CREATE)]) -> CreditNoteRead:
+                       uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_CREATE)]) -> Response:
     lines = None if body.lines is None else [service.CreditLineInput(ln.invoice_line_id, ln.quantity)
                                              for ln in body.lines]
     note = service.issue_credit_note(uow, invoice_id=invoice_id, lines=lines, reason=body.reason)
     uow.commit()
-    return CreditNoteRead.of(note)
+    return model_json(CreditNoteRead.of(note), 201)
 
 
 @router.get("/credit-notes/{credit_note_id}", response_model=CreditNoteRead)
@@ -71,32 +72,32 @@ def read_credit_note(credit_note_id: uuid.UUID,
 @router.post("/credit-notes/{credit_note_id}/apply", response_model=CreditNoteRead,
              summary="Apply a credit note's remaining credit to other invoices")
 def apply_credit_note(credit_note_id: uuid.UUID, body: PaymentApply,
-                      uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_CREATE)]) -> CreditNoteRead:
+                      uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_CREATE)]) -> Response:
     note = service.apply_credit_note(uow, credit_note_id=credit_note_id, allocations=[
         service.AllocationInput(a.invoice_id, a.amount) for a in body.allocations])
     uow.commit()
-    return CreditNoteRead.of(note)
+    return model_json(CreditNoteRead.of(note))
 
 
 @router.post("/credit-notes/{credit_note_id}/refund", response_model=CreditNoteRead,
              summary="Pay a credit note's remaining credit back")
 def refund_credit_note(credit_note_id: uuid.UUID, body: RefundCreate,
-                       uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_REFUND)]) -> CreditNoteRead:
+                       uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_REFUND)]) -> Response:
     note = service.refund_credit_note(uow, credit_note_id=credit_note_id, amount=body.amount)
     uow.commit()
-    return CreditNoteRead.of(note)
+    return model_json(CreditNoteRead.of(note))
 
 
 @router.post("/payments", response_model=PaymentRead, status_code=201,
              summary="Record a receipt and allocate it; the rest is customer credit")
-def create_payment(body: PaymentCreate, uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_CREATE)]) -> PaymentRead:
+def create_payment(body: PaymentCreate, uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_CREATE)]) -> Response:
     payment = service.record_payment(
         uow, customer_id=body.customer_id, amount=body.amount, currency=body.currency,
         allocations=[service.AllocationInput(a.invoice_id, a.amount) for a in body.allocations],
         received_on=body.received_on, method=body.method, reference=body.reference,
     )
     uow.commit()
-    return PaymentRead.of(payment)
+    return model_json(PaymentRead.of(payment), 201)
 
 
 @router.get("/payments", response_model=Page[PaymentRead])
@@ -124,21 +125,21 @@ def read_payment(payment_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perm
 @router.post("/payments/{payment_id}/apply", response_model=PaymentRead,
              summary="Apply unapplied customer credit to invoices")
 def apply_payment(payment_id: uuid.UUID, body: PaymentApply,
-                  uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_CREATE)]) -> PaymentRead:
+                  uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_CREATE)]) -> Response:
     payment = service.apply_customer_credit(
         uow, payment_id=payment_id, allocations=[service.AllocationInput(a.invoice_id, a.amount)
                                                  for a in body.allocations])
     uow.commit()
-    return PaymentRead.of(payment)
+    return model_json(PaymentRead.of(payment))
 
 
 @router.post("/payments/{payment_id}/refund", response_model=PaymentRead,
              summary="Pay unapplied customer credit back")
 def refund_payment(payment_id: uuid.UUID, body: RefundCreate,
-                   uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_REFUND)]) -> PaymentRead:
+                   uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_REFUND)]) -> Response:
     payment = service.refund_payment(uow, payment_id=payment_id, amount=body.amount)
     uow.commit()
-    return PaymentRead.of(payment)
+    return model_json(PaymentRead.of(payment))
 
 
 @router.get("/receivables/aging", summary="Open receivables by customer and days past due")
@@ -164,7 +165,7 @@ def list_tax_rates(
 
 
 @router.post("/tax-rates", response_model=TaxRateRead, status_code=201)
-def create_tax_rate(body: TaxRateCreate, uow: Annotated[UnitOfWork, Requires(perms.TAX_RATE_MANAGE)]) -> TaxRateRead:
+def create_tax_rate(body: TaxRateCreate, uow: Annotated[UnitOfWork, Requires(perms.TAX_RATE_MANAGE)]) -> Response:
     rate = service.create_tax_rate(uow, **body.model_dump())
     uow.commit()
-    return TaxRateRead.of(rate)
+    return model_json(TaxRateRead.of(rate), 201)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from entrepot.api.deps import Requires
 from entrepot.api.pagination import Page, paginate
+from entrepot.api.responses import model_json
 from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
 from entrepot.db.uow import UnitOfWork
 from entrepot.sales import permissions as perms
@@ -55,7 +56,7 @@ def _order_read(uow: UnitOfWork, order: SalesOrder, *, live: bool = True) -> Sal
 
 
 @router.post("/sales-orders", response_model=SalesOrderRead, status_code=201, summary="Enter a draft sales order")
-def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> SalesOrderRead:
+def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> Response:
     order = service.create_sales_order(
         uow, customer_id=body.customer_id,
         lines=[service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines],
@@ -65,7 +66,7 @@ def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perm
         else None,
     )
     uow.commit()
-    return SalesOrderRead.of(order)
+    return model_json(SalesOrderRead.of(order), 201)
 
 
 @router.get("/sales-orders", response_model=Page[SalesOrderRead])
@@ -92,52 +93,52 @@ def read_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(per
 @router.post("/sales-orders/{sales_order_id}/confirm", response_model=SalesOrderRead,
              summary="Credit check and allocate; over the credit limit the order goes on hold")
 def confirm_sales_order(sales_order_id: uuid.UUID,
-                        uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> SalesOrderRead:
+                        uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> Response:
     order = service.confirm_sales_order(uow, sales_order_id)
     read = _order_read(uow, order)  # live quantities read in this transaction, not in a second one
     uow.commit()
-    return read
+    return model_json(read)
 
 
 @router.post("/sales-orders/{sales_order_id}/release-hold", response_model=SalesOrderRead)
-def release_hold(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_RELEASE_HOLD)]) -> SalesOrderRead:
+def release_hold(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_RELEASE_HOLD)]) -> Response:
     order = service.release_hold(uow, sales_order_id)
     read = _order_read(uow, order)  # live quantities read in this transaction, not in a second one
     uow.commit()
-    return read
+    return model_json(read)
 
 
 @router.post("/sales-orders/{sales_order_id}/allocate", response_model=SalesOrderRead,
              summary="Reserve backordered quantities again")
 def allocate_sales_order(sales_order_id: uuid.UUID,
-                         uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> SalesOrderRead:
+                         uow: Annotated[Uow, Requires(perms.ORDER_CONFIRM)]) -> Response:
     order = service.allocate_backorders(uow, sales_order_id)
     read = _order_read(uow, order)  # live quantities read in this transaction, not in a second one
     uow.commit()
-    return read
+    return model_json(read)
 
 
 @router.post("/sales-orders/{sales_order_id}/cancel", response_model=SalesOrderRead)
-def cancel_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_CANCEL)]) -> SalesOrderRead:
+def cancel_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_CANCEL)]) -> Response:
     order = service.cancel_sales_order(uow, sales_order_id)
     uow.commit()
-    return SalesOrderRead.of(order)
+    return model_json(SalesOrderRead.of(order))
 
 
 @router.post("/sales-orders/{sales_order_id}/close", response_model=SalesOrderRead,
              summary="Close a partially shipped order short: the rest will not ship")
-def close_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_CANCEL)]) -> SalesOrderRead:
+def close_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_CANCEL)]) -> Response:
     order = service.close_short(uow, sales_order_id)
     uow.commit()
-    return SalesOrderRead.of(order)
+    return model_json(SalesOrderRead.of(order))
 
 
 @router.post("/sales-orders/{sales_order_id}/invoice", response_model=InvoiceRead, status_code=201,
              summary="Invoice what is shipped and not yet invoiced")
-def invoice_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_INVOICE)]) -> InvoiceRead:
+def invoice_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_INVOICE)]) -> Response:
     invoice = service.invoice_sales_order(uow, sales_order_id)
     uow.commit()
-    return InvoiceRead.of(invoice)
+    return model_json(InvoiceRead.of(invoice), 201)
 
 
 @router.post("/invoicing-runs", response_model=list[InvoiceRead], status_code=201,
@@ -161,12 +162,12 @@ def order_timeline(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms
 
 @router.post("/shipments", response_model=ShipmentRead, status_code=201,
              summary="A shipment of reserved quantities (all of them unless lines are given)")
-def create_shipment(body: ShipmentCreate, uow: Annotated[Uow, Requires(perms.SHIPMENT_CREATE)]) -> ShipmentRead:
+def create_shipment(body: ShipmentCreate, uow: Annotated[Uow, Requires(perms.SHIPMENT_CREATE)]) -> Response:
     lines = None if body.lines is None else [service.ShipmentLineInput(ln.sales_order_line_id, ln.quantity)
                                              for ln in body.lines]
     shipment = service.create_shipment(uow, sales_order_id=body.sales_order_id, lines=lines)
     uow.commit()
-    return ShipmentRead.of(shipment)
+    return model_json(ShipmentRead.of(shipment), 201)
 
 
 @router.get("/shipments", response_model=Page[ShipmentRead])
@@ -198,57 +199,57 @@ def read_pick_list(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SH
 
 
 @router.post("/shipments/{shipment_id}/pick", response_model=ShipmentRead)
-def pick_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> ShipmentRead:
+def pick_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> Response:
     shipment = service.pick_shipment(uow, shipment_id)
     uow.commit()
-    return ShipmentRead.of(shipment)
+    return model_json(ShipmentRead.of(shipment))
 
 
 @router.post("/shipments/{shipment_id}/pack", response_model=ShipmentRead)
 def pack_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)],
-                  body: Annotated[ShipmentPack | None, Body()] = None) -> ShipmentRead:
+                  body: Annotated[ShipmentPack | None, Body()] = None) -> Response:
     packages = [p.model_dump() for p in body.packages] if body else []
     shipment = service.pack_shipment(uow, shipment_id, packages)
     uow.commit()
-    return ShipmentRead.of(shipment)
+    return model_json(ShipmentRead.of(shipment))
 
 
 @router.post("/shipments/{shipment_id}/ship", response_model=ShipmentRead,
              summary="Stock leaves the warehouse; cost of goods sold is posted")
 def ship_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)],
-                  body: Annotated[ShipmentShip | None, Body()] = None) -> ShipmentRead:
+                  body: Annotated[ShipmentShip | None, Body()] = None) -> Response:
     body = body or ShipmentShip()
     shipment = service.ship_shipment(uow, shipment_id, carrier=body.carrier, service=body.service,
                                      tracking_number=body.tracking_number)
     uow.commit()
-    return ShipmentRead.of(shipment)
+    return model_json(ShipmentRead.of(shipment))
 
 
 @router.post("/shipments/{shipment_id}/deliver", response_model=ShipmentRead)
-def deliver_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> ShipmentRead:
+def deliver_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> Response:
     shipment = service.deliver_shipment(uow, shipment_id)
     uow.commit()
-    return ShipmentRead.of(shipment)
+    return model_json(ShipmentRead.of(shipment))
 
 
 @router.post("/shipments/{shipment_id}/cancel", response_model=ShipmentRead)
-def cancel_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> ShipmentRead:
+def cancel_shipment(shipment_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.SHIPMENT_SHIP)]) -> Response:
     shipment = service.cancel_shipment(uow, shipment_id)
     uow.commit()
-    return ShipmentRead.of(shipment)
+    return model_json(ShipmentRead.of(shipment))
 
 
 # ---------------------------------------------------------------- quotes
 
 
 @router.post("/quotes", response_model=QuoteRead, status_code=201, summary="Draft a quote priced by the pricing engine")
-def create_quote(body: QuoteCreate, uow: Annotated[Uow, Requires(perms.QUOTE_CREATE)]) -> QuoteRead:
+def create_quote(body: QuoteCreate, uow: Annotated[Uow, Requires(perms.QUOTE_CREATE)]) -> Response:
     quote = quotes.create_quote(
         uow, customer_id=body.customer_id, valid_until=body.valid_until, channel=body.channel,
         customer_po=body.customer_po,
         lines=[service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines])
     uow.commit()
-    return QuoteRead.of(quote)
+    return model_json(QuoteRead.of(quote), 201)
 
 
 @router.get("/quotes", response_model=Page[QuoteRead])
@@ -274,38 +275,38 @@ def read_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_REA
 
 
 @router.post("/quotes/{quote_id}/send", response_model=QuoteRead)
-def send_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)]) -> QuoteRead:
+def send_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)]) -> Response:
     quote = quotes.send_quote(uow, quote_id)
     uow.commit()
-    return QuoteRead.of(quote)
+    return model_json(QuoteRead.of(quote))
 
 
 @router.post("/quotes/{quote_id}/decline", response_model=QuoteRead)
-def decline_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)]) -> QuoteRead:
+def decline_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)]) -> Response:
     quote = quotes.decline_quote(uow, quote_id)
     uow.commit()
-    return QuoteRead.of(quote)
+    return model_json(QuoteRead.of(quote))
 
 
 @router.post("/quotes/{quote_id}/accept", response_model=SalesOrderRead, status_code=201,
              summary="Accept the quote: a draft sales order at the quoted prices")
-def accept_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_ACCEPT)]) -> SalesOrderRead:
+def accept_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_ACCEPT)]) -> Response:
     order = quotes.accept_quote(uow, quote_id)
     uow.commit()
-    return SalesOrderRead.of(order)
+    return model_json(SalesOrderRead.of(order), 201)
 
 
 # ---------------------------------------------------------------- returns
 
 
 @router.post("/returns", response_model=ReturnRead, status_code=201, summary="Authorise a return of shipped goods")
-def create_return(body: ReturnCreate, uow: Annotated[Uow, Requires(perms.RETURN_CREATE)]) -> ReturnRead:
+def create_return(body: ReturnCreate, uow: Annotated[Uow, Requires(perms.RETURN_CREATE)]) -> Response:
     rma = returns.authorise_return(
         uow, sales_order_id=body.sales_order_id, reason=body.reason,
         restocking_fee_percent=body.restocking_fee_percent,
         lines=[returns.ReturnLineInput(ln.sales_order_line_id, ln.quantity, ln.disposition) for ln in body.lines])
     uow.commit()
-    return ReturnRead.of(rma)
+    return model_json(ReturnRead.of(rma), 201)
 
 
 @router.get("/returns/{return_id}", response_model=ReturnRead)
@@ -316,12 +317,12 @@ def read_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_
 @router.post("/returns/{return_id}/receive", response_model=ReturnRead,
              summary="Receive the authorised goods back (restock or scrap)")
 def receive_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_RECEIVE)],
-                   body: Annotated[ReturnReceive | None, Body()] = None) -> ReturnRead:
+                   body: Annotated[ReturnReceive | None, Body()] = None) -> Response:
     lines = None if body is None or body.lines is None else [
         returns.ReceiptLineInput(ln.return_line_id, ln.quantity, ln.lot_code, ln.serials) for ln in body.lines]
     rma = returns.receive_return(uow, return_id, lines=lines, warehouse_id=body.warehouse_id if body else None)
     uow.commit()
-    return ReturnRead.of(rma)
+    return model_json(ReturnRead.of(rma))
 
 
 @router.post("/returns/{return_id}/credit", response_model=list[CreditNoteRead], status_code=201,
@@ -333,10 +334,10 @@ def credit_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETUR
 
 
 @router.post("/returns/{return_id}/cancel", response_model=ReturnRead)
-def cancel_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_CREATE)]) -> ReturnRead:
+def cancel_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_CREATE)]) -> Response:
     rma = returns.cancel_return(uow, return_id)
     uow.commit()
-    return ReturnRead.of(rma)
+    return model_json(ReturnRead.of(rma))
 
 
 # ---------------------------------------------------------------- shipping rates
@@ -359,7 +360,7 @@ def list_shipping_rates(
 @router.post("/shipping-rates", response_model=ShippingRateRead, status_code=201,
              summary="A band of a carrier service's rate table (weight, zone, free-shipping threshold)")
 def create_shipping_rate(body: ShippingRateCreate,
-                         uow: Annotated[Uow, Requires(perms.SHIPPING_RATE_MANAGE)]) -> ShippingRateRead:
+                         uow: Annotated[Uow, Requires(perms.SHIPPING_RATE_MANAGE)]) -> Response:
     rate = shipping.create_shipping_rate(uow, **body.model_dump())
     uow.commit()
-    return ShippingRateRead.of(rate)
+    return model_json(ShippingRateRead.of(rate), 201)
