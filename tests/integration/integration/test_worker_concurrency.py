@@ -44,7 +44,7 @@ def test_three_workers_deliver_each_event_once_in_subject_order(pg_url):
         # then every event arrived exactly once, and in order within its subject
         events = receiver.verified_events
         counts = Counter(e["id"] for e in events)
-        assert len(counts) == 120
+        assert len(counts) == 120, _open_transactions(pg_url)
         assert max(counts.values()) == 1
         for s in range(6):
             assert [e["data"]["n"] for e in events if e["subject"] == f"parcel/{s}"] == list(range(20))
@@ -55,3 +55,15 @@ def test_three_workers_deliver_each_event_once_in_subject_order(pg_url):
 
             webhooks.update_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id), {"enabled": False})
             uow.commit()
+
+
+def _open_transactions(url: str) -> list[tuple]:
+    """What else holds a transaction in this database: the feed waits for older transactions,
+    so a session left open by another test would stall every delivery (diagnostic for a failure)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        return conn.execute(
+            "SELECT pid, state, backend_xid::text, xact_start, left(query, 120) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        ).fetchall()
