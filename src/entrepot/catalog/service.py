@@ -33,7 +33,7 @@ from entrepot.catalog.rules import (
     check_text,
 )
 from entrepot.catalog.states import PRODUCT_STATUS, action_to
-from entrepot.db.prepared import Prepared
+from entrepot.db.prepared import PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
@@ -97,22 +97,10 @@ class OrderProduct(NamedTuple):
 
 
 _ORDER_PRODUCT_COLUMNS = tuple(Product.__table__.c[f] for f in OrderProduct._fields)
-_ORDER_PRODUCTS: dict[int, Prepared] = {}
+# Prepared statements get no automatic tenant filter: it says tenant_id itself.
+_ORDER_PRODUCTS = PreparedIn(lambda in_: select(*_ORDER_PRODUCT_COLUMNS).where(
+    Product.__table__.c.tenant_id == bindparam("tenant_id"), in_(Product.__table__.c.id, "ids")))
 _ORDER_PRODUCTS_MAX = 256
-
-
-def _order_products_statement(size: int) -> Prepared:
-    # One prepared statement per IN-list size, sizes rounded up to a power of two (the list is
-    # padded with its last id) so a handful of statements serve every order. Prepared statements
-    # get no automatic tenant filter: it says tenant_id itself.
-    prepared = _ORDER_PRODUCTS.get(size)
-    if prepared is None:
-        table = Product.__table__
-        prepared = _ORDER_PRODUCTS[size] = Prepared(
-            select(*_ORDER_PRODUCT_COLUMNS).where(
-                table.c.tenant_id == bindparam("tenant_id"),
-                table.c.id.in_([bindparam(f"id{i}", type_=table.c.id.type) for i in range(size)])))
-    return prepared
 
 
 def order_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, OrderProduct]:
@@ -122,10 +110,7 @@ def order_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
     found: dict[uuid.UUID, OrderProduct] = {}
     for start in range(0, len(wanted), _ORDER_PRODUCTS_MAX):
         chunk = wanted[start:start + _ORDER_PRODUCTS_MAX]
-        size = 1 << (len(chunk) - 1).bit_length()
-        params: dict[str, Any] = {f"id{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
-        params["tenant_id"] = uow.tenant_id
-        for r in _order_products_statement(size).execute(uow, params):
+        for r in _ORDER_PRODUCTS.execute(uow, {"tenant_id": uow.tenant_id}, ids=chunk):
             found[r[0]] = OrderProduct(*r)
     for product_id in wanted:
         if product_id not in found:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Update
+from sqlalchemy import Insert, Update, bindparam
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
@@ -164,3 +164,36 @@ def _refuse_unset_python_defaults(statement: ClauseElement, columns: Sequence[st
         ]
         if missing:
             raise ValueError(f"prepared UPDATE of {statement.table} must set {missing} (onupdate values)")
+
+
+class PreparedIn:
+    """A prepared statement whose IN lists take the ids of the call.
+
+    A prepared statement holds a fixed number of parameters, so there is one per list length,
+    rounded up to a power of two (the list is padded with its first id, which IN ignores): a
+    handful of statements are ever built, each compiled once. `build(in_)` makes the statement;
+    it writes `in_(column, "name")` where the list named `name` goes, and `execute` takes the
+    lists by those names."""
+
+    def __init__(self, build: Callable[[Callable[[Any, str], Any]], Any]) -> None:
+        self._build = build
+        self._by_sizes: dict[tuple[tuple[str, int], ...], Prepared] = {}
+
+    def execute(self, uow: UnitOfWork, params: dict[str, Any], **lists: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if not all(lists.values()):
+            return []  # IN () matches nothing
+        sizes = tuple((name, 1 << (len(ids) - 1).bit_length()) for name, ids in lists.items())
+        prepared = self._by_sizes.get(sizes)
+        if prepared is None:
+            size_of = dict(sizes)
+
+            def in_(column: Any, name: str) -> Any:
+                return column.in_([bindparam(f"{name}_{i}", type_=column.type) for i in range(size_of[name])])
+
+            prepared = self._by_sizes[sizes] = Prepared(self._build(in_))
+        args = dict(params)
+        for name, size in sizes:
+            ids = lists[name]
+            for i in range(size):
+                args[f"{name}_{i}"] = ids[i] if i < len(ids) else ids[0]
+        return prepared.execute(uow, args)

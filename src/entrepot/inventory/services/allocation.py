@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,7 +21,7 @@ from sqlalchemy.orm.util import identity_key
 
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
-from entrepot.db.prepared import Prepared
+from entrepot.db.prepared import Prepared, PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit, snapshot
@@ -304,42 +304,13 @@ _b, _w, _lot, _rule, _sd, _r = StockBalance, Warehouse, Lot, ReorderRule, StockD
 _TENANT = bindparam("tenant")
 
 
-class _ForIds:
-    """A read whose IN lists take the ids of the call. A prepared statement holds a fixed number of
-    parameters, so there is one per list length, rounded up to a power of two (the list is padded with
-    its first id, which IN ignores): a handful of statements are ever built, each compiled once."""
-
-    def __init__(self, build: Callable[[Callable[[Any, str], Any]], Any]) -> None:
-        self._build = build
-        self._by_sizes: dict[tuple[tuple[str, int], ...], Prepared] = {}
-
-    def execute(self, uow: UnitOfWork, params: dict[str, Any], **lists: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if not all(lists.values()):
-            return []  # IN () matches nothing
-        sizes = tuple((name, 1 << (len(ids) - 1).bit_length()) for name, ids in lists.items())
-        prepared = self._by_sizes.get(sizes)
-        if prepared is None:
-            size_of = dict(sizes)
-
-            def in_(column: Any, name: str) -> Any:
-                return column.in_([bindparam(f"{name}_{i}", type_=column.type) for i in range(size_of[name])])
-
-            prepared = self._by_sizes[sizes] = Prepared(self._build(in_))
-        args = dict(params)
-        for name, size in sizes:
-            ids = lists[name]
-            for i in range(size):
-                args[f"{name}_{i}"] = ids[i] if i < len(ids) else ids[0]
-        return prepared.execute(uow, args)
-
-
 # Everything about the products' stock in one query: their stock-location balances in active
 # warehouses, each with its warehouse's priority and country, its lot's expiry and the reorder point
 # of the product there, and (the same on every row) the tenant's allocation policy. The balance rows
 # (only those) are locked FOR UPDATE in id order, the fixed order.
 _POLICY = (select(Tenant.settings["allocation_policy"].as_string()).where(Tenant.id == _TENANT)
            .scalar_subquery())
-_STOCK = _ForIds(lambda in_: (
+_STOCK = PreparedIn(lambda in_: (
     select(_b.id, _b.product_id, _b.warehouse_id, _b.location_id, _b.lot_id, _b.on_hand, _b.reserved,
            _w.priority, _w.code, _w.country, _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY)
     .join(_w, (_w.id == _b.warehouse_id) & (_w.tenant_id == _TENANT) & _w.active.is_(True))
@@ -352,14 +323,14 @@ _STOCK = _ForIds(lambda in_: (
     .with_for_update(of=_b.__table__)
 ))
 # The lines' demands (a new line has none yet), locked in id order.
-_DEMANDS = _ForIds(lambda in_: (
+_DEMANDS = PreparedIn(lambda in_: (
     select(_sd.id, _sd.demand_id, _sd.product_id)
     .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"), in_(_sd.demand_id, "ids"))
     .order_by(_sd.id)
     .with_for_update()
 ))
 # What is already reserved for existing lines (a line allocated again is topped up, not reserved twice).
-_OPEN_RESERVATIONS = _ForIds(lambda in_: (
+_OPEN_RESERVATIONS = PreparedIn(lambda in_: (
     select(_r.demand_id, _r.warehouse_id, _r.location_id, _r.lot_id, _r.quantity)
     .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"), in_(_r.demand_id, "ids"),
            _r.status == "open")
@@ -736,7 +707,7 @@ _CUSTOMER = (select(Location.id)
              .where(Location.tenant_id == _TENANT, Location.kind == LocationKind.CUSTOMER.value,
                     Location.warehouse_id.is_(None))
              .order_by(Location.id).limit(1).scalar_subquery())
-_HELD = _ForIds(lambda in_: (
+_HELD = PreparedIn(lambda in_: (
     select(_r.id, _r.demand_id, _r.product_id, _r.warehouse_id, _r.location_id, _r.lot_id, _r.quantity,
            _r.created_at, Product.sku, Product.track_serials, Product.standard_cost, _lot.code, _lot.expiry_date,
            _sd.id, _sd.backordered, _CUSTOMER)
@@ -750,13 +721,13 @@ _HELD = _ForIds(lambda in_: (
 ))
 # The balances the reservations draw on, found by (product, location, lot) as `core.balance_for` finds
 # them, and locked in id order.
-_ISSUE_BALANCES = _ForIds(lambda in_: (
+_ISSUE_BALANCES = PreparedIn(lambda in_: (
     select(_b.id, _b.product_id, _b.location_id, _b.lot_key, _b.on_hand, _b.reserved)
     .where(_b.tenant_id == _TENANT, in_(_b.product_id, "products"), in_(_b.location_id, "locations"))
     .order_by(_b.id)
     .with_for_update()
 ))
-_COSTS = _ForIds(lambda in_: (
+_COSTS = PreparedIn(lambda in_: (
     select(ItemCost.id, ItemCost.product_id, ItemCost.warehouse_id, ItemCost.quantity, ItemCost.value,
            ItemCost.unit_cost)
     .where(ItemCost.tenant_id == _TENANT, in_(ItemCost.product_id, "products"),
