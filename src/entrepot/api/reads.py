@@ -53,11 +53,12 @@ from anyio.lowlevel import RunVar
 from fastapi import Response
 from psycopg import ClientCursor
 from pydantic import BaseModel
-from sqlalchemy import Connection, Dialect, Engine, QueuePool, Row, Select, Table, bindparam, select
+from sqlalchemy import Dialect, Engine, QueuePool, Row, Select, Table, bindparam, select
 
 from entrepot.api.etag import etag_of
 from entrepot.db.base import TenantOwned
 from entrepot.db.engine import get_engine
+from entrepot.db.prepared import announce
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.context import Actor
@@ -188,7 +189,7 @@ def fetch_row_on_postgres(engine: Engine, model: type[TenantOwned], record_id: u
     with _autocommit(engine).connect() as conn:
         cursor = ClientCursor(conn.connection.driver_connection)  # type: ignore[arg-type]
         try:
-            _announce(conn, cursor, statement.sql, params)
+            announce(conn, cursor, statement.sql, params, executemany=False)  # listeners see it too
             try:
                 cursor.execute(statement.sql, params)
                 cursor.nextset()  # past the settings' result to the SELECT's
@@ -201,12 +202,6 @@ def fetch_row_on_postgres(engine: Engine, model: type[TenantOwned], record_id: u
             return None if raw is None else statement.row(raw, cursor)
         finally:
             cursor.close()
-
-
-def _announce(conn: Connection, cursor: Any, sql: str, params: Any) -> None:
-    # Listeners (statement counts, logging) see this statement as they see the others.
-    if conn._has_events or conn.engine._has_events:
-        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
 
 
 async def read_row(actor: Actor, model: type[TenantOwned], record_id: uuid.UUID,

@@ -167,11 +167,17 @@ def _run_on_driver(conn: Any, sql: str, args: tuple[Any, ...]) -> None:
     execution machinery would cost more than the statement. Listeners still see it."""
     cursor = conn.connection.driver_connection.cursor()
     try:
-        if conn._has_events or conn.engine._has_events:
-            conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
+        announce(conn, cursor, sql, args, executemany=False)
         cursor.execute(sql, args)
     finally:
         cursor.close()
+
+
+def announce(conn: Any, cursor: Any, sql: str, args: Any, *, executemany: bool) -> None:
+    """Tell `before_cursor_execute` listeners (statement counts in tests and benchmarks,
+    logging) of a statement sent on the driver's cursor, as SQLAlchemy tells them of its own."""
+    if conn._has_events or conn.engine._has_events:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, executemany)
 
 
 @event.listens_for(Session, "do_orm_execute")

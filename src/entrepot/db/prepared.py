@@ -28,7 +28,10 @@ from sqlalchemy import Insert, Update, bindparam
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
+from entrepot.db.engine import announce
 from entrepot.db.uow import UnitOfWork
+
+__all__ = ["Prepared", "PreparedIn", "announce"]
 
 _Params = Mapping[str, Any]
 
@@ -139,12 +142,6 @@ class Prepared:
             cursor.executemany(compiled.sql, args)
         finally:
             cursor.close()
-
-
-def announce(conn: Connection, cursor: Any, sql: str, args: Any, *, executemany: bool) -> None:
-    # Listeners (statement counts in tests and benchmarks, logging) see these statements too.
-    if conn._has_events or conn.engine._has_events:
-        conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, executemany)
 
 
 def _refuse_unset_python_defaults(statement: ClauseElement, columns: Sequence[str] | None) -> None:
