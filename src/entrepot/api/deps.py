@@ -81,17 +81,23 @@ def _authenticate_from_database(token: str, request_id: str | None) -> tuple[Act
 _lookups: RunVar[dict[str, asyncio.Future[tuple[Actor, int]]]] = RunVar("entrepot_key_lookups")
 
 
+def _lookups_in_flight() -> dict[str, asyncio.Future[tuple[Actor, int]]]:
+    """This event loop's key lookups in flight, by key."""
+    try:
+        return _lookups.get()
+    except LookupError:
+        lookups: dict[str, asyncio.Future[tuple[Actor, int]]] = {}
+        _lookups.set(lookups)
+        return lookups
+
+
 async def _authenticate_once(token: str, request_id: str | None) -> tuple[Actor, int]:
     """The database lookup of a key, shared by the requests that need it at the same time.
 
     A key's cached entry expires for every request in flight at once: without this,
     each of them (as many as the clients of that key) took a worker thread and a
     pooled connection for the same lookup, every few seconds."""
-    try:
-        lookups = _lookups.get()
-    except LookupError:
-        lookups = {}
-        _lookups.set(lookups)
+    lookups = _lookups_in_flight()
     pending = lookups.get(token)
     if pending is None:
         pending = asyncio.ensure_future(run_in_threadpool(_authenticate_from_database, token, request_id))
@@ -115,11 +121,7 @@ def _refresh_ahead(token: str) -> None:
     background: requests go on being served from the entry (never older than the cache's
     limit, so a revocation still takes effect in time) instead of all waiting on one lookup
     when it expires. A key revoked meanwhile fails the check and its entry simply expires."""
-    try:
-        lookups = _lookups.get()
-    except LookupError:
-        lookups = {}
-        _lookups.set(lookups)
+    lookups = _lookups_in_flight()
     if token in lookups:
         return
 
