@@ -57,6 +57,10 @@ def _configure_sqlite(engine: Engine) -> None:
         # per small transaction measured). The file is trimmed back to 64 MB after one.
         cur.execute("PRAGMA wal_autocheckpoint=10000")
         cur.execute("PRAGMA journal_size_limit=67108864")
+        # 64 MB page cache instead of SQLite's 2 MB: balances, reservations and ledger indexes of
+        # a real tenant outgrow 2 MB, and every miss is a read from the OS cache. Measured on the
+        # full-size allocation bench: ~10-15% more allocations per CPU second. (mmap was slower.)
+        cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 
     @event.listens_for(engine, "begin")
