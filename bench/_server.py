@@ -83,6 +83,30 @@ def server_cpu_seconds(base: str) -> float:
     return sum(_cpu_seconds(p) for p in pids)
 
 
+def _preemptions(pid: int) -> int:
+    """Times the threads of one process were taken off a core while still runnable
+    (involuntary context switches, Linux /proc), 0 when it is gone."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("nonvoluntary_ctxt_switches"))
+        except OSError:
+            continue
+    return total
+
+
+def server_preemptions(base: str) -> int:
+    """Involuntary context switches so far of the `entrepot serve` at `base` and its workers:
+    how often a request in progress waited for a core because others wanted it."""
+    proc = _servers[base]
+    return sum(_preemptions(p) for p in [proc.pid, *_children(proc.pid)])
+
+
 def postgres_cpu_seconds(url: str) -> float:
     """CPU used so far by the PostgreSQL backends connected to `url`'s database."""
     import psycopg

@@ -11,7 +11,9 @@ with the server, so numbers are a floor for a dedicated box.
 Wall-clock figures move with whatever else runs on the machine, so the output
 also gives the 1-minute load average before the run and the CPU the server
 processes (and, on PostgreSQL, the database backends) spent per request, which
-do not.
+do not. `server_preemptions_per_1000_requests` counts how often an API process
+was taken off a core while it still had work: the tail latency comes from those
+waits, not from the CPU a request costs.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._server import cli, fresh_database, postgres_cpu_seconds, server, server_cpu_seconds
+from bench._server import cli, fresh_database, postgres_cpu_seconds, server, server_cpu_seconds, server_preemptions
 
 
 def _record_path(base: str, key: str) -> str:
@@ -111,6 +113,7 @@ def run(kind: str, clients: int, seconds: int, workers: int) -> dict:
                 asyncio.run(_python_client(base, path, key, clients, 2))
             load_before = round(os.getloadavg()[0], 2)
             cpu_before = server_cpu_seconds(base)
+            preempted_before = server_preemptions(base)
             pg_before = postgres_cpu_seconds(url) if kind == "postgresql" else 0.0
             if shutil.which("wrk"):
                 result = _wrk(base, path, key, clients, seconds)
@@ -118,6 +121,8 @@ def run(kind: str, clients: int, seconds: int, workers: int) -> dict:
                 result = asyncio.run(_python_client(base, path, key, clients, seconds))
             requests = max(1.0, result["requests_per_s"] * seconds)
             result["server_cpu_ms_per_request"] = round((server_cpu_seconds(base) - cpu_before) / requests * 1000, 3)
+            result["server_preemptions_per_1000_requests"] = round(
+                (server_preemptions(base) - preempted_before) / requests * 1000, 1)
             if kind == "postgresql":
                 result["postgres_cpu_ms_per_request"] = round(
                     (postgres_cpu_seconds(url) - pg_before) / requests * 1000, 3)

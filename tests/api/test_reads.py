@@ -214,42 +214,66 @@ def _product_of(tenant) -> uuid.UUID:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def one_connection(pg_url):  # type: ignore[no-untyped-def]
-    """An engine whose pool holds a single connection, so the next use gets the same one."""
-    from sqlalchemy import create_engine
+    """A read pool of a single connection, so the next read gets the same one."""
+    from entrepot.db.async_pool import AsyncReadPool, connect_args
+    from entrepot.db.engine import get_engine
 
-    engine = create_engine(pg_url, pool_size=1, max_overflow=0)
-    yield engine
-    engine.dispose()
-
-
-def _left_on(engine) -> tuple:  # type: ignore[no-untyped-def]
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        autocommit = conn.connection.driver_connection.autocommit
-        setting, user = conn.execute(text("SELECT current_setting('entrepot.tenant_id', true), current_user")).one()
-    return autocommit, setting or None, user
+    return AsyncReadPool(connect_args(get_engine(pg_url)), 1)
 
 
-def test_one_round_trip_read_leaves_no_tenant_on_the_pooled_connection(pg_url, one_connection):
-    from sqlalchemy import event
-
+def _read(pool, product_id, tenant_id):  # type: ignore[no-untyped-def]
     from entrepot.api.reads import fetch_row_on_postgres
+    from entrepot.db.engine import get_engine
+
+    return fetch_row_on_postgres(pool, get_engine().dialect, Product, product_id, tenant_id)
+
+
+def _run(*steps):  # type: ignore[no-untyped-def]
+    """Run coroutine factories in order on one event loop (a pool's connections belong to
+    it); their results, in order."""
+    import asyncio
+
+    async def main():  # type: ignore[no-untyped-def]
+        return [await step() for step in steps]
+
+    return asyncio.run(main())
+
+
+async def _left_on(pool) -> tuple:  # type: ignore[no-untyped-def]
+    """What the pool's next connection carries: (same connection object, transaction status,
+    tenant setting, role)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT current_setting('entrepot.tenant_id', true), current_user")
+        setting, user = await cursor.fetchone()
+        return conn, conn.info.transaction_status.name, setting or None, user
+
+
+def test_one_round_trip_read_leaves_no_tenant_on_the_pooled_connection(pg_url, one_connection, monkeypatch):
+    from psycopg import AsyncClientCursor
+
     from tests.conftest import make_tenant
 
     a, b = make_tenant(pg_url), make_tenant(pg_url)
     product_id = _product_of(a)
     statements: list[str] = []
-    event.listen(one_connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    execute = AsyncClientCursor.execute
+
+    async def counted(self, query, params=None, **kw):  # type: ignore[no-untyped-def]
+        statements.append(query)
+        return await execute(self, query, params, **kw)
+
+    monkeypatch.setattr(AsyncClientCursor, "execute", counted)
     # when the product is read in its tenant, then from another
-    row = fetch_row_on_postgres(one_connection, Product, product_id, a.id)
-    assert fetch_row_on_postgres(one_connection, Product, product_id, b.id) is None
-    # then the row is the tenant's, each read was one statement, listeners saw both
+    row, other, left, _ = _run(lambda: _read(one_connection, product_id, a.id),
+                                   lambda: _read(one_connection, product_id, b.id),
+                                   lambda: _left_on(one_connection), one_connection.close)
+    # then the row is the tenant's, each read was one message
     assert (row.id, row.sku, row.list_price, row.version) == (product_id, row.sku, Decimal("3.50"), 1)
-    assert len(statements) == 2 and all("set_config" in s for s in statements)
-    # and the connection went back to the pool as it came: no tenant, login role, autocommit off
-    autocommit, setting, user = _left_on(one_connection)
-    assert (autocommit, setting) == (False, None)
+    assert other is None
+    assert len(statements) == 2 and all("set_config" in s and "SELECT" in s for s in statements)
+    # and the connection went back to the pool as it came: idle, no tenant, login role
+    _conn, status, setting, user = left
+    assert (status, setting) == ("IDLE", None)
     assert user != "entrepot_app"
 
 
@@ -266,8 +290,10 @@ def test_one_round_trip_read_runs_under_row_level_security(pg_url, one_connectio
     monkeypatch.setattr(reads, "_row_by_id", lambda t: select(t).where(t.c.id == bindparam("id")))
     reads._row_by_id_on_postgres.cache_clear()
     try:
-        assert reads.fetch_row_on_postgres(one_connection, Product, product_id, b.id) is None
-        assert reads.fetch_row_on_postgres(one_connection, Product, product_id, a.id).id == product_id
+        other, own, _ = _run(lambda: _read(one_connection, product_id, b.id),
+                             lambda: _read(one_connection, product_id, a.id), one_connection.close)
+        assert other is None
+        assert own.id == product_id
     finally:
         reads._row_by_id_on_postgres.cache_clear()
 
@@ -284,12 +310,113 @@ def test_a_failing_one_round_trip_read_leaves_a_clean_connection(pg_url, one_con
     monkeypatch.setattr(reads, "_row_by_id", lambda t: select(t).where(
         t.c.id == bindparam("id"), literal_column("1/0") == literal_column("1")))
     reads._row_by_id_on_postgres.cache_clear()
-    try:
+    used: list = []
+
+    async def failing_read():  # type: ignore[no-untyped-def]
+        async with one_connection.connection() as conn:
+            used.append(conn)
         # a database error is SQLAlchemy's, as for any statement (OperationalError answers 503)
         with pytest.raises(DataError):
-            reads.fetch_row_on_postgres(one_connection, Product, product_id, a.id)
+            await _read(one_connection, product_id, a.id)
+
+    try:
+        _, left, _ = _run(failing_read, lambda: _left_on(one_connection), one_connection.close)
     finally:
         reads._row_by_id_on_postgres.cache_clear()
-    autocommit, setting, user = _left_on(one_connection)
-    assert (autocommit, setting) == (False, None)
+    conn, status, setting, user = left
+    assert conn is used[0]  # reused, and clean
+    assert (status, setting) == ("IDLE", None)
     assert user != "entrepot_app"
+
+
+def test_the_read_pool_closes_a_connection_left_in_a_transaction_instead_of_reusing_it(pg_url, one_connection):
+    used: list = []
+
+    async def left_in_a_transaction():  # type: ignore[no-untyped-def]
+        async with one_connection.connection() as conn:
+            used.append(conn)
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT set_config('entrepot.tenant_id', %s, true)", (str(uuid.uuid4()),))
+
+    _, left, _ = _run(left_in_a_transaction, lambda: _left_on(one_connection), one_connection.close)
+    conn, status, setting, _user = left
+    assert used[0].closed and conn is not used[0]
+    assert (status, setting) == ("IDLE", None)
+
+
+def test_a_read_on_a_connection_the_server_dropped_is_503_once_then_the_pool_recovers(pg_url, one_connection):
+    from sqlalchemy.exc import OperationalError
+
+    from tests.conftest import make_tenant
+
+    a = make_tenant(pg_url)
+    product_id = _product_of(a)
+
+    async def dropped_by_the_server():  # type: ignore[no-untyped-def]
+        async with one_connection.connection() as conn:
+            pid = conn.info.backend_pid
+        from psycopg import AsyncConnection
+
+        from entrepot.db.async_pool import connect_args
+        from entrepot.db.engine import get_engine
+
+        async with await AsyncConnection.connect(**connect_args(get_engine(pg_url)), autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(OperationalError):  # the problem handler answers it with 503
+            await _read(one_connection, product_id, a.id)
+        return await _read(one_connection, product_id, a.id)
+
+    row, _ = _run(dropped_by_the_server, one_connection.close)
+    assert row.id == product_id
+
+
+def test_the_read_pool_opens_no_more_connections_than_its_size(pg_url):
+    import asyncio
+
+    from entrepot.db.async_pool import AsyncReadPool, connect_args
+    from entrepot.db.engine import get_engine
+    from tests.conftest import make_tenant
+
+    a = make_tenant(pg_url)
+    product_id = _product_of(a)
+    pool = AsyncReadPool(connect_args(get_engine(pg_url)), 3)
+    seen: set = set()
+
+    async def read_many():  # type: ignore[no-untyped-def]
+        async def one():  # type: ignore[no-untyped-def]
+            async with pool.connection() as conn:
+                seen.add(conn.info.backend_pid)
+            return await _read(pool, product_id, a.id)
+
+        return await asyncio.gather(*(one() for _ in range(20)))
+
+    rows, _ = _run(read_many, pool.close)
+    assert all(row.id == product_id for row in rows)
+    assert 1 <= len(seen) <= 3
+
+
+def test_the_app_closes_its_read_connections_when_it_shuts_down(pg_url):
+    from fastapi.testclient import TestClient
+
+    from entrepot.api.app import create_app
+    from entrepot.db import async_pool
+    from tests.api.conftest import key_for
+    from tests.conftest import make_tenant
+
+    a = make_tenant(pg_url)
+    product_id = _product_of(a)
+    key = key_for(a)
+    opened: list = []
+    connect = async_pool.AsyncConnection.connect
+
+    async def recorded(*args, **kw):  # type: ignore[no-untyped-def]
+        opened.append(await connect(*args, **kw))
+        return opened[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(async_pool.AsyncConnection, "connect", recorded)
+        with TestClient(create_app()) as client:
+            r = client.get(f"/api/v1/products/{product_id}", headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200, r.text
+            assert opened and not any(conn.closed for conn in opened)
+    assert all(conn.closed for conn in opened)

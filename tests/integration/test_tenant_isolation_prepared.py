@@ -114,15 +114,28 @@ def test_the_by_id_read_does_not_find_another_tenants_row(tenant, other_tenant):
 
 def test_the_one_message_read_on_postgresql_does_not_find_another_tenants_row(pg_url):
     # PostgreSQL's by-id read of the API (api.reads.fetch_row_on_postgres); SQLite's is load_row, above
+    import asyncio
+
     from entrepot.api.reads import fetch_row_on_postgres
+    from entrepot.db.async_pool import AsyncReadPool, connect_args
     from entrepot.db.engine import get_engine
 
     tenant, other_tenant = make_tenant(pg_url), make_tenant(pg_url)
     order, _ = setup_order(other_tenant)
     product_id = order.lines[0].product_id
     engine = get_engine(pg_url)
-    assert fetch_row_on_postgres(engine, Product, product_id, tenant.id) is None
-    assert fetch_row_on_postgres(engine, Product, product_id, other_tenant.id).id == product_id
+
+    async def read_in_both_tenants():  # type: ignore[no-untyped-def]
+        pool = AsyncReadPool(connect_args(engine), 1)
+        try:
+            return (await fetch_row_on_postgres(pool, engine.dialect, Product, product_id, tenant.id),
+                    await fetch_row_on_postgres(pool, engine.dialect, Product, product_id, other_tenant.id))
+        finally:
+            await pool.close()
+
+    in_tenant, in_other_tenant = asyncio.run(read_in_both_tenants())
+    assert in_tenant is None
+    assert in_other_tenant.id == product_id
 
 
 def test_a_document_written_with_another_tenants_id_is_refused(tenant, other_tenant):

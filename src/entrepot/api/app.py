@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import importlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from entrepot import __version__
 from entrepot.api import problems
 from entrepot.api.idempotency import IdempotencyMiddleware
 from entrepot.api.logging import configure_logging
+from entrepot.db.async_pool import close_read_pools
 from entrepot.db.engine import get_engine
 from entrepot.db.registry import load_all_models
 from entrepot.db.settings import get_settings
@@ -152,10 +155,18 @@ def _operator_router() -> APIRouter:
     return router
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The async connections of the by-id reads (api.reads) belong to this event loop.
+    await close_read_pools()
+
+
 def create_app() -> FastAPI:
     configure_logging()
     load_all_models()
     app = FastAPI(
+        lifespan=_lifespan,
         title="Entrepot API",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",

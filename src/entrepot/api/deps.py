@@ -9,7 +9,7 @@ the permission (403 naming it), applies the tenant's rate limit and opens a
 tenant unit of work that rolls back unless the route commits.
 
 `RequiresActor` does the same checks but yields the actor only, for the async
-read routes of `entrepot.api.reads` (one worker-thread hop per request).
+read routes of `entrepot.api.reads` (no worker thread on PostgreSQL, one hop on SQLite).
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ class _Permission:
 
 class _ActorPermission(_Permission):
     """Like `_Permission`, but yields the checked actor and opens no unit of work:
-    for async routes that run their read in one worker-thread hop (`api.reads`)."""
+    for the async read routes of `api.reads`, which open their own connection."""
 
     async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
         actor = await authenticate(request)

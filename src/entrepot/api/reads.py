@@ -1,11 +1,12 @@
-"""The fast read path: a GET of one record in one worker-thread hop, pre-serialised.
+"""The fast read path: a GET of one record, pre-serialised, without the thread pool on
+PostgreSQL and in one worker-thread hop on SQLite.
 
 A plain sync route with `Requires(...)` and `response_model` costs several hops
 between the event loop and FastAPI's thread pool per request (the route, the
 response-model validation, closing the unit of work) and serialises the record
 twice (our `model_validate`, then FastAPI's validation and dump). Under load
 those hops, not the query, dominate the latency. The hottest reads are instead
-async routes that do all their blocking work in one hop:
+async routes that do all their blocking work in at most one hop:
 
     @router.get("/products/{product_id}", response_model=ProductRead)
     async def read_product(product_id: uuid.UUID,
@@ -19,9 +20,10 @@ table's own columns; a record whose schema needs relationships or computed
 attributes stays a plain route that reads through its service.
 
 On PostgreSQL the row is fetched in one round trip instead of four (BEGIN, the
-tenant settings, the SELECT, ROLLBACK) and without an ORM session, which cost
-most of the read's CPU: the connection is in autocommit mode and receives
-both statements in one simple-protocol message,
+tenant settings, the SELECT, ROLLBACK), without an ORM session, and awaited on the
+event loop (`db.async_pool`): no worker thread, no GIL handed between threads, no
+thread left waiting for a core after PostgreSQL has answered. The connection is in
+autocommit mode and receives both statements in one simple-protocol message,
 
     SELECT set_config('role', 'entrepot_app', true), set_config('entrepot.tenant_id', '<tenant>', true);
     SELECT ... FROM <table> WHERE id = '<id>' AND tenant_id = '<tenant>'
@@ -29,8 +31,8 @@ both statements in one simple-protocol message,
 which PostgreSQL runs as one implicit transaction: the settings are
 transaction-local as in a unit of work, so the SELECT runs as the app role under
 row-level security, and they end with that transaction, error or not. The
-connection goes back to the pool with no tenant, and SQLAlchemy resets its
-isolation level (autocommit off) at check-in.
+connection goes back to the pool with no tenant, and only if it is idle outside
+any transaction. SQLite keeps the worker-thread hop (its driver blocks).
 
 Behaviour is the same as the sync form: another tenant's id is 404 (the
 statement filters on the unit of work's tenant, and on PostgreSQL row-level
@@ -42,7 +44,6 @@ schema's JSON (by alias, as FastAPI renders it) and the ETag header is set.
 from __future__ import annotations
 
 import functools
-import threading
 import uuid
 from collections import namedtuple
 from collections.abc import Callable, Sequence
@@ -51,14 +52,16 @@ from typing import Any, TypeVar
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
 from fastapi import Response
-from psycopg import ClientCursor
+from psycopg import AsyncClientCursor
+from psycopg import Error as DriverError
 from pydantic import BaseModel
-from sqlalchemy import Dialect, Engine, QueuePool, Row, Select, Table, bindparam, select
+from sqlalchemy import Dialect, QueuePool, Row, Select, Table, bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from entrepot.api.etag import etag_of
+from entrepot.db.async_pool import AsyncReadPool, async_read_pool
 from entrepot.db.base import TenantOwned
 from entrepot.db.engine import get_engine
-from entrepot.db.prepared import announce
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.context import Actor
@@ -166,47 +169,32 @@ def _row_by_id_on_postgres(table: Table, dialect: Dialect) -> _RowByIdOnPostgres
     return _RowByIdOnPostgres(table, dialect)
 
 
-_autocommit_views: dict[Engine, Engine] = {}
-_views_lock = threading.Lock()
-
-
-def _autocommit(engine: Engine) -> Engine:
-    """A view of the engine (same pool) whose connections are in autocommit mode."""
-    view = _autocommit_views.get(engine)
-    if view is None:
-        with _views_lock:
-            view = _autocommit_views.setdefault(engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
-    return view
-
-
-def fetch_row_on_postgres(engine: Engine, model: type[TenantOwned], record_id: uuid.UUID,
-                          tenant_id: uuid.UUID) -> Any | None:
+async def fetch_row_on_postgres(pool: AsyncReadPool, dialect: Dialect, model: type[TenantOwned],
+                                record_id: uuid.UUID, tenant_id: uuid.UUID) -> Any | None:
     """The row of a tenant-owned table with this id in this tenant, or None: one round trip
     that sets the tenant (app role, `entrepot.tenant_id`) and selects, in one implicit
-    transaction. Blocks: run it in a worker thread."""
-    statement = _row_by_id_on_postgres(model.__table__, engine.dialect)  # type: ignore[attr-defined]
+    transaction, awaited on the event loop."""
+    statement = _row_by_id_on_postgres(model.__table__, dialect)  # type: ignore[attr-defined]
     params = statement.params(record_id, tenant_id)
-    with _autocommit(engine).connect() as conn:
-        cursor = ClientCursor(conn.connection.driver_connection)  # type: ignore[arg-type]
+    async with pool.connection() as conn:
+        cursor = AsyncClientCursor(conn)
         try:
-            announce(conn, cursor, statement.sql, params, executemany=False)  # listeners see it too
-            try:
-                cursor.execute(statement.sql, params)
-                cursor.nextset()  # past the settings' result to the SELECT's
-                raw = cursor.fetchone()
-            except conn.dialect.loaded_dbapi.Error as exc:
-                # As for any statement: wrapped (OperationalError answers 503), and a lost
-                # connection is invalidated instead of going back to the pool.
-                conn._handle_dbapi_exception(exc, statement.sql, params, cursor, None)  # raises
-                raise
+            await cursor.execute(statement.sql, params)
+            cursor.nextset()  # past the settings' result to the SELECT's
+            raw = await cursor.fetchone()
             return None if raw is None else statement.row(raw, cursor)
+        except DriverError as exc:
+            # As for any statement: SQLAlchemy's error (OperationalError answers 503); the
+            # pool closes a connection left broken or mid-transaction instead of reusing it.
+            raise DBAPIError.instance(statement.sql, params, exc, DriverError) from exc
         finally:
-            cursor.close()
+            await cursor.close()
 
 
 async def read_row(actor: Actor, model: type[TenantOwned], record_id: uuid.UUID,
                    schema: type[BaseModel], entity: str) -> Response:
-    """GET one tenant-owned record by id: fetch, render and ETag in one worker-thread hop."""
+    """GET one tenant-owned record by id: fetch, render and ETag (on the event loop on
+    PostgreSQL, in one worker-thread hop on SQLite)."""
     if not issubclass(model, TenantOwned):
         raise TypeError(f"{model.__name__} is not tenant-owned: read it through a service")
     engine = get_engine()
@@ -215,11 +203,7 @@ async def read_row(actor: Actor, model: type[TenantOwned], record_id: uuid.UUID,
     tenant_id = actor.tenant_id
     if tenant_id is None:
         raise RuntimeError("a tenant-owned record is read for a tenant")
-
-    def in_thread() -> Response:
-        row = fetch_row_on_postgres(engine, model, record_id, tenant_id)
-        if row is None:
-            raise NotFound(entity, record_id)
-        return record_response(row, schema)
-
-    return await to_thread.run_sync(in_thread, limiter=_read_limiter())
+    row = await fetch_row_on_postgres(async_read_pool(engine), engine.dialect, model, record_id, tenant_id)
+    if row is None:
+        raise NotFound(entity, record_id)
+    return record_response(row, schema)
