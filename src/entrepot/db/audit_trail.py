@@ -19,8 +19,25 @@ from sqlalchemy import inspect
 
 from entrepot.db.uow import UnitOfWork
 
+# Types JSON takes as they are, and the usual types to convert (exactly these types: an Enum
+# that is also a str, a subclass of datetime, go through the tests below).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+_CONVERT: dict[type, Any] = {Decimal: str, uuid.UUID: str, datetime: datetime.isoformat, date: date.isoformat}
+
 
 def jsonable(value: Any) -> Any:
+    # Most values of an audit entry are plain strings and numbers in plain dicts and lists:
+    # one type lookup settles them, before the isinstance tests for everything else.
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is dict:
+        return {k: jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
+    convert = _CONVERT.get(kind)
+    if convert is not None:
+        return convert(value)
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):

@@ -98,6 +98,9 @@ def _ping_idle_connections(engine: Engine) -> None:
 def get_engine(url: str | None = None) -> Engine:
     settings = get_settings()
     url = url or settings.database_url
+    engine = _engines.get(url)  # every unit of work asks: no lock once the engine exists
+    if engine is not None:
+        return engine
     with _lock:
         engine = _engines.get(url)
         if engine is None:
@@ -169,7 +172,9 @@ _SET_TENANT = "SELECT set_config('role', %s, true), set_config('entrepot.tenant_
 def _run_on_driver(conn: Any, sql: str, args: tuple[Any, ...]) -> None:
     """A statement every transaction runs, sent on the driver's cursor: SQLAlchemy's
     execution machinery would cost more than the statement. Listeners still see it."""
-    cursor = conn.connection.driver_connection.cursor()
+    # The pool's DB-API connection is the driver's own for pysqlite and psycopg (they differ
+    # only for asyncio drivers), and a plain attribute where `driver_connection` is a lookup.
+    cursor = conn.connection.dbapi_connection.cursor()
     try:
         announce(conn, cursor, sql, args, executemany=False)
         cursor.execute(sql, args)
@@ -180,8 +185,13 @@ def _run_on_driver(conn: Any, sql: str, args: tuple[Any, ...]) -> None:
 def announce(conn: Any, cursor: Any, sql: str, args: Any, *, executemany: bool) -> None:
     """Tell `before_cursor_execute` listeners (statement counts in tests and benchmarks,
     logging) of a statement sent on the driver's cursor, as SQLAlchemy tells them of its own."""
-    if conn._has_events or conn.engine._has_events:
+    if conn._has_events:
         conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, executemany)
+    elif conn.engine._has_events:
+        # Only the engine's listeners (and those on the Engine class): asked directly, not through
+        # the connection's own dispatch, which SQLAlchemy would first build for this connection
+        # (a connection lives for one transaction).
+        conn.engine.dispatch.before_cursor_execute(conn, cursor, sql, args, None, executemany)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -9,8 +9,10 @@ document number), and the domains run a few of their own per line; for these,
 parameter order and type conversions, and executes it on the DB-API cursor of
 the unit of work's connection, inside the transaction the session began.
 
-What stays the same: the SQL is what SQLAlchemy would send (same compiler, same
-bind and result type conversions), the statement runs in the session's
+What stays the same: the SQL is what SQLAlchemy would send (same compiler), the
+values are converted as SQLAlchemy converts them (its own conversions, or on
+SQLite for ids, times and amounts one function each that gives the same
+values; see `bind_processor`), the statement runs in the session's
 transaction (tenant settings and row-level security on PostgreSQL included),
 and `before_cursor_execute` listeners still see every statement, so statement
 counts and logging stay true. What is not done: Python-side column defaults
@@ -21,23 +23,32 @@ silently.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam
+from sqlalchemy import JSON, Insert, Update, Uuid, bindparam
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from entrepot.db.engine import announce
+from entrepot.db.types import Exact, UtcDateTime
 from entrepot.db.uow import UnitOfWork
+from entrepot.kernel.ids import id_from_hex
+from entrepot.kernel.money import STORAGE_PLACES, to_decimal
 
-__all__ = ["Prepared", "PreparedIn", "announce"]
+__all__ = ["JsonText", "Prepared", "PreparedIn", "announce", "bind_processor", "json_text", "result_processor"]
 
 _Params = Mapping[str, Any]
 
 
 class _Compiled:
-    __slots__ = ("dialect", "fixed", "names", "positional", "processors", "result_processors", "result_types", "sql")
+    __slots__ = ("bind", "dialect", "names", "positional", "result_types", "row", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
@@ -49,41 +60,166 @@ class _Compiled:
         self.names = names
         # Literal values inside the statement (the 1 of `last_value + 1`) are bound parameters
         # that carry their own value.
-        self.fixed: dict[str, Any] = {
+        fixed: dict[str, Any] = {
             name: bind.effective_value
             for name, bind in compiled.binds.items()
             if not bind.required and bind.callable is None
         }
-        procs = compiled._bind_processors
-        self.processors: list[Callable[[Any], Any] | None] = [procs.get(name) for name in names]
+        processors = {name: bind_processor(compiled.binds[name].type, dialect) for name in dict.fromkeys(names)}
+        self.bind: Callable[[_Params], Any] = _binder(names, processors, fixed, positional=self.positional)
         self.result_types = [column[3] for column in compiled._result_columns]
         self.dialect = dialect
         # Some conversions depend on the type the driver reports, so they are set up on first use.
-        self.result_processors: list[Callable[[Any], Any] | None] | None = None
-
-    def bind(self, params: _Params) -> Any:
-        fixed = self.fixed
-        values = []
-        for name, process in zip(self.names, self.processors, strict=True):
-            value = params[name] if name in params else fixed[name]
-            # None goes through the processor too, as in SQLAlchemy: a JSON column stores `null`.
-            values.append(process(value) if process is not None else value)
-        return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
+        self.row: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
 
     def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
-        if self.result_processors is None:
-            self.result_processors = [
-                type_._cached_result_processor(self.dialect, described[1])
+        row = self.row
+        if row is None:
+            row = self.row = _row_converter([
+                result_processor(type_, self.dialect, described[1])
                 for type_, described in zip(self.result_types, cursor.description, strict=True)
-            ]
-        return [self.row(raw) for raw in cursor.fetchall()]
+            ])
+        return list(map(row, cursor.fetchall()))
 
-    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        assert self.result_processors is not None
-        return tuple(
-            process(value) if process is not None else value
-            for value, process in zip(raw, self.result_processors, strict=True)
-        )
+
+# ------------------------------------------------------------------ conversions
+#
+# SQLAlchemy's conversion of a column type is a chain of closures (the decorator's, then its
+# implementation's), each checking the dialect and the value again. On SQLite the ids, times
+# and amounts of every row go through them, so the kernel's own types (and `Uuid`) get one
+# function each here, which give exactly what the chain gives (tests/unit/test_prepared_conversions.py
+# checks that they agree). Every other type, and every type on PostgreSQL, keeps SQLAlchemy's.
+
+
+def _uuid_to_hex(value: uuid.UUID | None) -> str | None:
+    return None if value is None else f"{value.int:032x}"
+
+
+def _utc_to_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; use entrepot.kernel.clock.now()")
+    # SQLite's storage form: "YYYY-MM-DD HH:MM:SS.ffffff", UTC, without the offset.
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _text_to_utc(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    read = datetime.fromisoformat(value)
+    return read.replace(tzinfo=UTC) if read.tzinfo is None else read.astimezone(UTC)
+
+
+_SCALE = Decimal(10) ** STORAGE_PLACES
+
+
+def _exact_to_scaled(value: Any) -> int | None:
+    if value is None:
+        return None
+    amount = value if type(value) is Decimal and value.is_finite() else to_decimal(value)
+    return int((amount * _SCALE).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _scaled_to_exact(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(int(value)).scaleb(-STORAGE_PLACES)
+
+
+def bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The conversion of a value bound to a column of `type_` (None: the value goes as it is)."""
+    if dialect.name == "sqlite":
+        kind = type(type_)
+        if kind is Uuid and type_.as_uuid:  # type: ignore[attr-defined]
+            return _uuid_to_hex
+        if kind is UtcDateTime:
+            return _utc_to_text
+        if kind is Exact:
+            return _exact_to_scaled
+    return type_._cached_bind_processor(dialect)
+
+
+def result_processor(type_: TypeEngine[Any], dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+    """The conversion of a value read from a column of `type_` (None: the driver's value is kept)."""
+    if dialect.name == "sqlite":
+        kind = type(type_)
+        if kind is Uuid and type_.as_uuid:  # type: ignore[attr-defined]
+            return id_from_hex
+        if kind is UtcDateTime:
+            return _text_to_utc
+        if kind is Exact:
+            return _scaled_to_exact
+    return type_._cached_result_processor(dialect, coltype)
+
+
+# A statement's bind and row conversions run for every row it writes or reads, so each is made
+# once per statement as one plain function (as SQLAlchemy makes its own loaders): no loop over
+# columns, no per-value test of whether a column has a conversion. The generated code names only
+# the statement's own bind names (quoted with repr) and numbered locals.
+
+
+def _function(source: str, namespace: dict[str, Any]) -> Callable[..., Any]:
+    exec(source, namespace)  # see above: nothing in the source comes from outside the statement
+    return namespace["made"]  # type: ignore[no-any-return]
+
+
+def _binder(names: Sequence[str], processors: Mapping[str, Callable[[Any], Any] | None],
+            fixed: Mapping[str, Any], *, positional: bool) -> Callable[[_Params], Any]:
+    namespace: dict[str, Any] = {}
+    local: dict[str, str] = {}
+    lines = ["def made(p):"]
+    for name in dict.fromkeys(names):
+        i = len(local)
+        local[name] = f"v{i}"
+        if name in fixed:
+            namespace[f"f{i}"] = fixed[name]
+            value = f"p.get({name!r}, f{i})"
+        else:
+            value = f"p[{name!r}]"
+        process = processors.get(name)
+        if process is not None:
+            # None goes through the conversion too, as in SQLAlchemy: a JSON column stores `null`.
+            namespace[f"c{i}"] = process
+            value = f"c{i}({value})"
+        lines.append(f"    v{i} = {value}")
+    if positional:
+        lines.append(f"    return ({''.join(local[name] + ', ' for name in names)})")
+    else:
+        lines.append(f"    return {{{', '.join(f'{name!r}: {local[name]}' for name in names)}}}")
+    return _function("\n".join(lines) + "\n", namespace)
+
+
+def _row_converter(processors: Sequence[Callable[[Any], Any] | None]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    if not any(processors):
+        return tuple  # the drivers' rows are tuples already: tuple() gives them back as they are
+    namespace: dict[str, Any] = {}
+    values = []
+    for i, process in enumerate(processors):
+        if process is None:
+            values.append(f"r[{i}]")
+        else:
+            namespace[f"c{i}"] = process
+            values.append(f"c{i}(r[{i}])")
+    return _function(f"def made(r):\n    return ({''.join(v + ', ' for v in values)})\n", namespace)
+
+
+class JsonText(TypeDecorator[str]):
+    """A JSON column's value bound as text that is already JSON (JSON text on SQLite, cast to
+    jsonb on PostgreSQL): for writers that serialise once for more than the column (the audit
+    chain hashes the same text) or faster than `json.dumps` of a dict (pydantic's event JSON)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+def json_text(name: str) -> BindParameter[str]:
+    """The bound parameter `name` as JSON text, for `insert(table).values(column=json_text(...))`."""
+    return bindparam(name, type_=JsonText())
 
 
 class Prepared:
@@ -111,7 +247,7 @@ class Prepared:
         """Run once; return the rows it produced (RETURNING or SELECT), converted to Python values."""
         conn = on.connection() if isinstance(on, UnitOfWork) else on
         compiled = self._compiled(conn.dialect)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             args = compiled.bind(params)
             announce(conn, cursor, compiled.sql, args, executemany=False)
@@ -128,7 +264,7 @@ class Prepared:
             return
         conn = on.connection() if isinstance(on, UnitOfWork) else on
         compiled = self._compiled(conn.dialect)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if len(rows) == 1:
                 # One row is the usual case (one event, one audit entry); psycopg's executemany
@@ -174,23 +310,27 @@ class PreparedIn:
 
     def __init__(self, build: Callable[[Callable[[Any, str], Any]], Any]) -> None:
         self._build = build
-        self._by_sizes: dict[tuple[tuple[str, int], ...], Prepared] = {}
+        # per list sizes: the statement, and each list's parameter names
+        self._by_sizes: dict[tuple[tuple[str, int], ...], tuple[Prepared, list[tuple[str, list[str]]]]] = {}
 
     def execute(self, uow: UnitOfWork, params: dict[str, Any], **lists: Sequence[Any]) -> list[tuple[Any, ...]]:
         if not all(lists.values()):
             return []  # IN () matches nothing
         sizes = tuple((name, 1 << (len(ids) - 1).bit_length()) for name, ids in lists.items())
-        prepared = self._by_sizes.get(sizes)
-        if prepared is None:
-            size_of = dict(sizes)
+        found = self._by_sizes.get(sizes)
+        if found is None:
+            keys = [(name, [f"{name}_{i}" for i in range(size)]) for name, size in sizes]
+            keys_of = dict(keys)
 
             def in_(column: Any, name: str) -> Any:
-                return column.in_([bindparam(f"{name}_{i}", type_=column.type) for i in range(size_of[name])])
+                return column.in_([bindparam(key, type_=column.type) for key in keys_of[name]])
 
-            prepared = self._by_sizes[sizes] = Prepared(self._build(in_))
+            found = self._by_sizes[sizes] = (Prepared(self._build(in_)), keys)
+        prepared, keys = found
         args = dict(params)
-        for name, size in sizes:
+        for name, names in keys:
             ids = lists[name]
-            for i in range(size):
-                args[f"{name}_{i}"] = ids[i] if i < len(ids) else ids[0]
+            args.update(zip(names, ids, strict=False))  # a shorter list is padded below
+            for key in names[len(ids):]:
+                args[key] = ids[0]
         return prepared.execute(uow, args)

@@ -55,8 +55,8 @@ class UnitOfWork:
         self._memo: dict[Any, Any] = {}
         self._connection: Connection | None = None
         # pending_audit's length when each savepoint began (see _savepoint_*); weak, so
-        # savepoints that were released simply drop out
-        self._audit_marks: weakref.WeakKeyDictionary[SessionTransaction, int] = weakref.WeakKeyDictionary()
+        # savepoints that were released simply drop out. Made with the first savepoint.
+        self._audit_marks: weakref.WeakKeyDictionary[SessionTransaction, int] | None = None
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -139,6 +139,8 @@ def platform_uow(*, readonly: bool = False, url: str | None = None) -> UnitOfWor
 def _savepoint_begun(session: Session, transaction: SessionTransaction) -> None:
     uow = session.info.get("uow")
     if uow is not None and transaction.nested:
+        if uow._audit_marks is None:
+            uow._audit_marks = weakref.WeakKeyDictionary()
         uow._audit_marks[transaction] = len(uow.pending_audit)
 
 
@@ -147,7 +149,7 @@ def _savepoint_rolled_back(session: Session, previous: SessionTransaction) -> No
     uow = session.info.get("uow")
     if uow is None or not previous.nested:
         return
-    mark = uow._audit_marks.pop(previous, None)
+    mark = uow._audit_marks.pop(previous, None) if uow._audit_marks is not None else None
     if mark is not None:
         del uow.pending_audit[mark:]
     uow._memo.clear()

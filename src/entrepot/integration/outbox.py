@@ -11,12 +11,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Column, Dialect, MetaData, Table, insert, literal_column
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import insert, literal_column
 from sqlalchemy.orm import Session
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from entrepot.db.prepared import Prepared
+from entrepot.db.prepared import Prepared, json_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration.models import OutboxEvent
 from entrepot.kernel import clock
@@ -26,32 +24,13 @@ from entrepot.kernel.ids import new_id
 SPECVERSION = "1.0"
 _COLUMNS = ("id", "tenant_id", "type", "source", "subject", "time", "data")
 # The payload goes in already serialised: pydantic writes an event's JSON faster than it
-# builds a dict for json.dumps to walk again. So the inserts name the outbox table through a
-# copy whose `data` takes that text as it is (JSON text on SQLite, cast to jsonb on
-# PostgreSQL).
-class _SerialisedJson(TypeDecorator[str]):
-    """The outbox's JSON column, bound from text that is already JSON."""
-
-    impl = JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
-
-    def bind_processor(self, dialect: Dialect) -> None:
-        return None
-
-
-_as_text = Table(
-    OutboxEvent.__tablename__, MetaData(),
-    *(Column(c.name, _SerialisedJson() if c.name == "data" else c.type, primary_key=c.primary_key)
-      for c in OutboxEvent.__table__.columns),
-)
-_INSERT = Prepared(insert(_as_text), columns=_COLUMNS)
+# builds a dict for json.dumps to walk again.
+_INSERT = Prepared(insert(OutboxEvent.__table__).values(data=json_text("data")), columns=_COLUMNS)
 # On PostgreSQL the writing transaction's id goes with the row, so the feed can hold
 # back events of transactions still in flight.
 _INSERT_PG = Prepared(
-    insert(_as_text).values(txid=literal_column("pg_current_xact_id()::text::bigint")),
+    insert(OutboxEvent.__table__).values(data=json_text("data"),
+                                         txid=literal_column("pg_current_xact_id()::text::bigint")),
     columns=_COLUMNS,
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from entrepot.kernel.errors import PermissionDenied
 
@@ -33,5 +34,11 @@ class Actor:
         return f"{self.kind}:{self.id}" if self.id else self.kind
 
 
+_EVERYTHING = frozenset({"*"})
+
+
+@lru_cache(maxsize=4096)
 def system_actor(tenant_id: uuid.UUID | None, request_id: str | None = None) -> Actor:
-    return Actor("system", None, tenant_id, "system", frozenset({"*"}), request_id, "system")
+    # Actors are immutable, and the worker and CLI act as the system in the same few tenants
+    # for every unit of work: one actor per tenant, not one per transaction.
+    return Actor("system", None, tenant_id, "system", _EVERYTHING, request_id, "system")

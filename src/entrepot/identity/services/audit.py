@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.audit_trail import audit, diff, snapshot
-from entrepot.db.prepared import Prepared
+from entrepot.db.prepared import Prepared, json_text
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.identity.models import AuditChainHead, AuditEntry
 from entrepot.kernel import clock
@@ -30,8 +33,42 @@ GENESIS = "0" * 64
 
 
 def _entry_hash(prev_hash: str, fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return _hash(prev_hash, _canonical(fields))
+
+
+def _canonical(fields: dict[str, Any]) -> str:
+    """The text an entry's hash covers: its fields as compact JSON, keys sorted."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _hash(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+_as_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+_as_json_text = encode_basestring_ascii
+
+
+def _json_of(value: Any) -> str:
+    """`value` as `_canonical` writes it (strings, the usual case, without the encoder's set-up)."""
+    kind = type(value)
+    if kind is str:
+        return _as_json_text(value)
+    if kind is int:
+        return int.__repr__(value)
+    return "null" if value is None else _as_json(value)
+
+
+def _canonical_of(entry: dict[str, Any], before: str, after: str) -> str:
+    """`_canonical` of the entry's hashed fields (those `_hashed_fields` reads back), put
+    together from the parts, with `before` and `after` given already serialised (they are
+    stored as this same text): each is written once."""
+    return (
+        f'{{"action":{_json_of(entry["action"])},"actor":{_json_of(entry["actor"])},"after":{after},'
+        f'"at":{_json_of(entry["at"].isoformat())},"before":{before},'
+        f'"entity_id":{_json_of(entry["entity_id"])},"entity_type":{_json_of(entry["entity_type"])},'
+        f'"request_id":{_json_of(entry["request_id"])},"seq":{_json_of(entry["seq"])}}}'
+    )
 
 
 def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
@@ -61,9 +98,25 @@ _CLAIM = (
 _SEAL = update(_heads).where(_heads.c.tenant_id == bindparam("t")).values(last_hash=bindparam("h"))
 _APPEND_COLUMNS = ("id", "tenant_id", "seq", "at", "actor", "request_id", "prev_hash",
                    "action", "entity_type", "entity_id", "before", "after", "hash")
-_APPEND = Prepared(AuditEntry.__table__.insert(), columns=_APPEND_COLUMNS)
+# `before` and `after` go in as the JSON text the hash covers (compact, keys sorted): the
+# same data as `json.dumps` of the dict would store, serialised once.
+_APPEND = Prepared(AuditEntry.__table__.insert().values(before=json_text("before"), after=json_text("after")),
+                   columns=_APPEND_COLUMNS)
 _CLAIM_P = Prepared(_CLAIM)
 _SEAL_P = Prepared(_SEAL)
+# On SQLite, where one process usually writes alone, the head this process committed last is
+# known: the chain moves from it in one statement that checks it is still the head (else
+# nothing changes and the entries are chained from the claimed head instead). PostgreSQL
+# deployments have several writing processes, so there the head is always claimed.
+_ADVANCE_P = Prepared(
+    update(_heads)
+    .where(_heads.c.tenant_id == bindparam("t"), _heads.c.last_seq == bindparam("s"),
+           _heads.c.last_hash == bindparam("p"))
+    .values(last_seq=bindparam("n"), last_hash=bindparam("h"))
+    .returning(_heads.c.last_seq)
+)
+_committed_heads: dict[tuple[Any, uuid.UUID], tuple[int, str]] = {}  # (engine, tenant) -> (last_seq, last_hash)
+_HEADS_KEPT = 10_000
 
 
 def _write_pending(uow: UnitOfWork) -> None:
@@ -75,19 +128,44 @@ def _write_pending(uow: UnitOfWork) -> None:
     # lock, in every transaction, so the two kinds of lock never wait on each other.
     session.flush()
     count = len(uow.pending_audit)
-    claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
-    if not claimed:
-        conn = uow.connection()
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(
-            insert(_heads)
-            .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
-            .on_conflict_do_nothing(index_elements=["tenant_id"])
-        )
-        claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
-    last_seq, prev = claimed[0]
-    seq = last_seq - count
     at = clock.now()
+    conn = uow.connection()
+    known = (conn.engine, tenant_id) if conn.dialect.name == "sqlite" else None
+    head = _committed_heads.get(known) if known is not None else None
+    if head is not None:
+        rows, last_hash = _chain(uow, head[0], head[1], at)
+        advanced = _ADVANCE_P.execute(uow, {"t": tenant_id, "s": head[0], "p": head[1], "n": head[0] + count,
+                                            "h": last_hash})
+    if head is None or not advanced:
+        claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
+        if not claimed:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            conn.execute(
+                insert(_heads)
+                .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
+                .on_conflict_do_nothing(index_elements=["tenant_id"])
+            )
+            claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
+        last_seq, prev = claimed[0]
+        rows, last_hash = _chain(uow, last_seq - count, prev, at)
+        _SEAL_P.execute(uow, {"t": tenant_id, "h": last_hash})
+    _APPEND.execute_many(uow, rows)
+    uow.pending_audit.clear()
+    if known is not None:
+        new_head = (rows[-1]["seq"], last_hash)
+
+        def remember() -> None:
+            if len(_committed_heads) >= _HEADS_KEPT:
+                _committed_heads.clear()
+            _committed_heads[known] = new_head
+
+        uow.after_commit.append(remember)
+
+
+def _chain(uow: UnitOfWork, seq: int, prev: str, at: datetime) -> tuple[list[dict[str, Any]], str]:
+    """The pending entries as rows chained after entry `seq` whose hash is `prev`, and the
+    hash of the last one."""
+    tenant_id = uow.tenant_id
     actor, request_id = uow.actor.ref, uow.actor.request_id
     rows = []
     for item in uow.pending_audit:
@@ -102,25 +180,11 @@ def _write_pending(uow: UnitOfWork) -> None:
             "prev_hash": prev,
             **item,
         }
-        entry["hash"] = prev = _entry_hash(prev, _fields_of(entry))
+        entry["before"] = before = _json_of(entry["before"])
+        entry["after"] = after = _json_of(entry["after"])
+        entry["hash"] = prev = _hash(prev, _canonical_of(entry, before, after))
         rows.append(entry)
-    _APPEND.execute_many(uow, rows)
-    _SEAL_P.execute(uow, {"t": tenant_id, "h": prev})
-    uow.pending_audit.clear()
-
-
-def _fields_of(entry: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "seq": entry["seq"],
-        "at": entry["at"].isoformat(),
-        "actor": entry["actor"],
-        "action": entry["action"],
-        "entity_type": entry["entity_type"],
-        "entity_id": entry["entity_id"],
-        "before": entry["before"],
-        "after": entry["after"],
-        "request_id": entry["request_id"],
-    }
+    return rows, prev
 
 
 on_before_commit(_write_pending, last=True)
