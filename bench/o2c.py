@@ -11,7 +11,8 @@ invoicing one 2,000-line order and posting one 80-line invoice. The last line
 printed is one JSON object with at least `orders`, `seconds`, `orders_per_s`, and
 `orders_per_cpu_s`: orders per CPU second of the process doing the work (this one
 with `--via service`, the server with `--via http`), steadier than wall-clock time
-on a shared machine; `--via service` adds `statements_per_order`.
+on a shared machine; `--via service` adds `statements_per_order`, and per step of the
+flow `cpu_ms_per_step` and `statements_per_step`.
 """
 
 from __future__ import annotations
@@ -61,25 +62,34 @@ def _service_setup(url: str, products: int) -> tuple[Any, list[Any], Any]:
         return tenant_id, [p.id for p in items], customer.id
 
 
+# Per step of the flow: CPU seconds and statements, summed over the run (reported per order).
+STEP_CPU: dict[str, float] = {}
+STEP_STATEMENTS: dict[str, int] = {}
+_current_step = ["-"]
+
+
 def _service_flow(tenant_id: Any, product_ids: list[Any], customer_id: Any, n: int) -> None:
     from entrepot.billing import service as billing
     from entrepot.db.uow import tenant_uow
     from entrepot.sales import service as sales
 
-    def step(fn: Any) -> Any:
+    def step(name: str, fn: Any) -> Any:
+        _current_step[0] = name
+        cpu_started = time.process_time()
         with tenant_uow(tenant_id) as uow:
             result = fn(uow)
             uow.commit()
-            return result
+        STEP_CPU[name] = STEP_CPU.get(name, 0.0) + time.process_time() - cpu_started
+        return result
 
     lines = [sales.OrderLineInput(product_ids[(n + i) % len(product_ids)], Decimal(2)) for i in range(LINES)]
-    order = step(lambda uow: sales.create_sales_order(uow, customer_id=customer_id, lines=lines))
-    step(lambda uow: sales.confirm_sales_order(uow, order.id))
-    shipment = step(lambda uow: sales.create_shipment(uow, sales_order_id=order.id))
-    step(lambda uow: sales.ship_shipment(uow, shipment.id))
-    invoice = step(lambda uow: sales.invoice_sales_order(uow, order.id))
-    step(lambda uow: billing.record_payment(uow, customer_id=customer_id, amount=invoice.total, currency="USD",
-                                            allocations=[billing.AllocationInput(invoice.id, invoice.total)]))
+    order = step("create", lambda uow: sales.create_sales_order(uow, customer_id=customer_id, lines=lines))
+    step("confirm", lambda uow: sales.confirm_sales_order(uow, order.id))
+    shipment = step("create_shipment", lambda uow: sales.create_shipment(uow, sales_order_id=order.id))
+    step("ship", lambda uow: sales.ship_shipment(uow, shipment.id))
+    invoice = step("invoice", lambda uow: sales.invoice_sales_order(uow, order.id))
+    step("pay", lambda uow: billing.record_payment(uow, customer_id=customer_id, amount=invoice.total, currency="USD",
+                                                   allocations=[billing.AllocationInput(invoice.id, invoice.total)]))
 
 
 def _big_documents(tenant_id: Any, customer_id: Any) -> dict[str, float]:
@@ -179,6 +189,7 @@ def main() -> None:
 
             def count(*_: Any) -> None:
                 statements[0] += 1
+                STEP_STATEMENTS[_current_step[0]] = STEP_STATEMENTS.get(_current_step[0], 0) + 1
 
             event.listen(Engine, "before_cursor_execute", count)
             started, cpu_started = time.perf_counter(), time.process_time()
@@ -188,6 +199,9 @@ def main() -> None:
             event.remove(Engine, "before_cursor_execute", count)
             if args.orders:
                 result["statements_per_order"] = round(statements[0] / args.orders, 1)
+                # where an order's CPU and statements go, step by step
+                result["cpu_ms_per_step"] = {k: round(v * 1000 / args.orders, 2) for k, v in STEP_CPU.items()}
+                result["statements_per_step"] = {k: round(v / args.orders, 1) for k, v in STEP_STATEMENTS.items()}
             if args.big:
                 result.update(_big_documents(tenant_id, customer_id))
         if args.via == "http" and args.big:

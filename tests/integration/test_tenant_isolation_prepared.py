@@ -255,3 +255,30 @@ def test_a_step_saved_in_a_savepoint_that_rolls_back_leaves_held_objects_as_the_
         uow.commit()
     with tenant.uow(readonly=True) as uow:
         assert sales.get_sales_order(uow, order.id).version == version + 1
+
+
+def test_order_entry_reads_do_not_see_another_tenants_listings_or_supplier_items(tenant, other_tenant):
+    from entrepot.catalog.service import create_product, list_channel_product, sellable_in_channel
+    from entrepot.kernel import clock
+    from entrepot.parties.service import create_supplier, create_supplier_item, quickest_lead_times
+
+    # given tenant B lists its product in the web channel for one group only, with a 30-day supplier
+    with other_tenant.uow() as uow:
+        theirs = create_product(uow, {"sku": "B-1", "name": "B's", "list_price": D("5"), "currency": "USD"})
+        list_channel_product(uow, channel="web", product_id=theirs.id, customer_group="dealers")
+        supplier = create_supplier(uow, {"code": "S", "name": "S", "currency": "USD"})
+        create_supplier_item(uow, {"supplier_id": supplier.id, "product_id": theirs.id, "cost": D("4"),
+                                   "currency": "USD", "lead_time_days": 30})
+        uow.commit()
+    with tenant.uow() as uow:
+        mine = create_product(uow, {"sku": "A-1", "name": "A's", "list_price": D("5"), "currency": "USD"})
+        uow.commit()
+    # when tenant A asks about the web channel and lead times, naming B's product too
+    with tenant.uow(readonly=True) as uow:
+        # then A's web channel lists nothing, so it sells everything: B's listing is not seen
+        assert sellable_in_channel(uow, [mine.id, theirs.id], channel="web") == {mine.id, theirs.id}
+        # and B's supplier item gives A no lead time
+        assert quickest_lead_times(uow, [mine.id, theirs.id], on=clock.today()) == {}
+    with other_tenant.uow(readonly=True) as uow:  # while B sees its own
+        assert sellable_in_channel(uow, [theirs.id], channel="web") == set()
+        assert quickest_lead_times(uow, [theirs.id], on=clock.today()) == {theirs.id: 30}

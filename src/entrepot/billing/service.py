@@ -30,6 +30,7 @@ from entrepot.billing.states import INVOICE, InvoiceStatus
 from entrepot.billing.tax import HUNDRED, TaxableLine, calculate_tax
 from entrepot.db.documents import insert_document, new_row, save, working_copy
 from entrepot.db.numbering import next_number
+from entrepot.db.prepared import PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event, record_events
@@ -443,7 +444,8 @@ def record_payment(
     plan = _plan_allocations(uow, payment, allocations, allow_discount=True)
     paid = _apply(uow, payment, plan)
     save(uow, [inv for inv, _, _ in plan])
-    insert_document(uow, payment, "allocations", list(payment.allocations))
+    insert_document(uow, payment, "allocations", [new_row(PaymentAllocation, id=new_id(), **values)
+                                                   for values in _allocation_values(payment, plan)])
     _posting().post_customer_payment(uow, source_id=payment.id, on=received_on, currency=currency,
                                      customer_id=customer_id, amount=amount, discount=payment.discount)
     audit(uow, "payment.record", "payment", payment.id, after=snapshot(payment))
@@ -465,6 +467,7 @@ def apply_customer_credit(uow: UnitOfWork, *, payment_id: uuid.UUID,
         raise invalid("allocations", "give at least one invoice", "required")
     plan = _plan_allocations(uow, payment, allocations, allow_discount=False)
     paid = _apply(uow, payment, plan)
+    payment.allocations.extend(PaymentAllocation(**values) for values in _allocation_values(payment, plan))
     save(uow, [inv for inv, _, _ in plan])
     audit(uow, "payment.apply", "payment", payment.id, after={"applied": payment.applied,
                                                                "unapplied": payment.unapplied})
@@ -499,9 +502,8 @@ def refund_payment(uow: UnitOfWork, *, payment_id: uuid.UUID, amount: Decimal, o
 _INV = Invoice.__table__
 _INV_KEYS = [c.key for c in _INV.c]
 # the invoices a payment or credit is allocated to, locked in id order (two payments cannot deadlock)
-_INVOICES_LOCKED = select(*_INV.c).where(
-    _INV.c.tenant_id == bindparam("tenant_id"), _INV.c.id.in_(bindparam("ids", expanding=True))
-).order_by(_INV.c.id).with_for_update()
+_INVOICES_LOCKED = PreparedIn(lambda in_: select(*_INV.c).where(
+    _INV.c.tenant_id == bindparam("tenant_id"), in_(_INV.c.id, "ids")).order_by(_INV.c.id).with_for_update())
 
 
 def _locked_invoices(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Invoice]:
@@ -509,8 +511,9 @@ def _locked_invoices(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUI
     if not ids:
         return {}
     uow.session.flush()  # what the ORM still holds for this transaction is written before the read
-    rows = uow.session.connection().execute(_INVOICES_LOCKED, {"tenant_id": uow.tenant_id, "ids": list(ids)})
-    return {row.id: working_copy(uow, Invoice, dict(zip(_INV_KEYS, row, strict=True))) for row in rows}
+    invoices = [working_copy(uow, Invoice, dict(zip(_INV_KEYS, row, strict=True)))
+                for row in _INVOICES_LOCKED.execute(uow, {"tenant_id": uow.tenant_id}, ids=list(ids))]
+    return {inv.id: inv for inv in invoices}
 
 
 def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[AllocationInput],
@@ -565,15 +568,20 @@ def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[A
     return plan
 
 
+def _allocation_values(payment: Payment, plan: list[tuple[Invoice, Decimal, Decimal]]) -> list[dict[str, Any]]:
+    """The plan's allocation rows (the caller adds them to the payment)."""
+    now = clock.now()
+    return [{"payment_id": payment.id, "invoice_id": inv.id, "amount": amount, "discount": discount,
+             "applied_at": now} for inv, amount, discount in plan]
+
+
 def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal, Decimal]]
            ) -> list[tuple[events.InvoicePaid, str]]:
-    """Apply the plan; returns the `invoice.paid.v1` events of the invoices it settles, for the
-    caller to record with its own event in one outbox statement."""
-    now = clock.now()
+    """Apply the plan to the payment's and the invoices' amounts; returns the `invoice.paid.v1`
+    events of the invoices it settles, for the caller to record with its own event in one
+    outbox statement."""
     paid: list[tuple[events.InvoicePaid, str]] = []
     for inv, amount, discount in plan:
-        payment.allocations.append(PaymentAllocation(payment_id=payment.id, invoice_id=inv.id, amount=amount,
-                                                     discount=discount, applied_at=now))
         payment.applied += amount
         payment.discount += discount
         payment.unapplied -= amount

@@ -33,7 +33,7 @@ from entrepot.catalog.rules import (
     check_text,
 )
 from entrepot.catalog.states import PRODUCT_STATUS, action_to
-from entrepot.db.prepared import PreparedIn
+from entrepot.db.prepared import Prepared, PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
@@ -574,15 +574,28 @@ def delist_channel_product(uow: UnitOfWork, listing_id: uuid.UUID) -> None:
     uow.session.flush()
 
 
+_CL = ChannelListing.__table__
+# Prepared statements get no automatic tenant filter: they say tenant_id themselves.
+_CHANNEL_LISTINGS = PreparedIn(lambda in_: select(_CL.c.product_id, _CL.c.customer_group).where(
+    _CL.c.tenant_id == bindparam("tenant_id"), _CL.c.channel == bindparam("channel"), in_(_CL.c.product_id, "ids")))
+_CHANNEL_HAS_LISTINGS = Prepared(select(_CL.c.id).where(
+    _CL.c.tenant_id == bindparam("tenant_id"), _CL.c.channel == bindparam("channel")).limit(1))
+
+
 def sellable_in_channel(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, channel: str,
                         customer_group: str | None = None) -> set[uuid.UUID]:
     """Which of the products may be sold in `channel` (to `customer_group`). A channel without
-    any listing sells everything; otherwise a product needs a listing for all groups or this one."""
-    ids = list(product_ids)
-    if uow.session.scalar(select(ChannelListing.id).where(ChannelListing.channel == channel).limit(1)) is None:
+    any listing sells everything; otherwise a product needs a listing for all groups or this one.
+    Prepared reads (order entry asks on every order with a channel): the products' listings, and
+    only when none is found, whether the channel lists anything at all."""
+    ids = list(dict.fromkeys(product_ids))
+    if not ids:
+        return set()
+    uow.session.flush()  # listings the ORM still holds for this transaction count
+    params = {"tenant_id": uow.tenant_id, "channel": channel}
+    rows = _CHANNEL_LISTINGS.execute(uow, params, ids=ids)
+    if not rows and not _CHANNEL_HAS_LISTINGS.execute(uow, params):
         return set(ids)
-    rows = uow.session.execute(select(ChannelListing.product_id, ChannelListing.customer_group).where(
-        ChannelListing.channel == channel, ChannelListing.product_id.in_(ids))).all()
     return {pid for pid, group in rows if group is None or group == customer_group}
 
 

@@ -21,9 +21,9 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, insert, inspect, update
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import Column, Table, bindparam, insert, inspect, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from entrepot.db.engine import TenancyViolation
@@ -35,6 +35,29 @@ _Doc = TypeVar("_Doc")
 _INSERTS: dict[str, Prepared] = {}
 
 
+class _Model:
+    """What these functions need of a model, looked up once: SQLAlchemy's inspection and column
+    iteration cost more than the rest of building a row."""
+
+    __slots__ = ("columns", "identity_class", "new_instance")
+
+    def __init__(self, model: type) -> None:
+        mapper = inspect(model)
+        self.new_instance = mapper.class_manager.new_instance
+        self.identity_class = mapper._identity_class  # the first member of an identity key
+        self.columns: list[tuple[str, Column[Any]]] = [(c.key, c) for c in model.__table__.c]  # type: ignore[attr-defined]
+
+
+_MODELS: dict[type, _Model] = {}
+
+
+def _model(model: type) -> _Model:
+    found = _MODELS.get(model)
+    if found is None:
+        found = _MODELS[model] = _Model(model)
+    return found
+
+
 def _insert_statement(table: Table) -> Prepared:
     # compiled once per table (db.prepared); every row gives every column
     statement = _INSERTS.get(table.name)
@@ -43,12 +66,12 @@ def _insert_statement(table: Table) -> Prepared:
     return statement
 
 
-def _row(uow: UnitOfWork, obj: Any, table: Table, now: Any) -> dict[str, Any]:
-    """Every column's value, defaults filled in on the object itself (so none is left to load)."""
+def _row(uow: UnitOfWork, obj: Any, columns: list[tuple[str, Column[Any]]], now: Any) -> dict[str, Any]:
+    """Every column's value, defaults filled in on the object itself (so none is left to load;
+    set directly: `insert_document` then marks the object as loaded)."""
     values = vars(obj)
     row: dict[str, Any] = {}
-    for column in table.c:
-        key = column.key
+    for key, column in columns:
         if key == "tenant_id":
             # As the ORM's flush stamps and checks it (db.engine): this INSERT is not filtered,
             # and SQLite has no row-level security behind it.
@@ -70,7 +93,7 @@ def _row(uow: UnitOfWork, obj: Any, table: Table, now: Any) -> dict[str, Any]:
             value = column.default.arg(None)  # type: ignore[attr-defined]
         else:
             value = column.default.arg  # type: ignore[attr-defined]
-        setattr(obj, key, value)
+        values[key] = value
         row[key] = value
     return row
 
@@ -79,7 +102,7 @@ def new_row(model: type, **values: Any) -> Any:
     """A new row's object with its values set directly, as the ORM's loader sets a loaded row's,
     instead of one attribute event per column; `insert_document` writes it (and fills in the
     columns left out with their defaults)."""
-    obj = inspect(model).class_manager.new_instance()
+    obj = _model(model).new_instance()
     obj.__dict__.update(values)
     return obj
 
@@ -91,17 +114,31 @@ def insert_document(uow: UnitOfWork, document: Any, collection: str | None = Non
     session = uow.session
     session.flush()  # rows the ORM still holds go first: the document may reference them
     now = clock.now()
-    table = type(document).__table__
-    _insert_statement(table).execute(uow, _row(uow, document, table, now))
+    header = _model(type(document))
+    _insert_statement(type(document).__table__).execute(uow, _row(uow, document, header.columns, now))
     if lines:
-        line_table = type(lines[0]).__table__
-        _insert_statement(line_table).execute_many(uow, [_row(uow, ln, line_table, now) for ln in lines])
-    for obj in (*lines, document):
-        make_transient_to_detached(obj)
-        session.add(obj)
+        line = _model(type(lines[0]))
+        _insert_statement(type(lines[0]).__table__).execute_many(
+            uow, [_row(uow, ln, line.columns, now) for ln in lines])
+        for obj in lines:
+            _attach(session, obj, line.identity_class)
+    _attach(session, document, header.identity_class)
     _as_flushed(session, (*lines, document), new=True)
     if collection is not None:
         set_committed_value(document, collection, list(lines))
+
+
+def _attach(session: Session, obj: Any, identity_class: type) -> None:
+    """Join a row just written to the session as a loaded, clean, persistent object: what
+    make_transient_to_detached and Session.add do, less their general work (every column has its
+    value, so nothing is left to expire; the document and its lines are each attached here, so
+    no cascade needs walking)."""
+    state = instance_state(obj)
+    if state.key is not None or state.session_id is not None:
+        raise ValueError(f"{type(obj).__name__} {obj.id} is already persistent")
+    state.key = (identity_class, (obj.id,), None)  # as Mapper.identity_key_from_primary_key makes it
+    state._commit_all(state.dict)  # changes made before the insert are what was written
+    session._update_impl(state)  # the identity map and the session's attach events
 
 
 # ---------------------------------------------------------------- working copies of documents read with Core
@@ -120,7 +157,7 @@ _UPDATES: dict[tuple[str, tuple[str, ...], bool], Prepared] = {}
 def working_copy(uow: UnitOfWork, model: type, values: Mapping[str, Any]) -> Any:
     """A plain instance of `model` holding a row's values (as the ORM's loader builds one, without
     its bookkeeping); the row as read is kept to tell what a step changed."""
-    obj = inspect(model).class_manager.new_instance()
+    obj = _model(model).new_instance()
     obj.__dict__.update(values)
     _AS_READ[obj] = dict(values)
     held = _held(uow, model, values["id"])
@@ -131,7 +168,7 @@ def working_copy(uow: UnitOfWork, model: type, values: Mapping[str, Any]) -> Any
 
 
 def _held(uow: UnitOfWork, model: type, ident: Any) -> Any:
-    return uow.session.identity_map.get(inspect(model).identity_key_from_primary_key((ident,)))
+    return uow.session.identity_map.get((_model(model).identity_class, (ident,), None))
 
 
 def held_or(uow: UnitOfWork, obj: _Doc) -> _Doc:
@@ -211,4 +248,4 @@ def _as_flushed(session: Session, objs: Sequence[Any], *, new: bool) -> None:
         return
     marks = transaction._new if new else transaction._dirty
     for obj in objs:
-        marks[inspect(obj)] = True
+        marks[instance_state(obj)] = True

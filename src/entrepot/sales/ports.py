@@ -86,13 +86,9 @@ def backordered_quantity(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid
 def lead_time_days(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], default: int) -> int:
     """Days until the slowest of these products can be replenished: its quickest supplier's
     lead time (the default when a product has no supplier item)."""
-    from entrepot.parties import service
+    from entrepot.parties.service import quickest_lead_times
 
-    fn = getattr(service, "supplier_items_for", None)
-    if fn is None or not product_ids:
+    if not product_ids:
         return default
-    quickest: dict[uuid.UUID, int] = {}
-    for item in fn(uow, product_ids, on=clock.today()):
-        days = int(getattr(item, "lead_time_days", 0) or 0)
-        quickest[item.product_id] = min(days, quickest.get(item.product_id, days))
+    quickest = quickest_lead_times(uow, product_ids, on=clock.today())
     return max(quickest.get(pid, default) for pid in product_ids)

@@ -15,7 +15,7 @@ from entrepot.api.responses import model_json
 from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
 from entrepot.db.uow import UnitOfWork
 from entrepot.sales import permissions as perms
-from entrepot.sales import ports, quotes, returns, service, shipping
+from entrepot.sales import quotes, returns, service, shipping
 from entrepot.sales.models import Quote, SalesOrder, Shipment, ShippingRate
 from entrepot.sales.schemas import (
     InvoicingRun,
@@ -40,16 +40,13 @@ router = APIRouter(tags=["sales"])
 Uow = UnitOfWork
 
 
-def _order_read(uow: UnitOfWork, order: SalesOrder, *, live: bool = True) -> SalesOrderRead:
-    """With live reserved/backordered quantities from inventory for open orders. Actions call it
-    before they commit, so the quantities are read in their own transaction instead of a second
-    one; the flush first makes `version` the one this transaction writes."""
+def _order_read(uow: UnitOfWork, order: SalesOrder) -> SalesOrderRead:
+    """With live reserved/backordered quantities for open orders (service.live_quantities). Actions
+    call it before they commit, so the quantities are those of their own transaction; the flush
+    first makes `version` the one this transaction writes."""
     uow.session.flush()
-    if live and order.status in service.OPEN_ORDER:
-        ids = [ln.id for ln in order.lines]
-        return SalesOrderRead.of(order, reserved=service.reserved_by_line(uow, order),
-                                 backordered=ports.backordered_quantity(uow, ids))
-    return SalesOrderRead.of(order)
+    reserved, backordered = service.live_quantities(uow, order)
+    return SalesOrderRead.of(order, reserved=reserved, backordered=backordered)
 
 
 # ---------------------------------------------------------------- orders

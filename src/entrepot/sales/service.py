@@ -6,13 +6,14 @@ unit of work — one transaction per step — and never commits.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from entrepot.billing import service as billing
@@ -20,7 +21,7 @@ from entrepot.billing.models import Invoice, PaymentAllocation
 from entrepot.billing.tax import TaxableLine, calculate_tax
 from entrepot.db.documents import held_or, insert_document, new_row, save, working_copy
 from entrepot.db.numbering import next_number
-from entrepot.db.prepared import Prepared
+from entrepot.db.prepared import Prepared, PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
 from entrepot.identity.services.tenants import tenant_facts
@@ -392,7 +393,7 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
             record_event(uow, events.SalesOrderHeld(**_event_base(order), reason="credit", exposure=str(exposure),
                                                     credit_limit=str(limit)), subject=f"sales_order/{order.id}")
             return held_or(uow, order)
-    reserved, backordered = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
+    reserved, backordered, holds = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
     SALES_ORDER.apply(order, "confirm")
     save(uow, [*order.lines, order])
     audit(uow, "sales_order.confirm", "sales_order", order.id, before={"status": "draft"},
@@ -401,7 +402,7 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
         **_event_base(order), total=str(order.total), reserved=reserved, backordered=backordered,
         promised_date=order.promised_date.isoformat() if order.promised_date else None,
     ), subject=f"sales_order/{order.id}")
-    return held_or(uow, order)
+    return _allocated(uow, order, holds)
 
 
 def release_hold(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
@@ -409,17 +410,20 @@ def release_hold(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     order = _locked_order(uow, order_id)
     SALES_ORDER.apply(order, "release_hold")
     reason, order.hold_reason = order.hold_reason, None
-    _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
+    _, _, holds = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
     save(uow, [*order.lines, order])
     audit(uow, "sales_order.release_hold", "sales_order", order.id, before={"status": "on_hold", "hold_reason": reason},
           after={"status": order.status})
     record_event(uow, events.SalesOrderHoldReleased(**_event_base(order)), subject=f"sales_order/{order.id}")
-    return held_or(uow, order)
+    return _allocated(uow, order, holds)
 
 
-def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decimal]) -> tuple[dict, dict]:
+def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decimal]
+              ) -> tuple[dict, dict, dict[uuid.UUID, Decimal] | None]:
     """Reserve what is wanted per line; sets the lines' backorders and the promised date on the
-    step's copy of the order (the caller saves it)."""
+    step's copy of the order (the caller saves it). Returns the reserved and backordered quantities
+    of the lines that changed, as the step's event reports them, and what every line now holds
+    when every line was allocated (None otherwise), for the step's answer (see `_allocated`)."""
     inv = ports.inventory()
     lines = [ln for ln in order.lines if wanted.get(ln.id, ZERO) > 0]
     demands = [inv.Demand(demand_type=DEMAND, demand_id=ln.id, product_id=ln.product_id, quantity=wanted[ln.id],
@@ -427,12 +431,14 @@ def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decima
     results = {r.demand_id: r for r in inv.allocate(uow, demands)} if demands else {}
     reserved: dict[str, str] = {}
     backordered: dict[str, str] = {}
+    holds: dict[uuid.UUID, Decimal] = {}
     for ln in lines:
         r = results.get(ln.id)
         if r is None:
             continue
         # we always ask for all that is still unreserved, so what is left over is the backorder
         ln.quantity_backordered = r.backordered
+        holds[ln.id] = r.reserved  # the line's whole reservation after this call, not only what it added
         if r.reserved:
             reserved[str(ln.id)] = str(r.reserved)
         if r.backordered:
@@ -441,7 +447,24 @@ def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decima
     short = [ln.product_id for ln in order.lines if ln.quantity_backordered > 0]
     ready = today + timedelta(days=ports.lead_time_days(uow, short, DEFAULT_LEAD_DAYS)) if short else today
     order.promised_date = max(ready, order.requested_date) if order.requested_date else ready
-    return reserved, backordered
+    return reserved, backordered, holds if len(holds) == len(order.lines) else None
+
+
+# What an allocating step (confirm, release_hold, allocate_backorders) left reserved per line,
+# by the order object it returns and the version it saved: its HTTP answer shows live quantities,
+# which would otherwise be read back from inventory right after being computed. A later change
+# of the order moves its version, and the entry no longer counts.
+_ALLOCATED: weakref.WeakKeyDictionary[Any, tuple[int, dict[uuid.UUID, Decimal]]] = weakref.WeakKeyDictionary()
+
+
+def _allocated(uow: UnitOfWork, order: SalesOrder, holds: dict[uuid.UUID, Decimal] | None) -> SalesOrder:
+    """The step's answer (held_or) once `save` wrote the order, remembering what its lines hold."""
+    result = held_or(uow, order)
+    if holds is not None:
+        _ALLOCATED[result] = (order.version, holds)
+    else:
+        _ALLOCATED.pop(result, None)
+    return result
 
 
 def allocate_backorders(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
@@ -454,13 +477,13 @@ def allocate_backorders(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     wanted = {ln.id: ln.quantity - ln.quantity_shipped for ln in order.lines if ln.quantity > ln.quantity_shipped}
     if not wanted:
         return held_or(uow, order)
-    reserved, backordered = _allocate(uow, order, wanted)
+    reserved, backordered, holds = _allocate(uow, order, wanted)
     save(uow, [*order.lines, order])
     if reserved:
         audit(uow, "sales_order.allocate", "sales_order", order.id, after={"reserved": reserved})
         record_event(uow, events.SalesOrderAllocated(**_event_base(order), reserved=reserved, backordered=backordered),
                      subject=f"sales_order/{order.id}")
-    return held_or(uow, order)
+    return _allocated(uow, order, holds)
 
 
 def reserved_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Decimal]:
@@ -468,6 +491,19 @@ def reserved_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Deci
         return {}
     found = ports.inventory().reserved_quantity(uow, DEMAND, [ln.id for ln in order.lines])
     return {ln.id: found.get(ln.id, ZERO) for ln in order.lines}
+
+
+def live_quantities(uow: UnitOfWork, order: SalesOrder
+                    ) -> tuple[dict[uuid.UUID, Decimal] | None, dict[uuid.UUID, Decimal] | None]:
+    """Reserved and backordered per line of an open order as inventory holds them (None, None for
+    another order: nothing is held for it). When the allocating step that returned this order just
+    computed them, they are not read back: its lines' backorders are what inventory holds."""
+    if order.status not in OPEN_ORDER:
+        return None, None
+    known = _ALLOCATED.get(order)
+    if known is not None and known[0] == order.version:
+        return {ln.id: known[1].get(ln.id, ZERO) for ln in order.lines}, None
+    return reserved_by_line(uow, order), ports.backordered_quantity(uow, [ln.id for ln in order.lines])
 
 
 def cancel_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
@@ -510,21 +546,19 @@ def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
 # ---------------------------------------------------------------- shipping
 
 
-_IN_OPEN_SHIPMENTS = (
+_IN_OPEN_SHIPMENTS = PreparedIn(lambda in_: (
     select(_SHL.c.sales_order_line_id, func.sum(_SHL.c.quantity))
     .join(_SH, (_SH.c.id == _SHL.c.shipment_id) & (_SH.c.tenant_id == _SHL.c.tenant_id))
-    .where(_SHL.c.tenant_id == bindparam("tenant_id"),
-           _SHL.c.sales_order_line_id.in_(bindparam("line_ids", expanding=True)),
-           _SH.c.status.in_([str(s) for s in OPEN_SHIPMENT]))
-    .group_by(_SHL.c.sales_order_line_id))
+    .where(_SHL.c.tenant_id == bindparam("tenant_id"), in_(_SHL.c.sales_order_line_id, "line_ids"),
+           _SH.c.status.in_([literal(str(s)) for s in OPEN_SHIPMENT]))  # fixed values, not an expanding list
+    .group_by(_SHL.c.sales_order_line_id)))
 
 
 def _in_open_shipments(uow: UnitOfWork, line_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
     if not line_ids:
         return {}
     uow.session.flush()  # shipments the ORM still holds (picked, cancelled) count as written
-    rows = uow.session.connection().execute(_IN_OPEN_SHIPMENTS, {"tenant_id": uow.tenant_id,
-                                                                 "line_ids": list(line_ids)})
+    rows = _IN_OPEN_SHIPMENTS.execute(uow, {"tenant_id": uow.tenant_id}, line_ids=list(line_ids))
     return {line_id: qty for line_id, qty in rows}
 
 

@@ -78,6 +78,8 @@ def test_partial_stock_is_reserved_and_the_rest_backordered(api):
     line = confirmed["lines"][0]
     assert confirmed["status"] == "confirmed"
     assert (line["quantity_reserved"], line["quantity_backordered"]) == ("3", "2")
+    # as inventory holds them: the answer shows what a later read shows
+    assert api.get(f"/sales-orders/{order['id']}").json()["lines"] == confirmed["lines"]
     # and a shipment without lines takes the 3 reserved
     shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
     assert shipment["lines"][0]["quantity"] == "3"
@@ -116,6 +118,8 @@ def test_over_the_credit_limit_the_order_goes_on_hold(api):
     # released by someone allowed to
     released = act(api, f"/sales-orders/{order['id']}/release-hold")
     assert released["status"] == "confirmed" and stock(api, desk.product_id) == (10, 4)
+    assert (released["lines"][0]["quantity_reserved"], released["lines"][0]["quantity_backordered"]) == ("4", "0")
+    assert api.get(f"/sales-orders/{order['id']}").json()["lines"] == released["lines"]
 
 
 def test_payment_errors_write_nothing(api):
@@ -169,3 +173,22 @@ def test_a_partially_shipped_order_closes_short(api):
     invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
     assert invoice["total"] == "37.50"
     assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
+
+
+def test_allocating_again_answers_with_what_inventory_holds(api):
+    # given a two-line order: one line in stock, the other only partly
+    desk = order_desk(api, stock=10)
+    short = order_desk(api, stock=1)
+    order = create_order(api, desk, lines=[{"product_id": desk.product_id, "quantity": "4"},
+                                           {"product_id": short.product_id, "quantity": "3"}])
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    # and what was reserved has shipped
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    # when the backorder is allocated again (the shipped line asks for nothing)
+    allocated = act(api, f"/sales-orders/{order['id']}/allocate")
+    # then the answer shows the quantities a later read shows
+    first, second = allocated["lines"]
+    assert (first["quantity_reserved"], first["quantity_backordered"]) == ("0", "0")
+    assert (second["quantity_reserved"], second["quantity_backordered"]) == ("0", "2")
+    assert api.get(f"/sales-orders/{order['id']}").json()["lines"] == allocated["lines"]
