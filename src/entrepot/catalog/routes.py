@@ -73,7 +73,7 @@ def list_products(
 @router.get("/products/{product_id}", response_model=ProductRead)
 async def read_product(product_id: uuid.UUID,
                        actor: Annotated[Actor, RequiresActor(perms.PRODUCT_READ)]) -> Response:
-    # The API's hottest read: one worker-thread hop, one cached statement, pre-serialised
+    # The API's hottest read: at most one worker-thread hop (none on PostgreSQL), one cached statement, pre-serialised
     # (see entrepot.api.reads).
     return await read_row(actor, Product, product_id, ProductRead, "product")
 
@@ -151,7 +151,7 @@ def list_categories(
 @router.get("/categories/{category_id}", response_model=CategoryRead)
 async def read_category(category_id: uuid.UUID,
                        actor: Annotated[Actor, RequiresActor(perms.CATEGORY_READ)]) -> Response:
-    # one worker-thread hop, one cached statement, pre-serialised (api/reads.py)
+    # at most one worker-thread hop (none on PostgreSQL), one cached statement, pre-serialised (api/reads.py)
     return await read_row(actor, Category, category_id, CategoryRead, "category")
 
 

@@ -79,7 +79,7 @@ def list_warehouses(uow: Annotated[UnitOfWork, Requires(perms.WAREHOUSE_READ)], 
 @router.get("/warehouses/{warehouse_id}", response_model=WarehouseRead)
 async def read_warehouse(warehouse_id: uuid.UUID,
                         actor: Annotated[Actor, RequiresActor(perms.WAREHOUSE_READ)]) -> Response:
-    # one worker-thread hop, one cached statement, pre-serialised (api/reads.py)
+    # at most one worker-thread hop (none on PostgreSQL), one cached statement, pre-serialised (api/reads.py)
     return await read_row(actor, Warehouse, warehouse_id, WarehouseRead, "warehouse")
 
 

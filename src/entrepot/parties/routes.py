@@ -75,7 +75,7 @@ def list_customers(
 @router.get("/customers/{customer_id}", response_model=CustomerRead)
 async def read_customer(customer_id: uuid.UUID,
                        actor: Annotated[Actor, RequiresActor(perms.CUSTOMER_READ)]) -> Response:
-    # one worker-thread hop, one cached statement, pre-serialised (api/reads.py)
+    # at most one worker-thread hop (none on PostgreSQL), one cached statement, pre-serialised (api/reads.py)
     return await read_row(actor, Customer, customer_id, CustomerRead, "customer")
 
 
@@ -155,7 +155,7 @@ def list_suppliers(
 @router.get("/suppliers/{supplier_id}", response_model=SupplierRead)
 async def read_supplier(supplier_id: uuid.UUID,
                        actor: Annotated[Actor, RequiresActor(perms.SUPPLIER_READ)]) -> Response:
-    # one worker-thread hop, one cached statement, pre-serialised (api/reads.py)
+    # at most one worker-thread hop (none on PostgreSQL), one cached statement, pre-serialised (api/reads.py)
     return await read_row(actor, Supplier, supplier_id, SupplierRead, "supplier")
 
 
@@ -228,7 +228,7 @@ def list_supplier_items(
 @router.get("/supplier-items/{supplier_item_id}", response_model=SupplierItemRead)
 async def read_supplier_item(supplier_item_id: uuid.UUID,
                             actor: Annotated[Actor, RequiresActor(perms.SUPPLIER_READ)]) -> Response:
-    # one worker-thread hop, one cached statement, pre-serialised (api/reads.py)
+    # at most one worker-thread hop (none on PostgreSQL), one cached statement, pre-serialised (api/reads.py)
     return await read_row(actor, SupplierItem, supplier_item_id, SupplierItemRead, "supplier item")
 
 
