@@ -43,8 +43,8 @@ migration: install-dev
 ## Every benchmark at the sizes the issues name, one after the other (see bench/README.md; ~30 minutes).
 bench: install-dev
 	$(BIN)/python bench/api_overhead.py --db both
-	$(BIN)/python bench/events.py --db sqlite
-	$(BIN)/python bench/events.py --db postgresql
+	$(BIN)/python bench/events.py --db sqlite --nats nats://127.0.0.1:4222
+	$(BIN)/python bench/events.py --db postgresql --nats nats://127.0.0.1:4222
 	$(BIN)/python bench/pricing.py
 	$(BIN)/python bench/import.py --rows 100000
 	$(BIN)/python bench/allocation.py --db sqlite

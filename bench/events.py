@@ -234,7 +234,7 @@ def main() -> None:
         nats_published = None
         nats_latency: list[float] = []
         if args.nats and nats_receiver is not None:
-            nats_published = asyncio.run(_stream_count(args.nats))
+            nats_published = asyncio.run(_stream_count(args.nats, subject_for(tenant.id, "bench_parcel.scanned.v1")))
             time.sleep(0.5)  # the stream acknowledged the last publish; let its delivery to the subscriber land
             nats_receiver.send_signal(signal.SIGTERM)
             nats_receiver.wait(30)
@@ -278,13 +278,15 @@ def _wait_for_nats(url: str, *, deadline: float) -> None:
         time.sleep(0.2)
 
 
-async def _stream_count(url: str) -> int:
+async def _stream_count(url: str, subject: str) -> int:
+    """The messages the stream holds on the bench tenant's subject (the stream outlives the run and
+    carries every tenant's events, those of earlier runs and of the tests too)."""
     import nats
 
     nc = await nats.connect(url)
     try:
-        info = await nc.jetstream().stream_info("ENTREPOT")
-        return info.state.messages
+        info = await nc.jetstream().stream_info("ENTREPOT", subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
     finally:
         await nc.close()
 

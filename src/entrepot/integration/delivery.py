@@ -201,7 +201,15 @@ class _Statements:
                                          e.previous_secret_expires_at, e.failing_since)
                                   .where(_among(e.id, "ids", dialect)))
         # record
-        self.insert_attempts = Prepared(insert(_ATTEMPTS), columns=ATTEMPT_COLUMNS)
+        if dialect == "postgresql":
+            # a round's attempts in one statement, the columns as arrays: executemany sends one
+            # execution per row, each an executor start-up and a round of its own on the server
+            columns = [bindparam(name, type_=ARRAY(_ATTEMPTS.c[name].type)) for name in ATTEMPT_COLUMNS]
+            attempts = func.unnest(*columns).table_valued(*ATTEMPT_COLUMNS).render_derived(name="attempt")
+            self.insert_attempts = Prepared(insert(_ATTEMPTS).from_select(
+                ATTEMPT_COLUMNS, select(*[attempts.c[name] for name in ATTEMPT_COLUMNS])), columns=ATTEMPT_COLUMNS)
+        else:
+            self.insert_attempts = Prepared(insert(_ATTEMPTS), columns=ATTEMPT_COLUMNS)
         self.mark_succeeded = Prepared(update(_MESSAGES).where(_among(m.id, "ids", dialect))
                                        .values(status="succeeded", attempt_count=m.attempt_count + 1,
                                                delivered_at=bindparam("at", type_=m.delivered_at.type),
@@ -221,6 +229,8 @@ class _Statements:
                                      .where(m.id.in_(select(first).where(_among(closed.c.id, "ids", dialect))),
                                             not_(HEAD_SQL))
                                      .values(queue_head=True))
+        # PostgreSQL: see `begin_round`
+        self.begin_round = Prepared(text("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"))
         # PostgreSQL: the queues' advisory locks (see `lock_queues`)
         self.lock_queues = Prepared(
             text("SELECT pg_advisory_xact_lock(k) FROM unnest(:keys) AS k")
@@ -240,6 +250,20 @@ def _connection(session: Session) -> Connection:
     """The transaction's connection (the unit of work keeps it: asking the session costs more)."""
     uow = session.info.get("uow")
     return uow.connection() if uow is not None else session.connection()
+
+
+def begin_round(session: Session) -> None:
+    """PostgreSQL: generic plans for the statements of this delivery round (record and claim).
+
+    A round's statements are the same few, prepared by the driver, and PostgreSQL keeps a
+    generic plan for most; but it estimates the in-flight count and the head promotion (array
+    parameters) cheaper when planned for each call's values, so it plans those two anew every
+    round, which costs it more than running them. Their generic plans are the same plans (same
+    indexes, same joins). LOCAL: this transaction only, not whatever next uses the connection.
+    """
+    conn = _connection(session)
+    if conn.dialect.name == "postgresql":
+        _sql(conn).begin_round.execute(conn, {})
 
 
 def retry_delay(failed_attempts: int) -> timedelta | None:
@@ -589,11 +613,15 @@ def _record(session: Session, outcomes: list[Outcome]) -> None:
     now = clock.now()
     conn = _connection(session)
     sql = _sql(conn)
-    sql.insert_attempts.execute_many(conn, [{
+    attempts = [{
         "id": new_id(), "tenant_id": o.claimed.tenant_id, "message_id": o.claimed.message_id,
         "endpoint_id": o.claimed.endpoint_id, "attempted_at": o.attempted_at, "succeeded": o.succeeded,
         "status_code": o.status_code, "latency_ms": o.latency_ms, "response_body": o.body, "error": o.error,
-    } for o in outcomes])
+    } for o in outcomes]
+    if conn.dialect.name == "postgresql":
+        sql.insert_attempts.execute(conn, {name: [a[name] for a in attempts] for name in ATTEMPT_COLUMNS})
+    else:
+        sql.insert_attempts.execute_many(conn, attempts)
     # the common case in bulk: successes need no per-row decisions
     successes = [o for o in outcomes if o.succeeded]
     if successes:

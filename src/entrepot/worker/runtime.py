@@ -68,14 +68,17 @@ class Worker:
         self._rate: dict[uuid.UUID, tuple[int, int]] = {}  # endpoint → (second, sent)
         self._limits: tuple[float, dict[uuid.UUID, int]] = (0.0, {})
         self._last_schedule = 0.0
-        self._leases: dict[str, float] = {}
+        self._leases: dict[str, float] = {}  # lease name → when to renew (monotonic)
         self._fanned = 0
         self._since_analyze = 0
         self._analyze_at = ANALYZE_AFTER
+        self._analyzed = False
         self._last_idle_react = 0.0
         self._last_react = 0.0
         self._reacted = 0
-        self._last_fan_out = 0.0  # lease name → when to renew (monotonic)
+        self._last_fan_out = 0.0
+        self._published = 0
+        self._last_publish = 0.0
         self.nats = None
         nats_url = nats_url if nats_url is not None else get_settings().nats_url
         if nats_url:
@@ -104,18 +107,25 @@ class Worker:
         return done
 
     def _analyze(self) -> None:
-        """Refresh PostgreSQL's statistics of the delivery table after a burst of fan-out.
+        """Refresh the database's statistics of the delivery table after a burst of fan-out.
 
-        A table that grew from a few rows to tens of thousands within the minute before
-        autovacuum looks again gets plans made for a tiny table: the queue-head lookups then
-        scan an endpoint's whole backlog per message. Each time the burst doubles, sample it.
+        PostgreSQL: a table that grew from a few rows to tens of thousands within the minute
+        before autovacuum looks again gets plans made for a tiny table: the queue-head lookups
+        then scan an endpoint's whole backlog per message. Each time the burst doubles, sample it.
+        SQLite gathers none by itself, and without them its planner reads a queue's busy-head
+        check off the (tenant, endpoint, status) index, every open message of the endpoint per
+        fan-out pass. Once per worker is enough there: the statistics stay in the file, and the
+        head index (at most one row per queue) wins at any table size they were taken at; a full
+        ANALYZE reads the whole table, so it is not repeated as history grows.
         """
         self._since_analyze = 0
         self._analyze_at *= 2
         with platform_uow(url=self.url) as uow:
-            if uow.session.get_bind().dialect.name == "postgresql":
+            dialect = uow.session.get_bind().dialect.name
+            if dialect == "postgresql" or (dialect == "sqlite" and not self._analyzed):
                 uow.session.execute(text("ANALYZE webhook_messages"))
                 uow.commit()
+        self._analyzed = True
 
     def _rate_budget(self) -> dict[uuid.UUID, int]:
         loaded_at, limits = self._limits
@@ -186,6 +196,7 @@ class Worker:
         for attempt in range(3):
             try:
                 with platform_uow(url=self.url) as uow:
+                    delivery.begin_round(uow.session)
                     delivery.record(uow.session, outcomes)
                     claimed = delivery.claim(uow.session, self.worker_id, limit=claim, per_endpoint=self.per_endpoint,
                                              rate_budget=budget, lease=self.claim_lease) if claim else []
@@ -269,10 +280,15 @@ class Worker:
         self._leases.pop(name, None)
         return False
 
-    def publish(self) -> int:
+    def publish(self, *, eager: bool = True) -> int:
         if self.nats is None:
             return 0
-        return self._loop.run_until_complete(self.nats.publish_batch())
+        # when the last look found nothing, look again after 20 ms rather than on every pass
+        if not eager and not self._published and time.monotonic() - self._last_publish < 0.02:
+            return 0
+        self._published = self._loop.run_until_complete(self.nats.publish_batch())
+        self._last_publish = time.monotonic()
+        return self._published
 
     def schedule(self, *, force: bool = False) -> list[str]:
         if not self.scheduler_enabled:
@@ -288,7 +304,7 @@ class Worker:
         work = self.react(eager=drain)
         work += self.fan_out(eager=drain)
         work += self.deliver(drain=drain)
-        work += self.publish()
+        work += self.publish(eager=drain)
         self.schedule()
         return work
 
