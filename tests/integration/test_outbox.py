@@ -1,10 +1,18 @@
 """record_event: an event exists exactly when its change committed."""
 
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 from sqlalchemy import func, select
 
 from entrepot.identity.services.api_keys import create_api_key
 from entrepot.integration.models import OutboxEvent
-from entrepot.integration.outbox import envelope
+from entrepot.integration.outbox import envelope, record_event, record_events, source_for
+from entrepot.kernel import clock
+from entrepot.kernel.events import EventData
+from tests.conftest import make_tenant
 
 
 def _count(tenant, type_):
@@ -32,3 +40,54 @@ def test_a_committed_change_has_its_event_as_a_cloudevent(tenant):
     assert event["data"]["api_key_id"] == str(key.id)
     assert "key_hash" not in event["data"]
     assert set(event) >= {"id", "source", "type", "time", "subject", "datacontenttype", "dataschema"}
+
+
+def _posted(n):
+    from entrepot.ledger.events import JournalEntryPosted
+
+    return [JournalEntryPosted(entry_id=str(uuid.uuid4()), journal="SAL", number=f"SAL-{i:06d}", date="2026-03-01",
+                               source_type="invoice", source_id=str(uuid.uuid4()), currency="USD",
+                               functional_currency="USD", total=f"{i}.50") for i in range(n)]
+
+
+def test_a_batch_stores_the_rows_one_call_per_event_stores(tenant):
+    # given the same events, recorded as a batch and one by one, at a moment given in another zone
+    events = [(data, f"journal_entry/{data.entry_id}") for data in _posted(3)]
+    moment = datetime(2026, 3, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    # when
+    with clock.frozen_at(moment), tenant.uow() as uow:
+        ids = record_events(uow, events)
+        ids += [record_event(uow, data, subject=subject) for data, subject in events]
+        uow.commit()
+    # then the rows are the same, in order, with the ids given back
+    with tenant.uow(readonly=True) as uow:
+        rows = uow.session.scalars(select(OutboxEvent).where(OutboxEvent.type == "journal_entry.posted.v1")
+                                   .order_by(OutboxEvent.seq)).all()
+        stored = [(r.type, r.source, r.subject, r.time, r.data) for r in rows]
+        assert [str(r.id) for r in rows] == ids
+    assert stored[:3] == stored[3:]
+    assert stored[0][1] == source_for(tenant.id)
+    assert all(time == moment and time.utcoffset() == timedelta(0) for _, _, _, time, _ in stored)
+    assert [data for *_, data in stored[:3]] == [json.loads(data.model_dump_json()) for data, _ in events]
+
+
+def test_ids_and_times_are_stored_in_the_kernel_s_sqlite_form(sqlite_only):
+    tenant = make_tenant(sqlite_only)
+    (data,) = _posted(1)
+    with clock.frozen_at(datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC)), tenant.uow() as uow:
+        event_id = record_event(uow, data, subject="journal_entry/1")
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        raw = uow.session.connection().exec_driver_sql(
+            "SELECT id, tenant_id, time FROM outbox_events WHERE subject = 'journal_entry/1'").one()
+    assert tuple(raw) == (uuid.UUID(event_id).hex, tenant.id.hex, "2026-03-01 12:00:00.000005")
+
+
+def test_a_payload_of_no_registered_type_is_refused(tenant):
+    class Unregistered(EventData):
+        note: str
+
+    with tenant.uow() as uow:
+        record_event(uow, _posted(1)[0], subject="journal_entry/1")  # a registered type first
+        with pytest.raises(ValueError, match="not a registered event type"):
+            record_event(uow, Unregistered(note="x"), subject="nothing/1")

@@ -282,3 +282,17 @@ def test_order_entry_reads_do_not_see_another_tenants_listings_or_supplier_items
     with other_tenant.uow(readonly=True) as uow:  # while B sees its own
         assert sellable_in_channel(uow, [theirs.id], channel="web") == set()
         assert quickest_lead_times(uow, [theirs.id], on=clock.today()) == {theirs.id: 30}
+
+
+def test_reserved_and_backordered_quantities_of_another_tenants_lines_are_not_read(tenant, other_tenant):
+    from entrepot.inventory.service import backordered_quantity
+
+    # given tenant B's confirmed order, with stock reserved for its lines
+    order, _ = setup_order(other_tenant)
+    line_ids = [ln.id for ln in order.lines]
+    with other_tenant.uow(readonly=True) as uow:
+        assert any(reserved_quantity(uow, sales.DEMAND, line_ids).values())
+    # when tenant A asks about B's lines, then it learns nothing
+    with tenant.uow(readonly=True) as uow:
+        assert set(reserved_quantity(uow, sales.DEMAND, line_ids).values()) == {D(0)}
+        assert set(backordered_quantity(uow, sales.DEMAND, line_ids).values()) <= {D(0)}

@@ -68,3 +68,16 @@ def test_a_date_is_not_a_utc_datetime():
     # as in SQLAlchemy's conversion, which asks the date for its zone
     with pytest.raises(AttributeError):
         bind_processor(UtcDateTime(), SQLITE)(date(2026, 3, 1))
+
+
+def test_a_time_bound_again_gives_the_same_text_and_others_are_still_converted():
+    # the conversion keeps the last time it converted; other values must not get its text
+    to_text = bind_processor(UtcDateTime(), SQLITE)
+    sqlalchemys = UtcDateTime()._cached_bind_processor(SQLITE)
+    at = datetime(2026, 3, 1, 12, 30, 0, 5, tzinfo=UTC)
+    elsewhere = datetime(2026, 3, 1, 18, 0, 0, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    for value in [at, at, elsewhere, elsewhere, at, None, at, at.replace(microsecond=6)]:
+        assert to_text(value) == sqlalchemys(value), value
+    to_text(at)
+    with pytest.raises(ValueError, match="naive"):
+        to_text(at.replace(tzinfo=None))

@@ -13,8 +13,8 @@ async routes that do all their blocking work in at most one hop:
                            actor: Annotated[Actor, RequiresActor(perms.PRODUCT_READ)]) -> Response:
         return await read_row(actor, Product, product_id, ProductRead, "product")
 
-`read_row` fetches the table row by id with one cached Core statement instead of
-building an ORM object (the ORM's identity map, loader options and tenant
+`read_row` fetches the table row by id with one prepared statement (`db.prepared`)
+instead of building an ORM object (the ORM's identity map, loader options and tenant
 criteria cost about twice the query itself). It is for schemas made of the
 table's own columns; a record whose schema needs relationships or computed
 attributes stays a plain route that reads through its service.
@@ -55,13 +55,14 @@ from fastapi import Response
 from psycopg import AsyncClientCursor
 from psycopg import Error as DriverError
 from pydantic import BaseModel
-from sqlalchemy import Dialect, QueuePool, Row, Select, Table, bindparam, select
+from sqlalchemy import Dialect, QueuePool, Select, Table, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from entrepot.api.etag import etag_of
 from entrepot.db.async_pool import AsyncReadPool, async_read_pool
 from entrepot.db.base import TenantOwned
 from entrepot.db.engine import get_engine
+from entrepot.db.prepared import Prepared
 from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.context import Actor
@@ -109,17 +110,26 @@ def _row_by_id(table: Table) -> Select[Any]:
     return select(table).where(table.c.id == bindparam("id"), table.c.tenant_id == bindparam("tenant_id"))
 
 
-def load_row(uow: UnitOfWork, model: type[TenantOwned], record_id: uuid.UUID, entity: str) -> Row[Any]:
+def _row_type(table: Table) -> Callable[..., Any]:
+    # Rows shaped as `Row`s are (attributes named by column key) for the schema's `model_validate`.
+    return namedtuple(f"{table.name}_row", [column.key for column in _row_by_id(table).selected_columns])
+
+
+@functools.cache
+def _prepared_row_by_id(table: Table) -> tuple[Prepared, Callable[..., Any]]:
+    return Prepared(_row_by_id(table)), _row_type(table)
+
+
+def load_row(uow: UnitOfWork, model: type[TenantOwned], record_id: uuid.UUID, entity: str) -> Any:
     """The row of a tenant-owned table with this id in the unit of work's tenant, or NotFound."""
-    statement = _row_by_id(model.__table__)  # type: ignore[attr-defined]
-    # The session's connection, so the transaction is the unit of work's (and on
-    # PostgreSQL carries the tenant for row-level security); the tenant filter is
-    # explicit because Core statements skip the ORM's tenant criteria.
-    row = uow.session.connection().execute(
-        statement, {"id": record_id, "tenant_id": uow.tenant_id}).one_or_none()
-    if row is None:
+    statement, make_row = _prepared_row_by_id(model.__table__)  # type: ignore[attr-defined]
+    # A prepared statement on the unit of work's connection, so the transaction is the unit
+    # of work's (and on PostgreSQL carries the tenant for row-level security); the tenant
+    # filter is explicit because Core statements skip the ORM's tenant criteria.
+    rows = statement.execute(uow, {"id": record_id, "tenant_id": uow.tenant_id})
+    if not rows:
         raise NotFound(entity, record_id)
-    return row
+    return make_row(*rows[0])
 
 
 # The tenant settings of `db.engine`'s tenant transactions, as the first statement of the
@@ -129,39 +139,22 @@ _IN_TENANT = ("SELECT set_config('role', %(entrepot_role)s, true), "
 
 
 class _RowByIdOnPostgres:
-    """`_row_by_id(table)` compiled once for PostgreSQL, behind the tenant settings, with
-    SQLAlchemy's parameter and result conversions, and rows shaped as `Row`s are
-    (attributes named by column key) for the schema's `model_validate`."""
+    """`_row_by_id(table)` compiled once for PostgreSQL (as a prepared statement is, with its
+    parameter and result conversions), behind the tenant settings."""
 
     def __init__(self, table: Table, dialect: Dialect) -> None:
-        compiled = _row_by_id(table).compile(dialect=dialect)
-        self.dialect = dialect
-        self.sql = _IN_TENANT + compiled.string
-        self.bind_processors = dict(compiled._bind_processors)
-        self.types = [column.type for column in compiled._result_columns]
-        self.make_row = namedtuple(f"{table.name}_row", [column.keyname for column in compiled._result_columns])
-        # Converters depend on the PostgreSQL type of each column (the driver's type
-        # codes); learnt from the first result, then reused.
-        self.result_processors: list[Callable[[Any], Any] | None] | None = None
+        self.compiled = Prepared(_row_by_id(table)).compiled(dialect)
+        self.sql = _IN_TENANT + self.compiled.sql
+        self.make_row = _row_type(table)
 
     def params(self, record_id: uuid.UUID, tenant_id: uuid.UUID) -> dict[str, Any]:
-        values: dict[str, Any] = {"id": record_id, "tenant_id": tenant_id}
-        for name, process in self.bind_processors.items():
-            if process is not None and values.get(name) is not None:
-                values[name] = process(values[name])
-        return {**values, "entrepot_role": get_settings().db_app_role, "entrepot_tenant": str(tenant_id)}
+        return {**self.compiled.bind({"id": record_id, "tenant_id": tenant_id}),
+                "entrepot_role": get_settings().db_app_role, "entrepot_tenant": str(tenant_id)}
 
     def row(self, raw: Sequence[Any], cursor: Any) -> Any:
-        processors = self.result_processors
-        if processors is None:
-            processors = self.result_processors = [
-                type_._cached_result_processor(self.dialect, column.type_code)
-                for type_, column in zip(self.types, cursor.description, strict=True)
-            ]
-        return self.make_row(*(
-            process(value) if process is not None and value is not None else value
-            for value, process in zip(raw, processors, strict=True)
-        ))
+        # The converters depend on the PostgreSQL type of each column (the driver's type
+        # codes): learnt from the first result, then reused.
+        return self.make_row(*self.compiled.row_function(cursor.description)(raw))
 
 
 @functools.cache

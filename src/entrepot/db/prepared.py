@@ -72,14 +72,18 @@ class _Compiled:
         # Some conversions depend on the type the driver reports, so they are set up on first use.
         self.row: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
 
-    def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
+    def row_function(self, description: Sequence[Any]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+        """The conversion of a result row, given the cursor's `description` (made on first use)."""
         row = self.row
         if row is None:
             row = self.row = _row_converter([
                 result_processor(type_, self.dialect, described[1])
-                for type_, described in zip(self.result_types, cursor.description, strict=True)
+                for type_, described in zip(self.result_types, description, strict=True)
             ])
-        return list(map(row, cursor.fetchall()))
+        return row
+
+    def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
+        return list(map(self.row_function(cursor.description), cursor.fetchall()))
 
 
 # ------------------------------------------------------------------ conversions
@@ -95,13 +99,26 @@ def _uuid_to_hex(value: uuid.UUID | None) -> str | None:
     return None if value is None else f"{value.int:032x}"
 
 
+# A transaction binds the same time object many times (its `now` in every row it writes, one
+# batch's rows each): the last one converted is kept, and the same object (`is`, datetimes are
+# immutable) is not converted again. One tuple, so a thread reads the pair of another whole.
+_last_utc: tuple[datetime | None, str | None] = (None, None)
+
+
 def _utc_to_text(value: datetime | None) -> str | None:
+    global _last_utc
+    last = _last_utc
+    if value is last[0]:
+        return last[1]
     if value is None:
         return None
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is None:
         raise ValueError("naive datetime given; use entrepot.kernel.clock.now()")
     # SQLite's storage form: "YYYY-MM-DD HH:MM:SS.ffffff", UTC, without the offset.
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    text = (value if zone is UTC else value.astimezone(UTC)).isoformat(" ", "microseconds")[:26]
+    _last_utc = (value, text)
+    return text
 
 
 def _text_to_utc(value: str | None) -> datetime | None:
@@ -236,7 +253,9 @@ class Prepared:
         self.columns = tuple(columns) if columns else None
         self._by_dialect: dict[str, _Compiled] = {}
 
-    def _compiled(self, dialect: Dialect) -> _Compiled:
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        """The statement as compiled for `dialect`: its `sql`, its `bind(params)` and its
+        `row_function(description)`, for a caller that runs it on a cursor of its own."""
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
             _refuse_unset_python_defaults(self.statement, self.columns)
@@ -246,7 +265,7 @@ class Prepared:
     def execute(self, on: UnitOfWork | Connection, params: _Params) -> list[tuple[Any, ...]]:
         """Run once; return the rows it produced (RETURNING or SELECT), converted to Python values."""
         conn = on.connection() if isinstance(on, UnitOfWork) else on
-        compiled = self._compiled(conn.dialect)
+        compiled = self.compiled(conn.dialect)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             args = compiled.bind(params)
@@ -263,7 +282,7 @@ class Prepared:
         if not rows:
             return
         conn = on.connection() if isinstance(on, UnitOfWork) else on
-        compiled = self._compiled(conn.dialect)
+        compiled = self.compiled(conn.dialect)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if len(rows) == 1:

@@ -4,11 +4,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from entrepot.db.base import Base, HasId, TenantOwned, Timestamps
 from entrepot.kernel import clock
+from entrepot.kernel.ids import new_id
 
 
 class Tenant(HasId, Timestamps, Base):
@@ -59,11 +60,16 @@ class ApiKey(TenantOwned, HasId, Base):
     last_used_at: Mapped[datetime | None]
 
 
-class AuditEntry(TenantOwned, HasId, Base):
+class AuditEntry(TenantOwned, Base):
     """Append-only, hash-chained per tenant: `hash` covers the entry and the previous hash."""
 
     __tablename__ = "audit_entries"
-    __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
+    # Keyed by its place in the tenant's chain, which every reader orders by (`audit verify`,
+    # the audit API). `id` names the entry but no query looks an entry up by it, so it has no
+    # index of its own: every business transaction appends here, and each index is one more
+    # page written at commit.
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "seq"),)
+    id: Mapped[uuid.UUID] = mapped_column(default=new_id)
     seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(200))

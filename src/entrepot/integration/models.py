@@ -27,9 +27,13 @@ class OutboxEvent(TenantOwned, Base):
         Index("ix_outbox_events_tenant_id_type_seq", "tenant_id", "type", "seq"),
         # PostgreSQL readers go in (txid, seq) order (see integration/feed.py): per tenant for
         # /events, and platform-wide for the worker's consumers, the one index here that does
-        # not lead with tenant_id, on purpose.
-        Index("ix_outbox_events_tenant_id_txid_seq", "tenant_id", "txid", "seq"),
-        Index("ix_outbox_events_txid_seq", "txid", "seq"),
+        # not lead with tenant_id, on purpose. Partial: SQLite leaves txid empty, so there every
+        # event would write two index entries no query reads; PostgreSQL's readers ask for
+        # `txid < horizon`, which implies the predicate, so they keep using them.
+        Index("ix_outbox_events_tenant_id_txid_seq", "tenant_id", "txid", "seq",
+              sqlite_where=text("txid IS NOT NULL"), postgresql_where=text("txid IS NOT NULL")),
+        Index("ix_outbox_events_txid_seq", "txid", "seq",
+              sqlite_where=text("txid IS NOT NULL"), postgresql_where=text("txid IS NOT NULL")),
     )
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

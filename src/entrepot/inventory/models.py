@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from entrepot.db.base import Base, HasId, TenantOwned, Timestamps, Versioned
@@ -172,7 +172,11 @@ class StockDemand(TenantOwned, HasId, Timestamps, Base):
     __tablename__ = "inventory_stock_demands"
     __table_args__ = (
         UniqueConstraint("tenant_id", "demand_type", "demand_id"),
-        Index("ix_inventory_stock_demands_tenant_id_product_id_status", "tenant_id", "product_id", "status"),
+        # Open backorders of a product, the only lookup by product (`fill_backorders`, which must say
+        # `backordered > 0` literally for the index to serve it). Partial: a line allocated in full,
+        # the usual case, writes no entry here.
+        Index("ix_inventory_stock_demands_tenant_id_product_id_status", "tenant_id", "product_id", "status",
+              sqlite_where=text("backordered > 0"), postgresql_where=text("backordered > 0")),
     )
     demand_type: Mapped[str] = mapped_column(String(40))
     demand_id: Mapped[uuid.UUID]
@@ -189,10 +193,11 @@ class Reservation(TenantOwned, HasId, Timestamps, Base):
     """Units of one balance promised to one demand; `quantity` is what is still open."""
 
     __tablename__ = "inventory_reservations"
+    # No index on balance_id: nothing looks reservations up by balance (the ledger check reads them all)
+    # and balances are never deleted, so it would only cost a write per reservation.
     __table_args__ = (
         Index("ix_inventory_reservations_tenant_id_demand_type_demand_id", "tenant_id", "demand_type",
               "demand_id"),
-        Index("ix_inventory_reservations_tenant_id_balance_id", "tenant_id", "balance_id"),
     )
     demand_type: Mapped[str] = mapped_column(String(40))
     demand_id: Mapped[uuid.UUID]

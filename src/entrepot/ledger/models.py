@@ -92,8 +92,10 @@ class JournalEntry(TenantOwned, HasId, Base):
     __tablename__ = "ledger_journal_entries"
     __table_args__ = (
         UniqueConstraint("tenant_id", "journal_id", "number"),
-        # one reversal per entry (NULLs are distinct on both backends)
-        UniqueConstraint("tenant_id", "reversal_of_id"),
+        # one reversal per entry; partial: most entries reverse nothing, and a posting then
+        # pays no insert into this index (NULLs would be distinct, but still indexed)
+        Index("uq_ledger_journal_entries_tenant_id_reversal_of_id", "tenant_id", "reversal_of_id", unique=True,
+              postgresql_where=text("reversal_of_id IS NOT NULL"), sqlite_where=text("reversal_of_id IS NOT NULL")),
         Index("ix_ledger_journal_entries_tenant_id_source", "tenant_id", "source_type", "source_id"),
         Index("ix_ledger_journal_entries_tenant_id_entry_date", "tenant_id", "entry_date"),
     )
@@ -113,9 +115,13 @@ class JournalEntry(TenantOwned, HasId, Base):
     posted_by: Mapped[str] = mapped_column(String(200))
 
 
-class JournalLine(TenantOwned, HasId, Base):
+class JournalLine(TenantOwned, Base):
     """One side of an entry. `debit`/`credit` are in the functional currency;
-    `amount` is the signed document-currency amount (+ debit, − credit)."""
+    `amount` is the signed document-currency amount (+ debit, − credit).
+
+    A line is its entry's line number: the key is (tenant, entry, line_no), which also
+    serves reading an entry's lines, so a posted line costs one index entry fewer than
+    an id of its own (and a billing run writes a million of them)."""
 
     __tablename__ = "ledger_journal_lines"
     __table_args__ = (
@@ -126,10 +132,10 @@ class JournalLine(TenantOwned, HasId, Base):
         Index("ix_ledger_journal_lines_tenant_id_party_id_account_id", "tenant_id", "party_id",
               "account_id", "entry_date", "due_on", "debit", "credit", postgresql_where=text("party_id IS NOT NULL"),
               sqlite_where=text("party_id IS NOT NULL")),
-        Index("ix_ledger_journal_lines_tenant_id_entry_id", "tenant_id", "entry_id"),
     )
-    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_journal_entries.id"))
-    line_no: Mapped[int] = mapped_column(Integer)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_journal_entries.id"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_accounts.id"))
     entry_date: Mapped[date]
     debit: Mapped[Decimal]

@@ -88,6 +88,40 @@ def test_arriving_stock_fills_backorders_oldest_promise_first(tenant):
     assert [e["demand_id"] for e in events] == [str(older.demand_id), str(newer.demand_id)]
 
 
+def test_the_backorder_lookup_is_served_by_the_partial_index(sqlite_only):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from tests.conftest import make_tenant
+
+    # given a backordered line (only those are in the partial index on product)
+    tenant = make_tenant(sqlite_only)
+    p = product(tenant)
+    wh = warehouse(tenant)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [demand(p, 2)])
+        uow.commit()
+    seen: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, params, context, executemany):
+        if "FROM inventory_stock_demands" in statement and "backordered >" in statement:
+            seen.append((statement, params))
+
+    # when stock arrives and the backorders of the product are looked up
+    event.listen(Engine, "before_cursor_execute", keep)
+    try:
+        with tenant.uow() as uow:
+            inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=5, unit_cost="2", reference="PO")
+            statement, params = seen[0]
+            plan = uow.session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
+            uow.commit()
+    finally:
+        event.remove(Engine, "before_cursor_execute", keep)
+    # then SQLite can use the partial index: the query says `backordered > 0` literally, as the index does
+    assert "backordered > 0" in statement
+    assert any("ix_inventory_stock_demands_tenant_id_product_id_status" in str(row) for row in plan), plan
+
+
 def test_release_frees_stock_and_cancels_the_backorder(tenant):
     p = product(tenant)
     wh = warehouse(tenant)

@@ -204,17 +204,18 @@ def test_one_posting_in_its_own_transaction_costs_one_statement_per_lookup_and_p
         assert balance.total_debit == balance.total_credit == D(100) + D(200) + D(120)
 
 
-def test_lines_get_distinct_time_ordered_ids_when_written(tenant):
-    # given two invoices posted in one transaction (their lines get ids only when written)
+def test_lines_are_keyed_by_their_entry_and_number(tenant):
+    # given two invoices posted in one transaction
     with tenant.uow() as uow:
         first = _invoice(uow, date(2026, 11, 2), net=D(80))
-        _invoice(uow, date(2026, 11, 2), net=D(20))
+        second = _invoice(uow, date(2026, 11, 2), net=D(20))
         uow.commit()
-    # then every line has its own UUIDv7, read back as a UUID on either database
+    # then each entry's lines are numbered 1..n, every line its own (entry, number) key
     with tenant.uow(readonly=True) as uow:
-        ids = list(uow.session.scalars(select(JournalLine.id)))
-        assert len(ids) == 4 and len(set(ids)) == 4
-        assert all(isinstance(i, uuid.UUID) and i.version == 7 for i in ids)
+        keys = [tuple(row) for row in uow.session.execute(select(JournalLine.entry_id, JournalLine.line_no)
+                                                          .order_by(JournalLine.entry_id, JournalLine.line_no))]
+        assert sorted(keys) == sorted([(first.id, 1), (first.id, 2), (second.id, 1), (second.id, 2)])
+        assert all(isinstance(entry_id, uuid.UUID) for entry_id, _ in keys)
     # and an entry's lines are found by it and reverse as before
     with tenant.uow() as uow:
         reversal = reverse_entry(uow, uow.session.get(JournalEntry, first.id))

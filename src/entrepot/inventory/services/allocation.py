@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal_column, select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -148,8 +148,12 @@ def _fefo(balances: list[StockBalance], lots: dict[uuid.UUID, Lot], today: date)
     return sorted(usable, key=key)
 
 
-def _available(balances: Iterable[StockBalance]) -> Decimal:
-    return sum((max(b.on_hand - b.reserved, ZERO) for b in balances), ZERO)
+def _available(balances: Iterable[StockBalance] | Iterable[_Balance]) -> Decimal:
+    total = ZERO
+    for b in balances:  # a loop, not sum(max(...)): this runs for every line and warehouse considered
+        if b.available > 0:
+            total += b.available
+    return total
 
 
 def _plan(need: Decimal, order: list[uuid.UUID], by_warehouse: dict[uuid.UUID, list[StockBalance]],
@@ -176,7 +180,7 @@ def _plan(need: Decimal, order: list[uuid.UUID], by_warehouse: dict[uuid.UUID, l
         for balance in by_warehouse.get(wid, []):
             if remaining <= 0:
                 return picks
-            free = balance.on_hand - balance.reserved
+            free = balance.available
             if free <= 0:
                 continue
             take = min(free, remaining)
@@ -206,7 +210,10 @@ def _open_reservations(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[u
         .order_by(Reservation.created_at, Reservation.id)))
 
 
-def _infos(reservations: Iterable[Reservation] | Iterable[_Reserved]) -> list[ReservationInfo]:
+def _infos(reservations: Sequence[Reservation] | Sequence[_Reserved]) -> list[ReservationInfo]:
+    if len(reservations) == 1:  # the usual case: nothing to group
+        r = reservations[0]
+        return [ReservationInfo(r.warehouse_id, r.location_id, r.lot_id, r.quantity)] if r.quantity > 0 else []
     grouped: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], Decimal] = defaultdict(lambda: ZERO)
     for r in reservations:
         grouped[(r.warehouse_id, r.location_id, r.lot_id)] += r.quantity
@@ -265,14 +272,14 @@ class _Balance:
     warehouse_id: uuid.UUID
     location_id: uuid.UUID
     lot_id: uuid.UUID | None
-    on_hand: Decimal
-    reserved: Decimal
+    available: Decimal  # on hand minus reserved, less what this allocation takes (`taken`)
     priority: int
     warehouse_code: str
     country: str | None
     lot_code: str | None
     expiry_date: date | None
     reorder_point: Decimal | None
+    taken: Decimal = ZERO
 
 
 class _LotInfo(NamedTuple):
@@ -310,9 +317,12 @@ _TENANT = bindparam("tenant")
 # (only those) are locked FOR UPDATE in id order, the fixed order.
 _POLICY = (select(Tenant.settings["allocation_policy"].as_string()).where(Tenant.id == _TENANT)
            .scalar_subquery())
+# Allocation needs only what is available, so that is read (one value to convert instead of two) and the
+# balance is written back as a delta (`_ADD_RESERVED`).
 _STOCK = PreparedIn(lambda in_: (
-    select(_b.id, _b.product_id, _b.warehouse_id, _b.location_id, _b.lot_id, _b.on_hand, _b.reserved,
-           _w.priority, _w.code, _w.country, _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY)
+    select(_b.id, _b.product_id, _b.warehouse_id, _b.location_id, _b.lot_id,
+           type_coerce(_b.on_hand - _b.reserved, _b.on_hand.type), _w.priority, _w.code, _w.country,
+           _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY)
     .join(_w, (_w.id == _b.warehouse_id) & (_w.tenant_id == _TENANT) & _w.active.is_(True))
     .outerjoin(_lot, (_lot.id == _b.lot_id) & (_lot.tenant_id == _TENANT))
     .outerjoin(_rule, (_rule.product_id == _b.product_id) & (_rule.warehouse_id == _b.warehouse_id)
@@ -342,8 +352,8 @@ _INSERT_DEMANDS = Prepared(insert(_sd.__table__), columns=(
     "id", "tenant_id", "demand_type", "demand_id", "product_id", "promised_at", "created_at", *_DEMAND_FIELDS))
 _UPDATE_DEMANDS = Prepared(update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
                            .values({name: bindparam(f"b_{name}") for name in _DEMAND_FIELDS}))
-_UPDATE_RESERVED = Prepared(update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
-                            .values(reserved=bindparam("b_reserved")))
+_ADD_RESERVED = Prepared(update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
+                         .values(reserved=_b.__table__.c.reserved + bindparam("b_taken", type_=_b.reserved.type)))
 _INSERT_RESERVATIONS = Prepared(insert(_r.__table__), columns=(
     "id", "tenant_id", "created_at", "updated_at", "demand_type", "demand_id", "product_id", "balance_id",
     "warehouse_id", "location_id", "lot_id", "quantity", "status"))
@@ -364,10 +374,12 @@ def _free_stock(balances: Iterable[_Balance], keys: Iterable[tuple[uuid.UUID, uu
     """Available stock (on hand minus reserved, all stock locations, as `core.stock_available` counts it)
     per product × warehouse of `keys`."""
     out = dict.fromkeys(keys, ZERO)
+    if not out:
+        return out  # no reorder rule where the products are stocked, the usual case
     for bal in balances:
         key = (bal.product_id, bal.warehouse_id)
         if key in out:
-            out[key] += bal.on_hand - bal.reserved
+            out[key] += bal.available
     return out
 
 
@@ -390,16 +402,18 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
         # A product without stock anywhere must still exist (NotFound names the first that does not).
         _known_products(uow, [pid for pid in product_ids if pid not in stocked])
     policy = _policy(rows[0][-1] if rows else None)  # without stock, every line is backordered anyway
-    today = clock.today()
     lots = {bal.lot_id: _LotInfo(bal.lot_code or "", bal.expiry_date) for bal in balances if bal.lot_id}
     warehouses: dict[uuid.UUID, _Balance] = {}
     by_product: dict[uuid.UUID, dict[uuid.UUID, list[_Balance]]] = defaultdict(lambda: defaultdict(list))
     for bal in balances:
         warehouses.setdefault(bal.warehouse_id, bal)
         by_product[bal.product_id][bal.warehouse_id].append(bal)
-    for per_wh in by_product.values():
-        for wid in per_wh:
-            per_wh[wid] = _fefo(per_wh[wid], lots, today)
+    if lots:
+        today = clock.today()
+        for per_wh in by_product.values():
+            for wid in per_wh:
+                per_wh[wid] = _fefo(per_wh[wid], lots, today)
+    # else: no lot, no expiry, and FEFO order is id order, the order of the read
     by_priority = sorted(warehouses, key=lambda wid: (warehouses[wid].priority, warehouses[wid].warehouse_code))
     # Reorder points of the products where they are stocked: most have none, and then nothing is watched.
     rules = {(bal.product_id, bal.warehouse_id): bal.reorder_point for bal in balances
@@ -455,7 +469,8 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
             order = by_priority
         got = ZERO
         for bal, take in _plan(need, order, by_product[product_id], policy):
-            bal.reserved += take
+            bal.available -= take
+            bal.taken += take
             touched[bal.id] = bal
             got += take
             held.append(_Reserved(bal.warehouse_id, bal.location_id, bal.lot_id, take))
@@ -467,12 +482,11 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
         backordered = need - got
         values["backordered"] = backordered
         reserved_total = already + got
-        lines.append({"demand_type": demand_type, "demand_id": str(demand_id), "stock_demand_id": str(sd_id),
-                      "product_id": str(product_id), "requested": str(quantity), "reserved": str(reserved_total),
-                      "backordered": str(backordered)})
-        events.append((StockReserved(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
-                                     requested=str(quantity), reserved=str(reserved_total),
-                                     backordered=str(backordered)), f"stock/{product_id}"))
+        # The audit line and the event say the same, from the same strings.
+        said = {"demand_type": demand_type, "demand_id": str(demand_id), "product_id": str(product_id),
+                "requested": str(quantity), "reserved": str(reserved_total), "backordered": str(backordered)}
+        lines.append({**said, "stock_demand_id": str(sd_id)})
+        events.append((StockReserved(**said), f"stock/{said['product_id']}"))
         results.append(AllocationResult(demand_id=demand_id, product_id=product_id, requested=quantity,
                                         reserved=reserved_total, backordered=backordered,
                                         reservations=_infos(held)))
@@ -490,7 +504,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
                                            for sd_id, values in changed_demands.items()])
         _expire(session, StockDemand, changed_demands, list(_DEMAND_FIELDS))
     if touched:
-        _UPDATE_RESERVED.execute_many(uow, [{"b_id": bal.id, "b_reserved": bal.reserved} for bal in touched.values()])
+        _ADD_RESERVED.execute_many(uow, [{"b_id": bal.id, "b_taken": bal.taken} for bal in touched.values()])
         _expire(session, StockBalance, touched, ["reserved"])
     if new_reservations:
         _INSERT_RESERVATIONS.execute_many(uow, new_reservations)
@@ -515,7 +529,7 @@ def fill_backorders(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.U
         return ZERO
     open_demands = list(session.scalars(
         select(StockDemand).where(StockDemand.product_id == product_id, StockDemand.status == "open",
-                                  StockDemand.backordered > 0)
+                                  StockDemand.backordered > literal_column("0"))  # as the partial index says
         .order_by(StockDemand.promised_at, StockDemand.id).with_for_update()))
     open_demands = [d for d in open_demands if d.warehouse_id in (None, warehouse_id)]
     if not open_demands:
@@ -595,15 +609,27 @@ def _release(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID) -> Decimal
 # ------------------------------------------------------------------ queries
 
 
+# What the order desk asks of its lines: reserved (open reservations) and backordered, per demand line.
+_RESERVED_BY_DEMAND = PreparedIn(lambda in_: (
+    select(_r.demand_id, func.sum(_r.quantity))
+    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"), in_(_r.demand_id, "ids"),
+           _r.status == "open")
+    .group_by(_r.demand_id)
+))
+_BACKORDERED_BY_DEMAND = PreparedIn(lambda in_: (
+    select(_sd.demand_id, _sd.backordered)
+    .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"), in_(_sd.demand_id, "ids"),
+           _sd.status == "open")
+))
+
+
 def reserved_quantity(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
     ids = list(set(demand_ids))
     out = dict.fromkeys(ids, ZERO)
     if not ids:
         return out
-    rows = uow.session.execute(
-        select(Reservation.demand_id, func.sum(Reservation.quantity))
-        .where(Reservation.demand_type == demand_type, Reservation.demand_id.in_(ids), Reservation.status == "open")
-        .group_by(Reservation.demand_id))
+    uow.session.flush()  # prepared reads see only what is written; a session.execute would autoflush
+    rows = _RESERVED_BY_DEMAND.execute(uow, {"tenant": uow.tenant_id, "demand_type": demand_type}, ids=ids)
     for demand_id, qty in rows:
         out[demand_id] = qty if qty is not None else ZERO
     return out
@@ -615,9 +641,8 @@ def backordered_quantity(uow: UnitOfWork, demand_type: str,
     out = dict.fromkeys(ids, ZERO)
     if not ids:
         return out
-    rows = uow.session.execute(
-        select(StockDemand.demand_id, StockDemand.backordered)
-        .where(StockDemand.demand_type == demand_type, StockDemand.demand_id.in_(ids), StockDemand.status == "open"))
+    uow.session.flush()
+    rows = _BACKORDERED_BY_DEMAND.execute(uow, {"tenant": uow.tenant_id, "demand_type": demand_type}, ids=ids)
     for demand_id, qty in rows:
         out[demand_id] = qty
     return out

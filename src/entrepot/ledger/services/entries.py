@@ -30,7 +30,6 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.expression import TableClause, TextClause
 from sqlalchemy.sql.schema import Table
-from uuid_utils import uuid7
 
 from entrepot.db.infrastructure import DocumentSequence
 from entrepot.db.prepared import Prepared, announce
@@ -108,19 +107,24 @@ def post_entry(
     if currency != functional and not is_currency(currency):
         raise invalid("currency", f"{currency!r} is not an ISO 4217 currency", "currency")
     errors: list[FieldError] = []
-    for i, line in enumerate(lines):
+    with_amounts = 0
+    doc_total = ZERO
+    for i, line in enumerate(lines):  # one pass: a billing run checks thousands of lines
+        amount, fixed = line.amount, line.functional
         if line.account.archived and not allow_archived:
             raise ArchivedAccount(FieldError(f"{_where(line, i)}.account", f"account {line.account.code} is archived",
                                              "archived"))
-        if not fits_storage(line.amount) or (line.functional is not None and not fits_storage(line.functional)):
+        if not fits_storage(amount) or (fixed is not None and not fits_storage(fixed)):
             errors.append(FieldError(f"{_where(line, i)}.amount", "at most 4 decimal places", "precision"))
-        elif abs(line.amount) >= LIMIT or (line.functional is not None and abs(line.functional) >= LIMIT):
+        elif abs(amount) >= LIMIT or (fixed is not None and abs(fixed) >= LIMIT):
             errors.append(FieldError(f"{_where(line, i)}.amount", "must be below 10^14", "range"))
+        if amount or fixed:
+            with_amounts += 1
+        doc_total += amount
     if errors:
         raise ValidationFailed(errors)
-    if len([ln for ln in lines if ln.amount or ln.functional]) < 2:
+    if with_amounts < 2:
         raise invalid("lines", "an entry needs at least two lines with amounts", "min_lines")
-    doc_total = sum([ln.amount for ln in lines], ZERO)
     if doc_total != 0:
         raise UnbalancedEntry(FieldError("lines", f"debits and credits differ by {doc_total} {currency}",
                                          "balanced"))
@@ -147,6 +151,8 @@ def post_entry(
                                 description="currency conversion rounding"))
         functional_amounts.append(-difference)
 
+    session = uow.session
+    batch = _batch(session)
     entry_id = new_id()
     values: dict[str, Any] = dict(
         id=entry_id,
@@ -163,7 +169,7 @@ def post_entry(
         rate=rate,
         total=sum([f for f in functional_amounts if f > 0], ZERO),
         state="posted",
-        posted_at=clock.now(),
+        posted_at=batch.posted_at,
         posted_by=uow.actor.ref,
     )
     # The rows are not written here: they wait in the transaction's buffer and go in with
@@ -177,15 +183,13 @@ def post_entry(
     tenant_id = uow.tenant_id
     rows: list[dict[str, Any]] = []
     for n, (line, amount) in enumerate(zip(drafts, functional_amounts, strict=True), start=1):
-        rows.append({  # its id is given when it is written (`_insert_many`): nothing refers to a line before
+        rows.append({
             "tenant_id": tenant_id, "entry_id": entry_id, "line_no": n,
             "account_id": line.account.id, "entry_date": on,
             "debit": amount if amount > 0 else ZERO, "credit": -amount if amount < 0 else ZERO,
             "currency": currency, "amount": line.amount, "party_id": line.party_id,
             "product_id": line.product_id, "due_on": line.due_on, "description": line.description[:500],
         })
-    session = uow.session
-    batch = _batch(session)
     batch.append(uow, _Pending(entry, book, functional, values, rows, _summary(values, book, drafts),
                                session.get_nested_transaction() or session.get_transaction()))
     session.info[_UNWRITTEN] = True
@@ -234,6 +238,9 @@ class _Batch:
 
     def __init__(self, txn: SessionTransaction | None) -> None:
         self.txn = txn
+        # The entries of one transaction are posted together: they share its time (and a
+        # billing run reads the clock once, not once per entry).
+        self.posted_at = clock.now()
         self.items: list[_Pending] = []
         self.audit: dict[str, Any] | None = None  # in uow.pending_audit, written at commit by the audit hook
 
@@ -289,7 +296,7 @@ def _write(session: Session, items: list[_Pending], *, attach: bool = False) -> 
         return
     connection = session.connection()
     _insert_many(connection, _ENTRIES, [item.values for item in todo])
-    _insert_many(connection, _LINES, [row for item in todo for row in item.lines], new_ids=True)
+    _insert_many(connection, _LINES, [row for item in todo for row in item.lines])
     where = session.get_nested_transaction() or session.get_transaction()
     for item in todo:
         item.written_in = where
@@ -299,9 +306,8 @@ def _write(session: Session, items: list[_Pending], *, attach: bool = False) -> 
             item.attached = True
 
 
-def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]], *, new_ids: bool = False) -> None:
-    """One executemany of full rows (every column given; with `new_ids` every column but the
-    id, which each row gets here, a fresh UUIDv7). On SQLite the rows go to the driver as
+def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One executemany of full rows (every column given). On SQLite the rows go to the driver as
     tuples, each value through its column type's own bind conversion: the same values a
     Core insert sends, without its per-row parameter handling, which cost more than
     SQLite's own work on a billing run. PostgreSQL keeps the Core insert, which batches
@@ -309,15 +315,9 @@ def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]
     if not rows:
         return
     if connection.dialect.name != "sqlite":
-        if new_ids:
-            for row in rows:
-                row["id"] = new_id()
         connection.execute(insert(table), rows)
         return
-    sql, converters = _driver_insert(table, connection.dialect, new_ids)
-    if new_ids:
-        for row in rows:  # the text the Uuid type stores, without building a uuid.UUID first
-            row["id"] = uuid7().hex
+    sql, converters = _driver_insert(table, connection.dialect)
     # The tenant, dates, accounts and zero debits/credits repeat across a transaction's
     # rows: those columns convert each distinct value once per statement (a fresh memo).
     converters = [(key, functools.lru_cache(maxsize=None, typed=True)(convert) if repeats and convert else convert)
@@ -334,19 +334,19 @@ def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]
 
 
 # Columns whose values repeat across the rows of one posting transaction and whose stored
-# form depends only on the value (ids, dates, Exact amounts: 0 and 0.00 store alike). Not
-# `rate`: DecimalText keeps the text as given, and 1.0 == 1 would share one.
+# form depends only on the value (ids, dates, the transaction's time, Exact amounts: 0 and
+# 0.00 store alike). Not `rate`: DecimalText keeps the text as given, and 1.0 == 1 would
+# share one.
 _REPEATING = frozenset({"tenant_id", "journal_id", "period_id", "account_id", "entry_id", "entry_date", "due_on",
-                        "debit", "credit"})
+                        "debit", "credit", "posted_at"})
 
 
 @functools.cache
-def _driver_insert(table: Table, dialect: Dialect, new_ids: bool) -> tuple[str, list[tuple[str, Any, bool]]]:
+def _driver_insert(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any, bool]]]:
     columns = list(table.columns)
     sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
            f"VALUES ({', '.join('?' for _ in columns)})")
-    return sql, [(c.key, None if new_ids and c.key == "id" else c.type.dialect_impl(dialect).bind_processor(dialect),
-                  c.key in _REPEATING) for c in columns]
+    return sql, [(c.key, c.type.dialect_impl(dialect).bind_processor(dialect), c.key in _REPEATING) for c in columns]
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -502,8 +502,9 @@ def _refuse_changes_to_posted_entries(session: Session, _ctx: Any, _instances: A
     (a correction is a reversal). Numbering at commit is a Core UPDATE, not a change here."""
     for obj in [*session.dirty, *session.deleted]:
         if isinstance(obj, JournalEntry | JournalLine) and (obj in session.deleted or session.is_modified(obj)):
-            raise PostedEntryImmutable(f"journal {type(obj).__name__} {obj.id} is posted and cannot change; "
-                                       "post a reversal instead")
+            what = (f"entry {obj.id}" if isinstance(obj, JournalEntry)
+                    else f"line {obj.line_no} of entry {obj.entry_id}")
+            raise PostedEntryImmutable(f"journal {what} is posted and cannot change; post a reversal instead")
 
 
 # --- manual entries ---------------------------------------------------------------------------

@@ -509,7 +509,7 @@ def check_books(uow: UnitOfWork) -> list[str]:
         .limit(100)).all()
     problems += [f"entry {n} does not balance: debits {_dec(d)}, credits {_dec(c)}" for n, d, c in unbalanced]
     empty = uow.session.scalars(
-        select(JournalEntry.number).where(~select(JournalLine.id).where(JournalLine.entry_id == JournalEntry.id)
+        select(JournalEntry.number).where(~select(JournalLine.line_no).where(JournalLine.entry_id == JournalEntry.id)
                                           .exists()).limit(100)).all()
     problems += [f"entry {n} has no lines" for n in empty]
     provisional = uow.session.scalars(select(JournalEntry.id).where(JournalEntry.number.like("~%")).limit(100)).all()

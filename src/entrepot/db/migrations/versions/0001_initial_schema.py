@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 08:40:04.671330
+Create Date: 2026-11-27 16:41:02.736604
 """
 from collections.abc import Sequence
 
@@ -84,6 +84,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', name=op.f('uq_audit_chain_heads_tenant_id'))
     )
     op.create_table('audit_entries',
+    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('at', entrepot.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
@@ -96,10 +97,8 @@ def upgrade() -> None:
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_audit_entries_tenant_id_tenants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries')),
-    sa.UniqueConstraint('tenant_id', 'seq', name=op.f('uq_audit_entries_tenant_id_seq'))
+    sa.PrimaryKeyConstraint('tenant_id', 'seq', name=op.f('pk_audit_entries'))
     )
     op.create_table('catalog_categories',
     sa.Column('code', sa.String(length=64), nullable=False),
@@ -300,9 +299,9 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox_events', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_events_tenant_id_seq', ['tenant_id', 'seq'], unique=False)
         batch_op.create_index('ix_outbox_events_tenant_id_subject_seq', ['tenant_id', 'subject', 'seq'], unique=False)
-        batch_op.create_index('ix_outbox_events_tenant_id_txid_seq', ['tenant_id', 'txid', 'seq'], unique=False)
+        batch_op.create_index('ix_outbox_events_tenant_id_txid_seq', ['tenant_id', 'txid', 'seq'], unique=False, sqlite_where=sa.text('txid IS NOT NULL'), postgresql_where=sa.text('txid IS NOT NULL'))
         batch_op.create_index('ix_outbox_events_tenant_id_type_seq', ['tenant_id', 'type', 'seq'], unique=False)
-        batch_op.create_index('ix_outbox_events_txid_seq', ['txid', 'seq'], unique=False)
+        batch_op.create_index('ix_outbox_events_txid_seq', ['txid', 'seq'], unique=False, sqlite_where=sa.text('txid IS NOT NULL'), postgresql_where=sa.text('txid IS NOT NULL'))
 
     op.create_table('parties_customers',
     sa.Column('code', sa.String(length=64), nullable=False),
@@ -997,7 +996,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'demand_type', 'demand_id', name=op.f('uq_inventory_stock_demands_tenant_id_demand_type_demand_id'))
     )
     with op.batch_alter_table('inventory_stock_demands', schema=None) as batch_op:
-        batch_op.create_index('ix_inventory_stock_demands_tenant_id_product_id_status', ['tenant_id', 'product_id', 'status'], unique=False)
+        batch_op.create_index('ix_inventory_stock_demands_tenant_id_product_id_status', ['tenant_id', 'product_id', 'status'], unique=False, sqlite_where=sa.text('backordered > 0'), postgresql_where=sa.text('backordered > 0'))
 
     op.create_table('ledger_journal_entries',
     sa.Column('journal_id', sa.Uuid(), nullable=False),
@@ -1021,12 +1020,12 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['reversal_of_id'], ['ledger_journal_entries.id'], name=op.f('fk_ledger_journal_entries_reversal_of_id_ledger_journal_entries')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_ledger_journal_entries_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_journal_entries')),
-    sa.UniqueConstraint('tenant_id', 'journal_id', 'number', name=op.f('uq_ledger_journal_entries_tenant_id_journal_id_number')),
-    sa.UniqueConstraint('tenant_id', 'reversal_of_id', name=op.f('uq_ledger_journal_entries_tenant_id_reversal_of_id'))
+    sa.UniqueConstraint('tenant_id', 'journal_id', 'number', name=op.f('uq_ledger_journal_entries_tenant_id_journal_id_number'))
     )
     with op.batch_alter_table('ledger_journal_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_journal_entries_tenant_id_entry_date', ['tenant_id', 'entry_date'], unique=False)
         batch_op.create_index('ix_ledger_journal_entries_tenant_id_source', ['tenant_id', 'source_type', 'source_id'], unique=False)
+        batch_op.create_index('uq_ledger_journal_entries_tenant_id_reversal_of_id', ['tenant_id', 'reversal_of_id'], unique=True, postgresql_where=sa.text('reversal_of_id IS NOT NULL'), sqlite_where=sa.text('reversal_of_id IS NOT NULL'))
 
     op.create_table('parties_supplier_items',
     sa.Column('supplier_id', sa.Uuid(), nullable=False),
@@ -1258,8 +1257,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'number', name=op.f('uq_inventory_transfers_tenant_id_number'))
     )
     op.create_table('ledger_journal_lines',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('entry_id', sa.Uuid(), nullable=False),
-    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.Column('line_no', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('account_id', sa.Uuid(), nullable=False),
     sa.Column('entry_date', sa.Date(), nullable=False),
     sa.Column('debit', entrepot.db.types.Exact(precision=20, scale=4), nullable=False),
@@ -1270,16 +1270,13 @@ def upgrade() -> None:
     sa.Column('product_id', sa.Uuid(), nullable=True),
     sa.Column('due_on', sa.Date(), nullable=True),
     sa.Column('description', sa.String(length=500), nullable=False),
-    sa.Column('tenant_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['ledger_accounts.id'], name=op.f('fk_ledger_journal_lines_account_id_ledger_accounts')),
     sa.ForeignKeyConstraint(['entry_id'], ['ledger_journal_entries.id'], name=op.f('fk_ledger_journal_lines_entry_id_ledger_journal_entries')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_ledger_journal_lines_tenant_id_tenants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_journal_lines'))
+    sa.PrimaryKeyConstraint('tenant_id', 'entry_id', 'line_no', name=op.f('pk_ledger_journal_lines'))
     )
     with op.batch_alter_table('ledger_journal_lines', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_journal_lines_tenant_id_account_id_entry_date', ['tenant_id', 'account_id', 'entry_date', 'debit', 'credit'], unique=False)
-        batch_op.create_index('ix_ledger_journal_lines_tenant_id_entry_id', ['tenant_id', 'entry_id'], unique=False)
         batch_op.create_index('ix_ledger_journal_lines_tenant_id_party_id_account_id', ['tenant_id', 'party_id', 'account_id', 'entry_date', 'due_on', 'debit', 'credit'], unique=False, postgresql_where=sa.text('party_id IS NOT NULL'), sqlite_where=sa.text('party_id IS NOT NULL'))
 
     op.create_table('inventory_reservations',
@@ -1305,7 +1302,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inventory_reservations'))
     )
     with op.batch_alter_table('inventory_reservations', schema=None) as batch_op:
-        batch_op.create_index('ix_inventory_reservations_tenant_id_balance_id', ['tenant_id', 'balance_id'], unique=False)
         batch_op.create_index('ix_inventory_reservations_tenant_id_demand_type_demand_id', ['tenant_id', 'demand_type', 'demand_id'], unique=False)
 
     op.create_table('inventory_valuation_corrections',
@@ -1338,12 +1334,10 @@ def downgrade() -> None:
     op.drop_table('inventory_valuation_corrections')
     with op.batch_alter_table('inventory_reservations', schema=None) as batch_op:
         batch_op.drop_index('ix_inventory_reservations_tenant_id_demand_type_demand_id')
-        batch_op.drop_index('ix_inventory_reservations_tenant_id_balance_id')
 
     op.drop_table('inventory_reservations')
     with op.batch_alter_table('ledger_journal_lines', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_journal_lines_tenant_id_party_id_account_id', postgresql_where=sa.text('party_id IS NOT NULL'), sqlite_where=sa.text('party_id IS NOT NULL'))
-        batch_op.drop_index('ix_ledger_journal_lines_tenant_id_entry_id')
         batch_op.drop_index('ix_ledger_journal_lines_tenant_id_account_id_entry_date')
 
     op.drop_table('ledger_journal_lines')
@@ -1391,12 +1385,13 @@ def downgrade() -> None:
 
     op.drop_table('parties_supplier_items')
     with op.batch_alter_table('ledger_journal_entries', schema=None) as batch_op:
+        batch_op.drop_index('uq_ledger_journal_entries_tenant_id_reversal_of_id', postgresql_where=sa.text('reversal_of_id IS NOT NULL'), sqlite_where=sa.text('reversal_of_id IS NOT NULL'))
         batch_op.drop_index('ix_ledger_journal_entries_tenant_id_source')
         batch_op.drop_index('ix_ledger_journal_entries_tenant_id_entry_date')
 
     op.drop_table('ledger_journal_entries')
     with op.batch_alter_table('inventory_stock_demands', schema=None) as batch_op:
-        batch_op.drop_index('ix_inventory_stock_demands_tenant_id_product_id_status')
+        batch_op.drop_index('ix_inventory_stock_demands_tenant_id_product_id_status', sqlite_where=sa.text('backordered > 0'), postgresql_where=sa.text('backordered > 0'))
 
     op.drop_table('inventory_stock_demands')
     op.drop_table('inventory_stock_counts')
@@ -1508,9 +1503,9 @@ def downgrade() -> None:
 
     op.drop_table('parties_customers')
     with op.batch_alter_table('outbox_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_events_txid_seq')
+        batch_op.drop_index('ix_outbox_events_txid_seq', sqlite_where=sa.text('txid IS NOT NULL'), postgresql_where=sa.text('txid IS NOT NULL'))
         batch_op.drop_index('ix_outbox_events_tenant_id_type_seq')
-        batch_op.drop_index('ix_outbox_events_tenant_id_txid_seq')
+        batch_op.drop_index('ix_outbox_events_tenant_id_txid_seq', sqlite_where=sa.text('txid IS NOT NULL'), postgresql_where=sa.text('txid IS NOT NULL'))
         batch_op.drop_index('ix_outbox_events_tenant_id_subject_seq')
         batch_op.drop_index('ix_outbox_events_tenant_id_seq')
 
