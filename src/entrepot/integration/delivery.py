@@ -190,16 +190,24 @@ class _Statements:
                                          _among(m.tenant_id, "tenants", dialect),
                                          _among(m.endpoint_id, "endpoints", dialect))
                                   .group_by(m.endpoint_id))
-        # one statement marks the claim and reads back what to send
-        self.mark_claimed = Prepared(update(_MESSAGES).where(_among(m.id, "ids", dialect))
-                                     .values(status="delivering", claimed_by=bindparam("worker"),
-                                             claimed_until=bindparam("until", type_=m.claimed_until.type))
-                                     .returning(read_id(m.id), read_shared_id(m.tenant_id),
-                                                read_shared_id(m.endpoint_id), m.subject, m.payload,
-                                                m.attempt_count))
-        self.endpoints = Prepared(select(read_shared_id(e.id), e.url, e.sealed_secret, e.sealed_previous_secret,
-                                         e.previous_secret_expires_at, e.failing_since)
-                                  .where(_among(e.id, "ids", dialect)))
+        # one statement marks the claim and reads back what to send; on PostgreSQL with the
+        # endpoints' addresses and secrets too (UPDATE … FROM: a statement fewer per round; SQLite's
+        # RETURNING cannot name the FROM table, so there a second statement reads the endpoints)
+        mark_claimed = (update(_MESSAGES).where(_among(m.id, "ids", dialect))
+                        .values(status="delivering", claimed_by=bindparam("worker"),
+                                claimed_until=bindparam("until", type_=m.claimed_until.type)))
+        returned = (read_id(m.id), read_shared_id(m.tenant_id), read_shared_id(m.endpoint_id), m.subject,
+                    m.payload, m.attempt_count)
+        endpoint_columns = (e.url, e.sealed_secret, e.sealed_previous_secret, e.previous_secret_expires_at,
+                            e.failing_since)
+        self.endpoints: Prepared | None = None
+        if dialect == "postgresql":
+            self.mark_claimed = Prepared(mark_claimed.where(e.id == m.endpoint_id, e.tenant_id == m.tenant_id)
+                                         .returning(*returned, *endpoint_columns))
+        else:
+            self.mark_claimed = Prepared(mark_claimed.returning(*returned))
+            self.endpoints = Prepared(select(read_shared_id(e.id), *endpoint_columns)
+                                      .where(_among(e.id, "ids", dialect)))
         # record
         if dialect == "postgresql":
             # a round's attempts in one statement, the columns as arrays: executemany sends one
@@ -487,11 +495,17 @@ def claim(session: Session, worker_id: str, *, limit: int = 100, per_endpoint: i
     if not chosen_ids:
         return []
     chosen = sql.mark_claimed.execute(conn, {"ids": chosen_ids, "worker": worker_id, "until": now + lease})
-    endpoints = {e[0]: _ClaimedEndpoint._make(e)
-                 for e in sql.endpoints.execute(conn, {"ids": list({c[2] for c in chosen})})}
+    endpoints: dict[uuid.UUID, _ClaimedEndpoint] = {}
+    if sql.endpoints is None:  # the claim returned each message's endpoint after its own columns
+        for row in chosen:
+            if row[2] not in endpoints:
+                endpoints[row[2]] = _ClaimedEndpoint(row[2], *row[6:])
+    else:
+        endpoints = {e[0]: _ClaimedEndpoint._make(e)
+                     for e in sql.endpoints.execute(conn, {"ids": list({c[2] for c in chosen})})}
     result: list[Claimed] = []
     keys: dict[uuid.UUID, list[str]] = {}
-    for message_id, tenant_id, endpoint_id, subject, payload, attempt_count in chosen:
+    for message_id, tenant_id, endpoint_id, subject, payload, attempt_count, *_ in chosen:
         endpoint = endpoints[endpoint_id]
         if endpoint_id not in keys:
             keys[endpoint_id] = signing_secrets(endpoint, now)
@@ -507,7 +521,7 @@ def release(session: Session, worker_id: str) -> int:
     """Give back this worker's unfinished claims (graceful shutdown)."""
     result = session.execute(
         update(WebhookMessage)
-        .where(WebhookMessage.status == "delivering", WebhookMessage.claimed_by == worker_id)
+        .where(WebhookMessage.status == DELIVERING_SQL, WebhookMessage.claimed_by == worker_id)
         .values(status="pending", claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     )

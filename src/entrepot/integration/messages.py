@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, select, update
+from sqlalchemy import Select, case, func, literal_column, select, update
 
 from entrepot.db.audit_trail import audit
 from entrepot.db.settings import get_settings
@@ -19,6 +19,10 @@ from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, NotFound
 
 STATUSES = ("pending", "delivering", "succeeded", "dead")
+# statuses rendered inline, not as bound parameters, so the planners (SQLite's always) can match the
+# partial indexes of dead and open messages
+_STATUS_SQL = {status: literal_column(f"'{status}'") for status in STATUSES}
+_OPEN_SQL = [_STATUS_SQL["pending"], _STATUS_SQL["delivering"]]
 
 
 class EndpointDisabled(Conflict):
@@ -39,7 +43,7 @@ def get_message(uow: UnitOfWork, message_id: uuid.UUID | str) -> WebhookMessage:
 def messages_query(endpoint_id: uuid.UUID, status: str | None = None) -> Select[Any]:
     query = select(WebhookMessage).where(WebhookMessage.endpoint_id == endpoint_id)
     if status:
-        query = query.where(WebhookMessage.status == status)
+        query = query.where(WebhookMessage.status == _STATUS_SQL[status])
     return query
 
 
@@ -69,7 +73,7 @@ def recover_endpoint(uow: UnitOfWork, endpoint: WebhookEndpoint, since: datetime
     """Replay every dead-lettered message of `endpoint` created since `since`. Returns how many."""
     now = clock.now()
     dead = (WebhookMessage.tenant_id == uow.tenant_id, WebhookMessage.endpoint_id == endpoint.id,
-            WebhookMessage.status == "dead", WebhookMessage.created_at >= since)
+            WebhookMessage.status == _STATUS_SQL["dead"], WebhookMessage.created_at >= since)
     subjects = set(uow.session.scalars(select(WebhookMessage.subject).where(*dead).distinct()))
     lock_queues(uow.session, [(endpoint.id, subject) for subject in subjects])
     result = uow.session.execute(
@@ -110,9 +114,9 @@ def health(uow: UnitOfWork) -> dict[str, Any]:
             .order_by(WebhookAttempt.attempted_at.desc()).limit(1))
         row = stats.get(e.id)
         pending = s.scalar(select(func.count()).where(WebhookMessage.endpoint_id == e.id,
-                                                      WebhookMessage.status.in_(("pending", "delivering"))))
+                                                      WebhookMessage.status.in_(_OPEN_SQL)))
         dead = s.scalar(select(func.count()).where(WebhookMessage.endpoint_id == e.id,
-                                                   WebhookMessage.status == "dead"))
+                                                   WebhookMessage.status == _STATUS_SQL["dead"]))
         endpoints.append({
             "id": str(e.id), "url": e.url, "enabled": e.enabled, "disabled_reason": e.disabled_reason,
             "attempts_24h": int(row.n) if row else 0,

@@ -96,6 +96,8 @@ class WebhookEndpoint(TenantOwned, HasId, Timestamps, Versioned, Base):
 
 _OPEN = "status IN ('pending', 'delivering')"
 _OPEN_HEAD = "status IN ('pending', 'delivering') AND queue_head"
+_DELIVERING = "status = 'delivering'"
+_DEAD = "status = 'dead'"
 
 
 class WebhookMessage(TenantOwned, HasId, Base):
@@ -121,7 +123,16 @@ class WebhookMessage(TenantOwned, HasId, Base):
               sqlite_where=text(_OPEN_HEAD), postgresql_where=text(_OPEN_HEAD)),
         Index("ix_webhook_messages_open_subject", "tenant_id", "endpoint_id", "subject", "ordinal",
               sqlite_where=text(_OPEN), postgresql_where=text(_OPEN)),
-        Index("ix_webhook_messages_tenant_id_endpoint_id_status", "tenant_id", "endpoint_id", "status"),
+        # The messages in flight (a claim counts them per endpoint) and the dead letters (recover,
+        # dead-letter counts, listing by status=dead), each in an index of its own: one over every
+        # status took a new entry at each change of it (claimed, then succeeded or retried: none is
+        # a HOT update, the partial indexes above name the status), these only on entering their
+        # status. Listing the other statuses reads the primary key in id order (the page order)
+        # and filters: succeeded ones are most of the history, pending ones a backlog.
+        Index("ix_webhook_messages_delivering", "tenant_id", "endpoint_id",
+              sqlite_where=text(_DELIVERING), postgresql_where=text(_DELIVERING)),
+        Index("ix_webhook_messages_dead", "tenant_id", "endpoint_id", "created_at",
+              sqlite_where=text(_DEAD), postgresql_where=text(_DEAD)),
     )
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"))
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid)

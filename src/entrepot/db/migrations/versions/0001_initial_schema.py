@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 16:41:02.736604
+Create Date: 2026-11-27 16:50:43.907967
 """
 from collections.abc import Sequence
 
@@ -861,10 +861,11 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'endpoint_id', 'event_id', name=op.f('uq_webhook_messages_tenant_id_endpoint_id_event_id'))
     )
     with op.batch_alter_table('webhook_messages', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_messages_dead', ['tenant_id', 'endpoint_id', 'created_at'], unique=False, sqlite_where=sa.text("status = 'dead'"), postgresql_where=sa.text("status = 'dead'"))
+        batch_op.create_index('ix_webhook_messages_delivering', ['tenant_id', 'endpoint_id'], unique=False, sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
         batch_op.create_index('ix_webhook_messages_open_head_due', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.create_index('ix_webhook_messages_open_head_subject', ['tenant_id', 'endpoint_id', 'subject'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.create_index('ix_webhook_messages_open_subject', ['tenant_id', 'endpoint_id', 'subject', 'ordinal'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
-        batch_op.create_index('ix_webhook_messages_tenant_id_endpoint_id_status', ['tenant_id', 'endpoint_id', 'status'], unique=False)
 
     op.create_table('catalog_channel_listings',
     sa.Column('channel', sa.String(length=40), nullable=False),
@@ -1405,10 +1406,11 @@ def downgrade() -> None:
     op.drop_table('catalog_unit_conversions')
     op.drop_table('catalog_channel_listings')
     with op.batch_alter_table('webhook_messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_webhook_messages_tenant_id_endpoint_id_status')
         batch_op.drop_index('ix_webhook_messages_open_subject', sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
         batch_op.drop_index('ix_webhook_messages_open_head_subject', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.drop_index('ix_webhook_messages_open_head_due', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
+        batch_op.drop_index('ix_webhook_messages_delivering', sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
+        batch_op.drop_index('ix_webhook_messages_dead', sqlite_where=sa.text("status = 'dead'"), postgresql_where=sa.text("status = 'dead'"))
 
     op.drop_table('webhook_messages')
     with op.batch_alter_table('shipments', schema=None) as batch_op:
