@@ -3,8 +3,8 @@
 SQLite keeps a UUID as its 32 hex digits, and SQLAlchemy turns each back with
 `uuid.UUID(hex)`, whose checks cost several microseconds: the fan-out and the
 claims read several ids per delivery, so this came to a fifth of the worker's
-CPU. `StoredId` makes the same `uuid.UUID` from the integer (as uuid_utils does
-for the ids it generates); PostgreSQL's driver gives UUIDs already.
+CPU. `StoredId` makes the same `uuid.UUID` from the integer
+(`kernel.ids.id_from_hex`); PostgreSQL's driver gives UUIDs already.
 `SharedStoredId`, for columns with few distinct values (tenants, endpoints),
 gives one object per value: no conversion after the first, and the sets and
 dicts keyed by it find their key by identity.
@@ -18,20 +18,10 @@ from typing import Any
 from sqlalchemy import String, TypeDecorator, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
-_SAFE = uuid.SafeUUID.unknown
-
+from entrepot.kernel.ids import id_from_hex as _from_stored
 
 _SHARED_LIMIT = 10_000  # distinct values kept at most (then it starts afresh)
 _shared: dict[Any, uuid.UUID] = {}
-
-
-def _from_stored(value: Any) -> uuid.UUID | None:
-    if value is None or isinstance(value, uuid.UUID):
-        return value
-    made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", int(value, 16))
-    object.__setattr__(made, "is_safe", _SAFE)
-    return made
 
 
 class StoredId(TypeDecorator[uuid.UUID]):
