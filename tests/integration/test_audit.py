@@ -135,6 +135,14 @@ def _audited_commit(tenant, n: int) -> list[str]:
     return [s for s in sent if "audit_chain_heads" in s]
 
 
+def _verified_things(tenant) -> list[str]:
+    """The chain verifies; the audited things' ids in chain order."""
+    with tenant.uow(readonly=True) as uow:
+        assert verify_chain(uow).ok
+        return [e.entity_id for e in uow.session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_type == "thing").order_by(AuditEntry.seq))]
+
+
 def test_the_chain_stays_whole_when_another_process_moved_its_head(tenant):
     # given a tenant's chain this process has appended to
     _audited_commit(tenant, 1)
@@ -150,12 +158,7 @@ def test_the_chain_stays_whole_when_another_process_moved_its_head(tenant):
     chain._committed_heads.update(remembered)  # this process still believes the older head
     _audited_commit(tenant, 4)
     # then the next append still chains from the real head
-    with tenant.uow(readonly=True) as uow:
-        report = verify_chain(uow)
-        ids = [e.entity_id for e in uow.session.scalars(
-            select(AuditEntry).where(AuditEntry.entity_type == "thing").order_by(AuditEntry.seq))]
-    assert report.ok
-    assert ids == ["T-1", "T-2", "elsewhere", "T-4"]
+    assert _verified_things(tenant) == ["T-1", "T-2", "elsewhere", "T-4"]
 
 
 def test_a_rolled_back_unit_of_work_leaves_the_head_this_process_knows(tenant):
@@ -169,9 +172,4 @@ def test_a_rolled_back_unit_of_work_leaves_the_head_this_process_knows(tenant):
     # when the next one commits
     _audited_commit(tenant, 3)
     # then the chain has no gap and verifies
-    with tenant.uow(readonly=True) as uow:
-        report = verify_chain(uow)
-        ids = [e.entity_id for e in uow.session.scalars(
-            select(AuditEntry).where(AuditEntry.entity_type == "thing").order_by(AuditEntry.seq))]
-    assert report.ok
-    assert ids == ["T-1", "T-3"]
+    assert _verified_things(tenant) == ["T-1", "T-3"]
