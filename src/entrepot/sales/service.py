@@ -6,7 +6,6 @@ unit of work — one transaction per step — and never commits.
 from __future__ import annotations
 
 import uuid
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -450,20 +449,21 @@ def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decima
     return reserved, backordered, holds if len(holds) == len(order.lines) else None
 
 
-# What an allocating step (confirm, release_hold, allocate_backorders) left reserved per line,
-# by the order object it returns and the version it saved: its HTTP answer shows live quantities,
-# which would otherwise be read back from inventory right after being computed. A later change
-# of the order moves its version, and the entry no longer counts.
-_ALLOCATED: weakref.WeakKeyDictionary[Any, tuple[int, dict[uuid.UUID, Decimal]]] = weakref.WeakKeyDictionary()
+# What an allocating step (confirm, release_hold, allocate_backorders) left reserved per line, by
+# order id and the version it saved, kept in the unit of work (forgotten on rollback): its HTTP
+# answer shows live quantities, which would otherwise be read back from inventory right after
+# being computed. A later change of the order moves its version, and the entry no longer counts.
+_ALLOCATED_MEMO = "sales.allocated"
 
 
 def _allocated(uow: UnitOfWork, order: SalesOrder, holds: dict[uuid.UUID, Decimal] | None) -> SalesOrder:
     """The step's answer (held_or) once `save` wrote the order, remembering what its lines hold."""
     result = held_or(uow, order)
+    known: dict[uuid.UUID, tuple[int, dict[uuid.UUID, Decimal]]] = uow.memo(_ALLOCATED_MEMO, dict)
     if holds is not None:
-        _ALLOCATED[result] = (order.version, holds)
+        known[order.id] = (order.version, holds)
     else:
-        _ALLOCATED.pop(result, None)
+        known.pop(order.id, None)
     return result
 
 
@@ -500,7 +500,7 @@ def live_quantities(uow: UnitOfWork, order: SalesOrder
     computed them, they are not read back: its lines' backorders are what inventory holds."""
     if order.status not in OPEN_ORDER:
         return None, None
-    known = _ALLOCATED.get(order)
+    known = uow.memo(_ALLOCATED_MEMO, dict).get(order.id)
     if known is not None and known[0] == order.version:
         return {ln.id: known[1].get(ln.id, ZERO) for ln in order.lines}, None
     return reserved_by_line(uow, order), ports.backordered_quantity(uow, [ln.id for ln in order.lines])
