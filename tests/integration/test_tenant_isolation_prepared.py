@@ -68,13 +68,19 @@ def test_a_step_given_another_tenants_document_is_not_found_and_changes_nothing(
     assert _state_of(other_tenant, order.id, shipment.id) == before
 
 
-def test_a_payment_cannot_be_allocated_to_another_tenants_invoice(tenant, other_tenant):
-    # given tenant B's shipped and invoiced order, and a customer of tenant A
-    order, shipment = setup_order(other_tenant)
-    with other_tenant.uow() as uow:
+def _invoiced_order(handle) -> uuid.UUID:
+    """A confirmed order of `handle`'s tenant, shipped and invoiced: its invoice's id."""
+    order, shipment = setup_order(handle)
+    with handle.uow() as uow:
         sales.ship_shipment(uow, shipment.id)
         invoice_id = sales.invoice_sales_order(uow, order.id).id
         uow.commit()
+    return invoice_id
+
+
+def test_a_payment_cannot_be_allocated_to_another_tenants_invoice(tenant, other_tenant):
+    # given tenant B's shipped and invoiced order, and a customer of tenant A
+    invoice_id = _invoiced_order(other_tenant)
     with tenant.uow() as uow:
         customer_id = create_customer(uow, {"code": "C1", "name": "Customer", "currency": "USD"}).id
         uow.commit()
@@ -210,11 +216,7 @@ def test_a_copy_cannot_be_moved_to_another_tenant(tenant, other_tenant):
 
 def test_invoices_of_another_tenant_are_not_read_for_allocation(tenant, other_tenant):
     # the locked read of a payment's invoices names the tenant (billing._locked_invoices)
-    order, shipment = setup_order(other_tenant)
-    with other_tenant.uow() as uow:
-        sales.ship_shipment(uow, shipment.id)
-        invoice_id = sales.invoice_sales_order(uow, order.id).id
-        uow.commit()
+    invoice_id = _invoiced_order(other_tenant)
     with tenant.uow() as uow:
         assert billing._locked_invoices(uow, [invoice_id, uuid.uuid4()]) == {}
     with other_tenant.uow() as uow:
