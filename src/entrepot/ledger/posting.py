@@ -41,6 +41,7 @@ from entrepot.ledger.chart import JournalCode, Role
 from entrepot.ledger.models import JournalEntry, JournalLine
 from entrepot.ledger.services import accounts as chart
 from entrepot.ledger.services.entries import LineDraft, post_entry, to_functional
+from entrepot.ledger.services.periods import period_state
 from entrepot.ledger.services.rates import ONE, rate_on
 
 Side = Literal["debit", "credit"]
@@ -221,9 +222,14 @@ def post(
         # receivable/payable lines always name their customer/supplier: aging and statements read it
         raise invalid("party_id", f"a {event} posting needs the customer or supplier", "required")
     rate = ONE if currency == functional else rate_on(uow, currency, on)
-    # The accounts by role are read once per transaction (one query for all roles), not per
-    # leg. A role with no account is refused only when a leg of it carries an amount
-    # (`posting_account` raises).
+    if not any(_evaluate(leg, values) for leg, _, _ in rule.plan if not leg.balancing):
+        return None  # every leg zero: nothing is posted, nothing read
+    # The period is read (and share-locked) before the accounts: the chart's stamp comes with
+    # it, and vouches for the accounts by role known from earlier transactions
+    # (chart.role_accounts); post_entry refuses a closed period. The accounts by role are read
+    # at most once per transaction (one query for all roles), not per leg. A role with no
+    # account is refused only when a leg of it carries an amount (`posting_account` raises).
+    period_state(uow, on)
     accounts = chart.role_accounts(uow)
     drafts: list[LineDraft] = []
     balancing: Leg | None = None

@@ -152,8 +152,9 @@ def test_postings_in_savepoints_read_the_chart_and_the_period_once_per_transacti
             with uow.session.begin_nested():
                 _invoice(uow, date(2026, 8, 2))
         uow.commit()
-    # then the accounts and the period were read once, not once per savepoint
-    assert seen["SELECT ledger_accounts.role,"] == 1
+    # then the period was read once, not once per savepoint, and the accounts not at all: the
+    # chart's stamp read with the period is the one they were read under in the first transaction
+    assert seen["SELECT ledger_accounts.role,"] == 0
     assert seen["SELECT ledger_periods.id,"] == 1
     with tenant.uow(readonly=True) as uow:
         assert uow.session.scalar(select(func.count()).select_from(JournalEntry)) == 11
@@ -183,10 +184,11 @@ def test_one_posting_in_its_own_transaction_costs_one_statement_per_lookup_and_p
     with _statements() as seen, tenant.uow() as uow:
         _invoice(uow, date(2026, 10, 2))
         uow.commit()
-    # then the ledger sent one statement per lookup (accounts, period), per number and per table
+    # then the ledger sent one statement for the period (with the chart's stamp: the accounts
+    # by role are known from the earlier transaction), one per number and one per table
     ledger = {kind: n for kind, n in seen.items() if "ledger" in kind or "document_sequences" in kind
               or "outbox" in kind}
-    assert ledger == {"SELECT ledger_accounts.role,": 1, "SELECT ledger_periods.id,": 1,
+    assert ledger == {"SELECT ledger_periods.id,": 1,
                       "UPDATE document_sequences": 1, "INSERT INTO ledger_journal_entries": 1,
                       "INSERT INTO ledger_journal_lines": 1, "INSERT INTO outbox_events": 1}
     # when one transaction posts three rules with different roles (shipment, invoice, payment)
@@ -196,8 +198,8 @@ def test_one_posting_in_its_own_transaction_costs_one_statement_per_lookup_and_p
         posting.post_customer_payment(uow, source_id=uuid.uuid4(), on=date(2026, 10, 3), currency="USD",
                                       customer_id=uuid.uuid4(), amount=D(100))
         uow.commit()
-    # then the chart was still read once: every role's account in the one query
-    assert seen["SELECT ledger_accounts.role,"] == 1
+    # then the chart was not read again: its stamp has not moved
+    assert seen["SELECT ledger_accounts.role,"] == 0
     with tenant.uow(readonly=True) as uow:
         assert uow.session.scalar(select(func.count()).select_from(JournalEntry)) == 7
         balance = trial_balance(uow)  # receivable 300 - 200 paid, cash 200, COGS 120
@@ -244,3 +246,71 @@ def test_the_audit_chain_is_the_last_thing_a_transaction_writes(tenant):
     claim = next(i for i, s in enumerate(order) if s.startswith("UPDATE audit_chain_heads"))
     assert any(s.startswith("INSERT INTO ledger_journal_entries") for s in order[:claim])
     assert not any(s.startswith(("INSERT INTO ledger", "INSERT INTO outbox")) for s in order[claim:])
+
+
+def _revenue_account_of(uow, entry_id):  # type: ignore[no-untyped-def]
+    from entrepot.ledger.models import Account
+
+    return uow.session.scalar(select(Account.code).join(JournalLine, JournalLine.account_id == Account.id).where(
+        JournalLine.entry_id == entry_id, JournalLine.credit > 0, Account.role == "revenue"))
+
+
+def test_accounts_kept_across_transactions_follow_a_change_of_the_chart_committed_elsewhere(tenant):
+    from entrepot.ledger.services import accounts
+
+    # given invoices posted, so the accounts by role are known to this process
+    with tenant.uow() as uow:
+        _invoice(uow, date(2026, 11, 1))
+        uow.commit()
+    # when another transaction moves the revenue role to a new account (as another process would:
+    # the change reaches this one only through the database)
+    with tenant.uow() as uow:
+        old = accounts.posting_account(uow, "revenue")
+        accounts.update_account(uow, accounts.get_account(uow, old.id), {"role": None})
+        accounts.create_account(uow, accounts.AccountData(code="4010", name="Web sales", type="income",
+                                                          role="revenue"))
+        uow.commit()
+    # then the next posting reads the chart again and credits the new account
+    with _statements() as seen, tenant.uow() as uow:
+        entry = _invoice(uow, date(2026, 11, 2))
+        uow.commit()
+    assert seen["SELECT ledger_accounts.role,"] == 1
+    with tenant.uow(readonly=True) as uow:
+        assert _revenue_account_of(uow, entry.id) == "4010"
+    # when the role moves back by a bare version bump of both rows (what any committed change does)
+    with tenant.uow() as uow:
+        from entrepot.ledger.models import Account
+
+        for account in uow.session.scalars(select(Account).where(Account.code.in_(["4000", "4010"]))):
+            account.role = "revenue" if account.code == "4000" else None
+        uow.session.flush()
+        uow.commit()
+    # then the posting after it sees that too
+    with tenant.uow() as uow:
+        entry = _invoice(uow, date(2026, 11, 3))
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        assert _revenue_account_of(uow, entry.id) == "4000"
+
+
+def test_a_chart_change_rolled_back_leaves_nothing_behind_in_the_accounts_kept(tenant):
+    from entrepot.ledger.services import accounts
+
+    # given the accounts by role known to this process
+    with tenant.uow() as uow:
+        _invoice(uow, date(2026, 12, 1))
+        uow.commit()
+    # when a transaction moves the revenue role, posts with it, and rolls back
+    with tenant.uow() as uow:
+        old = accounts.posting_account(uow, "revenue")
+        accounts.update_account(uow, accounts.get_account(uow, old.id), {"role": None})
+        accounts.create_account(uow, accounts.AccountData(code="4020", name="Trade sales", type="income",
+                                                          role="revenue"))
+        entry = _invoice(uow, date(2026, 12, 2))
+        assert _revenue_account_of(uow, entry.id) == "4020"
+    # then a later posting still credits the account the committed chart gives the role
+    with tenant.uow() as uow:
+        entry = _invoice(uow, date(2026, 12, 3))
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        assert _revenue_account_of(uow, entry.id) == "4000"

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
@@ -39,8 +39,12 @@ def cache(uow: UnitOfWork) -> dict[str, Any]:
 
 
 def forget(uow: UnitOfWork) -> None:
-    """Drop the accounts by role read in this transaction after the chart changed."""
-    cache(uow).pop("roles", None)
+    """Drop the accounts by role read in this transaction after the chart changed; until it
+    commits, this transaction neither uses nor keeps the accounts known across transactions
+    (it sees a chart no other transaction sees yet)."""
+    known = cache(uow)
+    known.pop("roles", None)
+    known[_CHART_CHANGED] = True
 
 
 @dataclass(frozen=True)
@@ -125,13 +129,45 @@ _ROLE_ACCOUNTS = Prepared(select(_ACCOUNTS.c.role, _ACCOUNTS.c.id, _ACCOUNTS.c.c
     _ACCOUNTS.c.tenant_id == bindparam("tenant_id"), _ACCOUNTS.c.role.is_not(None), _ACCOUNTS.c.archived.is_(False)))
 
 
+# The accounts by role are also kept across transactions, per tenant, under the chart's stamp:
+# (number of accounts, sum of their versions), read with the posting period in the statement
+# every posting transaction runs anyway (periods.period_state). Accounts are never deleted, a new
+# one adds to the count and every change of one bumps its version (Versioned), so each committed
+# change of a tenant's chart gives a stamp it never had before: an entry whose stamp is still the
+# one read in this transaction describes the chart this transaction sees, in any process. A
+# transaction that changed the chart itself (`forget`) neither uses nor keeps them.
+CHART_STAMP = "chart_stamp"
+_CHART_CHANGED = "chart_changed"
+_roles_of: dict[uuid.UUID, tuple[tuple[int, int], dict[str, AccountRef]]] = {}
+
+
+def chart_stamp_columns(tenant_id: Any) -> tuple[Any, Any]:
+    """The stamp's two scalar subqueries, for the period read to select along."""
+    return (select(func.count()).where(_ACCOUNTS.c.tenant_id == tenant_id).scalar_subquery(),
+            select(func.coalesce(func.sum(_ACCOUNTS.c.version), 0))
+            .where(_ACCOUNTS.c.tenant_id == tenant_id).scalar_subquery())
+
+
 def role_accounts(uow: UnitOfWork) -> dict[str, AccountRef]:
-    """The active account of each role, read once per transaction (plain rows, no ORM load)."""
+    """The active account of each role, read once per transaction (plain rows, no ORM load), or
+    not at all when this transaction read the chart's stamp and it is the stamp they were read
+    under (see above). The mapping is shared: callers only read it."""
     known = cache(uow)
     found: dict[str, AccountRef] | None = known.get("roles")
     if found is None:
-        rows = _ROLE_ACCOUNTS.execute(uow, {"tenant_id": uow.tenant_id})
-        found = known["roles"] = {role: AccountRef(id_, code, archived) for role, id_, code, archived in rows}
+        tenant_id = uow.tenant_id
+        stamp = None if known.get(_CHART_CHANGED) else known.get(CHART_STAMP)
+        held = _roles_of.get(tenant_id)
+        if stamp is not None and held is not None and held[0] == stamp:
+            found = held[1]
+        else:
+            # read after the stamp (never before): a change committed in between only makes
+            # the next transaction read again
+            rows = _ROLE_ACCOUNTS.execute(uow, {"tenant_id": tenant_id})
+            found = {role: AccountRef(id_, code, archived) for role, id_, code, archived in rows}
+            if stamp is not None:
+                _roles_of[tenant_id] = (stamp, found)
+        known["roles"] = found
     return found
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Integer, bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -32,7 +32,7 @@ from sqlalchemy.sql.expression import TableClause, TextClause
 from sqlalchemy.sql.schema import Table
 
 from entrepot.db.infrastructure import DocumentSequence
-from entrepot.db.prepared import Prepared, announce
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.integration import outbox
 from entrepot.kernel import clock
@@ -294,6 +294,7 @@ def _write(session: Session, items: list[_Pending], *, attach: bool = False) -> 
     session.info.pop(_UNWRITTEN, None)
     if not todo:
         return
+    # the session's: it begins a savepoint the session opened but has not yet begun
     connection = session.connection()
     _insert_many(connection, _ENTRIES, [item.values for item in todo])
     _insert_many(connection, _LINES, [row for item in todo for row in item.lines])
@@ -307,46 +308,22 @@ def _write(session: Session, items: list[_Pending], *, attach: bool = False) -> 
 
 
 def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One executemany of full rows (every column given). On SQLite the rows go to the driver as
-    tuples, each value through its column type's own bind conversion: the same values a
-    Core insert sends, without its per-row parameter handling, which cost more than
-    SQLite's own work on a billing run. PostgreSQL keeps the Core insert, which batches
-    the rows into multi-row VALUES statements."""
+    """One executemany of full rows (every column given). On SQLite a prepared INSERT
+    (db.prepared: compiled once, run on the driver's cursor, each value through the same
+    conversion SQLAlchemy applies): a Core insert's per-row parameter handling cost more than
+    SQLite's own work, on a billing run and on a single posting alike. PostgreSQL keeps the
+    Core insert, which batches the rows into multi-row VALUES statements."""
     if not rows:
         return
     if connection.dialect.name != "sqlite":
         connection.execute(insert(table), rows)
         return
-    sql, converters = _driver_insert(table, connection.dialect)
-    # The tenant, dates, accounts and zero debits/credits repeat across a transaction's
-    # rows: those columns convert each distinct value once per statement (a fresh memo).
-    converters = [(key, functools.lru_cache(maxsize=None, typed=True)(convert) if repeats and convert else convert)
-                  for key, convert, repeats in converters]
-    args = [tuple([convert(row[key]) if convert else row[key]  # type: ignore[misc]
-                   for key, convert in converters]) for row in rows]
-    # Straight to the driver's cursor (as db.prepared does): statement listeners still see it.
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        announce(connection, cursor, sql, args, executemany=True)
-        cursor.executemany(sql, args)
-    finally:
-        cursor.close()
-
-
-# Columns whose values repeat across the rows of one posting transaction and whose stored
-# form depends only on the value (ids, dates, the transaction's time, Exact amounts: 0 and
-# 0.00 store alike). Not `rate`: DecimalText keeps the text as given, and 1.0 == 1 would
-# share one.
-_REPEATING = frozenset({"tenant_id", "journal_id", "period_id", "account_id", "entry_id", "entry_date", "due_on",
-                        "debit", "credit", "posted_at"})
+    _full_insert(table).execute_many(connection, rows)
 
 
 @functools.cache
-def _driver_insert(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any, bool]]]:
-    columns = list(table.columns)
-    sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
-           f"VALUES ({', '.join('?' for _ in columns)})")
-    return sql, [(c.key, c.type.dialect_impl(dialect).bind_processor(dialect), c.key in _REPEATING) for c in columns]
+def _full_insert(table: Table) -> Prepared:
+    return Prepared(insert(table), columns=[c.key for c in table.columns])
 
 
 @event.listens_for(Session, "do_orm_execute")

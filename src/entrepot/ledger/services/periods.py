@@ -19,7 +19,7 @@ from entrepot.kernel.ids import new_id
 from entrepot.ledger.errors import PeriodClosed
 from entrepot.ledger.events import PeriodClosedEvent, PeriodReopened
 from entrepot.ledger.models import FiscalYear, Period
-from entrepot.ledger.services.accounts import cache
+from entrepot.ledger.services.accounts import CHART_STAMP, cache, chart_stamp_columns
 from entrepot.ledger.states import PERIOD, PeriodState
 
 
@@ -61,23 +61,27 @@ def ensure_period(uow: UnitOfWork, on: date) -> Period:
 
 
 _PERIODS = Period.__table__
-_PERIOD_OF_MONTH = select(_PERIODS.c.id, _PERIODS.c.state).where(
+_PERIOD_OF_MONTH = select(_PERIODS.c.id, _PERIODS.c.state, *chart_stamp_columns(bindparam("tenant_id"))).where(
     _PERIODS.c.tenant_id == bindparam("tenant_id"), _PERIODS.c.year == bindparam("year"),
     _PERIODS.c.month == bindparam("month"))
 # Prepared: every posting transaction asks. The share lock is PostgreSQL's; SQLite's one
-# writer already keeps a close out while a posting transaction runs.
-_PERIOD_FOR_POSTING = {"postgresql": Prepared(_PERIOD_OF_MONTH.with_for_update(read=True)),
+# writer already keeps a close out while a posting transaction runs. The chart's stamp comes
+# along (accounts.role_accounts): it spares the transaction reading the accounts by role.
+_PERIOD_FOR_POSTING = {"postgresql": Prepared(_PERIOD_OF_MONTH.with_for_update(read=True, of=_PERIODS)),
                        "sqlite": Prepared(_PERIOD_OF_MONTH)}
 
 
-def open_period_for_posting(uow: UnitOfWork, on: date) -> uuid.UUID:
-    """The id of the open period of `on`, share-locked on PostgreSQL so a concurrent close
-    waits for this posting to commit (and a posting waits for a close). Read as a plain
-    row, once per month per transaction: every posting transaction asks."""
+def period_state(uow: UnitOfWork, on: date) -> tuple[uuid.UUID, str]:
+    """The id and state of the period of `on` (created when first needed), share-locked on
+    PostgreSQL so a concurrent close waits for this transaction to commit (and it waits for a
+    close). Read as a plain row, once per month per transaction: every posting transaction asks."""
     key = f"period:{on.year}-{on.month}"
     c = cache(uow)
-    if key in c:  # already checked and share-locked in this transaction
-        return c[key]  # type: ignore[no-any-return]
+    found: tuple[uuid.UUID, str] | None = c.get(key)
+    if found is not None:  # already read and share-locked in this transaction
+        return found
+    # Through the session, not uow.connection(): inside a savepoint the session opened (inventory's
+    # with_retry) this begins it, as every session statement would.
     connection = uow.session.connection()
     query = _PERIOD_FOR_POSTING[connection.dialect.name]
     params = {"tenant_id": uow.tenant_id, "year": on.year, "month": on.month}
@@ -85,15 +89,22 @@ def open_period_for_posting(uow: UnitOfWork, on: date) -> uuid.UUID:
     if not rows:  # the month's first posting: create the period, then read (and lock) it as above
         ensure_period(uow, on)
         rows = query.execute(connection, params)
-    period_id, state = rows[0]
+    period_id, state, accounts, versions = rows[0]
+    c.setdefault(CHART_STAMP, (int(accounts), int(versions)))  # the first read, before any account read
+    found = c[key] = (period_id, state)
+    return found
+
+
+def open_period_for_posting(uow: UnitOfWork, on: date) -> uuid.UUID:
+    """The id of the open period of `on` (see period_state); PeriodClosed when it is closed."""
+    period_id, state = period_state(uow, on)
     if state != PeriodState.open:
         raise PeriodClosed(
             f"period {on.year}-{on.month:02d} is closed; post into an open period "
             f"or have it reopened (finance.period.reopen)",
             period=f"{on.year}-{on.month:02d}",
         )
-    c[key] = period_id
-    return period_id  # type: ignore[no-any-return]
+    return period_id
 
 
 def get_period(uow: UnitOfWork, period_id: uuid.UUID, *, lock: bool = False) -> Period:
@@ -129,6 +140,7 @@ def close_period(uow: UnitOfWork, period: Period) -> Period:
 def reopen_period(uow: UnitOfWork, period: Period) -> Period:
     before = snapshot(period)
     PERIOD.apply(period, "reopen")
+    cache(uow).pop(f"period:{period.year}-{period.month}", None)
     period.closed_at = None
     period.closed_by = None
     uow.session.flush()
