@@ -11,6 +11,8 @@ Defaults are the issue's full size; pass small numbers for a smoke run, e.g.
 * `allocations_per_cpu_s`: the same per CPU second of the process (steadier on a shared machine);
 * `statements_per_allocation`: SQL statements sent per order, commit included
   (an executemany counts once); steady where wall time on a shared machine is not;
+* `load_average_1m`, `cpus`: the machine's load when the allocations ended (on a shared machine,
+  wall-time figures are only comparable at a similar load; the per-CPU-second one is steadier);
 * `stock_query_p99_ms`: `stock_levels` of one random product in its own readonly transaction
   (target: < 5 ms; also its median and mean CPU time);
 * `backdated_receipt_s`: a receipt dated before `--history` later moves of one
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -241,7 +244,9 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, object]:
         }
         per_s, per_cpu_s, per_order = _allocations(url, tenant_id, product_ids, args.orders, workers)
         result |= {"allocations_per_s": round(per_s, 1), "allocations_per_cpu_s": round(per_cpu_s, 1),
-                   "statements_per_allocation": round(per_order, 1)}
+                   "statements_per_allocation": round(per_order, 1),
+                   # what else ran on the machine meanwhile: wall-time figures mean little under load
+                   "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
         result |= _stock_query(url, tenant_id, product_ids)
         result.update(_backdated(url, tenant_id, wh_ids[0], args.history))
         # The targets (the first on SQLite only), as figures: met or not.

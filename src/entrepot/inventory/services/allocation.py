@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, literal_column, select, type_coerce, update
+from sqlalchemy import String, bindparam, func, insert, literal_column, select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -47,7 +47,7 @@ from entrepot.inventory.services.core import NotReserved, as_uuid, quantity_of
 from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, invalid
 from entrepot.kernel.events import EventData
-from entrepot.kernel.ids import new_id
+from entrepot.kernel.ids import id_from_hex, new_id
 from entrepot.ledger import posting
 
 POLICIES = ("priority", "split", "nearest")
@@ -267,7 +267,7 @@ class _Balance:
     """A stock balance as allocation reads it, with what allocation needs of its warehouse, its lot
     and the reorder rule of its product there (a plain row: no ORM object to build or flush)."""
 
-    id: uuid.UUID
+    id: Any  # the id as the driver gives it (see `_RawId`); `uid` once this allocation takes from it
     product_id: uuid.UUID
     warehouse_id: uuid.UUID
     location_id: uuid.UUID
@@ -280,6 +280,7 @@ class _Balance:
     expiry_date: date | None
     reorder_point: Decimal | None
     taken: Decimal = ZERO
+    uid: uuid.UUID | None = None
 
 
 class _LotInfo(NamedTuple):
@@ -309,6 +310,28 @@ class _Reserved:
 # tenant of every table it reads.
 _b, _w, _lot, _rule, _sd, _r = StockBalance, Warehouse, Lot, ReorderRule, StockDemand, Reservation
 _TENANT = bindparam("tenant")
+# Ids read as the driver gives them (32 hex digits on SQLite, a UUID on PostgreSQL), converted by
+# `_id_reader`: an allocation's rows repeat the same few warehouses, locations and products, and
+# each conversion costs as much as a row's other columns together; a balance's own id is converted
+# only if the allocation takes from it.
+_RawId = String()
+
+
+def _raw(column: Any) -> Any:
+    return type_coerce(column, _RawId)
+
+
+def _id_reader() -> Callable[[Any], uuid.UUID]:
+    """A converter of raw ids to UUIDs that converts each distinct value once (for one call's rows)."""
+    known: dict[Any, uuid.UUID] = {}
+
+    def of(raw: Any) -> uuid.UUID:
+        found = known.get(raw)
+        if found is None:
+            found = known[raw] = id_from_hex(raw)  # type: ignore[assignment]
+        return found
+
+    return of
 
 
 # Everything about the products' stock in one query: their stock-location balances in active
@@ -320,9 +343,13 @@ _POLICY = (select(Tenant.settings["allocation_policy"].as_string()).where(Tenant
 # Allocation needs only what is available, so that is read (one value to convert instead of two) and the
 # balance is written back as a delta (`_ADD_RESERVED`).
 _STOCK = PreparedIn(lambda in_: (
-    select(_b.id, _b.product_id, _b.warehouse_id, _b.location_id, _b.lot_id,
+    select(_raw(_b.id), _raw(_b.product_id), _raw(_b.warehouse_id), _raw(_b.location_id), _raw(_b.lot_id),
            type_coerce(_b.on_hand - _b.reserved, _b.on_hand.type), _w.priority, _w.code, _w.country,
-           _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY)
+           _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY,
+           # Whether any of the lines already has a demand (of any of the call's demand types, so it may
+           # say yes for nothing): a new order's lines have none, and then `_DEMANDS` is not sent.
+           select(_sd.id).where(_sd.tenant_id == _TENANT, in_(_sd.demand_type, "types"),
+                                in_(_sd.demand_id, "demands")).exists())
     .join(_w, (_w.id == _b.warehouse_id) & (_w.tenant_id == _TENANT) & _w.active.is_(True))
     .outerjoin(_lot, (_lot.id == _b.lot_id) & (_lot.tenant_id == _TENANT))
     .outerjoin(_rule, (_rule.product_id == _b.product_id) & (_rule.warehouse_id == _b.warehouse_id)
@@ -395,13 +422,17 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
     tenant = uow.tenant_id
     product_ids = list(dict.fromkeys(c[2] for c in checked))
     core.lock_products(uow, product_ids)
-    rows = _STOCK.execute(uow, {"tenant": tenant}, products=product_ids)
-    balances = [_Balance(*row[:-1]) for row in rows]
+    demand_types = sorted({c[0] for c in checked})
+    rows = _STOCK.execute(uow, {"tenant": tenant}, products=product_ids, types=demand_types,
+                          demands=list(dict.fromkeys(c[1] for c in checked)))
+    of = _id_reader()
+    balances = [_Balance(row[0], of(row[1]), of(row[2]), of(row[3]), None if row[4] is None else of(row[4]),
+                         *row[5:-2]) for row in rows]
     stocked = {bal.product_id for bal in balances}
     if len(stocked) < len(product_ids):
         # A product without stock anywhere must still exist (NotFound names the first that does not).
         _known_products(uow, [pid for pid in product_ids if pid not in stocked])
-    policy = _policy(rows[0][-1] if rows else None)  # without stock, every line is backordered anyway
+    policy = _policy(rows[0][-2] if rows else None)  # without stock, every line is backordered anyway
     lots = {bal.lot_id: _LotInfo(bal.lot_code or "", bal.expiry_date) for bal in balances if bal.lot_id}
     warehouses: dict[uuid.UUID, _Balance] = {}
     by_product: dict[uuid.UUID, dict[uuid.UUID, list[_Balance]]] = defaultdict(lambda: defaultdict(list))
@@ -421,7 +452,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
     free_before = _free_stock(balances, rules)
     # The lines' demands, and the open reservations of those that already exist (a new line has none).
     existing: dict[tuple[str, uuid.UUID], _DemandRow] = {}
-    for demand_type in sorted({c[0] for c in checked}):
+    for demand_type in demand_types if not rows or rows[0][-1] else ():  # without stock rows, nothing is known
         ids = list(dict.fromkeys(c[1] for c in checked if c[0] == demand_type))
         for row in _DEMANDS.execute(uow, {"tenant": tenant, "demand_type": demand_type}, ids=ids):
             existing[(demand_type, row[1])] = _DemandRow(*row)
@@ -471,12 +502,14 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
         for bal, take in _plan(need, order, by_product[product_id], policy):
             bal.available -= take
             bal.taken += take
-            touched[bal.id] = bal
+            if bal.uid is None:
+                bal.uid = id_from_hex(bal.id)
+                touched[bal.uid] = bal
             got += take
             held.append(_Reserved(bal.warehouse_id, bal.location_id, bal.lot_id, take))
             new_reservations.append({
                 "id": new_id(), "tenant_id": tenant, "created_at": now, "updated_at": now,
-                "demand_type": demand_type, "demand_id": demand_id, "product_id": product_id, "balance_id": bal.id,
+                "demand_type": demand_type, "demand_id": demand_id, "product_id": product_id, "balance_id": bal.uid,
                 "warehouse_id": bal.warehouse_id, "location_id": bal.location_id, "lot_id": bal.lot_id,
                 "quantity": take, "status": "open"})
         backordered = need - got
@@ -504,7 +537,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
                                            for sd_id, values in changed_demands.items()])
         _expire(session, StockDemand, changed_demands, list(_DEMAND_FIELDS))
     if touched:
-        _ADD_RESERVED.execute_many(uow, [{"b_id": bal.id, "b_taken": bal.taken} for bal in touched.values()])
+        _ADD_RESERVED.execute_many(uow, [{"b_id": uid, "b_taken": bal.taken} for uid, bal in touched.items()])
         _expire(session, StockBalance, touched, ["reserved"])
     if new_reservations:
         _INSERT_RESERVATIONS.execute_many(uow, new_reservations)
@@ -732,28 +765,47 @@ _CUSTOMER = (select(Location.id)
              .where(Location.tenant_id == _TENANT, Location.kind == LocationKind.CUSTOMER.value,
                     Location.warehouse_id.is_(None))
              .order_by(Location.id).limit(1).scalar_subquery())
-_HELD = PreparedIn(lambda in_: (
-    select(_r.id, _r.demand_id, _r.product_id, _r.warehouse_id, _r.location_id, _r.lot_id, _r.quantity,
-           _r.created_at, Product.sku, Product.track_serials, Product.standard_cost, _lot.code, _lot.expiry_date,
-           _sd.id, _sd.backordered, _CUSTOMER)
-    .join(Product, (Product.id == _r.product_id) & (Product.tenant_id == _TENANT))
-    .outerjoin(_lot, (_lot.id == _r.lot_id) & (_lot.tenant_id == _TENANT))
-    .outerjoin(_sd, (_sd.demand_type == _r.demand_type) & (_sd.demand_id == _r.demand_id)
-               & (_sd.tenant_id == _TENANT))
-    .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"), in_(_r.demand_id, "ids"),
-           _r.status == "open")
-    .order_by(_r.created_at, _r.id)
-))
+_HELD_COLUMNS = 16  # the columns of `_Held`
+
+
+def _held(in_: Callable[[Any, str], Any], *, with_stock: bool = False) -> Any:
+    query = (
+        select(_r.id, _r.demand_id, _raw(_r.product_id), _raw(_r.warehouse_id), _raw(_r.location_id), _r.lot_id,
+               _r.quantity, _r.created_at, Product.sku, Product.track_serials, Product.standard_cost, _lot.code,
+               _lot.expiry_date, _sd.id, _sd.backordered, _raw(_CUSTOMER))
+        .join(Product, (Product.id == _r.product_id) & (Product.tenant_id == _TENANT))
+        .outerjoin(_lot, (_lot.id == _r.lot_id) & (_lot.tenant_id == _TENANT))
+        .outerjoin(_sd, (_sd.demand_type == _r.demand_type) & (_sd.demand_id == _r.demand_id)
+                   & (_sd.tenant_id == _TENANT))
+        .where(_r.tenant_id == _TENANT, _r.demand_type == bindparam("demand_type"), in_(_r.demand_id, "ids"),
+               _r.status == "open")
+        .order_by(_r.created_at, _r.id)
+    )
+    if with_stock:
+        # With each reservation, its balance (as `_ISSUE_BALANCES` reads it) and its product's cost in its
+        # warehouse (as `_COSTS` does; none before the first stock in).
+        query = (query.add_columns(_b.id, _b.lot_key, _b.on_hand, _b.reserved, ItemCost.id, ItemCost.quantity,
+                                   ItemCost.value, ItemCost.unit_cost)
+                 .outerjoin(_b, (_b.id == _r.balance_id) & (_b.tenant_id == _TENANT))
+                 .outerjoin(ItemCost, (ItemCost.product_id == _r.product_id)
+                            & (ItemCost.warehouse_id == _r.warehouse_id) & (ItemCost.tenant_id == _TENANT)))
+    return query
+
+
+_HELD = PreparedIn(_held)
+# SQLite only, where nothing is locked: the three reads of an issue in one. (PostgreSQL reads the balances
+# and costs apart, to lock them in id order.)
+_HELD_WITH_STOCK = PreparedIn(lambda in_: _held(in_, with_stock=True))
 # The balances the reservations draw on, found by (product, location, lot) as `core.balance_for` finds
 # them, and locked in id order.
 _ISSUE_BALANCES = PreparedIn(lambda in_: (
-    select(_b.id, _b.product_id, _b.location_id, _b.lot_key, _b.on_hand, _b.reserved)
+    select(_b.id, _raw(_b.product_id), _raw(_b.location_id), _b.lot_key, _b.on_hand, _b.reserved)
     .where(_b.tenant_id == _TENANT, in_(_b.product_id, "products"), in_(_b.location_id, "locations"))
     .order_by(_b.id)
     .with_for_update()
 ))
 _COSTS = PreparedIn(lambda in_: (
-    select(ItemCost.id, ItemCost.product_id, ItemCost.warehouse_id, ItemCost.quantity, ItemCost.value,
+    select(ItemCost.id, _raw(ItemCost.product_id), _raw(ItemCost.warehouse_id), ItemCost.quantity, ItemCost.value,
            ItemCost.unit_cost)
     .where(ItemCost.tenant_id == _TENANT, in_(ItemCost.product_id, "products"),
            in_(ItemCost.warehouse_id, "warehouses"))
@@ -782,11 +834,34 @@ _MOVE_SERIALS = Prepared(update(SerialNumber.__table__).where(SerialNumber.__tab
                          .values(location_id=bindparam("b_location_id"), updated_at=bindparam("b_at")))
 
 
-def _held_by_demand(uow: UnitOfWork, demand_type: str, demand_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Held]]:
+def _held_by_demand(uow: UnitOfWork, demand_type: str, demand_ids: list[uuid.UUID],
+                    of: Callable[[Any], uuid.UUID]) -> dict[uuid.UUID, list[_Held]]:
+    """The lines' open reservations by demand line (`of` converts the raw ids, see `_RawId`)."""
     out: dict[uuid.UUID, list[_Held]] = defaultdict(list)
     for row in _HELD.execute(uow, {"tenant": uow.tenant_id, "demand_type": demand_type}, ids=demand_ids):
-        out[row[1]].append(_Held(*row))
+        out[row[1]].append(_Held(row[0], row[1], of(row[2]), of(row[3]), of(row[4]), *row[5:-1],
+                                 None if row[-1] is None else of(row[-1])))
     return out
+
+
+def _held_with_stock(uow: UnitOfWork, demand_type: str, demand_ids: list[uuid.UUID], of: Callable[[Any], uuid.UUID]
+                     ) -> tuple[dict[uuid.UUID, list[_Held]], dict[tuple[Any, ...], _Stock],
+                                dict[tuple[uuid.UUID, uuid.UUID], _Cost]]:
+    """`_held_by_demand`, with the balances and costs the reservations draw on, keyed as `_issue_many`
+    keys them (SQLite: one read instead of three)."""
+    out: dict[uuid.UUID, list[_Held]] = defaultdict(list)
+    balances: dict[tuple[Any, ...], _Stock] = {}
+    costs: dict[tuple[uuid.UUID, uuid.UUID], _Cost] = {}
+    n = _HELD_COLUMNS
+    for row in _HELD_WITH_STOCK.execute(uow, {"tenant": uow.tenant_id, "demand_type": demand_type}, ids=demand_ids):
+        held = _Held(row[0], row[1], of(row[2]), of(row[3]), of(row[4]), *row[5:n - 1],
+                     None if row[n - 1] is None else of(row[n - 1]))
+        out[row[1]].append(held)
+        if row[n] is not None:
+            balances.setdefault((held.product_id, held.location_id, row[n + 1]), _Stock(row[n], row[n + 2], row[n + 3]))
+        if row[n + 4] is not None:
+            costs.setdefault((held.product_id, held.warehouse_id), _Cost(row[n + 4], *row[n + 5:n + 8]))
+    return out, balances, costs
 
 
 def _check_reserved(by_demand: dict[uuid.UUID, list[_Held]], wanted: dict[uuid.UUID, Decimal],
@@ -802,7 +877,8 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
                 on: date | None) -> list[IssueResult]:
     """The stock side of a shipment with a fixed number of statements whatever the number of lines: one
     read of the lines' reservations (with their products, lots and demand lines), one each of the balances
-    and costs (locked in id order), then one executemany per table for the writes.
+    and costs (locked in id order; on SQLite, which locks nothing, part of the first read), then one
+    executemany per table for the writes.
 
     This is `core.record_move` for a batch of issues, with plain rows instead of ORM objects: each move
     leaves a stock balance, consuming its reservation, and goes to the customer location (no balance)."""
@@ -813,7 +889,13 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     wanted: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO)
     for demand_id, quantity in items:
         wanted[demand_id] += quantity
-    by_demand = _held_by_demand(uow, demand_type, demand_ids)
+    of = _id_reader()  # one for the three reads: they name the same products, locations and warehouses
+    read_stock = uow.connection().dialect.name == "sqlite"
+    if read_stock:
+        # SQLite writers are serialised from BEGIN IMMEDIATE: what this reads is current and stays so.
+        by_demand, balances, costs = _held_with_stock(uow, demand_type, demand_ids, of)
+    else:
+        by_demand = _held_by_demand(uow, demand_type, demand_ids, of)
     _check_reserved(by_demand, wanted, demand_type)
     core.lock_products(uow, sorted({rs[0].product_id for rs in by_demand.values()}))
     today = clock.today()
@@ -821,21 +903,23 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
         from entrepot.ledger.services.periods import open_period_for_posting
 
         open_period_for_posting(uow, on)
-    if uow.connection().dialect.name == "postgresql":
+    if not read_stock:
         # Read again under the product locks: another transaction may have changed them meanwhile
         # (SQLite writers are serialised from BEGIN IMMEDIATE, so what we read is already current).
-        by_demand = _held_by_demand(uow, demand_type, demand_ids)
+        by_demand = _held_by_demand(uow, demand_type, demand_ids, of)
         _check_reserved(by_demand, wanted, demand_type)
     every = [r for rs in by_demand.values() for r in rs]
     products = {r.product_id: _ProductFacts(r.product_id, r.sku, r.track_serials, r.standard_cost) for r in every}
     far = date.max
     for rs in by_demand.values():
         rs.sort(key=lambda r: ((r.expiry_date or far) if r.lot_id else far, r.created_at, r.id))
-    # Everything the moves touch, in one query each; balances and costs locked in id order (the fixed order).
-    balances = {(row[1], row[2], row[3]): _Stock(row[0], row[4], row[5]) for row in _ISSUE_BALANCES.execute(
-        uow, {"tenant": tenant}, products=list(products), locations=list({r.location_id for r in every}))}
-    costs = {(row[1], row[2]): _Cost(row[0], *row[3:]) for row in _COSTS.execute(
-        uow, {"tenant": tenant}, products=list(products), warehouses=list({r.warehouse_id for r in every}))}
+    if not read_stock:
+        # Everything the moves touch, in one query each; balances and costs locked in id order (the fixed order).
+        balances = {(of(row[1]), of(row[2]), row[3]): _Stock(row[0], row[4], row[5])
+                    for row in _ISSUE_BALANCES.execute(uow, {"tenant": tenant}, products=list(products),
+                                                       locations=list({r.location_id for r in every}))}
+        costs = {(of(row[1]), of(row[2])): _Cost(row[0], *row[3:]) for row in _COSTS.execute(
+            uow, {"tenant": tenant}, products=list(products), warehouses=list({r.warehouse_id for r in every}))}
     for key in sorted({(r.product_id, r.warehouse_id) for r in every} - costs.keys()):
         costs[key] = _Cost(new_id(), ZERO, ZERO, ZERO, new=True)  # first stock out before any in
     currency = core.functional_currency(uow)
