@@ -328,3 +328,46 @@ def test_unknown_paths_and_methods_under_the_api_are_404_and_405(api):
     assert api.get("/no-such-collection").status_code == 404
     assert api.get("/sales-orders/not-a-route/nor-this").status_code == 404
     assert api.client.delete("/api/v1/payments", headers=api.headers).status_code == 405
+
+
+def test_a_routes_unit_of_work_is_closed_after_it_and_rolled_back_when_it_fails(api):
+    """`Requires` hands the route an open unit of work and closes it after the route: a route
+    that raised after writing leaves nothing behind and answers its problem; one that committed
+    keeps its write. Either way the session is closed afterwards."""
+    from typing import Annotated
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from entrepot.api import problems
+    from entrepot.api.deps import Requires
+    from entrepot.db.uow import UnitOfWork
+    from entrepot.kernel.errors import Conflict
+    from entrepot.parties import permissions as perms
+    from entrepot.parties.models import Customer
+    from entrepot.parties.service import create_customer
+
+    seen: list[UnitOfWork] = []
+    app = FastAPI()
+    problems.install(app)
+
+    @app.post("/customers/{code}")
+    def write(code: str, fail: bool, uow: Annotated[UnitOfWork, Requires(perms.CUSTOMER_CREATE)]) -> dict:
+        seen.append(uow)
+        create_customer(uow, {"code": code, "name": code, "currency": "USD"})
+        uow.session.flush()
+        if fail:
+            raise Conflict("refused after writing")
+        uow.commit()
+        return {"ok": True}
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        failed = client.post("/customers/GONE", params={"fail": True}, headers=api.headers)
+        kept = client.post("/customers/KEPT", params={"fail": False}, headers=api.headers)
+    assert failed.status_code == 409 and failed.json()["detail"] == "refused after writing"
+    assert kept.status_code == 200
+    assert [uow.session.in_transaction() for uow in seen] == [False, False]
+    with api.tenant.uow() as uow:
+        codes = set(uow.session.scalars(select(Customer.code).where(Customer.code.in_(["GONE", "KEPT"]))))
+    assert codes == {"KEPT"}

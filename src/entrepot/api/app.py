@@ -97,6 +97,9 @@ def _first_segments(included: Any) -> frozenset[str] | None:
     return frozenset(segments)
 
 
+_SEGMENT_KEY = "entrepot.first_segment"
+
+
 def _route_by_first_segment(included: BaseRoute) -> None:
     """Let an included domain router turn away, at once, a path none of its routes starts with.
 
@@ -112,8 +115,15 @@ def _route_by_first_segment(included: BaseRoute) -> None:
     prefix = API_PREFIX + "/"
 
     def guarded(scope: Scope) -> tuple[Match, Scope]:
-        path = get_route_path(scope) if scope["type"] in ("http", "websocket") else ""
-        if path.startswith(prefix) and path[len(prefix):].split("/", 1)[0] not in segments:
+        # A dozen guards see the same request: its first segment is found once, kept in the
+        # scope with the paths it was taken from (a changed path is looked at again).
+        path, root = scope.get("path"), scope.get("root_path")
+        found = scope.get(_SEGMENT_KEY)
+        if found is None or found[0] is not path or found[1] is not root:
+            route_path = get_route_path(scope) if scope["type"] in ("http", "websocket") else ""
+            segment = route_path[len(prefix):].split("/", 1)[0] if route_path.startswith(prefix) else None
+            found = scope[_SEGMENT_KEY] = (path, root, segment)
+        if found[2] is not None and found[2] not in segments:
             return Match.NONE, {}
         return matches(scope)
 

@@ -43,9 +43,13 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        key = headers.get("idempotency-key")
-        token = headers.get("authorization", "")
+        # Header names arrive lower-cased (ASGI); only these two are decoded, on every POST.
+        key = token = ""
+        for name, value in scope["headers"]:
+            if name == b"idempotency-key":
+                key = value.decode()
+            elif name == b"authorization":
+                token = value.decode()
         if not key or not token.lower().startswith("bearer "):
             await self.app(scope, receive, send)
             return
