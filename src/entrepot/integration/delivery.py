@@ -46,6 +46,7 @@ from sqlalchemy import (
     Integer,
     String,
     TypeDecorator,
+    Uuid,
     and_,
     any_,
     bindparam,
@@ -67,7 +68,7 @@ from entrepot.db.prepared import Prepared
 from entrepot.integration.consumers import hold_cursor, save_cursor
 from entrepot.integration.envelopes import envelope_json
 from entrepot.integration.events import WebhookEndpointDisabled, WebhookMessageExhausted
-from entrepot.integration.feed import FeedRow, Position, event_rows_after
+from entrepot.integration.feed import FeedRow, Position, anything_after, event_rows_after
 from entrepot.integration.http_client import PooledClient
 from entrepot.integration.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from entrepot.integration.outbox import record_event_in
@@ -157,9 +158,26 @@ class _Statements:
         # fan-out: the tenants' live endpoints, and which of these queues already have an open head
         self.live_endpoints = Prepared(select(read_shared_id(e.id), read_shared_id(e.tenant_id), e.event_types).where(
             _among(e.tenant_id, "tenants", dialect), e.deleted_at.is_(None), e.enabled.is_(True)))
-        self.busy_queues = Prepared(select(read_shared_id(m.endpoint_id), m.subject).where(
-            is_open, HEAD_SQL, _among(m.tenant_id, "tenants", dialect),
-            _among(m.endpoint_id, "endpoints", dialect), _among(m.subject, "subjects", dialect)))
+        # which of the given queues (parallel lists: tenant, endpoint, subject) have an open message:
+        # one probe of the open messages' (tenant, endpoint, subject, ordinal) index per queue, the
+        # positions of the busy ones back (no index of heads of its own: that cost two more index
+        # entries per message, at its promotion and at its claim)
+        if dialect == "postgresql":
+            self.busy_queues = Prepared(text(
+                "SELECT q.i FROM unnest(CAST(:tenants AS uuid[]), CAST(:endpoints AS uuid[]),"
+                " CAST(:subjects AS text[])) WITH ORDINALITY AS q(tenant_id, endpoint_id, subject, i)"
+                " WHERE EXISTS (SELECT 1 FROM webhook_messages AS m WHERE m.tenant_id = q.tenant_id"
+                " AND m.endpoint_id = q.endpoint_id AND m.subject = q.subject"
+                " AND m.status IN ('pending', 'delivering'))"
+            ).bindparams(bindparam("tenants", type_=ARRAY(Uuid)), bindparam("endpoints", type_=ARRAY(Uuid)),
+                         bindparam("subjects", type_=ARRAY(String))).columns(i=BigInteger))
+        else:
+            self.busy_queues = Prepared(text(
+                "SELECT q.key + 1 FROM json_each(:queues) AS q"
+                " WHERE EXISTS (SELECT 1 FROM webhook_messages AS m WHERE m.tenant_id = json_extract(q.value, '$[0]')"
+                " AND m.endpoint_id = json_extract(q.value, '$[1]') AND m.subject = json_extract(q.value, '$[2]')"
+                " AND m.status IN ('pending', 'delivering'))"
+            ).bindparams(bindparam("queues", type_=_ListParam())).columns(i=BigInteger))
         self.insert_messages = Prepared(insert(_MESSAGES), columns=MESSAGE_COLUMNS)
         # claim, first look: the oldest due queue heads, read in order off the due-time index
         # (stops after `limit` rows, nothing to sort); PostgreSQL locks them in the same statement,
@@ -350,16 +368,29 @@ class _LiveEndpoint(NamedTuple):
     event_types: list[str]
 
 
-def fan_out(session: Session, *, limit: int = 500) -> int:
+@dataclass
+class FanOutProgress:
+    """What one worker last knew of the fan-out cursor: at or behind it (cursors only move on)."""
+
+    position: Position | None = None
+
+
+def fan_out(session: Session, *, limit: int = 500, progress: FanOutProgress | None = None) -> int:
     """Turn the next settled outbox events into delivery rows. Returns events consumed.
 
     Plain rows throughout (the cursor, the events, the endpoints) from prepared statements:
     this reads every event the platform emits, and ORM objects would cost more than the
-    statements. Each message carries its event's tenant.
+    statements. Each message carries its event's tenant. With `progress`, a look that
+    finds no event after the position it remembers ends there, before the cursor's lock
+    (a write) and the settled read.
     """
+    if progress is not None and progress.position is not None and not anything_after(session, progress.position):
+        return 0
     cursor = hold_cursor(session, FAN_OUT, nowait=True)
     if cursor is None:
         return 0  # another worker is fanning out
+    if progress is not None:
+        progress.position = cursor.position
     rows = event_rows_after(session, cursor.position, limit=limit)
     if not rows:
         return 0
@@ -380,12 +411,17 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
             found = subscribers[key] = [e for e in endpoints.get(row.tenant_id, ()) if subscribes(e, row.type)]
         pairs.extend((row, endpoint) for endpoint in found)
     if pairs:
-        queues = {(endpoint.id, row.subject) for row, endpoint in pairs}
+        tenant_queues = list({(endpoint.tenant_id, endpoint.id, row.subject) for row, endpoint in pairs})
+        queues = {(endpoint_id, subject) for _, endpoint_id, subject in tenant_queues}
         # a new message heads its queue when the queue has no open message yet
         lock_queues(session, queues)
-        busy = set(sql.busy_queues.execute(conn, {
-            "tenants": tenants, "endpoints": list({e for e, _ in queues}),
-            "subjects": list({s for _, s in queues})}))
+        if conn.dialect.name == "postgresql":
+            found = sql.busy_queues.execute(conn, {"tenants": [q[0] for q in tenant_queues],
+                                                   "endpoints": [q[1] for q in tenant_queues],
+                                                   "subjects": [q[2] for q in tenant_queues]})
+        else:
+            found = sql.busy_queues.execute(conn, {"queues": [[t.hex, e.hex, s] for t, e, s in tenant_queues]})
+        busy = {tenant_queues[i - 1][1:] for (i,) in found}
         now = clock.now()
         ordinal = cursor.emitted
         values: list[dict[str, Any]] = []
@@ -409,6 +445,8 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
         cursor.emitted = ordinal
     cursor.position = Position.of(rows[-1])
     save_cursor(session, cursor)
+    if progress is not None:
+        progress.position = cursor.position
     return len(rows)
 
 

@@ -119,8 +119,6 @@ class WebhookMessage(TenantOwned, HasId, Base):
         # starves another); it is the one index here that does not lead with tenant_id, on purpose.
         Index("ix_webhook_messages_open_head_due", "next_attempt_at",
               sqlite_where=text(_OPEN_HEAD), postgresql_where=text(_OPEN_HEAD)),
-        Index("ix_webhook_messages_open_head_subject", "tenant_id", "endpoint_id", "subject",
-              sqlite_where=text(_OPEN_HEAD), postgresql_where=text(_OPEN_HEAD)),
         Index("ix_webhook_messages_open_subject", "tenant_id", "endpoint_id", "subject", "ordinal",
               sqlite_where=text(_OPEN), postgresql_where=text(_OPEN)),
         # The messages in flight (a claim counts them per endpoint) and the dead letters (recover,

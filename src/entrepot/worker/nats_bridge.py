@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 from entrepot.db.uow import platform_uow
 from entrepot.integration.consumers import advance, lock_cursor, position_of, read_position
 from entrepot.integration.envelopes import envelope_json
-from entrepot.integration.feed import START, Position, event_rows_after
+from entrepot.integration.feed import START, Position, anything_after, event_rows_after
 from entrepot.worker import leases
 
 log = structlog.get_logger("entrepot.worker.nats")
@@ -81,6 +81,7 @@ class NatsPublisher:
         self._inbox = ""
         self._batches = 0
         self._waiting: _Batch | None = None
+        self._seen: Position | None = None  # at or behind the cursor (see publish_batch)
 
     async def connect(self) -> None:
         if self._nc is None or self._nc.is_closed:
@@ -111,7 +112,12 @@ class NatsPublisher:
         if not self._hold(f"consumer:{CONSUMER}", LEASE):
             return 0
         with platform_uow(readonly=True, url=self.url) as uow:
+            # nothing committed after what this publisher last saw: no need for the cursor or the
+            # settled read (the cursor is at or past that position: it only moves on)
+            if self._seen is not None and not anything_after(uow.session, self._seen):
+                return 0
             start = read_position(uow.session, CONSUMER) or START
+            self._seen = start
             rows = event_rows_after(uow.session, start, limit=self.batch)
         if not rows:
             return 0
@@ -140,4 +146,5 @@ class NatsPublisher:
             if position_of(cursor) < last:
                 advance(cursor, last)
             uow.commit()
+        self._seen = last
         return len(rows)

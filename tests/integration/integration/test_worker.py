@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -336,3 +337,76 @@ def test_fan_out_writes_the_envelope_of_each_event_as_its_payload(tenant, other_
             assert json.loads(message.payload) == envelope(event)
             assert message.tenant_id == event.tenant_id
             assert message.endpoint_id == (issued if event.tenant_id == tenant.id else other).endpoint.id
+
+
+def test_health_reads_every_endpoint_in_a_fixed_number_of_statements(tenant, db_url):
+    # given three endpoints: one with a success, a failure, a dead letter and a pending message,
+    # one with a pending message only, one with nothing
+    from sqlalchemy import event
+
+    from entrepot.db.engine import get_engine
+    from entrepot.integration.models import WebhookAttempt
+    from entrepot.kernel.ids import new_id
+
+    def endpoints(n: int) -> list:
+        return [make_endpoint(tenant, f"https://health-{i}.example.com/hook", ["test_pallet.received.v1"]).endpoint
+                for i in range(n)]
+
+    def counted_health() -> tuple[dict, int]:
+        statements: list[str] = []
+
+        def count(*_args: object) -> None:
+            statements.append("")
+
+        engine = get_engine(db_url)
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            with tenant.uow(readonly=True) as uow:
+                report = messages.health(uow)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return report, len(statements)
+
+    busy, waiting, idle = endpoints(3)
+    now = clock.now()
+    with tenant.uow() as uow:
+        def message(endpoint, status: str, n: int) -> WebhookMessage:
+            row = WebhookMessage(id=new_id(), tenant_id=tenant.id, endpoint_id=endpoint.id, event_id=new_id(),
+                                 event_type="test_pallet.received.v1", subject=f"pallet/{n}", ordinal=n,
+                                 payload="{}", status=status, queue_head=status == "pending",
+                                 attempt_count=0, next_attempt_at=now, created_at=now)
+            uow.session.add(row)
+            return row
+
+        done, failed = message(busy, "succeeded", 1), message(busy, "dead", 2)
+        message(busy, "pending", 3)
+        message(waiting, "pending", 4)
+        message(waiting, "delivering", 5)
+        uow.session.flush()
+        for at, target, ok, code, error in (
+                (now - timedelta(minutes=3), failed, False, 502, "HTTP 502"),
+                (now - timedelta(minutes=2), failed, False, 500, "HTTP 500"),
+                (now - timedelta(minutes=1), done, True, 200, None)):
+            uow.session.add(WebhookAttempt(id=new_id(), tenant_id=tenant.id, message_id=target.id,
+                                           endpoint_id=busy.id, attempted_at=at, succeeded=ok, status_code=code,
+                                           latency_ms=5, response_body="", error=error))
+        uow.commit()
+    # when health is read
+    report, statements = counted_health()
+    # then each endpoint shows its own counts, success rate and latest failure
+    rows = {row["id"]: row for row in report["webhooks"]["endpoints"]}
+    assert {k: rows[str(busy.id)][k] for k in ("pending", "dead_letters", "attempts_24h", "success_rate_24h")} == {
+        "pending": 1, "dead_letters": 1, "attempts_24h": 3, "success_rate_24h": round(1 / 3, 4)}
+    assert rows[str(busy.id)]["last_error"] == {
+        "at": (now - timedelta(minutes=2)).isoformat(), "status_code": 500, "error": "HTTP 500"}
+    assert {k: rows[str(waiting.id)][k] for k in ("pending", "dead_letters", "attempts_24h", "last_error")} == {
+        "pending": 2, "dead_letters": 0, "attempts_24h": 0, "last_error": None}
+    assert (rows[str(idle.id)]["pending"], rows[str(idle.id)]["success_rate_24h"]) == (0, None)
+    assert (report["webhooks"]["pending"], report["webhooks"]["succeeded"], report["webhooks"]["dead_letters"]) == (
+        3, 1, 1)
+    assert [row["id"] for row in report["webhooks"]["endpoints"]] == sorted(rows, key=uuid.UUID)
+    # and more endpoints cost no more statements (no reads per endpoint)
+    endpoints(4)
+    more, more_statements = counted_health()
+    assert len(more["webhooks"]["endpoints"]) == len(rows) + 4
+    assert more_statements == statements

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 16:50:43.907967
+Create Date: 2026-11-27 17:56:14.728879
 """
 from collections.abc import Sequence
 
@@ -864,7 +864,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_webhook_messages_dead', ['tenant_id', 'endpoint_id', 'created_at'], unique=False, sqlite_where=sa.text("status = 'dead'"), postgresql_where=sa.text("status = 'dead'"))
         batch_op.create_index('ix_webhook_messages_delivering', ['tenant_id', 'endpoint_id'], unique=False, sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
         batch_op.create_index('ix_webhook_messages_open_head_due', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
-        batch_op.create_index('ix_webhook_messages_open_head_subject', ['tenant_id', 'endpoint_id', 'subject'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.create_index('ix_webhook_messages_open_subject', ['tenant_id', 'endpoint_id', 'subject', 'ordinal'], unique=False, sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
 
     op.create_table('catalog_channel_listings',
@@ -1407,7 +1406,6 @@ def downgrade() -> None:
     op.drop_table('catalog_channel_listings')
     with op.batch_alter_table('webhook_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_messages_open_subject', sqlite_where=sa.text("status IN ('pending', 'delivering')"), postgresql_where=sa.text("status IN ('pending', 'delivering')"))
-        batch_op.drop_index('ix_webhook_messages_open_head_subject', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.drop_index('ix_webhook_messages_open_head_due', sqlite_where=sa.text("status IN ('pending', 'delivering') AND queue_head"), postgresql_where=sa.text("status IN ('pending', 'delivering') AND queue_head"))
         batch_op.drop_index('ix_webhook_messages_delivering', sqlite_where=sa.text("status = 'delivering'"), postgresql_where=sa.text("status = 'delivering'"))
         batch_op.drop_index('ix_webhook_messages_dead', sqlite_where=sa.text("status = 'dead'"), postgresql_where=sa.text("status = 'dead'"))
