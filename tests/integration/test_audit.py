@@ -173,3 +173,25 @@ def test_a_rolled_back_unit_of_work_leaves_the_head_this_process_knows(tenant):
     _audited_commit(tenant, 3)
     # then the chain has no gap and verifies
     assert _verified_things(tenant) == ["T-1", "T-3"]
+
+
+def test_an_append_that_waited_for_another_writer_chains_after_it(pg_url):
+    # given a tenant whose head this process knows, and a writer holding the head's lock
+    import threading
+
+    from tests.conftest import make_tenant
+
+    tenant = make_tenant(pg_url)
+    _audited_commit(tenant, 1)
+    holder = tenant.uow().__enter__()
+    audit(holder, "thing.change", "thing", "T-held", after={"n": 2})
+    chain._write_pending(holder)  # moved the head from the known one; locked until it commits
+    # when another transaction appends from the same known head (it waits for the lock)
+    done = threading.Event()
+    threading.Thread(target=lambda: (_audited_commit(tenant, 3), done.set()), daemon=True).start()
+    assert not done.wait(0.5)
+    holder.commit()
+    holder.__exit__(None, None, None)
+    assert done.wait(10)
+    # then the waiting append chained after the holder's entry, and the chain verifies
+    assert _verified_things(tenant) == ["T-1", "T-held", "T-3"]

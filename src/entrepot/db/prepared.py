@@ -353,3 +353,51 @@ class PreparedIn:
             for key in names[len(ids):]:
                 args[key] = ids[0]
         return prepared.execute(uow, args)
+
+
+class PreparedRows:
+    """An INSERT of many rows as one statement (`INSERT … VALUES (…), (…), …`), for writers that
+    buffer a transaction's rows and write them at commit (the outbox, the audit chain), on
+    PostgreSQL: one statement and one round trip instead of one per row (measured ~25% less
+    client CPU for five rows than psycopg's executemany). Not on SQLite, where stepping a
+    one-row statement per row (`Prepared.execute_many`) costs about a third less CPU than
+    the multi-row statement: writers use that there.
+
+    One prepared statement per row count, made on first use, so at most `max_rows` statements
+    are ever built; more rows than that go in one executemany of `single` (the one-row
+    statement; psycopg pipelines it) or, without it, in chunks of `max_rows`. `bind(column, name)`
+    gives the bound parameter of `column` in one row (default: the column's type); `fixed`
+    gives SQL values the same in every row (PostgreSQL's transaction id). Rows are dicts by
+    column name, as `Prepared.execute_many` takes them."""
+
+    __slots__ = ("_bind", "_by_count", "columns", "fixed", "max_rows", "single", "table")
+
+    def __init__(self, table: Any, columns: Sequence[str], *, bind: Callable[[str, str], Any] | None = None,
+                 fixed: Mapping[str, Any] | None = None, max_rows: int = 64, single: Prepared | None = None) -> None:
+        self.table = table
+        self.single = single
+        self.columns = tuple(columns)
+        self._bind = bind or (lambda column, name: bindparam(name, type_=table.c[column].type))
+        self.fixed = dict(fixed or {})
+        self.max_rows = max_rows
+        self._by_count: dict[int, tuple[Prepared, list[list[tuple[str, str]]]]] = {}
+
+    def _statement(self, count: int) -> tuple[Prepared, list[list[tuple[str, str]]]]:
+        found = self._by_count.get(count)
+        if found is None:
+            names = [[(column, f"{column}_{i}") for column in self.columns] for i in range(count)]
+            values = [{**{column: self._bind(column, name) for column, name in row}, **self.fixed} for row in names]
+            statement = self.table.insert().values(values).inline()
+            found = self._by_count[count] = (Prepared(statement, columns=[*self.columns, *self.fixed]), names)
+        return found
+
+    def execute(self, on: UnitOfWork | Connection, rows: Sequence[_Params]) -> None:
+        if len(rows) > self.max_rows and self.single is not None:
+            self.single.execute_many(on, rows)
+            return
+        for start in range(0, len(rows), self.max_rows):
+            chunk = rows[start:start + self.max_rows]
+            prepared, names = self._statement(len(chunk))
+            params = {name: row[column] for row, row_names in zip(chunk, names, strict=True)
+                      for column, name in row_names}
+            prepared.execute(on, params)

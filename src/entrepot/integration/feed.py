@@ -24,7 +24,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Integer, Row, Select, Text, bindparam, cast, func, literal_column, select, tuple_, type_coerce
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
 from entrepot.db.engine import TenancyViolation
@@ -125,6 +138,14 @@ def _rows_after(dialect: str) -> Prepared:
     return Prepared(query.limit(limit))
 
 
+# PostgreSQL, for the rest of the reading transaction: the generic plan of `_rows_after`, which reads
+# the (txid, seq) index in order and stops after `limit` rows. Planned for each call's values, the
+# row comparison past the statistics' last txid looks like a few rows, and PostgreSQL took them all
+# (a bitmap scan of every event after the cursor, sorted for the first `limit`): with a backlog of
+# 20,000 events, 65 ms for a read of 200 instead of 0.8 ms.
+_GENERIC_PLANS = Prepared(text("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"))
+
+
 def event_rows_after(session: Session, after: Position, *, limit: int) -> list[FeedRow]:
     """`events_after` for the worker's fan-out, which reads every event and needs no ORM objects:
     the same events in the same order, from one prepared statement. Every tenant's events:
@@ -132,8 +153,39 @@ def event_rows_after(session: Session, after: Position, *, limit: int) -> list[F
     if not session.info.get("platform"):
         raise TenancyViolation("event_rows_after reads every tenant's events: platform sessions only")
     conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        _GENERIC_PLANS.execute(conn, {})
     rows = _rows_after(conn.dialect.name).execute(conn, {"txid": after.txid, "seq": after.seq, "limit": limit})
     return [FeedRow._make(row) for row in rows]
+
+
+@functools.cache
+def _newest(dialect: str) -> Prepared:
+    c = OutboxEvent.__table__.c
+    # the last entry of the (txid, seq) index, or of the primary key on SQLite: one probe,
+    # whatever the planner thinks of the table's size (no parameters to estimate)
+    if dialect == "postgresql":
+        query = select(c.txid, c.seq).where(c.txid.is_not(None)).order_by(c.txid.desc(), c.seq.desc())
+    else:
+        query = select(literal_column("0"), c.seq).order_by(c.seq.desc())
+    return Prepared(query.limit(1))
+
+
+def anything_after(session: Session, after: Position) -> bool:
+    """Whether any committed event lies after `after`, settled or not: one index probe.
+
+    The worker's consumers look for new events every few milliseconds; most looks find
+    none, and `event_rows_after`'s settled-horizon check (and, for the fan-out, its
+    write lock on the cursor) costs the database far more than this. No row after
+    `after` means no settled row after it either, so a consumer that remembers a
+    position at or behind its cursor may skip the full read when this says False.
+    Platform sessions only (every tenant's events, like `event_rows_after`).
+    """
+    if not session.info.get("platform"):
+        raise TenancyViolation("anything_after reads every tenant's events: platform sessions only")
+    conn = session.connection()
+    rows = _newest(conn.dialect.name).execute(conn, {})
+    return bool(rows) and Position(rows[0][0] or 0, rows[0][1]) > after
 
 
 def latest(session: Session) -> Position | None:

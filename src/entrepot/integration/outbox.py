@@ -3,6 +3,13 @@
 The row is inserted in the caller's transaction, so an event exists exactly
 when its change committed. Delivery (webhooks, NATS, in-process reactions) is
 the worker's job, from these rows, after commit.
+
+A unit of work's rows are made when recorded (id, time, payload as they are at that
+moment) and kept on it (`uow.pending_events`) until commit, where they go in as one
+multi-row INSERT, in recording order (so their `seq` follows it), before the audit
+chain. A savepoint that rolls back drops the rows recorded inside it (see db/uow.py);
+a read of the outbox through the session writes them first, so the transaction sees
+its own events.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import bindparam, insert, literal_column
+from sqlalchemy import TextClause, bindparam, event, insert, literal_column
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.util import find_tables
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from entrepot.db.prepared import Prepared, bind_processor, json_text
-from entrepot.db.uow import UnitOfWork
+from entrepot.db.prepared import Prepared, PreparedRows, bind_processor, json_text
+from entrepot.db.uow import UnitOfWork, set_events_writer
 from entrepot.integration.models import OutboxEvent
 from entrepot.kernel import clock
 from entrepot.kernel.events import EventData, type_of
@@ -46,8 +54,8 @@ class _Converted(TypeDecorator[Any]):
         return None
 
 
-def _converted(name: str) -> Any:
-    return bindparam(name, type_=_Converted(_TABLE.c[name].type))
+def _converted(name: str, column: str | None = None) -> Any:
+    return bindparam(name, type_=_Converted(_TABLE.c[column or name].type))
 
 
 # The payload goes in already serialised: pydantic writes an event's JSON faster than it
@@ -63,10 +71,27 @@ _INSERT_PG = Prepared(
 )
 
 
+# On PostgreSQL a transaction's pending rows go in as one INSERT … VALUES (…), (…), …; on
+# SQLite as one executemany of the one-row statement, cheaper there (see PreparedRows).
+_CONVERTED = ("id", "tenant_id", "time")
+
+
+def _bind_row(column: str, name: str) -> Any:
+    if column in _CONVERTED:
+        return _converted(name, column)
+    if column == "data":
+        return json_text(name)
+    return bindparam(name, type_=_TABLE.c[column].type)
+
+
+_ROWS_PG = PreparedRows(_TABLE, _COLUMNS, bind=_bind_row, single=_INSERT_PG,
+                        fixed={"txid": literal_column("pg_current_xact_id()::text::bigint")})
+
+
 class _Dialect:
     """What one database takes for the outbox's converted columns."""
 
-    __slots__ = ("id", "insert", "instant", "tenant", "tenants")
+    __slots__ = ("id", "insert", "instant", "rows", "tenant", "tenants")
 
     def __init__(self, dialect: Dialect) -> None:
         def convert(column: str) -> Callable[[Any], Any]:
@@ -74,6 +99,7 @@ class _Dialect:
             return process if process is not None else _as_is
 
         self.insert = _INSERT_PG if dialect.name == "postgresql" else _INSERT
+        self.rows = _ROWS_PG if dialect.name == "postgresql" else None
         self.instant = convert("time")
         self.tenant = convert("tenant_id")
         # An id is made as a uuid_utils UUID (what kernel.ids.new_id wraps): its text costs a
@@ -108,21 +134,36 @@ def source_for(tenant_id: object) -> str:
 
 def record_event(uow: UnitOfWork, data: EventData, *, subject: str) -> str:
     """Append an event for `subject` (e.g. "sales_order/<id>") to the outbox. Returns its id."""
-    return _insert(uow.session, uow.tenant_id, ((data, subject),))[0]
+    return _record(uow, ((data, subject),))[0]
 
 
 def record_event_in(session: Session, tenant_id: uuid.UUID, data: EventData, *, subject: str) -> str:
-    """`record_event` for code that works in a platform session across tenants (the worker)."""
+    """`record_event` for code that works in a platform session across tenants (the worker).
+    The row is inserted at once."""
     return _insert(session, tenant_id, ((data, subject),))[0]
 
 
 def record_events(uow: UnitOfWork, events: Sequence[tuple[EventData, str]]) -> list[str]:
-    """Append several (event, subject) pairs in one statement, in the given order.
+    """Append several (event, subject) pairs, in the given order.
 
     For services that emit one event per document line, and for bulk imports: the
     same rows, in the same order (their `seq` follows the list), as calling
     `record_event` for each."""
-    return _insert(uow.session, uow.tenant_id, events)
+    return _record(uow, events)
+
+
+def _record(uow: UnitOfWork, events: Sequence[tuple[EventData, str]]) -> list[str]:
+    if not events:
+        return []
+    session = uow.session
+    bind = session.bind
+    dialect = bind.dialect if bind is not None else session.get_bind().dialect
+    ids, rows = _rows(dialect, uow.tenant_id, events)
+    if not session.in_transaction():
+        # Begun (no SQL yet) so that a rollback before anything else ran still drops these rows.
+        session.begin()
+    uow.pending_events += rows
+    return ids
 
 
 def _dialect(dialect: Dialect) -> _Dialect:
@@ -136,14 +177,9 @@ def _type(data: EventData) -> tuple[str, Callable[..., bytes]]:
     return found
 
 
-def _insert(session: Session, tenant_id: uuid.UUID, events: Sequence[tuple[EventData, str]]) -> list[str]:
-    if not events:
-        return []
-    # A prepared insert on the transaction's connection: no autoflush and no ORM machinery
-    # (this runs several times per business action).
-    uow = session.info.get("uow")
-    conn = uow.connection() if uow is not None else session.connection()
-    dialect = conn.dialect
+def _rows(dialect: Dialect, tenant_id: uuid.UUID,
+          events: Sequence[tuple[EventData, str]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The outbox rows of `events`, converted for the database, and their ids."""
     db = _DIALECTS.get(dialect.name) or _dialect(dialect)
     source, tenant = db.tenants.get(tenant_id) or db.tenant_columns(tenant_id)
     now = db.instant(clock.now())  # one time for the batch, converted once
@@ -156,8 +192,62 @@ def _insert(session: Session, tenant_id: uuid.UUID, events: Sequence[tuple[Event
         ids.append(str(new))
         rows.append({"id": make_id(new), "tenant_id": tenant, "type": kind[0], "source": source,
                      "subject": subject, "time": now, "data": kind[1](data).decode()})
-    db.insert.execute_many(conn, rows)
+    return ids, rows
+
+
+def _insert(session: Session, tenant_id: uuid.UUID, events: Sequence[tuple[EventData, str]]) -> list[str]:
+    if not events:
+        return []
+    # A prepared insert on the transaction's connection: no autoflush and no ORM machinery.
+    uow = session.info.get("uow")
+    if uow is not None:
+        uow.write_events()  # any recorded before it go first, keeping the recording order
+    conn = uow.connection() if uow is not None else session.connection()
+    ids, rows = _rows(conn.dialect, tenant_id, events)
+    _write(conn, rows)
     return ids
+
+
+def _write(on: UnitOfWork | Any, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` in their order, in one statement."""
+    conn = on.connection() if isinstance(on, UnitOfWork) else on
+    dialect = conn.dialect
+    db = _DIALECTS.get(dialect.name) or _dialect(dialect)
+    if db.rows is None or len(rows) == 1:
+        db.insert.execute_many(conn, rows)
+    else:
+        db.rows.execute(conn, rows)
+
+
+set_events_writer(_write)
+
+
+# A read of the outbox in the transaction that recorded events must see them: it writes them
+# first. Only an ORM execution with events pending pays for looking at the statement.
+@event.listens_for(Session, "do_orm_execute")
+def _write_events_before_outbox_reads(state: ORMExecuteState) -> None:
+    uow = state.session.info.get("uow")
+    if (uow is None or len(uow.pending_events) == uow.events_written or state.is_column_load
+            or state.is_relationship_load):
+        return
+    statement = state.statement
+    name = _TABLE.name
+    if isinstance(statement, TextClause):
+        reads = name in statement.text
+    else:  # ORM statements hold annotated copies of the table: compared by name
+        reads = any(getattr(t, "name", None) == name
+                    for t in find_tables(statement, include_aliases=True, include_joins=True, include_crud=True))
+    if reads:
+        uow.write_events()
+
+
+@event.listens_for(Session, "before_commit")
+def _write_events_on_a_bare_commit(session: Session) -> None:
+    """A `session.commit()` that did not go through `uow.commit()` still writes the events."""
+    uow = session.info.get("uow")
+    if (uow is not None and len(uow.pending_events) > uow.events_written
+            and session.get_nested_transaction() is None):
+        uow.write_events()
 
 
 def envelope(row: OutboxEvent) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def test_an_in_flight_transactions_event_is_held_back_then_delivered(pg_url):
     # given a transaction that recorded an event and has not committed
     slow = tenant.uow().__enter__()
     record_event(slow, CratePacked(crate="slow"), subject="crate/slow")
-    slow.session.flush()
+    slow.write_events()  # its row written now (events otherwise go in at commit): in flight
     # and a later transaction that recorded and committed
     with tenant.uow() as fast:
         record_event(fast, CratePacked(crate="fast"), subject="crate/fast")
@@ -120,3 +120,71 @@ def test_the_worker_s_all_tenant_read_is_refused_to_a_tenant_session(db_url):
     tenant = make_tenant(db_url)
     with tenant.uow(readonly=True) as uow, pytest.raises(TenancyViolation):
         event_rows_after(uow.session, START, limit=10)
+
+
+def test_anything_after_tells_whether_a_committed_event_lies_beyond_a_position(db_url):
+    from entrepot.db.uow import platform_uow
+    from entrepot.integration.feed import anything_after
+
+    # given an event, read back settled (its position)
+    tenant = make_tenant(db_url)
+    with tenant.uow() as uow:
+        record_event(uow, CratePacked(crate="probe"), subject="crate/probe")
+        uow.commit()
+    crates, position = _read_settled(tenant, START, want=1)
+    assert "probe" in crates
+    with platform_uow(readonly=True, url=db_url) as uow:
+        # then a position just before it has something after it, and so does the start
+        assert anything_after(uow.session, Position(position.txid, position.seq - 1))
+        assert anything_after(uow.session, START)
+        # and nothing lies after the newest committed event (tests in this database run one at a time)
+        newest = max(position, Position(position.txid + 10**9, 0)) if position.txid else Position(0, 10**12)
+        assert not anything_after(uow.session, newest)
+
+
+def test_a_fan_out_that_remembers_its_position_skips_the_cursor_when_nothing_is_new(db_url):
+    from sqlalchemy import event
+
+    from entrepot.db.engine import get_engine
+    from entrepot.db.uow import platform_uow
+    from entrepot.integration import delivery
+
+    tenant = make_tenant(db_url)
+    progress = delivery.FanOutProgress()
+
+    def fan_out() -> tuple[int, list[str]]:
+        statements: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        engine = get_engine(db_url)
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            with platform_uow(url=db_url) as uow:
+                done = delivery.fan_out(uow.session, limit=10_000, progress=progress)
+                uow.commit()
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return done, statements
+
+    # given a fan-out that has consumed everything there is (the feed can be held back for a
+    # moment on PostgreSQL: until the look finds nothing)
+    with tenant.uow() as uow:
+        record_event(uow, CratePacked(crate="one"), subject="crate/one")
+        uow.commit()
+    _read_settled(tenant, START, want=1)
+    while fan_out()[0]:
+        pass
+    # when it looks again with nothing new
+    done, statements = fan_out()
+    # then it stops after the one probe: no cursor lock (a write), no settled read
+    assert done == 0
+    assert [s for s in statements if "integration_consumer_cursors" in s or "outbox_events.data" in s] == []
+    assert len([s for s in statements if "outbox_events" in s]) == 1
+    # and a new event is still picked up
+    with tenant.uow() as uow:
+        record_event(uow, CratePacked(crate="two"), subject="crate/two")
+        uow.commit()
+    _read_settled(tenant, START, want=2)
+    assert fan_out()[0] >= 1
