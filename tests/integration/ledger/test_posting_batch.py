@@ -255,9 +255,16 @@ def _revenue_account_of(uow, entry_id):  # type: ignore[no-untyped-def]
         JournalLine.entry_id == entry_id, JournalLine.credit > 0, Account.role == "revenue"))
 
 
-def test_accounts_kept_across_transactions_follow_a_change_of_the_chart_committed_elsewhere(tenant):
+def _move_revenue_role(uow, code, name):  # type: ignore[no-untyped-def]
+    """Takes the revenue role off its account and gives it to a new account `code`."""
     from entrepot.ledger.services import accounts
 
+    old = accounts.posting_account(uow, "revenue")
+    accounts.update_account(uow, accounts.get_account(uow, old.id), {"role": None})
+    accounts.create_account(uow, accounts.AccountData(code=code, name=name, type="income", role="revenue"))
+
+
+def test_accounts_kept_across_transactions_follow_a_change_of_the_chart_committed_elsewhere(tenant):
     # given invoices posted, so the accounts by role are known to this process
     with tenant.uow() as uow:
         _invoice(uow, date(2026, 11, 1))
@@ -265,10 +272,7 @@ def test_accounts_kept_across_transactions_follow_a_change_of_the_chart_committe
     # when another transaction moves the revenue role to a new account (as another process would:
     # the change reaches this one only through the database)
     with tenant.uow() as uow:
-        old = accounts.posting_account(uow, "revenue")
-        accounts.update_account(uow, accounts.get_account(uow, old.id), {"role": None})
-        accounts.create_account(uow, accounts.AccountData(code="4010", name="Web sales", type="income",
-                                                          role="revenue"))
+        _move_revenue_role(uow, "4010", "Web sales")
         uow.commit()
     # then the next posting reads the chart again and credits the new account
     with _statements() as seen, tenant.uow() as uow:
@@ -294,18 +298,13 @@ def test_accounts_kept_across_transactions_follow_a_change_of_the_chart_committe
 
 
 def test_a_chart_change_rolled_back_leaves_nothing_behind_in_the_accounts_kept(tenant):
-    from entrepot.ledger.services import accounts
-
     # given the accounts by role known to this process
     with tenant.uow() as uow:
         _invoice(uow, date(2026, 12, 1))
         uow.commit()
     # when a transaction moves the revenue role, posts with it, and rolls back
     with tenant.uow() as uow:
-        old = accounts.posting_account(uow, "revenue")
-        accounts.update_account(uow, accounts.get_account(uow, old.id), {"role": None})
-        accounts.create_account(uow, accounts.AccountData(code="4020", name="Trade sales", type="income",
-                                                          role="revenue"))
+        _move_revenue_role(uow, "4020", "Trade sales")
         entry = _invoice(uow, date(2026, 12, 2))
         assert _revenue_account_of(uow, entry.id) == "4020"
     # then a later posting still credits the account the committed chart gives the role
