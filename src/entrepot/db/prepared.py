@@ -361,19 +361,20 @@ class PreparedRows:
     PostgreSQL: one statement and one round trip instead of one per row (measured ~25% less
     client CPU for five rows than psycopg's executemany). Not on SQLite, where stepping a
     one-row statement per row (`Prepared.execute_many`) costs about a third less CPU than
-    the multi-row statement: writers use that there.
+    the multi-row statement: `execute` chooses, so writers just call it.
 
-    One prepared statement per row count, made on first use, so at most `max_rows` statements
-    are ever built; more rows than that go in one executemany of `single` (the one-row
-    statement; psycopg pipelines it) or, without it, in chunks of `max_rows`. `bind(column, name)`
+    `single` is the one-row statement. It takes the rows on SQLite, a single row, and more
+    than `max_rows` rows (one executemany, which psycopg pipelines). Otherwise one prepared
+    statement per row count, made on first use, so at most `max_rows` are ever built. `bind(column, name)`
     gives the bound parameter of `column` in one row (default: the column's type); `fixed`
     gives SQL values the same in every row (PostgreSQL's transaction id). Rows are dicts by
     column name, as `Prepared.execute_many` takes them."""
 
     __slots__ = ("_bind", "_by_count", "columns", "fixed", "max_rows", "single", "table")
 
-    def __init__(self, table: Any, columns: Sequence[str], *, bind: Callable[[str, str], Any] | None = None,
-                 fixed: Mapping[str, Any] | None = None, max_rows: int = 64, single: Prepared | None = None) -> None:
+    def __init__(self, table: Any, columns: Sequence[str], *, single: Prepared,
+                 bind: Callable[[str, str], Any] | None = None, fixed: Mapping[str, Any] | None = None,
+                 max_rows: int = 64) -> None:
         self.table = table
         self.single = single
         self.columns = tuple(columns)
@@ -392,12 +393,10 @@ class PreparedRows:
         return found
 
     def execute(self, on: UnitOfWork | Connection, rows: Sequence[_Params]) -> None:
-        if len(rows) > self.max_rows and self.single is not None:
-            self.single.execute_many(on, rows)
+        conn = on.connection() if isinstance(on, UnitOfWork) else on
+        if conn.dialect.name != "postgresql" or not 1 < len(rows) <= self.max_rows:
+            self.single.execute_many(conn, rows)
             return
-        for start in range(0, len(rows), self.max_rows):
-            chunk = rows[start:start + self.max_rows]
-            prepared, names = self._statement(len(chunk))
-            params = {name: row[column] for row, row_names in zip(chunk, names, strict=True)
-                      for column, name in row_names}
-            prepared.execute(on, params)
+        prepared, names = self._statement(len(rows))
+        prepared.execute(conn, {name: row[column] for row, row_names in zip(rows, names, strict=True)
+                                for column, name in row_names})

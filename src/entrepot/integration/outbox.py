@@ -213,9 +213,9 @@ def _write(on: UnitOfWork | Any, rows: list[dict[str, Any]]) -> None:
     conn = on.connection() if isinstance(on, UnitOfWork) else on
     dialect = conn.dialect
     db = _DIALECTS.get(dialect.name) or _dialect(dialect)
-    if db.rows is None or len(rows) == 1:
+    if db.rows is None:  # SQLite: one executemany
         db.insert.execute_many(conn, rows)
-    else:
+    else:  # PostgreSQL: one multi-row INSERT (PreparedRows picks the form by row count)
         db.rows.execute(conn, rows)
 
 

@@ -168,10 +168,7 @@ def _write_pending(uow: UnitOfWork) -> None:
         last_seq, prev = claimed[0]
         rows, last_hash = _chain(uow, last_seq - count, prev, at)
         _SEAL_P.execute(uow, {"t": tenant_id, "h": last_hash})
-    if len(rows) == 1 or conn.dialect.name != "postgresql":
-        _APPEND.execute_many(uow, rows)
-    else:
-        _APPEND_ROWS.execute(uow, rows)
+    _APPEND_ROWS.execute(uow, rows)
     uow.pending_audit.clear()
     new_head = (rows[-1]["seq"], last_hash)
 

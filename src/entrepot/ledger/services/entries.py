@@ -455,7 +455,7 @@ def _number_and_announce(uow: UnitOfWork) -> None:
 
 
 def _announce(uow: UnitOfWork, pending: list[_Pending]) -> None:
-    """`journal_entry.posted.v1` per entry, in one multi-row outbox insert."""
+    """`journal_entry.posted.v1` per entry, recorded together (written with the transaction's other events)."""
     events = []
     for item in pending:
         summary = item.summary  # the entry's values, already as text
