@@ -121,7 +121,8 @@ class JournalLine(TenantOwned, Base):
 
     A line is its entry's line number: the key is (tenant, entry, line_no), which also
     serves reading an entry's lines, so a posted line costs one index entry fewer than
-    an id of its own (and a billing run writes a million of them)."""
+    an id of its own (and a billing run writes a million of them). On SQLite the table is
+    that key's b-tree (WITHOUT ROWID): one b-tree written per line instead of two."""
 
     __tablename__ = "ledger_journal_lines"
     __table_args__ = (
@@ -132,6 +133,7 @@ class JournalLine(TenantOwned, Base):
         Index("ix_ledger_journal_lines_tenant_id_party_id_account_id", "tenant_id", "party_id",
               "account_id", "entry_date", "due_on", "debit", "credit", postgresql_where=text("party_id IS NOT NULL"),
               sqlite_where=text("party_id IS NOT NULL")),
+        {"sqlite_with_rowid": False},
     )
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_journal_entries.id"), primary_key=True)

@@ -58,10 +58,14 @@ class SalesOrder(TenantOwned, HasId, Timestamps, Versioned, Base):
 
 
 class SalesOrderLine(TenantOwned, HasId, Base):
+    """On SQLite the table is its id's b-tree (WITHOUT ROWID): a line written costs one b-tree
+    fewer (no separate rowid table behind the key). No index by product: nothing reads lines
+    by product, and with lines of many products each order's insert touched as many of its pages."""
+
     __tablename__ = "sales_order_lines"
     __table_args__ = (
         Index("ix_sales_order_lines_tenant_id_order_id", "tenant_id", "order_id"),
-        Index("ix_sales_order_lines_tenant_id_product_id", "tenant_id", "product_id"),
+        {"sqlite_with_rowid": False},
     )
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sales_orders.id"))
     line_no: Mapped[int] = mapped_column(Integer)
@@ -104,10 +108,13 @@ class Shipment(TenantOwned, HasId, Timestamps, Versioned, Base):
 
 
 class ShipmentLine(TenantOwned, HasId, Base):
+    """WITHOUT ROWID on SQLite, as SalesOrderLine."""
+
     __tablename__ = "shipment_lines"
     __table_args__ = (
         Index("ix_shipment_lines_tenant_id_shipment_id", "tenant_id", "shipment_id"),
         Index("ix_shipment_lines_tenant_id_sales_order_line_id", "tenant_id", "sales_order_line_id"),
+        {"sqlite_with_rowid": False},
     )
     shipment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shipments.id"))
     line_no: Mapped[int] = mapped_column(Integer)

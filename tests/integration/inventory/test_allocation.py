@@ -487,3 +487,72 @@ def test_stock_levels_include_the_transactions_own_changes(tenant):
         inventory.adjust_stock(uow, warehouse_id=w, product_id=p, quantity=3, reason="found", unit_cost="1.00")
         [level] = inventory.stock_levels(uow, p)
         assert (level.on_hand, level.reserved, level.available) == (8, 2, 6)
+
+
+def test_demands_and_reservations_are_each_one_btree_keyed_by_their_line(tenant):
+    from sqlalchemy import text
+
+    from entrepot.db.engine import get_engine
+
+    # given a line allocated (a demand row and a reservation row written)
+    p = product(tenant)
+    w = warehouse(tenant)
+    stock(tenant, w, p, 5)
+    line = demand(p, 2)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [line])
+        uow.commit()
+    # when the tables' keys and indexes are read from the database
+    with get_engine(tenant.url).connect() as conn:
+        if conn.dialect.name == "sqlite":
+            sql = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN "
+                                         "('inventory_stock_demands', 'inventory_reservations')")).all())
+            indexes = {name: [row[1] for row in conn.execute(text(f"PRAGMA index_list({name})"))
+                              if row[3] != "pk"] for name in sql}
+        else:
+            sql = {}
+            indexes = {name: [row[0] for row in conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = :t AND indexname NOT LIKE 'pk_%'"),
+                {"t": name})] for name in ("inventory_stock_demands", "inventory_reservations")}
+    # then each table is the b-tree of its key (on SQLite WITHOUT ROWID: no rowid table beside it), and the
+    # only other index is the partial one of open backorders, which a line allocated in full does not enter
+    assert all("WITHOUT ROWID" in s for s in sql.values()), sql
+    assert indexes == {"inventory_stock_demands": ["ix_inventory_stock_demands_tenant_id_product_id_status"],
+                       "inventory_reservations": []}
+    # and the rows are found by their line
+    reserved = inventory.reserved_quantity
+    with tenant.uow(readonly=True) as uow:
+        assert reserved(uow, "sales_order_line", [line.demand_id]) == {line.demand_id: 2}
+
+
+def test_stock_levels_is_one_prepared_statement(tenant):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    # given a product in stock
+    p = product(tenant)
+    w = warehouse(tenant)
+    stock(tenant, w, p, 5)
+    sent: list[str] = []
+    through_sqlalchemy: list[str] = []
+
+    def before(conn, cursor, statement, *_):
+        sent.append(statement)
+
+    def after(conn, cursor, statement, *_):
+        through_sqlalchemy.append(statement)
+
+    # when its levels are read in a transaction already begun
+    with tenant.uow(readonly=True) as uow:
+        uow.connection()
+        event.listen(Engine, "before_cursor_execute", before)
+        event.listen(Engine, "after_cursor_execute", after)
+        try:
+            [level] = inventory.stock_levels(uow, p)
+        finally:
+            event.remove(Engine, "before_cursor_execute", before)
+            event.remove(Engine, "after_cursor_execute", after)
+    # then one statement went straight to the driver's cursor (SQLAlchemy's execution, which would
+    # report it after too, cost more than the query), with the figures exact
+    assert len(sent) == 1 and through_sqlalchemy == []
+    assert (level.warehouse_id, level.on_hand, level.reserved, level.available) == (w, 5, 0, 5)

@@ -321,9 +321,18 @@ def _raw(column: Any) -> Any:
     return type_coerce(column, _RawId)
 
 
+# Raw ids already converted, kept across calls (bounded): a tenant's few warehouses and locations are on
+# every allocation's rows, and a product ordered often on many. A UUID is immutable, so sharing is safe;
+# a clear racing another thread's read only makes that read convert again.
+_KNOWN_IDS: dict[Any, uuid.UUID] = {}
+_IDS_KEPT = 65_536
+
+
 def _id_reader() -> Callable[[Any], uuid.UUID]:
-    """A converter of raw ids to UUIDs that converts each distinct value once (for one call's rows)."""
-    known: dict[Any, uuid.UUID] = {}
+    """A converter of raw ids to UUIDs that converts each distinct value once."""
+    known = _KNOWN_IDS
+    if len(known) >= _IDS_KEPT:
+        known.clear()
 
     def of(raw: Any) -> uuid.UUID:
         found = known.get(raw)
@@ -359,11 +368,11 @@ _STOCK = PreparedIn(lambda in_: (
     .order_by(_b.id)
     .with_for_update(of=_b.__table__)
 ))
-# The lines' demands (a new line has none yet), locked in id order.
+# The lines' demands (a new line has none yet), locked in key order (the fixed order).
 _DEMANDS = PreparedIn(lambda in_: (
     select(_sd.id, _sd.demand_id, _sd.product_id)
     .where(_sd.tenant_id == _TENANT, _sd.demand_type == bindparam("demand_type"), in_(_sd.demand_id, "ids"))
-    .order_by(_sd.id)
+    .order_by(_sd.demand_id)
     .with_for_update()
 ))
 # What is already reserved for existing lines (a line allocated again is topped up, not reserved twice).
@@ -377,7 +386,11 @@ _OPEN_RESERVATIONS = PreparedIn(lambda in_: (
 _DEMAND_FIELDS = ("warehouse_id", "ship_to_country", "requested", "status", "updated_at", "backordered")
 _INSERT_DEMANDS = Prepared(insert(_sd.__table__), columns=(
     "id", "tenant_id", "demand_type", "demand_id", "product_id", "promised_at", "created_at", *_DEMAND_FIELDS))
-_UPDATE_DEMANDS = Prepared(update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
+_SD, _R = _sd.__table__.c, _r.__table__.c
+# Demands and reservations are keyed by their line (see the models): changed by that key.
+_UPDATE_DEMANDS = Prepared(update(_sd.__table__).where(_SD.tenant_id == bindparam("b_tenant"),
+                                                       _SD.demand_type == bindparam("b_demand_type"),
+                                                       _SD.demand_id == bindparam("b_demand_id"))
                            .values({name: bindparam(f"b_{name}") for name in _DEMAND_FIELDS}))
 _ADD_RESERVED = Prepared(update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
                          .values(reserved=_b.__table__.c.reserved + bindparam("b_taken", type_=_b.reserved.type)))
@@ -386,7 +399,7 @@ _INSERT_RESERVATIONS = Prepared(insert(_r.__table__), columns=(
     "warehouse_id", "location_id", "lot_id", "quantity", "status"))
 
 
-def _expire(session: Session, cls: type, ids: Iterable[uuid.UUID], attrs: list[str]) -> None:
+def _expire(session: Session, cls: type, ids: Iterable[Any], attrs: list[str]) -> None:
     """Rows were changed with Core: objects of them already in the session must reload those columns."""
     if not session.identity_map:
         return  # nothing loaded (the usual case in a batch of its own): nothing to tell
@@ -464,7 +477,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
     now = clock.now()
     results: list[AllocationResult] = []
     new_demands: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
-    changed_demands: dict[uuid.UUID, dict[str, Any]] = {}
+    changed_demands: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
     new_reservations: list[dict[str, Any]] = []
     touched: dict[uuid.UUID, _Balance] = {}
     lines: list[dict[str, str]] = []
@@ -486,7 +499,7 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
             sd_id = values["id"]
         else:
             sd_id = row.id
-            values = changed_demands.setdefault(sd_id, {})
+            values = changed_demands.setdefault(key, {})
         values.update(warehouse_id=d.warehouse_id, ship_to_country=ship_to, requested=quantity, status="open",
                       updated_at=now)
         held = open_by_demand[key]
@@ -533,9 +546,10 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
     if new_demands:
         _INSERT_DEMANDS.execute_many(uow, list(new_demands.values()))
     if changed_demands:
-        _UPDATE_DEMANDS.execute_many(uow, [{"b_id": sd_id, **{f"b_{name}": values[name] for name in _DEMAND_FIELDS}}
-                                           for sd_id, values in changed_demands.items()])
-        _expire(session, StockDemand, changed_demands, list(_DEMAND_FIELDS))
+        _UPDATE_DEMANDS.execute_many(uow, [{"b_tenant": tenant, "b_demand_type": key[0], "b_demand_id": key[1],
+                                            **{f"b_{name}": values[name] for name in _DEMAND_FIELDS}}
+                                           for key, values in changed_demands.items()])
+        _expire(session, StockDemand, [(tenant, *key) for key in changed_demands], list(_DEMAND_FIELDS))
     if touched:
         _ADD_RESERVED.execute_many(uow, [{"b_id": uid, "b_taken": bal.taken} for uid, bal in touched.items()])
         _expire(session, StockBalance, touched, ["reserved"])
@@ -818,7 +832,9 @@ _INSERT_MOVES = Prepared(insert(StockMove.__table__), columns=(
     "serials", "effective_date", "created_at", "actor"))
 _UPDATE_STOCK = Prepared(update(_b.__table__).where(_b.__table__.c.id == bindparam("b_id"))
                          .values(on_hand=bindparam("b_on_hand"), reserved=bindparam("b_reserved")))
-_UPDATE_HELD = Prepared(update(_r.__table__).where(_r.__table__.c.id == bindparam("b_id"))
+_UPDATE_HELD = Prepared(update(_r.__table__).where(_R.tenant_id == bindparam("b_tenant"),
+                                                   _R.demand_type == bindparam("b_demand_type"),
+                                                   _R.demand_id == bindparam("b_demand_id"), _R.id == bindparam("b_id"))
                         .values(quantity=bindparam("b_quantity"), status=bindparam("b_status"),
                                 updated_at=bindparam("b_at")))
 _INSERT_COSTS = Prepared(insert(ItemCost.__table__), columns=(
@@ -826,7 +842,9 @@ _INSERT_COSTS = Prepared(insert(ItemCost.__table__), columns=(
 _UPDATE_COSTS = Prepared(update(ItemCost.__table__).where(ItemCost.__table__.c.id == bindparam("b_id"))
                          .values(quantity=bindparam("b_quantity"), value=bindparam("b_value"),
                                  unit_cost=bindparam("b_unit_cost"), updated_at=bindparam("b_at")))
-_CLOSE_DEMANDS = Prepared(update(_sd.__table__).where(_sd.__table__.c.id == bindparam("b_id"))
+_CLOSE_DEMANDS = Prepared(update(_sd.__table__).where(_SD.tenant_id == bindparam("b_tenant"),
+                                                      _SD.demand_type == bindparam("b_demand_type"),
+                                                      _SD.demand_id == bindparam("b_demand_id"))
                           .values(status="closed", updated_at=bindparam("b_at")))
 _SERIALS_AT = (select(SerialNumber.id, SerialNumber.serial)
                .order_by(SerialNumber.created_at, SerialNumber.serial))
@@ -986,9 +1004,12 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     _UPDATE_STOCK.execute_many(uow, [{"b_id": b.id, "b_on_hand": b.on_hand, "b_reserved": b.reserved}
                                      for b in touched.values()])
     _expire(session, StockBalance, touched, ["on_hand", "reserved"])
-    _UPDATE_HELD.execute_many(uow, [{"b_id": r.id, "b_quantity": r.quantity, "b_status": "open" if r.quantity > 0
-                                     else "closed", "b_at": now} for r in used.values()])
-    _expire(session, Reservation, used, ["quantity", "status", "updated_at"])
+    _UPDATE_HELD.execute_many(uow, [{"b_tenant": tenant, "b_demand_type": demand_type, "b_demand_id": r.demand_id,
+                                     "b_id": r.id, "b_quantity": r.quantity,
+                                     "b_status": "open" if r.quantity > 0 else "closed", "b_at": now}
+                                    for r in used.values()])
+    _expire(session, Reservation, [(tenant, demand_type, r.demand_id, r.id) for r in used.values()],
+            ["quantity", "status", "updated_at"])
     new_costs = [(key, c) for key, c in costs.items() if c.new]
     if new_costs:
         _INSERT_COSTS.execute_many(uow, [{"id": c.id, "tenant_id": tenant, "product_id": key[0],
@@ -1004,11 +1025,13 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
         _MOVE_SERIALS.execute_many(uow, [{"b_id": s, "b_location_id": customer_id, "b_at": now} for s in picked])
         _expire(session, SerialNumber, picked, ["location_id", "updated_at"])
     # A demand line is done when nothing is reserved for it any more and nothing is backordered.
-    done = [{"b_id": rs[0].stock_demand_id, "b_at": now} for rs in by_demand.values()
+    done = [{"b_tenant": tenant, "b_demand_type": demand_type, "b_demand_id": demand_id, "b_at": now}
+            for demand_id, rs in by_demand.items()
             if rs[0].stock_demand_id is not None and rs[0].backordered == 0 and not any(r.quantity > 0 for r in rs)]
     if done:
         _CLOSE_DEMANDS.execute_many(uow, done)
-        _expire(session, StockDemand, [d["b_id"] for d in done], ["status", "updated_at"])
+        _expire(session, StockDemand, [(tenant, demand_type, d["b_demand_id"]) for d in done],
+                ["status", "updated_at"])
     # One cost-of-goods entry for the whole issue (the moves carry the cost per line).
     posting.post_shipment_cost(uow, source_id=moves[0]["id"], on=on or today,
                                amount=sum((r.cost for r in results), ZERO))

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
+from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event
@@ -48,18 +49,21 @@ class WarehouseStock:
 
 
 # Stock levels of one product per warehouse, built once: this is the most frequent stock read (every
-# product page, every availability check). It runs on the session's connection (no ORM machinery), a
-# path that skips the session's automatic tenant criteria, so the tenant of both tables is stated here.
-_LEVELS = (
-    select(Warehouse.id, Warehouse.code, StockBalance.location_kind,
+# product page, every availability check). It is prepared (run on the driver's cursor: SQLAlchemy's Core
+# execution cost more than the query), a path that skips the session's automatic tenant criteria, so the
+# tenant of both tables is stated here. The two kinds are spelled out (an IN list would be expanded per call).
+_kind = StockBalance.location_kind
+_LEVELS_QUERY = (
+    select(Warehouse.id, Warehouse.code, _kind,
            func.sum(StockBalance.on_hand).label("on_hand"), func.sum(StockBalance.reserved).label("reserved"))
     .join(Warehouse, (Warehouse.id == StockBalance.warehouse_id) & (Warehouse.tenant_id == bindparam("tenant")))
     .where(StockBalance.tenant_id == bindparam("tenant"), StockBalance.product_id == bindparam("product"),
-           StockBalance.location_kind.in_([LocationKind.STOCK.value, LocationKind.IN_TRANSIT.value]))
-    .group_by(Warehouse.id, Warehouse.code, Warehouse.priority, StockBalance.location_kind)
+           (_kind == LocationKind.STOCK.value) | (_kind == LocationKind.IN_TRANSIT.value))
+    .group_by(Warehouse.id, Warehouse.code, Warehouse.priority, _kind)
     .order_by(Warehouse.priority, Warehouse.code)
 )
-_LEVELS_IN_WAREHOUSE = _LEVELS.where(StockBalance.warehouse_id == bindparam("warehouse"))
+_LEVELS = Prepared(_LEVELS_QUERY)
+_LEVELS_IN_WAREHOUSE = Prepared(_LEVELS_QUERY.where(StockBalance.warehouse_id == bindparam("warehouse")))
 
 
 def stock_levels(uow: UnitOfWork, product_id: object, warehouse_id: object | None = None) -> list[WarehouseStock]:
@@ -68,9 +72,8 @@ def stock_levels(uow: UnitOfWork, product_id: object, warehouse_id: object | Non
     params = {"tenant": uow.tenant_id, "product": pid}
     if warehouse_id is not None:
         params["warehouse"] = as_uuid(warehouse_id, "warehouse_id")
-    session = uow.session
-    session.flush()  # the connection's reads do not autoflush: see this transaction's own changes
-    rows = session.connection().execute(_LEVELS if warehouse_id is None else _LEVELS_IN_WAREHOUSE, params)
+    uow.session.flush()  # prepared reads do not autoflush: see this transaction's own changes
+    rows = (_LEVELS if warehouse_id is None else _LEVELS_IN_WAREHOUSE).execute(uow, params)
     # Warehouses where the product has (or had) stock; one never stocked has no row.
     out: dict[uuid.UUID, WarehouseStock] = {}
     for wid, code, kind, on_hand, reserved in rows:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 17:56:14.728879
+Create Date: 2026-11-27 22:32:38.687847
 """
 from collections.abc import Sequence
 
@@ -804,11 +804,11 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['sales_orders.id'], name=op.f('fk_sales_order_lines_order_id_sales_orders')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_sales_order_lines_tenant_id_tenants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_sales_order_lines'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sales_order_lines')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('sales_order_lines', schema=None) as batch_op:
         batch_op.create_index('ix_sales_order_lines_tenant_id_order_id', ['tenant_id', 'order_id'], unique=False)
-        batch_op.create_index('ix_sales_order_lines_tenant_id_product_id', ['tenant_id', 'product_id'], unique=False)
 
     op.create_table('shipments',
     sa.Column('number', sa.String(length=30), nullable=False),
@@ -976,6 +976,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'number', name=op.f('uq_inventory_stock_counts_tenant_id_number'))
     )
     op.create_table('inventory_stock_demands',
+    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('demand_type', sa.String(length=40), nullable=False),
     sa.Column('demand_id', sa.Uuid(), nullable=False),
     sa.Column('product_id', sa.Uuid(), nullable=False),
@@ -986,17 +987,16 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('promised_at', entrepot.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', entrepot.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', entrepot.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['product_id'], ['catalog_products.id'], name=op.f('fk_inventory_stock_demands_product_id_catalog_products')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_inventory_stock_demands_tenant_id_tenants')),
     sa.ForeignKeyConstraint(['warehouse_id'], ['inventory_warehouses.id'], name=op.f('fk_inventory_stock_demands_warehouse_id_inventory_warehouses')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_inventory_stock_demands')),
-    sa.UniqueConstraint('tenant_id', 'demand_type', 'demand_id', name=op.f('uq_inventory_stock_demands_tenant_id_demand_type_demand_id'))
+    sa.PrimaryKeyConstraint('tenant_id', 'demand_type', 'demand_id', name=op.f('pk_inventory_stock_demands')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('inventory_stock_demands', schema=None) as batch_op:
-        batch_op.create_index('ix_inventory_stock_demands_tenant_id_product_id_status', ['tenant_id', 'product_id', 'status'], unique=False, sqlite_where=sa.text('backordered > 0'), postgresql_where=sa.text('backordered > 0'))
+        batch_op.create_index('ix_inventory_stock_demands_tenant_id_product_id_status', ['tenant_id', 'product_id', 'status', 'promised_at', 'id'], unique=False, sqlite_where=sa.text('backordered > 0'), postgresql_where=sa.text('backordered > 0'))
 
     op.create_table('ledger_journal_entries',
     sa.Column('journal_id', sa.Uuid(), nullable=False),
@@ -1132,7 +1132,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['sales_order_line_id'], ['sales_order_lines.id'], name=op.f('fk_shipment_lines_sales_order_line_id_sales_order_lines')),
     sa.ForeignKeyConstraint(['shipment_id'], ['shipments.id'], name=op.f('fk_shipment_lines_shipment_id_shipments')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_shipment_lines_tenant_id_tenants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_shipment_lines'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_shipment_lines')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('shipment_lines', schema=None) as batch_op:
         batch_op.create_index('ix_shipment_lines_tenant_id_sales_order_line_id', ['tenant_id', 'sales_order_line_id'], unique=False)
@@ -1273,13 +1274,15 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['account_id'], ['ledger_accounts.id'], name=op.f('fk_ledger_journal_lines_account_id_ledger_accounts')),
     sa.ForeignKeyConstraint(['entry_id'], ['ledger_journal_entries.id'], name=op.f('fk_ledger_journal_lines_entry_id_ledger_journal_entries')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_ledger_journal_lines_tenant_id_tenants')),
-    sa.PrimaryKeyConstraint('tenant_id', 'entry_id', 'line_no', name=op.f('pk_ledger_journal_lines'))
+    sa.PrimaryKeyConstraint('tenant_id', 'entry_id', 'line_no', name=op.f('pk_ledger_journal_lines')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('ledger_journal_lines', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_journal_lines_tenant_id_account_id_entry_date', ['tenant_id', 'account_id', 'entry_date', 'debit', 'credit'], unique=False)
         batch_op.create_index('ix_ledger_journal_lines_tenant_id_party_id_account_id', ['tenant_id', 'party_id', 'account_id', 'entry_date', 'due_on', 'debit', 'credit'], unique=False, postgresql_where=sa.text('party_id IS NOT NULL'), sqlite_where=sa.text('party_id IS NOT NULL'))
 
     op.create_table('inventory_reservations',
+    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('demand_type', sa.String(length=40), nullable=False),
     sa.Column('demand_id', sa.Uuid(), nullable=False),
     sa.Column('product_id', sa.Uuid(), nullable=False),
@@ -1290,7 +1293,6 @@ def upgrade() -> None:
     sa.Column('quantity', entrepot.db.types.Exact(precision=20, scale=4), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', entrepot.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', entrepot.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['balance_id'], ['inventory_stock_balances.id'], name=op.f('fk_inventory_reservations_balance_id_inventory_stock_balances')),
@@ -1299,11 +1301,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['product_id'], ['catalog_products.id'], name=op.f('fk_inventory_reservations_product_id_catalog_products')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_inventory_reservations_tenant_id_tenants')),
     sa.ForeignKeyConstraint(['warehouse_id'], ['inventory_warehouses.id'], name=op.f('fk_inventory_reservations_warehouse_id_inventory_warehouses')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_inventory_reservations'))
+    sa.PrimaryKeyConstraint('tenant_id', 'demand_type', 'demand_id', 'id', name=op.f('pk_inventory_reservations')),
+    sqlite_with_rowid=False
     )
-    with op.batch_alter_table('inventory_reservations', schema=None) as batch_op:
-        batch_op.create_index('ix_inventory_reservations_tenant_id_demand_type_demand_id', ['tenant_id', 'demand_type', 'demand_id'], unique=False)
-
     op.create_table('inventory_valuation_corrections',
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('warehouse_id', sa.Uuid(), nullable=False),
@@ -1332,9 +1332,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_inventory_valuation_corrections_product_warehouse')
 
     op.drop_table('inventory_valuation_corrections')
-    with op.batch_alter_table('inventory_reservations', schema=None) as batch_op:
-        batch_op.drop_index('ix_inventory_reservations_tenant_id_demand_type_demand_id')
-
     op.drop_table('inventory_reservations')
     with op.batch_alter_table('ledger_journal_lines', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_journal_lines_tenant_id_party_id_account_id', postgresql_where=sa.text('party_id IS NOT NULL'), sqlite_where=sa.text('party_id IS NOT NULL'))
@@ -1417,7 +1414,6 @@ def downgrade() -> None:
 
     op.drop_table('shipments')
     with op.batch_alter_table('sales_order_lines', schema=None) as batch_op:
-        batch_op.drop_index('ix_sales_order_lines_tenant_id_product_id')
         batch_op.drop_index('ix_sales_order_lines_tenant_id_order_id')
 
     op.drop_table('sales_order_lines')
