@@ -90,3 +90,29 @@ def test_a_shipment_posts_one_cost_of_goods_entry_for_all_its_lines(tenant):
                                     .where(OutboxEvent.type == "stock.issued.v1"))
     assert [e.total for e in entries] == [D("16.00")]
     assert issued == 2
+
+
+def test_stock_issued_by_a_refused_shipment_is_taken_back_even_if_the_caller_commits(tenant):
+    # Inventory runs its writes in a savepoint; the ledger refuses the shipment's COGS after them.
+    from entrepot.inventory.models import StockMove
+    from entrepot.kernel import clock
+    from entrepot.kernel.errors import DomainError
+    from entrepot.ledger.services.periods import close_period, ensure_period
+
+    # given a draft shipment, and the current period closed
+    order, shipment = setup_order(tenant)
+    with tenant.uow() as uow:
+        close_period(uow, ensure_period(uow, clock.today()))
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        moves = uow.session.scalar(select(func.count()).select_from(StockMove))
+    # when it is shipped, the refusal caught, and the transaction committed anyway
+    with tenant.uow() as uow:
+        with pytest.raises(DomainError):
+            sales.ship_shipment(uow, shipment.id)
+        uow.commit()
+    # then no stock left: no move, and both lines are still reserved
+    with tenant.uow(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(StockMove)) == moves
+        reserved = reserved_quantity(uow, sales.DEMAND, [line.id for line in order.lines])
+        assert [reserved[line.id] for line in order.lines] == [2, 2]

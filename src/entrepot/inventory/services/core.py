@@ -240,17 +240,18 @@ _LOCK_MANY = text("SELECT pg_advisory_xact_lock(t.k) FROM unnest(CAST(:keys AS b
 def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
     """Serialise stock changes per product, always in the same (id) order."""
     session = uow.session
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite serialises writers from BEGIN IMMEDIATE: there is nothing to lock
     held: set[uuid.UUID] = session.info.setdefault("inventory_product_locks", set())
     wanted = sorted(set(product_ids) - held)
     if not wanted:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        # One round trip for all the products, the locks still taken one by one in product-id order.
-        keys = [_lock_key(uow.tenant_id, pid) for pid in wanted]
-        if len(keys) == 1:
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": keys[0]})
-        else:
-            session.execute(_LOCK_MANY, {"keys": keys}).all()
+    # One round trip for all the products, the locks still taken one by one in product-id order.
+    keys = [_lock_key(uow.tenant_id, pid) for pid in wanted]
+    if len(keys) == 1:
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": keys[0]})
+    else:
+        session.execute(_LOCK_MANY, {"keys": keys}).all()
     held.update(wanted)
 
 
@@ -286,6 +287,10 @@ def with_retry(uow: UnitOfWork, work: Callable[[], T], attempts: int = RETRIES) 
 
 def _in_savepoint(uow: UnitOfWork, work: Callable[[], T]) -> T:
     savepoint = uow.session.begin_nested()
+    # SQLAlchemy emits SAVEPOINT lazily, when the session next asks for its connection; the
+    # prepared statements run on `uow.connection()`, which does not ask, so without this their
+    # writes would land before the SAVEPOINT and outlive its rollback.
+    uow.session.connection()
     held = set(uow.session.info.get("inventory_product_locks", set()))
     try:
         result = work()
