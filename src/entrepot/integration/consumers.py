@@ -93,6 +93,12 @@ def hold_cursor(session: Session, name: str, *, nowait: bool = False) -> HeldCur
     return HeldCursor(name, Position(last_txid or 0, last_seq or 0), emitted or 0)
 
 
+def saved_position(session: Session, name: str) -> Position | None:
+    """`read_position` in one prepared statement (no ORM object): for the worker's publisher."""
+    rows = _READ_PLAIN.execute(session.connection(), {"cursor_name": name})
+    return Position(rows[0][0] or 0, rows[0][1] or 0) if rows else None
+
+
 def save_cursor(session: Session, cursor: HeldCursor) -> None:
     """Write a held cursor's position and count back (in the transaction that holds it)."""
     _SAVE.execute(session.connection(), {"cursor_name": cursor.name, "txid": cursor.position.txid,

@@ -20,7 +20,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from entrepot.db.uow import platform_uow
-from entrepot.integration.consumers import advance, lock_cursor, position_of, read_position
+from entrepot.integration.consumers import hold_cursor, save_cursor, saved_position
 from entrepot.integration.envelopes import envelope_json
 from entrepot.integration.feed import START, Position, anything_after, event_rows_after
 from entrepot.worker import leases
@@ -116,7 +116,7 @@ class NatsPublisher:
             # settled read (the cursor is at or past that position: it only moves on)
             if self._seen is not None and not anything_after(uow.session, self._seen):
                 return 0
-            start = read_position(uow.session, CONSUMER) or START
+            start = saved_position(uow.session, CONSUMER) or START
             self._seen = start
             rows = event_rows_after(uow.session, start, limit=self.batch)
         if not rows:
@@ -139,12 +139,13 @@ class NatsPublisher:
             self._waiting = None
         if batch.error:
             raise PublishFailed(f"JetStream refused a publish: {batch.error}")
+        last = Position.of(rows[-1])
         with platform_uow(url=self.url) as uow:
-            cursor = lock_cursor(uow.session, CONSUMER)
+            cursor = hold_cursor(uow.session, CONSUMER)
             assert cursor is not None
-            last = Position.of(rows[-1])
-            if position_of(cursor) < last:
-                advance(cursor, last)
+            if cursor.position < last:
+                cursor.position = last
+                save_cursor(uow.session, cursor)
             uow.commit()
         self._seen = last
         return len(rows)

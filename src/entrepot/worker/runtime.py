@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import make_url, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -39,6 +39,7 @@ REACTIONS = "reactions"
 REACTION_LEASE = timedelta(seconds=60)
 MAX_REACTION_TRIES = 5
 BATCH_WINDOW = 0.005  # seconds
+STAGE_IDLE = 0.02  # seconds a fan-out or publishing thread pauses after a look that found nothing
 ANALYZE_AFTER = 5000  # events fanned out before the first statistics refresh (then doubling)
 
 
@@ -81,12 +82,15 @@ class Worker:
         self._published = 0
         self._last_publish = 0.0
         self.nats = None
+        self._own_threads: set[str] = set()  # steps run_forever runs on threads of their own
+        self._wake = threading.Event()  # set by the fan-out thread when it made new messages
         nats_url = nats_url if nats_url is not None else get_settings().nats_url
         if nats_url:
             from entrepot.worker.nats_bridge import NatsPublisher
 
-            # a pass publishes at most one claim batch's worth: publishing runs on this loop's
-            # thread, and a NATS backlog must not hold up the webhook rounds between its batches
+            # a pass publishes at most one claim batch's worth when publishing runs on this loop's
+            # thread (SQLite, tests): a NATS backlog must not hold up the webhook rounds between its
+            # batches (on PostgreSQL `run_forever` gives it a thread of its own and larger batches)
             self.nats = NatsPublisher(nats_url, self.worker_id, url=url, hold=self._hold, batch=batch)
             self._loop = asyncio.new_event_loop()
 
@@ -202,8 +206,9 @@ class Worker:
         for attempt in range(3):
             try:
                 with platform_uow(url=self.url) as uow:
-                    delivery.begin_round(uow.session)
-                    delivery.record(uow.session, outcomes)
+                    with delivery.round_pipeline(uow.session, outcomes):
+                        delivery.begin_round(uow.session)
+                        delivery.record(uow.session, outcomes)
                     claimed = delivery.claim(uow.session, self.worker_id, limit=claim, per_endpoint=self.per_endpoint,
                                              rate_budget=budget, lease=self.claim_lease) if claim else []
                     uow.commit()
@@ -308,9 +313,11 @@ class Worker:
 
     def run_once(self, *, drain: bool = True) -> int:
         work = self.react(eager=drain)
-        work += self.fan_out(eager=drain)
+        if "fan_out" not in self._own_threads:
+            work += self.fan_out(eager=drain)
         work += self.deliver(drain=drain)
-        work += self.publish(eager=drain)
+        if "publish" not in self._own_threads:
+            work += self.publish(eager=drain)
         self.schedule()
         return work
 
@@ -324,22 +331,41 @@ class Worker:
         return total
 
     def run_forever(self, stop: threading.Event, idle: float = 0.05) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                done = self.run_once(drain=False)
-                backoff = 0.5
-            except (OperationalError, DBAPIError) as exc:
-                log.warning("database_unavailable", error=str(exc)[:200], retry_in=backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except Exception:
-                log.exception("worker_step_failed")
-                stop.wait(1.0)
-                continue
-            if not done:
-                stop.wait(idle)
+        """Loop until `stop` is set.
+
+        On PostgreSQL the fan-out and the NATS publishing run on threads of their own, each
+        with its own connection, so the delivery rounds do not wait for them (nor they for
+        the rounds). On SQLite, one writer at a time, every step runs on this thread.
+        """
+        stages: list[tuple[str, Any]] = []
+        if self._pipelined():
+            stages.append(("fan_out", self._fan_out_stage))
+            if self.nats is not None:
+                # its own thread: no round waits for a batch, so a batch may be larger
+                self.nats.batch = max(self.nats.batch, self.batch * 5)
+                stages.append(("publish", self.publish))
+        halt = threading.Event()
+        threads = [threading.Thread(target=_repeat, args=(step, halt, STAGE_IDLE), name=f"worker-{name}", daemon=True)
+                   for name, step in stages]
+        self._own_threads = {name for name, _ in stages}
+        for thread in threads:
+            thread.start()
+        try:
+            _repeat(lambda: self.run_once(drain=False), stop, idle, wake=self._wake if threads else None)
+        finally:
+            halt.set()
+            for thread in threads:
+                thread.join()
+            self._own_threads = set()
+
+    def _fan_out_stage(self) -> int:
+        done = self.fan_out()
+        if done:
+            self._wake.set()  # new messages: the delivery loop need not finish its idle pause
+        return done
+
+    def _pipelined(self) -> bool:
+        return make_url(self.url or get_settings().database_url).get_backend_name() == "postgresql"
 
     def release(self) -> None:
         """Finish the sends in flight, then give back unfinished claims and leases (graceful shutdown)."""
@@ -360,6 +386,31 @@ class Worker:
         finally:
             self.senders.stop()
             self.client.close()
+
+
+def _repeat(step: Any, stop: threading.Event, idle: float, *, wake: threading.Event | None = None) -> None:
+    """Run `step` until `stop`, pausing `idle` (or until `wake`) when it did nothing; back off
+    while the database is down."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            done = step()
+            backoff = 0.5
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("database_unavailable", error=str(exc)[:200], retry_in=backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+            continue
+        except Exception:
+            log.exception("worker_step_failed")
+            stop.wait(1.0)
+            continue
+        if not done:
+            if wake is None:
+                stop.wait(idle)
+            else:
+                wake.wait(idle)
+                wake.clear()
 
 
 class Senders:
