@@ -50,6 +50,7 @@ from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, NotFound, invalid
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import InvalidAmount, fits_storage, quantize_storage, round_money, to_decimal
+from entrepot.ledger.services import accounts as chart
 
 T = TypeVar("T")
 RETRIES = 5
@@ -124,7 +125,9 @@ def tenant_settings(uow: UnitOfWork) -> dict[str, Any]:
 
 
 def functional_currency(uow: UnitOfWork) -> str:
-    return tenant_facts(uow).currency
+    # The ledger's, kept per process (a tenant's functional currency never changes): a shipment
+    # needs only the currency, and reading the tenant row for it cost a statement per step.
+    return chart.functional_currency(uow)
 
 
 def negative_stock_allowed(uow: UnitOfWork) -> bool:
