@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import ARRAY, TypeDecorator, TypeEngine
 
 from entrepot.db.engine import announce
 from entrepot.db.types import Exact, UtcDateTime
@@ -54,7 +54,7 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
         if compiled.escaped_bind_names:
             raise ValueError(f"bind names need escaping, not supported: {compiled.escaped_bind_names}")
-        self.sql: str = compiled.string
+        self.sql: str = _binary_arrays(compiled) if dialect.name == "postgresql" else compiled.string
         self.positional = bool(compiled.positional)
         names: list[str] = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
         self.names = names
@@ -84,6 +84,21 @@ class _Compiled:
 
     def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
         return list(map(self.row_function(cursor.description), cursor.fetchall()))
+
+
+def _binary_arrays(compiled: Any) -> str:
+    """PostgreSQL: the statement's text with its array parameters in the binary format.
+
+    psycopg chooses a parameter's format by its placeholder: `%(name)s` lets it pick, and for
+    a list it writes the text format element by element in Python, quoting and escaping each
+    (for the 1,000 JSON bodies of a worker's fan-out pass ~50 ms of CPU); `%(name)b` asks for
+    the binary format (~0.5 ms: each element copied with its length). Same values, same SQL.
+    """
+    sql: str = compiled.string
+    for name, bind in compiled.binds.items():
+        if isinstance(bind.type, ARRAY):
+            sql = sql.replace(f"%({name})s", f"%({name})b")
+    return sql
 
 
 # ------------------------------------------------------------------ conversions

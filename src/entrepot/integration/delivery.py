@@ -32,7 +32,6 @@ import http.client
 import json
 import os
 import random
-import re
 import time
 import uuid
 from collections import defaultdict
@@ -144,35 +143,6 @@ def _among(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
     return column.in_(values.scalar_subquery())
 
 
-_ARRAY_PLACEHOLDER = re.compile(r"%\((\w+)\)s(?=::[A-Z][A-Z0-9 (),]*\[\])")
-
-
-class _Prepared(Prepared):
-    """`Prepared`, with its array parameters sent in PostgreSQL's binary format.
-
-    psycopg writes a list in the text format element by element in Python, quoting and
-    escaping each: for the 1,000 JSON bodies of a fan-out pass that took ~50 ms of the
-    worker's CPU, in the binary format ~0.5 ms (each element is copied with its length).
-    SQLAlchemy renders every bound parameter `%(name)s` (the driver chooses the format by
-    the value's type, text for lists); an array parameter (the cast after it names an array
-    type) is given `%(name)b` instead, which asks for the binary format. The values and the
-    SQL's meaning are the same.
-    """
-
-    __slots__ = ("_binary",)
-
-    def __init__(self, statement: Any, *, columns: Sequence[str] | None = None) -> None:
-        super().__init__(statement, columns=columns)
-        self._binary: set[str] = set()
-
-    def compiled(self, dialect: Any) -> Any:
-        compiled = super().compiled(dialect)
-        if dialect.name == "postgresql" and dialect.name not in self._binary:
-            compiled.sql = _ARRAY_PLACEHOLDER.sub(r"%(\1)b", compiled.sql)
-            self._binary.add(dialect.name)
-        return compiled
-
-
 class _Statements:
     """The prebuilt statements of fan-out, claim and record for one dialect."""
 
@@ -187,14 +157,14 @@ class _Statements:
         )
         live = select(e.id).where(e.enabled.is_(True), e.deleted_at.is_(None))
         # fan-out: the tenants' live endpoints, and which of these queues already have an open head
-        self.live_endpoints = _Prepared(select(read_shared_id(e.id), read_shared_id(e.tenant_id), e.event_types).where(
+        self.live_endpoints = Prepared(select(read_shared_id(e.id), read_shared_id(e.tenant_id), e.event_types).where(
             _among(e.tenant_id, "tenants", dialect), e.deleted_at.is_(None), e.enabled.is_(True)))
         # which of the given queues (parallel lists: tenant, endpoint, subject) have an open message:
         # one probe of the open messages' (tenant, endpoint, subject, ordinal) index per queue, the
         # positions of the busy ones back (no index of heads of its own: that cost two more index
         # entries per message, at its promotion and at its claim)
         if dialect == "postgresql":
-            self.busy_queues = _Prepared(text(
+            self.busy_queues = Prepared(text(
                 "SELECT q.i FROM unnest(CAST(:tenants AS uuid[]), CAST(:endpoints AS uuid[]),"
                 " CAST(:subjects AS text[])) WITH ORDINALITY AS q(tenant_id, endpoint_id, subject, i)"
                 " CROSS JOIN LATERAL (SELECT 1 FROM webhook_messages AS m WHERE m.tenant_id = q.tenant_id"
@@ -203,7 +173,7 @@ class _Statements:
             ).bindparams(bindparam("tenants", type_=ARRAY(Uuid)), bindparam("endpoints", type_=ARRAY(Uuid)),
                          bindparam("subjects", type_=ARRAY(String))).columns(i=BigInteger))
         else:
-            self.busy_queues = _Prepared(text(
+            self.busy_queues = Prepared(text(
                 "SELECT q.key + 1 FROM json_each(:queues) AS q"
                 " WHERE EXISTS (SELECT 1 FROM webhook_messages AS m WHERE m.tenant_id = json_extract(q.value, '$[0]')"
                 " AND m.endpoint_id = json_extract(q.value, '$[1]') AND m.subject = json_extract(q.value, '$[2]')"
@@ -213,7 +183,7 @@ class _Statements:
             # a pass's messages in one statement, the columns as arrays (as the attempts below)
             self.insert_messages = _insert_unnest(_MESSAGES, MESSAGE_COLUMNS)
         else:
-            self.insert_messages = _Prepared(insert(_MESSAGES), columns=MESSAGE_COLUMNS)
+            self.insert_messages = Prepared(insert(_MESSAGES), columns=MESSAGE_COLUMNS)
         # claim, first look: the oldest due queue heads, read in order off the due-time index
         # (stops after `limit` rows, nothing to sort); PostgreSQL locks them in the same statement,
         # skipping rows another worker holds (and re-checking those it just changed)
@@ -222,7 +192,7 @@ class _Statements:
                      .order_by(m.next_attempt_at).limit(bindparam("limit", type_=Integer)))
         if dialect == "postgresql":
             due_heads = due_heads.with_for_update(skip_locked=True, of=_MESSAGES)
-        self.due_heads = _Prepared(due_heads)
+        self.due_heads = Prepared(due_heads)
         # claim, second look, when endpoints already at their limit filled the first: the due heads
         # of the other endpoints, at most `per_endpoint` each, oldest due first (so a backlog on
         # one endpoint cannot crowd the others out of the batch)
@@ -238,11 +208,11 @@ class _Statements:
         # PostgreSQL: lock what is still a due head; rows another worker holds or just took are skipped
         self.lock_candidates = (select(m.id).where(_among(m.id, "ids", dialect), is_open, HEAD_SQL, due)
                                 .with_for_update(skip_locked=True))
-        self.in_flight = _Prepared(select(read_shared_id(m.endpoint_id), func.count())
-                                   .where(m.status == DELIVERING_SQL, m.claimed_until >= now,
-                                          _among(m.tenant_id, "tenants", dialect),
-                                          _among(m.endpoint_id, "endpoints", dialect))
-                                   .group_by(m.endpoint_id))
+        self.in_flight = Prepared(select(read_shared_id(m.endpoint_id), func.count())
+                                  .where(m.status == DELIVERING_SQL, m.claimed_until >= now,
+                                         _among(m.tenant_id, "tenants", dialect),
+                                         _among(m.endpoint_id, "endpoints", dialect))
+                                  .group_by(m.endpoint_id))
         # one statement marks the claim and reads back what to send; on PostgreSQL with the
         # endpoints' addresses and secrets too (UPDATE … FROM: a statement fewer per round; SQLite's
         # RETURNING cannot name the FROM table, so there a second statement reads the endpoints)
@@ -255,24 +225,24 @@ class _Statements:
                             e.failing_since)
         self.endpoints: Prepared | None = None
         if dialect == "postgresql":
-            self.mark_claimed = _Prepared(mark_claimed.where(e.id == m.endpoint_id, e.tenant_id == m.tenant_id)
-                                          .returning(*returned, *endpoint_columns))
+            self.mark_claimed = Prepared(mark_claimed.where(e.id == m.endpoint_id, e.tenant_id == m.tenant_id)
+                                         .returning(*returned, *endpoint_columns))
         else:
-            self.mark_claimed = _Prepared(mark_claimed.returning(*returned))
-            self.endpoints = _Prepared(select(read_shared_id(e.id), *endpoint_columns)
-                                       .where(_among(e.id, "ids", dialect)))
+            self.mark_claimed = Prepared(mark_claimed.returning(*returned))
+            self.endpoints = Prepared(select(read_shared_id(e.id), *endpoint_columns)
+                                      .where(_among(e.id, "ids", dialect)))
         # record
         if dialect == "postgresql":
             # a round's attempts in one statement, the columns as arrays: executemany sends one
             # execution per row, each an executor start-up and a round of its own on the server
             self.insert_attempts = _insert_unnest(_ATTEMPTS, ATTEMPT_COLUMNS)
         else:
-            self.insert_attempts = _Prepared(insert(_ATTEMPTS), columns=ATTEMPT_COLUMNS)
-        self.mark_succeeded = _Prepared(update(_MESSAGES).where(_among(m.id, "ids", dialect))
-                                        .values(status="succeeded", attempt_count=m.attempt_count + 1,
-                                                delivered_at=bindparam("at", type_=m.delivered_at.type),
-                                                last_status_code=bindparam("code", type_=m.last_status_code.type),
-                                                last_error=None, claimed_by=None, claimed_until=None))
+            self.insert_attempts = Prepared(insert(_ATTEMPTS), columns=ATTEMPT_COLUMNS)
+        self.mark_succeeded = Prepared(update(_MESSAGES).where(_among(m.id, "ids", dialect))
+                                       .values(status="succeeded", attempt_count=m.attempt_count + 1,
+                                               delivered_at=bindparam("at", type_=m.delivered_at.type),
+                                               last_status_code=bindparam("code", type_=m.last_status_code.type),
+                                               last_error=None, claimed_by=None, claimed_until=None))
         self.endpoints_recovered = (update(_ENDPOINTS)
                                     .where(_among(e.id, "ids", dialect), e.failing_since.is_not(None))
                                     .values(failing_since=None))
@@ -283,14 +253,14 @@ class _Statements:
                  .where(candidate.c.tenant_id == closed.c.tenant_id, candidate.c.endpoint_id == closed.c.endpoint_id,
                         candidate.c.subject == closed.c.subject, candidate.c.status.in_(OPEN_SQL))
                  .order_by(candidate.c.ordinal).limit(1).correlate(closed).scalar_subquery())
-        self.promote_next = _Prepared(update(_MESSAGES)
-                                      .where(m.id.in_(select(first).where(_among(closed.c.id, "ids", dialect))),
-                                             not_(HEAD_SQL))
-                                      .values(queue_head=True))
+        self.promote_next = Prepared(update(_MESSAGES)
+                                     .where(m.id.in_(select(first).where(_among(closed.c.id, "ids", dialect))),
+                                            not_(HEAD_SQL))
+                                     .values(queue_head=True))
         # PostgreSQL: see `begin_round`
-        self.begin_round = _Prepared(text("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"))
+        self.begin_round = Prepared(text("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"))
         # PostgreSQL: the queues' advisory locks (see `lock_queues`)
-        self.lock_queues = _Prepared(
+        self.lock_queues = Prepared(
             text("SELECT pg_advisory_xact_lock(k) FROM unnest(:keys) AS k")
             .bindparams(bindparam("keys", type_=ARRAY(BigInteger))))
 
@@ -303,7 +273,7 @@ def _insert_unnest(table: Any, names: Sequence[str]) -> Prepared:
     """
     columns = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in names]
     rows = func.unnest(*columns).table_valued(*names).render_derived(name="row")
-    return _Prepared(insert(table).from_select(names, select(*[rows.c[name] for name in names])), columns=names)
+    return Prepared(insert(table).from_select(names, select(*[rows.c[name] for name in names])), columns=names)
 
 
 def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
