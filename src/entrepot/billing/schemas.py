@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from entrepot.billing.models import CreditNote, Invoice, Payment, TaxRate
 from entrepot.billing.states import INVOICE, InvoiceStatus
-from entrepot.kernel.money import InvalidAmount, round_money, to_decimal
+from entrepot.kernel.money import InvalidAmount, minor_unit, to_decimal
+from entrepot.kernel.states import StateMachine
 
 LIMIT = Decimal(10) ** 12  # storage holds 16 integer digits; no order-desk figure comes near this
 
@@ -29,8 +32,16 @@ def _decimal(value: Any) -> Decimal:
 DecimalIn = Annotated[Decimal, BeforeValidator(_decimal)]
 
 
+@functools.lru_cache(maxsize=512)
+def _quantum(currency: str) -> Decimal:
+    """The currency's minor unit as a quantum (0.01 for USD), as kernel.money.round_money makes it:
+    a response formats dozens of amounts, and making it each time cost more than the rounding."""
+    return Decimal(1).scaleb(-minor_unit(currency))
+
+
 def amount(value: Decimal | None, currency: str) -> str | None:
-    return None if value is None else str(round_money(value, currency))
+    """Rounded half-up to the currency's minor unit (kernel.money.round_money), as text."""
+    return None if value is None else str(value.quantize(_quantum(currency), rounding=ROUND_HALF_UP))
 
 
 def number(value: Decimal | None) -> str | None:
@@ -43,8 +54,31 @@ def number(value: Decimal | None) -> str | None:
 
 def price(value: Decimal, currency: str) -> str:
     """A unit price: the currency's places, more only when the price has them."""
-    rounded = round_money(value, currency)
+    rounded = value.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
     return str(rounded) if rounded == value else number(value) or "0"
+
+
+def loaded(obj: Any, keys: frozenset[str]) -> Mapping[str, Any]:
+    """The object's values of these columns, by key: its own `__dict__` when they are all loaded
+    (what the ORM's attribute access would return, without an instrumented call per column: a
+    document's answer reads some twenty per line), else read through the ORM (which loads them)."""
+    values: dict[str, Any] = obj.__dict__
+    return values if keys <= values.keys() else {k: getattr(obj, k) for k in keys}
+
+
+# (id of the machine, state) -> (the machine, its allowed actions); the machine is kept so that
+# an id reused by another object is told apart (the machines are module constants in practice).
+_ALLOWED: dict[tuple[int, Any], tuple[StateMachine[Any], tuple[str, ...]]] = {}
+
+
+def allowed_actions(machine: StateMachine[Any], state: Any) -> list[str]:
+    """`machine.allowed_actions(state)`, worked out once per machine and state (their transitions
+    never change): every document a write route answers with lists them."""
+    key = (id(machine), state)
+    known = _ALLOWED.get(key)
+    if known is None or known[0] is not machine:
+        known = _ALLOWED[key] = (machine, tuple(machine.allowed_actions(state)))
+    return list(known[1])
 
 
 class InvoiceLineRead(BaseModel):
@@ -86,22 +120,37 @@ class InvoiceRead(BaseModel):
     @classmethod
     def of(cls, inv: Invoice, *, with_lines: bool = True) -> InvoiceRead:
         c = inv.currency
-        lines = [InvoiceLineRead(
-            id=ln.id, line_no=ln.line_no, product_id=ln.product_id, sales_order_line_id=ln.source_line_id,
-            description=ln.description, quantity=number(ln.quantity) or "0", unit_price=price(ln.unit_price, c),
-            line_total=amount(ln.line_total, c) or "0", tax_rate_percent=number(ln.tax_rate_percent) or "0",
-            tax_amount=amount(ln.tax_amount, c) or "0", quantity_credited=number(ln.quantity_credited) or "0",
-        ) for ln in inv.lines] if with_lines else []
+        lines = []
+        for line in inv.lines if with_lines else ():
+            ln = loaded(line, _INVOICE_LINE_READ)
+            lines.append(InvoiceLineRead(
+                id=ln["id"], line_no=ln["line_no"], product_id=ln["product_id"],
+                sales_order_line_id=ln["source_line_id"], description=ln["description"],
+                quantity=number(ln["quantity"]) or "0", unit_price=price(ln["unit_price"], c),
+                line_total=amount(ln["line_total"], c) or "0", tax_rate_percent=number(ln["tax_rate_percent"]) or "0",
+                tax_amount=amount(ln["tax_amount"], c) or "0", quantity_credited=number(ln["quantity_credited"]) or "0",
+            ))
+        v = loaded(inv, _INVOICE_READ)
         return cls(
-            id=inv.id, number=inv.number, status=inv.status, customer_id=inv.customer_id,
-            sales_order_id=inv.sales_order_id, currency=c, issued_on=inv.issued_on, due_on=inv.due_on,
-            discount_percent=number(inv.discount_percent) or "0", discount_until=inv.discount_until,
-            subtotal=amount(inv.subtotal, c), tax_total=amount(inv.tax_total, c), total=amount(inv.total, c),
-            amount_paid=amount(inv.amount_paid, c), amount_discounted=amount(inv.amount_discounted, c),
-            amount_credited=amount(inv.amount_credited, c), amount_due=amount(inv.amount_due, c),
-            allowed_actions=INVOICE.allowed_actions(InvoiceStatus(inv.status)), lines=lines,
-            created_at=inv.created_at,
+            id=v["id"], number=v["number"], status=v["status"], customer_id=v["customer_id"],
+            sales_order_id=v["sales_order_id"], currency=c, issued_on=v["issued_on"], due_on=v["due_on"],
+            discount_percent=number(v["discount_percent"]) or "0", discount_until=v["discount_until"],
+            subtotal=amount(v["subtotal"], c), tax_total=amount(v["tax_total"], c), total=amount(v["total"], c),
+            amount_paid=amount(v["amount_paid"], c), amount_discounted=amount(v["amount_discounted"], c),
+            amount_credited=amount(v["amount_credited"], c), amount_due=amount(v["amount_due"], c),
+            allowed_actions=allowed_actions(INVOICE, InvoiceStatus(v["status"])), lines=lines,
+            created_at=v["created_at"],
         )
+
+
+# the columns InvoiceRead.of reads (see `loaded`)
+_INVOICE_LINE_READ = frozenset({
+    "id", "line_no", "product_id", "source_line_id", "description", "quantity", "unit_price", "line_total",
+    "tax_rate_percent", "tax_amount", "quantity_credited"})
+_INVOICE_READ = frozenset({
+    "id", "number", "status", "customer_id", "sales_order_id", "issued_on", "due_on", "discount_percent",
+    "discount_until", "subtotal", "tax_total", "total", "amount_paid", "amount_discounted", "amount_credited",
+    "amount_due", "created_at"})
 
 
 class CreditLineIn(BaseModel):

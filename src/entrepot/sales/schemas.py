@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entrepot.billing.schemas import DecimalIn, amount, number, price
+from entrepot.billing.schemas import DecimalIn, allowed_actions, amount, loaded, number, price
 from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment
 from entrepot.sales.states import (
     QUOTE,
@@ -105,28 +105,45 @@ class SalesOrderRead(BaseModel):
     def of(cls, o: SalesOrder, *, reserved: dict[uuid.UUID, Decimal] | None = None,
            backordered: dict[uuid.UUID, Decimal] | None = None) -> SalesOrderRead:
         c = o.currency
-        lines = [SalesOrderLineRead(
-            id=ln.id, line_no=ln.line_no, product_id=ln.product_id, sku=ln.sku, description=ln.description,
-            quantity=number(ln.quantity) or "0", unit_price=price(ln.unit_price, c), price_source=ln.price_source,
-            line_total=amount(ln.line_total, c) or "0", tax_rate_percent=number(ln.tax_rate_percent) or "0",
-            tax_amount=amount(ln.tax_amount, c) or "0",
-            quantity_reserved=number(reserved.get(ln.id)) if reserved is not None else None,
-            quantity_backordered=number(backordered.get(ln.id, ln.quantity_backordered) if backordered is not None
-                                        else ln.quantity_backordered) or "0",
-            quantity_shipped=number(ln.quantity_shipped) or "0", quantity_invoiced=number(ln.quantity_invoiced) or "0",
-            quantity_returned=number(ln.quantity_returned) or "0",
-        ) for ln in o.lines]
+        lines = []
+        for line in o.lines:
+            ln = loaded(line, _ORDER_LINE_READ)
+            lines.append(SalesOrderLineRead(
+                id=ln["id"], line_no=ln["line_no"], product_id=ln["product_id"], sku=ln["sku"],
+                description=ln["description"], quantity=number(ln["quantity"]) or "0",
+                unit_price=price(ln["unit_price"], c), price_source=ln["price_source"],
+                line_total=amount(ln["line_total"], c) or "0", tax_rate_percent=number(ln["tax_rate_percent"]) or "0",
+                tax_amount=amount(ln["tax_amount"], c) or "0",
+                quantity_reserved=number(reserved.get(ln["id"])) if reserved is not None else None,
+                quantity_backordered=number(backordered.get(ln["id"], ln["quantity_backordered"])
+                                            if backordered is not None else ln["quantity_backordered"]) or "0",
+                quantity_shipped=number(ln["quantity_shipped"]) or "0",
+                quantity_invoiced=number(ln["quantity_invoiced"]) or "0",
+                quantity_returned=number(ln["quantity_returned"]) or "0",
+            ))
+        v = loaded(o, _ORDER_READ)
         return cls(
-            id=o.id, number=o.number, status=o.status, invoice_status=o.invoice_status, hold_reason=o.hold_reason,
-            customer_id=o.customer_id, currency=c, order_date=o.order_date, requested_date=o.requested_date,
-            promised_date=o.promised_date, customer_po=o.customer_po, channel=o.channel, ship_to=o.ship_to or {},
-            quote_id=o.quote_id, subtotal=amount(o.subtotal, c), tax_total=amount(o.tax_total, c),
-            total=amount(o.total, c), invoiced_total=amount(o.invoiced_total, c),
-            shipping_carrier=o.shipping_carrier, shipping_service=o.shipping_service,
-            shipping_charge=amount(o.shipping_charge, c),
-            allowed_actions=SALES_ORDER.allowed_actions(OrderStatus(o.status)), lines=lines, created_at=o.created_at,
-            version=o.version,
+            id=v["id"], number=v["number"], status=v["status"], invoice_status=v["invoice_status"],
+            hold_reason=v["hold_reason"], customer_id=v["customer_id"], currency=c, order_date=v["order_date"],
+            requested_date=v["requested_date"], promised_date=v["promised_date"], customer_po=v["customer_po"],
+            channel=v["channel"], ship_to=v["ship_to"] or {}, quote_id=v["quote_id"],
+            subtotal=amount(v["subtotal"], c), tax_total=amount(v["tax_total"], c), total=amount(v["total"], c),
+            invoiced_total=amount(v["invoiced_total"], c), shipping_carrier=v["shipping_carrier"],
+            shipping_service=v["shipping_service"], shipping_charge=amount(v["shipping_charge"], c),
+            allowed_actions=allowed_actions(SALES_ORDER, OrderStatus(v["status"])), lines=lines,
+            created_at=v["created_at"], version=v["version"],
         )
+
+
+# the columns SalesOrderRead.of reads (see billing.schemas.loaded)
+_ORDER_LINE_READ = frozenset({
+    "id", "line_no", "product_id", "sku", "description", "quantity", "unit_price", "price_source", "line_total",
+    "tax_rate_percent", "tax_amount", "quantity_backordered", "quantity_shipped", "quantity_invoiced",
+    "quantity_returned"})
+_ORDER_READ = frozenset({
+    "id", "number", "status", "invoice_status", "hold_reason", "customer_id", "order_date", "requested_date",
+    "promised_date", "customer_po", "channel", "ship_to", "quote_id", "subtotal", "tax_total", "total",
+    "invoiced_total", "shipping_carrier", "shipping_service", "shipping_charge", "created_at", "version"})
 
 
 class ShipmentLineIn(BaseModel):
@@ -185,15 +202,26 @@ class ShipmentRead(BaseModel):
 
     @classmethod
     def of(cls, s: Shipment) -> ShipmentRead:
+        lines = []
+        for line in s.lines:
+            ln = loaded(line, _SHIPMENT_LINE_READ)
+            lines.append(ShipmentLineRead(id=ln["id"], sales_order_line_id=ln["sales_order_line_id"],
+                                          product_id=ln["product_id"], quantity=number(ln["quantity"]) or "0",
+                                          warehouse_id=ln["warehouse_id"]))
+        v = loaded(s, _SHIPMENT_READ)
         return cls(
-            id=s.id, number=s.number, sales_order_id=s.sales_order_id, customer_id=s.customer_id, status=s.status,
-            carrier=s.carrier, service=s.service, tracking_number=s.tracking_number, packages=s.packages or [],
-            shipped_at=s.shipped_at, delivered_at=s.delivered_at,
-            allowed_actions=SHIPMENT.allowed_actions(ShipmentStatus(s.status)),
-            lines=[ShipmentLineRead(id=ln.id, sales_order_line_id=ln.sales_order_line_id, product_id=ln.product_id,
-                                    quantity=number(ln.quantity) or "0", warehouse_id=ln.warehouse_id)
-                   for ln in s.lines],
+            id=v["id"], number=v["number"], sales_order_id=v["sales_order_id"], customer_id=v["customer_id"],
+            status=v["status"], carrier=v["carrier"], service=v["service"], tracking_number=v["tracking_number"],
+            packages=v["packages"] or [], shipped_at=v["shipped_at"], delivered_at=v["delivered_at"],
+            allowed_actions=allowed_actions(SHIPMENT, ShipmentStatus(v["status"])), lines=lines,
         )
+
+
+# the columns ShipmentRead.of reads (see billing.schemas.loaded)
+_SHIPMENT_LINE_READ = frozenset({"id", "sales_order_line_id", "product_id", "quantity", "warehouse_id"})
+_SHIPMENT_READ = frozenset({
+    "id", "number", "sales_order_id", "customer_id", "status", "carrier", "service", "tracking_number", "packages",
+    "shipped_at", "delivered_at"})
 
 
 class PickRead(BaseModel):
@@ -294,7 +322,7 @@ class QuoteRead(BaseModel):
             id=q.id, number=q.number, status=q.status, customer_id=q.customer_id, currency=c,
             valid_until=q.valid_until, subtotal=amount(q.subtotal, c), tax_total=amount(q.tax_total, c),
             total=amount(q.total, c), sales_order_id=q.sales_order_id,
-            allowed_actions=QUOTE.allowed_actions(QuoteStatus(q.status)),
+            allowed_actions=allowed_actions(QUOTE, QuoteStatus(q.status)),
             lines=[QuoteLineRead(id=ln.id, product_id=ln.product_id, sku=ln.sku, quantity=number(ln.quantity) or "0",
                                  unit_price=price(ln.unit_price, c), price_source=ln.price_source,
                                  line_total=amount(ln.line_total, c) or "0", tax_amount=amount(ln.tax_amount, c) or "0")
@@ -343,7 +371,7 @@ class ReturnRead(BaseModel):
         return cls(
             id=r.id, number=r.number, sales_order_id=r.sales_order_id, customer_id=r.customer_id, status=r.status,
             reason=r.reason, restocking_fee_percent=number(r.restocking_fee_percent) or "0",
-            credit_note_id=r.credit_note_id, allowed_actions=RETURN.allowed_actions(ReturnStatus(r.status)),
+            credit_note_id=r.credit_note_id, allowed_actions=allowed_actions(RETURN, ReturnStatus(r.status)),
             lines=[ReturnLineRead(id=ln.id, sales_order_line_id=ln.sales_order_line_id, product_id=ln.product_id,
                                   quantity=number(ln.quantity) or "0",
                                   quantity_received=number(ln.quantity_received) or "0", disposition=ln.disposition)

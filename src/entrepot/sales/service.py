@@ -298,17 +298,22 @@ class _DocumentRead:
     """A header-with-lines read (compiled once, run on the driver's cursor, as db.prepared runs
     its statements) whose rows are converted in two parts: the header's columns once, from the
     first row, and each row's line columns. The header repeats on every row of the join, and
-    converting its ids, amounts and ship-to JSON again per line cost more than the SQL."""
+    converting its ids, amounts and ship-to JSON again per line cost more than the SQL.
+    Each part is one generated function that builds the values by column key (as db.prepared
+    builds its row conversions): a loop over the columns, then `dict(zip(keys, values))`,
+    cost as much again as the conversions themselves."""
 
-    __slots__ = ("_converters", "header_width", "prepared")
+    __slots__ = ("_converters", "header_keys", "line_keys", "prepared")
 
-    def __init__(self, statement: Any, header_width: int) -> None:
+    def __init__(self, statement: Any, header_keys: list[str], line_keys: list[str]) -> None:
         self.prepared = Prepared(statement)
-        self.header_width = header_width
+        self.header_keys = header_keys
+        self.line_keys = line_keys
         self._converters: dict[str, tuple[Any, Any]] = {}
 
-    def execute(self, uow: UnitOfWork, params: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
-        """(the header's values, or None when no row matched; each line's values)."""
+    def execute(self, uow: UnitOfWork, params: dict[str, Any]
+                ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """(the header's values by key, or None when no row matched; each line's values by key)."""
         conn = uow.connection()
         compiled = self.prepared.compiled(conn.dialect)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -322,65 +327,71 @@ class _DocumentRead:
             header, line = self._converters.get(conn.dialect.name) or self._made(compiled, cursor.description)
         finally:
             cursor.close()
-        n = self.header_width
-        return header(rows[0][:n]), [line(row[n:]) for row in rows if row[n] is not None]
+        n = len(self.header_keys)
+        return header(rows[0]), [line(row) for row in rows if row[n] is not None]
 
     def _made(self, compiled: Any, description: Any) -> tuple[Any, Any]:
         processors = [result_processor(type_, compiled.dialect, described[1])
                       for type_, described in zip(compiled.result_types, description, strict=True)]
-        n = self.header_width
-        made = self._converters[compiled.dialect.name] = (_converter(processors[:n]), _converter(processors[n:]))
+        n = len(self.header_keys)
+        made = self._converters[compiled.dialect.name] = (_converter(self.header_keys, processors[:n], 0),
+                                                          _converter(self.line_keys, processors[n:], n))
         return made
 
 
-def _converter(processors: list[Any]) -> Any:
-    todo = [(i, process) for i, process in enumerate(processors) if process is not None]
-
-    def convert(row: Sequence[Any]) -> tuple[Any, ...]:
-        values = list(row)
-        for i, process in todo:
-            values[i] = process(values[i])
-        return tuple(values)
-
-    return convert
+def _converter(keys: list[str], processors: list[Any], offset: int) -> Any:
+    """`row -> {key: value}` for the columns from `offset` on; the source names only column keys
+    (quoted with repr) and numbered locals."""
+    namespace: dict[str, Any] = {}
+    items = []
+    for i, (key, process) in enumerate(zip(keys, processors, strict=True)):
+        value = f"r[{offset + i}]"
+        if process is not None:
+            namespace[f"c{i}"] = process
+            value = f"c{i}({value})"
+        items.append(f"{key!r}: {value}")
+    exec(f"def made(r):\n    return {{{', '.join(items)}}}\n", namespace)
+    return namespace["made"]
 
 
 # compiled once, run on the driver's cursor
-_ORDER_LOCKED = _DocumentRead(_with_lines(_SO, _SOL, _SOL.c.order_id, _SO.c.id == bindparam("ref")), len(_SO_KEYS))
+_ORDER_LOCKED = _DocumentRead(_with_lines(_SO, _SOL, _SOL.c.order_id, _SO.c.id == bindparam("ref")),
+                              _SO_KEYS, _SOL_KEYS)
 _ORDER_OF_SHIPMENT_LOCKED = _DocumentRead(_with_lines(
     _SO, _SOL, _SOL.c.order_id, _SO.c.id == select(_SH.c.sales_order_id).where(
-        _SH.c.id == bindparam("ref"), _SH.c.tenant_id == bindparam("tenant_id")).scalar_subquery()), len(_SO_KEYS))
+        _SH.c.id == bindparam("ref"), _SH.c.tenant_id == bindparam("tenant_id")).scalar_subquery()),
+    _SO_KEYS, _SOL_KEYS)
 _SHIPMENT_LOCKED = _DocumentRead(_with_lines(_SH, _SHL, _SHL.c.shipment_id, _SH.c.id == bindparam("ref")),
-                                 len(_SH_KEYS))
+                                 _SH_KEYS, _SHL_KEYS)
 
 
 def _read_locked(uow: UnitOfWork, statement: _DocumentRead, ref: uuid.UUID, what: str, header: type,
-                 header_keys: list[str], line: type, line_keys: list[str]) -> Any:
+                 line: type) -> Any:
     uow.session.flush()  # what the ORM still holds for this transaction is written before the read
     head, lines = statement.execute(uow, {"ref": ref, "tenant_id": uow.tenant_id})
     if head is None:
         raise NotFound(what, ref)
-    doc = working_copy(uow, header, dict(zip(header_keys, head, strict=True)))
-    doc.__dict__["lines"] = [working_copy(uow, line, dict(zip(line_keys, values, strict=True))) for values in lines]
+    doc = working_copy(uow, header, head)
+    doc.__dict__["lines"] = [working_copy(uow, line, values) for values in lines]
     return doc
 
 
 def _locked_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """A step's copy of the order with its lines, the order row locked."""
-    return _read_locked(uow, _ORDER_LOCKED, order_id, "sales order", SalesOrder, _SO_KEYS,  # type: ignore[no-any-return]
-                        SalesOrderLine, _SOL_KEYS)
+    return _read_locked(uow, _ORDER_LOCKED, order_id, "sales order", SalesOrder,  # type: ignore[no-any-return]
+                        SalesOrderLine)
 
 
 def _locked_order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> SalesOrder:
     """The shipment's order, locked before the shipment (the order first, then the shipment, as
     cancel_sales_order does, so the two cannot deadlock), found through the shipment."""
     return _read_locked(uow, _ORDER_OF_SHIPMENT_LOCKED, shipment_id, "shipment",  # type: ignore[no-any-return]
-                        SalesOrder, _SO_KEYS, SalesOrderLine, _SOL_KEYS)
+                        SalesOrder, SalesOrderLine)
 
 
 def _locked_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
-    return _read_locked(uow, _SHIPMENT_LOCKED, shipment_id, "shipment", Shipment, _SH_KEYS,  # type: ignore[no-any-return]
-                        ShipmentLine, _SHL_KEYS)
+    return _read_locked(uow, _SHIPMENT_LOCKED, shipment_id, "shipment", Shipment,  # type: ignore[no-any-return]
+                        ShipmentLine)
 
 
 def _lock_order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> SalesOrder:

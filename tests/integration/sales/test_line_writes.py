@@ -97,3 +97,32 @@ def test_a_step_refuses_to_overwrite_a_row_changed_since_it_was_read(tenant):
         # then nothing is overwritten
         with pytest.raises(StaleDataError):
             save(uow, [copy])
+
+
+def test_a_steps_locked_read_holds_the_values_the_orm_loads(tenant):
+    # given a confirmed order with a ship-to and a shipment (setup_order), shipped
+    order, shipment = setup_order(tenant)
+    with tenant.uow() as uow:
+        sales.ship_shipment(uow, shipment.id)
+        uow.commit()
+
+    from entrepot.sales.models import SalesOrder, Shipment
+
+    def columns(obj, model):  # type: ignore[no-untyped-def]
+        return {c.key: getattr(obj, c.key) for c in model.__table__.c}
+
+    # when a step reads the order, the shipment's order and the shipment with their lines (one
+    # generated conversion per part of the joined row), and the ORM loads the same rows
+    with tenant.uow(readonly=True) as uow:
+        copies = [sales._locked_order(uow, order.id), sales._locked_order_of_shipment(uow, shipment.id),
+                  sales._locked_shipment(uow, shipment.id)]
+        uow.session.expunge_all()
+        loaded = [sales.get_sales_order(uow, order.id), sales.get_sales_order(uow, order.id),
+                  sales.get_shipment(uow, shipment.id)]
+        # then each copy holds every column's value, of the same type, header and lines alike
+        for copy, orm, model, line_model in zip(copies, loaded, [SalesOrder, SalesOrder, Shipment],
+                                                [SalesOrderLine, SalesOrderLine, ShipmentLine], strict=True):
+            assert columns(copy, model) == columns(orm, model)
+            assert [type(v) for v in columns(copy, model).values()] == [type(v) for v in columns(orm, model).values()]
+            assert [columns(ln, line_model) for ln in copy.lines] == [columns(ln, line_model) for ln in orm.lines]
+            assert len(copy.lines) == 2
