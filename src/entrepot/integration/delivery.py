@@ -35,7 +35,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -70,11 +70,17 @@ from entrepot.integration.consumers import hold_cursor, save_cursor
 from entrepot.integration.envelopes import envelope_json
 from entrepot.integration.events import WebhookEndpointDisabled, WebhookMessageExhausted
 from entrepot.integration.feed import FeedRow, Position, anything_after, event_rows_after
-from entrepot.integration.http_client import PooledClient
+from entrepot.integration.http_client import Exchange, PooledClient, Response
 from entrepot.integration.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from entrepot.integration.outbox import record_event_in
 from entrepot.integration.stored_ids import read_id, read_shared_id
-from entrepot.integration.webhooks import sign, signing_secrets, subscribes, target_refusal
+from entrepot.integration.webhooks import (
+    sign,
+    signing_secrets,
+    subscribes,
+    target_refusal,
+    vetted_without_lookup,
+)
 from entrepot.kernel import clock
 from entrepot.kernel.ids import new_id
 
@@ -626,27 +632,77 @@ def send(client: PooledClient | httpx.Client, item: Claimed) -> Outcome:
     """POST one message; 2xx is success, anything else (redirects included) a failure."""
     attempted_at = clock.now()
     started = time.perf_counter()
-    status: int | None = None
-    body: str | None = None
-    error: str | None = None
     refusal = target_refusal(item.url)
     if refusal:
-        error = f"target refused: {refusal}"
-    else:
-        headers = sign(str(item.message_id), item.payload, item.secrets)
-        if isinstance(client, PooledClient):
-            try:
-                response = client.post(item.url, item.payload.encode(), headers, body_cap=BODY_CAP)
-                status = response.status
-                body = response.body[:BODY_CAP].decode("utf-8", "replace")[:STORED_BODY]
-                if 300 <= status < 400:
-                    error = f"redirect to {response.location or '?'} not followed"
-            except TimeoutError:
-                error = f"timed out after {TIMEOUT_SECONDS:g} s"
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-        else:
-            status, body, error = _send_httpx(client, item, headers)
+        return _outcome(item, attempted_at, started, error=f"target refused: {refusal}")
+    headers = sign(str(item.message_id), item.payload, item.secrets)
+    if isinstance(client, PooledClient):
+        try:
+            response = client.post(item.url, item.payload.encode(), headers, body_cap=BODY_CAP)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return _outcome(item, attempted_at, started, error=_error_of(exc))
+        return _outcome(item, attempted_at, started, response)
+    status, body, error = _send_httpx(client, item, headers)
+    return _outcome(item, attempted_at, started, status=status, body=body, error=error)
+
+
+@dataclass(slots=True)
+class Sending:
+    """A POST under way without a thread of its own (see `start_send`)."""
+
+    item: Claimed
+    attempted_at: datetime
+    started: float
+    exchange: Exchange
+
+
+def start_send(client: PooledClient | httpx.Client, item: Claimed) -> Sending | Outcome | None:
+    """`send` without waiting: the POST written on an idle kept-alive connection, its answer to be
+    read as it comes (`PooledClient.feed`, then `finish_send`), so one thread can have many in
+    flight. An Outcome when it ended at once (refused, a header that cannot be sent); None when
+    it needs `send` on a thread (no idle connection, a proxy, a host to resolve before vetting)."""
+    if not isinstance(client, PooledClient) or not vetted_without_lookup(item.url):
+        return None
+    attempted_at = clock.now()
+    started = time.perf_counter()
+    refusal = target_refusal(item.url)
+    if refusal:
+        return _outcome(item, attempted_at, started, error=f"target refused: {refusal}")
+    headers = sign(str(item.message_id), item.payload, item.secrets)
+    try:
+        exchange = client.start(item.url, item.payload.encode(), headers, body_cap=BODY_CAP)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return _outcome(item, attempted_at, started, error=_error_of(exc))
+    return None if exchange is None else Sending(item, attempted_at, started, exchange)
+
+
+def finish_send(sending: Sending, response: Response | None = None, *, error: BaseException | None = None,
+                resume: Callable[[], Response] | None = None) -> Outcome:
+    """The outcome of a `start_send`: its answer, its error, or what `resume` (a `Handoff`'s, run
+    on a thread) gives."""
+    if resume is not None:
+        try:
+            response = resume()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            error = exc
+    if error is not None:
+        return _outcome(sending.item, sending.attempted_at, sending.started, error=_error_of(error))
+    return _outcome(sending.item, sending.attempted_at, sending.started, response)
+
+
+def _error_of(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {TIMEOUT_SECONDS:g} s"
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _outcome(item: Claimed, attempted_at: datetime, started: float, response: Response | None = None, *,
+             status: int | None = None, body: str | None = None, error: str | None = None) -> Outcome:
+    if response is not None:
+        status = response.status
+        body = response.body[:BODY_CAP].decode("utf-8", "replace")[:STORED_BODY]
+        if 300 <= status < 400:
+            error = f"redirect to {response.location or '?'} not followed"
     latency = int((time.perf_counter() - started) * 1000)
     ok = status is not None and 200 <= status < 300
     return Outcome(item, attempted_at, ok, status, latency, body, None if ok else error)

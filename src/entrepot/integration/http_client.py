@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import functools
 import http.client
+import io
 import re
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -129,12 +131,148 @@ class PooledClient:
             conn.close()
         return response
 
+    # --- the same exchange without waiting, for a caller that multiplexes many (see `start`) ---
+
+    def start(self, url: str, body: bytes, headers: dict[str, str], *, body_cap: int) -> Exchange | None:
+        """Send the POST on an idle kept-alive connection without waiting for anything; None when
+        there is none or the request did not go out whole at once (then `post` it, on a thread).
+
+        The caller waits for the connection's socket (`Exchange.sock`) to turn readable and calls
+        `feed` each time, until it returns the answer. Same request, same answer, same errors as
+        `post`; a step that could block (a connection to open, an answer whose end only the
+        connection's close or its chunks tell) is handed back as a `Handoff` to run on a thread.
+        """
+        origin, target, host_header = _parse(url)
+        request = _request(target, host_header, body, headers)
+        conn = self._take(origin)
+        if conn is None:
+            return None
+        try:
+            conn.setblocking(False)
+            sent = conn.send(request)
+        except OSError:  # a stale connection, or a full buffer: `post` handles both
+            sent = 0
+        if sent != len(request):
+            conn.close()
+            return None
+        return Exchange(origin, conn, request, body_cap, time.monotonic() + self.timeout)
+
+    def feed(self, exchange: Exchange) -> Response | None:
+        """Read what arrived for `exchange`: its answer once whole (the connection kept or closed as
+        `post` would), None while it is not. Raises as `post` does, or `Handoff`."""
+        conn = exchange.sock
+        try:
+            data = conn.recv(65536)
+            if isinstance(conn, ssl.SSLSocket):
+                while conn.pending():
+                    data += conn.recv(65536)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return None
+        except _STALE:
+            conn.close()
+            if not exchange.buffer:
+                raise Handoff(functools.partial(self._afresh, exchange)) from None
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        if not data:  # closed by the server
+            conn.close()
+            if not exchange.buffer:  # before a byte of the answer: it had dropped the idle connection
+                raise Handoff(functools.partial(self._afresh, exchange))
+            return _read_answer(io.BytesIO(exchange.buffer), exchange.body_cap)[0]
+        exchange.buffer += data
+        exchange.deadline = time.monotonic() + self.timeout  # as `post`: a timeout per read
+        try:
+            found = _sized_answer(exchange.buffer, exchange.body_cap)
+        except Exception:
+            found = None  # garbled: the blocking reader raises what `post` raises
+        if found is None:
+            raise Handoff(functools.partial(self._finish, exchange))
+        if isinstance(found, int):
+            return None
+        response, reusable, end = found
+        if reusable and end == len(exchange.buffer):
+            conn.settimeout(self.timeout)
+            self._give_back(exchange.origin, conn)
+        else:
+            conn.close()
+        return response
+
+    def _afresh(self, exchange: Exchange) -> Response:
+        """The exchange again on a new connection (as `post` does after a stale one)."""
+        scheme, host, port = exchange.origin
+        return self._exchange(exchange.origin, self._connect(scheme, host, port), exchange.request,
+                              exchange.body_cap)
+
+    def _finish(self, exchange: Exchange) -> Response:
+        """The rest of the answer read as `post` reads it, after the bytes `feed` already read."""
+        conn = exchange.sock
+        try:
+            conn.settimeout(self.timeout)
+            reader = _Prefixed(conn, exchange.buffer)
+            with io.BufferedReader(reader) as answer:
+                response, reusable = _read_answer(answer, exchange.body_cap)
+                # the buffered reader is dropped with what it read ahead, as `post`'s is
+                reusable = reusable and not reader.prefix
+        except BaseException:
+            conn.close()
+            raise
+        if reusable:
+            self._give_back(exchange.origin, conn)
+        else:
+            conn.close()
+        return response
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, {}
         for connections in idle.values():
             for _, conn in connections:
                 conn.close()
+
+
+class Exchange:
+    """A POST sent by `PooledClient.start`, its answer not yet whole."""
+
+    __slots__ = ("body_cap", "buffer", "deadline", "origin", "request", "sock")
+
+    def __init__(self, origin: tuple[str, str, int], sock: socket.socket, request: bytes, body_cap: int,
+                 deadline: float) -> None:
+        self.origin = origin
+        self.sock = sock
+        self.request = request
+        self.body_cap = body_cap
+        self.buffer = b""
+        self.deadline = deadline  # monotonic: no byte since then is a timeout
+
+
+class Handoff(Exception):  # not an error: the rest of an exchange, to run where it may block
+    """`PooledClient.feed` cannot finish without waiting: `resume()` (on a thread) gives the
+    answer, or raises, as `post` would."""
+
+    def __init__(self, resume: Callable[[], Response]) -> None:
+        super().__init__()
+        self.resume = resume
+
+
+class _Prefixed(io.RawIOBase):
+    """A socket's stream with bytes already read from it put back in front."""
+
+    def __init__(self, sock: socket.socket, prefix: bytes) -> None:
+        self.sock = sock
+        self.prefix = prefix
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.prefix:
+            n = min(len(buffer), len(self.prefix))
+            buffer[:n] = self.prefix[:n]
+            self.prefix = self.prefix[n:]
+            return n
+        return self.sock.recv_into(buffer)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -225,6 +363,53 @@ def _headers(answer: BinaryIO) -> dict[str, str]:
             continue
         value = value.strip()
         found[name] = f"{found[name]}, {value}" if name in found else value
+
+
+_HEAD_END = re.compile(rb"\n\r?\n")  # a line's end, then an empty line (http.client takes bare LF too)
+
+
+def _sized_answer(buffer: bytes, body_cap: int) -> tuple[Response, bool, int] | int | None:
+    """The answer at the start of `buffer` when its head tells its size, as `_read_answer` reads
+    it: (the answer, whether the connection may be reused, where the answer ends); -1 while bytes
+    are missing; None when only a blocking read can tell its end (chunked, up to the connection's
+    close, or a head too large to look for its end). Raises on a garbled head."""
+    start = 0
+    while True:
+        found = _HEAD_END.search(buffer, start)
+        if found is None:
+            return -1 if len(buffer) - start <= _MAX_LINE else None
+        head = io.BytesIO(buffer[start:found.end()])
+        version, status = _status(head)
+        headers = _headers(head)
+        if status != 100:
+            break
+        start = found.end()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        return None
+    length: int | None = None
+    if status in (204, 304) or 100 <= status < 200:
+        length = 0
+    elif "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError:
+            length = None
+        else:
+            length = length if length >= 0 else None
+    if length is None:
+        return None
+    end = found.end() + min(length, body_cap)
+    if len(buffer) < end:
+        return -1
+    connection = headers.get("connection", "").lower()
+    if "close" in connection:
+        will_close = True
+    elif version == 11:
+        will_close = False
+    else:
+        will_close = "keep-alive" not in connection and "keep-alive" not in headers
+    body = buffer[found.end():end]
+    return Response(status, headers.get("location"), body), len(body) == length and not will_close, end
 
 
 def _read_answer(answer: BinaryIO, body_cap: int) -> tuple[Response, bool]:

@@ -126,6 +126,16 @@ def target_refusal(url: str) -> str | None:
     return None if public else "resolves to a private, loopback or link-local address"
 
 
+def vetted_without_lookup(url: str) -> bool:
+    """`target_refusal(url)` answers now without resolving the host (a lookup may block for
+    seconds): private targets are allowed, or the host was resolved less than 50 s ago (it is
+    looked up again after 60 s)."""
+    if get_settings().webhook_allow_private:
+        return True
+    cached = _resolved.get(_url_refusal(url)[1])
+    return cached is not None and time.monotonic() - cached[0] < 50
+
+
 @functools.lru_cache(maxsize=4096)
 def _url_refusal(url: str) -> tuple[str | None, str, int]:
     """What the URL alone refuses, and its host and port (checked once per URL: the sender

@@ -10,8 +10,12 @@ loops with a short idle sleep and backs off while the database is down.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import http.client
 import os
 import queue
+import select as selectmodule
 import socket
 import threading
 import time
@@ -29,6 +33,7 @@ from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.integration import delivery
 from entrepot.integration.consumers import advance, lock_cursor, position_of, read_position
 from entrepot.integration.feed import START, Position, events_after, latest
+from entrepot.integration.http_client import Handoff
 from entrepot.integration.models import WebhookEndpoint
 from entrepot.integration.outbox import envelope
 from entrepot.worker import leases, scheduler
@@ -414,10 +419,15 @@ def _repeat(step: Any, stop: threading.Event, idle: float, *, wake: threading.Ev
 
 
 class Senders:
-    """Threads that POST claimed messages, fed from one queue, their outcomes on another.
+    """The worker's webhook POSTs, up to `threads` at once; their outcomes gathered in `finished`.
 
-    Cheaper per delivery than a future each: the worker's main thread is the bottleneck,
-    and a future costs it a condition to create and to wait on in every round.
+    One I/O thread writes the POSTs on idle kept-alive connections and reads their answers as
+    they come (a poll over the connections in flight), and hands the worker's thread its
+    outcomes a batch at a time: a round's sends cost two hand-offs between threads, where a
+    thread per POST cost four per delivery (a wake-up of a sender, its turn at the GIL, a queue
+    each way), more CPU than the exchange itself. What could block (opening a connection, an
+    answer whose end only the connection's close or its chunks tell, a host to resolve) goes to
+    helper threads, one POST each as before, whose outcomes come back through the I/O thread.
     """
 
     def __init__(self, client: Any, threads: int) -> None:
@@ -425,52 +435,196 @@ class Senders:
         self.size = threads
         self.in_flight = 0  # submitted, outcome not yet gathered
         self.finished: list[delivery.Outcome] = []  # gathered, not yet recorded
-        self._todo: queue.SimpleQueue[delivery.Claimed | None] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue[delivery.Outcome | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._submitted: list[delivery.Claimed] = []  # not yet handed to the I/O thread
+        self._done: queue.SimpleQueue[list[delivery.Outcome | None]] = queue.SimpleQueue()
+        self._io: threading.Thread | None = None
+        # the I/O thread's: what it is told (new POSTs, helpers' outcomes), what it has under way
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._wake_r = self._wake_w = -1
+        self._poll: Any = None
+        self._waiting: collections.deque[delivery.Claimed] = collections.deque()  # no free slot yet
+        self._open: dict[int, delivery.Sending] = {}  # by socket
+        self._threaded = 0  # on the helper threads
+        self._stopping = False
+        self._todo: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Claimed, or (Sending, resume)
+        self._helpers: list[threading.Thread] = []
 
     def submit(self, item: delivery.Claimed) -> None:
-        if not self._threads:  # started on first use: most Worker objects of the tests never send
-            self._threads = [threading.Thread(target=self._run, name=f"webhook-{i}", daemon=True)
-                             for i in range(self.size)]
-            for thread in self._threads:
-                thread.start()
+        """Queue `item`; it goes out at the next `gather` (a round's POSTs in one hand-off)."""
         self.in_flight += 1
-        self._todo.put(item)
-
-    def _run(self) -> None:
-        while (item := self._todo.get()) is not None:
-            outcome: delivery.Outcome | None = None
-            try:
-                outcome = delivery.send(self.client, item)
-            except Exception:
-                # send() answers every network failure with an outcome; anything else is a bug:
-                # the message stays claimed until its lease runs out, then goes out again
-                log.exception("webhook_send_failed", message_id=str(item.message_id))
-            self._done.put(outcome)
+        self._submitted.append(item)
 
     def gather(self, wait: float | None = 0.0, *, every: bool = True) -> None:
         """Move finished outcomes to `finished`: those there now, after waiting up to `wait`
         seconds (None: no limit) for every send in flight, or with `every=False` for the first."""
+        if self._submitted:
+            self._tell(self._submitted)
+            self._submitted = []
         deadline = None if wait is None else time.monotonic() + wait
         while self.in_flight:
             timeout = None if deadline is None else deadline - time.monotonic()
             try:
-                outcome = self._done.get(timeout is None or timeout > 0, timeout)
+                outcomes = self._done.get(timeout is None or timeout > 0, timeout)
             except queue.Empty:
                 return
-            self.in_flight -= 1
-            if outcome is not None:
-                self.finished.append(outcome)
+            self.in_flight -= len(outcomes)
+            self.finished.extend(o for o in outcomes if o is not None)
             if not every:
                 deadline = 0.0  # the first is in: take the others already there, wait no more
 
     def stop(self) -> None:
-        for _ in self._threads:
+        if self._io is not None:
+            self._tell(None)
+            self._io.join()
+            self._io = None
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _tell(self, message: Any) -> None:
+        """Hand the I/O thread new POSTs (a list), a helper's outcome (a tuple) or None (stop)."""
+        if self._io is None:
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            self._poll = selectmodule.poll()  # (POSIX; the worker runs on Linux)
+            self._poll.register(self._wake_r, selectmodule.POLLIN)
+            self._stopping = False
+            self._io = threading.Thread(target=self._run_io, name="webhook-io", daemon=True)
+            self._io.start()
+        self._inbox.put(message)
+        os.write(self._wake_w, b"!")
+
+    # --- on the I/O thread ---
+
+    def _run_io(self) -> None:
+        while not self._stopping:
+            out: list[delivery.Outcome | None] = []
+            try:
+                self._io_step(out)
+            except Exception:
+                # a bug here must not stop the sends (the worker would stall with every slot taken)
+                log.exception("webhook_io_failed")
+                time.sleep(0.1)
+            if out:
+                self._done.put(out)
+        for _ in self._helpers:
             self._todo.put(None)
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
+        for helper in self._helpers:
+            helper.join()
+        self._helpers, self._threaded = [], 0
+        for fd, sending in list(self._open.items()):
+            self._close(fd)
+            sending.exchange.sock.close()
+
+    def _io_step(self, out: list[delivery.Outcome | None]) -> None:
+        """Wait for answers or news, then gather what came into `out` and start what may start."""
+        timeout = None
+        if self._open:
+            soonest = min(s.exchange.deadline for s in self._open.values())
+            timeout = max(0.0, soonest - time.monotonic()) * 1000
+        for fd, _ in self._poll.poll(timeout):
+            if fd == self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(fd, 4096)
+            else:
+                self._read(fd, out)
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if message is None:
+                self._stopping = True
+            elif isinstance(message, list):
+                self._waiting.extend(message)
+            else:  # a helper's outcome
+                self._threaded -= 1
+                out.append(message[0])
+        if self._open:
+            self._expire(out)
+        if not self._stopping:
+            self._start_waiting(out)
+
+    def _start_waiting(self, out: list[delivery.Outcome | None]) -> None:
+        while self._waiting and len(self._open) + self._threaded < self.size:
+            item = self._waiting.popleft()
+            try:
+                started = delivery.start_send(self.client, item)
+            except Exception:
+                log.exception("webhook_send_failed", message_id=str(item.message_id))
+                out.append(None)  # as a helper's bug below: claimed until its lease runs out
+                continue
+            if started is None:
+                self._to_helper(item)
+            elif isinstance(started, delivery.Outcome):
+                out.append(started)
+            else:
+                fd = started.exchange.sock.fileno()
+                self._open[fd] = started
+                self._poll.register(fd, selectmodule.POLLIN)
+
+    def _read(self, fd: int, out: list[delivery.Outcome | None]) -> None:
+        sending = self._open.get(fd)
+        if sending is None:
+            return
+        try:
+            response = self.client.feed(sending.exchange)
+        except Handoff as handoff:
+            self._close(fd)
+            self._to_helper((sending, handoff.resume))
+            return
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self._close(fd)
+            out.append(delivery.finish_send(sending, error=exc))
+            return
+        except Exception:
+            self._close(fd)
+            sending.exchange.sock.close()
+            log.exception("webhook_send_failed", message_id=str(sending.item.message_id))
+            out.append(None)
+            return
+        if response is not None:
+            self._close(fd)
+            out.append(delivery.finish_send(sending, response))
+
+    def _expire(self, out: list[delivery.Outcome | None]) -> None:
+        now = time.monotonic()
+        for fd in [fd for fd, s in self._open.items() if s.exchange.deadline <= now]:
+            sending = self._open[fd]
+            self._close(fd)
+            sending.exchange.sock.close()
+            out.append(delivery.finish_send(sending, error=TimeoutError()))
+
+    def _close(self, fd: int) -> None:
+        """Stop watching `fd` (its exchange is over here; `feed` kept or closed its connection)."""
+        del self._open[fd]
+        self._poll.unregister(fd)
+
+    def _to_helper(self, job: Any) -> None:
+        if not self._helpers:  # started on first use
+            self._helpers = [threading.Thread(target=self._run_helper, name=f"webhook-{i}", daemon=True)
+                             for i in range(self.size)]
+            for helper in self._helpers:
+                helper.start()
+        self._threaded += 1
+        self._todo.put(job)
+
+    # --- on a helper thread ---
+
+    def _run_helper(self) -> None:
+        while (job := self._todo.get()) is not None:
+            outcome: delivery.Outcome | None = None
+            try:
+                if isinstance(job, delivery.Claimed):
+                    outcome = delivery.send(self.client, job)
+                else:
+                    sending, resume = job
+                    outcome = delivery.finish_send(sending, resume=resume)
+            except Exception:
+                # send() answers every network failure with an outcome; anything else is a bug:
+                # the message stays claimed until its lease runs out, then goes out again
+                log.exception("webhook_send_failed")
+            self._inbox.put((outcome,))
+            os.write(self._wake_w, b"!")
 
 
 class BackgroundWorker:
