@@ -57,10 +57,15 @@ def _configure_sqlite(engine: Engine) -> None:
         # per small transaction measured). The file is trimmed back to 64 MB after one.
         cur.execute("PRAGMA wal_autocheckpoint=10000")
         cur.execute("PRAGMA journal_size_limit=67108864")
-        # 64 MB page cache instead of SQLite's 2 MB: balances, reservations and ledger indexes of
-        # a real tenant outgrow 2 MB, and every miss is a read from the OS cache. Measured on the
-        # full-size allocation bench: ~10-15% more allocations per CPU second. (mmap was slower.)
-        cur.execute("PRAGMA cache_size=-65536")
+        # 8 MB page cache instead of SQLite's 2 MB (balances, reservations and ledger indexes of a
+        # real tenant outgrow 2 MB, and every miss is a read from the OS cache), but not more: a
+        # commit after a b-tree split that swapped page numbers (balance_nonroot renumbers pages
+        # through the pending-byte page, 262145 with 4 KB pages) walks the whole page cache while
+        # the database is under 1 GB (pcache1Truncate, SQLite 3.40). Random-order inserts (the
+        # outbox's subject index) make that ~40% of commits: at 64 MB such a commit cost 0.5-1 ms.
+        # Allocation bench, 1M moves, CPU of commits per order 0.5 -> 0.22 ms with 8 MB, its
+        # statements no slower (most of a 64 MB cache held pages no allocation read again).
+        cur.execute("PRAGMA cache_size=-8192")
         cur.close()
 
     @event.listens_for(engine, "begin")
