@@ -401,15 +401,19 @@ def _sized_answer(buffer: bytes, body_cap: int) -> tuple[Response, bool, int] | 
     end = found.end() + min(length, body_cap)
     if len(buffer) < end:
         return -1
-    connection = headers.get("connection", "").lower()
-    if "close" in connection:
-        will_close = True
-    elif version == 11:
-        will_close = False
-    else:
-        will_close = "keep-alive" not in connection and "keep-alive" not in headers
+    will_close = _will_close(version, headers)
     body = buffer[found.end():end]
     return Response(status, headers.get("location"), body), len(body) == length and not will_close, end
+
+
+def _will_close(version: int, headers: dict[str, str]) -> bool:
+    """Whether the server closes the connection after this answer (HTTP/1.1 keeps it by default)."""
+    connection = headers.get("connection", "").lower()
+    if "close" in connection:
+        return True
+    if version == 11:
+        return False
+    return "keep-alive" not in connection and "keep-alive" not in headers
 
 
 def _read_answer(answer: BinaryIO, body_cap: int) -> tuple[Response, bool]:
@@ -420,13 +424,7 @@ def _read_answer(answer: BinaryIO, body_cap: int) -> tuple[Response, bool]:
         _headers(answer)
         version, status = _status(answer)
     headers = _headers(answer)
-    connection = headers.get("connection", "").lower()
-    if "close" in connection:
-        will_close = True
-    elif version == 11:
-        will_close = False
-    else:
-        will_close = "keep-alive" not in connection and "keep-alive" not in headers
+    will_close = _will_close(version, headers)
     chunked = headers.get("transfer-encoding", "").lower() == "chunked"
     length: int | None = None
     if status in (204, 304) or 100 <= status < 200:
