@@ -19,8 +19,8 @@ the worker publishes to JetStream (`nats_latency_*`). Prints JSON.
 One endpoint receives everything, so per-endpoint concurrency bounds the
 rate (each worker round refills at most that many slots): the bench sets
 `ENTREPOT_WEBHOOK_ENDPOINT_CONCURRENCY` from `--endpoint-concurrency` (64 by
-default, the deployment default is 16) and the worker's `--concurrency` (send
-threads; claims go up to twice that) from `--concurrency`; both are printed.
+default, the deployment default is 16) and the worker's `--concurrency` (POSTs in
+flight at once; claims go up to twice that) from `--concurrency`; both are printed.
 `bulk_deliveries_per_s` counts from worker start (start-up included);
 `…_first_to_last_receipt` is the steady rate seen by the receiver;
 `bulk_deliveries_per_worker_cpu_s` divides the deliveries by the CPU the
