@@ -14,7 +14,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from entrepot.billing.models import CreditNote, Invoice, Payment, TaxRate
 from entrepot.billing.states import INVOICE, InvoiceStatus
 from entrepot.kernel.money import InvalidAmount, minor_unit, to_decimal
-from entrepot.kernel.states import StateMachine
 
 LIMIT = Decimal(10) ** 12  # storage holds 16 integer digits; no order-desk figure comes near this
 
@@ -64,21 +63,6 @@ def loaded(obj: Any, keys: frozenset[str]) -> Mapping[str, Any]:
     document's answer reads some twenty per line), else read through the ORM (which loads them)."""
     values: dict[str, Any] = obj.__dict__
     return values if keys <= values.keys() else {k: getattr(obj, k) for k in keys}
-
-
-# (id of the machine, state) -> (the machine, its allowed actions); the machine is kept so that
-# an id reused by another object is told apart (the machines are module constants in practice).
-_ALLOWED: dict[tuple[int, Any], tuple[StateMachine[Any], tuple[str, ...]]] = {}
-
-
-def allowed_actions(machine: StateMachine[Any], state: Any) -> list[str]:
-    """`machine.allowed_actions(state)`, worked out once per machine and state (their transitions
-    never change): every document a write route answers with lists them."""
-    key = (id(machine), state)
-    known = _ALLOWED.get(key)
-    if known is None or known[0] is not machine:
-        known = _ALLOWED[key] = (machine, tuple(machine.allowed_actions(state)))
-    return list(known[1])
 
 
 class InvoiceLineRead(BaseModel):
@@ -138,7 +122,7 @@ class InvoiceRead(BaseModel):
             subtotal=amount(v["subtotal"], c), tax_total=amount(v["tax_total"], c), total=amount(v["total"], c),
             amount_paid=amount(v["amount_paid"], c), amount_discounted=amount(v["amount_discounted"], c),
             amount_credited=amount(v["amount_credited"], c), amount_due=amount(v["amount_due"], c),
-            allowed_actions=allowed_actions(INVOICE, InvoiceStatus(v["status"])), lines=lines,
+            allowed_actions=INVOICE.allowed_actions(InvoiceStatus(v["status"])), lines=lines,
             created_at=v["created_at"],
         )
 

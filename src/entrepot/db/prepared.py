@@ -76,7 +76,7 @@ class _Compiled:
         """The conversion of a result row, given the cursor's `description` (made on first use)."""
         row = self.row
         if row is None:
-            row = self.row = _row_converter([
+            row = self.row = row_converter([
                 result_processor(type_, self.dialect, described[1])
                 for type_, described in zip(self.result_types, description, strict=True)
             ])
@@ -220,18 +220,25 @@ def _binder(names: Sequence[str], processors: Mapping[str, Callable[[Any], Any] 
     return _function("\n".join(lines) + "\n", namespace)
 
 
-def _row_converter(processors: Sequence[Callable[[Any], Any] | None]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    if not any(processors):
+def row_converter(processors: Sequence[Callable[[Any], Any] | None], *, keys: Sequence[str] | None = None,
+                  offset: int = 0) -> Callable[[Sequence[Any]], Any]:
+    """`row -> tuple` of the converted columns from `offset` on, one per processor; with `keys`,
+    `row -> {key: value}` instead (a join read in parts, e.g. a document's header and lines)."""
+    if keys is None and offset == 0 and not any(processors):
         return tuple  # the drivers' rows are tuples already: tuple() gives them back as they are
     namespace: dict[str, Any] = {}
     values = []
     for i, process in enumerate(processors):
-        if process is None:
-            values.append(f"r[{i}]")
-        else:
+        value = f"r[{offset + i}]"
+        if process is not None:
             namespace[f"c{i}"] = process
-            values.append(f"c{i}(r[{i}])")
-    return _function(f"def made(r):\n    return ({''.join(v + ', ' for v in values)})\n", namespace)
+            value = f"c{i}({value})"
+        values.append(value)
+    if keys is None:
+        made = f"({''.join(v + ', ' for v in values)})"
+    else:
+        made = "{" + ", ".join(f"{key!r}: {v}" for key, v in zip(keys, values, strict=True)) + "}"
+    return _function(f"def made(r):\n    return {made}\n", namespace)
 
 
 class JsonText(TypeDecorator[str]):

@@ -630,12 +630,9 @@ class Outcome:
 
 def send(client: PooledClient | httpx.Client, item: Claimed) -> Outcome:
     """POST one message; 2xx is success, anything else (redirects included) a failure."""
-    attempted_at = clock.now()
-    started = time.perf_counter()
-    refusal = target_refusal(item.url)
-    if refusal:
-        return _outcome(item, attempted_at, started, error=f"target refused: {refusal}")
-    headers = sign(str(item.message_id), item.payload, item.secrets)
+    attempted_at, started, headers = _begin(item)
+    if isinstance(headers, Outcome):
+        return headers
     if isinstance(client, PooledClient):
         try:
             response = client.post(item.url, item.payload.encode(), headers, body_cap=BODY_CAP)
@@ -644,6 +641,16 @@ def send(client: PooledClient | httpx.Client, item: Claimed) -> Outcome:
         return _outcome(item, attempted_at, started, response)
     status, body, error = _send_httpx(client, item, headers)
     return _outcome(item, attempted_at, started, status=status, body=body, error=error)
+
+
+def _begin(item: Claimed) -> tuple[datetime, float, dict[str, str] | Outcome]:
+    """When an attempt starts, and its signed headers or, for a refused target, its outcome."""
+    attempted_at = clock.now()
+    started = time.perf_counter()
+    refusal = target_refusal(item.url)
+    if refusal:
+        return attempted_at, started, _outcome(item, attempted_at, started, error=f"target refused: {refusal}")
+    return attempted_at, started, sign(str(item.message_id), item.payload, item.secrets)
 
 
 @dataclass(slots=True)
@@ -663,12 +670,9 @@ def start_send(client: PooledClient | httpx.Client, item: Claimed) -> Sending | 
     it needs `send` on a thread (no idle connection, a proxy, a host to resolve before vetting)."""
     if not isinstance(client, PooledClient) or not vetted_without_lookup(item.url):
         return None
-    attempted_at = clock.now()
-    started = time.perf_counter()
-    refusal = target_refusal(item.url)
-    if refusal:
-        return _outcome(item, attempted_at, started, error=f"target refused: {refusal}")
-    headers = sign(str(item.message_id), item.payload, item.secrets)
+    attempted_at, started, headers = _begin(item)
+    if isinstance(headers, Outcome):
+        return headers
     try:
         exchange = client.start(item.url, item.payload.encode(), headers, body_cap=BODY_CAP)
     except (OSError, http.client.HTTPException, ValueError) as exc:

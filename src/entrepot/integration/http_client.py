@@ -386,16 +386,7 @@ def _sized_answer(buffer: bytes, body_cap: int) -> tuple[Response, bool, int] | 
         start = found.end()
     if headers.get("transfer-encoding", "").lower() == "chunked":
         return None
-    length: int | None = None
-    if status in (204, 304) or 100 <= status < 200:
-        length = 0
-    elif "content-length" in headers:
-        try:
-            length = int(headers["content-length"])
-        except ValueError:
-            length = None
-        else:
-            length = length if length >= 0 else None
+    length = _body_length(status, headers, chunked=False)
     if length is None:
         return None
     end = found.end() + min(length, body_cap)
@@ -404,6 +395,20 @@ def _sized_answer(buffer: bytes, body_cap: int) -> tuple[Response, bool, int] | 
     will_close = _will_close(version, headers)
     body = buffer[found.end():end]
     return Response(status, headers.get("location"), body), len(body) == length and not will_close, end
+
+
+def _body_length(status: int, headers: dict[str, str], *, chunked: bool) -> int | None:
+    """The body's length the head declares: none for the statuses without one, else a valid
+    Content-Length of an answer not sent in chunks; None when the head does not say."""
+    if status in (204, 304) or 100 <= status < 200:
+        return 0
+    if chunked or "content-length" not in headers:
+        return None
+    try:
+        length = int(headers["content-length"])
+    except ValueError:
+        return None
+    return length if length >= 0 else None
 
 
 def _will_close(version: int, headers: dict[str, str]) -> bool:
@@ -426,16 +431,7 @@ def _read_answer(answer: BinaryIO, body_cap: int) -> tuple[Response, bool]:
     headers = _headers(answer)
     will_close = _will_close(version, headers)
     chunked = headers.get("transfer-encoding", "").lower() == "chunked"
-    length: int | None = None
-    if status in (204, 304) or 100 <= status < 200:
-        length = 0
-    elif not chunked and "content-length" in headers:
-        try:
-            length = int(headers["content-length"])
-        except ValueError:
-            length = None
-        else:
-            length = length if length >= 0 else None
+    length = _body_length(status, headers, chunked=chunked)
     if not will_close and not chunked and length is None:
         will_close = True  # the body ends with the connection
     if chunked:

@@ -36,6 +36,8 @@ class StateMachine(Generic[S]):
         self._by_action: dict[str, list[Transition[S]]] = {}
         for t in self.transitions:
             self._by_action.setdefault(t.action, []).append(t)
+        # per state, worked out once: every document answer lists them, and transitions are fixed
+        self._allowed: dict[S, tuple[str, ...]] = {}
 
     @property
     def actions(self) -> list[str]:
@@ -50,7 +52,11 @@ class StateMachine(Generic[S]):
         return list(seen)
 
     def allowed_actions(self, state: S) -> list[str]:
-        return sorted(a for a, ts in self._by_action.items() if any(state in t.sources for t in ts))
+        allowed = self._allowed.get(state)
+        if allowed is None:
+            allowed = self._allowed[state] = tuple(
+                sorted(a for a, ts in self._by_action.items() if any(state in t.sources for t in ts)))
+        return list(allowed)
 
     def transition_for(self, state: S, action: str) -> Transition[S] | None:
         for t in self._by_action.get(action, []):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entrepot.billing.schemas import DecimalIn, allowed_actions, amount, loaded, number, price
+from entrepot.billing.schemas import DecimalIn, amount, loaded, number, price
 from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment
 from entrepot.sales.states import (
     QUOTE,
@@ -130,7 +130,7 @@ class SalesOrderRead(BaseModel):
             subtotal=amount(v["subtotal"], c), tax_total=amount(v["tax_total"], c), total=amount(v["total"], c),
             invoiced_total=amount(v["invoiced_total"], c), shipping_carrier=v["shipping_carrier"],
             shipping_service=v["shipping_service"], shipping_charge=amount(v["shipping_charge"], c),
-            allowed_actions=allowed_actions(SALES_ORDER, OrderStatus(v["status"])), lines=lines,
+            allowed_actions=SALES_ORDER.allowed_actions(OrderStatus(v["status"])), lines=lines,
             created_at=v["created_at"], version=v["version"],
         )
 
@@ -213,7 +213,7 @@ class ShipmentRead(BaseModel):
             id=v["id"], number=v["number"], sales_order_id=v["sales_order_id"], customer_id=v["customer_id"],
             status=v["status"], carrier=v["carrier"], service=v["service"], tracking_number=v["tracking_number"],
             packages=v["packages"] or [], shipped_at=v["shipped_at"], delivered_at=v["delivered_at"],
-            allowed_actions=allowed_actions(SHIPMENT, ShipmentStatus(v["status"])), lines=lines,
+            allowed_actions=SHIPMENT.allowed_actions(ShipmentStatus(v["status"])), lines=lines,
         )
 
 
@@ -322,7 +322,7 @@ class QuoteRead(BaseModel):
             id=q.id, number=q.number, status=q.status, customer_id=q.customer_id, currency=c,
             valid_until=q.valid_until, subtotal=amount(q.subtotal, c), tax_total=amount(q.tax_total, c),
             total=amount(q.total, c), sales_order_id=q.sales_order_id,
-            allowed_actions=allowed_actions(QUOTE, QuoteStatus(q.status)),
+            allowed_actions=QUOTE.allowed_actions(QuoteStatus(q.status)),
             lines=[QuoteLineRead(id=ln.id, product_id=ln.product_id, sku=ln.sku, quantity=number(ln.quantity) or "0",
                                  unit_price=price(ln.unit_price, c), price_source=ln.price_source,
                                  line_total=amount(ln.line_total, c) or "0", tax_amount=amount(ln.tax_amount, c) or "0")
@@ -371,7 +371,7 @@ class ReturnRead(BaseModel):
         return cls(
             id=r.id, number=r.number, sales_order_id=r.sales_order_id, customer_id=r.customer_id, status=r.status,
             reason=r.reason, restocking_fee_percent=number(r.restocking_fee_percent) or "0",
-            credit_note_id=r.credit_note_id, allowed_actions=allowed_actions(RETURN, ReturnStatus(r.status)),
+            credit_note_id=r.credit_note_id, allowed_actions=RETURN.allowed_actions(ReturnStatus(r.status)),
             lines=[ReturnLineRead(id=ln.id, sales_order_line_id=ln.sales_order_line_id, product_id=ln.product_id,
                                   quantity=number(ln.quantity) or "0",
                                   quantity_received=number(ln.quantity_received) or "0", disposition=ln.disposition)

@@ -20,7 +20,7 @@ from entrepot.billing.models import Invoice, PaymentAllocation
 from entrepot.billing.tax import TaxableLine, calculate_tax
 from entrepot.db.documents import held_or, insert_document, new_row, save, working_copy
 from entrepot.db.numbering import next_number
-from entrepot.db.prepared import Prepared, PreparedIn, announce, result_processor
+from entrepot.db.prepared import Prepared, PreparedIn, announce, result_processor, row_converter
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
 from entrepot.identity.services.tenants import tenant_facts
@@ -299,9 +299,9 @@ class _DocumentRead:
     its statements) whose rows are converted in two parts: the header's columns once, from the
     first row, and each row's line columns. The header repeats on every row of the join, and
     converting its ids, amounts and ship-to JSON again per line cost more than the SQL.
-    Each part is one generated function that builds the values by column key (as db.prepared
-    builds its row conversions): a loop over the columns, then `dict(zip(keys, values))`,
-    cost as much again as the conversions themselves."""
+    Each part is one generated function that builds the values by column key (db.prepared's
+    `row_converter`): a loop over the columns, then `dict(zip(keys, values))`, cost as much
+    again as the conversions themselves."""
 
     __slots__ = ("_converters", "header_keys", "line_keys", "prepared")
 
@@ -334,24 +334,10 @@ class _DocumentRead:
         processors = [result_processor(type_, compiled.dialect, described[1])
                       for type_, described in zip(compiled.result_types, description, strict=True)]
         n = len(self.header_keys)
-        made = self._converters[compiled.dialect.name] = (_converter(self.header_keys, processors[:n], 0),
-                                                          _converter(self.line_keys, processors[n:], n))
+        made = self._converters[compiled.dialect.name] = (
+            row_converter(processors[:n], keys=self.header_keys),
+            row_converter(processors[n:], keys=self.line_keys, offset=n))
         return made
-
-
-def _converter(keys: list[str], processors: list[Any], offset: int) -> Any:
-    """`row -> {key: value}` for the columns from `offset` on; the source names only column keys
-    (quoted with repr) and numbered locals."""
-    namespace: dict[str, Any] = {}
-    items = []
-    for i, (key, process) in enumerate(zip(keys, processors, strict=True)):
-        value = f"r[{offset + i}]"
-        if process is not None:
-            namespace[f"c{i}"] = process
-            value = f"c{i}({value})"
-        items.append(f"{key!r}: {value}")
-    exec(f"def made(r):\n    return {{{', '.join(items)}}}\n", namespace)
-    return namespace["made"]
 
 
 # compiled once, run on the driver's cursor

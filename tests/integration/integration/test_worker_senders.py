@@ -16,6 +16,7 @@ from entrepot.integration import delivery
 from entrepot.integration.http_client import PooledClient
 from entrepot.integration.secrets import new_secret
 from entrepot.worker.runtime import Senders
+from tests.integration.integration.raw_http import read_request
 
 
 class _Server:
@@ -49,17 +50,10 @@ class _Server:
         data = b""
         with conn:
             while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, rest = data.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                data = rest[length:]
+                rest = read_request(conn, data)
+                if rest is None:
+                    return
+                data = rest
                 with self._lock:
                     self.requests += 1
                     n = self.requests

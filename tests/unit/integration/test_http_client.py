@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from entrepot.integration.http_client import Handoff, PooledClient, Response
+from tests.integration.integration.raw_http import read_request
 
 
 def _polled_post(client: PooledClient, url: str, body: bytes, headers: dict[str, str], *,
@@ -145,17 +146,10 @@ def canned() -> Iterator[tuple[str, list[bytes], list[int]]]:
         data = b""
         with conn:
             while answers:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, rest = data.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                data = rest[length:]
+                rest = read_request(conn, data)
+                if rest is None:
+                    return
+                data = rest
                 conn.sendall(answers.pop(0))
 
     threading.Thread(target=serve, daemon=True).start()
