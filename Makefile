@@ -52,3 +52,5 @@ bench: install-dev
 	$(BIN)/python bench/o2c.py --orders 1000 --via service --db sqlite
 	$(BIN)/python bench/o2c.py --orders 300 --via http --db sqlite
 	$(BIN)/python bench/o2c.py --orders 0 --big
+	$(BIN)/python bench/o2c.py --orders 1000 --via floor
+	$(BIN)/python bench/raw_floor.py --orders 3000
