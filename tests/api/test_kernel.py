@@ -72,6 +72,22 @@ def test_idempotency_key_with_another_body_is_422(api):
     assert r.status_code == 422
 
 
+def test_idempotency_replays_the_same_json_however_it_is_serialised(api):
+    # given a request made with one key order and spacing
+    headers = {"Idempotency-Key": "create-key-3", "Content-Type": "application/json"}
+    first = api.post("/warehouses", content=b'{"code": "IDEM", "name": "Idempotent"}', headers=headers)
+    assert first.status_code == 201, first.text
+    # when the same content is sent again, keys reordered and without spaces
+    second = api.post("/warehouses", content=b'{"name":"Idempotent","code":"IDEM"}', headers=headers)
+    # then it is the same request: replayed, not refused
+    assert second.status_code == 201, second.text
+    assert second.headers.get("idempotent-replayed") == "true"
+    assert second.json()["id"] == first.json()["id"]
+    # while other content under the same key is still refused
+    other = api.post("/warehouses", content=b'{"code":"IDEM","name":"Other"}', headers=headers)
+    assert other.status_code == 422
+
+
 def test_idempotency_keys_are_per_tenant(api, other_api):
     headers = {"Idempotency-Key": "shared-key"}
     a = api.post("/api-keys", json={"role": "viewer"}, headers=headers)

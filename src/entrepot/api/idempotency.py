@@ -1,7 +1,8 @@
 """Idempotency-Key for POSTs, as a pure ASGI middleware.
 
-Same key + same request: the first response is replayed. Same key + another
-request: 422. Same key while the first is still running: 409. Records live
+Same key + same request (method, path, and body: for JSON its content, not its key
+order or spacing): the first response is replayed. Same key + another request:
+422. Same key while the first is still running: 409. Records live
 24 h per tenant. A 5xx is not stored, so the client's retry runs again.
 """
 
@@ -60,7 +61,7 @@ class IdempotencyMiddleware:
             return
         body = await _read_body(receive)
         request_hash = hashlib.sha256(
-            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
+            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + _canonical(body)
         ).hexdigest()
 
         from starlette.concurrency import run_in_threadpool
@@ -165,6 +166,19 @@ def _finish(tenant_id: Any, key: str, captured: dict[str, Any]) -> None:
             record.response_body = bytes(captured["body"])
         uow.session.commit()
         uow.committed = True
+
+
+def _canonical(body: bytes) -> bytes:
+    """The request body as the same request whatever its serialisation: a JSON body with its
+    keys sorted and no spacing (clients order keys and space differently; the request is the
+    same), anything else as sent."""
+    if not body:
+        return body
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body
+    return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -204,15 +204,16 @@ _MAX_BIGINT = 2**63 - 1
 
 
 def parse_cursor(session: Session, cursor: str | None) -> Position:
-    """A cursor this API issued ("txid.seq" or "seq"), an event's `sequence`, or an event id.
+    """A cursor this API issued ("txid.seq" or "seq"), an event's `sequence`, an event id, or
+    "0" for the beginning.
 
     Anything else is a 422 naming `after`, never a silent restart from the beginning: a
     reader that lost its place must hear about it. Each form must name one of this tenant's
     events (the session's tenant filter applies), as every cursor this API issues does.
     """
-    if not cursor:
-        return START
-    text = cursor.strip()
+    text = (cursor or "").strip()
+    if text in ("", "0"):
+        return START  # no cursor, or the beginning named explicitly
     txid: int | None = None
     try:
         if "." in text:

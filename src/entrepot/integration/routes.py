@@ -43,18 +43,20 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 def list_events(
     uow: Annotated[UnitOfWork, Requires(perms.EVENT_READ)],
     after: Annotated[str | None, Query(description="next_cursor of the previous page, an event's "
-                                       "`sequence`, or an event id")] = None,
+                                       "`sequence`, an event id, or 0 for the beginning")] = None,
     type: Annotated[list[str] | None, Query(description="Only these event types")] = None,
     subject: str | None = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     check_limit(limit)
     position = parse_cursor(uow.session, after)
-    rows = events_after(uow.session, position, limit=limit + 1, types=type, subject=subject)
-    more = len(rows) > limit
+    rows = events_after(uow.session, position, limit=limit, types=type, subject=subject)
     rows = rows[:limit]
+    # A feed has no last page: the cursor after the last event returned is where the next poll
+    # resumes, even when this page was not full. Only an empty page has none (the reader is
+    # caught up and keeps the cursor it sent), so `while next_cursor:` loops still end.
     return {"items": [envelope(r) for r in rows],
-            "next_cursor": Position.of(rows[-1]).encode() if more else None}
+            "next_cursor": Position.of(rows[-1]).encode() if rows else None}
 
 
 @router.get("/event-types", response_model=Page[EventTypeRead], response_model_by_alias=True,

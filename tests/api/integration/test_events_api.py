@@ -68,6 +68,39 @@ def test_after_an_event_id_or_sequence_resumes_after_it(api):
     assert [e["id"] for e in by_seq["items"]] == [e["id"] for e in events[1:]]
 
 
+def test_a_caught_up_reader_resumes_from_the_cursor_of_a_short_page(api):
+    # given a feed read to its end: the last page is not full
+    _make_events(api, 2)
+    settled_events(api, {"type": "webhook_endpoint.created.v1"}, want=2)
+    first = api.get("/events", params={"limit": 200}).json()
+    assert 0 < len(first["items"]) < 200
+    cursor = first["next_cursor"]
+    # then it still carries the cursor after its last event
+    assert cursor
+    # and, while nothing new happened, reading after it is an empty page with no cursor
+    caught_up = api.get("/events", params={"after": cursor}).json()
+    assert caught_up == {"items": [], "next_cursor": None}
+    # when more events happen
+    new_ids = set(_make_events(api, 2))
+    # then reading after the saved cursor gives exactly the new ones
+    deadline = time.monotonic() + 10
+    while True:
+        later = api.get("/events", params={"after": cursor}).json()["items"]
+        if len(later) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {e["data"]["endpoint_id"] for e in later} == new_ids
+    assert not {e["id"] for e in later} & {e["id"] for e in first["items"]}
+
+
+def test_after_zero_reads_from_the_beginning(api):
+    _make_events(api, 1)
+    settled_events(api, {"type": "webhook_endpoint.created.v1"})
+    from_zero = api.get("/events", params={"after": "0"})
+    assert from_zero.status_code == 200
+    assert from_zero.json()["items"] == api.get("/events").json()["items"]
+
+
 def test_filters_by_type_and_subject(api):
     # given an endpoint that was created then updated
     endpoint_id = _make_events(api, 2)[0]

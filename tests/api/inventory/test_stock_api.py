@@ -60,10 +60,26 @@ def test_adjustments_show_in_stock_per_warehouse_as_decimal_strings(api):
     assert rows["A"]["reserved"] in ("0", "0.0000") and rows["A"]["available"] == rows["A"]["on_hand"]
     assert rows["A"]["warehouse_id"] == a["id"] and rows["A"]["product_id"] == product
     assert float(rows["B"]["on_hand"]) == 4
-    # a warehouse that never held it has no row, nor has an unknown product
+    # a warehouse that never held it has no row
     create_warehouse(api, code="C")
     assert {i["warehouse_code"] for i in api.get(f"/stock?product_id={product}").json()["items"]} == {"A", "B"}
-    assert api.get(f"/stock?product_id={uuid.uuid4()}").json()["items"] == []
+
+
+def test_stock_of_a_product_never_stocked_is_empty_and_of_an_unknown_one_404(api, other_api):
+    # given a product with no stock, and another tenant's product that has stock
+    product = create_product(api)["id"]
+    theirs = create_product(other_api)["id"]
+    adjust(other_api, create_warehouse(other_api)["id"], theirs, 5)
+    # then the first has an empty list, and the other tenant's product is not found, like an unknown one
+    assert api.get(f"/stock?product_id={product}").json() == {"items": [], "next_cursor": None}
+    for unknown in (theirs, str(uuid.uuid4())):
+        r = api.get(f"/stock?product_id={unknown}")
+        assert r.status_code == 404, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+    # and a warehouse of the other tenant is not found either
+    warehouse = create_warehouse(api, code="EMPTY")["id"]
+    assert api.get(f"/stock?product_id={product}&warehouse_id={warehouse}").status_code == 200
+    assert api.get(f"/stock?product_id={product}&warehouse_id={uuid.uuid4()}").status_code == 404
 
 
 def test_negative_stock_is_refused_and_nothing_is_written(api):

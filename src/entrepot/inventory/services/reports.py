@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
+from entrepot.catalog import service as catalog
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -74,6 +75,12 @@ def stock_levels(uow: UnitOfWork, product_id: object, warehouse_id: object | Non
         params["warehouse"] = as_uuid(warehouse_id, "warehouse_id")
     uow.session.flush()  # prepared reads do not autoflush: see this transaction's own changes
     rows = (_LEVELS if warehouse_id is None else _LEVELS_IN_WAREHOUSE).execute(uow, params)
+    if not rows:
+        # No stock anywhere: the product may be unknown here (another tenant's, or no product at
+        # all), which is a 404 like any other record; asked only then, so stock lookups stay one query.
+        catalog.get_product(uow, pid)
+        if warehouse_id is not None:
+            core.get_warehouse(uow, params["warehouse"])
     # Warehouses where the product has (or had) stock; one never stocked has no row.
     out: dict[uuid.UUID, WarehouseStock] = {}
     for wid, code, kind, on_hand, reserved in rows:
