@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
 
-Dec = Annotated[Decimal, PlainSerializer(lambda v: str(v), return_type=str, when_used="json")]
+from entrepot.catalog.schemas import Money, Quantity
+
 # Inputs: strings or numbers; the service parses them exactly (and names the field on error).
 DecIn = Annotated[str | int | float, Field(union_mode="left_to_right")]
 
@@ -127,9 +127,9 @@ class StockMoveRead(BaseModel):
     to_location_id: uuid.UUID
     from_warehouse_id: uuid.UUID | None
     to_warehouse_id: uuid.UUID | None
-    quantity: Dec
-    unit_cost: Dec
-    value: Dec
+    quantity: Quantity
+    unit_cost: Money
+    value: Money
     kind: str
     reason: str | None
     reference: str
@@ -146,10 +146,10 @@ class WarehouseStockRead(BaseModel):
     warehouse_id: uuid.UUID
     warehouse_code: str
     product_id: uuid.UUID
-    on_hand: Dec
-    reserved: Dec
-    available: Dec
-    in_transit: Dec
+    on_hand: Quantity
+    reserved: Quantity
+    available: Quantity
+    in_transit: Quantity
 
 
 class LocationStockRead(BaseModel):
@@ -161,9 +161,9 @@ class LocationStockRead(BaseModel):
     lot_id: uuid.UUID | None
     lot_code: str | None
     expiry_date: date | None
-    on_hand: Dec
-    reserved: Dec
-    available: Dec
+    on_hand: Quantity
+    reserved: Quantity
+    available: Quantity
 
 
 class StockAtRead(BaseModel):
@@ -176,14 +176,14 @@ class ValuationLineRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     product_id: uuid.UUID
     warehouse_id: uuid.UUID
-    quantity: Dec
-    unit_cost: Dec
-    value: Dec
+    quantity: Quantity
+    unit_cost: Money
+    value: Money
 
 
 class ValuationRead(BaseModel):
     currency: str
-    total_value: Dec
+    total_value: Money
     items: list[ValuationLineRead]
 
 
@@ -219,7 +219,7 @@ class TransferRead(BaseModel):
     lot_id: uuid.UUID | None
     from_warehouse_id: uuid.UUID
     to_warehouse_id: uuid.UUID
-    quantity: Dec
+    quantity: Quantity
     status: str
     shipped_at: datetime | None
     received_at: datetime | None
@@ -268,9 +268,9 @@ class ReorderRuleRead(BaseModel):
     id: uuid.UUID
     product_id: uuid.UUID
     warehouse_id: uuid.UUID
-    reorder_point: Dec
-    order_up_to: Dec
-    safety_stock: Dec
+    reorder_point: Quantity
+    order_up_to: Quantity
+    safety_stock: Quantity
     version: int
 
 
@@ -280,12 +280,12 @@ class SuggestionRead(BaseModel):
     warehouse_id: uuid.UUID
     supplier_id: uuid.UUID | None
     supplier_item_id: uuid.UUID | None
-    quantity: Dec
-    projected: Dec
-    reorder_point: Dec
-    order_up_to: Dec
+    quantity: Quantity
+    projected: Quantity
+    reorder_point: Quantity
+    order_up_to: Quantity
     lead_time_days: int
-    unit_cost: Dec | None
+    unit_cost: Money | None
     currency: str | None
 
 
@@ -300,5 +300,5 @@ class DiscrepancyRead(BaseModel):
     product_id: uuid.UUID
     location_id: uuid.UUID | None
     lot_id: uuid.UUID | None
-    expected: Dec
-    actual: Dec
+    expected: Quantity
+    actual: Quantity
