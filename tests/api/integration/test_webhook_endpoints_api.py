@@ -24,6 +24,28 @@ def test_create_returns_the_secret_once(api):
     assert all("secret" not in e for e in api.get("/webhook-endpoints").json()["items"])
 
 
+def test_a_type_named_without_its_version_subscribes_to_every_version(api):
+    from entrepot.integration.webhooks import subscribes
+
+    # when an endpoint names a type without its version
+    r = api.post("/webhook-endpoints", json=endpoint_body(event_types=["webhook_endpoint.updated"]))
+    # then it is stored as the pattern of all its versions, which matches them and nothing else
+    assert r.status_code == 201, r.text
+    assert r.json()["event_types"] == ["webhook_endpoint.updated.v*"]
+
+    class Endpoint:
+        event_types = r.json()["event_types"]
+
+    assert subscribes(Endpoint, "webhook_endpoint.updated.v1")
+    assert subscribes(Endpoint, "webhook_endpoint.updated.v2")
+    assert not subscribes(Endpoint, "webhook_endpoint.updated_twice.v1")
+    assert not subscribes(Endpoint, "webhook_endpoint.created.v1")
+    # while a name that is no type, with or without a version, is still refused
+    for unknown in ("webhook_endpoint.vanished", "webhook_endpoint"):
+        bad = api.post("/webhook-endpoints", json=endpoint_body(event_types=[unknown]))
+        assert bad.status_code == 422, (unknown, bad.text)
+
+
 def test_the_secret_is_not_stored_in_clear(api):
     # given an endpoint
     body = api.post("/webhook-endpoints", json=endpoint_body()).json()
