@@ -17,7 +17,10 @@ Defaults are the issue's full size; pass small numbers for a smoke run, e.g.
   (target: < 5 ms; also its median and mean CPU time);
 * `backdated_receipt_s`: a receipt dated before `--history` later moves of one
   product (alternating receipts and shipments), including the exact COGS correction (target: < 5 s);
-* `targets`: each target and whether this run met it.
+* `targets`: each target and whether this run met it;
+* with `--floor` (SQLite): `floor`, the allocations' own statements and commits replayed straight
+  on the `sqlite3` driver on a copy of the database as it was before them (`bench/_replay.py`):
+  what the SQL alone costs.
 
 The ledger is bulk-loaded (moves, balances and costs written directly, as an
 import would), so the timings measure the operations, not the load.
@@ -242,7 +245,18 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, object]:
             "db": kind, "products": args.products, "warehouses": args.warehouses, "moves": args.moves,
             "load_s": round(load_s, 1), "workers": workers, "orders": args.orders,
         }
-        per_s, per_cpu_s, per_order = _allocations(url, tenant_id, product_ids, args.orders, workers)
+        if args.floor and kind == "sqlite":
+            from bench import _replay
+            from entrepot.db.engine import get_engine
+
+            get_engine(url).dispose()
+            before = _replay.snapshot(url.removeprefix("sqlite:///"))
+            with _replay.recording() as recorded:
+                per_s, per_cpu_s, per_order = _allocations(url, tenant_id, product_ids, args.orders, workers)
+            get_engine(url).dispose()
+            result["floor"] = _replay.replay(before, recorded).per("allocation", args.orders)
+        else:
+            per_s, per_cpu_s, per_order = _allocations(url, tenant_id, product_ids, args.orders, workers)
         result |= {"allocations_per_s": round(per_s, 1), "allocations_per_cpu_s": round(per_cpu_s, 1),
                    "statements_per_allocation": round(per_order, 1),
                    # what else ran on the machine meanwhile: wall-time figures mean little under load
@@ -271,6 +285,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=2_000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--history", type=int, default=280_000)
+    parser.add_argument("--floor", action="store_true",
+                        help="SQLite: also replay the allocations' statements on the driver alone (bench/_replay.py)")
     args = parser.parse_args()
     # The process settings every `entrepot` command applies at start-up (see kernel/process.py).
     from entrepot.kernel.process import settle_after_startup

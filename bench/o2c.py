@@ -11,7 +11,8 @@ what the database alone costs: it runs the service flow once while recording eve
 statement with its parameters and every commit, then replays exactly those statements on
 a copy of the database as it was before the flow, straight on the `sqlite3` driver (same
 settings, same transactions, rows fetched), and once more with only the writes; the
-difference to `--via service` is the cost of the Python above the database. `--big` also times
+difference to `--via service` is the cost of the Python above the database. It also
+counts the pages each order writes to the WAL, by table and index (bench/_replay.py). `--big` also times
 invoicing one 2,000-line order and posting one 80-line invoice. The last line
 printed is one JSON object with at least `orders`, `seconds`, `orders_per_s`, and
 `orders_per_cpu_s`: orders per CPU second of the process doing the work (this one
@@ -138,84 +139,23 @@ def _big_documents(tenant_id: Any, customer_id: Any) -> dict[str, float]:
 
 def _floor(url: str, tenant_id: Any, product_ids: list[Any], customer_id: Any, orders: int) -> dict[str, Any]:
     """Record the flow's statements, then replay them on the driver alone (see the docstring)."""
-    import sqlite3
-
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
+    from bench import _replay
     from entrepot.db.engine import get_engine
 
-    path = url.removeprefix("sqlite:///")
     get_engine().dispose()
-    before = path + ".before"
-    with sqlite3.connect(path) as source, sqlite3.connect(before) as copy:
-        source.backup(copy)
-    # One transaction: the statements between a BEGIN and its commit (or rollback).
-    recorded: list[tuple[str, Any, bool]] = []
-
-    def statement(_conn: Any, _cursor: Any, sql: str, params: Any, _context: Any, executemany: bool) -> None:
-        recorded.append((sql, params, executemany))
-
-    def commit(_conn: Any) -> None:
-        recorded.append(("COMMIT", None, False))
-
-    def rollback(_conn: Any) -> None:
-        recorded.append(("ROLLBACK", None, False))
-
-    event.listen(Engine, "before_cursor_execute", statement)
-    event.listen(Engine, "commit", commit)
-    event.listen(Engine, "rollback", rollback)
-    started = time.perf_counter()
-    for n in range(orders):
-        _service_flow(tenant_id, product_ids, customer_id, n)
-    service_s = time.perf_counter() - started
-    for name, fn in (("before_cursor_execute", statement), ("commit", commit), ("rollback", rollback)):
-        event.remove(Engine, name, fn)
+    before = _replay.snapshot(url.removeprefix("sqlite:///"))
+    with _replay.recording() as recorded:
+        started = time.perf_counter()
+        for n in range(orders):
+            _service_flow(tenant_id, product_ids, customer_id, n)
+        service_s = time.perf_counter() - started
     get_engine().dispose()
-
-    def replay(writes_only: bool) -> tuple[float, float, int]:
-        target = path + ".replay"
-        with sqlite3.connect(before) as source, sqlite3.connect(target) as copy:
-            source.backup(copy)
-        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL", "wal_autocheckpoint=10000",
-                       "journal_size_limit=67108864", "cache_size=-8192"):
-            conn.execute("PRAGMA " + pragma)
-        executed = 0
-        committing = 0.0
-        started, cpu_started = time.perf_counter(), time.process_time()
-        cursor = conn.cursor()
-        for sql, params, many in recorded:
-            if sql == "COMMIT":
-                commit_started = time.perf_counter()
-                conn.commit()
-                committing += time.perf_counter() - commit_started
-                continue
-            if sql == "ROLLBACK":
-                conn.rollback()
-                continue
-            if writes_only and sql.lstrip()[:6].upper() == "SELECT":
-                continue
-            executed += 1
-            if many:
-                cursor.executemany(sql, params)
-            else:
-                cursor.execute(sql, params or ())
-                if cursor.description is not None:
-                    cursor.fetchall()
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        conn.close()
-        os.unlink(target)
-        return seconds, cpu, executed, committing
-
-    result: dict[str, Any] = {"service_orders_per_s": round(orders / service_s, 1)}
-    for label, writes_only in (("all_statements", False), ("writes_only", True)):
-        seconds, cpu, executed, committing = replay(writes_only)
-        # commits include SQLite's automatic checkpoints, as in the service run
-        result[label] = {"statements_per_order": round(executed / orders, 1), "seconds": round(seconds, 3),
-                         "orders_per_s": round(orders / seconds, 1), "orders_per_cpu_s": round(orders / cpu, 1),
-                         "commit_ms_per_order": round(committing * 1000 / orders, 2)}
-    return result
+    pages = _replay.wal_pages(before, recorded)
+    return {"service_orders_per_s": round(orders / service_s, 1),
+            "all_statements": _replay.replay(before, recorded).per("order", orders),
+            "writes_only": _replay.replay(before, recorded, writes_only=True).per("order", orders),
+            "wal_pages_per_order": round(sum(pages.values()) / orders, 1),
+            "wal_pages_per_order_by_table": {name: round(n / orders, 1) for name, n in pages.most_common(12)}}
 
 
 # ---------------------------------------------------------------- over HTTP
