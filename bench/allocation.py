@@ -246,6 +246,9 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, object]:
             "load_s": round(load_s, 1), "workers": workers, "orders": args.orders,
         }
         if args.floor and kind == "sqlite":
+            # The replay runs the recorded statements in order on one connection: one worker only
+            # (SQLite's allocations are single-threaded here), or transactions would interleave.
+            assert workers == 1
             from bench import _replay
             from entrepot.db.engine import get_engine
 

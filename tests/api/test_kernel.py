@@ -88,6 +88,38 @@ def test_idempotency_replays_the_same_json_however_it_is_serialised(api):
     assert other.status_code == 422
 
 
+def test_idempotency_takes_bodies_that_are_not_plain_json_without_a_500(api):
+    # a lone surrogate escape, deep nesting, and bytes that are not JSON at all
+    for n, body in enumerate((b'{"code": "\\ud800", "name": "x"}', b"[" * 100_000, b"not json")):
+        r = api.post("/warehouses", content=body,
+                     headers={"Idempotency-Key": f"odd-body-{n}", "Content-Type": "application/json"})
+        assert r.status_code < 500, (n, r.status_code, r.text[:200])
+
+
+def test_a_record_from_before_bodies_were_compared_by_content_still_replays(api):
+    import hashlib
+
+    from sqlalchemy import update
+
+    from entrepot.db.infrastructure import IdempotencyRecord
+
+    # given a request whose record holds the hash of the bytes as sent (the former rule)
+    body = b'{"name": "Legacy", "code": "LEGACY"}'
+    headers = {"Idempotency-Key": "legacy-key", "Content-Type": "application/json"}
+    first = api.post("/warehouses", content=body, headers=headers)
+    assert first.status_code == 201, first.text
+    raw = hashlib.sha256(b"POST /api/v1/warehouses\n" + body).hexdigest()
+    with api.tenant.uow() as uow:
+        uow.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.key == "legacy-key")
+                            .values(request_hash=raw))
+        uow.commit()
+    # when the client retries with the same bytes
+    again = api.post("/warehouses", content=body, headers=headers)
+    # then it is replayed
+    assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+
+
 def test_idempotency_keys_are_per_tenant(api, other_api):
     headers = {"Idempotency-Key": "shared-key"}
     a = api.post("/api-keys", json={"role": "viewer"}, headers=headers)

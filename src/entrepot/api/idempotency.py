@@ -60,9 +60,11 @@ class IdempotencyMiddleware:
                                                "validation_failed"))
             return
         body = await _read_body(receive)
-        request_hash = hashlib.sha256(
-            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + _canonical(body)
-        ).hexdigest()
+        request_line = scope["method"].encode() + b" " + scope["path"].encode() + b"\n"
+        request_hash = hashlib.sha256(request_line + _canonical(body)).hexdigest()
+        # Records written before bodies were compared by content hold the hash of the bytes as
+        # sent; a retry of such a request (same bytes) must still replay until they expire.
+        raw_hash = hashlib.sha256(request_line + body).hexdigest()
 
         from starlette.concurrency import run_in_threadpool
 
@@ -74,7 +76,7 @@ class IdempotencyMiddleware:
             await self.app(scope, _replay_receive(body), send)
             return
 
-        outcome = await run_in_threadpool(_claim, tenant_id, key, scope, request_hash)
+        outcome = await run_in_threadpool(_claim, tenant_id, key, scope, request_hash, raw_hash)
         if outcome is not None:
             status, resp_headers, resp_body = outcome
             await send({"type": "http.response.start", "status": status,
@@ -109,7 +111,8 @@ def _tenant_of(token: str) -> Any:
         return authenticate_api_key(platform, token).tenant_id
 
 
-def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str):  # type: ignore[no-untyped-def]
+def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str,  # type: ignore[no-untyped-def]
+           raw_hash: str):
     """Insert an in-progress record, or return the response to send instead."""
     now = clock.now()
     with UnitOfWork(system_actor(tenant_id)) as uow:
@@ -132,7 +135,7 @@ def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str):  # type: 
                     select(IdempotencyRecord).where(IdempotencyRecord.key == key))
                 if existing is None:
                     return _as_response(*_problem(409, "Conflict", "retry the request", "conflict"))
-        if existing.request_hash != request_hash:
+        if existing.request_hash not in (request_hash, raw_hash):
             return _as_response(*_problem(
                 422, "Idempotency-Key reused",
                 "this Idempotency-Key was used with a different request", "idempotency_key_reused"))
@@ -175,10 +178,9 @@ def _canonical(body: bytes) -> bytes:
     if not body:
         return body
     try:
-        parsed = json.loads(body)
-    except ValueError:
-        return body
-    return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        return body  # not JSON (or nested past what the parser takes): the bytes are the request
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -51,7 +51,6 @@ def list_events(
     check_limit(limit)
     position = parse_cursor(uow.session, after)
     rows = events_after(uow.session, position, limit=limit, types=type, subject=subject)
-    rows = rows[:limit]
     # A feed has no last page: the cursor after the last event returned is where the next poll
     # resumes, even when this page was not full. Only an empty page has none (the reader is
     # caught up and keeps the cursor it sent), so `while next_cursor:` loops still end.

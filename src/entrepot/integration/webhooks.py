@@ -183,8 +183,8 @@ def _check_types(event_types: list[str]) -> list[str]:
         name = name.strip()
         if "*" not in name and name not in known and any(k.rpartition(".v")[0] == name for k in known):
             # A type named without its version ("invoice.posted") subscribes to every version of it;
-            # stored as the pattern that says so, which the endpoint shows back.
-            name += ".v*"
+            # stored as the pattern that says so ("X.v[0-9]*": not X.voided.v1), which the endpoint shows back.
+            name += ".v[0-9]*"
         if "*" in name:
             if not any(fnmatchcase(k, name) for k in known) and name != "*":
                 raise invalid(f"event_types[{i}]", f"{name} matches no event type", "event_type")

@@ -31,7 +31,7 @@ def test_a_type_named_without_its_version_subscribes_to_every_version(api):
     r = api.post("/webhook-endpoints", json=endpoint_body(event_types=["webhook_endpoint.updated"]))
     # then it is stored as the pattern of all its versions, which matches them and nothing else
     assert r.status_code == 201, r.text
-    assert r.json()["event_types"] == ["webhook_endpoint.updated.v*"]
+    assert r.json()["event_types"] == ["webhook_endpoint.updated.v[0-9]*"]
 
     class Endpoint:
         event_types = r.json()["event_types"]
@@ -39,6 +39,7 @@ def test_a_type_named_without_its_version_subscribes_to_every_version(api):
     assert subscribes(Endpoint, "webhook_endpoint.updated.v1")
     assert subscribes(Endpoint, "webhook_endpoint.updated.v2")
     assert not subscribes(Endpoint, "webhook_endpoint.updated_twice.v1")
+    assert not subscribes(Endpoint, "webhook_endpoint.updated.voided.v1")
     assert not subscribes(Endpoint, "webhook_endpoint.created.v1")
     # while a name that is no type, with or without a version, is still refused
     for unknown in ("webhook_endpoint.vanished", "webhook_endpoint"):

@@ -56,8 +56,8 @@ def test_adjustments_show_in_stock_per_warehouse_as_decimal_strings(api):
     body = r.json()
     assert body["next_cursor"] is None
     rows = {i["warehouse_code"]: i for i in body["items"]}
-    assert rows["A"]["on_hand"] == "7.5000" or rows["A"]["on_hand"] == "7.5"
-    assert rows["A"]["reserved"] in ("0", "0.0000") and rows["A"]["available"] == rows["A"]["on_hand"]
+    # quantities as everywhere in the API: no trailing zeros
+    assert (rows["A"]["on_hand"], rows["A"]["reserved"], rows["A"]["available"]) == ("7.5", "0", "7.5")
     assert rows["A"]["warehouse_id"] == a["id"] and rows["A"]["product_id"] == product
     assert float(rows["B"]["on_hand"]) == 4
     # a warehouse that never held it has no row
@@ -76,10 +76,15 @@ def test_stock_of_a_product_never_stocked_is_empty_and_of_an_unknown_one_404(api
         r = api.get(f"/stock?product_id={unknown}")
         assert r.status_code == 404, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
-    # and a warehouse of the other tenant is not found either
-    warehouse = create_warehouse(api, code="EMPTY")["id"]
-    assert api.get(f"/stock?product_id={product}&warehouse_id={warehouse}").status_code == 200
-    assert api.get(f"/stock?product_id={product}&warehouse_id={uuid.uuid4()}").status_code == 404
+    # and with a warehouse: one of this tenant's that never held it is an empty list, even when
+    # the product is stocked elsewhere; another tenant's warehouse, or an unknown one, is 404
+    adjust(api, create_warehouse(api, code="FULL")["id"], product, 3)
+    empty = create_warehouse(api, code="EMPTY")["id"]
+    r = api.get(f"/stock?product_id={product}&warehouse_id={empty}")
+    assert (r.status_code, r.json()["items"]) == (200, [])
+    their_warehouse = create_warehouse(other_api, code="THEIRS")["id"]
+    for unknown in (their_warehouse, str(uuid.uuid4())):
+        assert api.get(f"/stock?product_id={product}&warehouse_id={unknown}").status_code == 404
 
 
 def test_negative_stock_is_refused_and_nothing_is_written(api):
