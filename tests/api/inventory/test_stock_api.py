@@ -73,9 +73,14 @@ def test_stock_of_a_product_never_stocked_is_empty_and_of_an_unknown_one_404(api
     # then the first has an empty list, and the other tenant's product is not found, like an unknown one
     assert api.get(f"/stock?product_id={product}").json() == {"items": [], "next_cursor": None}
     for unknown in (theirs, str(uuid.uuid4())):
-        r = api.get(f"/stock?product_id={unknown}")
-        assert r.status_code == 404, r.text
-        assert r.headers["content-type"].startswith("application/problem+json")
+        for path in (f"/stock?product_id={unknown}", f"/stock/locations?product_id={unknown}",
+                     f"/stock/as-of?product_id={unknown}&on=2026-01-01"):
+            r = api.get(path)
+            assert r.status_code == 404, (path, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+    # the same views of a known product with no stock are empty, not 404
+    assert api.get(f"/stock/locations?product_id={product}").json() == []
+    assert api.get(f"/stock/as-of?product_id={product}&on=2026-01-01").json()["items"] == []
     # and with a warehouse: one of this tenant's that never held it is an empty list, even when
     # the product is stocked elsewhere; another tenant's warehouse, or an unknown one, is 404
     adjust(api, create_warehouse(api, code="FULL")["id"], product, 3)

@@ -117,6 +117,8 @@ def stock_by_location(uow: UnitOfWork, product_id: object) -> list[LocationStock
         .outerjoin(Lot, Lot.id == StockBalance.lot_id)
         .where(StockBalance.product_id == pid, StockBalance.on_hand != 0)
         .order_by(Location.code, Lot.expiry_date, Lot.code)).all()
+    if not rows:
+        catalog.get_product(uow, pid)  # 404 for an unknown product (see stock_levels)
     return [LocationStock(b.warehouse_id, b.location_id, code, b.location_kind, b.lot_id, lot_code, expiry,
                           b.on_hand, b.reserved, b.on_hand - b.reserved) for b, code, lot_code, expiry in rows]
 
@@ -140,6 +142,8 @@ def stock_at(uow: UnitOfWork, product_id: object, on: date) -> list[WarehouseSto
         totals[wid] += qty or ZERO
     for wid, qty in outgoing:
         totals[wid] -= qty or ZERO
+    if not totals:
+        catalog.get_product(uow, pid)  # 404 for an unknown product (see stock_levels)
     warehouses = {w.id: w for w in uow.session.scalars(select(Warehouse).order_by(Warehouse.priority, Warehouse.code))}
     return [WarehouseStock(wid, w.code, pid, totals[wid], ZERO, totals[wid]) for wid, w in warehouses.items()
             if wid in totals]
