@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from entrepot.billing.models import CreditNote, Invoice, Payment, TaxRate
 from entrepot.billing.states import INVOICE, InvoiceStatus
-from entrepot.kernel.money import InvalidAmount, minor_unit, to_decimal
+from entrepot.kernel.money import InvalidAmount, round_money, to_decimal
 
 LIMIT = Decimal(10) ** 12  # storage holds 16 integer digits; no order-desk figure comes near this
 
@@ -31,16 +30,8 @@ def _decimal(value: Any) -> Decimal:
 DecimalIn = Annotated[Decimal, BeforeValidator(_decimal)]
 
 
-@functools.lru_cache(maxsize=512)
-def _quantum(currency: str) -> Decimal:
-    """The currency's minor unit as a quantum (0.01 for USD), as kernel.money.round_money makes it:
-    a response formats dozens of amounts, and making it each time cost more than the rounding."""
-    return Decimal(1).scaleb(-minor_unit(currency))
-
-
 def amount(value: Decimal | None, currency: str) -> str | None:
-    """Rounded half-up to the currency's minor unit (kernel.money.round_money), as text."""
-    return None if value is None else str(value.quantize(_quantum(currency), rounding=ROUND_HALF_UP))
+    return None if value is None else str(round_money(value, currency))
 
 
 def number(value: Decimal | None) -> str | None:
@@ -53,7 +44,7 @@ def number(value: Decimal | None) -> str | None:
 
 def price(value: Decimal, currency: str) -> str:
     """A unit price: the currency's places, more only when the price has them."""
-    rounded = value.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
+    rounded = round_money(value, currency)
     return str(rounded) if rounded == value else number(value) or "0"
 
 

@@ -62,9 +62,16 @@ def to_decimal(value: object) -> Decimal:
     return result
 
 
+@lru_cache(maxsize=512)
+def _money_quantum(currency: str) -> Decimal:
+    # Made once per currency: a document's answer rounds dozens of amounts, and making the
+    # quantum each time cost more than the rounding.
+    return Decimal(1).scaleb(-minor_unit(currency))
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit. The only rounding of money."""
-    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
+    return amount.quantize(_money_quantum(currency), rounding=ROUND_HALF_UP)
 
 
 def quantize_storage(value: Decimal) -> Decimal:
