@@ -16,7 +16,7 @@ from entrepot.integration import delivery
 from entrepot.integration.http_client import PooledClient
 from entrepot.integration.secrets import new_secret
 from entrepot.worker.runtime import Senders
-from tests.integration.integration.raw_http import read_request
+from tests.integration.integration.raw_http import accept_each, each_request
 
 
 class _Server:
@@ -34,26 +34,13 @@ class _Server:
         self.hang_from: int | None = None  # requests from this number on get no answer
         self.chunked = False
         self._lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        accept_each(self.listener, self._handle)
 
     def _handle(self, conn: socket.socket) -> None:
-        data = b""
+        with self._lock:
+            self.connections += 1
         with conn:
-            while True:
-                rest = read_request(conn, data)
-                if rest is None:
-                    return
-                data = rest
+            for _ in each_request(conn):
                 with self._lock:
                     self.requests += 1
                     n = self.requests

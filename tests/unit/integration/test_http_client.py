@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from entrepot.integration.http_client import Handoff, PooledClient, Response
-from tests.integration.integration.raw_http import read_request
+from tests.integration.integration.raw_http import accept_each, each_request
 
 
 def _polled_post(client: PooledClient, url: str, body: bytes, headers: dict[str, str], *,
@@ -133,26 +133,17 @@ def canned() -> Iterator[tuple[str, list[bytes], list[int]]]:
     accepted: list[int] = []
     listener = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            accepted.append(1)
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
     def handle(conn: socket.socket) -> None:
-        data = b""
+        accepted.append(1)
         with conn:
-            while answers:
-                rest = read_request(conn, data)
-                if rest is None:
-                    return
-                data = rest
+            if not answers:
+                return
+            for _ in each_request(conn):
                 conn.sendall(answers.pop(0))
+                if not answers:
+                    return
 
-    threading.Thread(target=serve, daemon=True).start()
+    accept_each(listener, handle)
     yield f"http://127.0.0.1:{listener.getsockname()[1]}", answers, accepted
     listener.close()
 
@@ -273,23 +264,18 @@ def test_a_kept_alive_connection_the_server_dropped_meanwhile_is_replaced(post):
     listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[int] = []
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            accepted.append(1)
-            with conn:
-                data = b""
-                while not data.endswith(b"{}"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    def answer_once(conn: socket.socket) -> None:
+        accepted.append(1)
+        with conn:
+            data = b""
+            while not data.endswith(b"{}"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
 
-    threading.Thread(target=serve, daemon=True).start()
+    accept_each(listener, answer_once, threaded=False)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
     client = PooledClient(timeout=5)
     first = post(client, url, b"{}", {}, body_cap=100)
