@@ -23,9 +23,12 @@ default, the deployment default is 16) and the worker's `--concurrency` (POSTs i
 flight at once; claims go up to twice that) from `--concurrency`; both are printed.
 `bulk_deliveries_per_s` counts from worker start (start-up included) to the receipt
 of the last event (the receiver counts distinct events and answers `GET /count`, so the
-run's progress costs the database nothing; at the end the bench checks in the database
-that every message is recorded as delivered);
-`…_first_to_last_receipt` is the steady rate seen by the receiver;
+run's progress costs the database nothing; once the receiver has every event, the bench
+polls the database until every message is recorded as delivered);
+`…_first_to_last_receipt` is the steady rate seen by the receiver (distinct events: a
+redelivery is counted once, and `receiver_events` counts events, not requests). A run
+that ran out of time before every event arrived and was recorded prints
+`"complete": false` and exits with 1.
 `bulk_deliveries_per_worker_cpu_s` divides the deliveries by the CPU the
 worker processes used meanwhile (start-up included, the database's not): the
 figure to compare changes by on a shared machine. On PostgreSQL,
@@ -74,10 +77,10 @@ async def handle(reader, writer):
             event = json.loads(body)
             sent = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
             phase = event["data"].get("phase", "")
-            lags.append((phase, now - sent, now))
             numbers = seen.setdefault(phase, set())
-            if event["data"].get("n") not in numbers:
+            if event["data"].get("n") not in numbers:  # a redelivery counts neither here nor in lags
                 numbers.add(event["data"].get("n"))
+                lags.append((phase, now - sent, now))
                 last[phase] = now
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
     except (asyncio.IncompleteReadError, ConnectionResetError):
@@ -211,15 +214,15 @@ def main() -> None:
             from entrepot.integration.models import WebhookMessage
 
             # the statuses inline, so the count reads the open messages' partial index (shrinking as
-            # the backlog drains), not the whole table: this polling counts in the database's CPU
+            # the backlog drains), not the whole table
             is_open = WebhookMessage.status.in_([literal_column("'pending'"), literal_column("'delivering'")])
             with tenant.uow(readonly=True) as uow:
                 return uow.session.scalar(select(func.count()).where(is_open)) or 0
 
         # progress is read off the receiver, not counted in the database: a count over the
         # backlog every half second cost PostgreSQL ~50 ms of CPU each, taken from the cores
-        # the worker and the database share; the database is asked only once the receiver has
-        # everything (every message recorded as delivered)
+        # the worker and the database share; only once the receiver has everything is the
+        # database polled, until every message is recorded as delivered
         deadline = time.monotonic() + max(120, args.events / 200)
         while _received(port, "bulk")[0] < args.events and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -230,7 +233,7 @@ def main() -> None:
         bulk_done = delivered()
         # the workers' own CPU (not the database's): compare code changes by this, not by wall clock
         bulk_cpu_s = sum(_cpu_seconds(w.pid) for w in workers)
-        # PostgreSQL's backends meanwhile (those of the workers and of this process's polling)
+        # PostgreSQL's backends meanwhile (those of the workers and of this process's final checks)
         bulk_pg_cpu_s = postgres_cpu_seconds(url) - pg_before if args.db == "postgresql" else None
 
         # phase 2: offered load, latency from commit to receipt
@@ -260,6 +263,9 @@ def main() -> None:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(30)
         lags = json.loads(lag_file.read_text())
+        latency_received = sum(1 for phase, _, _ in lags if phase == "latency")
+        # a run that ran out of time still prints its figures, but says so and exits with 1
+        complete = received >= args.events and bulk_done >= args.events and latency_received >= total
         latency = [lag for phase, lag, _ in lags if phase == "latency"]
         bulk_times = sorted(at for phase, _, at in lags if phase == "bulk")
         steady = (len(bulk_times) - 1) / (bulk_times[-1] - bulk_times[0]) if len(bulk_times) > 1 else None
@@ -275,6 +281,7 @@ def main() -> None:
             "db": args.db, "workers": args.workers, "events": args.events,
             "endpoint_concurrency": args.endpoint_concurrency, "worker_concurrency": args.concurrency,
             "write_events_per_s": round(args.events / write_s, 1),
+            "complete": complete, "bulk_received": received,
             "bulk_delivered": bulk_done, "bulk_deliveries_per_s": round(bulk_done / bulk_s, 1),
             "bulk_deliveries_per_s_first_to_last_receipt": round(steady, 1) if steady else None,
             "bulk_worker_cpu_s": round(bulk_cpu_s, 2),
@@ -286,20 +293,26 @@ def main() -> None:
             "latency_received": len(latency),
             "latency_p50_ms": round(_percentile(latency, 0.50) * 1000, 1),
             "latency_p99_ms": round(_percentile(latency, 0.99) * 1000, 1),
-            "receiver_requests": len(lags), "nats_stream_messages": nats_published,
+            "receiver_events": len(lags), "nats_stream_messages": nats_published,
             **({"nats_latency_received": len(nats_latency),
                 "nats_latency_p50_ms": round(_percentile(nats_latency, 0.50) * 1000, 1),
                 "nats_latency_p99_ms": round(_percentile(nats_latency, 0.99) * 1000, 1)} if args.nats else {}),
             "at": datetime.now().isoformat(timespec="seconds"),
         }, indent=2))
+        if not complete:
+            sys.exit(1)
 
 
 def _received(port: int, phase: str) -> tuple[int, float]:
     """The distinct events of `phase` the receiver has got, and when the last new one came."""
-    from urllib.request import urlopen
+    import http.client
 
-    with urlopen(f"http://127.0.0.1:{port}/count", timeout=5) as answer:
-        state = json.load(answer)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # straight there, whatever proxy is set
+    try:
+        conn.request("GET", "/count")
+        state = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
     return state["counts"].get(phase, 0), state["last"].get(phase, 0.0)
 
 
