@@ -263,10 +263,9 @@ def main() -> None:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(30)
         lags = json.loads(lag_file.read_text())
-        latency_received = sum(1 for phase, _, _ in lags if phase == "latency")
-        # a run that ran out of time still prints its figures, but says so and exits with 1
-        complete = received >= args.events and bulk_done >= args.events and latency_received >= total
         latency = [lag for phase, lag, _ in lags if phase == "latency"]
+        # a run that ran out of time still prints its figures, but says so and exits with 1
+        complete = received >= args.events and bulk_done >= args.events and len(latency) >= total
         bulk_times = sorted(at for phase, _, at in lags if phase == "bulk")
         steady = (len(bulk_times) - 1) / (bulk_times[-1] - bulk_times[0]) if len(bulk_times) > 1 else None
         nats_published = None
