@@ -47,6 +47,13 @@ def _cached_rate_limit(tenant_id: uuid.UUID) -> int | None:
     return None
 
 
+def forget_rate_limit(tenant_id: uuid.UUID) -> None:
+    """The tenant's settings changed: read its limit again on the next request (in this process;
+    others read it again within 30 s)."""
+    with _limits_lock:
+        _limits_cache.pop(tenant_id, None)
+
+
 def _tenant_rate_limit(platform: UnitOfWork, tenant_id: uuid.UUID) -> int:
     now = time.monotonic()
     with _limits_lock:

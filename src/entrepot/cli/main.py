@@ -4,6 +4,7 @@ service, prints. Domain errors become a red message and exit code 1."""
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
-from entrepot.identity.services import api_keys, audit, tenants, users
+from entrepot.identity.services import api_keys, audit, tenant_settings, tenants, users
 from entrepot.kernel.errors import DomainError
 from entrepot.kernel.process import settle_after_startup
 
@@ -99,6 +100,33 @@ def tenant_list() -> None:
             table.add_row(t.slug, t.name, by_id.get(t.parent_id, "") if t.parent_id else "",
                           t.currency, t.status, str(t.id))
     out.print(table)
+
+
+@tenant_app.command("settings")
+@friendly
+def tenant_settings_command(
+    slug: str,
+    assignments: list[str] = typer.Argument(None, help="NAME=VALUE to set (VALUE as JSON where it parses: "
+                                            "true, 600; else text); NAME= resets to the default"),
+) -> None:
+    """Show a tenant's business settings, or change some of them (prints them all as JSON)."""
+    changes: dict[str, Any] = {}
+    for assignment in assignments or []:
+        name, sep, raw = assignment.partition("=")
+        if not sep:
+            err.print(f"[red]error:[/red] {assignment!r}: write NAME=VALUE")
+            raise typer.Exit(2)
+        try:
+            changes[name.strip()] = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            changes[name.strip()] = raw
+    with tenant_uow(_tenant_id(slug)) as uow:
+        if changes:
+            current = tenant_settings.update_tenant_settings(uow, changes)
+            uow.commit()
+        else:
+            current = tenant_settings.get_tenant_settings(uow)
+    print(json.dumps(current, indent=2))
 
 
 @apikey_app.command("create")

@@ -93,6 +93,10 @@ class UnitOfWork:
             value = self._memo[key] = compute()
             return value
 
+    def forget(self, key: Any) -> None:
+        """Drop a memoised value: this transaction has just changed what it was computed from."""
+        self._memo.pop(key, None)
+
     def connection(self) -> Connection:
         """The connection of the current transaction (begun on first use), for Core and
         prepared statements. Asking the session each time costs more than many statements."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from entrepot.kernel.events import EventData, event_type
 
 
@@ -12,6 +14,15 @@ class TenantCreated(EventData):
     name: str
     parent_id: str | None = None
     template: str | None = None
+
+
+@event_type("tenant.settings_changed.v1")
+class TenantSettingsChanged(EventData):
+    """A tenant's business settings changed: the names that changed, and every setting's value now."""
+
+    tenant_id: str
+    changed: list[str]
+    settings: dict[str, Any]
 
 
 @event_type("api_key.created.v1")

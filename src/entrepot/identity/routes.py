@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from entrepot.api.deps import Requires
+from entrepot.api.deps import Requires, forget_rate_limit
 from entrepot.api.pagination import Page, paginate
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity import permissions as perms
@@ -19,10 +19,12 @@ from entrepot.identity.schemas import (
     RoleCreate,
     RoleRead,
     TenantRead,
+    TenantSettingsRead,
+    TenantSettingsUpdate,
     UserCreate,
     UserRead,
 )
-from entrepot.identity.services import api_keys, roles, tenants, users
+from entrepot.identity.services import api_keys, roles, tenant_settings, tenants, users
 
 router = APIRouter(tags=["identity"])
 
@@ -30,6 +32,24 @@ router = APIRouter(tags=["identity"])
 @router.get("/tenant", response_model=TenantRead, summary="The tenant of the credential")
 def read_tenant(uow: Annotated[UnitOfWork, Requires(perms.TENANT_READ)]) -> TenantRead:
     return TenantRead.model_validate(tenants.get_tenant(uow, uow.tenant_id))
+
+
+@router.get("/tenant/settings", response_model=TenantSettingsRead,
+            summary="The tenant's business settings (allocation policy, negative stock, tax, invoicing…)")
+def read_tenant_settings(uow: Annotated[UnitOfWork, Requires(perms.TENANT_READ, readonly=True)]) -> Any:
+    return tenant_settings.get_tenant_settings(uow)
+
+
+@router.patch("/tenant/settings", response_model=TenantSettingsRead,
+              summary="Change some of the tenant's settings (null resets one to its default)")
+def update_tenant_settings(
+    body: TenantSettingsUpdate, uow: Annotated[UnitOfWork, Requires(perms.TENANT_MANAGE)]
+) -> Any:
+    settings = tenant_settings.update_tenant_settings(uow, body.model_dump(exclude_unset=True))
+    tenant_id = uow.tenant_id
+    uow.after_commit.append(lambda: forget_rate_limit(tenant_id))  # this process applies a new limit at once
+    uow.commit()
+    return settings
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyRead])

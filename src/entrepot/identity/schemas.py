@@ -4,7 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from entrepot.identity.services.tenant_settings import SETTINGS
 
 
 class ApiKeyCreate(BaseModel):
@@ -84,3 +86,20 @@ class UserRead(BaseModel):
     role: str
     active: bool
     created_at: datetime
+
+
+def _settings_model(name: str, *, update: bool) -> type[BaseModel]:
+    # Made from the one declaration of the settings (identity/services/tenant_settings.py), which
+    # also checks the values: the schema fixes the names and documents them.
+    fields: dict[str, Any] = {
+        key: (Any, Field(default=None if update else setting.default, description=setting.description))
+        for key, setting in SETTINGS.items()
+    }
+    config = ConfigDict(extra="forbid") if update else ConfigDict()
+    return create_model(name, __config__=config, **fields)
+
+
+TenantSettingsRead = _settings_model("TenantSettingsRead", update=False)
+TenantSettingsUpdate = _settings_model("TenantSettingsUpdate", update=True)
+TenantSettingsUpdate.__doc__ = ("The settings to change; the others stay as they are. null resets a setting to its "
+                                "default.")

@@ -91,3 +91,21 @@ def test_revoked_key_stops_working_over_http(fresh_sqlite, tmp_path):
 
         time.sleep(5.5)  # another process's revocation is honoured within the auth cache TTL (5 s)
         assert httpx.get(base + "/api/v1/tenant", headers=headers).status_code == 401
+
+
+def test_tenant_settings_are_shown_and_changed_from_the_cli(fresh_sqlite):
+    import json
+
+    run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme Supply")
+    # when
+    changed = run(fresh_sqlite, "tenant", "settings", "acme", "allocation_policy=split", "allow_negative_stock=true",
+                  "rate_limit_per_minute=600")
+    refused = run(fresh_sqlite, "tenant", "settings", "acme", "tax_rounding=weekly", check=False)
+    reset = run(fresh_sqlite, "tenant", "settings", "acme", "rate_limit_per_minute=")
+    # then
+    assert json.loads(changed.stdout)["allocation_policy"] == "split"
+    assert json.loads(changed.stdout)["allow_negative_stock"] is True
+    assert refused.returncode == 1 and "tax_rounding" in refused.stderr
+    shown = json.loads(run(fresh_sqlite, "tenant", "settings", "acme").stdout)
+    assert shown["rate_limit_per_minute"] is None and shown["tax_rounding"] == "line"
+    assert json.loads(reset.stdout) == shown

@@ -111,6 +111,9 @@ def get_tenant(uow: UnitOfWork, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+TENANT_FACTS_MEMO = "identity.tenant_facts"
+
+
 class TenantFacts(NamedTuple):
     settings: dict[str, Any]
     currency: str
@@ -134,4 +137,4 @@ def tenant_facts(uow: UnitOfWork) -> TenantFacts:
         [(settings, currency)] = _FACTS.execute(uow, {"tenant": uow.tenant_id})
         return TenantFacts(dict(settings or {}), currency)
 
-    return uow.memo("identity.tenant_facts", read)  # type: ignore[no-any-return]
+    return uow.memo(TENANT_FACTS_MEMO, read)  # type: ignore[no-any-return]

@@ -1,0 +1,137 @@
+"""A tenant's business settings: the rules each domain reads per tenant.
+
+The domains read them through `tenant_facts(uow).settings` (a missing key means
+the default below). They are declared here, in one table, so that what can be set
+is checked when it is set (an unknown name or a bad value is a 422 naming it,
+nothing written) and so that one page lists them all (`docs/operating.md`).
+A change is audited (before and after) and emits `tenant.settings_changed.v1`.
+
+Values are stored as given after checking, in JSON: flags as booleans, choices
+as strings, the minimum margin as a decimal string, the rate limit as an
+integer. `None` removes a setting, so the default applies again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from entrepot.db.uow import UnitOfWork
+from entrepot.identity.events import TenantSettingsChanged
+from entrepot.identity.models import Tenant
+from entrepot.identity.services.audit import audit
+from entrepot.identity.services.tenants import TENANT_FACTS_MEMO, tenant_facts
+from entrepot.integration.outbox import record_event
+from entrepot.kernel.errors import NotFound, invalid
+from entrepot.kernel.money import InvalidAmount, to_decimal
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    check: Callable[[Any, str], Any]  # (value, field) -> the value to store; raises ValidationFailed
+    description: str
+
+
+def _choice(*allowed: str) -> Callable[[Any, str], str]:
+    def check(value: Any, field: str) -> str:
+        if value not in allowed:
+            raise invalid(field, f"one of {', '.join(allowed)}", "choice")
+        return str(value)
+
+    return check
+
+
+def _flag(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise invalid(field, "true or false", "boolean")
+    return value
+
+
+# A margin of 10 means a price of eleven times cost: anything above is a typo for a percentage.
+_MAX_MARGIN = 10
+
+
+def _margin(value: Any, field: str) -> str:
+    try:
+        margin = to_decimal(value)
+    except InvalidAmount:
+        raise invalid(field, "a decimal fraction of cost, e.g. \"0.15\" for 15 %", "decimal") from None
+    if not 0 <= margin <= _MAX_MARGIN:
+        raise invalid(field, f"between 0 and {_MAX_MARGIN} (a fraction of cost: \"0.15\" is 15 %)", "range")
+    return str(margin)
+
+
+_MAX_RATE = 1_000_000
+
+
+def _per_minute(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_RATE:
+        raise invalid(field, f"a whole number of requests per minute, 1 to {_MAX_RATE:,}", "range")
+    return value
+
+
+# Name -> default, check, what it governs. `None` as a default: the server's own setting applies.
+SETTINGS: dict[str, Setting] = {
+    "allocation_policy": Setting(
+        "priority", _choice("priority", "nearest", "split"),
+        "Which warehouses allocation takes stock from: the first by priority that can fill a line, "
+        "the ship-to country's first, or split across warehouses in priority order."),
+    "allow_negative_stock": Setting(
+        False, _flag, "Whether stock may leave a location that does not hold it (on hand goes below zero)."),
+    "reallocate_on_release": Setting(
+        False, _flag, "Whether stock freed by a released reservation goes to open backorders at once."),
+    "minimum_margin": Setting(
+        "0", _margin, "The lowest price allowed without pricing.override, as a fraction over standard cost "
+        "(\"0.10\": cost plus 10 %)."),
+    "prices_include_tax": Setting(False, _flag, "Whether price lists and order prices include tax."),
+    "tax_rounding": Setting(
+        "line", _choice("line", "document"), "Tax rounded per line, or once per document."),
+    "invoice_grouping": Setting(
+        "order", _choice("order", "customer"),
+        "One invoice per order, or one per customer for all its orders' shipped quantities."),
+    "rate_limit_per_minute": Setting(
+        None, _per_minute, "API requests per minute for the tenant (unset: the server's "
+        "ENTREPOT_RATE_LIMIT_PER_MINUTE)."),
+}
+
+
+def effective(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared setting with its value: the stored one, else the default."""
+    return {name: stored.get(name, setting.default) for name, setting in SETTINGS.items()}
+
+
+def get_tenant_settings(uow: UnitOfWork) -> dict[str, Any]:
+    return effective(tenant_facts(uow).settings)
+
+
+def update_tenant_settings(uow: UnitOfWork, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Set (or, with None, reset to the default) the named settings; returns them all.
+
+    Every name and value is checked before anything is written. The tenant row is
+    locked, so two changes at once do not lose one another's keys."""
+    for name in changes:
+        if name not in SETTINGS:
+            raise invalid(name, f"unknown setting; known: {', '.join(SETTINGS)}", "unknown")
+    checked = {name: None if value is None else SETTINGS[name].check(value, name)
+               for name, value in changes.items()}
+    tenant = uow.session.get(Tenant, uow.tenant_id, with_for_update=True)
+    if tenant is None:
+        raise NotFound("tenant", uow.tenant_id)
+    before = dict(tenant.settings or {})
+    after = dict(before)
+    for name, value in checked.items():
+        if value is None:
+            after.pop(name, None)
+        else:
+            after[name] = value
+    changed = sorted(name for name in SETTINGS if before.get(name) != after.get(name))
+    if changed:
+        tenant.settings = after  # a new dict: the ORM sees the column change
+        uow.forget(TENANT_FACTS_MEMO)
+        audit(uow, "tenant.settings.update", "tenant", tenant.id,
+              before={name: before.get(name) for name in changed}, after={name: after.get(name) for name in changed})
+        record_event(uow, TenantSettingsChanged(tenant_id=str(tenant.id), changed=changed, settings=effective(after)),
+                     subject=f"tenant/{tenant.id}")
+    return effective(after)
