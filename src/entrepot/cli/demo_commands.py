@@ -10,11 +10,18 @@ from rich.console import Console
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.models import Tenant
 from entrepot.identity.services.api_keys import create_api_key
-from entrepot.identity.services.tenants import TenantCreate, create_tenant
+from entrepot.identity.services.tenant_settings import update_tenant_settings
+from entrepot.identity.services.tenants import TenantCreate, create_tenant, get_tenant_by_slug
 
 PARENT = "northwind"
 DEALERS = (("northwind-eu", "Northwind Dealer Europe", "EUR"),
            ("northwind-ca", "Northwind Dealer Canada", "CAD"))
+# Each tenant runs by its own rules (docs/operating.md#tenant-settings): the distributor gives freed
+# stock to backorders at once; the European dealer ships from the warehouse in the customer's country
+# and rounds tax per invoice; the Canadian dealer splits lines across its warehouses.
+RULES = {PARENT: {"reallocate_on_release": True},
+         "northwind-eu": {"allocation_policy": "nearest", "tax_rounding": "document"},
+         "northwind-ca": {"allocation_policy": "split"}}
 err = Console(stderr=True)
 
 
@@ -33,6 +40,12 @@ def provision_demo() -> None:
         with platform_uow() as platform:
             create_tenant(platform, TenantCreate(slug, name, PARENT, "dealer", currency))
             platform.commit()
+    for slug, rules in RULES.items():
+        with platform_uow(readonly=True) as platform:
+            tenant_id = get_tenant_by_slug(platform, slug).id
+        with tenant_uow(tenant_id) as uow:
+            update_tenant_settings(uow, rules)
+            uow.commit()
     # Realistic data (products, stock, orders…) comes from the domains' demo module when present.
     try:
         data = importlib.import_module("entrepot.platform.demo")

@@ -109,3 +109,20 @@ def test_tenant_settings_are_shown_and_changed_from_the_cli(fresh_sqlite):
     shown = json.loads(run(fresh_sqlite, "tenant", "settings", "acme").stdout)
     assert shown["rate_limit_per_minute"] is None and shown["tax_rounding"] == "line"
     assert json.loads(reset.stdout) == shown
+
+
+def test_demo_provisions_a_tenant_family_each_with_its_own_rules_and_prints_a_key(fresh_sqlite):
+    import json
+
+    # when
+    demo = run(fresh_sqlite, "demo", "--port", "8999")
+    # then a login is printed, and the dealers run by their own settings
+    assert demo.stdout.strip().splitlines()[-1].startswith("ent_")
+    listing = run(fresh_sqlite, "tenant", "list").stdout
+    assert "northwind-eu" in listing and "northwind-ca" in listing
+    europe = json.loads(run(fresh_sqlite, "tenant", "settings", "northwind-eu").stdout)
+    canada = json.loads(run(fresh_sqlite, "tenant", "settings", "northwind-ca").stdout)
+    assert (europe["allocation_policy"], europe["tax_rounding"]) == ("nearest", "document")
+    assert canada["allocation_policy"] == "split"
+    # and asking again with --if-missing changes nothing
+    assert run(fresh_sqlite, "demo", "--if-missing", "--port", "8999").returncode == 0
