@@ -17,6 +17,7 @@ Defaults are the issue's full size; pass small numbers for a smoke run, e.g.
   (target: < 5 ms; also its median and mean CPU time);
 * `backdated_receipt_s`: a receipt dated before `--history` later moves of one
   product (alternating receipts and shipments), including the exact COGS correction (target: < 5 s);
+  `--valuation fifo` makes the tenant value by FIFO, so the receipt replays cost layers;
 * `targets`: each target and whether this run met it;
 * with `--floor` (SQLite): `floor`, the allocations' own statements and commits replayed straight
   on the `sqlite3` driver on a copy of the database as it was before them (`bench/_replay.py`):
@@ -51,6 +52,7 @@ from bench._server import fresh_database
 from entrepot.catalog.models import Product
 from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
+from entrepot.identity.services.tenant_settings import update_tenant_settings
 from entrepot.identity.services.tenants import TenantCreate, create_tenant
 from entrepot.inventory import service as inventory
 from entrepot.inventory.models import ItemCost, Location, LocationKind, StockBalance, StockMove
@@ -60,12 +62,16 @@ from entrepot.kernel.ids import new_id
 BATCH = 10_000
 
 
-def _setup(url: str, products: int, warehouses: int) -> tuple[uuid.UUID, list[uuid.UUID], list[uuid.UUID]]:
+def _setup(url: str, products: int, warehouses: int,
+           valuation_method: str = "moving_average") -> tuple[uuid.UUID, list[uuid.UUID], list[uuid.UUID]]:
     init_database(url)
     with platform_uow(url=url) as platform:
         tenant = create_tenant(platform, TenantCreate(f"bench-{uuid.uuid4().hex[:8]}", "Bench", None, None, "USD"))
         platform.commit()
         tenant_id = tenant.id
+    with tenant_uow(tenant_id, url=url) as uow:
+        update_tenant_settings(uow, {"valuation_method": valuation_method})
+        uow.commit()
     with tenant_uow(tenant_id, url=url) as uow:
         wh_ids = [inventory.create_warehouse(uow, {"code": f"W{i}", "name": f"Warehouse {i}", "priority": i}).id
                   for i in range(warehouses)]
@@ -237,12 +243,13 @@ def _backdated(url: str, tenant_id: uuid.UUID, wh_id: uuid.UUID, history: int) -
 def run(kind: str, args: argparse.Namespace) -> dict[str, object]:
     with fresh_database(kind) as url:
         t0 = time.perf_counter()
-        tenant_id, wh_ids, product_ids = _setup(url, args.products, args.warehouses)
+        tenant_id, wh_ids, product_ids = _setup(url, args.products, args.warehouses, args.valuation)
         _load_moves(url, tenant_id, wh_ids, product_ids, args.moves)
         load_s = time.perf_counter() - t0
         workers = 1 if kind == "sqlite" else args.workers
         result: dict[str, object] = {
-            "db": kind, "products": args.products, "warehouses": args.warehouses, "moves": args.moves,
+            "db": kind, "valuation": args.valuation, "products": args.products, "warehouses": args.warehouses,
+            "moves": args.moves,
             "load_s": round(load_s, 1), "workers": workers, "orders": args.orders,
         }
         if args.floor and kind == "sqlite":
@@ -288,6 +295,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=2_000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--history", type=int, default=280_000)
+    parser.add_argument("--valuation", choices=["moving_average", "fifo"], default="moving_average",
+                        help="the tenant's valuation method (the back-dated receipt replays by it)")
     parser.add_argument("--floor", action="store_true",
                         help="SQLite: also replay the allocations' statements on the driver alone (bench/_replay.py)")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ from tests.factories.sales import act, create_order, order_desk
 DEFAULTS = {
     "allocation_policy": "priority", "allow_negative_stock": False, "reallocate_on_release": False,
     "minimum_margin": "0", "prices_include_tax": False, "tax_rounding": "line", "invoice_grouping": "order",
-    "rate_limit_per_minute": None,
+    "valuation_method": "moving_average", "rate_limit_per_minute": None,
 }
 
 
@@ -87,6 +87,17 @@ def test_only_a_role_that_manages_the_tenant_changes_its_settings(api):
 
 def test_one_tenants_settings_do_not_touch_another(api, other_api):
     api.patch("/tenant/settings", json={"allow_negative_stock": True})
+    assert other_api.get("/tenant/settings").json() == DEFAULTS
+
+
+def test_the_valuation_method_is_chosen_before_stock_first_moves(api, other_api):
+    # a tenant without stock moves may choose FIFO
+    r = api.patch("/tenant/settings", json={"valuation_method": "fifo"})
+    assert r.status_code == 200 and r.json()["valuation_method"] == "fifo"
+    # one with a stock move may not change its method: 409, nothing changed
+    adjust(other_api, create_warehouse(other_api)["id"], create_product(other_api)["id"], 1)
+    refused = other_api.patch("/tenant/settings", json={"valuation_method": "fifo", "tax_rounding": "document"})
+    assert refused.status_code == 409 and "valuation_method" in refused.json()["detail"]
     assert other_api.get("/tenant/settings").json() == DEFAULTS
 
 

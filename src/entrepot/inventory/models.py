@@ -238,6 +238,22 @@ class ItemCost(TenantOwned, HasId, Timestamps, Base):
     unit_cost: Mapped[Decimal] = mapped_column(default=ZERO)
 
 
+class CostLayer(TenantOwned, HasId, Base):
+    """FIFO valuation (tenant setting `valuation_method` = `fifo`): what is left of one inflow into a
+    warehouse's valuation. Outflows take from the oldest layer first (by `effective_date`, then the
+    order they came in); a layer taken to nothing is deleted. While the warehouse holds stock, the
+    layers' quantities and values add up to its `ItemCost` exactly."""
+
+    __tablename__ = "inventory_cost_layers"
+    __table_args__ = (Index("ix_inventory_cost_layers_fifo", "tenant_id", "product_id", "warehouse_id",
+                            "effective_date", "id"),)
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog_products.id"))
+    warehouse_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inventory_warehouses.id"))
+    effective_date: Mapped[date]
+    quantity: Mapped[Decimal]  # still in the layer (> 0)
+    value: Mapped[Decimal]  # its remaining value
+
+
 class ReorderRule(TenantOwned, HasId, Timestamps, Versioned, Base):
     __tablename__ = "inventory_reorder_rules"
     __table_args__ = (UniqueConstraint("tenant_id", "product_id", "warehouse_id"),)

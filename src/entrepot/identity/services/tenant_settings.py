@@ -5,6 +5,8 @@ the default below). They are declared here, in one table, so that what can be se
 is checked when it is set (an unknown name or a bad value is a 422 naming it,
 nothing written) and so that one page lists them all (`docs/operating.md`).
 A change is audited (before and after) and emits `tenant.settings_changed.v1`.
+A domain may refuse a change it cannot honour (`guard_setting`): the valuation
+method, once stock has moved, is a 409.
 
 Values are stored as given after checking, in JSON: flags as booleans, choices
 as strings, the minimum margin as a decimal string, the rate limit as an
@@ -17,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from entrepot.db.registry import load_all_models
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.events import TenantSettingsChanged
 from entrepot.identity.models import Tenant
@@ -91,10 +94,28 @@ SETTINGS: dict[str, Setting] = {
     "invoice_grouping": Setting(
         "order", _choice("order", "customer"),
         "One invoice per order, or one per customer for all its orders' shipped quantities."),
+    "valuation_method": Setting(
+        "moving_average", _choice("moving_average", "fifo"),
+        "How stock leaving a warehouse is costed: at the moving average, or first in, first out (cost layers). "
+        "Set before the tenant's first stock move; it cannot change after."),
     "rate_limit_per_minute": Setting(
         None, _per_minute, "API requests per minute for the tenant (unset: the server's "
         "ENTREPOT_RATE_LIMIT_PER_MINUTE)."),
 }
+
+
+# Domains that must refuse some changes (the valuation method once stock has moved) register a guard:
+# guard(uow, name, old value, new value) raises a DomainError to refuse. The identity layer cannot ask
+# the domains above it, so they tell it.
+_guards: dict[str, list[Callable[[UnitOfWork, str, Any, Any], None]]] = {}
+
+
+def guard_setting(name: str, guard: Callable[[UnitOfWork, str, Any, Any], None]) -> None:
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}")
+    guards = _guards.setdefault(name, [])
+    if guard not in guards:
+        guards.append(guard)
 
 
 def effective(stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,6 +132,7 @@ def update_tenant_settings(uow: UnitOfWork, changes: Mapping[str, Any]) -> dict[
 
     Every name and value is checked before anything is written. The tenant row is
     locked, so two changes at once do not lose one another's keys."""
+    load_all_models()  # every domain's guards are registered (from its provisioning module)
     for name in changes:
         if name not in SETTINGS:
             raise invalid(name, f"unknown setting; known: {', '.join(SETTINGS)}", "unknown")
@@ -128,6 +150,11 @@ def update_tenant_settings(uow: UnitOfWork, changes: Mapping[str, Any]) -> dict[
             after[name] = value
     changed = sorted(name for name in SETTINGS if before.get(name) != after.get(name))
     if changed:
+        old, new = effective(before), effective(after)
+        for name in changed:
+            if old[name] != new[name]:
+                for guard in _guards.get(name, ()):
+                    guard(uow, name, old[name], new[name])
         tenant.settings = after  # a new dict: the ORM sees the column change
         uow.forget(TENANT_FACTS_MEMO)
         audit(uow, "tenant.settings.update", "tenant", tenant.id,

@@ -42,7 +42,7 @@ from entrepot.inventory.models import (
     StockMove,
     Warehouse,
 )
-from entrepot.inventory.services import core
+from entrepot.inventory.services import core, fifo
 from entrepot.inventory.services.core import NotReserved, as_uuid, quantity_of
 from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, invalid
@@ -941,6 +941,7 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     for key in sorted({(r.product_id, r.warehouse_id) for r in every} - costs.keys()):
         costs[key] = _Cost(new_id(), ZERO, ZERO, ZERO, new=True)  # first stock out before any in
     currency = core.functional_currency(uow)
+    by_layers = core.valued_fifo(uow)
     customer_id = every[0].customer_location_id
     if customer_id is None:
         raise NotFound("location", "customer of warehouse None")
@@ -972,7 +973,9 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
                 raise NotReserved(f"only {balance.reserved if balance else ZERO} reserved at {code}")
             serials = (_pick_serials(uow, product, r.location_id, r.lot_id, take, picked)
                        if product.track_serials else None)
-            value = core.take_value(costs[(product.id, r.warehouse_id)], product, take, currency)
+            cost = costs[(product.id, r.warehouse_id)]
+            value = (fifo.take(uow, cost, product.id, r.warehouse_id, product.standard_cost, take, currency)
+                     if by_layers else core.take_value(cost, product, take, currency))
             balance.reserved -= take
             balance.on_hand -= take
             touched[balance.id] = balance
@@ -1043,7 +1046,7 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             first_move.setdefault((m["product_id"], m["from_warehouse_id"]), m["id"])
         for (product_id, wid), trigger_id in sorted(first_move.items(), key=lambda kv: (str(kv[0][0]),
                                                                                          str(kv[0][1]))):
-            if valuation.has_later_outflows(uow, product_id, wid, on):
+            if valuation.needs_revalue(uow, product_id, wid, on):
                 valuation.revalue(uow, catalog.get_product(uow, product_id), wid,
                                   session.get_one(StockMove, trigger_id))
     for move in moves:

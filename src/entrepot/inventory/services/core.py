@@ -46,6 +46,7 @@ from entrepot.inventory.models import (
     StockMove,
     Warehouse,
 )
+from entrepot.inventory.services import fifo
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, NotFound, invalid
 from entrepot.kernel.ids import new_id
@@ -360,33 +361,42 @@ def current_unit_cost(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID
 
 
 def value_in(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, quantity: Decimal,
-             unit_cost: Decimal) -> Decimal:
+             unit_cost: Decimal, *, on: date | None = None) -> Decimal:
     """Stock enters the warehouse's valuation at `unit_cost`; returns the (rounded) value added."""
-    cost = item_cost(uow, product.id, warehouse_id)
     value = round_money(quantity * unit_cost, functional_currency(uow))
-    cost.quantity += quantity
-    cost.value += value
-    if cost.quantity > 0:
-        cost.unit_cost = quantize_storage(cost.value / cost.quantity)
+    value_in_exact(uow, product, warehouse_id, quantity, value, on=on)
     return value
 
 
 def value_in_exact(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, quantity: Decimal,
-                   value: Decimal) -> None:
-    """Stock enters with a known value (a transfer carries the value it left the source with)."""
+                   value: Decimal, *, on: date | None = None) -> None:
+    """Stock enters with a known value (a transfer carries the value it left the source with), dated
+    `on` (default today: the date of its FIFO layer)."""
     cost = item_cost(uow, product.id, warehouse_id)
     cost.quantity += quantity
     cost.value += value
     if cost.quantity > 0:
         cost.unit_cost = quantize_storage(cost.value / cost.quantity)
+    if valued_fifo(uow):
+        fifo.add(uow, cost, product.id, warehouse_id, quantity, value, on)
 
 
 def value_out(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, quantity: Decimal) -> Decimal:
-    """Stock leaves the warehouse's valuation at the moving average; returns the value removed.
+    """Stock leaves the warehouse's valuation at the moving average (or, for a FIFO tenant, from its
+    oldest cost layers); returns the value removed.
 
     Taking the last units takes exactly the remaining value, so no rounding
     residue is ever left in the inventory account."""
-    return take_value(item_cost(uow, product.id, warehouse_id), product, quantity, functional_currency(uow))
+    cost = item_cost(uow, product.id, warehouse_id)
+    if valued_fifo(uow):
+        return fifo.take(uow, cost, product.id, warehouse_id, product.standard_cost, quantity,
+                         functional_currency(uow))
+    return take_value(cost, product, quantity, functional_currency(uow))
+
+
+def valued_fifo(uow: UnitOfWork) -> bool:
+    """The tenant values stock first in, first out (setting `valuation_method`), not at the moving average."""
+    return tenant_settings(uow).get("valuation_method") == "fifo"
 
 
 def item_costs(uow: UnitOfWork, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID],

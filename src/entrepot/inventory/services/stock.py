@@ -211,7 +211,7 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
     if qty > 0:
         clean_serials = _check_serials(uow, product, serials, qty)
         cost = unit_cost if unit_cost is not None else core.current_unit_cost(uow, product, warehouse_id)
-        value = core.value_in(uow, product, warehouse_id, qty, cost)
+        value = core.value_in(uow, product, warehouse_id, qty, cost, on=on)
         move = core.record_move(uow, product=product, from_location=adjustment, to_location=stock, quantity=qty,
                                 kind=kind, lot=lot, value=value, unit_cost=cost, reason=reason, reference=reference,
                                 on=on, serials=clean_serials or None)
@@ -250,7 +250,7 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
 def _revalue_if_backdated(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, move: StockMove,
                           on: date | None) -> None:
     """A move dated before later outflows re-costs them: one correction, not a repost (valuation.py)."""
-    if on is not None and on < clock.today() and valuation.has_later_outflows(uow, product.id, warehouse_id, on):
+    if on is not None and valuation.needs_revalue(uow, product.id, warehouse_id, on):
         valuation.revalue(uow, product, warehouse_id, move)
 
 
@@ -329,7 +329,7 @@ def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: De
     if not scrap:
         core.refuse_expired(lot, on)  # expired goods go to scrap, never to sellable stock
     clean_serials = _check_serials(uow, product, serials, qty)
-    value = ZERO if scrap else core.value_in(uow, product, warehouse_id, qty, cost)
+    value = ZERO if scrap else core.value_in(uow, product, warehouse_id, qty, cost, on=on)
     move = core.record_move(uow, product=product, from_location=source, to_location=target, quantity=qty, kind=kind,
                             lot=lot, value=value, unit_cost=cost, reference=reference, on=on,
                             serials=clean_serials or None)

@@ -16,7 +16,8 @@ wall other ERPs hit: tens of thousands of reposted entries), we:
 Moves stay immutable; the correction rows explain the difference. The work is
 O(moves of that product in that warehouse) arithmetic and O(1) writes.
 Transfers out keep the value they carried to the other warehouse (re-costing
-them would cascade into the destination); see docs/inventory.md.
+them would cascade into the destination); see docs/inventory.md. A FIFO tenant's
+replay is `fifo.replay`: the same steps, with cost layers instead of an average.
 """
 
 from __future__ import annotations
@@ -40,10 +41,19 @@ from entrepot.inventory.models import (
     StockMove,
     ValuationCorrection,
 )
-from entrepot.inventory.services import core
+from entrepot.inventory.services import core, fifo
 from entrepot.kernel import clock
 from entrepot.kernel.money import STORAGE_PLACES, STORAGE_QUANTUM, minor_unit, quantize_storage, round_money
 from entrepot.ledger import posting
+
+
+def needs_revalue(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, on: date) -> bool:
+    """A move dated `on` (before today) changes the cost of later outflows: under the moving average
+    when some left this warehouse after it; under FIFO always (it also changes which layer comes first,
+    and an outflow dated in the past takes from the layers as they were then)."""
+    if on >= clock.today():
+        return False
+    return core.valued_fifo(uow) or has_later_outflows(uow, product_id, warehouse_id, on)
 
 
 def has_later_outflows(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, on: date) -> bool:
@@ -72,7 +82,9 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
     # On SQLite read the stored scaled integers and scale them here (cheaper than the column type per row).
     qty_col = type_coerce(StockMove.quantity, BigInteger) if sqlite else StockMove.quantity
     value_col = type_coerce(StockMove.value, BigInteger) if sqlite else StockMove.value
-    query = (select(inbound, outbound, category, qty_col, value_col)
+    by_layers = core.valued_fifo(uow)
+    columns = (inbound, outbound, category, qty_col, value_col, *((StockMove.effective_date,) if by_layers else ()))
+    query = (select(*columns)
              .where(StockMove.product_id == product.id,
                     (StockMove.from_warehouse_id == warehouse_id) | (StockMove.to_warehouse_id == warehouse_id),
                     # Read on the session's connection (no ORM row machinery for what can be 10^5 rows);
@@ -84,7 +96,11 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
     # Decimals or, on SQLite, scaled integers), and building 10^5 result Row objects costs as much as the replay.
     rows = result.cursor.fetchall()
     result.close()
-    replayed, posted, value = _replay(rows, product.standard_cost or ZERO, core.functional_currency(uow), sqlite)
+    if by_layers:
+        replayed, posted, value = fifo.replay(uow, product.id, warehouse_id, rows, product.standard_cost or ZERO,
+                                              core.functional_currency(uow), sqlite)
+    else:
+        replayed, posted, value = _replay(rows, product.standard_cost or ZERO, core.functional_currency(uow), sqlite)
     for category, amount in session.execute(
             select(ValuationCorrection.category, func.sum(ValuationCorrection.amount))
             .where(ValuationCorrection.product_id == product.id, ValuationCorrection.warehouse_id == warehouse_id)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 22:32:38.687847
+Create Date: 2026-11-28 14:26:20.228805
 """
 from collections.abc import Sequence
 
@@ -910,6 +910,22 @@ def upgrade() -> None:
     with op.batch_alter_table('credit_note_lines', schema=None) as batch_op:
         batch_op.create_index('ix_credit_note_lines_tenant_id_credit_note_id', ['tenant_id', 'credit_note_id'], unique=False)
 
+    op.create_table('inventory_cost_layers',
+    sa.Column('product_id', sa.Uuid(), nullable=False),
+    sa.Column('warehouse_id', sa.Uuid(), nullable=False),
+    sa.Column('effective_date', sa.Date(), nullable=False),
+    sa.Column('quantity', entrepot.db.types.Exact(precision=20, scale=4), nullable=False),
+    sa.Column('value', entrepot.db.types.Exact(precision=20, scale=4), nullable=False),
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['product_id'], ['catalog_products.id'], name=op.f('fk_inventory_cost_layers_product_id_catalog_products')),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_inventory_cost_layers_tenant_id_tenants')),
+    sa.ForeignKeyConstraint(['warehouse_id'], ['inventory_warehouses.id'], name=op.f('fk_inventory_cost_layers_warehouse_id_inventory_warehouses')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inventory_cost_layers'))
+    )
+    with op.batch_alter_table('inventory_cost_layers', schema=None) as batch_op:
+        batch_op.create_index('ix_inventory_cost_layers_fifo', ['tenant_id', 'product_id', 'warehouse_id', 'effective_date', 'id'], unique=False)
+
     op.create_table('inventory_item_costs',
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('warehouse_id', sa.Uuid(), nullable=False),
@@ -1395,6 +1411,10 @@ def downgrade() -> None:
     op.drop_table('inventory_reorder_rules')
     op.drop_table('inventory_lots')
     op.drop_table('inventory_item_costs')
+    with op.batch_alter_table('inventory_cost_layers', schema=None) as batch_op:
+        batch_op.drop_index('ix_inventory_cost_layers_fifo')
+
+    op.drop_table('inventory_cost_layers')
     with op.batch_alter_table('credit_note_lines', schema=None) as batch_op:
         batch_op.drop_index('ix_credit_note_lines_tenant_id_credit_note_id')
 
