@@ -18,10 +18,11 @@ DEALERS = (("northwind-eu", "Northwind Dealer Europe", "EUR"),
            ("northwind-ca", "Northwind Dealer Canada", "CAD"))
 # Each tenant runs by its own rules (docs/operating.md#tenant-settings): the distributor gives freed
 # stock to backorders at once; the European dealer ships from the warehouse in the customer's country
-# and rounds tax per invoice; the Canadian dealer splits lines across its warehouses.
+# and rounds tax per invoice; the Canadian dealer splits lines across its warehouses and values its
+# stock first in, first out.
 RULES = {PARENT: {"reallocate_on_release": True},
          "northwind-eu": {"allocation_policy": "nearest", "tax_rounding": "document"},
-         "northwind-ca": {"allocation_policy": "split"}}
+         "northwind-ca": {"allocation_policy": "split", "valuation_method": "fifo"}}
 err = Console(stderr=True)
 
 

@@ -123,6 +123,6 @@ def test_demo_provisions_a_tenant_family_each_with_its_own_rules_and_prints_a_ke
     europe = json.loads(run(fresh_sqlite, "tenant", "settings", "northwind-eu").stdout)
     canada = json.loads(run(fresh_sqlite, "tenant", "settings", "northwind-ca").stdout)
     assert (europe["allocation_policy"], europe["tax_rounding"]) == ("nearest", "document")
-    assert canada["allocation_policy"] == "split"
+    assert (canada["allocation_policy"], canada["valuation_method"]) == ("split", "fifo")
     # and asking again with --if-missing changes nothing
     assert run(fresh_sqlite, "demo", "--if-missing", "--port", "8999").returncode == 0
