@@ -6,6 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from entrepot.api.deps import forget_rate_limit
+from entrepot.identity.models import Tenant
+from entrepot.identity.services.tenant_settings import update_tenant_settings
+from entrepot.kernel.errors import ValidationFailed
 from tests.api.conftest import Api, key_for
 from tests.factories.catalog import create_product
 from tests.factories.inventory import adjust, create_warehouse
@@ -57,8 +61,6 @@ def test_null_resets_a_setting_and_an_unchanged_value_records_nothing(api):
     ({"allow_negative_stock": "yes"}, "allow_negative_stock"),
     ({"minimum_margin": "-0.1"}, "minimum_margin"),
     ({"minimum_margin": "15%"}, "minimum_margin"),
-    ({"rate_limit_per_minute": 0}, "rate_limit_per_minute"),
-    ({"rate_limit_per_minute": 1.5}, "rate_limit_per_minute"),
     ({"invoice_grouping": "week"}, "invoice_grouping"),
     ({"prices_include_tax": 1}, "prices_include_tax"),
 ])
@@ -73,7 +75,8 @@ def test_a_bad_value_is_422_naming_the_setting_and_nothing_changes(api, body, fi
 def test_an_unknown_setting_is_422(api):
     r = api.patch("/tenant/settings", json={"allocation_policey": "split"})
     assert r.status_code == 422
-    assert "allocation_policey" in r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in r.json()["errors"]] == ["allocation_policey"]
     assert api.get("/tenant/settings").json() == DEFAULTS
 
 
@@ -131,8 +134,35 @@ def test_split_allocation_policy_set_over_the_api_reserves_across_warehouses(api
     assert _reserved(api, desk.product_id) == Decimal(5)
 
 
-def test_a_lower_rate_limit_applies_from_the_next_request(api):
-    api.patch("/tenant/settings", json={"rate_limit_per_minute": 2})
+def test_a_setting_back_at_its_default_is_a_reset_and_records_nothing(api):
+    r = api.patch("/tenant/settings", json={"allocation_policy": "priority", "allow_negative_stock": False})
+    assert r.status_code == 200 and r.json() == DEFAULTS
+    assert [e for e in api.get("/events").json()["items"] if e["type"] == "tenant.settings_changed.v1"] == []
+    with api.tenant.uow(readonly=True) as uow:
+        assert uow.session.get(Tenant, api.tenant.id).settings == {}
+
+
+def test_a_tenant_cannot_raise_its_own_rate_limit(api):
+    r = api.patch("/tenant/settings", json={"rate_limit_per_minute": 1_000_000, "tax_rounding": "document"})
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "rate_limit_per_minute" in r.json()["detail"]
+    assert api.get("/tenant/settings").json() == DEFAULTS
+
+
+@pytest.mark.parametrize("value", [0, 1.5, True, 2_000_000])
+def test_the_operator_sets_a_rate_limit_only_within_bounds(api, value):
+    with api.tenant.uow() as uow, pytest.raises(ValidationFailed) as refused:
+        update_tenant_settings(uow, {"rate_limit_per_minute": value}, by_operator=True)
+    assert [e.field for e in refused.value.errors] == ["rate_limit_per_minute"]
+
+
+def test_a_lower_rate_limit_set_by_the_operator_applies_to_the_api(api):
+    assert api.get("/tenant").status_code == 200
+    with api.tenant.uow() as uow:
+        update_tenant_settings(uow, {"rate_limit_per_minute": 2}, by_operator=True)
+        uow.commit()
+    forget_rate_limit(api.tenant.id)  # what a serving process does by itself within 30 s
     codes = [api.get("/tenant").status_code for _ in range(4)]
     assert 429 in codes
     assert codes[0] == 200

@@ -122,7 +122,7 @@ def tenant_settings_command(
             changes[name.strip()] = raw
     with tenant_uow(_tenant_id(slug)) as uow:
         if changes:
-            current = tenant_settings.update_tenant_settings(uow, changes)
+            current = tenant_settings.update_tenant_settings(uow, changes, by_operator=True)
             uow.commit()
         else:
             current = tenant_settings.get_tenant_settings(uow)

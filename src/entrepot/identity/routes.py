@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from entrepot.api.deps import Requires, forget_rate_limit
+from entrepot.api.deps import Requires
 from entrepot.api.pagination import Page, paginate
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity import permissions as perms
@@ -46,8 +46,6 @@ def update_tenant_settings(
     body: TenantSettingsUpdate, uow: Annotated[UnitOfWork, Requires(perms.TENANT_MANAGE)]
 ) -> Any:
     settings = tenant_settings.update_tenant_settings(uow, body.model_dump(exclude_unset=True))
-    tenant_id = uow.tenant_id
-    uow.after_commit.append(lambda: forget_rate_limit(tenant_id))  # this process applies a new limit at once
     uow.commit()
     return settings
 

@@ -26,7 +26,7 @@ from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit
 from entrepot.identity.services.tenants import TENANT_FACTS_MEMO, tenant_facts
 from entrepot.integration.outbox import record_event
-from entrepot.kernel.errors import NotFound, invalid
+from entrepot.kernel.errors import DomainError, NotFound, PermissionDenied, invalid
 from entrepot.kernel.money import InvalidAmount, to_decimal
 
 
@@ -35,6 +35,9 @@ class Setting:
     default: Any
     check: Callable[[Any, str], Any]  # (value, field) -> the value to store; raises ValidationFailed
     description: str
+    # Set by the operator of the installation only (the CLI), never by the tenant over the API:
+    # a tenant must not raise its own share of the server.
+    operator_only: bool = False
 
 
 def _choice(*allowed: str) -> Callable[[Any, str], str]:
@@ -100,7 +103,8 @@ SETTINGS: dict[str, Setting] = {
         "Set before the tenant's first stock move; it cannot change after."),
     "rate_limit_per_minute": Setting(
         None, _per_minute, "API requests per minute for the tenant (unset: the server's "
-        "ENTREPOT_RATE_LIMIT_PER_MINUTE)."),
+        "ENTREPOT_RATE_LIMIT_PER_MINUTE). Set by the operator (`entrepot tenant settings`), read-only over the API.",
+        operator_only=True),
 }
 
 
@@ -127,18 +131,34 @@ def get_tenant_settings(uow: UnitOfWork) -> dict[str, Any]:
     return effective(tenant_facts(uow).settings)
 
 
-def update_tenant_settings(uow: UnitOfWork, changes: Mapping[str, Any]) -> dict[str, Any]:
+def update_tenant_settings(
+    uow: UnitOfWork, changes: Mapping[str, Any], *, by_operator: bool = False
+) -> dict[str, Any]:
     """Set (or, with None, reset to the default) the named settings; returns them all.
 
-    Every name and value is checked before anything is written. The tenant row is
-    locked, so two changes at once do not lose one another's keys."""
+    Every name and value is checked before anything is written; a value equal to the
+    default is stored as a reset, so "back to the default" is one state, not two.
+    An operator-only setting changed through the API (`by_operator` false) is a 403.
+    The tenant row is locked against other settings changes (FOR NO KEY UPDATE on
+    PostgreSQL, so rows that reference the tenant can still be written meanwhile),
+    and two changes at once do not lose one another's keys.
+
+    The tenant's facts are forgotten in this transaction; a domain that memoised a
+    setting in it earlier keeps that value until the next action (docs/operating.md)."""
     load_all_models()  # every domain's guards are registered (from its provisioning module)
     for name in changes:
         if name not in SETTINGS:
             raise invalid(name, f"unknown setting; known: {', '.join(SETTINGS)}", "unknown")
-    checked = {name: None if value is None else SETTINGS[name].check(value, name)
-               for name, value in changes.items()}
-    tenant = uow.session.get(Tenant, uow.tenant_id, with_for_update=True)
+    refused = sorted(name for name in changes if SETTINGS[name].operator_only and not by_operator)
+    if refused:
+        raise OperatorSetting(refused)
+    checked: dict[str, Any] = {}
+    for name, value in changes.items():
+        stored = None if value is None else SETTINGS[name].check(value, name)
+        checked[name] = None if stored == SETTINGS[name].default else stored
+    if not checked:
+        return get_tenant_settings(uow)
+    tenant = uow.session.get(Tenant, uow.tenant_id, with_for_update={"key_share": True})
     if tenant is None:
         raise NotFound("tenant", uow.tenant_id)
     before = dict(tenant.settings or {})
@@ -162,3 +182,13 @@ def update_tenant_settings(uow: UnitOfWork, changes: Mapping[str, Any]) -> dict[
         record_event(uow, TenantSettingsChanged(tenant_id=str(tenant.id), changed=changed, settings=effective(after)),
                      subject=f"tenant/{tenant.id}")
     return effective(after)
+
+
+class OperatorSetting(PermissionDenied):
+    """A setting only the installation's operator may change (403 over the API)."""
+
+    def __init__(self, names: list[str]) -> None:
+        DomainError.__init__(
+            self, f"{', '.join(names)}: set by the operator of the installation "
+            "(`entrepot tenant settings SLUG NAME=VALUE`), not over the API", settings=names)
+        self.permission = "operator"
