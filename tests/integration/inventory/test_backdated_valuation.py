@@ -8,11 +8,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from entrepot.catalog import service as catalog
 from entrepot.inventory import service as inventory
-from entrepot.inventory.models import ValuationCorrection
+from entrepot.inventory.models import StockMove, ValuationCorrection
+from entrepot.inventory.services import valuation
 from entrepot.kernel import clock
 from entrepot.kernel.errors import DomainError
 from entrepot.ledger.services.reports import account_balances
+from tests.conftest import make_tenant
 from tests.integration.inventory.helpers import demand, product, stock, warehouse
 
 
@@ -88,3 +91,33 @@ def test_a_move_dated_in_a_closed_period_is_refused_and_nothing_written(tenant):
     # then nothing moved
     with tenant.uow(readonly=True) as uow:
         assert inventory.stock_levels(uow, p) == []
+
+
+@pytest.mark.parametrize("method,after_replay", [("moving_average", "3.57"), ("fifo", "10.00")])
+def test_below_zero_after_a_backdated_receipt_the_next_loss_takes_the_replayed_cost(db_url, method, after_replay):
+    # given a tenant that allows negative stock: 5 at 1.00 three days ago, then 8 lost today (3 beyond the stock)
+    tenant = make_tenant(db_url, allow_negative_stock=True, valuation_method=method)
+    p, wh = product(tenant), warehouse(tenant)
+    stock(tenant, wh, p, 5, unit_cost="1.00", on=clock.today() - timedelta(days=3))
+    _adjust(tenant, wh, p, -8)
+    # when 2 at 10.00 are received dated yesterday (before the loss: the replay re-costs it)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=2, unit_cost="10.00",
+                                reference="PO-late", on=clock.today() - timedelta(days=1))
+        uow.commit()
+    # then one more lost, still below zero, is costed as the replayed history has it (the moving average of
+    # 5 at 1.00 and 2 at 10.00; under FIFO the last layer's 10.00), not at the 1.00 posted before the receipt
+    assert _adjust(tenant, wh, p, -1).value == Decimal(after_replay)
+    # and a full replay finds nothing left to correct
+    with tenant.uow() as uow:
+        trigger = uow.session.scalars(select(StockMove).limit(1)).first()
+        deltas = valuation.revalue(uow, catalog.get_product(uow, p), wh, trigger)
+        uow.rollback()
+    assert not any(deltas.values()), deltas
+
+
+def _adjust(tenant, wh, p, quantity):
+    with tenant.uow() as uow:
+        move = inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=quantity, reason="damage")
+        uow.commit()
+    return move

@@ -3,18 +3,20 @@ exactly, and the layers always add up to the warehouse's valuation and the inven
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from entrepot.identity.services.tenant_settings import update_tenant_settings
+from entrepot.identity.services.tenant_settings import get_tenant_settings, update_tenant_settings
 from entrepot.inventory import service as inventory
 from entrepot.inventory.models import CostLayer, ItemCost, ValuationCorrection
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict
 from entrepot.ledger.services.reports import account_balances
+from tests.conftest import make_tenant
 from tests.integration.inventory.helpers import demand, product, stock, warehouse
 
 D = Decimal
@@ -158,3 +160,55 @@ def test_the_method_cannot_change_once_stock_has_moved(tenant):
     with tenant.uow() as uow:  # setting it to what it already is changes nothing, so it is allowed
         assert update_tenant_settings(uow, {"valuation_method": "moving_average"})["valuation_method"] == \
             "moving_average"
+
+
+def test_a_method_change_waits_for_a_stock_move_in_flight_then_refuses(pg_url):
+    # given a tenant with no stock moves yet, and a receipt in flight (not yet committed)
+    tenant = make_tenant(pg_url)
+    p, wh = product(tenant), warehouse(tenant)
+    receipt = tenant.uow()
+    receipt.__enter__()
+    inventory.receive_stock(receipt, product_id=p, warehouse_id=wh, quantity=5, unit_cost="1.00", reference="PO")
+    outcome: list[object] = []
+
+    def change_method() -> None:
+        with tenant.uow() as uow:
+            try:
+                update_tenant_settings(uow, {"valuation_method": "fifo"})
+                uow.commit()
+                outcome.append("changed")
+            except Conflict as refused:
+                outcome.append(refused)
+
+    # when the method is changed meanwhile
+    changer = threading.Thread(target=change_method)
+    changer.start()
+    changer.join(timeout=1.0)
+    waited = changer.is_alive()
+    receipt.commit()
+    receipt.__exit__(None, None, None)
+    changer.join(timeout=10)
+    # then the change waited for the receipt, and then saw it: refused, the method unchanged
+    assert waited
+    assert len(outcome) == 1 and isinstance(outcome[0], Conflict)
+    with tenant.uow(readonly=True) as uow:
+        assert get_tenant_settings(uow)["valuation_method"] == "moving_average"
+
+
+def test_inventory_check_catches_layers_that_no_longer_add_up(fifo_tenant):
+    # given two layers that add up to the warehouse's valuation
+    p, wh = product(fifo_tenant), warehouse(fifo_tenant)
+    _receive(fifo_tenant, wh, p, 10, "1.00", days_ago=2)
+    _receive(fifo_tenant, wh, p, 10, "2.00")
+    with fifo_tenant.uow(readonly=True) as uow:
+        assert inventory.check_balances(uow) == []
+    # when one layer's value is corrupted behind the ledger's back
+    with fifo_tenant.uow() as uow:
+        layer = uow.session.scalars(select(CostLayer).order_by(CostLayer.effective_date)).first()
+        layer.value += D("0.01")
+        uow.commit()
+    # then the check names it: the valuation says 30.00, the layers 30.01
+    with fifo_tenant.uow(readonly=True) as uow:
+        [found] = inventory.check_balances(uow)
+    assert (found.kind, found.product_id, found.expected, found.actual) == ("layers_value", p, D("30.00"),
+                                                                           D("30.01"))

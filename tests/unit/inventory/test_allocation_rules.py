@@ -55,11 +55,12 @@ def test_cost_out_takes_the_exact_remaining_value_with_the_last_units():
 
 
 def _reference_replay(rows, standard_cost, currency):
-    """The replay as first written (one `_cost_out` per outflow, the last average kept eagerly)."""
+    """The replay as first written (one `_cost_out` per outflow, the last average kept eagerly, the
+    standard cost standing in for an average of zero as `core.take_value` has it)."""
     from entrepot.kernel.money import quantize_storage
 
     quantity = value = Decimal(0)
-    last_unit = standard_cost
+    last_unit = Decimal(0)
     replayed = {"cogs": Decimal(0), "adjustment": Decimal(0)}
     posted = {"cogs": Decimal(0), "adjustment": Decimal(0)}
     for is_in, is_out, kind, qty, stored in rows:
@@ -74,14 +75,14 @@ def _reference_replay(rows, standard_cost, currency):
         if kind == "transfer":
             out = stored
         else:
-            out = _cost_out(quantity, value, qty, last_unit, currency)
+            out = _cost_out(quantity, value, qty, last_unit or standard_cost, currency)
             replayed[kind] += out
             posted[kind] += stored
         if quantity > 0:
             last_unit = quantize_storage(value / quantity)
         quantity -= qty
         value -= out
-    return replayed, posted, value
+    return replayed, posted, value, last_unit
 
 
 def test_fast_replay_is_exactly_the_reference_replay():
@@ -109,5 +110,6 @@ def test_fast_replay_reads_scaled_integers_as_stored_on_sqlite():
     from entrepot.inventory.services.valuation import _replay
 
     rows = [(1, 0, "adjustment", 30000, 100000), (0, 1, "cogs", 10000, 0)]  # 3 units in for 10.00, 1 out
-    replayed, _, value = _replay(rows, Decimal(0), "USD", scaled=True)
+    replayed, _, value, next_unit = _replay(rows, Decimal(0), "USD", scaled=True)
     assert replayed["cogs"] == Decimal("3.33") and value == Decimal("6.67")
+    assert next_unit == Decimal("3.3333")

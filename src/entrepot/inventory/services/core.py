@@ -33,7 +33,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
 from entrepot.db.uow import UnitOfWork
-from entrepot.identity.services.tenants import tenant_facts
+from entrepot.identity.services.tenants import TENANT_FACTS_MEMO, tenant_facts
 from entrepot.inventory.models import (
     INTERNAL_KINDS,
     WAREHOUSE_KINDS,
@@ -236,13 +236,20 @@ def _lock_key(tenant_id: uuid.UUID, product_id: uuid.UUID) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-# ORDER BY as well: PostgreSQL evaluates a volatile select-list function after the sort.
-_LOCK_MANY = text("SELECT pg_advisory_xact_lock(t.k) FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n) "
-                  "ORDER BY t.n")
+# ORDER BY as well: PostgreSQL evaluates a volatile select-list function after the sort. The first key
+# is the tenant's valuation lock when `:shared_first` (held shared, before any product's).
+_LOCK_MANY = text("SELECT CASE WHEN t.n = 1 AND :shared_first THEN pg_advisory_xact_lock_shared(t.k) "
+                  "ELSE pg_advisory_xact_lock(t.k) END "
+                  "FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n) ORDER BY t.n")
 
 
 def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
-    """Serialise stock changes per product, always in the same (id) order."""
+    """Serialise stock changes per product, always in the same (id) order.
+
+    On PostgreSQL the first call of a transaction also takes the tenant's valuation lock, shared,
+    before any product's: a change of valuation method takes it exclusively (`fifo.lock_valuation`),
+    so it waits for the stock changes in flight and they wait for it. The tenant's settings are
+    read again after it, so a change that committed meanwhile is seen."""
     session = uow.session
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite serialises writers from BEGIN IMMEDIATE: there is nothing to lock
@@ -252,11 +259,16 @@ def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
         return
     # One round trip for all the products, the locks still taken one by one in product-id order.
     keys = [_lock_key(uow.tenant_id, pid) for pid in wanted]
+    first = not held
+    if first:
+        keys.insert(0, fifo.valuation_key(uow.tenant_id))
     if len(keys) == 1:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": keys[0]})
     else:
-        session.execute(_LOCK_MANY, {"keys": keys}).all()
+        session.execute(_LOCK_MANY, {"keys": keys, "shared_first": first}).all()
     held.update(wanted)
+    if first:
+        uow.forget(TENANT_FACTS_MEMO)
 
 
 @event.listens_for(Session, "after_commit")

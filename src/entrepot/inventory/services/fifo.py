@@ -23,6 +23,7 @@ difference stays in the source's oldest layer.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -30,7 +31,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, insert, select, text, tuple_
 
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.tenant_settings import guard_setting
@@ -116,12 +117,13 @@ def take(uow: UnitOfWork, cost: _Valued, product_id: uuid.UUID, warehouse_id: uu
 
 
 def replay(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, rows: Sequence[Any],
-           standard_cost: Decimal, currency: str, scaled: bool) -> tuple[dict[str, Decimal], dict[str, Decimal],
-                                                                         Decimal]:
+           standard_cost: Decimal, currency: str,
+           scaled: bool) -> tuple[dict[str, Decimal], dict[str, Decimal], Decimal, Decimal]:
     """FIFO over the rows (inbound, outbound, category, quantity, value, effective date) in date order, as
     `valuation._replay` does for the moving average, with `add` and `take`'s arithmetic; the warehouse's
     layers are replaced by those left. Returns the replayed and the posted outflow values per category,
-    and the final value."""
+    the final value, and the unit cost an outflow beyond the layers would take next (`take`'s
+    `cost.unit_cost`)."""
     money = Decimal(1).scaleb(-minor_unit(currency))
     places = -STORAGE_PLACES
     half_up = ROUND_HALF_UP
@@ -182,10 +184,22 @@ def replay(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, rows
             {"id": new_id(), "tenant_id": uow.tenant_id, "product_id": product_id, "warehouse_id": warehouse_id,
              "effective_date": on, "quantity": layer_qty, "value": layer_value}
             for layer_qty, layer_value, on in layers])
-    return replayed, posted, value
+    return replayed, posted, value, last_unit
+
+
+def valuation_key(tenant_id: uuid.UUID) -> int:
+    """The tenant's valuation lock (PostgreSQL advisory): every stock change holds it shared
+    (`core.lock_products`), a change of valuation method exclusively."""
+    digest = hashlib.blake2b(tenant_id.bytes + b"valuation_method", digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _refuse_change_after_first_move(uow: UnitOfWork, name: str, old: Any, new: Any) -> None:
+    if uow.session.get_bind().dialect.name == "postgresql":
+        # Wait for the stock changes in flight, and hold off new ones until this commits: a move
+        # committed just after the check below would be valued by the old method. (SQLite: writers
+        # are serialised already.)
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": valuation_key(uow.tenant_id)})
     if uow.session.scalar(select(StockMove.id).limit(1)) is not None:
         raise Conflict(f"{name} cannot change from {old} to {new}: stock has already moved and is valued by "
                        f"{old}")

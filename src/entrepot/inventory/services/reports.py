@@ -20,6 +20,7 @@ from entrepot.inventory.events import LotExpiring
 from entrepot.inventory.models import (
     INTERNAL_KINDS,
     ZERO,
+    CostLayer,
     ItemCost,
     Location,
     LocationKind,
@@ -251,7 +252,7 @@ def report_expiring_lots(uow: UnitOfWork, within_days: int = 30) -> list[Lot]:
 
 @dataclass
 class Discrepancy:
-    kind: str  # on_hand | reserved | valuation_quantity | backorder
+    kind: str  # on_hand | reserved | valuation_quantity | layers_quantity | layers_value | backorder
     product_id: uuid.UUID
     location_id: uuid.UUID | None
     lot_id: uuid.UUID | None
@@ -299,10 +300,21 @@ def check_balances(uow: UnitOfWork) -> list[Discrepancy]:
     for key, qty in expected.items():
         if key not in seen and qty != 0:
             found.append(Discrepancy("on_hand", key[0], key[1], key[2], qty, ZERO))
+    # FIFO: while a warehouse holds stock its cost layers add up to its valuation; without stock it has none.
+    layers = {(pid, wid): (qty, value) for pid, wid, qty, value in session.execute(
+        select(CostLayer.product_id, CostLayer.warehouse_id, func.sum(CostLayer.quantity), func.sum(CostLayer.value))
+        .group_by(CostLayer.product_id, CostLayer.warehouse_id))}
+    by_layers = core.valued_fifo(uow)
     for cost in session.scalars(select(ItemCost)):
         want = per_warehouse.get((cost.product_id, cost.warehouse_id), ZERO)
         if want != cost.quantity:
             found.append(Discrepancy("valuation_quantity", cost.product_id, None, None, want, cost.quantity))
+        held = (cost.quantity, cost.value) if by_layers and cost.quantity > 0 else (ZERO, ZERO)
+        in_layers = layers.get((cost.product_id, cost.warehouse_id), (ZERO, ZERO))
+        for kind, valued, layered in (("layers_quantity", held[0], in_layers[0]),
+                                      ("layers_value", held[1], in_layers[1])):
+            if valued != layered:
+                found.append(Discrepancy(kind, cost.product_id, None, None, valued, layered))
     for sd in session.scalars(select(StockDemand).where(StockDemand.backordered < 0)):
         found.append(Discrepancy("backorder", sd.product_id, None, None, ZERO, sd.backordered))
     return found

@@ -97,10 +97,12 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
     rows = result.cursor.fetchall()
     result.close()
     if by_layers:
-        replayed, posted, value = fifo.replay(uow, product.id, warehouse_id, rows, product.standard_cost or ZERO,
-                                              core.functional_currency(uow), sqlite)
+        replayed, posted, value, next_unit = fifo.replay(uow, product.id, warehouse_id, rows,
+                                                         product.standard_cost or ZERO, core.functional_currency(uow),
+                                                         sqlite)
     else:
-        replayed, posted, value = _replay(rows, product.standard_cost or ZERO, core.functional_currency(uow), sqlite)
+        replayed, posted, value, next_unit = _replay(rows, product.standard_cost or ZERO,
+                                                     core.functional_currency(uow), sqlite)
     for category, amount in session.execute(
             select(ValuationCorrection.category, func.sum(ValuationCorrection.amount))
             .where(ValuationCorrection.product_id == product.id, ValuationCorrection.warehouse_id == warehouse_id)
@@ -119,8 +121,9 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
             posting.post_stock_adjustment(uow, source_id=trigger.id, on=today, amount=-delta)
     cost = core.item_cost(uow, product.id, warehouse_id)
     cost.value = value
-    if cost.quantity > 0:
-        cost.unit_cost = quantize_storage(cost.value / cost.quantity)
+    # Without stock, the next outflow is costed at `unit_cost`: it must be the replayed one, not the
+    # one the moves left when they were posted in another order.
+    cost.unit_cost = quantize_storage(cost.value / cost.quantity) if cost.quantity > 0 else next_unit
     session.flush()
     if any(deltas.values()):
         audit(uow, "stock.revalue", "stock_move", trigger.id,
@@ -130,10 +133,11 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
 
 
 def _replay(rows: Sequence[Any], standard_cost: Decimal, currency: str,
-            scaled: bool) -> tuple[dict[str, Decimal], dict[str, Decimal], Decimal]:
+            scaled: bool) -> tuple[dict[str, Decimal], dict[str, Decimal], Decimal, Decimal]:
     """The moving average over the rows (inbound, outbound, category, quantity, value) in date order.
 
-    Returns the replayed and the posted outflow values per category, and the final value. The
+    Returns the replayed and the posted outflow values per category, the final value, and the unit
+    cost an outflow beyond the stock would take next (`ItemCost.unit_cost`: 0 until stock was held). The
     arithmetic is exactly `core.take_value`'s (same operations, same roundings); it is written out
     inline with local names because it runs once per move (280,000 times for a long history).
     `last_unit` (the average to cost an outflow taken while at or below zero) is only computed when
@@ -170,13 +174,14 @@ def _replay(rows: Sequence[Any], standard_cost: Decimal, currency: str,
                 unit = (value / quantity).quantize(storage, rounding=half_up)
                 out = value + ((qty - quantity) * unit).quantize(money, rounding=half_up)
             else:
-                unit = (last_v / last_q).quantize(storage, rounding=half_up) if last_q is not None else standard_cost
-                out = (qty * unit).quantize(money, rounding=half_up)
+                unit = (last_v / last_q).quantize(storage, rounding=half_up) if last_q is not None else ZERO
+                out = (qty * (unit or standard_cost)).quantize(money, rounding=half_up)
             replayed[kind] += out
             posted[kind] += stored
         quantity -= qty
         value -= out
-    return replayed, posted, value
+    next_unit = (last_v / last_q).quantize(storage, rounding=half_up) if last_q is not None else ZERO
+    return replayed, posted, value, next_unit
 
 
 def _cost_out(quantity: Decimal, value: Decimal, qty: Decimal, last_unit: Decimal, currency: str) -> Decimal:
