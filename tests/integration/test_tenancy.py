@@ -95,6 +95,19 @@ def test_the_audit_trail_is_append_only_for_the_app_role(pg_url):
         uow.session.execute(text("UPDATE audit_entries SET actor = 'someone else'"))
 
 
+def test_the_app_role_changes_only_the_settings_of_its_own_tenant(pg_url):
+    a = make_tenant(pg_url)
+    with a.uow() as uow:
+        changed = uow.session.execute(text("UPDATE tenants SET settings = '{}', updated_at = now()")).rowcount
+        uow.rollback()
+    assert changed == 1  # its own row only: RLS hides the others
+    for statement in ("UPDATE tenants SET status = 'active'", "DELETE FROM tenants",
+                      "INSERT INTO tenants (id, slug, name, status, currency, settings, created_at, updated_at) "
+                      "VALUES (gen_random_uuid(), 'x', 'x', 'active', 'USD', '{}', now(), now())"):
+        with a.uow() as uow, pytest.raises(Exception, match="permission denied"):
+            uow.session.execute(text(statement))
+
+
 def test_a_pooled_connection_carries_no_tenant_into_the_next_transaction(pg_url):
     # given a pool of one connection, used first by a tenant transaction
     a = make_tenant(pg_url)

@@ -58,8 +58,11 @@ def apply_row_level_security(conn: Connection, role: str) -> list[str]:
             )
         )
         covered.append(table)
-    # Tenants: the app role reads only its own tenant row.
+    # Tenants: the app role reads only its own tenant row, and of it may change only its settings
+    # (tenants are made, renamed, suspended or re-parented by the platform, as the login role).
     if "tenants" in existing:
+        conn.execute(text(f'REVOKE INSERT, UPDATE, DELETE ON "tenants" FROM "{role}"'))
+        conn.execute(text(f'GRANT UPDATE (settings, updated_at) ON "tenants" TO "{role}"'))
         conn.execute(text('ALTER TABLE "tenants" ENABLE ROW LEVEL SECURITY'))
         conn.execute(text(f'DROP POLICY IF EXISTS {POLICY} ON "tenants"'))
         conn.execute(
