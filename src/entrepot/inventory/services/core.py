@@ -247,7 +247,7 @@ def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
     """Serialise stock changes per product, always in the same (id) order.
 
     On PostgreSQL the first call of a transaction also takes the tenant's valuation lock, shared,
-    before any product's: a change of valuation method takes it exclusively (`fifo.lock_valuation`),
+    before any product's: a change of valuation method takes it exclusively (`fifo._refuse_change_after_first_move`),
     so it waits for the stock changes in flight and they wait for it. The tenant's settings are
     read again after it, so a change that committed meanwhile is seen."""
     session = uow.session
