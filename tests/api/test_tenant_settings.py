@@ -150,6 +150,23 @@ def test_a_tenant_cannot_raise_its_own_rate_limit(api):
     assert api.get("/tenant/settings").json() == DEFAULTS
 
 
+def test_sending_back_the_settings_as_read_is_not_a_change_of_the_rate_limit(api):
+    # given a rate limit the operator set
+    with api.tenant.uow() as uow:
+        update_tenant_settings(uow, {"rate_limit_per_minute": 5_000}, by_operator=True)
+        uow.commit()
+    # when a client reads the settings and sends the whole body back with one change
+    body = api.get("/tenant/settings").json()
+    r = api.patch("/tenant/settings", json={**body, "tax_rounding": "document"})
+    # then that one change is made, the operator's limit untouched
+    assert r.status_code == 200, r.text
+    assert r.json() == {**DEFAULTS, "tax_rounding": "document", "rate_limit_per_minute": 5_000}
+    # and changing the limit itself is still refused
+    r = api.patch("/tenant/settings", json={**body, "rate_limit_per_minute": 5_001})
+    assert r.status_code == 403, r.text
+    assert api.get("/tenant/settings").json()["rate_limit_per_minute"] == 5_000
+
+
 @pytest.mark.parametrize("value", [0, 1.5, True, 2_000_000])
 def test_the_operator_sets_a_rate_limit_only_within_bounds(api, value):
     with api.tenant.uow() as uow, pytest.raises(ValidationFailed) as refused:

@@ -13,8 +13,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from entrepot.identity.services.tenant_settings import update_tenant_settings
 from entrepot.inventory import service as inventory
 from entrepot.inventory.models import StockBalance
+from tests.conftest import make_tenant
 from tests.integration.inventory.helpers import demand, levels, product, stock, warehouse
 
 WORKERS = 32
@@ -99,3 +101,21 @@ def test_orders_naming_products_in_opposite_orders_do_not_deadlock(tenant):
     assert errors == []
     assert sum(reserved) == 10
     assert levels(tenant, p1)[wh].available == 0 and levels(tenant, p2)[wh].available == 0
+
+
+def test_a_settings_change_committed_mid_transaction_waits_for_the_next_action(pg_url):
+    # given a tenant that forbids negative stock, and a transaction that has already moved stock once
+    tenant = make_tenant(pg_url)
+    p, q, wh = product(tenant), product(tenant), warehouse(tenant)
+    with tenant.uow() as uow:
+        inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=5, reason="initial", unit_cost="1.00")
+        # when another session allows negative stock and commits meanwhile
+        with tenant.uow() as other:
+            update_tenant_settings(other, {"allow_negative_stock": True})
+            other.commit()
+        # then a second stock change in the same transaction still runs by the rules it started with
+        with pytest.raises(inventory.InsufficientStock):
+            inventory.adjust_stock(uow, warehouse_id=wh, product_id=q, quantity=-1, reason="damaged")
+    # and the next action runs by the new ones
+    stock(tenant, wh, q, -1)
+    assert levels(tenant, q)[wh].on_hand == Decimal(-1)

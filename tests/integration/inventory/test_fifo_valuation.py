@@ -195,6 +195,41 @@ def test_a_method_change_waits_for_a_stock_move_in_flight_then_refuses(pg_url):
         assert get_tenant_settings(uow)["valuation_method"] == "moving_average"
 
 
+def test_a_refused_method_change_does_not_queue_behind_a_stock_move_in_flight(pg_url):
+    # given a tenant that has moved stock, and a second receipt in flight (not yet committed)
+    tenant = make_tenant(pg_url)
+    p, wh = product(tenant), warehouse(tenant)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=5, unit_cost="1.00", reference="PO1")
+        uow.commit()
+    receipt = tenant.uow()
+    receipt.__enter__()
+    try:
+        inventory.receive_stock(receipt, product_id=p, warehouse_id=wh, quantity=5, unit_cost="1.00",
+                                reference="PO2")
+        outcome: list[object] = []
+
+        def change_method() -> None:
+            with tenant.uow() as uow:
+                try:
+                    update_tenant_settings(uow, {"valuation_method": "fifo"})
+                    outcome.append("changed")
+                except Conflict as refused:
+                    outcome.append(refused)
+
+        # when the method is changed meanwhile
+        changer = threading.Thread(target=change_method)
+        changer.start()
+        changer.join(timeout=5.0)
+        # then it is refused at once, without waiting for the receipt (which would have made every new
+        # stock change of the tenant wait behind it too)
+        assert not changer.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], Conflict)
+        receipt.commit()
+    finally:
+        receipt.__exit__(None, None, None)
+
+
 def test_inventory_check_catches_layers_that_no_longer_add_up(fifo_tenant):
     # given two layers that add up to the warehouse's valuation
     p, wh = product(fifo_tenant), warehouse(fifo_tenant)

@@ -138,7 +138,8 @@ def update_tenant_settings(
 
     Every name and value is checked before anything is written; a value equal to the
     default is stored as a reset, so "back to the default" is one state, not two.
-    An operator-only setting changed through the API (`by_operator` false) is a 403.
+    An operator-only setting changed through the API (`by_operator` false) is a 403;
+    naming it with its current value is not a change and passes.
     The tenant row is locked against other settings changes (FOR NO KEY UPDATE on
     PostgreSQL, so rows that reference the tenant can still be written meanwhile),
     and two changes at once do not lose one another's keys.
@@ -149,9 +150,6 @@ def update_tenant_settings(
     for name in changes:
         if name not in SETTINGS:
             raise invalid(name, f"unknown setting; known: {', '.join(SETTINGS)}", "unknown")
-    refused = sorted(name for name in changes if SETTINGS[name].operator_only and not by_operator)
-    if refused:
-        raise OperatorSetting(refused)
     checked: dict[str, Any] = {}
     for name, value in changes.items():
         stored = None if value is None else SETTINGS[name].check(value, name)
@@ -169,6 +167,11 @@ def update_tenant_settings(
         else:
             after[name] = value
     changed = sorted(name for name in SETTINGS if before.get(name) != after.get(name))
+    # Only a real change is refused: a client that sends back the whole body it read is not
+    # changing the operator's settings.
+    refused = [name for name in changed if SETTINGS[name].operator_only and not by_operator]
+    if refused:
+        raise OperatorSetting(refused)
     if changed:
         old, new = effective(before), effective(after)
         for name in changed:

@@ -274,7 +274,12 @@ def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget_locks(session: Session) -> None:
-    """Transaction-scoped locks end with the transaction; so does our note of them."""
+    """Transaction-scoped locks end with the transaction; so does our note of them.
+
+    SQLAlchemy fires these for a savepoint too: its release keeps the locks (they belong to the
+    transaction), and `_in_savepoint` restores the note after its rollback."""
+    if session.in_nested_transaction():
+        return
     session.info.pop("inventory_product_locks", None)
 
 

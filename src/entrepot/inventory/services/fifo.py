@@ -195,11 +195,18 @@ def valuation_key(tenant_id: uuid.UUID) -> int:
 
 
 def _refuse_change_after_first_move(uow: UnitOfWork, name: str, old: Any, new: Any) -> None:
+    # A tenant that has moved stock is refused at once, without queueing for the lock below (which
+    # would hold up every new stock change of the tenant behind the longest one in flight).
+    _refuse_if_moved(uow, name, old, new)
     if uow.session.get_bind().dialect.name == "postgresql":
         # Wait for the stock changes in flight, and hold off new ones until this commits: a move
-        # committed just after the check below would be valued by the old method. (SQLite: writers
-        # are serialised already.)
+        # committed just after the check would be valued by the old method. (SQLite: writers are
+        # serialised already.)
         uow.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": valuation_key(uow.tenant_id)})
+        _refuse_if_moved(uow, name, old, new)
+
+
+def _refuse_if_moved(uow: UnitOfWork, name: str, old: Any, new: Any) -> None:
     if uow.session.scalar(select(StockMove.id).limit(1)) is not None:
         raise Conflict(f"{name} cannot change from {old} to {new}: stock has already moved and is valued by "
                        f"{old}")
