@@ -247,3 +247,18 @@ def test_inventory_check_catches_layers_that_no_longer_add_up(fifo_tenant):
         [found] = inventory.check_balances(uow)
     assert (found.kind, found.product_id, found.expected, found.actual) == ("layers_value", p, D("30.00"),
                                                                            D("30.01"))
+
+
+def test_inventory_check_catches_stock_and_layers_with_no_valuation_row(fifo_tenant):
+    # given a warehouse holding 10 units in one layer
+    p, wh = product(fifo_tenant), warehouse(fifo_tenant)
+    _receive(fifo_tenant, wh, p, 10, "2.00")
+    # when its valuation row is lost behind the ledger's back
+    with fifo_tenant.uow() as uow:
+        uow.session.delete(uow.session.scalar(select(ItemCost).where(ItemCost.product_id == p)))
+        uow.commit()
+    # then the check names the stock and the layers that nothing values any more
+    with fifo_tenant.uow(readonly=True) as uow:
+        found = {(d.kind, d.product_id, d.expected, d.actual) for d in inventory.check_balances(uow)}
+    assert found == {("valuation_quantity", p, D(10), D(0)), ("layers_quantity", p, D(0), D(10)),
+                     ("layers_value", p, D(0), D("20.00"))}

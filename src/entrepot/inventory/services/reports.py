@@ -305,7 +305,9 @@ def check_balances(uow: UnitOfWork) -> list[Discrepancy]:
         select(CostLayer.product_id, CostLayer.warehouse_id, func.sum(CostLayer.quantity), func.sum(CostLayer.value))
         .group_by(CostLayer.product_id, CostLayer.warehouse_id))}
     by_layers = core.valued_fifo(uow)
+    costed: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for cost in session.scalars(select(ItemCost)):
+        costed.add((cost.product_id, cost.warehouse_id))
         want = per_warehouse.get((cost.product_id, cost.warehouse_id), ZERO)
         if want != cost.quantity:
             found.append(Discrepancy("valuation_quantity", cost.product_id, None, None, want, cost.quantity))
@@ -315,6 +317,14 @@ def check_balances(uow: UnitOfWork) -> list[Discrepancy]:
                                       ("layers_value", held[1], in_layers[1])):
             if valued != layered:
                 found.append(Discrepancy(kind, cost.product_id, None, None, valued, layered))
+    # Stock or layers in a warehouse with no valuation row at all: the loop above never saw them.
+    for (pid, wid), qty in per_warehouse.items():
+        if (pid, wid) not in costed and qty != 0:
+            found.append(Discrepancy("valuation_quantity", pid, None, None, qty, ZERO))
+    for (pid, wid), (qty, value) in layers.items():
+        if (pid, wid) not in costed:
+            found.extend(Discrepancy(kind, pid, None, None, ZERO, layered)
+                         for kind, layered in (("layers_quantity", qty), ("layers_value", value)) if layered != 0)
     for sd in session.scalars(select(StockDemand).where(StockDemand.backordered < 0)):
         found.append(Discrepancy("backorder", sd.product_id, None, None, ZERO, sd.backordered))
     return found
