@@ -11,6 +11,22 @@ def test_health_needs_no_auth(client):
     assert r.json()["database"] == "up"
 
 
+def test_health_without_a_database_is_503_problem_json(client, monkeypatch, tmp_path):
+    # given a database that cannot be opened (a file in a directory that does not exist)
+    from sqlalchemy import create_engine
+
+    from entrepot.api import app as app_module
+
+    gone = create_engine(f"sqlite:///{tmp_path / 'missing' / 'entrepot.db'}")
+    monkeypatch.setattr(app_module, "get_engine", lambda: gone)
+    # then
+    r = client.get("/api/v1/health")
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["status"] == 503 and r.json()["database"] == "down"
+    assert {"type", "title", "detail"} <= set(r.json())
+
+
 def test_no_or_bad_key_is_401_problem_json(client):
     r = client.get("/api/v1/tenant")
     assert r.status_code == 401
@@ -70,6 +86,16 @@ def test_idempotency_key_with_another_body_is_422(api):
     assert api.post("/api-keys", json={"role": "viewer"}, headers=headers).status_code == 201
     r = api.post("/api-keys", json={"role": "sales"}, headers=headers)
     assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [("Idempotency-Key", "reused")]
+
+
+def test_an_idempotency_key_over_255_characters_is_a_validation_error_naming_the_header(api):
+    r = api.post("/api-keys", json={"role": "viewer"}, headers={"Idempotency-Key": "k" * 256})
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [("Idempotency-Key", "length")]
+    assert all(k["role"] != "viewer" for k in api.get("/api-keys").json()["items"])  # nothing done
 
 
 def test_idempotency_replays_the_same_json_however_it_is_serialised(api):
@@ -131,9 +157,13 @@ def test_idempotency_keys_are_per_tenant(api, other_api):
 def test_concurrent_requests_with_one_key_run_once(api):
     results = []
 
+    waits = []
+
     def go():
-        results.append(api.post("/api-keys", json={"role": "viewer"},
-                                headers={"Idempotency-Key": "race"}).status_code)
+        r = api.post("/api-keys", json={"role": "viewer"}, headers={"Idempotency-Key": "race"})
+        results.append(r.status_code)
+        if r.status_code == 409:  # the first is still running (PostgreSQL; SQLite serialises them)
+            waits.append(r.headers.get("retry-after"))
 
     threads = [threading.Thread(target=go) for _ in range(6)]
     for t in threads:
@@ -142,6 +172,7 @@ def test_concurrent_requests_with_one_key_run_once(api):
         t.join()
     assert results.count(201) >= 1
     assert set(results) <= {201, 409}
+    assert set(waits) <= {"1"}
     listed = api.get("/api-keys").json()["items"]
     assert sum(1 for k in listed if k["role"] == "viewer") == 1
 

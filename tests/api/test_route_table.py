@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import typing
 import uuid
 
 import pytest
@@ -34,6 +35,13 @@ def test_every_route_declares_a_permission(path, methods, route):
     if path in PUBLIC:
         return
     assert permission_of(route), f"{path} declares no permission (use Requires(...))"
+
+
+def test_every_list_read_answers_items_and_a_cursor():
+    # The contract: lists return {"items": [...], "next_cursor": ...}, however short they are.
+    bare = sorted(path for path, methods, route in ROUTES
+                  if "GET" in methods and typing.get_origin(route.response_model) is list)
+    assert bare == []
 
 
 @pytest.mark.parametrize("method,path", ID_ROUTES, ids=[f"{m} {p}" for m, p in ID_ROUTES])

@@ -146,7 +146,7 @@ def test_a_day_at_the_order_desk(api):
     desk.books_agree("-26.56")
 
     # --- and the timeline tells it all, in order
-    types = [e["type"] for e in desk.get(f"/sales-orders/{order['id']}/timeline")]
+    types = [e["type"] for e in desk.get(f"/sales-orders/{order['id']}/timeline")["items"]]
     assert types[0] == "quote.created.v1"
     for expected in ("sales_order.created.v1", "sales_order.held.v1", "sales_order.hold_released.v1",
                      "shipment.shipped.v1", "invoice.posted.v1", "payment.received.v1", "invoice.paid.v1",

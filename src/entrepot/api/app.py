@@ -139,7 +139,11 @@ def _health_router() -> APIRouter:
             with get_engine().connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+            # An error like any other (problem+json), keeping the fields a monitor reads.
+            return JSONResponse({"type": "https://entrepot.dev/problems/unavailable", "title": "Service unavailable",
+                                 "status": 503, "detail": "the database does not answer", "code": "unavailable",
+                                 "database": "down"},
+                                status_code=503, media_type="application/problem+json")
         return JSONResponse({"status": "ok", "database": "up", "version": __version__})
 
     return router

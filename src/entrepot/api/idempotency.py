@@ -30,9 +30,11 @@ TTL = timedelta(hours=24)
 REPLAYED_HEADERS = ("content-type", "location", "etag")
 
 
-def _problem(status: int, title: str, detail: str, code: str) -> tuple[int, bytes]:
-    body = {"type": "https://entrepot.dev/problems/" + code, "title": title, "status": status,
-            "detail": detail, "code": code}
+def _problem(status: int, title: str, detail: str, code: str, *, rule: str | None = None) -> tuple[int, bytes]:
+    body: dict[str, Any] = {"type": "https://entrepot.dev/problems/" + code, "title": title, "status": status,
+                            "detail": detail, "code": code}
+    if rule is not None:  # a 422: the field at fault is the header, as for any validation error
+        body["errors"] = [{"field": "Idempotency-Key", "message": detail, "rule": rule}]
     return status, json.dumps(body).encode()
 
 
@@ -57,7 +59,7 @@ class IdempotencyMiddleware:
         if len(key) > 255:
             await _send_simple(send, *_problem(422, "Validation failed",
                                                "Idempotency-Key: at most 255 characters",
-                                               "validation_failed"))
+                                               "validation_failed", rule="length"))
             return
         body = await _read_body(receive)
         request_line = scope["method"].encode() + b" " + scope["path"].encode() + b"\n"
@@ -138,11 +140,13 @@ def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str,  # type: i
         if existing.request_hash not in (request_hash, raw_hash):
             return _as_response(*_problem(
                 422, "Idempotency-Key reused",
-                "this Idempotency-Key was used with a different request", "idempotency_key_reused"))
+                "this Idempotency-Key was used with a different request", "idempotency_key_reused",
+                rule="reused"))
         if existing.state != "completed":
-            return _as_response(*_problem(
+            status, headers, problem = _as_response(*_problem(
                 409, "Request in progress",
                 "a request with this Idempotency-Key is still being processed", "idempotency_in_progress"))
+            return status, {**headers, "retry-after": "1"}, problem
         headers = dict(existing.response_headers or {})
         headers["idempotent-replayed"] = "true"
         return existing.response_status, headers, existing.response_body or b""

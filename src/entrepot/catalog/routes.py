@@ -108,10 +108,10 @@ def archive_product(product_id: uuid.UUID, response: Response,
     return ProductRead.model_validate(product)
 
 
-@router.get("/products/{product_id}/unit-conversions", response_model=list[UnitConversionRead])
+@router.get("/products/{product_id}/unit-conversions", response_model=Page[UnitConversionRead])
 def list_unit_conversions(product_id: uuid.UUID,
-                          uow: Annotated[UnitOfWork, Requires(perms.PRODUCT_READ)]) -> list[UnitConversionRead]:
-    return [UnitConversionRead.model_validate(c) for c in service.unit_conversions(uow, product_id)]
+                          uow: Annotated[UnitOfWork, Requires(perms.PRODUCT_READ)]) -> Page[UnitConversionRead]:
+    return Page(items=[UnitConversionRead.model_validate(c) for c in service.unit_conversions(uow, product_id)])
 
 
 @router.put("/products/{product_id}/unit-conversions", response_model=UnitConversionRead,
@@ -173,9 +173,9 @@ def archive_category(category_id: uuid.UUID,
     return CategoryRead.model_validate(category)
 
 
-@router.get("/units", response_model=list[UnitRead], summary="Units of measure")
-def list_units(uow: Annotated[UnitOfWork, Requires(perms.UNIT_READ)]) -> list[UnitRead]:
-    return [UnitRead.model_validate(u) for u in service.list_units(uow)]
+@router.get("/units", response_model=Page[UnitRead], summary="Units of measure")
+def list_units(uow: Annotated[UnitOfWork, Requires(perms.UNIT_READ)]) -> Page[UnitRead]:
+    return Page(items=[UnitRead.model_validate(u) for u in service.list_units(uow)])
 
 
 @router.post("/units", response_model=UnitRead, status_code=201)

@@ -7,6 +7,7 @@ import importlib
 import typer
 from rich.console import Console
 
+from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.models import Tenant
 from entrepot.identity.services.api_keys import create_api_key
@@ -64,9 +65,11 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Host for the printed URL"),
         port: int = typer.Option(8000, "--port", help="Port for the printed URL"),
     ) -> None:
-        """Provision the demo tenant family (a distributor and two dealers) and print a login."""
+        """Provision the demo tenant family (a distributor and two dealers) and print a login.
+        Creates or migrates the database first, as `entrepot init` does."""
         from sqlalchemy import select
 
+        init_database()
         if _exists(PARENT):
             if not if_missing:
                 err.print(f"[red]error:[/red] demo tenant {PARENT} already exists")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
@@ -40,8 +41,13 @@ def _settle() -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _schema_missing(exc: DBAPIError) -> bool:
+    return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
+
+
 def friendly(fn: F) -> F:
-    """Domain errors → a clear message on stderr and exit 1 (no traceback)."""
+    """Domain errors → a clear message on stderr and exit 1 (no traceback); so is a database
+    that `entrepot init` has not set up yet."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,6 +58,11 @@ def friendly(fn: F) -> F:
             extra = exc.problem_extra().get("errors")
             for e in extra or []:
                 err.print(f"  {e['field']}: {e['message']}")
+            raise typer.Exit(1) from exc
+        except DBAPIError as exc:
+            if not _schema_missing(exc):
+                raise
+            err.print("[red]error:[/red] the database has no Entrepot tables yet: run `entrepot init` first")
             raise typer.Exit(1) from exc
 
     return wrapper  # type: ignore[return-value]

@@ -95,9 +95,9 @@ def list_audit_entries(
     return Page(items=[AuditEntryRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/roles", response_model=list[RoleRead], summary="Built-in and tenant-defined roles")
-def list_roles(uow: Annotated[UnitOfWork, Requires(perms.ROLE_MANAGE, readonly=True)]) -> list[RoleRead]:
-    return [RoleRead.model_validate(r) for r in roles.list_roles(uow)]
+@router.get("/roles", response_model=Page[RoleRead], summary="Built-in and tenant-defined roles")
+def list_roles(uow: Annotated[UnitOfWork, Requires(perms.ROLE_MANAGE, readonly=True)]) -> Page[RoleRead]:
+    return Page(items=[RoleRead.model_validate(r) for r in roles.list_roles(uow)])
 
 
 @router.post("/roles", response_model=RoleRead, status_code=201)

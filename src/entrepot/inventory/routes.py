@@ -103,10 +103,10 @@ def create_location(warehouse_id: uuid.UUID, body: LocationCreate,
     return LocationRead.model_validate(location)
 
 
-@router.get("/warehouses/{warehouse_id}/locations", response_model=list[LocationRead])
+@router.get("/warehouses/{warehouse_id}/locations", response_model=Page[LocationRead])
 def list_locations(warehouse_id: uuid.UUID,
-                   uow: Annotated[UnitOfWork, Requires(perms.WAREHOUSE_READ)]) -> list[LocationRead]:
-    return [LocationRead.model_validate(loc) for loc in service.list_locations(uow, warehouse_id)]
+                   uow: Annotated[UnitOfWork, Requires(perms.WAREHOUSE_READ)]) -> Page[LocationRead]:
+    return Page(items=[LocationRead.model_validate(loc) for loc in service.list_locations(uow, warehouse_id)])
 
 
 # ------------------------------------------------------------------ stock
@@ -119,11 +119,11 @@ def read_stock(product_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perms.
     return Page(items=[WarehouseStockRead.model_validate(level) for level in levels], next_cursor=None)
 
 
-@router.get("/stock/locations", response_model=list[LocationStockRead],
+@router.get("/stock/locations", response_model=Page[LocationStockRead],
             summary="Stock of a product per location and lot")
 def read_stock_by_location(product_id: uuid.UUID,
-                           uow: Annotated[UnitOfWork, Requires(perms.STOCK_READ)]) -> list[LocationStockRead]:
-    return [LocationStockRead.model_validate(s) for s in service.stock_by_location(uow, product_id)]
+                           uow: Annotated[UnitOfWork, Requires(perms.STOCK_READ)]) -> Page[LocationStockRead]:
+    return Page(items=[LocationStockRead.model_validate(s) for s in service.stock_by_location(uow, product_id)])
 
 
 @router.get("/stock/as-of", response_model=StockAtRead, summary="On hand per warehouse at the end of a past day")
@@ -169,10 +169,10 @@ def create_scrap(body: ScrapCreate, uow: Annotated[UnitOfWork, Requires(perms.ST
     return StockMoveRead.model_validate(move)
 
 
-@router.get("/stock/check", response_model=list[DiscrepancyRead],
+@router.get("/stock/check", response_model=Page[DiscrepancyRead],
             summary="Recompute balances from the stock ledger and list differences (empty = consistent)")
-def check_stock(uow: Annotated[UnitOfWork, Requires(perms.STOCK_READ)]) -> list[DiscrepancyRead]:
-    return [DiscrepancyRead.model_validate(d) for d in service.check_balances(uow)]
+def check_stock(uow: Annotated[UnitOfWork, Requires(perms.STOCK_READ)]) -> Page[DiscrepancyRead]:
+    return Page(items=[DiscrepancyRead.model_validate(d) for d in service.check_balances(uow)])
 
 
 # ------------------------------------------------------------------ transfers

@@ -143,9 +143,9 @@ def update_account(account_id: uuid.UUID, body: AccountUpdate, request: Request,
     return _account(account)
 
 
-@router.get("/ledger/journals", response_model=list[JournalRead])
-def list_journals(uow: Annotated[UnitOfWork, Requires(perms.ACCOUNT_READ)]) -> list[JournalRead]:
-    return [JournalRead.model_validate(j) for j in chart.list_journals(uow)]
+@router.get("/ledger/journals", response_model=Page[JournalRead])
+def list_journals(uow: Annotated[UnitOfWork, Requires(perms.ACCOUNT_READ)]) -> Page[JournalRead]:
+    return Page(items=[JournalRead.model_validate(j) for j in chart.list_journals(uow)])
 
 
 # --- periods ---------------------------------------------------------------------------------
@@ -157,9 +157,9 @@ def _period(period: Period) -> PeriodRead:
     return read
 
 
-@router.get("/ledger/periods", response_model=list[PeriodRead])
-def list_periods(uow: Annotated[UnitOfWork, Requires(perms.PERIOD_READ)], year: int | None = None) -> list[PeriodRead]:
-    return [_period(p) for p in periods.list_periods(uow, year)]
+@router.get("/ledger/periods", response_model=Page[PeriodRead])
+def list_periods(uow: Annotated[UnitOfWork, Requires(perms.PERIOD_READ)], year: int | None = None) -> Page[PeriodRead]:
+    return Page(items=[_period(p) for p in periods.list_periods(uow, year)])
 
 
 @router.post("/ledger/periods", response_model=PeriodRead, status_code=201,

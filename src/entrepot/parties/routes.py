@@ -109,10 +109,10 @@ def archive_customer(customer_id: uuid.UUID, response: Response,
     return CustomerRead.model_validate(customer)
 
 
-@router.get("/customers/{customer_id}/addresses", response_model=list[AddressRead])
+@router.get("/customers/{customer_id}/addresses", response_model=Page[AddressRead])
 def list_customer_addresses(customer_id: uuid.UUID,
-                            uow: Annotated[UnitOfWork, Requires(perms.CUSTOMER_READ)]) -> list[AddressRead]:
-    return [AddressRead.model_validate(a) for a in service.customer_addresses(uow, customer_id)]
+                            uow: Annotated[UnitOfWork, Requires(perms.CUSTOMER_READ)]) -> Page[AddressRead]:
+    return Page(items=[AddressRead.model_validate(a) for a in service.customer_addresses(uow, customer_id)])
 
 
 @router.post("/customers/{customer_id}/addresses", response_model=AddressRead, status_code=201)
@@ -179,10 +179,10 @@ def archive_supplier(supplier_id: uuid.UUID, response: Response,
     return SupplierRead.model_validate(supplier)
 
 
-@router.get("/suppliers/{supplier_id}/addresses", response_model=list[AddressRead])
+@router.get("/suppliers/{supplier_id}/addresses", response_model=Page[AddressRead])
 def list_supplier_addresses(supplier_id: uuid.UUID,
-                            uow: Annotated[UnitOfWork, Requires(perms.SUPPLIER_READ)]) -> list[AddressRead]:
-    return [AddressRead.model_validate(a) for a in service.supplier_addresses(uow, supplier_id)]
+                            uow: Annotated[UnitOfWork, Requires(perms.SUPPLIER_READ)]) -> Page[AddressRead]:
+    return Page(items=[AddressRead.model_validate(a) for a in service.supplier_addresses(uow, supplier_id)])
 
 
 @router.post("/suppliers/{supplier_id}/addresses", response_model=AddressRead, status_code=201)

@@ -136,10 +136,10 @@ def archive_price_list(price_list_id: uuid.UUID,
     return PriceListRead.model_validate(price_list)
 
 
-@router.get("/price-lists/{price_list_id}/entries", response_model=list[EntryRead])
+@router.get("/price-lists/{price_list_id}/entries", response_model=Page[EntryRead])
 def list_price_list_entries(price_list_id: uuid.UUID,
-                            uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)]) -> list[EntryRead]:
-    return [EntryRead.model_validate(e) for e in service.price_list_entries(uow, price_list_id)]
+                            uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)]) -> Page[EntryRead]:
+    return Page(items=[EntryRead.model_validate(e) for e in service.price_list_entries(uow, price_list_id)])
 
 
 @router.post("/price-lists/{price_list_id}/entries", response_model=list[EntryRead], status_code=201,
@@ -218,9 +218,9 @@ def export_price_lists_csv(uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_
                              headers={"Content-Disposition": 'attachment; filename="price-lists.csv"'})
 
 
-@router.get("/customers/{customer_id}/price-lists", response_model=list[PriceListRead],
+@router.get("/customers/{customer_id}/price-lists", response_model=Page[PriceListRead],
             summary="The price lists and promotions that apply to a customer (on a date, in a channel)")
 def customer_price_lists(customer_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)],
-                         date: dt.date | None = None, channel: str | None = None) -> list[PriceListRead]:
-    return [PriceListRead.model_validate(pl)
-            for pl in service.price_lists_for_customer(uow, customer_id, on=date, channel=channel)]
+                         date: dt.date | None = None, channel: str | None = None) -> Page[PriceListRead]:
+    return Page(items=[PriceListRead.model_validate(pl)
+                       for pl in service.price_lists_for_customer(uow, customer_id, on=date, channel=channel)])

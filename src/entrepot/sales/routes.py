@@ -147,11 +147,12 @@ def run_invoicing(uow: Annotated[Uow, Requires(perms.ORDER_INVOICE)],
     return [InvoiceRead.of(i) for i in invoices]
 
 
-@router.get("/sales-orders/{sales_order_id}/timeline", response_model=list[TimelineEntry],
+@router.get("/sales-orders/{sales_order_id}/timeline", response_model=Page[TimelineEntry],
             summary="Every event on the order and its documents, in order")
-def order_timeline(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_READ)]) -> list[TimelineEntry]:
-    return [TimelineEntry(sequence=e.seq, id=e.id, type=e.type, subject=e.subject, time=e.time, data=e.data)
-            for e in service.order_timeline(uow, sales_order_id)]
+def order_timeline(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_READ)]) -> Page[TimelineEntry]:
+    return Page(items=[TimelineEntry(sequence=e.seq, id=e.id, type=e.type, subject=e.subject, time=e.time,
+                                     data=e.data)
+                       for e in service.order_timeline(uow, sales_order_id)])
 
 
 # ---------------------------------------------------------------- shipments

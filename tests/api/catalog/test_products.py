@@ -138,7 +138,7 @@ def test_unit_conversions(api):
     assert r.status_code == 200, r.text
     assert api.put(f"/products/{pid}/unit-conversions", json={"unit": "crate", "factor": 3}).status_code == 422
     assert api.put(f"/products/{pid}/unit-conversions", json={"unit": "box", "factor": 0}).status_code == 422
-    assert api.get(f"/products/{pid}/unit-conversions").json() == [{"unit": "box", "factor": "12"}]
+    assert api.get(f"/products/{pid}/unit-conversions").json()["items"] == [{"unit": "box", "factor": "12"}]
 
 
 def test_idempotency_key_replays_the_first_response(api):

@@ -16,7 +16,7 @@ def test_creating_a_warehouse_returns_201_with_id_and_its_locations(api):
     assert r.status_code == 201, r.text
     body = r.json()
     assert uuid.UUID(body["id"]) and body["code"] == "MAIN" and body["active"] is True
-    kinds = {loc["kind"] for loc in api.get(f"/warehouses/{body['id']}/locations").json()}
+    kinds = {loc["kind"] for loc in api.get(f"/warehouses/{body['id']}/locations").json()["items"]}
     assert kinds == {"receiving", "stock", "shipping", "in_transit", "scrap"}
     assert api.get(f"/warehouses/{body['id']}").json()["name"] == "Main warehouse"
     assert body["id"] in [w["id"] for w in api.get("/warehouses").json()["items"]]
@@ -79,7 +79,7 @@ def test_stock_of_a_product_never_stocked_is_empty_and_of_an_unknown_one_404(api
             assert r.status_code == 404, (path, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
     # the same views of a known product with no stock are empty, not 404
-    assert api.get(f"/stock/locations?product_id={product}").json() == []
+    assert api.get(f"/stock/locations?product_id={product}").json()["items"] == []
     assert api.get(f"/stock/as-of?product_id={product}&on=2026-01-01").json()["items"] == []
     # and with a warehouse: one of this tenant's that never held it is an empty list, even when
     # the product is stocked elsewhere; another tenant's warehouse, or an unknown one, is 404
@@ -166,7 +166,7 @@ def test_lot_tracked_receipts_trace_and_expired_lots(api):
     trace = api.get(f"/lots/{lot_id}/trace").json()
     # then
     assert trace["lot"]["code"] == "L7" and len(trace["received"]) == 1 and trace["shipped"] == []
-    detail = api.get(f"/stock/locations?product_id={product}").json()
+    detail = api.get(f"/stock/locations?product_id={product}").json()["items"]
     assert detail[0]["lot_code"] == "L7"
 
 
@@ -203,7 +203,7 @@ def test_cycle_count_posts_variances_with_the_counter(api):
     assert float(api.get(f"/stock?product_id={product}").json()["items"][0]["on_hand"]) == 8
     moves = api.get(f"/stock/moves?product_id={product}").json()["items"]
     assert moves[-1]["reason"] == "cycle_count" and "Ana" in moves[-1]["reference"]
-    assert api.get("/stock/check").json() == []
+    assert api.get("/stock/check").json()["items"] == []
 
 
 def test_an_expired_lot_is_refused_and_an_unknown_lot_named(api):
@@ -261,7 +261,8 @@ def test_bins_hold_stock_that_is_allocated_and_shipped_from_them(api):
     adjust(api, wh, product, 1)
     # then the warehouse shows 5 and the detail shows each location
     assert float(api.get(f"/stock?product_id={product}").json()["items"][0]["on_hand"]) == 5
-    detail = {d["location_id"]: float(d["on_hand"]) for d in api.get(f"/stock/locations?product_id={product}").json()}
+    located = api.get(f"/stock/locations?product_id={product}").json()["items"]
+    detail = {d["location_id"]: float(d["on_hand"]) for d in located}
     assert detail[bin_id] == 4
     # a bin of another warehouse is refused
     other = create_warehouse(api)["id"]

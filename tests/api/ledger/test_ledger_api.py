@@ -230,7 +230,7 @@ def test_accounts_chart_roles_and_etag(api):
                      headers={"If-Match": stale}).status_code == 412
     assert api.post("/ledger/accounts", json={"code": "1000", "name": "x", "type": "asset"}).status_code == 409
     assert api.post("/ledger/accounts", json={"code": "8000", "name": "x", "type": "cash"}).status_code == 422
-    journals = [j["code"] for j in api.get("/ledger/journals").json()]
+    journals = [j["code"] for j in api.get("/ledger/journals").json()["items"]]
     assert journals == ["cash", "general", "inventory", "purchases", "sales"]
 
 

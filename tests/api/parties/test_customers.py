@@ -82,7 +82,7 @@ def test_addresses_first_of_a_kind_is_default_and_new_default_replaces_it(api):
     assert first["is_default"] is True
     second = api.post(f"/customers/{cid}/addresses", json={**ADDRESS, "line1": "2 Pier", "is_default": True})
     assert second.status_code == 201
-    listed = {a["line1"]: a["is_default"] for a in api.get(f"/customers/{cid}/addresses").json()}
+    listed = {a["line1"]: a["is_default"] for a in api.get(f"/customers/{cid}/addresses").json()["items"]}
     assert listed == {"1 Dock Road": False, "2 Pier": True}
 
 

@@ -26,7 +26,7 @@ def test_overlapping_tiers_are_refused_and_nothing_is_written(api):
     r = api.post(f"/price-lists/{pl}/entries", json={"entries": [{"product_id": p, "value": "11",
                                                                   "min_quantity": 0, "max_quantity": 10}]})
     assert r.status_code == 201, r.text
-    assert len(api.get(f"/price-lists/{pl}/entries").json()) == 2
+    assert len(api.get(f"/price-lists/{pl}/entries").json()["items"]) == 2
 
 
 def test_price_list_rules(api):
@@ -77,5 +77,5 @@ def test_customer_price_lists(api):
     create_price_list(api, code="MINE", scope="customer", customer_id=c, priority=5)
     create_price_list(api, code="THEIRS", scope="customer", customer_id=other)
     create_price_list(api, code="EUR", currency="EUR")
-    codes = [pl["code"] for pl in api.get(f"/customers/{c}/price-lists").json()]
+    codes = [pl["code"] for pl in api.get(f"/customers/{c}/price-lists").json()["items"]]
     assert codes == ["MINE", "GROUP", "ALL"]

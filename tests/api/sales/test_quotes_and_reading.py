@@ -76,7 +76,7 @@ def test_lists_filter_and_the_timeline_is_in_order(api):
     shipment = act(api, "/shipments", 201, {"sales_order_id": confirmed["id"]})
     act(api, f"/shipments/{shipment['id']}/ship")
     act(api, f"/sales-orders/{confirmed['id']}/invoice", 201)
-    timeline = api.get(f"/sales-orders/{confirmed['id']}/timeline").json()
+    timeline = api.get(f"/sales-orders/{confirmed['id']}/timeline").json()["items"]
     assert [e["type"] for e in timeline] == ["sales_order.created.v1", "sales_order.confirmed.v1",
                                              "shipment.created.v1", "shipment.shipped.v1", "invoice.posted.v1",
                                              "sales_order.closed.v1"]

@@ -111,9 +111,19 @@ def test_tenant_settings_are_shown_and_changed_from_the_cli(fresh_sqlite):
     assert json.loads(reset.stdout) == shown
 
 
-def test_demo_provisions_a_tenant_family_each_with_its_own_rules_and_prints_a_key(fresh_sqlite):
+def test_commands_on_a_database_not_yet_initialised_say_to_run_init(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    for args in (("tenant", "create", "acme", "--name", "Acme"), ("apikey", "create", "--tenant", "acme")):
+        result = run(url, *args, check=False)
+        assert result.returncode == 1
+        assert "entrepot init" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_provisions_a_tenant_family_each_with_its_own_rules_and_prints_a_key(tmp_path):
     import json
 
+    # given a database nobody has initialised: the demo sets it up itself
+    fresh_sqlite = f"sqlite:///{tmp_path / 'demo.db'}"
     # when
     demo = run(fresh_sqlite, "demo", "--port", "8999")
     # then a login is printed, and the dealers run by their own settings
