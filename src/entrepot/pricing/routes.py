@@ -22,7 +22,7 @@ from entrepot.kernel.money import InvalidAmount, to_decimal
 from entrepot.pricing import imports, service
 from entrepot.pricing import permissions as perms
 from entrepot.pricing.engine import PriceResolution
-from entrepot.pricing.models import ContractPrice, PriceList
+from entrepot.pricing.models import ContractPrice, PriceList, PriceListEntry
 from entrepot.pricing.schemas import (
     ContractPriceCreate,
     ContractPriceRead,
@@ -138,8 +138,11 @@ def archive_price_list(price_list_id: uuid.UUID,
 
 @router.get("/price-lists/{price_list_id}/entries", response_model=Page[EntryRead])
 def list_price_list_entries(price_list_id: uuid.UUID,
-                            uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)]) -> Page[EntryRead]:
-    return Page(items=[EntryRead.model_validate(e) for e in service.price_list_entries(uow, price_list_id)])
+                            uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)],
+                            cursor: str | None = None, limit: Limit = 50) -> Page[EntryRead]:
+    rows, next_cursor = paginate(uow, service.price_list_entries_query(uow, price_list_id), PriceListEntry.id,
+                                 cursor=cursor, limit=limit)
+    return Page(items=[EntryRead.model_validate(e) for e in rows], next_cursor=next_cursor)
 
 
 @router.post("/price-lists/{price_list_id}/entries", response_model=list[EntryRead], status_code=201,

@@ -445,11 +445,11 @@ def archive_price_list(uow: UnitOfWork, price_list_id: uuid.UUID) -> PriceList:
                           events.PriceListArchived(price_list_id=str(price_list.id), code=price_list.code))
 
 
-def price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID) -> list[PriceListEntry]:
+def price_list_entries_query(uow: UnitOfWork, price_list_id: uuid.UUID) -> Select[tuple[PriceListEntry]]:
+    """A price list's entries (404 for an unknown list); the caller pages them (a list may hold
+    an entry for every product of the catalogue)."""
     get_price_list(uow, price_list_id)
-    return list(uow.session.scalars(select(PriceListEntry).where(PriceListEntry.price_list_id == price_list_id)
-                                    .order_by(PriceListEntry.product_id, PriceListEntry.category_id,
-                                              PriceListEntry.min_quantity)))
+    return select(PriceListEntry).where(PriceListEntry.price_list_id == price_list_id)
 
 
 def add_price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID, entries: Sequence[Mapping[str, Any]],

@@ -29,6 +29,25 @@ def test_overlapping_tiers_are_refused_and_nothing_is_written(api):
     assert len(api.get(f"/price-lists/{pl}/entries").json()["items"]) == 2
 
 
+def test_a_price_lists_entries_are_read_a_page_at_a_time(api):
+    # given a price list with an entry for each of five products
+    products = [create_product(api)["id"] for _ in range(5)]
+    pl = create_price_list(api, entries=[{"product_id": p, "value": "7"} for p in products])["id"]
+    # when its entries are read two at a time
+    pages, cursor = [], None
+    while True:
+        r = api.get(f"/price-lists/{pl}/entries", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        pages.append([e["product_id"] for e in r.json()["items"]])
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    # then every entry comes once, in three pages
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert sorted(pid for page in pages for pid in page) == sorted(products)
+    assert api.get(f"/price-lists/{pl}/entries", params={"limit": 201}).status_code == 422
+
+
 def test_price_list_rules(api):
     p = create_product(api)["id"]
     cases = {
