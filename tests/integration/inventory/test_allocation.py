@@ -135,6 +135,12 @@ def test_release_frees_stock_and_cancels_the_backorder(tenant):
         uow.commit()
     assert released == 2
     assert levels(tenant, p)[wh].reserved == 0
+    assert [(e["demand_id"], e["product_id"], Decimal(e["released"]))
+            for e in _events(tenant, "stock.released.v1")] == [(str(line.demand_id), str(p), 2)]
+    # the opening stock was an adjustment, announced with what it left on hand
+    [adjusted] = _events(tenant, "stock.adjusted.v1")
+    assert (adjusted["product_id"], adjusted["warehouse_id"], Decimal(adjusted["quantity"]),
+            Decimal(adjusted["on_hand"]), adjusted["reason"]) == (str(p), str(wh), 2, 2, "initial")
     with tenant.uow(readonly=True) as uow:
         assert inventory.backordered_quantity(uow, "sales_order_line", [line.demand_id])[line.demand_id] == 0
     # and later stock does not go to the cancelled line
@@ -214,6 +220,62 @@ def test_fefo_allocates_the_earliest_expiry_and_never_an_expired_lot(tenant):
         soon = next(lot for lot in issued.lots if lot.lot_code == "SOON")
         trace = inventory.trace_lot(uow, soon.lot_id)
     assert [m.reference for m in trace.shipped] == ["SHP-9"]
+
+
+def test_a_lot_reserved_before_it_expired_does_not_ship_after_and_none_is_adjusted_in(tenant):
+    # given 5 units of a lot that expires tomorrow, reserved for a line today
+    p = product(tenant, track_lots=True)
+    wh = warehouse(tenant)
+    tomorrow = clock.today() + timedelta(days=1)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=5, unit_cost="1", reference="PO",
+                                lot_code="SOON", expiry=tomorrow)
+        uow.commit()
+    line = demand(p, 2)
+    with tenant.uow() as uow:
+        inventory.allocate(uow, [line])
+        uow.commit()
+    # when the shipment goes out two days later
+    with clock.frozen_at(clock.now() + timedelta(days=2)):
+        with tenant.uow() as uow, pytest.raises(inventory.ExpiredLot):
+            inventory.issue_reserved(uow, demand_type="sales_order_line", demand_id=line.demand_id,
+                                     quantity=Decimal(2), reference="SHP-1")
+        # and someone adjusts more of that lot into stock
+        with tenant.uow() as uow, pytest.raises(inventory.ExpiredLot):
+            inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=3, reason="found",
+                                   unit_cost="1", lot_code="SOON")
+    # then nothing moved: the units are still on hand and reserved
+    level = levels(tenant, p)[wh]
+    assert (level.on_hand, level.reserved) == (5, 2)
+
+
+def test_a_location_being_counted_takes_no_receipt_scrap_or_adjustment(tenant):
+    # given a warehouse whose stock location is being counted
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 10)
+    with tenant.uow() as uow:
+        count = inventory.start_count(uow, warehouse_id=wh, counter="Ana")
+        uow.commit()
+    # when stock would change there meanwhile, then each is refused
+    refused = {
+        "receipt": lambda uow: inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=2,
+                                                       unit_cost="1", reference="PO"),
+        "scrap": lambda uow: inventory.scrap_stock(uow, warehouse_id=wh, product_id=p, quantity=1,
+                                                   reason="broken"),
+        "adjustment": lambda uow: inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=-1,
+                                                         reason="lost"),
+    }
+    for change in refused.values():
+        with tenant.uow() as uow, pytest.raises(inventory.LocationLocked):
+            change(uow)
+    assert levels(tenant, p)[wh].on_hand == 10
+    # and once the count is cancelled, a receipt goes in
+    with tenant.uow() as uow:
+        inventory.cancel_count(uow, count.id)
+        refused["receipt"](uow)
+        uow.commit()
+    assert levels(tenant, p)[wh].on_hand == 12
 
 
 def test_serials_received_twice_are_refused(tenant):

@@ -967,6 +967,10 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             if r.quantity <= 0:
                 continue  # used up by an earlier item of the same demand line
             take = min(r.quantity, remaining)
+            if r.lot_id is not None and r.expiry_date is not None and r.expiry_date < (on or today):
+                # Reserved before it expired: it may not leave for a customer now (the savepoint
+                # takes back what earlier lines of this call wrote).
+                raise core.ExpiredLot(f"lot {r.lot_code} expired on {r.expiry_date}", lot_id=str(r.lot_id))
             balance = balances.get((product.id, r.location_id, str(r.lot_id) if r.lot_id else ""))
             if balance is None or take > balance.reserved:
                 code = session.get(Location, r.location_id).code

@@ -193,6 +193,13 @@ def _date_any(value: object, field: str) -> date | None:
         raise invalid(field, "an ISO date (YYYY-MM-DD)", "date") from exc
 
 
+def _refuse_while_counted(location: Location) -> None:
+    """A location being counted takes no other stock change: the count sheet's expected quantities
+    would no longer be what is on the shelf."""
+    if location.count_locked:
+        raise LocationLocked(f"{location.code} is being counted; post or cancel the count first")
+
+
 def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, reason: str,
             unit_cost: Decimal | None, lot_code: str | None, lot_id: object | None, expiry: date | None,
             serials: Sequence[str] | None, reference: str, on: date | None, kind: str,
@@ -200,13 +207,17 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
     core.lock_products(uow, [product.id])
     check_open_period(uow, on)
     stock = location or core.location_of(uow, warehouse_id, LocationKind.STOCK)
-    if stock.count_locked and kind != MoveKind.COUNT:
-        raise LocationLocked(f"{stock.code} is being counted; post or cancel the count first")
+    if kind != MoveKind.COUNT:
+        _refuse_while_counted(stock)
     adjustment = core.location_of(uow, None, LocationKind.ADJUSTMENT)
     if lot_id is not None and product.track_lots:
         lot = _lot_by_id(uow, product, lot_id)
     else:
         lot = core.lot_for(uow, product, lot_code, expiry, create=qty > 0)
+    if qty > 0 and kind != MoveKind.COUNT:
+        # As at receipt: expired goods are scrapped, not added to sellable stock. (A count records
+        # what is on the shelf, expired or not.)
+        core.refuse_expired(lot, on)
     watch = reorder_watch(uow, [product.id])
     if qty > 0:
         clean_serials = _check_serials(uow, product, serials, qty)
@@ -325,6 +336,8 @@ def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: De
     source = core.location_of(uow, None, source_kind)
     target = core.location_of(uow, warehouse_id, LocationKind.SCRAP) if scrap else (
         location or core.location_of(uow, warehouse_id, LocationKind.STOCK))
+    if not scrap:
+        _refuse_while_counted(target)
     lot = core.lot_for(uow, product, lot_code, expiry, create=True)
     if not scrap:
         core.refuse_expired(lot, on)  # expired goods go to scrap, never to sellable stock
@@ -368,6 +381,7 @@ def scrap_stock(uow: UnitOfWork, *, warehouse_id: object, product_id: object, qu
 def _scrap(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, reason: str,
            lot_code: str | None, serials: Sequence[str] | None, stock: Location) -> StockMove:
     core.lock_products(uow, [product.id])
+    _refuse_while_counted(stock)
     scrap = core.location_of(uow, warehouse_id, LocationKind.SCRAP)
     lot = core.lot_for(uow, product, lot_code, create=False)
     watch = reorder_watch(uow, [product.id])
@@ -487,8 +501,9 @@ def _receive_transfer(uow: UnitOfWork, transfer: Transfer) -> Transfer:
 
 def start_count(uow: UnitOfWork, *, warehouse_id: object, counter: object,
                 location_id: object | None = None) -> StockCount:
-    """Open a count sheet for the warehouse's stock location, locking it against other counts
-    and adjustments until the count is posted or cancelled. Expected quantities are snapshotted."""
+    """Open a count sheet for the warehouse's stock location, locking it against other counts,
+    adjustments, receipts and scrap until the count is posted or cancelled. Expected quantities
+    are snapshotted."""
     warehouse = core.warehouse_for(uow, warehouse_id)
     if not isinstance(counter, str) or not counter.strip() or len(counter) > 200:
         raise invalid("counter", "who counts: 1-200 characters", "required")
