@@ -15,7 +15,7 @@ from entrepot.api.pagination import Page, paginate
 from entrepot.api.responses import model_json
 from entrepot.billing import permissions as perms
 from entrepot.billing import service
-from entrepot.billing.models import Invoice, Payment, TaxRate
+from entrepot.billing.models import CreditNote, Invoice, Payment, TaxRate
 from entrepot.billing.schemas import (
     CreditNoteCreate,
     CreditNoteRead,
@@ -61,6 +61,20 @@ def create_credit_note(invoice_id: uuid.UUID, body: CreditNoteCreate,
     note = service.issue_credit_note(uow, invoice_id=invoice_id, lines=lines, reason=body.reason)
     uow.commit()
     return model_json(CreditNoteRead.of(note), 201)
+
+
+@router.get("/credit-notes", response_model=Page[CreditNoteRead])
+def list_credit_notes(
+    uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_READ)],
+    customer_id: uuid.UUID | None = None,
+    invoice_id: uuid.UUID | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[CreditNoteRead]:
+    query = service.list_credit_notes(customer_id=customer_id, invoice_id=invoice_id, status=status)
+    rows, next_cursor = paginate(uow, query, CreditNote.id, cursor=cursor, limit=limit)
+    return Page(items=[CreditNoteRead.of(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/credit-notes/{credit_note_id}", response_model=CreditNoteRead)

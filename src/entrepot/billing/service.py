@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import selectinload
 
 from entrepot.billing import events
@@ -392,6 +392,19 @@ def refund_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID, amount: De
                                     customer_id=note.customer_id, amount=amount)
     audit(uow, "credit_note.refund", "credit_note", note.id, after={"refunded": amount, "unapplied": note.unapplied})
     return note
+
+
+def list_credit_notes(*, customer_id: uuid.UUID | None = None, invoice_id: uuid.UUID | None = None,
+                      status: str | None = None) -> Select[tuple[CreditNote]]:
+    """Credit notes, filtered; the caller pages them."""
+    query = select(CreditNote).options(selectinload(CreditNote.lines))
+    if customer_id:
+        query = query.where(CreditNote.customer_id == customer_id)
+    if invoice_id:
+        query = query.where(CreditNote.invoice_id == invoice_id)
+    if status:
+        query = query.where(CreditNote.status == status)
+    return query
 
 
 def get_credit_note(uow: UnitOfWork, credit_note_id: uuid.UUID, *, for_update: bool = False) -> CreditNote:

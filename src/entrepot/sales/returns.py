@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from entrepot.billing import service as billing
@@ -107,6 +107,19 @@ def authorise_return(uow: UnitOfWork, *, sales_order_id: uuid.UUID, lines: Seque
     record_event(uow, events.ReturnAuthorised(return_id=str(rma.id), number=rma.number, sales_order_id=str(order.id)),
                  subject=f"return/{rma.id}")
     return rma
+
+
+def list_returns(*, customer_id: uuid.UUID | None = None, sales_order_id: uuid.UUID | None = None,
+                 status: str | None = None) -> Select[tuple[ReturnAuthorization]]:
+    """Returns, filtered; the caller pages them."""
+    query = select(ReturnAuthorization).options(selectinload(ReturnAuthorization.lines))
+    if customer_id:
+        query = query.where(ReturnAuthorization.customer_id == customer_id)
+    if sales_order_id:
+        query = query.where(ReturnAuthorization.sales_order_id == sales_order_id)
+    if status:
+        query = query.where(ReturnAuthorization.status == status)
+    return query
 
 
 def get_return(uow: UnitOfWork, return_id: uuid.UUID, *, for_update: bool = False) -> ReturnAuthorization:

@@ -16,7 +16,7 @@ from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
 from entrepot.db.uow import UnitOfWork
 from entrepot.sales import permissions as perms
 from entrepot.sales import quotes, returns, service, shipping
-from entrepot.sales.models import Quote, SalesOrder, Shipment, ShippingRate
+from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment, ShippingRate
 from entrepot.sales.schemas import (
     InvoicingRun,
     PickListRead,
@@ -305,6 +305,20 @@ def create_return(body: ReturnCreate, uow: Annotated[Uow, Requires(perms.RETURN_
         lines=[returns.ReturnLineInput(ln.sales_order_line_id, ln.quantity, ln.disposition) for ln in body.lines])
     uow.commit()
     return model_json(ReturnRead.of(rma), 201)
+
+
+@router.get("/returns", response_model=Page[ReturnRead])
+def list_returns(
+    uow: Annotated[Uow, Requires(perms.RETURN_READ)],
+    customer_id: uuid.UUID | None = None,
+    sales_order_id: uuid.UUID | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[ReturnRead]:
+    query = returns.list_returns(customer_id=customer_id, sales_order_id=sales_order_id, status=status)
+    rows, next_cursor = paginate(uow, query, ReturnAuthorization.id, cursor=cursor, limit=limit)
+    return Page(items=[ReturnRead.of(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/returns/{return_id}", response_model=ReturnRead)

@@ -51,6 +51,12 @@ def test_scrapped_return_credits_less_the_restocking_fee(api):
     items = stock["items"] if isinstance(stock, dict) else stock
     assert sum(float(i["on_hand"]) for i in items) == 6
     assert api.post(f"/returns/{rma['id']}/credit").status_code == 409
+    # and both documents are found in their lists, filtered by what they belong to
+    listed = api.get("/returns", params={"sales_order_id": order["id"]}).json()
+    assert ([r["id"] for r in listed["items"]], listed["next_cursor"]) == ([rma["id"]], None)
+    assert api.get("/returns", params={"status": "draft"}).json()["items"] == []
+    credited = api.get("/credit-notes", params={"customer_id": order["customer_id"]}).json()["items"]
+    assert [(n["id"], n["total"]) for n in credited] == [(notes[0]["id"], "20.00")]
 
 
 def test_nothing_shipped_nothing_to_return(api):
