@@ -905,7 +905,8 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
 
 
 def order_timeline(uow: UnitOfWork, order_id: uuid.UUID) -> list[OutboxEvent]:
-    """Every event on the order and its documents (shipments, invoices, payments, returns), in order."""
+    """Every event on the order, its documents (shipments, invoices, payments, returns) and its lines'
+    stock, in order."""
     from entrepot.sales.models import ReturnAuthorization
 
     order = get_sales_order(uow, order_id)
@@ -925,5 +926,19 @@ def order_timeline(uow: UnitOfWork, order_id: uuid.UUID) -> list[OutboxEvent]:
         ReturnAuthorization.sales_order_id == order.id))]
     if order.quote_id:
         subjects.append(f"quote/{order.quote_id}")
-    return list(uow.session.scalars(select(OutboxEvent).where(OutboxEvent.subject.in_(subjects))
-                                    .order_by(OutboxEvent.seq)))
+    events = list(uow.session.scalars(select(OutboxEvent).where(OutboxEvent.subject.in_(subjects))
+                                      .order_by(OutboxEvent.seq)))
+    # The stock side of the order's lines (reserved, backorder filled, released, issued) is told under
+    # each product's subject: take the lines' own, from the order's first event on.
+    lines = {str(ln.id) for ln in order.lines}
+    first = next((e.seq for e in events if e.subject == subjects[0]), None)
+    if lines and first is not None:
+        stock = uow.session.scalars(select(OutboxEvent).where(
+            OutboxEvent.subject.in_({f"stock/{ln.product_id}" for ln in order.lines}),
+            OutboxEvent.type.in_(_LINE_STOCK_EVENTS), OutboxEvent.seq >= first))
+        events += [e for e in stock if (e.data or {}).get("demand_id") in lines]
+        events.sort(key=lambda e: e.seq)
+    return events
+
+
+_LINE_STOCK_EVENTS = ("stock.reserved.v1", "stock.backorder_allocated.v1", "stock.released.v1", "stock.issued.v1")

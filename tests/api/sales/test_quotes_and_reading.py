@@ -76,10 +76,14 @@ def test_lists_filter_and_the_timeline_is_in_order(api):
     shipment = act(api, "/shipments", 201, {"sales_order_id": confirmed["id"]})
     act(api, f"/shipments/{shipment['id']}/ship")
     act(api, f"/sales-orders/{confirmed['id']}/invoice", 201)
+    act(api, f"/sales-orders/{create_order(api, desk, 1)['id']}/confirm")  # the same product, another order
     timeline = api.get(f"/sales-orders/{confirmed['id']}/timeline").json()["items"]
-    assert [e["type"] for e in timeline] == ["sales_order.created.v1", "sales_order.confirmed.v1",
-                                             "shipment.created.v1", "shipment.shipped.v1", "invoice.posted.v1",
-                                             "sales_order.closed.v1"]
+    # the order's documents and its line's stock, not the other orders'
+    assert [e["type"] for e in timeline] == ["sales_order.created.v1", "stock.reserved.v1",
+                                             "sales_order.confirmed.v1", "shipment.created.v1", "stock.issued.v1",
+                                             "shipment.shipped.v1", "invoice.posted.v1", "sales_order.closed.v1"]
+    assert {e["data"]["demand_id"] for e in timeline if e["type"].startswith("stock.")} == \
+        {confirmed["lines"][0]["id"]}
     assert [e["sequence"] for e in timeline] == sorted(e["sequence"] for e in timeline)
 
 
