@@ -87,3 +87,6 @@ def test_lists_never_show_another_tenants_records(api, other_api):
         assert response.status_code < 500, f"GET {path}: {response.status_code}"
         leaked = [i for i in foreign_ids if i in response.text]
         assert not leaked, f"GET {path} shows another tenant's records {leaked}"
+        # and what a list answers is the envelope, whatever its route declares
+        if response.headers.get("content-type", "").startswith("application/json"):
+            assert not isinstance(response.json(), list), f"GET {path} answers a bare JSON array"

@@ -139,7 +139,7 @@ def _health_router() -> APIRouter:
             with get_engine().connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:
-            # An error like any other (problem+json), keeping the fields a monitor reads.
+            # An error like any other (problem+json: `status` is the HTTP status), with `database: down`.
             return JSONResponse({"type": "https://entrepot.dev/problems/unavailable", "title": "Service unavailable",
                                  "status": 503, "detail": "the database does not answer", "code": "unavailable",
                                  "database": "down"},

@@ -23,9 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from entrepot.catalog.csvio import ImportReport, count_data_rows
+from entrepot.cli.friendly import friendly
 from entrepot.db.uow import UnitOfWork, platform_uow, tenant_uow
 from entrepot.identity.services import tenants
-from entrepot.kernel.errors import DomainError, NotFound
+from entrepot.kernel.errors import NotFound
 
 err = Console(stderr=True)
 out = Console()
@@ -98,11 +99,7 @@ def _make_import(kind: str) -> Callable[..., None]:
                                                                  "only tenant)"),
         dry_run: bool = typer.Option(False, "--dry-run", help="Check every row, write nothing"),
     ) -> None:
-        try:
-            report = run_import(kind, file, tenant, dry_run)
-        except DomainError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}")
-            raise typer.Exit(1) from exc
+        report = run_import(kind, file, tenant, dry_run)
         _print_report(report, dry_run)
         if not report.ok:
             raise typer.Exit(1)
@@ -116,16 +113,12 @@ def _make_export(kind: str) -> Callable[..., None]:
         file: str = typer.Argument(..., help="CSV file to write ('-' for stdout)"),
         tenant: str | None = typer.Option(None, "--tenant", help="Tenant slug"),
     ) -> None:
-        try:
-            with tenant_uow(_tenant_id(tenant), readonly=True) as uow:
-                if file == "-":
-                    count = _exporters()[kind](uow, sys.stdout)
-                else:
-                    with open(file, "w", newline="", encoding="utf-8") as fh:
-                        count = _exporters()[kind](uow, fh)
-        except DomainError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}")
-            raise typer.Exit(1) from exc
+        with tenant_uow(_tenant_id(tenant), readonly=True) as uow:
+            if file == "-":
+                count = _exporters()[kind](uow, sys.stdout)
+            else:
+                with open(file, "w", newline="", encoding="utf-8") as fh:
+                    count = _exporters()[kind](uow, fh)
         err.print(f"exported {count} {kind}")
 
     command.__doc__ = f"Export {kind} to CSV (the columns the import reads)."
@@ -139,7 +132,7 @@ def register(app: Any) -> None:
     import_app = typer.Typer(help="Import master data from CSV.", no_args_is_help=True)
     export_app = typer.Typer(help="Export master data to CSV.", no_args_is_help=True)
     for kind in KINDS:
-        import_app.command(kind)(_make_import(kind))
-        export_app.command(kind)(_make_export(kind))
+        import_app.command(kind)(friendly(_make_import(kind)))
+        export_app.command(kind)(friendly(_make_export(kind)))
     app.add_typer(import_app, name="import")
     app.add_typer(export_app, name="export")

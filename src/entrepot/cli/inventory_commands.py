@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from entrepot.cli.friendly import friendly
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.services import tenants
 from entrepot.inventory import service as inventory
@@ -16,6 +17,7 @@ inventory_app = typer.Typer(help="Inventory: warehouses, stock ledger, valuation
 
 
 @inventory_app.command("check")
+@friendly
 def check(tenant: str | None = typer.Option(None, "--tenant", help="Tenant slug (default: every tenant)")) -> None:
     """Recompute every stock balance from the ledger of moves; exit 1 when any differs."""
     with platform_uow(readonly=True) as platform:
@@ -42,6 +44,7 @@ def check(tenant: str | None = typer.Option(None, "--tenant", help="Tenant slug 
 
 
 @inventory_app.command("expiring-lots")
+@friendly
 def expiring_lots(tenant: str = typer.Option(..., "--tenant"),
                   days: int = typer.Option(30, "--days", help="Warning window in days")) -> None:
     """Emit lot.expiring.v1 for lots with stock that expire within the window."""

@@ -33,7 +33,8 @@ def _day(text: str, field: str = "date") -> date:
 
 
 def register(app: typer.Typer) -> None:
-    from entrepot.cli.main import _tenant_id, err, friendly, out
+    from entrepot.cli.friendly import friendly
+    from entrepot.cli.main import _tenant_id, err, out
 
     @ledger_app.command("trial-balance")
     @friendly

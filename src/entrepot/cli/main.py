@@ -3,21 +3,18 @@ service, prints. Domain errors become a red message and exit code 1."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
+from entrepot.cli.friendly import friendly
 from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.services import api_keys, audit, tenant_settings, tenants, users
-from entrepot.kernel.errors import DomainError
 from entrepot.kernel.process import settle_after_startup
 
 app = typer.Typer(help="Entrepot: ERP for distribution businesses.", no_args_is_help=True)
@@ -38,34 +35,6 @@ out = Console()
 def _settle() -> None:
     """Entrepot: ERP for distribution businesses."""
     settle_after_startup()
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _schema_missing(exc: DBAPIError) -> bool:
-    return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
-
-
-def friendly(fn: F) -> F:
-    """Domain errors → a clear message on stderr and exit 1 (no traceback); so is a database
-    that `entrepot init` has not set up yet."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except DomainError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}")
-            extra = exc.problem_extra().get("errors")
-            for e in extra or []:
-                err.print(f"  {e['field']}: {e['message']}")
-            raise typer.Exit(1) from exc
-        except DBAPIError as exc:
-            if not _schema_missing(exc):
-                raise
-            err.print("[red]error:[/red] the database has no Entrepot tables yet: run `entrepot init` first")
-            raise typer.Exit(1) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _tenant_id(slug: str) -> Any:

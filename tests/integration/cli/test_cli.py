@@ -57,6 +57,8 @@ def test_errors_are_clear_and_exit_non_zero(fresh_sqlite):
     assert "already exists" in dup.stderr
     bad = run(fresh_sqlite, "tenant", "create", "Not A Slug", "--name", "x", check=False)
     assert bad.returncode == 1 and "slug" in bad.stderr
+    unknown = run(fresh_sqlite, "inventory", "check", "--tenant", "nobody", check=False)
+    assert unknown.returncode == 1 and "nobody" in unknown.stderr and "Traceback" not in unknown.stderr
     missing = run(fresh_sqlite, "apikey", "create", "--tenant", "nobody", check=False)
     assert missing.returncode == 1 and "not found" in missing.stderr
     role = run(fresh_sqlite, "apikey", "create", "--tenant", "acme", "--role", "wizard", check=False)
@@ -113,7 +115,8 @@ def test_tenant_settings_are_shown_and_changed_from_the_cli(fresh_sqlite):
 
 def test_commands_on_a_database_not_yet_initialised_say_to_run_init(tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    for args in (("tenant", "create", "acme", "--name", "Acme"), ("apikey", "create", "--tenant", "acme")):
+    for args in (("tenant", "create", "acme", "--name", "Acme"), ("apikey", "create", "--tenant", "acme"),
+                 ("inventory", "check"), ("export", "products", "-")):
         result = run(url, *args, check=False)
         assert result.returncode == 1
         assert "entrepot init" in result.stderr and "Traceback" not in result.stderr

@@ -11,7 +11,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from entrepot.identity.services.tenant_settings import update_tenant_settings
 from entrepot.inventory import service as inventory
@@ -119,3 +119,21 @@ def test_a_settings_change_committed_mid_transaction_waits_for_the_next_action(p
     # and the next action runs by the new ones
     stock(tenant, wh, q, -1)
     assert levels(tenant, q)[wh].on_hand == Decimal(-1)
+
+
+def test_after_a_savepoint_rolls_back_the_next_stock_change_takes_its_locks_again(pg_url):
+    # given a transaction whose first stock change ran in a savepoint of the caller's that rolled back
+    # (PostgreSQL released the locks taken inside it)
+    tenant = make_tenant(pg_url)
+    p, wh = product(tenant), warehouse(tenant)
+    held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted")
+    with tenant.uow() as uow:
+        savepoint = uow.session.begin_nested()
+        inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=5, reason="initial", unit_cost="1.00")
+        assert uow.session.scalar(held) == 2  # the tenant's valuation lock and the product's
+        savepoint.rollback()
+        assert uow.session.scalar(held) == 0
+        # when the same product's stock changes again
+        inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=5, reason="initial", unit_cost="1.00")
+        # then its locks are held again (else a valuation-method change could slip in before commit)
+        assert uow.session.scalar(held) == 2

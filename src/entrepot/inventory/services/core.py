@@ -272,14 +272,19 @@ def lock_products(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> None:
 
 
 @event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_locks(session: Session) -> None:
-    """Transaction-scoped locks end with the transaction; so does our note of them.
+def _forget_locks_at_commit(session: Session) -> None:
+    """Transaction-scoped locks end with the transaction; so does our note of them. SQLAlchemy
+    fires this for a savepoint's release too, which keeps the locks (they belong to the
+    transaction): the note stays."""
+    if not session.in_nested_transaction():
+        session.info.pop("inventory_product_locks", None)
 
-    SQLAlchemy fires these for a savepoint too: its release keeps the locks (they belong to the
-    transaction), and `_in_savepoint` restores the note after its rollback."""
-    if session.in_nested_transaction():
-        return
+
+@event.listens_for(Session, "after_rollback")
+def _forget_locks_at_rollback(session: Session) -> None:
+    """A rollback, of the transaction or of a savepoint, may have released locks the note lists:
+    the note goes (`_in_savepoint` puts back what was held before its own savepoint). Taking a
+    lock again is harmless; skipping one still needed is not."""
     session.info.pop("inventory_product_locks", None)
 
 
