@@ -929,14 +929,13 @@ def order_timeline(uow: UnitOfWork, order_id: uuid.UUID) -> list[OutboxEvent]:
     events = list(uow.session.scalars(select(OutboxEvent).where(OutboxEvent.subject.in_(subjects))
                                       .order_by(OutboxEvent.seq)))
     # The stock side of the order's lines (reserved, backorder filled, released, issued) is told under
-    # each product's subject: take the lines' own, from the order's first event on.
-    lines = {str(ln.id) for ln in order.lines}
+    # each product's subject: the database picks the lines' own, from the order's first event on.
     first = next((e.seq for e in events if e.subject == subjects[0]), None)
-    if lines and first is not None:
-        stock = uow.session.scalars(select(OutboxEvent).where(
+    if order.lines and first is not None:
+        events += uow.session.scalars(select(OutboxEvent).where(
             OutboxEvent.subject.in_({f"stock/{ln.product_id}" for ln in order.lines}),
-            OutboxEvent.type.in_(_LINE_STOCK_EVENTS), OutboxEvent.seq >= first))
-        events += [e for e in stock if (e.data or {}).get("demand_id") in lines]
+            OutboxEvent.type.in_(_LINE_STOCK_EVENTS), OutboxEvent.seq >= first,
+            OutboxEvent.data["demand_id"].as_string().in_([str(ln.id) for ln in order.lines])))
         events.sort(key=lambda e: e.seq)
     return events
 
