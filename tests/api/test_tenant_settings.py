@@ -17,6 +17,7 @@ from tests.factories.sales import act, create_order, order_desk
 
 DEFAULTS = {
     "allocation_policy": "priority", "allow_negative_stock": False, "reallocate_on_release": False,
+    "lot_expiry_warning_days": 30,
     "minimum_margin": "0", "prices_include_tax": False, "tax_rounding": "line", "invoice_grouping": "order",
     "valuation_method": "moving_average", "rate_limit_per_minute": None,
 }
@@ -63,6 +64,9 @@ def test_null_resets_a_setting_and_an_unchanged_value_records_nothing(api):
     ({"minimum_margin": "15%"}, "minimum_margin"),
     ({"invoice_grouping": "week"}, "invoice_grouping"),
     ({"prices_include_tax": 1}, "prices_include_tax"),
+    ({"lot_expiry_warning_days": -1}, "lot_expiry_warning_days"),
+    ({"lot_expiry_warning_days": "30"}, "lot_expiry_warning_days"),
+    ({"lot_expiry_warning_days": 4000}, "lot_expiry_warning_days"),
 ])
 def test_a_bad_value_is_422_naming_the_setting_and_nothing_changes(api, body, field):
     r = api.patch("/tenant/settings", json={"tax_rounding": "document", **body})

@@ -46,15 +46,21 @@ def check(tenant: str | None = typer.Option(None, "--tenant", help="Tenant slug 
 @inventory_app.command("expiring-lots")
 @friendly
 def expiring_lots(tenant: str = typer.Option(..., "--tenant"),
-                  days: int = typer.Option(30, "--days", help="Warning window in days")) -> None:
-    """Emit lot.expiring.v1 for lots with stock that expire within the window."""
+                  days: int | None = typer.Option(
+                      None, "--days", min=0, help="Warning window in days (default: the tenant's "
+                      "lot_expiry_warning_days setting)")) -> None:
+    """List lots with stock that expire within the window; emit lot.expiring.v1 for those not announced yet
+    (the worker does the same every hour)."""
     with platform_uow(readonly=True) as platform:
         tenant_id = tenants.get_tenant_by_slug(platform, tenant).id
     with tenant_uow(tenant_id) as uow:
         lots = inventory.report_expiring_lots(uow, days)
         uow.commit()
-    for lot in lots:
-        out.print(f"{lot.code} expires {lot.expiry_date}")
+    for x in lots:
+        note = "announced now" if x.announced else "announced before"
+        out.print(f"{x.lot.code} expires {x.lot.expiry_date}, {x.on_hand} on hand ({note})")
+    if not lots:
+        out.print("no lot with stock expires within the window")
 
 
 def register(app: typer.Typer) -> None:

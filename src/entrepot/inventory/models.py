@@ -93,6 +93,9 @@ class Lot(TenantOwned, HasId, Timestamps, Base):
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog_products.id"))
     code: Mapped[str] = mapped_column(String(64))
     expiry_date: Mapped[date | None]
+    # The expiry date lot.expiring.v1 was last emitted for: each lot is announced once, and again
+    # only if its expiry date is corrected.
+    expiry_warned_for: Mapped[date | None]
 
 
 class SerialNumber(TenantOwned, HasId, Timestamps, Base):

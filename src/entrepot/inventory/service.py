@@ -34,12 +34,14 @@ from entrepot.inventory.services.core import (
 )
 from entrepot.inventory.services.reports import (
     Discrepancy,
+    ExpiringLot,
     LocationStock,
     LotTrace,
     Suggestion,
     Valuation,
     ValuationLine,
     WarehouseStock,
+    announce_expiring_lots_everywhere,
     check_balances,
     get_lot,
     move_query,
@@ -75,9 +77,11 @@ from entrepot.inventory.services.warehouses import (
 )
 
 __all__ = [
-    "AllocationResult", "Demand", "Discrepancy", "ExpiredLot", "InsufficientStock", "IssueResult", "LocationLocked",
+    "AllocationResult", "Demand", "Discrepancy", "ExpiredLot", "ExpiringLot", "InsufficientStock", "IssueResult",
+    "LocationLocked",
     "LocationStock", "LotIssue", "LotTrace", "NotReserved", "ReservationInfo", "SerialInStock", "Suggestion",
-    "Valuation", "ValuationLine", "WarehouseStock", "adjust_stock", "allocate", "backordered_quantity",
+    "Valuation", "ValuationLine", "WarehouseStock", "adjust_stock", "allocate",
+    "announce_expiring_lots_everywhere", "backordered_quantity",
     "cancel_count", "check_balances", "create_location", "create_transfer", "create_warehouse",
     "ensure_virtual_locations",
     "fill_backorders", "get_count", "get_lot", "get_transfer", "get_warehouse", "issue_reserved", "issue_reserved_many",

@@ -17,6 +17,7 @@ from croniter import croniter
 from entrepot.db.uow import platform_uow
 from entrepot.integration.models import ScheduledJobState
 from entrepot.integration.sla import check_sla
+from entrepot.inventory.service import announce_expiring_lots_everywhere
 from entrepot.kernel import clock
 from entrepot.sales.quotes import expire_all_quotes
 from entrepot.worker import leases
@@ -41,6 +42,8 @@ def _sla_check() -> None:
 JOBS: list[Job] = [
     Job("integration.sla_check", "* * * * *", _sla_check),
     Job("sales.expire_quotes", "5 * * * *", expire_all_quotes),  # hourly; validity is by date
+    # hourly, so a lot received inside its warning window is announced the same hour; once per lot
+    Job("inventory.announce_expiring_lots", "20 * * * *", announce_expiring_lots_everywhere),
 ]
 
 

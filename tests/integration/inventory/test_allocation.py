@@ -14,6 +14,7 @@ from entrepot.identity.models import Tenant
 from entrepot.integration.models import OutboxEvent
 from entrepot.inventory import service as inventory
 from entrepot.kernel import clock
+from entrepot.kernel.errors import ValidationFailed
 from tests.integration.inventory.helpers import demand, levels, product, stock, warehouse
 
 
@@ -392,7 +393,7 @@ def test_released_stock_goes_to_backorders_when_the_tenant_asks(tenant):
         assert inventory.reserved_quantity(uow, "sales_order_line", [waiting.demand_id])[waiting.demand_id] == 2
 
 
-def test_lots_about_to_expire_are_announced(tenant):
+def test_lots_about_to_expire_are_announced_once_each(tenant):
     p = product(tenant, track_lots=True)
     wh = warehouse(tenant)
     today = clock.today()
@@ -402,12 +403,45 @@ def test_lots_about_to_expire_are_announced(tenant):
         inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=2, unit_cost="1", reference="PO",
                                 lot_code="LATER", expiry=today + timedelta(days=200))
         uow.commit()
+    # when the check runs with the default window (30 days)
     with tenant.uow() as uow:
-        lots = inventory.report_expiring_lots(uow, 30)
+        lots = inventory.report_expiring_lots(uow)
         uow.commit()
-    assert [lot.code for lot in lots] == ["SOON"]
+    # then the lot inside the window is listed and announced
+    assert [(x.lot.code, x.on_hand, x.announced) for x in lots] == [("SOON", 2, True)]
     [event] = _events(tenant, "lot.expiring.v1")
-    assert event["code"] == "SOON"
+    assert event["code"] == "SOON" and Decimal(event["on_hand"]) == 2
+    assert event["expiry_date"] == (today + timedelta(days=5)).isoformat()
+    # when it runs again (the worker's hourly job): listed, not announced twice
+    with tenant.uow() as uow:
+        again = inventory.report_expiring_lots(uow)
+        uow.commit()
+    assert [(x.lot.code, x.announced) for x in again] == [("SOON", False)]
+    assert len(_events(tenant, "lot.expiring.v1")) == 1
+    # when the tenant widens its window, the later lot comes into it and is announced in its turn
+    _set(tenant, lot_expiry_warning_days=365)
+    with tenant.uow() as uow:
+        wider = inventory.report_expiring_lots(uow)
+        uow.commit()
+    assert [(x.lot.code, x.announced) for x in wider] == [("SOON", False), ("LATER", True)]
+    assert [e["code"] for e in _events(tenant, "lot.expiring.v1")] == ["SOON", "LATER"]
+
+
+def test_a_lot_with_no_stock_left_is_not_announced_and_a_bad_window_is_refused(tenant):
+    p = product(tenant, track_lots=True)
+    wh = warehouse(tenant)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=1, unit_cost="1", reference="PO",
+                                lot_code="GONE", expiry=clock.today() + timedelta(days=3))
+        uow.commit()
+    with tenant.uow() as uow:
+        inventory.scrap_stock(uow, warehouse_id=wh, product_id=p, quantity=1, reason="damaged", lot_code="GONE")
+        uow.commit()
+    with tenant.uow() as uow:
+        assert inventory.report_expiring_lots(uow) == []
+        with pytest.raises(ValidationFailed):
+            inventory.report_expiring_lots(uow, -1)
+    assert _events(tenant, "lot.expiring.v1") == []
 
 
 def test_nearest_policy_prefers_a_warehouse_in_the_ship_to_country(tenant):

@@ -78,6 +78,15 @@ def _per_minute(value: Any, field: str) -> int:
     return value
 
 
+_MAX_WARNING_DAYS = 3_650
+
+
+def _days(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_WARNING_DAYS:
+        raise invalid(field, f"a whole number of days, 0 to {_MAX_WARNING_DAYS:,}", "range")
+    return value
+
+
 # Name -> default, check, what it governs. `None` as a default: the server's own setting applies.
 SETTINGS: dict[str, Setting] = {
     "allocation_policy": Setting(
@@ -88,6 +97,9 @@ SETTINGS: dict[str, Setting] = {
         False, _flag, "Whether stock may leave a location that does not hold it (on hand goes below zero)."),
     "reallocate_on_release": Setting(
         False, _flag, "Whether stock freed by a released reservation goes to open backorders at once."),
+    "lot_expiry_warning_days": Setting(
+        30, _days, "How many days before a lot expires lot.expiring.v1 announces it (once per lot, checked "
+        "hourly by the worker)."),
     "minimum_margin": Setting(
         "0", _margin, "The lowest price allowed without pricing.override, as a fraction over standard cost "
         "(\"0.10\": cost plus 10 %)."),

@@ -9,12 +9,14 @@ from datetime import date, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from entrepot.catalog import service as catalog
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
+from entrepot.identity.services.tenant_settings import SETTINGS
 from entrepot.integration.outbox import record_event
 from entrepot.inventory.events import LotExpiring
 from entrepot.inventory.models import (
@@ -227,24 +229,64 @@ def trace_lot(uow: UnitOfWork, lot_id: object) -> LotTrace:
     return LotTrace(lot, received, shipped, balances)
 
 
-def report_expiring_lots(uow: UnitOfWork, within_days: int = 30) -> list[Lot]:
-    """Lots with stock that expire within the window: emit lot.expiring.v1 for each (scheduler)."""
+@dataclass
+class ExpiringLot:
+    lot: Lot
+    on_hand: Decimal
+    announced: bool  # lot.expiring.v1 emitted by this call (False: it was announced before)
+
+
+def report_expiring_lots(uow: UnitOfWork, within_days: int | None = None) -> list[ExpiringLot]:
+    """Lots with stock in the tenant's warehouses that expire within the window (the tenant's
+    `lot_expiry_warning_days` unless given), soonest first. lot.expiring.v1 is emitted once per lot:
+    a lot already announced for its expiry date is listed but not announced again, so the hourly
+    job and the command can run as often as they like."""
+    if within_days is None:
+        within_days = int(core.tenant_settings(uow).get(
+            "lot_expiry_warning_days", SETTINGS["lot_expiry_warning_days"].default))
+    if isinstance(within_days, bool) or not isinstance(within_days, int) or within_days < 0:
+        raise invalid("within_days", "a whole number of days, 0 or more", "range")
     horizon = clock.today() + timedelta(days=within_days)
     rows = uow.session.execute(
         select(Lot, func.sum(StockBalance.on_hand))
         .join(StockBalance, StockBalance.lot_id == Lot.id)
         .where(Lot.expiry_date.is_not(None), Lot.expiry_date <= horizon,
                StockBalance.location_kind.in_([k.value for k in INTERNAL_KINDS]))
-        .group_by(Lot.id).order_by(Lot.expiry_date)).all()
+        .group_by(Lot.id).order_by(Lot.expiry_date, Lot.code)).all()
     out = []
     for lot, on_hand in rows:
         if not on_hand or on_hand <= 0:
             continue
-        record_event(uow, LotExpiring(lot_id=str(lot.id), product_id=str(lot.product_id), code=lot.code,
-                                      expiry_date=lot.expiry_date.isoformat(), on_hand=str(on_hand)),
-                     subject=f"lot/{lot.id}")
-        out.append(lot)
+        # Marked by a conditional update, so that of two runs at once only one announces the lot (on
+        # PostgreSQL the second waits for the first's commit, then finds the mark set).
+        announce = lot.expiry_warned_for != lot.expiry_date and uow.session.execute(
+            update(Lot).where(Lot.id == lot.id, or_(Lot.expiry_warned_for.is_(None),
+                                                    Lot.expiry_warned_for != lot.expiry_date))
+            .values(expiry_warned_for=lot.expiry_date).execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if announce:
+            record_event(uow, LotExpiring(lot_id=str(lot.id), product_id=str(lot.product_id), code=lot.code,
+                                          expiry_date=lot.expiry_date.isoformat(), on_hand=str(on_hand)),
+                         subject=f"lot/{lot.id}")
+            set_committed_value(lot, "expiry_warned_for", lot.expiry_date)
+        out.append(ExpiringLot(lot, on_hand, announce))
     return out
+
+
+def announce_expiring_lots_everywhere() -> int:
+    """Scheduler entry point (no arguments, own units of work): announce expiring lots in every active
+    tenant. Returns how many lots were announced."""
+    from entrepot.db.uow import platform_uow, tenant_uow
+    from entrepot.identity.models import Tenant
+
+    with platform_uow(readonly=True) as platform:
+        tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
+    announced = 0
+    for tenant_id in tenant_ids:
+        with tenant_uow(tenant_id) as uow:
+            announced += sum(1 for x in report_expiring_lots(uow) if x.announced)
+            uow.commit()
+    return announced
 
 
 # ------------------------------------------------------------------ the ledger check
