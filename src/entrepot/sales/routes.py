@@ -139,10 +139,12 @@ def invoice_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(
 
 
 @router.post("/invoicing-runs", response_model=list[InvoiceRead], status_code=201,
-             summary="Invoice everything shipped and not yet invoiced (per order, or per customer when grouped)")
+             summary="Invoice everything shipped (up to a day) and not yet invoiced (per order, or per customer "
+                     "when grouped)")
 def run_invoicing(uow: Annotated[Uow, Requires(perms.ORDER_INVOICE)],
                   body: Annotated[InvoicingRun | None, Body()] = None) -> list[InvoiceRead]:
-    invoices = service.run_invoicing(uow, customer_id=body.customer_id if body else None)
+    body = body or InvoicingRun()
+    invoices = service.run_invoicing(uow, customer_id=body.customer_id, through=body.through, on=body.on)
     uow.commit()
     return [InvoiceRead.of(i) for i in invoices]
 

@@ -410,6 +410,9 @@ class ShippingRateRead(BaseModel):
 class InvoicingRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
     customer_id: uuid.UUID | None = Field(default=None, description="Only this customer; all when left out")
+    through: date | None = Field(default=None, description="A period's last day: only what shipped on or before "
+                                 "it (UTC) is invoiced; everything shipped when left out")
+    on: date | None = Field(default=None, description="The invoices' date (default today)")
 
 
 class ReturnReceiptLineIn(BaseModel):

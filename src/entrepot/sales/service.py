@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -825,19 +825,40 @@ def invoice_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, on: date | None
     """Invoice what is shipped and not yet invoiced, as one posted invoice (409 when nothing is)."""
     order = _locked_order(uow, order_id)
     lines = _uninvoiced_lines(order)
+    if not lines:
+        raise billing.NothingToInvoice(f"order {order.number} has no shipped quantity left to invoice")
     invoice = billing.post_invoice(
         uow, customer_id=order.customer_id, currency=order.currency, sales_order_id=order.id,
         ship_to_country=order.ship_to_country, ship_to_region=order.ship_to_region, on=on, lines=lines,
     )
-    _mark_invoiced(uow, order, invoice_total=invoice.total)
+    _mark_invoiced(uow, order, lines, invoice_total=invoice.total)
     return invoice
 
 
-def _uninvoiced_lines(order: SalesOrder) -> list[billing.InvoiceLineInput]:
-    todo = [(ln, ln.quantity_shipped - ln.quantity_invoiced) for ln in order.lines
-            if ln.quantity_shipped > ln.quantity_invoiced]
+def _shipped_through(uow: UnitOfWork, order_ids: Sequence[uuid.UUID], through: date
+                     ) -> dict[uuid.UUID, Decimal]:
+    """Per order line, the quantity on the orders' shipments shipped on or before `through` (UTC days)."""
+    end = datetime.combine(through + timedelta(days=1), time(0), tzinfo=UTC)
+    rows = uow.session.execute(
+        select(ShipmentLine.sales_order_line_id, func.sum(ShipmentLine.quantity))
+        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .where(Shipment.sales_order_id.in_(list(order_ids)), Shipment.shipped_at.is_not(None),
+               Shipment.shipped_at < end)
+        .group_by(ShipmentLine.sales_order_line_id))
+    return {line_id: quantity for line_id, quantity in rows}
+
+
+def _uninvoiced_lines(order: SalesOrder, shipped: dict[uuid.UUID, Decimal] | None = None
+                      ) -> list[billing.InvoiceLineInput]:
+    """What the order has shipped and not invoiced (up to `shipped`, the quantities shipped by a period's
+    end, when given: invoicing is cumulative, so a line's first shipments are the first invoiced)."""
+    todo = []
+    for ln in order.lines:
+        shipped_by = ln.quantity_shipped if shipped is None else min(shipped.get(ln.id, ZERO), ln.quantity_shipped)
+        if shipped_by > ln.quantity_invoiced:
+            todo.append((ln, shipped_by - ln.quantity_invoiced))
     if not todo:
-        raise billing.NothingToInvoice(f"order {order.number} has no shipped quantity left to invoice")
+        return []
     lines = [billing.InvoiceLineInput(product_id=ln.product_id, quantity=q, unit_price=ln.unit_price,
                                       description=f"{ln.sku} {ln.description}"[:300], tax_class=ln.tax_class,
                                       source_line_id=ln.id) for ln, q in todo]
@@ -849,11 +870,14 @@ def _uninvoiced_lines(order: SalesOrder) -> list[billing.InvoiceLineInput]:
     return lines
 
 
-def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, *, invoice_total: Decimal) -> None:
-    """On the step's copy of the order (see _locked_order), saved here."""
+def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, lines: Sequence[billing.InvoiceLineInput], *,
+                   invoice_total: Decimal) -> None:
+    """On the step's copy of the order (see _locked_order), saved here: `lines` are what was invoiced of it."""
+    invoiced = {ln.source_line_id: ln.quantity for ln in lines if ln.source_line_id is not None}
     for ln in order.lines:
-        ln.quantity_invoiced = ln.quantity_shipped
-    order.shipping_invoiced = order.shipping_invoiced or bool(order.shipping_charge)
+        ln.quantity_invoiced += invoiced.get(ln.id, ZERO)
+    if any(ln.source_line_id is None and ln.tax_class == SHIPPING_TAX_CLASS for ln in lines):
+        order.shipping_invoiced = True
     order.invoiced_total += invoice_total
     # a closed-short order is fully invoiced once everything it shipped is
     wanted = (lambda ln: ln.quantity_shipped) if order.status == OrderStatus.closed else (lambda ln: ln.quantity)
@@ -863,42 +887,96 @@ def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, *, invoice_total: Decimal
     save(uow, [*order.lines, order])
 
 
+INVOICE_PERIODS = ("none", "week", "month")
+
+
 def invoice_grouping(uow: UnitOfWork) -> str:
     """Tenant setting `invoice_grouping`: "order" (default) or "customer" (one invoice per customer per run)."""
     return "customer" if tenant_facts(uow).settings.get("invoice_grouping") == "customer" else "order"
 
 
-def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: date | None = None) -> list[Invoice]:
-    """The billing run (scheduled, e.g. at period end): invoice everything shipped and not yet invoiced —
-    per order, or per customer and currency when the tenant groups invoices."""
+def invoice_period(uow: UnitOfWork) -> str:
+    """Tenant setting `invoice_period`: "none" (default: invoicing runs are started by hand), "week" or "month"
+    (the worker runs one after each period, for what shipped in it and before)."""
+    period = tenant_facts(uow).settings.get("invoice_period")
+    return period if period in INVOICE_PERIODS else "none"
+
+
+def last_period_end(period: str, today: date) -> date | None:
+    """The last day of the latest whole period before `today` (weeks end on Sunday)."""
+    if period == "month":
+        return today.replace(day=1) - timedelta(days=1)
+    if period == "week":
+        return today - timedelta(days=today.isoweekday())
+    return None
+
+
+def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: date | None = None,
+                  through: date | None = None) -> list[Invoice]:
+    """The billing run: invoice everything shipped and not yet invoiced — per order, or per customer and
+    currency when the tenant groups invoices. With `through` (a period's last day), only what was shipped on
+    or before that day: a run for a period made after it ended leaves the next period's shipments alone.
+    Nothing to invoice is not an error: the run makes no invoice."""
+    if through is not None and through > clock.today():
+        raise invalid("through", "a day that has begun: today or earlier", "range")
     query = select(SalesOrder).join(SalesOrderLine, SalesOrderLine.order_id == SalesOrder.id).where(
         SalesOrderLine.quantity_shipped > SalesOrderLine.quantity_invoiced).distinct()
     if customer_id:
         query = query.where(SalesOrder.customer_id == customer_id)
     order_ids = sorted(uow.session.scalars(query.with_only_columns(SalesOrder.id)))
-    if invoice_grouping(uow) == "order":
-        return [invoice_sales_order(uow, oid, on=on) for oid in order_ids]
+    if not order_ids:
+        return []
+    shipped = _shipped_through(uow, order_ids, through) if through is not None else None
     orders = [_locked_order(uow, oid) for oid in order_ids]
-    groups: dict[tuple[uuid.UUID, str], list[SalesOrder]] = {}
-    for o in sorted(orders, key=lambda o: o.number):
-        groups.setdefault((o.customer_id, o.currency), []).append(o)
+    todo = [(o, lines) for o in sorted(orders, key=lambda o: o.number) if (lines := _uninvoiced_lines(o, shipped))]
+    if invoice_grouping(uow) == "order":
+        invoices = []
+        for o, lines in todo:
+            invoice = billing.post_invoice(
+                uow, customer_id=o.customer_id, currency=o.currency, sales_order_id=o.id,
+                ship_to_country=o.ship_to_country, ship_to_region=o.ship_to_region, on=on, lines=lines)
+            _mark_invoiced(uow, o, lines, invoice_total=invoice.total)
+            invoices.append(invoice)
+        return invoices
+    groups: dict[tuple[uuid.UUID, str], list[tuple[SalesOrder, list[billing.InvoiceLineInput]]]] = {}
+    for o, lines in todo:
+        groups.setdefault((o.customer_id, o.currency), []).append((o, lines))
     invoices = []
     for (cust, currency), group in groups.items():
-        lines: list[billing.InvoiceLineInput] = []
-        for o in group:
-            lines += _uninvoiced_lines(o)
-        first = group[0]
+        first = group[0][0]
         invoice = billing.post_invoice(uow, customer_id=cust, currency=currency, sales_order_id=None,
                                        ship_to_country=first.ship_to_country, ship_to_region=first.ship_to_region,
-                                       on=on, lines=lines)
-        for o in group:
-            _mark_invoiced(uow, o, invoice_total=sum(
+                                       on=on, lines=[ln for _, lines in group for ln in lines])
+        for o, lines in group:
+            ids = {x.id for x in o.lines}
+            _mark_invoiced(uow, o, lines, invoice_total=sum(
                 (ln.line_total + ln.tax_amount for ln in invoice.lines
-                 if ln.source_line_id in {x.id for x in o.lines} or (ln.source_line_id is None and
-                                                                      ln.description.endswith(f"[{o.number}]"))),
-                ZERO))
+                 if ln.source_line_id in ids or (ln.source_line_id is None
+                                                 and ln.description.endswith(f"[{o.number}]"))), ZERO))
         invoices.append(invoice)
     return invoices
+
+
+def run_period_invoicing_everywhere() -> int:
+    """Scheduler entry point (no arguments, own units of work): in every active tenant that invoices per
+    week or month, invoice what shipped up to the end of the last whole period, dated that day (today when
+    its ledger period is closed). Repeating it finds nothing more. Returns how many invoices it made."""
+    from entrepot.db.uow import platform_uow, tenant_uow
+    from entrepot.identity.models import Tenant
+    from entrepot.ledger.services.periods import period_state
+
+    with platform_uow(readonly=True) as platform:
+        tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
+    made = 0
+    for tenant_id in tenant_ids:
+        with tenant_uow(tenant_id) as uow:
+            through = last_period_end(invoice_period(uow), clock.today())
+            if through is None:
+                continue
+            on = through if period_state(uow, through)[1] == "open" else clock.today()
+            made += len(run_invoicing(uow, through=through, on=on))
+            uow.commit()
+    return made
 
 
 # ---------------------------------------------------------------- reading

@@ -20,6 +20,7 @@ from entrepot.integration.sla import check_sla
 from entrepot.inventory.service import announce_expiring_lots_everywhere
 from entrepot.kernel import clock
 from entrepot.sales.quotes import expire_all_quotes
+from entrepot.sales.service import run_period_invoicing_everywhere
 from entrepot.worker import leases
 
 log = structlog.get_logger("entrepot.worker.scheduler")
@@ -43,6 +44,8 @@ JOBS: list[Job] = [
     Job("integration.sla_check", "* * * * *", _sla_check),
     Job("sales.expire_quotes", "5 * * * *", expire_all_quotes),  # hourly; validity is by date
     # hourly, so a lot received inside its warning window is announced the same hour; once per lot
+    # daily after midnight UTC: tenants invoicing per week or month get the run of the period just ended
+    Job("sales.period_invoicing", "30 0 * * *", run_period_invoicing_everywhere),
     Job("inventory.announce_expiring_lots", "20 * * * *", announce_expiring_lots_everywhere),
 ]
 

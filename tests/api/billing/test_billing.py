@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from tests.factories.parties import create_customer
-from tests.factories.sales import act, invoiced_order, order_desk, shipped_order
+from tests.factories.sales import act, create_order, invoiced_order, order_desk, shipped_order
 
 
 def pay(api, customer, amount, allocations, status=201, **extra):
@@ -178,3 +178,59 @@ def test_credit_left_on_a_note_is_applied_to_another_invoice_then_refunded(api):
     tb = api.get("/ledger/trial-balance").json()
     receivable = sum(D(ln["debit"]) - D(ln["credit"]) for ln in tb["lines"] if ln["account_code"] == "1100")
     assert receivable == D(api.get("/receivables/aging").json()["total"]) == 0
+
+
+def _ship(api, desk, order, quantity):
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"],
+                                            "lines": [{"sales_order_line_id": order["lines"][0]["id"],
+                                                       "quantity": str(quantity)}]})
+    act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z999"})
+
+
+def test_a_period_run_invoices_only_what_shipped_by_the_periods_end_and_the_worker_runs_the_next(api):
+    from datetime import UTC, datetime
+
+    from entrepot.db.uow import platform_uow
+    from entrepot.identity.models import Tenant
+    from entrepot.kernel import clock
+    from entrepot.sales.service import run_period_invoicing_everywhere
+
+    # given a tenant that invoices per customer per month
+    with platform_uow(url=api.tenant.url) as platform:
+        tenant = platform.session.get(Tenant, api.tenant.id)
+        tenant.settings = {**tenant.settings, "invoice_grouping": "customer", "invoice_period": "month"}
+        platform.commit()
+    # and in October: one order shipped whole, another shipped 1 of 3
+    with clock.frozen_at(datetime(2026, 10, 20, 12, tzinfo=UTC)):
+        desk, whole = shipped_order(api, 2)
+        split = create_order(api, desk, 3)
+        act(api, f"/sales-orders/{split['id']}/confirm")
+        _ship(api, desk, split, 1)
+    # and in November: a third order shipped, and the rest of the second
+    with clock.frozen_at(datetime(2026, 11, 2, 9, tzinfo=UTC)):
+        _, november = shipped_order(api, 4, desk)
+        _ship(api, desk, split, 2)
+    with clock.frozen_at(datetime(2026, 11, 5, 9, tzinfo=UTC)):
+        # a run for a day not begun yet is refused
+        r = api.post("/invoicing-runs", json={"through": "2026-11-06"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "through"
+        # when October's run is made in November
+        [october] = act(api, "/invoicing-runs", 201, {"through": "2026-10-31", "on": "2026-10-31"})
+        # then it holds October's shipments only: 2 + 1 units at 12.50
+        assert (october["issued_on"], october["total"]) == ("2026-10-31", "37.50")
+        assert sorted(D(ln["quantity"]) for ln in october["lines"]) == [1, 2]
+        assert api.get(f"/sales-orders/{whole['id']}").json()["invoice_status"] == "invoiced"
+        assert api.get(f"/sales-orders/{split['id']}").json()["invoice_status"] == "partially_invoiced"
+        assert api.get(f"/sales-orders/{november['id']}").json()["invoice_status"] == "not_invoiced"
+        # and the worker's daily job, still in November, finds October done
+        assert run_period_invoicing_everywhere() == 0
+    # when the worker's job runs after November ends
+    with clock.frozen_at(datetime(2026, 12, 1, 0, 30, tzinfo=UTC)):
+        assert run_period_invoicing_everywhere() == 1
+        assert run_period_invoicing_everywhere() == 0  # and again: nothing more
+    # then November's shipments are on one invoice dated the month's last day
+    invoices = api.get("/invoices", params={"customer_id": desk.customer_id}).json()["items"]
+    latest = max(invoices, key=lambda i: i["number"])
+    assert (latest["issued_on"], latest["total"]) == ("2026-11-30", "75.00")
+    for order in (whole, split, november):
+        assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"

@@ -288,10 +288,11 @@ def test_the_worker_backs_off_while_the_database_fails_and_loses_nothing(sqlite_
         uow.commit()
 
 
-def test_the_job_table_runs_the_sla_check_quote_expiry_and_lot_expiry_warnings(db_url):
+def test_the_job_table_runs_every_job_sla_quotes_period_invoicing_and_lot_warnings(db_url):
     # given every registered job made due
     names = [job.name for job in scheduler.JOBS]
-    assert {"integration.sla_check", "sales.expire_quotes", "inventory.announce_expiring_lots"} <= set(names)
+    assert {"integration.sla_check", "sales.expire_quotes", "sales.period_invoicing",
+            "inventory.announce_expiring_lots"} <= set(names)
     with platform_uow(url=db_url) as uow:
         for name in names:
             state = uow.session.get(ScheduledJobState, name)

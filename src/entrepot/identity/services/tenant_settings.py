@@ -109,6 +109,10 @@ SETTINGS: dict[str, Setting] = {
     "invoice_grouping": Setting(
         "order", _choice("order", "customer"),
         "One invoice per order, or one per customer for all its orders' shipped quantities."),
+    "invoice_period": Setting(
+        "none", _choice("none", "week", "month"),
+        "Invoicing runs by hand only, or also by the worker after each week (Monday to Sunday) or month, for "
+        "what shipped up to the period's last day, dated that day."),
     "valuation_method": Setting(
         "moving_average", _choice("moving_average", "fifo"),
         "How stock leaving a warehouse is costed: at the moving average, or first in, first out (cost layers). "
