@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
@@ -178,14 +178,19 @@ def check_stock(uow: Annotated[UnitOfWork, Requires(perms.STOCK_READ)]) -> Page[
 # ------------------------------------------------------------------ transfers
 
 
+def _transfer_read(uow: UnitOfWork, transfer: Any) -> TransferRead:
+    return TransferRead.of(transfer, service.transfer_reservation(uow, [transfer]).get(transfer.id))
+
+
 @router.post("/transfers", response_model=TransferRead, status_code=201,
-             summary="Ship stock to another warehouse (via in-transit)")
+             summary="Ship stock to another warehouse (via in-transit), or request it (reserved at the source)")
 def create_transfer(body: TransferCreate, response: Response,
                     uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_MANAGE)]) -> TransferRead:
     transfer = service.create_transfer(uow, **body.model_dump(exclude_none=True))
+    read = _transfer_read(uow, transfer)
     uow.commit()
     set_etag(response, transfer)
-    return TransferRead.model_validate(transfer)
+    return read
 
 
 @router.get("/transfers", response_model=Page[TransferRead])
@@ -195,7 +200,8 @@ def list_transfers(uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_READ)], st
     if status:
         query = query.where(Transfer.status == status)
     rows, next_cursor = paginate(uow, query, Transfer.id, cursor=cursor, limit=limit)
-    return Page(items=[TransferRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+    held = service.transfer_reservation(uow, rows)
+    return Page(items=[TransferRead.of(r, held.get(r.id)) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferRead)
@@ -203,7 +209,27 @@ def read_transfer(transfer_id: uuid.UUID, response: Response,
                   uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_READ)]) -> TransferRead:
     transfer = service.get_transfer(uow, transfer_id)
     set_etag(response, transfer)
-    return TransferRead.model_validate(transfer)
+    return _transfer_read(uow, transfer)
+
+
+@router.post("/transfers/{transfer_id}/ship", response_model=TransferRead,
+             summary="Ship a requested transfer: its reserved stock leaves for the destination's in-transit")
+def ship_transfer(transfer_id: uuid.UUID, response: Response,
+                  uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_MANAGE)]) -> TransferRead:
+    transfer = service.ship_transfer(uow, transfer_id)
+    uow.commit()
+    set_etag(response, transfer)
+    return TransferRead.of(transfer)
+
+
+@router.post("/transfers/{transfer_id}/cancel", response_model=TransferRead,
+             summary="Cancel a requested transfer: its reservation is released")
+def cancel_transfer(transfer_id: uuid.UUID, response: Response,
+                    uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_MANAGE)]) -> TransferRead:
+    transfer = service.cancel_transfer(uow, transfer_id)
+    uow.commit()
+    set_etag(response, transfer)
+    return TransferRead.of(transfer)
 
 
 @router.post("/transfers/{transfer_id}/receive", response_model=TransferRead,

@@ -209,6 +209,8 @@ class TransferCreate(_In):
     to_warehouse_id: uuid.UUID | str
     quantity: DecIn
     lot_code: str | None = None
+    ship: bool = Field(default=True, description="Ship at once (default); false: only reserve the stock at the "
+                       "source (the rest backordered) until POST /transfers/{id}/ship")
 
 
 class TransferRead(BaseModel):
@@ -223,7 +225,16 @@ class TransferRead(BaseModel):
     status: str
     shipped_at: datetime | None
     received_at: datetime | None
+    reserved: Quantity | None = Field(default=None, description="A requested transfer's stock reserved at the source")
+    backordered: Quantity | None = Field(default=None, description="A requested transfer's quantity still awaited")
     version: int
+
+    @classmethod
+    def of(cls, transfer: Any, reservation: tuple[Any, Any] | None = None) -> TransferRead:
+        read = cls.model_validate(transfer)
+        if reservation is not None:
+            read.reserved, read.backordered = reservation
+        return read
 
 
 class CountCreate(_In):

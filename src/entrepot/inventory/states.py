@@ -8,8 +8,10 @@ from entrepot.kernel.states import machine
 
 
 class TransferStatus(StrEnum):
+    REQUESTED = "requested"  # stock reserved at the source (the rest backordered), not shipped yet
     IN_TRANSIT = "in_transit"
     RECEIVED = "received"
+    CANCELLED = "cancelled"
 
 
 class CountStatus(StrEnum):
@@ -21,7 +23,11 @@ class CountStatus(StrEnum):
 TRANSFER = machine(
     "transfer",
     "status",
-    [("receive", {TransferStatus.IN_TRANSIT}, TransferStatus.RECEIVED)],
+    [
+        ("ship", {TransferStatus.REQUESTED}, TransferStatus.IN_TRANSIT),
+        ("cancel", {TransferStatus.REQUESTED}, TransferStatus.CANCELLED),
+        ("receive", {TransferStatus.IN_TRANSIT}, TransferStatus.RECEIVED),
+    ],
 )
 
 STOCK_COUNT = machine(

@@ -269,3 +269,75 @@ def test_bins_hold_stock_that_is_allocated_and_shipped_from_them(api):
     r = api.post("/stock/adjustments", json={"warehouse_id": other, "product_id": product, "quantity": "1",
                                              "reason": "x", "location_id": bin_id})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "location_id"
+
+
+def _stock(api, product):
+    return {i["warehouse_code"]: i for i in api.get(f"/stock?product_id={product}").json()["items"]}
+
+
+def test_a_requested_transfer_reserves_at_the_source_waits_for_stock_then_ships_each_lot(api):
+    # given a lot-tracked product with 3 units in two lots at the source
+    product = create_product(api, track_lots=True)["id"]
+    a, b = create_warehouse(api, code="RA")["id"], create_warehouse(api, code="RB")["id"]
+    for lot, expiry, qty in (("LATE", "2099-12-31", 2), ("SOON", "2098-01-31", 1)):
+        r = api.post("/stock/receipts", json={"warehouse_id": a, "product_id": product, "quantity": str(qty),
+                                              "unit_cost": "2", "lot_code": lot, "expiry_date": expiry})
+        assert r.status_code == 201, r.text
+    body = {"product_id": product, "from_warehouse_id": a, "to_warehouse_id": b, "quantity": "5", "ship": False}
+    # a requested transfer names no lot: it reserves by expiry
+    assert api.post("/transfers", json={**body, "lot_code": "LATE"}).status_code == 422
+    # when 5 are requested
+    r = api.post("/transfers", json=body)
+    assert r.status_code == 201, r.text
+    transfer = r.json()
+    # then the 3 there are reserved, 2 backordered, nothing has moved
+    assert (transfer["status"], transfer["reserved"], transfer["backordered"]) == ("requested", "3", "2")
+    assert transfer["shipped_at"] is None
+    assert (_stock(api, product)["RA"]["reserved"], _stock(api, product)["RA"]["available"]) == ("3", "0")
+    # and it cannot ship short
+    short = api.post(f"/transfers/{transfer['id']}/ship")
+    assert short.status_code == 409 and short.json()["code"] == "insufficient_stock"
+    assert "3 of 5 reserved" in short.json()["detail"]
+    assert api.post(f"/transfers/{transfer['id']}/receive").json()["allowed_actions"] == ["cancel", "ship"]
+    # when the rest arrives at the source, the backorder takes it
+    r = api.post("/stock/receipts", json={"warehouse_id": a, "product_id": product, "quantity": "2",
+                                          "unit_cost": "5", "lot_code": "NEW", "expiry_date": "2099-06-30"})
+    assert r.status_code == 201, r.text
+    read = api.get(f"/transfers/{transfer['id']}").json()
+    assert (read["reserved"], read["backordered"]) == ("5", "0")
+    # and it ships: every lot leaves as reserved, at the source's average cost (3 × 2 + 2 × 5 = 16)
+    shipped = api.post(f"/transfers/{transfer['id']}/ship")
+    assert shipped.status_code == 200, shipped.text
+    assert shipped.json()["status"] == "in_transit" and shipped.json()["shipped_at"]
+    stock = _stock(api, product)
+    assert (stock["RA"]["on_hand"], stock["RA"]["reserved"], stock["RB"]["in_transit"]) == ("0", "0", "5")
+    # then it is received lot by lot
+    received = api.post(f"/transfers/{transfer['id']}/receive")
+    assert received.status_code == 200 and received.json()["status"] == "received"
+    at_b = {i["lot_code"]: i["on_hand"] for i in api.get(f"/stock/locations?product_id={product}").json()["items"]
+            if i["warehouse_id"] == b}
+    assert at_b == {"SOON": "1", "LATE": "2", "NEW": "2"}
+    valuation = {line["warehouse_id"]: line for line in api.get("/inventory/valuation").json()["items"]
+                 if line["product_id"] == product}
+    assert valuation[b]["value"] == "16.00" and valuation[b]["quantity"] == "5"
+
+
+def test_a_cancelled_requested_transfer_frees_its_stock(api):
+    product = create_product(api)["id"]
+    a, b = create_warehouse(api, code="CA")["id"], create_warehouse(api, code="CB")["id"]
+    adjust(api, a, product, 4, unit_cost="2")
+    r = api.post("/transfers", json={"product_id": product, "from_warehouse_id": a, "to_warehouse_id": b,
+                                     "quantity": "3", "ship": False})
+    assert r.status_code == 201 and r.json()["reserved"] == "3"
+    # the reserved units are not there for anyone else
+    other = api.post("/transfers", json={"product_id": product, "from_warehouse_id": a, "to_warehouse_id": b,
+                                         "quantity": "2"})
+    assert other.status_code == 409
+    # when it is cancelled
+    cancelled = api.post(f"/transfers/{r.json()['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    # then the stock is free again and the transfer takes no more actions
+    assert _stock(api, product)["CA"]["available"] == "4"
+    assert api.post(f"/transfers/{r.json()['id']}/ship").json()["allowed_actions"] == []
+    listed = api.get("/transfers", params={"status": "cancelled"}).json()["items"]
+    assert [t["id"] for t in listed] == [r.json()["id"]]

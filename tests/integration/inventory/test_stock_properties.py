@@ -1,6 +1,6 @@
-"""Property: any sequence of receipts, adjustments, reservations, releases, transfers and
-shipments keeps every balance equal to the ledger, never lets available stock go
-negative, and keeps the valuation equal to the inventory account."""
+"""Property: any sequence of receipts, adjustments, reservations, releases, transfers (shipped at once,
+or requested, then shipped, cancelled or received) and shipments keeps every balance equal to the
+ledger, never lets available stock go negative, and keeps the valuation equal to the inventory account."""
 
 from __future__ import annotations
 
@@ -35,13 +35,17 @@ ops = st.lists(
         st.tuples(st.just("release"), st.integers(0, 50), st.none(), st.none()),
         st.tuples(st.just("issue"), st.integers(0, 50), qty, st.none()),
         st.tuples(st.just("transfer"), st.integers(0, 1), qty, st.none()),
+        st.tuples(st.just("request_transfer"), st.integers(0, 1), qty, st.none()),
+        st.tuples(st.just("ship_transfer"), st.integers(0, 50), st.none(), st.none()),
+        st.tuples(st.just("cancel_transfer"), st.integers(0, 50), st.none(), st.none()),
+        st.tuples(st.just("receive_transfer"), st.integers(0, 50), st.none(), st.none()),
         st.tuples(st.just("scrap"), st.integers(0, 1), qty, st.none()),
     ),
     min_size=1, max_size=25,
 )
 
 
-def _apply(uow, op, p, warehouses, demands):
+def _apply(uow, op, p, warehouses, demands, transfers):
     kind, a, b, c = op
     if kind == "receive":
         inventory.receive_stock(uow, product_id=p, warehouse_id=warehouses[a], quantity=b, unit_cost=c,
@@ -64,9 +68,14 @@ def _apply(uow, op, p, warehouses, demands):
         if reserved > 0:
             inventory.issue_reserved(uow, demand_type="line", demand_id=demand_id, quantity=min(b, reserved),
                                      reference="SHP")
-    elif kind == "transfer":
-        inventory.create_transfer(uow, product_id=p, from_warehouse_id=warehouses[a],
-                                  to_warehouse_id=warehouses[1 - a], quantity=b)
+    elif kind in ("transfer", "request_transfer"):
+        transfers.append(inventory.create_transfer(uow, product_id=p, from_warehouse_id=warehouses[a],
+                                                   to_warehouse_id=warehouses[1 - a], quantity=b,
+                                                   ship=kind == "transfer").id)
+    elif kind in ("ship_transfer", "cancel_transfer", "receive_transfer") and transfers:
+        act = {"ship_transfer": inventory.ship_transfer, "cancel_transfer": inventory.cancel_transfer,
+               "receive_transfer": inventory.receive_transfer}[kind]
+        act(uow, transfers[a % len(transfers)])
     elif kind == "scrap":
         inventory.scrap_stock(uow, warehouse_id=warehouses[a], product_id=p, quantity=b, reason="test")
 
@@ -85,11 +94,12 @@ def test_balances_always_equal_the_ledger(db_url, method, negative, sequence):
     p = product(tenant)
     warehouses = [warehouse(tenant), warehouse(tenant)]
     demands: list[uuid.UUID] = []
+    transfers: list[uuid.UUID] = []
     for op in sequence:
         # when each operation runs in its own transaction (refusals roll back)
         with tenant.uow() as uow:
             try:
-                _apply(uow, op, p, warehouses, demands)
+                _apply(uow, op, p, warehouses, demands, transfers)
                 uow.commit()
             except DomainError:
                 pass

@@ -210,6 +210,21 @@ def _open_reservations(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[u
         .order_by(Reservation.created_at, Reservation.id)))
 
 
+def close_demand(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID) -> None:
+    """A demand line is done (its reservations consumed): it keeps no backorder and takes no more stock."""
+    sd = uow.session.scalar(select(StockDemand).where(StockDemand.demand_type == demand_type,
+                                                      StockDemand.demand_id == demand_id))
+    if sd is not None and sd.status == "open":
+        sd.status = "closed"
+        sd.backordered = ZERO
+        sd.updated_at = clock.now()
+
+
+def open_reservations(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID) -> list[Reservation]:
+    """The open reservations of one demand line, oldest first."""
+    return _open_reservations(uow, demand_type, [demand_id])
+
+
 def _infos(reservations: Sequence[Reservation] | Sequence[_Reserved]) -> list[ReservationInfo]:
     if len(reservations) == 1:  # the usual case: nothing to group
         r = reservations[0]

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from entrepot.catalog.models import Product
 from entrepot.db.numbering import next_number
@@ -29,7 +29,17 @@ from entrepot.inventory.models import (
     Transfer,
 )
 from entrepot.inventory.services import core, valuation
-from entrepot.inventory.services.allocation import fill_backorders, reorder_watch
+from entrepot.inventory.services.allocation import (
+    Demand,
+    allocate,
+    backordered_quantity,
+    close_demand,
+    fill_backorders,
+    open_reservations,
+    release,
+    reorder_watch,
+    reserved_quantity,
+)
 from entrepot.inventory.services.core import (
     LocationLocked,
     SerialInStock,
@@ -40,6 +50,7 @@ from entrepot.inventory.services.core import (
 from entrepot.inventory.states import STOCK_COUNT, TRANSFER, CountStatus, TransferStatus
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.money import round_money
 from entrepot.ledger import posting
 
 MAX_BACKDATE_DAYS = 366
@@ -408,17 +419,66 @@ def _scrap(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Deci
 # ------------------------------------------------------------------ transfers
 
 
+TRANSFER_DEMAND = "transfer"  # the demand type of a requested transfer's reservation (demand id: the transfer's)
+
+
 def create_transfer(uow: UnitOfWork, *, product_id: object, from_warehouse_id: object, to_warehouse_id: object,
-                    quantity: object, lot_code: str | None = None) -> Transfer:
+                    quantity: object, lot_code: str | None = None, ship: bool = True) -> Transfer:
     """Ship stock to another warehouse: it waits in the destination's in-transit location,
-    valued there at the source's moving average, until `receive_transfer`."""
+    valued there at the source's cost, until `receive_transfer`.
+
+    With `ship=False` the transfer is only requested: the stock is reserved at the source like an order
+    line's (expiring lots first; what is not there is backordered and filled, oldest promise first, when
+    stock arrives), and leaves with `ship_transfer`."""
     source = core.warehouse_for(uow, from_warehouse_id, "from_warehouse_id")
     target = core.warehouse_for(uow, to_warehouse_id, "to_warehouse_id")
     if source.id == target.id:
         raise invalid("to_warehouse_id", "a transfer needs two different warehouses", "distinct")
     product = core.product_for(uow, product_id)
     qty = quantity_of(quantity)
+    if not ship:
+        if lot_code:
+            raise invalid("lot_code", "a requested transfer reserves lots by expiry; name a lot only when "
+                          "shipping at once", "unsupported")
+        return _request_transfer(uow, product, source.id, target.id, qty)
     return core.with_retry(uow, lambda: _ship_transfer(uow, product, source.id, target.id, qty, lot_code))
+
+
+def _transferred(uow: UnitOfWork, transfer: Transfer) -> None:
+    record_event(uow, StockTransferred(transfer_id=str(transfer.id), status=transfer.status,
+                                       product_id=str(transfer.product_id),
+                                       from_warehouse_id=str(transfer.from_warehouse_id),
+                                       to_warehouse_id=str(transfer.to_warehouse_id), quantity=str(transfer.quantity)),
+                 subject=f"transfer/{transfer.id}")
+
+
+def _plain(quantity: Decimal) -> str:
+    """A quantity as people write it in a message: 3, 2.5 (not 3.0000)."""
+    text = f"{quantity:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _request_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, target_id: uuid.UUID,
+                      qty: Decimal) -> Transfer:
+    transfer = Transfer(number=next_number(uow, "TRF"), product_id=product.id, lot_id=None,
+                        from_warehouse_id=source_id, to_warehouse_id=target_id, quantity=qty,
+                        status=TransferStatus.REQUESTED)
+    uow.session.add(transfer)
+    uow.session.flush()
+    allocate(uow, [Demand(TRANSFER_DEMAND, transfer.id, product.id, qty, warehouse_id=source_id)])
+    audit(uow, "transfer.request", "transfer", transfer.id, after=snapshot(transfer))
+    _transferred(uow, transfer)
+    return transfer
+
+
+def transfer_reservation(uow: UnitOfWork, transfers: Sequence[Transfer]) -> dict[uuid.UUID, tuple[Decimal, Decimal]]:
+    """(reserved, backordered) of each requested transfer among `transfers`."""
+    ids = [t.id for t in transfers if t.status == TransferStatus.REQUESTED]
+    if not ids:
+        return {}
+    reserved = reserved_quantity(uow, TRANSFER_DEMAND, ids)
+    backordered = backordered_quantity(uow, TRANSFER_DEMAND, ids)
+    return {i: (reserved.get(i, ZERO), backordered.get(i, ZERO)) for i in ids}
 
 
 def _ship_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, target_id: uuid.UUID, qty: Decimal,
@@ -446,9 +506,7 @@ def _ship_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, targ
                      kind=MoveKind.TRANSFER_OUT, lot=lot, value=value, unit_cost=unit, reference=transfer.number,
                      serials=serials)
     audit(uow, "transfer.ship", "transfer", transfer.id, after=snapshot(transfer))
-    record_event(uow, StockTransferred(transfer_id=str(transfer.id), status=transfer.status, product_id=str(product.id),
-                                       from_warehouse_id=str(source_id), to_warehouse_id=str(target_id),
-                                       quantity=str(qty)), subject=f"transfer/{transfer.id}")
+    _transferred(uow, transfer)
     watch.touched(product.id, source_id)
     watch.emit()
     return transfer
@@ -465,33 +523,106 @@ def get_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
     return transfer
 
 
-def receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
-    transfer = get_transfer(uow, transfer_id)
-    return core.with_retry(uow, lambda: _receive_transfer(uow, transfer))
-
-
-def _receive_transfer(uow: UnitOfWork, transfer: Transfer) -> Transfer:
+def _locked_transfer(uow: UnitOfWork, transfer_id: object, action: str) -> tuple[Transfer, Product, dict[str, Any]]:
+    """The transfer locked (after its product, the fixed order), its state checked for `action` and applied;
+    with the product and the transfer as it was."""
     from entrepot.catalog import service as catalog
 
+    transfer = get_transfer(uow, transfer_id)
     product = catalog.get_product(uow, transfer.product_id)
     core.lock_products(uow, [product.id])
     uow.session.refresh(transfer, with_for_update=True)
     before = snapshot(transfer)
-    TRANSFER.apply(transfer, "receive")
+    TRANSFER.apply(transfer, action)
+    return transfer, product, before
+
+
+def ship_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    """A requested transfer leaves: its reserved stock moves to the destination's in-transit location
+    (409 unless all of it is reserved)."""
+    return core.with_retry(uow, lambda: _ship_requested(uow, transfer_id))
+
+
+def _ship_requested(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    transfer, product, before = _locked_transfer(uow, transfer_id, "ship")
+    reservations = open_reservations(uow, TRANSFER_DEMAND, transfer.id)
+    reserved = sum((r.quantity for r in reservations), ZERO)
+    if reserved < transfer.quantity:
+        raise core.InsufficientStock(f"{product.sku}: {_plain(reserved)} of {_plain(transfer.quantity)} reserved for "
+                                     f"{transfer.number}; ship it when the rest arrives, or cancel it")
+    transit = core.location_of(uow, transfer.to_warehouse_id, LocationKind.IN_TRANSIT)
+    watch = reorder_watch(uow, [product.id])
+    value = core.value_out(uow, product, transfer.from_warehouse_id, transfer.quantity)
+    core.value_in_exact(uow, product, transfer.to_warehouse_id, transfer.quantity, value)
+    currency = core.functional_currency(uow)
+    left = value
+    for i, r in enumerate(reservations):
+        lot = uow.session.get(Lot, r.lot_id) if r.lot_id else None
+        core.refuse_expired(lot)
+        source = uow.session.get(Location, r.location_id)
+        assert source is not None
+        # each move carries its share of the value; the last one what is left, so they add up exactly
+        part = left if i == len(reservations) - 1 else round_money(value * r.quantity / transfer.quantity, currency)
+        left -= part
+        serials = _outbound_serials(uow, product, source, lot, r.quantity, transit, None)
+        core.record_move(uow, product=product, from_location=source, to_location=transit, quantity=r.quantity,
+                         kind=MoveKind.TRANSFER_OUT, lot=lot, value=part,
+                         unit_cost=core.quantize_storage(part / r.quantity), reference=transfer.number,
+                         serials=serials, consume_reserved=True, demand_type=TRANSFER_DEMAND, demand_id=transfer.id)
+        r.quantity = ZERO
+        r.status = "closed"
+    close_demand(uow, TRANSFER_DEMAND, transfer.id)
+    transfer.shipped_at = clock.now()
+    uow.session.flush()
+    audit(uow, "transfer.ship", "transfer", transfer.id, before=before, after=snapshot(transfer))
+    _transferred(uow, transfer)
+    watch.touched(product.id, transfer.from_warehouse_id)
+    watch.emit()
+    return transfer
+
+
+def cancel_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    """A requested transfer is called off: its reservation is released and its backorder closed."""
+    return core.with_retry(uow, lambda: _cancel_transfer(uow, transfer_id))
+
+
+def _cancel_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    transfer, _, before = _locked_transfer(uow, transfer_id, "cancel")
+    release(uow, TRANSFER_DEMAND, transfer.id)
+    uow.session.flush()
+    audit(uow, "transfer.cancel", "transfer", transfer.id, before=before, after=snapshot(transfer))
+    _transferred(uow, transfer)
+    return transfer
+
+
+def receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    return core.with_retry(uow, lambda: _receive_transfer(uow, transfer_id))
+
+
+def _receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
+    transfer, product, before = _locked_transfer(uow, transfer_id, "receive")
     transit = core.location_of(uow, transfer.to_warehouse_id, LocationKind.IN_TRANSIT)
     stock = core.location_of(uow, transfer.to_warehouse_id, LocationKind.STOCK)
-    lot = uow.session.get(Lot, transfer.lot_id) if transfer.lot_id else None
-    serials = _outbound_serials(uow, product, transit, lot, transfer.quantity, stock, None)
-    core.record_move(uow, product=product, from_location=transit, to_location=stock, quantity=transfer.quantity,
-                     kind=MoveKind.TRANSFER_IN, lot=lot, reference=transfer.number, serials=serials,
-                     check_available=False)
+    # What left, lot by lot (a requested transfer may have shipped several lots): each comes in as it left.
+    shipped: dict[uuid.UUID | None, Decimal] = {}
+    for lot_id, qty in uow.session.execute(
+            select(StockMove.lot_id, func.sum(StockMove.quantity))
+            .where(StockMove.reference == transfer.number, StockMove.kind == MoveKind.TRANSFER_OUT,
+                   StockMove.product_id == product.id, StockMove.to_location_id == transit.id)
+            .group_by(StockMove.lot_id)):
+        shipped[lot_id] = qty
+    if not shipped:
+        shipped = {transfer.lot_id: transfer.quantity}
+    for lot_id, qty in sorted(shipped.items(), key=lambda item: str(item[0])):
+        lot = uow.session.get(Lot, lot_id) if lot_id else None
+        serials = _outbound_serials(uow, product, transit, lot, qty, stock, None)
+        core.record_move(uow, product=product, from_location=transit, to_location=stock, quantity=qty,
+                         kind=MoveKind.TRANSFER_IN, lot=lot, reference=transfer.number, serials=serials,
+                         check_available=False)
     transfer.received_at = clock.now()
     uow.session.flush()
     audit(uow, "transfer.receive", "transfer", transfer.id, before=before, after=snapshot(transfer))
-    record_event(uow, StockTransferred(transfer_id=str(transfer.id), status=transfer.status, product_id=str(product.id),
-                                       from_warehouse_id=str(transfer.from_warehouse_id),
-                                       to_warehouse_id=str(transfer.to_warehouse_id), quantity=str(transfer.quantity)),
-                 subject=f"transfer/{transfer.id}")
+    _transferred(uow, transfer)
     fill_backorders(uow, product.id, transfer.to_warehouse_id)
     return transfer
 
