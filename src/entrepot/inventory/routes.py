@@ -335,10 +335,12 @@ def list_reorder_rules(uow: Annotated[UnitOfWork, Requires(perms.REPLENISHMENT_R
 
 @router.get("/replenishment/suggestions", response_model=Page[SupplierSuggestions],
             summary="Proposed purchase quantities per supplier (from reorder rules)")
-def replenishment_suggestions(uow: Annotated[UnitOfWork, Requires(perms.REPLENISHMENT_READ)],
-                              warehouse_id: uuid.UUID | None = None) -> Page[SupplierSuggestions]:
+def replenishment_suggestions(
+        uow: Annotated[UnitOfWork, Requires(perms.REPLENISHMENT_READ)], warehouse_id: uuid.UUID | None = None,
+        usage_days: Annotated[int, Query(ge=1, le=3650, description="Days of past shipments the daily usage "
+                                         "is averaged over")] = 90) -> Page[SupplierSuggestions]:
     grouped: dict[uuid.UUID | None, list[SuggestionRead]] = defaultdict(list)
-    for s in service.replenishment_suggestions(uow, warehouse_id):
+    for s in service.replenishment_suggestions(uow, warehouse_id, usage_days):
         grouped[s.supplier_id].append(SuggestionRead.model_validate(s))
     items = [SupplierSuggestions(supplier_id=k, lines=v) for k, v in
              sorted(grouped.items(), key=lambda kv: (kv[0] is None, str(kv[0])))]

@@ -298,6 +298,9 @@ class SuggestionRead(BaseModel):
     lead_time_days: int
     unit_cost: Money | None
     currency: str | None
+    daily_usage: Quantity = Field(description="Average quantity shipped to customers per day (usage window)")
+    lead_time_demand: Quantity = Field(description="daily_usage × lead_time_days, covered by the quantity")
+    expected_on: date | None = Field(description="When an order placed today arrives (today + lead time)")
 
 
 class SupplierSuggestions(BaseModel):

@@ -240,6 +240,36 @@ def test_replenishment_suggestions_use_supplier_pack_sizes(api):
     assert float(group["lines"][0]["quantity"]) == 24 and group["lines"][0]["lead_time_days"] == 7
 
 
+def test_replenishment_covers_what_ships_while_the_order_is_on_its_way(api):
+    from datetime import timedelta
+
+    from entrepot.kernel import clock
+    from tests.factories.sales import order_desk, shipped_order
+
+    # given a product with 40 in stock, of which 27 shipped to customers (9 a month over the last 90 days)
+    desk = order_desk(api, stock=40)
+    for _ in range(3):
+        shipped_order(api, 9, desk)
+    rule = {"product_id": desk.product_id, "warehouse_id": desk.warehouse_id, "reorder_point": "5",
+            "order_up_to": "20"}
+    assert api.post("/reorder-rules", json=rule).status_code == 201
+    # then with no supplier lead time, 13 left is above the reorder point: nothing to order
+    assert api.get("/replenishment/suggestions").json()["items"] == []
+    # when the supplier takes 30 days to deliver: 27 / 90 × 30 = 9 will ship meanwhile, leaving 4 < 5
+    supplier = create_supplier(api)["id"]
+    r = api.post("/supplier-items", json={"supplier_id": supplier, "product_id": desk.product_id, "cost": "5",
+                                          "currency": "USD", "lead_time_days": 30})
+    assert r.status_code == 201, r.text
+    [group] = api.get("/replenishment/suggestions").json()["items"]
+    [line] = group["lines"]
+    # then the order brings it back to 20 on arrival: 20 + 9 − 13 = 16
+    assert (line["daily_usage"], line["lead_time_demand"], line["quantity"]) == ("0.3", "9", "16")
+    assert line["expected_on"] == (clock.today() + timedelta(days=30)).isoformat()
+    # and over a usage window of the last 360 days the usage is a quarter: 2.25 ships meanwhile, 10.75 > 5
+    assert api.get("/replenishment/suggestions", params={"usage_days": 360}).json()["items"] == []
+    assert api.get("/replenishment/suggestions", params={"usage_days": 0}).status_code == 422
+
+
 def test_quantities_may_be_json_numbers(api):
     product = create_product(api)["id"]
     wh = create_warehouse(api)["id"]

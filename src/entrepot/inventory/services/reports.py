@@ -27,6 +27,7 @@ from entrepot.inventory.models import (
     Location,
     LocationKind,
     Lot,
+    MoveKind,
     ReorderRule,
     Reservation,
     StockBalance,
@@ -409,14 +410,38 @@ class Suggestion:
     lead_time_days: int
     unit_cost: Decimal | None
     currency: str | None
+    daily_usage: Decimal = ZERO  # average quantity shipped to customers per day over the usage window
+    lead_time_demand: Decimal = ZERO  # daily usage × lead time: what goes out while the order is on its way
+    expected_on: date | None = None  # when an order placed today arrives (today + lead time)
 
 
-def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = None) -> list[Suggestion]:
-    """For every reorder rule whose projected stock (on hand − reserved + on order) is at or below
-    the reorder point: order up to the order-up-to level (safety stock on top), rounded up to the
-    supplier's pack size and minimum, from the cheapest current supplier."""
+USAGE_DAYS = 90  # the window of past shipments replenishment takes the daily usage from
+
+
+def _daily_usage(uow: UnitOfWork, rules: list[ReorderRule], days: int) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+    """Per product × warehouse of the rules, the quantity shipped to customers per day over the last `days`
+    days (returns to stock not deducted: they are not demand)."""
+    since = clock.today() - timedelta(days=days)
+    rows = uow.session.execute(
+        select(StockMove.product_id, StockMove.from_warehouse_id, func.sum(StockMove.quantity))
+        .where(StockMove.kind == MoveKind.ISSUE, StockMove.effective_date > since,
+               StockMove.product_id.in_(list({r.product_id for r in rules})),
+               StockMove.from_warehouse_id.in_(list({r.warehouse_id for r in rules})))
+        .group_by(StockMove.product_id, StockMove.from_warehouse_id))
+    return {(pid, wid): quantity / days for pid, wid, quantity in rows}
+
+
+def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = None,
+                              usage_days: int = USAGE_DAYS) -> list[Suggestion]:
+    """For every reorder rule whose projected stock (on hand − reserved + on order), less what is expected
+    to ship during the supplier's lead time, is at or below the reorder point: enough to be back at the
+    order-up-to level (safety stock on top) when the order arrives, rounded up to the supplier's pack size
+    and minimum, from the cheapest current supplier. The lead-time demand is the daily usage (shipments of
+    the last `usage_days` days) times the lead time."""
     from entrepot.parties import service as parties
 
+    if isinstance(usage_days, bool) or not isinstance(usage_days, int) or not 1 <= usage_days <= 3650:
+        raise invalid("usage_days", "a whole number of days, 1 to 3,650", "range")
     query = select(ReorderRule)
     if warehouse_id is not None:
         query = query.where(ReorderRule.warehouse_id == as_uuid(warehouse_id, "warehouse_id"))
@@ -424,27 +449,33 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
     if not rules:
         return []
     on_order = _on_order(uow, [r.product_id for r in rules])
+    usage = _daily_usage(uow, rules, usage_days)
+    today = clock.today()
     items: dict[uuid.UUID, Any] = {}
-    for item in parties.supplier_items_for(uow, [r.product_id for r in rules], on=clock.today()):
+    for item in parties.supplier_items_for(uow, [r.product_id for r in rules], on=today):
         items.setdefault(item.product_id, item)  # cheapest first per product
     out = []
     for rule in rules:
         projected = core.stock_available(uow, rule.product_id, rule.warehouse_id) + \
             on_order.get((rule.product_id, rule.warehouse_id), ZERO)
-        if projected > rule.reorder_point:
+        item = items.get(rule.product_id)
+        lead_time = int(item.lead_time_days or 0) if item is not None else 0
+        daily = usage.get((rule.product_id, rule.warehouse_id), ZERO)
+        lead_demand = core.quantize_storage(daily * lead_time)
+        if projected - lead_demand > rule.reorder_point:
             continue
-        need = rule.order_up_to + rule.safety_stock - projected
+        need = rule.order_up_to + rule.safety_stock + lead_demand - projected
         if need <= 0:
             continue
-        item = items.get(rule.product_id)
         if item is not None:
             pack = item.pack_size if item.pack_size and item.pack_size > 0 else Decimal(1)
             need = max(need, item.min_order_qty or ZERO)
             need = (need / pack).to_integral_value(rounding=ROUND_CEILING) * pack
         out.append(Suggestion(rule.product_id, rule.warehouse_id, item.supplier_id if item else None,
                               item.id if item else None, core.quantize_storage(need), projected, rule.reorder_point,
-                              rule.order_up_to, item.lead_time_days if item else 0, item.cost if item else None,
-                              item.currency if item else None))
+                              rule.order_up_to, lead_time, item.cost if item else None,
+                              item.currency if item else None, core.quantize_storage(daily), lead_demand,
+                              today + timedelta(days=lead_time)))
     return out
 
 
