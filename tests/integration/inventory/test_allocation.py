@@ -459,6 +459,33 @@ def test_nearest_policy_prefers_a_warehouse_in_the_ship_to_country(tenant):
     assert [r.warehouse_id for r in to_canada.reservations] == [us]
 
 
+def test_nearest_policy_prefers_the_ship_to_region_within_its_country(tenant):
+    # given three US warehouses: Ohio first by priority, then Texas, then California
+    _set(tenant, allocation_policy="nearest")
+    p = product(tenant)
+    ohio = warehouse(tenant, priority=1, country="US", region="OH")
+    texas = warehouse(tenant, priority=2, country="US", region="TX")
+    california = warehouse(tenant, priority=3, country="US", region="CA")
+    for wh in (ohio, texas, california):
+        stock(tenant, wh, p, 5)
+    with tenant.uow() as uow:
+        # when lines ship to California, to Texas (written in lower case), to a state with no warehouse,
+        # and to the US with no region
+        results = inventory.allocate(uow, [demand(p, 1, ship_to_country="US", ship_to_region="CA"),
+                                           demand(p, 1, ship_to_country="us", ship_to_region=" tx"),
+                                           demand(p, 1, ship_to_country="US", ship_to_region="NY"),
+                                           demand(p, 1, ship_to_country="US")])
+        # and a line that needs more than its region holds (priority policy within the order: the first
+        # that can fill it)
+        [big] = inventory.allocate(uow, [demand(p, 6, ship_to_country="US", ship_to_region="CA")])
+        uow.commit()
+    # then each is served from its own region, else by priority
+    assert [[r.warehouse_id for r in res.reservations] for res in results] == [[california], [texas], [ohio],
+                                                                                [ohio]]
+    assert big.reserved == 4 and big.backordered == 2
+    assert [r.warehouse_id for r in big.reservations] == [california]
+
+
 def _statements_to_allocate(tenant, lines):
     from sqlalchemy import event
     from sqlalchemy.engine import Engine

@@ -92,7 +92,7 @@ SETTINGS: dict[str, Setting] = {
     "allocation_policy": Setting(
         "priority", _choice("priority", "nearest", "split"),
         "Which warehouses allocation takes stock from: the first by priority that can fill a line, "
-        "the ship-to country's first, or split across warehouses in priority order."),
+        "the ship-to region's then country's first, or split across warehouses in priority order."),
     "allow_negative_stock": Setting(
         False, _flag, "Whether stock may leave a location that does not hold it (on hand goes below zero)."),
     "reallocate_on_release": Setting(

@@ -61,6 +61,7 @@ class Demand:
     quantity: Decimal
     warehouse_id: uuid.UUID | None = None
     ship_to_country: str | None = None
+    ship_to_region: str | None = None  # with the country: the `nearest` policy prefers a warehouse there
 
 
 @dataclass
@@ -291,6 +292,7 @@ class _Balance:
     priority: int
     warehouse_code: str
     country: str | None
+    region: str
     lot_code: str | None
     expiry_date: date | None
     reorder_point: Decimal | None
@@ -368,7 +370,7 @@ _POLICY = (select(Tenant.settings["allocation_policy"].as_string()).where(Tenant
 # balance is written back as a delta (`_ADD_RESERVED`).
 _STOCK = PreparedIn(lambda in_: (
     select(_raw(_b.id), _raw(_b.product_id), _raw(_b.warehouse_id), _raw(_b.location_id), _raw(_b.lot_id),
-           type_coerce(_b.on_hand - _b.reserved, _b.on_hand.type), _w.priority, _w.code, _w.country,
+           type_coerce(_b.on_hand - _b.reserved, _b.on_hand.type), _w.priority, _w.code, _w.country, _w.region,
            _lot.code, _lot.expiry_date, _rule.reorder_point, _POLICY,
            # Whether any of the lines already has a demand (of any of the call's demand types, so it may
            # say yes for nothing): a new order's lines have none, and then `_DEMANDS` is not sent.
@@ -523,7 +525,11 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
         if d.warehouse_id is not None:
             order = [d.warehouse_id]
         elif policy == "nearest" and ship_to:
-            order = sorted(by_priority, key=lambda wid: warehouses[wid].country != ship_to)  # stable: by priority
+            # the ship-to's region first, then its country, then the rest; each by priority (a stable sort)
+            region = (d.ship_to_region or "").strip().casefold()
+            order = sorted(by_priority, key=lambda wid: (
+                warehouses[wid].country != ship_to,
+                not region or (warehouses[wid].region or "").strip().casefold() != region))
         else:
             order = by_priority
         got = ZERO
