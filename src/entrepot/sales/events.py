@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from entrepot.kernel.events import EventData, event_type
 
 
@@ -102,6 +106,13 @@ class ShipmentDelivered(EventData):
     shipment_id: str
     number: str
     sales_order_id: str
+    # optional: events recorded before these were added lack them
+    delivered_at: str | None = Field(
+        default=None, description="When it was delivered (ISO 8601); a carrier's report gives the carrier's time")
+    reported_by: Literal["hand", "carrier"] | None = Field(
+        default=None, description="`hand`: set through the API or a service; `carrier`: a carrier's tracking update")
+    connector: str | None = Field(
+        default=None, description="The inbound connector that brought the carrier's report")
 
 
 @event_type("quote.created.v1")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.orm import joinedload, selectinload
@@ -680,13 +680,14 @@ def get_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, for_update: bool = 
     return shipment
 
 
-def _shipment_step(uow: UnitOfWork, shipment_id: uuid.UUID, action: str) -> Shipment:
+def _shipment_step(uow: UnitOfWork, shipment_id: uuid.UUID, action: str,
+                   details: dict[str, Any] | None = None) -> Shipment:
     _lock_order_of_shipment(uow, shipment_id)
     shipment = get_shipment(uow, shipment_id, for_update=True)
     before = shipment.status
     SHIPMENT.apply(shipment, action)
     audit(uow, f"shipment.{action}", "shipment", shipment.id, before={"status": before},
-          after={"status": shipment.status})
+          after={"status": shipment.status, **(details or {})})
     return shipment
 
 
@@ -756,13 +757,65 @@ def cancel_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
     return shipment
 
 
-def deliver_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> Shipment:
-    shipment = _shipment_step(uow, shipment_id, "deliver")
-    shipment.delivered_at = clock.now()
+def deliver_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, delivered_at: datetime | None = None,
+                     reported_by: Literal["hand", "carrier"] = "hand", connector: str | None = None) -> Shipment:
+    """The shipment reached its customer: set by hand (now, unless `delivered_at` says when), or
+    reported by a carrier (`reported_by="carrier"`, at the carrier's `delivered_at`, through the
+    inbound `connector`). `delivered_at` must be timezone-aware. Only a shipped shipment can be
+    delivered (409 naming the allowed actions otherwise)."""
+    if delivered_at is not None and delivered_at.utcoffset() is None:
+        raise invalid("delivered_at", "must have a time zone", "timezone")
+    at = delivered_at.astimezone(UTC) if delivered_at is not None else clock.now()
+    details: dict[str, Any] = {"delivered_at": at.isoformat(), "reported_by": reported_by}
+    if connector:
+        details["connector"] = connector
+    shipment = _shipment_step(uow, shipment_id, "deliver", details)
+    shipment.delivered_at = at
     record_event(uow, events.ShipmentDelivered(shipment_id=str(shipment.id), number=shipment.number,
-                                               sales_order_id=str(shipment.sales_order_id)),
+                                               sales_order_id=str(shipment.sales_order_id),
+                                               delivered_at=at.isoformat(), reported_by=reported_by,
+                                               connector=connector),
                  subject=f"shipment/{shipment.id}")
     return shipment
+
+
+@dataclass(frozen=True)
+class TrackingDelivery:
+    """What a carrier's delivery report changed: the shipments it delivered now, and those that
+    were delivered before (left alone). Both empty: no shipment of this tenant has the tracking
+    number in status shipped or delivered (unknown, still open, or cancelled)."""
+
+    delivered: list[Shipment]
+    already_delivered: list[Shipment]
+
+
+def deliver_by_tracking(uow: UnitOfWork, tracking_number: str, *, delivered_at: datetime | None = None,
+                        carrier: str | None = None, connector: str | None = None) -> TrackingDelivery:
+    """A carrier reports the parcel `tracking_number` delivered: every shipped shipment of this
+    tenant with exactly that tracking number (recorded when it shipped) becomes delivered at
+    `delivered_at` (default now), through `deliver_shipment`. With `carrier`, only shipments of that
+    carrier (case-insensitive) or with no carrier recorded match: two carriers' numbers can coincide.
+    Idempotent: a shipment delivered before is left alone (no change, no second event)."""
+    query = (select(Shipment.id, Shipment.status)
+             .where(Shipment.tracking_number == tracking_number,
+                    Shipment.status.in_((ShipmentStatus.shipped, ShipmentStatus.delivered)))
+             .order_by(Shipment.shipped_at, Shipment.id))
+    if carrier:
+        query = query.where(Shipment.carrier.is_(None) | (func.lower(Shipment.carrier) == carrier.lower()))
+    delivered: list[Shipment] = []
+    already: list[Shipment] = []
+    for shipment_id, status in uow.session.execute(query).all():
+        if status == ShipmentStatus.shipped:
+            try:
+                delivered.append(deliver_shipment(uow, shipment_id, delivered_at=delivered_at,
+                                                  reported_by="carrier", connector=connector))
+                continue
+            except InvalidTransition:
+                pass  # delivered by hand since the query above (refused before anything was written)
+        shipment = get_shipment(uow, shipment_id)
+        if shipment.status == ShipmentStatus.delivered:
+            already.append(shipment)
+    return TrackingDelivery(delivered, already)
 
 
 def _status_event(uow: UnitOfWork, shipment: Shipment) -> None:
