@@ -260,6 +260,11 @@ def get_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, for_update: bool = 
 
 def _one_order(uow: UnitOfWork, query: Any, ref: uuid.UUID, *, for_update: bool, what: str = "sales order"
                ) -> SalesOrder:
+    if for_update:
+        # Lock the order row first, on its own: a locking read that waited for another transaction
+        # returns the locked row as that one left it, but the joined lines as they were before it
+        # (PostgreSQL, READ COMMITTED); the read below, a new statement, sees them as committed.
+        uow.session.execute(query.with_only_columns(SalesOrder.id).with_for_update())
     query = query.options(joinedload(SalesOrder.lines))
     if for_update:
         # lock the order row only (PostgreSQL refuses FOR UPDATE on the outer-joined lines)
@@ -319,6 +324,15 @@ class _DocumentRead:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             args = compiled.bind(params)
+            if conn.dialect.name == "postgresql":
+                # Take the header's lock first: a locking read that waited for another transaction returns
+                # the locked header as that one left it but the joined lines as they were before it (READ
+                # COMMITTED), so two steps at once would both work from the old lines. Read again, the lock
+                # held, a new statement sees the lines as committed. (SQLite writers never wait here: they
+                # are serialised from BEGIN IMMEDIATE.)
+                announce(conn, cursor, compiled.sql, args, executemany=False)
+                cursor.execute(compiled.sql, args)
+                cursor.fetchall()
             announce(conn, cursor, compiled.sql, args, executemany=False)
             cursor.execute(compiled.sql, args)
             rows = cursor.fetchall()
@@ -473,7 +487,8 @@ def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decima
     inv = ports.inventory()
     lines = [ln for ln in order.lines if wanted.get(ln.id, ZERO) > 0]
     demands = [inv.Demand(demand_type=DEMAND, demand_id=ln.id, product_id=ln.product_id, quantity=wanted[ln.id],
-                          ship_to_country=order.ship_to_country) for ln in lines]
+                          ship_to_country=order.ship_to_country,
+                          ship_to_region=order.ship_to_region) for ln in lines]
     results = {r.demand_id: r for r in inv.allocate(uow, demands)} if demands else {}
     reserved: dict[str, str] = {}
     backordered: dict[str, str] = {}
