@@ -108,7 +108,8 @@ class StockLow(EventData):
 
 @event_type("stock.transferred.v1")
 class StockTransferred(EventData):
-    """A transfer between warehouses was shipped or received."""
+    """A transfer between warehouses was requested (stock reserved, nothing moved), shipped, received or
+    cancelled: `status` says which."""
 
     transfer_id: str
     status: str

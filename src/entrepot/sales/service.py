@@ -985,8 +985,12 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
     currency when the tenant groups invoices. With `through` (a period's last day), only what was shipped on
     or before that day: a run for a period made after it ended leaves the next period's shipments alone.
     Nothing to invoice is not an error: the run makes no invoice."""
-    if through is not None and through > clock.today():
+    today = clock.today()
+    if through is not None and through > today:
         raise invalid("through", "a day that has begun: today or earlier", "range")
+    if on is not None and (on > today or (through is not None and on < through)):
+        raise invalid("on", "today or earlier, and not before `through`: an invoice is dated when (or after) "
+                      "what it bills had shipped", "range")
     query = select(SalesOrder).join(SalesOrderLine, SalesOrderLine.order_id == SalesOrder.id).where(
         SalesOrderLine.quantity_shipped > SalesOrderLine.quantity_invoiced).distinct()
     if customer_id:
@@ -1036,14 +1040,20 @@ def run_period_invoicing_everywhere() -> int:
     with platform_uow(readonly=True) as platform:
         tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
     made = 0
+    failed: list[str] = []
     for tenant_id in tenant_ids:
-        with tenant_uow(tenant_id) as uow:
-            through = last_period_end(invoice_period(uow), clock.today())
-            if through is None:
-                continue
-            on = through if period_state(uow, through)[1] == "open" else clock.today()
-            made += len(run_invoicing(uow, through=through, on=on))
-            uow.commit()
+        try:
+            with tenant_uow(tenant_id) as uow:
+                through = last_period_end(invoice_period(uow), clock.today())
+                if through is None:
+                    continue
+                on = through if period_state(uow, through)[1] == "open" else clock.today()
+                made += len(run_invoicing(uow, through=through, on=on))
+                uow.commit()
+        except Exception as exc:  # one tenant's failure must not hold up the others' invoicing
+            failed.append(f"{tenant_id}: {type(exc).__name__}: {exc}")
+    if failed:  # the scheduler records it as the job's last error
+        raise RuntimeError(f"period invoicing failed for {len(failed)} tenant(s): " + "; ".join(failed)[:1500])
     return made
 
 

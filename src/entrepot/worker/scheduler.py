@@ -43,9 +43,9 @@ def _sla_check() -> None:
 JOBS: list[Job] = [
     Job("integration.sla_check", "* * * * *", _sla_check),
     Job("sales.expire_quotes", "5 * * * *", expire_all_quotes),  # hourly; validity is by date
-    # hourly, so a lot received inside its warning window is announced the same hour; once per lot
     # daily after midnight UTC: tenants invoicing per week or month get the run of the period just ended
     Job("sales.period_invoicing", "30 0 * * *", run_period_invoicing_everywhere),
+    # hourly, so a lot received inside its warning window is announced the same hour; once per lot
     Job("inventory.announce_expiring_lots", "20 * * * *", announce_expiring_lots_everywhere),
 ]
 

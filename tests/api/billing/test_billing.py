@@ -214,6 +214,10 @@ def test_a_period_run_invoices_only_what_shipped_by_the_periods_end_and_the_work
         # a run for a day not begun yet is refused
         r = api.post("/invoicing-runs", json={"through": "2026-11-06"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "through"
+        # so is an invoice date in the future, or before the day it bills up to
+        for on in ("2026-11-06", "2026-10-30"):
+            r = api.post("/invoicing-runs", json={"through": "2026-10-31", "on": on})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "on", on
         # when October's run is made in November
         [october] = act(api, "/invoicing-runs", 201, {"through": "2026-10-31", "on": "2026-10-31"})
         # then it holds October's shipments only: 2 + 1 units at 12.50

@@ -371,3 +371,40 @@ def test_a_cancelled_requested_transfer_frees_its_stock(api):
     assert api.post(f"/transfers/{r.json()['id']}/ship").json()["allowed_actions"] == []
     listed = api.get("/transfers", params={"status": "cancelled"}).json()["items"]
     assert [t["id"] for t in listed] == [r.json()["id"]]
+
+
+def test_a_requested_transfer_of_serials_moves_the_reserved_lots_serials_and_whole_units_only(api):
+    from tests.factories.parties import create_customer
+    from tests.factories.sales import Desk, act, create_order
+
+    product = create_product(api, track_serials=True, track_lots=True)["id"]
+    a, b = create_warehouse(api)["id"], create_warehouse(api)["id"]
+    # given lot LATE received first (older serials), then lot SOON, which expires first
+    serials_of = {}
+    for lot, expiry, serials in (("LATE", "2099-12-31", ["L1", "L2"]), ("SOON", "2098-01-31", ["S1", "S2"])):
+        r = api.post("/stock/receipts", json={"warehouse_id": a, "product_id": product, "quantity": "2",
+                                              "unit_cost": "2", "lot_code": lot, "expiry_date": expiry,
+                                              "serials": serials})
+        assert r.status_code == 201, r.text
+        serials_of[r.json()["lot_id"]] = serials
+    body = {"product_id": product, "from_warehouse_id": a, "to_warehouse_id": b, "ship": False}
+    # a fraction of a serial-tracked unit is refused when requested, not only when shipped
+    fraction = api.post("/transfers", json={**body, "quantity": "1.5"})
+    assert fraction.status_code == 422 and fraction.json()["errors"][0]["field"] == "quantity"
+    # when 2 are requested (FEFO reserves lot SOON), shipped and received
+    transfer = api.post("/transfers", json={**body, "quantity": "2"}).json()
+    assert api.post(f"/transfers/{transfer['id']}/ship").status_code == 200
+    assert api.post(f"/transfers/{transfer['id']}/receive").status_code == 200
+    # then lot SOON's serials travelled with it, and lot LATE's stayed: every move's serials are its lot's
+    moves = api.get("/stock/moves", params={"product_id": product}).json()["items"]
+    travelled = sorted(s for m in moves if m["kind"] in ("transfer_out", "transfer_in") for s in m["serials"])
+    assert travelled == ["S1", "S1", "S2", "S2"]
+    order = create_order(api, Desk(product, a, create_customer(api)["id"]), 2)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    shipped = api.post(f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1"})
+    assert shipped.status_code == 200, shipped.text
+    moves = api.get("/stock/moves", params={"product_id": product}).json()["items"]
+    assert [m["kind"] for m in moves].count("issue") == 1
+    for m in moves:
+        assert sorted(m["serials"]) == serials_of[m["lot_id"]], m

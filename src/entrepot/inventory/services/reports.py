@@ -283,10 +283,17 @@ def announce_expiring_lots_everywhere() -> int:
     with platform_uow(readonly=True) as platform:
         tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
     announced = 0
+    failed: list[str] = []
     for tenant_id in tenant_ids:
-        with tenant_uow(tenant_id) as uow:
-            announced += sum(1 for x in report_expiring_lots(uow) if x.announced)
-            uow.commit()
+        try:
+            with tenant_uow(tenant_id) as uow:
+                announced += sum(1 for x in report_expiring_lots(uow) if x.announced)
+                uow.commit()
+        except Exception as exc:  # one tenant's failure must not hold up the others' announcements
+            failed.append(f"{tenant_id}: {type(exc).__name__}: {exc}")
+    if failed:  # the scheduler records it as the job's last error
+        raise RuntimeError(f"lot expiry announcements failed for {len(failed)} tenant(s): "
+                           + "; ".join(failed)[:1500])
     return announced
 
 

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from entrepot.catalog.models import Product
 from entrepot.db.numbering import next_number
@@ -146,6 +146,8 @@ def _outbound_serials(uow: UnitOfWork, product: Product, location: Location, lot
     if quantity != quantity.to_integral_value():
         raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
     query = select(SerialNumber).where(SerialNumber.product_id == product.id, SerialNumber.location_id == location.id)
+    if lot is not None:
+        query = query.where(SerialNumber.lot_id == lot.id)  # a lot's stock leaves with that lot's serials
     if serials:
         query = query.where(SerialNumber.serial.in_(list(serials)))
     rows = list(uow.session.scalars(query.order_by(SerialNumber.created_at, SerialNumber.serial)
@@ -440,6 +442,8 @@ def create_transfer(uow: UnitOfWork, *, product_id: object, from_warehouse_id: o
         if lot_code:
             raise invalid("lot_code", "a requested transfer reserves lots by expiry; name a lot only when "
                           "shipping at once", "unsupported")
+        if product.track_serials and qty != qty.to_integral_value():
+            raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
         return _request_transfer(uow, product, source.id, target.id, qty)
     return core.with_retry(uow, lambda: _ship_transfer(uow, product, source.id, target.id, qty, lot_code))
 
@@ -460,6 +464,7 @@ def _plain(quantity: Decimal) -> str:
 
 def _request_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, target_id: uuid.UUID,
                       qty: Decimal) -> Transfer:
+    core.lock_products(uow, [product.id])  # before the number, in the order the other stock actions take them
     transfer = Transfer(number=next_number(uow, "TRF"), product_id=product.id, lot_id=None,
                         from_warehouse_id=source_id, to_warehouse_id=target_id, quantity=qty,
                         status=TransferStatus.REQUESTED)
@@ -604,18 +609,21 @@ def _receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
     transit = core.location_of(uow, transfer.to_warehouse_id, LocationKind.IN_TRANSIT)
     stock = core.location_of(uow, transfer.to_warehouse_id, LocationKind.STOCK)
     # What left, lot by lot (a requested transfer may have shipped several lots): each comes in as it left.
+    # The serials come in as they left, too (not whichever of the lot are oldest in transit: another
+    # transfer's may be there).
     shipped: dict[uuid.UUID | None, Decimal] = {}
-    for lot_id, qty in uow.session.execute(
-            select(StockMove.lot_id, func.sum(StockMove.quantity))
+    sent: dict[uuid.UUID | None, list[str]] = {}
+    for lot_id, qty, serials in uow.session.execute(
+            select(StockMove.lot_id, StockMove.quantity, StockMove.serials)
             .where(StockMove.reference == transfer.number, StockMove.kind == MoveKind.TRANSFER_OUT,
-                   StockMove.product_id == product.id, StockMove.to_location_id == transit.id)
-            .group_by(StockMove.lot_id)):
-        shipped[lot_id] = qty
+                   StockMove.product_id == product.id, StockMove.to_location_id == transit.id)):
+        shipped[lot_id] = shipped.get(lot_id, ZERO) + qty
+        sent.setdefault(lot_id, []).extend(serials or [])
     if not shipped:
         shipped = {transfer.lot_id: transfer.quantity}
     for lot_id, qty in sorted(shipped.items(), key=lambda item: str(item[0])):
         lot = uow.session.get(Lot, lot_id) if lot_id else None
-        serials = _outbound_serials(uow, product, transit, lot, qty, stock, None)
+        serials = _outbound_serials(uow, product, transit, lot, qty, stock, sent.get(lot_id) or None)
         core.record_move(uow, product=product, from_location=transit, to_location=stock, quantity=qty,
                          kind=MoveKind.TRANSFER_IN, lot=lot, reference=transfer.number, serials=serials,
                          check_available=False)
