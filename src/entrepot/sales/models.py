@@ -84,6 +84,8 @@ class SalesOrderLine(TenantOwned, HasId, Base):
     quantity_shipped: Mapped[Decimal] = mapped_column(default=ZERO)
     quantity_invoiced: Mapped[Decimal] = mapped_column(default=ZERO)
     quantity_returned: Mapped[Decimal] = mapped_column(default=ZERO)
+    # Returned and credited before it was invoiced: never to be billed (see returns.credit_return).
+    quantity_returned_unbilled: Mapped[Decimal] = mapped_column(default=ZERO)
     order: Mapped[SalesOrder] = relationship(back_populates="lines")
 
 

@@ -22,7 +22,7 @@ from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO
 from entrepot.sales import events, ports
 from entrepot.sales.models import ReturnAuthorization, ReturnLine, Shipment, ShipmentLine
-from entrepot.sales.service import get_sales_order
+from entrepot.sales.service import get_sales_order, note_returned_unbilled
 from entrepot.sales.states import RETURN, ReturnStatus, ShipmentStatus
 
 
@@ -206,6 +206,10 @@ def credit_return(uow: UnitOfWork, return_id: uuid.UUID) -> list[CreditNote]:
     notes = [billing.issue_credit_note(uow, invoice_id=invoice_id, lines=credit_lines,
                                        reason=f"return {rma.number}", fee_percent=rma.restocking_fee_percent)
              for invoice_id, credit_lines in per_invoice.items()]
+    # What came back before it was invoiced needs no credit, and must not be billed later either.
+    unbilled = {line_id: left for line_id, left in received.items() if left > 0}
+    if unbilled:
+        note_returned_unbilled(uow, rma.sales_order_id, unbilled)
     if notes:
         rma.credit_note_id = notes[0].id
         record_event(uow, events.ReturnCredited(return_id=str(rma.id), number=rma.number,

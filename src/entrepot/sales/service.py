@@ -240,6 +240,7 @@ def create_sales_order(
         quantity=p.quantity, unit_price=p.unit_price, price_source=p.source, line_total=ZERO,
         tax_rate_percent=ZERO, tax_amount=ZERO, weight_kg=getattr(p.product, "weight_kg", None),
         quantity_backordered=ZERO, quantity_shipped=ZERO, quantity_invoiced=ZERO, quantity_returned=ZERO,
+        quantity_returned_unbilled=ZERO,
     ) for n, p in enumerate(priced)]
     if shipping:
         _shipping_charge(uow, order, order_lines, *shipping)
@@ -923,8 +924,10 @@ def _uninvoiced_lines(order: SalesOrder, shipped: dict[uuid.UUID, Decimal] | Non
     todo = []
     for ln in order.lines:
         shipped_by = ln.quantity_shipped if shipped is None else min(shipped.get(ln.id, ZERO), ln.quantity_shipped)
-        if shipped_by > ln.quantity_invoiced:
-            todo.append((ln, shipped_by - ln.quantity_invoiced))
+        # units that came back before they were billed are never billed (the earliest shipped)
+        billable = shipped_by - ln.quantity_returned_unbilled
+        if billable > ln.quantity_invoiced:
+            todo.append((ln, billable - ln.quantity_invoiced))
     if not todo:
         return []
     lines = [billing.InvoiceLineInput(product_id=ln.product_id, quantity=q, unit_price=ln.unit_price,
@@ -947,11 +950,27 @@ def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, lines: Sequence[billing.I
     if any(ln.source_line_id is None and ln.tax_class == SHIPPING_TAX_CLASS for ln in lines):
         order.shipping_invoiced = True
     order.invoiced_total += invoice_total
-    # a closed-short order is fully invoiced once everything it shipped is
-    wanted = (lambda ln: ln.quantity_shipped) if order.status == OrderStatus.closed else (lambda ln: ln.quantity)
-    complete = all(ln.quantity_invoiced >= wanted(ln) for ln in order.lines)
-    ORDER_INVOICING.apply(order, "invoice" if complete else "invoice_partially")
+    ORDER_INVOICING.apply(order, "invoice" if _fully_invoiced(order) else "invoice_partially")
     _maybe_close(uow, order)
+    save(uow, [*order.lines, order])
+
+
+def _fully_invoiced(order: SalesOrder) -> bool:
+    """Nothing left to bill: every line invoiced, or returned before it was, up to what was ordered (a
+    closed-short order: up to what it shipped)."""
+    wanted = (lambda ln: ln.quantity_shipped) if order.status == OrderStatus.closed else (lambda ln: ln.quantity)
+    return all(ln.quantity_invoiced + ln.quantity_returned_unbilled >= wanted(ln) for ln in order.lines)
+
+
+def note_returned_unbilled(uow: UnitOfWork, order_id: uuid.UUID, quantities: dict[uuid.UUID, Decimal]) -> None:
+    """Returned units credited before they were invoiced (returns.credit_return): they will not be billed,
+    and an order with nothing else left to bill is invoiced."""
+    order = _locked_order(uow, order_id)
+    for ln in order.lines:
+        ln.quantity_returned_unbilled += quantities.get(ln.id, ZERO)
+    if order.invoice_status != OrderInvoiceStatus.invoiced and _fully_invoiced(order):
+        ORDER_INVOICING.apply(order, "invoice")
+        _maybe_close(uow, order)
     save(uow, [*order.lines, order])
 
 

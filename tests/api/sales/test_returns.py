@@ -65,3 +65,53 @@ def test_nothing_shipped_nothing_to_return(api):
     r = api.post("/returns", json={"sales_order_id": order["id"], "lines": [
         {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
     assert r.status_code == 422
+
+
+def _billed(api, customer_id):
+    from decimal import Decimal as D
+
+    invoiced = sum(D(i["total"]) for i in api.get("/invoices", params={"customer_id": customer_id}).json()["items"])
+    credited = sum(D(n["total"]) for n in api.get("/credit-notes", params={"customer_id": customer_id}
+                                                  ).json()["items"])
+    return invoiced - credited
+
+
+def test_units_returned_before_they_were_invoiced_are_never_billed(api):
+    from decimal import Decimal as D
+
+    # given 4 units shipped and not invoiced, 3 of them sent back, received and credited
+    desk, order = shipped_order(api, 4)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "3", "disposition": "restock"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    assert act(api, f"/returns/{rma['id']}/credit", 201) == []  # nothing was billed: nothing to credit
+    # when the invoicing run goes, only the unit the customer kept is billed, and the order is done
+    [invoice] = act(api, "/invoicing-runs", 201, {})
+    assert D(invoice["lines"][0]["quantity"]) == 1 and _billed(api, desk.customer_id) == D("12.50")
+    read = api.get(f"/sales-orders/{order['id']}").json()
+    assert (read["invoice_status"], read["status"]) == ("invoiced", "closed")
+
+
+def test_a_line_partly_invoiced_then_mostly_returned_bills_only_what_was_kept(api):
+    from decimal import Decimal as D
+
+    # given 10 shipped, 5 invoiced, then 8 returned: 5 credited against the invoice, 3 never billed
+    desk = order_desk(api, stock=20)
+    order = create_order(api, desk, 10)
+    line = order["lines"][0]["id"]
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    for quantity in (5, 5):
+        shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"], "lines": [
+            {"sales_order_line_id": line, "quantity": str(quantity)}]})
+        act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z"})
+        if quantity == 5 and not api.get("/invoices", params={"customer_id": desk.customer_id}).json()["items"]:
+            act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": line, "quantity": "8", "disposition": "restock"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    [note] = act(api, f"/returns/{rma['id']}/credit", 201)
+    assert note["total"] == "62.50"
+    # when the rest is invoiced: the 2 units kept, 25.00 in all
+    act(api, "/invoicing-runs", 201, {})
+    assert _billed(api, desk.customer_id) == D("25.00")
+    assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
