@@ -120,15 +120,7 @@ __all__ = ["accept_quote", "create_quote", "decline_quote", "expire_all_quotes",
 
 
 def expire_all_quotes() -> int:
-    """Scheduler entry point (no arguments, own units of work): expire quotes in every active tenant."""
-    from entrepot.db.uow import platform_uow, tenant_uow
-    from entrepot.identity.models import Tenant
+    """Scheduler entry point (no arguments): expire quotes in every active tenant."""
+    from entrepot.identity.services.tenants import in_each_active_tenant
 
-    with platform_uow(readonly=True) as platform:
-        tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
-    total = 0
-    for tenant_id in tenant_ids:
-        with tenant_uow(tenant_id) as uow:
-            total += expire_quotes(uow)
-            uow.commit()
-    return total
+    return in_each_active_tenant(expire_quotes, "quote expiry")

@@ -23,7 +23,7 @@ from entrepot.db.numbering import next_number
 from entrepot.db.prepared import Prepared, PreparedIn, announce, result_processor, row_converter
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
-from entrepot.identity.services.tenants import tenant_facts
+from entrepot.identity.services.tenants import in_each_active_tenant, tenant_facts
 from entrepot.integration.models import OutboxEvent
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
@@ -1049,31 +1049,20 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
 
 
 def run_period_invoicing_everywhere() -> int:
-    """Scheduler entry point (no arguments, own units of work): in every active tenant that invoices per
-    week or month, invoice what shipped up to the end of the last whole period, dated that day (today when
-    its ledger period is closed). Repeating it finds nothing more. Returns how many invoices it made."""
-    from entrepot.db.uow import platform_uow, tenant_uow
-    from entrepot.identity.models import Tenant
+    """Scheduler entry point (no arguments): in every active tenant that invoices per week or month, invoice
+    what shipped up to the end of the last whole period, dated that day (today when its ledger period is
+    closed). Repeating it finds nothing more. Returns how many invoices it made."""
+    return in_each_active_tenant(_run_last_period, "period invoicing")
+
+
+def _run_last_period(uow: UnitOfWork) -> int:
     from entrepot.ledger.services.periods import period_state
 
-    with platform_uow(readonly=True) as platform:
-        tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
-    made = 0
-    failed: list[str] = []
-    for tenant_id in tenant_ids:
-        try:
-            with tenant_uow(tenant_id) as uow:
-                through = last_period_end(invoice_period(uow), clock.today())
-                if through is None:
-                    continue
-                on = through if period_state(uow, through)[1] == "open" else clock.today()
-                made += len(run_invoicing(uow, through=through, on=on))
-                uow.commit()
-        except Exception as exc:  # one tenant's failure must not hold up the others' invoicing
-            failed.append(f"{tenant_id}: {type(exc).__name__}: {exc}")
-    if failed:  # the scheduler records it as the job's last error
-        raise RuntimeError(f"period invoicing failed for {len(failed)} tenant(s): " + "; ".join(failed)[:1500])
-    return made
+    through = last_period_end(invoice_period(uow), clock.today())
+    if through is None:
+        return 0
+    on = through if period_state(uow, through)[1] == "open" else clock.today()
+    return len(run_invoicing(uow, through=through, on=on))
 
 
 # ---------------------------------------------------------------- reading

@@ -411,3 +411,28 @@ def test_health_reads_every_endpoint_in_a_fixed_number_of_statements(tenant, db_
     more, more_statements = counted_health()
     assert len(more["webhooks"]["endpoints"]) == len(rows) + 4
     assert more_statements == statements
+
+
+def test_a_job_over_every_tenant_goes_on_past_a_failing_one_and_reports_it(db_url):
+    from entrepot.identity.services.tenants import in_each_active_tenant
+    from tests.conftest import make_tenant
+
+    failing, working = make_tenant(db_url), make_tenant(db_url)
+
+    def action(uow):
+        if uow.tenant_id == failing.id:
+            raise ValueError("bad data")
+        if uow.tenant_id == working.id:
+            record_event(uow, PalletReceived(pallet="P-1"), subject="pallet/P-1")
+            return 1
+        return 0
+
+    # when a job runs in every tenant and one of them fails
+    with pytest.raises(RuntimeError) as failed:
+        in_each_active_tenant(action, "pallet count", url=db_url)
+    # then the failure names its tenant, and the other tenant still had its work committed
+    assert f"{failing.id}: ValueError: bad data" in str(failed.value)
+    assert str(failed.value).startswith("pallet count failed for 1 tenant(s)")
+    with working.uow(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(OutboxEvent)
+                                  .where(OutboxEvent.subject == "pallet/P-1")) == 1

@@ -138,3 +138,26 @@ def tenant_facts(uow: UnitOfWork) -> TenantFacts:
         return TenantFacts(dict(settings or {}), currency)
 
     return uow.memo(TENANT_FACTS_MEMO, read)  # type: ignore[no-any-return]
+
+
+def in_each_active_tenant(action: Callable[[UnitOfWork], int], what: str, *, url: str | None = None) -> int:
+    """Run `action(uow)` in every active tenant, each in its own committed unit of work acting as the system,
+    and add up what it returns: the body of a scheduled job. One tenant's failure does not hold up the
+    others; the failures are raised together at the end (the scheduler records them as the job's error)."""
+    from entrepot.db.uow import platform_uow, tenant_uow
+
+    with platform_uow(readonly=True, url=url) as platform:
+        tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
+    total = 0
+    failed: list[str] = []
+    for tenant_id in tenant_ids:
+        try:
+            with tenant_uow(tenant_id, url=url) as uow:
+                total += action(uow)
+                uow.commit()
+        except Exception as exc:  # reported below, with the others
+            failed.append(f"{tenant_id}: {type(exc).__name__}: {exc}")
+    if failed:
+        raise RuntimeError(f"{what} failed for {len(failed)} tenant(s): " + "; ".join(failed)[:1500])
+    return total
+

@@ -17,6 +17,7 @@ from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.identity.services.tenant_settings import SETTINGS
+from entrepot.identity.services.tenants import in_each_active_tenant
 from entrepot.integration.outbox import record_event
 from entrepot.inventory.events import LotExpiring
 from entrepot.inventory.models import (
@@ -275,26 +276,10 @@ def report_expiring_lots(uow: UnitOfWork, within_days: int | None = None) -> lis
 
 
 def announce_expiring_lots_everywhere() -> int:
-    """Scheduler entry point (no arguments, own units of work): announce expiring lots in every active
-    tenant. Returns how many lots were announced."""
-    from entrepot.db.uow import platform_uow, tenant_uow
-    from entrepot.identity.models import Tenant
-
-    with platform_uow(readonly=True) as platform:
-        tenant_ids = list(platform.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
-    announced = 0
-    failed: list[str] = []
-    for tenant_id in tenant_ids:
-        try:
-            with tenant_uow(tenant_id) as uow:
-                announced += sum(1 for x in report_expiring_lots(uow) if x.announced)
-                uow.commit()
-        except Exception as exc:  # one tenant's failure must not hold up the others' announcements
-            failed.append(f"{tenant_id}: {type(exc).__name__}: {exc}")
-    if failed:  # the scheduler records it as the job's last error
-        raise RuntimeError(f"lot expiry announcements failed for {len(failed)} tenant(s): "
-                           + "; ".join(failed)[:1500])
-    return announced
+    """Scheduler entry point (no arguments): announce expiring lots in every active tenant. Returns how many
+    lots were announced."""
+    return in_each_active_tenant(lambda uow: sum(1 for x in report_expiring_lots(uow) if x.announced),
+                                 "lot expiry announcements")
 
 
 # ------------------------------------------------------------------ the ledger check
