@@ -279,6 +279,40 @@ def test_a_location_being_counted_takes_no_receipt_scrap_or_adjustment(tenant):
     assert levels(tenant, p)[wh].on_hand == 12
 
 
+def test_transfers_neither_leave_nor_arrive_at_a_location_being_counted(tenant):
+    # given a transfer in transit to a warehouse, and a requested one from the warehouse it left
+    p = product(tenant)
+    source, target = warehouse(tenant), warehouse(tenant)
+    stock(tenant, source, p, 10)
+    with tenant.uow() as uow:
+        moving = inventory.create_transfer(uow, product_id=p, from_warehouse_id=source, to_warehouse_id=target,
+                                           quantity=2)
+        waiting = inventory.create_transfer(uow, product_id=p, from_warehouse_id=source, to_warehouse_id=target,
+                                            quantity=3, ship=False)
+        uow.commit()
+    # when both warehouses' stock locations are being counted
+    with tenant.uow() as uow:
+        counts = [inventory.start_count(uow, warehouse_id=wh, counter="Ana") for wh in (source, target)]
+        uow.commit()
+    # then nothing leaves or arrives, nor does a new transfer leave
+    refused = [lambda uow: inventory.receive_transfer(uow, moving.id),
+               lambda uow: inventory.ship_transfer(uow, waiting.id),
+               lambda uow: inventory.create_transfer(uow, product_id=p, from_warehouse_id=source,
+                                                     to_warehouse_id=target, quantity=1)]
+    for change in refused:
+        with tenant.uow() as uow, pytest.raises(inventory.LocationLocked):
+            change(uow)
+    assert levels(tenant, p)[source].on_hand == 8 and levels(tenant, p)[target].in_transit == 2
+    # and once the counts are cancelled they go through
+    with tenant.uow() as uow:
+        for count in counts:
+            inventory.cancel_count(uow, count.id)
+        inventory.receive_transfer(uow, moving.id)
+        inventory.ship_transfer(uow, waiting.id)
+        uow.commit()
+    assert levels(tenant, p)[target].on_hand == 2 and levels(tenant, p)[target].in_transit == 3
+
+
 def test_serials_received_twice_are_refused(tenant):
     p = product(tenant, track_serials=True)
     wh = warehouse(tenant)

@@ -490,6 +490,7 @@ def _ship_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, targ
                    lot_code: str | None) -> Transfer:
     core.lock_products(uow, [product.id])
     stock = core.location_of(uow, source_id, LocationKind.STOCK)
+    _refuse_while_counted(stock)
     transit = core.location_of(uow, target_id, LocationKind.IN_TRANSIT)
     lot = core.lot_for(uow, product, lot_code, create=False)
     core.refuse_expired(lot)
@@ -566,6 +567,7 @@ def _ship_requested(uow: UnitOfWork, transfer_id: object) -> Transfer:
         core.refuse_expired(lot)
         source = uow.session.get(Location, r.location_id)
         assert source is not None
+        _refuse_while_counted(source)
         # each move carries its share of the value; the last one what is left, so they add up exactly
         part = left if i == len(reservations) - 1 else round_money(value * r.quantity / transfer.quantity, currency)
         left -= part
@@ -608,6 +610,7 @@ def _receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
     transfer, product, before = _locked_transfer(uow, transfer_id, "receive")
     transit = core.location_of(uow, transfer.to_warehouse_id, LocationKind.IN_TRANSIT)
     stock = core.location_of(uow, transfer.to_warehouse_id, LocationKind.STOCK)
+    _refuse_while_counted(stock)
     # What left, lot by lot (a requested transfer may have shipped several lots): each comes in as it left.
     # The serials come in as they left, too (not whichever of the lot are oldest in transit: another
     # transfer's may be there).
