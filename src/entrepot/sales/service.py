@@ -896,6 +896,12 @@ def invoice_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, on: date | None
     lines = _uninvoiced_lines(order)
     if not lines:
         raise billing.NothingToInvoice(f"order {order.number} has no shipped quantity left to invoice")
+    return _invoice_order(uow, order, lines, on)
+
+
+def _invoice_order(uow: UnitOfWork, order: SalesOrder, lines: list[billing.InvoiceLineInput],
+                   on: date | None) -> Invoice:
+    """One posted invoice of `lines` (what the order has to bill), the order marked with it."""
     invoice = billing.post_invoice(
         uow, customer_id=order.customer_id, currency=order.currency, sales_order_id=order.id,
         ship_to_country=order.ship_to_country, ship_to_region=order.ship_to_region, on=on, lines=lines,
@@ -1011,24 +1017,19 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
         raise invalid("on", "today or earlier, and not before `through`: an invoice is dated when (or after) "
                       "what it bills had shipped", "range")
     query = select(SalesOrder).join(SalesOrderLine, SalesOrderLine.order_id == SalesOrder.id).where(
-        SalesOrderLine.quantity_shipped > SalesOrderLine.quantity_invoiced).distinct()
+        SalesOrderLine.quantity_shipped > SalesOrderLine.quantity_invoiced
+        + SalesOrderLine.quantity_returned_unbilled).distinct()
     if customer_id:
         query = query.where(SalesOrder.customer_id == customer_id)
     order_ids = sorted(uow.session.scalars(query.with_only_columns(SalesOrder.id)))
     if not order_ids:
         return []
-    shipped = _shipped_through(uow, order_ids, through) if through is not None else None
     orders = [_locked_order(uow, oid) for oid in order_ids]
+    # read under the orders' locks: no shipment of theirs ships meanwhile
+    shipped = _shipped_through(uow, order_ids, through) if through is not None else None
     todo = [(o, lines) for o in sorted(orders, key=lambda o: o.number) if (lines := _uninvoiced_lines(o, shipped))]
     if invoice_grouping(uow) == "order":
-        invoices = []
-        for o, lines in todo:
-            invoice = billing.post_invoice(
-                uow, customer_id=o.customer_id, currency=o.currency, sales_order_id=o.id,
-                ship_to_country=o.ship_to_country, ship_to_region=o.ship_to_region, on=on, lines=lines)
-            _mark_invoiced(uow, o, lines, invoice_total=invoice.total)
-            invoices.append(invoice)
-        return invoices
+        return [_invoice_order(uow, o, lines, on) for o, lines in todo]
     groups: dict[tuple[uuid.UUID, str], list[tuple[SalesOrder, list[billing.InvoiceLineInput]]]] = {}
     for o, lines in todo:
         groups.setdefault((o.customer_id, o.currency), []).append((o, lines))

@@ -1090,8 +1090,7 @@ def _pick_serials(uow: UnitOfWork, product: _ProductFacts, location_id: uuid.UUI
                   quantity: Decimal, picked: set[uuid.UUID]) -> list[str]:
     """The serial numbers to ship from a location (and lot), oldest first, leaving out those this issue
     already took (`picked`, which they join): they move to the customer with the issue's writes."""
-    if quantity != quantity.to_integral_value():
-        raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
+    core.refuse_part_units(product.sku, quantity)
     query = _SERIALS_AT.where(SerialNumber.product_id == product.id, SerialNumber.location_id == location_id)
     if lot_id is not None:
         query = query.where(SerialNumber.lot_id == lot_id)

@@ -223,6 +223,12 @@ def lot_for(uow: UnitOfWork, product: Product, lot_code: str | None, expiry: dat
     return lot
 
 
+def refuse_part_units(sku: str, quantity: Decimal) -> None:
+    """A serial-tracked product moves in whole units (one serial number each)."""
+    if quantity != quantity.to_integral_value():
+        raise invalid("quantity", f"{sku} is serial-tracked: whole units only", "integer")
+
+
 def refuse_expired(lot: Lot | None, on: date | None = None) -> None:
     if lot is not None and lot.expiry_date is not None and lot.expiry_date < (on or clock.today()):
         raise ExpiredLot(f"lot {lot.code} expired on {lot.expiry_date}", lot_id=str(lot.id))

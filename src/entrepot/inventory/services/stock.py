@@ -143,8 +143,7 @@ def _outbound_serials(uow: UnitOfWork, product: Product, location: Location, lot
     """Serials leaving a location: the ones named, else the oldest there."""
     if not product.track_serials:
         return None
-    if quantity != quantity.to_integral_value():
-        raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
+    core.refuse_part_units(product.sku, quantity)
     query = select(SerialNumber).where(SerialNumber.product_id == product.id, SerialNumber.location_id == location.id)
     if lot is not None:
         query = query.where(SerialNumber.lot_id == lot.id)  # a lot's stock leaves with that lot's serials
@@ -442,8 +441,8 @@ def create_transfer(uow: UnitOfWork, *, product_id: object, from_warehouse_id: o
         if lot_code:
             raise invalid("lot_code", "a requested transfer reserves lots by expiry; name a lot only when "
                           "shipping at once", "unsupported")
-        if product.track_serials and qty != qty.to_integral_value():
-            raise invalid("quantity", f"{product.sku} is serial-tracked: whole units only", "integer")
+        if product.track_serials:
+            core.refuse_part_units(product.sku, qty)
         return _request_transfer(uow, product, source.id, target.id, qty)
     return core.with_retry(uow, lambda: _ship_transfer(uow, product, source.id, target.id, qty, lot_code))
 
