@@ -11,6 +11,7 @@ still add up). With no rate configured tax is zero.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,9 +21,11 @@ from typing import Protocol
 from sqlalchemy import select
 
 from entrepot.billing.models import TaxRate
+from entrepot.catalog.models import Product
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.tenants import tenant_facts
 from entrepot.kernel.money import ZERO, minor_unit, round_money
+from entrepot.pricing.service import use_product_tax_rates
 
 HUNDRED = Decimal(100)
 
@@ -189,3 +192,17 @@ def calculate_tax(uow: UnitOfWork, *, currency: str, country: str | None, region
     include, rounding = tax_settings(uow)
     return get_tax_engine().calculate(uow, TaxRequest(currency, country, region, lines, on, exempt, include,
                                                       rounding))
+
+
+def product_tax_rates(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], country: str | None, region: str | None,
+                      on: date, currency: str) -> dict[uuid.UUID, Decimal]:
+    """Each product's tax rate (percent) at this ship-to on this date, from the engine in use, so
+    pricing can convert a list kept on the other tax basis. A customer's exemption is not applied:
+    a gross list price holds the tax of the place, which an exempt customer then does not pay."""
+    classes = dict(uow.session.execute(select(Product.id, Product.tax_class).where(Product.id.in_(product_ids))).all())
+    lines = [TaxableLine(pid, classes.get(pid) or "standard", Decimal(100)) for pid in product_ids]
+    result = get_tax_engine().calculate(uow, TaxRequest(currency, country, region, lines, on))
+    return {t.key: t.rate_percent for t in result.lines}  # type: ignore[misc]
+
+
+use_product_tax_rates(product_tax_rates)

@@ -25,6 +25,15 @@ an optional channel H:
    offer prices the same way; the lowest promotional price replaces the regular
    price when it is strictly lower.
 4. No rule and no list price in K: `NoPriceFound` (422) naming the product.
+
+Tax basis
+---------
+A document's unit prices include tax or not (the tenant setting
+`prices_include_tax`). A price list may keep its prices on the other basis
+(`ListRule.prices_include_tax`; None = the document's): its prices are
+converted at the product's tax rate where the document ships (`TaxBasis`)
+before lists are compared, so a gross list never loses to a net one by its
+tax. Contract prices and list prices are on the document's basis.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from entrepot.kernel.errors import FieldError, ValidationFailed
-from entrepot.kernel.money import round_money
+from entrepot.kernel.money import quantize_storage, round_money
 
 SCOPE_RANK = {"customer": 4, "customer_group": 3, "channel": 2, "all": 1}
 HUNDRED = Decimal(100)
@@ -102,6 +111,22 @@ class ListRule:
     channel: str | None = None
     valid_from: date | None = None
     valid_to: date | None = None
+    prices_include_tax: bool | None = None  # None: on the basis of the document priced
+
+
+@dataclass(frozen=True)
+class TaxBasis:
+    """The basis of the document being priced, and the tax rate (percent) of each product where
+    it ships, asked only when a list on the other basis offers the product."""
+
+    includes_tax: bool
+    rate_percent: Callable[[uuid.UUID], Decimal]
+
+    def convert(self, price: Decimal, product_id: uuid.UUID, list_includes_tax: bool) -> tuple[Decimal, Decimal]:
+        """(the price on the document's basis, the rate used), kept to 4 places like any unit price."""
+        rate = self.rate_percent(product_id)
+        factor = 1 + rate / HUNDRED
+        return quantize_storage(price / factor if list_includes_tax else price * factor), rate
 
 
 @dataclass(frozen=True)
@@ -305,8 +330,10 @@ class PriceBook:
 
     def __init__(self, *, lists: Iterable[ListRule], entries: Iterable[EntryRule] = (),
                  contracts: Iterable[ContractRule], category_parents: Mapping[uuid.UUID, uuid.UUID | None],
-                 table: EntryTable | None = None):
+                 table: EntryTable | None = None, tax_basis: TaxBasis | None = None):
         self.lists = {r.id: r for r in lists}
+        # None: every list's prices are taken as they are (no list is on another basis)
+        self.tax_basis = tax_basis
         self.parents = category_parents
         if table is None:
             grouped: dict[uuid.UUID, list[EntryRule]] = {list_id: [] for list_id in self.lists}
@@ -333,6 +360,20 @@ class PriceBook:
                 node = self.parents.get(node)
             path = self._paths[category_id] = [n.int for n in nodes]
         return path
+
+    def _on_basis(self, rule: ListRule, product: PricedProduct, price: Decimal, how: str | None,
+                  ) -> tuple[Decimal, str]:
+        """The list's price on the document's basis (and, with `how`, the explanation of it)."""
+        basis = self.tax_basis
+        if basis is None or rule.prices_include_tax is None or rule.prices_include_tax == basis.includes_tax:
+            return price, how or ""
+        converted, rate = basis.convert(price, product.id, rule.prices_include_tax)
+        if how is None:
+            return converted, ""
+        given = "including" if rule.prices_include_tax else "before"
+        wanted = "before" if rule.prices_include_tax else "including"
+        return converted, (f"{how}, {_money(price)} {given} tax = {_q(converted)} {wanted} tax at "
+                           f"{_q(rate)}%")
 
     def _category_tiers(self, category_id: uuid.UUID, active: ActiveLists,
                         ) -> list[tuple[int, ListRule, list[list[EntryRule]]]]:
@@ -361,6 +402,8 @@ class PriceBook:
             entry = next((t for t in tiers if t.covers(quantity)), None)
             if entry is not None:
                 price, how = entry_price(entry, product, currency)
+                if price is not None:
+                    price, how = self._on_basis(rule, product, price, how)
                 found[rule.id] = _Candidate(rule, entry, price, f"{how} ({entry.tier_text()})", "product")
             else:
                 explanation.append(self._note(rule, None, "skipped",
@@ -373,6 +416,8 @@ class PriceBook:
                     entry = next((t for t in tiers if t.covers(quantity)), None)
                     if entry is not None:
                         price, how = entry_price(entry, product, currency)
+                        if price is not None:
+                            price, how = self._on_basis(rule, product, price, how)
                         found[rule.id] = _Candidate(rule, entry, price,
                                                     f"{how} for its category ({entry.tier_text()})", "category")
                         break
@@ -505,6 +550,8 @@ class PriceBook:
             price = entry_price(entry, product, currency, describe=False)[0]
             if price is None:
                 continue
+            if rule.prices_include_tax is not None:
+                price = self._on_basis(rule, product, price, None)[0]
             if rule.kind == "promotion":
                 key = (price, -rule.priority, rule.code)
                 if promo is None or key < promo[0]:

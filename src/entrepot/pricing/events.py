@@ -20,6 +20,7 @@ class PriceListCreated(EventData):
     valid_from: str | None = None
     valid_to: str | None = None
     entries: int = 0
+    prices_include_tax: bool | None = None  # null: on the tenant's tax basis
 
 
 @event_type("price_list.updated.v1")

@@ -1,7 +1,8 @@
 """Bulk import and export of price lists: one CSV row per entry (tier).
 
 Columns: the list's header (code, name, currency, kind, priority, scope,
-customer_group, customer_code, channel, valid_from, valid_to) repeated on each
+customer_group, customer_code, channel, valid_from, valid_to,
+prices_include_tax — true, false or empty for the tenant's basis) repeated on each
 row of the list, and the entry (sku or category, method, value, min_quantity,
 max_quantity). A list is upserted by code; when its entries in the file differ
 from the stored ones they replace them (overlapping tiers are refused).
@@ -31,7 +32,7 @@ from entrepot.pricing.service import (
 )
 
 HEADER_COLUMNS = ("code", "name", "currency", "kind", "priority", "scope", "customer_group", "customer_code",
-                  "channel", "valid_from", "valid_to")
+                  "channel", "valid_from", "valid_to", "prices_include_tax")
 ENTRY_COLUMNS = ("sku", "category", "method", "value", "min_quantity", "max_quantity")
 PRICE_LIST_COLUMNS = HEADER_COLUMNS + ENTRY_COLUMNS
 

@@ -52,6 +52,8 @@ class PriceList(TenantOwned, HasId, Timestamps, Versioned, Base):
     customer_group: Mapped[str | None] = mapped_column(String(64))
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("parties_customers.id"))
     channel: Mapped[str | None] = mapped_column(String(40))
+    # None: on the tenant's basis (setting prices_include_tax); else converted at the product's tax rate
+    prices_include_tax: Mapped[bool | None]
     archived_at: Mapped[datetime | None]
 
 

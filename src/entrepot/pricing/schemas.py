@@ -52,6 +52,9 @@ class PriceListCreate(BaseModel):
     channel: str | None = None
     valid_from: date | None = None
     valid_to: date | None = None
+    prices_include_tax: bool | None = Field(
+        default=None, description="whether this list's prices include tax; null: as the tenant's setting "
+        "prices_include_tax. A list on the other basis is converted at each product's tax rate where the order ships")
     entries: list[EntryCreate] = []
 
 
@@ -66,6 +69,9 @@ class PriceListUpdate(BaseModel):
     channel: str | None = None
     valid_from: date | None = None
     valid_to: date | None = None
+    prices_include_tax: bool | None = Field(
+        default=None, description="whether this list's prices include tax; null: as the tenant's setting "
+        "prices_include_tax. A list on the other basis is converted at each product's tax rate where the order ships")
 
 
 class PriceListRead(BaseModel):
@@ -82,6 +88,7 @@ class PriceListRead(BaseModel):
     channel: str | None
     valid_from: date | None
     valid_to: date | None
+    prices_include_tax: bool | None
     archived_at: datetime | None
     version: int
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -60,6 +60,7 @@ from entrepot.pricing.engine import (
     PriceBook,
     PricedProduct,
     PriceResolution,
+    TaxBasis,
     list_applies,
 )
 from entrepot.pricing.models import (
@@ -77,7 +78,7 @@ __all__ = [
 ]
 
 PRICE_LIST_FIELDS = ("code", "name", "kind", "currency", "valid_from", "valid_to", "priority", "scope",
-                     "customer_group", "customer_id", "channel")
+                     "customer_group", "customer_id", "channel", "prices_include_tax")
 ENTRY_FIELDS = ("product_id", "category_id", "method", "value", "min_quantity", "max_quantity")
 _CHUNK = 2000
 
@@ -107,11 +108,14 @@ def resolve_prices(
     on: date | None = None,
     channel: str | None = None,
     products: Mapping[uuid.UUID, PricedProduct] | None = None,
+    ship_to: tuple[str | None, str | None] | None = None,
 ) -> list[PriceResolution]:
     """Unit price, currency, winning rule and explanation for each (product, quantity) line.
 
     A caller that has already loaded the lines' products (catalog Products, by id) may pass them
-    as `products`: reading a thousand products is most of the cost of pricing an order."""
+    as `products`: reading a thousand products is most of the cost of pricing an order.
+    `ship_to` (country, region) is where the document ships, for the tax rates that convert a
+    list kept on the other tax basis; the customer's default ship-to when not given."""
     on = on or clock.today()
     errors = []
     clean: list[tuple[uuid.UUID, Decimal]] = []
@@ -137,7 +141,48 @@ def resolve_prices(
         facts = {**products, **price_basis(uow, missing)} if missing else products
     book = load_price_book(uow, buyer=buyer, product_ids=facts.keys(), on=on, channel=channel,
                            categorised=any(p.category_id is not None for p in facts.values()))
+    document_includes_tax = bool(tenant_facts(uow).settings.get("prices_include_tax", False))
+    if any(r.prices_include_tax not in (None, document_includes_tax) for r in book.lists.values()):
+        where = ship_to if ship_to is not None else _default_jurisdiction(customer)
+        book.tax_basis = TaxBasis(document_includes_tax,
+                                  _rates_when_asked(uow, list(facts), where, on, buyer.currency))
     return book.resolve_many(buyer, facts, clean, on, channel)
+
+
+# Tax rates are billing's (a layer above pricing); billing registers its lookup here when it loads.
+ProductTaxRates = Callable[[UnitOfWork, Sequence[uuid.UUID], str | None, str | None, date, str],
+                           Mapping[uuid.UUID, Decimal]]
+_product_tax_rates: ProductTaxRates | None = None
+
+
+def use_product_tax_rates(lookup: ProductTaxRates) -> None:
+    """Register the lookup of each product's tax rate (percent) at a ship-to country and region on a date."""
+    global _product_tax_rates
+    _product_tax_rates = lookup
+
+
+def _default_jurisdiction(customer: Any) -> tuple[str | None, str | None]:
+    address = customer.default_ship_to
+    if address is None:
+        return getattr(customer, "tax_country", None), None
+    return address.country, address.region or None
+
+
+def _rates_when_asked(uow: UnitOfWork, product_ids: list[uuid.UUID], where: tuple[str | None, str | None],
+                      on: date, currency: str) -> Callable[[uuid.UUID], Decimal]:
+    """Each product's tax rate, looked up for every product of the document on the first question."""
+    rates: Mapping[uuid.UUID, Decimal] | None = None
+
+    def rate(product_id: uuid.UUID) -> Decimal:
+        nonlocal rates
+        if rates is None:
+            if _product_tax_rates is None:
+                raise RuntimeError("a price list is on the other tax basis, and no tax rate lookup is registered "
+                                   "(entrepot.billing.tax registers it when imported)")
+            rates = _product_tax_rates(uow, product_ids, where[0], where[1], on, currency)
+        return rates.get(product_id, Decimal(0))
+
+    return rate
 
 
 # The two queries of every quote and order, prepared: the ORM's execution of them cost more than
@@ -145,7 +190,7 @@ def resolve_prices(
 _LISTS_IN_CURRENCY = Prepared(
     select(PriceList.id, PriceList.code, PriceList.kind, PriceList.currency, PriceList.priority, PriceList.scope,
            PriceList.customer_group, PriceList.customer_id, PriceList.channel, PriceList.valid_from,
-           PriceList.valid_to, PriceList.version, PriceList.updated_at)
+           PriceList.valid_to, PriceList.version, PriceList.updated_at, PriceList.prices_include_tax)
     .where(PriceList.tenant_id == bindparam("tenant_id"), PriceList.archived_at.is_(None),
            PriceList.currency == bindparam("currency"))
 )
@@ -171,7 +216,7 @@ def load_price_book(uow: UnitOfWork, *, buyer: Buyer, product_ids: Collection[uu
     every: dict[uuid.UUID, tuple[ListRule, tuple[int, Any]]] = {}
     applicable: dict[uuid.UUID, tuple[ListRule, tuple[int, Any]]] = {}
     for r in list_rows:
-        rule = ListRule(r[0], r[1], str(r[2]), r[3], r[4], str(r[5]), r[6], r[7], r[8], r[9], r[10])
+        rule = ListRule(r[0], r[1], str(r[2]), r[3], r[4], str(r[5]), r[6], r[7], r[8], r[9], r[10], r[13])
         every[rule.id] = (rule, (r[11], r[12]))
         if _may_apply(rule, buyer, on, channel):
             book_lists.append(rule)
@@ -355,6 +400,8 @@ def clean_price_list(uow: UnitOfWork, data: Mapping[str, Any], *, current: Price
     for ref in ("customer_group", "channel"):
         if ref in data:
             out[ref] = check_code(errors, ref, data[ref]) if data[ref] not in (None, "") else None
+    if "prices_include_tax" in data:
+        out["prices_include_tax"] = _tax_basis_flag(errors, data["prices_include_tax"])
     if "customer_id" in data:
         if data["customer_id"] in (None, ""):
             out["customer_id"] = None
@@ -390,6 +437,17 @@ def clean_price_list(uow: UnitOfWork, data: Mapping[str, Any], *, current: Price
     return out, errors
 
 
+def _tax_basis_flag(errors: list[FieldError], value: Any) -> bool | None:
+    """true, false, or null (the tenant's basis); CSV files say it as text."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "true", "false"):
+        return None if text == "" else text == "true"
+    errors.append(FieldError("prices_include_tax", "true, false, or empty for the tenant's setting", "boolean"))
+    return None
+
+
 def create_price_list(uow: UnitOfWork, data: Mapping[str, Any]) -> PriceList:
     values, errors = clean_price_list(uow, data)
     raw_entries = list(data.get("entries") or [])
@@ -407,7 +465,8 @@ def create_price_list(uow: UnitOfWork, data: Mapping[str, Any]) -> PriceList:
         price_list_id=str(price_list.id), code=price_list.code, kind=str(price_list.kind),
         currency=price_list.currency, scope=str(price_list.scope), priority=price_list.priority,
         valid_from=price_list.valid_from.isoformat() if price_list.valid_from else None,
-        valid_to=price_list.valid_to.isoformat() if price_list.valid_to else None, entries=len(added)),
+        valid_to=price_list.valid_to.isoformat() if price_list.valid_to else None, entries=len(added),
+        prices_include_tax=price_list.prices_include_tax),
         subject=f"price_list/{price_list.id}")
     return price_list
 

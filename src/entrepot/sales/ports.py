@@ -61,10 +61,12 @@ def sellable_in_channel(uow: UnitOfWork, ids: Sequence[uuid.UUID], channel: str,
 
 
 def resolve_prices(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[tuple[uuid.UUID, Decimal]],
-                   on: date | None, channel: str | None, products: Any = None) -> list[Any]:
+                   on: date | None, channel: str | None, products: Any = None,
+                   ship_to: tuple[str | None, str | None] | None = None) -> list[Any]:
     from entrepot.pricing.service import resolve_prices as resolve
 
-    return resolve(uow, customer_id=customer_id, lines=lines, on=on, channel=channel, products=products)
+    return resolve(uow, customer_id=customer_id, lines=lines, on=on, channel=channel, products=products,
+                   ship_to=ship_to)
 
 
 def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price") -> None:

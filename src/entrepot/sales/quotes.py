@@ -33,8 +33,8 @@ def create_quote(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[Ord
     today = clock.today()
     if valid_until is not None and valid_until < today:
         raise invalid("valid_until", "must not be in the past", "future")
-    priced = price_lines(uow, customer, lines, channel=channel, on=today)
     where = resolve_ship_to(uow, customer, None)
+    priced = price_lines(uow, customer, lines, channel=channel, on=today, ship_to=where)
     tax = calculate_tax(uow, currency=customer.currency, country=where.country, region=where.region,
                         lines=[TaxableLine(i, getattr(p.product, "tax_class", None) or "standard",
                                            p.quantity * p.unit_price) for i, p in enumerate(priced)],

@@ -104,9 +104,10 @@ def _customer_for_order(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
 
 
 def price_lines(uow: UnitOfWork, customer: Any, lines: Sequence[OrderLineInput], *, channel: str | None,
-                on: date, fixed_prices: bool = False) -> list[PricedLine]:
+                on: date, ship_to: ShipTo, fixed_prices: bool = False) -> list[PricedLine]:
     """Validate lines and price them: the pricing engine unless a price is given (then the margin
-    guard applies, unless `fixed_prices` carries prices already agreed, e.g. from a quote)."""
+    guard applies, unless `fixed_prices` carries prices already agreed, e.g. from a quote). The
+    ship-to's tax rates convert a price list kept on the other tax basis than the order's."""
     errors: list[FieldError] = []
     if not lines:
         raise invalid("lines", "an order needs at least one line", "required")
@@ -143,7 +144,8 @@ def price_lines(uow: UnitOfWork, customer: Any, lines: Sequence[OrderLineInput],
     if to_price:
         results = ports.resolve_prices(uow, customer_id=customer.id, lines=[(ln.product_id, ln.quantity)
                                                                             for _, ln in to_price],
-                                       on=on, channel=channel, products=products)
+                                       on=on, channel=channel, products=products,
+                                       ship_to=(ship_to.country, ship_to.region))
         for (i, _), r in zip(to_price, results, strict=True):
             if r.currency != customer.currency:
                 raise invalid(f"lines[{i}].product_id",
@@ -222,8 +224,8 @@ def create_sales_order(
     """Enter a draft order: lines priced by the pricing engine (or given, under the margin guard), tax estimated."""
     customer = _customer_for_order(uow, customer_id)
     today = clock.today()
-    priced = price_lines(uow, customer, lines, channel=channel, on=today, fixed_prices=fixed_prices)
     where = resolve_ship_to(uow, customer, ship_to)
+    priced = price_lines(uow, customer, lines, channel=channel, on=today, ship_to=where, fixed_prices=fixed_prices)
     order = new_row(
         SalesOrder, id=new_id(), number=next_number(uow, "SO"), customer_id=customer.id, status=OrderStatus.draft,
         invoice_status=OrderInvoiceStatus.not_invoiced, currency=customer.currency, order_date=today,

@@ -1,5 +1,5 @@
-"""Property test: for random lists, tiers, contracts, promotions and dates, the engine's
-price is the winner the documented resolution order names (an independent oracle here)."""
+"""Property test: for random lists, tiers, contracts, promotions, dates and tax bases, the
+engine's price is the winner the documented resolution order names (an independent oracle here)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entrepot.kernel.money import round_money
+from entrepot.kernel.money import quantize_storage, round_money
 from entrepot.pricing.engine import (
     Buyer,
     ContractRule,
@@ -22,6 +22,7 @@ from entrepot.pricing.engine import (
     NoPriceFound,
     PriceBook,
     ProductFacts,
+    TaxBasis,
     list_applies,
 )
 
@@ -56,7 +57,7 @@ def price_lists(draw, index):
         draw(st.sampled_from(["dealers", "retail"])) if scope == "customer_group" else None,
         draw(st.sampled_from([BUYER.id, OTHER_CUSTOMER])) if scope == "customer" else None,
         draw(st.sampled_from(["web", "edi"])) if scope == "channel" else None,
-        start, end,
+        start, end, draw(st.sampled_from([None, None, True, False])),
     )
 
 
@@ -97,14 +98,16 @@ def scenarios(draw):
     on = draw(days)
     quantity = Decimal(draw(st.integers(1, 45)))
     channel = draw(st.sampled_from([None, "web"]))
-    return product, lists, entries, contracts, on, quantity, channel
+    rate = Decimal(draw(st.sampled_from([0, 7, 19, 25])))
+    basis = TaxBasis(draw(st.booleans()), lambda _product_id: rate)
+    return product, lists, entries, contracts, on, quantity, channel, basis
 
 
 def _valid(start, end, on):
     return (start is None or start <= on) and (end is None or on <= end)
 
 
-def oracle(product, lists, entries, contracts, on, quantity, channel):
+def oracle(product, lists, entries, contracts, on, quantity, channel, basis):
     """The documented order, written as plainly as possible."""
     good = [c for c in contracts if c.customer_id == BUYER.id and c.currency == "USD"
             and _valid(c.valid_from, c.valid_to, on)]
@@ -118,6 +121,13 @@ def oracle(product, lists, entries, contracts, on, quantity, channel):
         return rule.currency == "USD" and _valid(rule.valid_from, rule.valid_to, on) and scope_ok
 
     def offer(rule):
+        price = offer_as_listed(rule)
+        if price is None or rule.prices_include_tax in (None, basis.includes_tax):
+            return price
+        factor = 1 + basis.rate_percent(product.id) / 100
+        return quantize_storage(price / factor if rule.prices_include_tax else price * factor)
+
+    def offer_as_listed(rule):
         path = []
         node = product.category_id
         while node:
@@ -157,8 +167,8 @@ def oracle(product, lists, entries, contracts, on, quantity, channel):
 @settings(max_examples=400, deadline=None)
 @given(scenarios())
 def test_the_resolved_price_is_the_documented_winner(scenario):
-    product, lists, entries, contracts, on, quantity, channel = scenario
-    book = PriceBook(lists=lists, entries=entries, contracts=contracts, category_parents=PARENTS)
+    product, lists, entries, contracts, on, quantity, channel, basis = scenario
+    book = PriceBook(lists=lists, entries=entries, contracts=contracts, category_parents=PARENTS, tax_basis=basis)
     expected = oracle(*scenario)
     if expected is None:
         with pytest.raises(NoPriceFound):
@@ -176,19 +186,19 @@ def test_the_resolved_price_is_the_documented_winner(scenario):
     winners = [e for e in got.explanation if e["result"] == "won"]
     assert len(winners) == 1 and winners[0]["rule"] == got.rule
     # as the service builds it: the applicable lists over a shared table of every list
-    served = _as_served(lists, entries, contracts, on, channel)
+    served = _as_served(lists, entries, contracts, on, channel, basis)
     line = served.resolve_many(BUYER, {product.id: product}, [(product.id, quantity)], on, channel)[0]
     assert (line.rule, line.unit_price, line.source_id, line.explanation) == \
         (got.rule, got.unit_price, got.source_id, got.explanation)
 
 
-def _as_served(lists, entries, contracts, on, channel):
+def _as_served(lists, entries, contracts, on, channel, basis):
     """A book like `service.load_price_book` makes: only the applicable lists, and an entry table
     (cached and shared between buyers) that holds every list, the others included."""
     table = EntryTable.build((rule, ListIndex.build([e for e in entries if e.price_list_id == rule.id]))
                              for rule in lists)
     applicable = [rule for rule in lists if list_applies(rule, BUYER, on, channel) is None]
-    return PriceBook(lists=applicable, contracts=contracts, category_parents=PARENTS, table=table)
+    return PriceBook(lists=applicable, contracts=contracts, category_parents=PARENTS, table=table, tax_basis=basis)
 
 
 @settings(max_examples=200, deadline=None)
@@ -196,8 +206,8 @@ def _as_served(lists, entries, contracts, on, channel):
 def test_many_lines_of_an_order_share_one_view(scenario, other_quantity):
     """Lines priced together (one active view, category tiers worked out once per category)
     get what each would get alone."""
-    product, lists, entries, contracts, on, quantity, channel = scenario
-    book = PriceBook(lists=lists, entries=entries, contracts=contracts, category_parents=PARENTS)
+    product, lists, entries, contracts, on, quantity, channel, basis = scenario
+    book = PriceBook(lists=lists, entries=entries, contracts=contracts, category_parents=PARENTS, tax_basis=basis)
     lines = [(product.id, quantity), (product.id, Decimal(other_quantity)), (product.id, quantity)]
     try:
         alone = [book.resolve(BUYER, product, q, on, channel) for _, q in lines]

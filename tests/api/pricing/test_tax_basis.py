@@ -1,0 +1,129 @@
+"""Price lists kept on the other tax basis than the tenant's: converted at the product's tax rate
+where the order ships, before lists are compared."""
+
+from __future__ import annotations
+
+import io
+
+from tests.factories.catalog import create_product
+from tests.factories.parties import create_customer
+from tests.factories.pricing import create_price_list
+
+
+def act(api, path, status, body=None, method="post"):
+    r = api.get(path) if method == "get" else getattr(api, method)(path, json=body)
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def taxed_customer(api, region="TX", **overrides):
+    """A customer shipping to a region taxed at 25 %."""
+    customer = create_customer(api, **overrides)["id"]
+    act(api, f"/customers/{customer}/addresses", 201, {"kind": "ship_to", "is_default": True, "line1": "1 A St",
+                                                       "city": "Austin", "region": region, "country": "US"})
+    return customer
+
+
+def quote(api, customer, product, quantity="1"):
+    return act(api, f"/prices/quote?customer_id={customer}&product_id={product}&quantity={quantity}", 200,
+               method="get")
+
+
+def order(api, customer, product, quantity="2"):
+    return act(api, "/sales-orders", 201, {"customer_id": customer,
+                                           "lines": [{"product_id": product, "quantity": quantity}]})
+
+
+def test_a_gross_list_competes_with_a_net_list_on_its_price_before_tax(api):
+    # given a net tenant, 25 % tax in Texas, a net list at 110 and a gross list at 125 (100 before tax)
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
+    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    customer = taxed_customer(api)
+    create_price_list(api, code="NET", priority=1, entries=[{"product_id": product, "value": "110.00"}])
+    gross = create_price_list(api, code="GROSS", priority=1, prices_include_tax=True,
+                              entries=[{"product_id": product, "value": "125.00"}])
+    assert gross["prices_include_tax"] is True
+    # when the customer is quoted
+    q = quote(api, customer, product)
+    # then the gross list wins with its price before tax, and says how it got there
+    assert (q["rule"], q["unit_price"]) == ("price_list:GROSS", "100.00")
+    won = next(e for e in q["explanation"] if e["rule"] == "price_list:GROSS")
+    assert "125.00 including tax = 100 before tax at 25%" in won["reason"], won
+    lost = next(e for e in q["explanation"] if e["rule"] == "price_list:NET")
+    assert lost["result"] == "lost" and lost["unit_price"] == "110.00"
+    # and the order charges 100 + 25 % tax a unit: the gross list's price
+    o = order(api, customer, product)
+    assert (o["lines"][0]["unit_price"], o["subtotal"], o["tax_total"], o["total"]) == (
+        "100.00", "200.00", "50.00", "250.00")
+
+
+def test_a_gross_promotion_is_lower_only_when_lower_before_tax(api):
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
+    product = create_product(api, list_price="105.00", standard_cost="50.00")["id"]
+    customer = taxed_customer(api)
+    # a promotion of 130 including tax is 104 before it: below the list price of 105
+    create_price_list(api, code="SALE", kind="promotion", valid_from="2020-01-01", valid_to="2099-12-31",
+                      prices_include_tax=True, entries=[{"product_id": product, "value": "130.00"}])
+    q = quote(api, customer, product)
+    assert (q["rule"], q["unit_price"]) == ("promotion:SALE", "104.00")
+
+
+def test_a_net_list_on_a_gross_tenant_is_charged_with_its_tax(api):
+    # given a tenant whose orders are priced including tax, and a list kept before tax
+    act(api, "/tenant/settings", 200, {"prices_include_tax": True}, method="patch")
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
+    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    customer = taxed_customer(api)
+    create_price_list(api, code="TRADE", prices_include_tax=False, entries=[{"product_id": product, "value": "80.00"}])
+    # then the order's unit price includes the tax: 80 before tax is 100 including it
+    o = order(api, customer, product)
+    assert (o["lines"][0]["unit_price"], o["subtotal"], o["tax_total"], o["total"]) == (
+        "100.00", "160.00", "40.00", "200.00")
+
+
+def test_an_exempt_customer_pays_a_gross_price_less_its_tax_and_no_tax(api):
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
+    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    exempt = taxed_customer(api, tax_exempt=True, exemption_certificate="TX-9")
+    create_price_list(api, code="GROSS", prices_include_tax=True, entries=[{"product_id": product, "value": "125.00"}])
+    o = order(api, exempt, product, "1")
+    assert (o["lines"][0]["unit_price"], o["tax_total"], o["total"]) == ("100.00", "0.00", "100.00")
+
+
+def test_where_no_tax_applies_a_gross_price_is_the_price(api):
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
+    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    in_nevada = taxed_customer(api, region="NV")
+    create_price_list(api, code="GROSS", prices_include_tax=True, entries=[{"product_id": product, "value": "125.00"}])
+    assert quote(api, in_nevada, product)["unit_price"] == "125.00"
+    # an order shipping to Texas instead converts at Texas's rate
+    o = act(api, "/sales-orders", 201, {"customer_id": in_nevada, "lines": [{"product_id": product, "quantity": "1"}],
+                                        "ship_to": {"line1": "1 A St", "city": "Austin", "region": "TX",
+                                                    "country": "US"}})
+    assert (o["lines"][0]["unit_price"], o["total"]) == ("100.00", "125.00")
+
+
+def test_a_lists_tax_basis_is_kept_changed_exported_and_imported(api):
+    pl = create_price_list(api, code="BASIS")
+    assert pl["prices_include_tax"] is None  # the tenant's basis
+    changed = act(api, f"/price-lists/{pl['id']}", 200, {"prices_include_tax": True}, method="patch")
+    assert changed["prices_include_tax"] is True
+    back = act(api, f"/price-lists/{pl['id']}", 200, {"prices_include_tax": None}, method="patch")
+    assert back["prices_include_tax"] is None
+    assert api.post("/price-lists", json={"code": "BAD", "name": "x", "currency": "USD",
+                                          "prices_include_tax": "sometimes"}).status_code == 422
+    # the CSV carries it: export, then import a changed file
+    act(api, f"/price-lists/{pl['id']}", 200, {"prices_include_tax": False}, method="patch")
+    csv_text = api.get("/exports/price-lists").text
+    header, row = csv_text.splitlines()[0].split(","), next(
+        line for line in csv_text.splitlines() if line.startswith("BASIS,")).split(",")
+    assert row[header.index("prices_include_tax")] == "false"
+    row[header.index("prices_include_tax")] = "true"
+    upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
+    r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
+    assert r.status_code in (200, 201), r.text
+    assert api.get(f"/price-lists/{pl['id']}").json()["prices_include_tax"] is True
+    row[header.index("prices_include_tax")] = "sometimes"
+    upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
+    r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
+    assert r.status_code == 422 and "prices_include_tax" in r.text
