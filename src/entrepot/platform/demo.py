@@ -85,6 +85,7 @@ class Seed:
     products: list[Any] = field(default_factory=list)
     customers: list[Any] = field(default_factory=list)
     warehouses: list[Any] = field(default_factory=list)
+    suppliers: list[Any] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,6 +102,7 @@ def load_demo_data(parent_slug: str, dealer_slugs: list[str], *, scale: float = 
         seed = Seed(tenant_id, currency, random.Random(f"entrepot-demo-{slug}"))
         _master_data(seed)
         _orders(seed, orders)
+        _replenishment(seed)
 
 
 def _in_tenant(seed: Seed, work: Callable[[UnitOfWork], Any]) -> Any:
@@ -158,7 +160,7 @@ def _master_data(seed: Seed) -> None:
             seed.customers.append(customer)
         for code, name in (("S001", "Great Lakes Bearings"), ("S002", "Midwest Fastener Co"),
                            ("S003", "Pacific Safety Supply")):
-            create_supplier(uow, {"code": code, "name": name, "currency": cur})
+            seed.suppliers.append(create_supplier(uow, {"code": code, "name": name, "currency": cur}))
         for product in seed.products:
             for wh in seed.warehouses:
                 adjust_stock(uow, warehouse_id=wh.id, product_id=product.id, quantity=D(rng.randint(40, 160)),
@@ -191,6 +193,45 @@ def _prices(seed: Seed) -> None:
 
     with contextlib.suppress(DomainError):  # demo prices are a nicety; orders still price from list prices
         _in_tenant(seed, build)
+
+
+def _replenishment(seed: Seed) -> None:
+    """Supplier items, reorder rules and transfers between warehouses, so that replenishment
+    suggestions and the transfer screens have something real to show. Runs after the orders:
+    the shipments are the usage that lead-time demand is worked out from."""
+    from entrepot.inventory.service import create_transfer, receive_transfer, set_reorder_rule
+    from entrepot.parties.service import create_supplier_item
+
+    rng = seed.rng
+
+    def build(uow: UnitOfWork) -> None:
+        for i, product in enumerate(seed.products):
+            # every product from one supplier, every fourth from a second, dearer but quicker one
+            sources = [seed.suppliers[i % 3]] + ([seed.suppliers[(i + 1) % 3]] if i % 4 == 0 else [])
+            for n, supplier in enumerate(sources):
+                pack = rng.choice([1, 6, 10, 12, 25])
+                create_supplier_item(uow, {
+                    "supplier_id": supplier.id, "product_id": product.id,
+                    "supplier_sku": f"{supplier.code}-{i + 1:04d}",
+                    "cost": (product.standard_cost * (D("0.95") if n == 0 else D("1.02"))).quantize(D("0.01")),
+                    "currency": seed.currency, "pack_size": D(pack), "min_order_qty": D(pack * 2),
+                    "lead_time_days": rng.choice([7, 10, 14, 21]) if n == 0 else 4})
+            home = seed.warehouses[0]
+            # every third product is kept high in the main warehouse, so some are due for reorder
+            point = D(rng.randint(150, 220)) if i % 3 == 0 else D(rng.randint(10, 30))
+            set_reorder_rule(uow, product_id=product.id, warehouse_id=home.id, reorder_point=point,
+                             order_up_to=point * 2 + 50, safety_stock=D(10))
+        if len(seed.warehouses) > 1:
+            source, destination = seed.warehouses[0], seed.warehouses[1]
+            received = create_transfer(uow, product_id=seed.products[2].id, from_warehouse_id=source.id,
+                                       to_warehouse_id=destination.id, quantity=D(12))
+            receive_transfer(uow, received.id)
+            create_transfer(uow, product_id=seed.products[3].id, from_warehouse_id=source.id,
+                            to_warehouse_id=destination.id, quantity=D(8))  # in transit
+            create_transfer(uow, product_id=seed.products[4].id, from_warehouse_id=destination.id,
+                            to_warehouse_id=source.id, quantity=D(5), ship=False)  # requested, reserved
+
+    _in_tenant(seed, build)
 
 
 # Final states of the demo orders, with weights.

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from entrepot.billing import service as billing
-from entrepot.inventory.service import check_balances
+from entrepot.inventory.models import Transfer
+from entrepot.inventory.service import check_balances, replenishment_suggestions
 from entrepot.ledger.services.reports import trial_balance
 from entrepot.platform.demo import load_demo_data
 from entrepot.sales.models import SalesOrder
@@ -30,3 +31,7 @@ def test_demo_data_is_varied_and_balanced(sqlite_only):
             receivable = sum((ln.debit - ln.credit for ln in tb.lines if ln.account_code == "1100"), 0)
             assert billing.aging(uow)["total"] == receivable
             assert check_balances(uow) == []
+            # and replenishment and transfers have something to show
+            assert replenishment_suggestions(uow), "no product is due for reorder"
+    with parent.uow(readonly=True) as uow:
+        assert set(uow.session.scalars(select(Transfer.status))) == {"received", "in_transit", "requested"}
