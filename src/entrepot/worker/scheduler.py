@@ -7,7 +7,9 @@ where the function takes no arguments and opens its own units of work.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +27,7 @@ from entrepot.worker import leases
 
 log = structlog.get_logger("entrepot.worker.scheduler")
 JOB_LEASE = timedelta(minutes=10)
+RENEW_EVERY = JOB_LEASE / 3  # a running job's lease is renewed this often, so it never runs out under it
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,30 @@ def next_after(cron: str, moment: datetime) -> datetime:
     return croniter(cron, moment).get_next(datetime)
 
 
+@contextmanager
+def _renewing(lease: str, holder: str, url: str | None) -> Iterator[None]:
+    """Keep renewing the lease while the job runs: a job longer than the lease would otherwise be
+    started again by another worker (its next run is recorded only when it ends)."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(RENEW_EVERY.total_seconds()):
+            try:
+                if not leases.acquire(lease, holder, JOB_LEASE, url=url):
+                    log.warning("job_lease_lost", lease=lease, holder=holder)
+                    return
+            except Exception:  # e.g. the database busy: try again at the next beat
+                log.exception("job_lease_renewal_failed", lease=lease)
+
+    beat = threading.Thread(target=renew, name=f"renew-{lease}", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        done.set()
+        beat.join()
+
+
 def run_due(holder: str, *, jobs: list[Job] | None = None, url: str | None = None) -> list[str]:
     """Run every job that is due and whose lease this worker gets. Returns the names run."""
     ran: list[str] = []
@@ -78,7 +105,8 @@ def run_due(holder: str, *, jobs: list[Job] | None = None, url: str | None = Non
                 continue  # another worker ran it between our read and our lease
             error = None
             try:
-                job.run()
+                with _renewing(f"job:{job.name}", holder, url):
+                    job.run()
                 ran.append(job.name)
             except Exception as exc:  # a failing job must not stop the scheduler
                 log.exception("job_failed", job=job.name)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from entrepot.db.infrastructure import Lease
 from entrepot.db.uow import platform_uow
 from entrepot.integration import delivery, messages
 from entrepot.integration.models import OutboxEvent, ScheduledJobState, WebhookMessage
@@ -110,6 +112,43 @@ def test_a_job_runs_once_under_its_lease_and_a_crashed_holder_expires(db_url):
     with platform_uow(readonly=True, url=db_url) as uow:
         state = uow.session.get(ScheduledJobState, "test.count")
         assert state.next_run_at > clock.now()
+
+
+def test_a_job_longer_than_its_lease_keeps_it_so_no_other_worker_starts_it(db_url, monkeypatch):
+    # given a due job that runs past its lease (simulated time), renewing every few milliseconds
+    monkeypatch.setattr(scheduler, "RENEW_EVERY", timedelta(milliseconds=5), raising=False)
+    seen: dict[str, object] = {}
+
+    def long_job() -> None:
+        clock.advance(scheduler.JOB_LEASE + timedelta(minutes=1))
+        # wait for a renewal at the new time (an event, not a duration)
+        for _ in range(2000):
+            with platform_uow(readonly=True, url=db_url) as uow:
+                held = uow.session.get(Lease, "job:test.long")
+                if held is not None and _aware(held.expires_at) > clock.now():
+                    break
+            time.sleep(0.005)
+        # then another worker can neither take the lease nor start the job
+        seen["other_took_lease"] = leases.acquire("job:test.long", "w-other", timedelta(minutes=1), url=db_url)
+        seen["other_ran"] = scheduler.run_due("w-other", jobs=[job], url=db_url)
+
+    job = scheduler.Job("test.long", "* * * * *", long_job)
+    with platform_uow(url=db_url) as uow:
+        state = uow.session.get(ScheduledJobState, "test.long")
+        if state is None:
+            uow.session.add(ScheduledJobState(name="test.long", next_run_at=clock.now() - timedelta(seconds=1)))
+        else:
+            state.next_run_at = clock.now() - timedelta(seconds=1)
+        uow.commit()
+    # when this worker runs it
+    assert scheduler.run_due("w-a", jobs=[job], url=db_url) == ["test.long"]
+    # then the lease stayed this worker's throughout, and is free once the job is done
+    assert seen == {"other_took_lease": False, "other_ran": []}
+    assert leases.acquire("job:test.long", "w-other", timedelta(minutes=1), url=db_url)
+
+
+def _aware(moment):
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def test_graceful_stop_releases_claims(tenant, db_url):
