@@ -47,18 +47,31 @@ def check(tenant: str | None = typer.Option(None, "--tenant", help="Tenant slug 
 @friendly
 def expiring_lots(tenant: str = typer.Option(..., "--tenant"),
                   days: int | None = typer.Option(
-                      None, "--days", min=0, help="Warning window in days (default: the tenant's "
-                      "lot_expiry_warning_days setting)")) -> None:
-    """List lots with stock that expire within the window; emit lot.expiring.v1 for those not announced yet
-    (the worker does the same every hour)."""
+                      None, "--days", min=0, help="Look this many days ahead (default: the tenant's "
+                      "lot_expiry_warning_days setting); only lists, never announces"),
+                  announce: bool = typer.Option(
+                      False, "--announce", help="Also emit lot.expiring.v1 now, as the worker's hourly job does: "
+                      "within the tenant's own window only, so it cannot be combined with --days")) -> None:
+    """List lots with stock that expire within the window or have expired, and whether each was announced.
+    Lists only, unless --announce."""
+    if announce and days is not None:
+        # Announcing further ahead would use up each lot's one lot.expiring.v1 long before its warning.
+        err.print("[red]error:[/red] --announce uses the tenant's lot_expiry_warning_days; leave out --days "
+                  "(or change the setting)")
+        raise typer.Exit(2)
     with platform_uow(readonly=True) as platform:
         tenant_id = tenants.get_tenant_by_slug(platform, tenant).id
-    with tenant_uow(tenant_id) as uow:
-        lots = inventory.report_expiring_lots(uow, days)
-        uow.commit()
+    if announce:
+        with tenant_uow(tenant_id) as uow:
+            lots = inventory.announce_expiring_lots(uow)
+            uow.commit()
+    else:
+        with tenant_uow(tenant_id, readonly=True) as uow:
+            lots = inventory.expiring_lots(uow, days)
     for x in lots:
-        note = "announced now" if x.announced else "announced before"
-        out.print(f"{x.lot.code} expires {x.lot.expiry_date}, {x.on_hand} on hand ({note})")
+        when = f"expired {x.lot.expiry_date}" if x.expired else f"expires {x.lot.expiry_date}"
+        note = "announced now" if x.announced_now else "announced" if x.announced else "not announced yet"
+        out.print(f"{x.lot.code} {when}, {x.on_hand} on hand ({note})")
     if not lots:
         out.print("no lot with stock expires within the window")
 

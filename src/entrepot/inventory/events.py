@@ -133,10 +133,12 @@ class StockCounted(EventData):
 
 @event_type("lot.expiring.v1")
 class LotExpiring(EventData):
-    """A lot with stock on hand expires within the warning window."""
+    """A lot with stock on hand expires within the warning window, or has expired already: `expired` is
+    true when its expiry date was past when it was announced (absent on events from before the field)."""
 
     lot_id: str
     product_id: str
     code: str
     expiry_date: str
     on_hand: str
+    expired: bool | None = None

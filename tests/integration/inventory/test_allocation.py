@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from entrepot.cli.main import app
 from entrepot.db.uow import platform_uow
 from entrepot.identity.models import Tenant
 from entrepot.integration.models import OutboxEvent
 from entrepot.inventory import service as inventory
+from entrepot.inventory.models import Lot
 from entrepot.kernel import clock
 from entrepot.kernel.errors import ValidationFailed
 from tests.integration.inventory.helpers import demand, levels, product, stock, warehouse
@@ -439,26 +443,115 @@ def test_lots_about_to_expire_are_announced_once_each(tenant):
         uow.commit()
     # when the check runs with the default window (30 days)
     with tenant.uow() as uow:
-        lots = inventory.report_expiring_lots(uow)
+        lots = inventory.announce_expiring_lots(uow)
         uow.commit()
     # then the lot inside the window is listed and announced
-    assert [(x.lot.code, x.on_hand, x.announced) for x in lots] == [("SOON", 2, True)]
+    assert [(x.lot.code, x.on_hand, x.announced_now) for x in lots] == [("SOON", 2, True)]
     [event] = _events(tenant, "lot.expiring.v1")
     assert event["code"] == "SOON" and Decimal(event["on_hand"]) == 2
     assert event["expiry_date"] == (today + timedelta(days=5)).isoformat()
     # when it runs again (the worker's hourly job): listed, not announced twice
     with tenant.uow() as uow:
-        again = inventory.report_expiring_lots(uow)
+        again = inventory.announce_expiring_lots(uow)
         uow.commit()
-    assert [(x.lot.code, x.announced) for x in again] == [("SOON", False)]
+    assert [(x.lot.code, x.announced, x.announced_now) for x in again] == [("SOON", True, False)]
     assert len(_events(tenant, "lot.expiring.v1")) == 1
     # when the tenant widens its window, the later lot comes into it and is announced in its turn
     _set(tenant, lot_expiry_warning_days=365)
     with tenant.uow() as uow:
-        wider = inventory.report_expiring_lots(uow)
+        wider = inventory.announce_expiring_lots(uow)
         uow.commit()
-    assert [(x.lot.code, x.announced) for x in wider] == [("SOON", False), ("LATER", True)]
+    assert [(x.lot.code, x.announced_now) for x in wider] == [("SOON", False), ("LATER", True)]
     assert [e["code"] for e in _events(tenant, "lot.expiring.v1")] == ["SOON", "LATER"]
+
+
+def _warned_for(tenant):
+    with tenant.uow(readonly=True) as uow:
+        return {lot.code: lot.expiry_warned_for for lot in uow.session.scalars(select(Lot))}
+
+
+def _listed(result):
+    """The command's lines as lot code -> ("expires DATE" or "expired DATE", the note in brackets)."""
+    assert result.exit_code == 0, result.output
+    lines = [re.fullmatch(r"(\S+) (expire[sd] \S+), \S+ on hand \((.+)\)", line) for line in result.output.splitlines()]
+    assert all(lines), result.output
+    return {m[1]: (m[2], m[3]) for m in lines}
+
+
+def test_looking_further_ahead_lists_lots_without_using_up_their_announcement(tenant):
+    # given two lots, one inside the tenant's 30-day window and one far outside it
+    start = datetime(2027, 3, 1, 9, tzinfo=UTC)
+    p = product(tenant, track_lots=True)
+    wh = warehouse(tenant)
+    with clock.frozen_at(start), tenant.uow() as uow:
+        for code, days in (("SOON", 5), ("LATER", 200)):
+            inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=2, unit_cost="1", reference="PO",
+                                    lot_code=code, expiry=start.date() + timedelta(days=days))
+        uow.commit()
+    runner = CliRunner()
+    # when someone looks a year ahead with the command
+    with clock.frozen_at(start):
+        listed = runner.invoke(app, ["inventory", "expiring-lots", "--tenant", tenant.slug, "--days", "365"])
+    # then neither lot is announced nor marked as announced, and both are listed
+    assert _events(tenant, "lot.expiring.v1") == []
+    assert _warned_for(tenant) == {"SOON": None, "LATER": None}
+    assert _listed(listed) == {"SOON": ("expires 2027-03-06", "not announced yet"),
+                               "LATER": ("expires 2027-09-17", "not announced yet")}
+    # and the same through the service, even in a unit of work that commits
+    with clock.frozen_at(start), tenant.uow() as uow:
+        lots = inventory.expiring_lots(uow, 365)
+        uow.commit()
+    assert [(x.lot.code, x.expired, x.announced) for x in lots] == [("SOON", False, False), ("LATER", False, False)]
+    assert _events(tenant, "lot.expiring.v1") == []
+    assert _warned_for(tenant) == {"SOON": None, "LATER": None}
+    # and announcing with a window of one's own is refused
+    with clock.frozen_at(start):
+        refused = runner.invoke(app, ["inventory", "expiring-lots", "--tenant", tenant.slug, "--days", "365",
+                                      "--announce"])
+    assert refused.exit_code == 2
+    assert _events(tenant, "lot.expiring.v1") == []
+    # when the worker's hourly job runs, it still announces the lot inside the tenant's window
+    with clock.frozen_at(start), tenant.uow() as uow:
+        announced = inventory.announce_expiring_lots(uow)
+        uow.commit()
+    assert [(x.lot.code, x.announced_now) for x in announced] == [("SOON", True)]
+    assert [e["code"] for e in _events(tenant, "lot.expiring.v1")] == ["SOON"]
+    # and the later lot is announced by `--announce` once it comes within the window itself
+    with clock.frozen_at(start + timedelta(days=175)):
+        now = runner.invoke(app, ["inventory", "expiring-lots", "--tenant", tenant.slug, "--announce"])
+    assert now.exit_code == 0, now.output
+    assert _listed(now) == {"SOON": ("expired 2027-03-06", "announced"),
+                            "LATER": ("expires 2027-09-17", "announced now")}
+    assert [e["code"] for e in _events(tenant, "lot.expiring.v1")] == ["SOON", "LATER"]
+
+
+def test_a_lot_past_its_expiry_is_announced_as_expired(tenant):
+    # given lots received before their expiry, and the clock ten days later
+    start = datetime(2027, 3, 1, 9, tzinfo=UTC)
+    p = product(tenant, track_lots=True)
+    wh = warehouse(tenant)
+    with clock.frozen_at(start), tenant.uow() as uow:
+        for code, days in (("PAST", 3), ("TODAY", 10), ("AHEAD", 20)):
+            inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=1, unit_cost="1", reference="PO",
+                                    lot_code=code, expiry=start.date() + timedelta(days=days))
+        uow.commit()
+    later = start + timedelta(days=10)
+    # when the lots are announced
+    with clock.frozen_at(later), tenant.uow() as uow:
+        lots = inventory.announce_expiring_lots(uow)
+        uow.commit()
+    # then the one whose expiry date is past says so; one expiring today has not expired yet
+    assert [(e["code"], e.get("expired")) for e in _events(tenant, "lot.expiring.v1")] == [
+        ("PAST", True), ("TODAY", False), ("AHEAD", False)]
+    assert [(x.lot.code, x.expired, x.announced_now) for x in lots] == [
+        ("PAST", True, True), ("TODAY", False, True), ("AHEAD", False, True)]
+    # and the command's listing says it too
+    with clock.frozen_at(later):
+        listed = CliRunner().invoke(app, ["inventory", "expiring-lots", "--tenant", tenant.slug])
+    assert listed.exit_code == 0, listed.output
+    assert _listed(listed) == {"PAST": ("expired 2027-03-04", "announced"),
+                               "TODAY": ("expires 2027-03-11", "announced"),
+                               "AHEAD": ("expires 2027-03-21", "announced")}
 
 
 def test_a_lot_with_no_stock_left_is_not_announced_and_a_bad_window_is_refused(tenant):
@@ -472,9 +565,10 @@ def test_a_lot_with_no_stock_left_is_not_announced_and_a_bad_window_is_refused(t
         inventory.scrap_stock(uow, warehouse_id=wh, product_id=p, quantity=1, reason="damaged", lot_code="GONE")
         uow.commit()
     with tenant.uow() as uow:
-        assert inventory.report_expiring_lots(uow) == []
+        assert inventory.announce_expiring_lots(uow) == []
+        assert inventory.expiring_lots(uow, 365) == []
         with pytest.raises(ValidationFailed):
-            inventory.report_expiring_lots(uow, -1)
+            inventory.expiring_lots(uow, -1)
     assert _events(tenant, "lot.expiring.v1") == []
 
 

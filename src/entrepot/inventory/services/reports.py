@@ -235,50 +235,61 @@ def trace_lot(uow: UnitOfWork, lot_id: object) -> LotTrace:
 class ExpiringLot:
     lot: Lot
     on_hand: Decimal
-    announced: bool  # lot.expiring.v1 emitted by this call (False: it was announced before)
+    expired: bool  # its expiry date is already past
+    announced: bool  # lot.expiring.v1 was emitted for its current expiry date (before or by this call)
+    announced_now: bool = False  # emitted by this call
 
 
-def report_expiring_lots(uow: UnitOfWork, within_days: int | None = None) -> list[ExpiringLot]:
+def expiring_lots(uow: UnitOfWork, within_days: int | None = None) -> list[ExpiringLot]:
     """Lots with stock in the tenant's warehouses that expire within the window (the tenant's
-    `lot_expiry_warning_days` unless given), soonest first. lot.expiring.v1 is emitted once per lot:
-    a lot already announced for its expiry date is listed but not announced again, so the hourly
-    job and the command can run as often as they like."""
+    `lot_expiry_warning_days` unless given) or have expired already, soonest first, and whether each
+    was announced. Reads only: looking further ahead must not use up a lot's one announcement."""
     if within_days is None:
         within_days = int(core.tenant_settings(uow).get(
             "lot_expiry_warning_days", SETTINGS["lot_expiry_warning_days"].default))
     if isinstance(within_days, bool) or not isinstance(within_days, int) or within_days < 0:
         raise invalid("within_days", "a whole number of days, 0 or more", "range")
-    horizon = clock.today() + timedelta(days=within_days)
+    today = clock.today()
     rows = uow.session.execute(
         select(Lot, func.sum(StockBalance.on_hand))
         .join(StockBalance, StockBalance.lot_id == Lot.id)
-        .where(Lot.expiry_date.is_not(None), Lot.expiry_date <= horizon,
+        .where(Lot.expiry_date.is_not(None), Lot.expiry_date <= today + timedelta(days=within_days),
                StockBalance.location_kind.in_([k.value for k in INTERNAL_KINDS]))
         .group_by(Lot.id).order_by(Lot.expiry_date, Lot.code)).all()
-    out = []
-    for lot, on_hand in rows:
-        if not on_hand or on_hand <= 0:
+    return [ExpiringLot(lot, on_hand, lot.expiry_date < today, lot.expiry_warned_for == lot.expiry_date)
+            for lot, on_hand in rows if on_hand and on_hand > 0]
+
+
+def announce_expiring_lots(uow: UnitOfWork) -> list[ExpiringLot]:
+    """lot.expiring.v1 for each lot within the tenant's own warning window not announced yet; returns the
+    lots in that window (`announced_now`: by this call). Once per lot, so the hourly job and the command
+    can run as often as they like. No window argument: an announcement is the tenant's to time."""
+    lots = expiring_lots(uow)
+    for x in lots:
+        if x.announced:
             continue
+        lot = x.lot
         # Marked by a conditional update, so that of two runs at once only one announces the lot (on
         # PostgreSQL the second waits for the first's commit, then finds the mark set).
-        announce = lot.expiry_warned_for != lot.expiry_date and uow.session.execute(
+        x.announced_now = uow.session.execute(
             update(Lot).where(Lot.id == lot.id, or_(Lot.expiry_warned_for.is_(None),
                                                     Lot.expiry_warned_for != lot.expiry_date))
             .values(expiry_warned_for=lot.expiry_date).execution_options(synchronize_session=False)
         ).rowcount == 1
-        if announce:
+        x.announced = True
+        if x.announced_now:
             record_event(uow, LotExpiring(lot_id=str(lot.id), product_id=str(lot.product_id), code=lot.code,
-                                          expiry_date=lot.expiry_date.isoformat(), on_hand=str(on_hand)),
+                                          expiry_date=lot.expiry_date.isoformat(), on_hand=str(x.on_hand),
+                                          expired=x.expired),
                          subject=f"lot/{lot.id}")
             set_committed_value(lot, "expiry_warned_for", lot.expiry_date)
-        out.append(ExpiringLot(lot, on_hand, announce))
-    return out
+    return lots
 
 
 def announce_expiring_lots_everywhere() -> int:
     """Scheduler entry point (no arguments): announce expiring lots in every active tenant. Returns how many
     lots were announced."""
-    return in_each_active_tenant(lambda uow: sum(1 for x in report_expiring_lots(uow) if x.announced),
+    return in_each_active_tenant(lambda uow: sum(1 for x in announce_expiring_lots(uow) if x.announced_now),
                                  "lot expiry announcements")
 
 
