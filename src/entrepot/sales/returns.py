@@ -191,6 +191,9 @@ def credit_return(uow: UnitOfWork, return_id: uuid.UUID) -> list[CreditNote]:
     less the restocking fee. Received but never invoiced quantities need no credit."""
     rma = get_return(uow, return_id, for_update=True)
     RETURN.apply(rma, "credit")
+    # The order locked before its invoices are read (as receive_return locks it): an invoice of the
+    # received units being posted meanwhile would be missed, and the units taken as never billed.
+    get_sales_order(uow, rma.sales_order_id, for_update=True)
     received = {ln.sales_order_line_id: ln.quantity_received for ln in rma.lines if ln.quantity_received > 0}
     rows = uow.session.execute(
         select(InvoiceLine, Invoice.id).join(Invoice, Invoice.id == InvoiceLine.invoice_id)

@@ -1,4 +1,5 @@
-"""Two steps on one order at the same time: the second works from what the first committed.
+"""Two steps on one order (its returns, its quote, its customer's credit) at the same time: the
+second works from what the first committed (tests.concurrency.together).
 
 On PostgreSQL (READ COMMITTED) a locking read that waits for another transaction returns the
 locked order row as that one left it, but rows joined to it as they were before: the step must
@@ -6,36 +7,20 @@ read its lines after it holds the lock. On SQLite the second writer waits at BEG
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from decimal import Decimal as D
 
-from entrepot.sales import service
-from tests.factories.sales import act, create_order, order_desk
+from entrepot.kernel.errors import InvalidTransition
+from entrepot.sales import quotes, returns, service
+from tests.concurrency import together
+from tests.factories.sales import act, create_order, order_desk, shipped_order
 
 
 def _together(api, first, second):
     """Run `first(uow)` and, while its transaction is still open, `second(uow)`; each commits."""
-    errors = []
-
-    def run(step, hold):
-        try:
-            with api.tenant.uow() as uow:
-                step(uow)
-                time.sleep(hold)
-                uow.commit()
-        except Exception as exc:  # reported below, in the test
-            errors.append(exc)
-
-    a = threading.Thread(target=run, args=(first, 1.0))
-    b = threading.Thread(target=run, args=(second, 0))
-    a.start()
-    time.sleep(0.3)
-    b.start()
-    a.join()
-    b.join()
-    assert errors == []
+    outcomes = together(api.tenant, first, second)
+    assert [o for o in outcomes if isinstance(o, Exception)] == []
+    return outcomes
 
 
 def test_two_shipments_of_one_line_shipped_at_once_both_count(api):
@@ -66,3 +51,63 @@ def test_two_invoicing_runs_at_once_invoice_each_unit_once(api):
     assert len(made) == 1
     read = api.get(f"/sales-orders/{order['id']}").json()
     assert D(read["lines"][0]["quantity_invoiced"]) == 4 and read["invoice_status"] == "partially_invoiced"
+
+
+def test_a_return_credited_while_its_units_are_invoiced_is_credited_not_left_billed(api):
+    # given 4 units shipped and not yet invoiced, 2 of them returned and received
+    desk, order = shipped_order(api, 4)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "2"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    # when the order is invoiced and, before that commits, the return is credited
+    _, notes = _together(api, lambda uow: service.invoice_sales_order(uow, uuid.UUID(order["id"])),
+                         lambda uow: returns.credit_return(uow, uuid.UUID(rma["id"])))
+    # then the 2 units are either credited against the invoice or never billed: the customer pays for 2
+    invoiced = sum(D(i["total"]) for i in api.get("/invoices", params={"customer_id": desk.customer_id}
+                                                  ).json()["items"])
+    credited = sum(D(n["total"]) for n in api.get("/credit-notes", params={"customer_id": desk.customer_id}
+                                                  ).json()["items"])
+    assert (invoiced - credited, len(notes)) == (D("25.00"), 1)
+
+
+def test_two_returns_of_one_line_credited_at_once_are_both_credited(api):
+    # given 8 units invoiced on two invoices (5, then 3), and two returns of 4 received
+    desk = order_desk(api, stock=10)
+    order = create_order(api, desk, 8)
+    line = order["lines"][0]["id"]
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    for quantity in ("5", "3"):
+        shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"], "lines": [
+            {"sales_order_line_id": line, "quantity": quantity}]})
+        act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z"})
+        act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    rmas = [act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": line, "quantity": "4"}]})["id"] for _ in range(2)]
+    for rma in rmas:
+        act(api, f"/returns/{rma}/receive")
+    # when both are credited at once, each credits its 4 units (the second from what the first left)
+    one, two = _together(api, lambda uow: returns.credit_return(uow, uuid.UUID(rmas[0])),
+                         lambda uow: returns.credit_return(uow, uuid.UUID(rmas[1])))
+    assert ([n.total for n in one], sorted(n.total for n in two)) == ([D("50.00")], [D("12.50"), D("37.50")])
+
+
+def test_one_return_received_twice_at_once_is_received_once(api):
+    _, order = shipped_order(api, 4)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "2"}]})
+    receive = lambda uow: returns.receive_return(uow, uuid.UUID(rma["id"])).status  # noqa: E731
+    first, second = together(api.tenant, receive, receive)
+    assert (first, type(second)) == ("received", InvalidTransition)
+    assert api.get(f"/sales-orders/{order['id']}").json()["lines"][0]["quantity_returned"] == "2"
+
+
+def test_one_quote_accepted_twice_at_once_makes_one_order(api):
+    desk = order_desk(api)
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "2"}]})
+    accept = lambda uow: quotes.accept_quote(uow, uuid.UUID(quote["id"])).id  # noqa: E731
+    first, second = together(api.tenant, accept, accept)
+    assert type(second) is InvalidTransition
+    orders = api.get("/sales-orders", params={"customer_id": desk.customer_id}).json()["items"]
+    assert [o["id"] for o in orders] == [str(first)]
+
