@@ -183,6 +183,12 @@ def get_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
     return customer
 
 
+def lock_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
+    """Hold the customer's row until the transaction ends (FOR NO KEY UPDATE): a check of the
+    customer's credit limit takes it first, so two at once each count what the other committed."""
+    uow.session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
+
+
 def get_customers(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Customer]:
     wanted = list(dict.fromkeys(_as_uuid(i, "customer") for i in ids))
     found = {c.id: c for c in uow.session.scalars(select(Customer).where(Customer.id.in_(wanted)))} if wanted else {}

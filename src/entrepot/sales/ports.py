@@ -27,6 +27,12 @@ def get_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
     return customer_facts(uow, customer_id)
 
 
+def lock_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
+    from entrepot.parties.service import lock_customer
+
+    lock_customer(uow, customer_id)
+
+
 def ensure_can_order(customer: Any) -> None:
     from entrepot.parties import service
 

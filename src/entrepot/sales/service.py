@@ -446,6 +446,9 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     ports.ensure_can_order(customer)  # blocked or put on hold since the order was entered
     limit = getattr(customer, "credit_limit", None)
     if limit is not None:
+        # one credit check of the customer at a time: two orders confirmed at once would each
+        # leave the other out of the exposure (neither is confirmed yet) and both pass
+        ports.lock_customer(uow, order.customer_id)
         exposure = credit_exposure(uow, order.customer_id, excluding=order.id) + order.total
         if exposure > limit:
             SALES_ORDER.apply(order, "hold")

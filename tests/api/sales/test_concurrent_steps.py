@@ -111,3 +111,11 @@ def test_one_quote_accepted_twice_at_once_makes_one_order(api):
     orders = api.get("/sales-orders", params={"customer_id": desk.customer_id}).json()["items"]
     assert [o["id"] for o in orders] == [str(first)]
 
+
+def test_two_orders_of_one_customer_confirmed_at_once_stay_within_the_credit_limit(api):
+    # given a credit limit of 40.00 and two orders of 25.00 each
+    desk = order_desk(api, stock=10, credit_limit="40.00")
+    one, two = (create_order(api, desk, 2)["id"] for _ in range(2))
+    confirm = lambda order_id: lambda uow: service.confirm_sales_order(uow, uuid.UUID(order_id)).status  # noqa: E731
+    # when both are confirmed at once, the second sees the first's exposure: it goes on hold
+    assert _together(api, confirm(one), confirm(two)) == ["confirmed", "on_hold"]
