@@ -30,10 +30,11 @@ Tax basis
 ---------
 A document's unit prices include tax or not (the tenant setting
 `prices_include_tax`). A price list may keep its prices on the other basis
-(`ListRule.prices_include_tax`; None = the document's): its prices are
+(`ListRule.prices_include_tax`; None = the document's): its fixed prices are
 converted at the product's tax rate where the document ships (`TaxBasis`)
 before lists are compared, so a gross list never loses to a net one by its
-tax. Contract prices and list prices are on the document's basis.
+tax. Discount and markup entries are worked from the product's list price and
+cost, so they are on the document's basis already, as are contract prices.
 """
 
 from __future__ import annotations
@@ -402,7 +403,7 @@ class PriceBook:
             entry = next((t for t in tiers if t.covers(quantity)), None)
             if entry is not None:
                 price, how = entry_price(entry, product, currency)
-                if price is not None:
+                if price is not None and entry.method == "fixed":
                     price, how = self._on_basis(rule, product, price, how)
                 found[rule.id] = _Candidate(rule, entry, price, f"{how} ({entry.tier_text()})", "product")
             else:
@@ -416,7 +417,7 @@ class PriceBook:
                     entry = next((t for t in tiers if t.covers(quantity)), None)
                     if entry is not None:
                         price, how = entry_price(entry, product, currency)
-                        if price is not None:
+                        if price is not None and entry.method == "fixed":
                             price, how = self._on_basis(rule, product, price, how)
                         found[rule.id] = _Candidate(rule, entry, price,
                                                     f"{how} for its category ({entry.tier_text()})", "category")
@@ -550,7 +551,7 @@ class PriceBook:
             price = entry_price(entry, product, currency, describe=False)[0]
             if price is None:
                 continue
-            if rule.prices_include_tax is not None:
+            if rule.prices_include_tax is not None and entry.method == "fixed":
                 price = self._on_basis(rule, product, price, None)[0]
             if rule.kind == "promotion":
                 key = (price, -rule.priority, rule.code)

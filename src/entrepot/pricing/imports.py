@@ -93,7 +93,10 @@ def import_price_lists(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = Fals
             data["customer_id"] = cust
         data["code"] = code
         current = existing.get(code)
-        partial = {k: v for k, v in data.items() if k != "code" and (current is None or v is not None)}
+        # An empty cell leaves an existing list's field as it is, but for the tax basis it means
+        # "the tenant's basis", which export writes as empty: a null to set, not a cell to skip.
+        partial = {k: v for k, v in data.items()
+                   if k != "code" and (current is None or v is not None or k == "prices_include_tax")}
         values, errors = clean_price_list(uow, {"code": code, **partial} if current is None else partial,
                                           current=current)
         if errors:

@@ -18,7 +18,7 @@ from entrepot.catalog.schemas import ImportResult
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
 from entrepot.kernel.errors import FieldError, ValidationFailed, invalid
-from entrepot.kernel.money import InvalidAmount, to_decimal
+from entrepot.kernel.money import InvalidAmount, round_money, to_decimal
 from entrepot.pricing import imports, service
 from entrepot.pricing import permissions as perms
 from entrepot.pricing.engine import PriceResolution
@@ -42,7 +42,8 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 
 def _quote(r: PriceResolution) -> QuoteRead:
     return QuoteRead(product_id=r.product_id, quantity=r.quantity, unit_price=r.unit_price, currency=r.currency,
-                     line_total=r.unit_price * r.quantity, rule=r.rule, explanation=r.explanation)
+                     line_total=round_money(r.unit_price * r.quantity, r.currency), rule=r.rule,
+                     explanation=r.explanation)
 
 
 @router.get("/prices/quote", response_model=QuoteRead,

@@ -127,3 +127,45 @@ def test_a_lists_tax_basis_is_kept_changed_exported_and_imported(api):
     upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
     r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
     assert r.status_code == 422 and "prices_include_tax" in r.text
+
+
+def test_discount_and_markup_entries_of_a_gross_list_are_not_converted(api):
+    # given a net tenant and a gross list whose entries work from the product's net list price and cost
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
+    discounted = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    marked_up = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    customer = taxed_customer(api)
+    create_price_list(api, code="GROSS", prices_include_tax=True, entries=[
+        {"product_id": discounted, "method": "discount", "value": "10"},
+        {"product_id": marked_up, "method": "markup", "value": "40"}])
+    # then 10 % off 150 is 135 and 40 % on 50 is 70, both before tax, as the tenant's prices are
+    assert quote(api, customer, discounted)["unit_price"] == "135.00"
+    assert quote(api, customer, marked_up)["unit_price"] == "70.00"
+
+
+def test_a_converted_price_is_quoted_with_its_line_total_in_cents(api):
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "19"})
+    product = create_product(api, list_price="50.00", standard_cost="5.00")["id"]
+    customer = taxed_customer(api)
+    create_price_list(api, code="GROSS", prices_include_tax=True, entries=[{"product_id": product, "value": "19.99"}])
+    q = quote(api, customer, product, "3")
+    assert (q["unit_price"], q["line_total"]) == ("16.7983", "50.39")
+    o = order(api, customer, product, "3")
+    assert (o["subtotal"], o["tax_total"], o["total"]) == ("50.39", "9.57", "59.96")  # within a cent of 59.97
+
+
+def test_an_empty_tax_basis_cell_puts_an_imported_list_back_on_the_tenants_basis(api):
+    pl = create_price_list(api, code="BACK", prices_include_tax=True)
+    csv_text = api.get("/exports/price-lists").text
+    header = csv_text.splitlines()[0].split(",")
+    row = next(line for line in csv_text.splitlines() if line.startswith("BACK,")).split(",")
+    assert row[header.index("prices_include_tax")] == "true"
+    row[header.index("prices_include_tax")] = ""
+    upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
+    r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
+    assert r.status_code in (200, 201), r.text
+    assert api.get(f"/price-lists/{pl['id']}").json()["prices_include_tax"] is None
+    # and exporting and importing it again changes nothing
+    again = api.get("/exports/price-lists").text
+    r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(again.encode()), "text/csv")})
+    assert r.status_code in (200, 201) and r.json()["updated"] == 0, r.text

@@ -121,8 +121,10 @@ def oracle(product, lists, entries, contracts, on, quantity, channel, basis):
         return rule.currency == "USD" and _valid(rule.valid_from, rule.valid_to, on) and scope_ok
 
     def offer(rule):
-        price = offer_as_listed(rule)
-        if price is None or rule.prices_include_tax in (None, basis.includes_tax):
+        price, method = offer_as_listed(rule)
+        # only a fixed price is on the list's basis: discount and markup work from the product's
+        # list price and cost, on the document's
+        if price is None or method != "fixed" or rule.prices_include_tax in (None, basis.includes_tax):
             return price
         factor = 1 + basis.rate_percent(product.id) / 100
         return quantize_storage(price / factor if rule.prices_include_tax else price * factor)
@@ -139,13 +141,13 @@ def oracle(product, lists, entries, contracts, on, quantity, channel, basis):
             if hits:
                 e = hits[0]
                 if e.method == "fixed":
-                    return e.value
+                    return e.value, e.method
                 if product.currency != "USD":
-                    return None
+                    return None, e.method
                 if e.method == "discount":
-                    return round_money(product.list_price * (100 - e.value) / 100, "USD")
-                return round_money(product.standard_cost * (100 + e.value) / 100, "USD")
-        return None
+                    return round_money(product.list_price * (100 - e.value) / 100, "USD"), e.method
+                return round_money(product.standard_cost * (100 + e.value) / 100, "USD"), e.method
+        return None, None
 
     offers = [(rule, offer(rule)) for rule in lists if applies(rule)]
     offers = [(r, p) for r, p in offers if p is not None]
