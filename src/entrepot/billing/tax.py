@@ -25,7 +25,6 @@ from entrepot.catalog.models import Product
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.tenants import tenant_facts
 from entrepot.kernel.money import ZERO, minor_unit, round_money
-from entrepot.pricing.service import use_product_tax_rates
 
 HUNDRED = Decimal(100)
 
@@ -203,6 +202,3 @@ def product_tax_rates(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], country
     lines = [TaxableLine(pid, classes.get(pid) or "standard", Decimal(100)) for pid in product_ids]
     result = get_tax_engine().calculate(uow, TaxRequest(currency, country, region, lines, on))
     return {t.key: t.rate_percent for t in result.lines}  # type: ignore[misc]
-
-
-use_product_tax_rates(product_tax_rates)

@@ -149,7 +149,8 @@ def resolve_prices(
     return book.resolve_many(buyer, facts, clean, on, channel)
 
 
-# Tax rates are billing's (a layer above pricing); billing registers its lookup here when it loads.
+# Tax rates are billing's (a layer above pricing): billing/provisioning.py registers its lookup
+# here when the domains are loaded (db.registry.load_all_models).
 ProductTaxRates = Callable[[UnitOfWork, Sequence[uuid.UUID], str | None, str | None, date, str],
                            Mapping[uuid.UUID, Decimal]]
 _product_tax_rates: ProductTaxRates | None = None
@@ -178,7 +179,7 @@ def _rates_when_asked(uow: UnitOfWork, product_ids: list[uuid.UUID], where: tupl
         if rates is None:
             if _product_tax_rates is None:
                 raise RuntimeError("a price list is on the other tax basis, and no tax rate lookup is registered "
-                                   "(entrepot.billing.tax registers it when imported)")
+                                   "(entrepot.billing.provisioning registers it; see db.registry.load_all_models)")
             rates = _product_tax_rates(uow, product_ids, where[0], where[1], on, currency)
         return rates.get(product_id, Decimal(0))
 
