@@ -199,7 +199,7 @@ def _replenishment(seed: Seed) -> None:
     """Supplier items, reorder rules and transfers between warehouses, so that replenishment
     suggestions and the transfer screens have something real to show. Runs after the orders:
     the shipments are the usage that lead-time demand is worked out from."""
-    from entrepot.inventory.service import create_transfer, receive_transfer, set_reorder_rule
+    from entrepot.inventory.service import create_transfer, receive_transfer, set_reorder_rule, stock_available
     from entrepot.parties.service import create_supplier_item
 
     rng = seed.rng
@@ -223,12 +223,15 @@ def _replenishment(seed: Seed) -> None:
                              order_up_to=point * 2 + 50, safety_stock=D(10))
         if len(seed.warehouses) > 1:
             source, destination = seed.warehouses[0], seed.warehouses[1]
-            received = create_transfer(uow, product_id=seed.products[2].id, from_warehouse_id=source.id,
+            # the three products with the most available where each transfer leaves, after the orders
+            outward = sorted(seed.products, key=lambda p: -stock_available(uow, p.id, source.id))
+            inward = sorted(seed.products, key=lambda p: -stock_available(uow, p.id, destination.id))
+            received = create_transfer(uow, product_id=outward[0].id, from_warehouse_id=source.id,
                                        to_warehouse_id=destination.id, quantity=D(12))
             receive_transfer(uow, received.id)
-            create_transfer(uow, product_id=seed.products[3].id, from_warehouse_id=source.id,
+            create_transfer(uow, product_id=outward[1].id, from_warehouse_id=source.id,
                             to_warehouse_id=destination.id, quantity=D(8))  # in transit
-            create_transfer(uow, product_id=seed.products[4].id, from_warehouse_id=destination.id,
+            create_transfer(uow, product_id=inward[0].id, from_warehouse_id=destination.id,
                             to_warehouse_id=source.id, quantity=D(5), ship=False)  # requested, reserved
 
     _in_tenant(seed, build)

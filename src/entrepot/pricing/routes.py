@@ -14,6 +14,7 @@ from entrepot.api.deps import Requires
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
 from entrepot.catalog.csvio import ImportFailed, decode_upload
+from entrepot.catalog.rules import STORAGE_LIMIT
 from entrepot.catalog.schemas import ImportResult
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
@@ -40,10 +41,12 @@ router = APIRouter(tags=["pricing"])
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-def _quote(r: PriceResolution) -> QuoteRead:
+def _quote(r: PriceResolution, field: str) -> QuoteRead:
+    total = r.unit_price * r.quantity
+    if abs(total) >= STORAGE_LIMIT:  # no order line could hold it
+        raise invalid(field, f"the line total would be {STORAGE_LIMIT:,} or more", "max")
     return QuoteRead(product_id=r.product_id, quantity=r.quantity, unit_price=r.unit_price, currency=r.currency,
-                     line_total=round_money(r.unit_price * r.quantity, r.currency), rule=r.rule,
-                     explanation=r.explanation)
+                     line_total=round_money(total, r.currency), rule=r.rule, explanation=r.explanation)
 
 
 @router.get("/prices/quote", response_model=QuoteRead,
@@ -69,7 +72,7 @@ def quote_price(
         # One line here: name the query parameter, not "lines.0.…".
         exc.errors = [FieldError(e.field.removeprefix("lines.0."), e.message, e.rule) for e in exc.errors]
         raise
-    return _quote(resolution)
+    return _quote(resolution, "quantity")
 
 
 @router.post("/prices/quote", response_model=QuoteBatchRead,
@@ -79,7 +82,8 @@ def quote_prices(body: QuoteRequest, uow: Annotated[UnitOfWork, Requires(perms.Q
     resolutions = service.resolve_prices(uow, customer_id=body.customer_id,
                                          lines=[(ln.product_id, ln.quantity) for ln in body.lines],  # type: ignore[misc]
                                          on=on, channel=body.channel)
-    return QuoteBatchRead(customer_id=body.customer_id, date=on, lines=[_quote(r) for r in resolutions])
+    return QuoteBatchRead(customer_id=body.customer_id, date=on,
+                          lines=[_quote(r, f"lines.{i}.quantity") for i, r in enumerate(resolutions)])
 
 
 @router.post("/price-lists", response_model=PriceListRead, status_code=201,

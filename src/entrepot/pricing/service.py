@@ -120,14 +120,10 @@ def resolve_prices(
     errors = []
     clean: list[tuple[uuid.UUID, Decimal]] = []
     for i, (pid, qty) in enumerate(lines):
-        try:
-            quantity = to_decimal(qty)
-        except InvalidAmount:
-            errors.append(FieldError(f"lines.{i}.quantity", f"{qty!r} is not a quantity", "decimal"))
-            continue
-        if quantity <= 0:
-            errors.append(FieldError(f"lines.{i}.quantity", "must be greater than 0", "positive"))
-        clean.append((pid, quantity))
+        # what an order line could hold: positive, at most 4 places, within storage
+        quantity = check_amount(errors, f"lines.{i}.quantity", qty, positive=True)
+        if quantity is not None:
+            clean.append((pid, quantity))
     if errors:
         raise ValidationFailed(errors)
     customer = customer_facts(uow, customer_id)
