@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -213,10 +214,16 @@ def lot_for(uow: UnitOfWork, product: Product, lot_code: str | None, expiry: dat
     if lot is None:
         if not create:
             raise invalid("lot_code", f"no lot {code} of product {product.sku}", "exists")
-        lot = Lot(product_id=product.id, code=code, expiry_date=expiry)
-        uow.session.add(lot)
-        uow.session.flush()
-    elif expiry is not None and lot.expiry_date not in (None, expiry):
+        # INSERT … ON CONFLICT DO NOTHING, then read: a lot first met by two transactions at once (a count
+        # posting reads its lots before it takes the product lock) is one row for both, not a duplicate key.
+        insert = postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        now = clock.now()
+        uow.session.execute(insert(Lot).values(id=new_id(), tenant_id=uow.tenant_id, product_id=product.id, code=code,
+                                               expiry_date=expiry, created_at=now, updated_at=now)
+                            .on_conflict_do_nothing(index_elements=["tenant_id", "product_id", "code"]))
+        lot = uow.session.scalar(select(Lot).where(Lot.product_id == product.id, Lot.code == code))
+        assert lot is not None
+    if expiry is not None and lot.expiry_date not in (None, expiry):
         raise invalid("expiry_date", f"lot {code} already expires on {lot.expiry_date}", "mismatch")
     elif expiry is not None and lot.expiry_date is None:
         lot.expiry_date = expiry

@@ -205,10 +205,17 @@ def _date_any(value: object, field: str) -> date | None:
         raise invalid(field, "an ISO date (YYYY-MM-DD)", "date") from exc
 
 
-def _refuse_while_counted(location: Location) -> None:
+def _refuse_while_counted(uow: UnitOfWork, location: Location) -> None:
     """A location being counted takes no other stock change: the count sheet's expected quantities
-    would no longer be what is on the shelf."""
-    if location.count_locked:
+    would no longer be what is on the shelf.
+
+    The flag is read again under a share lock of the location (FOR KEY SHARE): a count starting
+    meanwhile (`start_count` locks the row FOR UPDATE) waits for this change to commit, or this
+    waits for the count and sees it. The location as loaded earlier in the transaction would still
+    say it is not counted (PostgreSQL, READ COMMITTED)."""
+    counted = uow.session.scalar(select(Location.count_locked).where(Location.id == location.id)
+                                 .with_for_update(read=True, key_share=True))
+    if counted:
         raise LocationLocked(f"{location.code} is being counted; post or cancel the count first")
 
 
@@ -220,7 +227,7 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
     check_open_period(uow, on)
     stock = location or core.location_of(uow, warehouse_id, LocationKind.STOCK)
     if kind != MoveKind.COUNT:
-        _refuse_while_counted(stock)
+        _refuse_while_counted(uow, stock)
     adjustment = core.location_of(uow, None, LocationKind.ADJUSTMENT)
     if lot_id is not None and product.track_lots:
         lot = _lot_by_id(uow, product, lot_id)
@@ -349,7 +356,7 @@ def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: De
     target = core.location_of(uow, warehouse_id, LocationKind.SCRAP) if scrap else (
         location or core.location_of(uow, warehouse_id, LocationKind.STOCK))
     if not scrap:
-        _refuse_while_counted(target)
+        _refuse_while_counted(uow, target)
     lot = core.lot_for(uow, product, lot_code, expiry, create=True)
     if not scrap:
         core.refuse_expired(lot, on)  # expired goods go to scrap, never to sellable stock
@@ -393,7 +400,7 @@ def scrap_stock(uow: UnitOfWork, *, warehouse_id: object, product_id: object, qu
 def _scrap(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, reason: str,
            lot_code: str | None, serials: Sequence[str] | None, stock: Location) -> StockMove:
     core.lock_products(uow, [product.id])
-    _refuse_while_counted(stock)
+    _refuse_while_counted(uow, stock)
     scrap = core.location_of(uow, warehouse_id, LocationKind.SCRAP)
     lot = core.lot_for(uow, product, lot_code, create=False)
     watch = reorder_watch(uow, [product.id])
@@ -489,7 +496,7 @@ def _ship_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, targ
                    lot_code: str | None) -> Transfer:
     core.lock_products(uow, [product.id])
     stock = core.location_of(uow, source_id, LocationKind.STOCK)
-    _refuse_while_counted(stock)
+    _refuse_while_counted(uow, stock)
     transit = core.location_of(uow, target_id, LocationKind.IN_TRANSIT)
     lot = core.lot_for(uow, product, lot_code, create=False)
     core.refuse_expired(lot)
@@ -566,7 +573,7 @@ def _ship_requested(uow: UnitOfWork, transfer_id: object) -> Transfer:
         core.refuse_expired(lot)
         source = uow.session.get(Location, r.location_id)
         assert source is not None
-        _refuse_while_counted(source)
+        _refuse_while_counted(uow, source)
         # each move carries its share of the value; the last one what is left, so they add up exactly
         part = left if i == len(reservations) - 1 else round_money(value * r.quantity / transfer.quantity, currency)
         left -= part
@@ -609,7 +616,7 @@ def _receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
     transfer, product, before = _locked_transfer(uow, transfer_id, "receive")
     transit = core.location_of(uow, transfer.to_warehouse_id, LocationKind.IN_TRANSIT)
     stock = core.location_of(uow, transfer.to_warehouse_id, LocationKind.STOCK)
-    _refuse_while_counted(stock)
+    _refuse_while_counted(uow, stock)
     # What left, lot by lot (a requested transfer may have shipped several lots): each comes in as it left.
     # The serials come in as they left, too (not whichever of the lot are oldest in transit: another
     # transfer's may be there).
@@ -743,6 +750,8 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, 
 
 def cancel_count(uow: UnitOfWork, count_id: object) -> StockCount:
     count = get_count(uow, count_id)
+    # locked before its state is checked, as posting it does: a posting that committed meanwhile is seen
+    uow.session.refresh(count, with_for_update=True)
     before = snapshot(count)
     STOCK_COUNT.apply(count, "cancel")
     location = uow.session.get(Location, count.location_id)
