@@ -175,6 +175,7 @@ def _carrying_value(uow: UnitOfWork, account_id: uuid.UUID, party_id: uuid.UUID 
                     settling: Decimal, rate: Decimal, functional: str) -> Decimal:
     """Functional value of `settling` (signed, document currency) against the party's open
     balance on the account: at the rate the open balance was booked at, the excess at spot."""
+    chart.hold_foreign_balances(uow)  # a revaluation in flight restates the balance first
     doc_open, func_open = uow.session.execute(
         select(type_coerce(func.coalesce(func.sum(JournalLine.amount), 0), Exact()),
                type_coerce(func.coalesce(func.sum(JournalLine.debit), 0), Exact())

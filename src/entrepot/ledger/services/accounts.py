@@ -184,6 +184,22 @@ def account_for_role(uow: UnitOfWork, role: Role | str) -> Account:
     return get_account(uow, posting_account(uow, role).id)
 
 
+def hold_foreign_balances(uow: UnitOfWork, *, restate: bool = False) -> None:
+    """Hold the parties' foreign-currency balances until the transaction ends, by the row of the FX
+    gain/loss account: shared (FOR SHARE) to settle against a party's carrying value, exclusive (FOR NO
+    KEY UPDATE) to restate them (revaluation). Taken before those balances are read, so the read sees
+    what the other committed: a payment and a revaluation at once no longer both work from the carrying
+    value before the other (leaving the restatement on a settled balance), nor two revaluations restate
+    it twice. Once per transaction and mode."""
+    key = "foreign_balances:restate" if restate else "foreign_balances:settle"
+    c = cache(uow)
+    if key in c:
+        return
+    uow.session.execute(select(Account.id).where(Account.role == Role.fx_gain_loss.value).order_by(Account.id)
+                        .with_for_update(read=not restate, key_share=restate))
+    c[key] = True
+
+
 def get_account(uow: UnitOfWork, account_id: uuid.UUID) -> Account:
     account = uow.session.get(Account, account_id)
     if account is None:

@@ -30,6 +30,8 @@ def revalue_open_balances(uow: UnitOfWork, on: date) -> list[JournalEntry]:
         select(Account).where(Account.role.in_([Role.receivable.value, Role.payable.value])))}
     if not accounts:
         return []
+    # one restatement at a time, and none while a settlement reads a carrying value
+    chart.hold_foreign_balances(uow, restate=True)
     rows = uow.session.execute(
         select(JournalLine.account_id, JournalLine.party_id, JournalLine.currency,
                type_coerce(func.sum(JournalLine.amount), Exact()),
