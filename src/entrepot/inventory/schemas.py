@@ -301,6 +301,8 @@ class SuggestionRead(BaseModel):
     daily_usage: Quantity = Field(description="Average quantity shipped to customers per day (usage window)")
     lead_time_demand: Quantity = Field(description="daily_usage × lead_time_days, covered by the quantity")
     expected_on: date | None = Field(description="When an order placed today arrives (today + lead time)")
+    backordered: Quantity = Field(description="Open backorders this warehouse fills first from what arrives, "
+                                              "taken off `projected`")
 
 
 class SupplierSuggestions(BaseModel):

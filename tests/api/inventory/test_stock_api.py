@@ -270,6 +270,26 @@ def test_replenishment_covers_what_ships_while_the_order_is_on_its_way(api):
     assert api.get("/replenishment/suggestions", params={"usage_days": 0}).status_code == 422
 
 
+def test_replenishment_orders_enough_for_the_backorders_too(api):
+    from tests.factories.sales import create_order, order_desk
+
+    # given 5 in stock, an order for 35 confirmed (5 reserved, 30 backordered), and a rule 10 / 50
+    desk = order_desk(api, stock=5)
+    order = create_order(api, desk, 35)
+    assert api.post(f"/sales-orders/{order['id']}/confirm").status_code == 200
+    # and a second warehouse with a rule for the product too, further down the allocation priority
+    other = create_warehouse(api, priority=200)["id"]
+    for wh in (desk.warehouse_id, other):
+        assert api.post("/reorder-rules", json={"product_id": desk.product_id, "warehouse_id": wh,
+                                                "reorder_point": "10", "order_up_to": "50"}).status_code == 201
+    lines = {ln["warehouse_id"]: ln for g in api.get("/replenishment/suggestions").json()["items"]
+             for ln in g["lines"]}
+    # then the first warehouse orders its 50 plus the 30 owed, and the backorder is counted there only
+    first = lines[desk.warehouse_id]
+    assert (first["backordered"], first["projected"], first["quantity"]) == ("30", "-30", "80")
+    assert (lines[other]["backordered"], lines[other]["quantity"]) == ("0", "50")
+
+
 def test_quantities_may_be_json_numbers(api):
     product = create_product(api)["id"]
     wh = create_warehouse(api)["id"]

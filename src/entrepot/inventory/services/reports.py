@@ -416,6 +416,7 @@ class Suggestion:
     daily_usage: Decimal = ZERO  # average quantity shipped to customers per day over the usage window
     lead_time_demand: Decimal = ZERO  # daily usage × lead time: what goes out while the order is on its way
     expected_on: date | None = None  # when an order placed today arrives (today + lead time)
+    backordered: Decimal = ZERO  # open backorders this warehouse fills first from what arrives (in `projected`)
 
 
 USAGE_DAYS = 90  # the window of past shipments replenishment takes the daily usage from
@@ -434,13 +435,36 @@ def _daily_usage(uow: UnitOfWork, rules: list[ReorderRule], days: int) -> dict[t
     return {(pid, wid): quantity / days for pid, wid, quantity in rows}
 
 
+def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule]) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+    """Open backorders each rule's warehouse fills from what arrives there: those tied to it (a
+    requested transfer leaving it), and the product's others at the first of its rule warehouses in
+    allocation priority, so that a backorder is counted once, not at every warehouse."""
+    products = list({r.product_id for r in rules})
+    rule_keys = {(r.product_id, r.warehouse_id) for r in rules}
+    rank = {wid: n for n, wid in enumerate(uow.session.scalars(
+        select(Warehouse.id).order_by(Warehouse.priority, Warehouse.code)))}
+    first: dict[uuid.UUID, uuid.UUID] = {}
+    for pid, wid in sorted(rule_keys, key=lambda k: rank.get(k[1], len(rank))):
+        first.setdefault(pid, wid)
+    out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = defaultdict(lambda: ZERO)
+    for pid, wid, quantity in uow.session.execute(
+            select(StockDemand.product_id, StockDemand.warehouse_id, func.sum(StockDemand.backordered))
+            .where(StockDemand.product_id.in_(products), StockDemand.status == "open",
+                   StockDemand.backordered > 0)
+            .group_by(StockDemand.product_id, StockDemand.warehouse_id)):
+        target = first.get(pid) if wid is None else wid
+        if target is not None and (pid, target) in rule_keys:
+            out[(pid, target)] += quantity
+    return out
+
+
 def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = None,
                               usage_days: int = USAGE_DAYS) -> list[Suggestion]:
-    """For every reorder rule whose projected stock (on hand − reserved + on order), less what is expected
-    to ship during the supplier's lead time, is at or below the reorder point: enough to be back at the
-    order-up-to level (safety stock on top) when the order arrives, rounded up to the supplier's pack size
-    and minimum, from the cheapest current supplier. The lead-time demand is the daily usage (shipments of
-    the last `usage_days` days) times the lead time."""
+    """For every reorder rule whose projected stock (on hand − reserved + on order − the open backorders
+    the warehouse will fill first), less what is expected to ship during the supplier's lead time, is at
+    or below the reorder point: enough to be back at the order-up-to level (safety stock on top) when the
+    order arrives, rounded up to the supplier's pack size and minimum, from the cheapest current supplier.
+    The lead-time demand is the daily usage (shipments of the last `usage_days` days) times the lead time."""
     from entrepot.parties import service as parties
 
     if isinstance(usage_days, bool) or not isinstance(usage_days, int) or not 1 <= usage_days <= 3650:
@@ -453,17 +477,19 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
         return []
     on_order = _on_order(uow, [r.product_id for r in rules])
     usage = _daily_usage(uow, rules, usage_days)
+    owed = _backorders_to_fill(uow, rules)
     today = clock.today()
     items: dict[uuid.UUID, Any] = {}
     for item in parties.supplier_items_for(uow, [r.product_id for r in rules], on=today):
         items.setdefault(item.product_id, item)  # cheapest first per product
     out = []
     for rule in rules:
-        projected = core.stock_available(uow, rule.product_id, rule.warehouse_id) + \
-            on_order.get((rule.product_id, rule.warehouse_id), ZERO)
+        key = (rule.product_id, rule.warehouse_id)
+        projected = core.stock_available(uow, rule.product_id, rule.warehouse_id) + on_order.get(key, ZERO) \
+            - owed.get(key, ZERO)
         item = items.get(rule.product_id)
         lead_time = int(item.lead_time_days or 0) if item is not None else 0
-        daily = usage.get((rule.product_id, rule.warehouse_id), ZERO)
+        daily = usage.get(key, ZERO)
         lead_demand = core.quantize_storage(daily * lead_time)
         if projected - lead_demand > rule.reorder_point:
             continue
@@ -478,7 +504,7 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
                               item.id if item else None, core.quantize_storage(need), projected, rule.reorder_point,
                               rule.order_up_to, lead_time, item.cost if item else None,
                               item.currency if item else None, core.quantize_storage(daily), lead_demand,
-                              today + timedelta(days=lead_time)))
+                              today + timedelta(days=lead_time), owed.get(key, ZERO)))
     return out
 
 
