@@ -34,6 +34,22 @@ def _exists(slug: str) -> bool:
         return platform.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None
 
 
+def _complete() -> bool:
+    """Whether an earlier run loaded the demo data to the end: its last step (the last dealer's
+    reorder rules) is there. A run stopped part way leaves the tenants without it."""
+    from sqlalchemy import select
+
+    from entrepot.inventory.models import ReorderRule
+
+    last = DEALERS[-1][0]
+    if not _exists(last):
+        return False
+    with platform_uow(readonly=True) as platform:
+        tenant_id = get_tenant_by_slug(platform, last).id
+    with tenant_uow(tenant_id, readonly=True) as uow:
+        return uow.session.scalar(select(ReorderRule.id).limit(1)) is not None
+
+
 def provision_demo() -> None:
     with platform_uow() as platform:
         create_tenant(platform, TenantCreate(PARENT, "Northwind Industrial Supply", None, "distributor", "USD"))
@@ -73,6 +89,11 @@ def register(app: typer.Typer) -> None:
         if _exists(PARENT):
             if not if_missing:
                 err.print(f"[red]error:[/red] demo tenant {PARENT} already exists")
+                raise typer.Exit(1)
+            if not _complete():
+                err.print("[red]error:[/red] an earlier `entrepot demo` stopped before its data was all loaded; "
+                          "start from an empty database (for the embedded one, delete the entrepot.db file) "
+                          "and run it again")
                 raise typer.Exit(1)
         else:
             err.print("provisioning demo data…")

@@ -139,3 +139,17 @@ def test_demo_provisions_a_tenant_family_each_with_its_own_rules_and_prints_a_ke
     assert (canada["allocation_policy"], canada["valuation_method"]) == ("split", "fifo")
     # and asking again with --if-missing changes nothing
     assert run(fresh_sqlite, "demo", "--if-missing", "--port", "8999").returncode == 0
+
+
+def test_a_demo_stopped_part_way_is_not_served_as_if_it_were_whole(tmp_path):
+    from entrepot.cli.demo_commands import PARENT
+
+    # given a database where the demo's tenants were created but its data never loaded (a run stopped)
+    url = f"sqlite:///{tmp_path / 'half.db'}"
+    run(url, "init")
+    run(url, "tenant", "create", PARENT, "--name", "Northwind Industrial Supply")
+    # when the README's command asks for the demo if missing
+    again = run(url, "demo", "--if-missing", "--port", "8999", check=False)
+    # then it says what happened and what to do, and prints no login
+    assert again.returncode == 1 and "stopped before its data was all loaded" in again.stderr
+    assert "ent_" not in again.stdout and "Traceback" not in again.stderr
