@@ -8,7 +8,6 @@ SQLite: one unit of work per order, orders spread over the last 75 days.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import uuid
 from collections.abc import Callable
@@ -171,16 +170,14 @@ def _master_data(seed: Seed) -> None:
 
 
 def _prices(seed: Seed) -> None:
-    """Volume tiers for everyone, and contract prices for the first customer (when pricing allows)."""
-    try:
-        from entrepot.pricing.service import create_contract_price, create_price_list
-    except ImportError:
-        return
+    """Volume tiers for everyone, and contract prices for the second customer."""
+    from entrepot.pricing.service import create_contract_price, create_price_list
 
     def build(uow: UnitOfWork) -> None:
         entries = []
         for p in seed.products:
-            entries += [{"product_id": p.id, "method": "discount", "value": D("5"), "min_quantity": D("20")},
+            entries += [{"product_id": p.id, "method": "discount", "value": D("5"), "min_quantity": D("20"),
+                         "max_quantity": D("50")},
                         {"product_id": p.id, "method": "discount", "value": D("10"), "min_quantity": D("50")}]
         # tiers start at 20: a 0-19 band falls through to the list price
         create_price_list(uow, {"code": "VOLUME", "name": "Volume tiers", "currency": seed.currency,
@@ -191,8 +188,7 @@ def _prices(seed: Seed) -> None:
                                         "unit_price": (p.list_price * D("0.85")).quantize(D("0.01")),
                                         "reference": "2026 supply agreement"})
 
-    with contextlib.suppress(DomainError):  # demo prices are a nicety; orders still price from list prices
-        _in_tenant(seed, build)
+    _in_tenant(seed, build)
 
 
 def _replenishment(seed: Seed) -> None:

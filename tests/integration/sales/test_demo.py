@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from entrepot.billing import service as billing
 from entrepot.inventory.models import Transfer
+from entrepot.pricing.models import ContractPrice, PriceList
 from entrepot.inventory.service import check_balances, replenishment_suggestions
 from entrepot.ledger.services.reports import trial_balance
 from entrepot.platform.demo import load_demo_data
@@ -31,7 +32,9 @@ def test_demo_data_is_varied_and_balanced(sqlite_only):
             receivable = sum((ln.debit - ln.credit for ln in tb.lines if ln.account_code == "1100"), 0)
             assert billing.aging(uow)["total"] == receivable
             assert check_balances(uow) == []
-            # and replenishment and transfers have something to show
+            # and replenishment and transfers have something to show, and volume tiers and contracts price
             assert replenishment_suggestions(uow), "no product is due for reorder"
+            assert uow.session.scalar(select(func.count()).select_from(PriceList)) == 1
+            assert uow.session.scalar(select(func.count()).select_from(ContractPrice)) == 5
     with parent.uow(readonly=True) as uow:
         assert set(uow.session.scalars(select(Transfer.status))) == {"received", "in_transit", "requested"}
