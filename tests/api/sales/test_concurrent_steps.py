@@ -10,6 +10,9 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal as D
 
+import pytest
+
+from entrepot.inventory import service as inventory
 from entrepot.kernel.errors import InvalidTransition
 from entrepot.sales import quotes, returns, service
 from tests.concurrency import together
@@ -119,3 +122,29 @@ def test_two_orders_of_one_customer_confirmed_at_once_stay_within_the_credit_lim
     confirm = lambda order_id: lambda uow: service.confirm_sales_order(uow, uuid.UUID(order_id)).status  # noqa: E731
     # when both are confirmed at once, the second sees the first's exposure: it goes on hold
     assert _together(api, confirm(one), confirm(two)) == ["confirmed", "on_hold"]
+
+
+@pytest.mark.parametrize("first", ["ship", "count"])
+def test_a_count_started_while_a_shipment_ships_sees_it_or_holds_it_back(api, first):
+    # given 4 of 10 units on a shipment
+    desk = order_desk(api, stock=10)
+    order = create_order(api, desk, 4)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    ship = lambda uow: service.ship_shipment(uow, uuid.UUID(shipment["id"])).status  # noqa: E731
+    count = lambda uow: [dict(line) for line in inventory.start_count(  # noqa: E731
+        uow, warehouse_id=uuid.UUID(desk.warehouse_id), counter="Ana").lines]
+    # when the shipment ships and a count of its stock location starts at the same time (either first)
+    if first == "ship":
+        shipped, sheet = together(api.tenant, ship, count)
+    else:
+        sheet, shipped = together(api.tenant, count, ship)
+    # then the count sheet expects what is on the shelf: the shipment went out before the count started
+    # and the sheet saw it (6), or it was held back (10, and the shipment is as it was)
+    [item] = api.get(f"/stock?product_id={desk.product_id}").json()["items"]
+    assert [D(line["expected"]) for line in sheet] == [D(item["on_hand"])]
+    status = api.get(f"/shipments/{shipment['id']}").json()["status"]
+    if first == "ship":
+        assert (shipped, status, D(item["on_hand"])) == ("shipped", "shipped", 6)
+    else:
+        assert (type(shipped), status, D(item["on_hand"])) == (inventory.LocationLocked, shipment["status"], 10)

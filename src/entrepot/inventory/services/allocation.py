@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy import String, bindparam, func, insert, literal_column, select, type_coerce, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.util import identity_key
 
 from entrepot.catalog import service as catalog
@@ -759,6 +759,7 @@ class _Held:
     expiry_date: date | None
     stock_demand_id: uuid.UUID | None
     backordered: Decimal | None
+    counted: bool  # its location is being counted (`Location.count_locked`): it may not leave now
     customer_location_id: uuid.UUID | None  # the same on every row: where issued stock goes
 
 
@@ -794,21 +795,25 @@ class _Cost:
 # The reads and writes of an issue, built once; like allocation's, they run on the driver's cursor and
 # name the tenant of every table they read.
 # The lines' open reservations, each with its product's facts, its lot's code and expiry and its demand
-# line (every line to issue has a reservation, else it is refused: so every demand line is found), and
-# (the same on every row) the tenant's customer location, where the moves go.
+# line (every line to issue has a reservation, else it is refused: so every demand line is found), whether
+# its location is being counted, and (the same on every row) the tenant's customer location, where the
+# moves go.
 _CUSTOMER = (select(Location.id)
              .where(Location.tenant_id == _TENANT, Location.kind == LocationKind.CUSTOMER.value,
                     Location.warehouse_id.is_(None))
              .order_by(Location.id).limit(1).scalar_subquery())
-_HELD_COLUMNS = 16  # the columns of `_Held`
+_HELD_COLUMNS = 17  # the columns of `_Held`
+# The reservation's location (aliased: `_CUSTOMER` reads the same table and must not correlate to it).
+_at = aliased(Location, name="held_at")
 
 
-def _held(in_: Callable[[Any, str], Any], *, with_stock: bool = False) -> Any:
+def _held(in_: Callable[[Any, str], Any], *, with_stock: bool = False, lock_locations: bool = False) -> Any:
     query = (
         select(_r.id, _r.demand_id, _raw(_r.product_id), _raw(_r.warehouse_id), _raw(_r.location_id), _r.lot_id,
                _r.quantity, _r.created_at, Product.sku, Product.track_serials, Product.standard_cost, _lot.code,
-               _lot.expiry_date, _sd.id, _sd.backordered, _raw(_CUSTOMER))
+               _lot.expiry_date, _sd.id, _sd.backordered, _at.count_locked, _raw(_CUSTOMER))
         .join(Product, (Product.id == _r.product_id) & (Product.tenant_id == _TENANT))
+        .join(_at, (_at.id == _r.location_id) & (_at.tenant_id == _TENANT))
         .outerjoin(_lot, (_lot.id == _r.lot_id) & (_lot.tenant_id == _TENANT))
         .outerjoin(_sd, (_sd.demand_type == _r.demand_type) & (_sd.demand_id == _r.demand_id)
                    & (_sd.tenant_id == _TENANT))
@@ -824,10 +829,17 @@ def _held(in_: Callable[[Any, str], Any], *, with_stock: bool = False) -> Any:
                  .outerjoin(_b, (_b.id == _r.balance_id) & (_b.tenant_id == _TENANT))
                  .outerjoin(ItemCost, (ItemCost.product_id == _r.product_id)
                             & (ItemCost.warehouse_id == _r.warehouse_id) & (ItemCost.tenant_id == _TENANT)))
+    if lock_locations:
+        # The count flag read under a share lock of the locations, as `stock._refuse_while_counted` reads
+        # it: a count starting there meanwhile (`start_count` locks the row FOR UPDATE) waits for this
+        # issue to commit and counts what it left, or this waits for the count and sees the flag.
+        query = query.with_for_update(read=True, key_share=True, of=_at)
     return query
 
 
 _HELD = PreparedIn(_held)
+# PostgreSQL, the read under the product locks: `_HELD` with the reservations' locations locked FOR KEY SHARE.
+_HELD_LOCKED = PreparedIn(lambda in_: _held(in_, lock_locations=True))
 # SQLite only, where nothing is locked: the three reads of an issue in one. (PostgreSQL reads the balances
 # and costs apart, to lock them in id order.)
 _HELD_WITH_STOCK = PreparedIn(lambda in_: _held(in_, with_stock=True))
@@ -874,10 +886,12 @@ _MOVE_SERIALS = Prepared(update(SerialNumber.__table__).where(SerialNumber.__tab
 
 
 def _held_by_demand(uow: UnitOfWork, demand_type: str, demand_ids: list[uuid.UUID],
-                    of: Callable[[Any], uuid.UUID]) -> dict[uuid.UUID, list[_Held]]:
-    """The lines' open reservations by demand line (`of` converts the raw ids, see `_RawId`)."""
+                    of: Callable[[Any], uuid.UUID], *, lock_locations: bool = False) -> dict[uuid.UUID, list[_Held]]:
+    """The lines' open reservations by demand line (`of` converts the raw ids, see `_RawId`); with
+    `lock_locations`, their locations locked FOR KEY SHARE (PostgreSQL)."""
     out: dict[uuid.UUID, list[_Held]] = defaultdict(list)
-    for row in _HELD.execute(uow, {"tenant": uow.tenant_id, "demand_type": demand_type}, ids=demand_ids):
+    read = _HELD_LOCKED if lock_locations else _HELD
+    for row in read.execute(uow, {"tenant": uow.tenant_id, "demand_type": demand_type}, ids=demand_ids):
         out[row[1]].append(_Held(row[0], row[1], of(row[2]), of(row[3]), of(row[4]), *row[5:-1],
                                  None if row[-1] is None else of(row[-1])))
     return out
@@ -920,7 +934,9 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     executemany per table for the writes.
 
     This is `core.record_move` for a batch of issues, with plain rows instead of ORM objects: each move
-    leaves a stock balance, consuming its reservation, and goes to the customer location (no balance)."""
+    leaves a stock balance, consuming its reservation, and goes to the customer location (no balance).
+    Stock in a location being counted does not leave (`LocationLocked`): the reservations' read says
+    so, on PostgreSQL under a share lock of their locations (see `_held`)."""
     session = uow.session
     session.flush()  # the reads below go to the connection, which does not autoflush
     tenant = uow.tenant_id
@@ -945,7 +961,9 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     if not read_stock:
         # Read again under the product locks: another transaction may have changed them meanwhile
         # (SQLite writers are serialised from BEGIN IMMEDIATE, so what we read is already current).
-        by_demand = _held_by_demand(uow, demand_type, demand_ids, of)
+        # This read also locks the reservations' locations FOR KEY SHARE, so that their count flags
+        # stay as read until this commits (see `_held`).
+        by_demand = _held_by_demand(uow, demand_type, demand_ids, of, lock_locations=True)
         _check_reserved(by_demand, wanted, demand_type)
     every = [r for rs in by_demand.values() for r in rs]
     products = {r.product_id: _ProductFacts(r.product_id, r.sku, r.track_serials, r.standard_cost) for r in every}
@@ -988,6 +1006,11 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             if r.quantity <= 0:
                 continue  # used up by an earlier item of the same demand line
             take = min(r.quantity, remaining)
+            if r.counted:
+                # Stock picked while its location is counted would be written off as a variance when
+                # the count is posted (or the sheet's expected quantities would not be on the shelf).
+                code = session.get_one(Location, r.location_id).code
+                raise core.LocationLocked(f"{code} is being counted; post or cancel the count first")
             if r.lot_id is not None and r.expiry_date is not None and r.expiry_date < (on or today):
                 # Reserved before it expired: it may not leave for a customer now (the savepoint
                 # takes back what earlier lines of this call wrote).

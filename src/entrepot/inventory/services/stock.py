@@ -650,8 +650,8 @@ def _receive_transfer(uow: UnitOfWork, transfer_id: object) -> Transfer:
 def start_count(uow: UnitOfWork, *, warehouse_id: object, counter: object,
                 location_id: object | None = None) -> StockCount:
     """Open a count sheet for the warehouse's stock location, locking it against other counts,
-    adjustments, receipts and scrap until the count is posted or cancelled. Expected quantities
-    are snapshotted."""
+    adjustments, receipts, returns, scrap, transfers and shipments (`allocation._issue_many`) until
+    the count is posted or cancelled. Expected quantities are snapshotted."""
     warehouse = core.warehouse_for(uow, warehouse_id)
     if not isinstance(counter, str) or not counter.strip() or len(counter) > 200:
         raise invalid("counter", "who counts: 1-200 characters", "required")
