@@ -24,6 +24,12 @@ def taxed_customer(api, region="TX", **overrides):
     return customer
 
 
+def texas_at_25_percent(api):
+    """Tax of 25 % in Texas, and a product listed at 150.00 before tax (cost 50.00)."""
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
+    return create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+
+
 def quote(api, customer, product, quantity="1"):
     return act(api, f"/prices/quote?customer_id={customer}&product_id={product}&quantity={quantity}", 200,
                method="get")
@@ -36,8 +42,7 @@ def order(api, customer, product, quantity="2"):
 
 def test_a_gross_list_competes_with_a_net_list_on_its_price_before_tax(api):
     # given a net tenant, 25 % tax in Texas, a net list at 110 and a gross list at 125 (100 before tax)
-    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
-    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    product = texas_at_25_percent(api)
     customer = taxed_customer(api)
     create_price_list(api, code="NET", priority=1, entries=[{"product_id": product, "value": "110.00"}])
     gross = create_price_list(api, code="GROSS", priority=1, prices_include_tax=True,
@@ -71,8 +76,7 @@ def test_a_gross_promotion_is_lower_only_when_lower_before_tax(api):
 def test_a_net_list_on_a_gross_tenant_is_charged_with_its_tax(api):
     # given a tenant whose orders are priced including tax, and a list kept before tax
     act(api, "/tenant/settings", 200, {"prices_include_tax": True}, method="patch")
-    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
-    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    product = texas_at_25_percent(api)
     customer = taxed_customer(api)
     create_price_list(api, code="TRADE", prices_include_tax=False, entries=[{"product_id": product, "value": "80.00"}])
     # then the order's unit price includes the tax: 80 before tax is 100 including it
@@ -82,8 +86,7 @@ def test_a_net_list_on_a_gross_tenant_is_charged_with_its_tax(api):
 
 
 def test_an_exempt_customer_pays_a_gross_price_less_its_tax_and_no_tax(api):
-    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
-    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    product = texas_at_25_percent(api)
     exempt = taxed_customer(api, tax_exempt=True, exemption_certificate="TX-9")
     create_price_list(api, code="GROSS", prices_include_tax=True, entries=[{"product_id": product, "value": "125.00"}])
     o = order(api, exempt, product, "1")
@@ -91,8 +94,7 @@ def test_an_exempt_customer_pays_a_gross_price_less_its_tax_and_no_tax(api):
 
 
 def test_where_no_tax_applies_a_gross_price_is_the_price(api):
-    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "25"})
-    product = create_product(api, list_price="150.00", standard_cost="50.00")["id"]
+    product = texas_at_25_percent(api)
     in_nevada = taxed_customer(api, region="NV")
     create_price_list(api, code="GROSS", prices_include_tax=True, entries=[{"product_id": product, "value": "125.00"}])
     assert quote(api, in_nevada, product)["unit_price"] == "125.00"

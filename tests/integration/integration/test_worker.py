@@ -87,17 +87,22 @@ def test_a_failing_reaction_is_retried_and_blocks_later_events(tenant, worker):
     assert mine == ["F1", "F1", "F2"]
 
 
+def _make_due(name: str, db_url: str) -> None:
+    """The job's next run is a second ago."""
+    with platform_uow(url=db_url) as uow:
+        state = uow.session.get(ScheduledJobState, name)
+        if state is None:
+            uow.session.add(ScheduledJobState(name=name, next_run_at=clock.now() - timedelta(seconds=1)))
+        else:
+            state.next_run_at = clock.now() - timedelta(seconds=1)
+        uow.commit()
+
+
 def test_a_job_runs_once_under_its_lease_and_a_crashed_holder_expires(db_url):
     # given a job that is due
     runs: list[str] = []
     job = scheduler.Job("test.count", "* * * * *", lambda: runs.append("ran"))
-    with platform_uow(url=db_url) as uow:
-        state = uow.session.get(ScheduledJobState, "test.count")
-        if state is None:
-            uow.session.add(ScheduledJobState(name="test.count", next_run_at=clock.now() - timedelta(seconds=1)))
-        else:
-            state.next_run_at = clock.now() - timedelta(seconds=1)
-        uow.commit()
+    _make_due("test.count", db_url)
     # and another worker holds its lease (then crashes)
     assert leases.acquire("job:test.count", "crashed-worker", timedelta(minutes=10), url=db_url)
     # when this worker looks: the lease is held, so the job does not run
@@ -133,13 +138,7 @@ def test_a_job_longer_than_its_lease_keeps_it_so_no_other_worker_starts_it(db_ur
         seen["other_ran"] = scheduler.run_due("w-other", jobs=[job], url=db_url)
 
     job = scheduler.Job("test.long", "* * * * *", long_job)
-    with platform_uow(url=db_url) as uow:
-        state = uow.session.get(ScheduledJobState, "test.long")
-        if state is None:
-            uow.session.add(ScheduledJobState(name="test.long", next_run_at=clock.now() - timedelta(seconds=1)))
-        else:
-            state.next_run_at = clock.now() - timedelta(seconds=1)
-        uow.commit()
+    _make_due("test.long", db_url)
     # when this worker runs it
     assert scheduler.run_due("w-a", jobs=[job], url=db_url) == ["test.long"]
     # then the lease stayed this worker's throughout, and is free once the job is done
@@ -333,14 +332,8 @@ def test_the_job_table_runs_every_job_sla_quotes_period_invoicing_and_lot_warnin
     names = [job.name for job in scheduler.JOBS]
     assert {"integration.sla_check", "sales.expire_quotes", "sales.period_invoicing",
             "inventory.announce_expiring_lots"} <= set(names)
-    with platform_uow(url=db_url) as uow:
-        for name in names:
-            state = uow.session.get(ScheduledJobState, name)
-            if state is None:
-                uow.session.add(ScheduledJobState(name=name, next_run_at=clock.now() - timedelta(seconds=1)))
-            else:
-                state.next_run_at = clock.now() - timedelta(seconds=1)
-        uow.commit()
+    for name in names:
+        _make_due(name, db_url)
     # when the scheduler runs
     started = clock.now()
     ran = scheduler.run_due("w-jobs", url=db_url)

@@ -6,10 +6,10 @@ from sqlalchemy import func, select
 
 from entrepot.billing import service as billing
 from entrepot.inventory.models import Transfer
-from entrepot.pricing.models import ContractPrice, PriceList
 from entrepot.inventory.service import check_balances, replenishment_suggestions
 from entrepot.ledger.services.reports import trial_balance
 from entrepot.platform.demo import load_demo_data
+from entrepot.pricing.models import ContractPrice, PriceList
 from entrepot.sales.models import SalesOrder
 from tests.conftest import make_tenant
 
