@@ -116,19 +116,23 @@ def test_a_lists_tax_basis_is_kept_changed_exported_and_imported(api):
                                           "prices_include_tax": "sometimes"}).status_code == 422
     # the CSV carries it: export, then import a changed file
     act(api, f"/price-lists/{pl['id']}", 200, {"prices_include_tax": False}, method="patch")
-    csv_text = api.get("/exports/price-lists").text
-    header, row = csv_text.splitlines()[0].split(","), next(
-        line for line in csv_text.splitlines() if line.startswith("BASIS,")).split(",")
-    assert row[header.index("prices_include_tax")] == "false"
-    row[header.index("prices_include_tax")] = "true"
-    upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
-    r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
-    assert r.status_code in (200, 201), r.text
+    exported, r = reimport_with_basis(api, "BASIS", "true")
+    assert exported == "false" and r.status_code in (200, 201), r.text
     assert api.get(f"/price-lists/{pl['id']}").json()["prices_include_tax"] is True
-    row[header.index("prices_include_tax")] = "sometimes"
-    upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
-    r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
+    _, r = reimport_with_basis(api, "BASIS", "sometimes")
     assert r.status_code == 422 and "prices_include_tax" in r.text
+
+
+def reimport_with_basis(api, code, value):
+    """Export the price lists, set the list's prices_include_tax cell, import the file: (the exported
+    cell, the import's response)."""
+    csv_text = api.get("/exports/price-lists").text
+    header = csv_text.splitlines()[0].split(",")
+    row = next(line for line in csv_text.splitlines() if line.startswith(f"{code},")).split(",")
+    exported, row[header.index("prices_include_tax")] = row[header.index("prices_include_tax")], value
+    upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
+    return exported, api.post("/imports/price-lists",
+                              files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
 
 
 def test_discount_and_markup_entries_of_a_gross_list_are_not_converted(api):
@@ -158,14 +162,8 @@ def test_a_converted_price_is_quoted_with_its_line_total_in_cents(api):
 
 def test_an_empty_tax_basis_cell_puts_an_imported_list_back_on_the_tenants_basis(api):
     pl = create_price_list(api, code="BACK", prices_include_tax=True)
-    csv_text = api.get("/exports/price-lists").text
-    header = csv_text.splitlines()[0].split(",")
-    row = next(line for line in csv_text.splitlines() if line.startswith("BACK,")).split(",")
-    assert row[header.index("prices_include_tax")] == "true"
-    row[header.index("prices_include_tax")] = ""
-    upload = "\n".join([",".join(header), ",".join(row)]) + "\n"
-    r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(upload.encode()), "text/csv")})
-    assert r.status_code in (200, 201), r.text
+    exported, r = reimport_with_basis(api, "BACK", "")
+    assert exported == "true" and r.status_code in (200, 201), r.text
     assert api.get(f"/price-lists/{pl['id']}").json()["prices_include_tax"] is None
     # and exporting and importing it again changes nothing
     again = api.get("/exports/price-lists").text
