@@ -590,6 +590,11 @@ def reverse_entry(
     amounts), linked to it. The original is untouched. Subledgers reverse their own
     entries; the API passes `allow_control=False` so a hand reversal cannot put a
     control account out of step with its subledger."""
+    # One reversal of an entry at a time: the entry is held (FOR NO KEY UPDATE; it never changes, so
+    # only another reversal waits on it) before looking for an existing reversal, which a reversal
+    # committed meanwhile then shows.
+    uow.session.execute(select(JournalEntry.id).where(JournalEntry.id == entry.id)
+                        .with_for_update(key_share=True))
     if reversal_of(uow, entry) is not None:
         raise EntryAlreadyReversed(f"entry {entry.number} has already been reversed")
     originals = lines_of(uow, entry)
