@@ -56,3 +56,26 @@ def test_a_connection_in_steady_use_is_not_pinged(pg_url: str) -> None:
     # then each sent its own statement and nothing else through the engine
     assert [s for s in pings if "pg_backend_pid" in s] == pings
     assert len(pings) == 10
+
+
+def _connection_id(url: str) -> int:
+    with platform_uow(readonly=True) as uow:
+        uow.session.execute(text("SELECT 1"))
+        return id(uow.session.connection().connection.dbapi_connection)
+
+
+def test_sqlite_hands_out_the_connection_returned_last(sqlite_only: str) -> None:
+    # given a pool holding two connections (one unit of work opened inside another, as an API
+    # key lookup does when it records the key's use)
+    get_engine(sqlite_only).dispose()
+    with platform_uow(readonly=True) as outer:
+        outer.session.execute(text("SELECT 1"))
+        _connection_id(sqlite_only)
+
+    # when units of work then run one after the other
+    used = {_connection_id(sqlite_only) for _ in range(6)}
+
+    # then each gets the connection the previous one gave back (its page cache still holds what
+    # that one read and wrote), not the pool's connections in turn: a SQLite connection whose
+    # cache another connection's commit made stale reads its pages again, ~45 reads a request
+    assert len(used) == 1
