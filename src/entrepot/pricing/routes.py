@@ -71,6 +71,7 @@ def quote_price(
     except ValidationFailed as exc:
         # One line here: name the query parameter, not "lines.0.…".
         exc.errors = [FieldError(e.field.removeprefix("lines.0."), e.message, e.rule) for e in exc.errors]
+        exc.detail = exc.detail.replace("lines.0.", "")
         raise
     return _quote(resolution, "quantity")
 

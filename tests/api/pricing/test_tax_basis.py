@@ -169,3 +169,11 @@ def test_an_empty_tax_basis_cell_puts_an_imported_list_back_on_the_tenants_basis
     again = api.get("/exports/price-lists").text
     r = api.post("/imports/price-lists", files={"file": ("lists.csv", io.BytesIO(again.encode()), "text/csv")})
     assert r.status_code in (200, 201) and r.json()["updated"] == 0, r.text
+
+
+def test_a_quoted_quantity_an_order_line_could_not_hold_is_refused_naming_the_parameter(api):
+    product = create_product(api)["id"]
+    customer = create_customer(api)["id"]
+    r = api.get(f"/prices/quote?customer_id={customer}&product_id={product}&quantity=0.00001")
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "quantity" and r.json()["detail"].startswith("quantity:"), r.json()
