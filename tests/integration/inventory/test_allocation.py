@@ -807,3 +807,29 @@ def test_stock_levels_is_one_prepared_statement(tenant):
     # report it after too, cost more than the query), with the figures exact
     assert len(sent) == 1 and through_sqlalchemy == []
     assert (level.warehouse_id, level.on_hand, level.reserved, level.available) == (w, 5, 0, 5)
+
+
+def test_replenishment_reads_the_same_statements_for_one_rule_or_many(tenant):
+    from tests.integration.test_statement_budget import counting
+
+    # given a warehouse with one product under its reorder point
+    wh = warehouse(tenant, "RPL")
+    products = [product(tenant) for _ in range(12)]
+    for p in products:
+        stock(tenant, wh, p, 2)
+
+    def suggestions_after_rules_for(count: int) -> tuple[int, int]:
+        with tenant.uow() as uow:
+            for p in products[:count]:
+                inventory.set_reorder_rule(uow, product_id=p, warehouse_id=wh, reorder_point=5, order_up_to=20)
+            uow.commit()
+        with tenant.uow(readonly=True) as uow, counting(tenant.url) as statements:
+            found = inventory.replenishment_suggestions(uow)
+            sent = len(statements)
+        assert {s.projected for s in found} == {2}
+        return len(found), sent
+
+    # then the suggestions for 12 rules take as many statements as for one (no query per rule)
+    one, many = suggestions_after_rules_for(1), suggestions_after_rules_for(12)
+    assert (one[0], many[0]) == (1, 12)
+    assert many[1] == one[1], (one, many)
