@@ -58,6 +58,8 @@ def quote_price(
     quantity: str = "1",
     date: dt.date | None = None,
     channel: str | None = None,
+    ship_to_country: str | None = None,
+    ship_to_region: str | None = None,
 ) -> QuoteRead:
     try:
         qty = to_decimal(quantity)
@@ -67,7 +69,8 @@ def quote_price(
         raise invalid("quantity", "must be greater than 0", "positive")
     try:
         resolution = service.resolve_prices(uow, customer_id=customer_id, lines=[(product_id, qty)],
-                                            on=date, channel=channel)[0]
+                                            on=date, channel=channel,
+                                            ship_to=service.quote_ship_to(ship_to_country, ship_to_region))[0]
     except ValidationFailed as exc:
         # One line here: name the query parameter, not "lines.0.…".
         exc.errors = [FieldError(e.field.removeprefix("lines.0."), e.message, e.rule) for e in exc.errors]
@@ -82,7 +85,8 @@ def quote_prices(body: QuoteRequest, uow: Annotated[UnitOfWork, Requires(perms.Q
     on = body.date or clock.today()
     resolutions = service.resolve_prices(uow, customer_id=body.customer_id,
                                          lines=[(ln.product_id, ln.quantity) for ln in body.lines],  # type: ignore[misc]
-                                         on=on, channel=body.channel)
+                                         on=on, channel=body.channel,
+                                         ship_to=service.quote_ship_to(body.ship_to_country, body.ship_to_region))
     return QuoteBatchRead(customer_id=body.customer_id, date=on,
                           lines=[_quote(r, f"lines.{i}.quantity") for i, r in enumerate(resolutions)])
 

@@ -139,6 +139,10 @@ class QuoteRequest(BaseModel):
     lines: list[QuoteLine] = Field(min_length=1, max_length=5000)
     date: dt.date | None = None
     channel: str | None = None
+    ship_to_country: str | None = Field(default=None, description="where the lines would ship (ISO 3166), "
+                                        "for the tax rates of a price list on the other tax basis; default: "
+                                        "the customer's default ship-to")
+    ship_to_region: str | None = None
 
 
 class QuoteBatchRead(BaseModel):

@@ -31,6 +31,7 @@ from sqlalchemy import Select, bindparam, func, or_, select
 from entrepot.catalog.rules import (
     check_amount,
     check_code,
+    check_country,
     check_currency,
     check_date,
     check_int,
@@ -143,6 +144,19 @@ def resolve_prices(
         book.tax_basis = TaxBasis(document_includes_tax,
                                   _rates_when_asked(uow, list(facts), where, on, buyer.currency))
     return book.resolve_many(buyer, facts, clean, on, channel)
+
+
+def quote_ship_to(country: Any, region: Any) -> tuple[str | None, str | None] | None:
+    """A price quote's optional ship-to (country, region), for the tax rates of a list on the other
+    tax basis; None without a country (the customer's default ship-to then)."""
+    errors: list[FieldError] = []
+    code = check_country(errors, "ship_to_country", country, required=False)
+    if region not in (None, "") and code is None and not errors:
+        errors.append(FieldError("ship_to_region", "needs ship_to_country", "required"))
+    where = check_text(errors, "ship_to_region", region, required=False, max_length=64) if region else None
+    if errors:
+        raise ValidationFailed(errors)
+    return (code, where or None) if code else None
 
 
 # Tax rates are billing's (a layer above pricing): billing/provisioning.py registers its lookup

@@ -105,6 +105,21 @@ def test_where_no_tax_applies_a_gross_price_is_the_price(api):
     assert (o["lines"][0]["unit_price"], o["total"]) == ("100.00", "125.00")
 
 
+def test_a_quote_may_say_where_the_lines_would_ship(api):
+    product = texas_at_25_percent(api)
+    in_nevada = taxed_customer(api, region="NV")
+    create_price_list(api, code="GROSS", prices_include_tax=True, entries=[{"product_id": product, "value": "125.00"}])
+    to_texas = act(api, f"/prices/quote?customer_id={in_nevada}&product_id={product}&ship_to_country=US"
+                        "&ship_to_region=TX", 200, method="get")
+    assert to_texas["unit_price"] == "100.00"
+    batch = act(api, "/prices/quote", 200, {"customer_id": in_nevada, "ship_to_country": "US", "ship_to_region": "TX",
+                                            "lines": [{"product_id": product, "quantity": "2"}]})
+    assert batch["lines"][0]["line_total"] == "200.00"
+    for params, field in (("ship_to_country=XX", "ship_to_country"), ("ship_to_region=TX", "ship_to_region")):
+        r = api.get(f"/prices/quote?customer_id={in_nevada}&product_id={product}&{params}")
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+
+
 def test_a_lists_tax_basis_is_kept_changed_exported_and_imported(api):
     pl = create_price_list(api, code="BASIS")
     assert pl["prices_include_tax"] is None  # the tenant's basis
