@@ -102,6 +102,7 @@ def load_demo_data(parent_slug: str, dealer_slugs: list[str], *, scale: float = 
         _master_data(seed)
         _orders(seed, orders)
         _replenishment(seed)
+        _tracked_stock(seed)
 
 
 def _in_tenant(seed: Seed, work: Callable[[UnitOfWork], Any]) -> Any:
@@ -231,6 +232,52 @@ def _replenishment(seed: Seed) -> None:
                             to_warehouse_id=source.id, quantity=D(5), ship=False)  # requested, reserved
 
     _in_tenant(seed, build)
+
+
+def _tracked_stock(seed: Seed) -> None:
+    """A lot-tracked sealant (one lot within the expiry warning window, one later) and a
+    serial-tracked drill, both shipped to a customer, so lot trace, serials and the expiring-lots
+    list have something to show; and a posted cycle count of the sealant with a variance."""
+    from entrepot.catalog.service import create_product
+    from entrepot.inventory.service import post_count, receive_stock, start_count
+    from entrepot.sales import service as sales
+
+    rate, home, today = FX[seed.currency], seed.warehouses[0], clock.today()
+
+    def stock(uow: UnitOfWork) -> tuple[Any, Any]:
+        sealant = create_product(uow, {
+            "sku": "SEAL-250", "name": "Thread sealant, 250 ml", "list_price": (D("8.40") * rate).quantize(D("0.01")),
+            "currency": seed.currency, "standard_cost": (D("3.10") * rate).quantize(D("0.01")),
+            "tax_class": "standard", "weight_kg": D("0.3"), "track_lots": True})
+        drill = create_product(uow, {
+            "sku": "DRL-18V", "name": "Cordless drill, 18 V", "list_price": (D("189") * rate).quantize(D("0.01")),
+            "currency": seed.currency, "standard_cost": (D("112") * rate).quantize(D("0.01")),
+            "tax_class": "standard", "weight_kg": D("1.9"), "track_serials": True})
+        for code, days, quantity in (("SL-A", 20, 24), ("SL-B", 200, 48)):
+            receive_stock(uow, product_id=sealant.id, warehouse_id=home.id, quantity=D(quantity),
+                          unit_cost=sealant.standard_cost, reference="PO-DEMO-SEAL", lot_code=code,
+                          expiry=today + timedelta(days=days))
+        receive_stock(uow, product_id=drill.id, warehouse_id=home.id, quantity=D(6), unit_cost=drill.standard_cost,
+                      reference="PO-DEMO-DRILL", serials=[f"DRL-{seed.currency}-{n:04d}" for n in range(1, 7)])
+        return sealant, drill
+
+    sealant, drill = _in_tenant(seed, stock)
+
+    def ship(uow: UnitOfWork) -> None:
+        order = sales.create_sales_order(uow, customer_id=seed.customers[0].id, lines=[
+            sales.OrderLineInput(sealant.id, D(6)), sales.OrderLineInput(drill.id, D(2))])
+        sales.confirm_sales_order(uow, order.id)
+        shipment = sales.create_shipment(uow, sales_order_id=order.id)
+        sales.ship_shipment(uow, shipment.id, carrier="UPS", tracking_number=f"1Z{seed.rng.randint(10**8, 10**9)}")
+
+    def count(uow: UnitOfWork) -> None:
+        sheet = start_count(uow, warehouse_id=home.id, counter="J. Rivera")
+        # two tins of the later lot were found damaged and are not counted
+        post_count(uow, sheet.id, [{"product_id": sealant.id, "lot_code": "SL-A", "counted_quantity": D(18)},
+                                   {"product_id": sealant.id, "lot_code": "SL-B", "counted_quantity": D(46)}])
+
+    _in_tenant(seed, ship)
+    _in_tenant(seed, count)
 
 
 # Final states of the demo orders, with weights.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from entrepot.billing import service as billing
-from entrepot.inventory.models import Transfer
-from entrepot.inventory.service import check_balances, replenishment_suggestions
+from entrepot.inventory.models import SerialNumber, StockCount, Transfer
+from entrepot.inventory.service import check_balances, expiring_lots, replenishment_suggestions
 from entrepot.ledger.services.reports import trial_balance
 from entrepot.platform.demo import load_demo_data
 from entrepot.pricing.models import ContractPrice, PriceList
@@ -36,5 +36,10 @@ def test_demo_data_is_varied_and_balanced(sqlite_only):
             assert replenishment_suggestions(uow), "no product is due for reorder"
             assert uow.session.scalar(select(func.count()).select_from(PriceList)) == 1
             assert uow.session.scalar(select(func.count()).select_from(ContractPrice)) == 5
+            # and a lot near its expiry, serials shipped to a customer, and a posted count with a variance
+            assert [x.lot.code for x in expiring_lots(uow)] == ["SL-A"]
+            assert uow.session.scalar(select(func.count()).select_from(SerialNumber)) == 6
+            [count] = uow.session.scalars(select(StockCount)).all()
+            assert count.status == "posted" and [ln["variance"] for ln in count.lines] == ["0.0000", "-2.0000"]
     with parent.uow(readonly=True) as uow:
         assert set(uow.session.scalars(select(Transfer.status))) == {"received", "in_transit", "requested"}
