@@ -235,6 +235,8 @@ class PickRead(BaseModel):
     quantity: str
     serials: list[str] = Field(description="serial-tracked products: the serial numbers the issue would take now "
                                            "(serials are not reserved one by one)")
+    being_counted: bool = Field(description="the location is being counted: the shipment cannot ship until the "
+                                            "count is posted or cancelled (409 location_locked)")
 
 
 class PickListLineRead(BaseModel):
@@ -268,7 +270,7 @@ class PickListRead(BaseModel):
                 picks=[PickRead(warehouse_id=k.warehouse_id, warehouse_code=k.warehouse_code,
                                 location_id=k.location_id, location_code=k.location_code, lot_id=k.lot_id,
                                 lot_code=k.lot_code, expiry_date=k.expiry_date, quantity=number(k.quantity) or "0",
-                                serials=list(k.serials)) for k in ln.picks])
+                                serials=list(k.serials), being_counted=k.being_counted) for k in ln.picks])
             for ln in p.lines])
 
 

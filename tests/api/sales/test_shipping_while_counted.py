@@ -67,11 +67,16 @@ def test_a_shipment_held_back_by_a_count_ships_once_the_count_is_posted_or_cance
     desk, order, shipment = _confirmed_with_a_shipment(api)
     count = act(api, "/stock-counts", 201, {"warehouse_id": desk.warehouse_id, "counter": "Ana"})
     assert api.post(f"/shipments/{shipment['id']}/ship").status_code == 409
+    # and its pick list says why
+    [pick] = api.get(f"/shipments/{shipment['id']}/pick-list").json()["lines"][0]["picks"]
+    assert pick["being_counted"] is True
     # when the count is posted (10 found, as expected) or cancelled
     body = {"lines": [{"product_id": desk.product_id, "counted_quantity": "10"}]} if end == "post" else None
     assert act(api, f"/stock-counts/{count['id']}/{end}", json=body)["status"] == {"post": "posted",
                                                                                    "cancel": "cancelled"}[end]
-    # then the shipment ships: 4 units leave
+    # then the pick list no longer warns, and the shipment ships: 4 units leave
+    [pick] = api.get(f"/shipments/{shipment['id']}/pick-list").json()["lines"][0]["picks"]
+    assert pick["being_counted"] is False
     shipped = act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z"})
     assert shipped["status"] == "shipped"
     assert _on_hand(api, desk) == (6, 0)

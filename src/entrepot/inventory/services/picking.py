@@ -49,6 +49,7 @@ class Pick:
     expiry_date: date | None
     quantity: Decimal
     serials: list[str] = field(default_factory=list)
+    being_counted: bool = False  # the location's count is open: shipping it is refused until it is posted
 
 
 @dataclass
@@ -64,7 +65,7 @@ def pick_plan(uow: UnitOfWork, *, demand_type: str, items: Sequence[PickItem]) -
     session = uow.session
     ids = list({item.demand_id for item in items})
     rows = session.execute(
-        select(Reservation, Location.code, Warehouse.code, Lot.code, Lot.expiry_date)
+        select(Reservation, Location.code, Warehouse.code, Lot.code, Lot.expiry_date, Location.count_locked)
         .join(Location, Location.id == Reservation.location_id)
         .join(Warehouse, Warehouse.id == Reservation.warehouse_id)
         .outerjoin(Lot, Lot.id == Reservation.lot_id)
@@ -74,7 +75,7 @@ def pick_plan(uow: UnitOfWork, *, demand_type: str, items: Sequence[PickItem]) -
     far = date.max
     # the order: earliest expiry first (no lot or no expiry last), then oldest reservation
     rows.sort(key=lambda r: (r[4] or far, r[0].created_at, r[0].id))
-    by_demand: dict[uuid.UUID, list[tuple[Reservation, str, str, str | None, date | None]]] = defaultdict(list)
+    by_demand: dict[uuid.UUID, list[tuple[Reservation, str, str, str | None, date | None, bool]]] = defaultdict(list)
     for r in rows:
         by_demand[r[0].demand_id].append(tuple(r))  # type: ignore[arg-type]
     products = catalog.get_products(uow, {r[0].product_id for r in rows}) if rows else {}
@@ -86,7 +87,7 @@ def pick_plan(uow: UnitOfWork, *, demand_type: str, items: Sequence[PickItem]) -
     for item in items:
         skip, remaining = item.skip, item.quantity
         picks: list[Pick] = []
-        for res, location_code, warehouse_code, lot_code, expiry in by_demand.get(item.demand_id, []):
+        for res, location_code, warehouse_code, lot_code, expiry, counted in by_demand.get(item.demand_id, []):
             if remaining <= 0:
                 break
             free = res.quantity - used[res.id]
@@ -103,7 +104,7 @@ def pick_plan(uow: UnitOfWork, *, demand_type: str, items: Sequence[PickItem]) -
             if take <= 0:
                 continue
             pick = Pick(res.warehouse_id, warehouse_code, res.location_id, location_code, res.lot_id, lot_code,
-                        expiry, take)
+                        expiry, take, being_counted=bool(counted))
             picks.append(pick)
             if tracked:
                 serial_wanted.append((pick, res.product_id, taken[place], int(take)))
