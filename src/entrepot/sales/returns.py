@@ -195,10 +195,15 @@ def credit_return(uow: UnitOfWork, return_id: uuid.UUID) -> list[CreditNote]:
     # received units being posted meanwhile would be missed, and the units taken as never billed.
     get_sales_order(uow, rma.sales_order_id, for_update=True)
     received = {ln.sales_order_line_id: ln.quantity_received for ln in rma.lines if ln.quantity_received > 0}
+    # The invoices that billed the lines locked (in id order, as crediting locks each) before what is
+    # left to credit on them is read: a credit note issued meanwhile would leave the plan stale.
+    billed = select(InvoiceLine.invoice_id).where(InvoiceLine.source_line_id.in_(list(received)))
+    uow.session.execute(select(Invoice.id).where(Invoice.id.in_(billed)).order_by(Invoice.id).with_for_update())
     rows = uow.session.execute(
         select(InvoiceLine, Invoice.id).join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(InvoiceLine.source_line_id.in_(list(received)), Invoice.status != "credited")
-        .order_by(Invoice.issued_on, Invoice.number, InvoiceLine.line_no)).all()
+        .order_by(Invoice.issued_on, Invoice.number, InvoiceLine.line_no)
+        .execution_options(populate_existing=True)).all()
     per_invoice: dict[uuid.UUID, list[billing.CreditLineInput]] = {}
     for inv_line, invoice_id in rows:
         left = received.get(inv_line.source_line_id, ZERO)

@@ -978,7 +978,10 @@ def note_returned_unbilled(uow: UnitOfWork, order_id: uuid.UUID, quantities: dic
     and an order with nothing else left to bill is invoiced."""
     order = _locked_order(uow, order_id)
     for ln in order.lines:
-        ln.quantity_returned_unbilled += quantities.get(ln.id, ZERO)
+        # never more than was shipped and never invoiced: units billed and then credited by hand are not
+        # "unbilled" because this return found nothing left to credit for them
+        unbilled = ln.quantity_shipped - ln.quantity_invoiced - ln.quantity_returned_unbilled
+        ln.quantity_returned_unbilled += min(quantities.get(ln.id, ZERO), max(unbilled, ZERO))
     if order.invoice_status != OrderInvoiceStatus.invoiced and _fully_invoiced(order):
         ORDER_INVOICING.apply(order, "invoice")
         _maybe_close(uow, order)

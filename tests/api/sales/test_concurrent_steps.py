@@ -15,6 +15,7 @@ import pytest
 from entrepot.inventory import service as inventory
 from entrepot.kernel.errors import InvalidTransition
 from entrepot.sales import quotes, returns, service
+from entrepot.sales.models import SalesOrderLine
 from tests.concurrency import together
 from tests.factories.sales import act, create_order, order_desk, shipped_order
 
@@ -71,6 +72,29 @@ def test_a_return_credited_while_its_units_are_invoiced_is_credited_not_left_bil
     credited = sum(D(n["total"]) for n in api.get("/credit-notes", params={"customer_id": desk.customer_id}
                                                   ).json()["items"])
     assert (invoiced - credited, len(notes)) == (D("25.00"), 1)
+
+
+def test_a_return_credited_while_its_invoice_is_credited_by_hand_credits_what_is_left(api):
+    from entrepot.billing import service as billing
+
+    # given 4 units invoiced (12.50 each) and 2 of them returned and received
+    _, order = shipped_order(api, 4)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "2"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    # when 3 units are credited by hand and, before that commits, the return is credited
+    by_hand = [billing.CreditLineInput(uuid.UUID(invoice["lines"][0]["id"]), D(3))]
+    _, notes = _together(api, lambda uow: billing.issue_credit_note(uow, invoice_id=uuid.UUID(invoice["id"]),
+                                                                     lines=by_hand, reason="damaged").total,
+                         lambda uow: [n.total for n in returns.credit_return(uow, uuid.UUID(rma["id"]))])
+    # then the return credits the one unit left (not refused as over-credited), and nothing is taken
+    # for unbilled: every unit was billed
+    assert notes == [D("12.50")]
+    assert api.get(f"/invoices/{invoice['id']}").json()["amount_due"] == "0.00"
+    with api.tenant.uow(readonly=True) as uow:
+        line = uow.session.get(SalesOrderLine, uuid.UUID(order["lines"][0]["id"]))
+        assert line.quantity_returned_unbilled == 0
 
 
 def test_two_returns_of_one_line_credited_at_once_are_both_credited(api):
