@@ -58,6 +58,15 @@ def test_stock_changed_while_a_count_starts_there_is_refused(tenant, change):
         assert inventory.get_count(uow, count_id).lines[0]["expected"] == "10.0000"
 
 
+def _ten_units_counted(tenant):  # type: ignore[no-untyped-def]
+    """A product with 10 units in a warehouse whose stock location has an open count: (product, warehouse,
+    count id)."""
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 10)
+    return p, wh, _counted(tenant, wh)
+
+
 def test_one_location_counted_twice_at_once_has_one_count(tenant):
     p = product(tenant)
     wh = warehouse(tenant)
@@ -69,10 +78,7 @@ def test_one_location_counted_twice_at_once_has_one_count(tenant):
 
 def test_a_count_posted_and_cancelled_at_once_stays_posted(tenant):
     # given a count of 10 units, found 7
-    p = product(tenant)
-    wh = warehouse(tenant)
-    stock(tenant, wh, p, 10)
-    count_id = _counted(tenant, wh)
+    p, wh, count_id = _ten_units_counted(tenant)
     post = lambda uow: inventory.post_count(uow, count_id, [  # noqa: E731
         {"product_id": str(p), "counted_quantity": "7"}]).status
     cancel = lambda uow: inventory.cancel_count(uow, count_id).status  # noqa: E731
@@ -84,20 +90,14 @@ def test_a_count_posted_and_cancelled_at_once_stays_posted(tenant):
 
 
 def test_a_count_cancelled_twice_at_once_is_cancelled_once(tenant):
-    p = product(tenant)
-    wh = warehouse(tenant)
-    stock(tenant, wh, p, 10)
-    count_id = _counted(tenant, wh)
+    _, _, count_id = _ten_units_counted(tenant)
     cancel = lambda uow: inventory.cancel_count(uow, count_id).status  # noqa: E731
     first, second = together(tenant, cancel, cancel)
     assert (first, type(second)) == ("cancelled", InvalidTransition)
 
 
 def test_one_count_sheet_posted_twice_at_once_adjusts_once(tenant):
-    p = product(tenant)
-    wh = warehouse(tenant)
-    stock(tenant, wh, p, 10)
-    count_id = _counted(tenant, wh)
+    p, wh, count_id = _ten_units_counted(tenant)
     post = lambda uow: inventory.post_count(uow, count_id, [  # noqa: E731
         {"product_id": str(p), "counted_quantity": "7"}]).status
     first, second = together(tenant, post, post)
