@@ -288,6 +288,9 @@ def test_replenishment_orders_enough_for_the_backorders_too(api):
     first = lines[desk.warehouse_id]
     assert (first["backordered"], first["projected"], first["quantity"]) == ("30", "-30", "80")
     assert (lines[other]["backordered"], lines[other]["quantity"]) == ("0", "50")
+    # and asking about the second warehouse alone does not count it there either
+    [group] = api.get("/replenishment/suggestions", params={"warehouse_id": other}).json()["items"]
+    assert (group["lines"][0]["backordered"], group["lines"][0]["quantity"]) == ("0", "50")
 
 
 def test_quantities_may_be_json_numbers(api):

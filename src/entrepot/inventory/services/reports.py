@@ -462,8 +462,12 @@ def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule]) -> dict[tuple
     rule_keys = {(r.product_id, r.warehouse_id) for r in rules}
     rank = {wid: n for n, wid in enumerate(uow.session.scalars(
         select(Warehouse.id).order_by(Warehouse.priority, Warehouse.code)))}
+    # The first among all the product's rule warehouses, not only those asked about (suggestions for
+    # one warehouse): a backorder counts where it counts in the full list, wherever one looks.
+    every_rule = uow.session.execute(select(ReorderRule.product_id, ReorderRule.warehouse_id)
+                                     .where(ReorderRule.product_id.in_(products))).all()
     first: dict[uuid.UUID, uuid.UUID] = {}
-    for pid, wid in sorted(rule_keys, key=lambda k: rank.get(k[1], len(rank))):
+    for pid, wid in sorted(every_rule, key=lambda k: rank.get(k[1], len(rank))):
         first.setdefault(pid, wid)
     out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = defaultdict(lambda: ZERO)
     for pid, wid, quantity in uow.session.execute(
