@@ -362,11 +362,14 @@ class PriceBook:
             path = self._paths[category_id] = [n.int for n in nodes]
         return path
 
-    def _on_basis(self, rule: ListRule, product: PricedProduct, price: Decimal, how: str | None,
-                  ) -> tuple[Decimal, str]:
-        """The list's price on the document's basis (and, with `how`, the explanation of it)."""
+    def _on_basis(self, rule: ListRule, entry: EntryRule, product: PricedProduct, price: Decimal,
+                  how: str | None) -> tuple[Decimal, str]:
+        """The entry's price on the document's basis (and, with `how`, the explanation of it). Only a
+        fixed price is on the list's basis: discount and markup work from the product's list price
+        and cost, which are on the document's."""
         basis = self.tax_basis
-        if basis is None or rule.prices_include_tax is None or rule.prices_include_tax == basis.includes_tax:
+        if (basis is None or entry.method != "fixed" or rule.prices_include_tax is None
+                or rule.prices_include_tax == basis.includes_tax):
             return price, how or ""
         converted, rate = basis.convert(price, product.id, rule.prices_include_tax)
         if how is None:
@@ -403,8 +406,8 @@ class PriceBook:
             entry = next((t for t in tiers if t.covers(quantity)), None)
             if entry is not None:
                 price, how = entry_price(entry, product, currency)
-                if price is not None and entry.method == "fixed":
-                    price, how = self._on_basis(rule, product, price, how)
+                if price is not None:
+                    price, how = self._on_basis(rule, entry, product, price, how)
                 found[rule.id] = _Candidate(rule, entry, price, f"{how} ({entry.tier_text()})", "product")
             else:
                 explanation.append(self._note(rule, None, "skipped",
@@ -417,8 +420,8 @@ class PriceBook:
                     entry = next((t for t in tiers if t.covers(quantity)), None)
                     if entry is not None:
                         price, how = entry_price(entry, product, currency)
-                        if price is not None and entry.method == "fixed":
-                            price, how = self._on_basis(rule, product, price, how)
+                        if price is not None:
+                            price, how = self._on_basis(rule, entry, product, price, how)
                         found[rule.id] = _Candidate(rule, entry, price,
                                                     f"{how} for its category ({entry.tier_text()})", "category")
                         break
@@ -551,8 +554,8 @@ class PriceBook:
             price = entry_price(entry, product, currency, describe=False)[0]
             if price is None:
                 continue
-            if rule.prices_include_tax is not None and entry.method == "fixed":
-                price = self._on_basis(rule, product, price, None)[0]
+            if rule.prices_include_tax is not None:  # the usual list has no basis of its own: skip the call
+                price = self._on_basis(rule, entry, product, price, None)[0]
             if rule.kind == "promotion":
                 key = (price, -rule.priority, rule.code)
                 if promo is None or key < promo[0]:
