@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.infrastructure import DocumentSequence
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.ids import new_id
@@ -23,14 +23,9 @@ def next_number(uow: UnitOfWork, sequence: str, prefix: str | None = None, width
     tenant_id = uow.tenant_id
     taken = _TAKE.execute(uow, {"t": tenant_id, "sequence": sequence})
     if not taken:
-        conn = uow.connection()
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(
-            insert(_sequences)
-            .values(id=new_id(), tenant_id=tenant_id, name=sequence,
-                    prefix=prefix if prefix is not None else sequence, last_value=0)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
-        )
+        insert_if_missing(uow.connection(), _sequences, {
+            "id": new_id(), "tenant_id": tenant_id, "name": sequence,
+            "prefix": prefix if prefix is not None else sequence, "last_value": 0}, key=["tenant_id", "name"])
         taken = _TAKE.execute(uow, {"t": tenant_id, "sequence": sequence})
     last_value, prefix_text = taken[0]
     return f"{prefix_text}-{last_value:0{width}d}"

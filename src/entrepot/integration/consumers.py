@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.prepared import Prepared
 from entrepot.integration.feed import Position
 from entrepot.integration.models import ConsumerCursor
@@ -45,11 +45,8 @@ def lock_cursor(session: Session, name: str, *, nowait: bool = False) -> Consume
 
 
 def _create(session: Session, name: str) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(
-        insert(ConsumerCursor).values(name=name, last_txid=0, last_seq=0, emitted=0, updated_at=clock.now())
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
+    insert_if_missing(session, ConsumerCursor, {"name": name, "last_txid": 0, "last_seq": 0, "emitted": 0,
+                                                "updated_at": clock.now()}, key=["name"])
 
 
 # --- the same on Core rows, for the webhook fan-out that locks its cursor on every pass ---------------

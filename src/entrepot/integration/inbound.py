@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from entrepot.db.audit_trail import audit
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.uow import UnitOfWork
 from entrepot.integration import secrets
 from entrepot.integration.events import InboundMessageReceived
@@ -68,14 +68,11 @@ def receive(uow: UnitOfWork, name: str, body: bytes, headers: Mapping[str, str])
         raise invalid("body", "must be JSON", "json") from exc
     if not isinstance(payload, dict):
         payload = {"value": payload}
-    insert = postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    new = uow.session.execute(
-        insert(InboundMessage)
-        .values(id=new_id(), tenant_id=uow.tenant_id, connector=name, message_id=message_id,
-                received_at=clock.now(), payload=payload)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "connector", "message_id"])
-        .returning(InboundMessage.id)
-    ).scalar()
+    new = insert_if_missing(
+        uow.session, InboundMessage,
+        {"id": new_id(), "tenant_id": uow.tenant_id, "connector": name, "message_id": message_id,
+         "received_at": clock.now(), "payload": payload},
+        key=["tenant_id", "connector", "message_id"], returning=[InboundMessage.id]).scalar()
     message = uow.session.scalar(select(InboundMessage).where(
         InboundMessage.connector == name, InboundMessage.message_id == message_id))
     assert message is not None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.infrastructure import Lease
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.uow import platform_uow
 from entrepot.kernel import clock
 
@@ -18,9 +18,8 @@ def acquire(name: str, holder: str, ttl: timedelta, *, url: str | None = None) -
     """Take or renew the lease; False while another live holder has it."""
     now = clock.now()
     with platform_uow(url=url) as uow:
-        insert = postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        uow.session.execute(insert(Lease).values(name=name, holder=holder, expires_at=now + ttl)
-                            .on_conflict_do_nothing(index_elements=["name"]))
+        insert_if_missing(uow.session, Lease, {"name": name, "holder": holder, "expires_at": now + ttl},
+                          key=["name"])
         result = uow.session.execute(
             update(Lease).where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
             .values(holder=holder, expires_at=now + ttl).execution_options(synchronize_session=False))

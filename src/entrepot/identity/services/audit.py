@@ -18,9 +18,9 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from entrepot.db.audit_trail import audit, diff, snapshot
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.prepared import Prepared, PreparedRows, json_text
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.identity.models import AuditChainHead, AuditEntry
@@ -158,12 +158,8 @@ def _write_pending(uow: UnitOfWork) -> None:
     if head is None or not advanced:
         claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
         if not claimed:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            conn.execute(
-                insert(_heads)
-                .values(id=new_id(), tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
-                .on_conflict_do_nothing(index_elements=["tenant_id"])
-            )
+            insert_if_missing(conn, _heads, {"id": new_id(), "tenant_id": tenant_id, "last_seq": 0,
+                                             "last_hash": GENESIS}, key=["tenant_id"])
             claimed = _CLAIM_P.execute(uow, {"t": tenant_id, "n": count})
         last_seq, prev = claimed[0]
         rows, last_hash = _chain(uow, last_seq - count, prev, at)

@@ -26,13 +26,13 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import event, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from entrepot.catalog import service as catalog
 from entrepot.catalog.models import Product
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.tenants import TENANT_FACTS_MEMO, tenant_facts
 from entrepot.inventory.models import (
@@ -216,11 +216,10 @@ def lot_for(uow: UnitOfWork, product: Product, lot_code: str | None, expiry: dat
             raise invalid("lot_code", f"no lot {code} of product {product.sku}", "exists")
         # INSERT … ON CONFLICT DO NOTHING, then read: a lot first met by two transactions at once (a count
         # posting reads its lots before it takes the product lock) is one row for both, not a duplicate key.
-        insert = postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
         now = clock.now()
-        uow.session.execute(insert(Lot).values(id=new_id(), tenant_id=uow.tenant_id, product_id=product.id, code=code,
-                                               expiry_date=expiry, created_at=now, updated_at=now)
-                            .on_conflict_do_nothing(index_elements=["tenant_id", "product_id", "code"]))
+        insert_if_missing(uow.session, Lot, {"id": new_id(), "tenant_id": uow.tenant_id, "product_id": product.id,
+                                             "code": code, "expiry_date": expiry, "created_at": now,
+                                             "updated_at": now}, key=["tenant_id", "product_id", "code"])
         lot = uow.session.scalar(select(Lot).where(Lot.product_id == product.id, Lot.code == code))
         assert lot is not None
     if expiry is not None and lot.expiry_date not in (None, expiry):

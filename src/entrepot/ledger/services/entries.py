@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, event, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -32,6 +31,7 @@ from sqlalchemy.sql.expression import TableClause, TextClause
 from sqlalchemy.sql.schema import Table
 
 from entrepot.db.infrastructure import DocumentSequence
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.integration import outbox
@@ -407,11 +407,8 @@ def _reserve(uow: UnitOfWork, name: str, prefix: str, count: int) -> tuple[str, 
     params = {"b_tenant_id": uow.tenant_id, "b_name": name, "b_count": count}
     rows = _CLAIM.execute(connection, params)
     if not rows:  # the journal's first entry: create its sequence (racing creators meet on the key)
-        dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-        connection.execute(
-            dialect_insert(_SEQUENCES)
-            .values(id=new_id(), tenant_id=uow.tenant_id, name=name, prefix=prefix, last_value=0)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "name"]))
+        insert_if_missing(connection, _SEQUENCES, {"id": new_id(), "tenant_id": uow.tenant_id, "name": name,
+                                                   "prefix": prefix, "last_value": 0}, key=["tenant_id", "name"])
         rows = _CLAIM.execute(connection, params)
     last_value, taken_prefix = rows[0]
     return taken_prefix, last_value - count + 1

@@ -7,8 +7,8 @@ import uuid
 from datetime import date
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -23,10 +23,6 @@ from entrepot.ledger.services.accounts import CHART_STAMP, cache, chart_stamp_co
 from entrepot.ledger.states import PERIOD, PeriodState
 
 
-def _insert(uow: UnitOfWork):  # type: ignore[no-untyped-def]
-    return postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def ensure_period(uow: UnitOfWork, on: date) -> Period:
     """The period holding `on`, created (with its fiscal year) when first needed.
 
@@ -36,23 +32,18 @@ def ensure_period(uow: UnitOfWork, on: date) -> Period:
     period = session.scalar(select(Period).where(Period.year == on.year, Period.month == on.month))
     if period is not None:
         return period
-    insert = _insert(uow)
-    session.execute(
-        insert(FiscalYear)
-        .values(id=new_id(), tenant_id=uow.tenant_id, year=on.year, starts_on=date(on.year, 1, 1),
-                ends_on=date(on.year, 12, 31), created_at=clock.now(), updated_at=clock.now())
-        .on_conflict_do_nothing(index_elements=["tenant_id", "year"])
-    )
+    insert_if_missing(session, FiscalYear, {
+        "id": new_id(), "tenant_id": uow.tenant_id, "year": on.year, "starts_on": date(on.year, 1, 1),
+        "ends_on": date(on.year, 12, 31), "created_at": clock.now(), "updated_at": clock.now()},
+        key=["tenant_id", "year"])
     year_id = session.scalar(select(FiscalYear.id).where(FiscalYear.year == on.year))
     last = calendar.monthrange(on.year, on.month)[1]
     period_id = new_id()
-    result = session.execute(
-        insert(Period)
-        .values(id=period_id, tenant_id=uow.tenant_id, fiscal_year_id=year_id, year=on.year, month=on.month,
-                starts_on=date(on.year, on.month, 1), ends_on=date(on.year, on.month, last),
-                state=PeriodState.open.value, version=1, created_at=clock.now(), updated_at=clock.now())
-        .on_conflict_do_nothing(index_elements=["tenant_id", "year", "month"])
-    )
+    result = insert_if_missing(session, Period, {
+        "id": period_id, "tenant_id": uow.tenant_id, "fiscal_year_id": year_id, "year": on.year,
+        "month": on.month, "starts_on": date(on.year, on.month, 1), "ends_on": date(on.year, on.month, last),
+        "state": PeriodState.open.value, "version": 1, "created_at": clock.now(), "updated_at": clock.now()},
+        key=["tenant_id", "year", "month"])
     period = session.scalar(select(Period).where(Period.year == on.year, Period.month == on.month))
     assert period is not None
     if result.rowcount:  # type: ignore[attr-defined]
