@@ -21,7 +21,7 @@ Defaults are the issue's full size; pass small numbers for a smoke run, e.g.
 * `targets`: each target and whether this run met it;
 * with `--floor` (SQLite): `floor`, the allocations' own statements and commits replayed straight
   on the `sqlite3` driver on a copy of the database as it was before them (`bench/_replay.py`):
-  what the SQL alone costs.
+  what the SQL alone costs, and the WAL pages each allocation writes, by table and index.
 
 The ledger is bulk-loaded (moves, balances and costs written directly, as an
 import would), so the timings measure the operations, not the load.
@@ -265,6 +265,11 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, object]:
                 per_s, per_cpu_s, per_order = _allocations(url, tenant_id, product_ids, args.orders, workers)
             get_engine(url).dispose()
             result["floor"] = _replay.replay(before, recorded).per("allocation", args.orders)
+            pages = _replay.wal_pages(before, recorded)
+            result["floor"] |= {
+                "wal_pages_per_allocation": round(sum(pages.values()) / args.orders, 1),
+                "wal_pages_per_allocation_by_table": {name: round(n / args.orders, 1)
+                                                      for name, n in pages.most_common(12)}}
         else:
             per_s, per_cpu_s, per_order = _allocations(url, tenant_id, product_ids, args.orders, workers)
         result |= {"allocations_per_s": round(per_s, 1), "allocations_per_cpu_s": round(per_cpu_s, 1),
