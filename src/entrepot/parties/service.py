@@ -29,6 +29,7 @@ from entrepot.catalog.rules import (
     check_text,
 )
 from entrepot.catalog.service import get_product
+from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -695,15 +696,18 @@ def quickest_lead_times(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, on
 
 def supplier_items_for(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, on: date | None = None,
                        supplier_id: uuid.UUID | None = None) -> list[SupplierItem]:
-    """Current (not archived) supplier items of these products in one query, cheapest first per
-    product. With `on`, only those valid on that date."""
-    ids = list(dict.fromkeys(product_ids))
-    if not ids:
-        return []
-    query = select(SupplierItem).where(SupplierItem.product_id.in_(ids), SupplierItem.archived_at.is_(None))
+    """Current (not archived) supplier items of these products, by product, cheapest first per product,
+    in one query per `in_lists.MAX_IN_LIST` products (replenishment asks for every product with a
+    reorder rule). With `on`, only those valid on that date."""
+    query = select(SupplierItem).where(SupplierItem.archived_at.is_(None))
     if supplier_id is not None:
         query = query.where(SupplierItem.supplier_id == supplier_id)
     if on is not None:
         query = query.where(or_(SupplierItem.valid_from.is_(None), SupplierItem.valid_from <= on),
                             or_(SupplierItem.valid_to.is_(None), SupplierItem.valid_to >= on))
-    return list(uow.session.scalars(query.order_by(SupplierItem.product_id, SupplierItem.cost, SupplierItem.id)))
+    query = query.order_by(SupplierItem.product_id, SupplierItem.cost, SupplierItem.id)
+    found: list[SupplierItem] = []
+    # the slices in id order, so that the items of all of them stay in product order
+    for ids in in_lists.slices(sorted(set(product_ids))):
+        found += uow.session.scalars(query.where(SupplierItem.product_id.in_(ids)))
+    return found

@@ -10,6 +10,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from entrepot.catalog import service as catalog
@@ -422,52 +423,59 @@ class Suggestion:
 USAGE_DAYS = 90  # the window of past shipments replenishment takes the daily usage from
 
 
-def _daily_usage(uow: UnitOfWork, rules: list[ReorderRule], days: int) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+def _rules_scope(warehouse_id: uuid.UUID | None, rule: Any = ReorderRule) -> list[Any]:
+    """The conditions on `rule` (ReorderRule or an alias of it) of the rules asked about: all, or one
+    warehouse's. The reads below join or select the rules themselves rather than list their products:
+    a tenant's rules can outnumber the parameters of a statement (see entrepot.db.in_lists)."""
+    return [] if warehouse_id is None else [rule.warehouse_id == warehouse_id]
+
+
+def _daily_usage(uow: UnitOfWork, scope: list[Any], days: int) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
     """Per product × warehouse of the rules, the quantity shipped to customers per day over the last `days`
     days (returns to stock not deducted: they are not demand)."""
     since = clock.today() - timedelta(days=days)
     rows = uow.session.execute(
         select(StockMove.product_id, StockMove.from_warehouse_id, func.sum(StockMove.quantity))
-        .where(StockMove.kind == MoveKind.ISSUE, StockMove.effective_date > since,
-               StockMove.product_id.in_(list({r.product_id for r in rules})),
-               StockMove.from_warehouse_id.in_(list({r.warehouse_id for r in rules})))
+        .join(ReorderRule, (ReorderRule.product_id == StockMove.product_id)
+              & (ReorderRule.warehouse_id == StockMove.from_warehouse_id))
+        .where(StockMove.kind == MoveKind.ISSUE, StockMove.effective_date > since, *scope)
         .group_by(StockMove.product_id, StockMove.from_warehouse_id))
     return {(pid, wid): quantity / days for pid, wid, quantity in rows}
 
 
-def _available_by_rule(uow: UnitOfWork, rules: list[ReorderRule]) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+def _available_by_rule(uow: UnitOfWork, rules: list[ReorderRule], scope: list[Any]
+                       ) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
     """What is available (on hand − reserved in stock locations, as `core.stock_available` counts it)
-    for every rule's product and warehouse, in a query per 1,000 products rather than one per rule."""
-    keys = {(r.product_id, r.warehouse_id) for r in rules}
-    warehouses = list({r.warehouse_id for r in rules})
-    products = list({r.product_id for r in rules})
-    out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = dict.fromkeys(keys, ZERO)
-    for start in range(0, len(products), 1000):
-        for pid, wid, on_hand, reserved in uow.session.execute(
-                select(StockBalance.product_id, StockBalance.warehouse_id, StockBalance.on_hand,
-                       StockBalance.reserved)
-                .where(StockBalance.product_id.in_(products[start:start + 1000]),
-                       StockBalance.warehouse_id.in_(warehouses),
-                       StockBalance.location_kind == LocationKind.STOCK)):
-            if (pid, wid) in out:
-                out[(pid, wid)] += on_hand - reserved
+    for every rule's product and warehouse, in one query joining the rules rather than one per rule."""
+    out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = dict.fromkeys(
+        ((r.product_id, r.warehouse_id) for r in rules), ZERO)
+    for pid, wid, on_hand, reserved in uow.session.execute(
+            select(StockBalance.product_id, StockBalance.warehouse_id, StockBalance.on_hand, StockBalance.reserved)
+            .join(ReorderRule, (ReorderRule.product_id == StockBalance.product_id)
+                  & (ReorderRule.warehouse_id == StockBalance.warehouse_id))
+            .where(StockBalance.location_kind == LocationKind.STOCK, *scope)):
+        if (pid, wid) in out:
+            out[(pid, wid)] += on_hand - reserved
     return out
 
 
-def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule]) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule], warehouse_id: uuid.UUID | None
+                        ) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
     """Open backorders each rule's warehouse fills from what arrives there: those tied to it (a
     requested transfer leaving it), and the product's others at the first of its rule warehouses in
     allocation priority, so that a backorder is counted once, not at every warehouse."""
-    products = list({r.product_id for r in rules})
+    asked = aliased(ReorderRule)  # not correlated with the rules read beside it
+    products = select(asked.product_id).where(*_rules_scope(warehouse_id, asked))  # of the rules asked about
     rule_keys = {(r.product_id, r.warehouse_id) for r in rules}
     rank = {wid: n for n, wid in enumerate(uow.session.scalars(
         select(Warehouse.id).order_by(Warehouse.priority, Warehouse.code)))}
     # The first among all the product's rule warehouses, not only those asked about (suggestions for
     # one warehouse): a backorder counts where it counts in the full list, wherever one looks.
-    every_rule = uow.session.execute(select(ReorderRule.product_id, ReorderRule.warehouse_id)
-                                     .where(ReorderRule.product_id.in_(products))).all()
+    every_rule = select(ReorderRule.product_id, ReorderRule.warehouse_id)
+    if warehouse_id is not None:
+        every_rule = every_rule.where(ReorderRule.product_id.in_(products))
     first: dict[uuid.UUID, uuid.UUID] = {}
-    for pid, wid in sorted(every_rule, key=lambda k: rank.get(k[1], len(rank))):
+    for pid, wid in sorted(uow.session.execute(every_rule).all(), key=lambda k: rank.get(k[1], len(rank))):
         first.setdefault(pid, wid)
     out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = defaultdict(lambda: ZERO)
     for pid, wid, quantity in uow.session.execute(
@@ -492,16 +500,16 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
 
     if isinstance(usage_days, bool) or not isinstance(usage_days, int) or not 1 <= usage_days <= 3650:
         raise invalid("usage_days", "a whole number of days, 1 to 3,650", "range")
-    query = select(ReorderRule)
-    if warehouse_id is not None:
-        query = query.where(ReorderRule.warehouse_id == as_uuid(warehouse_id, "warehouse_id"))
-    rules = list(uow.session.scalars(query.order_by(ReorderRule.warehouse_id, ReorderRule.product_id)))
+    wid = None if warehouse_id is None else as_uuid(warehouse_id, "warehouse_id")
+    scope = _rules_scope(wid)
+    rules = list(uow.session.scalars(select(ReorderRule).where(*scope)
+                                     .order_by(ReorderRule.warehouse_id, ReorderRule.product_id)))
     if not rules:
         return []
     on_order = _on_order(uow, [r.product_id for r in rules])
-    usage = _daily_usage(uow, rules, usage_days)
-    owed = _backorders_to_fill(uow, rules)
-    available = _available_by_rule(uow, rules)
+    usage = _daily_usage(uow, scope, usage_days)
+    owed = _backorders_to_fill(uow, rules, wid)
+    available = _available_by_rule(uow, rules, scope)
     today = clock.today()
     items: dict[uuid.UUID, Any] = {}
     for item in parties.supplier_items_for(uow, [r.product_id for r in rules], on=today):
