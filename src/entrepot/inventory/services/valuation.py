@@ -67,16 +67,18 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
     """Replay the product's moving average in this warehouse and post the corrections."""
     session = uow.session
     session.flush()
-    locations = list(session.scalars(select(Location)))
-    valued_here = [loc.id for loc in locations if loc.warehouse_id == warehouse_id and loc.kind in INTERNAL_KINDS]
-    valued_elsewhere = [loc.id for loc in locations
-                        if loc.warehouse_id not in (None, warehouse_id) and loc.kind in INTERNAL_KINDS]
-    customer = [loc.id for loc in locations if loc.kind == LocationKind.CUSTOMER]
-    # Classify in SQL, so the replay reads four small columns per move and no ids.
+    # Classify in SQL, so the replay reads four small columns per move and no ids. The locations are
+    # selected there too, not listed: a warehouse can have more bins than a statement takes parameters.
+    # (The query runs on the connection, without the session's tenant criteria: stated here.)
+    internal = sorted(k.value for k in INTERNAL_KINDS)
+    locations = select(Location.id).where(Location.tenant_id == uow.tenant_id)
+    valued_here = locations.where(Location.warehouse_id == warehouse_id, Location.kind.in_(internal))
+    valued_elsewhere = locations.where(Location.warehouse_id != warehouse_id, Location.kind.in_(internal))
+    customer = locations.where(Location.kind == LocationKind.CUSTOMER)
     inbound = case((StockMove.to_location_id.in_(valued_here), 1), else_=0)
     outbound = case((StockMove.from_location_id.in_(valued_here), 1), else_=0)
     category = case((StockMove.to_location_id.in_(customer), "cogs"),
-                    (StockMove.to_location_id.in_(valued_elsewhere or [uuid.uuid4()]), "transfer"),
+                    (StockMove.to_location_id.in_(valued_elsewhere), "transfer"),
                     else_="adjustment")
     sqlite = session.get_bind().dialect.name == "sqlite"
     # On SQLite read the stored scaled integers and scale them here (cheaper than the column type per row).
