@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from entrepot.billing import service as billing
 from entrepot.billing.models import Invoice, PaymentAllocation
 from entrepot.billing.tax import TaxableLine, calculate_tax
+from entrepot.db import in_lists
 from entrepot.db.documents import held_or, insert_document, new_row, save, working_copy
 from entrepot.db.numbering import next_number
 from entrepot.db.prepared import Prepared, PreparedIn, announce, result_processor, row_converter
@@ -917,15 +918,18 @@ def _invoice_order(uow: UnitOfWork, order: SalesOrder, lines: list[billing.Invoi
 
 def _shipped_through(uow: UnitOfWork, order_ids: Sequence[uuid.UUID], through: date
                      ) -> dict[uuid.UUID, Decimal]:
-    """Per order line, the quantity on the orders' shipments shipped on or before `through` (UTC days)."""
+    """Per order line, the quantity on the orders' shipments shipped on or before `through` (UTC days).
+    One query per `in_lists.MAX_IN_LIST` orders: a period's run can invoice more orders than a statement
+    takes parameters (an order's lines are all in the same slice, so each line's sum is whole)."""
     end = datetime.combine(through + timedelta(days=1), time(0), tzinfo=UTC)
-    rows = uow.session.execute(
-        select(ShipmentLine.sales_order_line_id, func.sum(ShipmentLine.quantity))
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .where(Shipment.sales_order_id.in_(list(order_ids)), Shipment.shipped_at.is_not(None),
-               Shipment.shipped_at < end)
-        .group_by(ShipmentLine.sales_order_line_id))
-    return {line_id: quantity for line_id, quantity in rows}
+    shipped: dict[uuid.UUID, Decimal] = {}
+    for ids in in_lists.slices(order_ids):
+        shipped.update(uow.session.execute(
+            select(ShipmentLine.sales_order_line_id, func.sum(ShipmentLine.quantity))
+            .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+            .where(Shipment.sales_order_id.in_(ids), Shipment.shipped_at.is_not(None), Shipment.shipped_at < end)
+            .group_by(ShipmentLine.sales_order_line_id)).all())
+    return shipped
 
 
 def _uninvoiced_lines(order: SalesOrder, shipped: dict[uuid.UUID, Decimal] | None = None
