@@ -33,6 +33,7 @@ from entrepot.catalog.rules import (
     check_text,
 )
 from entrepot.catalog.states import PRODUCT_STATUS, action_to
+from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -68,11 +69,11 @@ def get_product(uow: UnitOfWork, product_id: uuid.UUID) -> Product:
 
 
 def get_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Product]:
-    """Products by id in one query; NotFound names the first missing id."""
+    """Products by id in one query (per `in_lists.MAX_IN_LIST` ids); NotFound names the first missing id."""
     wanted = list(dict.fromkeys(_as_uuid(i, "product") for i in ids))
-    if not wanted:
-        return {}
-    found = {p.id: p for p in uow.session.scalars(select(Product).where(Product.id.in_(wanted)))}
+    found: dict[uuid.UUID, Product] = {}
+    for chunk in in_lists.slices(wanted):
+        found.update((p.id, p) for p in uow.session.scalars(select(Product).where(Product.id.in_(chunk))))
     for product_id in wanted:
         if product_id not in found:
             raise NotFound("product", product_id)
@@ -108,8 +109,7 @@ def order_products(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
     NotFound names the first missing id. Another tenant's product is NotFound."""
     wanted = list(dict.fromkeys(_as_uuid(i, "product") for i in ids))
     found: dict[uuid.UUID, OrderProduct] = {}
-    for start in range(0, len(wanted), _ORDER_PRODUCTS_MAX):
-        chunk = wanted[start:start + _ORDER_PRODUCTS_MAX]
+    for chunk in in_lists.slices(wanted, _ORDER_PRODUCTS_MAX):
         for r in _ORDER_PRODUCTS.execute(uow, {"tenant_id": uow.tenant_id}, ids=chunk):
             found[r[0]] = OrderProduct(*r)
     for product_id in wanted:
@@ -123,10 +123,8 @@ def find_product_by_sku(uow: UnitOfWork, sku: str) -> Product | None:
 
 
 def get_products_by_sku(uow: UnitOfWork, skus: Iterable[str]) -> dict[str, Product]:
-    wanted = list(dict.fromkeys(skus))
     found: dict[str, Product] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
+    for chunk in in_lists.slices(skus, 500):
         found.update({p.sku: p for p in uow.session.scalars(select(Product).where(Product.sku.in_(chunk)))})
     return found
 

@@ -13,6 +13,7 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from entrepot.catalog.csvio import ImportReport, Progress, chunks, read_rows, write_rows
+from entrepot.catalog.models import Product
 from entrepot.catalog.service import get_products_by_sku
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.errors import DomainError, ValidationFailed
@@ -190,11 +191,12 @@ def export_suppliers(uow: UnitOfWork, stream: IO[str]) -> int:
 
 
 def export_supplier_items(uow: UnitOfWork, stream: IO[str]) -> int:
-    from entrepot.catalog.service import get_products
-
-    items = list(uow.session.scalars(select(SupplierItem).where(SupplierItem.archived_at.is_(None))))
+    current = SupplierItem.archived_at.is_(None)
+    items = list(uow.session.scalars(select(SupplierItem).where(current)))
     codes = dict(uow.session.execute(select(Supplier.id, Supplier.code)).all())
-    skus = {pid: p.sku for pid, p in get_products(uow, {i.product_id for i in items}).items()}
+    # the items' skus, their products selected rather than listed (more than a statement's parameters)
+    skus = dict(uow.session.execute(select(Product.id, Product.sku).where(
+        Product.id.in_(select(SupplierItem.product_id).where(current)))).all())
     items.sort(key=lambda i: (codes.get(i.supplier_id, ""), skus.get(i.product_id, ""), str(i.valid_from or "")))
     return _export(stream, SUPPLIER_ITEM_COLUMNS, iter(items),
                    lambda i: {"supplier_code": codes.get(i.supplier_id), "sku": skus.get(i.product_id)})

@@ -17,8 +17,9 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from entrepot.catalog.csvio import ImportReport, Progress, read_rows, write_rows
-from entrepot.catalog.models import Category
-from entrepot.catalog.service import get_products, get_products_by_sku
+from entrepot.catalog.models import Category, Product
+from entrepot.catalog.service import get_products_by_sku
+from entrepot.db import in_lists
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.errors import DomainError, ValidationFailed
 from entrepot.parties.models import Customer
@@ -80,7 +81,8 @@ def import_price_lists(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = Fals
         group["lines"].append(line)
     if progress:
         progress(len(rows))
-    existing = {p.code: p for p in uow.session.scalars(select(PriceList).where(PriceList.code.in_(list(groups))))}
+    existing = {p.code: p for codes in in_lists.slices(groups)
+                for p in uow.session.scalars(select(PriceList).where(PriceList.code.in_(codes)))}
     for code, group in groups.items():
         data: dict[str, Any] = {k: v for k, v in group["header"].items() if k != "customer_code"}
         data = {k: (v if v != "" else None) for k, v in data.items()}
@@ -147,8 +149,10 @@ def export_price_lists(uow: UnitOfWork, stream: IO[str]) -> int:
     entries: dict[Any, list[PriceListEntry]] = {}
     for e in uow.session.scalars(select(PriceListEntry).order_by(PriceListEntry.min_quantity)):
         entries.setdefault(e.price_list_id, []).append(e)
-    skus = {pid: p.sku for pid, p in get_products(
-        uow, {e.product_id for es in entries.values() for e in es if e.product_id}).items()}
+    # the skus of the entries' products, selected with them rather than listed (a list can price
+    # more products than a statement takes parameters)
+    skus = dict(uow.session.execute(select(Product.id, Product.sku).where(Product.id.in_(
+        select(PriceListEntry.product_id).where(PriceListEntry.product_id.is_not(None))))).all())
     cats = dict(uow.session.execute(select(Category.id, Category.code)).all())
     custs = dict(uow.session.execute(select(Customer.id, Customer.code)).all())
 

@@ -39,6 +39,7 @@ from entrepot.catalog.rules import (
     check_text,
 )
 from entrepot.catalog.service import category_parents, get_products, price_basis
+from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -287,12 +288,12 @@ def _list_indexes(uow: UnitOfWork, stamps: Mapping[uuid.UUID, tuple[int, Any]]) 
     if not missing:
         return found
     grouped: dict[uuid.UUID, list[EntryRule]] = {list_id: [] for list_id in missing}
-    for start in range(0, len(missing), _CHUNK):
+    for chunk in in_lists.slices(missing, _CHUNK):
         for r in uow.session.execute(
             select(PriceListEntry.id, PriceListEntry.price_list_id, PriceListEntry.product_id,
                    PriceListEntry.category_id, PriceListEntry.method, PriceListEntry.value,
                    PriceListEntry.min_quantity, PriceListEntry.max_quantity)
-            .where(PriceListEntry.price_list_id.in_(missing[start:start + _CHUNK]))
+            .where(PriceListEntry.price_list_id.in_(chunk))
         ):
             grouped[r[1]].append(EntryRule(r[0], r[1], r[2], r[3], str(r[4]), r[5], r[6], r[7]))
     with _INDEX_LOCK:
@@ -630,13 +631,15 @@ def _add_entries(uow: UnitOfWork, price_list: PriceList, raw: Sequence[Mapping[s
             uow.session.delete(old)
         uow.session.flush()
     else:
-        targets = [v["product_id"] or v["category_id"] for v in cleaned]
-        rows = uow.session.execute(select(PriceListEntry.product_id, PriceListEntry.category_id,
-                                          PriceListEntry.min_quantity, PriceListEntry.max_quantity).where(
-            PriceListEntry.price_list_id == price_list.id,
-            or_(PriceListEntry.product_id.in_(targets), PriceListEntry.category_id.in_(targets)))).all()
-        existing = [{"product_id": r[0], "category_id": r[1], "min_quantity": r[2], "max_quantity": r[3]}
-                    for r in rows]
+        # the entries' products or categories, each twice in the statement: sliced (an import can add
+        # tens of thousands of entries to one list)
+        for targets in in_lists.slices(v["product_id"] or v["category_id"] for v in cleaned):
+            rows = uow.session.execute(select(PriceListEntry.product_id, PriceListEntry.category_id,
+                                              PriceListEntry.min_quantity, PriceListEntry.max_quantity).where(
+                PriceListEntry.price_list_id == price_list.id,
+                or_(PriceListEntry.product_id.in_(targets), PriceListEntry.category_id.in_(targets)))).all()
+            existing += [{"product_id": r[0], "category_id": r[1], "min_quantity": r[2], "max_quantity": r[3]}
+                         for r in rows]
     by_target: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
     for e in existing:
         by_target.setdefault((e["product_id"], e["category_id"]), []).append(e)
