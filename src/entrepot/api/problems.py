@@ -22,6 +22,10 @@ PROBLEM = "application/problem+json"
 TYPE_BASE = "https://entrepot.dev/problems/"
 
 
+# What every problem says of itself; an error's extra members never replace them.
+MEMBERS = frozenset({"type", "title", "status", "detail", "code"})
+
+
 def problem(
     status: int, title: str, detail: str, code: str, headers: dict[str, str] | None = None,
     **extra: Any,
@@ -126,7 +130,10 @@ def install(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
-        return problem(exc.status, exc.title, exc.detail, exc.code, headers, **exc.problem_extra())
+        # An extra member named like one of the problem's own (a customer's `status`, say) must not
+        # replace it, nor collide with problem()'s arguments: it is dropped, and the error stays a 4xx.
+        extra = {k: v for k, v in exc.problem_extra().items() if k not in MEMBERS and k != "headers"}
+        return problem(exc.status, exc.title, exc.detail, exc.code, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

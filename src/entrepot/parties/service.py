@@ -293,7 +293,7 @@ def ensure_can_order(customer: Customer | CustomerFacts) -> None:
     """Raise unless new orders may be confirmed for this customer (active, not archived)."""
     if customer.archived_at is not None or customer.status != CustomerStatus.ACTIVE:
         state = "archived" if customer.archived_at is not None else str(customer.status)
-        raise CustomerNotActive(f"customer {customer.code} is {state}", status=state)
+        raise CustomerNotActive(f"customer {customer.code} is {state}", customer_status=state)
 
 
 def customer_query(*, q: str | None = None, status: str | None = None, customer_group: str | None = None,

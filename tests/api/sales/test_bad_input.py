@@ -111,3 +111,25 @@ def test_absurd_numbers_are_a_422_not_a_500(api):
                                     "allocations": []})
     assert r.status_code == 422
     assert order_count(api) == 0
+
+
+def test_an_order_for_a_customer_on_hold_or_blocked_is_a_409(api):
+    # given a customer put on hold after an order was entered, and another customer blocked
+    desk = order_desk(api, stock=10)
+    entered = create_order(api, desk, quantity="1")
+    act(api, f"/customers/{desk.customer_id}/status", json={"action": "hold"})
+    # when the order desk enters or confirms an order for them
+    refused = [api.post("/sales-orders", json={"customer_id": desk.customer_id,
+                                               "lines": [{"product_id": desk.product_id, "quantity": "1"}]}),
+               api.post(f"/sales-orders/{entered['id']}/confirm")]
+    # then each is a 409 problem naming the customer's state, and nothing changed
+    for r in refused:
+        assert r.status_code == 409, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        body = r.json()
+        assert (body["status"], body["code"], body["customer_status"]) == (409, "customer_not_active", "on_hold")
+    assert order_count(api) == 1
+    assert api.get(f"/sales-orders/{entered['id']}").json()["status"] == "draft"
+    act(api, f"/customers/{desk.customer_id}/status", json={"action": "block"})
+    blocked = api.post(f"/sales-orders/{entered['id']}/confirm")
+    assert (blocked.status_code, blocked.json()["customer_status"]) == (409, "blocked")
