@@ -450,3 +450,10 @@ def test_a_routes_unit_of_work_is_closed_after_it_and_rolled_back_when_it_fails(
     with api.tenant.uow() as uow:
         codes = set(uow.session.scalars(select(Customer.code).where(Customer.code.in_(["GONE", "KEPT"]))))
     assert codes == {"KEPT"}
+
+
+def test_an_api_key_with_the_defaults_needs_no_body(api):
+    r = api.post("/api-keys")
+    assert r.status_code == 201, r.text
+    assert (r.json()["role"], r.json()["key"].startswith("ent_")) == ("admin", True)
+    assert api.client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {r.json()['key']}"}).status_code == 200

@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -54,8 +54,9 @@ def read_invoice(invoice_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perm
 
 @router.post("/invoices/{invoice_id}/credit-notes", response_model=CreditNoteRead, status_code=201,
              summary="Credit an invoice in full (no lines) or by line")
-def create_credit_note(invoice_id: uuid.UUID, body: CreditNoteCreate,
-                       uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_CREATE)]) -> Response:
+def create_credit_note(invoice_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_CREATE)],
+                       body: Annotated[CreditNoteCreate | None, Body()] = None) -> Response:
+    body = body or CreditNoteCreate()  # no body: the invoice in full
     lines = None if body.lines is None else [service.CreditLineInput(ln.invoice_line_id, ln.quantity)
                                              for ln in body.lines]
     note = service.issue_credit_note(uow, invoice_id=invoice_id, lines=lines, reason=body.reason)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from sqlalchemy import select
 
 from entrepot.api.deps import Requires
@@ -62,8 +62,10 @@ def list_api_keys(
 
 @router.post("/api-keys", response_model=ApiKeyIssued, status_code=201)
 def create_api_key(
-    body: ApiKeyCreate, uow: Annotated[UnitOfWork, Requires(perms.API_KEY_MANAGE)]
+    uow: Annotated[UnitOfWork, Requires(perms.API_KEY_MANAGE)],
+    body: Annotated[ApiKeyCreate | None, Body()] = None,
 ) -> ApiKeyIssued:
+    body = body or ApiKeyCreate()  # no body: an admin key without a name
     issued = api_keys.create_api_key(uow, role=body.role, name=body.name)
     uow.commit()
     return ApiKeyIssued(**ApiKeyRead.model_validate(issued.api_key).model_dump(), key=issued.secret)
