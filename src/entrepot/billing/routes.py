@@ -28,6 +28,7 @@ from entrepot.billing.schemas import (
     TaxRateRead,
 )
 from entrepot.db.uow import UnitOfWork
+from entrepot.kernel.money import round_money
 
 router = APIRouter(tags=["billing"])
 
@@ -161,8 +162,14 @@ def refund_payment(payment_id: uuid.UUID, body: RefundCreate,
 def receivables_aging(uow: Annotated[UnitOfWork, Requires(perms.INVOICE_READ)],
                       on: date | None = None) -> dict[str, Any]:
     report = service.aging(uow, on=on)
-    return {"on": report["on"].isoformat(), "total": str(report["total"]),
-            "customers": {cid: {k: str(v) for k, v in row.items()} for cid, row in report["customers"].items()}}
+    customers = {cid: {"currency": row["currency"],
+                       **{k: str(round_money(row[k], row["currency"])) for k in service.AGING_BUCKETS}}
+                 for cid, row in report["customers"].items()}
+    totals = {cur: str(round_money(amount, cur)) for cur, amount in report["totals"].items()}
+    total = report["total"]
+    if total is not None:
+        total = totals[next(iter(totals))] if totals else "0"
+    return {"on": report["on"].isoformat(), "total": total, "totals": totals, "customers": customers}
 
 
 @router.get("/tax-rates", response_model=Page[TaxRateRead])

@@ -225,27 +225,42 @@ def open_receivables(uow: UnitOfWork, customer_id: uuid.UUID) -> Decimal:
     return to_decimal(due or ZERO) - to_decimal(credit or ZERO) - to_decimal(noted or ZERO)
 
 
+AGING_BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90", "unapplied")
+
+
 def aging(uow: UnitOfWork, *, on: date | None = None) -> dict[str, Any]:
-    """Receivables aging by customer: current, 1-30, 31-60, 61-90, 90+ days past due; unapplied credit apart."""
+    """Receivables aging by customer, in the documents' own currency: current, 1-30, 31-60, 61-90, 90+
+    days past due; unapplied credit apart (negative). Amounts of different currencies are never added:
+    `totals` has one per currency, and `total` is their sum only when there is one currency (None
+    when there are several; the ledger's aging gives them all in the tenant's currency)."""
     on = on or clock.today()
-    buckets = ("current", "1_30", "31_60", "61_90", "over_90")
-    per_customer: dict[str, dict[str, Decimal]] = {}
-    rows = uow.session.execute(select(Invoice.customer_id, Invoice.due_on, Invoice.amount_due).where(
-        Invoice.status.in_(OPEN_INVOICE)))
-    for customer_id, due_on, amount_due in rows:
+    # (customer, currency) -> bucket -> amount: a customer buys in one currency, unless it was changed.
+    rows: dict[tuple[str, str], dict[str, Decimal]] = {}
+    invoices = uow.session.execute(select(Invoice.customer_id, Invoice.currency, Invoice.due_on, Invoice.amount_due)
+                                   .where(Invoice.status.in_(OPEN_INVOICE)))
+    for customer_id, currency, due_on, amount_due in invoices:
         days = (on - due_on).days
         bucket = ("current" if days <= 0 else "1_30" if days <= 30 else "31_60" if days <= 60
                   else "61_90" if days <= 90 else "over_90")
-        row = per_customer.setdefault(str(customer_id), {b: ZERO for b in (*buckets, "unapplied")})
-        row[bucket] += amount_due
+        rows.setdefault((str(customer_id), currency), dict.fromkeys(AGING_BUCKETS, ZERO))[bucket] += amount_due
     for model in (Payment, CreditNote):
-        for customer_id, unapplied in uow.session.execute(
-                select(model.customer_id, func.sum(model.unapplied)).group_by(model.customer_id)):
+        for customer_id, currency, unapplied in uow.session.execute(
+                select(model.customer_id, model.currency, func.sum(model.unapplied))
+                .group_by(model.customer_id, model.currency)):
             if unapplied:
-                row = per_customer.setdefault(str(customer_id), {b: ZERO for b in (*buckets, "unapplied")})
+                row = rows.setdefault((str(customer_id), currency), dict.fromkeys(AGING_BUCKETS, ZERO))
                 row["unapplied"] -= to_decimal(unapplied)
-    total = sum((sum(r.values(), ZERO) for r in per_customer.values()), ZERO)
-    return {"on": on, "customers": per_customer, "total": total}
+    totals: dict[str, Decimal] = {}
+    for (_, currency), row in rows.items():
+        totals[currency] = totals.get(currency, ZERO) + sum(row.values(), ZERO)
+    currencies_of: dict[str, int] = {}
+    for customer_id, _ in rows:
+        currencies_of[customer_id] = currencies_of.get(customer_id, 0) + 1
+    # Keyed by customer id; a customer with open items in two currencies has a row for each, "id/CUR".
+    customers = {(cid if currencies_of[cid] == 1 else f"{cid}/{currency}"): {"currency": currency, **row}
+                 for (cid, currency), row in rows.items()}
+    total = None if len(totals) > 1 else sum(totals.values(), ZERO)
+    return {"on": on, "customers": customers, "totals": totals, "total": total}
 
 
 # ---------------------------------------------------------------- credit notes

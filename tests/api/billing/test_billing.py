@@ -238,3 +238,24 @@ def test_a_period_run_invoices_only_what_shipped_by_the_periods_end_and_the_work
     assert (latest["issued_on"], latest["total"]) == ("2026-11-30", "75.00")
     for order in (whole, split, november):
         assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
+
+
+def test_receivables_aging_keeps_each_currency_apart(api):
+    # given a USD customer owing 50.00 and a EUR customer owing 25.00 with 5.00 of unapplied credit
+    usd, _, _ = invoiced_order(api, 4)  # 4 x 12.50
+    act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": "2026-01-01", "rate": "1.10"})
+    eur = order_desk(api, currency="EUR", list_price="6.25")
+    _, eur_order = shipped_order(api, 4, desk=eur)
+    eur_invoice = act(api, f"/sales-orders/{eur_order['id']}/invoice", 201)
+    pay(api, eur.customer_id, "5.00", [], currency="EUR")
+    # when the aging is read
+    aging = api.get("/receivables/aging").json()
+    # then each customer is in its own currency, amounts to the cent, and there is a total per currency
+    assert aging["customers"][usd.customer_id]["currency"] == "USD"
+    assert aging["customers"][usd.customer_id]["current"] == "50.00"
+    assert aging["customers"][eur.customer_id] == {
+        "currency": "EUR", "current": eur_invoice["amount_due"], "1_30": "0.00", "31_60": "0.00", "61_90": "0.00",
+        "over_90": "0.00", "unapplied": "-5.00"}
+    assert aging["totals"] == {"USD": "50.00", "EUR": str(D(eur_invoice["amount_due"]) - 5)}
+    # and no single total adds dollars to euros
+    assert aging["total"] is None
