@@ -48,3 +48,41 @@ def test_two_workers_listen_on_their_own_sockets_and_stop_on_sigterm(tmp_path):
             raise
     assert code == 0
     assert _listening_sockets(port) == 0
+
+
+@pytest.mark.parametrize("env_value,flag,runs_worker",
+                         [(None, [], True), ("0", [], False), ("1", ["--no-worker"], False)])
+def test_serve_runs_the_embedded_worker_unless_told_not_to(tmp_path, monkeypatch, env_value, flag, runs_worker):
+    from contextlib import contextmanager
+
+    from typer.testing import CliRunner
+
+    from entrepot.cli import serving
+    from entrepot.cli.main import app
+    from entrepot.db.settings import reset_settings
+
+    # given `entrepot serve` whose API and worker only note how they were asked to run
+    asked: dict[str, object] = {}
+
+    @contextmanager
+    def worker(enabled: bool = True):  # type: ignore[no-untyped-def]
+        asked["worker"] = enabled
+        yield None
+
+    monkeypatch.setattr(serving, "embedded_worker", worker)
+    monkeypatch.setattr(serving, "run_api", lambda host, port, workers: asked.update(api=(host, port, workers)))
+    monkeypatch.setenv("ENTREPOT_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
+    if env_value is None:
+        monkeypatch.delenv("ENTREPOT_EMBEDDED_WORKER", raising=False)
+    else:
+        monkeypatch.setenv("ENTREPOT_EMBEDDED_WORKER", env_value)
+    reset_settings()
+    try:
+        # when it is started (with ENTREPOT_EMBEDDED_WORKER unset, 0, or --no-worker)
+        result = CliRunner().invoke(app, ["serve", "--port", "8765", *flag])
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+    # then the API runs, and the worker beside it only when neither says no
+    assert result.exit_code == 0, result.output
+    assert asked == {"worker": runs_worker, "api": ("127.0.0.1", 8765, 1)}

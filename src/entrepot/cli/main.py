@@ -172,13 +172,15 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     workers: int = typer.Option(1, "--workers", help="API processes"),
-    no_worker: bool = typer.Option(False, "--no-worker", help="Do not run the embedded worker"),
+    no_worker: bool = typer.Option(False, "--no-worker",
+                                   help="Do not run the embedded worker (also ENTREPOT_EMBEDDED_WORKER=0)"),
 ) -> None:
-    """Serve the API (and, unless --no-worker, the embedded worker)."""
+    """Serve the API (and, unless --no-worker or ENTREPOT_EMBEDDED_WORKER=0, the embedded worker)."""
     from entrepot.cli.serving import embedded_worker, run_api
+    from entrepot.db.settings import get_settings
 
     init_database()
-    with embedded_worker(enabled=not no_worker):
+    with embedded_worker(enabled=not no_worker and get_settings().embedded_worker):
         run_api(host, port, workers)
 
 
