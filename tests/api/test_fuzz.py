@@ -374,6 +374,47 @@ def test_a_nul_character_in_a_body_names_the_field(fuzz: FuzzTenant) -> None:
     assert fuzz.writes() == before
 
 
+@pytest.mark.parametrize("path,body,field", [
+    ("/products", lambda fuzz: BASE_BODIES[("POST", "/api/v1/products")](fuzz) | {"description": "a\ud800b"},
+     "description"),
+    ("/webhook-endpoints", lambda fuzz: {"url": "https://example.com/hook", "event_types": ["a\udc00"]},
+     "event_types.0"),
+    ("/warehouses", lambda fuzz: {"code": "W-SURROGATE", "name": "x", "a\ud800": 1}, "a?"),
+])
+def test_a_lone_surrogate_in_a_body_names_the_field(path: str, body: Any, field: str, fuzz: FuzzTenant) -> None:
+    # given a JSON string holding half of a UTF-16 surrogate pair (escaped, as json.dumps writes it),
+    # in fields no schema constraint looks at: it cannot be encoded for the database, the log or
+    # a problem that echoes it, and was a 500 (a plain-text one for an unknown event type)
+    before = fuzz.writes()
+    content = json.dumps(body(fuzz)).encode()
+    assert b"\\ud" in content
+    # when sent
+    response = fuzz.api.post(path, content=content, headers={"Content-Type": "application/json"})
+    # then it is refused naming the field, as problem+json, and nothing is written, on both backends
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["field"] == field
+    assert response.json()["errors"][0]["rule"] == "unicode"
+    assert fuzz.writes() == before
+
+
+def test_a_lone_surrogate_sent_as_raw_bytes_is_refused_and_a_real_pair_is_kept(fuzz: FuzzTenant) -> None:
+    base = BASE_BODIES[("POST", "/api/v1/products")](fuzz)
+    before = fuzz.writes()
+    # given the surrogate's own UTF-8-style bytes (ED A0 80), which json.loads lets through
+    raw = json.dumps(base | {"description": "PLACEHOLDER"}).encode().replace(b"PLACEHOLDER", b"a\xed\xa0\x80b")
+    response = fuzz.api.post("/products", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert fuzz.writes() == before
+    # while an escaped pair is one character (U+1F642) and is stored as it is
+    pair = json.dumps(base | {"description": "smile \U0001f642"}).encode()
+    assert b"\\ud83d\\ude42" in pair
+    created = fuzz.api.post("/products", content=pair, headers={"Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    assert created.json()["description"] == "smile \U0001f642"
+
+
 def _imports() -> dict[str, tuple[tuple[str, ...], Any]]:
     from entrepot.catalog.imports import PRODUCT_COLUMNS
     from entrepot.parties.imports import CUSTOMER_COLUMNS, SUPPLIER_COLUMNS, SUPPLIER_ITEM_COLUMNS

@@ -41,10 +41,20 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _nul_path(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-    """Where in a JSON document a string holds a NUL character (None when nowhere)."""
+def _has_nul(text: str) -> bool:
+    return "\x00" in text
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    # json.loads joins an escaped pair (\\ud83d\\ude42) into one character; what is left in
+    # U+D800..U+DFFF is a lone half, which no UTF-8 database, log or response can encode
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _text_path(value: Any, bad: Any = _has_nul, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where in a JSON document a string (or key) is `bad` (None when nowhere)."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if bad(value) else None
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -52,9 +62,9 @@ def _nul_path(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
     else:
         return None
     for key, item in items:
-        if isinstance(key, str) and "\x00" in key:
-            return (*path, key)
-        found = _nul_path(item, (*path, key))
+        if isinstance(key, str) and bad(key):
+            return (*path, key.encode("utf-8", "replace").decode("utf-8"))
+        found = _text_path(item, bad, (*path, key))
         if found is not None:
             return found
     return None
@@ -66,12 +76,22 @@ def _nul_problem(field: str) -> JSONResponse:
                    errors=[{"field": field, "message": message, "rule": "no_nul"}])
 
 
+def _surrogate_problem(field: str) -> JSONResponse:
+    message = "must be valid Unicode text (a lone UTF-16 surrogate escape is not a character)"
+    return problem(422, "Validation failed", f"{field}: {message}", "validation_failed",
+                   errors=[{"field": field, "message": message, "rule": "unicode"}])
+
+
 class RefuseNulCharacters:
     """A 422 naming the field for text holding NUL (U+0000), before any route sees it.
 
     PostgreSQL text cannot store NUL, so such a value would otherwise fail deep in a
     write as a database error; SQLite would store it and the two backends would differ.
-    Only requests whose query or JSON body mentions NUL at all are inspected further."""
+    A JSON string holding a lone UTF-16 surrogate (\\ud800 without its pair) is refused
+    the same way: neither database driver, nor the log, nor a problem echoing the value
+    can encode it as UTF-8, so it was a 500 wherever no schema constraint caught it first.
+    Only requests whose query or JSON body mentions NUL (or a surrogate) at all are
+    inspected further."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -102,14 +122,18 @@ class RefuseNulCharacters:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if b"\\u0000" in body:
+        # a lone surrogate arrives escaped ("\\ud800") or as its raw bytes (ED A0 80..ED BF BF),
+        # which json.loads lets through; checked before NUL, whose answer names the field
+        if b"\\u0000" in body or b"\\ud" in body or b"\\uD" in body or b"\xed" in body:
             try:
-                where = _nul_path(json.loads(body))
+                document = json.loads(body)
             except (ValueError, RecursionError):
-                where = None  # not JSON: the route answers 400 for that
-            if where is not None:
-                await _nul_problem(".".join(map(str, where)) or "body")(scope, receive, send)
-                return
+                document = None  # not JSON: the route answers 400 for that
+            for bad, refuse in ((_has_lone_surrogate, _surrogate_problem), (_has_nul, _nul_problem)):
+                where = _text_path(document, bad)
+                if where is not None:
+                    await refuse(".".join(map(str, where)) or "body")(scope, receive, send)
+                    return
         sent = False
 
         async def replay() -> Message:
