@@ -37,8 +37,20 @@ def problem(
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    """A location as the services name fields: `lines[0].quantity`, `event_types[1]`.
+
+    Pydantic gives ("body", "lines", 0, "quantity"); the services' own checks (and the docs)
+    say `lines[0].quantity`, so a client branching on `errors[].field` sees one name for
+    one field whether the value was malformed (pydantic) or refused by a rule (service)."""
+    path = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header") and not path:
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path or "body"
 
 
 def _has_nul(text: str) -> bool:
@@ -132,7 +144,7 @@ class RefuseNulCharacters:
             for bad, refuse in ((_has_lone_surrogate, _surrogate_problem), (_has_nul, _nul_problem)):
                 where = _text_path(document, bad)
                 if where is not None:
-                    await refuse(".".join(map(str, where)) or "body")(scope, receive, send)
+                    await refuse(_field_path(where))(scope, receive, send)
                     return
         sent = False
 

@@ -151,11 +151,11 @@ def _clean_contacts(errors: list[FieldError], contacts: Any) -> list[dict[str, A
     out = []
     for i, c in enumerate(contacts):
         if not isinstance(c, dict) or not str(c.get("name") or "").strip():
-            errors.append(FieldError(f"contacts.{i}.name", "is required", "required"))
+            errors.append(FieldError(f"contacts[{i}].name", "is required", "required"))
             continue
         extra = set(c) - {"name", "email", "phone", "role"}
         if extra:
-            errors.append(FieldError(f"contacts.{i}", f"unknown fields {sorted(extra)}", "unknown_field"))
+            errors.append(FieldError(f"contacts[{i}]", f"unknown fields {sorted(extra)}", "unknown_field"))
         out.append({k: (str(c[k]).strip() if c.get(k) is not None else None)
                     for k in ("name", "email", "phone", "role")})
     return out
@@ -329,7 +329,7 @@ def create_customer(uow: UnitOfWork, data: Mapping[str, Any]) -> Customer:
     address_values = []
     for i, address in enumerate(addresses):
         a_values, a_errors = clean_address(address)
-        errors += [FieldError(f"addresses.{i}.{e.field}", e.message, e.rule) for e in a_errors]
+        errors += [FieldError(f"addresses[{i}].{e.field}", e.message, e.rule) for e in a_errors]
         address_values.append(a_values)
     if errors:
         raise ValidationFailed(errors)
@@ -506,7 +506,7 @@ def create_supplier(uow: UnitOfWork, data: Mapping[str, Any]) -> Supplier:
     address_values = []
     for i, address in enumerate(data.get("addresses") or []):
         a_values, a_errors = clean_address(address)
-        errors += [FieldError(f"addresses.{i}.{e.field}", e.message, e.rule) for e in a_errors]
+        errors += [FieldError(f"addresses[{i}].{e.field}", e.message, e.rule) for e in a_errors]
         address_values.append(a_values)
     if errors:
         raise ValidationFailed(errors)

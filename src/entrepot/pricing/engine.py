@@ -610,7 +610,7 @@ class PriceBook:
             product = products[pid]
             price, rule, source = self.decide(buyer, product, qty, on, active)
             if price is None:
-                raise NoPriceFound(product.sku, buyer.currency, f"lines.{i}.product_id")
+                raise NoPriceFound(product.sku, buyer.currency, f"lines[{i}].product_id")
             out.append(PriceResolution(pid, qty, price, buyer.currency, rule, None, source, explainer=explain))
         return out
 

@@ -10,6 +10,7 @@ from the stored ones they replace them (overlapping tiers are refused).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import IO, Any
@@ -36,6 +37,7 @@ HEADER_COLUMNS = ("code", "name", "currency", "kind", "priority", "scope", "cust
                   "channel", "valid_from", "valid_to", "prices_include_tax")
 ENTRY_COLUMNS = ("sku", "category", "method", "value", "min_quantity", "max_quantity")
 PRICE_LIST_COLUMNS = HEADER_COLUMNS + ENTRY_COLUMNS
+_ENTRY_FIELD = re.compile(r"entries\[(\d+)\]\.(\w+)")
 
 
 def _entry_key(e: dict[str, Any]) -> tuple[Any, ...]:
@@ -132,10 +134,10 @@ def import_price_lists(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = Fals
                 report.updated += 1
         except ValidationFailed as exc:
             for e in exc.errors:
-                # "entries.3.min_quantity" → the row of the fourth entry, column min_quantity
-                parts = e.field.split(".")
-                if parts[0] == "entries" and len(parts) == 3 and parts[1].isdigit():
-                    report.add(group["lines"][int(parts[1])], parts[2], e.message, e.rule)
+                # "entries[3].min_quantity" → the row of the fourth entry, column min_quantity
+                entry = _ENTRY_FIELD.fullmatch(e.field)
+                if entry:
+                    report.add(group["lines"][int(entry[1])], entry[2], e.message, e.rule)
                 else:
                     report.add(group["line"], e.field, e.message, e.rule)
         except DomainError as exc:

@@ -72,9 +72,9 @@ def quote_price(
                                             on=date, channel=channel,
                                             ship_to=service.quote_ship_to(ship_to_country, ship_to_region))[0]
     except ValidationFailed as exc:
-        # One line here: name the query parameter, not "lines.0.…".
-        exc.errors = [FieldError(e.field.removeprefix("lines.0."), e.message, e.rule) for e in exc.errors]
-        exc.detail = exc.detail.replace("lines.0.", "")
+        # One line here: name the query parameter, not "lines[0].…".
+        exc.errors = [FieldError(e.field.removeprefix("lines[0]."), e.message, e.rule) for e in exc.errors]
+        exc.detail = exc.detail.replace("lines[0].", "")
         raise
     return _quote(resolution, "quantity")
 
@@ -88,7 +88,7 @@ def quote_prices(body: QuoteRequest, uow: Annotated[UnitOfWork, Requires(perms.Q
                                          on=on, channel=body.channel,
                                          ship_to=service.quote_ship_to(body.ship_to_country, body.ship_to_region))
     return QuoteBatchRead(customer_id=body.customer_id, date=on,
-                          lines=[_quote(r, f"lines.{i}.quantity") for i, r in enumerate(resolutions)])
+                          lines=[_quote(r, f"lines[{i}].quantity") for i, r in enumerate(resolutions)])
 
 
 @router.post("/price-lists", response_model=PriceListRead, status_code=201,

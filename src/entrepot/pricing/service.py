@@ -123,7 +123,7 @@ def resolve_prices(
     clean: list[tuple[uuid.UUID, Decimal]] = []
     for i, (pid, qty) in enumerate(lines):
         # what an order line could hold: positive, at most 4 places, within storage
-        quantity = check_amount(errors, f"lines.{i}.quantity", qty, positive=True)
+        quantity = check_amount(errors, f"lines[{i}].quantity", qty, positive=True)
         if quantity is not None:
             clean.append((pid, quantity))
     if errors:
@@ -604,9 +604,9 @@ def _add_entries(uow: UnitOfWork, price_list: PriceList, raw: Sequence[Mapping[s
     cleaned: list[dict[str, Any]] = []
     for i, data in enumerate(raw):
         if not isinstance(data, Mapping):
-            errors.append(FieldError(f"entries.{i}", "an object", "type"))
+            errors.append(FieldError(f"entries[{i}]", "an object", "type"))
             continue
-        values, errs = clean_entry(data, f"entries.{i}.")
+        values, errs = clean_entry(data, f"entries[{i}].")
         errors += errs
         cleaned.append(values)
     if errors:
@@ -616,13 +616,13 @@ def _add_entries(uow: UnitOfWork, price_list: PriceList, raw: Sequence[Mapping[s
         get_products(uow, product_ids)
     except NotFound as exc:
         bad = next(i for i, v in enumerate(cleaned) if v["product_id"] and str(v["product_id"]) in exc.detail)
-        raise invalid(f"entries.{bad}.product_id", exc.detail, "exists") from exc
+        raise invalid(f"entries[{bad}].product_id", exc.detail, "exists") from exc
     category_ids = {v["category_id"] for v in cleaned if v["category_id"]}
     if category_ids:
         known = set(category_parents(uow))
         for i, v in enumerate(cleaned):
             if v["category_id"] and v["category_id"] not in known:
-                errors.append(FieldError(f"entries.{i}.category_id", f"no category {v['category_id']}", "exists"))
+                errors.append(FieldError(f"entries[{i}].category_id", f"no category {v['category_id']}", "exists"))
     if errors:
         raise ValidationFailed(errors)
     existing: list[dict[str, Any]] = []
@@ -648,7 +648,7 @@ def _add_entries(uow: UnitOfWork, price_list: PriceList, raw: Sequence[Mapping[s
         for other in by_target.get(key, []):
             if _overlaps(v, other):
                 errors.append(FieldError(
-                    f"entries.{i}.min_quantity",
+                    f"entries[{i}].min_quantity",
                     f"quantity tier {v['min_quantity']}–{v['max_quantity'] or '∞'} overlaps tier "
                     f"{other['min_quantity']}–{other['max_quantity'] or '∞'} for the same "
                     f"{'product' if v['product_id'] else 'category'}", "overlap"))

@@ -652,7 +652,8 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
         plan = [(by_id[lid], qty) for lid, qty in available.items() if qty > 0]
         plan.sort(key=lambda p: p[0].line_no)
         if not plan:
-            raise NothingToShip(f"nothing on order {order.number} is reserved and unshipped")
+            raise NothingToShip(f"nothing on order {order.number} is reserved and unshipped",
+                                **_state_of(order))
     else:
         if not lines:
             raise invalid("lines", "give at least one line, or leave lines out to ship everything reserved",
@@ -901,8 +902,15 @@ def invoice_sales_order(uow: UnitOfWork, order_id: uuid.UUID, *, on: date | None
     order = _locked_order(uow, order_id)
     lines = _uninvoiced_lines(order)
     if not lines:
-        raise billing.NothingToInvoice(f"order {order.number} has no shipped quantity left to invoice")
+        raise billing.NothingToInvoice(f"order {order.number} has no shipped quantity left to invoice",
+                                       **_state_of(order))
     return _invoice_order(uow, order, lines, on)
+
+
+def _state_of(order: SalesOrder) -> dict[str, Any]:
+    """The order's state and allowed actions, for a 409 that is not itself a refused transition."""
+    status = OrderStatus(order.status)
+    return {"state": status.value, "allowed_actions": sorted(SALES_ORDER.allowed_actions(status))}
 
 
 def _invoice_order(uow: UnitOfWork, order: SalesOrder, lines: list[billing.InvoiceLineInput],

@@ -35,7 +35,7 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(api):
         "credit_limit": customer_body(credit_limit="-5"),
         "tax_id": customer_body(tax_id="DE123", tax_country="DE"),
         "exemption_certificate": customer_body(tax_exempt=True),
-        "addresses.0.country": customer_body(addresses=[{**ADDRESS, "country": "XX"}]),
+        "addresses[0].country": customer_body(addresses=[{**ADDRESS, "country": "XX"}]),
     }
     for field, body in cases.items():
         r = api.post("/customers", json=body)

@@ -16,7 +16,7 @@ def test_overlapping_tiers_are_refused_and_nothing_is_written(api):
     # then
     assert r.status_code == 422
     assert r.json()["errors"][0]["rule"] == "overlap"
-    assert r.json()["errors"][0]["field"] == "entries.1.min_quantity"
+    assert r.json()["errors"][0]["field"] == "entries[1].min_quantity"
     assert api.get("/price-lists").json()["items"] == []
     # and against existing tiers
     pl = create_price_list(api, entries=[{"product_id": p, "value": "10", "min_quantity": 10}])["id"]
@@ -54,8 +54,8 @@ def test_price_list_rules(api):
         "currency": {"currency": "US"},
         "customer_group": {"scope": "customer_group"},
         "valid_to": {"kind": "promotion", "valid_from": "2026-01-01"},
-        "entries.0.value": {"entries": [{"product_id": p, "value": "-1"}]},
-        "entries.0.product_id": {"entries": [{"value": "1"}]},
+        "entries[0].value": {"entries": [{"product_id": p, "value": "-1"}]},
+        "entries[0].product_id": {"entries": [{"value": "1"}]},
     }
     for field, extra in cases.items():
         r = api.post("/price-lists", json={"code": "X", "name": "x", "currency": "USD", **extra})

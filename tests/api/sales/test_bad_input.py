@@ -19,7 +19,11 @@ def test_refused_orders_write_nothing(api):
     cases = [
         ([{"product_id": desk.product_id, "quantity": "0"}], 422, "lines[0].quantity"),
         ([{"product_id": desk.product_id, "quantity": "-3"}], 422, "lines[0].quantity"),
-        ([{"product_id": desk.product_id, "quantity": "abc"}], 422, None),
+        # malformed (refused by the schema) is named as the rules name it (docs/order-to-cash.md)
+        ([{"product_id": desk.product_id, "quantity": "abc"}], 422, "lines[0].quantity"),
+        ([{"product_id": desk.product_id}], 422, "lines[0].quantity"),
+        ([{"product_id": desk.product_id, "quantity": "1"}, {"product_id": 7, "quantity": "1"}], 422,
+         "lines[1].product_id"),
         ([{"product_id": str(uuid.uuid4()), "quantity": "1"}], 422, "lines[0].product_id"),
         ([{"product_id": discontinued.product_id, "quantity": "1"}], 409, None),
         ([], 422, None),
@@ -72,7 +76,25 @@ def test_draft_orders_cannot_ship_or_invoice(api):
     order = create_order(api, desk, 1)
     r = api.post("/shipments", json={"sales_order_id": order["id"]})
     assert r.status_code == 409 and r.json()["allowed_actions"] == ["cancel", "confirm", "hold"]
-    assert api.post(f"/sales-orders/{order['id']}/invoice").status_code == 409
+    r = api.post(f"/sales-orders/{order['id']}/invoice")
+    assert r.status_code == 409 and r.json()["allowed_actions"] == ["cancel", "confirm", "hold"], r.text
+
+
+def test_nothing_to_invoice_or_ship_names_the_allowed_actions(api):
+    # given a confirmed order with nothing shipped, and nothing reserved (all backordered)
+    desk = order_desk(api, stock=0)
+    order = create_order(api, desk, 2)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    # when it is invoiced, or shipped
+    invoiced = api.post(f"/sales-orders/{order['id']}/invoice")
+    shipped = api.post("/shipments", json={"sales_order_id": order["id"]})
+    # then each is a 409 problem that names the order's state and what it allows, as a refused transition does
+    for r, code in ((invoiced, "nothing_to_invoice"), (shipped, "nothing_to_ship")):
+        assert r.status_code == 409, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        body = r.json()
+        assert (body["code"], body["state"]) == (code, "confirmed"), body
+        assert body["allowed_actions"] == ["cancel", "ship", "ship_partially"], body
 
 
 def test_shipping_twice_is_refused(api):

@@ -24,7 +24,7 @@ def create_role(uow: UnitOfWork, *, name: str, permissions: list[str], descripti
         errors.append(FieldError("name", f"{name} is a built-in role", "reserved"))
     for i, p in enumerate(permissions):
         if not PATTERN.match(p):
-            errors.append(FieldError(f"permissions.{i}", f"{p!r} is not a permission pattern like sales.order.*",
+            errors.append(FieldError(f"permissions[{i}]", f"{p!r} is not a permission pattern like sales.order.*",
                                      "pattern"))
     if errors:
         raise ValidationFailed(errors)
