@@ -146,6 +146,72 @@ def test_a_record_from_before_bodies_were_compared_by_content_still_replays(api)
     assert again.json()["id"] == first.json()["id"]
 
 
+def _stored_response(api, key: str) -> bytes:
+    from sqlalchemy import select
+
+    from entrepot.db.infrastructure import IdempotencyRecord
+
+    with api.tenant.uow() as uow:
+        return uow.session.scalar(select(IdempotencyRecord.response_body).where(IdempotencyRecord.key == key))
+
+
+def test_a_replayable_response_is_sealed_at_rest(api):
+    # given a new API key and a webhook signing secret, each created with an Idempotency-Key
+    key = api.post("/api-keys", json={"role": "viewer"}, headers={"Idempotency-Key": "sealed-key"})
+    endpoint = api.post("/webhook-endpoints", json={"url": "https://hooks.example.com/in", "event_types": ["*"]},
+                        headers={"Idempotency-Key": "sealed-endpoint"})
+    assert (key.status_code, endpoint.status_code) == (201, 201), endpoint.text
+    # then the stored responses do not hold them (a database dump does not reveal them)
+    for idem, shown_once in (("sealed-key", key.json()["key"]), ("sealed-endpoint", endpoint.json()["secret"])):
+        stored = _stored_response(api, idem)
+        assert stored and shown_once.encode() not in stored and b'"id"' not in stored
+        # and a retry still gets the first response, secret included
+        again = api.post("/api-keys", json={"role": "viewer"}, headers={"Idempotency-Key": idem}) \
+            if idem == "sealed-key" else \
+            api.post("/webhook-endpoints", json={"url": "https://hooks.example.com/in", "event_types": ["*"]},
+                     headers={"Idempotency-Key": idem})
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert shown_once in again.text
+
+
+def test_a_response_stored_plain_by_an_earlier_version_still_replays(api):
+    from sqlalchemy import update
+
+    from entrepot.db.infrastructure import IdempotencyRecord
+
+    # given a record whose response was stored as it was sent (before responses were sealed)
+    headers = {"Idempotency-Key": "plain-key"}
+    first = api.post("/warehouses", json={"code": "PLAIN", "name": "Plain"}, headers=headers)
+    with api.tenant.uow() as uow:
+        uow.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.key == "plain-key")
+                            .values(response_body=first.content))
+        uow.commit()
+    # when the client retries, then the stored response is replayed as it is
+    again = api.post("/warehouses", json={"code": "PLAIN", "name": "Plain"}, headers=headers)
+    assert (again.status_code, again.json()) == (201, first.json())
+
+
+def test_a_response_sealed_with_another_secret_key_is_a_409_not_a_rerun(api):
+    from sqlalchemy import update
+
+    from entrepot.db.infrastructure import IdempotencyRecord
+
+    # given a stored response that the current ENTREPOT_SECRET_KEY cannot open (the key was changed)
+    headers = {"Idempotency-Key": "rotated-key"}
+    first = api.post("/warehouses", json={"code": "ROT", "name": "Rotated"}, headers=headers)
+    tampered = bytearray(_stored_response(api, "rotated-key"))
+    tampered[-1] ^= 0xFF
+    with api.tenant.uow() as uow:
+        uow.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.key == "rotated-key")
+                            .values(response_body=bytes(tampered)))
+        uow.commit()
+    # when the client retries, then it is told to use a new key, and the warehouse is not created twice
+    again = api.post("/warehouses", json={"code": "ROT", "name": "Rotated"}, headers=headers)
+    assert (again.status_code, again.json()["code"]) == (409, "idempotency_record_unreadable")
+    assert [w["id"] for w in api.get("/warehouses?limit=200").json()["items"] if w["code"] == "ROT"] == \
+        [first.json()["id"]]
+
+
 def test_idempotency_keys_are_per_tenant(api, other_api):
     headers = {"Idempotency-Key": "shared-key"}
     a = api.post("/api-keys", json={"role": "viewer"}, headers=headers)

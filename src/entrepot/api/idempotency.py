@@ -4,6 +4,9 @@ Same key + same request (method, path, and body: for JSON its content, not its k
 order or spacing): the first response is replayed. Same key + another request:
 422. Same key while the first is still running: 409. Records live
 24 h per tenant. A 5xx is not stored, so the client's retry runs again.
+
+The stored response is sealed (db.sealing): it may carry what is shown only once (a new API
+key, a webhook signing secret) or a customer's data, and a database dump must not reveal it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrepot.db.infrastructure import IdempotencyRecord
+from entrepot.db.sealing import Unreadable, open_bytes, seal_bytes
 from entrepot.db.uow import UnitOfWork, platform_uow
 from entrepot.identity.services.api_keys import authenticate_api_key
 from entrepot.kernel import clock
@@ -28,6 +32,10 @@ from entrepot.kernel.errors import DomainError
 log = structlog.get_logger("entrepot.idempotency")
 TTL = timedelta(hours=24)
 REPLAYED_HEADERS = ("content-type", "location", "etag")
+_PURPOSE = b"entrepot/idempotency-response"
+# Before a stored response: it marks it sealed. A response stored plain by an earlier version
+# (JSON, or empty) never starts with a NUL byte, and is replayed as it is until it expires.
+_SEALED = b"\x00sealed1"
 
 
 def _problem(status: int, title: str, detail: str, code: str, *, rule: str | None = None) -> tuple[int, bytes]:
@@ -147,9 +155,20 @@ def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str,  # type: i
                 409, "Request in progress",
                 "a request with this Idempotency-Key is still being processed", "idempotency_in_progress"))
             return status, {**headers, "retry-after": "1"}, problem
+        try:
+            body = _opened(existing.response_body or b"")
+        except Unreadable:
+            return _as_response(*_problem(
+                409, "Stored response unreadable",
+                "the response to this Idempotency-Key was sealed with another ENTREPOT_SECRET_KEY; use a new key",
+                "idempotency_record_unreadable"))
         headers = dict(existing.response_headers or {})
         headers["idempotent-replayed"] = "true"
-        return existing.response_status, headers, existing.response_body or b""
+        return existing.response_status, headers, body
+
+
+def _opened(stored: bytes) -> bytes:
+    return open_bytes(stored[len(_SEALED):], _PURPOSE) if stored.startswith(_SEALED) else stored
 
 
 def _as_response(status: int, body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -170,7 +189,7 @@ def _finish(tenant_id: Any, key: str, captured: dict[str, Any]) -> None:
                 k.decode().lower(): v.decode() for k, v in captured["headers"]
                 if k.decode().lower() in REPLAYED_HEADERS
             }
-            record.response_body = bytes(captured["body"])
+            record.response_body = _SEALED + seal_bytes(bytes(captured["body"]), _PURPOSE)
         uow.session.commit()
         uow.committed = True
 
