@@ -35,6 +35,7 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event, record_events
 from entrepot.kernel import clock
+from entrepot.kernel.dates import check_past_date
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, InvalidAmount, is_currency, round_money, to_decimal
@@ -465,7 +466,7 @@ def record_payment(
     terms = customer_terms(uow, customer_id)
     if currency != terms.currency:
         raise invalid("currency", f"the customer is billed in {terms.currency}, not {currency}", "currency")
-    received_on = received_on or clock.today()
+    received_on = clock.today() if received_on is None else check_past_date(received_on, "received_on", "a payment")
     payment = new_row(Payment, id=new_id(), number=next_number(uow, "PAY"), customer_id=customer_id,
                       currency=currency, amount=amount, received_on=received_on, method=method,
                       reference=reference, unapplied=amount, applied=ZERO, discount=ZERO, refunded=ZERO)

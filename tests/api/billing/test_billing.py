@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal as D
 
+from entrepot.kernel import clock
 from tests.factories.parties import create_customer
 from tests.factories.sales import act, create_order, invoiced_order, order_desk, shipped_order
 
@@ -54,9 +56,9 @@ def test_early_payment_discount_only_within_terms(api):
     desk = order_desk(api, stock=10, payment_terms_days=30, early_discount_percent="2", early_discount_days=10)
     _, order = shipped_order(api, 4, desk)
     invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)  # 50.00, 2 % = 1.00
-    # paying 49.00 within terms settles it with the discount
-    late = pay(api, desk.customer_id, "49.00", [{"invoice_id": invoice["id"], "amount": "49.00"}],
-               received_on="2099-01-01")
+    # paying 49.00 received after the discount date (day 11 of 10) takes no discount
+    with clock.frozen_at(clock.now() + timedelta(days=11)):
+        late = pay(api, desk.customer_id, "49.00", [{"invoice_id": invoice["id"], "amount": "49.00"}])
     assert late["discount"] == "0.00"  # after the discount date: 49.00 is a partial payment
     assert api.get(f"/invoices/{invoice['id']}").json()["amount_due"] == "1.00"
 
@@ -259,3 +261,24 @@ def test_receivables_aging_keeps_each_currency_apart(api):
     assert aging["totals"] == {"USD": "50.00", "EUR": str(D(eur_invoice["amount_due"]) - 5)}
     # and no single total adds dollars to euros
     assert aging["total"] is None
+
+
+def test_a_payment_is_dated_today_or_in_the_past_year(api):
+    from datetime import date, timedelta
+
+    desk, _, invoice = invoiced_order(api, 4)  # 50.00
+    today = date.today()
+    # a payment dated in the future, or before the last year and a day, is refused naming the date
+    for received_on, rule in ((today + timedelta(days=1), "not_future"), (today - timedelta(days=367), "range"),
+                              (date(1, 1, 1), "range"), (date(9999, 12, 31), "not_future")):
+        r = api.post("/payments", json={"customer_id": desk.customer_id, "amount": "50.00", "currency": "USD",
+                                        "received_on": received_on.isoformat(),
+                                        "allocations": [{"invoice_id": invoice["id"], "amount": "50.00"}]})
+        assert r.status_code == 422, (received_on, r.text)
+        assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [("received_on", rule)]
+    # and nothing was written
+    assert api.get("/payments").json()["items"] == []
+    assert api.get(f"/invoices/{invoice['id']}").json()["amount_due"] == "50.00"
+    # while one received a year ago is recorded
+    pay(api, desk.customer_id, "50.00", [{"invoice_id": invoice["id"], "amount": "50.00"}],
+        received_on=(today - timedelta(days=366)).isoformat())

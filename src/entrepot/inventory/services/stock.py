@@ -49,11 +49,10 @@ from entrepot.inventory.services.core import (
 )
 from entrepot.inventory.states import STOCK_COUNT, TRANSFER, CountStatus, TransferStatus
 from entrepot.kernel import clock
+from entrepot.kernel.dates import check_past_date
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from entrepot.kernel.money import round_money
 from entrepot.ledger import posting
-
-MAX_BACKDATE_DAYS = 366
 
 
 def _date(on: object, field: str = "on") -> date | None:
@@ -66,12 +65,7 @@ def _date(on: object, field: str = "on") -> date | None:
             raise invalid(field, "an ISO date (YYYY-MM-DD)", "date") from exc
     if not isinstance(on, date):
         raise invalid(field, "an ISO date (YYYY-MM-DD)", "date")
-    today = clock.today()
-    if on > today:
-        raise invalid(field, "stock moves cannot be dated in the future", "not_future")
-    if (today - on).days > MAX_BACKDATE_DAYS:
-        raise invalid(field, f"at most {MAX_BACKDATE_DAYS} days in the past", "range")
-    return on
+    return check_past_date(on, field, "stock moves")
 
 
 def check_open_period(uow: UnitOfWork, on: date | None) -> None:
