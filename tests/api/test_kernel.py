@@ -523,3 +523,37 @@ def test_an_api_key_with_the_defaults_needs_no_body(api):
     assert r.status_code == 201, r.text
     assert (r.json()["role"], r.json()["key"].startswith("ent_")) == ("admin", True)
     assert api.client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {r.json()['key']}"}).status_code == 200
+
+
+def test_a_transaction_the_database_will_not_begin_is_503_not_500(api, monkeypatch):
+    # given a database that refuses to begin a transaction: SQLite's BEGIN IMMEDIATE past its
+    # busy_timeout ("database is locked", seen under four concurrent writers), or PostgreSQL's
+    # per-transaction tenant settings; both are sent on the driver's cursor, beside SQLAlchemy
+    from entrepot.db import engine as engine_module
+    from tests.factories.inventory import make_transfer
+
+    transfer = make_transfer(api)
+    before = api.get(f"/transfers/{transfer}").json()
+    product = api.post("/products", json={"sku": "LOCK-1", "name": "Locked", "list_price": "1.00",
+                                          "currency": "USD"})
+    assert product.status_code == 201, product.text
+    real = engine_module.announce
+
+    def refuse(conn, cursor, sql, args, *, executemany):  # type: ignore[no-untyped-def]
+        if sql == "BEGIN IMMEDIATE":
+            raise conn.dialect.loaded_dbapi.OperationalError("database is locked")
+        if sql == engine_module._SET_TENANT:
+            raise conn.dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly")
+        real(conn, cursor, sql, args, executemany=executemany)
+
+    monkeypatch.setattr(engine_module, "announce", refuse)
+    # then a write, one in a retried inventory savepoint among them, is 503 with Retry-After
+    for r in (api.post(f"/transfers/{transfer}/ship"),
+              api.patch(f"/products/{product.json()['id']}", json={"name": "Renamed"})):
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "database_unavailable" and r.headers["retry-after"] == "1"
+    # and once the database begins transactions again, nothing was half-written
+    monkeypatch.setattr(engine_module, "announce", real)
+    assert api.get(f"/transfers/{transfer}").json() == before
+    assert api.get(f"/products/{product.json()['id']}").json()["name"] == "Locked"

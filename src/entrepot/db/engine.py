@@ -24,7 +24,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
 from entrepot.db.base import TenantOwned
@@ -187,9 +187,14 @@ def _run_on_driver(conn: Any, sql: str, args: tuple[Any, ...]) -> None:
     # The pool's DB-API connection is the driver's own for pysqlite and psycopg (they differ
     # only for asyncio drivers), and a plain attribute where `driver_connection` is a lookup.
     cursor = conn.connection.dbapi_connection.cursor()
+    dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
         announce(conn, cursor, sql, args, executemany=False)
         cursor.execute(sql, args)
+    except dbapi_error as exc:
+        # Wrapped as SQLAlchemy wraps its own statements' errors, so a locked SQLite database
+        # (BEGIN IMMEDIATE past busy_timeout) is the API's 503 database_unavailable, not a 500.
+        raise DBAPIError.instance(sql, args, exc, dbapi_error, dialect=conn.dialect) from exc
     finally:
         cursor.close()
 
