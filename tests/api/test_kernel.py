@@ -557,3 +557,39 @@ def test_a_transaction_the_database_will_not_begin_is_503_not_500(api, monkeypat
     monkeypatch.setattr(engine_module, "announce", real)
     assert api.get(f"/transfers/{transfer}").json() == before
     assert api.get(f"/products/{product.json()['id']}").json()["name"] == "Locked"
+
+
+def test_a_route_that_raised_releases_its_transaction_even_with_every_pool_thread_taken(db_url):
+    import threading
+
+    import anyio
+    import anyio.to_thread
+    from sqlalchemy import text
+
+    from entrepot.api.deps import end_unit_of_work
+    from tests.conftest import make_tenant
+
+    # given a unit of work that began a write transaction and was not committed (its route raised)
+    tenant = make_tenant(db_url)
+    uow = tenant.uow().__enter__()
+    uow.session.execute(text("SELECT 1"))
+    assert uow.session.in_transaction()
+    released: list[bool] = []
+
+    async def main() -> None:
+        # and a shared thread pool whose every thread is taken (requests waiting for that transaction)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        busy = threading.Event()
+        freed = threading.Timer(5, busy.set)  # the pool's thread comes free only after 5 s
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(anyio.to_thread.run_sync, busy.wait)
+            await anyio.sleep(0.05)
+            freed.start()
+            # when the unit of work ends, then its transaction is released before the pool has a thread
+            await end_unit_of_work(uow)
+            released.append(not uow.session.in_transaction() and not busy.is_set())
+            busy.set()
+            freed.cancel()
+
+    anyio.run(main)
+    assert released == [True]

@@ -136,7 +136,9 @@ def _health_router() -> APIRouter:
     @router.get("/health", summary="Liveness and database check (no auth)")
     def health() -> JSONResponse:
         try:
-            with get_engine().connect() as conn:
+            # A read transaction: a write one would wait behind any writer (SQLite's write lock)
+            # and call a busy database down.
+            with get_engine().execution_options(entrepot_readonly=True).connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:
             # An error like any other (problem+json: `status` is the HTTP status), with `database: down`.

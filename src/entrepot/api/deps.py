@@ -23,6 +23,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -170,6 +172,33 @@ async def authenticate(request: Request) -> Actor:
 CurrentActor = Annotated[Actor, Depends(authenticate)]
 
 
+# Ending a unit of work that still holds its transaction (a route that raised after it wrote or
+# locked) gets threads of its own. On the shared pool it waited behind the requests waiting for that
+# very transaction's lock: with every pool thread taken by them (a burst of writes, webhook deliveries
+# to this server), the rollback could only start when they gave up, after SQLite's 30 s busy timeout.
+RELEASE_THREADS = 16
+_release_limiter: RunVar[anyio.CapacityLimiter] = RunVar("entrepot_release_limiter")
+
+
+def _release_threads() -> anyio.CapacityLimiter:
+    try:
+        return _release_limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(RELEASE_THREADS)
+        _release_limiter.set(limiter)
+        return limiter
+
+
+async def end_unit_of_work(uow: UnitOfWork) -> None:
+    """Roll back what the route did not commit and give the connection back."""
+    if uow.session.in_transaction():
+        # Rolling back / releasing the connection is database I/O: not on the loop.
+        await anyio.to_thread.run_sync(uow.__exit__, None, None, None, limiter=_release_threads())
+    else:
+        # Committed, or never touched the database: closing does no I/O.
+        uow.__exit__(None, None, None)
+
+
 class _Permission:
     """Callable dependency; `permission` is read by the route-table tests."""
 
@@ -188,12 +217,7 @@ class _Permission:
         try:
             yield uow
         finally:
-            if uow.session.in_transaction():
-                # Rolling back / releasing the connection is database I/O: not on the loop.
-                await run_in_threadpool(uow.__exit__, None, None, None)
-            else:
-                # Committed, or never touched the database: closing does no I/O.
-                uow.__exit__(None, None, None)
+            await end_unit_of_work(uow)
 
     def __repr__(self) -> str:
         return f"Requires({self.permission!r})"

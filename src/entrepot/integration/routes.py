@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from entrepot.api.deps import Requires
 from entrepot.api.etag import check_if_match, set_etag
@@ -231,8 +232,14 @@ async def receive_inbound(
     connector: str, request: Request, uow: Annotated[UnitOfWork, Requires(perms.INBOUND_RECEIVE)]
 ) -> JSONResponse:
     body = await request.body()
-    receipt = inbound.receive(uow, connector, body, dict(request.headers))
-    uow.commit()
+
+    def receive() -> inbound.Receipt:
+        receipt = inbound.receive(uow, connector, body, dict(request.headers))
+        uow.commit()
+        return receipt
+
+    # The database work goes to a thread (see ledger.routes.import_exchange_rates): never on the loop.
+    receipt = await run_in_threadpool(receive)
     data = InboundReceipt(id=receipt.message.id, message_id=receipt.message.message_id,
                           duplicate=receipt.duplicate)
     return JSONResponse(data.model_dump(mode="json"), status_code=200 if receipt.duplicate else 202)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from entrepot.api.deps import Requires
 from entrepot.api.etag import check_if_match, set_etag
@@ -239,9 +240,15 @@ async def import_exchange_rates(request: Request,
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise invalid("body", "the CSV must be UTF-8", "encoding") from exc
-    rows = rates.import_rates_csv(uow, text)
-    uow.commit()
-    return ExchangeRateImported(imported=len(rows), items=[_rate(r) for r in rows])
+
+    def import_rates() -> ExchangeRateImported:
+        rows = rates.import_rates_csv(uow, text)
+        uow.commit()
+        return ExchangeRateImported(imported=len(rows), items=[_rate(r) for r in rows])
+
+    # The database work goes to a thread, as for every sync route: on the event loop, waiting for
+    # SQLite's write lock blocked every request, including the one holding the lock (30 s stalls).
+    return await run_in_threadpool(import_rates)
 
 
 # --- journal entries -------------------------------------------------------------------------
