@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bench._server import _listening_sockets, free_port
+from bench._server import _listening_sockets, free_port, server
 
 ENTREPOT = str(Path(sys.executable).with_name("entrepot"))
 
@@ -103,38 +103,26 @@ def test_a_request_waiting_for_the_write_lock_does_not_stop_the_server(tmp_path,
         subprocess.run([ENTREPOT, *args], env=env, check=True, capture_output=True, timeout=120)
     key = subprocess.run([ENTREPOT, "apikey", "create", "--tenant", "lockco"], env=env, check=True,
                          capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
-    port = free_port()
-    proc = subprocess.Popen([ENTREPOT, "serve", "--port", str(port), "--no-worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     holder = sqlite3.connect(database, isolation_level=None, timeout=30)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        # (the key already known to the server, as it is for a client in steady use)
-        assert httpx.get(base + "/api/v1/tenant", headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        holder.execute("BEGIN IMMEDIATE")
-        # when a request that writes arrives (it waits for the lock)
-        answers: list[int] = []
-        waiting = threading.Thread(target=lambda: answers.append(httpx.post(
-            base + path, content=content, timeout=60,
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"}).status_code))
-        waiting.start()
-        time.sleep(0.5)
-        # then the server still answers others meanwhile
-        started = time.monotonic()
-        assert httpx.get(base + "/api/v1/health", timeout=10).status_code == 200
-        assert time.monotonic() - started < 2.5
-        # and the waiting request goes through once the lock is free
-        holder.execute("ROLLBACK")
-        waiting.join(60)
-        assert answers and answers[0] < 500, answers
+        with server(env["ENTREPOT_DATABASE_URL"]) as base:
+            # (the key already known to the server, as it is for a client in steady use)
+            assert httpx.get(base + "/api/v1/tenant", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+            holder.execute("BEGIN IMMEDIATE")
+            # when a request that writes arrives (it waits for the lock)
+            answers: list[int] = []
+            waiting = threading.Thread(target=lambda: answers.append(httpx.post(
+                base + path, content=content, timeout=60,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"}).status_code))
+            waiting.start()
+            time.sleep(0.5)
+            # then the server still answers others meanwhile
+            started = time.monotonic()
+            assert httpx.get(base + "/api/v1/health", timeout=10).status_code == 200
+            assert time.monotonic() - started < 2.5
+            # and the waiting request goes through once the lock is free
+            holder.execute("ROLLBACK")
+            waiting.join(60)
+            assert answers and answers[0] < 500, answers
     finally:
         holder.close()
-        proc.terminate()
-        proc.wait(30)
