@@ -313,3 +313,26 @@ def test_monthly_profit_and_loss_has_a_column_per_month(api):
     assert default["months"][0] == "2025-04" and len(default["months"]) == 12
     csv_text = api.get("/ledger/profit-and-loss/monthly?from=2026-01-01&to=2026-03-31&format=csv").text
     assert csv_text.splitlines()[0] == "account_code,account_name,account_type,2026-01,2026-02,2026-03,total"
+
+
+def test_a_hand_entry_is_dated_within_ten_years_back_and_a_year_ahead(api):
+    from datetime import date, timedelta
+
+    from tests.factories.ledger import opening_entry_body
+
+    today = date.today()
+    # a typo such as year 1 or 9999, 11 years back or 2 years ahead is refused naming the date
+    for day in ("0001-01-01", "9999-12-31", (today - timedelta(days=11 * 366)).isoformat(),
+                (today + timedelta(days=2 * 365)).isoformat()):
+        r = api.post("/ledger/journal-entries", json=opening_entry_body("10", day))
+        assert r.status_code == 422, (day, r.text)
+        assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [("date", "range")]
+    # and opened no period of those years
+    assert api.get("/ledger/periods?year=1").json()["items"] == []
+    # while opening balances 9 years back and an accrual next month are posted
+    for day in ((today - timedelta(days=9 * 365)).isoformat(), (today + timedelta(days=31)).isoformat()):
+        assert api.post("/ledger/journal-entries", json=opening_entry_body("10", day)).status_code == 201, day
+    # and a reversal takes the same bounds
+    entry = api.post("/ledger/journal-entries", json=opening_entry_body("10", today.isoformat())).json()
+    r = api.post(f"/ledger/journal-entries/{entry['id']}/reverse", json={"date": "0001-01-01"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "date"

@@ -36,6 +36,7 @@ from entrepot.db.prepared import Prepared
 from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.integration import outbox
 from entrepot.kernel import clock
+from entrepot.kernel.dates import check_ledger_date
 from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, InvalidAmount, fits_storage, is_currency, minor_unit, round_money, to_decimal
@@ -530,6 +531,7 @@ def create_manual_entry(uow: UnitOfWork, data: ManualEntry) -> JournalEntry:
         raise invalid("journal", f"one of {', '.join(j.value for j in JournalCode)}", "choice")
     if len(data.lines) < 2:
         raise invalid("lines", "an entry needs at least two lines", "min_lines")
+    check_ledger_date(data.date, "date")
     drafts: list[LineDraft] = []
     for i, line in enumerate(data.lines):
         where = f"lines[{i}]"
@@ -587,6 +589,8 @@ def reverse_entry(
     amounts), linked to it. The original is untouched. Subledgers reverse their own
     entries; the API passes `allow_control=False` so a hand reversal cannot put a
     control account out of step with its subledger."""
+    if on is not None:
+        check_ledger_date(on, "date")
     # One reversal of an entry at a time: the entry is held (FOR NO KEY UPDATE; it never changes, so
     # only another reversal waits on it) before looking for an existing reversal, which a reversal
     # committed meanwhile then shows.
