@@ -108,3 +108,20 @@ def test_an_action_whose_body_is_all_optional_takes_no_body():
             continue  # the body has required fields: it must be sent
         demanding.append(path)
     assert demanding == []
+
+
+def test_no_route_does_database_work_on_the_event_loop():
+    # A route given a unit of work (Requires) is a plain `def`, so FastAPI runs it in a worker thread.
+    # An `async def` one ran its queries on the event loop: waiting there for a lock (SQLite's write
+    # lock) held up every request, the lock's holder included, until the busy timeout. Async routes
+    # take the actor only (RequiresActor) and read through api.reads; a raw body comes as RawBody.
+    import inspect
+
+    from entrepot.api.deps import _Permission
+
+    def takes_unit_of_work(route) -> bool:  # type: ignore[no-untyped-def]
+        return any(type(dep.call) is _Permission for dep in route.dependant.dependencies)
+
+    on_the_loop = sorted(path for path, _, route in ROUTES
+                         if inspect.iscoroutinefunction(route.endpoint) and takes_unit_of_work(route))
+    assert on_the_loop == []

@@ -172,6 +172,16 @@ async def authenticate(request: Request) -> Actor:
 CurrentActor = Annotated[Actor, Depends(authenticate)]
 
 
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+# The request body as sent (a CSV import, a signed connector callback), read on the event loop so the
+# route itself can stay a plain `def`: a route's database work runs in a worker thread, never on the
+# loop, where waiting for a lock would hold up every request (see test_route_table).
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
 # Ending a unit of work that still holds its transaction (a route that raised after it wrote or
 # locked) gets threads of its own. On the shared pool it waited behind the requests waiting for that
 # very transaction's lock: with every pool thread taken by them (a burst of writes, webhook deliveries

@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from entrepot.api.deps import Requires
+from entrepot.api.deps import RawBody, Requires
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, check_limit, paginate
 from entrepot.db.uow import UnitOfWork
@@ -228,18 +227,11 @@ def configure_inbound_connector(
 
 @router.post("/inbound/{connector}", response_model=InboundReceipt, status_code=202,
              summary="A connector callback, Standard Webhooks-signed; deduplicated by webhook-id")
-async def receive_inbound(
-    connector: str, request: Request, uow: Annotated[UnitOfWork, Requires(perms.INBOUND_RECEIVE)]
+def receive_inbound(
+    connector: str, request: Request, body: RawBody, uow: Annotated[UnitOfWork, Requires(perms.INBOUND_RECEIVE)]
 ) -> JSONResponse:
-    body = await request.body()
-
-    def receive() -> inbound.Receipt:
-        receipt = inbound.receive(uow, connector, body, dict(request.headers))
-        uow.commit()
-        return receipt
-
-    # The database work goes to a thread (see ledger.routes.import_exchange_rates): never on the loop.
-    receipt = await run_in_threadpool(receive)
+    receipt = inbound.receive(uow, connector, body, dict(request.headers))
+    uow.commit()
     data = InboundReceipt(id=receipt.message.id, message_id=receipt.message.message_id,
                           duplicate=receipt.duplicate)
     return JSONResponse(data.model_dump(mode="json"), status_code=200 if receipt.duplicate else 202)

@@ -11,9 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
-from entrepot.api.deps import Requires
+from entrepot.api.deps import RawBody, Requires
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
 from entrepot.db.uow import UnitOfWork
@@ -227,9 +226,8 @@ def set_exchange_rate(body: ExchangeRateCreate,
         "application/json": {"schema": ExchangeRateImport.model_json_schema()},
     }}},
 )
-async def import_exchange_rates(request: Request,
-                                uow: Annotated[UnitOfWork, Requires(perms.RATE_MANAGE)]) -> ExchangeRateImported:
-    raw = await request.body()
+def import_exchange_rates(request: Request, raw: RawBody,
+                          uow: Annotated[UnitOfWork, Requires(perms.RATE_MANAGE)]) -> ExchangeRateImported:
     if "json" in request.headers.get("content-type", ""):
         try:
             text = ExchangeRateImport.model_validate_json(raw).csv
@@ -240,15 +238,9 @@ async def import_exchange_rates(request: Request,
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise invalid("body", "the CSV must be UTF-8", "encoding") from exc
-
-    def import_rates() -> ExchangeRateImported:
-        rows = rates.import_rates_csv(uow, text)
-        uow.commit()
-        return ExchangeRateImported(imported=len(rows), items=[_rate(r) for r in rows])
-
-    # The database work goes to a thread, as for every sync route: on the event loop, waiting for
-    # SQLite's write lock blocked every request, including the one holding the lock (30 s stalls).
-    return await run_in_threadpool(import_rates)
+    rows = rates.import_rates_csv(uow, text)
+    uow.commit()
+    return ExchangeRateImported(imported=len(rows), items=[_rate(r) for r in rows])
 
 
 # --- journal entries -------------------------------------------------------------------------
