@@ -166,9 +166,8 @@ def receivables_aging(uow: Annotated[UnitOfWork, Requires(perms.INVOICE_READ)],
                        **{k: str(round_money(row[k], row["currency"])) for k in service.AGING_BUCKETS}}
                  for cid, row in report["customers"].items()}
     totals = {cur: str(round_money(amount, cur)) for cur, amount in report["totals"].items()}
-    total = report["total"]
-    if total is not None:
-        total = totals[next(iter(totals))] if totals else "0"
+    # one currency: its total; none: "0"; several: no single figure (the service's `total` is None)
+    total = None if len(totals) > 1 else next(iter(totals.values()), "0")
     return {"on": report["on"].isoformat(), "total": total, "totals": totals, "customers": customers}
 
 

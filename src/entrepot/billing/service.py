@@ -7,6 +7,7 @@ outbox events in the caller's unit of work; it never commits.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -254,9 +255,7 @@ def aging(uow: UnitOfWork, *, on: date | None = None) -> dict[str, Any]:
     totals: dict[str, Decimal] = {}
     for (_, currency), row in rows.items():
         totals[currency] = totals.get(currency, ZERO) + sum(row.values(), ZERO)
-    currencies_of: dict[str, int] = {}
-    for customer_id, _ in rows:
-        currencies_of[customer_id] = currencies_of.get(customer_id, 0) + 1
+    currencies_of = Counter(customer_id for customer_id, _ in rows)
     # Keyed by customer id; a customer with open items in two currencies has a row for each, "id/CUR".
     customers = {(cid if currencies_of[cid] == 1 else f"{cid}/{currency}"): {"currency": currency, **row}
                  for (cid, currency), row in rows.items()}
