@@ -60,9 +60,11 @@ def test_a_step_given_another_tenants_document_is_not_found_and_changes_nothing(
         "invoice": lambda uow: sales.invoice_sales_order(uow, order.id),
     }[step]
     # when tenant A's unit of work runs the step on B's ids
+    # (a shipment names its order in the body: not found there either, naming the field)
     with tenant.uow() as uow:
-        with pytest.raises(NotFound):
+        with pytest.raises(DomainError) as refused:
             run(uow)
+        assert refused.value.status == 404 and refused.value.code == NotFound.code
         uow.commit()
     # then B's order, lines, shipment and reservations are as they were
     assert _state_of(other_tenant, order.id, shipment.id) == before

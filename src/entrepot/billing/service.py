@@ -37,7 +37,7 @@ from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event, record_events
 from entrepot.kernel import clock
 from entrepot.kernel.dates import check_past_date
-from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, UnknownRecord, ValidationFailed, invalid, reference
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, InvalidAmount, is_currency, round_money, to_decimal
 
@@ -100,10 +100,8 @@ def customer_terms(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerTerms:
     per unit of work (a billing run invoices many orders of the same customer)."""
     from entrepot.parties.service import customer_facts
 
-    try:
+    with reference("customer_id"):
         c = customer_facts(uow, customer_id)
-    except NotFound as exc:
-        raise invalid("customer_id", "no such customer", "exists") from exc
     return CustomerTerms(
         currency=c.currency,
         tax_exempt=c.tax_exempt,
@@ -557,8 +555,11 @@ def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[A
     for i, a in enumerate(allocations):
         f = f"allocations[{i}]"
         inv = invoices.get(a.invoice_id)
-        if inv is None or inv.customer_id != payment.customer_id:
-            errors.append(FieldError(f"{f}.invoice_id", "no such invoice of this customer", "exists"))
+        if inv is None:
+            errors.append(UnknownRecord(f"{f}.invoice_id", "no such invoice"))
+            continue
+        if inv.customer_id != payment.customer_id:
+            errors.append(FieldError(f"{f}.invoice_id", "an invoice of another customer", "customer"))
             continue
         if a.invoice_id in seen:
             errors.append(FieldError(f"{f}.invoice_id", "invoice given twice", "unique"))

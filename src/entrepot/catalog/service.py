@@ -39,7 +39,7 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
-from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, UnknownRecord, ValidationFailed, invalid, reference
 
 # Units every tenant starts with (provisioning.py); tenants add their own.
 DEFAULT_UNITS = {"each": "Each", "box": "Box", "case": "Case", "pallet": "Pallet", "kg": "Kilogram",
@@ -269,7 +269,7 @@ def clean_product(data: Mapping[str, Any], ctx: CatalogContext, *, partial: bool
             except ValueError:
                 cat_id = ctx.category_by_code.get(str(cat))
             if cat_id is None or cat_id not in ctx.category_ids:
-                errors.append(FieldError("category_id", f"no category {cat}", "exists"))
+                errors.append(UnknownRecord("category_id", f"no category {cat}"))
             else:
                 out["category_id"] = cat_id
     for unit_field in ("unit", "sales_unit", "purchase_unit"):
@@ -412,7 +412,7 @@ def _clean_category(uow: UnitOfWork, data: Mapping[str, Any], *, partial: bool,
             parent_id = _as_uuid(parent, "category", field="parent_id")
             parents = category_parents(uow)
             if parent_id not in parents:
-                errors.append(FieldError("parent_id", f"no category {parent}", "exists"))
+                errors.append(UnknownRecord("parent_id", f"no category {parent}"))
             elif current is not None and current.id in category_path(parents, parent_id):
                 errors.append(FieldError("parent_id", "a category cannot sit under itself", "cycle"))
             else:
@@ -544,7 +544,8 @@ def list_channel_product(uow: UnitOfWork, *, channel: str, product_id: uuid.UUID
     clean_channel = check_code(errors, "channel", channel)
     if errors:
         raise ValidationFailed(errors)
-    product = get_product(uow, product_id)
+    with reference("product_id"):
+        product = get_product(uow, product_id)
     existing = uow.session.scalar(select(ChannelListing).where(
         ChannelListing.channel == clean_channel, ChannelListing.product_id == product.id,
         ChannelListing.customer_group.is_(None) if customer_group is None

@@ -6,7 +6,8 @@ CLI into a message and a non-zero exit. Nothing else needs to know HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,14 @@ class FieldError:
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message, "rule": self.rule}
+
+
+@dataclass(frozen=True)
+class UnknownRecord(FieldError):
+    """A field naming, by id, a record this tenant does not have: none such, or another tenant's.
+    Alone it makes the request a 404, as the same id in the path would (see ValidationFailed)."""
+
+    rule: str = "exists"
 
 
 class DomainError(Exception):
@@ -47,6 +56,10 @@ class NotFound(DomainError):
 
 
 class ValidationFailed(DomainError):
+    """422 naming each field at fault. When every fault is an `UnknownRecord`, a 404 `not_found`
+    (still naming the fields): another tenant's record is a 404 wherever a request names it, and
+    answering so for an unknown id too tells nobody whether another tenant has it."""
+
     code = "validation_failed"
     status = 422
     title = "Validation failed"
@@ -55,6 +68,8 @@ class ValidationFailed(DomainError):
         errs = [errors] if isinstance(errors, FieldError) else list(errors)
         self.errors: list[FieldError] = errs
         super().__init__(detail or "; ".join(f"{e.field}: {e.message}" for e in errs))
+        if errs and all(isinstance(e, UnknownRecord) for e in errs):
+            self.code, self.status, self.title = NotFound.code, NotFound.status, NotFound.title
 
     def problem_extra(self) -> dict[str, Any]:
         return {"errors": [e.as_dict() for e in self.errors]}
@@ -62,6 +77,27 @@ class ValidationFailed(DomainError):
 
 def invalid(field: str, message: str, rule: str = "invalid") -> ValidationFailed:
     return ValidationFailed(FieldError(field, message, rule))
+
+
+def unknown(field: str, message: str) -> ValidationFailed:
+    """A request names, in `field`, a record this tenant does not have: a 404 naming the field."""
+    return ValidationFailed(UnknownRecord(field, message))
+
+
+def unknown_in_lines(exc: NotFound, ids: Sequence[object], field: str) -> ValidationFailed:
+    """A lookup's NotFound (its detail names the missing id) as a 404 naming each line that holds
+    it: `field` is a pattern such as "lines[{}].product_id", filled with the line's index."""
+    lines = [UnknownRecord(field.format(i), exc.detail) for i, value in enumerate(ids) if str(value) in exc.detail]
+    return ValidationFailed(lines or [UnknownRecord(field.split("[", 1)[0], exc.detail)])
+
+
+@contextmanager
+def reference(field: str) -> Iterator[None]:
+    """Around the lookup of a record a request names in `field`: NotFound becomes a 404 naming it."""
+    try:
+        yield
+    except NotFound as exc:
+        raise unknown(field, exc.detail) from exc
 
 
 class Conflict(DomainError):

@@ -35,7 +35,7 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
-from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, reference
 from entrepot.parties import events
 from entrepot.parties.models import (
     AddressKind,
@@ -630,10 +630,8 @@ def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierIt
         raise ValidationFailed(errors)
     supplier = get_supplier(uow, values["supplier_id"])
     refuse_archived(supplier, "supplier")
-    try:
+    with reference("product_id"):
         product = get_product(uow, values["product_id"])
-    except NotFound as exc:
-        raise invalid("product_id", f"no product {values['product_id']}", "exists") from exc
     item = SupplierItem(**values)
     uow.session.add(item)
     uow.session.flush()

@@ -47,7 +47,16 @@ from entrepot.identity.services.tenants import tenant_facts
 from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
-from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    UnknownRecord,
+    ValidationFailed,
+    invalid,
+    reference,
+    unknown_in_lines,
+)
 from entrepot.kernel.money import InvalidAmount, to_decimal
 from entrepot.parties.service import customer_facts, get_customer
 from entrepot.pricing import events
@@ -128,15 +137,19 @@ def resolve_prices(
             clean.append((pid, quantity))
     if errors:
         raise ValidationFailed(errors)
-    customer = customer_facts(uow, customer_id)
+    with reference("customer_id"):
+        customer = customer_facts(uow, customer_id)
     buyer = Buyer(customer.id, customer.currency, customer.customer_group)
     # The catalog's price basis has every field the engine reads (engine.PricedProduct).
     facts: Mapping[uuid.UUID, PricedProduct]
-    if products is None:
-        facts = price_basis(uow, [pid for pid, _ in clean])
-    else:
-        missing = [pid for pid, _ in clean if pid not in products]
-        facts = {**products, **price_basis(uow, missing)} if missing else products
+    try:
+        if products is None:
+            facts = price_basis(uow, [pid for pid, _ in clean])
+        else:
+            missing = [pid for pid, _ in clean if pid not in products]
+            facts = {**products, **price_basis(uow, missing)} if missing else products
+    except NotFound as exc:
+        raise unknown_in_lines(exc, [pid for pid, _ in lines], "lines[{}].product_id") from exc
     book = load_price_book(uow, buyer=buyer, product_ids=facts.keys(), on=on, channel=channel,
                            categorised=any(p.category_id is not None for p in facts.values()))
     document_includes_tax = bool(tenant_facts(uow).settings.get("prices_include_tax", False))
@@ -421,7 +434,7 @@ def clean_price_list(uow: UnitOfWork, data: Mapping[str, Any], *, current: Price
             try:
                 out["customer_id"] = get_customer(uow, data["customer_id"]).id
             except NotFound:
-                errors.append(FieldError("customer_id", f"no customer {data['customer_id']}", "exists"))
+                errors.append(UnknownRecord("customer_id", f"no customer {data['customer_id']}"))
 
     def final(name: str, default: Any = None) -> Any:
         return out[name] if name in out else (getattr(current, name) if current is not None else default)
@@ -615,14 +628,13 @@ def _add_entries(uow: UnitOfWork, price_list: PriceList, raw: Sequence[Mapping[s
     try:
         get_products(uow, product_ids)
     except NotFound as exc:
-        bad = next(i for i, v in enumerate(cleaned) if v["product_id"] and str(v["product_id"]) in exc.detail)
-        raise invalid(f"entries[{bad}].product_id", exc.detail, "exists") from exc
+        raise unknown_in_lines(exc, [v["product_id"] for v in cleaned], "entries[{}].product_id") from exc
     category_ids = {v["category_id"] for v in cleaned if v["category_id"]}
     if category_ids:
         known = set(category_parents(uow))
         for i, v in enumerate(cleaned):
             if v["category_id"] and v["category_id"] not in known:
-                errors.append(FieldError(f"entries[{i}].category_id", f"no category {v['category_id']}", "exists"))
+                errors.append(UnknownRecord(f"entries[{i}].category_id", f"no category {v['category_id']}"))
     if errors:
         raise ValidationFailed(errors)
     existing: list[dict[str, Any]] = []
@@ -686,12 +698,12 @@ def create_contract_price(uow: UnitOfWork, data: Mapping[str, Any]) -> ContractP
     try:
         customer = get_customer(uow, data.get("customer_id"))  # type: ignore[arg-type]
     except NotFound:
-        errors.append(FieldError("customer_id", f"no customer {data.get('customer_id')}", "exists"))
+        errors.append(UnknownRecord("customer_id", f"no customer {data.get('customer_id')}"))
         customer = None
     try:
         product = next(iter(get_products(uow, [data.get("product_id")]).values()))  # type: ignore[list-item]
     except NotFound:
-        errors.append(FieldError("product_id", f"no product {data.get('product_id')}", "exists"))
+        errors.append(UnknownRecord("product_id", f"no product {data.get('product_id')}"))
         product = None
     currency = data.get("currency") or (customer.currency if customer else None)
     currency = check_currency(errors, "currency", currency)

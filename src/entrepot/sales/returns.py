@@ -17,7 +17,7 @@ from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
 from entrepot.integration.outbox import record_event
-from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid, reference
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO
 from entrepot.sales import events, ports
@@ -57,7 +57,8 @@ def _shipped_lines(uow: UnitOfWork, order_line_ids: Sequence[uuid.UUID]) -> list
 def authorise_return(uow: UnitOfWork, *, sales_order_id: uuid.UUID, lines: Sequence[ReturnLineInput],
                      reason: str = "", restocking_fee_percent: Decimal = ZERO) -> ReturnAuthorization:
     """Authorise a return of shipped quantities (never more than shipped less already authorised)."""
-    order = get_sales_order(uow, sales_order_id, for_update=True)
+    with reference("sales_order_id"):
+        order = get_sales_order(uow, sales_order_id, for_update=True)
     if restocking_fee_percent < 0 or restocking_fee_percent >= 100:
         raise invalid("restocking_fee_percent", "must be between 0 and 100", "range")
     by_id = {ln.id: ln for ln in order.lines}

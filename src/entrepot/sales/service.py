@@ -28,7 +28,16 @@ from entrepot.identity.services.tenants import in_each_active_tenant, tenant_fac
 from entrepot.integration.models import OutboxEvent
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
-from entrepot.kernel.errors import Conflict, FieldError, InvalidTransition, NotFound, ValidationFailed, invalid
+from entrepot.kernel.errors import (
+    Conflict,
+    FieldError,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+    invalid,
+    reference,
+    unknown_in_lines,
+)
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, fits_storage, round_money
 from entrepot.sales import events, ports
@@ -96,10 +105,8 @@ class ShipTo:
 
 
 def _customer_for_order(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
-    try:
+    with reference("customer_id"):
         customer = ports.get_customer(uow, customer_id)
-    except NotFound as exc:
-        raise invalid("customer_id", "no such customer", "exists") from exc
     ports.ensure_can_order(customer)
     return customer
 
@@ -128,9 +135,7 @@ def price_lines(uow: UnitOfWork, customer: Any, lines: Sequence[OrderLineInput],
     try:
         products = ports.get_products(uow, ids)
     except NotFound as exc:
-        missing = [i for i, line in enumerate(lines) if str(line.product_id) in str(exc)]
-        raise ValidationFailed([FieldError(f"lines[{i}].product_id", "no such product", "exists") for i in missing]
-                               or [FieldError("lines", str(exc), "exists")]) from exc
+        raise unknown_in_lines(exc, [line.product_id for line in lines], "lines[{}].product_id") from exc
     for product in products.values():
         ports.ensure_sellable(product)
     if channel:
@@ -641,7 +646,8 @@ def shippable_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Dec
 def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
                     lines: Sequence[ShipmentLineInput] | None = None) -> Shipment:
     """A shipment of reserved quantities (all that is reserved and not on another shipment, or the given lines)."""
-    order = _locked_order(uow, sales_order_id)  # read, not changed: locked so two shipments cannot take the same
+    with reference("sales_order_id"):
+        order = _locked_order(uow, sales_order_id)  # read, not changed: locked so two shipments cannot take the same
     if order.status not in (OrderStatus.confirmed, OrderStatus.partially_shipped):
         raise InvalidTransition("sales order", order.status, "ship",
                                 SALES_ORDER.allowed_actions(OrderStatus(order.status)))

@@ -111,28 +111,37 @@ def test_bad_adjustments_are_422_naming_the_field(api):
     product = create_product(api)["id"]
     wh = create_warehouse(api)["id"]
     cases = [
-        ({"warehouse_id": wh, "product_id": product, "quantity": "0", "reason": "x"}, "quantity"),
-        ({"warehouse_id": wh, "product_id": product, "quantity": "abc", "reason": "x"}, "quantity"),
-        ({"warehouse_id": wh, "product_id": product, "quantity": "1.00001", "reason": "x"}, "quantity"),
-        ({"warehouse_id": wh, "product_id": product, "quantity": "1", "reason": ""}, "reason"),
-        ({"warehouse_id": str(uuid.uuid4()), "product_id": product, "quantity": "1", "reason": "x"}, "warehouse_id"),
-        ({"warehouse_id": wh, "product_id": str(uuid.uuid4()), "quantity": "1", "reason": "x"}, "product_id"),
-        ({"warehouse_id": wh, "product_id": "nope", "quantity": "1", "reason": "x"}, "product_id"),
+        ({"warehouse_id": wh, "product_id": product, "quantity": "0", "reason": "x"}, 422, "quantity"),
+        ({"warehouse_id": wh, "product_id": product, "quantity": "abc", "reason": "x"}, 422, "quantity"),
+        ({"warehouse_id": wh, "product_id": product, "quantity": "1.00001", "reason": "x"}, 422, "quantity"),
+        ({"warehouse_id": wh, "product_id": product, "quantity": "1", "reason": ""}, 422, "reason"),
+        ({"warehouse_id": wh, "product_id": "nope", "quantity": "1", "reason": "x"}, 422, "product_id"),
+        # an id this tenant has no record for is a 404, as in a path, still naming the field
+        ({"warehouse_id": str(uuid.uuid4()), "product_id": product, "quantity": "1", "reason": "x"}, 404,
+         "warehouse_id"),
+        ({"warehouse_id": wh, "product_id": str(uuid.uuid4()), "quantity": "1", "reason": "x"}, 404, "product_id"),
     ]
-    for body, field in cases:
+    for body, status, field in cases:
         r = api.post("/stock/adjustments", json=body)
-        assert r.status_code == 422, (body, r.text)
+        assert r.status_code == status, (body, r.text)
         assert field in [e["field"] for e in r.json()["errors"]], (body, r.text)
     assert api.get(f"/stock?product_id={product}").json()["items"] == []
     assert api.get(f"/stock/moves?product_id={product}").json()["items"] == []
 
 
-def test_another_tenants_warehouse_cannot_be_adjusted(api, other_api):
-    product = create_product(api)["id"]
-    theirs = create_warehouse(other_api)["id"]
-    r = api.post("/stock/adjustments", json={"warehouse_id": theirs, "product_id": product, "quantity": "1",
-                                             "reason": "x"})
-    assert r.status_code == 422
+def test_another_tenants_warehouse_or_product_cannot_be_adjusted(api, other_api):
+    # given this tenant's product and warehouse, and the other tenant's
+    product, wh = create_product(api)["id"], create_warehouse(api)["id"]
+    their_product, their_wh = create_product(other_api)["id"], create_warehouse(other_api)["id"]
+    for body, field in [({"warehouse_id": their_wh, "product_id": product}, "warehouse_id"),
+                        ({"warehouse_id": wh, "product_id": their_product}, "product_id")]:
+        # when an adjustment names one of theirs
+        r = api.post("/stock/adjustments", json=body | {"quantity": "1", "reason": "x"})
+        # then it is not found, as an unknown id is, and nothing moves on either side
+        assert r.status_code == 404, r.text
+        assert r.json()["code"] == "not_found" and [e["field"] for e in r.json()["errors"]] == [field]
+    assert api.get(f"/stock/moves?product_id={product}").json()["items"] == []
+    assert other_api.get(f"/stock/moves?product_id={their_product}").json()["items"] == []
 
 
 def test_valuation_report_follows_moving_average(api):

@@ -77,12 +77,14 @@ def test_query_count_does_not_grow_with_lines(tenant):
 def test_missing_product_is_not_found(tenant):
     import uuid
 
-    from entrepot.kernel.errors import NotFound
+    from entrepot.kernel.errors import ValidationFailed
 
     with tenant.uow() as uow:
         customer = create_customer(uow, {"code": "C1", "name": "C", "currency": "USD"})
-        with pytest.raises(NotFound):
+        with pytest.raises(ValidationFailed) as refused:
             resolve_prices(uow, customer_id=customer.id, lines=[(uuid.uuid4(), Decimal(1))], on=date(2026, 1, 1))
+        # a 404 naming the line
+        assert refused.value.status == 404 and [e.field for e in refused.value.errors] == ["lines[0].product_id"]
 
 
 def test_margin_guard(db_url):

@@ -49,7 +49,7 @@ from entrepot.inventory.models import (
 )
 from entrepot.inventory.services import fifo
 from entrepot.kernel import clock
-from entrepot.kernel.errors import Conflict, NotFound, invalid
+from entrepot.kernel.errors import Conflict, NotFound, invalid, reference, unknown
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import InvalidAmount, fits_storage, quantize_storage, round_money, to_decimal
 from entrepot.ledger.services import accounts as chart
@@ -140,12 +140,10 @@ def negative_stock_allowed(uow: UnitOfWork) -> bool:
 
 
 def product_for(uow: UnitOfWork, product_id: object, field: str = "product_id") -> Product:
-    """A product named in a request body: unknown is a 422 naming the field."""
+    """A product named in a request body: unknown is a 404 naming the field."""
     pid = as_uuid(product_id, field)
-    try:
+    with reference(field):
         return catalog.get_product(uow, pid)
-    except NotFound as exc:
-        raise invalid(field, f"no product {pid}", "exists") from exc
 
 
 def get_warehouse(uow: UnitOfWork, warehouse_id: object) -> Warehouse:
@@ -160,11 +158,11 @@ def get_warehouse(uow: UnitOfWork, warehouse_id: object) -> Warehouse:
 
 
 def warehouse_for(uow: UnitOfWork, warehouse_id: object, field: str = "warehouse_id") -> Warehouse:
-    """A warehouse named in a request body: unknown or inactive is a 422 naming the field."""
+    """A warehouse named in a request body: unknown is a 404, inactive a 422, naming the field."""
     wid = as_uuid(warehouse_id, field)
     warehouse = uow.session.get(Warehouse, wid)
     if warehouse is None:
-        raise invalid(field, f"no warehouse {wid}", "exists")
+        raise unknown(field, f"no warehouse {wid}")
     if not warehouse.active:
         raise invalid(field, f"warehouse {warehouse.code} is inactive", "active")
     return warehouse
@@ -194,7 +192,9 @@ def stock_location(uow: UnitOfWork, warehouse_id: uuid.UUID, location_id: object
         return location_of(uow, warehouse_id, LocationKind.STOCK)
     lid = as_uuid(location_id, field)
     location = uow.session.get(Location, lid)
-    if location is None or location.warehouse_id != warehouse_id or location.kind != LocationKind.STOCK:
+    if location is None:
+        raise unknown(field, f"no location {lid}")
+    if location.warehouse_id != warehouse_id or location.kind != LocationKind.STOCK:
         raise invalid(field, "not a storage location of that warehouse", "exists")
     return location
 

@@ -94,8 +94,10 @@ def _reference(reference: object) -> str:
 def _lot_by_id(uow: UnitOfWork, product: Product, lot_id: object) -> Lot:
     lid = as_uuid(lot_id, "lot_id")
     lot = uow.session.get(Lot, lid)
-    if lot is None or lot.product_id != product.id:
-        raise invalid("lot_id", f"no lot {lid} of product {product.sku}", "exists")
+    if lot is None:  # a 422, as an unknown lot code is (#5 names unknown lots among the 409/422s)
+        raise invalid("lot_id", f"no lot {lid}", "exists")
+    if lot.product_id != product.id:
+        raise invalid("lot_id", f"lot {lot.code} is not of product {product.sku}", "exists")
     return lot
 
 

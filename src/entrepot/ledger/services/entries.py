@@ -37,7 +37,7 @@ from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.integration import outbox
 from entrepot.kernel import clock
 from entrepot.kernel.dates import check_ledger_date
-from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid, unknown
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, InvalidAmount, fits_storage, is_currency, minor_unit, round_money, to_decimal
 from entrepot.ledger.chart import CONTROL_ROLES, JournalCode, Role
@@ -538,7 +538,7 @@ def create_manual_entry(uow: UnitOfWork, data: ManualEntry) -> JournalEntry:
         if line.account_id is not None:
             account = uow.session.get(Account, line.account_id)
             if account is None:
-                raise invalid(f"{where}.account_id", f"no account {line.account_id}", "exists")
+                raise unknown(f"{where}.account_id", f"no account {line.account_id}")
         elif line.account_code:
             account = chart.account_by_code(uow, line.account_code, f"{where}.account_code")
         else:
