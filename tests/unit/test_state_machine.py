@@ -3,7 +3,7 @@ from enum import StrEnum
 import pytest
 
 from entrepot.kernel.errors import InvalidTransition
-from entrepot.kernel.states import machine
+from entrepot.kernel.states import SYSTEM, machine
 
 
 class Door(StrEnum):
@@ -45,3 +45,27 @@ def test_mermaid_lists_every_transition():
     text = DOOR.mermaid()
     assert "closed --> locked: lock" in text
     assert text.count("-->") == 4
+
+
+def test_a_system_row_moves_the_state_but_is_never_offered():
+    # given a machine where the alarm locks the door by itself
+    door = machine("door", "state", [
+        ("close", [Door.open], Door.closed),
+        ("lock", [Door.closed], Door.locked, SYSTEM),
+        ("unlock", [Door.locked], Door.closed),
+    ])
+    thing = Thing(Door.closed)
+    # then a caller is not offered it, in the list or in a refusal
+    assert door.allowed_actions(Door.closed) == []
+    with pytest.raises(InvalidTransition) as info:
+        door.apply(thing, "unlock")
+    assert info.value.allowed_actions == []
+    # and the service still takes it, the diagram showing whose step it is
+    door.apply(thing, "lock")
+    assert thing.state == Door.locked
+    assert "closed --> locked: lock (system)" in door.mermaid()
+
+
+def test_an_unknown_row_flag_is_refused():
+    with pytest.raises(ValueError):
+        machine("door", "state", [("lock", [Door.closed], Door.locked, "sytem")])
