@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from entrepot.kernel.states import machine
+from entrepot.kernel.states import SYSTEM, machine
 
 
 class InvoiceStatus(StrEnum):
@@ -15,11 +15,13 @@ class InvoiceStatus(StrEnum):
 
 
 # Posted invoices are immutable: payments and credit notes only move the
-# settlement state; a correction is a credit note, never an edit.
+# settlement state; a correction is a credit note, never an edit. Every row is
+# the consequence of another document (a payment or credit applied, a credit
+# note issued), so an invoice itself offers no actions.
 INVOICE = machine("invoice", "status", [
-    ("pay_partially", [InvoiceStatus.posted, InvoiceStatus.partially_paid], InvoiceStatus.partially_paid),
-    ("pay", [InvoiceStatus.posted, InvoiceStatus.partially_paid], InvoiceStatus.paid),
-    ("credit", [InvoiceStatus.posted, InvoiceStatus.partially_paid], InvoiceStatus.credited),
+    ("pay_partially", [InvoiceStatus.posted, InvoiceStatus.partially_paid], InvoiceStatus.partially_paid, SYSTEM),
+    ("pay", [InvoiceStatus.posted, InvoiceStatus.partially_paid], InvoiceStatus.paid, SYSTEM),
+    ("credit", [InvoiceStatus.posted, InvoiceStatus.partially_paid], InvoiceStatus.credited, SYSTEM),
 ])
 
 MACHINES = {"invoice": INVOICE}

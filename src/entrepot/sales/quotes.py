@@ -88,8 +88,10 @@ def accept_quote(uow: UnitOfWork, quote_id: uuid.UUID, **order_fields: Any) -> S
     """Convert the quote into a draft order at the quoted prices (agreed, so no margin re-check)."""
     quote = get_quote(uow, quote_id, for_update=True)
     if quote.valid_until < clock.today() and quote.status in (QuoteStatus.draft, QuoteStatus.sent):
+        # the scheduler expires it soon (a SYSTEM row): what a caller can still do is all but accept
         raise InvalidTransition("quote", quote.status, "accept (the quote expired on "
-                                f"{quote.valid_until.isoformat()})", ["expire"])
+                                f"{quote.valid_until.isoformat()})",
+                                [a for a in QUOTE.allowed_actions(QuoteStatus(quote.status)) if a != "accept"])
     _step(uow, quote, "accept")
     order = create_sales_order(
         uow, customer_id=quote.customer_id, channel=quote.channel, customer_po=quote.customer_po, quote_id=quote.id,

@@ -544,9 +544,8 @@ def _allocated(uow: UnitOfWork, order: SalesOrder, holds: dict[uuid.UUID, Decima
 def allocate_backorders(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Try again to reserve backordered quantities (after stock arrived)."""
     order = _locked_order(uow, order_id)
-    if order.status not in (OrderStatus.confirmed, OrderStatus.partially_shipped):
-        raise InvalidTransition("sales order", order.status, "allocate",
-                                SALES_ORDER.allowed_actions(OrderStatus(order.status)))
+    if SALES_ORDER.transition_for(OrderStatus(order.status), "allocate") is None:
+        SALES_ORDER.apply(order, "allocate")  # raises, naming the allowed actions (allocate keeps the state)
     # inventory tops a demand's reservation up to the quantity asked: ask for all not yet shipped
     wanted = {ln.id: ln.quantity - ln.quantity_shipped for ln in order.lines if ln.quantity > ln.quantity_shipped}
     if not wanted:
@@ -603,7 +602,7 @@ def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Close a partially shipped order: what did not ship never will (reservations and backorders
     released, open shipments cancelled). Shipped quantities can still be invoiced."""
     order = get_sales_order(uow, order_id, for_update=True)
-    SALES_ORDER.apply(order, "close_short")
+    SALES_ORDER.apply(order, "close")  # the caller's close (POST .../close); audited as close_short, as before
     inv = ports.inventory()
     for ln in order.lines:
         inv.release(uow, DEMAND, ln.id)
@@ -896,7 +895,7 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
 
 def _maybe_close(uow: UnitOfWork, order: SalesOrder) -> None:
     if order.status == OrderStatus.shipped and order.invoice_status == OrderInvoiceStatus.invoiced:
-        SALES_ORDER.apply(order, "close")
+        SALES_ORDER.apply(order, "close_fulfilled")
         record_event(uow, events.SalesOrderClosed(**_event_base(order)), subject=f"sales_order/{order.id}")
 
 

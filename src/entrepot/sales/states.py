@@ -2,13 +2,17 @@
 
 An order keeps two independent states: `status` (the order's progress and
 shipping) and `invoice_status` (how much of it is billed), as Tryton does.
+
+Each caller action is named after its route (`release_hold`:
+`POST /sales-orders/{id}/release-hold`); rows marked `SYSTEM` are taken by the
+service as the consequence of another step and are never in `allowed_actions`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from entrepot.kernel.states import machine
+from entrepot.kernel.states import SYSTEM, machine
 
 
 class OrderStatus(StrEnum):
@@ -54,19 +58,24 @@ class ReturnStatus(StrEnum):
 S = OrderStatus
 SALES_ORDER = machine("sales order", "status", [
     ("confirm", [S.draft], S.confirmed),
-    ("hold", [S.draft], S.on_hold),  # the credit check on confirm
+    ("hold", [S.draft], S.on_hold, SYSTEM),  # the credit check on confirm
     ("release_hold", [S.on_hold], S.confirmed),
-    ("ship_partially", [S.confirmed, S.partially_shipped], S.partially_shipped),
-    ("ship", [S.confirmed, S.partially_shipped], S.shipped),
-    ("close", [S.shipped], S.closed),
-    ("close_short", [S.partially_shipped], S.closed),  # the rest will not ship: backorders cancelled
+    # reserve backorders again (POST .../allocate): the state stays
+    ("allocate", [S.confirmed], S.confirmed),
+    ("allocate", [S.partially_shipped], S.partially_shipped),
+    # a shipment of the order ships (POST /shipments/{id}/ship)
+    ("ship_partially", [S.confirmed, S.partially_shipped], S.partially_shipped, SYSTEM),
+    ("ship", [S.confirmed, S.partially_shipped], S.shipped, SYSTEM),
+    ("close", [S.partially_shipped], S.closed),  # closed short: the rest will not ship, backorders cancelled
+    ("close_fulfilled", [S.shipped], S.closed, SYSTEM),  # by itself once shipped and invoiced
     ("cancel", [S.draft, S.on_hold, S.confirmed], S.cancelled),
 ])
 
+# Moved by whatever invoices the order (POST .../invoice, an invoicing run, a return credited before billing)
 I = OrderInvoiceStatus  # noqa: E741 - short alias for the table below
 ORDER_INVOICING = machine("sales order invoicing", "invoice_status", [
-    ("invoice_partially", [I.not_invoiced, I.partially_invoiced], I.partially_invoiced),
-    ("invoice", [I.not_invoiced, I.partially_invoiced], I.invoiced),
+    ("invoice_partially", [I.not_invoiced, I.partially_invoiced], I.partially_invoiced, SYSTEM),
+    ("invoice", [I.not_invoiced, I.partially_invoiced], I.invoiced, SYSTEM),
 ])
 
 H = ShipmentStatus
@@ -83,7 +92,7 @@ QUOTE = machine("quote", "status", [
     ("send", [Q.draft], Q.sent),
     ("accept", [Q.draft, Q.sent], Q.accepted),
     ("decline", [Q.sent], Q.declined),
-    ("expire", [Q.draft, Q.sent], Q.expired),
+    ("expire", [Q.draft, Q.sent], Q.expired, SYSTEM),  # the scheduler, past valid_until
 ])
 
 R = ReturnStatus

@@ -164,9 +164,11 @@ def test_a_partially_shipped_order_closes_short(api):
     act(api, f"/sales-orders/{order['id']}/confirm")
     shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
     act(api, f"/shipments/{shipment['id']}/ship")
+    # and offered as the route the desk will call
+    assert api.get(f"/sales-orders/{order['id']}").json()["allowed_actions"] == ["allocate", "close"]
     # when the desk closes it short
     closed = act(api, f"/sales-orders/{order['id']}/close")
-    assert closed["status"] == "closed"
+    assert closed["status"] == "closed" and closed["allowed_actions"] == []
     # then arriving stock no longer goes to it, and the shipped 3 are still invoiced
     adjust(api, desk.warehouse_id, desk.product_id, 5, unit_cost="5.00")
     assert stock(api, desk.product_id) == (5, 0)
@@ -192,3 +194,22 @@ def test_allocating_again_answers_with_what_inventory_holds(api):
     assert (first["quantity_reserved"], first["quantity_backordered"]) == ("0", "0")
     assert (second["quantity_reserved"], second["quantity_backordered"]) == ("0", "2")
     assert api.get(f"/sales-orders/{order['id']}").json()["lines"] == allocated["lines"]
+
+
+def test_a_shipped_order_offers_no_close_and_its_close_is_refused(api):
+    # given an order shipped in full, not invoiced yet (it closes by itself once invoiced)
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 2)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    shipped = api.get(f"/sales-orders/{order['id']}").json()
+    assert (shipped["status"], shipped["allowed_actions"]) == ("shipped", [])
+    # when the desk asks to close it, or to allocate it again
+    for action in ("close", "allocate"):
+        r = api.post(f"/sales-orders/{order['id']}/{action}")
+        # then 409, naming nothing a caller could do instead
+        assert r.status_code == 409 and r.json()["allowed_actions"] == [], r.text
+    # and invoicing closes it
+    act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "closed"

@@ -27,6 +27,11 @@ def test_quotes_past_their_date_expire(api):
     desk = order_desk(api, stock=0)
     quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id, "valid_until": clock.today().isoformat(),
                                       "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    # when it is accepted tomorrow, before the expiry job ran
+    with clock.frozen_at(clock.now() + timedelta(days=1)):
+        late = api.post(f"/quotes/{quote['id']}/accept")
+    # then 409, naming what a caller can still do (the expiry is the scheduler's, not an action)
+    assert late.status_code == 409 and late.json()["allowed_actions"] == ["send"], late.text
     # when the expiry job runs tomorrow
     with api.tenant.uow() as uow, clock.frozen_at(clock.now() + timedelta(days=1)):
         assert quotes.expire_quotes(uow) == 1
