@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.factories.inventory import adjust
-from tests.factories.sales import act, create_order, order_desk
+from tests.factories.sales import act, create_order, order_desk, shipped_order
 
 
 def stock(api, product_id):
@@ -198,11 +198,7 @@ def test_allocating_again_answers_with_what_inventory_holds(api):
 
 def test_a_shipped_order_offers_no_close_and_its_close_is_refused(api):
     # given an order shipped in full, not invoiced yet (it closes by itself once invoiced)
-    desk = order_desk(api, stock=3)
-    order = create_order(api, desk, 2)
-    act(api, f"/sales-orders/{order['id']}/confirm")
-    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
-    act(api, f"/shipments/{shipment['id']}/ship")
+    _, order = shipped_order(api, 2, order_desk(api, stock=3))
     shipped = api.get(f"/sales-orders/{order['id']}").json()
     assert (shipped["status"], shipped["allowed_actions"]) == ("shipped", [])
     # when the desk asks to close it, or to allocate it again
