@@ -969,6 +969,10 @@ def _uninvoiced_lines(order: SalesOrder, shipped: dict[uuid.UUID, Decimal] | Non
     return lines
 
 
+def _billed(lines: Sequence[billing.InvoiceLineInput]) -> dict[uuid.UUID | None, Decimal]:
+    return {ln.source_line_id: ln.quantity for ln in lines if ln.source_line_id is not None}
+
+
 def _mark_invoiced(uow: UnitOfWork, order: SalesOrder, lines: Sequence[billing.InvoiceLineInput], *,
                    invoice_total: Decimal) -> None:
     """On the step's copy of the order (see _locked_order), saved here: `lines` are what was invoiced of it."""
@@ -1053,6 +1057,14 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
     # read under the orders' locks: no shipment of theirs ships meanwhile
     shipped = _shipped_through(uow, order_ids, through) if through is not None else None
     todo = [(o, lines) for o in sorted(orders, key=lambda o: o.number) if (lines := _uninvoiced_lines(o, shipped))]
+    if on is not None and on < today and through is None:
+        # everything shipped is billed: none of it may have shipped after the invoices' date
+        by_on = _shipped_through(uow, order_ids, on)
+        for o, lines in todo:
+            if _billed(_uninvoiced_lines(o, by_on)) != _billed(lines):
+                raise invalid("on", f"order {o.number} shipped after {on.isoformat()}: an invoice is dated when "
+                              "(or after) what it bills had shipped; give `through` to bill only what shipped "
+                              "by then", "range")
     if invoice_grouping(uow) == "order":
         return [_invoice_order(uow, o, lines, on) for o, lines in todo]
     groups: dict[tuple[uuid.UUID, str], list[tuple[SalesOrder, list[billing.InvoiceLineInput]]]] = {}

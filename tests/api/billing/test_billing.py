@@ -282,3 +282,24 @@ def test_a_payment_is_dated_today_or_in_the_past_year(api):
     # while one received a year ago is recorded
     pay(api, desk.customer_id, "50.00", [{"invoice_id": invoice["id"], "amount": "50.00"}],
         received_on=(today - timedelta(days=366)).isoformat())
+
+
+def test_an_invoicing_run_is_never_dated_before_what_it_bills_shipped(api):
+    from datetime import UTC, datetime
+
+    from entrepot.kernel import clock
+
+    # given an order shipped on 2026-11-20
+    with clock.frozen_at(datetime(2026, 11, 20, 12, tzinfo=UTC)):
+        desk, order = shipped_order(api, 2)
+    with clock.frozen_at(datetime(2026, 11, 25, 9, tzinfo=UTC)):
+        # when a run without `through` is dated before that day (or decades back)
+        for on in ("2026-11-19", "1990-01-01"):
+            r = api.post("/invoicing-runs", json={"on": on})
+            # then it is refused on `on`, and nothing is invoiced
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "on", (on, r.text)
+        assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "not_invoiced"
+        assert api.get("/invoices", params={"customer_id": desk.customer_id}).json()["items"] == []
+        # while a run dated the day it shipped, or later, bills it
+        [invoice] = act(api, "/invoicing-runs", 201, {"on": "2026-11-20"})
+        assert (invoice["issued_on"], invoice["total"]) == ("2026-11-20", "25.00")
