@@ -360,12 +360,18 @@ def trial_balance(
     as_of: date | None = None,
     period: PeriodParam = None,
     from_: FromDate = None,
+    to: Annotated[date | None, Query(description="last day (inclusive): the same as `as_of`")] = None,
     format: Format = "json",
 ) -> Any:
     # A period sets the as-of date (its last day); balances stay cumulative unless `from` is given.
+    if as_of and to and as_of != to:
+        raise invalid("to", "give `as_of` or `to`, not two different days", "conflict")
+    as_of = as_of or to
     if period:
         as_of = reports.period_range(uow, period)[1]
     start = from_
+    if start and start > (as_of or clock.today()):
+        raise invalid("from", "must not be after 'to'", "range")
     report = reports.trial_balance(uow, as_of=as_of or clock.today(), from_date=start)
     fmt = lambda v: _fmt(uow, v)  # noqa: E731
     if format == "csv":

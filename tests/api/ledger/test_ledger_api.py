@@ -51,6 +51,22 @@ def test_trial_balance_as_of_an_earlier_date_and_as_csv(api):
     assert rows[-1] == ",Total,,150.00,150.00"
 
 
+def test_trial_balance_takes_from_and_to_as_the_other_reports_do(api):
+    api.post("/ledger/journal-entries", json=opening_entry_body("100", "2026-01-05"))
+    api.post("/ledger/journal-entries", json=opening_entry_body("50", "2026-02-05"))
+    # `to` is the last day, as in the other reports (it was ignored: balances through today)
+    january = api.get("/ledger/trial-balance?from=2026-01-01&to=2026-01-31").json()
+    assert (january["as_of"], january["total_debit"]) == ("2026-01-31", "100.00")
+    assert api.get("/ledger/trial-balance?to=2026-01-31").json()["total_debit"] == "100.00"
+    # a range that ends before it begins is refused on `from`, not answered with empty books
+    for query in ("from=2026-02-01&to=2026-01-31", "from=2026-02-01&as_of=2026-01-31"):
+        r = api.get(f"/ledger/trial-balance?{query}")
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from", (query, r.text)
+    # and two different last days are refused
+    r = api.get("/ledger/trial-balance?as_of=2026-01-31&to=2026-02-28")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "to", r.text
+
+
 def test_manual_entry_posts_and_reads_back(api):
     r = api.post("/ledger/journal-entries", json={
         "date": "2026-01-31", "description": "January rent",
