@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 
 def _money_str(value: Decimal) -> str:
@@ -24,8 +24,21 @@ def _quantity_str(value: Decimal) -> str:
 
 Money = Annotated[Decimal, PlainSerializer(_money_str, return_type=str, when_used="json")]
 Quantity = Annotated[Decimal, PlainSerializer(_quantity_str, return_type=str, when_used="json")]
+
+
+def amount_input(value: object) -> object:
+    """Let through a string or a number as it came (the services parse it exactly); anything else —
+    a boolean, which a lax int would take as 1 or 0, a list, an object — is refused on the field
+    itself (a union's own errors would name `quantity.str`, `quantity.int`, … instead)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an amount")
+    if not isinstance(value, str | int | float | Decimal):
+        raise ValueError(f"{type(value).__name__} is not an amount")
+    return value
+
+
 # Inputs: strings or numbers; the services check ranges and scale with named rules.
-DecimalIn = Decimal | int | str
+DecimalIn = Annotated[Decimal | int | str, BeforeValidator(amount_input)]
 
 
 class ProductCreate(BaseModel):

@@ -6,12 +6,23 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from entrepot.catalog.schemas import Money, Quantity
+from entrepot.catalog.schemas import Money, Quantity, amount_input
 
 # Inputs: strings or numbers; the service parses them exactly (and names the field on error).
-DecIn = Annotated[str | int | float, Field(union_mode="left_to_right")]
+DecIn = Annotated[str | int | float, Field(union_mode="left_to_right"), BeforeValidator(amount_input)]
+
+
+def _id_input(value: object) -> object:
+    """An id is a string (the service looks it up and names the field when it is no record of this
+    tenant); anything else is refused on the field itself, not on the union's `product_id.uuid`, …"""
+    if isinstance(value, uuid.UUID | str):
+        return value
+    raise ValueError(f"{type(value).__name__} is not an id")
+
+
+IdIn = Annotated[uuid.UUID | str, BeforeValidator(_id_input)]
 
 
 BIN = "A storage bin (default: the warehouse's main stock location)"
@@ -81,23 +92,23 @@ class LocationCreate(_In):
 
 
 class AdjustmentCreate(_In):
-    warehouse_id: uuid.UUID | str
-    product_id: uuid.UUID | str
+    warehouse_id: IdIn
+    product_id: IdIn
     quantity: DecIn
     reason: str
     unit_cost: DecIn | None = None
     lot_code: str | None = None
-    lot_id: uuid.UUID | str | None = None
+    lot_id: IdIn | None = None
     expiry_date: date | None = None
     serials: list[str] | None = None
     reference: str | None = None
     on: date | None = Field(default=None, description="Effective date (back-dating within an open period)")
-    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+    location_id: IdIn | None = Field(default=None, description=BIN)
 
 
 class ReceiptCreate(_In):
-    warehouse_id: uuid.UUID | str
-    product_id: uuid.UUID | str
+    warehouse_id: IdIn
+    product_id: IdIn
     quantity: DecIn
     unit_cost: DecIn
     reference: str = ""
@@ -105,17 +116,17 @@ class ReceiptCreate(_In):
     expiry_date: date | None = None
     serials: list[str] | None = None
     on: date | None = None
-    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+    location_id: IdIn | None = Field(default=None, description=BIN)
 
 
 class ScrapCreate(_In):
-    warehouse_id: uuid.UUID | str
-    product_id: uuid.UUID | str
+    warehouse_id: IdIn
+    product_id: IdIn
     quantity: DecIn
     reason: str
     lot_code: str | None = None
     serials: list[str] | None = None
-    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+    location_id: IdIn | None = Field(default=None, description=BIN)
 
 
 class StockMoveRead(BaseModel):
@@ -204,9 +215,9 @@ class LotTraceRead(BaseModel):
 
 
 class TransferCreate(_In):
-    product_id: uuid.UUID | str
-    from_warehouse_id: uuid.UUID | str
-    to_warehouse_id: uuid.UUID | str
+    product_id: IdIn
+    from_warehouse_id: IdIn
+    to_warehouse_id: IdIn
     quantity: DecIn
     lot_code: str | None = None
     ship: bool = Field(default=True, description="Ship at once (default); false: only reserve the stock at the "
@@ -238,13 +249,13 @@ class TransferRead(BaseModel):
 
 
 class CountCreate(_In):
-    warehouse_id: uuid.UUID | str
+    warehouse_id: IdIn
     counter: str
-    location_id: uuid.UUID | str | None = Field(default=None, description=BIN)
+    location_id: IdIn | None = Field(default=None, description=BIN)
 
 
 class CountLineIn(_In):
-    product_id: uuid.UUID | str
+    product_id: IdIn
     counted_quantity: DecIn
     lot_code: str | None = None
 
@@ -267,8 +278,8 @@ class CountRead(BaseModel):
 
 
 class ReorderRuleIn(_In):
-    product_id: uuid.UUID | str
-    warehouse_id: uuid.UUID | str
+    product_id: IdIn
+    warehouse_id: IdIn
     reorder_point: DecIn
     order_up_to: DecIn
     safety_stock: DecIn = 0

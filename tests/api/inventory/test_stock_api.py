@@ -129,6 +129,48 @@ def test_bad_adjustments_are_422_naming_the_field(api):
     assert api.get(f"/stock/moves?product_id={product}").json()["items"] == []
 
 
+def test_a_boolean_is_not_a_quantity_or_a_price_and_a_wrong_type_names_the_field(api):
+    # inputs take strings or numbers; a JSON boolean was read as 1 or 0 (true adjusted stock by one unit),
+    # and a list or an object was refused on `quantity.str`, `quantity.int`, `quantity.float` (the union's
+    # members), not on the field; so was an id that is not a string (`product_id.uuid`, `product_id.str`)
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    other = create_warehouse(api)["id"]
+    refused = [
+        ("/stock/adjustments", {"warehouse_id": wh, "product_id": product, "quantity": True, "reason": "x"},
+         "quantity"),
+        ("/stock/adjustments", {"warehouse_id": wh, "product_id": product, "quantity": "2", "reason": "x",
+                                "unit_cost": True}, "unit_cost"),
+        ("/stock/receipts", {"warehouse_id": wh, "product_id": product, "quantity": True, "unit_cost": "1"},
+         "quantity"),
+        ("/transfers", {"product_id": product, "from_warehouse_id": wh, "to_warehouse_id": other,
+                        "quantity": True}, "quantity"),
+        ("/products", {"sku": f"B-{uuid.uuid4().hex[:8]}", "name": "n", "list_price": True, "currency": "USD"},
+         "list_price"),
+        ("/products", {"sku": f"B-{uuid.uuid4().hex[:8]}", "name": "n", "list_price": "1", "currency": "USD",
+                       "standard_cost": False}, "standard_cost"),
+        ("/stock/adjustments", {"warehouse_id": wh, "product_id": product, "quantity": [], "reason": "x"},
+         "quantity"),
+        ("/products", {"sku": f"B-{uuid.uuid4().hex[:8]}", "name": "n", "list_price": {}, "currency": "USD"},
+         "list_price"),
+        ("/stock/adjustments", {"warehouse_id": wh, "product_id": {"id": product}, "quantity": "1", "reason": "x"},
+         "product_id"),
+        ("/transfers", {"product_id": product, "from_warehouse_id": wh, "to_warehouse_id": None, "quantity": 1},
+         "to_warehouse_id"),
+    ]
+    for path, body, field in refused:
+        r = api.post(path, json=body)
+        assert r.status_code == 422, (path, body, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], (path, body, r.text)
+    assert api.get(f"/stock/moves?product_id={product}").json()["items"] == []
+    # numbers and strings still work
+    for quantity in (2, 2.5, "2"):
+        r = api.post("/stock/adjustments", json={"warehouse_id": wh, "product_id": product, "quantity": quantity,
+                                                 "reason": "x", "unit_cost": 1})
+        assert r.status_code == 201, (quantity, r.text)
+
+
+
 def test_another_tenants_warehouse_or_product_cannot_be_adjusted(api, other_api):
     # given this tenant's product and warehouse, and the other tenant's
     product, wh = create_product(api)["id"], create_warehouse(api)["id"]
