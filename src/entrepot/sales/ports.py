@@ -41,6 +41,14 @@ def ensure_can_order(customer: Any) -> None:
         fn(customer)
 
 
+def ensure_bookable(uow: UnitOfWork, currency: str) -> None:
+    """The books can take a document in `currency` today: it is the tenant's currency, or one with
+    an exchange rate (else 422 `no_exchange_rate` on `currency`)."""
+    from entrepot.ledger.services.rates import rate_on
+
+    rate_on(uow, currency, clock.today())
+
+
 def default_ship_to(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
     """The default ship-to address (name, line1, line2, city, region, postal_code, country), or None."""
     return get_customer(uow, customer_id).default_ship_to

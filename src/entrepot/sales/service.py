@@ -450,6 +450,9 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
         SALES_ORDER.apply(order, "confirm")  # raises, naming the allowed actions
     customer = ports.get_customer(uow, order.customer_id)
     ports.ensure_can_order(customer)  # blocked or put on hold since the order was entered
+    # An order the books cannot convert would ship and then stop every invoicing run of the tenant:
+    # refused here, before anything is reserved, until the currency has an exchange rate.
+    ports.ensure_bookable(uow, order.currency)
     limit = getattr(customer, "credit_limit", None)
     if limit is not None:
         # one credit check of the customer at a time: two orders confirmed at once would each

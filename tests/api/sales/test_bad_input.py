@@ -157,3 +157,27 @@ def test_an_order_for_a_customer_on_hold_or_blocked_is_a_409(api):
     act(api, f"/customers/{desk.customer_id}/status", json={"action": "block"})
     blocked = api.post(f"/sales-orders/{entered['id']}/confirm")
     assert (blocked.status_code, blocked.json()["customer_status"]) == (409, "blocked")
+
+
+def test_an_order_in_a_currency_the_books_cannot_convert_is_not_confirmed(api):
+    # given a USD tenant, and a EUR customer's order with no EUR exchange rate on the books
+    desk = order_desk(api, stock=5, currency="EUR")
+    usd = order_desk(api, stock=5)
+    order = create_order(api, desk, 2)
+    # when the desk confirms it
+    r = api.post(f"/sales-orders/{order['id']}/confirm")
+    # then it is refused naming the currency, and stays a draft with nothing reserved (shipped, it
+    # could not be invoiced, and it would stop every invoicing run of the tenant)
+    assert r.status_code == 422 and r.json()["code"] == "no_exchange_rate", r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["currency"]
+    assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "draft"
+    assert [float(s["reserved"]) for s in api.get(f"/stock?product_id={desk.product_id}").json()["items"]] == [0]
+    # and once the rate is on the books, it confirms, ships and is billed beside the USD customer's order
+    assert api.post("/ledger/exchange-rates", json={"currency": "EUR", "date": "2026-01-01",
+                                                    "rate": "1.10"}).status_code == 201
+    usd_order = create_order(api, usd, 1)
+    for o in (order, usd_order):
+        act(api, f"/sales-orders/{o['id']}/confirm")
+        act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': o['id']})['id']}/ship")
+    invoices = act(api, "/invoicing-runs", 201, {})
+    assert sorted(i["currency"] for i in invoices) == ["EUR", "USD"]
