@@ -8,7 +8,7 @@ one prepared read per unit of work), `get_customer`, `get_customers`, `default_s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -68,6 +68,22 @@ SUPPLIER_ITEM_FIELDS = (
 class CustomerNotActive(Conflict):
     code = "customer_not_active"
     title = "Customer is on hold or blocked"
+
+
+class CurrencyInUse(Conflict):
+    code = "currency_in_use"
+    title = "The customer has documents in its currency"
+
+
+# What ties a customer to its currency: the domains above (sales, billing) register a check naming
+# the documents the customer has (orders, invoices…), or None; parties cannot read their tables.
+CurrencyHolder = Callable[[UnitOfWork, uuid.UUID], "str | None"]
+_currency_holders: list[CurrencyHolder] = []
+
+
+def hold_customer_currency(check: CurrencyHolder) -> None:
+    """Register a check that names the documents keeping a customer in its currency, or returns None."""
+    _currency_holders.append(check)
 
 
 # ---------------------------------------------------------------- shared checks
@@ -360,6 +376,13 @@ def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[st
         raise ValidationFailed(errors)
     if "code" in values and values["code"] != customer.code and find_customer_by_code(uow, values["code"]):
         raise Conflict(f"a customer with code {values['code']} already exists", field="code")
+    if values.get("currency", customer.currency) != customer.currency:
+        # its orders, invoices and payments stay in the old one: receivables, credit exposure and
+        # the next invoice would mix two currencies
+        held = [what for check in _currency_holders if (what := check(uow, customer.id))]
+        if held:
+            raise CurrencyInUse(f"customer {customer.code} has {' and '.join(held)} in {customer.currency}; "
+                                "its currency cannot change (open a new customer account instead)", field="currency")
     before = snapshot(customer)
     target = values.pop("status", None)
     if target is not None:

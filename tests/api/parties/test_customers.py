@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.factories.parties import ADDRESS, create_customer, customer_body
+from tests.factories.sales import create_order, order_desk
 
 
 def test_create_customer_returns_201_with_id(api):
@@ -91,3 +92,26 @@ def test_customer_audit_and_events(api):
     api.patch(f"/customers/{cid}", json={"name": "Other"})
     audit = api.get("/audit-entries", params={"entity_type": "customer", "entity_id": cid}).json()["items"]
     assert [a["action"] for a in audit] == ["customer.create", "customer.update"]
+
+
+def test_a_customer_with_documents_keeps_its_currency(api):
+    # given a customer with no documents yet, and one with a draft order
+    fresh = create_customer(api, currency="USD")["id"]
+    desk = order_desk(api, stock=1)
+    create_order(api, desk, 1)
+    # when each is moved to EUR
+    moved = api.patch(f"/customers/{fresh}", json={"currency": "EUR"})
+    refused = api.patch(f"/customers/{desk.customer_id}", json={"currency": "EUR"})
+    # then the first may change (nothing is in USD yet); the second keeps USD: its order, and the
+    # receivables and credit exposure that follow, are in USD
+    assert moved.status_code == 200 and moved.json()["currency"] == "EUR", moved.text
+    assert refused.status_code == 409, refused.text
+    assert (refused.json()["code"], refused.json()["field"]) == ("currency_in_use", "currency")
+    assert api.get(f"/customers/{desk.customer_id}").json()["currency"] == "USD"
+    # while other changes still are
+    assert api.patch(f"/customers/{desk.customer_id}", json={"name": "Renamed"}).status_code == 200
+    # and a payment on account alone keeps it too
+    payer = create_customer(api, currency="USD")["id"]
+    assert api.post("/payments", json={"customer_id": payer, "amount": "10.00", "currency": "USD"}).status_code == 201
+    r = api.patch(f"/customers/{payer}", json={"currency": "EUR"})
+    assert r.status_code == 409 and "payments" in r.json()["detail"], r.text
