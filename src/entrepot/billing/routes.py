@@ -27,6 +27,7 @@ from entrepot.billing.schemas import (
     TaxRateCreate,
     TaxRateRead,
 )
+from entrepot.billing.states import CreditNoteStatus, InvoiceStatus
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.money import round_money
 
@@ -37,7 +38,7 @@ router = APIRouter(tags=["billing"])
 def list_invoices(
     uow: Annotated[UnitOfWork, Requires(perms.INVOICE_READ)],
     customer_id: uuid.UUID | None = None,
-    status: str | None = None,
+    status: InvoiceStatus | None = None,
     sales_order_id: uuid.UUID | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -70,7 +71,7 @@ def list_credit_notes(
     uow: Annotated[UnitOfWork, Requires(perms.CREDIT_NOTE_READ)],
     customer_id: uuid.UUID | None = None,
     invoice_id: uuid.UUID | None = None,
-    status: str | None = None,
+    status: CreditNoteStatus | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[CreditNoteRead]:

@@ -14,6 +14,10 @@ class InvoiceStatus(StrEnum):
     credited = "credited"
 
 
+class CreditNoteStatus(StrEnum):
+    posted = "posted"  # the only one: a credit note is posted when issued and never changes
+
+
 # Posted invoices are immutable: payments and credit notes only move the
 # settlement state; a correction is a credit note, never an edit. Every row is
 # the consequence of another document (a payment or credit applied, a credit

@@ -17,7 +17,7 @@ from entrepot.api.reads import read_row
 from entrepot.catalog import imports, service
 from entrepot.catalog import permissions as perms
 from entrepot.catalog.csvio import ImportFailed, decode_upload
-from entrepot.catalog.models import Category, ChannelListing, Product
+from entrepot.catalog.models import Category, ChannelListing, Product, ProductStatus
 from entrepot.catalog.schemas import (
     CategoryCreate,
     CategoryRead,
@@ -57,7 +57,7 @@ def list_products(
     uow: Annotated[UnitOfWork, Requires(perms.PRODUCT_READ)],
     q: Annotated[str | None, Query(description="search in sku and name")] = None,
     sku: str | None = None,
-    status: str | None = None,
+    status: ProductStatus | None = None,
     category_id: uuid.UUID | None = None,
     include_archived: bool = False,
     cursor: str | None = None,

@@ -47,6 +47,7 @@ from entrepot.inventory.schemas import (
     WarehouseStockRead,
     WarehouseUpdate,
 )
+from entrepot.inventory.states import TransferStatus
 from entrepot.kernel.context import Actor
 
 router = APIRouter(tags=["inventory"])
@@ -194,7 +195,7 @@ def create_transfer(body: TransferCreate, response: Response,
 
 
 @router.get("/transfers", response_model=Page[TransferRead])
-def list_transfers(uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_READ)], status: str | None = None,
+def list_transfers(uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_READ)], status: TransferStatus | None = None,
                    cursor: str | None = None, limit: Limit = 50) -> Page[TransferRead]:
     query = select(Transfer)
     if status:

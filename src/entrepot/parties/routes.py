@@ -20,7 +20,7 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.context import Actor
 from entrepot.parties import imports, service
 from entrepot.parties import permissions as perms
-from entrepot.parties.models import Customer, Supplier, SupplierItem
+from entrepot.parties.models import Customer, CustomerStatus, Supplier, SupplierItem, SupplierStatus
 from entrepot.parties.schemas import (
     AddressCreate,
     AddressRead,
@@ -58,7 +58,7 @@ def list_customers(
     uow: Annotated[UnitOfWork, Requires(perms.CUSTOMER_READ)],
     q: Annotated[str | None, Query(description="search in code and name")] = None,
     code: str | None = None,
-    status: str | None = None,
+    status: CustomerStatus | None = None,
     customer_group: str | None = None,
     include_archived: bool = False,
     cursor: str | None = None,
@@ -140,7 +140,7 @@ def list_suppliers(
     uow: Annotated[UnitOfWork, Requires(perms.SUPPLIER_READ)],
     q: Annotated[str | None, Query(description="search in code and name")] = None,
     code: str | None = None,
-    status: str | None = None,
+    status: SupplierStatus | None = None,
     include_archived: bool = False,
     cursor: str | None = None,
     limit: Limit = 50,

@@ -35,6 +35,7 @@ from entrepot.sales.schemas import (
     ShippingRateRead,
     TimelineEntry,
 )
+from entrepot.sales.states import OrderInvoiceStatus, OrderStatus, QuoteStatus, ReturnStatus, ShipmentStatus
 
 router = APIRouter(tags=["sales"])
 Uow = UnitOfWork
@@ -70,8 +71,8 @@ def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perm
 def list_sales_orders(
     uow: Annotated[Uow, Requires(perms.ORDER_READ)],
     customer_id: uuid.UUID | None = None,
-    status: str | None = None,
-    invoice_status: str | None = None,
+    status: OrderStatus | None = None,
+    invoice_status: OrderInvoiceStatus | None = None,
     number: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -174,7 +175,7 @@ def create_shipment(body: ShipmentCreate, uow: Annotated[Uow, Requires(perms.SHI
 def list_shipments(
     uow: Annotated[Uow, Requires(perms.SHIPMENT_READ)],
     sales_order_id: uuid.UUID | None = None,
-    status: str | None = None,
+    status: ShipmentStatus | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[ShipmentRead]:
@@ -256,7 +257,7 @@ def create_quote(body: QuoteCreate, uow: Annotated[Uow, Requires(perms.QUOTE_CRE
 def list_quotes(
     uow: Annotated[Uow, Requires(perms.QUOTE_READ)],
     customer_id: uuid.UUID | None = None,
-    status: str | None = None,
+    status: QuoteStatus | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[QuoteRead]:
@@ -314,7 +315,7 @@ def list_returns(
     uow: Annotated[Uow, Requires(perms.RETURN_READ)],
     customer_id: uuid.UUID | None = None,
     sales_order_id: uuid.UUID | None = None,
-    status: str | None = None,
+    status: ReturnStatus | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[ReturnRead]:
