@@ -39,7 +39,7 @@ from entrepot.kernel import clock
 from entrepot.kernel.dates import check_past_date
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, UnknownRecord, ValidationFailed, invalid, reference
 from entrepot.kernel.ids import new_id
-from entrepot.kernel.money import ZERO, InvalidAmount, is_currency, round_money, to_decimal
+from entrepot.kernel.money import ZERO, InvalidAmount, format_amount, is_currency, round_money, to_decimal
 
 OPEN_INVOICE = (InvoiceStatus.posted, InvoiceStatus.partially_paid)
 DEFAULT_TERMS_DAYS = 30
@@ -399,7 +399,8 @@ def refund_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID, amount: De
     if amount <= 0:
         raise invalid("amount", "must be greater than zero", "positive")
     if amount > note.unapplied:
-        raise invalid("amount", f"only {note.unapplied} of this credit note is unapplied", "max")
+        raise invalid("amount", f"only {format_amount(note.unapplied, note.currency)} of this credit note is "
+                      "unapplied", "max")
     note.unapplied -= amount
     _posting().post_customer_refund(uow, source_id=note.id, on=on or clock.today(), currency=note.currency,
                                     customer_id=note.customer_id, amount=amount)
@@ -510,7 +511,8 @@ def refund_payment(uow: UnitOfWork, *, payment_id: uuid.UUID, amount: Decimal, o
     if amount <= 0:
         raise invalid("amount", "must be greater than zero", "positive")
     if amount > payment.unapplied:
-        raise invalid("amount", f"only {payment.unapplied} of this payment is unapplied", "max")
+        raise invalid("amount", f"only {format_amount(payment.unapplied, payment.currency)} of this payment is "
+                      "unapplied", "max")
     before = snapshot(payment)
     payment.refunded += amount
     payment.unapplied -= amount
@@ -583,15 +585,17 @@ def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[A
             if available and a.amount + available == inv.amount_due:
                 discount = available
         if a.amount + discount > inv.amount_due:
-            over.append(f"{inv.number}: {a.amount} > amount due {inv.amount_due}")
+            over.append(f"{inv.number}: {format_amount(a.amount, inv.currency)} > amount due "
+                        f"{format_amount(inv.amount_due, inv.currency)}")
             continue
         total += a.amount
         plan.append((inv, a.amount, discount))
     if errors:
         raise ValidationFailed(errors)
     if total > payment.unapplied:
-        raise ValidationFailed(FieldError("allocations", f"allocations total {total} but only {payment.unapplied} "
-                                          "is available to allocate", "max"))
+        raise ValidationFailed(FieldError(
+            "allocations", f"allocations total {format_amount(total, payment.currency)} but only "
+            f"{format_amount(payment.unapplied, payment.currency)} is available to allocate", "max"))
     if over:
         raise OverAllocation("allocation exceeds the amount due: " + "; ".join(over))
     return plan

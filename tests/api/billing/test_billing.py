@@ -46,7 +46,9 @@ def test_unapplied_credit_is_kept_applied_later_and_refunded(api):
     assert (applied["applied"], applied["unapplied"]) == ("50.00", "30.00")
     assert api.get(f"/invoices/{invoice['id']}").json()["status"] == "paid"
     # and the rest refunded, never more than is left
-    assert api.post(f"/payments/{payment['id']}/refund", json={"amount": "31.00"}).status_code == 422
+    too_much = api.post(f"/payments/{payment['id']}/refund", json={"amount": "31.00"})
+    # (the message gives money as the API does, to the currency's cents)
+    assert too_much.status_code == 422 and "only 30.00 of this payment" in too_much.json()["detail"], too_much.text
     refunded = act(api, f"/payments/{payment['id']}/refund", json={"amount": "30.00"})
     assert (refunded["refunded"], refunded["unapplied"]) == ("30.00", "0.00")
     assert D(api.get("/receivables/aging").json()["total"]) == 0
