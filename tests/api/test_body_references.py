@@ -30,6 +30,7 @@ CASES: list[tuple[str, Any, str]] = [
                                     "lines": [{"product_id": x["product_id"], "quantity": "1"}]},
      "lines[0].product_id"),
     ("/shipments", lambda m, x: {"sales_order_id": x["sales_order_id"]}, "sales_order_id"),
+    ("/invoicing-runs", lambda m, x: {"customer_id": x["customer_id"]}, "customer_id"),
     ("/returns", lambda m, x: {"sales_order_id": x["sales_order_id"],
                                "lines": [{"sales_order_line_id": m.customer_id, "quantity": "1"}]}, "sales_order_id"),
     ("/payments", lambda m, x: {"customer_id": x["customer_id"], "amount": "1.00", "currency": "USD"},
@@ -50,6 +51,8 @@ CASES: list[tuple[str, Any, str]] = [
     ("/stock-counts", lambda m, x: {"warehouse_id": x["warehouse_id"], "counter": "kim"}, "warehouse_id"),
     ("/supplier-items", lambda m, x: {"supplier_id": m.supplier_id, "product_id": x["product_id"],
                                       "cost": "1.00", "currency": "USD"}, "product_id"),
+    ("/supplier-items", lambda m, x: {"supplier_id": x["supplier_id"], "product_id": m.product_id,
+                                      "cost": "1.00", "currency": "USD"}, "supplier_id"),
     ("/contract-prices", lambda m, x: {"customer_id": x["customer_id"], "product_id": m.product_id,
                                        "unit_price": "9.00", "currency": "USD"}, "customer_id"),
     ("/contract-prices", lambda m, x: {"customer_id": m.customer_id, "product_id": x["product_id"],
@@ -78,14 +81,21 @@ class Mine:
 @pytest.fixture
 def foreign(other_api: Any) -> dict[str, str]:
     kinds = ["customer_id", "product_id", "warehouse_id", "invoice_id", "category_id", "account_id",
-             "sales_order_id"]
+             "sales_order_id", "supplier_id"]
     return {kind: FACTORIES[kind](other_api) for kind in kinds}
 
 
 def _events(api: Any) -> list[dict[str, Any]]:
-    r = api.get("/events", params={"limit": 100})
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
+    """Every event of the tenant, page after page."""
+    events: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        r = api.get("/events", params=params)
+        assert r.status_code == 200, r.text
+        events += r.json()["items"]
+        if not r.json()["next_cursor"]:
+            return events
+        params["after"] = r.json()["next_cursor"]
 
 
 def test_a_body_naming_another_tenants_record_is_404(api, other_api, foreign):

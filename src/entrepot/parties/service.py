@@ -31,6 +31,7 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.service import get_product
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
+from entrepot.db.registry import load_all_models
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
@@ -379,6 +380,7 @@ def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[st
     if values.get("currency", customer.currency) != customer.currency:
         # its orders, invoices and payments stay in the old one: receivables, credit exposure and
         # the next invoice would mix two currencies
+        load_all_models()  # every domain's check is registered (from its provisioning module), in any process
         held = [what for check in _currency_holders if (what := check(uow, customer.id))]
         if held:
             raise CurrencyInUse(f"customer {customer.code} has {' and '.join(held)} in {customer.currency}; "
@@ -651,7 +653,8 @@ def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierIt
     values, errors = clean_supplier_item(data)
     if errors:
         raise ValidationFailed(errors)
-    supplier = get_supplier(uow, values["supplier_id"])
+    with reference("supplier_id"):
+        supplier = get_supplier(uow, values["supplier_id"])
     refuse_archived(supplier, "supplier")
     with reference("product_id"):
         product = get_product(uow, values["product_id"])

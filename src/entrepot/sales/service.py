@@ -1048,6 +1048,9 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
     if on is not None and (on > today or (through is not None and on < through)):
         raise invalid("on", "today or earlier, and not before `through`: an invoice is dated when (or after) "
                       "what it bills had shipped", "range")
+    if customer_id is not None:
+        with reference("customer_id"):  # not an empty run: a customer this tenant does not have
+            ports.get_customer(uow, customer_id)
     query = select(SalesOrder).join(SalesOrderLine, SalesOrderLine.order_id == SalesOrder.id).where(
         SalesOrderLine.quantity_shipped > SalesOrderLine.quantity_invoiced
         + SalesOrderLine.quantity_returned_unbilled).distinct()

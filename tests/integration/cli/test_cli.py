@@ -153,3 +153,32 @@ def test_a_demo_stopped_part_way_is_not_served_as_if_it_were_whole(tmp_path):
     # then it says what happened and what to do, and prints no login
     assert again.returncode == 1 and "stopped before its data was all loaded" in again.stderr
     assert "ent_" not in again.stdout and "Traceback" not in again.stderr
+
+
+def test_an_import_cannot_move_a_customer_with_orders_to_another_currency(fresh_sqlite, tmp_path):
+    # The check that a customer has documents in its currency is registered by the sales and
+    # billing domains; the CLI's own process must know it too, not only the API's.
+    from decimal import Decimal
+
+    from entrepot.catalog.service import create_product
+    from entrepot.db.uow import tenant_uow
+    from entrepot.sales.service import OrderLineInput, create_sales_order
+
+    # given a customer with a draft order, entered by import and the order desk
+    tenant_id = uuid.UUID(run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme").stdout.strip())
+    customers = tmp_path / "customers.csv"
+    customers.write_text("code,name,currency\nC1,Acme Hardware,USD\n")
+    run(fresh_sqlite, "import", "customers", str(customers), "--tenant", "acme")
+    with tenant_uow(tenant_id, url=fresh_sqlite) as uow:
+        product = create_product(uow, {"sku": "B-1", "name": "Bolt", "list_price": "1.00", "currency": "USD"})
+        customer_id = uow.session.execute(text("SELECT id FROM parties_customers WHERE code = 'C1'")).scalar()
+        create_sales_order(uow, customer_id=uuid.UUID(str(customer_id)),
+                           lines=[OrderLineInput(product.id, Decimal(1))])
+        uow.commit()
+    # when a second import moves it to EUR
+    customers.write_text("code,name,currency\nC1,Acme Hardware,EUR\n")
+    moved = run(fresh_sqlite, "import", "customers", str(customers), "--tenant", "acme", check=False)
+    # then the row is refused, and the customer keeps USD
+    assert moved.returncode == 1 and "currency" in moved.stdout + moved.stderr, moved.stdout + moved.stderr
+    with get_engine(fresh_sqlite).connect() as conn:
+        assert conn.execute(text("SELECT currency FROM parties_customers WHERE code = 'C1'")).scalar() == "USD"
