@@ -64,6 +64,14 @@ CASES: list[tuple[str, Any, str]] = [
         "date": m.today, "description": "x",
         "lines": [{"account_id": x["account_id"], "debit": "1.00"}, {"account_code": "1000", "credit": "1.00"}]},
      "lines[0].account_id"),
+    ("/ledger/journal-entries", lambda m, x: {
+        "date": m.today, "description": "x",
+        "lines": [{"account_code": "1000", "debit": "1.00", "party_id": x["customer_id"]},
+                  {"account_code": "3000", "credit": "1.00"}]}, "lines[0].party_id"),
+    ("/ledger/journal-entries", lambda m, x: {
+        "date": m.today, "description": "x",
+        "lines": [{"account_code": "1000", "debit": "1.00"},
+                  {"account_code": "3000", "credit": "1.00", "product_id": x["product_id"]}]}, "lines[1].product_id"),
 ]
 
 

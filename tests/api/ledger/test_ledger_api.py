@@ -352,3 +352,20 @@ def test_a_hand_entry_is_dated_within_ten_years_back_and_a_year_ahead(api):
     entry = api.post("/ledger/journal-entries", json=opening_entry_body("10", today.isoformat())).json()
     r = api.post(f"/ledger/journal-entries/{entry['id']}/reverse", json={"date": "0001-01-01"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "date"
+
+
+def test_a_hand_typed_line_may_name_its_own_customer_supplier_or_product(api):
+    # The line's party and product must be the tenant's own (another's is a 404, see
+    # tests/api/test_body_references.py); its own customer, supplier and product are taken.
+    from tests.factories.catalog import create_product
+    from tests.factories.parties import create_customer, create_supplier
+
+    customer, supplier = create_customer(api)["id"], create_supplier(api)["id"]
+    product = create_product(api)["id"]
+    r = api.post("/ledger/journal-entries", json={
+        "date": date.today().isoformat(), "description": "tagged",
+        "lines": [{"account_code": "1000", "debit": "2.00", "party_id": customer, "product_id": product},
+                  {"account_code": "3000", "credit": "1.00", "party_id": supplier},
+                  {"account_code": "3000", "credit": "1.00"}]})
+    assert r.status_code == 201, r.text
+    assert [ln["party_id"] for ln in r.json()["lines"]] == [customer, supplier, None]

@@ -30,6 +30,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.expression import TableClause, TextClause
 from sqlalchemy.sql.schema import Table
 
+from entrepot.catalog.service import get_product
 from entrepot.db.infrastructure import DocumentSequence
 from entrepot.db.insert_if_missing import insert_if_missing
 from entrepot.db.prepared import Prepared
@@ -37,7 +38,7 @@ from entrepot.db.uow import UnitOfWork, on_before_commit
 from entrepot.integration import outbox
 from entrepot.kernel import clock
 from entrepot.kernel.dates import check_ledger_date
-from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid, unknown
+from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid, reference, unknown
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, InvalidAmount, fits_storage, is_currency, minor_unit, round_money, to_decimal
 from entrepot.ledger.chart import CONTROL_ROLES, JournalCode, Role
@@ -53,6 +54,7 @@ from entrepot.ledger.models import Account, Journal, JournalEntry, JournalLine
 from entrepot.ledger.services import accounts as chart
 from entrepot.ledger.services.periods import open_period_for_posting
 from entrepot.ledger.services.rates import rate_on
+from entrepot.parties.service import get_customer, get_supplier
 
 SEQUENCE = "ledger.{code}"
 # Exact storage keeps 20 digits, 4 after the point; sums of many lines need headroom.
@@ -552,10 +554,26 @@ def create_manual_entry(uow: UnitOfWork, data: ManualEntry) -> JournalEntry:
         credit = _amount(line.credit, f"{where}.credit", currency)
         if (debit > 0) == (credit > 0):
             raise invalid(where, "exactly one of debit and credit must be greater than zero", "one_side")
+        _check_dimensions(uow, line.party_id, line.product_id, where)
         drafts.append(LineDraft(account, debit - credit, party_id=line.party_id, product_id=line.product_id,
                                 description=line.description, field=where))
     return post_entry(uow, journal=data.journal, on=data.date, currency=currency, lines=drafts,
                       source_type="manual", description=data.description)
+
+
+def _check_dimensions(uow: UnitOfWork, party_id: uuid.UUID | None, product_id: uuid.UUID | None,
+                      where: str) -> None:
+    """A hand-typed line's party (a customer or supplier) and product are the tenant's own: a
+    stray id would tag the books with a record the tenant does not have."""
+    if product_id is not None:
+        with reference(f"{where}.product_id"):
+            get_product(uow, product_id)
+    if party_id is not None:
+        try:
+            get_customer(uow, party_id)
+        except NotFound:
+            with reference(f"{where}.party_id"):
+                get_supplier(uow, party_id)
 
 
 # --- reversal ---------------------------------------------------------------------------------
