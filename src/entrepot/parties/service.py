@@ -8,7 +8,7 @@ one prepared read per unit of work), `get_customer`, `get_customers`, `default_s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -76,15 +76,15 @@ class CurrencyInUse(Conflict):
     title = "The customer has documents in its currency"
 
 
-# What ties a customer to its currency: the domains above (sales, billing) register a check naming
-# the documents the customer has (orders, invoices…), or None; parties cannot read their tables.
-CurrencyHolder = Callable[[UnitOfWork, uuid.UUID], "str | None"]
-_currency_holders: list[CurrencyHolder] = []
+# What ties a customer to its currency: the domains above (sales, billing) register their document
+# tables (parties cannot import them); a customer with a row in any keeps its currency.
+_currency_holders: list[tuple[str, Any]] = []
 
 
-def hold_customer_currency(check: CurrencyHolder) -> None:
-    """Register a check that names the documents keeping a customer in its currency, or returns None."""
-    _currency_holders.append(check)
+def hold_customer_currency(documents: str, model: Any) -> None:
+    """Register `model` (a table with a `customer_id`), named `documents` in the refusal: a customer
+    with any row of it keeps its currency."""
+    _currency_holders.append((documents, model))
 
 
 # ---------------------------------------------------------------- shared checks
@@ -381,7 +381,8 @@ def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[st
         # its orders, invoices and payments stay in the old one: receivables, credit exposure and
         # the next invoice would mix two currencies
         load_all_models()  # every domain's check is registered (from its provisioning module), in any process
-        held = [what for check in _currency_holders if (what := check(uow, customer.id))]
+        held = [documents for documents, model in _currency_holders
+                if uow.session.scalar(select(model.id).where(model.customer_id == customer.id).limit(1))]
         if held:
             raise CurrencyInUse(f"customer {customer.code} has {' and '.join(held)} in {customer.currency}; "
                                 "its currency cannot change (open a new customer account instead)", field="currency")
