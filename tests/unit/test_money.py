@@ -34,6 +34,10 @@ def test_currency_codes():
     assert not is_currency("eur")
     assert not is_currency("XXXX")
     assert not is_currency("ZZZ")
+    # ISO codes that are not money anyone invoices in: no currency, testing, gold, special drawing rights
+    assert not any(is_currency(code) for code in ("XXX", "XTS", "XAU", "XDR"))
+    # while the CFA and CFP francs and the East Caribbean dollar are currencies
+    assert all(is_currency(code) for code in ("XAF", "XOF", "XPF", "XCD"))
 
 
 @given(st.decimals(min_value=-10**9, max_value=10**9, places=6, allow_nan=False))

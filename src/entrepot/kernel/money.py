@@ -22,9 +22,15 @@ class InvalidAmount(ValueError):
     """A value that is not an exact decimal amount."""
 
 
+# ISO 4217 codes that no one invoices in: "no currency", testing, precious metals, bond-market and
+# accounting units. (XAF, XOF, XPF and XCD are real currencies and stay.)
+_NOT_MONEY = frozenset({"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU",
+                        "XUA", "XFO", "XFU", "XRE"})
+
+
 @lru_cache(maxsize=1)
 def _known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+    return frozenset(list_currencies()) - _NOT_MONEY
 
 
 def is_currency(code: str) -> bool:
