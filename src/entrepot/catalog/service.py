@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, String, bindparam, func, or_, select, type_coerce
+from sqlalchemy import Select, String, bindparam, or_, select, type_coerce
 
 from entrepot.catalog import events
 from entrepot.catalog.models import (
@@ -35,6 +35,7 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.states import PRODUCT_STATUS, action_to
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
+from entrepot.db.search import contains_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
@@ -212,8 +213,7 @@ def product_query(*, q: str | None = None, status: str | None = None, category_i
     if category_id:
         query = query.where(Product.category_id == category_id)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Product.sku).like(like), func.lower(Product.name).like(like)))
+        query = query.where(or_(contains_text(Product.sku, q), contains_text(Product.name, q)))
     return query
 
 

@@ -32,6 +32,7 @@ from entrepot.catalog.service import get_product
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
 from entrepot.db.registry import load_all_models
+from entrepot.db.search import contains_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
@@ -323,8 +324,7 @@ def customer_query(*, q: str | None = None, status: str | None = None, customer_
     if customer_group:
         query = query.where(Customer.customer_group == customer_group)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Customer.code).like(like), func.lower(Customer.name).like(like)))
+        query = query.where(or_(contains_text(Customer.code, q), contains_text(Customer.name, q)))
     return query
 
 
@@ -518,8 +518,7 @@ def supplier_query(*, q: str | None = None, status: str | None = None,
     if status:
         query = query.where(Supplier.status == status)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Supplier.code).like(like), func.lower(Supplier.name).like(like)))
+        query = query.where(or_(contains_text(Supplier.code, q), contains_text(Supplier.name, q)))
     return query
 
 

@@ -26,7 +26,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, or_, select
 
 from entrepot.catalog.rules import (
     check_amount,
@@ -41,6 +41,7 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.service import category_parents, get_products, price_basis
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared
+from entrepot.db.search import contains_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.identity.services.tenants import tenant_facts
@@ -386,8 +387,7 @@ def price_list_query(*, q: str | None = None, kind: str | None = None, currency:
     if customer_id:
         query = query.where(PriceList.customer_id == customer_id)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(PriceList.code).like(like), func.lower(PriceList.name).like(like)))
+        query = query.where(or_(contains_text(PriceList.code, q), contains_text(PriceList.name, q)))
     return query
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.factories.catalog import create_product, product_body
+from tests.factories.parties import create_customer
 
 
 def test_create_product_returns_201_with_id_and_fields(api):
@@ -77,6 +78,25 @@ def test_search_by_sku_or_name_and_cursor_paging(api):
     assert len(second["items"]) == 2 and second["next_cursor"] is None
     assert {p["sku"] for p in first["items"] + second["items"]} == {f"WID-{i}" for i in range(5)}
     assert [p["sku"] for p in api.get("/products", params={"q": "gadget"}).json()["items"]] == ["GAD-1"]
+
+
+def test_search_treats_percent_and_underscore_as_text(api):
+    # given: "_" and "%" are LIKE wildcards; a SKU may hold "_"
+    create_product(api, sku="AB_1", name="Under score")
+    create_product(api, sku="ABX1", name="Plain")
+    create_product(api, sku="PCT-1", name="100% cotton")
+    create_customer(api, code="C_1", name="Under")
+    create_customer(api, code="CX1", name="Plain")
+
+    def skus(q):
+        return sorted(p["sku"] for p in api.get("/products", params={"q": q}).json()["items"])
+
+    # then
+    assert skus("b_1") == ["AB_1"]
+    assert skus("_") == ["AB_1"]
+    assert skus("%") == ["PCT-1"]
+    assert skus("0% c") == ["PCT-1"]
+    assert [c["code"] for c in api.get("/customers", params={"q": "c_"}).json()["items"]] == ["C_1"]
 
 
 def test_patch_with_if_match_and_stale_etag_is_412(api):
