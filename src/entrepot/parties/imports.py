@@ -112,7 +112,7 @@ def import_suppliers(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
     return _upsert(
         uow, stream, ImportReport("suppliers", dry_run=dry_run), columns=SUPPLIER_COLUMNS, required=("code",),
         key_of=lambda r: r.get("code", ""), load=load,
-        clean=lambda d, cur: clean_supplier(d, partial=cur is not None),
+        clean=lambda d, cur: clean_supplier(d, partial=cur is not None, current=cur),
         create=lambda d: create_supplier(uow, d), update=lambda cur, d: update_supplier(uow, cur.id, d, supplier=cur),
         progress=progress, dry_run=dry_run)
 

@@ -97,7 +97,7 @@ def _unknown(errors: list[FieldError], data: Mapping[str, Any], allowed: Iterabl
 
 
 def _clean_party(data: Mapping[str, Any], *, partial: bool, fields: tuple[str, ...],
-                 statuses: Iterable[str]) -> tuple[dict[str, Any], list[FieldError]]:
+                 statuses: Iterable[str], current: Any = None) -> tuple[dict[str, Any], list[FieldError]]:
     errors: list[FieldError] = []
     out: dict[str, Any] = {}
     _unknown(errors, data, fields)
@@ -124,7 +124,14 @@ def _clean_party(data: Mapping[str, Any], *, partial: bool, fields: tuple[str, .
         group = data.get("customer_group")
         out["customer_group"] = check_code(errors, "customer_group", group) if group not in (None, "") else None
     if given("tax_id") or given("tax_country"):
-        tax_id, country = check_tax_id(errors, "tax_id", data.get("tax_id"), data.get("tax_country"))
+        raw_id, raw_country, field = data.get("tax_id"), data.get("tax_country"), "tax_id"
+        if current is not None and not given("tax_id"):
+            # a new country re-checks the stored tax id against that country's rule
+            raw_id, field = current.tax_id, "tax_country"
+        if (current is not None and not given("tax_country") and raw_id
+                and not str(raw_id).strip()[:2].isalpha()):
+            raw_country = current.tax_country  # a new id without its prefix keeps the stored country
+        tax_id, country = check_tax_id(errors, field, raw_id, raw_country)
         if given("tax_id"):
             out["tax_id"] = tax_id
         if country is not None or given("tax_country"):
@@ -331,7 +338,7 @@ def customer_query(*, q: str | None = None, status: str | None = None, customer_
 def clean_customer(data: Mapping[str, Any], *, partial: bool = False,
                    current: Customer | None = None) -> tuple[dict[str, Any], list[FieldError]]:
     out, errors = _clean_party(data, partial=partial, fields=(*CUSTOMER_FIELDS, "addresses"),
-                               statuses=list(CustomerStatus))
+                               statuses=list(CustomerStatus), current=current)
     exempt = out.get("tax_exempt", current.tax_exempt if current else False)
     certificate = out.get("exemption_certificate", current.exemption_certificate if current else None)
     if exempt and not certificate:
@@ -522,8 +529,10 @@ def supplier_query(*, q: str | None = None, status: str | None = None,
     return query
 
 
-def clean_supplier(data: Mapping[str, Any], *, partial: bool = False) -> tuple[dict[str, Any], list[FieldError]]:
-    return _clean_party(data, partial=partial, fields=(*SUPPLIER_FIELDS, "addresses"), statuses=list(SupplierStatus))
+def clean_supplier(data: Mapping[str, Any], *, partial: bool = False,
+                   current: Supplier | None = None) -> tuple[dict[str, Any], list[FieldError]]:
+    return _clean_party(data, partial=partial, fields=(*SUPPLIER_FIELDS, "addresses"), statuses=list(SupplierStatus),
+                        current=current)
 
 
 def create_supplier(uow: UnitOfWork, data: Mapping[str, Any]) -> Supplier:
@@ -553,7 +562,7 @@ def update_supplier(uow: UnitOfWork, supplier_id: uuid.UUID, changes: Mapping[st
                     supplier: Supplier | None = None) -> Supplier:
     supplier = supplier or get_supplier(uow, supplier_id)
     refuse_archived(supplier, "supplier")
-    values, errors = clean_supplier(changes, partial=True)
+    values, errors = clean_supplier(changes, partial=True, current=supplier)
     if "addresses" in changes:
         errors.append(FieldError("addresses", "change addresses through /suppliers/{id}/addresses", "read_only"))
     if errors:

@@ -51,6 +51,26 @@ def test_valid_tax_id_is_normalised(api):
     assert r.json()["tax_id"] == "136695976" and r.json()["tax_country"] == "DE"
 
 
+def test_patching_only_the_tax_country_or_id_checks_the_pair(api):
+    # given a German VAT number
+    cid = api.post("/customers", json=customer_body(tax_id="DE136695976", tax_country="DE")).json()["id"]
+    # when the country alone changes, the stored id no longer fits it
+    moved = api.patch(f"/customers/{cid}", json={"tax_country": "FR"})
+    # then
+    assert moved.status_code == 422, moved.text
+    assert [e["field"] for e in moved.json()["errors"]] == ["tax_country"]
+    assert api.get(f"/customers/{cid}").json()["tax_country"] == "DE"
+    # a new id without its country prefix is checked against the stored country
+    assert api.patch(f"/customers/{cid}", json={"tax_id": "123"}).status_code == 422
+    ok = api.patch(f"/customers/{cid}", json={"tax_id": "DE 136 695 976"})
+    assert ok.status_code == 200, ok.text
+    assert (ok.json()["tax_id"], ok.json()["tax_country"]) == ("136695976", "DE")
+    # a supplier the same way
+    sid = api.post("/suppliers", json={"code": "S-TAX", "name": "S", "currency": "EUR", "tax_id": "DE136695976",
+                                       "tax_country": "DE"}).json()["id"]
+    assert api.patch(f"/suppliers/{sid}", json={"tax_country": "FR"}).status_code == 422
+
+
 def test_search_by_code_or_name(api):
     create_customer(api, code="NORTH-1", name="Northwind")
     create_customer(api, code="SOUTH-1", name="Southpole")
