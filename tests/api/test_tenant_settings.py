@@ -78,6 +78,21 @@ def test_a_bad_value_is_422_naming_the_setting_and_nothing_changes(api, body, fi
     assert api.get("/tenant/settings").json() == DEFAULTS
 
 
+def test_every_bad_value_is_named_and_a_margin_is_a_plain_decimal(api):
+    # when two settings are bad at once
+    r = api.patch("/tenant/settings", json={"allocation_policy": "closest", "tax_rounding": "up",
+                                            "invoice_grouping": "customer"})
+    # then both are named, and nothing changes
+    assert r.status_code == 422, r.text
+    assert sorted(e["field"] for e in r.json()["errors"]) == ["allocation_policy", "tax_rounding"]
+    assert api.get("/tenant/settings").json() == DEFAULTS
+    # a margin given in exponent form reads back as a decimal string
+    ok = api.patch("/tenant/settings", json={"minimum_margin": "1e1"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["minimum_margin"] == "10"
+    assert api.get("/tenant/settings").json()["minimum_margin"] == "10"
+
+
 def test_an_unknown_setting_is_422(api):
     r = api.patch("/tenant/settings", json={"allocation_policey": "split"})
     assert r.status_code == 422

@@ -26,7 +26,7 @@ from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit
 from entrepot.identity.services.tenants import TENANT_FACTS_MEMO, tenant_facts
 from entrepot.integration.outbox import record_event
-from entrepot.kernel.errors import DomainError, NotFound, PermissionDenied, invalid
+from entrepot.kernel.errors import DomainError, FieldError, NotFound, PermissionDenied, ValidationFailed, invalid
 from entrepot.kernel.money import InvalidAmount, to_decimal
 
 
@@ -66,7 +66,7 @@ def _margin(value: Any, field: str) -> str:
         raise invalid(field, "a decimal fraction of cost, e.g. \"0.15\" for 15 %", "decimal") from None
     if not 0 <= margin <= _MAX_MARGIN:
         raise invalid(field, f"between 0 and {_MAX_MARGIN} (a fraction of cost: \"0.15\" is 15 %)", "range")
-    return str(margin)
+    return format(margin, "f")  # "1e1" is stored as "10": decimals are plain decimal strings
 
 
 _MAX_RATE = 1_000_000
@@ -163,13 +163,20 @@ def update_tenant_settings(
     The tenant's facts are forgotten in this transaction; a domain that memoised a
     setting in it earlier keeps that value until the next action (docs/operating.md)."""
     load_all_models()  # every domain's guards are registered (from its provisioning module)
-    for name in changes:
-        if name not in SETTINGS:
-            raise invalid(name, f"unknown setting; known: {', '.join(SETTINGS)}", "unknown")
+    faults: list[FieldError] = []
     checked: dict[str, Any] = {}
     for name, value in changes.items():
-        stored = None if value is None else SETTINGS[name].check(value, name)
+        if name not in SETTINGS:
+            faults.append(FieldError(name, f"unknown setting; known: {', '.join(SETTINGS)}", "unknown"))
+            continue
+        try:
+            stored = None if value is None else SETTINGS[name].check(value, name)
+        except ValidationFailed as exc:  # every bad value is named, not only the first
+            faults.extend(exc.errors)
+            continue
         checked[name] = None if stored == SETTINGS[name].default else stored
+    if faults:
+        raise ValidationFailed(faults)
     if not checked:
         return get_tenant_settings(uow)
     tenant = uow.session.get(Tenant, uow.tenant_id, with_for_update={"key_share": True})
