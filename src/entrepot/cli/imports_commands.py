@@ -117,7 +117,12 @@ def _make_export(kind: str) -> Callable[..., None]:
             if file == "-":
                 count = _exporters()[kind](uow, sys.stdout)
             else:
-                with open(file, "w", newline="", encoding="utf-8") as fh:
+                try:
+                    fh = open(file, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    err.print(f"[red]error:[/red] cannot write {file}: {exc.strerror or exc}")
+                    raise typer.Exit(1) from exc
+                with fh:
                     count = _exporters()[kind](uow, fh)
         err.print(f"exported {count} {kind}")
 

@@ -182,3 +182,13 @@ def test_an_import_cannot_move_a_customer_with_orders_to_another_currency(fresh_
     assert moved.returncode == 1 and "currency" in moved.stdout + moved.stderr, moved.stdout + moved.stderr
     with get_engine(fresh_sqlite).connect() as conn:
         assert conn.execute(text("SELECT currency FROM parties_customers WHERE code = 'C1'")).scalar() == "USD"
+
+
+def test_an_export_to_a_path_it_cannot_write_is_a_message_not_a_traceback(fresh_sqlite, tmp_path):
+    run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme")
+    # when the directory does not exist
+    result = run(fresh_sqlite, "export", "products", str(tmp_path / "missing" / "p.csv"), "--tenant", "acme",
+                 check=False)
+    # then
+    assert result.returncode == 1
+    assert "cannot write" in result.stderr and "Traceback" not in result.stderr, result.stderr
