@@ -482,3 +482,24 @@ def test_a_requested_transfer_of_serials_moves_the_reserved_lots_serials_and_who
     assert [m["kind"] for m in moves].count("issue") == 1
     for m in moves:
         assert sorted(m["serials"]) == serials_of[m["lot_id"]], m
+
+
+def test_stock_as_of_a_day_shows_what_was_in_transit_as_get_stock_does(api):
+    # given 10 in A, 4 of them shipped to B and not yet received
+    a = create_warehouse(api, code="A")["id"]
+    b = create_warehouse(api, code="B")["id"]
+    product = create_product(api)["id"]
+    adjust(api, a, product, 10)
+    transfer = api.post("/transfers", json={"product_id": product, "from_warehouse_id": a, "to_warehouse_id": b,
+                                            "quantity": "4"})
+    assert transfer.status_code == 201, transfer.text
+    today = api.get(f"/stock?product_id={product}").json()["items"]
+    # when
+    as_of = api.get("/stock/as-of", params={"product_id": product, "on": transfer.json()["shipped_at"][:10]})
+    # then
+    assert as_of.status_code == 200, as_of.text
+
+    def levels(items):
+        return {i["warehouse_id"]: (i["on_hand"], i["in_transit"]) for i in items}
+
+    assert levels(as_of.json()["items"]) == levels(today) == {a: ("6", "0"), b: ("0", "4")}

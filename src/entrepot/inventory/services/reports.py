@@ -130,29 +130,35 @@ def stock_by_location(uow: UnitOfWork, product_id: object) -> list[LocationStock
 
 
 def stock_at(uow: UnitOfWork, product_id: object, on: date) -> list[WarehouseStock]:
-    """On hand per warehouse (stock locations) at the end of a past day, from the moves alone."""
+    """On hand per warehouse (stock locations) at the end of a past day, and what was in transit to
+    it (its in-transit location), as GET /stock reads them today; from the moves alone."""
     pid = as_uuid(product_id, "product_id")
-    stock_locations = select(Location.id).where(Location.kind == LocationKind.STOCK)
-    incoming = uow.session.execute(
-        select(StockMove.to_warehouse_id, func.sum(StockMove.quantity))
-        .where(StockMove.product_id == pid, StockMove.effective_date <= on,
-               StockMove.to_location_id.in_(stock_locations))
-        .group_by(StockMove.to_warehouse_id)).all()
-    outgoing = uow.session.execute(
-        select(StockMove.from_warehouse_id, func.sum(StockMove.quantity))
-        .where(StockMove.product_id == pid, StockMove.effective_date <= on,
-               StockMove.from_location_id.in_(stock_locations))
-        .group_by(StockMove.from_warehouse_id)).all()
-    totals: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO)
-    for wid, qty in incoming:
-        totals[wid] += qty or ZERO
-    for wid, qty in outgoing:
-        totals[wid] -= qty or ZERO
+    kinds = (LocationKind.STOCK.value, LocationKind.IN_TRANSIT.value)
+    counted = select(Location.id, Location.kind).where(Location.kind.in_(kinds)).subquery()
+
+    def flows(warehouse: Any, location: Any) -> list[Any]:
+        return uow.session.execute(
+            select(warehouse, counted.c.kind, func.sum(StockMove.quantity))
+            .join(counted, counted.c.id == location)
+            .where(StockMove.product_id == pid, StockMove.effective_date <= on)
+            .group_by(warehouse, counted.c.kind)).all()
+
+    totals: dict[tuple[uuid.UUID, str], Decimal] = defaultdict(lambda: ZERO)
+    for wid, kind, qty in flows(StockMove.to_warehouse_id, StockMove.to_location_id):
+        totals[(wid, str(kind))] += qty or ZERO
+    for wid, kind, qty in flows(StockMove.from_warehouse_id, StockMove.from_location_id):
+        totals[(wid, str(kind))] -= qty or ZERO
     if not totals:
         catalog.get_product(uow, pid)  # 404 for an unknown product (see stock_levels)
+    held = {wid for wid, _ in totals}
     warehouses = {w.id: w for w in uow.session.scalars(select(Warehouse).order_by(Warehouse.priority, Warehouse.code))}
-    return [WarehouseStock(wid, w.code, pid, totals[wid], ZERO, totals[wid]) for wid, w in warehouses.items()
-            if wid in totals]
+    out = []
+    for wid, w in warehouses.items():
+        if wid in held:
+            on_hand = totals.get((wid, LocationKind.STOCK.value), ZERO)
+            out.append(WarehouseStock(wid, w.code, pid, on_hand, ZERO, on_hand,
+                                      in_transit=totals.get((wid, LocationKind.IN_TRANSIT.value), ZERO)))
+    return out
 
 
 def move_query(product_id: object, warehouse_id: object | None = None, lot_id: object | None = None) -> Any:
