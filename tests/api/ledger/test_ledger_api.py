@@ -180,6 +180,10 @@ def test_exchange_rates_by_api_and_csv(api):
                    headers={"Content-Type": "text/csv"})
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"line 2.currency", "line 3.date"}
+    # so does one currency's day given twice (it had kept the last and counted both)
+    twice = api.post("/ledger/exchange-rates/import", content="SEK,2026-01-01,0.09\nSEK,2026-01-01,0.10",
+                     headers={"Content-Type": "text/csv"})
+    assert twice.status_code == 422 and [e["field"] for e in twice.json()["errors"]] == ["line 2"], twice.text
     assert len(api.get("/ledger/exchange-rates").json()["items"]) == 4
     # and a JPY entry converts with all the rate's places
     r = api.post("/ledger/journal-entries", json={

@@ -80,6 +80,7 @@ def import_rates_csv(uow: UnitOfWork, text: str) -> list[ExchangeRate]:
     reader = csv.reader(io.StringIO(text))
     parsed: list[tuple[str, date, Decimal]] = []
     errors: list[FieldError] = []
+    first_line: dict[tuple[str, date], int] = {}  # a currency's day given twice: which rate was meant?
     for n, row in enumerate(reader, start=1):
         if not row or all(not c.strip() for c in row):
             continue
@@ -94,6 +95,11 @@ def import_rates_csv(uow: UnitOfWork, text: str) -> list[ExchangeRate]:
         except ValueError:
             errors.append(FieldError(f"line {n}.date", f"{day!r} is not a YYYY-MM-DD date", "date"))
             continue
+        if (cur, valid_on) in first_line:
+            errors.append(FieldError(f"line {n}", f"{cur} on {day} is also on line {first_line[cur, valid_on]}",
+                                     "duplicate"))
+            continue
+        first_line[cur, valid_on] = n
         try:
             parsed.append((cur, valid_on, _validate(uow, cur, rate, prefix=f"line {n}.")))
         except ValidationFailed as exc:
