@@ -296,6 +296,20 @@ def test_a_tenant_defined_role_grants_exactly_its_patterns(api):
     assert api.post("/roles", json={"name": "admin", "permissions": ["*"]}).status_code == 422
 
 
+def test_a_role_pattern_that_grants_no_permission_is_refused(api):
+    # a typo would make a role that silently grants nothing
+    r = api.post("/roles", json={"name": "desk", "permissions": ["sales.order.read", "sales.ordr.*", "sales"]})
+    assert r.status_code == 422, r.text
+    errors = {e["field"]: e for e in r.json()["errors"]}
+    assert set(errors) == {"permissions[1]", "permissions[2]"}
+    assert errors["permissions[1]"]["rule"] == "unknown_permission"
+    assert "sales.order.create" in errors["permissions[1]"]["message"]  # what the domain has instead
+    assert "desk" not in {role["name"] for role in api.get("/roles").json()["items"]}
+    # patterns that grant something, including two-part permissions and wildcards, are taken
+    r = api.post("/roles", json={"name": "desk", "permissions": ["pricing.override", "*.read", "sales.*.create"]})
+    assert r.status_code == 201, r.text
+
+
 def test_users_are_created_with_hashed_passwords(api):
     r = api.post("/users", json={"email": "Ann@Example.com", "name": "Ann", "password": "correct horse battery",
                                  "role": "sales"})

@@ -7,6 +7,13 @@ unless a role should get them.
 
 from __future__ import annotations
 
+import re
+import sys
+from fnmatch import fnmatchcase
+from functools import cache
+
+from entrepot.db.registry import import_domain_modules
+
 TENANT_READ = "identity.tenant.read"
 TENANT_MANAGE = "identity.tenant.manage"
 API_KEY_MANAGE = "identity.api_key.manage"
@@ -37,3 +44,22 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
 
 def permissions_for_builtin(role: str) -> frozenset[str] | None:
     return BUILTIN_ROLES.get(role)
+
+
+_NAME = re.compile(r"^[a-z_]+(\.[a-z_]+){1,2}$")
+
+
+@cache
+def known_permissions() -> frozenset[str]:
+    """Every permission some call or rule checks: the constants of the domains' `permissions.py`."""
+    import_domain_modules("permissions")
+    return frozenset(
+        value for name, module in list(sys.modules.items())
+        if name.startswith("entrepot.") and name.endswith(".permissions")
+        for constant, value in vars(module).items()
+        if constant.isupper() and isinstance(value, str) and _NAME.match(value))
+
+
+def granted_by(pattern: str) -> list[str]:
+    """The known permissions a pattern grants, sorted."""
+    return sorted(p for p in known_permissions() if fnmatchcase(p, pattern))

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.models import Role
-from entrepot.identity.permissions import BUILTIN_ROLES
+from entrepot.identity.permissions import BUILTIN_ROLES, granted_by, known_permissions
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.kernel.errors import Conflict, FieldError, ValidationFailed
 
@@ -26,6 +26,13 @@ def create_role(uow: UnitOfWork, *, name: str, permissions: list[str], descripti
         if not PATTERN.match(p):
             errors.append(FieldError(f"permissions[{i}]", f"{p!r} is not a permission pattern like sales.order.*",
                                      "pattern"))
+        elif not granted_by(p):
+            # a typo would grant nothing, silently: name what the pattern's domain has instead
+            domain = p.split(".")[0]
+            near = [k for k in sorted(known_permissions()) if k.split(".")[0] == domain]
+            hint = f"; {domain} has {', '.join(near)}" if near else ""
+            errors.append(FieldError(f"permissions[{i}]", f"{p!r} grants no permission{hint}",
+                                     "unknown_permission"))
     if errors:
         raise ValidationFailed(errors)
     if uow.session.scalar(select(Role.id).where(Role.name == name)) is not None:
