@@ -461,6 +461,9 @@ def record_payment(
         raise invalid("amount", "must be greater than zero", "positive")
     if round_money(amount, currency) != amount:
         raise invalid("amount", f"more decimal places than {currency} has", "precision")
+    from entrepot.parties.service import hold_customer_for_document
+
+    hold_customer_for_document(uow, customer_id)  # its currency stays what the payment is checked against
     terms = customer_terms(uow, customer_id)
     if currency != terms.currency:
         raise invalid("currency", f"the customer is billed in {terms.currency}, not {currency}", "currency")

@@ -215,6 +215,19 @@ def lock_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
     uow.session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
 
 
+def hold_customer_for_document(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
+    """A document in the customer's currency (an order, a quote, a payment) is being written: hold
+    the customer's row (FOR KEY SHARE) until the transaction ends, and read its facts after that, so
+    a change of its currency (`update_customer`, which locks FOR UPDATE) either waits and then sees
+    the document, or commits first and the document takes the new currency. SQLite serialises
+    writers (BEGIN IMMEDIATE) and needs no lock."""
+    if uow.session.get_bind().dialect.name != "postgresql":
+        return
+    cid = _as_uuid(customer_id, "customer")
+    uow.session.execute(select(Customer.id).where(Customer.id == cid).with_for_update(read=True, key_share=True))
+    _forget_customer_facts(uow, cid)
+
+
 def get_customers(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Customer]:
     wanted = list(dict.fromkeys(_as_uuid(i, "customer") for i in ids))
     found = {c.id: c for c in uow.session.scalars(select(Customer).where(Customer.id.in_(wanted)))} if wanted else {}
@@ -388,6 +401,9 @@ def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[st
         # its orders, invoices and payments stay in the old one: receivables, credit exposure and
         # the next invoice would mix two currencies
         load_all_models()  # every domain's check is registered (from its provisioning module), in any process
+        # Wait for documents being written for it (they hold the row, hold_customer_for_document), then
+        # look: one committed since is seen, one started later takes the new currency.
+        uow.session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
         held = [documents for documents, model in _currency_holders
                 if uow.session.scalar(select(model.id).where(model.customer_id == customer.id).limit(1))]
         if held:

@@ -27,6 +27,12 @@ def get_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
     return customer_facts(uow, customer_id)
 
 
+def hold_customer_for_document(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
+    from entrepot.parties.service import hold_customer_for_document
+
+    hold_customer_for_document(uow, customer_id)
+
+
 def lock_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
     from entrepot.parties.service import lock_customer
 

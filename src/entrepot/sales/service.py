@@ -106,6 +106,7 @@ class ShipTo:
 
 def _customer_for_order(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
     with reference("customer_id"):
+        ports.hold_customer_for_document(uow, customer_id)  # the document takes its currency
         customer = ports.get_customer(uow, customer_id)
     ports.ensure_can_order(customer)
     return customer

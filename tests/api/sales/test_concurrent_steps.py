@@ -172,3 +172,47 @@ def test_a_count_started_while_a_shipment_ships_sees_it_or_holds_it_back(api, fi
         assert (shipped, status, D(item["on_hand"])) == ("shipped", "shipped", 6)
     else:
         assert (type(shipped), status, D(item["on_hand"])) == (inventory.LocationLocked, shipment["status"], 10)
+
+
+def _change_currency(customer_id, currency="EUR"):
+    from entrepot.parties import service as parties
+
+    return lambda uow: parties.update_customer(uow, uuid.UUID(customer_id), {"currency": currency}).currency
+
+
+def _enter_order(desk):
+    line = service.OrderLineInput(uuid.UUID(desk.product_id), D(1))
+    return lambda uow: service.create_sales_order(uow, customer_id=uuid.UUID(desk.customer_id), lines=[line])
+
+
+def test_a_currency_change_while_the_customers_first_order_is_entered_is_refused(api):
+    desk = order_desk(api)
+    # when the customer's first order is entered and, before it commits, its currency is changed
+    outcomes = together(api.tenant, _enter_order(desk), _change_currency(desk.customer_id))
+    # then the change waited for the order and refused: the order and the customer agree
+    assert getattr(outcomes[1], "code", None) == "currency_in_use", outcomes
+    customer = api.get(f"/customers/{desk.customer_id}").json()
+    orders = api.get("/sales-orders", params={"customer_id": desk.customer_id}).json()["items"]
+    assert {o["currency"] for o in orders} == {customer["currency"]} == {"USD"}
+
+
+def test_an_order_entered_while_the_customers_currency_changes_takes_the_new_currency(api):
+    desk = order_desk(api)
+    # when the currency is changed and, before that commits, the customer's first order is entered
+    changed, entered = together(api.tenant, _change_currency(desk.customer_id), _enter_order(desk))
+    # then the order waited and was priced in the new currency (the product has no EUR price, so it
+    # is refused), rather than entered in the old one
+    assert changed == "EUR"
+    assert getattr(entered, "code", None) == "no_price" and "in EUR" in str(entered), entered
+    assert api.get("/sales-orders", params={"customer_id": desk.customer_id}).json()["items"] == []
+
+
+def test_a_payment_recorded_while_the_customers_currency_changes_is_checked_against_the_new_one(api):
+    from entrepot.billing import service as billing
+
+    desk = order_desk(api)
+    changed, paid = together(api.tenant, _change_currency(desk.customer_id), lambda uow: billing.record_payment(
+        uow, customer_id=uuid.UUID(desk.customer_id), amount=D("10.00"), currency="USD"))
+    assert changed == "EUR"
+    assert [e.field for e in getattr(paid, "errors", [])] == ["currency"], paid
+    assert api.get("/payments", params={"customer_id": desk.customer_id}).json()["items"] == []
