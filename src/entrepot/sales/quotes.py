@@ -21,7 +21,7 @@ from entrepot.kernel.ids import new_id
 from entrepot.sales import events
 from entrepot.sales.models import Quote, QuoteLine, SalesOrder
 from entrepot.sales.service import OrderLineInput, _customer_for_order, create_sales_order, price_lines, resolve_ship_to
-from entrepot.sales.states import QUOTE, QuoteStatus
+from entrepot.sales.states import QUOTE, QuoteStatus, quote_actions
 
 DEFAULT_VALIDITY_DAYS = 30
 
@@ -91,7 +91,7 @@ def accept_quote(uow: UnitOfWork, quote_id: uuid.UUID, **order_fields: Any) -> S
         # the scheduler expires it soon (a SYSTEM row): what a caller can still do is all but accept
         raise InvalidTransition("quote", quote.status, "accept (the quote expired on "
                                 f"{quote.valid_until.isoformat()})",
-                                [a for a in QUOTE.allowed_actions(QuoteStatus(quote.status)) if a != "accept"])
+                                quote_actions(quote.status, quote.valid_until, clock.today()))
     _step(uow, quote, "accept")
     order = create_sales_order(
         uow, customer_id=quote.customer_id, channel=quote.channel, customer_po=quote.customer_po, quote_id=quote.id,

@@ -10,16 +10,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from entrepot.billing.schemas import DecimalIn, amount, loaded, number, price
+from entrepot.kernel import clock
 from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment
 from entrepot.sales.states import (
-    QUOTE,
     RETURN,
     SALES_ORDER,
     SHIPMENT,
     OrderStatus,
-    QuoteStatus,
     ReturnStatus,
     ShipmentStatus,
+    quote_actions,
 )
 
 
@@ -324,7 +324,7 @@ class QuoteRead(BaseModel):
             id=q.id, number=q.number, status=q.status, customer_id=q.customer_id, currency=c,
             valid_until=q.valid_until, subtotal=amount(q.subtotal, c), tax_total=amount(q.tax_total, c),
             total=amount(q.total, c), sales_order_id=q.sales_order_id,
-            allowed_actions=QUOTE.allowed_actions(QuoteStatus(q.status)),
+            allowed_actions=quote_actions(q.status, q.valid_until, clock.today()),
             lines=[QuoteLineRead(id=ln.id, product_id=ln.product_id, sku=ln.sku, quantity=number(ln.quantity) or "0",
                                  unit_price=price(ln.unit_price, c), price_source=ln.price_source,
                                  line_total=amount(ln.line_total, c) or "0", tax_amount=amount(ln.tax_amount, c) or "0")

@@ -10,6 +10,7 @@ service as the consequence of another step and are never in `allowed_actions`.
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 from entrepot.kernel.states import SYSTEM, machine
@@ -94,6 +95,15 @@ QUOTE = machine("quote", "status", [
     ("decline", [Q.sent], Q.declined),
     ("expire", [Q.draft, Q.sent], Q.expired, SYSTEM),  # the scheduler, past valid_until
 ])
+
+
+
+def quote_actions(status: str, valid_until: date, today: date) -> list[str]:
+    """A quote's allowed actions: past its validity it can no longer be accepted, though the scheduler
+    has not expired it yet."""
+    actions = QUOTE.allowed_actions(QuoteStatus(status))
+    return [a for a in actions if a != "accept"] if valid_until < today else actions
+
 
 R = ReturnStatus
 RETURN = machine("return", "status", [

@@ -27,10 +27,14 @@ def test_quotes_past_their_date_expire(api):
     desk = order_desk(api, stock=0)
     quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id, "valid_until": clock.today().isoformat(),
                                       "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
-    # when it is accepted tomorrow, before the expiry job ran
+    assert quote["allowed_actions"] == ["accept", "send"]
+    # when it is read and accepted tomorrow, before the expiry job ran
     with clock.frozen_at(clock.now() + timedelta(days=1)):
+        read = api.get(f"/quotes/{quote['id']}").json()
         late = api.post(f"/quotes/{quote['id']}/accept")
-    # then 409, naming what a caller can still do (the expiry is the scheduler's, not an action)
+    # then it no longer offers accept, and accepting is a 409 naming what a caller can still do (the
+    # expiry is the scheduler's, not an action)
+    assert read["allowed_actions"] == ["send"]
     assert late.status_code == 409 and late.json()["allowed_actions"] == ["send"], late.text
     # when the expiry job runs tomorrow
     with api.tenant.uow() as uow, clock.frozen_at(clock.now() + timedelta(days=1)):
