@@ -87,7 +87,7 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
             continue
         data = {_FIELD.get(k, k): v for k, v in row.items()}
         product = existing.get(row.get("sku", ""))
-        values, errors = clean_product(data, ctx, partial=product is not None)
+        values, errors = clean_product(data, ctx, partial=product is not None, current=product)
         if errors:
             report.add_field_errors(line, errors, _COLUMN)
             continue

@@ -227,17 +227,19 @@ class CatalogContext:
     units: set[str]
     category_ids: set[uuid.UUID]
     category_by_code: dict[str, uuid.UUID] = field(default_factory=dict)
+    archived_categories: set[uuid.UUID] = field(default_factory=set)
 
     @classmethod
     def load(cls, uow: UnitOfWork) -> CatalogContext:
         units = set(uow.session.scalars(select(UnitOfMeasure.code))) | {BASE_UNIT}
-        cats = uow.session.execute(select(Category.id, Category.code)).all()
-        return cls(units, {c[0] for c in cats}, {c[1]: c[0] for c in cats})
+        cats = uow.session.execute(select(Category.id, Category.code, Category.archived_at)).all()
+        return cls(units, {c[0] for c in cats}, {c[1]: c[0] for c in cats}, {c[0] for c in cats if c[2]})
 
 
-def clean_product(data: Mapping[str, Any], ctx: CatalogContext, *, partial: bool = False) -> tuple[
-        dict[str, Any], list[FieldError]]:
-    """Check and normalise product fields; returns the values and every problem found."""
+def clean_product(data: Mapping[str, Any], ctx: CatalogContext, *, partial: bool = False,
+                  current: Product | None = None) -> tuple[dict[str, Any], list[FieldError]]:
+    """Check and normalise product fields; returns the values and every problem found. `current` is
+    the product being changed, if any: it may stay in a category archived since."""
     errors: list[FieldError] = []
     out: dict[str, Any] = {}
     unknown = set(data) - set(PRODUCT_FIELDS)
@@ -270,6 +272,8 @@ def clean_product(data: Mapping[str, Any], ctx: CatalogContext, *, partial: bool
                 cat_id = ctx.category_by_code.get(str(cat))
             if cat_id is None or cat_id not in ctx.category_ids:
                 errors.append(UnknownRecord("category_id", f"no category {cat}"))
+            elif cat_id in ctx.archived_categories and (current is None or current.category_id != cat_id):
+                errors.append(FieldError("category_id", f"category {cat} is archived", "archived"))
             else:
                 out["category_id"] = cat_id
     for unit_field in ("unit", "sales_unit", "purchase_unit"):
@@ -339,7 +343,7 @@ def update_product(uow: UnitOfWork, product_id: uuid.UUID, changes: Mapping[str,
     """Change some fields. A status change goes through the product status machine."""
     product = product or get_product(uow, product_id)
     refuse_archived(product, "product")
-    values, errors = clean_product(changes, ctx or CatalogContext.load(uow), partial=True)
+    values, errors = clean_product(changes, ctx or CatalogContext.load(uow), partial=True, current=product)
     if errors:
         raise ValidationFailed(errors)
     if "sku" in values and values["sku"] != product.sku:
@@ -415,6 +419,8 @@ def _clean_category(uow: UnitOfWork, data: Mapping[str, Any], *, partial: bool,
                 errors.append(UnknownRecord("parent_id", f"no category {parent}"))
             elif current is not None and current.id in category_path(parents, parent_id):
                 errors.append(FieldError("parent_id", "a category cannot sit under itself", "cycle"))
+            elif (current is None or current.parent_id != parent_id) and get_category(uow, parent_id).archived_at:
+                errors.append(FieldError("parent_id", f"category {parent} is archived", "archived"))
             else:
                 out["parent_id"] = parent_id
     if errors:

@@ -180,3 +180,24 @@ def test_malformed_input_never_500(api):
         r = api.post("/products", json=body)
         assert r.status_code == 422, (body, r.status_code, r.text)
     assert api.get("/products/not-a-uuid").status_code in (404, 422)
+
+
+def test_an_archived_category_takes_no_new_product_or_subcategory(api):
+    tools = api.post("/categories", json={"code": "TOOLS", "name": "Tools"}).json()
+    kept = create_product(api, category_id=tools["id"])
+    assert api.post(f"/categories/{tools['id']}/archive").status_code == 200
+    # a new product, a product moved into it, or a new subcategory: 422 naming the field
+    for r in (api.post("/products", json=product_body(category_id=tools["id"])),
+              api.patch(f"/products/{create_product(api)['id']}", json={"category_id": tools["id"]}),
+              api.post("/categories", json={"code": "SAWS", "name": "Saws", "parent_id": tools["id"]})):
+        assert r.status_code == 422, r.text
+        assert [(e["field"], e["rule"]) for e in r.json()["errors"]] in ([("category_id", "archived")],
+                                                                         [("parent_id", "archived")])
+    # a product already in it stays there, and is still changed and re-imported as before
+    r = api.patch(f"/products/{kept['id']}", json={"name": "Kept", "category_id": tools["id"]})
+    assert r.status_code == 200 and r.json()["category_id"] == tools["id"]
+    exported = api.get("/exports/products")
+    assert exported.status_code == 200
+    again = api.client.post("/api/v1/imports/products", headers=api.headers,
+                            files={"file": ("products.csv", exported.text.encode(), "text/csv")})
+    assert again.status_code == 200 and again.json()["updated"] == 0, again.text
