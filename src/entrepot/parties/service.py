@@ -522,6 +522,11 @@ def default_bill_to(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerAddress 
 # ---------------------------------------------------------------- suppliers
 
 
+def lock_supplier(uow: UnitOfWork, supplier_id: uuid.UUID) -> None:
+    """Hold the supplier's row until the transaction ends (FOR NO KEY UPDATE)."""
+    uow.session.execute(select(Supplier.id).where(Supplier.id == supplier_id).with_for_update(key_share=True))
+
+
 def get_supplier(uow: UnitOfWork, supplier_id: uuid.UUID) -> Supplier:
     supplier = uow.session.get(Supplier, _as_uuid(supplier_id, "supplier"))
     if supplier is None:
@@ -683,6 +688,7 @@ def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierIt
     refuse_archived(supplier, "supplier")
     with reference("product_id"):
         product = get_product(uow, values["product_id"])
+    _refuse_second_item(uow, supplier.id, product.id, values.get("valid_from"))
     item = SupplierItem(**values)
     uow.session.add(item)
     uow.session.flush()
@@ -694,12 +700,30 @@ def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierIt
     return item
 
 
+def _refuse_second_item(uow: UnitOfWork, supplier_id: uuid.UUID, product_id: uuid.UUID,
+                        valid_from: date | None) -> None:
+    """A supplier item is known by supplier, product and start (the import's key, the table's unique
+    constraint): an open start counts as a value too, which the constraint cannot say (NULLs differ)."""
+    lock_supplier(uow, supplier_id)  # two at once: the second sees the first
+    same_start = (SupplierItem.valid_from.is_(None) if valid_from is None
+                  else SupplierItem.valid_from == valid_from)
+    other = uow.session.execute(select(SupplierItem.id, SupplierItem.archived_at).where(
+        SupplierItem.supplier_id == supplier_id, SupplierItem.product_id == product_id, same_start)).first()
+    if other is not None:
+        start = valid_from.isoformat() if valid_from else "no start date"
+        which = f"archived supplier item {other[0]}" if other[1] else f"supplier item {other[0]}"
+        raise Conflict(f"{which} already has this supplier and product from {start}; give this one another "
+                       "valid_from", field="valid_from")
+
+
 def update_supplier_item(uow: UnitOfWork, item_id: uuid.UUID, changes: Mapping[str, Any]) -> SupplierItem:
     item = get_supplier_item(uow, item_id)
     refuse_archived(item, "supplier item")
     values, errors = clean_supplier_item(changes, partial=True, current=item)
     if errors:
         raise ValidationFailed(errors)
+    if "valid_from" in values and values["valid_from"] != item.valid_from:
+        _refuse_second_item(uow, item.supplier_id, item.product_id, values["valid_from"])
     before = snapshot(item)
     for name, value in values.items():
         if getattr(item, name) != value:

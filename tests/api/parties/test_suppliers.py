@@ -36,3 +36,22 @@ def test_supplier_item_rules(api):
         assert r.status_code == (404 if field == "product_id" else 422), (field, r.text)
         assert field in [e["field"] for e in r.json()["errors"]]
     assert len(api.get("/supplier-items", params={"product_id": pid}).json()["items"]) == 1
+
+
+def test_a_supplier_item_is_known_by_supplier_product_and_start_an_open_start_included(api):
+    sid, pid = create_supplier(api)["id"], create_product(api)["id"]
+    base = {"supplier_id": sid, "product_id": pid, "cost": "3.10", "currency": "EUR"}
+    first = api.post("/supplier-items", json=base).json()
+    dated = api.post("/supplier-items", json={**base, "valid_from": "2027-01-01", "cost": "3.30"}).json()
+    # a second one with the same start, open or dated, or a change onto another's start: 409 on valid_from
+    for r in (api.post("/supplier-items", json={**base, "cost": "2.90"}),
+              api.post("/supplier-items", json={**base, "valid_from": "2027-01-01"}),
+              api.patch(f"/supplier-items/{dated['id']}", json={"valid_from": None})):
+        assert r.status_code == 409, r.text
+        assert r.json()["field"] == "valid_from" and (first["id"] in r.text or dated["id"] in r.text), r.text
+    # so the export reads back as it was
+    exported = api.get("/exports/supplier-items")
+    assert exported.status_code == 200 and exported.text.count("\n") == 3, exported.text
+    again = api.client.post("/api/v1/imports/supplier-items", headers=api.headers,
+                            files={"file": ("items.csv", exported.text.encode(), "text/csv")})
+    assert again.status_code == 200 and again.json()["unchanged"] == 2, again.text

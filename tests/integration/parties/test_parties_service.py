@@ -49,7 +49,7 @@ def test_supplier_items_for_many_products_in_date(tenant):
         p1 = create_product(uow, {"sku": "P1", "name": "P1", "list_price": "5", "currency": "USD"})
         p2 = create_product(uow, {"sku": "P2", "name": "P2", "list_price": "5", "currency": "USD"})
         base = {"supplier_id": s.id, "currency": "USD", "lead_time_days": 3}
-        create_supplier_item(uow, {**base, "product_id": p1.id, "cost": "2.50"})
+        create_supplier_item(uow, {**base, "product_id": p1.id, "cost": "2.50", "valid_from": date(2026, 1, 1)})
         create_supplier_item(uow, {**base, "product_id": p1.id, "cost": "2.00", "valid_to": date(2025, 12, 31)})
         create_supplier_item(uow, {**base, "product_id": p2.id, "cost": "3.00", "pack_size": "6"})
         items = supplier_items_for(uow, [p1.id, p2.id])
