@@ -5,6 +5,12 @@ An import reads the whole file, checks every row (reporting each problem with it
 row number, column and rule), and writes in the caller's unit of work. The
 caller commits only when the report has no errors and it is not a dry run, so a
 file goes in completely or not at all.
+
+Text cells are guarded against spreadsheet formulas (CWE-1236, as OWASP
+advises): export writes a text value that starts with `=`, `+`, `-`, `@`, tab
+or carriage return with a leading `'`, so a spreadsheet shows it instead of
+running it, and import takes that `'` off again (`quote_formula` /
+`unquote_formula`, the only place this is done).
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ class ImportReport:
 
 def read_rows(stream: IO[str], report: ImportReport, *, columns: Sequence[str],
               required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (row number, {column: stripped value}) for each data row; header problems are
+    """Yield (row number, {column: stripped, unquoted value}) for each data row; header problems are
     reported on row 1 and end the read."""
     reader = csv.DictReader(stream)
     header = reader.fieldnames or []
@@ -93,7 +99,7 @@ def read_rows(stream: IO[str], report: ImportReport, *, columns: Sequence[str],
             report.add(reader.line_num, "", "more values than columns", "shape")
             continue
         report.rows += 1
-        values = {k: (v.strip() if isinstance(v, str) else "") for k, v in row.items()}
+        values = {k: (unquote_formula(v.strip()) if isinstance(v, str) else "") for k, v in row.items()}
         if not any(values.values()):
             report.rows -= 1
             continue
@@ -124,7 +130,26 @@ def cell(value: Any) -> str:
         return str(value.value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str):  # text: numbers, dates, flags and ids are not str, so never quoted
+        return quote_formula(value)
     return str(value)
+
+
+# What a spreadsheet reads as the start of a formula (OWASP, CSV injection), and the quote itself,
+# so that a value really starting with ' comes back whole: '=x is written ''=x and read back '=x.
+_QUOTED = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def quote_formula(text: str) -> str:
+    """A text cell as exported: with a leading ' when a spreadsheet would run it as a formula."""
+    return "'" + text if text.startswith(_QUOTED) else text
+
+
+def unquote_formula(text: str) -> str:
+    """An imported cell without the ' that `quote_formula` added; other values are left as they are.
+    Applied to every column: export quotes only text, so a number, date or flag never carries it
+    (a hand-typed '-5 reads as -5, as a spreadsheet would take it)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(_QUOTED) else text
 
 
 def write_rows(stream: IO[str], columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date
 from typing import Annotated, Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from entrepot.api.deps import RawBody, Requires
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
+from entrepot.catalog.csvio import quote_formula
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
 from entrepot.kernel.errors import invalid
@@ -63,12 +64,16 @@ PeriodParam = Annotated[str | None, Query(description="YYYY-MM: sets the range t
                                           pattern=r"^\d{4}-\d{2}$")]
 
 
-def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
+         amounts: Collection[str]) -> Response:
+    """A report as CSV. Text cells (account names, descriptions …) are guarded against spreadsheet
+    formulas; the `amounts` columns are formatted numbers, and a negative one must stay -5.00."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else quote_formula(v) if isinstance(v, str) and c not in amounts else v
+                         for c, v in zip(header, row, strict=True)])
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
 
@@ -378,7 +383,8 @@ def trial_balance(
         return _csv("trial-balance", ["account_code", "account_name", "account_type", "debit", "credit"],
                     [*[(ln.account_code, ln.account_name, ln.account_type, fmt(ln.debit), fmt(ln.credit))
                        for ln in report.lines],
-                     ("", "Total", "", fmt(report.total_debit), fmt(report.total_credit))])
+                     ("", "Total", "", fmt(report.total_debit), fmt(report.total_credit))],
+                    amounts=("debit", "credit"))
     return TrialBalanceRead(
         as_of=report.as_of, from_date=start, currency=report.currency,
         lines=[TrialBalanceLineRead(account_code=ln.account_code, account_name=ln.account_name,
@@ -411,7 +417,8 @@ def profit_and_loss(
                  ("total", "", "Gross profit", fmt(report.gross_profit)),
                  ("total", "", "Total expenses", fmt(report.total_expenses)),
                  ("total", "", "Net income", fmt(report.net_income))]
-        return _csv("profit-and-loss", ["section", "account_code", "account_name", "amount"], rows)
+        return _csv("profit-and-loss", ["section", "account_code", "account_name", "amount"], rows,
+                    amounts=("amount",))
     return ProfitAndLossRead(
         from_date=report.from_date, to_date=report.to_date, currency=report.currency,
         income=_lines(uow, report.income), expenses=_lines(uow, report.expenses),
@@ -440,7 +447,7 @@ def monthly_profit_and_loss(
                 for ln in report.lines]
         rows.append(("", "Net income", "", *map(fmt, report.net_income), fmt(sum(report.net_income))))
         return _csv("profit-and-loss-monthly", ["account_code", "account_name", "account_type", *report.months,
-                                                "total"], rows)
+                                                "total"], rows, amounts=(*report.months, "total"))
     return MonthlyProfitAndLossRead(
         months=report.months, currency=report.currency,
         lines=[MonthlyLineRead(account_code=ln.account_code, account_name=ln.account_name,
@@ -469,7 +476,8 @@ def balance_sheet(
         rows += [("total", "", "Total assets", fmt(report.total_assets)),
                  ("total", "", "Total liabilities and equity",
                   fmt(report.total_liabilities + report.total_equity))]
-        return _csv("balance-sheet", ["section", "account_code", "account_name", "amount"], rows)
+        return _csv("balance-sheet", ["section", "account_code", "account_name", "amount"], rows,
+                    amounts=("amount",))
     return BalanceSheetRead(
         as_of=report.as_of, currency=report.currency, assets=_lines(uow, report.assets),
         liabilities=_lines(uow, report.liabilities), equity=_lines(uow, report.equity),
@@ -497,7 +505,7 @@ def _ledger_csv(uow: UnitOfWork, name: str, opening: Any, lines: list[reports.Le
     rows += [(ln.date, ln.number, ln.journal, ln.description, ln.source_type, ln.source_id, ln.party_id,
               fmt(ln.debit), fmt(ln.credit), fmt(ln.balance), ln.currency, ln.amount) for ln in lines]
     rows.append(("", "", "", "Closing balance", "", "", "", "", "", fmt(closing), "", ""))
-    return _csv(name, LEDGER_CSV, rows)
+    return _csv(name, LEDGER_CSV, rows, amounts=("debit", "credit", "balance", "amount"))
 
 
 @router.get("/ledger/general-ledger", response_model=GeneralLedgerRead,
@@ -568,7 +576,7 @@ def _aging(uow: UnitOfWork, role: Role, as_of: date | None, period: str | None, 
     if format == "csv":
         return _csv(f"{role.value}-aging", AGING_CSV,
                     [[getattr(r, c) for c in AGING_CSV] for r in rows]
-                    + [["total", *[getattr(totals, c) for c in AGING_CSV[1:]]]])
+                    + [["total", *[getattr(totals, c) for c in AGING_CSV[1:]]]], amounts=AGING_CSV[1:])
     return AgingRead(as_of=report.as_of, currency=report.currency, rows=rows, totals=totals,
                      control_balance=fmt(report.control_balance))
 

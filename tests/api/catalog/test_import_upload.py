@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
+from tests.factories.catalog import create_product
+from tests.factories.parties import create_customer
+from tests.factories.pricing import create_price_list
+
 
 def _upload(api, path, text, **params):
     return api.client.post("/api/v1" + path, headers=api.headers, params=params,
@@ -39,3 +46,42 @@ def test_upload_customers_and_price_lists(api):
     assert r.status_code == 200 and r.json()["created"] == 1, r.text
     assert "PL1" in api.get("/exports/price-lists").text
     assert _upload(api, "/imports/customers", b"\xff\xfe".decode("latin-1")).status_code in (200, 422)
+
+
+def _cells(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_export_quotes_text_a_spreadsheet_would_run_and_import_takes_the_quote_off(api):
+    # given text cells a spreadsheet would take for formulas, one that really starts with ', and a negative number
+    create_product(api, sku="F-1", name="=1+1", description='=HYPERLINK("http://evil","x")')
+    create_product(api, sku="F-2", name="'quoted", description="+ plus")
+    create_customer(api, code="K-AT", name="@x", legal_name="+cmd", phone="+33 1 23 45 67 89")
+    create_customer(api, code="K-MINUS", name="-y", legal_name="-2+3")
+    create_price_list(api, code="PL-NEG", name="=PL", priority=-5)
+    # when exported
+    products = {r["sku"]: r for r in _cells(api.get("/exports/products").text)}
+    customers = {r["code"]: r for r in _cells(api.get("/exports/customers").text)}
+    price_lists = _cells(api.get("/exports/price-lists").text)
+    # then each such text cell starts with ', a number does not
+    assert (products["F-1"]["name"], products["F-1"]["description"]) == ("'=1+1", '\'=HYPERLINK("http://evil","x")')
+    assert (products["F-2"]["name"], products["F-2"]["description"]) == ("''quoted", "'+ plus")
+    assert [customers["K-AT"][c] for c in ("name", "legal_name", "phone")] == ["'@x", "'+cmd", "'+33 1 23 45 67 89"]
+    assert (customers["K-MINUS"]["name"], customers["K-MINUS"]["legal_name"]) == ("'-y", "'-2+3")
+    assert [(r["name"], r["priority"]) for r in price_lists] == [("'=PL", "-5")]
+    # and importing each export back changes nothing and keeps every value exactly
+    for kind in ("products", "customers", "price-lists"):
+        r = _upload(api, f"/imports/{kind}", api.get(f"/exports/{kind}").text)
+        assert r.status_code == 200, r.text
+        assert r.json()["unchanged"] == r.json()["rows"] and r.json()["created"] == r.json()["updated"] == 0, kind
+    names = {p["sku"]: (p["name"], p["description"]) for p in api.get("/products").json()["items"]}
+    assert names == {"F-1": ("=1+1", '=HYPERLINK("http://evil","x")'), "F-2": ("'quoted", "+ plus")}
+    assert {c["code"]: c["name"] for c in api.get("/customers").json()["items"]} == {"K-AT": "@x", "K-MINUS": "-y"}
+
+
+def test_import_of_a_quoted_cell_reads_the_value_without_its_quote(api):
+    # a file written by hand or by a spreadsheet that quotes formulas the same way
+    r = _upload(api, "/imports/customers", "code,name,currency\nK-Q,'=SUM(1+1),USD\nK-R,''x,USD\nK-S,'plain,USD\n")
+    assert r.status_code == 200 and r.json()["created"] == 3, r.text
+    names = {c["code"]: c["name"] for c in api.get("/customers").json()["items"]}
+    assert names == {"K-Q": "=SUM(1+1)", "K-R": "'x", "K-S": "'plain"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -373,3 +375,23 @@ def test_a_hand_typed_line_may_name_its_own_customer_supplier_or_product(api):
                   {"account_code": "3000", "credit": "1.00"}]})
     assert r.status_code == 201, r.text
     assert [ln["party_id"] for ln in r.json()["lines"]] == [customer, supplier, None]
+
+
+def test_csv_reports_quote_text_a_spreadsheet_would_run_but_not_negative_amounts(api):
+    # given an account name and an entry description that a spreadsheet would run as formulas
+    r = api.post("/ledger/accounts", json={"code": "6999", "name": '=HYPERLINK("http://evil","x")',
+                                           "type": "expense"})
+    assert r.status_code == 201, r.text
+    r = api.post("/ledger/journal-entries", json={
+        "date": "2026-01-05", "description": "-2+3",
+        "lines": [{"account_code": "6999", "debit": "100"}, {"account_code": "1000", "credit": "100"}]})
+    assert r.status_code == 201, r.text
+    # when the reports are read as CSV
+    trial = list(csv.DictReader(io.StringIO(api.get("/ledger/trial-balance?as_of=2026-01-31&format=csv").text)))
+    cash = list(csv.DictReader(io.StringIO(
+        api.get("/ledger/general-ledger?account_code=1000&from=2026-01-01&to=2026-01-31&format=csv").text)))
+    # then the text cells start with ', the amounts are numbers a spreadsheet can add up
+    assert [r["account_name"] for r in trial if r["account_code"] == "6999"] == ['\'=HYPERLINK("http://evil","x")']
+    line = next(r for r in cash if r["number"])
+    assert (line["description"], line["credit"], line["balance"]) == ("'-2+3", "100.00", "-100.00")
+    assert D(line["amount"]) == D("-100")

@@ -33,3 +33,20 @@ def test_cli_import_dry_run_import_and_export(tenant, tmp_path):
     r = runner.invoke(app, ["import", "products", str(bad), "--tenant", tenant.slug])
     assert r.exit_code == 1
     assert "list_price" in r.output and "min" in r.output
+
+
+def test_cli_export_quotes_formulas_and_import_of_that_file_changes_nothing(tenant, tmp_path):
+    runner = CliRunner()
+    src = tmp_path / "products.csv"
+    src.write_text("sku,name,description,list_price,currency\nCLI-F,'=1+1,'@cmd,2.50,USD\n")
+    r = runner.invoke(app, ["import", "products", str(src), "--tenant", tenant.slug])
+    assert r.exit_code == 0, r.output
+    with tenant.uow(readonly=True) as uow:
+        product = find_product_by_sku(uow, "CLI-F")
+        assert (product.name, product.description) == ("=1+1", "@cmd")
+    dst = tmp_path / "out.csv"
+    r = runner.invoke(app, ["export", "products", str(dst), "--tenant", tenant.slug])
+    assert r.exit_code == 0, r.output
+    assert dst.read_text().splitlines()[1].startswith("CLI-F,'=1+1,'@cmd,")
+    r = runner.invoke(app, ["import", "products", str(dst), "--tenant", tenant.slug])
+    assert r.exit_code == 0 and "1 unchanged" in r.output, r.output
