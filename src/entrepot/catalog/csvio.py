@@ -6,6 +6,10 @@ row number, column and rule), and writes in the caller's unit of work. The
 caller commits only when the report has no errors and it is not a dry run, so a
 file goes in completely or not at all.
 
+Row numbers are the file's lines as a text editor numbers them (the header is
+row 1), counted to the line a record starts on: a quoted cell with a line break
+spans several lines, so a spreadsheet's row numbers can be lower.
+
 Text cells are guarded against spreadsheet formulas (CWE-1236, as OWASP
 advises): export writes a text value that starts with `=`, `+`, `-`, `@`, tab
 or carriage return with a leading `'`, so a spreadsheet shows it instead of
@@ -32,7 +36,7 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class RowError:
-    row: int  # line number in the file; the header is row 1
+    row: int  # the line the record starts on, as a text editor counts; the header is row 1
     column: str
     message: str
     rule: str
@@ -72,38 +76,46 @@ class ImportReport:
                 "errors": [e.as_dict() for e in self.errors]}
 
 
+def records(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Each record of a `csv.reader` with the file line it starts on (blank lines give []).
+    Why not count records or use `line_num` as it is: a quoted cell with a line break makes
+    a record span lines, and `line_num` is where the record ends."""
+    start = 1
+    for record in reader:
+        yield start, record
+        start = reader.line_num + 1
+
+
 def read_rows(stream: IO[str], report: ImportReport, *, columns: Sequence[str],
               required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (row number, {column: stripped, unquoted value}) for each data row; header problems are
-    reported on row 1 and end the read."""
-    reader = csv.DictReader(stream)
-    header = reader.fieldnames or []
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    reader.fieldnames = header
+    """Yield (row number, {column: stripped, unquoted value}) for each data row; header problems
+    are reported on the header's row and end the read."""
+    lines = records(csv.reader(stream))
+    head_line, raw = next(((n, r) for n, r in lines if r), (1, []))
+    header = [h.strip().lstrip("\ufeff") for h in raw]
     problems = False
     for name in header:
         if name not in columns:
-            report.add(1, name, f"unknown column (known: {', '.join(columns)})", "unknown_column")
+            report.add(head_line, name, f"unknown column (known: {', '.join(columns)})", "unknown_column")
             problems = True
     if len(set(header)) != len(header):
-        report.add(1, "", "a column appears twice", "duplicate_column")
+        report.add(head_line, "", "a column appears twice", "duplicate_column")
         problems = True
     for name in required:
         if name not in header:
-            report.add(1, name, "required column is missing", "required_column")
+            report.add(head_line, name, "required column is missing", "required_column")
             problems = True
     if problems:
         return
-    for row in reader:
-        if None in row:  # more cells than header columns
-            report.add(reader.line_num, "", "more values than columns", "shape")
+    for line, record in lines:
+        if len(record) > len(header):
+            report.add(line, "", "more values than columns", "shape")
             continue
-        report.rows += 1
-        values = {k: (unquote_formula(v.strip()) if isinstance(v, str) else "") for k, v in row.items()}
-        if not any(values.values()):
-            report.rows -= 1
-            continue
-        yield reader.line_num, values
+        cells = record + [""] * (len(header) - len(record))  # a short record leaves its last columns empty
+        values = {k: unquote_formula(v.strip()) for k, v in zip(header, cells, strict=True)}
+        if any(values.values()):  # blank lines and rows of empty cells are not rows
+            report.rows += 1
+            yield line, values
 
 
 def chunks(rows: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:

@@ -85,3 +85,18 @@ def test_import_of_a_quoted_cell_reads_the_value_without_its_quote(api):
     assert r.status_code == 200 and r.json()["created"] == 3, r.text
     names = {c["code"]: c["name"] for c in api.get("/customers").json()["items"]}
     assert names == {"K-Q": "=SUM(1+1)", "K-R": "'x", "K-S": "'plain"}
+
+
+def test_rows_are_numbered_as_the_lines_of_the_file_across_a_cell_with_line_breaks(api):
+    # given a description over three lines (2-4), a blank line (5), a bad row (6) and a bad
+    # row whose own description spans lines 7-8
+    text = ('sku,name,description,list_price,currency\n'
+            'M-1,One,"first\nsecond\nthird",1,USD\n'
+            '\n'
+            'M-2,Two,,-1,USD\n'
+            'M-3,Three,"a\nb",-2,USD\n')
+    # when
+    r = _upload(api, "/imports/products", text)
+    # then each problem names the line a text editor shows it on (where its record starts)
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(6, "list_price"), (7, "list_price")]

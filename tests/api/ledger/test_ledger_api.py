@@ -395,3 +395,13 @@ def test_csv_reports_quote_text_a_spreadsheet_would_run_but_not_negative_amounts
     line = next(r for r in cash if r["number"])
     assert (line["description"], line["credit"], line["balance"]) == ("'-2+3", "100.00", "-100.00")
     assert D(line["amount"]) == D("-100")
+
+
+def test_exchange_rate_import_names_file_lines_after_a_cell_with_a_line_break(api):
+    # given a quoted cell over lines 2-3, then a bad date on line 4
+    body = 'currency,date,rate\n"US\nD",2026-01-01,1\nGBP,2026-13-01,1.27\n'
+    # when
+    r = api.post("/ledger/exchange-rates/import", content=body, headers={"Content-Type": "text/csv"})
+    # then the lines are those of the file, as for the master-data imports (not the record count)
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["line 2.currency", "line 4.date"]

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from entrepot.catalog.csvio import records
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.kernel.errors import FieldError, ValidationFailed, invalid
@@ -77,11 +78,11 @@ def set_rate(uow: UnitOfWork, currency: str, valid_on: date, rate: object) -> Ex
 
 def import_rates_csv(uow: UnitOfWork, text: str) -> list[ExchangeRate]:
     """Rows `currency,date,rate` (header optional). All or nothing: one bad row, nothing written."""
-    reader = csv.reader(io.StringIO(text))
     parsed: list[tuple[str, date, Decimal]] = []
     errors: list[FieldError] = []
     first_line: dict[tuple[str, date], int] = {}  # a currency's day given twice: which rate was meant?
-    for n, row in enumerate(reader, start=1):
+    # n is the line in the file, as for every CSV import (not the record count)
+    for n, row in records(csv.reader(io.StringIO(text, newline=""))):
         if not row or all(not c.strip() for c in row):
             continue
         if n == 1 and row[0].strip().lower() == "currency":
