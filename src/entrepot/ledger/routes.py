@@ -503,7 +503,8 @@ def _ledger_csv(uow: UnitOfWork, name: str, opening: Any, lines: list[reports.Le
     fmt = lambda v: _fmt(uow, v)  # noqa: E731
     rows: list[Sequence[Any]] = [("", "", "", "Opening balance", "", "", "", "", "", fmt(opening), "", "")]
     rows += [(ln.date, ln.number, ln.journal, ln.description, ln.source_type, ln.source_id, ln.party_id,
-              fmt(ln.debit), fmt(ln.credit), fmt(ln.balance), ln.currency, ln.amount) for ln in lines]
+              fmt(ln.debit), fmt(ln.credit), fmt(ln.balance), ln.currency,
+              entries.amount_text(ln.amount, ln.currency)) for ln in lines]  # as the JSON gives it
     rows.append(("", "", "", "Closing balance", "", "", "", "", "", fmt(closing), "", ""))
     return _csv(name, LEDGER_CSV, rows, amounts=("debit", "credit", "balance", "amount"))
 
