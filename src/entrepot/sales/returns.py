@@ -143,45 +143,70 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
     order = get_sales_order(uow, rma.sales_order_id, for_update=True)
     by_order_line = {ln.id: ln for ln in order.lines}
     by_id = {ln.id: ln for ln in rma.lines}
-    wanted = {ln.id: ReceiptLineInput(ln.id, ln.quantity) for ln in rma.lines} if lines is None else {}
+    # Receipt lines per return line: a line shipped from two lots comes back as one receipt line per lot.
+    wanted: dict[uuid.UUID, list[tuple[int, ReceiptLineInput]]] = {}
+    if lines is None:
+        wanted = {ln.id: [(i, ReceiptLineInput(ln.id, ln.quantity))] for i, ln in enumerate(rma.lines)}
     errors: list[FieldError] = []
     for i, item in enumerate(lines or []):
         line = by_id.get(item.return_line_id)
         if line is None:
             errors.append(FieldError(f"lines[{i}].return_line_id", "not a line of this return", "exists"))
-        elif item.quantity <= 0 or item.quantity > line.quantity:
-            errors.append(FieldError(f"lines[{i}].quantity", f"between 0 and {line.quantity}", "range"))
+        elif item.quantity <= 0:
+            errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
         else:
-            wanted[line.id] = item
+            wanted.setdefault(line.id, []).append((i, item))
     shipped = _shipped_lines(uow, [ln.sales_order_line_id for ln in rma.lines])
-    for i, (line_id, item) in enumerate(wanted.items()):
+    for line_id, items in wanted.items():
         line = by_id[line_id]
+        last = items[-1][0]
+        if sum((item.quantity for _, item in items), ZERO) > line.quantity:
+            errors.append(FieldError(f"lines[{last}].quantity", f"at most {line.quantity} in all for this line",
+                                     "range"))
         lots = [lot for s in shipped if s.sales_order_line_id == line.sales_order_line_id for lot in (s.lots or [])]
-        codes = {lot.get("lot_code") for lot in lots if lot.get("lot_code")}
+        from_lot: dict[str, Decimal] = {}
+        for lot in lots:
+            if lot.get("lot_code"):
+                from_lot[lot["lot_code"]] = from_lot.get(lot["lot_code"], ZERO) + Decimal(lot.get("quantity") or 0)
         serials = {s for lot in lots for s in lot.get("serials") or []}
-        if codes and item.lot_code not in codes:
-            errors.append(FieldError(f"lines[{i}].lot_code", f"give the lot shipped: one of {sorted(codes)}", "lot"))
-        if serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= serials):
-            errors.append(FieldError(f"lines[{i}].serials", "give the serial numbers shipped on this order", "serial"))
+        back_from_lot: dict[str, Decimal] = {}
+        seen_serials: set[str] = set()
+        for i, item in items:
+            if from_lot and item.lot_code not in from_lot:
+                errors.append(FieldError(f"lines[{i}].lot_code", f"give the lot shipped: one of {sorted(from_lot)}",
+                                         "lot"))
+            elif item.lot_code in from_lot:
+                back = back_from_lot[item.lot_code] = back_from_lot.get(item.lot_code, ZERO) + item.quantity
+                if back > from_lot[item.lot_code]:
+                    errors.append(FieldError(f"lines[{i}].quantity", f"only {from_lot[item.lot_code]} of lot "
+                                             f"{item.lot_code} were shipped on this line", "lot"))
+            if serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= serials
+                            or seen_serials & set(item.serials)):
+                errors.append(FieldError(f"lines[{i}].serials", "give the serial numbers shipped on this order",
+                                         "serial"))
+            seen_serials |= set(item.serials)
     if errors:
         raise ValidationFailed(errors)
     inv = ports.inventory()
-    for line_id, item in wanted.items():
+    for line_id, items in wanted.items():
         line = by_id[line_id]
         target = warehouse_id or line.warehouse_id
         if target is None:
             raise invalid("warehouse_id", "say which warehouse receives the goods", "required")
-        kwargs = {}
-        if item.lot_code:
-            kwargs["lot_code"] = item.lot_code
-        if item.serials:
-            kwargs["serials"] = list(item.serials)
-        inv.receive_return(uow, product_id=line.product_id, warehouse_id=target, quantity=item.quantity,
-                           unit_cost=line.unit_cost, reference=rma.number, scrap=line.disposition == "scrap", **kwargs)
-        line.quantity_received = item.quantity
-        by_order_line[line.sales_order_line_id].quantity_returned += item.quantity
+        for _, item in items:
+            kwargs = {}
+            if item.lot_code:
+                kwargs["lot_code"] = item.lot_code
+            if item.serials:
+                kwargs["serials"] = list(item.serials)
+            inv.receive_return(uow, product_id=line.product_id, warehouse_id=target, quantity=item.quantity,
+                               unit_cost=line.unit_cost, reference=rma.number, scrap=line.disposition == "scrap",
+                               **kwargs)
+        received = sum((item.quantity for _, item in items), ZERO)
+        line.quantity_received = received
+        by_order_line[line.sales_order_line_id].quantity_returned += received
     audit(uow, "return.receive", "return", rma.id, before={"status": "authorised"},
-          after={"status": rma.status, "received": {str(k): str(v.quantity) for k, v in wanted.items()}})
+          after={"status": rma.status, "received": {str(k): str(by_id[k].quantity_received) for k in wanted}})
     record_event(uow, events.ReturnReceived(return_id=str(rma.id), number=rma.number,
                                             sales_order_id=str(rma.sales_order_id)), subject=f"return/{rma.id}")
     return rma

@@ -115,3 +115,34 @@ def test_a_line_partly_invoiced_then_mostly_returned_bills_only_what_was_kept(ap
     act(api, "/invoicing-runs", 201, {})
     assert _billed(api, desk.customer_id) == D("25.00")
     assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
+
+
+def test_a_line_shipped_from_two_lots_comes_back_as_one_receipt_line_per_lot(api):
+    # given a lot-tracked product: 2 units of L-1 (expiring first) and 3 of L-2, and 4 shipped (FEFO: 2 + 2)
+    product = create_product(api, track_lots=True, list_price="20.00", currency="USD", standard_cost="8.00")["id"]
+    warehouse = create_warehouse(api)["id"]
+    for lot, quantity, expiry in (("L-1", "2", "2098-01-01"), ("L-2", "3", "2099-01-01")):
+        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": quantity,
+                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry})
+    customer = create_customer(api, currency="USD")["id"]
+    order = act(api, "/sales-orders", 201, {"customer_id": customer,
+                                            "lines": [{"product_id": product, "quantity": "4"}]})
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': order['id']})['id']}/ship")
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "4"}]})
+    line = rma["lines"][0]["id"]
+    # when all 4 are said to be of L-1, of which 2 were shipped: refused, nothing received
+    wrong = api.post(f"/returns/{rma['id']}/receive", json={"lines": [
+        {"return_line_id": line, "quantity": "4", "lot_code": "L-1"}]})
+    assert wrong.status_code == 422 and [e["field"] for e in wrong.json()["errors"]] == ["lines[0].quantity"]
+    # when they come back as two receipt lines, one per lot
+    received = act(api, f"/returns/{rma['id']}/receive", json={"lines": [
+        {"return_line_id": line, "quantity": "2", "lot_code": "L-1"},
+        {"return_line_id": line, "quantity": "2", "lot_code": "L-2"}]})
+    # then both count, and each lot has its units back
+    assert received["lines"][0]["quantity_received"] == "4"
+    at = api.get("/stock/locations", params={"product_id": product}).json()["items"]
+    lots = {i["lot_code"]: i["on_hand"] for i in at}
+    assert lots == {"L-1": "2", "L-2": "3"}, lots
+    assert api.get(f"/sales-orders/{order['id']}").json()["lines"][0]["quantity_returned"] == "4"
