@@ -199,6 +199,33 @@ def test_other_master_records_read_through_the_fast_path_render_as_the_orm_does(
     assert other_api.get(f"{path}/{record_id}").status_code == 404
 
 
+
+@pytest.mark.parametrize("path", ["/products", "/categories", "/customers", "/suppliers", "/supplier-items",
+                                  "/price-lists"])
+def test_master_records_answer_create_and_archive_with_their_etag(api, path):
+    # given the body of a new record (docs/master-data.md: POST creates, with an ETag header)
+    supplier = api.post("/suppliers", json={"code": "SUP-ETAG", "name": "Etag Supplies", "currency": "USD"}).json()
+    product = api.post("/products", json=product_body(sku="ETAG-1")).json()
+    body = {
+        "/products": product_body(sku="ETAG-2"),
+        "/categories": {"code": "CAT-ETAG", "name": "Fasteners"},
+        "/customers": {"code": "CUS-ETAG", "name": "Etag Buyer", "currency": "USD"},
+        "/suppliers": {"code": "SUP-ETAG-2", "name": "Etag Two", "currency": "USD"},
+        "/supplier-items": {"supplier_id": supplier["id"], "product_id": product["id"], "cost": "4.10",
+                            "currency": "USD"},
+        "/price-lists": {"code": "PL-ETAG", "name": "Etag list", "currency": "USD"},
+    }[path]
+    # when it is created, then archived
+    created = api.post(path, json=body)
+    assert created.status_code == 201, created.text
+    archived = api.post(f"{path}/{created.json()['id']}/archive")
+    assert archived.status_code == 200, archived.text
+    # then each answer carries the ETag a later PATCH sends back in If-Match
+    record = created.json()
+    assert created.headers.get("etag") == f'W/"{record["id"]}-{record["version"]}"'
+    assert archived.headers.get("etag") == f'W/"{record["id"]}-{archived.json()["version"]}"'
+    assert archived.headers["etag"] == api.get(f"{path}/{record['id']}").headers["etag"]
+
 # --- PostgreSQL: the read in one round trip -----------------------------------
 
 

@@ -124,10 +124,11 @@ def set_unit_conversion(product_id: uuid.UUID, body: UnitConversionSet,
 
 
 @router.post("/categories", response_model=CategoryRead, status_code=201)
-def create_category(body: CategoryCreate,
+def create_category(body: CategoryCreate, response: Response,
                     uow: Annotated[UnitOfWork, Requires(perms.CATEGORY_MANAGE)]) -> CategoryRead:
     category = service.create_category(uow, body.model_dump())
     uow.commit()
+    set_etag(response, category)
     return CategoryRead.model_validate(category)
 
 
@@ -166,10 +167,11 @@ def update_category(category_id: uuid.UUID, body: CategoryUpdate, request: Reque
 
 
 @router.post("/categories/{category_id}/archive", response_model=CategoryRead)
-def archive_category(category_id: uuid.UUID,
+def archive_category(category_id: uuid.UUID, response: Response,
                      uow: Annotated[UnitOfWork, Requires(perms.CATEGORY_MANAGE)]) -> CategoryRead:
     category = service.archive_category(uow, category_id)
     uow.commit()
+    set_etag(response, category)
     return CategoryRead.model_validate(category)
 
 

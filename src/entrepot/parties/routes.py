@@ -198,10 +198,11 @@ def add_supplier_address(supplier_id: uuid.UUID, body: AddressCreate,
 
 @router.post("/supplier-items", response_model=SupplierItemRead, status_code=201,
              summary="Record what a supplier sells us (their SKU, cost, lead time)")
-def create_supplier_item(body: SupplierItemCreate,
+def create_supplier_item(body: SupplierItemCreate, response: Response,
                          uow: Annotated[UnitOfWork, Requires(perms.SUPPLIER_UPDATE)]) -> SupplierItemRead:
     item = service.create_supplier_item(uow, body.model_dump())
     uow.commit()
+    set_etag(response, item)
     return SupplierItemRead.model_validate(item)
 
 
@@ -244,10 +245,11 @@ def update_supplier_item(supplier_item_id: uuid.UUID, body: SupplierItemUpdate, 
 
 
 @router.post("/supplier-items/{supplier_item_id}/archive", response_model=SupplierItemRead)
-def archive_supplier_item(supplier_item_id: uuid.UUID,
+def archive_supplier_item(supplier_item_id: uuid.UUID, response: Response,
                           uow: Annotated[UnitOfWork, Requires(perms.SUPPLIER_UPDATE)]) -> SupplierItemRead:
     item = service.archive_supplier_item(uow, supplier_item_id)
     uow.commit()
+    set_etag(response, item)
     return SupplierItemRead.model_validate(item)
 
 

@@ -139,10 +139,11 @@ def update_price_list(price_list_id: uuid.UUID, body: PriceListUpdate, request: 
 
 
 @router.post("/price-lists/{price_list_id}/archive", response_model=PriceListRead)
-def archive_price_list(price_list_id: uuid.UUID,
+def archive_price_list(price_list_id: uuid.UUID, response: Response,
                        uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)]) -> PriceListRead:
     price_list = service.archive_price_list(uow, price_list_id)
     uow.commit()
+    set_etag(response, price_list)
     return PriceListRead.model_validate(price_list)
 
 
