@@ -101,6 +101,17 @@ def test_an_unknown_setting_is_422(api):
     assert api.get("/tenant/settings").json() == DEFAULTS
 
 
+def test_an_unknown_setting_and_a_bad_value_are_named_together(api):
+    # when a PATCH misspells one setting and gives another a bad value
+    r = api.patch("/tenant/settings", json={"allocation_policey": "split", "tax_rounding": "up"})
+    # then one 422 names both (the unknown one with the names that exist), and nothing changes
+    assert r.status_code == 422, r.text
+    errors = {e["field"]: e for e in r.json()["errors"]}
+    assert sorted(errors) == ["allocation_policey", "tax_rounding"]
+    assert "allocation_policy" in errors["allocation_policey"]["message"]
+    assert api.get("/tenant/settings").json() == DEFAULTS
+
+
 def test_only_a_role_that_manages_the_tenant_changes_its_settings(api):
     viewer = Api(api.client, api.tenant, key_for(api.tenant, role="viewer"))
     assert viewer.get("/tenant/settings").status_code == 200

@@ -95,7 +95,9 @@ def _settings_model(name: str, *, update: bool) -> type[BaseModel]:
         key: (Any, Field(default=None if update else setting.default, description=setting.description))
         for key, setting in SETTINGS.items()
     }
-    config = ConfigDict(extra="forbid") if update else ConfigDict()
+    # An update passes unknown names on to the settings check, which names them beside any bad value
+    # (one 422 for every fault); the schema still says that only these names exist.
+    config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False}) if update else ConfigDict()
     return create_model(name, __config__=config, **fields)
 
 
