@@ -18,7 +18,7 @@ from entrepot.api.reads import read_row
 from entrepot.db.uow import UnitOfWork
 from entrepot.inventory import permissions as perms
 from entrepot.inventory import service
-from entrepot.inventory.models import ReorderRule, StockMove, Transfer, Warehouse
+from entrepot.inventory.models import ReorderRule, StockCount, StockMove, Transfer, Warehouse
 from entrepot.inventory.schemas import (
     AdjustmentCreate,
     CountCreate,
@@ -47,7 +47,7 @@ from entrepot.inventory.schemas import (
     WarehouseStockRead,
     WarehouseUpdate,
 )
-from entrepot.inventory.states import TransferStatus
+from entrepot.inventory.states import CountStatus, TransferStatus
 from entrepot.kernel.context import Actor
 
 router = APIRouter(tags=["inventory"])
@@ -253,6 +253,22 @@ def start_count(body: CountCreate, uow: Annotated[UnitOfWork, Requires(perms.STO
                                 location_id=body.location_id)
     uow.commit()
     return CountRead.model_validate(count)
+
+
+@router.get("/stock-counts", response_model=Page[CountRead])
+def list_counts(uow: Annotated[UnitOfWork, Requires(perms.STOCK_READ)], status: CountStatus | None = None,
+                warehouse_id: uuid.UUID | None = None, location_id: uuid.UUID | None = None,
+                cursor: str | None = None, limit: Limit = 50) -> Page[CountRead]:
+    """Cycle counts, oldest first; by status (an open one locks its location), warehouse or location."""
+    query = select(StockCount)
+    if status:
+        query = query.where(StockCount.status == status)
+    if warehouse_id:
+        query = query.where(StockCount.warehouse_id == warehouse_id)
+    if location_id:
+        query = query.where(StockCount.location_id == location_id)
+    rows, next_cursor = paginate(uow, query, StockCount.id, cursor=cursor, limit=limit)
+    return Page(items=[CountRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/stock-counts/{count_id}", response_model=CountRead)

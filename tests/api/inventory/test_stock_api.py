@@ -255,6 +255,18 @@ def test_cycle_count_posts_variances_with_the_counter(api):
     moves = api.get(f"/stock/moves?product_id={product}").json()["items"]
     assert moves[-1]["reason"] == "cycle_count" and "Ana" in moves[-1]["reference"]
     assert api.get("/stock/check").json()["items"] == []
+    # and the counts are listed, by status and warehouse (an open one is what locks a location)
+    other = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Bo"}).json()
+
+    def listed(**params):
+        page = api.get("/stock-counts", params=params)
+        assert page.status_code == 200, page.text
+        return [c["id"] for c in page.json()["items"]]
+    assert listed() == [count["id"], other["id"]]
+    assert listed(status="open") == [other["id"]] and listed(status="posted") == [count["id"]]
+    assert listed(warehouse_id=create_warehouse(api)["id"]) == []
+    assert listed(limit=1) == [count["id"]]
+    assert api.get("/stock-counts", params={"status": "done"}).status_code == 422
 
 
 def test_an_expired_lot_is_refused_and_an_unknown_lot_named(api):
