@@ -264,6 +264,17 @@ class CountPost(_In):
     lines: list[CountLineIn]
 
 
+class CountLineRead(BaseModel):
+    """What was on the books when the count started; once posted, what was counted and the variance
+    (posted as an adjustment, `move_id`)."""
+    product_id: uuid.UUID
+    lot_id: uuid.UUID | None = None
+    expected: Quantity
+    counted: Quantity | None = None
+    variance: Quantity | None = None
+    move_id: uuid.UUID | None = None
+
+
 class CountRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
@@ -272,7 +283,7 @@ class CountRead(BaseModel):
     location_id: uuid.UUID
     counter: str
     status: str
-    lines: list[dict[str, Any]]
+    lines: list[CountLineRead]
     posted_at: datetime | None
     version: int
 
