@@ -30,9 +30,10 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except DomainError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}")
-            extra = exc.problem_extra().get("errors")
-            for e in extra or []:
+            faults = exc.problem_extra().get("errors") or []
+            # the detail repeats the faults listed below it: then the title heads the list instead
+            err.print(f"[red]error:[/red] {exc.title if faults else exc.detail}")
+            for e in faults:
                 err.print(f"  {e['field']}: {e['message']}")
             raise typer.Exit(1) from exc
         except DBAPIError as exc:

@@ -108,6 +108,7 @@ def test_tenant_settings_are_shown_and_changed_from_the_cli(fresh_sqlite):
     assert json.loads(changed.stdout)["allocation_policy"] == "split"
     assert json.loads(changed.stdout)["allow_negative_stock"] is True
     assert refused.returncode == 1 and "tax_rounding" in refused.stderr
+    assert refused.stderr.count("one of line, document") == 1, refused.stderr  # each fault said once
     shown = json.loads(run(fresh_sqlite, "tenant", "settings", "acme").stdout)
     assert shown["rate_limit_per_minute"] is None and shown["tax_rounding"] == "line"
     assert json.loads(reset.stdout) == shown
