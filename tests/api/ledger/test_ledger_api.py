@@ -405,3 +405,14 @@ def test_exchange_rate_import_names_file_lines_after_a_cell_with_a_line_break(ap
     # then the lines are those of the file, as for the master-data imports (not the record count)
     assert r.status_code == 422
     assert [e["field"] for e in r.json()["errors"]] == ["line 2.currency", "line 4.date"]
+
+
+def test_a_journal_lines_unknown_party_is_named_as_either_kind_of_party(api):
+    import uuid
+
+    stray = str(uuid.uuid4())
+    r = api.post("/ledger/journal-entries", json={"date": "2026-01-05", "description": "tagged", "lines": [
+        {"account_code": "1000", "debit": "1.00", "party_id": stray}, {"account_code": "3000", "credit": "1.00"}]})
+    assert r.status_code == 404, r.text
+    assert r.json()["errors"] == [{"field": "lines[0].party_id", "message": f"no customer or supplier {stray}",
+                                   "rule": "exists"}]

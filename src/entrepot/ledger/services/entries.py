@@ -572,8 +572,10 @@ def _check_dimensions(uow: UnitOfWork, party_id: uuid.UUID | None, product_id: u
         try:
             get_customer(uow, party_id)
         except NotFound:
-            with reference(f"{where}.party_id"):
+            try:
                 get_supplier(uow, party_id)
+            except NotFound as exc:
+                raise unknown(f"{where}.party_id", f"no customer or supplier {party_id}") from exc
 
 
 # --- reversal ---------------------------------------------------------------------------------
