@@ -18,7 +18,7 @@ from entrepot.api.reads import read_row
 from entrepot.db.uow import UnitOfWork
 from entrepot.inventory import permissions as perms
 from entrepot.inventory import service
-from entrepot.inventory.models import ReorderRule, StockCount, StockMove, Transfer, Warehouse
+from entrepot.inventory.models import Lot, ReorderRule, StockCount, StockMove, Transfer, Warehouse
 from entrepot.inventory.schemas import (
     AdjustmentCreate,
     CountCreate,
@@ -293,6 +293,23 @@ def cancel_count(count_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perms.
 
 
 # ------------------------------------------------------------------ lots
+
+
+@router.get("/lots", response_model=Page[LotRead])
+def list_lots(uow: Annotated[UnitOfWork, Requires(perms.LOT_READ)], product_id: uuid.UUID | None = None,
+              code: str | None = None, expires_before: date | None = None,
+              cursor: str | None = None, limit: Limit = 50) -> Page[LotRead]:
+    """Lots, oldest first: of a product, by code (a supplier's recall names a lot code, which several
+    products may carry), or expiring on or before a day."""
+    query = select(Lot)
+    if product_id:
+        query = query.where(Lot.product_id == product_id)
+    if code is not None:
+        query = query.where(Lot.code == code.strip())
+    if expires_before:
+        query = query.where(Lot.expiry_date <= expires_before)
+    rows, next_cursor = paginate(uow, query, Lot.id, cursor=cursor, limit=limit)
+    return Page(items=[LotRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/lots/{lot_id}", response_model=LotRead)

@@ -221,6 +221,30 @@ def test_lot_tracked_receipts_trace_and_expired_lots(api):
     assert detail[0]["lot_code"] == "L7"
 
 
+def test_lots_are_found_by_code_product_or_expiry(api):
+    # given the same lot code on two products (a supplier's recall names the code), and a third lot
+    one, two = (create_product(api, track_lots=True)["id"] for _ in range(2))
+    wh = create_warehouse(api)["id"]
+
+    def receive(product, code, expiry):
+        r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "1",
+                                              "unit_cost": "1", "lot_code": code, "expiry_date": expiry})
+        assert r.status_code == 201, r.text
+        return r.json()["lot_id"]
+    recalled = [receive(one, "R-117", "2099-01-31"), receive(two, "R-117", "2099-06-30")]
+    other = receive(one, "R-200", "2100-01-01")
+
+    def found(**params):
+        r = api.get("/lots", params=params)
+        assert r.status_code == 200, r.text
+        return [lot["id"] for lot in r.json()["items"]]
+    # then
+    assert found(code="R-117") == recalled
+    assert found(product_id=one) == [recalled[0], other]
+    assert found(expires_before="2099-06-30") == recalled and found(expires_before="2099-01-30") == []
+    assert found(code="R-117", product_id=two) == [recalled[1]] and found(limit=1) == [recalled[0]]
+
+
 def test_transfer_goes_through_in_transit(api):
     product = create_product(api)["id"]
     a, b = create_warehouse(api, code="TA")["id"], create_warehouse(api, code="TB")["id"]
