@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from datetime import date
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -16,6 +18,23 @@ from entrepot.kernel.errors import invalid
 
 T = TypeVar("T")
 MAX_LIMIT = 200
+
+
+# A list's date range (`?from=&to=`, both days included), as the ledger's reports take it.
+FromDate = Annotated[date | None, Query(alias="from", description="first day (inclusive)")]
+ToDate = Annotated[date | None, Query(alias="to", description="last day (inclusive)")]
+
+
+def within(query: Select[Any], column: Any, start: date | None, end: date | None) -> Select[Any]:
+    """`query` kept to rows whose `column` (a day) is from `start` to `end`; a range that ends before
+    it begins is a 422 on `from`, not an empty page."""
+    if start is not None and end is not None and start > end:
+        raise invalid("from", "must not be after 'to'", "range")
+    if start is not None:
+        query = query.where(column >= start)
+    if end is not None:
+        query = query.where(column <= end)
+    return query
 
 
 class Page(BaseModel, Generic[T]):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from entrepot.api.deps import Requires
-from entrepot.api.pagination import Page, paginate
+from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.api.responses import model_json
 from entrepot.billing import permissions as perms
 from entrepot.billing import service
@@ -40,10 +40,16 @@ def list_invoices(
     customer_id: uuid.UUID | None = None,
     status: InvoiceStatus | None = None,
     sales_order_id: uuid.UUID | None = None,
+    number: str | None = None,
+    overdue: Annotated[bool | None, Query(description="Only invoices with an amount due past their due date")] = None,
+    from_: FromDate = None,
+    to: ToDate = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[InvoiceRead]:
-    query = service.list_invoices(uow, customer_id=customer_id, status=status, sales_order_id=sales_order_id)
+    query = service.list_invoices(uow, customer_id=customer_id, status=status, sales_order_id=sales_order_id,
+                                  number=number, overdue=bool(overdue))
+    query = within(query, Invoice.issued_on, from_, to)
     rows, next_cursor = paginate(uow, query.options(selectinload(Invoice.lines)), Invoice.id, cursor=cursor,
                                  limit=limit)
     return Page(items=[InvoiceRead.of(r) for r in rows], next_cursor=next_cursor)
@@ -122,6 +128,9 @@ def list_payments(
     uow: Annotated[UnitOfWork, Requires(perms.PAYMENT_READ)],
     customer_id: uuid.UUID | None = None,
     unapplied: bool | None = Query(default=None, description="Only payments with customer credit left"),
+    reference: Annotated[str | None, Query(description="The payer's reference, as on the bank statement")] = None,
+    from_: FromDate = None,
+    to: ToDate = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[PaymentRead]:
@@ -130,6 +139,9 @@ def list_payments(
         query = query.where(Payment.customer_id == customer_id)
     if unapplied:
         query = query.where(Payment.unapplied > 0)
+    if reference is not None:
+        query = query.where(Payment.reference == reference.strip())
+    query = within(query, Payment.received_on, from_, to)
     rows, next_cursor = paginate(uow, query, Payment.id, cursor=cursor, limit=limit)
     return Page(items=[PaymentRead.of(r) for r in rows], next_cursor=next_cursor)
 

@@ -202,8 +202,14 @@ def get_invoice(uow: UnitOfWork, invoice_id: uuid.UUID, *, for_update: bool = Fa
 
 
 def list_invoices(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, status: str | None = None,
-                  sales_order_id: uuid.UUID | None = None) -> Any:
+                  sales_order_id: uuid.UUID | None = None, number: str | None = None,
+                  overdue: bool = False) -> Any:
+    """Invoices, filtered; `overdue`: with an amount due after their due date (today's)."""
     query = select(Invoice)
+    if number:
+        query = query.where(Invoice.number == number)
+    if overdue:
+        query = query.where(Invoice.amount_due > 0, Invoice.due_on < clock.today())
     if customer_id:
         query = query.where(Invoice.customer_id == customer_id)
     if status:

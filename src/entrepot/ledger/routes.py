@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from entrepot.api.deps import RawBody, Requires
 from entrepot.api.etag import check_if_match, set_etag
-from entrepot.api.pagination import Page, paginate
+from entrepot.api.pagination import FromDate, Page, ToDate, paginate
 from entrepot.catalog.csvio import quote_formula
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
@@ -58,8 +58,6 @@ from entrepot.ledger.states import PERIOD
 
 router = APIRouter(tags=["ledger"])
 Format = Annotated[str, Query(pattern="^(json|csv)$", description="json (default) or csv")]
-FromDate = Annotated[date | None, Query(alias="from", description="first day (inclusive)")]
-ToDate = Annotated[date | None, Query(alias="to", description="last day (inclusive)")]
 PeriodParam = Annotated[str | None, Query(description="YYYY-MM: sets the range to that month",
                                           pattern=r"^\d{4}-\d{2}$")]
 

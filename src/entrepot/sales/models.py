@@ -95,6 +95,8 @@ class Shipment(TenantOwned, HasId, Timestamps, Versioned, Base):
         UniqueConstraint("tenant_id", "number"),
         Index("ix_shipments_tenant_id_sales_order_id", "tenant_id", "sales_order_id"),
         Index("ix_shipments_tenant_id_status", "tenant_id", "status"),
+        # a carrier's delivery report (and a support call) names the tracking number only
+        Index("ix_shipments_tenant_id_tracking_number", "tenant_id", "tracking_number"),
     )
     number: Mapped[str] = mapped_column(String(30))
     sales_order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sales_orders.id"))

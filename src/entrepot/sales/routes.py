@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from entrepot.api.deps import Requires
-from entrepot.api.pagination import Page, paginate
+from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.api.responses import model_json
 from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
 from entrepot.db.uow import UnitOfWork
@@ -74,11 +74,15 @@ def list_sales_orders(
     status: OrderStatus | None = None,
     invoice_status: OrderInvoiceStatus | None = None,
     number: str | None = None,
+    customer_po: Annotated[str | None, Query(description="The customer's purchase order number")] = None,
+    from_: FromDate = None,
+    to: ToDate = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[SalesOrderRead]:
     query = service.sales_order_query(customer_id=customer_id, status=status, invoice_status=invoice_status,
-                                      number=number)
+                                      number=number, customer_po=customer_po)
+    query = within(query, SalesOrder.order_date, from_, to)
     rows, next_cursor = paginate(uow, query, SalesOrder.id, cursor=cursor, limit=limit)
     return Page(items=[SalesOrderRead.of(r) for r in rows], next_cursor=next_cursor)
 
@@ -176,6 +180,7 @@ def list_shipments(
     uow: Annotated[Uow, Requires(perms.SHIPMENT_READ)],
     sales_order_id: uuid.UUID | None = None,
     status: ShipmentStatus | None = None,
+    tracking_number: Annotated[str | None, Query(description="As the carrier gave it")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[ShipmentRead]:
@@ -184,6 +189,8 @@ def list_shipments(
         query = query.where(Shipment.sales_order_id == sales_order_id)
     if status:
         query = query.where(Shipment.status == status)
+    if tracking_number is not None:
+        query = query.where(Shipment.tracking_number == tracking_number.strip())
     rows, next_cursor = paginate(uow, query, Shipment.id, cursor=cursor, limit=limit)
     return Page(items=[ShipmentRead.of(r) for r in rows], next_cursor=next_cursor)
 
@@ -258,6 +265,7 @@ def list_quotes(
     uow: Annotated[Uow, Requires(perms.QUOTE_READ)],
     customer_id: uuid.UUID | None = None,
     status: QuoteStatus | None = None,
+    number: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[QuoteRead]:
@@ -266,6 +274,8 @@ def list_quotes(
         query = query.where(Quote.customer_id == customer_id)
     if status:
         query = query.where(Quote.status == status)
+    if number:
+        query = query.where(Quote.number == number)
     rows, next_cursor = paginate(uow, query, Quote.id, cursor=cursor, limit=limit)
     return Page(items=[QuoteRead.of(r) for r in rows], next_cursor=next_cursor)
 

@@ -413,7 +413,8 @@ def _lock_order_of_shipment(uow: UnitOfWork, shipment_id: uuid.UUID) -> SalesOrd
 
 
 def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | None = None,
-                      invoice_status: str | None = None, number: str | None = None) -> Any:
+                      invoice_status: str | None = None, number: str | None = None,
+                      customer_po: str | None = None) -> Any:
     query = select(SalesOrder).options(selectinload(SalesOrder.lines))
     if customer_id:
         query = query.where(SalesOrder.customer_id == customer_id)
@@ -423,6 +424,8 @@ def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | Non
         query = query.where(SalesOrder.invoice_status == invoice_status)
     if number:
         query = query.where(SalesOrder.number == number)
+    if customer_po is not None:
+        query = query.where(SalesOrder.customer_po == customer_po.strip())
     return query
 
 

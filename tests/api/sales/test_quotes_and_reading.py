@@ -107,3 +107,44 @@ def test_promised_date_is_today_from_stock_or_the_supplier_lead_time(api):
     assert from_stock["promised_date"] == clock.today().isoformat()
     backordered = act(api, f"/sales-orders/{create_order(api, desk, 3)['id']}/confirm")
     assert backordered["promised_date"] == (clock.today() + timedelta(days=5)).isoformat()
+
+
+def test_documents_are_found_by_what_a_caller_quotes_over_the_phone(api):
+    # given two orders entered on different days, one with the customer's PO number, shipped with a
+    # tracking number, invoiced (net 30) and paid with a bank reference
+    desk = order_desk(api, stock=20)
+    with clock.frozen_at(clock.now() - timedelta(days=40)):
+        old = create_order(api, desk, 1, customer_po="PO-4711")
+        act(api, f"/sales-orders/{old['id']}/confirm")
+        shipment = act(api, "/shipments", 201, {"sales_order_id": old["id"]})
+        act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z4711"})
+        overdue = act(api, f"/sales-orders/{old['id']}/invoice", 201)
+    new = create_order(api, desk, 2)
+    act(api, f"/sales-orders/{new['id']}/confirm")
+    act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': new['id']})['id']}/ship")
+    current = act(api, f"/sales-orders/{new['id']}/invoice", 201)
+    paid = act(api, "/payments", 201, {"customer_id": desk.customer_id, "amount": current["total"],
+                                       "currency": "USD", "reference": "BANK-99",
+                                       "allocations": [{"invoice_id": current["id"], "amount": current["total"]}]})
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    today, long_ago = clock.today().isoformat(), (clock.today() - timedelta(days=40)).isoformat()
+
+    def found(path, **params):
+        r = api.get(path, params=params)
+        assert r.status_code == 200, (path, params, r.text)
+        return [x["id"] for x in r.json()["items"]]
+    # then each is found by what its caller has at hand
+    assert found("/sales-orders", customer_po="PO-4711") == [old["id"]]
+    assert found("/sales-orders", **{"from": today}) == [new["id"]]
+    assert found("/sales-orders", to=long_ago) == [old["id"]]
+    assert found("/shipments", tracking_number="1Z4711") == [shipment["id"]]
+    assert found("/invoices", overdue="true") == [overdue["id"]]
+    assert found("/invoices", number=current["number"]) == [current["id"]]
+    assert found("/invoices", **{"from": today, "to": today}) == [current["id"]]
+    assert found("/payments", reference="BANK-99") == [paid["id"]]
+    assert found("/payments", to=long_ago) == []
+    assert found("/quotes", number=quote["number"]) == [quote["id"]]
+    # and a range that ends before it begins is refused, not an empty page
+    backwards = api.get("/invoices", params={"from": today, "to": long_ago})
+    assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "from"
