@@ -14,10 +14,12 @@ from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.api.responses import model_json
 from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
 from entrepot.db.uow import UnitOfWork
+from entrepot.parties import permissions as parties_perms
 from entrepot.sales import permissions as perms
 from entrepot.sales import quotes, returns, service, shipping
 from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment, ShippingRate
 from entrepot.sales.schemas import (
+    CreditPositionRead,
     InvoicingRun,
     PickListRead,
     QuoteCreate,
@@ -85,6 +87,13 @@ def list_sales_orders(
     query = within(query, SalesOrder.order_date, from_, to)
     rows, next_cursor = paginate(uow, query, SalesOrder.id, cursor=cursor, limit=limit)
     return Page(items=[SalesOrderRead.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/customers/{customer_id}/credit", response_model=CreditPositionRead,
+            summary="The customer's credit limit, exposure and what is left, as the next order's credit check counts")
+def read_credit_position(customer_id: uuid.UUID,
+                         uow: Annotated[Uow, Requires(parties_perms.CUSTOMER_READ)]) -> CreditPositionRead:
+    return CreditPositionRead.of(service.credit_position(uow, customer_id))
 
 
 @router.get("/sales-orders/{sales_order_id}", response_model=SalesOrderRead)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from entrepot.billing.schemas import DecimalIn, amount, loaded, number, price
 from entrepot.kernel import clock
+from entrepot.kernel.money import round_money
 from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment
 from entrepot.sales.states import (
     RETURN,
@@ -72,6 +73,27 @@ class SalesOrderLineRead(BaseModel):
     quantity_shipped: str
     quantity_invoiced: str
     quantity_returned: str
+
+
+class CreditPositionRead(BaseModel):
+    """What the credit check of the customer's next order counts, in the customer's currency."""
+    customer_id: uuid.UUID
+    currency: str
+    credit_limit: str | None = Field(description="None: no limit, orders are never held for credit")
+    open_receivables: str = Field(description="Open invoices less unapplied payments and credit notes")
+    uninvoiced_orders: str = Field(description="Confirmed orders' value not invoiced yet")
+    exposure: str = Field(description="open_receivables + uninvoiced_orders")
+    available: str | None = Field(description="credit_limit - exposure (negative when over); None without a limit")
+    orders_on_credit_hold: int
+
+    @classmethod
+    def of(cls, p: Any) -> CreditPositionRead:
+        c = p.currency
+        return cls(customer_id=p.customer_id, currency=c, credit_limit=amount(p.credit_limit, c),
+                   open_receivables=str(round_money(p.open_receivables, c)),
+                   uninvoiced_orders=str(round_money(p.uninvoiced_orders, c)),
+                   exposure=str(round_money(p.exposure, c)), available=amount(p.available, c),
+                   orders_on_credit_hold=p.orders_on_credit_hold)
 
 
 class SalesOrderRead(BaseModel):

@@ -434,12 +434,43 @@ def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | Non
 
 def credit_exposure(uow: UnitOfWork, customer_id: uuid.UUID, *, excluding: uuid.UUID | None = None) -> Decimal:
     """Open receivables plus the not yet invoiced value of open confirmed orders."""
+    return billing.open_receivables(uow, customer_id) + _uninvoiced_orders(uow, customer_id, excluding)
+
+
+def _uninvoiced_orders(uow: UnitOfWork, customer_id: uuid.UUID, excluding: uuid.UUID | None = None) -> Decimal:
     query = select(func.sum(SalesOrder.total), func.sum(SalesOrder.invoiced_total)).where(
         SalesOrder.customer_id == customer_id, SalesOrder.status.in_(OPEN_ORDER))
     if excluding:
         query = query.where(SalesOrder.id != excluding)
     total, invoiced = uow.session.execute(query).one()
-    return billing.open_receivables(uow, customer_id) + (total or ZERO) - (invoiced or ZERO)
+    return (total or ZERO) - (invoiced or ZERO)
+
+
+@dataclass(frozen=True)
+class CreditPosition:
+    """What the credit check of the customer's next order counts (all in the customer's currency)."""
+
+    customer_id: uuid.UUID
+    currency: str
+    credit_limit: Decimal | None
+    open_receivables: Decimal  # open invoices less unapplied payments and credit notes
+    uninvoiced_orders: Decimal  # confirmed orders' value not invoiced yet
+    exposure: Decimal
+    available: Decimal | None  # the limit less the exposure; None without a limit
+    orders_on_credit_hold: int
+
+
+def credit_position(uow: UnitOfWork, customer_id: uuid.UUID) -> CreditPosition:
+    customer = ports.get_customer(uow, customer_id)
+    receivables = billing.open_receivables(uow, customer.id)
+    orders = _uninvoiced_orders(uow, customer.id)
+    held = uow.session.scalar(select(func.count()).where(
+        SalesOrder.customer_id == customer.id, SalesOrder.status == OrderStatus.on_hold,
+        SalesOrder.hold_reason == "credit")) or 0
+    limit = customer.credit_limit
+    exposure = receivables + orders
+    return CreditPosition(customer.id, customer.currency, limit, receivables, orders, exposure,
+                          None if limit is None else limit - exposure, held)
 
 
 def _event_base(order: SalesOrder) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from decimal import Decimal
 
 from tests.factories.inventory import adjust
@@ -115,11 +117,24 @@ def test_over_the_credit_limit_the_order_goes_on_hold(api):
     held = act(api, f"/sales-orders/{order['id']}/confirm")
     assert (held["status"], held["hold_reason"]) == ("on_hold", "credit")
     assert stock(api, desk.product_id) == (10, 0)
+    credit = api.get(f"/customers/{desk.customer_id}/credit").json()
+    assert credit == {"customer_id": desk.customer_id, "currency": "USD", "credit_limit": "40.00",
+                      "open_receivables": "0.00", "uninvoiced_orders": "0.00", "exposure": "0.00",
+                      "available": "40.00", "orders_on_credit_hold": 1}
     # released by someone allowed to
     released = act(api, f"/sales-orders/{order['id']}/release-hold")
     assert released["status"] == "confirmed" and stock(api, desk.product_id) == (10, 4)
     assert (released["lines"][0]["quantity_reserved"], released["lines"][0]["quantity_backordered"]) == ("4", "0")
     assert api.get(f"/sales-orders/{order['id']}").json()["lines"] == released["lines"]
+    # the confirmed order now counts against the limit, invoiced or not
+    credit = api.get(f"/customers/{desk.customer_id}/credit").json()
+    assert (credit["uninvoiced_orders"], credit["exposure"], credit["available"]) == ("50.00", "50.00", "-10.00")
+    ship = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{ship['id']}/ship")
+    act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    credit = api.get(f"/customers/{desk.customer_id}/credit").json()
+    assert (credit["open_receivables"], credit["uninvoiced_orders"], credit["exposure"]) == ("50.00", "0.00", "50.00")
+    assert api.get(f"/customers/{uuid.uuid4()}/credit").status_code == 404
 
 
 def test_payment_errors_write_nothing(api):
