@@ -638,7 +638,8 @@ def cancel_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
 
 def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Close a partially shipped order: what did not ship never will (reservations and backorders
-    released, open shipments cancelled). Shipped quantities can still be invoiced."""
+    released, open shipments cancelled). Shipped quantities can still be invoiced; when they all
+    already are, the order is invoiced."""
     order = get_sales_order(uow, order_id, for_update=True)
     SALES_ORDER.apply(order, "close")  # the caller's close (POST .../close); audited as close_short, as before
     inv = ports.inventory()
@@ -648,6 +649,9 @@ def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     for shipment in uow.session.scalars(select(Shipment).where(
             Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))):
         SHIPMENT.apply(shipment, "cancel")
+    if order.invoice_status != OrderInvoiceStatus.invoiced and _fully_invoiced(order):
+        # what shipped was already invoiced before the close: nothing is left to bill
+        ORDER_INVOICING.apply(order, "invoice")
     audit(uow, "sales_order.close_short", "sales_order", order.id, before={"status": "partially_shipped"},
           after={"status": order.status})
     record_event(uow, events.SalesOrderClosed(**_event_base(order)), subject=f"sales_order/{order.id}")

@@ -192,6 +192,23 @@ def test_a_partially_shipped_order_closes_short(api):
     assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
 
 
+def test_an_order_invoiced_for_what_shipped_then_closed_short_is_invoiced(api):
+    # given 3 of 5 shipped and those 3 invoiced
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 5)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "partially_invoiced"
+    # when the desk closes it short
+    closed = act(api, f"/sales-orders/{order['id']}/close")
+    # then nothing is left to bill: the order is invoiced, as if it had been invoiced after the close
+    assert (closed["status"], closed["invoice_status"]) == ("closed", "invoiced")
+    assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
+    assert api.post(f"/sales-orders/{order['id']}/invoice").json()["code"] == "nothing_to_invoice"
+
+
 def test_allocating_again_answers_with_what_inventory_holds(api):
     # given a two-line order: one line in stock, the other only partly
     desk = order_desk(api, stock=10)
