@@ -1,6 +1,6 @@
 """The inventory's public service interface: what other domains call.
 
-Order-to-cash: `allocate`, `release`, `reserved_quantity`, `backordered_quantity`,
+Order-to-cash: `allocate`, `release`, `release_many`, `reserved_quantity`, `backordered_quantity`,
 `issue_reserved`, `issue_reserved_many`, `receive_return`. Purchasing: `receive_stock`,
 `register_on_order_provider`. Everything else is used by this package's
 routes and CLI.
@@ -21,6 +21,7 @@ from entrepot.inventory.services.allocation import (
     issue_reserved,
     issue_reserved_many,
     release,
+    release_many,
     reserved_quantity,
 )
 from entrepot.inventory.services.core import (
@@ -129,6 +130,7 @@ __all__ = [
     "receive_transfer",
     "register_on_order_provider",
     "release",
+    "release_many",
     "replenishment_suggestions",
     "reserved_quantity",
     "scrap_stock",

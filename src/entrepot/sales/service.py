@@ -623,9 +623,7 @@ def cancel_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     before = order.status
     SALES_ORDER.apply(order, "cancel")
     if before in (OrderStatus.confirmed,):
-        inv = ports.inventory()
-        for ln in order.lines:
-            inv.release(uow, DEMAND, ln.id)
+        ports.inventory().release_many(uow, DEMAND, [ln.id for ln in order.lines])
         for shipment in uow.session.scalars(select(Shipment).where(
                 Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))):
             SHIPMENT.apply(shipment, "cancel")
@@ -642,9 +640,8 @@ def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     already are, the order is invoiced."""
     order = get_sales_order(uow, order_id, for_update=True)
     SALES_ORDER.apply(order, "close")  # the caller's close (POST .../close); audited as close_short, as before
-    inv = ports.inventory()
+    ports.inventory().release_many(uow, DEMAND, [ln.id for ln in order.lines])
     for ln in order.lines:
-        inv.release(uow, DEMAND, ln.id)
         ln.quantity_backordered = ZERO
     for shipment in uow.session.scalars(select(Shipment).where(
             Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))):

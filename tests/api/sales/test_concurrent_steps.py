@@ -216,3 +216,65 @@ def test_a_payment_recorded_while_the_customers_currency_changes_is_checked_agai
     assert changed == "EUR"
     assert [e.field for e in getattr(paid, "errors", [])] == ["currency"], paid
     assert api.get("/payments", params={"customer_id": desk.customer_id}).json()["items"] == []
+
+
+def test_an_order_cancelled_while_a_stock_change_holds_its_products_does_not_deadlock(api):
+    import threading
+
+    from tests.concurrency import WAIT_LIMIT, _waiting_for_a_lock
+
+    if not api.tenant.url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers at BEGIN: there is no lock order to keep")
+    # given a confirmed order whose first line is the product with the higher id
+    one, two = order_desk(api), order_desk(api)
+    low, high = sorted([one, two], key=lambda desk: uuid.UUID(desk.product_id))
+    order = create_order(api, one, lines=[{"product_id": high.product_id, "quantity": "1"},
+                                          {"product_id": low.product_id, "quantity": "1"}])
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    outcomes: dict[str, object] = {}
+    holding = threading.Event()
+    blocked = _waiting_for_a_lock(api.tenant.url)
+
+    def adjust(uow, desk):
+        return inventory.adjust_stock(uow, warehouse_id=uuid.UUID(desk.warehouse_id),
+                                      product_id=uuid.UUID(desk.product_id), quantity=D(1), reason="found",
+                                      unit_cost=D("5.00"))
+
+    def stock_change():  # the lower product, then (once the cancel waits) the higher one: product-id order
+        try:
+            with api.tenant.uow() as uow:
+                adjust(uow, low)
+                holding.set()
+                for _ in range(int(WAIT_LIMIT * 100)):
+                    if blocked():
+                        break
+                    threading.Event().wait(0.01)
+                adjust(uow, high)
+                uow.commit()
+                outcomes["stock"] = "adjusted"
+        except Exception as exc:  # the test looks at the outcomes
+            outcomes["stock"] = exc
+        finally:
+            holding.set()
+
+    def cancel():
+        try:
+            with api.tenant.uow() as uow:
+                outcomes["cancel"] = service.cancel_sales_order(uow, uuid.UUID(order["id"])).status
+                uow.commit()
+        except Exception as exc:  # the test looks at the outcomes
+            outcomes["cancel"] = exc
+
+    # when the stock change holds the lower product and the order is cancelled meanwhile
+    first = threading.Thread(target=stock_change)
+    first.start()
+    holding.wait(WAIT_LIMIT)
+    second = threading.Thread(target=cancel)
+    second.start()
+    first.join()
+    second.join()
+    # then the cancel waited for the lower product before taking the higher one: both commit
+    assert outcomes == {"stock": "adjusted", "cancel": "cancelled"}
+    for desk in (low, high):
+        [item] = api.get(f"/stock?product_id={desk.product_id}").json()["items"]
+        assert (item["on_hand"], item["reserved"]) == ("11", "0")
