@@ -188,7 +188,8 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
     if errors:
         raise ValidationFailed(errors)
     inv = ports.inventory()
-    for line_id, items in wanted.items():
+    # each receipt locks its product: taken in product-id order, as every stock change takes them
+    for line_id, items in sorted(wanted.items(), key=lambda kv: by_id[kv[0]].product_id):
         line = by_id[line_id]
         target = warehouse_id or line.warehouse_id
         if target is None:

@@ -218,19 +218,19 @@ def test_a_payment_recorded_while_the_customers_currency_changes_is_checked_agai
     assert api.get("/payments", params={"customer_id": desk.customer_id}).json()["items"] == []
 
 
-# PostgreSQL only: SQLite serialises writers at BEGIN, so there is no lock order to keep there
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_an_order_cancelled_while_a_stock_change_holds_its_products_does_not_deadlock(api):
+def _two_products(api):
+    """Two order desks, the one whose product has the lower id first."""
+    one, two = order_desk(api), order_desk(api)
+    return sorted([one, two], key=lambda desk: uuid.UUID(desk.product_id))
+
+
+def _while_a_stock_change_holds_the_lower_product(api, low, high, step):
+    """A stock change takes the lower product, then (once `step` waits for a lock) the higher one:
+    product-id order, as every stock change takes them. Returns each side's outcome."""
     import threading
 
     from tests.concurrency import WAIT_LIMIT, _waiting_for_a_lock
 
-    # given a confirmed order whose first line is the product with the higher id
-    one, two = order_desk(api), order_desk(api)
-    low, high = sorted([one, two], key=lambda desk: uuid.UUID(desk.product_id))
-    order = create_order(api, one, lines=[{"product_id": high.product_id, "quantity": "1"},
-                                          {"product_id": low.product_id, "quantity": "1"}])
-    act(api, f"/sales-orders/{order['id']}/confirm")
     outcomes: dict[str, object] = {}
     holding = threading.Event()
     blocked = _waiting_for_a_lock(api.tenant.url)
@@ -240,7 +240,7 @@ def test_an_order_cancelled_while_a_stock_change_holds_its_products_does_not_dea
                                       product_id=uuid.UUID(desk.product_id), quantity=D(1), reason="found",
                                       unit_cost=D("5.00"))
 
-    def stock_change():  # the lower product, then (once the cancel waits) the higher one: product-id order
+    def stock_change():
         try:
             with api.tenant.uow() as uow:
                 adjust(uow, low)
@@ -257,24 +257,57 @@ def test_an_order_cancelled_while_a_stock_change_holds_its_products_does_not_dea
         finally:
             holding.set()
 
-    def cancel():
+    def run_step():
         try:
             with api.tenant.uow() as uow:
-                outcomes["cancel"] = service.cancel_sales_order(uow, uuid.UUID(order["id"])).status
+                outcomes["step"] = step(uow)
                 uow.commit()
         except Exception as exc:  # the test looks at the outcomes
-            outcomes["cancel"] = exc
+            outcomes["step"] = exc
 
-    # when the stock change holds the lower product and the order is cancelled meanwhile
     first = threading.Thread(target=stock_change)
     first.start()
     holding.wait(WAIT_LIMIT)
-    second = threading.Thread(target=cancel)
+    second = threading.Thread(target=run_step)
     second.start()
     first.join()
     second.join()
+    return outcomes
+
+
+# PostgreSQL only: SQLite serialises writers at BEGIN, so there is no lock order to keep there
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_order_cancelled_while_a_stock_change_holds_its_products_does_not_deadlock(api):
+    # given a confirmed order whose first line is the product with the higher id
+    low, high = _two_products(api)
+    order = create_order(api, low, lines=[{"product_id": high.product_id, "quantity": "1"},
+                                          {"product_id": low.product_id, "quantity": "1"}])
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    # when the stock change holds the lower product and the order is cancelled meanwhile
+    outcomes = _while_a_stock_change_holds_the_lower_product(
+        api, low, high, lambda uow: service.cancel_sales_order(uow, uuid.UUID(order["id"])).status)
     # then the cancel waited for the lower product before taking the higher one: both commit
-    assert outcomes == {"stock": "adjusted", "cancel": "cancelled"}
+    assert outcomes == {"stock": "adjusted", "step": "cancelled"}
     for desk in (low, high):
         [item] = api.get(f"/stock?product_id={desk.product_id}").json()["items"]
         assert (item["on_hand"], item["reserved"]) == ("11", "0")
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_return_received_while_a_stock_change_holds_its_products_does_not_deadlock(api):
+    # given a shipped order whose first line is the product with the higher id, both lines returned
+    low, high = _two_products(api)
+    order = create_order(api, low, lines=[{"product_id": high.product_id, "quantity": "1"},
+                                          {"product_id": low.product_id, "quantity": "1"}])
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': order['id']})['id']}/ship")
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": line["id"], "quantity": "1"} for line in order["lines"]]})
+    # when the stock change holds the lower product and the return is received meanwhile
+    outcomes = _while_a_stock_change_holds_the_lower_product(
+        api, low, high, lambda uow: returns.receive_return(uow, uuid.UUID(rma["id"])).status)
+    # then both commit, and each product has its unit back and the one found
+    assert outcomes == {"stock": "adjusted", "step": "received"}
+    for desk in (low, high):
+        [item] = api.get(f"/stock?product_id={desk.product_id}").json()["items"]
+        assert item["on_hand"] == "11"
