@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from entrepot.kernel.money import format_quantity
+
 
 def _money_str(value: Decimal) -> str:
     """At least two places, more only when the value has them ("12.50", "0.1234")."""
@@ -17,13 +19,8 @@ def _money_str(value: Decimal) -> str:
     return f"{whole}.{frac.ljust(2, '0')}"
 
 
-def _quantity_str(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 Money = Annotated[Decimal, PlainSerializer(_money_str, return_type=str, when_used="json")]
-Quantity = Annotated[Decimal, PlainSerializer(_quantity_str, return_type=str, when_used="json")]
+Quantity = Annotated[Decimal, PlainSerializer(format_quantity, return_type=str, when_used="json")]
 
 
 def amount_input(value: object) -> object:

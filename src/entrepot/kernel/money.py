@@ -91,6 +91,12 @@ def fits_storage(value: Decimal) -> bool:
     return isinstance(exponent, int) and (exponent >= -STORAGE_PLACES or value == quantize_storage(value))
 
 
+def format_quantity(quantity: Decimal) -> str:
+    """A quantity as it reads: no exponent, no trailing zeros ("5", "2.5")."""
+    text = format(quantity.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def format_amount(amount: Decimal, currency: str) -> str:
     """Canonical JSON form: a string with exactly the currency's minor unit places."""
     return str(round_money(amount, currency))

@@ -297,6 +297,19 @@ def test_cycle_count_posts_variances_with_the_counter(api):
     assert api.get("/stock-counts", params={"status": "done"}).status_code == 422
 
 
+def test_a_count_below_what_is_reserved_is_refused_as_insufficient_stock(api):
+    from tests.factories.sales import act, create_order, order_desk
+
+    desk = order_desk(api, stock=10)
+    act(api, f"/sales-orders/{create_order(api, desk, 6)['id']}/confirm")  # 6 of the 10 reserved
+    count = act(api, "/stock-counts", 201, {"warehouse_id": desk.warehouse_id, "counter": "Ana"})
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [{"product_id": desk.product_id,
+                                                                        "counted_quantity": "5"}]})
+    assert r.status_code == 409, r.text
+    assert (r.json()["code"], r.json()["counted"], r.json()["reserved"]) == ("insufficient_stock", "5", "6")
+    assert api.get(f"/stock-counts/{count['id']}").json()["status"] == "open"
+
+
 def test_an_expired_lot_is_refused_and_an_unknown_lot_named(api):
     product = create_product(api, track_lots=True)["id"]
     wh = create_warehouse(api)["id"]

@@ -50,8 +50,8 @@ from entrepot.inventory.services.core import (
 from entrepot.inventory.states import STOCK_COUNT, TRANSFER, CountStatus, TransferStatus
 from entrepot.kernel import clock
 from entrepot.kernel.dates import check_past_date
-from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
-from entrepot.kernel.money import round_money
+from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid
+from entrepot.kernel.money import format_quantity, round_money
 from entrepot.ledger import posting
 
 
@@ -724,8 +724,10 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, 
         if variance != 0:
             variances += 1
             if variance < 0 and balance.on_hand + variance < balance.reserved:
-                raise Conflict(f"{product.sku}: counted {counted} but {balance.reserved} are reserved; release or "
-                               "ship the reservations first", product_id=str(product.id))
+                said = format_quantity(counted), format_quantity(balance.reserved)
+                raise core.InsufficientStock(f"{product.sku}: counted {said[0]} but {said[1]} are reserved; release "
+                                             "or ship the reservations first", product_id=str(product.id),
+                                             counted=said[0], reserved=said[1])
             move = _adjust(uow, count.warehouse_id, product, variance, "cycle_count", None, lot.code if lot else None,
                            None, None, None, f"{count.number} by {count.counter}", None, MoveKind.COUNT, location)
             move_id = str(move.id)
