@@ -139,7 +139,7 @@ def list_payments(
         query = query.where(Payment.customer_id == customer_id)
     if unapplied:
         query = query.where(Payment.unapplied > 0)
-    if reference is not None:
+    if reference and reference.strip():  # blank: no filter
         query = query.where(Payment.reference == reference.strip())
     query = within(query, Payment.received_on, from_, to)
     rows, next_cursor = paginate(uow, query, Payment.id, cursor=cursor, limit=limit)

@@ -304,7 +304,7 @@ def list_lots(uow: Annotated[UnitOfWork, Requires(perms.LOT_READ)], product_id: 
     query = select(Lot)
     if product_id:
         query = query.where(Lot.product_id == product_id)
-    if code is not None:
+    if code and code.strip():  # blank: no filter
         query = query.where(Lot.code == code.strip())
     if expires_before:
         query = query.where(Lot.expiry_date <= expires_before)

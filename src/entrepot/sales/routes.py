@@ -198,7 +198,7 @@ def list_shipments(
         query = query.where(Shipment.sales_order_id == sales_order_id)
     if status:
         query = query.where(Shipment.status == status)
-    if tracking_number is not None:
+    if tracking_number and tracking_number.strip():  # blank: no filter
         query = query.where(Shipment.tracking_number == tracking_number.strip())
     rows, next_cursor = paginate(uow, query, Shipment.id, cursor=cursor, limit=limit)
     return Page(items=[ShipmentRead.of(r) for r in rows], next_cursor=next_cursor)

@@ -424,7 +424,7 @@ def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | Non
         query = query.where(SalesOrder.invoice_status == invoice_status)
     if number:
         query = query.where(SalesOrder.number == number)
-    if customer_po is not None:
+    if customer_po and customer_po.strip():  # blank: no filter, as for `number`
         query = query.where(SalesOrder.customer_po == customer_po.strip())
     return query
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from entrepot.kernel import clock
 from entrepot.sales import quotes
-from tests.factories.sales import act, create_order, order_desk
+from tests.factories.catalog import create_product
+from tests.factories.sales import act, create_order, order_desk, shipped_order
 
 
 def test_quote_accepted_into_an_order_at_the_quoted_price(api):
@@ -148,3 +149,25 @@ def test_documents_are_found_by_what_a_caller_quotes_over_the_phone(api):
     # and a range that ends before it begins is refused, not an empty page
     backwards = api.get("/invoices", params={"from": today, "to": long_ago})
     assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "from"
+
+
+def test_a_blank_text_filter_finds_everything_as_a_blank_number_does(api):
+    # given a shipped order (tracking number 1Z999) without a customer PO, paid without a reference,
+    # and a lot
+    desk, order = shipped_order(api)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    act(api, "/payments", 201, {"customer_id": desk.customer_id, "amount": invoice["total"], "currency": "USD",
+                                "allocations": [{"invoice_id": invoice["id"], "amount": invoice["total"]}]})
+    lot = create_product(api, track_lots=True)["id"]
+    act(api, "/stock/receipts", 201, {"warehouse_id": desk.warehouse_id, "product_id": lot, "quantity": "1",
+                                      "unit_cost": "1", "lot_code": "L-1"})
+
+    def count(path, **params):
+        r = api.get(path, params=params)
+        assert r.status_code == 200, (path, params, r.text)
+        return len(r.json()["items"])
+    # when a list is asked with an empty text field, as a search form sends it
+    # then the field filters nothing, as `number=` already did
+    for path, name in (("/sales-orders", "number"), ("/sales-orders", "customer_po"),
+                       ("/shipments", "tracking_number"), ("/payments", "reference"), ("/lots", "code")):
+        assert count(path, **{name: ""}) == count(path) == 1, (path, name)
