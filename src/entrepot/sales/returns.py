@@ -19,7 +19,7 @@ from entrepot.identity.services.audit import audit
 from entrepot.integration.outbox import record_event
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid, reference
 from entrepot.kernel.ids import new_id
-from entrepot.kernel.money import ZERO
+from entrepot.kernel.money import ZERO, format_quantity
 from entrepot.sales import events, ports
 from entrepot.sales.models import ReturnAuthorization, ReturnLine, Shipment, ShipmentLine
 from entrepot.sales.service import get_sales_order, note_returned_unbilled
@@ -156,7 +156,20 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
             errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
         else:
             wanted.setdefault(line.id, []).append((i, item))
-    shipped = _shipped_lines(uow, [ln.sales_order_line_id for ln in rma.lines])
+    shipped = _shipped_lines(uow, list(by_order_line))
+    inv = ports.inventory()
+    # A lot comes back no more than the order shipped of it, less what came back of it before (the
+    # order is locked: no other receipt of it runs meanwhile).
+    shipped_of_lot: dict[tuple[uuid.UUID, str], Decimal] = {}
+    for s in shipped:
+        for lot in s.lots or []:
+            if lot.get("lot_code"):
+                key = (s.product_id, lot["lot_code"])
+                shipped_of_lot[key] = shipped_of_lot.get(key, ZERO) + Decimal(lot.get("quantity") or 0)
+    earlier = list(uow.session.scalars(select(ReturnAuthorization.number).where(
+        ReturnAuthorization.sales_order_id == order.id, ReturnAuthorization.id != rma.id,
+        ReturnAuthorization.status.in_((ReturnStatus.received, ReturnStatus.credited)))))
+    back_of_lot = inv.returned_by_lot(uow, sorted({ln.product_id for ln in rma.lines}), earlier)
     for line_id, items in wanted.items():
         line = by_id[line_id]
         last = items[-1][0]
@@ -164,22 +177,21 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
             errors.append(FieldError(f"lines[{last}].quantity", f"at most {line.quantity} in all for this line",
                                      "range"))
         lots = [lot for s in shipped if s.sales_order_line_id == line.sales_order_line_id for lot in (s.lots or [])]
-        from_lot: dict[str, Decimal] = {}
-        for lot in lots:
-            if lot.get("lot_code"):
-                from_lot[lot["lot_code"]] = from_lot.get(lot["lot_code"], ZERO) + Decimal(lot.get("quantity") or 0)
+        codes = {lot["lot_code"] for lot in lots if lot.get("lot_code")}
         serials = {s for lot in lots for s in lot.get("serials") or []}
-        back_from_lot: dict[str, Decimal] = {}
         seen_serials: set[str] = set()
         for i, item in items:
-            if from_lot and item.lot_code not in from_lot:
-                errors.append(FieldError(f"lines[{i}].lot_code", f"give the lot shipped: one of {sorted(from_lot)}",
+            if codes and item.lot_code not in codes:
+                errors.append(FieldError(f"lines[{i}].lot_code", f"give the lot shipped: one of {sorted(codes)}",
                                          "lot"))
-            elif item.lot_code in from_lot:
-                back = back_from_lot[item.lot_code] = back_from_lot.get(item.lot_code, ZERO) + item.quantity
-                if back > from_lot[item.lot_code]:
-                    errors.append(FieldError(f"lines[{i}].quantity", f"only {from_lot[item.lot_code]} of lot "
-                                             f"{item.lot_code} were shipped on this line", "lot"))
+            elif item.lot_code in codes:
+                key = (line.product_id, item.lot_code)
+                before = back_of_lot.get(key, ZERO)
+                back_of_lot[key] = before + item.quantity
+                if back_of_lot[key] > shipped_of_lot[key]:
+                    came_back = f", {format_quantity(before)} of them came back before" if before else ""
+                    errors.append(FieldError(f"lines[{i}].quantity", f"only {format_quantity(shipped_of_lot[key])} "
+                                             f"of lot {item.lot_code} were shipped on this order{came_back}", "lot"))
             if serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= serials
                             or seen_serials & set(item.serials)):
                 errors.append(FieldError(f"lines[{i}].serials", "give the serial numbers shipped on this order",
@@ -187,7 +199,6 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
             seen_serials |= set(item.serials)
     if errors:
         raise ValidationFailed(errors)
-    inv = ports.inventory()
     # each receipt locks its product: taken in product-id order, as every stock change takes them
     for line_id, items in sorted(wanted.items(), key=lambda kv: by_id[kv[0]].product_id):
         line = by_id[line_id]

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from entrepot.catalog.models import Product
 from entrepot.db.numbering import next_number
@@ -341,6 +341,21 @@ def receive_return(
     when = _date(on)
     return core.with_retry(uow, lambda: _receive(uow, warehouse.id, product, qty, cost, ref, lot_code, None, serials,
                                                  when, MoveKind.RETURN, LocationKind.CUSTOMER, scrap))
+
+
+def returned_by_lot(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], references: Sequence[str],
+                    ) -> dict[tuple[uuid.UUID, str], Decimal]:
+    """What came back from customers under these references (returns' numbers), per product and lot
+    code: a return checks a lot against what was shipped of it less what came back before."""
+    if not product_ids or not references:
+        return {}
+    rows = uow.session.execute(
+        select(StockMove.product_id, Lot.code, func.sum(StockMove.quantity))
+        .join(Lot, Lot.id == StockMove.lot_id)
+        .where(StockMove.product_id.in_(list(product_ids)), StockMove.kind == MoveKind.RETURN,
+               StockMove.reference.in_(list(references)))
+        .group_by(StockMove.product_id, Lot.code))
+    return {(product_id, code): Decimal(total) for product_id, code, total in rows}
 
 
 def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, cost: Decimal, reference: str,
