@@ -476,7 +476,7 @@ def record_payment(
     received_on = clock.today() if received_on is None else check_past_date(received_on, "received_on", "a payment")
     payment = new_row(Payment, id=new_id(), number=next_number(uow, "PAY"), customer_id=customer_id,
                       currency=currency, amount=amount, received_on=received_on, method=method,
-                      reference=reference, unapplied=amount, applied=ZERO, discount=ZERO, refunded=ZERO)
+                      reference=reference.strip(), unapplied=amount, applied=ZERO, discount=ZERO, refunded=ZERO)
     plan = _plan_allocations(uow, payment, allocations, allow_discount=True)
     paid = _apply(uow, payment, plan)
     save(uow, [inv for inv, _, _ in plan])

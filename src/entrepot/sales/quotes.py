@@ -41,8 +41,8 @@ def create_quote(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[Ord
                         on=today, exempt=bool(getattr(customer, "tax_exempt", False)))
     quote = Quote(id=new_id(), number=next_number(uow, "QT"), customer_id=customer.id, status=QuoteStatus.draft,
                   currency=customer.currency, valid_until=valid_until or today + timedelta(days=DEFAULT_VALIDITY_DAYS),
-                  channel=channel, customer_po=customer_po, subtotal=tax.net_total, tax_total=tax.tax_total,
-                  total=tax.net_total + tax.tax_total)
+                  channel=channel, customer_po=(customer_po or "").strip() or None, subtotal=tax.net_total,
+                  tax_total=tax.tax_total, total=tax.net_total + tax.tax_total)
     for n, (p, lt) in enumerate(zip(priced, tax.lines, strict=True)):
         quote.lines.append(QuoteLine(line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
                                      description=p.product.name, quantity=p.quantity, unit_price=p.unit_price,

@@ -231,6 +231,7 @@ def create_sales_order(
     """Enter a draft order: lines priced by the pricing engine (or given, under the margin guard), tax estimated."""
     customer = _customer_for_order(uow, customer_id)
     today = clock.today()
+    customer_po = (customer_po or "").strip() or None  # found by it later, as the customer quotes it
     where = resolve_ship_to(uow, customer, ship_to)
     priced = price_lines(uow, customer, lines, channel=channel, on=today, ship_to=where, fixed_prices=fixed_prices)
     order = new_row(
@@ -864,7 +865,7 @@ def deliver_by_tracking(uow: UnitOfWork, tracking_number: str, *, delivered_at: 
     carrier (case-insensitive) or with no carrier recorded match: two carriers' numbers can coincide.
     Idempotent: a shipment delivered before is left alone (no change, no second event)."""
     query = (select(Shipment.id, Shipment.status)
-             .where(Shipment.tracking_number == tracking_number,
+             .where(Shipment.tracking_number == tracking_number.strip(),
                     Shipment.status.in_((ShipmentStatus.shipped, ShipmentStatus.delivered)))
              .order_by(Shipment.shipped_at, Shipment.id))
     if carrier:
@@ -914,6 +915,8 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
         sl.warehouse_id, sl.cost, sl.lots = getattr(issued, "warehouse_id", None), getattr(issued, "cost", None), lots
         by_id[sl.sales_order_line_id].quantity_shipped += sl.quantity
     SHIPMENT.apply(shipment, "ship")
+    # as typed or scanned, without the spaces around it: a carrier's report and a search name it bare
+    tracking_number = (tracking_number or "").strip() or None
     shipment.carrier, shipment.service, shipment.tracking_number = carrier, service, tracking_number
     shipment.shipped_at = clock.now()
     complete = all(ln.quantity_shipped >= ln.quantity for ln in order.lines)

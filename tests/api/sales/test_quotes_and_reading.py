@@ -115,17 +115,17 @@ def test_documents_are_found_by_what_a_caller_quotes_over_the_phone(api):
     # tracking number, invoiced (net 30) and paid with a bank reference
     desk = order_desk(api, stock=20)
     with clock.frozen_at(clock.now() - timedelta(days=40)):
-        old = create_order(api, desk, 1, customer_po="PO-4711")
+        old = create_order(api, desk, 1, customer_po=" PO-4711 ")  # as pasted, spaces and all
         act(api, f"/sales-orders/{old['id']}/confirm")
         shipment = act(api, "/shipments", 201, {"sales_order_id": old["id"]})
-        act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z4711"})
+        act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": "1Z4711 "})
         overdue = act(api, f"/sales-orders/{old['id']}/invoice", 201)
     new = create_order(api, desk, 2)
     act(api, f"/sales-orders/{new['id']}/confirm")
     act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': new['id']})['id']}/ship")
     current = act(api, f"/sales-orders/{new['id']}/invoice", 201)
     paid = act(api, "/payments", 201, {"customer_id": desk.customer_id, "amount": current["total"],
-                                       "currency": "USD", "reference": "BANK-99",
+                                       "currency": "USD", "reference": " BANK-99",
                                        "allocations": [{"invoice_id": current["id"], "amount": current["total"]}]})
     quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
                                       "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
@@ -137,6 +137,7 @@ def test_documents_are_found_by_what_a_caller_quotes_over_the_phone(api):
         return [x["id"] for x in r.json()["items"]]
     # then each is found by what its caller has at hand
     assert found("/sales-orders", customer_po="PO-4711") == [old["id"]]
+    assert api.get(f"/sales-orders/{old['id']}").json()["customer_po"] == "PO-4711"  # kept without the spaces
     assert found("/sales-orders", **{"from": today}) == [new["id"]]
     assert found("/sales-orders", to=long_ago) == [old["id"]]
     assert found("/shipments", tracking_number="1Z4711") == [shipment["id"]]
