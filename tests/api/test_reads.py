@@ -199,7 +199,6 @@ def test_other_master_records_read_through_the_fast_path_render_as_the_orm_does(
     assert other_api.get(f"{path}/{record_id}").status_code == 404
 
 
-
 @pytest.mark.parametrize("path", ["/products", "/categories", "/customers", "/suppliers", "/supplier-items",
                                   "/price-lists"])
 def test_master_records_answer_create_and_archive_with_their_etag(api, path):
@@ -225,6 +224,7 @@ def test_master_records_answer_create_and_archive_with_their_etag(api, path):
     assert created.headers.get("etag") == f'W/"{record["id"]}-{record["version"]}"'
     assert archived.headers.get("etag") == f'W/"{record["id"]}-{archived.json()["version"]}"'
     assert archived.headers["etag"] == api.get(f"{path}/{record['id']}").headers["etag"]
+
 
 # --- PostgreSQL: the read in one round trip -----------------------------------
 

@@ -12,9 +12,9 @@ from sqlalchemy.orm import selectinload
 from entrepot.api.deps import Requires
 from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.api.responses import model_json
+from entrepot.billing import permissions as billing_perms
 from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
 from entrepot.db.uow import UnitOfWork
-from entrepot.parties import permissions as parties_perms
 from entrepot.sales import permissions as perms
 from entrepot.sales import quotes, returns, service, shipping
 from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment, ShippingRate
@@ -92,7 +92,8 @@ def list_sales_orders(
 @router.get("/customers/{customer_id}/credit", response_model=CreditPositionRead,
             summary="The customer's credit limit, exposure and what is left, as the next order's credit check counts")
 def read_credit_position(customer_id: uuid.UUID,
-                         uow: Annotated[Uow, Requires(parties_perms.CUSTOMER_READ)]) -> CreditPositionRead:
+                         uow: Annotated[Uow, Requires(billing_perms.INVOICE_READ)]) -> CreditPositionRead:
+    # what the customer owes is read off its invoices: who may read those may read this
     return CreditPositionRead.of(service.credit_position(uow, customer_id))
 
 

@@ -97,7 +97,6 @@ QUOTE = machine("quote", "status", [
 ])
 
 
-
 def quote_actions(status: str, valid_until: date, today: date) -> list[str]:
     """A quote's allowed actions: past its validity it can no longer be accepted, though the scheduler
     has not expired it yet."""

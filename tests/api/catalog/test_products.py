@@ -183,10 +183,11 @@ def test_malformed_input_never_500(api):
 
 
 def test_an_archived_category_takes_no_new_product_or_subcategory(api):
+    # given a category with a product in it, archived
     tools = api.post("/categories", json={"code": "TOOLS", "name": "Tools"}).json()
     kept = create_product(api, category_id=tools["id"])
     assert api.post(f"/categories/{tools['id']}/archive").status_code == 200
-    # a new product, a product moved into it, or a new subcategory: 422 naming the field
+    # then a new product, a product moved into it, or a new subcategory: 422 naming the field
     for r in (api.post("/products", json=product_body(category_id=tools["id"])),
               api.patch(f"/products/{create_product(api)['id']}", json={"category_id": tools["id"]}),
               api.post("/categories", json={"code": "SAWS", "name": "Saws", "parent_id": tools["id"]})):

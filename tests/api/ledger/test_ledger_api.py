@@ -408,9 +408,9 @@ def test_exchange_rate_import_names_file_lines_after_a_cell_with_a_line_break(ap
 
 
 def test_a_journal_lines_unknown_party_is_named_as_either_kind_of_party(api):
-    import uuid
-
+    # given an id that is neither a customer's nor a supplier's
     stray = str(uuid.uuid4())
+    # when a journal line is tagged with it, then the refusal names both kinds of party
     r = api.post("/ledger/journal-entries", json={"date": "2026-01-05", "description": "tagged", "lines": [
         {"account_code": "1000", "debit": "1.00", "party_id": stray}, {"account_code": "3000", "credit": "1.00"}]})
     assert r.status_code == 404, r.text

@@ -39,11 +39,12 @@ def test_supplier_item_rules(api):
 
 
 def test_a_supplier_item_is_known_by_supplier_product_and_start_an_open_start_included(api):
+    # given an item with no start date and one from 2027-01-01
     sid, pid = create_supplier(api)["id"], create_product(api)["id"]
     base = {"supplier_id": sid, "product_id": pid, "cost": "3.10", "currency": "EUR"}
     first = api.post("/supplier-items", json=base).json()
     dated = api.post("/supplier-items", json={**base, "valid_from": "2027-01-01", "cost": "3.30"}).json()
-    # a second one with the same start, open or dated, or a change onto another's start: 409 on valid_from
+    # then a second one with the same start, open or dated, or a change onto another's start: 409 on valid_from
     for r in (api.post("/supplier-items", json={**base, "cost": "2.90"}),
               api.post("/supplier-items", json={**base, "valid_from": "2027-01-01"}),
               api.patch(f"/supplier-items/{dated['id']}", json={"valid_from": None})):
