@@ -174,16 +174,22 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
         line = by_id[line_id]
         last = items[-1][0]
         if sum((item.quantity for _, item in items), ZERO) > line.quantity:
-            errors.append(FieldError(f"lines[{last}].quantity", f"at most {line.quantity} in all for this line",
-                                     "range"))
+            errors.append(FieldError(f"lines[{last}].quantity",
+                                     f"at most {format_quantity(line.quantity)} in all for this line", "range"))
         lots = [lot for s in shipped if s.sales_order_line_id == line.sales_order_line_id for lot in (s.lots or [])]
         codes = {lot["lot_code"] for lot in lots if lot.get("lot_code")}
-        serials = {s for lot in lots for s in lot.get("serials") or []}
+        # a serial comes back in the lot it shipped from
+        serials_of_lot: dict[str | None, set[str]] = {}
+        for lot in lots:
+            serials_of_lot.setdefault(lot.get("lot_code"), set()).update(lot.get("serials") or [])
+        serials = {s for shipped_serials in serials_of_lot.values() for s in shipped_serials}
         seen_serials: set[str] = set()
         for i, item in items:
             if codes and item.lot_code not in codes:
                 errors.append(FieldError(f"lines[{i}].lot_code", f"give the lot shipped: one of {sorted(codes)}",
                                          "lot"))
+            elif not codes and item.lot_code:
+                errors.append(FieldError(f"lines[{i}].lot_code", "no lot was shipped on this line", "lot"))
             elif item.lot_code in codes:
                 key = (line.product_id, item.lot_code)
                 before = back_of_lot.get(key, ZERO)
@@ -192,7 +198,8 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
                     came_back = f", {format_quantity(before)} of them came back before" if before else ""
                     errors.append(FieldError(f"lines[{i}].quantity", f"only {format_quantity(shipped_of_lot[key])} "
                                              f"of lot {item.lot_code} were shipped on this order{came_back}", "lot"))
-            if serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= serials
+            in_lot = serials_of_lot.get(item.lot_code, set()) if codes else serials
+            if serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= in_lot
                             or seen_serials & set(item.serials)):
                 errors.append(FieldError(f"lines[{i}].serials", "give the serial numbers shipped on this order",
                                          "serial"))

@@ -175,3 +175,41 @@ def test_a_lot_comes_back_no_more_than_it_shipped_across_two_returns(api):
                                                     "back before")
     at = api.get("/stock/locations", params={"product_id": product}).json()["items"]
     assert {i["lot_code"]: i["on_hand"] for i in at} == {"L-1": "2", "L-2": "1"}
+
+
+def test_a_serial_comes_back_in_the_lot_it_shipped_from(api):
+    # given a lot- and serial-tracked product: S-1 in lot L-1, S-2 in lot L-2, both shipped on one line
+    product = create_product(api, track_lots=True, track_serials=True, list_price="20.00", currency="USD",
+                             standard_cost="8.00")["id"]
+    warehouse = create_warehouse(api)["id"]
+    for lot, serial, expiry in (("L-1", "S-1", "2098-01-01"), ("L-2", "S-2", "2099-01-01")):
+        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": "1",
+                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry,
+                                          "serials": [serial]})
+    customer = create_customer(api, currency="USD")["id"]
+    order = act(api, "/sales-orders", 201, {"customer_id": customer,
+                                            "lines": [{"product_id": product, "quantity": "2"}]})
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': order['id']})['id']}/ship")
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+    # when S-1 is said to come back in lot L-2 (shipped on the line, but not with S-1)
+    wrong = api.post(f"/returns/{rma['id']}/receive", json={"lines": [
+        {"return_line_id": rma["lines"][0]["id"], "quantity": "1", "lot_code": "L-2", "serials": ["S-1"]}]})
+    # then it is refused, naming the serials, and nothing comes back
+    assert wrong.status_code == 422, wrong.text
+    assert [e["field"] for e in wrong.json()["errors"]] == ["lines[0].serials"]
+    assert api.get("/stock/locations", params={"product_id": product}).json()["items"] == []
+
+
+def test_a_lot_named_for_a_product_without_lots_is_refused_on_its_receipt_line(api):
+    # given a product without lots, shipped
+    _, order = shipped_order(api, 2)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+    # when it is received naming a lot
+    wrong = api.post(f"/returns/{rma['id']}/receive", json={"lines": [
+        {"return_line_id": rma["lines"][0]["id"], "quantity": "1", "lot_code": "L-1"}]})
+    # then the receipt line's lot is the field refused
+    assert wrong.status_code == 422, wrong.text
+    assert [e["field"] for e in wrong.json()["errors"]] == ["lines[0].lot_code"]
