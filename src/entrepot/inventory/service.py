@@ -1,8 +1,8 @@
 """The inventory's public service interface: what other domains call.
 
 Order-to-cash: `allocate`, `release`, `release_many`, `reserved_quantity`, `backordered_quantity`,
-`issue_reserved`, `issue_reserved_many`, `receive_return`, `returned_by_lot`. Purchasing: `receive_stock`,
-`register_on_order_provider`. Everything else is used by this package's
+`issue_reserved`, `issue_reserved_many`, `receive_return`, `returned_by_lot`, `returned_serials`.
+Purchasing: `receive_stock`, `register_on_order_provider`. Everything else is used by this package's
 routes and CLI.
 """
 
@@ -70,6 +70,7 @@ from entrepot.inventory.services.stock import (
     receive_stock,
     receive_transfer,
     returned_by_lot,
+    returned_serials,
     scrap_stock,
     ship_transfer,
     start_count,
@@ -135,6 +136,7 @@ __all__ = [
     "replenishment_suggestions",
     "reserved_quantity",
     "returned_by_lot",
+    "returned_serials",
     "scrap_stock",
     "set_reorder_rule",
     "ship_transfer",

@@ -169,7 +169,10 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
     earlier = list(uow.session.scalars(select(ReturnAuthorization.number).where(
         ReturnAuthorization.sales_order_id == order.id, ReturnAuthorization.id != rma.id,
         ReturnAuthorization.status.in_((ReturnStatus.received, ReturnStatus.credited)))))
-    back_of_lot = inv.returned_by_lot(uow, sorted({ln.product_id for ln in rma.lines}), earlier)
+    products = sorted({ln.product_id for ln in rma.lines})
+    back_of_lot = inv.returned_by_lot(uow, products, earlier)
+    serials_back = inv.returned_serials(uow, products, earlier)  # a serial comes back once per order
+    seen_serials: dict[uuid.UUID, set[str]] = {}
     for line_id, items in wanted.items():
         line = by_id[line_id]
         last = items[-1][0]
@@ -183,7 +186,7 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
         for lot in lots:
             serials_of_lot.setdefault(lot.get("lot_code"), set()).update(lot.get("serials") or [])
         serials = {s for shipped_serials in serials_of_lot.values() for s in shipped_serials}
-        seen_serials: set[str] = set()
+        seen = seen_serials.setdefault(line.product_id, set())
         for i, item in items:
             if codes and item.lot_code not in codes:
                 errors.append(FieldError(f"lines[{i}].lot_code", f"give the lot shipped: one of {sorted(codes)}",
@@ -199,11 +202,15 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
                     errors.append(FieldError(f"lines[{i}].quantity", f"only {format_quantity(shipped_of_lot[key])} "
                                              f"of lot {item.lot_code} were shipped on this order{came_back}", "lot"))
             in_lot = serials_of_lot.get(item.lot_code, set()) if codes else serials
-            if serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= in_lot
-                            or seen_serials & set(item.serials)):
+            again = set(item.serials) & serials_back.get(line.product_id, set())
+            if again:
+                errors.append(FieldError(f"lines[{i}].serials", f"{', '.join(sorted(again))} came back on an "
+                                         "earlier return of this order", "serial"))
+            elif serials and (len(item.serials) != int(item.quantity) or not set(item.serials) <= in_lot
+                              or seen & set(item.serials)):
                 errors.append(FieldError(f"lines[{i}].serials", "give the serial numbers shipped on this order",
                                          "serial"))
-            seen_serials |= set(item.serials)
+            seen |= set(item.serials)
     if errors:
         raise ValidationFailed(errors)
     # each receipt locks its product: taken in product-id order, as every stock change takes them

@@ -213,3 +213,35 @@ def test_a_lot_named_for_a_product_without_lots_is_refused_on_its_receipt_line(a
     # then the receipt line's lot is the field refused
     assert wrong.status_code == 422, wrong.text
     assert [e["field"] for e in wrong.json()["errors"]] == ["lines[0].lot_code"]
+
+
+def test_a_serial_comes_back_once_on_the_returns_of_one_order(api):
+    # given serials S-1 and S-2 shipped on a first order, S-1 returned and then shipped to someone else
+    product = create_product(api, track_serials=True, list_price="20.00", currency="USD", standard_cost="8.00")["id"]
+    warehouse = create_warehouse(api)["id"]
+    act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": "2",
+                                      "unit_cost": "8.00", "serials": ["S-1", "S-2"]})
+
+    def shipped(quantity):
+        customer = create_customer(api, currency="USD")["id"]
+        order = act(api, "/sales-orders", 201, {"customer_id": customer,
+                                                "lines": [{"product_id": product, "quantity": quantity}]})
+        act(api, f"/sales-orders/{order['id']}/confirm")
+        act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': order['id']})['id']}/ship")
+        return order
+
+    def receive_s1(order):
+        rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+            {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+        return api.post(f"/returns/{rma['id']}/receive", json={"lines": [
+            {"return_line_id": rma["lines"][0]["id"], "quantity": "1", "serials": ["S-1"]}]})
+    first = shipped("2")
+    assert receive_s1(first).status_code == 200
+    shipped("1")  # S-1 leaves again, to the second customer
+    # when the first order's customer is said to return S-1 once more
+    again = receive_s1(first)
+    # then it is refused: S-1 is with the second customer, the first still has S-2
+    assert again.status_code == 422, again.text
+    assert again.json()["errors"] == [{"field": "lines[0].serials", "rule": "serial",
+                                       "message": "S-1 came back on an earlier return of this order"}]
+    assert api.get("/stock/locations", params={"product_id": product}).json()["items"] == []

@@ -358,6 +358,21 @@ def returned_by_lot(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], reference
     return {(product_id, code): Decimal(total) for product_id, code, total in rows}
 
 
+def returned_serials(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], references: Sequence[str],
+                     ) -> dict[uuid.UUID, set[str]]:
+    """The serial numbers that came back from customers under these references, per product: a serial
+    an order shipped comes back on its returns once."""
+    if not product_ids or not references:
+        return {}
+    out: dict[uuid.UUID, set[str]] = {}
+    for product_id, serials in uow.session.execute(
+            select(StockMove.product_id, StockMove.serials)
+            .where(StockMove.product_id.in_(list(product_ids)), StockMove.kind == MoveKind.RETURN,
+                   StockMove.reference.in_(list(references)), StockMove.serials.is_not(None))):
+        out.setdefault(product_id, set()).update(serials or [])
+    return out
+
+
 def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, cost: Decimal, reference: str,
              lot_code: str | None, expiry: date | None, serials: Sequence[str] | None, on: date | None, kind: str,
              source_kind: LocationKind, scrap: bool, location: Location | None = None) -> StockMove:
