@@ -24,6 +24,16 @@ class SalesOrderCreated(_Order):
     lines: int
 
 
+@event_type("sales_order.updated.v1")
+class SalesOrderUpdated(_Order):
+    """A draft sales order was changed: `changes` names what (lines, ship_to, requested_date,
+    customer_po, notes); `total` and `lines` are as it now stands."""
+
+    total: str
+    lines: int
+    changes: list[str]
+
+
 @event_type("sales_order.confirmed.v1")
 class SalesOrderConfirmed(_Order):
     """A sales order passed the credit check and was allocated; what could not be reserved is backordered."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from entrepot.api.deps import Requires
+from entrepot.api.etag import check_if_match
 from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.api.responses import model_json
 from entrepot.billing import permissions as billing_perms
@@ -29,6 +30,7 @@ from entrepot.sales.schemas import (
     ReturnReceive,
     SalesOrderCreate,
     SalesOrderRead,
+    SalesOrderUpdate,
     ShipmentCreate,
     ShipmentPack,
     ShipmentRead,
@@ -67,6 +69,24 @@ def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perm
     )
     uow.commit()
     return model_json(SalesOrderRead.of(order), 201)
+
+
+@router.patch("/sales-orders/{sales_order_id}", response_model=SalesOrderRead,
+              summary="Change a draft order: lines (all, priced again), ship-to, requested date, customer PO, notes")
+def update_sales_order(sales_order_id: uuid.UUID, body: SalesOrderUpdate, request: Request,
+                       uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> Response:
+    check_if_match(request, service.get_sales_order(uow, sales_order_id))
+    changes = body.model_dump(exclude_unset=True)
+    if body.lines is not None:
+        changes["lines"] = [service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines]
+    if "lines" in changes and changes["lines"] is None:
+        del changes["lines"]  # null: the lines stay as they are
+    if body.ship_to is not None:
+        changes["ship_to"] = body.ship_to.model_dump()  # as on entry: a field left out is blank
+    order = service.update_sales_order(uow, sales_order_id, changes)
+    read = _order_read(uow, order)
+    uow.commit()
+    return model_json(read)
 
 
 @router.get("/sales-orders", response_model=Page[SalesOrderRead])

@@ -56,6 +56,16 @@ class SalesOrderCreate(BaseModel):
     shipping_service: str | None = Field(default=None, max_length=60)
 
 
+class SalesOrderUpdate(BaseModel):
+    """A draft order's changes: only the fields sent change; `lines` replaces all the lines."""
+    model_config = ConfigDict(extra="forbid")
+    lines: list[SalesOrderLineIn] | None = Field(default=None, min_length=1, max_length=5000)
+    ship_to: ShipToIn | None = Field(default=None, description="null: the customer's default ship-to")
+    requested_date: date | None = None
+    customer_po: str | None = Field(default=None, max_length=60)
+    notes: str | None = Field(default=None, max_length=1000)
+
+
 class SalesOrderLineRead(BaseModel):
     id: uuid.UUID
     line_no: int
@@ -118,6 +128,7 @@ class SalesOrderRead(BaseModel):
     shipping_carrier: str | None
     shipping_service: str | None
     shipping_charge: str
+    notes: str
     allowed_actions: list[str]
     lines: list[SalesOrderLineRead]
     created_at: datetime
@@ -152,7 +163,7 @@ class SalesOrderRead(BaseModel):
             subtotal=amount(v["subtotal"], c), tax_total=amount(v["tax_total"], c), total=amount(v["total"], c),
             invoiced_total=amount(v["invoiced_total"], c), shipping_carrier=v["shipping_carrier"],
             shipping_service=v["shipping_service"], shipping_charge=amount(v["shipping_charge"], c),
-            allowed_actions=SALES_ORDER.allowed_actions(OrderStatus(v["status"])), lines=lines,
+            notes=v["notes"] or "", allowed_actions=SALES_ORDER.allowed_actions(OrderStatus(v["status"])), lines=lines,
             created_at=v["created_at"], version=v["version"],
         )
 
@@ -165,7 +176,7 @@ _ORDER_LINE_READ = frozenset({
 _ORDER_READ = frozenset({
     "id", "number", "status", "invoice_status", "hold_reason", "customer_id", "order_date", "requested_date",
     "promised_date", "customer_po", "channel", "ship_to", "quote_id", "subtotal", "tax_total", "total",
-    "invoiced_total", "shipping_carrier", "shipping_service", "shipping_charge", "created_at", "version"})
+    "invoiced_total", "shipping_carrier", "shipping_service", "shipping_charge", "notes", "created_at", "version"})
 
 
 class ShipmentLineIn(BaseModel):

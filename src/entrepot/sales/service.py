@@ -6,7 +6,7 @@ unit of work — one transaction per step — and never commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -244,14 +244,7 @@ def create_sales_order(
     )
     # The order and its lines are built as plain objects, priced and taxed, then written in one
     # statement each (insert_document).
-    order_lines = [new_row(
-        SalesOrderLine, id=new_id(), order_id=order.id, line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
-        description=p.product.name, tax_class=getattr(p.product, "tax_class", None) or "standard",
-        quantity=p.quantity, unit_price=p.unit_price, price_source=p.source, line_total=ZERO,
-        tax_rate_percent=ZERO, tax_amount=ZERO, weight_kg=getattr(p.product, "weight_kg", None),
-        quantity_backordered=ZERO, quantity_shipped=ZERO, quantity_invoiced=ZERO, quantity_returned=ZERO,
-        quantity_returned_unbilled=ZERO,
-    ) for n, p in enumerate(priced)]
+    order_lines = _order_lines(order.id, priced, new_row)
     if shipping:
         _shipping_charge(uow, order, order_lines, *shipping)
     _apply_tax(uow, order, order_lines, customer)
@@ -261,6 +254,79 @@ def create_sales_order(
     record_event(uow, events.SalesOrderCreated(
         sales_order_id=str(order.id), number=order.number, customer_id=str(customer.id), currency=order.currency,
         total=str(order.total), lines=len(order_lines)), subject=f"sales_order/{order.id}")
+    return order
+
+
+def _order_lines(order_id: uuid.UUID, priced: Sequence[PricedLine], make: Callable[..., Any]) -> list[SalesOrderLine]:
+    """The order's lines as priced, numbered from 1; tax and totals are set after (`_apply_tax`)."""
+    return [make(
+        SalesOrderLine, id=new_id(), order_id=order_id, line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
+        description=p.product.name, tax_class=getattr(p.product, "tax_class", None) or "standard",
+        quantity=p.quantity, unit_price=p.unit_price, price_source=p.source, line_total=ZERO,
+        tax_rate_percent=ZERO, tax_amount=ZERO, weight_kg=getattr(p.product, "weight_kg", None),
+        quantity_backordered=ZERO, quantity_shipped=ZERO, quantity_invoiced=ZERO, quantity_returned=ZERO,
+        quantity_returned_unbilled=ZERO,
+    ) for n, p in enumerate(priced)]
+
+
+ORDER_FIELDS = ("lines", "ship_to", "requested_date", "customer_po", "notes")
+
+
+def update_sales_order(uow: UnitOfWork, order_id: uuid.UUID, changes: Mapping[str, Any]) -> SalesOrder:
+    """Change a draft order: its lines (all of them, priced again as on entry; `unit_price` given is
+    checked by the margin guard), ship-to (tax and shipping charge worked out again), requested date,
+    customer PO or notes. Only a draft: a confirmed order has stock reserved against its lines. The
+    lines of an order from a quote keep the quote's prices and are not changed here."""
+    order = get_sales_order(uow, order_id, for_update=True)
+    if order.status != OrderStatus.draft:
+        raise InvalidTransition("sales order", order.status, "update",
+                                SALES_ORDER.allowed_actions(OrderStatus(order.status)))
+    unknown_fields = sorted(set(changes) - set(ORDER_FIELDS))
+    if unknown_fields:
+        raise ValidationFailed([FieldError(f, "is not a field of an order that can change", "unknown_field")
+                                for f in unknown_fields])
+    if "lines" in changes and order.quote_id is not None:
+        raise invalid("lines", "the lines of an order from a quote keep the quote's prices: change the quote's "
+                      "order by cancelling it and entering another", "from_quote")
+    before = {"total": order.total, "lines": len(order.lines), "ship_to": order.ship_to,
+              "requested_date": order.requested_date, "customer_po": order.customer_po, "notes": order.notes}
+    if "requested_date" in changes:
+        order.requested_date = changes["requested_date"]
+    if "customer_po" in changes:
+        order.customer_po = (changes["customer_po"] or "").strip() or None
+    if "notes" in changes:
+        order.notes = changes["notes"] or ""
+    if "lines" in changes or "ship_to" in changes:
+        customer = ports.get_customer(uow, order.customer_id)
+        where = resolve_ship_to(uow, customer, changes.get("ship_to", order.ship_to))
+        order.ship_to, order.ship_to_country, order.ship_to_region = where.address, where.country, where.region
+        kept = order.quote_id is not None or "lines" not in changes
+        wanted = changes.get("lines") or [OrderLineInput(ln.product_id, ln.quantity, ln.unit_price)
+                                          for ln in order.lines]
+        # the lines as they stand keep their prices (a new ship-to changes their tax, not their price)
+        priced = price_lines(uow, customer, wanted, channel=order.channel, on=order.order_date, ship_to=where,
+                             fixed_prices=kept)
+        if kept:
+            priced = [PricedLine(p.product, p.quantity, p.unit_price, ln.price_source)
+                      for p, ln in zip(priced, order.lines, strict=True)]
+        order.lines.clear()
+        uow.session.flush()  # the old lines go before the new ones take their line numbers
+        order.lines.extend(_order_lines(order.id, priced, lambda model, **values: model(**values)))
+        if order.shipping_carrier:
+            _shipping_charge(uow, order, order.lines, order.shipping_carrier, order.shipping_service or "")
+        _apply_tax(uow, order, order.lines, customer)
+    uow.session.flush()
+    after = {"total": order.total, "lines": len(order.lines), "ship_to": order.ship_to,
+             "requested_date": order.requested_date, "customer_po": order.customer_po, "notes": order.notes}
+    changed = sorted(k for k in after if after[k] != before[k])
+    if "lines" in changes and "lines" not in changed:
+        changed = sorted({*changed, "lines"})
+    if changed:
+        audit(uow, "sales_order.update", "sales_order", order.id, before={k: before[k] for k in changed},
+              after={k: after[k] for k in changed})
+        record_event(uow, events.SalesOrderUpdated(**_event_base(order), total=str(order.total),
+                                                   lines=len(order.lines), changes=changed),
+                     subject=f"sales_order/{order.id}")
     return order
 
 

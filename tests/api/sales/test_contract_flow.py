@@ -240,3 +240,56 @@ def test_a_shipped_order_offers_no_close_and_its_close_is_refused(api):
     # and invoicing closes it
     act(api, f"/sales-orders/{order['id']}/invoice", 201)
     assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "closed"
+
+
+def test_a_draft_order_is_changed_and_priced_again_then_no_more_once_confirmed(api):
+    # given Texas tax, and a draft order of 4 shipped to Nevada (no tax there)
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "6.25"})
+    desk, other = order_desk(api, stock=20), order_desk(api, stock=20, list_price="3.00")
+    order = create_order(api, desk, 4, ship_to={"line1": "1 B St", "city": "Reno", "region": "NV", "country": "US"})
+    assert (order["total"], order["tax_total"]) == ("50.00", "0.00")
+    # when its lines are replaced: 2 of the first product and 10 of another, priced by the engine
+    r = api.patch(f"/sales-orders/{order['id']}", json={"lines": [
+        {"product_id": desk.product_id, "quantity": "2"}, {"product_id": other.product_id, "quantity": "10"}],
+        "customer_po": " PO-77 "})
+    assert r.status_code == 200, r.text
+    changed = r.json()
+    assert [(ln["line_no"], ln["quantity"], ln["unit_price"]) for ln in changed["lines"]] == [
+        (1, "2", "12.50"), (2, "10", "3.00")]
+    assert (changed["subtotal"], changed["total"], changed["customer_po"]) == ("55.00", "55.00", "PO-77")
+    # and shipped to Texas instead: same prices, now taxed
+    texas = api.patch(f"/sales-orders/{order['id']}", json={"ship_to": {"line1": "1 A St", "city": "Austin",
+                                                                        "region": "TX", "country": "US"}}).json()
+    assert (texas["subtotal"], texas["tax_total"], texas["lines"][1]["unit_price"]) == ("55.00", "3.44", "3.00")
+    # then each change is audited and published, and the order reads as changed
+    assert api.get(f"/sales-orders/{order['id']}").json()["lines"] == texas["lines"]
+    updates = [e for e in api.get("/events", params={"type": "sales_order.updated.v1"}).json()["items"]
+               if e["subject"] == f"sales_order/{order['id']}"]
+    assert [e["data"]["changes"] for e in updates] == [["customer_po", "lines", "total"], ["ship_to", "total"]]
+    # bad input is refused naming the field, and nothing changes
+    for body, field in (({"lines": [{"product_id": desk.product_id, "quantity": "0"}]}, "lines[0].quantity"),
+                        ({"lines": [{"product_id": str(uuid.uuid4()), "quantity": "1"}]}, "lines[0].product_id"),
+                        ({"number": "SO-9"}, "number")):
+        bad = api.patch(f"/sales-orders/{order['id']}", json=body)
+        assert bad.status_code in (404, 422) and field in str(bad.json()), (body, bad.text)
+    assert api.get(f"/sales-orders/{order['id']}").json()["total"] == texas["total"]
+    # once confirmed it is no longer a draft: 409 naming what can be done
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    late = api.patch(f"/sales-orders/{order['id']}", json={"notes": "too late"})
+    assert late.status_code == 409 and late.json()["allowed_actions"] == ["allocate", "cancel"], late.text
+
+
+def test_an_order_from_a_quote_keeps_its_lines_and_a_stale_change_is_refused(api):
+    # given an order accepted from a quote
+    desk = order_desk(api, stock=10)
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "3"}]})
+    order = act(api, f"/quotes/{quote['id']}/accept", 201)
+    # when its lines are changed: refused, the quote's prices were agreed; its notes may change
+    r = api.patch(f"/sales-orders/{order['id']}", json={"lines": [{"product_id": desk.product_id, "quantity": "5"}]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lines", r.text
+    assert api.patch(f"/sales-orders/{order['id']}", json={"notes": "call first"}).json()["notes"] == "call first"
+    # and a change made against an older version of the order is refused (If-Match)
+    stale = api.client.patch(f"/api/v1/sales-orders/{order['id']}", json={"notes": "x"},
+                             headers={**api.headers, "If-Match": f'W/"{order["id"]}-{order["version"]}"'})
+    assert stale.status_code == 412, stale.text
