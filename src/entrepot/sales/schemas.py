@@ -210,12 +210,24 @@ class ShipmentShip(BaseModel):
     tracking_number: str | None = Field(default=None, max_length=100)
 
 
+class ShippedLotRead(BaseModel):
+    lot_code: str | None = Field(description="None for a serial-tracked product without lots")
+    quantity: str
+    serials: list[str]
+
+
+def _shipped_lot(lot: dict[str, Any]) -> ShippedLotRead:
+    return ShippedLotRead(lot_code=lot.get("lot_code"), quantity=number(Decimal(lot.get("quantity") or 0)) or "0",
+                          serials=list(lot.get("serials") or []))
+
+
 class ShipmentLineRead(BaseModel):
     id: uuid.UUID
     sales_order_line_id: uuid.UUID
     product_id: uuid.UUID
     quantity: str
     warehouse_id: uuid.UUID | None
+    lots: list[ShippedLotRead] = Field(description="Once shipped: the lots and serial numbers that left")
 
 
 class ShipmentRead(BaseModel):
@@ -240,7 +252,8 @@ class ShipmentRead(BaseModel):
             ln = loaded(line, _SHIPMENT_LINE_READ)
             lines.append(ShipmentLineRead(id=ln["id"], sales_order_line_id=ln["sales_order_line_id"],
                                           product_id=ln["product_id"], quantity=number(ln["quantity"]) or "0",
-                                          warehouse_id=ln["warehouse_id"]))
+                                          warehouse_id=ln["warehouse_id"],
+                                          lots=[_shipped_lot(lot) for lot in ln["lots"] or []]))
         v = loaded(s, _SHIPMENT_READ)
         return cls(
             id=v["id"], number=v["number"], sales_order_id=v["sales_order_id"], customer_id=v["customer_id"],
@@ -251,7 +264,7 @@ class ShipmentRead(BaseModel):
 
 
 # the columns ShipmentRead.of reads (see billing.schemas.loaded)
-_SHIPMENT_LINE_READ = frozenset({"id", "sales_order_line_id", "product_id", "quantity", "warehouse_id"})
+_SHIPMENT_LINE_READ = frozenset({"id", "sales_order_line_id", "product_id", "quantity", "warehouse_id", "lots"})
 _SHIPMENT_READ = frozenset({
     "id", "number", "sales_order_id", "customer_id", "status", "carrier", "service", "tracking_number", "packages",
     "shipped_at", "delivered_at"})

@@ -245,3 +245,25 @@ def test_a_serial_comes_back_once_on_the_returns_of_one_order(api):
     assert again.json()["errors"] == [{"field": "lines[0].serials", "rule": "serial",
                                        "message": "S-1 came back on an earlier return of this order"}]
     assert api.get("/stock/locations", params={"product_id": product}).json()["items"] == []
+
+
+def test_a_shipment_shows_the_lots_and_serials_that_left(api):
+    # given S-1 in lot L-1 and S-2 in lot L-2 (expiring later)
+    product = create_product(api, track_lots=True, track_serials=True, list_price="20.00", currency="USD",
+                             standard_cost="8.00")["id"]
+    warehouse = create_warehouse(api)["id"]
+    for lot, serial, expiry in (("L-1", "S-1", "2098-01-01"), ("L-2", "S-2", "2099-01-01")):
+        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": "1",
+                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry,
+                                          "serials": [serial]})
+    order = act(api, "/sales-orders", 201, {"customer_id": create_customer(api, currency="USD")["id"],
+                                            "lines": [{"product_id": product, "quantity": "2"}]})
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    assert shipment["lines"][0]["lots"] == []  # nothing has left yet
+    # when it ships
+    act(api, f"/shipments/{shipment['id']}/ship")
+    # then its line says which lots and serial numbers left (what a recall or a return asks)
+    [line] = api.get(f"/shipments/{shipment['id']}").json()["lines"]
+    assert sorted((lot["lot_code"], lot["quantity"], lot["serials"]) for lot in line["lots"]) == [
+        ("L-1", "1", ["S-1"]), ("L-2", "1", ["S-2"])]
