@@ -316,7 +316,23 @@ def clean_product(data: Mapping[str, Any], ctx: CatalogContext, *, partial: bool
 # ---------------------------------------------------------------- products
 
 
+def _hold_category(uow: UnitOfWork, data: Mapping[str, Any]) -> None:
+    """A product is being put in a category: hold the category's row (FOR KEY SHARE, PostgreSQL) before
+    reading whether it is archived, so an archive (FOR UPDATE) either waits for the product or is seen.
+    SQLite serialises writers and needs no lock."""
+    raw = data.get("category_id")
+    if raw in (None, "") or uow.session.get_bind().dialect.name != "postgresql":
+        return
+    try:
+        category_id = raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
+    except ValueError:
+        return  # a code, or nothing: the check that follows names it
+    uow.session.execute(select(Category.id).where(Category.id == category_id)
+                        .with_for_update(read=True, key_share=True))
+
+
 def create_product(uow: UnitOfWork, data: Mapping[str, Any], *, ctx: CatalogContext | None = None) -> Product:
+    _hold_category(uow, data)
     values, errors = clean_product(data, ctx or CatalogContext.load(uow))
     if errors:
         raise ValidationFailed(errors)
@@ -343,6 +359,7 @@ def update_product(uow: UnitOfWork, product_id: uuid.UUID, changes: Mapping[str,
     """Change some fields. A status change goes through the product status machine."""
     product = product or get_product(uow, product_id)
     refuse_archived(product, "product")
+    _hold_category(uow, changes)
     values, errors = clean_product(changes, ctx or CatalogContext.load(uow), partial=True, current=product)
     if errors:
         raise ValidationFailed(errors)
@@ -464,6 +481,8 @@ def update_category(uow: UnitOfWork, category_id: uuid.UUID, changes: Mapping[st
 
 def archive_category(uow: UnitOfWork, category_id: uuid.UUID) -> Category:
     category = get_category(uow, category_id)
+    # waits for products being put in it (`_hold_category`): they are in before it is archived
+    uow.session.execute(select(Category.id).where(Category.id == category.id).with_for_update())
     return archive_record(uow, category, "category",
                           events.CategoryArchived(category_id=str(category.id), code=category.code))
 

@@ -202,3 +202,21 @@ def test_an_archived_category_takes_no_new_product_or_subcategory(api):
     again = api.client.post("/api/v1/imports/products", headers=api.headers,
                             files={"file": ("products.csv", exported.text.encode(), "text/csv")})
     assert again.status_code == 200 and again.json()["updated"] == 0, again.text
+
+
+def test_a_product_put_in_a_category_being_archived_waits_and_is_refused(api):
+    import uuid
+
+    from entrepot.catalog import service
+    from tests.concurrency import together
+
+    # given a category
+    tools = api.post("/categories", json={"code": "TOOLS", "name": "Tools"}).json()
+    # when it is archived and, before that commits, a product is created in it
+    archived, created = together(
+        api.tenant, lambda uow: service.archive_category(uow, uuid.UUID(tools["id"])).archived_at,
+        lambda uow: service.create_product(uow, product_body(category_id=tools["id"])).id)
+    # then the product waited for the archive and was refused
+    assert archived is not None
+    assert [(e.field, e.rule) for e in getattr(created, "errors", [])] == [("category_id", "archived")], created
+    assert api.get("/products", params={"category_id": tools["id"]}).json()["items"] == []
