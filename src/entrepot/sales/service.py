@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import flag_modified
 
 from entrepot.billing import service as billing
 from entrepot.billing.models import Invoice, PaymentAllocation
@@ -301,20 +302,28 @@ def update_sales_order(uow: UnitOfWork, order_id: uuid.UUID, changes: Mapping[st
         where = resolve_ship_to(uow, customer, changes.get("ship_to", order.ship_to))
         order.ship_to, order.ship_to_country, order.ship_to_region = where.address, where.country, where.region
         kept = order.quote_id is not None or "lines" not in changes
-        wanted = changes.get("lines") or [OrderLineInput(ln.product_id, ln.quantity, ln.unit_price)
-                                          for ln in order.lines]
-        # the lines as they stand keep their prices (a new ship-to changes their tax, not their price)
+        # the lines as they stand keep a price given or agreed (a new ship-to changes their tax, not their
+        # price); the engine's is worked out again where the order now ships, as on entry: a price list
+        # on the other tax basis converts at the ship-to's rate
+        wanted = changes.get("lines") or [
+            OrderLineInput(ln.product_id, ln.quantity, ln.unit_price
+                           if order.quote_id is not None or ln.price_source in ("manual", "fixed") else None)
+            for ln in order.lines]
         priced = price_lines(uow, customer, wanted, channel=order.channel, on=order.order_date, ship_to=where,
                              fixed_prices=kept)
         if kept:
-            priced = [PricedLine(p.product, p.quantity, p.unit_price, ln.price_source)
-                      for p, ln in zip(priced, order.lines, strict=True)]
+            priced = [PricedLine(p.product, p.quantity, p.unit_price, ln.price_source if w.unit_price is not None
+                                 else p.source) for p, w, ln in zip(priced, wanted, order.lines, strict=True)]
         order.lines.clear()
         uow.session.flush()  # the old lines go before the new ones take their line numbers
         order.lines.extend(_order_lines(order.id, priced, lambda model, **values: model(**values)))
         if order.shipping_carrier:
             _shipping_charge(uow, order, order.lines, order.shipping_carrier, order.shipping_service or "")
         _apply_tax(uow, order, order.lines, customer)
+        # new lines at the same totals leave the header's columns as they were: it is a new version all
+        # the same (the ETag and If-Match follow `version`, which the ORM bumps on the header's UPDATE)
+        order.updated_at = clock.now()
+        flag_modified(order, "updated_at")  # even when the clock stands still
     uow.session.flush()
     after = {"total": order.total, "lines": len(order.lines), "ship_to": order.ship_to,
              "requested_date": order.requested_date, "customer_po": order.customer_po, "notes": order.notes}

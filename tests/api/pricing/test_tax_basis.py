@@ -192,3 +192,25 @@ def test_a_quoted_quantity_an_order_line_could_not_hold_is_refused_naming_the_pa
     r = api.get(f"/prices/quote?customer_id={customer}&product_id={product}&quantity=0.00001")
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "quantity" and r.json()["detail"].startswith("quantity:"), r.json()
+
+
+def test_a_draft_shipped_elsewhere_converts_a_gross_lists_price_at_the_new_ship_to(api):
+    # given a net tenant, 25 % tax in Texas, a gross list at 125.00, and a draft order shipped to Nevada
+    # (no tax there: 125.00 before tax), with a second line at a price given by hand
+    product = texas_at_25_percent(api)
+    customer = create_customer(api)["id"]
+    create_price_list(api, code="GROSS", priority=1, prices_include_tax=True,
+                      entries=[{"product_id": product, "value": "125.00"}])
+    draft = act(api, "/sales-orders", 201, {"customer_id": customer,
+                                            "ship_to": {"city": "Reno", "region": "NV", "country": "US"},
+                                            "lines": [{"product_id": product, "quantity": "1"},
+                                                      {"product_id": product, "quantity": "1", "unit_price": "90"}]})
+    assert [ln["unit_price"] for ln in draft["lines"]] == ["125.00", "90.00"]
+    # when it is shipped to Texas instead
+    texas = act(api, f"/sales-orders/{draft['id']}", 200,
+                {"ship_to": {"city": "Austin", "region": "TX", "country": "US"}}, method="patch")
+    # then the list's price is converted where it now ships, as an order entered for Texas is (125.00
+    # including tax = 100.00 before it); the price given by hand stays
+    assert [(ln["unit_price"], ln["price_source"]) for ln in texas["lines"]] == [
+        ("100.00", "price_list:GROSS"), ("90.00", "manual")]
+    assert (texas["subtotal"], texas["tax_total"], texas["total"]) == ("190.00", "47.50", "237.50")

@@ -293,3 +293,21 @@ def test_an_order_from_a_quote_keeps_its_lines_and_a_stale_change_is_refused(api
     stale = api.client.patch(f"/api/v1/sales-orders/{order['id']}", json={"notes": "x"},
                              headers={**api.headers, "If-Match": f'W/"{order["id"]}-{order["version"]}"'})
     assert stale.status_code == 412, stale.text
+
+
+def test_replacing_the_lines_of_a_draft_at_the_same_total_is_a_new_version(api):
+    # given a draft order of two products
+    desk, other = order_desk(api, stock=20), order_desk(api, stock=20, list_price="3.00")
+    order = create_order(api, desk, lines=[{"product_id": desk.product_id, "quantity": "2"},
+                                           {"product_id": other.product_id, "quantity": "10"}])
+    # when its lines are replaced by the same ones in the other order: same total, new lines
+    r = api.patch(f"/sales-orders/{order['id']}", json={"lines": [
+        {"product_id": other.product_id, "quantity": "10"}, {"product_id": desk.product_id, "quantity": "2"}]})
+    assert r.status_code == 200, r.text
+    changed = r.json()
+    assert changed["total"] == order["total"] and changed["lines"][0]["product_id"] == other.product_id
+    # then the order is a new version, and a change made against the old one is refused (If-Match)
+    assert changed["version"] == api.get(f"/sales-orders/{order['id']}").json()["version"] > order["version"]
+    stale = api.client.patch(f"/api/v1/sales-orders/{order['id']}", json={"notes": "x"},
+                             headers={**api.headers, "If-Match": f'W/"{order["id"]}-{order["version"]}"'})
+    assert stale.status_code == 412, stale.text
