@@ -75,7 +75,8 @@ def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perm
               summary="Change a draft order: lines (all, priced again), ship-to, requested date, customer PO, notes")
 def update_sales_order(sales_order_id: uuid.UUID, body: SalesOrderUpdate, request: Request,
                        uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> Response:
-    check_if_match(request, service.get_sales_order(uow, sales_order_id))
+    # locked before the check: two changes sent with the same ETag cannot both pass it
+    check_if_match(request, service.get_sales_order(uow, sales_order_id, for_update=True))
     changes = body.model_dump(exclude_unset=True)
     if body.lines is not None:
         changes["lines"] = [service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines]
