@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from entrepot.api.deps import Requires
-from entrepot.api.etag import check_if_match
+from entrepot.api.etag import check_if_match, etag_of, set_etag
 from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.api.responses import model_json
 from entrepot.billing import permissions as billing_perms
@@ -87,7 +87,9 @@ def update_sales_order(sales_order_id: uuid.UUID, body: SalesOrderUpdate, reques
     order = service.update_sales_order(uow, sales_order_id, changes)
     read = _order_read(uow, order)
     uow.commit()
-    return model_json(read)
+    answer = model_json(read)
+    answer.headers["ETag"] = etag_of(read)
+    return answer
 
 
 @router.get("/sales-orders", response_model=Page[SalesOrderRead])
@@ -119,8 +121,11 @@ def read_credit_position(customer_id: uuid.UUID,
 
 
 @router.get("/sales-orders/{sales_order_id}", response_model=SalesOrderRead)
-def read_sales_order(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.ORDER_READ)]) -> SalesOrderRead:
-    return _order_read(uow, service.get_sales_order(uow, sales_order_id))
+def read_sales_order(sales_order_id: uuid.UUID, response: Response,
+                     uow: Annotated[Uow, Requires(perms.ORDER_READ)]) -> SalesOrderRead:
+    order = service.get_sales_order(uow, sales_order_id)
+    set_etag(response, order)  # what a draft's PATCH sends back as If-Match
+    return _order_read(uow, order)
 
 
 @router.post("/sales-orders/{sales_order_id}/confirm", response_model=SalesOrderRead,

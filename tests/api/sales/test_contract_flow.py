@@ -289,6 +289,12 @@ def test_an_order_from_a_quote_keeps_its_lines_and_a_stale_change_is_refused(api
     r = api.patch(f"/sales-orders/{order['id']}", json={"lines": [{"product_id": desk.product_id, "quantity": "5"}]})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lines", r.text
     assert api.patch(f"/sales-orders/{order['id']}", json={"notes": "call first"}).json()["notes"] == "call first"
+    # the order's ETag is given on its read and its change, and names its version
+    noted = api.get(f"/sales-orders/{order['id']}")
+    assert noted.headers["etag"] == f'W/"{order["id"]}-{noted.json()["version"]}"'
+    fresh = api.client.patch(f"/api/v1/sales-orders/{order['id']}", json={"notes": "call first, then ship"},
+                             headers={**api.headers, "If-Match": noted.headers["etag"]})
+    assert fresh.status_code == 200 and fresh.headers["etag"] == f'W/"{order["id"]}-{fresh.json()["version"]}"'
     # and a change made against an older version of the order is refused (If-Match)
     stale = api.client.patch(f"/api/v1/sales-orders/{order['id']}", json={"notes": "x"},
                              headers={**api.headers, "If-Match": f'W/"{order["id"]}-{order["version"]}"'})
