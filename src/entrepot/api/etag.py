@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import object_session
 
 from entrepot.kernel.errors import PreconditionFailed
 
@@ -22,8 +24,15 @@ def check_if_match(request: Request, obj: Any) -> None:
     header = request.headers.get("if-match")
     if header is None:
         return
+    version = obj.version
+    session = object_session(obj)
+    if session is not None and inspect(obj).persistent:
+        # the row locked and its version read again before the comparison: of two changes sent at once
+        # with one ETag, the second waits for the first and then sees a new version (412), not a stale write
+        model = type(obj)
+        version = session.scalar(select(model.version).where(model.id == obj.id).with_for_update(key_share=True))
     candidates = [h.strip() for h in header.split(",")]
-    current = etag_of(obj)
+    current = f'W/"{obj.id}-{version}"'
     bare = current.removeprefix("W/")
     if "*" in candidates or current in candidates or bare in candidates:
         return

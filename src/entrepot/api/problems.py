@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -192,6 +193,14 @@ def install(app: FastAPI) -> None:
         titles = {404: "Not found", 405: "Method not allowed", 401: "Authentication required"}
         return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail),
                        "http_" + str(exc.status_code), dict(exc.headers or {}) or None)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        # Two changes of one record at once: the second wrote against the version the first replaced
+        # (the ORM's version check). Nothing of it was written; read the record again and retry.
+        log.info("stale_write", path=request.url.path, error=str(exc)[:300])
+        return problem(409, "Changed by another request", "the record was changed by another request while "
+                       "this one ran; nothing was written: read it again and retry", "concurrent_change")
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
