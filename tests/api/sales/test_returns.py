@@ -117,18 +117,29 @@ def test_a_line_partly_invoiced_then_mostly_returned_bills_only_what_was_kept(ap
     assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
 
 
+def _shipped_from_lots(api, receipts, quantity, *, serials=False):
+    """A lot-tracked product (serial-tracked too with `serials`) received as `receipts` — (lot, quantity,
+    expiry, serial numbers) — and `quantity` of it ordered, confirmed and shipped (FEFO). Returns the
+    product's id, the order and the shipment."""
+    product = create_product(api, track_lots=True, track_serials=serials, list_price="20.00", currency="USD",
+                             standard_cost="8.00")["id"]
+    warehouse = create_warehouse(api)["id"]
+    for lot, received, expiry, numbers in receipts:
+        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": received,
+                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry,
+                                          **({"serials": numbers} if numbers else {})})
+    order = act(api, "/sales-orders", 201, {"customer_id": create_customer(api, currency="USD")["id"],
+                                            "lines": [{"product_id": product, "quantity": quantity}]})
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    return product, order, shipment
+
+
 def test_a_line_shipped_from_two_lots_comes_back_as_one_receipt_line_per_lot(api):
     # given a lot-tracked product: 2 units of L-1 (expiring first) and 3 of L-2, and 4 shipped (FEFO: 2 + 2)
-    product = create_product(api, track_lots=True, list_price="20.00", currency="USD", standard_cost="8.00")["id"]
-    warehouse = create_warehouse(api)["id"]
-    for lot, quantity, expiry in (("L-1", "2", "2098-01-01"), ("L-2", "3", "2099-01-01")):
-        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": quantity,
-                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry})
-    customer = create_customer(api, currency="USD")["id"]
-    order = act(api, "/sales-orders", 201, {"customer_id": customer,
-                                            "lines": [{"product_id": product, "quantity": "4"}]})
-    act(api, f"/sales-orders/{order['id']}/confirm")
-    act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': order['id']})['id']}/ship")
+    product, order, _ = _shipped_from_lots(api, [("L-1", "2", "2098-01-01", []), ("L-2", "3", "2099-01-01", [])],
+                                           "4")
     rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
         {"sales_order_line_id": order["lines"][0]["id"], "quantity": "4"}]})
     line = rma["lines"][0]["id"]
@@ -150,16 +161,8 @@ def test_a_line_shipped_from_two_lots_comes_back_as_one_receipt_line_per_lot(api
 
 def test_a_lot_comes_back_no_more_than_it_shipped_across_two_returns(api):
     # given 4 shipped from two lots: 2 of L-1 and 2 of L-2 (FEFO)
-    product = create_product(api, track_lots=True, list_price="20.00", currency="USD", standard_cost="8.00")["id"]
-    warehouse = create_warehouse(api)["id"]
-    for lot, quantity, expiry in (("L-1", "2", "2098-01-01"), ("L-2", "3", "2099-01-01")):
-        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": quantity,
-                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry})
-    customer = create_customer(api, currency="USD")["id"]
-    order = act(api, "/sales-orders", 201, {"customer_id": customer,
-                                            "lines": [{"product_id": product, "quantity": "4"}]})
-    act(api, f"/sales-orders/{order['id']}/confirm")
-    act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': order['id']})['id']}/ship")
+    product, order, _ = _shipped_from_lots(api, [("L-1", "2", "2098-01-01", []), ("L-2", "3", "2099-01-01", [])],
+                                           "4")
 
     def receive_two_of_l1():
         rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
@@ -179,18 +182,8 @@ def test_a_lot_comes_back_no_more_than_it_shipped_across_two_returns(api):
 
 def test_a_serial_comes_back_in_the_lot_it_shipped_from(api):
     # given a lot- and serial-tracked product: S-1 in lot L-1, S-2 in lot L-2, both shipped on one line
-    product = create_product(api, track_lots=True, track_serials=True, list_price="20.00", currency="USD",
-                             standard_cost="8.00")["id"]
-    warehouse = create_warehouse(api)["id"]
-    for lot, serial, expiry in (("L-1", "S-1", "2098-01-01"), ("L-2", "S-2", "2099-01-01")):
-        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": "1",
-                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry,
-                                          "serials": [serial]})
-    customer = create_customer(api, currency="USD")["id"]
-    order = act(api, "/sales-orders", 201, {"customer_id": customer,
-                                            "lines": [{"product_id": product, "quantity": "2"}]})
-    act(api, f"/sales-orders/{order['id']}/confirm")
-    act(api, f"/shipments/{act(api, '/shipments', 201, {'sales_order_id': order['id']})['id']}/ship")
+    product, order, _ = _shipped_from_lots(api, [("L-1", "1", "2098-01-01", ["S-1"]),
+                                                 ("L-2", "1", "2099-01-01", ["S-2"])], "2", serials=True)
     rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
         {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
     # when S-1 is said to come back in lot L-2 (shipped on the line, but not with S-1)
@@ -248,21 +241,10 @@ def test_a_serial_comes_back_once_on_the_returns_of_one_order(api):
 
 
 def test_a_shipment_shows_the_lots_and_serials_that_left(api):
-    # given S-1 in lot L-1 and S-2 in lot L-2 (expiring later)
-    product = create_product(api, track_lots=True, track_serials=True, list_price="20.00", currency="USD",
-                             standard_cost="8.00")["id"]
-    warehouse = create_warehouse(api)["id"]
-    for lot, serial, expiry in (("L-1", "S-1", "2098-01-01"), ("L-2", "S-2", "2099-01-01")):
-        act(api, "/stock/receipts", 201, {"warehouse_id": warehouse, "product_id": product, "quantity": "1",
-                                          "unit_cost": "8.00", "lot_code": lot, "expiry_date": expiry,
-                                          "serials": [serial]})
-    order = act(api, "/sales-orders", 201, {"customer_id": create_customer(api, currency="USD")["id"],
-                                            "lines": [{"product_id": product, "quantity": "2"}]})
-    act(api, f"/sales-orders/{order['id']}/confirm")
-    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
-    assert shipment["lines"][0]["lots"] == []  # nothing has left yet
-    # when it ships
-    act(api, f"/shipments/{shipment['id']}/ship")
+    # given S-1 in lot L-1 and S-2 in lot L-2 (expiring later), both shipped
+    *_, shipment = _shipped_from_lots(api, [("L-1", "1", "2098-01-01", ["S-1"]),
+                                           ("L-2", "1", "2099-01-01", ["S-2"])], "2", serials=True)
+    assert shipment["lines"][0]["lots"] == []  # as created: nothing had left yet
     # then its line says which lots and serial numbers left (what a recall or a return asks)
     [line] = api.get(f"/shipments/{shipment['id']}").json()["lines"]
     assert sorted((lot["lot_code"], lot["quantity"], lot["serials"]) for lot in line["lots"]) == [
