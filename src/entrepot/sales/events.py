@@ -135,6 +135,18 @@ class QuoteCreated(EventData):
     total: str
 
 
+@event_type("quote.updated.v1")
+class QuoteUpdated(EventData):
+    """A draft quote was changed: `changes` names what (lines, valid_until, customer_po); `total` is as it
+    now stands."""
+
+    quote_id: str
+    number: str
+    customer_id: str
+    total: str
+    changes: list[str]
+
+
 @event_type("quote.sent.v1")
 class QuoteSent(EventData):
     """A quote was sent to the customer."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import flag_modified
 
 from entrepot.billing.tax import TaxableLine, calculate_tax
 from entrepot.db.numbering import next_number
@@ -16,9 +17,9 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
-from entrepot.kernel.errors import InvalidTransition, NotFound, invalid
+from entrepot.kernel.errors import FieldError, InvalidTransition, NotFound, ValidationFailed, invalid
 from entrepot.kernel.ids import new_id
-from entrepot.sales import events
+from entrepot.sales import events, ports
 from entrepot.sales.models import Quote, QuoteLine, SalesOrder
 from entrepot.sales.service import OrderLineInput, _customer_for_order, create_sales_order, price_lines, resolve_ship_to
 from entrepot.sales.states import QUOTE, QuoteStatus, quote_actions
@@ -31,26 +32,76 @@ def create_quote(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[Ord
                  customer_po: str | None = None) -> Quote:
     customer = _customer_for_order(uow, customer_id)
     today = clock.today()
-    if valid_until is not None and valid_until < today:
-        raise invalid("valid_until", "must not be in the past", "future")
-    where = resolve_ship_to(uow, customer, None)
-    priced = price_lines(uow, customer, lines, channel=channel, on=today, ship_to=where)
-    tax = calculate_tax(uow, currency=customer.currency, country=where.country, region=where.region,
-                        lines=[TaxableLine(i, getattr(p.product, "tax_class", None) or "standard",
-                                           p.quantity * p.unit_price) for i, p in enumerate(priced)],
-                        on=today, exempt=bool(getattr(customer, "tax_exempt", False)))
+    _check_validity(valid_until, today)
     quote = Quote(id=new_id(), number=next_number(uow, "QT"), customer_id=customer.id, status=QuoteStatus.draft,
                   currency=customer.currency, valid_until=valid_until or today + timedelta(days=DEFAULT_VALIDITY_DAYS),
-                  channel=channel, customer_po=(customer_po or "").strip() or None, subtotal=tax.net_total,
-                  tax_total=tax.tax_total, total=tax.net_total + tax.tax_total)
-    for n, (p, lt) in enumerate(zip(priced, tax.lines, strict=True)):
-        quote.lines.append(QuoteLine(line_no=n + 1, product_id=p.product.id, sku=p.product.sku,
-                                     description=p.product.name, quantity=p.quantity, unit_price=p.unit_price,
-                                     price_source=p.source, line_total=lt.net, tax_amount=lt.tax))
+                  channel=channel, customer_po=(customer_po or "").strip() or None)
+    _price(uow, quote, customer, lines, today)
     uow.session.add(quote)
     audit(uow, "quote.create", "quote", quote.id, after={"number": quote.number, "total": quote.total})
     record_event(uow, events.QuoteCreated(quote_id=str(quote.id), number=quote.number, customer_id=str(customer.id),
                                           total=str(quote.total)), subject=f"quote/{quote.id}")
+    return quote
+
+
+def _check_validity(valid_until: date | None, today: date) -> None:
+    if valid_until is not None and valid_until < today:
+        raise invalid("valid_until", "must not be in the past", "future")
+
+
+def _price(uow: UnitOfWork, quote: Quote, customer: Any, lines: Sequence[OrderLineInput], on: date) -> None:
+    """The quote's lines priced by the pricing engine (or given, under the margin guard) and taxed at the
+    customer's default ship-to; they replace any it had."""
+    where = resolve_ship_to(uow, customer, None)
+    priced = price_lines(uow, customer, lines, channel=quote.channel, on=on, ship_to=where)
+    tax = calculate_tax(uow, currency=customer.currency, country=where.country, region=where.region,
+                        lines=[TaxableLine(i, getattr(p.product, "tax_class", None) or "standard",
+                                           p.quantity * p.unit_price) for i, p in enumerate(priced)],
+                        on=on, exempt=bool(getattr(customer, "tax_exempt", False)))
+    quote.subtotal, quote.tax_total, quote.total = tax.net_total, tax.tax_total, tax.net_total + tax.tax_total
+    quote.lines = [QuoteLine(line_no=n + 1, product_id=p.product.id, sku=p.product.sku, description=p.product.name,
+                             quantity=p.quantity, unit_price=p.unit_price, price_source=p.source, line_total=lt.net,
+                             tax_amount=lt.tax)
+                   for n, (p, lt) in enumerate(zip(priced, tax.lines, strict=True))]
+
+
+QUOTE_FIELDS = ("lines", "valid_until", "customer_po")
+
+
+def update_quote(uow: UnitOfWork, quote_id: uuid.UUID, changes: Mapping[str, Any]) -> Quote:
+    """Change a draft quote: its lines (all of them, priced again today), validity date or customer PO.
+    Once sent, the customer has it as it was: a changed offer is a new quote."""
+    quote = get_quote(uow, quote_id, for_update=True)
+    if quote.status != QuoteStatus.draft:
+        raise InvalidTransition("quote", quote.status, "update", quote_actions(quote.status, quote.valid_until,
+                                                                               clock.today()))
+    unknown_fields = sorted(set(changes) - set(QUOTE_FIELDS))
+    if unknown_fields:
+        raise ValidationFailed([FieldError(f, "is not a field of a quote that can change", "unknown_field")
+                                for f in unknown_fields])
+    today = clock.today()
+    before = {"total": quote.total, "valid_until": quote.valid_until, "customer_po": quote.customer_po}
+    if "valid_until" in changes:
+        _check_validity(changes["valid_until"], today)
+        quote.valid_until = changes["valid_until"] or today + timedelta(days=DEFAULT_VALIDITY_DAYS)
+    if "customer_po" in changes:
+        quote.customer_po = (changes["customer_po"] or "").strip() or None
+    changed = []
+    if changes.get("lines"):
+        _price(uow, quote, ports.get_customer(uow, quote.customer_id), changes["lines"], today)
+        # new lines are a new version even at the same total (If-Match follows `version`)
+        quote.updated_at = clock.now()
+        flag_modified(quote, "updated_at")
+        changed.append("lines")
+    uow.session.flush()
+    after = {"total": quote.total, "valid_until": quote.valid_until, "customer_po": quote.customer_po}
+    changed = sorted({*changed, *(k for k in after if after[k] != before[k])})
+    if changed:
+        audit(uow, "quote.update", "quote", quote.id, before={k: before[k] for k in changed if k in before},
+              after={k: after[k] for k in changed if k in after})
+        record_event(uow, events.QuoteUpdated(quote_id=str(quote.id), number=quote.number,
+                                              customer_id=str(quote.customer_id), total=str(quote.total),
+                                              changes=changed), subject=f"quote/{quote.id}")
     return quote
 
 

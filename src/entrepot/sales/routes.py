@@ -25,6 +25,7 @@ from entrepot.sales.schemas import (
     PickListRead,
     QuoteCreate,
     QuoteRead,
+    QuoteUpdate,
     ReturnCreate,
     ReturnRead,
     ReturnReceive,
@@ -317,8 +318,26 @@ def list_quotes(
 
 
 @router.get("/quotes/{quote_id}", response_model=QuoteRead)
-def read_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_READ)]) -> QuoteRead:
-    return QuoteRead.of(quotes.get_quote(uow, quote_id))
+def read_quote(quote_id: uuid.UUID, response: Response, uow: Annotated[Uow, Requires(perms.QUOTE_READ)]) -> QuoteRead:
+    quote = quotes.get_quote(uow, quote_id)
+    set_etag(response, quote)  # what a draft's PATCH sends back as If-Match
+    return QuoteRead.of(quote)
+
+
+@router.patch("/quotes/{quote_id}", response_model=QuoteRead,
+              summary="Change a draft quote: lines (all, priced again today), validity date, customer PO")
+def update_quote(quote_id: uuid.UUID, body: QuoteUpdate, request: Request,
+                 uow: Annotated[Uow, Requires(perms.QUOTE_CREATE)]) -> Response:
+    check_if_match(request, quotes.get_quote(uow, quote_id))
+    changes = body.model_dump(exclude_unset=True)
+    if body.lines is not None:
+        changes["lines"] = [service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines]
+    quote = quotes.update_quote(uow, quote_id, changes)
+    read, etag = QuoteRead.of(quote), etag_of(quote)  # the version this transaction wrote (flushed)
+    uow.commit()
+    answer = model_json(read)
+    answer.headers["ETag"] = etag
+    return answer
 
 
 @router.post("/quotes/{quote_id}/send", response_model=QuoteRead)

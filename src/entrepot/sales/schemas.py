@@ -338,6 +338,14 @@ class QuoteCreate(BaseModel):
     customer_po: str | None = Field(default=None, max_length=60)
 
 
+class QuoteUpdate(BaseModel):
+    """A draft quote's changes: only the fields sent change; `lines` replaces all the lines."""
+    model_config = ConfigDict(extra="forbid")
+    lines: list[SalesOrderLineIn] | None = Field(default=None, min_length=1, max_length=5000)
+    valid_until: date | None = None
+    customer_po: str | None = Field(default=None, max_length=60)
+
+
 class QuoteLineRead(BaseModel):
     id: uuid.UUID
     product_id: uuid.UUID
@@ -356,20 +364,24 @@ class QuoteRead(BaseModel):
     customer_id: uuid.UUID
     currency: str
     valid_until: date
+    channel: str | None
+    customer_po: str | None
     subtotal: str
     tax_total: str
     total: str
     sales_order_id: uuid.UUID | None
     allowed_actions: list[str]
     lines: list[QuoteLineRead]
+    version: int
 
     @classmethod
     def of(cls, q: Quote) -> QuoteRead:
         c = q.currency
         return cls(
             id=q.id, number=q.number, status=q.status, customer_id=q.customer_id, currency=c,
-            valid_until=q.valid_until, subtotal=amount(q.subtotal, c), tax_total=amount(q.tax_total, c),
-            total=amount(q.total, c), sales_order_id=q.sales_order_id,
+            valid_until=q.valid_until, channel=q.channel, customer_po=q.customer_po,
+            subtotal=amount(q.subtotal, c), tax_total=amount(q.tax_total, c),
+            total=amount(q.total, c), sales_order_id=q.sales_order_id, version=q.version,
             allowed_actions=quote_actions(q.status, q.valid_until, clock.today()),
             lines=[QuoteLineRead(id=ln.id, product_id=ln.product_id, sku=ln.sku, quantity=number(ln.quantity) or "0",
                                  unit_price=price(ln.unit_price, c), price_source=ln.price_source,

@@ -172,3 +172,37 @@ def test_a_blank_text_filter_finds_everything_as_a_blank_number_does(api):
     for path, name in (("/sales-orders", "number"), ("/sales-orders", "customer_po"),
                        ("/shipments", "tracking_number"), ("/payments", "reference"), ("/lots", "code")):
         assert count(path, **{name: ""}) == count(path) == 1, (path, name)
+
+
+def test_a_draft_quote_is_changed_and_priced_again_until_it_is_sent(api):
+    # given a draft quote of 3 at the list price
+    desk, other = order_desk(api, stock=10), order_desk(api, stock=10, list_price="3.00")
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "3"}]})
+    etag = api.get(f"/quotes/{quote['id']}").headers["etag"]
+    # when its lines, validity and PO are changed (with the ETag it was read with)
+    later = (clock.today() + timedelta(days=60)).isoformat()
+    r = api.client.patch(f"/api/v1/quotes/{quote['id']}", headers={**api.headers, "If-Match": etag}, json={
+        "lines": [{"product_id": desk.product_id, "quantity": "1"}, {"product_id": other.product_id,
+                                                                    "quantity": "10"}],
+        "valid_until": later, "customer_po": "RFQ-12"})
+    # then it is priced again, and the change published
+    assert r.status_code == 200, r.text
+    changed = r.json()
+    assert ([(ln["quantity"], ln["unit_price"]) for ln in changed["lines"]], changed["total"]) == (
+        [("1", "12.50"), ("10", "3.00")], "42.50")
+    assert (changed["valid_until"], changed["customer_po"]) == (later, "RFQ-12")
+    assert r.headers["etag"] != etag and api.get(f"/quotes/{quote['id']}").headers["etag"] == r.headers["etag"]
+    events = api.get("/events", params={"type": "quote.updated.v1"}).json()["items"]
+    assert [e["data"]["changes"] for e in events] == [["customer_po", "lines", "total", "valid_until"]]
+    # and a change sent with the old ETag, a past validity date or an unknown field is refused
+    stale = api.client.patch(f"/api/v1/quotes/{quote['id']}", headers={**api.headers, "If-Match": etag},
+                             json={"customer_po": "x"})
+    assert stale.status_code == 412
+    past = api.patch(f"/quotes/{quote['id']}", json={"valid_until": "2001-01-01"})
+    assert past.status_code == 422 and past.json()["errors"][0]["field"] == "valid_until"
+    assert api.patch(f"/quotes/{quote['id']}", json={"status": "sent"}).status_code == 422
+    # once sent, the customer has it as it was: no more changes
+    act(api, f"/quotes/{quote['id']}/send")
+    late = api.patch(f"/quotes/{quote['id']}", json={"customer_po": "RFQ-13"})
+    assert late.status_code == 409 and late.json()["allowed_actions"] == ["accept", "decline"], late.text
