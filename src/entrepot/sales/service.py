@@ -1187,14 +1187,16 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
                               "by then", "range")
     if invoice_grouping(uow) == "order":
         return [_invoice_order(uow, o, lines, on) for o, lines in todo]
-    groups: dict[tuple[uuid.UUID, str], list[tuple[SalesOrder, list[billing.InvoiceLineInput]]]] = {}
+    # one invoice per customer, currency and tax jurisdiction: the invoice is taxed at one ship-to
+    groups: dict[tuple[uuid.UUID, str, str | None, str | None],
+                 list[tuple[SalesOrder, list[billing.InvoiceLineInput]]]] = {}
     for o, lines in todo:
-        groups.setdefault((o.customer_id, o.currency), []).append((o, lines))
+        key = (o.customer_id, o.currency, o.ship_to_country, o.ship_to_region)
+        groups.setdefault(key, []).append((o, lines))
     invoices = []
-    for (cust, currency), group in groups.items():
-        first = group[0][0]
+    for (cust, currency, country, region), group in groups.items():
         invoice = billing.post_invoice(uow, customer_id=cust, currency=currency, sales_order_id=None,
-                                       ship_to_country=first.ship_to_country, ship_to_region=first.ship_to_region,
+                                       ship_to_country=country, ship_to_region=region,
                                        on=on, lines=[ln for _, lines in group for ln in lines])
         for o, lines in group:
             ids = {x.id for x in o.lines}

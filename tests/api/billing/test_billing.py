@@ -305,3 +305,24 @@ def test_an_invoicing_run_is_never_dated_before_what_it_bills_shipped(api):
         # while a run dated the day it shipped, or later, bills it
         [invoice] = act(api, "/invoicing-runs", 201, {"on": "2026-11-20"})
         assert (invoice["issued_on"], invoice["total"]) == ("2026-11-20", "25.00")
+
+
+def test_invoicing_run_per_customer_taxes_each_order_where_it_shipped(api):
+    # given a tenant that groups invoices per customer, Texas tax and none in Nevada,
+    # and one customer's two orders, shipped to Texas and to Nevada
+    api.patch("/tenant/settings", json={"invoice_grouping": "customer"})
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "6.25"})
+    desk = order_desk(api, stock=10)
+    orders = []
+    for region, city in (("TX", "Austin"), ("NV", "Reno")):
+        order = create_order(api, desk, 4, ship_to={"line1": "1 A St", "city": city, "region": region,
+                                                    "country": "US"})
+        act(api, f"/sales-orders/{order['id']}/confirm")
+        shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+        act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS"})
+        orders.append(order)
+    # when the invoicing run goes
+    invoices = act(api, "/invoicing-runs", 201, {"customer_id": desk.customer_id})
+    # then each order is taxed at its own ship-to: one invoice per jurisdiction
+    taxed = sorted((i["total"], i["tax_total"], [ln["tax_rate_percent"] for ln in i["lines"]]) for i in invoices)
+    assert taxed == [("50.00", "0.00", ["0"]), ("53.13", "3.13", ["6.25"])]
