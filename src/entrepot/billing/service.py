@@ -319,8 +319,8 @@ def issue_credit_note(
     for n, (line, qty) in enumerate(wanted):
         if qty == line.quantity - line.quantity_credited and fee_percent == 0:
             # the last of a line credits exactly what is left, so rounding never leaves cents behind
-            credited_net = _credited(invoice, line, "line_total")
-            credited_tax = _credited(invoice, line, "tax_amount")
+            credited_net = _credited(invoice, line, "line_total", cur)
+            credited_tax = _credited(invoice, line, "tax_amount", cur)
             net, tax = line.line_total - credited_net, line.tax_amount - credited_tax
         else:
             net = round_money(line.line_total * qty / line.quantity * keep, cur)
@@ -351,9 +351,12 @@ def issue_credit_note(
     return note
 
 
-def _credited(invoice: Invoice, line: InvoiceLine, attr: str) -> Decimal:
-    return sum((getattr(cl, attr) for note in _notes_of(invoice) for cl in note.lines
-                if cl.invoice_line_id == line.id), ZERO)
+def _credited(invoice: Invoice, line: InvoiceLine, attr: str, currency: str) -> Decimal:
+    """What earlier credit notes took of the line's `attr`, each at the line's value for its quantity
+    (as a note without a fee credits it): a restocking fee an earlier note kept back stays kept, and is
+    not handed back by the note that credits the rest."""
+    return sum((round_money(getattr(line, attr) * cl.quantity / line.quantity, currency)
+                for note in _notes_of(invoice) for cl in note.lines if cl.invoice_line_id == line.id), ZERO)
 
 
 def _notes_of(invoice: Invoice) -> list[CreditNote]:

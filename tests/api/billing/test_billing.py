@@ -326,3 +326,20 @@ def test_invoicing_run_per_customer_taxes_each_order_where_it_shipped(api):
     # then each order is taxed at its own ship-to: one invoice per jurisdiction
     taxed = sorted((i["total"], i["tax_total"], [ln["tax_rate_percent"] for ln in i["lines"]]) for i in invoices)
     assert taxed == [("50.00", "0.00", ["0"]), ("53.13", "3.13", ["6.25"])]
+
+
+def test_crediting_the_rest_of_a_line_does_not_hand_back_an_earlier_restocking_fee(api):
+    # given 4 units invoiced at 12.50 and 1 of them returned and credited less a 10 % restocking fee
+    _, order, invoice = invoiced_order(api, 4)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "restocking_fee_percent": "10", "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    [fee_kept] = act(api, f"/returns/{rma['id']}/credit", 201)
+    assert fee_kept["total"] == "11.25"
+    # when the other 3 are credited by line
+    line = api.get(f"/invoices/{invoice['id']}").json()["lines"][0]["id"]
+    rest = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {"lines": [{"invoice_line_id": line,
+                                                                                "quantity": "3"}]})
+    # then they are credited at their value, 3 x 12.50: the fee kept on the first stays kept
+    assert rest["total"] == "37.50"
+    assert api.get(f"/invoices/{invoice['id']}").json()["amount_due"] == "1.25"
