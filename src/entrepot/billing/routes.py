@@ -30,6 +30,7 @@ from entrepot.billing.schemas import (
 from entrepot.billing.states import CreditNoteStatus, InvoiceStatus
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.money import round_money
+from entrepot.kernel.text import stripped_or_none
 
 router = APIRouter(tags=["billing"])
 
@@ -139,8 +140,8 @@ def list_payments(
         query = query.where(Payment.customer_id == customer_id)
     if unapplied:
         query = query.where(Payment.unapplied > 0)
-    if reference and reference.strip():  # blank: no filter
-        query = query.where(Payment.reference == reference.strip())
+    if paid_as := stripped_or_none(reference):
+        query = query.where(Payment.reference == paid_as)
     query = within(query, Payment.received_on, from_, to)
     rows, next_cursor = paginate(uow, query, Payment.id, cursor=cursor, limit=limit)
     return Page(items=[PaymentRead.of(r) for r in rows], next_cursor=next_cursor)

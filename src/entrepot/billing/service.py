@@ -316,12 +316,13 @@ def issue_credit_note(
     keep = (HUNDRED - fee_percent) / HUNDRED
     note = CreditNote(number=next_number(uow, "CN"), invoice_id=invoice.id, customer_id=invoice.customer_id,
                       currency=cur, issued_on=on, reason=reason, subtotal=ZERO, tax_total=ZERO, total=ZERO)
+    earlier = _earlier_credits(uow, invoice)  # one read for every line, not one per line
     for n, (line, qty) in enumerate(wanted):
         if qty == line.quantity - line.quantity_credited and fee_percent == 0:
             # the last of a line credits exactly what is left, so rounding never leaves cents behind
-            credited_net = _credited(invoice, line, "line_total", cur)
-            credited_tax = _credited(invoice, line, "tax_amount", cur)
-            net, tax = line.line_total - credited_net, line.tax_amount - credited_tax
+            credited = earlier.get(line.id, [])
+            net = line.line_total - _credited(line, "line_total", credited, cur)
+            tax = line.tax_amount - _credited(line, "tax_amount", credited, cur)
         else:
             net = round_money(line.line_total * qty / line.quantity * keep, cur)
             tax = round_money(line.tax_amount * qty / line.quantity * keep, cur)
@@ -351,21 +352,22 @@ def issue_credit_note(
     return note
 
 
-def _credited(invoice: Invoice, line: InvoiceLine, attr: str, currency: str) -> Decimal:
+def _earlier_credits(uow: UnitOfWork, invoice: Invoice) -> dict[uuid.UUID, list[Decimal]]:
+    """The quantities earlier credit notes took of each of the invoice's lines."""
+    out: dict[uuid.UUID, list[Decimal]] = {}
+    for line_id, quantity in uow.session.execute(
+            select(CreditNoteLine.invoice_line_id, CreditNoteLine.quantity)
+            .join(CreditNote, CreditNote.id == CreditNoteLine.credit_note_id)
+            .where(CreditNote.invoice_id == invoice.id)):
+        out.setdefault(line_id, []).append(quantity)
+    return out
+
+
+def _credited(line: InvoiceLine, attr: str, quantities: Sequence[Decimal], currency: str) -> Decimal:
     """What earlier credit notes took of the line's `attr`, each at the line's value for its quantity
     (as a note without a fee credits it): a restocking fee an earlier note kept back stays kept, and is
     not handed back by the note that credits the rest."""
-    return sum((round_money(getattr(line, attr) * cl.quantity / line.quantity, currency)
-                for note in _notes_of(invoice) for cl in note.lines if cl.invoice_line_id == line.id), ZERO)
-
-
-def _notes_of(invoice: Invoice) -> list[CreditNote]:
-    from sqlalchemy.orm import object_session
-
-    session = object_session(invoice)
-    assert session is not None
-    return list(session.scalars(select(CreditNote).where(CreditNote.invoice_id == invoice.id)
-                                .options(selectinload(CreditNote.lines))))
+    return sum((round_money(getattr(line, attr) * q / line.quantity, currency) for q in quantities), ZERO)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.states import PRODUCT_STATUS, action_to
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
+from entrepot.db.row_locks import hold_row
 from entrepot.db.search import contains_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -321,14 +322,13 @@ def _hold_category(uow: UnitOfWork, data: Mapping[str, Any]) -> None:
     reading whether it is archived, so an archive (FOR UPDATE) either waits for the product or is seen.
     SQLite serialises writers and needs no lock."""
     raw = data.get("category_id")
-    if raw in (None, "") or uow.session.get_bind().dialect.name != "postgresql":
+    if raw in (None, ""):
         return
     try:
         category_id = raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
     except ValueError:
         return  # a code, or nothing: the check that follows names it
-    uow.session.execute(select(Category.id).where(Category.id == category_id)
-                        .with_for_update(read=True, key_share=True))
+    hold_row(uow, Category, category_id)
 
 
 def create_product(uow: UnitOfWork, data: Mapping[str, Any], *, ctx: CatalogContext | None = None) -> Product:

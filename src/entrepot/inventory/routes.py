@@ -49,6 +49,7 @@ from entrepot.inventory.schemas import (
 )
 from entrepot.inventory.states import CountStatus, TransferStatus
 from entrepot.kernel.context import Actor
+from entrepot.kernel.text import stripped_or_none
 
 router = APIRouter(tags=["inventory"])
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -304,8 +305,8 @@ def list_lots(uow: Annotated[UnitOfWork, Requires(perms.LOT_READ)], product_id: 
     query = select(Lot)
     if product_id:
         query = query.where(Lot.product_id == product_id)
-    if code and code.strip():  # blank: no filter
-        query = query.where(Lot.code == code.strip())
+    if lot_code := stripped_or_none(code):
+        query = query.where(Lot.code == lot_code)
     if expires_before:
         query = query.where(Lot.expiry_date <= expires_before)
     rows, next_cursor = paginate(uow, query, Lot.id, cursor=cursor, limit=limit)

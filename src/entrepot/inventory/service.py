@@ -1,7 +1,7 @@
 """The inventory's public service interface: what other domains call.
 
 Order-to-cash: `allocate`, `release`, `release_many`, `reserved_quantity`, `backordered_quantity`,
-`issue_reserved`, `issue_reserved_many`, `receive_return`, `returned_by_lot`, `returned_serials`.
+`issue_reserved`, `issue_reserved_many`, `receive_return`, `returned_goods`.
 Purchasing: `receive_stock`, `register_on_order_provider`. Everything else is used by this package's
 routes and CLI.
 """
@@ -69,8 +69,7 @@ from entrepot.inventory.services.stock import (
     receive_return,
     receive_stock,
     receive_transfer,
-    returned_by_lot,
-    returned_serials,
+    returned_goods,
     scrap_stock,
     ship_transfer,
     start_count,
@@ -135,8 +134,7 @@ __all__ = [
     "release_many",
     "replenishment_suggestions",
     "reserved_quantity",
-    "returned_by_lot",
-    "returned_serials",
+    "returned_goods",
     "scrap_stock",
     "set_reorder_rule",
     "ship_transfer",

@@ -32,6 +32,7 @@ from entrepot.catalog.service import get_product
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
 from entrepot.db.registry import load_all_models
+from entrepot.db.row_locks import hold_row
 from entrepot.db.search import contains_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -221,10 +222,8 @@ def hold_customer_for_document(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
     a change of its currency (`update_customer`, which locks FOR UPDATE) either waits and then sees
     the document, or commits first and the document takes the new currency. SQLite serialises
     writers (BEGIN IMMEDIATE) and needs no lock."""
-    if uow.session.get_bind().dialect.name != "postgresql":
-        return
     cid = _as_uuid(customer_id, "customer")
-    uow.session.execute(select(Customer.id).where(Customer.id == cid).with_for_update(read=True, key_share=True))
+    hold_row(uow, Customer, cid)
     _forget_customer_facts(uow, cid)
 
 

@@ -19,9 +19,16 @@ from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
 from entrepot.kernel.errors import FieldError, InvalidTransition, NotFound, ValidationFailed, invalid
 from entrepot.kernel.ids import new_id
+from entrepot.kernel.text import stripped_or_none
 from entrepot.sales import events, ports
 from entrepot.sales.models import Quote, QuoteLine, SalesOrder
-from entrepot.sales.service import OrderLineInput, _customer_for_order, create_sales_order, price_lines, resolve_ship_to
+from entrepot.sales.service import (
+    OrderLineInput,
+    _customer_for_order,
+    create_sales_order,
+    price_lines,
+    resolve_ship_to,
+)
 from entrepot.sales.states import QUOTE, QuoteStatus, quote_actions
 
 DEFAULT_VALIDITY_DAYS = 30
@@ -35,7 +42,7 @@ def create_quote(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[Ord
     _check_validity(valid_until, today)
     quote = Quote(id=new_id(), number=next_number(uow, "QT"), customer_id=customer.id, status=QuoteStatus.draft,
                   currency=customer.currency, valid_until=valid_until or today + timedelta(days=DEFAULT_VALIDITY_DAYS),
-                  channel=channel, customer_po=(customer_po or "").strip() or None)
+                  channel=channel, customer_po=stripped_or_none(customer_po))
     _price(uow, quote, customer, lines, today)
     uow.session.add(quote)
     audit(uow, "quote.create", "quote", quote.id, after={"number": quote.number, "total": quote.total})
@@ -85,7 +92,7 @@ def update_quote(uow: UnitOfWork, quote_id: uuid.UUID, changes: Mapping[str, Any
         _check_validity(changes["valid_until"], today)
         quote.valid_until = changes["valid_until"] or today + timedelta(days=DEFAULT_VALIDITY_DAYS)
     if "customer_po" in changes:
-        quote.customer_po = (changes["customer_po"] or "").strip() or None
+        quote.customer_po = stripped_or_none(changes["customer_po"])
     changed = []
     if changes.get("lines"):
         _price(uow, quote, ports.get_customer(uow, quote.customer_id), changes["lines"], today)

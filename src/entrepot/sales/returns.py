@@ -170,8 +170,8 @@ def receive_return(uow: UnitOfWork, return_id: uuid.UUID, *, lines: Sequence[Rec
         ReturnAuthorization.sales_order_id == order.id, ReturnAuthorization.id != rma.id,
         ReturnAuthorization.status.in_((ReturnStatus.received, ReturnStatus.credited)))))
     products = sorted({ln.product_id for ln in rma.lines})
-    back_of_lot = inv.returned_by_lot(uow, products, earlier)
-    serials_back = inv.returned_serials(uow, products, earlier)  # a serial comes back once per order
+    returned = inv.returned_goods(uow, products, earlier)
+    back_of_lot, serials_back = returned.by_lot, returned.serials  # a serial comes back once per order
     seen_serials: dict[uuid.UUID, set[str]] = {}
     for line_id, items in wanted.items():
         line = by_id[line_id]

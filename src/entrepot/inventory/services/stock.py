@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from entrepot.catalog.models import Product
 from entrepot.db.numbering import next_number
@@ -343,34 +344,30 @@ def receive_return(
                                                  when, MoveKind.RETURN, LocationKind.CUSTOMER, scrap))
 
 
-def returned_by_lot(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], references: Sequence[str],
-                    ) -> dict[tuple[uuid.UUID, str], Decimal]:
-    """What came back from customers under these references (returns' numbers), per product and lot
-    code: a return checks a lot against what was shipped of it less what came back before."""
-    if not product_ids or not references:
-        return {}
-    rows = uow.session.execute(
-        select(StockMove.product_id, Lot.code, func.sum(StockMove.quantity))
-        .join(Lot, Lot.id == StockMove.lot_id)
-        .where(StockMove.product_id.in_(list(product_ids)), StockMove.kind == MoveKind.RETURN,
-               StockMove.reference.in_(list(references)))
-        .group_by(StockMove.product_id, Lot.code))
-    return {(product_id, code): Decimal(total) for product_id, code, total in rows}
+@dataclass(frozen=True)
+class ReturnedGoods:
+    """What came back from customers under some references (returns' numbers): the quantities per
+    product and lot code, and the serial numbers per product."""
+
+    by_lot: dict[tuple[uuid.UUID, str], Decimal]
+    serials: dict[uuid.UUID, set[str]]
 
 
-def returned_serials(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], references: Sequence[str],
-                     ) -> dict[uuid.UUID, set[str]]:
-    """The serial numbers that came back from customers under these references, per product: a serial
-    an order shipped comes back on its returns once."""
+def returned_goods(uow: UnitOfWork, product_ids: Sequence[uuid.UUID], references: Sequence[str]) -> ReturnedGoods:
+    """A return checks what it brings back against what the order shipped less what came back before:
+    a lot no more than shipped of it, a serial once."""
+    goods = ReturnedGoods({}, {})
     if not product_ids or not references:
-        return {}
-    out: dict[uuid.UUID, set[str]] = {}
-    for product_id, serials in uow.session.execute(
-            select(StockMove.product_id, StockMove.serials)
+        return goods
+    for product_id, code, quantity, serials in uow.session.execute(
+            select(StockMove.product_id, Lot.code, StockMove.quantity, StockMove.serials)
+            .outerjoin(Lot, Lot.id == StockMove.lot_id)
             .where(StockMove.product_id.in_(list(product_ids)), StockMove.kind == MoveKind.RETURN,
-                   StockMove.reference.in_(list(references)), StockMove.serials.is_not(None))):
-        out.setdefault(product_id, set()).update(serials or [])
-    return out
+                   StockMove.reference.in_(list(references)))):
+        if code is not None:
+            goods.by_lot[(product_id, code)] = goods.by_lot.get((product_id, code), ZERO) + quantity
+        goods.serials.setdefault(product_id, set()).update(serials or [])
+    return goods
 
 
 def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, cost: Decimal, reference: str,
