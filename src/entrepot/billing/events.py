@@ -41,6 +41,30 @@ class CreditNoteIssued(EventData):
     total: str
 
 
+@event_type("credit_note.applied.v1")
+class CreditNoteApplied(EventData):
+    """A credit note's remaining credit was applied to other open invoices of the customer."""
+
+    credit_note_id: str
+    number: str
+    customer_id: str
+    currency: str
+    allocations: list[dict[str, str]]
+    unapplied: str
+
+
+@event_type("credit_note.refunded.v1")
+class CreditNoteRefunded(EventData):
+    """A credit note's remaining credit was paid back to the customer."""
+
+    credit_note_id: str
+    number: str
+    customer_id: str
+    currency: str
+    amount: str
+    unapplied: str
+
+
 @event_type("payment.received.v1")
 class PaymentReceived(EventData):
     """A customer payment was recorded and allocated (any rest is customer credit)."""

@@ -103,6 +103,7 @@ class CreditNote(TenantOwned, HasId, Timestamps, Base):
     total: Mapped[Decimal]
     # What the invoice's amount due could not absorb (it was already paid): customer credit.
     applied_to_invoice: Mapped[Decimal] = mapped_column(default=ZERO)
+    refunded: Mapped[Decimal] = mapped_column(default=ZERO)  # paid back to the customer
     unapplied: Mapped[Decimal] = mapped_column(default=ZERO)
     lines: Mapped[list[CreditNoteLine]] = relationship(order_by="CreditNoteLine.line_no", cascade="all, delete-orphan")
 

@@ -160,6 +160,7 @@ class CreditNoteRead(BaseModel):
     tax_total: str
     total: str
     applied_to_invoice: str
+    refunded: str
     unapplied: str
     lines: list[CreditNoteLineRead]
 
@@ -170,7 +171,8 @@ class CreditNoteRead(BaseModel):
             id=note.id, number=note.number, invoice_id=note.invoice_id, customer_id=note.customer_id,
             status=note.status, currency=c, issued_on=note.issued_on, reason=note.reason,
             subtotal=amount(note.subtotal, c), tax_total=amount(note.tax_total, c), total=amount(note.total, c),
-            applied_to_invoice=amount(note.applied_to_invoice, c), unapplied=amount(note.unapplied, c),
+            applied_to_invoice=amount(note.applied_to_invoice, c), refunded=amount(note.refunded, c),
+            unapplied=amount(note.unapplied, c),
             lines=[CreditNoteLineRead(invoice_line_id=ln.invoice_line_id, quantity=number(ln.quantity) or "0",
                                       line_total=amount(ln.line_total, c) or "0",
                                       tax_amount=amount(ln.tax_amount, c) or "0") for ln in note.lines],

@@ -180,7 +180,8 @@ def post_invoice(
     record_event(uow, events.InvoicePosted(
         invoice_id=str(invoice.id), number=invoice.number, customer_id=str(customer_id),
         sales_order_id=str(sales_order_id) if sales_order_id else None, currency=currency,
-        subtotal=str(invoice.subtotal), tax_total=str(invoice.tax_total), total=str(invoice.total),
+        subtotal=format_amount(invoice.subtotal, currency), tax_total=format_amount(invoice.tax_total, currency),
+        total=format_amount(invoice.total, currency),
         due_on=invoice.due_on.isoformat(),
     ), subject=f"invoice/{invoice.id}")
     return invoice
@@ -347,7 +348,7 @@ def issue_credit_note(
           after={"number": note.number, "invoice": invoice.number, "total": note.total})
     record_event(uow, events.CreditNoteIssued(
         credit_note_id=str(note.id), number=note.number, invoice_id=str(invoice.id),
-        customer_id=str(invoice.customer_id), currency=cur, total=str(note.total),
+        customer_id=str(invoice.customer_id), currency=cur, total=format_amount(note.total, cur),
     ), subject=f"invoice/{invoice.id}")
     return note
 
@@ -400,6 +401,10 @@ def apply_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID,
     save(uow, [inv for inv, _, _ in plan])
     audit(uow, "credit_note.apply", "credit_note", note.id,
           after={"applied": [{"invoice": inv.number, "amount": a} for inv, a, _ in plan], "unapplied": note.unapplied})
+    record_event(uow, events.CreditNoteApplied(
+        credit_note_id=str(note.id), number=note.number, customer_id=str(note.customer_id), currency=note.currency,
+        allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, note.currency)} for inv, a, _ in plan],
+        unapplied=format_amount(note.unapplied, note.currency)), subject=f"invoice/{note.invoice_id}")
     return note
 
 
@@ -413,9 +418,14 @@ def refund_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID, amount: De
         raise invalid("amount", f"only {format_amount(note.unapplied, note.currency)} of this credit note is "
                       "unapplied", "max")
     note.unapplied -= amount
+    note.refunded += amount
     _posting().post_customer_refund(uow, source_id=note.id, on=on or clock.today(), currency=note.currency,
                                     customer_id=note.customer_id, amount=amount)
     audit(uow, "credit_note.refund", "credit_note", note.id, after={"refunded": amount, "unapplied": note.unapplied})
+    record_event(uow, events.CreditNoteRefunded(
+        credit_note_id=str(note.id), number=note.number, customer_id=str(note.customer_id), currency=note.currency,
+        amount=format_amount(amount, note.currency), unapplied=format_amount(note.unapplied, note.currency)),
+        subject=f"invoice/{note.invoice_id}")
     return note
 
 
@@ -493,9 +503,10 @@ def record_payment(
     # the invoices' paid events, then the payment's, written as one outbox statement
     record_events(uow, [*paid, (events.PaymentReceived(
         payment_id=str(payment.id), number=payment.number, customer_id=str(customer_id), currency=currency,
-        amount=str(amount), applied=str(payment.applied), unapplied=str(payment.unapplied),
-        discount=str(payment.discount),
-        allocations=[{"invoice_id": str(inv.id), "amount": str(a), "discount": str(d)} for inv, a, d in plan],
+        amount=format_amount(amount, currency), applied=format_amount(payment.applied, currency),
+        unapplied=format_amount(payment.unapplied, currency), discount=format_amount(payment.discount, currency),
+        allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, currency),
+                      "discount": format_amount(d, currency)} for inv, a, d in plan],
     ), f"payment/{payment.id}")])
     return payment
 
@@ -514,7 +525,7 @@ def apply_customer_credit(uow: UnitOfWork, *, payment_id: uuid.UUID,
                                                                "unapplied": payment.unapplied})
     record_events(uow, [*paid, (events.PaymentApplied(
         payment_id=str(payment.id), customer_id=str(payment.customer_id),
-        allocations=[{"invoice_id": str(inv.id), "amount": str(a)} for inv, a, _ in plan],
+        allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, payment.currency)} for inv, a, _ in plan],
     ), f"payment/{payment.id}")])
     return payment
 
@@ -530,13 +541,12 @@ def refund_payment(uow: UnitOfWork, *, payment_id: uuid.UUID, amount: Decimal, o
     before = snapshot(payment)
     payment.refunded += amount
     payment.unapplied -= amount
-    posting = _posting()
-    if hasattr(posting, "post_customer_refund"):
-        posting.post_customer_refund(uow, source_id=payment.id, on=on or clock.today(), currency=payment.currency,
-                                     customer_id=payment.customer_id, amount=amount)
+    _posting().post_customer_refund(uow, source_id=payment.id, on=on or clock.today(), currency=payment.currency,
+                                    customer_id=payment.customer_id, amount=amount)
     audit(uow, "payment.refund", "payment", payment.id, before=before, after=snapshot(payment))
     record_event(uow, events.PaymentRefunded(payment_id=str(payment.id), customer_id=str(payment.customer_id),
-                                             currency=payment.currency, amount=str(amount)),
+                                             currency=payment.currency,
+                                             amount=format_amount(amount, payment.currency)),
                  subject=f"payment/{payment.id}")
     return payment
 

@@ -178,7 +178,17 @@ def test_credit_left_on_a_note_is_applied_to_another_invoice_then_refunded(api):
     # applying more than is left is refused; the rest is refunded
     assert api.post(f"/credit-notes/{note['id']}/apply", json={"allocations": [
         {"invoice_id": other["id"], "amount": "1.00"}]}).status_code in (409, 422)
-    assert act(api, f"/credit-notes/{note['id']}/refund", json={"amount": "25.00"})["unapplied"] == "0.00"
+    refunded = act(api, f"/credit-notes/{note['id']}/refund", json={"amount": "25.00"})
+    assert (refunded["applied_to_invoice"], refunded["refunded"], refunded["unapplied"]) == ("25.00", "25.00", "0.00")
+    # an integrator hears of both, on the credited invoice's subject, as of the note's issue
+    told = api.get("/events", params={"subject": f"invoice/{paid['id']}"}).json()["items"]
+    assert [e["type"] for e in told if e["type"].startswith("credit_note.")] == [
+        "credit_note.issued.v1", "credit_note.applied.v1", "credit_note.refunded.v1"]
+    applied_event, refund_event = (e["data"] for e in told if e["type"] in (
+        "credit_note.applied.v1", "credit_note.refunded.v1"))
+    assert applied_event["allocations"] == [{"invoice_id": other["id"], "amount": "25.00"}]
+    assert (refund_event["amount"], refund_event["unapplied"], refund_event["number"]) == (
+        "25.00", "0.00", note["number"])
     tb = api.get("/ledger/trial-balance").json()
     receivable = sum(D(ln["debit"]) - D(ln["credit"]) for ln in tb["lines"] if ln["account_code"] == "1100")
     assert receivable == D(api.get("/receivables/aging").json()["total"]) == 0
