@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from entrepot.billing.models import CreditNote, Invoice, Payment, TaxRate
 from entrepot.billing.states import INVOICE, InvoiceStatus
-from entrepot.kernel.money import InvalidAmount, round_money, to_decimal
+from entrepot.kernel.money import InvalidAmount, format_price, round_money, to_decimal
 
 LIMIT = Decimal(10) ** 12  # storage holds 16 integer digits; no order-desk figure comes near this
 
@@ -44,8 +44,7 @@ def number(value: Decimal | None) -> str | None:
 
 def price(value: Decimal, currency: str) -> str:
     """A unit price: the currency's places, more only when the price has them."""
-    rounded = round_money(value, currency)
-    return str(rounded) if rounded == value else number(value) or "0"
+    return format_price(value, currency)
 
 
 def loaded(obj: Any, keys: frozenset[str]) -> Mapping[str, Any]:

@@ -31,6 +31,7 @@ from entrepot.identity.services.audit import audit
 from entrepot.integration.outbox import record_events
 from entrepot.kernel import clock
 from entrepot.kernel.ids import new_id
+from entrepot.kernel.money import format_price
 
 PRODUCT_COLUMNS = (
     "sku", "name", "description", "status", "category", "unit", "sales_unit", "purchase_unit", "gtin",
@@ -115,7 +116,8 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
         uow.session.execute(insert(Product), records)
         record_events(uow, [(events.ProductCreated(
             product_id=str(r["id"]), sku=r["sku"], name=r["name"], status=r["status"], unit=r["unit"],
-            list_price=str(r["list_price"]), currency=r["currency"]), f"product/{r['id']}") for r in records])
+            list_price=format_price(r["list_price"], r["currency"]), currency=r["currency"]), f"product/{r['id']}")
+            for r in records])
     for product, diff in changes:
         update_product(uow, product.id, {k: v for k, v in diff.items()}, ctx=ctx, product=product)
         digest.update(product.sku.encode())

@@ -42,6 +42,7 @@ from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, UnknownRecord, ValidationFailed, invalid, reference
+from entrepot.kernel.money import format_price
 
 # Units every tenant starts with (provisioning.py); tenants add their own.
 DEFAULT_UNITS = {"each": "Each", "box": "Box", "case": "Case", "pallet": "Pallet", "kg": "Kilogram",
@@ -350,7 +351,7 @@ def create_product(uow: UnitOfWork, data: Mapping[str, Any], *, ctx: CatalogCont
 def _created_event(product: Product) -> events.ProductCreated:
     return events.ProductCreated(
         product_id=str(product.id), sku=product.sku, name=product.name, status=str(product.status),
-        unit=product.unit, list_price=str(product.list_price), currency=product.currency,
+        unit=product.unit, list_price=format_price(product.list_price, product.currency), currency=product.currency,
     )
 
 

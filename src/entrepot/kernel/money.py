@@ -100,3 +100,9 @@ def format_quantity(quantity: Decimal) -> str:
 def format_amount(amount: Decimal, currency: str) -> str:
     """Canonical JSON form: a string with exactly the currency's minor unit places."""
     return str(round_money(amount, currency))
+
+
+def format_price(price: Decimal, currency: str) -> str:
+    """A unit price or cost: the currency's places, more only when the price has them ("12.50", "2.125")."""
+    rounded = round_money(price, currency)
+    return str(rounded) if rounded == price else format_quantity(price)

@@ -39,6 +39,7 @@ from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, reference
+from entrepot.kernel.money import format_amount, format_price
 from entrepot.parties import events
 from entrepot.parties.models import (
     AddressKind,
@@ -378,7 +379,8 @@ def create_customer(uow: UnitOfWork, data: Mapping[str, Any]) -> Customer:
     audit(uow, "customer.create", "customer", customer.id, after=snapshot(customer))
     record_event(uow, events.CustomerCreated(
         customer_id=str(customer.id), code=customer.code, name=customer.name, currency=customer.currency,
-        credit_limit=str(customer.credit_limit) if customer.credit_limit is not None else None,
+        credit_limit=(format_amount(customer.credit_limit, customer.currency)
+                      if customer.credit_limit is not None else None),
         customer_group=customer.customer_group), subject=f"customer/{customer.id}")
     for a_values in address_values:
         _add_address(uow, CustomerAddress, "customer_id", customer.id, a_values, "customer")
@@ -694,7 +696,7 @@ def create_supplier_item(uow: UnitOfWork, data: Mapping[str, Any]) -> SupplierIt
     audit(uow, "supplier_item.create", "supplier_item", item.id, after=snapshot(item))
     record_event(uow, events.SupplierItemCreated(
         supplier_item_id=str(item.id), supplier_id=str(supplier.id), product_id=str(product.id),
-        cost=str(item.cost), currency=item.currency, lead_time_days=item.lead_time_days),
+        cost=format_price(item.cost, item.currency), currency=item.currency, lead_time_days=item.lead_time_days),
         subject=f"supplier_item/{item.id}")
     return item
 

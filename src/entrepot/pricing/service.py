@@ -58,7 +58,7 @@ from entrepot.kernel.errors import (
     reference,
     unknown_in_lines,
 )
-from entrepot.kernel.money import InvalidAmount, to_decimal
+from entrepot.kernel.money import InvalidAmount, format_price, to_decimal
 from entrepot.parties.service import customer_facts, get_customer
 from entrepot.pricing import events
 from entrepot.pricing.engine import (
@@ -727,7 +727,7 @@ def create_contract_price(uow: UnitOfWork, data: Mapping[str, Any]) -> ContractP
     audit(uow, "contract_price.create", "contract_price", contract.id, after=snapshot(contract))
     record_event(uow, events.ContractPriceCreated(
         contract_price_id=str(contract.id), customer_id=str(customer.id), product_id=str(product.id),
-        unit_price=str(contract.unit_price), currency=contract.currency,
+        unit_price=format_price(contract.unit_price, contract.currency), currency=contract.currency,
         valid_from=valid_from.isoformat() if valid_from else None,
         valid_to=valid_to.isoformat() if valid_to else None), subject=f"contract_price/{contract.id}")
     return contract

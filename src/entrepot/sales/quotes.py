@@ -19,6 +19,7 @@ from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
 from entrepot.kernel.errors import FieldError, InvalidTransition, NotFound, ValidationFailed, invalid
 from entrepot.kernel.ids import new_id
+from entrepot.kernel.money import format_amount
 from entrepot.kernel.text import stripped_or_none
 from entrepot.sales import events, ports
 from entrepot.sales.models import Quote, QuoteLine, SalesOrder
@@ -47,7 +48,8 @@ def create_quote(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[Ord
     uow.session.add(quote)
     audit(uow, "quote.create", "quote", quote.id, after={"number": quote.number, "total": quote.total})
     record_event(uow, events.QuoteCreated(quote_id=str(quote.id), number=quote.number, customer_id=str(customer.id),
-                                          total=str(quote.total)), subject=f"quote/{quote.id}")
+                                          total=format_amount(quote.total, quote.currency)),
+                 subject=f"quote/{quote.id}")
     return quote
 
 
@@ -107,7 +109,8 @@ def update_quote(uow: UnitOfWork, quote_id: uuid.UUID, changes: Mapping[str, Any
         audit(uow, "quote.update", "quote", quote.id, before={k: before[k] for k in changed if k in before},
               after={k: after[k] for k in changed if k in after})
         record_event(uow, events.QuoteUpdated(quote_id=str(quote.id), number=quote.number,
-                                              customer_id=str(quote.customer_id), total=str(quote.total),
+                                              customer_id=str(quote.customer_id),
+                                              total=format_amount(quote.total, quote.currency),
                                               changes=changed), subject=f"quote/{quote.id}")
     return quote
 

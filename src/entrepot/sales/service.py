@@ -40,7 +40,7 @@ from entrepot.kernel.errors import (
     unknown_in_lines,
 )
 from entrepot.kernel.ids import new_id
-from entrepot.kernel.money import ZERO, fits_storage, round_money
+from entrepot.kernel.money import ZERO, fits_storage, format_amount, format_quantity, round_money
 from entrepot.kernel.text import stripped_or_none
 from entrepot.sales import events, ports
 from entrepot.sales.models import SalesOrder, SalesOrderLine, Shipment, ShipmentLine
@@ -255,7 +255,7 @@ def create_sales_order(
           after={"number": order.number, "customer_id": customer.id, "total": order.total, "lines": len(order_lines)})
     record_event(uow, events.SalesOrderCreated(
         sales_order_id=str(order.id), number=order.number, customer_id=str(customer.id), currency=order.currency,
-        total=str(order.total), lines=len(order_lines)), subject=f"sales_order/{order.id}")
+        total=format_amount(order.total, order.currency), lines=len(order_lines)), subject=f"sales_order/{order.id}")
     return order
 
 
@@ -334,7 +334,8 @@ def update_sales_order(uow: UnitOfWork, order_id: uuid.UUID, changes: Mapping[st
     if changed:
         audit(uow, "sales_order.update", "sales_order", order.id, before={k: before[k] for k in changed},
               after={k: after[k] for k in changed})
-        record_event(uow, events.SalesOrderUpdated(**_event_base(order), total=str(order.total),
+        record_event(uow, events.SalesOrderUpdated(**_event_base(order),
+                                                   total=format_amount(order.total, order.currency),
                                                    lines=len(order.lines), changes=changed),
                      subject=f"sales_order/{order.id}")
     return order
@@ -577,8 +578,10 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
             save(uow, [order])
             audit(uow, "sales_order.hold", "sales_order", order.id, before={"status": "draft"},
                   after={"status": order.status, "hold_reason": "credit", "exposure": exposure})
-            record_event(uow, events.SalesOrderHeld(**_event_base(order), reason="credit", exposure=str(exposure),
-                                                    credit_limit=str(limit)), subject=f"sales_order/{order.id}")
+            record_event(uow, events.SalesOrderHeld(**_event_base(order), reason="credit",
+                                                    exposure=format_amount(exposure, order.currency),
+                                                    credit_limit=format_amount(limit, order.currency)),
+                         subject=f"sales_order/{order.id}")
             return held_or(uow, order)
     reserved, backordered, holds = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
     SALES_ORDER.apply(order, "confirm")
@@ -586,7 +589,8 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     audit(uow, "sales_order.confirm", "sales_order", order.id, before={"status": "draft"},
           after={"status": order.status})
     record_event(uow, events.SalesOrderConfirmed(
-        **_event_base(order), total=str(order.total), reserved=reserved, backordered=backordered,
+        **_event_base(order), total=format_amount(order.total, order.currency), reserved=reserved,
+        backordered=backordered,
         promised_date=order.promised_date.isoformat() if order.promised_date else None,
     ), subject=f"sales_order/{order.id}")
     return _allocated(uow, order, holds)
@@ -628,9 +632,9 @@ def _allocate(uow: UnitOfWork, order: SalesOrder, wanted: dict[uuid.UUID, Decima
         ln.quantity_backordered = r.backordered
         holds[ln.id] = r.reserved  # the line's whole reservation after this call, not only what it added
         if r.reserved:
-            reserved[str(ln.id)] = str(r.reserved)
+            reserved[str(ln.id)] = format_quantity(r.reserved)
         if r.backordered:
-            backordered[str(ln.id)] = str(r.backordered)
+            backordered[str(ln.id)] = format_quantity(r.backordered)
     today = clock.today()
     short = [ln.product_id for ln in order.lines if ln.quantity_backordered > 0]
     ready = today + timedelta(days=ports.lead_time_days(uow, short, DEFAULT_LEAD_DAYS)) if short else today
@@ -806,7 +810,7 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
         new_row(ShipmentLine, id=new_id(), shipment_id=shipment.id, line_no=n + 1, sales_order_line_id=line.id,
                 product_id=line.product_id, quantity=qty, warehouse_id=None, cost=None, lots=[])
         for n, (line, qty) in enumerate(plan)])
-    summary = [{"sales_order_line_id": str(ln.id), "quantity": str(q)} for ln, q in plan]
+    summary = [{"sales_order_line_id": str(ln.id), "quantity": format_quantity(q)} for ln, q in plan]
     audit(uow, "shipment.create", "shipment", shipment.id, after={"number": shipment.number, "lines": summary})
     record_event(uow, events.ShipmentCreated(shipment_id=str(shipment.id), number=shipment.number,
                                              sales_order_id=str(order.id), lines=summary),
@@ -984,10 +988,10 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
                                          items=[(sl.sales_order_line_id, sl.quantity) for sl in shipment.lines])
     # what left, per line, and the order lines' shipped quantities
     for sl, issued in zip(shipment.lines, all_issued, strict=True):
-        lots = [{"lot_code": lot.lot_code, "quantity": str(lot.quantity), "serials": list(lot.serials)}
+        lots = [{"lot_code": lot.lot_code, "quantity": format_quantity(lot.quantity), "serials": list(lot.serials)}
                 for lot in getattr(issued, "lots", [])]
         if getattr(issued, "serials", None) and not lots:
-            lots = [{"lot_code": None, "quantity": str(sl.quantity), "serials": list(issued.serials)}]
+            lots = [{"lot_code": None, "quantity": format_quantity(sl.quantity), "serials": list(issued.serials)}]
         sl.warehouse_id, sl.cost, sl.lots = getattr(issued, "warehouse_id", None), getattr(issued, "cost", None), lots
         by_id[sl.sales_order_line_id].quantity_shipped += sl.quantity
     SHIPMENT.apply(shipment, "ship")
@@ -999,7 +1003,7 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
     _maybe_close(uow, order)
     # one statement for the shipment's lines, one for the order's, one per document
     save(uow, [*shipment.lines, *order.lines, shipment, order])
-    lines = [{"sales_order_line_id": str(sl.sales_order_line_id), "quantity": str(sl.quantity)}
+    lines = [{"sales_order_line_id": str(sl.sales_order_line_id), "quantity": format_quantity(sl.quantity)}
              for sl in shipment.lines]
     audit(uow, "shipment.ship", "shipment", shipment.id, before={"status": before},
           after={"status": shipment.status, "carrier": carrier, "tracking_number": tracking_number})

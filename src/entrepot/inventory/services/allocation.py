@@ -48,6 +48,7 @@ from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, invalid
 from entrepot.kernel.events import EventData
 from entrepot.kernel.ids import id_from_hex, new_id
+from entrepot.kernel.money import format_amount, format_quantity
 from entrepot.ledger import posting
 
 POLICIES = ("priority", "split", "nearest")
@@ -551,7 +552,8 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
         reserved_total = already + got
         # The audit line and the event say the same, from the same strings.
         said = {"demand_type": demand_type, "demand_id": str(demand_id), "product_id": str(product_id),
-                "requested": str(quantity), "reserved": str(reserved_total), "backordered": str(backordered)}
+                "requested": format_quantity(quantity), "reserved": format_quantity(reserved_total),
+                "backordered": format_quantity(backordered)}
         lines.append({**said, "stock_demand_id": str(sd_id)})
         events.append((StockReserved(**said), f"stock/{said['product_id']}"))
         results.append(AllocationResult(demand_id=demand_id, product_id=product_id, requested=quantity,
@@ -561,8 +563,8 @@ def _allocate(uow: UnitOfWork, demands: Sequence[Demand],
     for (product_id, wid), after in sorted(_free_stock(balances, rules).items()):
         point = rules[(product_id, wid)]
         if free_before[(product_id, wid)] >= point > after:
-            events.append((StockLow(product_id=str(product_id), warehouse_id=str(wid), available=str(after),
-                                    reorder_point=str(point)), f"stock/{product_id}"))
+            events.append((StockLow(product_id=str(product_id), warehouse_id=str(wid), available=format_quantity(after),
+                                    reorder_point=format_quantity(point)), f"stock/{product_id}"))
     # Writes: one statement per table (executemany), demands before the reservations that name them.
     if new_demands:
         _INSERT_DEMANDS.execute_many(uow, list(new_demands.values()))
@@ -618,7 +620,8 @@ def fill_backorders(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.U
         audit(uow, "stock.backorder_allocate", "stock_demand", sd.id, before=before, after=snapshot(sd))
         record_event(uow, BackorderAllocated(demand_type=sd.demand_type, demand_id=str(sd.demand_id),
                                              product_id=str(product_id), warehouse_id=str(warehouse_id),
-                                             quantity=str(got), still_backordered=str(sd.backordered)),
+                                             quantity=format_quantity(got),
+                                             still_backordered=format_quantity(sd.backordered)),
                      subject=f"stock/{product_id}")
     return total
 
@@ -684,7 +687,7 @@ def _release(uow: UnitOfWork, demand_type: str, demand_id: uuid.UUID) -> Decimal
         audit(uow, "stock.release", "stock_demand", sd.id, before=before, after=snapshot(sd))
     session.flush()
     record_event(uow, StockReleased(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
-                                    released=str(released)), subject=f"stock/{product_id}")
+                                    released=format_quantity(released)), subject=f"stock/{product_id}")
     if core.tenant_settings(uow).get("reallocate_on_release"):
         for wid in sorted(freed):
             fill_backorders(uow, product_id, wid)
@@ -939,8 +942,8 @@ def _check_reserved(by_demand: dict[uuid.UUID, list[_Held]], wanted: dict[uuid.U
     for demand_id, quantity in wanted.items():
         reserved = sum((r.quantity for r in by_demand.get(demand_id, [])), ZERO)
         if quantity > reserved:
-            raise NotReserved(f"{quantity} to issue but only {reserved} reserved for {demand_type} {demand_id}",
-                              reserved=str(reserved))
+            raise NotReserved(f"{format_quantity(quantity)} to issue but only {format_quantity(reserved)} reserved "
+                              f"for {demand_type} {demand_id}", reserved=format_quantity(reserved))
 
 
 def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, Decimal]], reference: str,
@@ -1120,8 +1123,9 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     for (demand_id, quantity), result in zip(items, results, strict=True):
         product_id = by_demand[demand_id][0].product_id
         issued.append((StockIssued(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
-                                   warehouse_id=str(result.warehouse_id), quantity=str(quantity),
-                                   cost=str(result.cost), reference=reference), f"stock/{product_id}"))
+                                   warehouse_id=str(result.warehouse_id), quantity=format_quantity(quantity),
+                                   cost=format_amount(result.cost, currency), reference=reference),
+                       f"stock/{product_id}"))
     record_events(uow, issued)
     return results
 
@@ -1170,8 +1174,9 @@ class _ReorderWatch:
             rule = self.rules[key]
             after = core.stock_available(self.uow, *key)
             if self.before[key] >= rule.reorder_point > after:
-                record_event(self.uow, StockLow(product_id=str(key[0]), warehouse_id=str(key[1]), available=str(after),
-                                                reorder_point=str(rule.reorder_point)),
+                record_event(self.uow, StockLow(product_id=str(key[0]), warehouse_id=str(key[1]),
+                                                available=format_quantity(after),
+                                                reorder_point=format_quantity(rule.reorder_point)),
                              subject=f"stock/{key[0]}")
 
 

@@ -51,7 +51,14 @@ from entrepot.inventory.services import fifo
 from entrepot.kernel import clock
 from entrepot.kernel.errors import Conflict, NotFound, invalid, reference, unknown
 from entrepot.kernel.ids import new_id
-from entrepot.kernel.money import InvalidAmount, fits_storage, quantize_storage, round_money, to_decimal
+from entrepot.kernel.money import (
+    InvalidAmount,
+    fits_storage,
+    format_quantity,
+    quantize_storage,
+    round_money,
+    to_decimal,
+)
 from entrepot.ledger.services import accounts as chart
 
 T = TypeVar("T")
@@ -514,9 +521,9 @@ def record_move(
             source.reserved -= quantity
         elif check_available and not negative_stock_allowed(uow) and source.on_hand - source.reserved < quantity:
             raise InsufficientStock(
-                f"{product.sku}: {max(source.on_hand - source.reserved, ZERO)} available at {from_location.code}, "
-                f"{quantity} needed",
-                product_id=str(product.id), available=str(max(source.on_hand - source.reserved, ZERO)),
+                f"{product.sku}: {format_quantity(max(source.on_hand - source.reserved, ZERO))} available at "
+                f"{from_location.code}, {format_quantity(quantity)} needed",
+                product_id=str(product.id), available=format_quantity(max(source.on_hand - source.reserved, ZERO)),
             )
         source.on_hand -= quantity
     if has_balance(to_location):

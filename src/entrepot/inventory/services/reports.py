@@ -41,6 +41,7 @@ from entrepot.inventory.services import core
 from entrepot.inventory.services.core import as_uuid, quantity_of
 from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, ValidationFailed, invalid
+from entrepot.kernel.money import format_quantity
 
 
 @dataclass
@@ -286,7 +287,7 @@ def announce_expiring_lots(uow: UnitOfWork) -> list[ExpiringLot]:
         x.announced = True
         if x.announced_now:
             record_event(uow, LotExpiring(lot_id=str(lot.id), product_id=str(lot.product_id), code=lot.code,
-                                          expiry_date=lot.expiry_date.isoformat(), on_hand=str(x.on_hand),
+                                          expiry_date=lot.expiry_date.isoformat(), on_hand=format_quantity(x.on_hand),
                                           expired=x.expired),
                          subject=f"lot/{lot.id}")
             set_committed_value(lot, "expiry_warned_for", lot.expiry_date)

@@ -52,7 +52,7 @@ from entrepot.inventory.states import STOCK_COUNT, TRANSFER, CountStatus, Transf
 from entrepot.kernel import clock
 from entrepot.kernel.dates import check_past_date
 from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid
-from entrepot.kernel.money import format_quantity, round_money
+from entrepot.kernel.money import format_amount, format_price, format_quantity, round_money
 from entrepot.ledger import posting
 
 
@@ -252,9 +252,9 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
         if not core.negative_stock_allowed(uow) and balance.on_hand - balance.reserved < out:
             available = max(balance.on_hand - balance.reserved, ZERO)
             raise core.InsufficientStock(
-                f"{product.sku}: {available} available in the warehouse, cannot remove {out}"
-                " (negative stock is not allowed)",
-                product_id=str(product.id), available=str(available))
+                f"{product.sku}: {format_quantity(available)} available in the warehouse, cannot remove "
+                f"{format_quantity(out)} (negative stock is not allowed)",
+                product_id=str(product.id), available=format_quantity(available))
         value = core.value_out(uow, product, warehouse_id, out)
         move = core.record_move(uow, product=product, from_location=stock, to_location=adjustment, quantity=out,
                                 kind=kind, lot=lot, value=value, unit_cost=core.quantize_storage(value / out),
@@ -266,7 +266,8 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
     on_hand = _on_hand(uow, product.id, stock.id)
     audit(uow, "stock.adjust", "stock_move", move.id, after=snapshot(move))
     record_event(uow, StockAdjusted(move_id=str(move.id), product_id=str(product.id), warehouse_id=str(warehouse_id),
-                                    quantity=str(qty), reason=reason, on_hand=str(on_hand), value=str(signed_value)),
+                                    quantity=format_quantity(qty), reason=reason, on_hand=format_quantity(on_hand),
+                                    value=format_amount(signed_value, core.functional_currency(uow))),
                  subject=f"stock/{product.id}")
     if qty > 0:
         fill_backorders(uow, product.id, warehouse_id)
@@ -398,7 +399,8 @@ def _receive(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: De
         _revalue_if_backdated(uow, product, warehouse_id, move, on)
     audit(uow, f"stock.{kind}", "stock_move", move.id, after=snapshot(move))
     record_event(uow, StockReceived(move_id=str(move.id), product_id=str(product.id), warehouse_id=str(warehouse_id),
-                                    quantity=str(qty), unit_cost=str(cost), reference=reference,
+                                    quantity=format_quantity(qty),
+                                    unit_cost=format_price(cost, core.functional_currency(uow)), reference=reference,
                                     lot_id=str(lot.id) if lot else None), subject=f"stock/{product.id}")
     if not scrap:
         fill_backorders(uow, product.id, warehouse_id)
@@ -439,8 +441,9 @@ def _scrap(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Deci
     posting.post_stock_adjustment(uow, source_id=move.id, on=move.effective_date, amount=-value)
     audit(uow, "stock.scrap", "stock_move", move.id, after=snapshot(move))
     record_event(uow, StockAdjusted(move_id=str(move.id), product_id=str(product.id), warehouse_id=str(warehouse_id),
-                                    quantity=str(-qty), reason=f"scrap: {reason}",
-                                    on_hand=str(_on_hand(uow, product.id, stock.id)), value=str(-value)),
+                                    quantity=format_quantity(-qty), reason=f"scrap: {reason}",
+                                    on_hand=format_quantity(_on_hand(uow, product.id, stock.id)),
+                                    value=format_amount(-value, core.functional_currency(uow))),
                  subject=f"stock/{product.id}")
     watch.touched(product.id, warehouse_id)
     watch.emit()
@@ -481,7 +484,8 @@ def _transferred(uow: UnitOfWork, transfer: Transfer) -> None:
     record_event(uow, StockTransferred(transfer_id=str(transfer.id), status=transfer.status,
                                        product_id=str(transfer.product_id),
                                        from_warehouse_id=str(transfer.from_warehouse_id),
-                                       to_warehouse_id=str(transfer.to_warehouse_id), quantity=str(transfer.quantity)),
+                                       to_warehouse_id=str(transfer.to_warehouse_id),
+                                       quantity=format_quantity(transfer.quantity)),
                  subject=f"transfer/{transfer.id}")
 
 
