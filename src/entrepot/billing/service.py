@@ -412,8 +412,7 @@ def refund_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID, amount: De
                        on: date | None = None) -> CreditNote:
     """Pay a credit note's remaining credit back to the customer."""
     note = get_credit_note(uow, credit_note_id, for_update=True)
-    if amount <= 0:
-        raise invalid("amount", "must be greater than zero", "positive")
+    _check_refund(amount, note.currency)
     if amount > note.unapplied:
         raise invalid("amount", f"only {format_amount(note.unapplied, note.currency)} of this credit note is "
                       "unapplied", "max")
@@ -530,11 +529,19 @@ def apply_customer_credit(uow: UnitOfWork, *, payment_id: uuid.UUID,
     return payment
 
 
+def _check_refund(amount: Decimal, currency: str) -> None:
+    """A refund pays money out: more than zero, in the currency's minor unit (a sub-cent refund
+    would leave a fraction of a cent on the customer's credit and the cash account)."""
+    if amount <= 0:
+        raise invalid("amount", "must be greater than zero", "positive")
+    if round_money(amount, currency) != amount:
+        raise invalid("amount", f"more decimal places than {currency} has", "precision")
+
+
 def refund_payment(uow: UnitOfWork, *, payment_id: uuid.UUID, amount: Decimal, on: date | None = None) -> Payment:
     """Pay unapplied customer credit back."""
     payment = get_payment(uow, payment_id, for_update=True)
-    if amount <= 0:
-        raise invalid("amount", "must be greater than zero", "positive")
+    _check_refund(amount, payment.currency)
     if amount > payment.unapplied:
         raise invalid("amount", f"only {format_amount(payment.unapplied, payment.currency)} of this payment is "
                       "unapplied", "max")

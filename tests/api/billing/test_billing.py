@@ -353,3 +353,23 @@ def test_crediting_the_rest_of_a_line_does_not_hand_back_an_earlier_restocking_f
     # then they are credited at their value, 3 x 12.50: the fee kept on the first stays kept
     assert rest["total"] == "37.50"
     assert api.get(f"/invoices/{invoice['id']}").json()["amount_due"] == "1.25"
+
+
+def test_a_refund_is_in_whole_cents_of_the_currency(api):
+    # given customer credit on a payment and on a credit note of a paid invoice
+    desk, _, invoice = invoiced_order(api, 4)  # 50.00
+    payment = pay(api, desk.customer_id, "80.00", [{"invoice_id": invoice["id"], "amount": "50.00"}])
+    note = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {})
+    # when a fraction of a cent is refunded from either
+    for path in (f"/payments/{payment['id']}/refund", f"/credit-notes/{note['id']}/refund"):
+        r = api.post(path, json={"amount": "0.001"})
+        # then it is refused, naming the amount, and nothing is paid out
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == "amount" and r.json()["errors"][0]["rule"] == "precision"
+    assert api.get(f"/payments/{payment['id']}").json()["refunded"] == "0.00"
+    tb = api.get("/ledger/trial-balance").json()
+    assert all(D(ln["debit"]) == round(D(ln["debit"]), 2) and D(ln["credit"]) == round(D(ln["credit"]), 2)
+               for ln in tb["lines"]), tb
+    # and whole cents are refunded to the last one
+    assert act(api, f"/payments/{payment['id']}/refund", json={"amount": "30.00"})["unapplied"] == "0.00"
+    assert act(api, f"/credit-notes/{note['id']}/refund", json={"amount": "50.00"})["unapplied"] == "0.00"
