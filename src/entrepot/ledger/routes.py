@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from entrepot.api.deps import RawBody, Requires
 from entrepot.api.etag import check_if_match, set_etag
-from entrepot.api.pagination import FromDate, Page, ToDate, paginate
+from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.catalog.csvio import quote_formula
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
@@ -304,10 +304,7 @@ def list_journal_entries(
         query = query.where(JournalEntry.source_type == source_type)
     if source_id:
         query = query.where(JournalEntry.source_id == source_id)
-    if from_:
-        query = query.where(JournalEntry.entry_date >= from_)
-    if to:
-        query = query.where(JournalEntry.entry_date <= to)
+    query = within(query, JournalEntry.entry_date, from_, to)
     rows, next_cursor = paginate(uow, query, JournalEntry.id, cursor=cursor, limit=limit)
     return Page(items=[_entry(uow, e, with_lines=False) for e in rows], next_cursor=next_cursor)
 

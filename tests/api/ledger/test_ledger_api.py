@@ -416,3 +416,14 @@ def test_a_journal_lines_unknown_party_is_named_as_either_kind_of_party(api):
     assert r.status_code == 404, r.text
     assert r.json()["errors"] == [{"field": "lines[0].party_id", "message": f"no customer or supplier {stray}",
                                    "rule": "exists"}]
+
+
+def test_journal_entries_listed_by_date_refuse_a_range_that_ends_before_it_begins(api):
+    api.post("/ledger/journal-entries", json=opening_entry_body("100", "2026-01-05"))
+    api.post("/ledger/journal-entries", json=opening_entry_body("50", "2026-02-05"))
+    # a range lists the entries dated in it
+    january = api.get("/ledger/journal-entries?from=2026-01-01&to=2026-01-31").json()["items"]
+    assert [e["date"] for e in january] == ["2026-01-05"]
+    # and one that ends before it begins is a 422 on `from`, as on every other list, not an empty page
+    r = api.get("/ledger/journal-entries?from=2026-02-01&to=2026-01-31")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from", r.text
