@@ -427,3 +427,42 @@ def test_journal_entries_listed_by_date_refuse_a_range_that_ends_before_it_begin
     # and one that ends before it begins is a 422 on `from`, as on every other list, not an empty page
     r = api.get("/ledger/journal-entries?from=2026-02-01&to=2026-01-31")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from", r.text
+
+
+def test_a_control_role_stays_with_the_account_that_has_its_postings(api):
+    # given an invoice on the receivable control account and a hand entry on an expense account
+    customer = uuid.uuid4()
+    with api.tenant.uow() as uow:
+        posting.post_invoice(uow, source_id=uuid.uuid4(), number="INV-000001", on=date(2026, 1, 10),
+                             currency="USD", customer_id=customer, net=D("100.00"), tax=D("0.00"))
+        uow.commit()
+    assert api.post("/ledger/journal-entries", json={"date": "2026-01-12", "lines": [
+        {"account_code": "6300", "debit": "5"}, {"account_code": "1000", "credit": "5"}]}).status_code == 201
+    accounts = {a["code"]: a for a in api.get("/ledger/accounts").json()["items"]}
+
+    def patch(code, body):  # type: ignore[no-untyped-def]
+        etag = api.get(f"/ledger/accounts/{accounts[code]['id']}").headers["etag"]
+        return api.patch(f"/ledger/accounts/{accounts[code]['id']}", json=body, headers={"If-Match": etag})
+
+    # when the receivable role is taken off 1100 (it would open it to hand entries without a customer)
+    r = patch("1100", {"role": None})
+    # then it is refused, saying what to do instead
+    assert r.status_code == 409 and "archive" in r.json()["detail"], r.text
+    hand = api.post("/ledger/journal-entries", json={"date": "2026-01-15", "lines": [
+        {"account_code": "1100", "debit": "10"}, {"account_code": "1000", "credit": "10"}]})
+    assert hand.status_code == 422 and hand.json()["code"] == "control_account", hand.text
+    # and an account with postings of its own does not become the receivable account either
+    assert patch("1100", {"archived": True}).status_code == 200
+    r = patch("6300", {"role": "receivable"})
+    assert r.status_code == 409, r.text
+    # while a new account takes the role, and the old one keeps its history under it
+    assert api.post("/ledger/accounts", json={"code": "1150", "name": "Trade debtors", "type": "asset",
+                                              "role": "receivable"}).status_code == 201
+    aging = api.get("/ledger/receivables-aging?as_of=2026-01-31").json()
+    assert aging["control_balance"] == aging["totals"]["total"] == "100.00", aging
+    # and an account without postings gives up and takes back a control role freely
+    new = next(a for a in api.get("/ledger/accounts").json()["items"] if a["code"] == "1150")
+    for role in (None, "receivable"):
+        etag = api.get(f"/ledger/accounts/{new['id']}").headers["etag"]
+        r = api.patch(f"/ledger/accounts/{new['id']}", json={"role": role}, headers={"If-Match": etag})
+        assert r.status_code == 200 and r.json()["role"] == role, r.text

@@ -14,9 +14,9 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.kernel.errors import Conflict, NotFound, invalid
-from entrepot.ledger.chart import DISTRIBUTION_CHART, JOURNALS, AccountType, JournalCode, Role
+from entrepot.ledger.chart import CONTROL_ROLES, DISTRIBUTION_CHART, JOURNALS, AccountType, JournalCode, Role
 from entrepot.ledger.errors import AccountRoleMissing
-from entrepot.ledger.models import Account, Journal
+from entrepot.ledger.models import Account, Journal, JournalLine
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,19}$")
 _CACHE = "ledger.lookups"
@@ -228,6 +228,24 @@ def _check_role(uow: UnitOfWork, role: str | None, account_id: uuid.UUID | None)
                        role=role)
 
 
+def _check_control_role_move(uow: UnitOfWork, account: Account, role: str | None) -> None:
+    """A control account (receivable, payable, inventory) reconciles to its subledger because only
+    the subledger posts there. Taking its role from an account with postings would open it to hand
+    entries (and drop its history from aging and statements, which read the role's accounts), and
+    giving the role to an account with postings would bring in lines no subledger holds: either way
+    the control balance would no longer equal its parties' balances. Archive the account instead
+    (it keeps the role and its history) and give the role to a new one."""
+    if role == account.role:
+        return
+    moved = sorted(r for r in (account.role, role) if r in {c.value for c in CONTROL_ROLES})
+    if not moved:
+        return
+    if uow.session.scalar(select(JournalLine.line_no).where(JournalLine.account_id == account.id).limit(1)) is None:
+        return
+    raise Conflict(f"account {account.code} has postings, so the control role {moved[0]} is neither taken from nor "
+                   "given to it; archive it and give the role to a new account", role=moved[0])
+
+
 @dataclass(frozen=True)
 class AccountData:
     code: str
@@ -264,6 +282,7 @@ def update_account(uow: UnitOfWork, account: Account, changes: dict[str, Any]) -
         account.name = name
     if "role" in changes:
         _check_role(uow, changes["role"], account.id)
+        _check_control_role_move(uow, account, changes["role"])
         account.role = changes["role"]
     if "archived" in changes:
         if changes["archived"] is None:
