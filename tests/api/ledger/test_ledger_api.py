@@ -466,3 +466,16 @@ def test_a_control_role_stays_with_the_account_that_has_its_postings(api):
         etag = api.get(f"/ledger/accounts/{new['id']}").headers["etag"]
         r = api.patch(f"/ledger/accounts/{new['id']}", json={"role": role}, headers={"If-Match": etag})
         assert r.status_code == 200 and r.json()["role"] == role, r.text
+
+
+def test_a_reversal_is_never_dated_before_the_entry_it_reverses(api):
+    original = api.post("/ledger/journal-entries", json=opening_entry_body("300", "2026-01-15")).json()
+    # when it is reversed on a day before its own
+    r = api.post(f"/ledger/journal-entries/{original['id']}/reverse", json={"date": "2026-01-10"})
+    # then it is refused on `date` (the books of the days between would hold the reversal alone)
+    assert r.status_code == 422, r.text
+    assert (r.json()["errors"][0]["field"], r.json()["errors"][0]["rule"]) == ("date", "range")
+    assert api.get("/ledger/trial-balance?as_of=2026-01-12").json()["lines"] == []
+    # and on its own day or later it posts
+    same_day = api.post(f"/ledger/journal-entries/{original['id']}/reverse", json={"date": "2026-01-15"})
+    assert same_day.status_code == 201 and same_day.json()["date"] == "2026-01-15", same_day.text

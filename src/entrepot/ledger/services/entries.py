@@ -611,6 +611,9 @@ def reverse_entry(
     control account out of step with its subledger."""
     if on is not None:
         check_ledger_date(on, "date")
+        if on < entry.entry_date:  # the books between the two days would hold the reversal alone
+            raise invalid("date", f"must not be before {entry.entry_date.isoformat()}, the date of {entry.number}, "
+                          "the entry it reverses", "range")
     # One reversal of an entry at a time: the entry is held (FOR NO KEY UPDATE; it never changes, so
     # only another reversal waits on it) before looking for an existing reversal, which a reversal
     # committed meanwhile then shows.
