@@ -325,6 +325,8 @@ class SuggestionRead(BaseModel):
     expected_on: date | None = Field(description="When an order placed today arrives (today + lead time)")
     backordered: Quantity = Field(description="Open backorders this warehouse fills first from what arrives, "
                                               "taken off `projected`")
+    in_transit: Quantity = Field(description="On its way from other warehouses (transfers shipped, "
+                                 "or requested and not yet shipped), counted in `projected`")
 
 
 class SupplierSuggestions(BaseModel):

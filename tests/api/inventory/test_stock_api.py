@@ -397,6 +397,47 @@ def test_replenishment_orders_enough_for_the_backorders_too(api):
     assert (group["lines"][0]["backordered"], group["lines"][0]["quantity"]) == ("0", "50")
 
 
+def test_replenishment_counts_stock_on_its_way_from_another_warehouse(api):
+    # given a branch with a rule 20 / 60 and nothing on hand, and a central warehouse holding 100
+    product = create_product(api)["id"]
+    central, branch = create_warehouse(api)["id"], create_warehouse(api)["id"]
+    adjust(api, central, product, 100)
+    assert api.post("/reorder-rules", json={"product_id": product, "warehouse_id": branch, "reorder_point": "20",
+                                            "order_up_to": "60"}).status_code == 201
+
+    def branch_line():
+        lines = [ln for g in api.get("/replenishment/suggestions", params={"warehouse_id": branch}).json()["items"]
+                 for ln in g["lines"]]
+        return lines[0] if lines else None
+    assert branch_line()["quantity"] == "60"
+    # when central ships 50 to the branch (in transit)
+    sent = api.post("/transfers", json={"product_id": product, "from_warehouse_id": central,
+                                        "to_warehouse_id": branch, "quantity": "50"})
+    assert sent.status_code == 201, sent.text
+    # then the branch is above its reorder point once they arrive: nothing to buy
+    assert branch_line() is None
+    # and with a rule of 60 / 80, it buys only what the 50 on their way leave short
+    assert api.post("/reorder-rules", json={"product_id": product, "warehouse_id": branch, "reorder_point": "60",
+                                            "order_up_to": "80"}).status_code == 201
+    line = branch_line()
+    assert (line["in_transit"], line["projected"], line["quantity"]) == ("50", "50", "30")
+    # when 20 more are requested from central (reserved there, not shipped yet), they count as coming too
+    requested = api.post("/transfers", json={"product_id": product, "from_warehouse_id": central,
+                                             "to_warehouse_id": branch, "quantity": "20", "ship": False})
+    assert requested.status_code == 201, requested.text
+    assert branch_line() is None
+    # and once all of it is received, it is on hand instead, counted once
+    for transfer in (sent, requested):
+        if transfer is requested:
+            assert api.post(f"/transfers/{transfer.json()['id']}/ship").status_code == 200
+        assert api.post(f"/transfers/{transfer.json()['id']}/receive").status_code == 200
+    assert branch_line() is None
+    assert api.post("/reorder-rules", json={"product_id": product, "warehouse_id": branch, "reorder_point": "70",
+                                            "order_up_to": "90"}).status_code == 201
+    line = branch_line()
+    assert (line["in_transit"], line["projected"], line["quantity"]) == ("0", "70", "20")
+
+
 def test_quantities_may_be_json_numbers(api):
     product = create_product(api)["id"]
     wh = create_warehouse(api)["id"]

@@ -35,10 +35,12 @@ from entrepot.inventory.models import (
     StockBalance,
     StockDemand,
     StockMove,
+    Transfer,
     Warehouse,
 )
 from entrepot.inventory.services import core
 from entrepot.inventory.services.core import as_uuid, quantity_of
+from entrepot.inventory.states import TransferStatus
 from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, ValidationFailed, invalid
 from entrepot.kernel.money import format_quantity
@@ -425,6 +427,7 @@ class Suggestion:
     lead_time_demand: Decimal = ZERO  # daily usage × lead time: what goes out while the order is on its way
     expected_on: date | None = None  # when an order placed today arrives (today + lead time)
     backordered: Decimal = ZERO  # open backorders this warehouse fills first from what arrives (in `projected`)
+    in_transit: Decimal = ZERO  # on its way from other warehouses: transfers shipped or requested (in `projected`)
 
 
 USAGE_DAYS = 90  # the window of past shipments replenishment takes the daily usage from
@@ -466,6 +469,26 @@ def _available_by_rule(uow: UnitOfWork, rules: list[ReorderRule], scope: list[An
     return out
 
 
+def _inbound_by_rule(uow: UnitOfWork, scope: list[Any]) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+    """What other warehouses are sending each rule's warehouse: the stock in its in-transit location
+    (transfers shipped, not yet received) and the requested transfers to it (reserved or backordered at
+    their source, which counts them there). Coming anyway, so not to be bought again."""
+    out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = defaultdict(lambda: ZERO)
+    for pid, wid, on_hand in uow.session.execute(
+            select(StockBalance.product_id, StockBalance.warehouse_id, StockBalance.on_hand)
+            .join(ReorderRule, (ReorderRule.product_id == StockBalance.product_id)
+                  & (ReorderRule.warehouse_id == StockBalance.warehouse_id))
+            .where(StockBalance.location_kind == LocationKind.IN_TRANSIT, StockBalance.on_hand != 0, *scope)):
+        out[(pid, wid)] += on_hand
+    for pid, wid, quantity in uow.session.execute(
+            select(Transfer.product_id, Transfer.to_warehouse_id, Transfer.quantity)
+            .join(ReorderRule, (ReorderRule.product_id == Transfer.product_id)
+                  & (ReorderRule.warehouse_id == Transfer.to_warehouse_id))
+            .where(Transfer.status == TransferStatus.REQUESTED, *scope)):
+        out[(pid, wid)] += quantity
+    return out
+
+
 def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule], warehouse_id: uuid.UUID | None
                         ) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
     """Open backorders each rule's warehouse fills from what arrives there: those tied to it (a
@@ -498,10 +521,11 @@ def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule], warehouse_id:
 
 def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = None,
                               usage_days: int = USAGE_DAYS) -> list[Suggestion]:
-    """For every reorder rule whose projected stock (on hand − reserved + on order − the open backorders
-    the warehouse will fill first), less what is expected to ship during the supplier's lead time, is at
-    or below the reorder point: enough to be back at the order-up-to level (safety stock on top) when the
-    order arrives, rounded up to the supplier's pack size and minimum, from the cheapest current supplier.
+    """For every reorder rule whose projected stock (on hand − reserved + in transit to it from other
+    warehouses + on order − the open backorders the warehouse will fill first), less what is expected to
+    ship during the supplier's lead time, is at or below the reorder point: enough to be back at the
+    order-up-to level (safety stock on top) when the order arrives, rounded up to the supplier's pack size
+    and minimum, from the cheapest current supplier.
     The lead-time demand is the daily usage (shipments of the last `usage_days` days) times the lead time."""
     from entrepot.parties import service as parties
 
@@ -517,6 +541,7 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
     usage = _daily_usage(uow, scope, usage_days)
     owed = _backorders_to_fill(uow, rules, wid)
     available = _available_by_rule(uow, rules, scope)
+    inbound = _inbound_by_rule(uow, scope)
     today = clock.today()
     items: dict[uuid.UUID, Any] = {}
     for item in parties.supplier_items_for(uow, [r.product_id for r in rules], on=today):
@@ -524,7 +549,7 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
     out = []
     for rule in rules:
         key = (rule.product_id, rule.warehouse_id)
-        projected = available[key] + on_order.get(key, ZERO) - owed.get(key, ZERO)
+        projected = available[key] + inbound.get(key, ZERO) + on_order.get(key, ZERO) - owed.get(key, ZERO)
         item = items.get(rule.product_id)
         lead_time = int(item.lead_time_days or 0) if item is not None else 0
         daily = usage.get(key, ZERO)
@@ -542,7 +567,7 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
                               item.id if item else None, core.quantize_storage(need), projected, rule.reorder_point,
                               rule.order_up_to, lead_time, item.cost if item else None,
                               item.currency if item else None, core.quantize_storage(daily), lead_demand,
-                              today + timedelta(days=lead_time), owed.get(key, ZERO)))
+                              today + timedelta(days=lead_time), owed.get(key, ZERO), inbound.get(key, ZERO)))
     return out
 
 
