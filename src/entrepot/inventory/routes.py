@@ -326,10 +326,7 @@ def trace_lot(lot_id: uuid.UUID, uow: Annotated[UnitOfWork, Requires(perms.LOT_R
         lot=LotRead.model_validate(trace.lot),
         received=[StockMoveRead.model_validate(m) for m in trace.received],
         shipped=[StockMoveRead.model_validate(m) for m in trace.shipped],
-        on_hand=[LocationStockRead(warehouse_id=b.warehouse_id, location_id=b.location_id, location_code="",
-                                   location_kind=b.location_kind, lot_id=b.lot_id, lot_code=trace.lot.code,
-                                   expiry_date=trace.lot.expiry_date, on_hand=b.on_hand, reserved=b.reserved,
-                                   available=b.on_hand - b.reserved) for b in trace.on_hand],
+        on_hand=[LocationStockRead.model_validate(s) for s in trace.on_hand],
     )
 
 

@@ -221,6 +221,26 @@ def test_lot_tracked_receipts_trace_and_expired_lots(api):
     assert detail[0]["lot_code"] == "L7"
 
 
+def test_a_lot_trace_names_the_locations_that_hold_the_lot(api):
+    # given a lot received into a warehouse's main stock and into one of its bins
+    product = create_product(api, track_lots=True)["id"]
+    wh = create_warehouse(api)
+    bin_ = api.post(f"/warehouses/{wh['id']}/locations", json={"code": "A-01", "name": "Aisle A"}).json()
+    for location in (None, bin_["id"]):
+        r = api.post("/stock/receipts", json={"warehouse_id": wh["id"], "product_id": product, "quantity": "2",
+                                              "unit_cost": "1", "lot_code": "R-9", "expiry_date": "2099-12-31",
+                                              **({"location_id": location} if location else {})})
+        assert r.status_code == 201, r.text
+    # when a recall traces it
+    trace = api.get(f"/lots/{r.json()['lot_id']}/trace")
+    # then each place holding it is named, as the per-location stock names it
+    assert trace.status_code == 200, trace.text
+    where = {(h["location_id"], h["location_code"], h["on_hand"]) for h in trace.json()["on_hand"]}
+    detail = {(d["location_id"], d["location_code"], d["on_hand"])
+              for d in api.get(f"/stock/locations?product_id={product}").json()["items"]}
+    assert where == detail and {code for _, code, _ in where} == {f"{wh['code']}/STOCK", f"{wh['code']}/A-01"}
+
+
 def test_lots_are_found_by_code_product_or_expiry(api):
     # given the same lot code on two products (a supplier's recall names the code), and a third lot
     one, two = (create_product(api, track_lots=True)["id"] for _ in range(2))

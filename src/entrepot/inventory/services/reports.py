@@ -224,7 +224,7 @@ class LotTrace:
     lot: Lot
     received: list[StockMove]
     shipped: list[StockMove]
-    on_hand: list[StockBalance]
+    on_hand: list[LocationStock]  # where it is now, per location (code and kind), as GET /stock/locations
 
 
 def trace_lot(uow: UnitOfWork, lot_id: object) -> LotTrace:
@@ -236,9 +236,12 @@ def trace_lot(uow: UnitOfWork, lot_id: object) -> LotTrace:
     virtual_sources = {loc.id for loc in uow.session.scalars(select(Location).where(Location.warehouse_id.is_(None)))}
     received = [m for m in moves if m.from_location_id in virtual_sources and m.to_warehouse_id is not None]
     shipped = [m for m in moves if m.to_location_id == customer.id]
-    balances = list(uow.session.scalars(select(StockBalance).where(StockBalance.lot_id == lot.id,
-                                                                   StockBalance.on_hand != 0)))
-    return LotTrace(lot, received, shipped, balances)
+    on_hand = [LocationStock(b.warehouse_id, b.location_id, code, b.location_kind, lot.id, lot.code, lot.expiry_date,
+                             b.on_hand, b.reserved, b.on_hand - b.reserved)
+               for b, code in uow.session.execute(
+                   select(StockBalance, Location.code).join(Location, Location.id == StockBalance.location_id)
+                   .where(StockBalance.lot_id == lot.id, StockBalance.on_hand != 0).order_by(Location.code))]
+    return LotTrace(lot, received, shipped, on_hand)
 
 
 @dataclass
