@@ -317,6 +317,30 @@ def test_cycle_count_posts_variances_with_the_counter(api):
     assert api.get("/stock-counts", params={"status": "done"}).status_code == 422
 
 
+def test_a_posted_count_keeps_the_lines_of_its_sheet_that_were_not_counted(api):
+    # given a location holding two products, and a count sheet listing both
+    counted_one, skipped = create_product(api)["id"], create_product(api)["id"]
+    found = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    adjust(api, wh, counted_one, 10)
+    adjust(api, wh, skipped, 4)
+    count = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Ana"}).json()
+    assert {ln["product_id"] for ln in count["lines"]} == {counted_one, skipped}
+    # when the counter posts one of them, and a product that was not on the sheet
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [
+        {"product_id": counted_one, "counted_quantity": "9"}, {"product_id": found, "counted_quantity": "2"}]})
+    # then the posted count still shows what was expected of the one not counted, with nothing posted for it
+    assert r.status_code == 200, r.text
+    lines = {ln["product_id"]: ln for ln in r.json()["lines"]}
+    assert (lines[counted_one]["expected"], lines[counted_one]["counted"], lines[counted_one]["variance"]) == \
+        ("10", "9", "-1")
+    assert lines[skipped] == {"product_id": skipped, "lot_id": None, "expected": "4", "counted": None,
+                              "variance": None, "move_id": None}
+    assert (lines[found]["expected"], lines[found]["variance"]) == ("0", "2")
+    assert api.get(f"/stock-counts/{count['id']}").json()["lines"] == r.json()["lines"]
+    assert api.get(f"/stock?product_id={skipped}").json()["items"][0]["on_hand"] == "4"
+
+
 def test_a_count_below_what_is_reserved_is_refused_as_insufficient_stock(api):
     from tests.factories.sales import act, create_order, order_desk
 

@@ -746,7 +746,8 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, 
     before = snapshot(count)
     location = uow.session.get(Location, count.location_id)
     assert location is not None
-    result_lines = []
+    sheet = list(count.lines or [])
+    counted_lines: dict[tuple[str, str | None], dict[str, Any]] = {}
     variances = 0
     for product, lot, counted in parsed:
         balance = core.balance_for(uow, product.id, location, lot.id if lot else None)
@@ -762,9 +763,13 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, 
             move = _adjust(uow, count.warehouse_id, product, variance, "cycle_count", None, lot.code if lot else None,
                            None, None, None, f"{count.number} by {count.counter}", None, MoveKind.COUNT, location)
             move_id = str(move.id)
-        result_lines.append({"product_id": str(product.id), "lot_id": str(lot.id) if lot else None,
-                             "expected": str(balance.on_hand - variance), "counted": str(counted),
-                             "variance": str(variance), "move_id": move_id})
+        key = (str(product.id), str(lot.id) if lot else None)
+        counted_lines[key] = {"product_id": key[0], "lot_id": key[1], "expected": str(balance.on_hand - variance),
+                              "counted": str(counted), "variance": str(variance), "move_id": move_id}
+    # The sheet stays whole: a line not counted keeps what was expected, with nothing counted and nothing
+    # posted (not a zero count); lines found that were not on the sheet follow it.
+    result_lines = [counted_lines.pop((line["product_id"], line.get("lot_id")), line) for line in sheet]
+    result_lines.extend(counted_lines.values())
     STOCK_COUNT.apply(count, "post")
     count.lines = result_lines
     count.posted_at = clock.now()
@@ -772,7 +777,7 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, 
     uow.session.flush()
     audit(uow, "stock_count.post", "stock_count", count.id, before=before, after=snapshot(count))
     record_event(uow, StockCounted(count_id=str(count.id), warehouse_id=str(count.warehouse_id),
-                                   location_id=str(count.location_id), counter=count.counter, lines=len(result_lines),
+                                   location_id=str(count.location_id), counter=count.counter, lines=len(parsed),
                                    variances=variances), subject=f"stock_count/{count.id}")
     return count
 
