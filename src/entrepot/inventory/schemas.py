@@ -222,6 +222,8 @@ class TransferCreate(_In):
     lot_code: str | None = None
     ship: bool = Field(default=True, description="Ship at once (default); false: only reserve the stock at the "
                        "source (the rest backordered) until POST /transfers/{id}/ship")
+    location_id: IdIn | None = Field(default=None, description="Shipped at once: the source's bin it leaves "
+                                     "(default: its main stock location)")
 
 
 class TransferRead(BaseModel):

@@ -513,6 +513,32 @@ def test_bins_hold_stock_that_is_allocated_and_shipped_from_them(api):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "location_id"
 
 
+def test_a_transfer_shipped_at_once_leaves_the_bin_named(api):
+    # given a warehouse whose stock of a product is all in one bin (GET /stock: 6 available)
+    product = create_product(api)["id"]
+    source, target = create_warehouse(api), create_warehouse(api)["id"]
+    bin_ = api.post(f"/warehouses/{source['id']}/locations", json={"code": "B-02", "name": "Bin"}).json()
+    adjust(api, source["id"], product, 6, location_id=bin_["id"])
+    body = {"product_id": product, "from_warehouse_id": source["id"], "to_warehouse_id": target, "quantity": "4"}
+    # when a transfer names no bin, the main stock location is empty: the refusal says where it looked
+    r = api.post("/transfers", json=body)
+    assert r.status_code == 409 and f"0 available at {source['code']}/STOCK" in r.json()["detail"]
+    # when it names the bin, the stock leaves from there
+    r = api.post("/transfers", json={**body, "location_id": bin_["id"]})
+    assert r.status_code == 201, r.text
+    [left] = [m for m in api.get(f"/stock/moves?product_id={product}").json()["items"] if m["kind"] == "transfer_out"]
+    assert left["from_location_id"] == bin_["id"] and left["quantity"] == "4"
+    held = {d["location_code"]: d["on_hand"] for d in api.get(f"/stock/locations?product_id={product}").json()["items"]}
+    assert held[f"{source['code']}/B-02"] == "2"
+    # and a bin of another warehouse, or a bin on a requested transfer (reserved from every bin), is a 422
+    other = api.post(f"/warehouses/{target}/locations", json={"code": "B-09", "name": "Bin"}).json()
+    r = api.post("/transfers", json={**body, "location_id": other["id"]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "location_id"
+    r = api.post("/transfers", json={**body, "location_id": bin_["id"], "ship": False})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "location_id"
+    assert api.get("/stock/check").json()["items"] == []
+
+
 def _stock(api, product):
     return {i["warehouse_code"]: i for i in api.get(f"/stock?product_id={product}").json()["items"]}
 

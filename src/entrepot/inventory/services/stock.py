@@ -457,13 +457,15 @@ TRANSFER_DEMAND = "transfer"  # the demand type of a requested transfer's reserv
 
 
 def create_transfer(uow: UnitOfWork, *, product_id: object, from_warehouse_id: object, to_warehouse_id: object,
-                    quantity: object, lot_code: str | None = None, ship: bool = True) -> Transfer:
+                    quantity: object, lot_code: str | None = None, ship: bool = True,
+                    location_id: object | None = None) -> Transfer:
     """Ship stock to another warehouse: it waits in the destination's in-transit location,
     valued there at the source's cost, until `receive_transfer`.
 
     With `ship=False` the transfer is only requested: the stock is reserved at the source like an order
     line's (expiring lots first; what is not there is backordered and filled, oldest promise first, when
-    stock arrives), and leaves with `ship_transfer`."""
+    stock arrives), and leaves with `ship_transfer`. Shipped at once, it leaves the source's bin
+    `location_id` (default: its main stock location)."""
     source = core.warehouse_for(uow, from_warehouse_id, "from_warehouse_id")
     target = core.warehouse_for(uow, to_warehouse_id, "to_warehouse_id")
     if source.id == target.id:
@@ -474,10 +476,14 @@ def create_transfer(uow: UnitOfWork, *, product_id: object, from_warehouse_id: o
         if lot_code:
             raise invalid("lot_code", "a requested transfer reserves lots by expiry; name a lot only when "
                           "shipping at once", "unsupported")
+        if location_id is not None:
+            raise invalid("location_id", "a requested transfer reserves from every bin of the source; name a bin "
+                          "only when shipping at once", "unsupported")
         if product.track_serials:
             core.refuse_part_units(product.sku, qty)
         return _request_transfer(uow, product, source.id, target.id, qty)
-    return core.with_retry(uow, lambda: _ship_transfer(uow, product, source.id, target.id, qty, lot_code))
+    stock = core.stock_location(uow, source.id, location_id)
+    return core.with_retry(uow, lambda: _ship_transfer(uow, product, source.id, target.id, qty, lot_code, stock))
 
 
 def _transferred(uow: UnitOfWork, transfer: Transfer) -> None:
@@ -520,9 +526,8 @@ def transfer_reservation(uow: UnitOfWork, transfers: Sequence[Transfer]) -> dict
 
 
 def _ship_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, target_id: uuid.UUID, qty: Decimal,
-                   lot_code: str | None) -> Transfer:
+                   lot_code: str | None, stock: Location) -> Transfer:
     core.lock_products(uow, [product.id])
-    stock = core.location_of(uow, source_id, LocationKind.STOCK)
     _refuse_while_counted(uow, stock)
     transit = core.location_of(uow, target_id, LocationKind.IN_TRANSIT)
     lot = core.lot_for(uow, product, lot_code, create=False)
@@ -530,8 +535,8 @@ def _ship_transfer(uow: UnitOfWork, product: Product, source_id: uuid.UUID, targ
     watch = reorder_watch(uow, [product.id])
     balance = core.balance_for(uow, product.id, stock, lot.id if lot else None)
     if not core.negative_stock_allowed(uow) and balance.on_hand - balance.reserved < qty:
-        raise core.InsufficientStock(f"{product.sku}: {max(balance.on_hand - balance.reserved, ZERO)} available, "
-                                     f"cannot transfer {qty}")
+        raise core.InsufficientStock(f"{product.sku}: {_plain(max(balance.on_hand - balance.reserved, ZERO))} "
+                                     f"available at {stock.code}, cannot transfer {_plain(qty)}")
     serials = _outbound_serials(uow, product, stock, lot, qty, transit, None)
     value = core.value_out(uow, product, source_id, qty)
     unit = core.quantize_storage(value / qty)
