@@ -26,11 +26,14 @@ READ_ALL = "*.read"
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"*"}),
     "sales": frozenset(
-        {READ_ALL, "sales.*", "billing.invoice.*", "billing.payment.*", "pricing.quote.*",
-         "catalog.*.read", "parties.customer.*", "inventory.stock.read"}
+        # payments taken and applied, not paid out: a refund is finance's
+        {READ_ALL, "sales.*", "billing.invoice.*", "billing.payment.read", "billing.payment.create",
+         "pricing.quote.*", "catalog.*.read", "parties.customer.*", "inventory.stock.read"}
     ),
     "warehouse": frozenset({READ_ALL, "inventory.*", "sales.shipment.*", "purchasing.receipt.*"}),
-    "purchasing": frozenset({READ_ALL, "purchasing.*", "parties.supplier.*", "inventory.stock.read"}),
+    # the buyer keeps the reorder points and order-up-to levels the suggestions come from
+    "purchasing": frozenset({READ_ALL, "purchasing.*", "parties.supplier.*", "inventory.stock.read",
+                             "inventory.replenishment.*"}),
     "finance": frozenset(
         {READ_ALL, "billing.*", "ledger.*", "finance.*", "parties.customer.credit"}
     ),

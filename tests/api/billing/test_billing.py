@@ -373,3 +373,19 @@ def test_a_refund_is_in_whole_cents_of_the_currency(api):
     # and whole cents are refunded to the last one
     assert act(api, f"/payments/{payment['id']}/refund", json={"amount": "30.00"})["unapplied"] == "0.00"
     assert act(api, f"/credit-notes/{note['id']}/refund", json={"amount": "50.00"})["unapplied"] == "0.00"
+
+
+def test_the_order_desk_takes_payments_and_finance_pays_credit_back(api):
+    from tests.api.conftest import Api, key_for
+
+    # given an invoice paid with 10.00 over, recorded by the order desk
+    desk, _, invoice = invoiced_order(api, 4)  # 50.00
+    clerk = Api(api.client, api.tenant, key_for(api.tenant, "sales"))
+    payment = pay(clerk, desk.customer_id, "60.00", [{"invoice_id": invoice["id"], "amount": "50.00"}])
+    # when the desk tries to pay the credit back, it is not its to do, and nothing is paid out
+    r = clerk.post(f"/payments/{payment['id']}/refund", json={"amount": "10.00"})
+    assert r.status_code == 403, r.text
+    assert api.get(f"/payments/{payment['id']}").json()["unapplied"] == "10.00"
+    # while finance may
+    controller = Api(api.client, api.tenant, key_for(api.tenant, "finance"))
+    assert act(controller, f"/payments/{payment['id']}/refund", json={"amount": "10.00"})["refunded"] == "10.00"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
+from entrepot.kernel import clock
 from tests.factories.catalog import create_product
 from tests.factories.inventory import adjust, create_warehouse
 from tests.factories.parties import create_supplier
@@ -667,3 +669,33 @@ def test_stock_as_of_a_day_shows_what_was_in_transit_as_get_stock_does(api):
         return {i["warehouse_id"]: (i["on_hand"], i["in_transit"]) for i in items}
 
     assert levels(as_of.json()["items"]) == levels(today) == {a: ("6", "0"), b: ("0", "4")}
+
+
+def test_the_buyer_keeps_the_reorder_rules_the_suggestions_come_from(api):
+    from tests.api.conftest import Api, key_for
+
+    # given a buyer's key and a stocked product
+    buyer = Api(api.client, api.tenant, key_for(api.tenant, "purchasing"))
+    product, warehouse = create_product(api)["id"], create_warehouse(api)["id"]
+    adjust(api, warehouse, product, 3)
+    # when the buyer sets its reorder point and order-up-to level
+    rule = {"product_id": product, "warehouse_id": warehouse, "reorder_point": "5", "order_up_to": "20"}
+    r = buyer.post("/reorder-rules", json=rule)
+    # then it is kept, and the buyer reads what to order from it
+    assert r.status_code == 201, r.text
+    [group] = buyer.get("/replenishment/suggestions").json()["items"]
+    assert group["lines"][0]["quantity"] == "17"
+    # a negative reorder point is refused as such (zero is allowed)
+    r = buyer.post("/reorder-rules", json={**rule, "reorder_point": "-1"})
+    assert (r.status_code, r.json()["errors"][0]["message"]) == (422, "must not be negative")
+
+
+def test_stock_as_of_a_day_to_come_is_refused(api):
+    product = create_product(api)["id"]
+    adjust(api, create_warehouse(api)["id"], product, 3)
+    tomorrow = (clock.today() + timedelta(days=1)).isoformat()
+    r = api.get("/stock/as-of", params={"product_id": product, "on": tomorrow})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "on"
+    assert api.get("/stock/as-of", params={"product_id": product, "on": clock.today().isoformat()}).json()[
+        "items"][0]["on_hand"] == "3"

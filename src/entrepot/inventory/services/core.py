@@ -107,7 +107,7 @@ def quantity_of(value: object, field: str = "quantity", *, positive: bool = True
     if qty == 0 and not allow_zero:
         raise invalid(field, "must not be zero", "nonzero")
     if positive and qty < 0:
-        raise invalid(field, "must be positive", "positive")
+        raise invalid(field, "must not be negative" if allow_zero else "must be positive", "positive")
     return quantize_storage(qty)
 
 

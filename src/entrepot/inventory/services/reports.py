@@ -136,6 +136,8 @@ def stock_at(uow: UnitOfWork, product_id: object, on: date) -> list[WarehouseSto
     """On hand per warehouse (stock locations) at the end of a past day, and what was in transit to
     it (its in-transit location), as GET /stock reads them today; from the moves alone."""
     pid = as_uuid(product_id, "product_id")
+    if on > clock.today():
+        raise invalid("on", "today or a past day: stock is known up to now", "range")
     kinds = (LocationKind.STOCK.value, LocationKind.IN_TRANSIT.value)
     counted = select(Location.id, Location.kind).where(Location.kind.in_(kinds)).subquery()
 
