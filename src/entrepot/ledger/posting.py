@@ -139,6 +139,12 @@ RULES: dict[str, Rule] = {
         Leg(R.inventory, DEBIT, "amount"),
         Leg(R.inventory_adjustment, CREDIT, "amount"),
     ), "Stock adjustment", functional_only=True),
+    # Stock on hand when the books start (a go-live, a new warehouse taken over): it was bought before,
+    # so it is owners' equity brought in, not a gain of the period.
+    "opening_stock": Rule(JournalCode.inventory, (
+        Leg(R.inventory, DEBIT, "amount"),
+        Leg(R.opening_balance, CREDIT, "amount"),
+    ), "Opening stock", functional_only=True),
     "goods_receipt": Rule(JournalCode.inventory, (
         Leg(R.inventory, DEBIT, "amount"),
         Leg(R.grni, CREDIT, "amount"),
@@ -309,6 +315,12 @@ def post_stock_adjustment(uow: UnitOfWork, *, source_id: uuid.UUID, on: date,
                           amount: Decimal) -> JournalEntry | None:
     """Signed, functional: + Dr inventory / Cr inventory adjustments; − the reverse. None when 0."""
     return post(uow, "stock_adjustment", source_id=source_id, on=on, amounts={"amount": amount})
+
+
+def post_opening_stock(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, amount: Decimal) -> JournalEntry | None:
+    """Signed, functional: + Dr inventory / Cr opening balance equity; − the reverse (a correction of
+    opening stock). None when 0."""
+    return post(uow, "opening_stock", source_id=source_id, on=on, amounts={"amount": amount})
 
 
 def post_goods_receipt(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, amount: Decimal) -> JournalEntry | None:

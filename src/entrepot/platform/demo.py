@@ -164,7 +164,7 @@ def _master_data(seed: Seed) -> None:
         for product in seed.products:
             for wh in seed.warehouses:
                 adjust_stock(uow, warehouse_id=wh.id, product_id=product.id, quantity=D(rng.randint(40, 160)),
-                             reason="opening balance", unit_cost=product.standard_cost)
+                             reason="opening_balance", unit_cost=product.standard_cost)
 
     _in_tenant(seed, build)
     _prices(seed)

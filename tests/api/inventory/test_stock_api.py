@@ -699,3 +699,25 @@ def test_stock_as_of_a_day_to_come_is_refused(api):
     assert r.json()["errors"][0]["field"] == "on"
     assert api.get("/stock/as-of", params={"product_id": product, "on": clock.today().isoformat()}).json()[
         "items"][0]["on_hand"] == "3"
+
+
+def test_opening_stock_is_brought_in_as_equity_not_as_the_periods_profit(api):
+    # given stock brought onto the books at go-live: 10 at 4.00
+    product, warehouse = create_product(api)["id"], create_warehouse(api)["id"]
+    adjust(api, warehouse, product, 10, reason="opening_balance", unit_cost="4.00")
+
+    def balances() -> dict[str, str]:
+        lines = api.get("/ledger/trial-balance").json()["lines"]
+        return {ln["account_code"]: (ln["debit"], ln["credit"]) for ln in lines if ln["account_code"] in (
+            "1200", "3900", "5100")}
+
+    # then inventory stands against opening balance equity, and the period shows no gain
+    assert balances() == {"1200": ("40.00", "0.00"), "3900": ("0.00", "40.00")}
+    assert api.get("/ledger/profit-and-loss").json()["net_income"] == "0.00"
+    # a correction of the opening stock goes the same way back
+    adjust(api, warehouse, product, -2, reason="opening_balance")
+    assert balances() == {"1200": ("32.00", "0.00"), "3900": ("0.00", "32.00")}
+    # while units found later are the period's: against inventory adjustments
+    adjust(api, warehouse, product, 1, reason="found", unit_cost="4.00")
+    assert balances() == {"1200": ("36.00", "0.00"), "3900": ("0.00", "32.00"), "5100": ("0.00", "4.00")}
+    assert api.get("/ledger/profit-and-loss").json()["net_income"] == "4.00"

@@ -77,6 +77,11 @@ def check_open_period(uow: UnitOfWork, on: date | None) -> None:
         open_period_for_posting(uow, on)
 
 
+# The reason code of stock brought onto the books (go-live, a warehouse taken over): valued against
+# opening balance equity, not the period's inventory adjustments (which would show it as profit).
+OPENING_BALANCE = "opening_balance"
+
+
 def _reason(reason: object) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise invalid("reason", "a reason code is required", "required")
@@ -261,7 +266,10 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
                                 reason=reason, reference=reference, on=on, serials=moved)
         signed_value = -value
         watch.touched(product.id, warehouse_id)
-    posting.post_stock_adjustment(uow, source_id=move.id, on=move.effective_date, amount=signed_value)
+    if reason == OPENING_BALANCE and kind == MoveKind.ADJUSTMENT:
+        posting.post_opening_stock(uow, source_id=move.id, on=move.effective_date, amount=signed_value)
+    else:
+        posting.post_stock_adjustment(uow, source_id=move.id, on=move.effective_date, amount=signed_value)
     _revalue_if_backdated(uow, product, warehouse_id, move, on)
     on_hand = _on_hand(uow, product.id, stock.id)
     audit(uow, "stock.adjust", "stock_move", move.id, after=snapshot(move))
