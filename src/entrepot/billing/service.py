@@ -612,7 +612,10 @@ def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[A
         discount = ZERO
         if allow_discount and inv.discount_until and payment.received_on <= inv.discount_until \
                 and inv.amount_discounted == 0:
-            available = round_money(inv.total * inv.discount_percent / HUNDRED, inv.currency)
+            # on what the invoice still bills: goods credited back earned no discount
+            credited = uow.session.scalar(select(func.sum(CreditNote.total)).where(CreditNote.invoice_id == inv.id))
+            billed = inv.total - to_decimal(credited or ZERO)
+            available = round_money(billed * inv.discount_percent / HUNDRED, inv.currency)
             if available and a.amount + available == inv.amount_due:
                 discount = available
         if a.amount + discount > inv.amount_due:

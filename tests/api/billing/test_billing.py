@@ -77,6 +77,28 @@ def test_early_payment_discount_taken_in_terms(api):
     assert D(tb["total_debit"]) == D(tb["total_credit"])
 
 
+def test_early_payment_discount_is_on_what_the_invoice_still_bills_after_a_credit_note(api):
+    # given an invoice of 50.00 on 2 % terms, half of it credited back (two of four units)
+    desk = order_desk(api, stock=10, payment_terms_days=30, early_discount_percent="2", early_discount_days=10)
+    _, order = shipped_order(api, 4, desk)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {"lines": [
+        {"invoice_line_id": invoice["lines"][0]["id"], "quantity": "2"}]})
+    # when the customer pays in terms what is left less 2 % of it: 25.00 − 0.50
+    paid = pay(api, desk.customer_id, "24.50", [{"invoice_id": invoice["id"], "amount": "24.50"}])
+    # then 0.50 is discounted, not 2 % of the goods sent back too
+    assert (paid["discount"], paid["applied"]) == ("0.50", "24.50")
+    assert api.get(f"/invoices/{invoice['id']}").json()["status"] == "paid"
+    # and 24.00 (2 % of the whole 50.00 off the 25.00 left) is a part payment, not a settlement
+    _, order = shipped_order(api, 4, desk)
+    other = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    act(api, f"/invoices/{other['id']}/credit-notes", 201, {"lines": [
+        {"invoice_line_id": other["lines"][0]["id"], "quantity": "2"}]})
+    part = pay(api, desk.customer_id, "24.00", [{"invoice_id": other["id"], "amount": "24.00"}])
+    assert part["discount"] == "0.00"
+    assert api.get(f"/invoices/{other['id']}").json()["amount_due"] == "1.00"
+
+
 def test_credit_note_by_line_then_in_full(api):
     _, _, invoice = invoiced_order(api, 4)  # 4 x 12.50
     line = invoice["lines"][0]["id"]
