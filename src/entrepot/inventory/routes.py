@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from sqlalchemy import select
 
 from entrepot.api.deps import Requires, RequiresActor
@@ -40,6 +40,7 @@ from entrepot.inventory.schemas import (
     SupplierSuggestions,
     TransferCreate,
     TransferRead,
+    TransferReceive,
     ValuationLineRead,
     ValuationRead,
     WarehouseCreate,
@@ -237,7 +238,8 @@ def cancel_transfer(transfer_id: uuid.UUID, response: Response,
 @router.post("/transfers/{transfer_id}/receive", response_model=TransferRead,
              summary="Receive a transfer at its destination")
 def receive_transfer(transfer_id: uuid.UUID, response: Response,
-                     uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_MANAGE)]) -> TransferRead:
+                     uow: Annotated[UnitOfWork, Requires(perms.TRANSFER_MANAGE)],
+                     _body: Annotated[TransferReceive | None, Body()] = None) -> TransferRead:
     transfer = service.receive_transfer(uow, transfer_id)
     uow.commit()
     set_etag(response, transfer)

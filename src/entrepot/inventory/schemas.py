@@ -226,6 +226,12 @@ class TransferCreate(_In):
                                      "(default: its main stock location)")
 
 
+class TransferReceive(_In):
+    """A transfer is received whole, as it left (lot by lot, serial by serial): the call takes no
+    quantity. A body naming one is refused rather than read as a partial receipt; units lost on the way
+    are written off afterwards with an adjustment at the destination."""
+
+
 class TransferRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID

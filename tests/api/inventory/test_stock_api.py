@@ -279,6 +279,11 @@ def test_transfer_goes_through_in_transit(api):
     assert r.status_code == 201, r.text
     stock = {i["warehouse_code"]: i for i in api.get(f"/stock?product_id={product}").json()["items"]}
     assert float(stock["TA"]["on_hand"]) == 3 and float(stock["TB"]["in_transit"]) == 2
+    # a transfer is received whole: a quantity is refused, not read as all of it, and nothing is received
+    partial = api.post(f"/transfers/{r.json()['id']}/receive", json={"quantity": "1"})
+    assert partial.status_code == 422, partial.text
+    assert [e["field"] for e in partial.json()["errors"]] == ["quantity"]
+    assert api.get(f"/transfers/{r.json()['id']}").json()["status"] == "in_transit"
     done = api.post(f"/transfers/{r.json()['id']}/receive")
     assert done.status_code == 200 and done.json()["status"] == "received"
     again = api.post(f"/transfers/{r.json()['id']}/receive")
