@@ -312,7 +312,17 @@ def _replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
     return copy
 
 
-BODY_ROUTES = [(m, p, r) for m, p, r in WRITE_ROUTES if r.body_field is not None and "/imports/" not in p]
+def _takes_no_fields(route: Any) -> bool:
+    """A body model that declares no field at all (a call that takes none and refuses any, such as a
+    transfer's receipt): there is no field to fill with hostile values (`test_malformed_bodies_are_4xx_problems`
+    still sends it bad bodies)."""
+    annotation = route.body_field.field_info.annotation
+    models = [m for m in (annotation, *typing.get_args(annotation)) if hasattr(m, "model_fields")]
+    return bool(models) and not any(m.model_fields for m in models)
+
+
+BODY_ROUTES = [(m, p, r) for m, p, r in WRITE_ROUTES
+               if r.body_field is not None and "/imports/" not in p and not _takes_no_fields(r)]
 
 
 @pytest.mark.parametrize("method,path,route", BODY_ROUTES, ids=[f"{m} {p}" for m, p, _ in BODY_ROUTES])
