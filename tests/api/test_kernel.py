@@ -220,6 +220,22 @@ def test_idempotency_keys_are_per_tenant(api, other_api):
     assert a.json()["id"] != b.json()["id"]
 
 
+def test_another_api_key_of_the_tenant_never_gets_a_replay_of_the_first_answer(api):
+    # given an admin key that created an API key with an Idempotency-Key
+    headers = {"Idempotency-Key": "admin-only"}
+    first = api.post("/api-keys", json={"role": "admin"}, headers=headers)
+    assert first.status_code == 201, first.text
+    # when a viewer key of the same tenant (which may not create keys) sends the same request
+    viewer = {"Authorization": f"Bearer {key_for(api.tenant, role='viewer')}", **headers}
+    r = api.client.post("/api/v1/api-keys", json={"role": "admin"}, headers=viewer)
+    # then it is refused, and the new key's secret is not handed over
+    assert (r.status_code, r.json()["code"]) == (422, "idempotency_key_reused")
+    assert first.json()["key"] not in r.text
+    # and the admin key's own retry still replays
+    again = api.post("/api-keys", json={"role": "admin"}, headers=headers)
+    assert again.headers.get("idempotent-replayed") == "true" and again.json()["id"] == first.json()["id"]
+
+
 def test_concurrent_requests_with_one_key_run_once(api):
     results = []
 

@@ -1,9 +1,11 @@
 """Idempotency-Key for POSTs, as a pure ASGI middleware.
 
 Same key + same request (method, path, and body: for JSON its content, not its key
-order or spacing): the first response is replayed. Same key + another request:
-422. Same key while the first is still running: 409. Records live
-24 h per tenant. A 5xx is not stored, so the client's retry runs again.
+order or spacing) from the same API key: the first response is replayed. Same key + another
+request, or from another API key of the tenant: 422 (a replay would hand one key's answer,
+perhaps a new API key or signing secret, to a caller that may not make the request). Same
+key while the first is still running: 409. Records live 24 h per tenant. A 5xx is not
+stored, so the client's retry runs again.
 
 The stored response is sealed (db.sealing): it may carry what is shown only once (a new API
 key, a webhook signing secret) or a customer's data, and a database dump must not reveal it.
@@ -71,22 +73,29 @@ class IdempotencyMiddleware:
             return
         body = await _read_body(receive)
         request_line = scope["method"].encode() + b" " + scope["path"].encode() + b"\n"
-        request_hash = hashlib.sha256(request_line + _canonical(body)).hexdigest()
-        # Records written before bodies were compared by content hold the hash of the bytes as
-        # sent; a retry of such a request (same bytes) must still replay until they expire.
-        raw_hash = hashlib.sha256(request_line + body).hexdigest()
 
         from starlette.concurrency import run_in_threadpool
 
         try:
-            tenant_id = await run_in_threadpool(_tenant_of, token[7:].strip())
+            actor = await run_in_threadpool(_actor_of, token[7:].strip())
         except DomainError:
-            tenant_id = None
-        if tenant_id is None:  # let the route answer 401
+            actor = None
+        if actor is None:  # let the route answer 401
             await self.app(scope, _replay_receive(body), send)
             return
+        tenant_id = actor.tenant_id
+        canonical = _canonical(body)
+        # The API key is part of the request: another key of the tenant never gets this key's
+        # stored answer (a new API key, a signing secret), whatever the permissions behind it.
+        request_hash = hashlib.sha256(
+            request_line + b"api-key " + str(actor.id).encode() + b"\n" + canonical).hexdigest()
+        # Records written before the API key was part of the request hold the hash of the request
+        # alone (those before bodies were compared by content, of the bytes as sent); a retry of
+        # such a request must still replay until they expire.
+        legacy_hashes = (hashlib.sha256(request_line + canonical).hexdigest(),
+                         hashlib.sha256(request_line + body).hexdigest())
 
-        outcome = await run_in_threadpool(_claim, tenant_id, key, scope, request_hash, raw_hash)
+        outcome = await run_in_threadpool(_claim, tenant_id, key, scope, request_hash, legacy_hashes)
         if outcome is not None:
             status, resp_headers, resp_body = outcome
             await send({"type": "http.response.start", "status": status,
@@ -116,13 +125,13 @@ class IdempotencyMiddleware:
                 await run_in_threadpool(_finish, tenant_id, key, captured)
 
 
-def _tenant_of(token: str) -> Any:
+def _actor_of(token: str) -> Any:
     with platform_uow(readonly=True) as platform:
-        return authenticate_api_key(platform, token).tenant_id
+        return authenticate_api_key(platform, token)
 
 
 def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str,  # type: ignore[no-untyped-def]
-           raw_hash: str):
+           legacy_hashes: tuple[str, ...]):
     """Insert an in-progress record, or return the response to send instead."""
     now = clock.now()
     with UnitOfWork(system_actor(tenant_id)) as uow:
@@ -145,10 +154,11 @@ def _claim(tenant_id: Any, key: str, scope: Scope, request_hash: str,  # type: i
                     select(IdempotencyRecord).where(IdempotencyRecord.key == key))
                 if existing is None:
                     return _as_response(*_problem(409, "Conflict", "retry the request", "conflict"))
-        if existing.request_hash not in (request_hash, raw_hash):
+        if existing.request_hash != request_hash and existing.request_hash not in legacy_hashes:
             return _as_response(*_problem(
                 422, "Idempotency-Key reused",
-                "this Idempotency-Key was used with a different request", "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request or by another API key",
+                "idempotency_key_reused",
                 rule="reused"))
         if existing.state != "completed":
             status, headers, problem = _as_response(*_problem(
