@@ -1,5 +1,6 @@
 """The API kernel: auth, problem+json, idempotency, request ids, rate limits, docs."""
 
+import json
 import threading
 
 from tests.api.conftest import key_for
@@ -96,6 +97,44 @@ def test_an_idempotency_key_over_255_characters_is_a_validation_error_naming_the
     assert r.headers["content-type"].startswith("application/problem+json")
     assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [("Idempotency-Key", "length")]
     assert all(k["role"] != "viewer" for k in api.get("/api-keys").json()["items"])  # nothing done
+
+
+def _raw_post(app, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
+    """A POST straight to the ASGI app with header bytes as given (a test client re-encodes them)."""
+    import asyncio
+
+    sent: list[dict] = []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"content-type", b"application/json"), *headers],
+             "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_an_idempotency_key_that_is_not_utf8_is_a_validation_error_not_a_500(app, api):
+    # given a key of raw bytes that do not decode as UTF-8
+    status, body = _raw_post(app, "/api/v1/warehouses",
+                             [(b"authorization", f"Bearer {api.key}".encode()), (b"idempotency-key", b"\xff\xfek")],
+                             b'{"code": "RAWKEY", "name": "Raw"}')
+    # then it is refused naming the header, and nothing is written
+    assert status == 422, body
+    assert [(e["field"], e["rule"]) for e in json.loads(body)["errors"]] == [("Idempotency-Key", "format")]
+    assert not [w for w in api.get("/warehouses?limit=200").json()["items"] if w["code"] == "RAWKEY"]
+
+
+def test_a_bearer_token_that_is_not_utf8_is_401_with_an_idempotency_key(app, api):
+    status, body = _raw_post(app, "/api/v1/warehouses",
+                             [(b"authorization", b"Bearer \xff\xfe"), (b"idempotency-key", b"k")],
+                             b'{"code": "RAWTOKEN", "name": "Raw"}')
+    assert status == 401, body
 
 
 def test_idempotency_replays_the_same_json_however_it_is_serialised(api):

@@ -57,14 +57,22 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         # Header names arrive lower-cased (ASGI); only these two are decoded, on every POST.
-        key = token = ""
+        raw_key = b""
+        token = ""
         for name, value in scope["headers"]:
             if name == b"idempotency-key":
-                key = value.decode()
+                raw_key = value
             elif name == b"authorization":
-                token = value.decode()
-        if not key or not token.lower().startswith("bearer "):
+                token = value.decode("latin-1")  # as Starlette reads it: a bad key is the route's 401
+        if not raw_key or not token.lower().startswith("bearer "):
             await self.app(scope, receive, send)
+            return
+        try:
+            key = raw_key.decode()
+        except UnicodeDecodeError:
+            await _send_simple(send, *_problem(422, "Validation failed",
+                                               "Idempotency-Key: must be UTF-8 text (a UUID is fine)",
+                                               "validation_failed", rule="format"))
             return
         if len(key) > 255:
             await _send_simple(send, *_problem(422, "Validation failed",
