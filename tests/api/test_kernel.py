@@ -662,3 +662,25 @@ def test_a_route_that_raised_releases_its_transaction_even_with_every_pool_threa
 
     anyio.run(main)
     assert released == [True]
+
+
+def test_a_rate_limited_post_is_not_replayed_to_its_retry(api):
+    from entrepot.api import deps, ratelimit
+
+    # given a tenant at its rate limit
+    with api.tenant.uow() as uow:
+        from entrepot.identity.services.tenants import get_tenant
+
+        get_tenant(uow, api.tenant.id).settings = {"rate_limit_per_minute": 1}
+        uow.commit()
+    deps._limits_cache.clear()
+    api.get("/tenant")
+    headers = {"Idempotency-Key": "limited"}
+    refused = api.post("/warehouses", json={"code": "LIMITED", "name": "Limited"}, headers=headers)
+    assert refused.status_code == 429
+    # when the window frees and the client retries with the same key, as Retry-After tells it
+    ratelimit.reset()
+    retried = api.post("/warehouses", json={"code": "LIMITED", "name": "Limited"}, headers=headers)
+    # then the request runs, rather than the 429 being replayed
+    assert retried.status_code == 201, retried.text
+    assert retried.headers.get("idempotent-replayed") is None

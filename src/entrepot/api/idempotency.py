@@ -4,8 +4,8 @@ Same key + same request (method, path, and body: for JSON its content, not its k
 order or spacing) from the same API key: the first response is replayed. Same key + another
 request, or from another API key of the tenant: 422 (a replay would hand one key's answer,
 perhaps a new API key or signing secret, to a caller that may not make the request). Same
-key while the first is still running: 409. Records live 24 h per tenant. A 5xx is not
-stored, so the client's retry runs again.
+key while the first is still running: 409. Records live 24 h per tenant. A 5xx or a 429
+(rate limited) is not stored, so the client's retry runs again.
 
 The stored response is sealed (db.sealing): it may carry what is shown only once (a new API
 key, a webhook signing secret) or a customer's data, and a database dump must not reveal it.
@@ -198,7 +198,8 @@ def _finish(tenant_id: Any, key: str, captured: dict[str, Any]) -> None:
         record = uow.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
         if record is None:
             return
-        if captured["status"] >= 500:
+        if captured["status"] >= 500 or captured["status"] == 429:
+            # nothing was done and the answer says "retry": the retry must run, not replay the refusal
             uow.session.delete(record)
         else:
             record.state = "completed"
