@@ -271,7 +271,9 @@ def _add_csv_routes(kind: str) -> None:
         report = run_import(uow, decode_upload(file.file.read()), dry_run=dry_run)
         if not report.ok:
             raise ImportFailed(report)
-        if not dry_run:
+        if dry_run:
+            uow.rollback()  # now: held past the answer, its write lock blocks the Idempotency-Key record
+        else:
             uow.commit()
         return ImportResult(**report.as_dict())
 
