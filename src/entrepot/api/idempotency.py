@@ -1,11 +1,12 @@
 """Idempotency-Key for POSTs, as a pure ASGI middleware.
 
-Same key + same request (method, path, and body: for JSON its content, not its key
-order or spacing) from the same API key: the first response is replayed. Same key + another
-request, or from another API key of the tenant: 422 (a replay would hand one key's answer,
-perhaps a new API key or signing secret, to a caller that may not make the request). Same
-key while the first is still running: 409. Records live 24 h per tenant. A 5xx or a 429
-(rate limited) is not stored, so the client's retry runs again.
+Same key + same request (method, path, query, and body: for JSON its content, not its key
+order or spacing; for an upload, not its multipart boundary) from the same API key: the
+first response is replayed. Same key + another request, or from another API key of the
+tenant: 422 (a replay would hand one key's answer, perhaps a new API key or signing secret,
+to a caller that may not make the request). Same key while the first is still running: 409.
+Records live 24 h per tenant. A 5xx or a 429 (rate limited) is not stored, so the client's
+retry runs again.
 
 The stored response is sealed (db.sealing): it may carry what is shown only once (a new API
 key, a webhook signing secret) or a customer's data, and a database dump must not reveal it.
@@ -17,6 +18,7 @@ import hashlib
 import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import structlog
 from sqlalchemy import delete, select
@@ -57,13 +59,15 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         # Header names arrive lower-cased (ASGI); only these two are decoded, on every POST.
-        raw_key = b""
+        raw_key = content_type = b""
         token = ""
         for name, value in scope["headers"]:
             if name == b"idempotency-key":
                 raw_key = value
             elif name == b"authorization":
                 token = value.decode("latin-1")  # as Starlette reads it: a bad key is the route's 401
+            elif name == b"content-type":
+                content_type = value
         if not raw_key or not token.lower().startswith("bearer "):
             await self.app(scope, receive, send)
             return
@@ -92,15 +96,17 @@ class IdempotencyMiddleware:
             await self.app(scope, _replay_receive(body), send)
             return
         tenant_id = actor.tenant_id
-        canonical = _canonical(body)
-        # The API key is part of the request: another key of the tenant never gets this key's
-        # stored answer (a new API key, a signing secret), whatever the permissions behind it.
+        canonical = _canonical(body, content_type)
+        # The API key and the query (`?dry_run=true` is another request) are part of the request:
+        # another key of the tenant never gets this key's stored answer (a new API key, a signing
+        # secret), whatever the permissions behind it.
         request_hash = hashlib.sha256(
-            request_line + b"api-key " + str(actor.id).encode() + b"\n" + canonical).hexdigest()
+            request_line + b"api-key " + str(actor.id).encode() + b"\n" + _query(scope) + b"\n"
+            + canonical).hexdigest()
         # Records written before the API key was part of the request hold the hash of the request
         # alone (those before bodies were compared by content, of the bytes as sent); a retry of
         # such a request must still replay until they expire.
-        legacy_hashes = (hashlib.sha256(request_line + canonical).hexdigest(),
+        legacy_hashes = (hashlib.sha256(request_line + _canonical(body)).hexdigest(),
                          hashlib.sha256(request_line + body).hexdigest())
 
         outcome = await run_in_threadpool(_claim, tenant_id, key, scope, request_hash, legacy_hashes)
@@ -213,16 +219,34 @@ def _finish(tenant_id: Any, key: str, captured: dict[str, Any]) -> None:
         uow.committed = True
 
 
-def _canonical(body: bytes) -> bytes:
+def _query(scope: Scope) -> bytes:
+    """The query string, its parameters in a fixed order (a client may order them differently)."""
+    return urlencode(sorted(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                      keep_blank_values=True))).encode()
+
+
+def _canonical(body: bytes, content_type: bytes = b"") -> bytes:
     """The request body as the same request whatever its serialisation: a JSON body with its
     keys sorted and no spacing (clients order keys and space differently; the request is the
-    same), anything else as sent."""
+    same), a multipart upload with its boundary (random per request: a retry of the same upload
+    has another) set aside, anything else as sent."""
     if not body:
         return body
+    if content_type.lower().startswith(b"multipart/"):
+        boundary = _boundary(content_type)
+        return body.replace(boundary, b"<boundary>") if boundary else body
     try:
         return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, RecursionError):
         return body  # not JSON (or nested past what the parser takes): the bytes are the request
+
+
+def _boundary(content_type: bytes) -> bytes:
+    for param in content_type.split(b";")[1:]:
+        name, _, value = param.strip().partition(b"=")
+        if name.strip().lower() == b"boundary":
+            return value.strip().strip(b'"')
+    return b""
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -49,6 +49,28 @@ def test_a_dry_run_with_an_idempotency_key_answers_with_its_report(api):
     assert [p["sku"] for p in api.get("/products").json()["items"]] == ["D-0"]
 
 
+def test_an_upload_retried_with_its_idempotency_key_replays_and_a_dry_run_is_another_request(api):
+    text = "sku,name,list_price,currency\nI-1,Idem one,1.50,USD\n"
+    headers = {**api.headers, "Idempotency-Key": "upload-once"}
+
+    def send(boundary: str, **params: str):
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\n"
+                f"Content-Type: text/csv\r\n\r\n{text}\r\n--{boundary}--\r\n").encode()
+        return api.client.post("/api/v1/imports/products", params=params, content=body,
+                               headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    # given a dry run sent with a key
+    dry = send("aaaa1111", dry_run="true")
+    assert dry.status_code == 200 and dry.json()["dry_run"] is True
+    # when the real import is sent with the same key: another request, not a replay of the dry run
+    real = send("aaaa1111")
+    assert (real.status_code, real.json()["code"]) == (422, "idempotency_key_reused")
+    assert api.get("/products").json()["items"] == []
+    # and a retry of the dry run, as a client sends it again (a new multipart boundary), replays
+    again = send("bbbb2222", dry_run="true")
+    assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
+
+
 def test_upload_with_errors_is_422_with_rows_and_writes_nothing(api):
     r = _upload(api, "/imports/products", "sku,name,list_price,currency\nE-1,x,1,USD\nE-2,y,-1,USD\n")
     assert r.status_code == 422
