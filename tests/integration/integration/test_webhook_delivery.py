@@ -398,3 +398,28 @@ def worker_platform(worker: Worker):
     from entrepot.db.uow import platform_uow
 
     return platform_uow(url=worker.url)
+
+
+def test_a_paused_endpoint_keeps_what_was_queued_but_is_not_queued_what_happens_while_paused(
+        tenant, receiver, worker):
+    # given an endpoint with a message waiting for its retry
+    issued = make_endpoint(tenant, receiver.url, ["test_parcel.scanned.v1"])
+    receiver.status = 500
+    [queued] = emit(tenant, subject="parcel/queued")
+    drive(worker, lambda: tried(tenant, queued))
+    # when it is paused, an event happens, and it is resumed (docs/integrating.md, `enabled`)
+    with tenant.uow() as uow:
+        webhooks.update_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id), {"enabled": False})
+        uow.commit()
+    [while_paused] = emit(tenant, subject="parcel/paused")
+    settle(worker, 0.2)
+    receiver.status = 200
+    with tenant.uow() as uow:
+        webhooks.update_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id), {"enabled": True})
+        uow.commit()
+    [after] = emit(tenant, subject="parcel/after")
+    advance_past(timedelta(seconds=6))
+    drive(worker, lambda: status_of(tenant, queued) == status_of(tenant, after) == "succeeded")
+    # then what was queued waited and went out, and the event of the pause was never queued for it
+    assert message_of(tenant, while_paused) is None
+    assert not [d for d in receiver.deliveries if while_paused.encode() in d.body]
