@@ -810,6 +810,10 @@ def _record(session: Session, outcomes: list[Outcome]) -> None:
             endpoint.failing_since = None
             continue
         message.last_error = o.error or (f"HTTP {o.status_code}" if o.status_code else "failed")
+        if endpoint.deleted_at is not None:  # deleted while this attempt was out: no retry will come
+            message.status = "dead"
+            message.dead_at = now
+            continue
         if o.status_code == 410:
             message.status = "dead"
             message.dead_at = now

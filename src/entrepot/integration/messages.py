@@ -29,6 +29,10 @@ class EndpointDisabled(Conflict):
     code = "endpoint_disabled"
 
 
+class EndpointDeleted(Conflict):
+    code = "endpoint_deleted"
+
+
 def get_message(uow: UnitOfWork, message_id: uuid.UUID | str) -> WebhookMessage:
     try:
         key = uuid.UUID(str(message_id))
@@ -55,6 +59,9 @@ def replay_message(uow: UnitOfWork, message: WebhookMessage) -> WebhookMessage:
     """Send a message again from the first step of the retry schedule (its attempts are kept)."""
     if message.status == "delivering":
         raise Conflict("the message is being delivered right now")
+    endpoint = uow.session.get(WebhookEndpoint, message.endpoint_id)
+    if endpoint is None or endpoint.deleted_at is not None:
+        raise EndpointDeleted("the message's endpoint was deleted: nothing would ever send it")
     lock_queues(uow.session, [(message.endpoint_id, message.subject)])
     message.status = "pending"
     message.attempt_count = 0

@@ -21,7 +21,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from entrepot.db.audit_trail import audit
@@ -35,13 +35,14 @@ from entrepot.integration.events import (
     WebhookEndpointSecretRotated,
     WebhookEndpointUpdated,
 )
-from entrepot.integration.models import WebhookEndpoint
+from entrepot.integration.models import WebhookEndpoint, WebhookMessage
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, invalid
 from entrepot.kernel.ids import new_id
 
 ROTATION_GRACE = timedelta(hours=24)
+ENDPOINT_DELETED = "the endpoint was deleted"
 MAX_RATE_LIMIT = 100_000
 
 __all__ = [
@@ -279,11 +280,21 @@ def update_endpoint(uow: UnitOfWork, endpoint: WebhookEndpoint, changes: Mapping
 
 
 def delete_endpoint(uow: UnitOfWork, endpoint: WebhookEndpoint) -> None:
-    """Stop deliveries and hide the endpoint; its delivery history is kept."""
+    """Stop deliveries and hide the endpoint; its delivery history is kept.
+
+    Its waiting messages are dead-lettered: nothing will ever send them, and left pending they
+    would count as a backlog (integration health, the SLA alarm) for ever."""
     before = _snapshot(endpoint)
-    endpoint.deleted_at = clock.now()
+    now = clock.now()
+    endpoint.deleted_at = now
     endpoint.enabled = False
     endpoint.disabled_reason = "deleted"
+    uow.session.execute(
+        update(WebhookMessage)
+        .where(WebhookMessage.tenant_id == endpoint.tenant_id, WebhookMessage.endpoint_id == endpoint.id,
+               WebhookMessage.status == "pending")
+        .values(status="dead", dead_at=now, last_error=ENDPOINT_DELETED)
+        .execution_options(synchronize_session=False))
     uow.session.flush()
     audit(uow, "webhook_endpoint.delete", "webhook_endpoint", endpoint.id, before=before)
     record_event(uow, WebhookEndpointDeleted(endpoint_id=str(endpoint.id)), subject=f"webhook_endpoint/{endpoint.id}")

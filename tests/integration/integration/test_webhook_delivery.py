@@ -423,3 +423,25 @@ def test_a_paused_endpoint_keeps_what_was_queued_but_is_not_queued_what_happens_
     # then what was queued waited and went out, and the event of the pause was never queued for it
     assert message_of(tenant, while_paused) is None
     assert not [d for d in receiver.deliveries if while_paused.encode() in d.body]
+
+
+def test_deleting_an_endpoint_dead_letters_what_waited_for_it_and_replay_is_refused(tenant, receiver, worker):
+    # given an endpoint with a message waiting for its retry
+    issued = make_endpoint(tenant, receiver.url, ["test_parcel.scanned.v1"])
+    receiver.status = 500
+    [waiting] = emit(tenant, subject="parcel/deleted")
+    drive(worker, lambda: tried(tenant, waiting))
+    assert status_of(tenant, waiting) == "pending"
+    # when the endpoint is deleted
+    with tenant.uow() as uow:
+        webhooks.delete_endpoint(uow, webhooks.get_endpoint(uow, issued.endpoint.id))
+        uow.commit()
+    # then nothing waits for an endpoint that will never be sent to (no backlog for ever in health)
+    assert status_of(tenant, waiting) == "dead"
+    assert message_of(tenant, waiting).last_error == webhooks.ENDPOINT_DELETED
+    with tenant.uow(readonly=True) as uow:
+        assert messages.health(uow)["webhooks"]["pending"] == 0
+    # and replaying it is refused instead of leaving it pending with no endpoint to go to
+    with tenant.uow() as uow, pytest.raises(messages.EndpointDeleted):
+        messages.replay_message(uow, messages.get_message(uow, message_of(tenant, waiting).id))
+    assert status_of(tenant, waiting) == "dead"
