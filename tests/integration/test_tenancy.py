@@ -1,6 +1,7 @@
 """The tenancy wall: the session filters by tenant; on PostgreSQL, RLS is a second wall."""
 
 import threading
+import uuid
 
 import pytest
 from sqlalchemy import select, text
@@ -165,3 +166,37 @@ def test_savepoints_keep_the_tenant_wall_without_setting_it_again(pg_url):
     # then every one ran as the app role inside the tenant, set once for the transaction
     assert seen == [(str(a.id), "entrepot_app")] * 3
     assert sum("set_config" in s for s in statements) == 1
+
+
+def _create_tenant(url, slug, name="Acme", template=None):
+    from entrepot.db.uow import platform_uow
+    from entrepot.identity.services.tenants import TenantCreate, create_tenant
+
+    with platform_uow(url=url) as platform:
+        tenant = create_tenant(platform, TenantCreate(slug, name, None, template, "USD"))
+        platform.commit()
+        return tenant.id
+
+
+def _tenant_slugs(url):
+    from entrepot.identity.models import Tenant
+
+    session = platform_session(url=url)
+    try:
+        return set(session.scalars(select(Tenant.slug)))
+    finally:
+        session.close()
+
+
+def test_a_slug_with_a_trailing_newline_is_refused(db_url):
+    from entrepot.kernel.errors import DomainError
+
+    # given a tenant, and its slug with a newline after it
+    slug = f"nl-{uuid.uuid4().hex[:12]}"
+    _create_tenant(db_url, slug)
+    # when the operator creates the second one
+    with pytest.raises(DomainError) as refused:
+        _create_tenant(db_url, slug + "\n")
+    # then it is refused as not a slug, and no tenant was made
+    assert [e["field"] for e in refused.value.problem_extra()["errors"]] == ["slug"]
+    assert slug + "\n" not in _tenant_slugs(db_url)

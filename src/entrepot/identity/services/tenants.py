@@ -21,7 +21,7 @@ from entrepot.kernel.context import system_actor
 from entrepot.kernel.errors import Conflict, NotFound, invalid
 from entrepot.kernel.money import is_currency
 
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 # Other domains add set-up steps for a new tenant (chart of accounts, default
 # warehouse locations, …) here; platform templates extend them later.
@@ -45,7 +45,8 @@ class TenantCreate:
 def create_tenant(platform: UnitOfWork, data: TenantCreate) -> Tenant:
     """Create a tenant (under a parent for dealers/resellers), in the platform
     unit of work; then its own set-up runs as that tenant in the same transaction."""
-    if not SLUG.match(data.slug):
+    # fullmatch: `$` would also match before a final newline, and "acme\n" is not a slug
+    if not SLUG.fullmatch(data.slug):
         raise invalid("slug", "lowercase letters, digits and hyphens, 1-63 characters", "pattern")
     if not data.name.strip():
         raise invalid("name", "must not be empty", "required")
