@@ -200,3 +200,19 @@ def test_a_slug_with_a_trailing_newline_is_refused(db_url):
     # then it is refused as not a slug, and no tenant was made
     assert [e["field"] for e in refused.value.problem_extra()["errors"]] == ["slug"]
     assert slug + "\n" not in _tenant_slugs(db_url)
+
+
+@pytest.mark.parametrize(("name", "template", "field"), [("x" * 201, None, "name"), ("Acme", "t" * 64, "template")])
+def test_a_tenant_name_or_template_longer_than_its_column_is_a_validation_error(db_url, name, template, field):
+    from entrepot.kernel.errors import DomainError
+
+    # when the operator creates a tenant with a name or template longer than it may be
+    slug = f"long-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(DomainError) as refused:
+        _create_tenant(db_url, slug, name, template)
+    # then the field is named (not a database error on PostgreSQL, not a stored row on SQLite)
+    assert [e["field"] for e in refused.value.problem_extra()["errors"]] == [field]
+    assert slug not in _tenant_slugs(db_url)
+    # and the longest allowed still goes in
+    _create_tenant(db_url, slug, "x" * 200, "t" * 63)
+    assert slug in _tenant_slugs(db_url)

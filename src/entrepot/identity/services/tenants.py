@@ -22,6 +22,8 @@ from entrepot.kernel.errors import Conflict, NotFound, invalid
 from entrepot.kernel.money import is_currency
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+NAME_MAX = 200
+TEMPLATE_MAX = 63
 
 # Other domains add set-up steps for a new tenant (chart of accounts, default
 # warehouse locations, …) here; platform templates extend them later.
@@ -50,6 +52,12 @@ def create_tenant(platform: UnitOfWork, data: TenantCreate) -> Tenant:
         raise invalid("slug", "lowercase letters, digits and hyphens, 1-63 characters", "pattern")
     if not data.name.strip():
         raise invalid("name", "must not be empty", "required")
+    # the columns' lengths, checked here: PostgreSQL would refuse the row with a traceback,
+    # SQLite would keep it whole
+    if len(data.name.strip()) > NAME_MAX:
+        raise invalid("name", f"at most {NAME_MAX} characters", "length")
+    if data.template is not None and not 0 < len(data.template) <= TEMPLATE_MAX:
+        raise invalid("template", f"1 to {TEMPLATE_MAX} characters", "length")
     if not is_currency(data.currency):
         raise invalid("currency", f"{data.currency!r} is not an ISO 4217 currency", "currency")
     from entrepot.db.registry import load_all_models
