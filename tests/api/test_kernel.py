@@ -351,6 +351,34 @@ def test_a_tenant_defined_role_grants_exactly_its_patterns(api):
     assert api.post("/roles", json={"name": "admin", "permissions": ["*"]}).status_code == 422
 
 
+def test_a_key_hands_on_only_the_permissions_it_holds(api):
+    # given keys whose role may manage API keys, users or roles, and nothing else
+    assert api.post("/roles", json={"name": "key_keeper", "permissions": ["identity.api_key.*"]}).status_code == 201
+    assert api.post("/roles", json={"name": "people", "permissions": ["identity.user.*"]}).status_code == 201
+    assert api.post("/roles", json={"name": "role_keeper", "permissions": ["identity.role.*"]}).status_code == 201
+
+    def as_role(role):
+        return {"Authorization": f"Bearer {key_for(api.tenant, role=role)}"}
+
+    # when each tries to give a new key, user or role more than it holds
+    key = api.client.post("/api/v1/api-keys", json={"role": "admin"}, headers=as_role("key_keeper"))
+    user = api.client.post("/api/v1/users", json={"email": "eve@example.com", "name": "Eve",
+                                                  "password": "long enough!", "role": "admin"},
+                           headers=as_role("people"))
+    role = api.client.post("/api/v1/roles", json={"name": "everything", "permissions": ["*"]},
+                           headers=as_role("role_keeper"))
+    # then each is a 403 naming a permission it lacks, and nothing is made
+    for r in (key, user, role):
+        assert r.status_code == 403, r.text
+        assert r.json()["code"] == "permission_denied" and r.json()["permission"]
+    assert [k["role"] for k in api.get("/api-keys").json()["items"]].count("admin") == 1  # the test's own
+    assert api.get("/users").json()["items"] == []
+    assert "everything" not in [r["name"] for r in api.get("/roles").json()["items"]]
+    # and what it holds it may hand on
+    same = api.client.post("/api/v1/api-keys", json={"role": "key_keeper"}, headers=as_role("key_keeper"))
+    assert same.status_code == 201, same.text
+
+
 def test_a_role_pattern_that_grants_no_permission_is_refused(api):
     # a typo would make a role that silently grants nothing
     r = api.post("/roles", json={"name": "desk", "permissions": ["sales.order.read", "sales.ordr.*", "sales"]})

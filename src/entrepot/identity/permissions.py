@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from functools import cache
 
 from entrepot.db.registry import import_domain_modules
+from entrepot.kernel.context import Actor
 
 TENANT_READ = "identity.tenant.read"
 TENANT_MANAGE = "identity.tenant.manage"
@@ -66,3 +68,12 @@ def known_permissions() -> frozenset[str]:
 def granted_by(pattern: str) -> list[str]:
     """The known permissions a pattern grants, sorted."""
     return sorted(p for p in known_permissions() if fnmatchcase(p, pattern))
+
+
+def require_grantable(actor: Actor, patterns: Iterable[str]) -> None:
+    """A principal hands on (to a new API key, user or role) only permissions it holds itself:
+    else a key allowed to manage keys would issue itself an admin key. 403 naming the first
+    permission it lacks."""
+    for pattern in sorted(set(patterns)):
+        for permission in granted_by(pattern):
+            actor.require(permission)

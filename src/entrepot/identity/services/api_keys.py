@@ -22,7 +22,7 @@ from entrepot.db.settings import get_settings
 from entrepot.db.uow import UnitOfWork, platform_uow
 from entrepot.identity.events import ApiKeyCreated, ApiKeyRevoked
 from entrepot.identity.models import ApiKey, Role, Tenant
-from entrepot.identity.permissions import permissions_for_builtin
+from entrepot.identity.permissions import permissions_for_builtin, require_grantable
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
@@ -62,7 +62,7 @@ def resolve_role_permissions(uow: UnitOfWork, role: str) -> frozenset[str]:
 
 
 def create_api_key(uow: UnitOfWork, *, role: str = "admin", name: str = "") -> IssuedKey:
-    resolve_role_permissions(uow, role)
+    require_grantable(uow.actor, resolve_role_permissions(uow, role))
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(key), role=role)

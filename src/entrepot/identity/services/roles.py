@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.models import Role
-from entrepot.identity.permissions import BUILTIN_ROLES, granted_by, known_permissions
+from entrepot.identity.permissions import BUILTIN_ROLES, granted_by, known_permissions, require_grantable
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.kernel.errors import Conflict, FieldError, ValidationFailed
 
@@ -35,6 +35,7 @@ def create_role(uow: UnitOfWork, *, name: str, permissions: list[str], descripti
                                      "unknown_permission"))
     if errors:
         raise ValidationFailed(errors)
+    require_grantable(uow.actor, permissions)
     if uow.session.scalar(select(Role.id).where(Role.name == name)) is not None:
         raise Conflict(f"role {name} already exists")
     role = Role(name=name, permissions=sorted(set(permissions)), description=description)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.events import UserCreated
 from entrepot.identity.models import User
+from entrepot.identity.permissions import require_grantable
 from entrepot.identity.services.api_keys import resolve_role_permissions
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event
@@ -31,7 +32,7 @@ def create_user(uow: UnitOfWork, *, email: str, name: str, password: str, role: 
         errors.append(FieldError("name", "must not be empty", "required"))
     if errors:
         raise ValidationFailed(errors)
-    resolve_role_permissions(uow, role)
+    require_grantable(uow.actor, resolve_role_permissions(uow, role))
     if uow.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"a user with email {email} already exists")
     user = User(email=email, name=name.strip(), password_hash=_hasher.hash(password), role=role)
