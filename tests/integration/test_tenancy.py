@@ -2,6 +2,7 @@
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -94,6 +95,29 @@ def test_the_audit_trail_is_append_only_for_the_app_role(pg_url):
     a = make_tenant(pg_url)
     with a.uow() as uow, pytest.raises(Exception, match="permission denied"):
         uow.session.execute(text("UPDATE audit_entries SET actor = 'someone else'"))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT name, last_error FROM integration_scheduled_jobs",
+    "UPDATE leases SET expires_at = now()",
+    "UPDATE integration_consumer_cursors SET emitted = emitted",
+    "DELETE FROM alembic_version",
+])
+def test_the_app_role_keeps_off_the_platforms_own_tables(pg_url, sql):
+    # given a tenant transaction (the worker has made its platform rows)
+    from entrepot.worker import leases
+
+    leases.acquire("test:platform-table", "me", timedelta(seconds=1), url=pg_url)
+    a = make_tenant(pg_url)
+    # when raw SQL in it reaches for a platform table, then it is refused
+    with a.uow() as uow, pytest.raises(Exception, match="permission denied"):
+        uow.session.execute(text(sql))
+
+
+def test_the_app_role_reads_the_consumer_positions_for_integration_health(pg_url):
+    a = make_tenant(pg_url)
+    with a.uow(readonly=True) as uow:
+        assert uow.session.execute(text("SELECT count(*) FROM integration_consumer_cursors")).scalar() >= 0
 
 
 def test_the_app_role_changes_only_the_settings_of_its_own_tenant(pg_url):

@@ -15,6 +15,10 @@ from entrepot.db.base import tenant_owned_tables
 POLICY = "tenant_isolation"
 # Tables the app role may only append to: the audit trail and the outbox.
 APPEND_ONLY = ("audit_entries", "outbox_events")
+# The platform's own tables (no tenant_id): the worker's leases and job states, consumer
+# positions, the schema version. Only the login role uses them; of them the app role reads
+# the consumer positions (a tenant's integration health counts the events not yet taken).
+APP_READS = ("integration_consumer_cursors",)
 
 
 def ensure_app_role(conn: Connection, role: str) -> None:
@@ -43,6 +47,13 @@ def apply_row_level_security(conn: Connection, role: str) -> list[str]:
     for table in APPEND_ONLY:
         if table in existing:
             conn.execute(text(f'REVOKE UPDATE, DELETE ON "{table}" FROM "{role}"'))
+    # A tenant transaction must not read another tenant's failures (a job's last_error names
+    # them) nor move the platform's leases, consumer positions or schema version.
+    owned = set(tenant_owned_tables())
+    for table in sorted(existing - owned - {"tenants"}):
+        conn.execute(text(f'REVOKE ALL ON "{table}" FROM "{role}"'))
+        if table in APP_READS:
+            conn.execute(text(f'GRANT SELECT ON "{table}" TO "{role}"'))
     covered = []
     for table in tenant_owned_tables():
         if table not in existing:
