@@ -51,6 +51,7 @@ from entrepot.parties.models import (
     SupplierItem,
     SupplierStatus,
 )
+from entrepot.parties.permissions import CUSTOMER_CREDIT
 from entrepot.parties.states import CUSTOMER_STATUS, SUPPLIER_STATUS, action_to
 
 CUSTOMER_FIELDS = (
@@ -373,6 +374,8 @@ def create_customer(uow: UnitOfWork, data: Mapping[str, Any]) -> Customer:
     if find_customer_by_code(uow, values["code"]) is not None:
         raise Conflict(f"a customer with code {values['code']} already exists", field="code")
     status = values.pop("status", CustomerStatus.ACTIVE)
+    if values.get("credit_limit") is not None or status != CustomerStatus.ACTIVE:
+        uow.actor.require(CUSTOMER_CREDIT)  # credit is extended by whoever holds credit control
     customer = Customer(**values, status=status)
     uow.session.add(customer)
     uow.session.flush()
@@ -410,6 +413,10 @@ def update_customer(uow: UnitOfWork, customer_id: uuid.UUID, changes: Mapping[st
         if held:
             raise CurrencyInUse(f"customer {customer.code} has {' and '.join(held)} in {customer.currency}; "
                                 "its currency cannot change (open a new customer account instead)", field="currency")
+    if ("credit_limit" in values and values["credit_limit"] != customer.credit_limit) or \
+            values.get("status", customer.status) != customer.status:
+        # the same permission as POST /customers/{id}/status: a credit limit or a hold is credit control's
+        uow.actor.require(CUSTOMER_CREDIT)
     before = snapshot(customer)
     target = values.pop("status", None)
     if target is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.api.conftest import Api
 from tests.factories.parties import ADDRESS, create_customer, customer_body
 from tests.factories.sales import create_order, order_desk
 
@@ -95,6 +96,31 @@ def test_status_machine_and_archive(api):
     r = api.post(f"/customers/{cid}/archive")
     assert r.status_code == 200 and r.json()["archived_at"]
     assert api.get("/customers").json()["items"] == []
+
+
+def test_a_credit_limit_or_a_hold_needs_credit_control_however_it_is_changed(api):
+    # given a role that keeps customer records but not their credit (no parties.customer.credit)
+    assert api.post("/roles", json={"name": "customer_master", "permissions": [
+        "parties.customer.read", "parties.customer.create", "parties.customer.update"]}).status_code == 201
+    clerk = Api(api.client, api.tenant, api.post("/api-keys", json={"role": "customer_master"}).json()["key"])
+    cid = create_customer(api, credit_limit="1000")["id"]
+    assert api.post(f"/customers/{cid}/status", json={"action": "hold"}).status_code == 200
+    # when the clerk releases the hold or raises the limit through PATCH (POST /status is refused to it)
+    assert clerk.post(f"/customers/{cid}/status", json={"action": "release"}).status_code == 403
+    released = clerk.patch(f"/customers/{cid}", json={"status": "active"})
+    raised = clerk.patch(f"/customers/{cid}", json={"credit_limit": "999999"})
+    opened = clerk.post("/customers", json=customer_body(code="NEW-CREDIT", credit_limit="50000"))
+    # then each is refused naming the permission, and nothing changed
+    for r in (released, raised, opened):
+        assert r.status_code == 403, r.text
+        assert r.json()["permission"] == "parties.customer.credit"
+    after = api.get(f"/customers/{cid}").json()
+    assert (after["status"], after["credit_limit"]) == ("on_hold", "1000.00")
+    assert api.get("/customers", params={"code": "NEW-CREDIT"}).json()["items"] == []
+    # and the clerk still changes the rest of the record, and opens customers without credit
+    ok = clerk.patch(f"/customers/{cid}", json={"name": "Renamed", "credit_limit": "1000", "status": "on_hold"})
+    assert ok.status_code == 200 and ok.json()["name"] == "Renamed"
+    assert clerk.post("/customers", json=customer_body()).status_code == 201
 
 
 def test_addresses_first_of_a_kind_is_default_and_new_default_replaces_it(api):
