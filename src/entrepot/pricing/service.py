@@ -453,12 +453,13 @@ def clean_price_list(uow: UnitOfWork, data: Mapping[str, Any], *, current: Price
     for other in ("customer_id", "customer_group", "channel"):
         if other != target and final(other) is not None:
             errors.append(FieldError(other, f"only with scope {other.removesuffix('_id')}", "scope"))
-    if current is None:
-        customer = out.get("customer_id")
-        if customer is not None and out.get("currency"):
-            cust = get_customer(uow, customer)
-            if cust.currency != out["currency"]:
-                errors.append(FieldError("currency", f"the customer buys in {cust.currency}", "currency"))
+    customer, currency = out.get("customer_id"), final("currency")
+    if customer is not None and currency:  # a new list, or a list given (another) customer
+        cust = get_customer(uow, customer)
+        if cust.currency != currency:
+            errors.append(FieldError("currency" if current is None else "customer_id",
+                                     f"the customer buys in {cust.currency}"
+                                     + ("" if current is None else f", the list is in {currency}"), "currency"))
     return out, errors
 
 

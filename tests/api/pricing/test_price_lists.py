@@ -98,3 +98,23 @@ def test_customer_price_lists(api):
     create_price_list(api, code="EUR", currency="EUR")
     codes = [pl["code"] for pl in api.get(f"/customers/{c}/price-lists").json()["items"]]
     assert codes == ["MINE", "GROUP", "ALL"]
+
+
+def test_a_list_moved_to_a_customer_of_another_currency_is_refused_as_on_create(api):
+    # given a USD list and a customer buying in EUR
+    euro_buyer = create_customer(api, currency="EUR")["id"]
+    pl = create_price_list(api, code="USD-LIST")
+    # when the list is put on that customer, on create or afterwards
+    created = api.post("/price-lists", json={"code": "NEW", "name": "x", "currency": "USD", "scope": "customer",
+                                             "customer_id": euro_buyer})
+    moved = api.patch(f"/price-lists/{pl['id']}", json={"scope": "customer", "customer_id": euro_buyer})
+    # then both are refused (the list could never price that customer), and the list is as it was
+    assert created.status_code == 422 and created.json()["errors"][0]["rule"] == "currency"
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["errors"] == [{"field": "customer_id", "rule": "currency",
+                                       "message": "the customer buys in EUR, the list is in USD"}]
+    assert api.get(f"/price-lists/{pl['id']}").json()["scope"] == "all"
+    # a customer of the list's currency is taken
+    usd_buyer = create_customer(api)["id"]
+    ok = api.patch(f"/price-lists/{pl['id']}", json={"scope": "customer", "customer_id": usd_buyer})
+    assert ok.status_code == 200 and ok.json()["customer_id"] == usd_buyer
