@@ -60,11 +60,12 @@ def list_customers(
     code: str | None = None,
     status: CustomerStatus | None = None,
     customer_group: str | None = None,
+    currency: Annotated[str | None, Query(description="ISO 4217: the customers buying in it")] = None,
     include_archived: bool = False,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[CustomerRead]:
-    query = service.customer_query(q=q, status=status, customer_group=customer_group,
+    query = service.customer_query(q=q, status=status, customer_group=customer_group, currency=currency,
                                    include_archived=include_archived)
     if code:
         query = query.where(Customer.code == code)
@@ -141,11 +142,12 @@ def list_suppliers(
     q: Annotated[str | None, Query(description="search in code and name")] = None,
     code: str | None = None,
     status: SupplierStatus | None = None,
+    currency: Annotated[str | None, Query(description="ISO 4217: the suppliers selling in it")] = None,
     include_archived: bool = False,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[SupplierRead]:
-    query = service.supplier_query(q=q, status=status, include_archived=include_archived)
+    query = service.supplier_query(q=q, status=status, currency=currency, include_archived=include_archived)
     if code:
         query = query.where(Supplier.code == code)
     rows, next_cursor = paginate(uow, query, Supplier.id, cursor=cursor, limit=limit)

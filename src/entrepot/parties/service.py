@@ -336,12 +336,14 @@ def ensure_can_order(customer: Customer | CustomerFacts) -> None:
 
 
 def customer_query(*, q: str | None = None, status: str | None = None, customer_group: str | None = None,
-                   include_archived: bool = False) -> Select[Any]:
+                   currency: str | None = None, include_archived: bool = False) -> Select[Any]:
     query = select(Customer)
     if not include_archived:
         query = query.where(Customer.archived_at.is_(None))
     if status:
         query = query.where(Customer.status == status)
+    if currency:
+        query = query.where(Customer.currency == currency)
     if customer_group:
         query = query.where(Customer.customer_group == customer_group)
     if q:
@@ -546,13 +548,15 @@ def find_supplier_by_code(uow: UnitOfWork, code: str) -> Supplier | None:
     return uow.session.scalar(select(Supplier).where(Supplier.code == code))
 
 
-def supplier_query(*, q: str | None = None, status: str | None = None,
+def supplier_query(*, q: str | None = None, status: str | None = None, currency: str | None = None,
                    include_archived: bool = False) -> Select[Any]:
     query = select(Supplier)
     if not include_archived:
         query = query.where(Supplier.archived_at.is_(None))
     if status:
         query = query.where(Supplier.status == status)
+    if currency:
+        query = query.where(Supplier.currency == currency)
     if q:
         query = query.where(or_(contains_text(Supplier.code, q), contains_text(Supplier.name, q)))
     return query

@@ -79,6 +79,16 @@ def test_search_by_code_or_name(api):
     assert [c["code"] for c in api.get("/customers", params={"q": "south-"}).json()["items"]] == ["SOUTH-1"]
 
 
+def test_the_list_filters_by_currency(api):
+    # given customers buying in two currencies
+    create_customer(api, code="US-1")
+    create_customer(api, code="EU-1", currency="EUR")
+    # when the list is asked for one currency, then only its customers are listed
+    assert [c["code"] for c in api.get("/customers", params={"currency": "EUR"}).json()["items"]] == ["EU-1"]
+    assert [c["code"] for c in api.get("/customers", params={"currency": "USD"}).json()["items"]] == ["US-1"]
+    assert api.get("/customers", params={"currency": "GBP"}).json()["items"] == []
+
+
 def test_patch_with_if_match(api):
     created = api.post("/customers", json=customer_body())
     cid, etag = created.json()["id"], created.headers["etag"]

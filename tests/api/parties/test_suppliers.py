@@ -15,6 +15,13 @@ def test_supplier_crud(api):
     assert api.post(f"/suppliers/{s['id']}/archive").json()["archived_at"]
 
 
+def test_the_supplier_list_filters_by_currency(api):
+    create_supplier(api, code="US-S")
+    create_supplier(api, code="EU-S", currency="EUR")
+    assert [s["code"] for s in api.get("/suppliers", params={"currency": "EUR"}).json()["items"]] == ["EU-S"]
+    assert [s["code"] for s in api.get("/suppliers", params={"currency": "USD"}).json()["items"]] == ["US-S"]
+
+
 def test_supplier_item_rules(api):
     sid = create_supplier(api)["id"]
     pid = create_product(api)["id"]
