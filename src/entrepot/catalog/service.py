@@ -362,6 +362,12 @@ def update_product(uow: UnitOfWork, product_id: uuid.UUID, changes: Mapping[str,
     refuse_archived(product, "product")
     _hold_category(uow, changes)
     values, errors = clean_product(changes, ctx or CatalogContext.load(uow), partial=True, current=product)
+    if values.get("unit", product.unit) != product.unit:
+        factor = uow.session.scalar(select(UnitConversion.factor).where(
+            UnitConversion.product_id == product.id, UnitConversion.unit == values["unit"]))
+        if factor is not None:  # the base unit converts to itself (factor 1), as set_unit_conversion holds
+            errors.append(FieldError("unit", f"one {values['unit']} of {product.sku} holds {factor} {product.unit}; "
+                                     "it cannot be the base unit", "base_unit"))
     if errors:
         raise ValidationFailed(errors)
     if "sku" in values and values["sku"] != product.sku:

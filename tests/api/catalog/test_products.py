@@ -161,6 +161,20 @@ def test_unit_conversions(api):
     assert api.get(f"/products/{pid}/unit-conversions").json()["items"] == [{"unit": "box", "factor": "12"}]
 
 
+def test_a_unit_the_product_converts_cannot_become_its_base_unit(api):
+    # given a product sold by the each, with a box of 12
+    pid = create_product(api)["id"]
+    assert api.put(f"/products/{pid}/unit-conversions", json={"unit": "box", "factor": 12}).status_code == 200
+    # when its base unit is changed to the box
+    r = api.patch(f"/products/{pid}", json={"unit": "box"})
+    # then it is refused as setting a box conversion on a box product is (a box would hold 12 boxes)
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [("unit", "base_unit")]
+    assert api.get(f"/products/{pid}").json()["unit"] == "each"
+    # another unit may become the base unit
+    assert api.patch(f"/products/{pid}", json={"unit": "case"}).json()["unit"] == "case"
+
+
 def test_idempotency_key_replays_the_first_response(api):
     body = product_body()
     first = api.post("/products", json=body, headers={"Idempotency-Key": "k-1"})
