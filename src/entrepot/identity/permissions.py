@@ -28,16 +28,21 @@ READ_ALL = "*.read"
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"*"}),
     "sales": frozenset(
-        # payments taken and applied, not paid out: a refund is finance's
-        {READ_ALL, "sales.*", "billing.invoice.*", "billing.payment.read", "billing.payment.create",
-         "pricing.quote.*", "catalog.*.read", "parties.customer.*", "inventory.stock.read"}
+        # The order desk takes orders and payments; credit control is finance's, apart from it: the desk
+        # neither releases a credit hold, nor sets a credit limit or a customer's hold, nor pays credit out.
+        {READ_ALL, "sales.order.read", "sales.order.create", "sales.order.confirm", "sales.order.cancel",
+         "sales.shipment.*", "sales.quote.*", "sales.return.*", "sales.shipping_rate.*",
+         "billing.invoice.*", "billing.payment.read", "billing.payment.create", "pricing.quote.*",
+         "catalog.*.read", "parties.customer.read", "parties.customer.create", "parties.customer.update",
+         "parties.customer.archive", "parties.customer.import", "inventory.stock.read"}
     ),
     "warehouse": frozenset({READ_ALL, "inventory.*", "sales.shipment.*", "purchasing.receipt.*"}),
     # the buyer keeps the reorder points and order-up-to levels the suggestions come from
     "purchasing": frozenset({READ_ALL, "purchasing.*", "parties.supplier.*", "inventory.stock.read",
                              "inventory.replenishment.*"}),
     "finance": frozenset(
-        {READ_ALL, "billing.*", "ledger.*", "finance.*", "parties.customer.credit"}
+        {READ_ALL, "billing.*", "ledger.*", "finance.*", "parties.customer.credit", "parties.customer.update",
+         "sales.order.release_hold"}
     ),
     "viewer": frozenset({READ_ALL}),
     "portal_customer": frozenset(

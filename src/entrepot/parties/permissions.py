@@ -1,5 +1,5 @@
-"""Parties permissions (`domain.noun.verb`). The built-in sales role holds parties.customer.*,
-purchasing holds parties.supplier.*."""
+"""Parties permissions (`domain.noun.verb`). The built-in sales role keeps customers but not their
+credit (finance holds parties.customer.credit); purchasing holds parties.supplier.*."""
 
 CUSTOMER_READ = "parties.customer.read"
 CUSTOMER_CREATE = "parties.customer.create"

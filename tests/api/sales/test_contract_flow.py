@@ -120,8 +120,18 @@ def test_over_the_credit_limit_the_order_goes_on_hold(api):
     assert credit == {"customer_id": desk.customer_id, "currency": "USD", "credit_limit": "40.00",
                       "open_receivables": "0.00", "uninvoiced_orders": "0.00", "exposure": "0.00",
                       "available": "40.00", "orders_on_credit_hold": 1}
-    # released by someone allowed to
-    released = act(api, f"/sales-orders/{order['id']}/release-hold")
+    # the order desk that entered it may not release it, nor raise the limit to let it through
+    from tests.api.conftest import Api, key_for
+
+    desk_clerk = Api(api.client, api.tenant, key_for(api.tenant, "sales"))
+    assert desk_clerk.post(f"/sales-orders/{order['id']}/release-hold").status_code == 403
+    r = desk_clerk.patch(f"/customers/{desk.customer_id}", json={"credit_limit": "100.00"})
+    assert (r.status_code, r.json()["permission"]) == (403, "parties.customer.credit"), r.text
+    # credit control may do both: it sets the limit where it was, then releases the order
+    controller = Api(api.client, api.tenant, key_for(api.tenant, "finance"))
+    r = controller.patch(f"/customers/{desk.customer_id}", json={"credit_limit": "40.00"})
+    assert r.status_code == 200, r.text
+    released = act(controller, f"/sales-orders/{order['id']}/release-hold")
     assert released["status"] == "confirmed" and stock(api, desk.product_id) == (10, 4)
     assert (released["lines"][0]["quantity_reserved"], released["lines"][0]["quantity_backordered"]) == ("4", "0")
     assert api.get(f"/sales-orders/{order['id']}").json()["lines"] == released["lines"]
