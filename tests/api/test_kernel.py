@@ -377,6 +377,13 @@ def test_a_key_hands_on_only_the_permissions_it_holds(api):
     # and what it holds it may hand on
     same = api.client.post("/api/v1/api-keys", json={"role": "key_keeper"}, headers=as_role("key_keeper"))
     assert same.status_code == 201, same.text
+    # nor may it revoke a key that holds more than it does (the admins' own), while it revokes its peers
+    admin_key = next(k for k in api.get("/api-keys").json()["items"] if k["role"] == "admin")
+    r = api.client.post(f"/api/v1/api-keys/{admin_key['id']}/revoke", headers=as_role("key_keeper"))
+    assert r.status_code == 403, r.text
+    assert api.get("/tenant").status_code == 200
+    r = api.client.post(f"/api/v1/api-keys/{same.json()['id']}/revoke", headers=as_role("key_keeper"))
+    assert r.status_code == 200, r.text
 
 
 def test_a_role_pattern_that_grants_no_permission_is_refused(api):

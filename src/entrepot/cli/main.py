@@ -75,7 +75,11 @@ def tenant_list() -> None:
     with platform_uow(readonly=True) as platform:
         rows = tenants.list_tenants(platform)
         by_id = {t.id: t.slug for t in rows}
-        table = Table("slug", "name", "parent", "currency", "status", "id")
+        table = Table()
+        table.add_column("slug", no_wrap=True)
+        for heading in ("name", "parent", "currency", "status"):
+            table.add_column(heading)
+        table.add_column("id", no_wrap=True, min_width=36)  # whole, to be copied, however narrow the output
         for t in rows:
             table.add_row(t.slug, t.name, by_id.get(t.parent_id, "") if t.parent_id else "",
                           t.currency, t.status, str(t.id))

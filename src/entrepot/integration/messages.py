@@ -25,10 +25,6 @@ _STATUS_SQL = {status: literal_column(f"'{status}'") for status in STATUSES}
 _OPEN_SQL = [_STATUS_SQL["pending"], _STATUS_SQL["delivering"]]
 
 
-class EndpointDisabled(Conflict):
-    code = "endpoint_disabled"
-
-
 class EndpointDeleted(Conflict):
     code = "endpoint_deleted"
 

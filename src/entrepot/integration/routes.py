@@ -140,10 +140,11 @@ def delete_webhook_endpoint(
 @router.post("/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=WebhookEndpointIssued,
              summary="New signing secret; the previous one keeps signing for 24 h")
 def rotate_webhook_secret(
-    endpoint_id: str, uow: Annotated[UnitOfWork, Requires(perms.WEBHOOK_MANAGE)]
+    endpoint_id: str, response: Response, uow: Annotated[UnitOfWork, Requires(perms.WEBHOOK_MANAGE)]
 ) -> WebhookEndpointIssued:
     issued = webhooks.rotate_secret(uow, webhooks.get_endpoint(uow, endpoint_id))
     uow.commit()
+    set_etag(response, issued.endpoint)  # the rotation is a new version: a PATCH goes on from it
     return WebhookEndpointIssued(**_read(issued.endpoint).model_dump(), secret=issued.secret)
 
 

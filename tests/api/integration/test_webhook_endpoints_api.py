@@ -122,6 +122,8 @@ def test_changes_are_audited_and_emit_events(api):
     endpoint_id = api.post("/webhook-endpoints", json=endpoint_body()).json()["id"]
     api.patch(f"/webhook-endpoints/{endpoint_id}", json={"description": "d2"})
     rotated = api.post(f"/webhook-endpoints/{endpoint_id}/rotate-secret")
+    # (the rotation answers with the new version's ETag, which a change then sends)
+    assert rotated.headers["etag"] == api.get(f"/webhook-endpoints/{endpoint_id}").headers["etag"]
     api.delete(f"/webhook-endpoints/{endpoint_id}")
     # then each left an audit entry and an event
     assert rotated.status_code == 200 and rotated.json()["secret"].startswith("whsec_")

@@ -45,6 +45,12 @@ def test_tenant_create_prints_its_id_and_apikey_create_prints_the_key_last(fresh
     assert key.startswith("ent_")
     listing = run(fresh_sqlite, "tenant", "list").stdout
     assert "acme-eu" in listing and "EUR" in listing
+    assert parent_id in listing  # whole, to be copied, in a pipe's 80 columns too
+    # and `python -m entrepot.cli` is the same command line
+    env = {"ENTREPOT_DATABASE_URL": fresh_sqlite, "PATH": "/usr/bin:/bin", "ENTREPOT_ENV": "test"}
+    module = subprocess.run([sys.executable, "-m", "entrepot.cli", "tenant", "list"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert module.returncode == 0 and parent_id in module.stdout, module.stderr
     with get_engine(fresh_sqlite).connect() as conn:
         stored = conn.execute(text("SELECT key_hash, role FROM api_keys WHERE role = 'sales'")).one()
     assert key not in stored.key_hash  # stored hashed

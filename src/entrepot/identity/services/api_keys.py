@@ -87,6 +87,9 @@ def revoke_api_key(uow: UnitOfWork, key_ref: str) -> ApiKey:
     api_key = uow.session.scalar(query)
     if api_key is None:
         raise NotFound("api key", key_ref)
+    # as for issuing one: a key allowed to manage keys revokes only those holding no more than it does
+    # (else it could lock the tenant's admins out)
+    require_grantable(uow.actor, resolve_role_permissions(uow, api_key.role))
     before = snapshot(api_key)
     if api_key.revoked_at is None:
         uow.after_commit.append(clear_auth_cache)
