@@ -122,6 +122,9 @@ def test_bad_adjustments_are_422_naming_the_field(api):
         ({"warehouse_id": str(uuid.uuid4()), "product_id": product, "quantity": "1", "reason": "x"}, 404,
          "warehouse_id"),
         ({"warehouse_id": wh, "product_id": str(uuid.uuid4()), "quantity": "1", "reason": "x"}, 404, "product_id"),
+        # a lot for a product kept without lots is refused, not dropped
+        ({"warehouse_id": wh, "product_id": product, "quantity": "1", "reason": "x", "lot_id": str(uuid.uuid4())},
+         422, "lot_id"),
     ]
     for body, status, field in cases:
         r = api.post("/stock/adjustments", json=body)

@@ -187,6 +187,8 @@ def adjust_stock(
     to the ledger (inventory against inventory adjustment)."""
     warehouse = core.warehouse_for(uow, warehouse_id)
     product = core.product_for(uow, product_id)
+    if lot_id is not None and not product.track_lots:
+        raise invalid("lot_id", f"product {product.sku} is not lot-tracked", "not_tracked")
     qty = quantity_of(quantity, positive=False)
     why = _reason(reason)
     cost = cost_of(unit_cost) if unit_cost is not None else None
