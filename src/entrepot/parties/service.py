@@ -39,7 +39,7 @@ from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.archival import archive_record, refuse_archived
 from entrepot.integration.outbox import record_event
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, reference
-from entrepot.kernel.money import format_amount, format_price
+from entrepot.kernel.money import format_amount, format_price, is_currency, minor_unit, round_money
 from entrepot.parties import events
 from entrepot.parties.models import (
     AddressKind,
@@ -167,7 +167,24 @@ def _clean_party(data: Mapping[str, Any], *, partial: bool, fields: tuple[str, .
         out["phone"] = check_text(errors, "phone", data.get("phone"), required=False, max_length=40) or None
     if given("contacts"):
         out["contacts"] = _clean_contacts(errors, data.get("contacts"))
+    _check_terms(errors, out, current)
     return out, errors
+
+
+def _check_terms(errors: list[FieldError], out: dict[str, Any], current: Any) -> None:
+    """A credit limit in the currency's minor unit; an early-payment window inside the payment term."""
+    currency = out.get("currency") or getattr(current, "currency", None)
+    limit = out.get("credit_limit")
+    if limit is not None and currency and is_currency(currency) and round_money(limit, currency) != limit:
+        errors.append(FieldError("credit_limit", f"at most {minor_unit(currency)} decimal places in {currency}",
+                                 "precision"))
+    if "early_discount_days" in out or "payment_terms_days" in out:
+        days = out.get("early_discount_days", getattr(current, "early_discount_days", 0) or 0)
+        terms = out.get("payment_terms_days", getattr(current, "payment_terms_days", None))
+        terms = 30 if terms is None else terms
+        if days > terms:
+            errors.append(FieldError("early_discount_days", f"at most the payment term ({terms} days): the discount "
+                                     "is for paying early", "max"))
 
 
 def _clean_contacts(errors: list[FieldError], contacts: Any) -> list[dict[str, Any]]:

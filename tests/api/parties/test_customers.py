@@ -35,6 +35,9 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(api):
     cases = {
         "currency": customer_body(currency="EURO"),
         "credit_limit": customer_body(credit_limit="-5"),
+        # a limit in cents and a discount window longer than the term to pay are not terms anyone gave
+        "credit_limit ": customer_body(credit_limit="100.555"),
+        "early_discount_days": customer_body(payment_terms_days=30, early_discount_days=45),
         "tax_id": customer_body(tax_id="DE123", tax_country="DE"),
         "exemption_certificate": customer_body(tax_exempt=True),
         "addresses[0].country": customer_body(addresses=[{**ADDRESS, "country": "XX"}]),
@@ -42,8 +45,12 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(api):
     for field, body in cases.items():
         r = api.post("/customers", json=body)
         assert r.status_code == 422, (field, r.text)
-        assert field in [e["field"] for e in r.json()["errors"]], r.text
+        assert field.strip() in [e["field"] for e in r.json()["errors"]], r.text
     assert api.get("/customers").json()["items"] == []
+    # and a change is held to the same: a shorter term under the stored discount window
+    customer = api.post("/customers", json=customer_body(early_discount_days=10)).json()
+    r = api.patch(f"/customers/{customer['id']}", json={"payment_terms_days": 7})
+    assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (422, ["early_discount_days"]), r.text
 
 
 def test_valid_tax_id_is_normalised(api):
