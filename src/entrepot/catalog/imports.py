@@ -24,6 +24,7 @@ from entrepot.catalog.service import (
     CatalogContext,
     clean_product,
     get_products_by_sku,
+    products_by_gtin,
     update_product,
 )
 from entrepot.db.uow import UnitOfWork
@@ -57,10 +58,11 @@ def import_products(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False, 
     report = ImportReport("products", dry_run=dry_run)
     ctx = CatalogContext.load(uow)
     seen: set[str] = set()
+    seen_gtins: dict[str, str] = {}  # barcode -> the sku of the file's row that set it
     digest = hashlib.sha256()
     rows = read_rows(stream, report, columns=PRODUCT_COLUMNS, required=REQUIRED)
     for batch in chunks(rows, chunk_size):
-        _import_chunk(uow, batch, ctx, seen, report, write=report.ok and not dry_run, digest=digest)
+        _import_chunk(uow, batch, ctx, seen, seen_gtins, report, write=report.ok and not dry_run, digest=digest)
         if progress:
             progress(len(batch))
     if report.ok and not dry_run and (report.created or report.updated):
@@ -71,7 +73,7 @@ def import_products(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False, 
 
 
 def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx: CatalogContext, seen: set[str],
-                  report: ImportReport, *, write: bool, digest: Any) -> None:
+                  seen_gtins: dict[str, str], report: ImportReport, *, write: bool, digest: Any) -> None:
     skus = []
     for line, row in batch:
         sku = row.get("sku", "")
@@ -83,6 +85,7 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
     existing = get_products_by_sku(uow, [s for s in skus if s])
     new_rows: list[dict[str, Any]] = []
     changes: list[tuple[Product, dict[str, Any]]] = []
+    barcodes: list[tuple[int, str, str]] = []  # (line, gtin, sku) of the rows that set one
     for line, row in batch:
         if row.pop("__dup__", None):
             continue
@@ -94,12 +97,17 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
             continue
         if product is None:
             new_rows.append(values)
+            if values.get("gtin"):
+                barcodes.append((line, values["gtin"], values["sku"]))
             continue
         diff = {k: v for k, v in values.items() if getattr(product, k) != v}
         if diff:
             changes.append((product, diff))
+            if diff.get("gtin"):
+                barcodes.append((line, diff["gtin"], product.sku))
         else:
             report.unchanged += 1
+    _check_barcodes(uow, barcodes, seen_gtins, report)
     if not write or not report.ok:
         report.created += len(new_rows)
         report.updated += len(changes)
@@ -123,6 +131,17 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
         digest.update(product.sku.encode())
     report.created += len(records)
     report.updated += len(changes)
+
+
+def _check_barcodes(uow: UnitOfWork, barcodes: list[tuple[int, str, str]], seen: dict[str, str],
+                    report: ImportReport) -> None:
+    """One product per barcode: not two rows of the file, nor a row and another product already kept."""
+    held = products_by_gtin(uow, {gtin for _, gtin, _ in barcodes})
+    for line, gtin, sku in barcodes:
+        if seen.setdefault(gtin, sku) != sku:
+            report.add(line, "gtin", f"barcode {gtin} is also on {seen[gtin]} in the file", "duplicate")
+        elif gtin in held and held[gtin][1] != sku:
+            report.add(line, "gtin", f"barcode {gtin} is already on product {held[gtin][1]}", "conflict")
 
 
 def export_products(uow: UnitOfWork, stream: IO[str], *, include_archived: bool = False,

@@ -45,6 +45,7 @@ class Product(TenantOwned, HasId, Timestamps, Versioned, Base):
         UniqueConstraint("tenant_id", "sku"),
         Index("ix_catalog_products_tenant_id_name", "tenant_id", "name"),
         Index("ix_catalog_products_tenant_id_category_id", "tenant_id", "category_id"),
+        Index("ix_catalog_products_tenant_id_gtin", "tenant_id", "gtin"),  # a scanned barcode finds its product
     )
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))

@@ -37,6 +37,7 @@ from entrepot.catalog.schemas import (
 )
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.context import Actor
+from entrepot.kernel.text import stripped_or_none
 
 router = APIRouter(tags=["catalog"])
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -57,6 +58,7 @@ def list_products(
     uow: Annotated[UnitOfWork, Requires(perms.PRODUCT_READ)],
     q: Annotated[str | None, Query(description="search in sku and name")] = None,
     sku: str | None = None,
+    gtin: Annotated[str | None, Query(description="the barcode (GTIN/EAN) scanned")] = None,
     status: ProductStatus | None = None,
     category_id: uuid.UUID | None = None,
     include_archived: bool = False,
@@ -66,6 +68,8 @@ def list_products(
     query = service.product_query(q=q, status=status, category_id=category_id, include_archived=include_archived)
     if sku:
         query = query.where(Product.sku == sku)
+    if gtin := stripped_or_none(gtin):
+        query = query.where(Product.gtin == gtin)
     rows, next_cursor = paginate(uow, query, Product.id, cursor=cursor, limit=limit)
     return Page(items=[ProductRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 

@@ -125,6 +125,25 @@ def find_product_by_sku(uow: UnitOfWork, sku: str) -> Product | None:
     return uow.session.scalar(select(Product).where(Product.sku == sku))
 
 
+def products_by_gtin(uow: UnitOfWork, gtins: Iterable[str]) -> dict[str, tuple[uuid.UUID, str]]:
+    """The products (id, sku) that carry these barcodes, archived ones apart: a scanned barcode names
+    one product."""
+    found: dict[str, tuple[uuid.UUID, str]] = {}
+    for chunk in in_lists.slices(list(gtins), 500):
+        found.update({g: (pid, sku) for g, pid, sku in uow.session.execute(
+            select(Product.gtin, Product.id, Product.sku).where(Product.gtin.in_(chunk),
+                                                                Product.archived_at.is_(None)))})
+    return found
+
+
+def _refuse_taken_gtin(uow: UnitOfWork, gtin: str | None, product_id: uuid.UUID | None = None) -> None:
+    if gtin is None:
+        return
+    holder = products_by_gtin(uow, [gtin]).get(gtin)
+    if holder is not None and holder[0] != product_id:
+        raise Conflict(f"barcode {gtin} is already on product {holder[1]}", field="gtin")
+
+
 def get_products_by_sku(uow: UnitOfWork, skus: Iterable[str]) -> dict[str, Product]:
     found: dict[str, Product] = {}
     for chunk in in_lists.slices(skus, 500):
@@ -339,6 +358,7 @@ def create_product(uow: UnitOfWork, data: Mapping[str, Any], *, ctx: CatalogCont
         raise ValidationFailed(errors)
     if find_product_by_sku(uow, values["sku"]) is not None:
         raise Conflict(f"a product with sku {values['sku']} already exists", field="sku")
+    _refuse_taken_gtin(uow, values.get("gtin"))
     status = values.pop("status", ProductStatus.ACTIVE)
     product = Product(**values, status=status)
     uow.session.add(product)
@@ -374,6 +394,8 @@ def update_product(uow: UnitOfWork, product_id: uuid.UUID, changes: Mapping[str,
         other = find_product_by_sku(uow, values["sku"])
         if other is not None:
             raise Conflict(f"a product with sku {values['sku']} already exists", field="sku")
+    if values.get("gtin") is not None and values["gtin"] != product.gtin:
+        _refuse_taken_gtin(uow, values["gtin"], product.id)
     before = snapshot(product)
     target = values.pop("status", None)
     if target is not None:

@@ -234,3 +234,27 @@ def test_a_product_put_in_a_category_being_archived_waits_and_is_refused(api):
     assert archived is not None
     assert [(e.field, e.rule) for e in getattr(created, "errors", [])] == [("category_id", "archived")], created
     assert api.get("/products", params={"category_id": tools["id"]}).json()["items"] == []
+
+
+def test_a_barcode_names_one_product_and_finds_it(api):
+    from tests.api.catalog.test_import_upload import _upload
+
+    # given a product carrying a barcode
+    first = create_product(api, sku="SCAN-1", gtin="4006381333931")
+    # then a second product with that barcode is refused, by create, by change and by import
+    r = api.post("/products", json=product_body(sku="SCAN-2", gtin="4006381333931"))
+    assert (r.status_code, r.json()["field"]) == (409, "gtin"), r.text
+    second = create_product(api, sku="SCAN-2")
+    r = api.patch(f"/products/{second['id']}", json={"gtin": "4006381333931"})
+    assert (r.status_code, r.json()["field"]) == (409, "gtin"), r.text
+    r = _upload(api, "/imports/products", "sku,name,list_price,currency,gtin\n"
+                "SCAN-3,Three,1,USD,4006381333931\nSCAN-4,Four,1,USD,96385074\nSCAN-5,Five,1,USD,96385074\n")
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(2, "gtin"), (4, "gtin")]
+    # and the scanned barcode finds its product, and only it
+    assert [p["sku"] for p in api.get("/products", params={"gtin": "4006381333931"}).json()["items"]] == ["SCAN-1"]
+    assert api.get("/products", params={"gtin": "96385074"}).json()["items"] == []
+    # the product keeps its own barcode through a change, and gives it up when archived
+    assert api.patch(f"/products/{first['id']}", json={"gtin": "4006381333931", "name": "x"}).status_code == 200
+    assert api.post(f"/products/{first['id']}/archive").status_code == 200
+    assert api.patch(f"/products/{second['id']}", json={"gtin": "4006381333931"}).status_code == 200
