@@ -211,6 +211,9 @@ def _money(value: Decimal) -> str:
     return f"{whole}.{frac.ljust(2, '0')}"
 
 
+FOR_ANOTHER_CUSTOMER = "for another customer"
+
+
 def list_applies(rule: ListRule, buyer: Buyer, on: date, channel: str | None) -> str | None:
     """None when the list applies to this buyer on this date; otherwise why not."""
     if rule.currency != buyer.currency:
@@ -220,7 +223,7 @@ def list_applies(rule: ListRule, buyer: Buyer, on: date, channel: str | None) ->
     if rule.valid_to is not None and on > rule.valid_to:
         return f"ended {rule.valid_to.isoformat()}"
     if rule.scope == "customer" and rule.customer_id != buyer.id:
-        return "for another customer"
+        return FOR_ANOTHER_CUSTOMER
     if rule.scope == "customer_group" and rule.customer_group != buyer.customer_group:
         return f"for customer group {rule.customer_group}"
     if rule.scope == "channel" and rule.channel != channel:
@@ -396,12 +399,18 @@ class PriceBook:
         return found
 
     def _candidates(self, product: PricedProduct, quantity: Decimal, currency: str,
-                    explanation: list[dict[str, Any]], active: ActiveLists) -> list[_Candidate]:
+                    explanation: list[dict[str, Any]], active: ActiveLists,
+                    why_not: Callable[[ListRule], str | None]) -> list[_Candidate]:
         """One candidate per applicable list offering the product at this quantity: its product
-        tier covering the quantity, else its category tier (nearest category first)."""
+        tier covering the quantity, else its category tier (nearest category first). A list offering
+        the product that does not apply (ended, not yet begun, another group or channel) is told as
+        skipped with why; another customer's own list is not named."""
         found: dict[uuid.UUID, _Candidate] = {}
         for list_key, rule, tiers in active.table.by_product.get(product.id.int, ()):
             if list_key not in active.applicable:
+                reason = why_not(rule)
+                if reason is not None and reason != FOR_ANOTHER_CUSTOMER:
+                    explanation.append(self._note(rule, None, "skipped", reason))
                 continue
             entry = next((t for t in tiers if t.covers(quantity)), None)
             if entry is not None:
@@ -487,7 +496,8 @@ class PriceBook:
                                    winner.id)
 
         # 2. regular price: standard lists, else the product's list price
-        candidates = self._candidates(product, quantity, currency, explanation, active)
+        candidates = self._candidates(product, quantity, currency, explanation, active,
+                                      lambda rule: list_applies(rule, buyer, on, channel))
         regular = [c for c in candidates if c.rule.kind != "promotion"]
         promos = [c for c in candidates if c.rule.kind == "promotion"]
         if len(regular) > 1:

@@ -85,8 +85,17 @@ def test_contract_beats_lists_and_promotions(api):
     q = quote(api, c, p, date="2026-04-01")
     assert q["rule"] == "promotion:PROMO" and q["unit_price"] == "5.00"
     assert any(e["rule"] == "contract" and e["result"] == "skipped" for e in q["explanation"])
-    # and after the promotion the list price is back
-    assert quote(api, c, p, date="2027-01-01")["rule"] == "list_price"
+    # and after the promotion the list price is back, the analyst told why the promotion did not price it
+    after = quote(api, c, p, date="2027-01-01")
+    assert after["rule"] == "list_price"
+    assert [(e["rule"], e["result"], e["reason"]) for e in after["explanation"] if e["rule"] == "promotion:PROMO"] == [
+        ("promotion:PROMO", "skipped", "ended 2026-12-31")]
+    # while another customer's own list is not named to this one
+    other = create_customer(api)["id"]
+    create_price_list(api, code="THEIRS", scope="customer", customer_id=other,
+                      entries=[{"product_id": p, "value": "9"}])
+    assert "price_list:THEIRS" not in [e["rule"] for e in quote(api, c, p, date="2027-01-01")["explanation"]]
+    assert quote(api, other, p, date="2027-01-01")["rule"] == "price_list:THEIRS"
 
 
 def test_promotion_only_when_lower(api):
