@@ -18,7 +18,7 @@ from entrepot.api.pagination import FromDate, Page, ToDate, paginate, within
 from entrepot.catalog.csvio import quote_formula
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
-from entrepot.kernel.errors import invalid
+from entrepot.kernel.errors import invalid, reference
 from entrepot.ledger import permissions as perms
 from entrepot.ledger.chart import CONTROL_ROLES, Role
 from entrepot.ledger.models import Account, ExchangeRate, Journal, JournalEntry, Period
@@ -55,6 +55,7 @@ from entrepot.ledger.schemas import (
 from entrepot.ledger.services import accounts as chart
 from entrepot.ledger.services import entries, periods, rates, reports, revaluation
 from entrepot.ledger.states import PERIOD
+from entrepot.parties.service import get_customer
 
 router = APIRouter(tags=["ledger"])
 Format = Annotated[str, Query(pattern="^(json|csv)$", description="json (default) or csv")]
@@ -541,6 +542,8 @@ def customer_statement(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     format: Format = "json",
 ) -> Any:
+    with reference("customer_id"):  # an unknown customer (or another tenant's) is a 404, not an empty statement
+        get_customer(uow, customer_id)
     start, end = _range(uow, period, from_, to)
     report = reports.customer_statement(uow, customer_id=customer_id, from_date=start, to_date=end, offset=offset,
                                         limit=limit)

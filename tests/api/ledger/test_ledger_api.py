@@ -196,7 +196,9 @@ def test_exchange_rates_by_api_and_csv(api):
 
 
 def test_reports_profit_and_loss_balance_sheet_aging_statement(api):
-    customer = uuid.uuid4()
+    from tests.factories.parties import create_customer
+
+    customer = uuid.UUID(create_customer(api)["id"])
     with api.tenant.uow() as uow:
         posting.post_invoice(uow, source_id=uuid.uuid4(), number="INV-1", on=date(2026, 1, 5), currency="USD",
                              customer_id=customer, net=D(1000), tax=D(100), due_on=date(2026, 1, 20))
@@ -232,6 +234,9 @@ def test_reports_profit_and_loss_balance_sheet_aging_statement(api):
                  f"customer-statement?customer_id={customer}"):
         r = api.get(f"/ledger/{path}&format=csv" if "?" in path else f"/ledger/{path}?format=csv")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv"), path
+    # the statement of a customer the tenant does not have is a 404 naming it, not an empty statement
+    r = api.get(f"/ledger/customer-statement?customer_id={uuid.uuid4()}")
+    assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (404, ["customer_id"]), r.text
 
 
 def test_accounts_chart_roles_and_etag(api):
