@@ -266,6 +266,9 @@ class CountLineIn(_In):
     product_id: IdIn
     counted_quantity: DecIn
     lot_code: str | None = None
+    # a serial-tracked product: the serial numbers found on the shelf (as many as counted); the book's
+    # serials not among them are written off, those not on the book are taken in
+    serials: list[str] | None = Field(default=None, max_length=10_000)
 
 
 class CountPost(_In):
@@ -281,6 +284,10 @@ class CountLineRead(BaseModel):
     counted: Quantity | None = None
     variance: Quantity | None = None
     move_id: uuid.UUID | None = None
+    # a serial-tracked product: the serials the books had there that were not found, and those found
+    # that the books did not have there (each side posted as its own adjustment)
+    serials_missing: list[str] | None = None
+    serials_found: list[str] | None = None
 
 
 class CountRead(BaseModel):

@@ -301,7 +301,7 @@ def test_cycle_count_posts_variances_with_the_counter(api):
     adjust(api, wh, product, 10)
     count = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Ana"}).json()
     assert count["lines"] == [{"product_id": product, "lot_id": None, "expected": "10", "counted": None,
-                               "variance": None, "move_id": None}]
+                               "variance": None, "move_id": None, "serials_missing": None, "serials_found": None}]
     assert api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Bo"}).status_code == 409
     r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [{"product_id": product,
                                                                         "counted_quantity": "8"}]})
@@ -345,7 +345,7 @@ def test_a_posted_count_keeps_the_lines_of_its_sheet_that_were_not_counted(api):
     assert (lines[counted_one]["expected"], lines[counted_one]["counted"], lines[counted_one]["variance"]) == \
         ("10", "9", "-1")
     assert lines[skipped] == {"product_id": skipped, "lot_id": None, "expected": "4", "counted": None,
-                              "variance": None, "move_id": None}
+                              "variance": None, "move_id": None, "serials_missing": None, "serials_found": None}
     assert (lines[found]["expected"], lines[found]["variance"]) == ("0", "2")
     assert api.get(f"/stock-counts/{count['id']}").json()["lines"] == r.json()["lines"]
     assert api.get(f"/stock?product_id={skipped}").json()["items"][0]["on_hand"] == "4"
@@ -729,3 +729,37 @@ def test_opening_stock_is_brought_in_as_equity_not_as_the_periods_profit(api):
     adjust(api, warehouse, product, 1, reason="found", unit_cost="4.00")
     assert balances() == {"1200": ("36.00", "0.00"), "3900": ("0.00", "32.00"), "5100": ("0.00", "4.00")}
     assert api.get("/ledger/profit-and-loss").json()["net_income"] == "4.00"
+
+
+def test_a_count_of_serial_numbered_goods_says_which_units_were_found_and_which_not(api):
+    # given X1 and X2 on the shelf by the books
+    product = create_product(api, track_serials=True)["id"]
+    wh = create_warehouse(api)["id"]
+    r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "2",
+                                          "unit_cost": "3", "serials": ["X1", "X2"]})
+    assert r.status_code == 201, r.text
+    count = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Ana"}).json()
+    # a variance without the serials found is refused: the books would guess which unit went
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [
+        {"product_id": product, "counted_quantity": "1"}]})
+    assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (422, ["lines[0].serials"]), r.text
+    # as are serials that are not one per unit counted
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [
+        {"product_id": product, "counted_quantity": "3", "serials": ["X1", "X3"]}]})
+    assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (422, ["lines[0].serials"]), r.text
+    # when the counter finds X1, X3 (not on the books) and X4, and not X2
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [
+        {"product_id": product, "counted_quantity": "3", "serials": ["X1", "X3", "X4"]}]})
+    assert r.status_code == 200, r.text
+    [line] = r.json()["lines"]
+    # then X2 is written off and X3, X4 taken in: 3 on hand, as counted
+    assert (line["variance"], line["serials_missing"], line["serials_found"]) == ("1", ["X2"], ["X3", "X4"])
+    assert api.get(f"/stock?product_id={product}").json()["items"][0]["on_hand"] == "3"
+    moves = [m for m in api.get(f"/stock/moves?product_id={product}").json()["items"] if m["kind"] == "count"]
+    assert sorted((m["quantity"], m["to_warehouse_id"] == wh, m["serials"]) for m in moves) == [
+        ("1", False, ["X2"]), ("2", True, ["X3", "X4"])]
+    # and X2, no longer on the shelf, cannot be written off twice: it may come back in as found
+    again = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Bo"}).json()
+    r = api.post(f"/stock-counts/{again['id']}/post", json={"lines": [
+        {"product_id": product, "counted_quantity": "4", "serials": ["X1", "X2", "X3", "X4"]}]})
+    assert r.status_code == 200 and r.json()["lines"][0]["serials_found"] == ["X2"], r.text

@@ -127,10 +127,11 @@ def _receive_serials(uow: UnitOfWork, product: Product, serials: list[str], lot:
         return
     existing = {s.serial: s for s in uow.session.scalars(
         select(SerialNumber).where(SerialNumber.product_id == product.id, SerialNumber.serial.in_(serials)))}
-    customer = core.location_of(uow, None, LocationKind.CUSTOMER)
+    # a serial may come (back) in from a customer, or turn up after it was written off as lost
+    away = {core.location_of(uow, None, kind).id for kind in (LocationKind.CUSTOMER, LocationKind.ADJUSTMENT)}
     for serial in serials:
         row = existing.get(serial)
-        if row is not None and row.location_id != customer.id:
+        if row is not None and row.location_id not in away:
             raise SerialInStock(f"serial {serial} of {product.sku} is already in stock", serial=serial)
         if row is None:
             uow.session.add(SerialNumber(product_id=product.id, serial=serial, lot_id=lot.id if lot else None,
@@ -733,7 +734,7 @@ def post_count(uow: UnitOfWork, count_id: object, lines: Sequence[Mapping[str, A
     if count.status != CountStatus.OPEN:
         STOCK_COUNT.apply(count, "post")  # raises InvalidTransition naming the allowed actions
     errors: list[FieldError] = []
-    parsed: list[tuple[Product, Lot | None, Decimal]] = []
+    parsed: list[_Counted] = []
     seen: set[tuple[uuid.UUID, uuid.UUID | None]] = set()
     for i, line in enumerate(lines):
         try:
@@ -742,6 +743,7 @@ def post_count(uow: UnitOfWork, count_id: object, lines: Sequence[Mapping[str, A
             lot = core.lot_for(uow, product, line.get("lot_code"), create=counted > 0) if product.track_lots else None
             if line.get("lot_code") and not product.track_lots:
                 raise invalid(f"lines[{i}].lot_code", "product is not lot-tracked", "not_tracked")
+            serials = _counted_serials(product, line.get("serials"), counted, f"lines[{i}].serials")
         except ValidationFailed as exc:
             errors.extend(exc.errors)
             continue
@@ -749,14 +751,45 @@ def post_count(uow: UnitOfWork, count_id: object, lines: Sequence[Mapping[str, A
         if key in seen:
             errors.append(FieldError(f"lines[{i}].product_id", "counted twice", "duplicate"))
         seen.add(key)
-        parsed.append((product, lot, counted))
+        parsed.append(_Counted(product, lot, counted, serials, f"lines[{i}].serials"))
     if errors:
         raise ValidationFailed(errors)
     return core.with_retry(uow, lambda: _post_count(uow, count, parsed))
 
 
-def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, Lot | None, Decimal]]) -> StockCount:
-    core.lock_products(uow, [p.id for p, _, _ in parsed])
+@dataclass(frozen=True)
+class _Counted:
+    product: Product
+    lot: Lot | None
+    quantity: Decimal
+    serials: frozenset[str] | None  # a serial-tracked product's serials found on the shelf
+    serials_field: str
+
+
+def _counted_serials(product: Product, serials: object, counted: Decimal, field: str) -> frozenset[str] | None:
+    if serials is None:
+        return None
+    if not product.track_serials:
+        raise invalid(field, f"product {product.sku} is not serial-tracked", "not_tracked")
+    clean = [str(s).strip() for s in serials] if isinstance(serials, list) else []
+    if any(not s or len(s) > 100 for s in clean) or len(set(clean)) != len(clean):
+        raise invalid(field, "serials must be 1-100 characters and distinct", "distinct")
+    if counted != len(clean):
+        raise invalid(field, f"one serial per unit counted ({format_quantity(counted)} counted, {len(clean)} "
+                      "serials)", "count")
+    return frozenset(clean)
+
+
+def _serials_at(uow: UnitOfWork, product: Product, location: Location, lot: Lot | None) -> set[str]:
+    query = select(SerialNumber.serial).where(SerialNumber.product_id == product.id,
+                                              SerialNumber.location_id == location.id)
+    if lot is not None:
+        query = query.where(SerialNumber.lot_id == lot.id)
+    return set(uow.session.scalars(query))
+
+
+def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[_Counted]) -> StockCount:
+    core.lock_products(uow, [c.product.id for c in parsed])
     uow.session.refresh(count, with_for_update=True)
     before = snapshot(count)
     location = uow.session.get(Location, count.location_id)
@@ -764,23 +797,43 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[tuple[Product, 
     sheet = list(count.lines or [])
     counted_lines: dict[tuple[str, str | None], dict[str, Any]] = {}
     variances = 0
-    for product, lot, counted in parsed:
+    for c in parsed:
+        product, lot, counted = c.product, c.lot, c.quantity
         balance = core.balance_for(uow, product.id, location, lot.id if lot else None)
         variance = counted - balance.on_hand
+        if variance < 0 and balance.on_hand + variance < balance.reserved:
+            said = format_quantity(counted), format_quantity(balance.reserved)
+            raise core.InsufficientStock(f"{product.sku}: counted {said[0]} but {said[1]} are reserved; release "
+                                         "or ship the reservations first", product_id=str(product.id),
+                                         counted=said[0], reserved=said[1])
+        # A serial-tracked product's count says which units: those the books had here that were not found go,
+        # those found that the books did not have here come in (a unit seen in place of another is both).
+        missing: list[str] = []
+        found: list[str] = []
+        if product.track_serials:
+            if c.serials is None:
+                if variance != 0:
+                    raise invalid(c.serials_field, f"product {product.sku} is serial-tracked: list the serial numbers "
+                                  "found, so the right units are written off or taken in", "required")
+            else:
+                on_book = _serials_at(uow, product, location, lot)
+                missing, found = sorted(on_book - c.serials), sorted(c.serials - on_book)
+        changes = ([(-Decimal(len(missing)), missing)] if missing else []) + (
+            [(Decimal(len(found)), found)] if found else [])
+        if not product.track_serials and variance != 0:
+            changes = [(variance, None)]
         move_id = None
-        if variance != 0:
+        if changes:
             variances += 1
-            if variance < 0 and balance.on_hand + variance < balance.reserved:
-                said = format_quantity(counted), format_quantity(balance.reserved)
-                raise core.InsufficientStock(f"{product.sku}: counted {said[0]} but {said[1]} are reserved; release "
-                                             "or ship the reservations first", product_id=str(product.id),
-                                             counted=said[0], reserved=said[1])
-            move = _adjust(uow, count.warehouse_id, product, variance, "cycle_count", None, lot.code if lot else None,
-                           None, None, None, f"{count.number} by {count.counter}", None, MoveKind.COUNT, location)
+        for quantity, serials in changes:
+            move = _adjust(uow, count.warehouse_id, product, quantity, "cycle_count", None, lot.code if lot else None,
+                           None, None, serials, f"{count.number} by {count.counter}", None, MoveKind.COUNT, location)
             move_id = str(move.id)
         key = (str(product.id), str(lot.id) if lot else None)
         counted_lines[key] = {"product_id": key[0], "lot_id": key[1], "expected": str(balance.on_hand - variance),
                               "counted": str(counted), "variance": str(variance), "move_id": move_id}
+        if c.serials is not None:
+            counted_lines[key] |= {"serials_missing": missing, "serials_found": found}
     # The sheet stays whole: a line not counted keeps what was expected, with nothing counted and nothing
     # posted (not a zero count); lines found that were not on the sheet follow it.
     result_lines = [counted_lines.pop((line["product_id"], line.get("lot_id")), line) for line in sheet]
