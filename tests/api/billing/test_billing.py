@@ -411,3 +411,38 @@ def test_the_order_desk_takes_payments_and_finance_pays_credit_back(api):
     # while finance may
     controller = Api(api.client, api.tenant, key_for(api.tenant, "finance"))
     assert act(controller, f"/payments/{payment['id']}/refund", json={"amount": "10.00"})["refunded"] == "10.00"
+
+
+def test_a_credit_note_refunded_before_migration_0006_shows_its_refund_after_it(api, db_url):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from entrepot.db.bootstrap import alembic_config
+    from entrepot.db.engine import get_engine
+
+    if db_url.startswith("sqlite"):
+        import pytest
+
+        pytest.skip("SQLite: the 0006 downgrade cannot rebuild credit_notes while credit_note_lines refer to it")
+    # given a paid invoice credited in full and 20.00 of the note's credit refunded, then a second
+    # note on another paid invoice that nothing was refunded from
+    desk, _, invoice = invoiced_order(api, 4)  # 50.00
+    pay(api, desk.customer_id, "50.00", [{"invoice_id": invoice["id"], "amount": "50.00"}])
+    note = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {})
+    act(api, f"/credit-notes/{note['id']}/refund", json={"amount": "20.00"})
+    other_desk, _, other = invoiced_order(api, 2)
+    pay(api, other_desk.customer_id, "25.00", [{"invoice_id": other["id"], "amount": "25.00"}])
+    untouched = act(api, f"/invoices/{other['id']}/credit-notes", 201, {})
+    # when the database is taken back to before notes kept their refunds and upgraded again
+    engine = get_engine(db_url)
+    for target in ("0005", "heads"):
+        cfg = alembic_config(db_url)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if target == "0005" else command.upgrade)(cfg, target)
+            columns = [c["name"] for c in inspect(conn).get_columns("credit_notes")]
+            assert ("refunded" in columns) == (target == "heads")
+    # then the note shows what was paid back before the column existed, and the other nothing
+    back = api.get(f"/credit-notes/{note['id']}").json()
+    assert (back["refunded"], back["unapplied"]) == ("20.00", "30.00"), back
+    assert api.get(f"/credit-notes/{untouched['id']}").json()["refunded"] == "0.00"
