@@ -24,6 +24,7 @@ from entrepot.catalog.service import (
     CatalogContext,
     clean_product,
     get_products_by_sku,
+    hold_barcodes,
     products_by_gtin,
     update_product,
 )
@@ -136,6 +137,8 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
 def _check_barcodes(uow: UnitOfWork, barcodes: list[tuple[int, str, str]], seen: dict[str, str],
                     report: ImportReport) -> None:
     """One product per barcode: not two rows of the file, nor a row and another product already kept."""
+    if barcodes:
+        hold_barcodes(uow)
     held = products_by_gtin(uow, {gtin for _, gtin, _ in barcodes})
     for line, gtin, sku in barcodes:
         if seen.setdefault(gtin, sku) != sku:

@@ -18,6 +18,7 @@ from entrepot.catalog import imports, service
 from entrepot.catalog import permissions as perms
 from entrepot.catalog.csvio import ImportFailed, decode_upload
 from entrepot.catalog.models import Category, ChannelListing, Product, ProductStatus
+from entrepot.catalog.rules import compact_gtin
 from entrepot.catalog.schemas import (
     CategoryCreate,
     CategoryRead,
@@ -69,7 +70,7 @@ def list_products(
     if sku:
         query = query.where(Product.sku == sku)
     if gtin := stripped_or_none(gtin):
-        query = query.where(Product.gtin == gtin)
+        query = query.where(Product.gtin == compact_gtin(gtin))
     rows, next_cursor = paginate(uow, query, Product.id, cursor=cursor, limit=limit)
     return Page(items=[ProductRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 

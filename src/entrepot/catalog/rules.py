@@ -82,6 +82,11 @@ def check_amount(errors: list[FieldError], field: str, value: Any, *, required: 
     return amount
 
 
+def compact_gtin(value: str) -> str:
+    """A barcode as products keep it (spaces and hyphens taken out), to look one up as scanned or typed."""
+    return str(ean.compact(value))
+
+
 def check_gtin(errors: list[FieldError], field: str, value: Any) -> str | None:
     """GTIN-8/12/13/14 (EAN/UPC) with a valid check digit, via python-stdnum."""
     if value is None or str(value).strip() == "":

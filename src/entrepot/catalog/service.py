@@ -35,7 +35,7 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.states import PRODUCT_STATUS, action_to
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared, PreparedIn
-from entrepot.db.row_locks import hold_row
+from entrepot.db.row_locks import hold_row, hold_tenant_key
 from entrepot.db.search import contains_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -125,6 +125,12 @@ def find_product_by_sku(uow: UnitOfWork, sku: str) -> Product | None:
     return uow.session.scalar(select(Product).where(Product.sku == sku))
 
 
+def hold_barcodes(uow: UnitOfWork) -> None:
+    """Barcodes are given out one transaction at a time in a tenant (PostgreSQL): two products created at
+    once with one barcode would each find it free. Held until the transaction ends."""
+    hold_tenant_key(uow, "catalog.gtin")
+
+
 def products_by_gtin(uow: UnitOfWork, gtins: Iterable[str]) -> dict[str, tuple[uuid.UUID, str]]:
     """The products (id, sku) that carry these barcodes, archived ones apart: a scanned barcode names
     one product."""
@@ -139,6 +145,7 @@ def products_by_gtin(uow: UnitOfWork, gtins: Iterable[str]) -> dict[str, tuple[u
 def _refuse_taken_gtin(uow: UnitOfWork, gtin: str | None, product_id: uuid.UUID | None = None) -> None:
     if gtin is None:
         return
+    hold_barcodes(uow)
     holder = products_by_gtin(uow, [gtin]).get(gtin)
     if holder is not None and holder[0] != product_id:
         raise Conflict(f"barcode {gtin} is already on product {holder[1]}", field="gtin")

@@ -253,8 +253,24 @@ def test_a_barcode_names_one_product_and_finds_it(api):
     assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(2, "gtin"), (4, "gtin")]
     # and the scanned barcode finds its product, and only it
     assert [p["sku"] for p in api.get("/products", params={"gtin": "4006381333931"}).json()["items"]] == ["SCAN-1"]
+    assert [p["sku"] for p in api.get("/products", params={"gtin": "400-6381-333931"}).json()["items"]] == ["SCAN-1"]
     assert api.get("/products", params={"gtin": "96385074"}).json()["items"] == []
     # the product keeps its own barcode through a change, and gives it up when archived
     assert api.patch(f"/products/{first['id']}", json={"gtin": "4006381333931", "name": "x"}).status_code == 200
     assert api.post(f"/products/{first['id']}/archive").status_code == 200
     assert api.patch(f"/products/{second['id']}", json={"gtin": "4006381333931"}).status_code == 200
+
+
+def test_two_products_created_at_once_with_one_barcode_the_second_is_refused(api):
+    from entrepot.catalog import service
+    from entrepot.kernel.errors import Conflict
+    from tests.concurrency import together
+
+    # when two products with one barcode are created at once (on PostgreSQL, each would find it free)
+    first, second = together(
+        api.tenant, lambda uow: service.create_product(uow, product_body(sku="AT-1", gtin="4006381333931")).id,
+        lambda uow: service.create_product(uow, product_body(sku="AT-2", gtin="4006381333931")).id)
+    # then the second waited for the first and was refused
+    assert not isinstance(first, BaseException), first
+    assert isinstance(second, Conflict) and second.extra.get("field") == "gtin", second
+    assert [p["sku"] for p in api.get("/products", params={"gtin": "4006381333931"}).json()["items"]] == ["AT-1"]
