@@ -705,9 +705,7 @@ def cancel_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     SALES_ORDER.apply(order, "cancel")
     if before in (OrderStatus.confirmed,):
         ports.inventory().release_many(uow, DEMAND, [ln.id for ln in order.lines])
-        for shipment in uow.session.scalars(select(Shipment).where(
-                Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))):
-            SHIPMENT.apply(shipment, "cancel")
+        _cancel_open_shipments(uow, order)
     for ln in order.lines:
         ln.quantity_backordered = ZERO
     audit(uow, "sales_order.cancel", "sales_order", order.id, before={"status": before}, after={"status": order.status})
@@ -724,9 +722,7 @@ def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     ports.inventory().release_many(uow, DEMAND, [ln.id for ln in order.lines])
     for ln in order.lines:
         ln.quantity_backordered = ZERO
-    for shipment in uow.session.scalars(select(Shipment).where(
-            Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))):
-        SHIPMENT.apply(shipment, "cancel")
+    _cancel_open_shipments(uow, order)
     if order.invoice_status != OrderInvoiceStatus.invoiced and _fully_invoiced(order):
         # what shipped was already invoiced before the close: nothing is left to bill
         ORDER_INVOICING.apply(order, "invoice")
@@ -734,6 +730,19 @@ def close_short(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
           after={"status": order.status})
     record_event(uow, events.SalesOrderClosed(**_event_base(order)), subject=f"sales_order/{order.id}")
     return order
+
+
+def _cancel_open_shipments(uow: UnitOfWork, order: SalesOrder) -> None:
+    """The order will not ship what its open shipments hold: each is cancelled as by its own cancel
+    (POST /shipments/{id}/cancel), audited and told (`shipment.status_changed.v1`), so the warehouse
+    stops picking it."""
+    for shipment in uow.session.scalars(select(Shipment).where(
+            Shipment.sales_order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT)).order_by(Shipment.number)):
+        before = shipment.status
+        SHIPMENT.apply(shipment, "cancel")
+        audit(uow, "shipment.cancel", "shipment", shipment.id, before={"status": before},
+              after={"status": shipment.status, "sales_order": order.status})
+        _status_event(uow, shipment)
 
 
 # ---------------------------------------------------------------- shipping

@@ -110,6 +110,35 @@ def test_cancel_releases_reservations(api):
     assert r.status_code == 409 and r.json()["allowed_actions"] == []
 
 
+def test_open_shipments_cancelled_with_their_order_are_told_and_audited(api):
+    # given two orders, each with a picked shipment the warehouse is working on
+    desk = order_desk(api, stock=10)
+    shipments = {}
+    for verb, quantity in (("cancel", 2), ("close", 4)):
+        order = create_order(api, desk, quantity)
+        act(api, f"/sales-orders/{order['id']}/confirm")
+        if verb == "close":  # partially shipped first: 1 left, 3 on the next shipment
+            first = act(api, "/shipments", 201, {"sales_order_id": order["id"], "lines": [
+                {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+            act(api, f"/shipments/{first['id']}/ship")
+        shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+        act(api, f"/shipments/{shipment['id']}/pick")
+        shipments[verb] = (order, shipment)
+    # when one order is cancelled and the other closed short
+    for verb, (order, _) in shipments.items():
+        act(api, f"/sales-orders/{order['id']}/{verb}")
+    # then each open shipment is cancelled, and says so as its own cancel would
+    for order, shipment in shipments.values():
+        assert api.get(f"/shipments/{shipment['id']}").json()["status"] == "cancelled"
+        told = [e["data"]["status"] for e in api.get("/events", params={"type": "shipment.status_changed.v1"}).json()[
+            "items"] if e["subject"] == f"shipment/{shipment['id']}"]
+        assert told == ["picked", "cancelled"], told
+        timeline = [e["type"] for e in api.get(f"/sales-orders/{order['id']}/timeline").json()["items"]]
+        assert timeline.count("shipment.status_changed.v1") == 2, timeline
+        audit = api.get("/audit-entries", params={"entity_type": "shipment", "entity_id": shipment["id"]}).json()
+        assert "shipment.cancel" in [a["action"] for a in audit["items"]], audit
+
+
 def test_over_the_credit_limit_the_order_goes_on_hold(api):
     desk = order_desk(api, stock=10, credit_limit="40.00")
     order = create_order(api, desk, 4)  # 50.00
