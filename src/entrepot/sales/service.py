@@ -597,8 +597,12 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
 
 
 def release_hold(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
-    """Release a held order (a credit manager's decision) and allocate it."""
+    """Release a held order (a credit manager's decision) and allocate it. Like confirm, refused while
+    the customer is blocked or on hold (put so since the order was held): 409 `customer_not_active`."""
     order = _locked_order(uow, order_id)
+    if SALES_ORDER.transition_for(OrderStatus(order.status), "release_hold") is None:
+        SALES_ORDER.apply(order, "release_hold")  # raises, naming the allowed actions
+    ports.ensure_can_order(ports.get_customer(uow, order.customer_id))
     SALES_ORDER.apply(order, "release_hold")
     reason, order.hold_reason = order.hold_reason, None
     _, _, holds = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})

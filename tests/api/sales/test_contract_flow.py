@@ -175,6 +175,24 @@ def test_over_the_credit_limit_the_order_goes_on_hold(api):
     assert api.get(f"/customers/{uuid.uuid4()}/credit").status_code == 404
 
 
+def test_a_credit_hold_is_not_released_for_a_customer_blocked_since(api):
+    # given an order held for credit, and its customer blocked afterwards
+    desk = order_desk(api, stock=10, credit_limit="40.00")
+    order = create_order(api, desk, 4)  # 50.00
+    assert act(api, f"/sales-orders/{order['id']}/confirm")["status"] == "on_hold"
+    assert api.patch(f"/customers/{desk.customer_id}", json={"status": "blocked"}).status_code == 200
+    # when credit control releases the hold
+    r = api.post(f"/sales-orders/{order['id']}/release-hold")
+    # then it is refused as confirming would be, and nothing is reserved
+    assert (r.status_code, r.json()["code"], r.json()["customer_status"]) == (409, "customer_not_active", "blocked")
+    assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "on_hold"
+    assert stock(api, desk.product_id) == (10, 0)
+    # once the customer is active again, the release goes through
+    assert api.patch(f"/customers/{desk.customer_id}", json={"status": "active"}).status_code == 200
+    assert act(api, f"/sales-orders/{order['id']}/release-hold")["status"] == "confirmed"
+    assert stock(api, desk.product_id) == (10, 4)
+
+
 def test_payment_errors_write_nothing(api):
     desk = order_desk(api, stock=10)
     order = create_order(api, desk, 4)
