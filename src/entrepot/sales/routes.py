@@ -71,8 +71,7 @@ def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perm
         lines=_line_inputs(body.lines),
         ship_to=body.ship_to.model_dump() if body.ship_to else None, requested_date=body.requested_date,
         customer_po=body.customer_po, channel=body.channel, notes=body.notes,
-        shipping=(body.shipping_carrier, body.shipping_service) if body.shipping_carrier and body.shipping_service
-        else None,
+        shipping=(body.shipping_carrier, body.shipping_service),
     )
     uow.commit()
     return model_json(SalesOrderRead.of(order), 201)

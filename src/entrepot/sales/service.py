@@ -228,9 +228,11 @@ def create_sales_order(
     notes: str = "",
     quote_id: uuid.UUID | None = None,
     fixed_prices: bool = False,
-    shipping: tuple[str, str] | None = None,
+    shipping: tuple[str | None, str | None] | None = None,
 ) -> SalesOrder:
-    """Enter a draft order: lines priced by the pricing engine (or given, under the margin guard), tax estimated."""
+    """Enter a draft order: lines priced by the pricing engine (or given, under the margin guard), tax estimated.
+    `shipping` (carrier, service) charges shipping from the rate table: both are needed."""
+    shipping = _carrier_service(shipping)
     customer = _customer_for_order(uow, customer_id)
     today = clock.today()
     customer_po = stripped_or_none(customer_po)  # found by it later, as the customer quotes it
@@ -257,6 +259,21 @@ def create_sales_order(
         sales_order_id=str(order.id), number=order.number, customer_id=str(customer.id), currency=order.currency,
         total=format_amount(order.total, order.currency), lines=len(order_lines)), subject=f"sales_order/{order.id}")
     return order
+
+
+def _carrier_service(shipping: tuple[str | None, str | None] | None) -> tuple[str, str] | None:
+    """The carrier and service an order is charged shipping by: both or neither (a carrier alone is not
+    silently left uncharged)."""
+    if shipping is None:
+        return None
+    carrier, service = (stripped_or_none(x) for x in shipping)
+    if carrier is None and service is None:
+        return None
+    if carrier is None or service is None:
+        raise invalid("shipping_carrier" if carrier is None else "shipping_service",
+                      "shipping_carrier and shipping_service go together: give both to charge shipping, or neither",
+                      "required")
+    return carrier, service
 
 
 def _order_lines(order_id: uuid.UUID, priced: Sequence[PricedLine], make: Callable[..., Any]) -> list[SalesOrderLine]:

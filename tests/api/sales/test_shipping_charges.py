@@ -52,3 +52,24 @@ def test_the_charge_follows_weight_zone_and_threshold_and_is_invoiced_once(api):
         totals.append(act(api, f"/sales-orders/{small['id']}/invoice", 201)["total"])
     assert totals == ["20.00", "12.50"]  # 12.50 + 7.50 shipping, then 12.50
     assert api.get(f"/sales-orders/{small['id']}").json()["invoiced_total"] == "32.50"
+
+
+def test_a_carrier_without_its_service_is_refused_not_left_uncharged(api):
+    # given a rate table and an order desk
+    rates(api)
+    desk = order_desk(api, stock=0)
+    line = [{"product_id": desk.product_id, "quantity": "1"}]
+    # when an order names a carrier but no service (or a service but no carrier)
+    for given, missing in (({"shipping_carrier": "UPS"}, "shipping_service"),
+                           ({"shipping_service": "ground"}, "shipping_carrier"),
+                           ({"shipping_carrier": "UPS", "shipping_service": "  "}, "shipping_service")):
+        r = api.post("/sales-orders", json={"customer_id": desk.customer_id, "lines": line, **given})
+        # then it is a 422 naming what is missing, and no order is entered
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [missing]
+    assert api.get(f"/sales-orders?customer_id={desk.customer_id}").json()["items"] == []
+    # neither: no shipping charge, as before; both: charged
+    assert act(api, "/sales-orders", 201, {"customer_id": desk.customer_id, "lines": line})["shipping_charge"] == "0.00"
+    both = act(api, "/sales-orders", 201, {"customer_id": desk.customer_id, "lines": line,
+                                           "shipping_carrier": " UPS ", "shipping_service": "ground"})
+    assert (both["shipping_carrier"], both["shipping_charge"]) == ("UPS", "45.00")  # no ship-to country: zone *
