@@ -114,7 +114,9 @@ def list_sales_orders(
                                       number=number, customer_po=stripped_or_none(customer_po))
     query = within(query, SalesOrder.order_date, from_, to)
     rows, next_cursor = paginate(uow, query, SalesOrder.id, cursor=cursor, limit=limit)
-    return Page(items=[SalesOrderRead.of(r) for r in rows], next_cursor=next_cursor)
+    live = service.live_quantities_of(uow, rows)  # as GET /sales-orders/{id} reads them
+    return Page(items=[SalesOrderRead.of(r, reserved=live[r.id][0], backordered=live[r.id][1]) if r.id in live
+                       else SalesOrderRead.of(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/customers/{customer_id}/credit", response_model=CreditPositionRead,

@@ -95,6 +95,24 @@ def test_partial_stock_is_reserved_and_the_rest_backordered(api):
     assert api.get(f"/sales-orders/{order['id']}").json()["status"] == "shipped"
 
 
+def test_the_order_list_shows_backorders_as_filled_when_stock_arrived(api):
+    # given an order for 5 with 3 in stock, confirmed: 2 backordered
+    desk = order_desk(api, stock=3)
+    order = create_order(api, desk, 5)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    draft = create_order(api, desk, 1)
+    # when the 2 arrive and fill the backorder
+    adjust(api, desk.warehouse_id, desk.product_id, 2, unit_cost="5.00")
+    # then the list says what the order's own read says: all 5 reserved, nothing backordered
+    one = api.get(f"/sales-orders/{order['id']}").json()
+    assert (one["lines"][0]["quantity_reserved"], one["lines"][0]["quantity_backordered"]) == ("5", "0")
+    listed = {o["id"]: o for o in api.get(f"/sales-orders?customer_id={desk.customer_id}").json()["items"]}
+    assert listed[order["id"]]["lines"] == one["lines"]
+    # and a draft holds nothing yet
+    assert (listed[draft["id"]]["lines"][0]["quantity_reserved"],
+            listed[draft["id"]]["lines"][0]["quantity_backordered"]) == (None, "0")
+
+
 def test_cancel_releases_reservations(api):
     desk = order_desk(api, stock=10)
     order = create_order(api, desk, 4)
