@@ -91,7 +91,8 @@ class CreditPositionRead(BaseModel):
     currency: str
     credit_limit: str | None = Field(description="None: no limit, orders are never held for credit")
     open_receivables: str = Field(description="Open invoices less unapplied payments and credit notes")
-    uninvoiced_orders: str = Field(description="Confirmed orders' value not invoiced yet")
+    uninvoiced_orders: str = Field(description="Confirmed orders' value not invoiced yet (of an order closed short, "
+                                                   "what it shipped and is not yet billed for)")
     exposure: str = Field(description="open_receivables + uninvoiced_orders")
     available: str | None = Field(description="credit_limit - exposure (negative when over); None without a limit")
     orders_on_credit_hold: int

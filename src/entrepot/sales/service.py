@@ -538,7 +538,32 @@ def _uninvoiced_orders(uow: UnitOfWork, customer_id: uuid.UUID, excluding: uuid.
     if excluding:
         query = query.where(SalesOrder.id != excluding)
     total, invoiced = uow.session.execute(query).one()
-    return (total or ZERO) - (invoiced or ZERO)
+    return (total or ZERO) - (invoiced or ZERO) + _shipped_unbilled_of_closed(uow, customer_id)
+
+
+def _shipped_unbilled_of_closed(uow: UnitOfWork, customer_id: uuid.UUID) -> Decimal:
+    """What the customer's orders closed short shipped and have not been billed for yet (each line's share
+    of its estimated total with tax, and a shipping charge not yet billed): a closed order is no longer
+    open, but until it is invoiced what left the warehouse is still owed outside the receivables."""
+    rows = uow.session.execute(
+        select(SalesOrder.id, SalesOrder.currency, SalesOrder.shipping_charge, SalesOrder.shipping_tax,
+               SalesOrder.shipping_invoiced, SalesOrderLine.quantity, SalesOrderLine.quantity_shipped,
+               SalesOrderLine.quantity_invoiced, SalesOrderLine.quantity_returned_unbilled, SalesOrderLine.line_total,
+               SalesOrderLine.tax_amount)
+        .join(SalesOrderLine, SalesOrderLine.order_id == SalesOrder.id)
+        .where(SalesOrder.customer_id == customer_id, SalesOrder.status == OrderStatus.closed,
+               SalesOrder.invoice_status != OrderInvoiceStatus.invoiced)).all()
+    owed = ZERO
+    shipping_counted: set[uuid.UUID] = set()
+    for (order_id, currency, charge, charge_tax, charge_billed, quantity, shipped, invoiced, returned,
+         line_total, tax) in rows:
+        left = shipped - invoiced - returned
+        if left > 0 and quantity > 0:
+            owed += round_money((line_total + tax) * left / quantity, currency)
+        if charge and not charge_billed and order_id not in shipping_counted:
+            shipping_counted.add(order_id)
+            owed += charge + (charge_tax or ZERO)
+    return owed
 
 
 @dataclass(frozen=True)
@@ -549,7 +574,7 @@ class CreditPosition:
     currency: str
     credit_limit: Decimal | None
     open_receivables: Decimal  # open invoices less unapplied payments and credit notes
-    uninvoiced_orders: Decimal  # confirmed orders' value not invoiced yet
+    uninvoiced_orders: Decimal  # confirmed orders' value not invoiced yet (closed short: what shipped)
     exposure: Decimal
     available: Decimal | None  # the limit less the exposure; None without a limit
     orders_on_credit_hold: int

@@ -266,6 +266,31 @@ def test_a_partially_shipped_order_closes_short(api):
     assert api.get(f"/sales-orders/{order['id']}").json()["invoice_status"] == "invoiced"
 
 
+def test_what_an_order_closed_short_shipped_counts_against_credit_until_invoiced(api):
+    # given 3 of 5 shipped (37.50 of 62.50), to a customer with a limit
+    desk = order_desk(api, stock=3, credit_limit="100.00")
+    order = create_order(api, desk, 5)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+
+    def credit():
+        c = api.get(f"/customers/{desk.customer_id}/credit").json()
+        return c["open_receivables"], c["uninvoiced_orders"], c["available"]
+
+    assert credit() == ("0.00", "62.50", "37.50")
+    # when the order is closed short: the 2 never ship
+    act(api, f"/sales-orders/{order['id']}/close")
+    # then the 3 that left are still owed, not yet invoiced
+    assert credit() == ("0.00", "37.50", "62.50")
+    # so an order of 70.00 goes on hold rather than through
+    over = create_order(api, desk, 5.6)
+    assert act(api, f"/sales-orders/{over['id']}/confirm")["status"] == "on_hold"
+    # and once invoiced they are receivables, counted once
+    act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert credit() == ("37.50", "0.00", "62.50")
+
+
 def test_an_order_invoiced_for_what_shipped_then_closed_short_is_invoiced(api):
     # given 3 of 5 shipped and those 3 invoiced
     desk = order_desk(api, stock=3)
