@@ -867,8 +867,8 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
             elif item.quantity <= 0 or not fits_storage(item.quantity):
                 errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
             elif item.quantity > available.get(line.id, ZERO):
-                short.append(f"line {line.line_no} ({line.sku}): {item.quantity} asked, "
-                             f"{available.get(line.id, ZERO)} reserved and not yet on a shipment")
+                short.append(f"line {line.line_no} ({line.sku}): {format_quantity(item.quantity)} asked, "
+                             f"{format_quantity(available.get(line.id, ZERO))} reserved and not yet on a shipment")
             else:
                 plan.append((line, item.quantity))
             seen.add(item.sales_order_line_id)

@@ -65,6 +65,7 @@ def test_shipping_more_than_reserved_is_refused(api):
     r = api.post("/shipments", json={"sales_order_id": order["id"],
                                      "lines": [{"sales_order_line_id": line, "quantity": "4"}]})
     assert r.status_code == 409, r.text
+    assert r.json()["detail"].endswith(": 4 asked, 3 reserved and not yet on a shipment"), r.text  # as quantities read
     assert api.get(f"/shipments?sales_order_id={order['id']}").json()["items"] == []
     # a partial shipment of what is reserved is fine; then nothing is left to put on another
     act(api, "/shipments", 201, {"sales_order_id": order["id"], "lines": [{"sales_order_line_id": line,

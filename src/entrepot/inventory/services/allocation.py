@@ -1038,7 +1038,7 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             balance = balances.get((product.id, r.location_id, str(r.lot_id) if r.lot_id else ""))
             if balance is None or take > balance.reserved:
                 code = session.get(Location, r.location_id).code
-                raise NotReserved(f"only {balance.reserved if balance else ZERO} reserved at {code}")
+                raise NotReserved(f"only {format_quantity(balance.reserved if balance else ZERO)} reserved at {code}")
             serials = (_pick_serials(uow, product, r.location_id, r.lot_id, take, picked)
                        if product.track_serials else None)
             cost = costs[(product.id, r.warehouse_id)]

@@ -517,7 +517,7 @@ def record_move(
         source = source_balance if source_balance is not None else balance_for(uow, product.id, from_location, lot_id)
         if consume_reserved:
             if quantity > source.reserved:
-                raise NotReserved(f"only {source.reserved} reserved at {from_location.code}")
+                raise NotReserved(f"only {format_quantity(source.reserved)} reserved at {from_location.code}")
             source.reserved -= quantity
         elif check_available and not negative_stock_allowed(uow) and source.on_hand - source.reserved < quantity:
             raise InsufficientStock(
