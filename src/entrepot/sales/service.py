@@ -764,14 +764,15 @@ def live_quantities_of(uow: UnitOfWork, orders: Sequence[SalesOrder]
 def cancel_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Cancel an order not yet shipped: release its reservations and its open shipments."""
     order = get_sales_order(uow, order_id, for_update=True)
-    before = order.status
+    before = {"status": order.status} | ({"hold_reason": order.hold_reason} if order.hold_reason else {})
     SALES_ORDER.apply(order, "cancel")
-    if before in (OrderStatus.confirmed,):
+    if before["status"] == OrderStatus.confirmed:
         ports.inventory().release_many(uow, DEMAND, [ln.id for ln in order.lines])
         _cancel_open_shipments(uow, order)
     for ln in order.lines:
         ln.quantity_backordered = ZERO
-    audit(uow, "sales_order.cancel", "sales_order", order.id, before={"status": before}, after={"status": order.status})
+    order.hold_reason = None  # a cancelled order is held for nothing (the audit keeps why it was)
+    audit(uow, "sales_order.cancel", "sales_order", order.id, before=before, after={"status": order.status})
     record_event(uow, events.SalesOrderCancelled(**_event_base(order)), subject=f"sales_order/{order.id}")
     return order
 

@@ -417,3 +417,15 @@ def test_replacing_the_lines_of_a_draft_at_the_same_total_is_a_new_version(api):
     stale = api.client.patch(f"/api/v1/sales-orders/{order['id']}", json={"notes": "x"},
                              headers={**api.headers, "If-Match": f'W/"{order["id"]}-{order["version"]}"'})
     assert stale.status_code == 412, stale.text
+
+
+def test_an_order_held_for_credit_then_cancelled_is_held_for_nothing(api):
+    desk = order_desk(api, stock=10, credit_limit="40.00")
+    order = create_order(api, desk, 4)  # 50.00
+    assert act(api, f"/sales-orders/{order['id']}/confirm")["hold_reason"] == "credit"
+    cancelled = act(api, f"/sales-orders/{order['id']}/cancel")
+    assert (cancelled["status"], cancelled["hold_reason"]) == ("cancelled", None)
+    assert api.get(f"/customers/{desk.customer_id}/credit").json()["orders_on_credit_hold"] == 0
+    [entry] = [a for a in api.get("/audit-entries", params={"entity_id": order["id"]}).json()["items"]
+               if a["action"] == "sales_order.cancel"]
+    assert entry["before"] == {"status": "on_hold", "hold_reason": "credit"}
