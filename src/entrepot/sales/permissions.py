@@ -16,5 +16,7 @@ QUOTE_ACCEPT = "sales.quote.accept"
 RETURN_READ = "sales.return.read"
 RETURN_CREATE = "sales.return.create"
 RETURN_RECEIVE = "sales.return.receive"
+# crediting a return issues credit notes: credit control's, as a credit note on an invoice is
+RETURN_CREDIT = "billing.credit_note.create"
 SHIPPING_RATE_READ = "sales.shipping_rate.read"
 SHIPPING_RATE_MANAGE = "sales.shipping_rate.manage"

@@ -413,7 +413,7 @@ def receive_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETU
 
 @router.post("/returns/{return_id}/credit", response_model=list[CreditNoteRead], status_code=201,
              summary="Credit what was received, less the restocking fee")
-def credit_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_RECEIVE)]) -> list[CreditNoteRead]:
+def credit_return(return_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.RETURN_CREDIT)]) -> list[CreditNoteRead]:
     notes = returns.credit_return(uow, return_id)
     uow.commit()
     return [CreditNoteRead.of(n) for n in notes]

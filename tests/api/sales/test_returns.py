@@ -249,3 +249,24 @@ def test_a_shipment_shows_the_lots_and_serials_that_left(api):
     [line] = api.get(f"/shipments/{shipment['id']}").json()["lines"]
     assert sorted((lot["lot_code"], lot["quantity"], lot["serials"]) for lot in line["lots"]) == [
         ("L-1", "1", ["S-1"]), ("L-2", "1", ["S-2"])]
+
+
+def test_the_order_desk_receives_a_return_and_credit_control_credits_it(api):
+    from tests.api.conftest import Api, key_for
+
+    # given an invoiced order, and a return the order desk authorised and received
+    desk, order = shipped_order(api, 4)
+    act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    clerk = Api(api.client, api.tenant, key_for(api.tenant, "sales"))
+    rma = act(clerk, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "1"}]})
+    act(clerk, f"/returns/{rma['id']}/receive")
+    # when the order desk credits it: refused, as a credit note on the invoice is, and nothing is issued
+    r = clerk.post(f"/returns/{rma['id']}/credit")
+    assert (r.status_code, r.json()["permission"]) == (403, "billing.credit_note.create"), r.text
+    assert api.get("/credit-notes", params={"customer_id": desk.customer_id}).json()["items"] == []
+    # then credit control credits it
+    controller = Api(api.client, api.tenant, key_for(api.tenant, "finance"))
+    [note] = act(controller, f"/returns/{rma['id']}/credit", 201)
+    assert note["total"] == "12.50"
+    assert api.get(f"/returns/{rma['id']}").json()["status"] == "credited"
