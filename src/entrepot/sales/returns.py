@@ -85,7 +85,8 @@ def authorise_return(uow: UnitOfWork, *, sales_order_id: uuid.UUID, lines: Seque
         if item.quantity <= 0:
             errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
         elif item.quantity > open_qty:
-            errors.append(FieldError(f"lines[{i}].quantity", f"only {open_qty} shipped and not yet returned", "max"))
+            errors.append(FieldError(f"lines[{i}].quantity",
+                                     f"only {format_quantity(open_qty)} shipped and not yet returned", "max"))
         elif item.disposition not in ("restock", "scrap"):
             errors.append(FieldError(f"lines[{i}].disposition", "restock or scrap", "choice"))
         else:

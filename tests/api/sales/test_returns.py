@@ -270,3 +270,17 @@ def test_the_order_desk_receives_a_return_and_credit_control_credits_it(api):
     [note] = act(controller, f"/returns/{rma['id']}/credit", 201)
     assert note["total"] == "12.50"
     assert api.get(f"/returns/{rma['id']}").json()["status"] == "credited"
+
+
+def test_returning_more_than_shipped_names_the_quantity_as_reads_do(api):
+    # given 4 shipped, 1 of them already authorised back
+    _, order = shipped_order(api, 4)
+    line = order["lines"][0]["id"]
+    act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": line, "quantity": "1"}]})
+    # when 4 more are asked back, the refusal names the 3 left as the order reads them ("3", not "3.0000")
+    r = api.post("/returns", json={"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": line, "quantity": "4"}]})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "lines[0].quantity", "message": "only 3 shipped and not yet returned",
+                                   "rule": "max"}]
