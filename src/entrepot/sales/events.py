@@ -200,3 +200,12 @@ class ReturnCredited(EventData):
     number: str
     sales_order_id: str
     credit_note_id: str
+
+
+@event_type("return.cancelled.v1")
+class ReturnCancelled(EventData):
+    """An authorised return was cancelled before anything came back: its quantities may be returned again."""
+
+    return_id: str
+    number: str
+    sales_order_id: str

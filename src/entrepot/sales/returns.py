@@ -283,7 +283,9 @@ def credit_return(uow: UnitOfWork, return_id: uuid.UUID) -> list[CreditNote]:
 def cancel_return(uow: UnitOfWork, return_id: uuid.UUID) -> ReturnAuthorization:
     rma = get_return(uow, return_id, for_update=True)
     RETURN.apply(rma, "cancel")
-    audit(uow, "return.cancel", "return", rma.id, after={"status": rma.status})
+    audit(uow, "return.cancel", "return", rma.id, before={"status": "authorised"}, after={"status": rma.status})
+    record_event(uow, events.ReturnCancelled(return_id=str(rma.id), number=rma.number,
+                                             sales_order_id=str(rma.sales_order_id)), subject=f"return/{rma.id}")
     return rma
 
 

@@ -284,3 +284,18 @@ def test_returning_more_than_shipped_names_the_quantity_as_reads_do(api):
     assert r.status_code == 422
     assert r.json()["errors"] == [{"field": "lines[0].quantity", "message": "only 3 shipped and not yet returned",
                                    "rule": "max"}]
+
+
+def test_a_cancelled_return_is_told_and_shows_on_the_order_timeline(api):
+    # given an authorised return
+    _, order = shipped_order(api, 4)
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "2"}]})
+    # when it is cancelled
+    cancelled = act(api, f"/returns/{rma['id']}/cancel")
+    assert (cancelled["status"], cancelled["allowed_actions"]) == ("cancelled", [])
+    # then whoever was told it was authorised is told it is cancelled, on the order's timeline too
+    timeline = api.get(f"/sales-orders/{order['id']}/timeline").json()["items"]
+    told = [(e["type"], e["data"]) for e in timeline if e["subject"] == f"return/{rma['id']}"]
+    assert [t for t, _ in told] == ["return.authorised.v1", "return.cancelled.v1"]
+    assert told[1][1] == {"return_id": rma["id"], "number": rma["number"], "sales_order_id": order["id"]}
