@@ -90,10 +90,14 @@ def authorise_return(uow: UnitOfWork, *, sales_order_id: uuid.UUID, lines: Seque
         elif item.disposition not in ("restock", "scrap"):
             errors.append(FieldError(f"lines[{i}].disposition", "restock or scrap", "choice"))
         else:
-            from_shipment = next((s for s in shipped if s.sales_order_line_id == line.id), None)
-            unit_cost = (from_shipment.cost / from_shipment.quantity
-                         if from_shipment and from_shipment.cost is not None and from_shipment.quantity else ZERO)
-            plan.append((line, item, from_shipment.warehouse_id if from_shipment else None, unit_cost))
+            from_shipments = [s for s in shipped if s.sales_order_line_id == line.id]
+            # the line's cost per unit over all its shipments: shipped twice at two moving-average costs, the
+            # units coming back are not known to be the first shipment's, and all of them coming back must
+            # take back all the COGS the line posted
+            costed = [s for s in from_shipments if s.cost is not None]
+            costed_qty = sum((s.quantity for s in costed), ZERO)
+            unit_cost = sum((s.cost or ZERO for s in costed), ZERO) / costed_qty if costed_qty else ZERO
+            plan.append((line, item, from_shipments[0].warehouse_id if from_shipments else None, unit_cost))
     if errors:
         raise ValidationFailed(errors)
     rma = ReturnAuthorization(id=new_id(), number=next_number(uow, "RMA"), sales_order_id=order.id,

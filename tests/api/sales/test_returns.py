@@ -299,3 +299,24 @@ def test_a_cancelled_return_is_told_and_shows_on_the_order_timeline(api):
     told = [(e["type"], e["data"]) for e in timeline if e["subject"] == f"return/{rma['id']}"]
     assert [t for t, _ in told] == ["return.authorised.v1", "return.cancelled.v1"]
     assert told[1][1] == {"return_id": rma["id"], "number": rma["number"], "sales_order_id": order["id"]}
+
+
+def test_a_line_shipped_at_two_costs_comes_back_at_its_shipped_cost(api):
+    from tests.factories.inventory import adjust
+
+    # given a line of 4 shipped in two shipments: 2 at 5.00, then (from stock bought at 11.00) 2 at 11.00
+    desk = order_desk(api, stock=2, unit_cost="5.00")
+    order = create_order(api, desk, 4)
+    act(api, f"/sales-orders/{order['id']}/confirm")  # 2 reserved, 2 backordered
+    for tracking in ("1Z-A", "1Z-B"):
+        shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+        act(api, f"/shipments/{shipment['id']}/ship", json={"carrier": "UPS", "tracking_number": tracking})
+        if tracking == "1Z-A":
+            adjust(api, desk.warehouse_id, desk.product_id, 2, unit_cost="11.00")  # fills the backorder
+    # when all 4 come back and are restocked
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "4"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    # then the stock takes back all the 32.00 the line cost (COGS reversed in full), not 4 x 5.00
+    [item] = [i for i in api.get("/inventory/valuation").json()["items"] if i["product_id"] == desk.product_id]
+    assert (item["quantity"], item["value"], item["unit_cost"]) == ("4", "32.00", "8.00")
