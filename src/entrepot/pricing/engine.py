@@ -522,7 +522,7 @@ class PriceBook:
             list_note |= {"result": "skipped", "reason": f"list price is in {product.currency}, not {currency}"}
         elif base_price is None:
             base_price, base_rule, base_id = product.list_price, "list_price", None
-            list_note |= {"result": "won", "reason": "no price list offers this product; the list price applies"}
+            list_note |= {"result": "won", "reason": "no price list applies; the list price does"}
             base_note = list_note
         else:
             list_note |= {"result": "lost", "reason": "a price list applies"}

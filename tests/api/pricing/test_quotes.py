@@ -90,6 +90,9 @@ def test_contract_beats_lists_and_promotions(api):
     assert after["rule"] == "list_price"
     assert [(e["rule"], e["result"], e["reason"]) for e in after["explanation"] if e["rule"] == "promotion:PROMO"] == [
         ("promotion:PROMO", "skipped", "ended 2026-12-31")]
+    # and the list price's own reason does not deny the list it has just named as skipped
+    [list_note] = [e for e in after["explanation"] if e["rule"] == "list_price"]
+    assert list_note["result"] == "won" and "offers" not in list_note["reason"], list_note
     # while another customer's own list is not named to this one
     other = create_customer(api)["id"]
     create_price_list(api, code="THEIRS", scope="customer", customer_id=other,
