@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from entrepot.billing import events
@@ -202,6 +202,16 @@ def get_invoice(uow: UnitOfWork, invoice_id: uuid.UUID, *, for_update: bool = Fa
     return invoice
 
 
+# The lines of a sales order, as a subquery of their ids (sales registers it: billing cannot read sales'
+# tables): an invoice of a grouped invoicing run bills several orders, and names them by line only.
+_order_line_ids: Callable[[uuid.UUID], Select[Any]] | None = None
+
+
+def use_order_line_ids(lines_of: Callable[[uuid.UUID], Select[Any]]) -> None:
+    global _order_line_ids
+    _order_line_ids = lines_of
+
+
 def list_invoices(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, status: str | None = None,
                   sales_order_id: uuid.UUID | None = None, number: str | None = None,
                   overdue: bool = False) -> Any:
@@ -216,7 +226,11 @@ def list_invoices(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, stat
     if status:
         query = query.where(Invoice.status == status)
     if sales_order_id:
-        query = query.where(Invoice.sales_order_id == sales_order_id)
+        billed = Invoice.sales_order_id == sales_order_id
+        if _order_line_ids is not None:  # with the grouped invoices that bill some of its lines
+            billed = or_(billed, Invoice.id.in_(select(InvoiceLine.invoice_id).where(
+                InvoiceLine.source_line_id.in_(_order_line_ids(sales_order_id)))))
+        query = query.where(billed)
     return query
 
 

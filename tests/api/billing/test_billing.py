@@ -173,8 +173,14 @@ def test_invoicing_run_groups_per_customer_when_the_tenant_says_so(api):
         assert (read["status"], read["invoice_status"]) == ("closed", "invoiced")
         timeline = api.get(f"/sales-orders/{order['id']}/timeline").json()["items"]
         assert "invoice.posted.v1" in [e["type"] for e in timeline]
+        # and the order's invoices are found by it, though the invoice bills two orders
+        found = api.get("/invoices", params={"sales_order_id": order["id"]}).json()["items"]
+        assert [i["id"] for i in found] == [invoices[0]["id"]]
     # and a second run finds nothing
     assert act(api, "/invoicing-runs", 201, {}) == []
+    # (and an order not invoiced has no invoice to find)
+    _, other = shipped_order(api, 1)
+    assert api.get("/invoices", params={"sales_order_id": other["id"]}).json()["items"] == []
 
 
 def test_invoicing_run_per_order_by_default(api):
