@@ -3,7 +3,10 @@ service, prints. Domain errors become a red message and exit code 1."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 import sys
 from typing import Any
 
@@ -15,6 +18,7 @@ from entrepot.cli.friendly import friendly
 from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.services import api_keys, audit, tenant_settings, tenants, users
+from entrepot.kernel.context import set_process_origin
 from entrepot.kernel.process import settle_after_startup
 
 app = typer.Typer(help="Entrepot: ERP for distribution businesses.", no_args_is_help=True)
@@ -32,9 +36,21 @@ out = Console()
 
 
 @app.callback()
-def _settle() -> None:
+def _settle(ctx: typer.Context) -> None:
     """Entrepot: ERP for distribution businesses."""
     settle_after_startup()
+    # the command's first words only ("tenant create"): arguments may be anything, options secrets
+    words = [w for w in sys.argv[1:3] if not w.startswith("-")] or [ctx.invoked_subcommand or ""]
+    set_process_origin(f"cli {' '.join(words)} by {_who()}")
+
+
+def _who() -> str:
+    """The operator's login and host, for the audit of what a command changes."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _tenant_id(slug: str) -> Any:

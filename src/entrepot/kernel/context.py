@@ -37,8 +37,21 @@ class Actor:
 _EVERYTHING = frozenset({"*"})
 
 
-@lru_cache(maxsize=4096)
+# What started this process, when it is a command line (`cli tenant create by ann@host`): the system's
+# writes carry it as their request id, so an audit entry says which command, run by whom, made it.
+_process_origin: list[str | None] = [None]
+
+
+def set_process_origin(origin: str | None) -> None:
+    _process_origin[0] = origin
+
+
 def system_actor(tenant_id: uuid.UUID | None, request_id: str | None = None) -> Actor:
+    return _system_actor(tenant_id, request_id or _process_origin[0])
+
+
+@lru_cache(maxsize=4096)
+def _system_actor(tenant_id: uuid.UUID | None, request_id: str | None) -> Actor:
     # Actors are immutable, and the worker and CLI act as the system in the same few tenants
     # for every unit of work: one actor per tenant, not one per transaction.
     return Actor("system", None, tenant_id, "system", _EVERYTHING, request_id, "system")

@@ -53,7 +53,12 @@ def test_tenant_create_prints_its_id_and_apikey_create_prints_the_key_last(fresh
     assert module.returncode == 0 and parent_id in module.stdout, module.stderr
     with get_engine(fresh_sqlite).connect() as conn:
         stored = conn.execute(text("SELECT key_hash, role FROM api_keys WHERE role = 'sales'")).one()
+        # and what each command wrote is audited as that command, run by whom
+        origins = dict(conn.execute(text(
+            "SELECT action, request_id FROM audit_entries WHERE action IN ('tenant.create', 'api_key.create')")).all())
     assert key not in stored.key_hash  # stored hashed
+    assert origins["tenant.create"].startswith("cli tenant create by "), origins
+    assert origins["api_key.create"].startswith("cli apikey create by "), origins
 
 
 def test_errors_are_clear_and_exit_non_zero(fresh_sqlite):
