@@ -41,7 +41,7 @@ def _settle(ctx: typer.Context) -> None:
     settle_after_startup()
     # the command's first words only ("tenant create"): arguments may be anything, options secrets
     words = [w for w in sys.argv[1:3] if not w.startswith("-")] or [ctx.invoked_subcommand or ""]
-    set_process_origin(f"cli {' '.join(words)} by {_who()}")
+    set_process_origin(f"cli {' '.join(words)} by {_who()}"[:64])  # as long as a request id is kept
 
 
 def _who() -> str:
