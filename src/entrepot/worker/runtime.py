@@ -323,7 +323,8 @@ class Worker:
         work += self.deliver(drain=drain)
         if "publish" not in self._own_threads:
             work += self.publish(eager=drain)
-        self.schedule()
+        if "schedule" not in self._own_threads:
+            self.schedule()
         return work
 
     def run_until_idle(self, max_rounds: int = 1000) -> int:
@@ -340,23 +341,29 @@ class Worker:
 
         On PostgreSQL the fan-out and the NATS publishing run on threads of their own, each
         with its own connection, so the delivery rounds do not wait for them (nor they for
-        the rounds). On SQLite, one writer at a time, every step runs on this thread.
+        the rounds). On SQLite, one writer at a time, those steps run on this thread. On both,
+        the scheduled jobs run on a thread of their own: a job may run for minutes (the nightly
+        invoicing of every tenant), and the rounds must meanwhile record what they sent before
+        their claims run out (another worker would send those messages again) and go on sending.
         """
-        stages: list[tuple[str, Any]] = []
+        stages: list[tuple[str, Any, float]] = []
         if self._pipelined():
-            stages.append(("fan_out", self._fan_out_stage))
+            stages.append(("fan_out", self._fan_out_stage, STAGE_IDLE))
             if self.nats is not None:
                 # its own thread: no round waits for a batch, so a batch may be larger
                 self.nats.batch = max(self.nats.batch, self.batch * 5)
-                stages.append(("publish", self.publish))
+                stages.append(("publish", self.publish, STAGE_IDLE))
+        if self.scheduler_enabled:
+            stages.append(("schedule", self.schedule, 1.0))  # it looks for due jobs once a second
         halt = threading.Event()
-        threads = [threading.Thread(target=_repeat, args=(step, halt, STAGE_IDLE), name=f"worker-{name}", daemon=True)
-                   for name, step in stages]
-        self._own_threads = {name for name, _ in stages}
+        threads = [threading.Thread(target=_repeat, args=(step, halt, idle), name=f"worker-{name}", daemon=True)
+                   for name, step, idle in stages]
+        self._own_threads = {name for name, _, _ in stages}
         for thread in threads:
             thread.start()
         try:
-            _repeat(lambda: self.run_once(drain=False), stop, idle, wake=self._wake if threads else None)
+            wake = self._wake if "fan_out" in self._own_threads else None
+            _repeat(lambda: self.run_once(drain=False), stop, idle, wake=wake)
         finally:
             halt.set()
             for thread in threads:

@@ -469,3 +469,44 @@ def test_a_job_over_every_tenant_goes_on_past_a_failing_one_and_reports_it(db_ur
     with working.uow(readonly=True) as uow:
         assert uow.session.scalar(select(func.count()).select_from(OutboxEvent)
                                   .where(OutboxEvent.subject == "pallet/P-1")) == 1
+
+
+def test_a_long_job_does_not_hold_up_webhook_deliveries(tenant, receiver, db_url, monkeypatch):
+    # given a worker whose one job runs long (the nightly invoicing of many tenants, say)
+    import threading
+
+    issued = make_endpoint(tenant, receiver.url, ["test_pallet.received.v1"])
+    receiver.secrets = [issued.secret]
+    started = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def long_job() -> None:
+        started.set()
+        # when an event commits while the job runs
+        with tenant.uow() as uow:
+            record_event(uow, PalletReceived(pallet="L1"), subject="pallet/L1")
+            uow.commit()
+        deadline = time.monotonic() + 10
+        while not receiver.verified_events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen["delivered_while_the_job_ran"] = bool(receiver.verified_events)
+
+    monkeypatch.setattr(scheduler, "JOBS", [scheduler.Job("test.long_running", "* * * * *", long_job)])
+    _make_due("test.long_running", db_url)
+    w = Worker(url=db_url)
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run_forever, args=(stop,))
+    thread.start()
+    try:
+        assert started.wait(10)
+        deadline = time.monotonic() + 15
+        while "delivered_while_the_job_ran" not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(30)
+        w.release()
+    # then the worker delivered it meanwhile: its claims do not sit unrecorded (and expire, for
+    # another worker to send again) until the job ends
+    assert seen == {"delivered_while_the_job_ran": True}
+    assert [e["data"]["pallet"] for e in receiver.verified_events] == ["L1"]
