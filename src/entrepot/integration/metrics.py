@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
@@ -10,7 +12,7 @@ from entrepot.db.settings import get_settings
 from entrepot.db.uow import platform_uow
 from entrepot.integration.consumers import read_position
 from entrepot.integration.feed import START, settled
-from entrepot.integration.models import OutboxEvent, WebhookEndpoint, WebhookMessage
+from entrepot.integration.models import OutboxEvent, ScheduledJobState, WebhookEndpoint, WebhookMessage
 from entrepot.kernel import clock
 
 CONSUMERS = ("webhooks", "reactions", "nats")
@@ -26,6 +28,13 @@ def render() -> tuple[bytes, str]:
     oldest = Gauge("entrepot_webhook_oldest_pending_seconds", "Age of the oldest undelivered webhook message",
                    registry=registry)
     endpoints = Gauge("entrepot_webhook_endpoints", "Webhook endpoints by state", ["state"], registry=registry)
+    job_last_run = Gauge("entrepot_scheduled_job_last_run_timestamp_seconds",
+                         "When the scheduled job last started (Unix time)", ["job"], registry=registry)
+    job_next_run = Gauge("entrepot_scheduled_job_next_run_timestamp_seconds",
+                         "When the scheduled job is next due (Unix time): long past, no worker runs jobs",
+                         ["job"], registry=registry)
+    job_failed = Gauge("entrepot_scheduled_job_failed", "1 when the scheduled job's last run failed",
+                       ["job"], registry=registry)
     now = clock.now()
     with platform_uow(readonly=True) as uow:
         s = uow.session
@@ -46,4 +55,14 @@ def render() -> tuple[bytes, str]:
         endpoints.labels("enabled").set(s.scalar(select(func.count()).where(live, WebhookEndpoint.enabled)) or 0)
         endpoints.labels("disabled").set(
             s.scalar(select(func.count()).where(live, WebhookEndpoint.enabled.is_(False))) or 0)
+        for job in s.scalars(select(ScheduledJobState)):
+            if job.last_run_at is not None:
+                job_last_run.labels(job.name).set(_utc(job.last_run_at).timestamp())
+            job_next_run.labels(job.name).set(_utc(job.next_run_at).timestamp())
+            job_failed.labels(job.name).set(1 if job.last_error else 0)
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives the stored UTC times back without their zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -11,11 +11,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from croniter import croniter
+from sqlalchemy import select
 
+from entrepot.db.infrastructure import Lease
 from entrepot.db.uow import platform_uow
 from entrepot.integration.models import ScheduledJobState
 from entrepot.integration.sla import check_sla
@@ -51,6 +53,39 @@ JOBS: list[Job] = [
     # hourly, so a lot received inside its warning window is announced the same hour; once per lot
     Job("inventory.announce_expiring_lots", "20 * * * *", announce_expiring_lots_everywhere),
 ]
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What an operator reads of a job: when it last ran and with what error, when it runs next, and
+    which worker runs it now (the live lease's holder)."""
+
+    name: str
+    cron: str | None  # None: a job this release no longer has
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+    last_error: str | None
+    running_on: str | None
+
+
+def job_statuses(*, url: str | None = None) -> list[JobStatus]:
+    """Every job this release runs and every job on record, by name."""
+    now = clock.now()
+    with platform_uow(readonly=True, url=url) as uow:
+        states = {s.name: s for s in uow.session.scalars(select(ScheduledJobState))}
+        held = {name.removeprefix("job:"): holder for name, holder, expires_at in uow.session.execute(
+            select(Lease.name, Lease.holder, Lease.expires_at).where(Lease.name.like("job:%")))
+            if holder and _utc(expires_at) > now}
+    crons = {job.name: job.cron for job in JOBS}
+    return [JobStatus(name, crons.get(name), _utc(state.last_run_at) if state else None,
+                      _utc(state.next_run_at) if state else None, state.last_error if state else None,
+                      held.get(name))
+            for name in sorted(crons.keys() | states.keys()) for state in [states.get(name)]]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives the stored UTC times back without their zone."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def next_after(cron: str, moment: datetime) -> datetime:

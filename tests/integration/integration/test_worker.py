@@ -510,3 +510,46 @@ def test_a_long_job_does_not_hold_up_webhook_deliveries(tenant, receiver, db_url
     # another worker to send again) until the job ends
     assert seen == {"delivered_while_the_job_ran": True}
     assert [e["data"]["pallet"] for e in receiver.verified_events] == ["L1"]
+
+
+def test_an_operator_sees_each_jobs_last_run_error_and_next_run(db_url):
+    from typer.testing import CliRunner
+
+    from entrepot.cli.main import app
+    from entrepot.integration.metrics import render
+
+    # given a job whose run fails
+    def failing() -> None:
+        raise RuntimeError("boom")
+
+    job = scheduler.Job("test.visible", "* * * * *", failing)
+    _make_due("test.visible", db_url)
+    started = clock.now()
+    assert scheduler.run_due("w-seen", jobs=[job], url=db_url) == []
+    # when the operator looks
+    [status] = [s for s in scheduler.job_statuses(url=db_url) if s.name == "test.visible"]
+    metrics = render()[0].decode()
+    listing = CliRunner().invoke(app, ["jobs"])
+    # then each tells when it last ran, that it failed and why, and when it runs next
+    assert status.last_error == "RuntimeError: boom"
+    assert status.last_run_at is not None and abs(status.last_run_at - started) < timedelta(seconds=5)
+    assert status.next_run_at is not None and status.next_run_at > started
+    assert status.running_on is None
+    assert 'entrepot_scheduled_job_failed{job="test.visible"} 1.0' in metrics
+    gauges = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+              if 'job="test.visible"' in line}
+    assert gauges['entrepot_scheduled_job_next_run_timestamp_seconds{job="test.visible"}'] == \
+        status.next_run_at.timestamp()
+    assert gauges['entrepot_scheduled_job_last_run_timestamp_seconds{job="test.visible"}'] == \
+        status.last_run_at.timestamp()
+    assert listing.exit_code == 1, listing.output
+    assert "test.visible" in listing.output and "boom" in listing.output
+    # and the jobs of this release are listed even before their first run
+    assert {"integration.sla_check", "sales.period_invoicing"} <= {s.name for s in scheduler.job_statuses(url=db_url)}
+    # when it runs again and succeeds, the error is gone
+    job = scheduler.Job("test.visible", "* * * * *", lambda: None)
+    _make_due("test.visible", db_url)
+    assert scheduler.run_due("w-seen", jobs=[job], url=db_url) == ["test.visible"]
+    [status] = [s for s in scheduler.job_statuses(url=db_url) if s.name == "test.visible"]
+    assert status.last_error is None
+    assert 'entrepot_scheduled_job_failed{job="test.visible"} 0.0' in render()[0].decode()
