@@ -461,10 +461,15 @@ def test_a_job_over_every_tenant_goes_on_past_a_failing_one_and_reports_it(db_ur
         return 0
 
     # when a job runs in every tenant and one of them fails
-    with pytest.raises(RuntimeError) as failed:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logged, pytest.raises(RuntimeError) as failed:
         in_each_active_tenant(action, "pallet count", url=db_url)
     # then the failure names its tenant, and the other tenant still had its work committed
     assert f"{failing.id}: ValueError: bad data" in str(failed.value)
+    # and the failing tenant's traceback is logged, not only the one line of the job's error
+    [entry] = [e for e in logged if e["event"] == "tenant_step_failed"]
+    assert (entry["tenant_id"], entry["step"], entry.get("exc_info")) == (str(failing.id), "pallet count", True)
     assert str(failed.value).startswith("pallet count failed for 1 tenant(s)")
     with working.uow(readonly=True) as uow:
         assert uow.session.scalar(select(func.count()).select_from(OutboxEvent)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import structlog
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm.util import identity_key
 
@@ -20,6 +21,8 @@ from entrepot.integration.outbox import record_event
 from entrepot.kernel.context import system_actor
 from entrepot.kernel.errors import Conflict, NotFound, invalid
 from entrepot.kernel.money import is_currency
+
+log = structlog.get_logger("entrepot.tenants")
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 NAME_MAX = 200
@@ -164,7 +167,8 @@ def in_each_active_tenant(action: Callable[[UnitOfWork], int], what: str, *, url
             with tenant_uow(tenant_id, url=url) as uow:
                 total += action(uow)
                 uow.commit()
-        except Exception as exc:  # reported below, with the others
+        except Exception as exc:  # reported below, with the others; its traceback logged here, once
+            log.exception("tenant_step_failed", step=what, tenant_id=str(tenant_id))
             failed.append(f"{tenant_id}: {type(exc).__name__}: {exc}")
     if failed:
         raise RuntimeError(f"{what} failed for {len(failed)} tenant(s): " + "; ".join(failed)[:1500])
