@@ -366,7 +366,18 @@ class Worker:
             _repeat(lambda: self.run_once(drain=False), stop, idle, wake=wake)
         finally:
             halt.set()
+            scheduling = [t for t in threads if t.name == "worker-schedule"]
             for thread in threads:
+                if thread not in scheduling:
+                    thread.join()
+            if any(t.is_alive() for t in scheduling):
+                # a job is still running: record what was sent before waiting for it to end, or
+                # those claims could run out meanwhile and another worker send them again
+                try:
+                    self._record_sent()
+                except Exception:  # release() records what is left once the job is done
+                    log.exception("record_failed")
+            for thread in scheduling:
                 thread.join()
             self._own_threads = set()
 
@@ -379,12 +390,16 @@ class Worker:
     def _pipelined(self) -> bool:
         return make_url(self.url or get_settings().database_url).get_backend_name() == "postgresql"
 
+    def _record_sent(self) -> None:
+        """Wait for the sends in flight and record how each went."""
+        self.senders.gather(wait=delivery.TIMEOUT_SECONDS + 5)
+        done, self.senders.finished = self.senders.finished, []
+        self._record(done)
+
     def release(self) -> None:
         """Finish the sends in flight, then give back unfinished claims and leases (graceful shutdown)."""
         try:
-            self.senders.gather(wait=delivery.TIMEOUT_SECONDS + 5)
-            done, self.senders.finished = self.senders.finished, []
-            self._record(done)
+            self._record_sent()
             with platform_uow(url=self.url) as uow:
                 delivery.release(uow.session, self.worker_id)
                 uow.commit()

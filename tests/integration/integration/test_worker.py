@@ -558,3 +558,51 @@ def test_an_operator_sees_each_jobs_last_run_error_and_next_run(db_url):
     [status] = [s for s in scheduler.job_statuses(url=db_url) if s.name == "test.visible"]
     assert status.last_error is None
     assert 'entrepot_scheduled_job_failed{job="test.visible"} 0.0' in render()[0].decode()
+
+
+def test_a_worker_stopped_while_a_job_runs_records_its_sends_before_waiting_for_the_job(
+        tenant, receiver, db_url, monkeypatch):
+    # given a worker running a long job, and a delivery on its way when the worker is told to stop
+    import threading
+
+    from entrepot.integration.models import WebhookMessage
+
+    issued = make_endpoint(tenant, receiver.url, ["test_pallet.received.v1"])
+    receiver.secrets, receiver.delay = [issued.secret], 1.0  # the receiver takes a second to answer
+    in_flight, finish = threading.Event(), threading.Event()
+
+    def statuses() -> set[str]:
+        with platform_uow(readonly=True, url=db_url) as uow:
+            return set(uow.session.scalars(select(WebhookMessage.status).where(WebhookMessage.subject == "pallet/S1")))
+
+    def long_job() -> None:
+        with tenant.uow() as uow:
+            record_event(uow, PalletReceived(pallet="S1"), subject="pallet/S1")
+            uow.commit()
+        deadline = time.monotonic() + 15
+        while "delivering" not in statuses() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        in_flight.set()
+        finish.wait(30)
+
+    monkeypatch.setattr(scheduler, "JOBS", [scheduler.Job("test.long_running", "* * * * *", long_job)])
+    _make_due("test.long_running", db_url)
+    w = Worker(url=db_url)
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run_forever, args=(stop,))
+    thread.start()
+    try:
+        assert in_flight.wait(20)
+        stop.set()
+        # then, the job still running, the send is recorded as it went (its claim does not sit until
+        # the job ends, to run out and be sent again by another worker)
+        deadline = time.monotonic() + 10
+        while statuses() != {"succeeded"} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        recorded = statuses()
+    finally:
+        finish.set()
+        thread.join(30)
+        w.release()
+    assert recorded == {"succeeded"}
+    assert [e["data"]["pallet"] for e in receiver.verified_events] == ["S1"]
