@@ -30,6 +30,9 @@ from entrepot.worker import leases
 log = structlog.get_logger("entrepot.worker.scheduler")
 JOB_LEASE = timedelta(minutes=10)
 RENEW_EVERY = JOB_LEASE / 3  # a running job's lease is renewed this often, so it never runs out under it
+# A failed run is tried again this soon, unless its schedule comes first: a nightly job (period
+# invoicing) that failed on a passing cause (the database busy, a deploy) should not wait a day.
+RETRY_FAILED_AFTER = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,8 @@ def run_due(holder: str, *, jobs: list[Job] | None = None, url: str | None = Non
                 assert state is not None
                 state.last_run_at = now
                 state.next_run_at = next_after(job.cron, clock.now())
+                if error is not None:
+                    state.next_run_at = min(state.next_run_at, clock.now() + RETRY_FAILED_AFTER)
                 state.last_error = error
                 uow.commit()
         finally:

@@ -531,6 +531,13 @@ def test_an_operator_sees_each_jobs_last_run_error_and_next_run(db_url):
     _make_due("test.visible", db_url)
     started = clock.now()
     assert scheduler.run_due("w-seen", jobs=[job], url=db_url) == []
+    # (a nightly job that failed is tried again in 15 minutes, not in a day)
+    nightly = scheduler.Job("test.nightly", f"0 {(started.hour + 12) % 24} * * *", failing)  # 11-12 h ahead
+    _make_due("test.nightly", db_url)
+    assert scheduler.run_due("w-seen", jobs=[nightly], url=db_url) == []
+    [again] = [s for s in scheduler.job_statuses(url=db_url) if s.name == "test.nightly"]
+    assert again.next_run_at is not None
+    assert timedelta(minutes=14) < again.next_run_at - started <= timedelta(minutes=15, seconds=5)
     # when the operator looks
     [status] = [s for s in scheduler.job_statuses(url=db_url) if s.name == "test.visible"]
     metrics = render()[0].decode()
