@@ -23,6 +23,7 @@ from entrepot.integration.models import ScheduledJobState
 from entrepot.integration.sla import check_sla
 from entrepot.inventory.service import announce_expiring_lots_everywhere
 from entrepot.kernel import clock
+from entrepot.kernel.cancellation import calling_off_when
 from entrepot.sales.quotes import expire_all_quotes
 from entrepot.sales.service import run_period_invoicing_everywhere
 from entrepot.worker import leases
@@ -99,13 +100,14 @@ def next_after(cron: str, moment: datetime) -> datetime:
 def _renewing(lease: str, holder: str, url: str | None) -> Iterator[None]:
     """Keep renewing the lease while the job runs: a job longer than the lease would otherwise be
     started again by another worker (its next run is recorded only when it ends)."""
-    done = threading.Event()
+    done, lost = threading.Event(), threading.Event()
 
     def renew() -> None:
         while not done.wait(RENEW_EVERY.total_seconds()):
             try:
                 if not leases.acquire(lease, holder, JOB_LEASE, url=url):
                     log.warning("job_lease_lost", lease=lease, holder=holder)
+                    lost.set()  # the job stops at its next step (`stop_if_called_off`)
                     return
             except Exception:  # e.g. the database busy: try again at the next beat
                 log.exception("job_lease_renewal_failed", lease=lease)
@@ -113,7 +115,8 @@ def _renewing(lease: str, holder: str, url: str | None) -> Iterator[None]:
     beat = threading.Thread(target=renew, name=f"renew-{lease}", daemon=True)
     beat.start()
     try:
-        yield
+        with calling_off_when(lost.is_set):
+            yield
     finally:
         done.set()
         beat.join()

@@ -613,3 +613,33 @@ def test_a_worker_stopped_while_a_job_runs_records_its_sends_before_waiting_for_
         w.release()
     assert recorded == {"succeeded"}
     assert [e["data"]["pallet"] for e in receiver.verified_events] == ["S1"]
+
+
+def test_a_job_whose_lease_went_to_another_worker_stops_at_its_next_tenant(db_url, monkeypatch):
+    from entrepot.db.infrastructure import Lease
+    from entrepot.identity.services.tenants import in_each_active_tenant
+    from tests.conftest import make_tenant
+
+    # given two tenants, and a job over every tenant whose lease another worker takes while it is in
+    # the first (its renewal, a tenth of a second later here, finds it gone)
+    make_tenant(db_url), make_tenant(db_url)
+    monkeypatch.setattr(scheduler, "RENEW_EVERY", timedelta(seconds=0.1))
+    visited: list[object] = []
+
+    def action(uow):
+        visited.append(uow.tenant_id)
+        if len(visited) == 1:
+            with platform_uow(url=db_url) as platform:
+                platform.session.get(Lease, "job:test.over_tenants").holder = "another-worker"
+                platform.commit()
+            time.sleep(0.5)
+        return 0
+
+    job = scheduler.Job("test.over_tenants", "* * * * *",
+                        lambda: in_each_active_tenant(action, "counting", url=db_url))
+    _make_due("test.over_tenants", db_url)
+    assert scheduler.run_due("w-first", jobs=[job], url=db_url) == []
+    # then it stopped there, leaving the rest to the worker that holds the lease, and said why
+    assert len(visited) == 1
+    [status] = [s for s in scheduler.job_statuses(url=db_url) if s.name == "test.over_tenants"]
+    assert status.last_error is not None and status.last_error.startswith("CalledOff: counting stopped")

@@ -18,6 +18,7 @@ from entrepot.identity.events import TenantCreated
 from entrepot.identity.models import Tenant
 from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event
+from entrepot.kernel.cancellation import stop_if_called_off
 from entrepot.kernel.context import system_actor
 from entrepot.kernel.errors import Conflict, NotFound, invalid
 from entrepot.kernel.money import is_currency
@@ -163,6 +164,7 @@ def in_each_active_tenant(action: Callable[[UnitOfWork], int], what: str, *, url
     total = 0
     failed: list[str] = []
     for tenant_id in tenant_ids:
+        stop_if_called_off(what)  # the job's lease went to another worker: leave the rest to it
         try:
             with tenant_uow(tenant_id, url=url) as uow:
                 total += action(uow)
