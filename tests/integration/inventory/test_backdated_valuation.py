@@ -116,8 +116,31 @@ def test_below_zero_after_a_backdated_receipt_the_next_loss_takes_the_replayed_c
     assert not any(deltas.values()), deltas
 
 
-def _adjust(tenant, wh, p, quantity):
+def _adjust(tenant, wh, p, quantity, on=None):
     with tenant.uow() as uow:
-        move = inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=quantity, reason="damage")
+        move = inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=quantity, reason="damage",
+                                      on=on)
         uow.commit()
     return move
+
+
+@pytest.mark.parametrize("outflow", ["loss", "shipment"])
+def test_a_backdated_outflow_leaves_at_the_average_of_its_date_not_of_later_receipts(tenant, outflow):
+    # given 10 at 1.00 received 10 days ago and 10 at 3.00 received 2 days ago (nothing left since)
+    today = clock.today()
+    p = product(tenant)
+    wh = warehouse(tenant)
+    stock(tenant, wh, p, 10, unit_cost="1.00", on=today - timedelta(days=10))
+    stock(tenant, wh, p, 10, unit_cost="3.00", on=today - timedelta(days=2))
+    # when 5 leave dated 5 days ago (before the second receipt)
+    if outflow == "shipment":
+        _ship(tenant, p, 5, on=today - timedelta(days=5))
+    else:
+        _adjust(tenant, wh, p, -5, on=today - timedelta(days=5))
+    # then they cost the average of that day, 1.00 (5.00), not today's 2.00: 15 left worth 35.00
+    balances = _accounts(tenant)
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.valuation(uow).total_value == Decimal("35.00") == balances["inventory"]
+        assert uow.session.scalar(select(ValuationCorrection.amount)) == Decimal("-5.00")
+    if outflow == "shipment":
+        assert balances["cogs"] == Decimal("5.00")

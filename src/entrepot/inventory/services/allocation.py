@@ -1114,7 +1114,7 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
             first_move.setdefault((m["product_id"], m["from_warehouse_id"]), m["id"])
         for (product_id, wid), trigger_id in sorted(first_move.items(), key=lambda kv: (str(kv[0][0]),
                                                                                          str(kv[0][1]))):
-            if valuation.needs_revalue(uow, product_id, wid, on):
+            if valuation.needs_revalue(uow, product_id, wid, on, outflow=True):
                 valuation.revalue(uow, catalog.get_product(uow, product_id), wid,
                                   session.get_one(StockMove, trigger_id))
     for move in moves:

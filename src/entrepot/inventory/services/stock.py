@@ -289,7 +289,8 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
 def _revalue_if_backdated(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, move: StockMove,
                           on: date | None) -> None:
     """A move dated before later outflows re-costs them: one correction, not a repost (valuation.py)."""
-    if on is not None and valuation.needs_revalue(uow, product.id, warehouse_id, on):
+    if on is not None and valuation.needs_revalue(uow, product.id, warehouse_id, on,
+                                                  outflow=move.from_warehouse_id == warehouse_id):
         valuation.revalue(uow, product, warehouse_id, move)
 
 

@@ -47,19 +47,29 @@ from entrepot.kernel.money import STORAGE_PLACES, STORAGE_QUANTUM, minor_unit, q
 from entrepot.ledger import posting
 
 
-def needs_revalue(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, on: date) -> bool:
+def needs_revalue(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, on: date, *,
+                  outflow: bool = False) -> bool:
     """A move dated `on` (before today) changes the cost of later outflows: under the moving average
     when some left this warehouse after it; under FIFO always (it also changes which layer comes first,
-    and an outflow dated in the past takes from the layers as they were then)."""
+    and an outflow dated in the past takes from the layers as they were then). A back-dated outflow was
+    valued at today's average: it left at the average of its own date, which later inflows changed."""
     if on >= clock.today():
         return False
-    return core.valued_fifo(uow) or has_later_outflows(uow, product_id, warehouse_id, on)
+    return (core.valued_fifo(uow) or has_later_outflows(uow, product_id, warehouse_id, on)
+            or (outflow and has_later_inflows(uow, product_id, warehouse_id, on)))
 
 
 def has_later_outflows(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, on: date) -> bool:
     """True when moves dated after `on` left this warehouse (their cost depends on the new move)."""
     return uow.session.scalar(
         select(StockMove.id).where(StockMove.product_id == product_id, StockMove.from_warehouse_id == warehouse_id,
+                                   StockMove.effective_date > on).limit(1)) is not None
+
+
+def has_later_inflows(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, on: date) -> bool:
+    """True when moves dated after `on` entered this warehouse (they changed its average since)."""
+    return uow.session.scalar(
+        select(StockMove.id).where(StockMove.product_id == product_id, StockMove.to_warehouse_id == warehouse_id,
                                    StockMove.effective_date > on).limit(1)) is not None
 
 
