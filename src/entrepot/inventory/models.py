@@ -44,6 +44,10 @@ WAREHOUSE_KINDS = (LocationKind.RECEIVING, LocationKind.STOCK, LocationKind.SHIP
                    LocationKind.IN_TRANSIT, LocationKind.SCRAP)
 VIRTUAL_KINDS = (LocationKind.CUSTOMER, LocationKind.SUPPLIER, LocationKind.ADJUSTMENT)
 
+# The reason code of stock brought onto the books (go-live, a warehouse taken over): valued against
+# opening balance equity, not the period's inventory adjustments (which would show it as profit).
+OPENING_BALANCE = "opening_balance"
+
 
 class MoveKind(StrEnum):
     ADJUSTMENT = "adjustment"
@@ -307,7 +311,7 @@ class ValuationCorrection(TenantOwned, HasId, Base):
                             "product_id", "warehouse_id"),)
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog_products.id"))
     warehouse_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inventory_warehouses.id"))
-    category: Mapped[str] = mapped_column(String(20))  # cogs | adjustment
+    category: Mapped[str] = mapped_column(String(20))  # cogs | adjustment | opening
     amount: Mapped[Decimal]
     trigger_move_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inventory_stock_moves.id"))
     moves_replayed: Mapped[int] = mapped_column(Integer, default=0)

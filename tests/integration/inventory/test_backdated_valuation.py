@@ -144,3 +144,31 @@ def test_a_backdated_outflow_leaves_at_the_average_of_its_date_not_of_later_rece
         assert uow.session.scalar(select(ValuationCorrection.amount)) == Decimal("-5.00")
     if outflow == "shipment":
         assert balances["cogs"] == Decimal("5.00")
+
+
+@pytest.mark.parametrize("method,equity", [("moving_average", "0.00"), ("fifo", "5.00")])
+def test_the_correction_of_an_opening_stock_loss_goes_to_opening_balance_equity(db_url, method, equity):
+    # given 10 brought onto the books at 1.00, 5 of them written off as opening stock, 5 shipped today
+    today = clock.today()
+    tenant = make_tenant(db_url, valuation_method=method)
+    p, wh = product(tenant), warehouse(tenant)
+    with tenant.uow() as uow:
+        inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=10, reason="opening_balance",
+                               unit_cost="1.00", on=today - timedelta(days=10))
+        inventory.adjust_stock(uow, warehouse_id=wh, product_id=p, quantity=-5, reason="opening_balance",
+                               on=today - timedelta(days=5))
+        uow.commit()
+    _ship(tenant, p, 5)
+    # when 10 at 3.00 are received dated before everything (the write-off should have left at 2.00, under
+    # FIFO at 3.00: 10.00 or 15.00, not 5.00)
+    with tenant.uow() as uow:
+        inventory.receive_stock(uow, product_id=p, warehouse_id=wh, quantity=10, unit_cost="3.00",
+                                reference="PO-late", on=today - timedelta(days=12))
+        uow.commit()
+    # then the write-off's correction is posted against opening balance equity, not the period's adjustments
+    with tenant.uow(readonly=True) as uow:
+        balances = {a.role: a.balance for a in account_balances(uow)}
+        report = inventory.valuation(uow)
+    assert balances.get("inventory_adjustment", Decimal(0)) == 0
+    assert balances["opening_balance_equity"] == Decimal(equity)  # 10.00 in, 10.00 (15.00) out
+    assert report.total_value == balances["inventory"]

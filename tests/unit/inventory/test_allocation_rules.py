@@ -61,8 +61,8 @@ def _reference_replay(rows, standard_cost, currency):
 
     quantity = value = Decimal(0)
     last_unit = Decimal(0)
-    replayed = {"cogs": Decimal(0), "adjustment": Decimal(0)}
-    posted = {"cogs": Decimal(0), "adjustment": Decimal(0)}
+    replayed = {"cogs": Decimal(0), "adjustment": Decimal(0), "opening": Decimal(0)}
+    posted = {"cogs": Decimal(0), "adjustment": Decimal(0), "opening": Decimal(0)}
     for is_in, is_out, kind, qty, stored in rows:
         if is_in == is_out:
             continue
@@ -96,7 +96,7 @@ def test_fast_replay_is_exactly_the_reference_replay():
         rows = []
         for _ in range(rng.randint(1, 60)):
             is_in = rng.random() < 0.45
-            kind = rng.choice(["cogs", "cogs", "adjustment", "transfer"])
+            kind = rng.choice(["cogs", "cogs", "adjustment", "opening", "transfer"])
             qty = Decimal(rng.randint(1, 70000)).scaleb(-4) if rng.random() < 0.3 else Decimal(rng.randint(1, 9))
             stored = Decimal(rng.randint(0, 900000)).scaleb(-2)
             rows.append((int(is_in), int(not is_in) if rng.random() < 0.95 else int(is_in), kind, qty, stored))

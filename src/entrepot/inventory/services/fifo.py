@@ -131,8 +131,8 @@ def replay(uow: UnitOfWork, product_id: uuid.UUID, warehouse_id: uuid.UUID, rows
     quantity = ZERO
     value = ZERO
     last_unit = ZERO  # as `cost.unit_cost` in `take`: the last layer's unit cost, 0 before any
-    replayed = {"cogs": ZERO, "adjustment": ZERO}
-    posted = {"cogs": ZERO, "adjustment": ZERO}
+    replayed = {"cogs": ZERO, "adjustment": ZERO, "opening": ZERO}
+    posted = {"cogs": ZERO, "adjustment": ZERO, "opening": ZERO}
     for is_in, is_out, kind, qty, stored, on in rows:
         if is_in == is_out:
             continue  # within the warehouse, or not valued here

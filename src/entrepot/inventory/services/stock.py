@@ -18,6 +18,7 @@ from entrepot.identity.services.audit import audit, snapshot
 from entrepot.integration.outbox import record_event
 from entrepot.inventory.events import StockAdjusted, StockCounted, StockReceived, StockTransferred
 from entrepot.inventory.models import (
+    OPENING_BALANCE,
     ZERO,
     Location,
     LocationKind,
@@ -75,11 +76,6 @@ def check_open_period(uow: UnitOfWork, on: date | None) -> None:
         from entrepot.ledger.services.periods import open_period_for_posting
 
         open_period_for_posting(uow, on)
-
-
-# The reason code of stock brought onto the books (go-live, a warehouse taken over): valued against
-# opening balance equity, not the period's inventory adjustments (which would show it as profit).
-OPENING_BALANCE = "opening_balance"
 
 
 def _reason(reason: object) -> str:

@@ -7,7 +7,7 @@ wall other ERPs hit: tens of thousands of reposted entries), we:
 1. replay the product × warehouse history in effective-date order in memory
    (one indexed SELECT of a few columns; inflows carry their own value, outflows
    are re-costed at the running average with the same rounding as `value_out`);
-2. compare, per category (COGS, adjustment losses), the replayed total with
+2. compare, per category (COGS, adjustment losses, losses of opening stock), the replayed total with
    what was posted so far (the moves' values plus earlier corrections);
 3. post the difference once per category (one ledger entry each), record a
    `ValuationCorrection` row and set the warehouse's `ItemCost` to the replayed
@@ -35,9 +35,11 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
 from entrepot.inventory.models import (
     INTERNAL_KINDS,
+    OPENING_BALANCE,
     ZERO,
     Location,
     LocationKind,
+    MoveKind,
     StockMove,
     ValuationCorrection,
 )
@@ -87,8 +89,12 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
     customer = locations.where(Location.kind == LocationKind.CUSTOMER)
     inbound = case((StockMove.to_location_id.in_(valued_here), 1), else_=0)
     outbound = case((StockMove.from_location_id.in_(valued_here), 1), else_=0)
+    # A loss of opening stock (reason `opening_balance`) was posted against opening balance equity, not the
+    # period's inventory adjustments: its correction goes there too.
+    opening = (StockMove.kind == MoveKind.ADJUSTMENT) & (StockMove.reason == OPENING_BALANCE)
     category = case((StockMove.to_location_id.in_(customer), "cogs"),
                     (StockMove.to_location_id.in_(valued_elsewhere), "transfer"),
+                    (opening, "opening"),
                     else_="adjustment")
     sqlite = session.get_bind().dialect.name == "sqlite"
     # On SQLite read the stored scaled integers and scale them here (cheaper than the column type per row).
@@ -129,6 +135,8 @@ def revalue(uow: UnitOfWork, product: Product, warehouse_id: uuid.UUID, trigger:
                                         amount=delta, trigger_move_id=trigger.id, moves_replayed=len(rows)))
         if category == "cogs":
             posting.post_shipment_cost(uow, source_id=trigger.id, on=today, amount=delta)
+        elif category == "opening":
+            posting.post_opening_stock(uow, source_id=trigger.id, on=today, amount=-delta)
         else:
             posting.post_stock_adjustment(uow, source_id=trigger.id, on=today, amount=-delta)
     cost = core.item_cost(uow, product.id, warehouse_id)
@@ -162,8 +170,8 @@ def _replay(rows: Sequence[Any], standard_cost: Decimal, currency: str,
     value = ZERO
     last_q: Decimal | None = None
     last_v = ZERO
-    replayed = {"cogs": ZERO, "adjustment": ZERO}
-    posted = {"cogs": ZERO, "adjustment": ZERO}
+    replayed = {"cogs": ZERO, "adjustment": ZERO, "opening": ZERO}
+    posted = {"cogs": ZERO, "adjustment": ZERO, "opening": ZERO}
     for is_in, is_out, kind, qty, stored in rows:
         if is_in == is_out:
             continue  # within the warehouse (in transit → stock), or not valued here
