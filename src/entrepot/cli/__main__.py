@@ -2,4 +2,5 @@
 
 from entrepot.cli.main import app
 
-app()
+if __name__ == "__main__":  # run as `-m`, never on a mere import
+    app()
