@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from sqlalchemy import select
@@ -64,6 +64,14 @@ def _line_inputs(lines: list[SalesOrderLineIn]) -> list[service.OrderLineInput]:
     return [service.OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in lines]
 
 
+def _draft_changes(body: Any) -> dict[str, Any]:
+    """A draft's PATCH body as the service takes it: the fields sent, lines as line inputs."""
+    changes = body.model_dump(exclude_unset=True)
+    if body.lines is not None:
+        changes["lines"] = _line_inputs(body.lines)
+    return changes
+
+
 @router.post("/sales-orders", response_model=SalesOrderRead, status_code=201, summary="Enter a draft sales order")
 def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> Response:
     order = service.create_sales_order(
@@ -82,9 +90,7 @@ def create_sales_order(body: SalesOrderCreate, uow: Annotated[Uow, Requires(perm
 def update_sales_order(sales_order_id: uuid.UUID, body: SalesOrderUpdate, request: Request,
                        uow: Annotated[Uow, Requires(perms.ORDER_CREATE)]) -> Response:
     check_if_match(request, service.get_sales_order(uow, sales_order_id))
-    changes = body.model_dump(exclude_unset=True)
-    if body.lines is not None:
-        changes["lines"] = _line_inputs(body.lines)
+    changes = _draft_changes(body)
     if "lines" in changes and changes["lines"] is None:
         del changes["lines"]  # null: the lines stay as they are
     if body.ship_to is not None:
@@ -335,9 +341,7 @@ def read_quote(quote_id: uuid.UUID, response: Response, uow: Annotated[Uow, Requ
 def update_quote(quote_id: uuid.UUID, body: QuoteUpdate, request: Request,
                  uow: Annotated[Uow, Requires(perms.QUOTE_CREATE)]) -> Response:
     check_if_match(request, quotes.get_quote(uow, quote_id))
-    changes = body.model_dump(exclude_unset=True)
-    if body.lines is not None:
-        changes["lines"] = _line_inputs(body.lines)
+    changes = _draft_changes(body)
     quote = quotes.update_quote(uow, quote_id, changes)
     read, etag = QuoteRead.of(quote), etag_of(quote)  # the version this transaction wrote (flushed)
     uow.commit()

@@ -741,7 +741,7 @@ def live_quantities(uow: UnitOfWork, order: SalesOrder
     known = uow.memo(_ALLOCATED_MEMO, dict).get(order.id)
     if known is not None and known[0] == order.version:
         return {ln.id: known[1].get(ln.id, ZERO) for ln in order.lines}, None
-    return reserved_by_line(uow, order), ports.backordered_quantity(uow, [ln.id for ln in order.lines])
+    return live_quantities_of(uow, [order])[order.id]
 
 
 def live_quantities_of(uow: UnitOfWork, orders: Sequence[SalesOrder]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from entrepot.kernel.money import format_amount, format_quantity, round_money
+from entrepot.kernel.money import format_amount, format_price, format_quantity
 from tests.factories import FACTORIES, load_all
 from tests.factories.sales import act, create_order, order_desk
 
@@ -18,12 +18,6 @@ AMOUNTS = {"total", "subtotal", "tax_total", "amount", "applied", "unapplied", "
 PRICES = {"list_price", "unit_price", "unit_cost", "cost"}  # `cost` is a unit cost on supplier items, a total elsewhere
 QUANTITIES = {"quantity", "requested", "reserved", "backordered", "on_hand", "available", "released",
               "still_backordered", "reorder_point"}
-
-
-def _price_form(text: str, currency: str) -> bool:
-    value = Decimal(text)
-    rounded = round_money(value, currency)
-    return text == str(rounded) if rounded == value else text == format_quantity(value)
 
 
 def _misfits(data: Any, currency: str, path: str) -> list[str]:
@@ -51,7 +45,7 @@ def _in_form(key: str, value: str, currency: str) -> bool:
     if key in AMOUNTS:
         return value == format_amount(Decimal(value), currency)
     if key in PRICES:
-        return _price_form(value, currency)
+        return value == format_price(Decimal(value), currency)
     if key in QUANTITIES:
         return value == format_quantity(Decimal(value))
     return True

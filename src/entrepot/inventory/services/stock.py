@@ -103,17 +103,19 @@ def _lot_by_id(uow: UnitOfWork, product: Product, lot_id: object) -> Lot:
     return lot
 
 
-def _check_serials(uow: UnitOfWork, product: Product, serials: Sequence[str] | None, quantity: Decimal) -> list[str]:
+def _check_serials(uow: UnitOfWork, product: Product, serials: Sequence[str] | None, quantity: Decimal,
+                   field: str = "serials") -> list[str]:
+    """The serial numbers given for `quantity` units: one each, distinct, for a serial-tracked product only."""
     if not product.track_serials:
         if serials:
-            raise invalid("serials", f"product {product.sku} is not serial-tracked", "not_tracked")
+            raise invalid(field, f"product {product.sku} is not serial-tracked", "not_tracked")
         return []
     clean = [str(s).strip() for s in (serials or [])]
     if quantity != quantity.to_integral_value() or len(clean) != int(quantity):
-        raise invalid("serials", f"product {product.sku} is serial-tracked: one serial per unit "
-                      f"({quantity} units, {len(clean)} serials)", "count")
+        raise invalid(field, f"product {product.sku} is serial-tracked: one serial per unit "
+                      f"({format_quantity(quantity)} units, {len(clean)} serials)", "count")
     if any(not s or len(s) > 100 for s in clean) or len(set(clean)) != len(clean):
-        raise invalid("serials", "serials must be 1-100 characters and distinct", "distinct")
+        raise invalid(field, "serials must be 1-100 characters and distinct", "distinct")
     return clean
 
 
@@ -740,7 +742,7 @@ def post_count(uow: UnitOfWork, count_id: object, lines: Sequence[Mapping[str, A
             lot = core.lot_for(uow, product, line.get("lot_code"), create=counted > 0) if product.track_lots else None
             if line.get("lot_code") and not product.track_lots:
                 raise invalid(f"lines[{i}].lot_code", "product is not lot-tracked", "not_tracked")
-            serials = _counted_serials(product, line.get("serials"), counted, f"lines[{i}].serials")
+            serials = _counted_serials(uow, product, line.get("serials"), counted, f"lines[{i}].serials")
         except ValidationFailed as exc:
             errors.extend(exc.errors)
             continue
@@ -763,18 +765,14 @@ class _Counted:
     serials_field: str
 
 
-def _counted_serials(product: Product, serials: object, counted: Decimal, field: str) -> frozenset[str] | None:
+def _counted_serials(uow: UnitOfWork, product: Product, serials: object, counted: Decimal,
+                     field: str) -> frozenset[str] | None:
+    """The serials found on the shelf (a count line may leave them out), checked as on a receipt."""
     if serials is None:
         return None
-    if not product.track_serials:
+    if not product.track_serials:  # an empty list too: a product without serials is counted without them
         raise invalid(field, f"product {product.sku} is not serial-tracked", "not_tracked")
-    clean = [str(s).strip() for s in serials] if isinstance(serials, list) else []
-    if any(not s or len(s) > 100 for s in clean) or len(set(clean)) != len(clean):
-        raise invalid(field, "serials must be 1-100 characters and distinct", "distinct")
-    if counted != len(clean):
-        raise invalid(field, f"one serial per unit counted ({format_quantity(counted)} counted, {len(clean)} "
-                      "serials)", "count")
-    return frozenset(clean)
+    return frozenset(_check_serials(uow, product, serials if isinstance(serials, list) else [], counted, field))
 
 
 def _serials_at(uow: UnitOfWork, product: Product, location: Location, lot: Lot | None) -> set[str]:
