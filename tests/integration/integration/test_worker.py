@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -85,6 +86,19 @@ def test_a_failing_reaction_is_retried_and_blocks_later_events(tenant, worker):
     # then F1 was retried before F2 ran
     mine = [c for c in calls if c in ("F1", "F2")]
     assert mine == ["F1", "F1", "F2"]
+
+
+def _running_with_one_job(monkeypatch: Any, db_url: str, job: Any) -> tuple[Worker, Any, Any]:
+    """A worker looping on a thread (`run_forever`), its one scheduled job due now: (worker, stop, thread)."""
+    import threading
+
+    monkeypatch.setattr(scheduler, "JOBS", [scheduler.Job("test.long_running", "* * * * *", job)])
+    _make_due("test.long_running", db_url)
+    w = Worker(url=db_url)
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run_forever, args=(stop,))
+    thread.start()
+    return w, stop, thread
 
 
 def _make_due(name: str, db_url: str) -> None:
@@ -496,12 +510,7 @@ def test_a_long_job_does_not_hold_up_webhook_deliveries(tenant, receiver, db_url
             time.sleep(0.05)
         seen["delivered_while_the_job_ran"] = bool(receiver.verified_events)
 
-    monkeypatch.setattr(scheduler, "JOBS", [scheduler.Job("test.long_running", "* * * * *", long_job)])
-    _make_due("test.long_running", db_url)
-    w = Worker(url=db_url)
-    stop = threading.Event()
-    thread = threading.Thread(target=w.run_forever, args=(stop,))
-    thread.start()
+    w, stop, thread = _running_with_one_job(monkeypatch, db_url, long_job)
     try:
         assert started.wait(10)
         deadline = time.monotonic() + 15
@@ -592,12 +601,7 @@ def test_a_worker_stopped_while_a_job_runs_records_its_sends_before_waiting_for_
         in_flight.set()
         finish.wait(30)
 
-    monkeypatch.setattr(scheduler, "JOBS", [scheduler.Job("test.long_running", "* * * * *", long_job)])
-    _make_due("test.long_running", db_url)
-    w = Worker(url=db_url)
-    stop = threading.Event()
-    thread = threading.Thread(target=w.run_forever, args=(stop,))
-    thread.start()
+    w, stop, thread = _running_with_one_job(monkeypatch, db_url, long_job)
     try:
         assert in_flight.wait(20)
         stop.set()
