@@ -112,10 +112,13 @@ RULES: dict[str, Rule] = {
         Leg(R.deferred_revenue, CREDIT, "net"),
         Leg(R.tax_payable, CREDIT, "tax"),
     ), "Invoice {number} (deferred revenue)"),
+    # A credit note and a refund settle the customer's balance as a payment does: at its carrying
+    # rate, the rate move since the invoice (or the payment) realised on FX gains and losses.
     "credit_note": Rule(JournalCode.sales, (
-        Leg(R.receivable, CREDIT, "net + tax", party=True, due=True),
+        Leg(R.receivable, CREDIT, "net + tax", party=True, due=True, settles=True),
         Leg(R.revenue, DEBIT, "net"),
         Leg(R.tax_payable, DEBIT, "tax"),
+        Leg(R.fx_gain_loss, DEBIT, balancing=True),
     ), "Credit note {number}"),
     "customer_payment": Rule(JournalCode.cash, (
         Leg(R.cash, DEBIT, "amount"),
@@ -124,8 +127,9 @@ RULES: dict[str, Rule] = {
         Leg(R.fx_gain_loss, DEBIT, balancing=True),
     ), "Customer payment"),
     "customer_refund": Rule(JournalCode.cash, (
-        Leg(R.receivable, DEBIT, "amount", party=True),
+        Leg(R.receivable, DEBIT, "amount", party=True, settles=True),
         Leg(R.cash, CREDIT, "amount"),
+        Leg(R.fx_gain_loss, DEBIT, balancing=True),
     ), "Customer refund"),
     "shipment": Rule(JournalCode.inventory, (
         Leg(R.cogs, DEBIT, "amount"),

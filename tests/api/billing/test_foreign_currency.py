@@ -1,0 +1,93 @@
+"""Order to cash for a customer billed in another currency than the tenant's: the ledger in the
+tenant's currency (USD) settles each foreign receivable to exactly zero."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal as D
+
+from entrepot.kernel import clock
+from tests.factories.sales import act, order_desk, shipped_order
+
+
+def _rate(api, rate, day=None):
+    act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": str(day or clock.today()), "rate": rate})
+
+
+def _eur_invoice(api, quantity=3):
+    """An invoice of quantity x 10.00 EUR."""
+    desk = order_desk(api, currency="EUR", list_price="10.00")
+    _, order = shipped_order(api, quantity, desk=desk)
+    return desk, act(api, f"/sales-orders/{order['id']}/invoice", 201)
+
+
+def _lines(api, source_id):
+    """{account code: (document amount, functional debit − credit)} of what a document posted."""
+    out = {}
+    for entry in api.get("/ledger/journal-entries", params={"source_id": source_id}).json()["items"]:
+        for line in api.get(f"/ledger/journal-entries/{entry['id']}").json()["lines"]:
+            amount, functional = out.get(line["account_code"], (D(0), D(0)))
+            out[line["account_code"]] = (amount + D(line["amount"]), functional + D(line["debit"]) - D(line["credit"]))
+    return out
+
+
+def _receivable(api, customer_id):
+    aging = api.get("/ledger/receivables-aging").json()
+    rows = [r for r in aging["rows"] if r["party_id"] == customer_id]
+    return D(rows[0]["total"]) if rows else D(0), D(aging["control_balance"])
+
+
+def test_a_foreign_invoice_credited_at_another_rate_leaves_nothing_on_the_receivable(api):
+    # given an invoice of 30.00 EUR booked at 1.10 (33.00 USD), then the euro at 1.20
+    _rate(api, "1.10", clock.today() - timedelta(days=5))
+    desk, invoice = _eur_invoice(api)
+    assert _lines(api, invoice["id"])["1100"] == (D("30.00"), D("33.00"))
+    _rate(api, "1.20")
+    # when it is credited in full
+    note = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {})
+    assert api.get(f"/invoices/{invoice['id']}").json()["status"] == "credited"
+    # then the receivable is cleared at what it was booked at (33.00), the revenue reversed at the
+    # day's rate (36.00), and the difference is an FX gain: the customer owes nothing in USD either
+    assert _lines(api, note["id"]) == {"1100": (D("-30.00"), D("-33.00")), "4000": (D("30.00"), D("36.00")),
+                                       "7000": (D("0.00"), D("-3.00"))}
+    assert _receivable(api, desk.customer_id) == (0, 0)
+
+
+def test_a_paid_foreign_invoice_credited_then_refunded_leaves_nothing_on_the_receivable(api):
+    # given an invoice of 30.00 EUR at 1.10 (33.00 USD) paid 30.00 EUR at 1.20 (36.00 USD, 3.00 gain)
+    _rate(api, "1.10", clock.today() - timedelta(days=5))
+    desk, invoice = _eur_invoice(api)
+    _rate(api, "1.20")
+    act(api, "/payments", 201, {"customer_id": desk.customer_id, "amount": "30.00", "currency": "EUR",
+                                "allocations": [{"invoice_id": invoice["id"], "amount": "30.00"}]})
+    assert _receivable(api, desk.customer_id) == (0, 0)
+    # and 10.00 EUR credited back at 1.20: customer credit of 12.00 USD
+    note = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {"lines": [
+        {"invoice_line_id": invoice["lines"][0]["id"], "quantity": "1"}]})
+    assert note["unapplied"] == "10.00"
+    assert _receivable(api, desk.customer_id) == (D("-12.00"), D("-12.00"))
+    # when the credit is paid back the next day, the euro at 1.30
+    with clock.frozen_at(clock.now() + timedelta(days=1)):
+        _rate(api, "1.30")
+        act(api, f"/credit-notes/{note['id']}/refund", json={"amount": "10.00"})
+        # then the refund clears the credit at what it was booked at (12.00), pays 13.00 out, and the
+        # 1.00 more is an FX loss: nothing is left on the receivable in USD
+        assert _lines(api, note["id"])["1000"] == (D("-10.00"), D("-13.00"))
+        assert _lines(api, note["id"])["7000"] == (D("0.00"), D("1.00"))
+        assert _receivable(api, desk.customer_id) == (0, 0)
+
+
+def test_unapplied_foreign_payment_refunded_at_another_rate_leaves_nothing_on_the_receivable(api):
+    # given 20.00 EUR received at 1.20 and not applied (a credit of 24.00 USD)
+    _rate(api, "1.20")
+    desk = order_desk(api, currency="EUR", list_price="10.00")
+    payment = act(api, "/payments", 201, {"customer_id": desk.customer_id, "amount": "20.00", "currency": "EUR",
+                                          "allocations": []})
+    # when it is refunded the next day with the euro at 1.15
+    with clock.frozen_at(clock.now() + timedelta(days=1)):
+        _rate(api, "1.15")
+        act(api, f"/payments/{payment['id']}/refund", json={"amount": "20.00"})
+        # then 23.00 USD leaves the bank, the receivable is debited back the 24.00 it was credited, 1.00 FX gain
+        assert _lines(api, payment["id"]) == {"1000": (D("0.00"), D("1.00")), "1100": (D("0.00"), D("0.00")),
+                                              "7000": (D("0.00"), D("-1.00"))}
+        assert _receivable(api, desk.customer_id) == (0, 0)
