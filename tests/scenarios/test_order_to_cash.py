@@ -141,9 +141,10 @@ def test_a_day_at_the_order_desk(api):
     act(api, f"/returns/{rma['id']}/receive")
     assert desk.stock(widget) == (8, 0)
     notes = act(api, f"/returns/{rma['id']}/credit", 201)
-    # credited from INV-000001: 2/6 of 75.00 and of its 4.69 tax
-    assert [(n["total"], n["unapplied"]) for n in notes] == [("26.56", "26.56")]
-    desk.books_agree("-26.56")
+    # credited from INV-000001: 2/6 of 75.00 and of its 4.69 tax, less the 2 % discount those two
+    # earned when it was paid (0.53): the customer gets back what it paid for them
+    assert [(n["total"], n["discount_reversed"], n["unapplied"]) for n in notes] == [("26.56", "0.53", "26.03")]
+    desk.books_agree("-26.03")
 
     # --- and the timeline tells it all, in order
     types = [e["type"] for e in desk.get(f"/sales-orders/{order['id']}/timeline")["items"]]

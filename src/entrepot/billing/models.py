@@ -105,6 +105,9 @@ class CreditNote(TenantOwned, HasId, Timestamps, Base):
     applied_to_invoice: Mapped[Decimal] = mapped_column(default=ZERO)
     refunded: Mapped[Decimal] = mapped_column(default=ZERO)  # paid back to the customer
     unapplied: Mapped[Decimal] = mapped_column(default=ZERO)
+    # The early-payment discount the credited goods had earned (the invoice was settled with it):
+    # taken back, so the customer is credited what it paid for them, `total` less this.
+    discount_reversed: Mapped[Decimal] = mapped_column(default=ZERO)
     lines: Mapped[list[CreditNoteLine]] = relationship(order_by="CreditNoteLine.line_no", cascade="all, delete-orphan")
 
 

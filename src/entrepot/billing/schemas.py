@@ -161,6 +161,7 @@ class CreditNoteRead(BaseModel):
     applied_to_invoice: str
     refunded: str
     unapplied: str
+    discount_reversed: str
     lines: list[CreditNoteLineRead]
 
     @classmethod
@@ -171,7 +172,7 @@ class CreditNoteRead(BaseModel):
             status=note.status, currency=c, issued_on=note.issued_on, reason=note.reason,
             subtotal=amount(note.subtotal, c), tax_total=amount(note.tax_total, c), total=amount(note.total, c),
             applied_to_invoice=amount(note.applied_to_invoice, c), refunded=amount(note.refunded, c),
-            unapplied=amount(note.unapplied, c),
+            unapplied=amount(note.unapplied, c), discount_reversed=amount(note.discount_reversed, c),
             lines=[CreditNoteLineRead(invoice_line_id=ln.invoice_line_id, quantity=number(ln.quantity) or "0",
                                       line_total=amount(ln.line_total, c) or "0",
                                       tax_amount=amount(ln.tax_amount, c) or "0") for ln in note.lines],

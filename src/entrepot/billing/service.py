@@ -347,9 +347,11 @@ def issue_credit_note(
         note.subtotal += net
         note.tax_total += tax
     note.total = note.subtotal + note.tax_total
-    absorbed = min(note.total, invoice.amount_due)
+    note.discount_reversed = _discount_earned_by(uow, invoice, note.total)
+    owed = note.total - note.discount_reversed  # what the customer paid, or owes, for the goods credited
+    absorbed = min(owed, invoice.amount_due)
     note.applied_to_invoice = absorbed
-    note.unapplied = note.total - absorbed
+    note.unapplied = owed - absorbed
     invoice.amount_credited += note.total
     invoice.amount_due -= absorbed
     if invoice.amount_due == 0 and invoice.status in OPEN_INVOICE:
@@ -357,14 +359,30 @@ def issue_credit_note(
     uow.session.add(note)
     uow.session.flush()
     _posting().post_credit_note(uow, source_id=note.id, number=note.number, on=on, currency=cur,
-                                customer_id=invoice.customer_id, net=note.subtotal, tax=note.tax_total)
+                                customer_id=invoice.customer_id, net=note.subtotal, tax=note.tax_total,
+                                discount=note.discount_reversed)
     audit(uow, "credit_note.issue", "credit_note", note.id,
-          after={"number": note.number, "invoice": invoice.number, "total": note.total})
+          after={"number": note.number, "invoice": invoice.number, "total": note.total,
+                 "discount_reversed": note.discount_reversed, "unapplied": note.unapplied})
     record_event(uow, events.CreditNoteIssued(
         credit_note_id=str(note.id), number=note.number, invoice_id=str(invoice.id),
         customer_id=str(invoice.customer_id), currency=cur, total=format_amount(note.total, cur),
     ), subject=f"invoice/{invoice.id}")
     return note
+
+
+def _discount_earned_by(uow: UnitOfWork, invoice: Invoice, credited: Decimal) -> Decimal:
+    """The share of the early-payment discount an invoice was settled with that goods credited back
+    had earned (`credited` of them, at the invoice's discount percent); the note that credits the last
+    of the invoice takes back exactly what is left of it, so cents never strand."""
+    if not invoice.amount_discounted:
+        return ZERO
+    earlier = uow.session.scalar(select(func.sum(CreditNote.discount_reversed))
+                                 .where(CreditNote.invoice_id == invoice.id))
+    left = invoice.amount_discounted - to_decimal(earlier or ZERO)
+    if all(line.quantity_credited == line.quantity for line in invoice.lines):
+        return left
+    return min(left, round_money(credited * invoice.discount_percent / HUNDRED, invoice.currency))
 
 
 def _earlier_credits(uow: UnitOfWork, invoice: Invoice) -> dict[uuid.UUID, list[Decimal]]:

@@ -115,9 +115,10 @@ RULES: dict[str, Rule] = {
     # A credit note and a refund settle the customer's balance as a payment does: at its carrying
     # rate, the rate move since the invoice (or the payment) realised on FX gains and losses.
     "credit_note": Rule(JournalCode.sales, (
-        Leg(R.receivable, CREDIT, "net + tax", party=True, due=True, settles=True),
+        Leg(R.receivable, CREDIT, "net + tax - discount", party=True, due=True, settles=True),
         Leg(R.revenue, DEBIT, "net"),
         Leg(R.tax_payable, DEBIT, "tax"),
+        Leg(R.sales_discounts, CREDIT, "discount"),  # an early-payment discount the goods had earned
         Leg(R.fx_gain_loss, DEBIT, balancing=True),
     ), "Credit note {number}"),
     "customer_payment": Rule(JournalCode.cash, (
@@ -289,10 +290,11 @@ def post_invoice(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date
 
 
 def post_credit_note(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date, currency: str,
-                     customer_id: uuid.UUID, net: Decimal, tax: Decimal) -> JournalEntry | None:
-    """The reverse of an invoice: Dr revenue, Dr tax payable / Cr receivable."""
+                     customer_id: uuid.UUID, net: Decimal, tax: Decimal, discount: Decimal = D0) -> JournalEntry | None:
+    """The reverse of an invoice: Dr revenue, Dr tax payable / Cr receivable (less `discount`, the
+    early-payment discount the goods had earned, which goes back: Cr sales discounts)."""
     return post(uow, "credit_note", source_id=source_id, on=on, currency=currency, party_id=customer_id,
-                number=number, amounts={"net": net, "tax": tax})
+                number=number, amounts={"net": net, "tax": tax, "discount": discount})
 
 
 def post_customer_payment(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, currency: str,

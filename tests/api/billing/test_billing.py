@@ -101,6 +101,38 @@ def test_early_payment_discount_is_on_what_the_invoice_still_bills_after_a_credi
     assert api.get(f"/invoices/{other['id']}").json()["amount_due"] == "1.00"
 
 
+def test_goods_credited_after_an_early_payment_discount_take_their_discount_back(api):
+    # given an invoice of 4 x 12.50 on 2 % terms, settled in terms with 49.00 (1.00 discount)
+    desk = order_desk(api, stock=10, payment_terms_days=30, early_discount_percent="2", early_discount_days=10)
+    _, order = shipped_order(api, 4, desk)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    pay(api, desk.customer_id, "49.00", [{"invoice_id": invoice["id"], "amount": "49.00"}])
+    # when one unit is credited back, then the other three
+    line = invoice["lines"][0]["id"]
+    one = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {"lines": [
+        {"invoice_line_id": line, "quantity": "1"}]})
+    rest = act(api, f"/invoices/{invoice['id']}/credit-notes", 201)
+    # then each note credits the goods (revenue and tax as billed) less the discount they earned:
+    # 12.50 less 0.25, then 37.50 less what is left of the 1.00 (0.75); the customer gets back the 49.00 paid
+    assert [(n["total"], n["discount_reversed"], n["unapplied"]) for n in (one, rest)] == [
+        ("12.50", "0.25", "12.25"), ("37.50", "0.75", "36.75")]
+    entries = api.get("/ledger/journal-entries", params={"source_id": one["id"]}).json()["items"]
+    lines = api.get(f"/ledger/journal-entries/{entries[0]['id']}").json()["lines"]
+    assert {(ln["account_code"], ln["debit"], ln["credit"]) for ln in lines} == {
+        ("4000", "12.50", "0.00"), ("1100", "0.00", "12.25"), ("4500", "0.00", "0.25")}
+    statement = api.get("/ledger/customer-statement", params={"customer_id": desk.customer_id}).json()
+    assert statement["closing_balance"] == "-49.00"
+    assert api.get("/receivables/aging").json()["customers"][desk.customer_id]["unapplied"] == "-49.00"
+    # and no more than was paid can be refunded
+    assert api.post(f"/credit-notes/{rest['id']}/refund", json={"amount": "37.50"}).status_code == 422
+    act(api, f"/credit-notes/{rest['id']}/refund", json={"amount": "36.75"})
+    # and the audit trail records what was taken back
+    audited = [e["after"] for e in api.get("/audit-entries?entity_type=credit_note").json()["items"]
+               if e["action"] == "credit_note.issue"]
+    assert sorted((a["number"], D(a["discount_reversed"]), D(a["unapplied"])) for a in audited) == [
+        (one["number"], D("0.25"), D("12.25")), (rest["number"], D("0.75"), D("36.75"))]
+
+
 def test_credit_note_by_line_then_in_full(api):
     _, _, invoice = invoiced_order(api, 4)  # 4 x 12.50
     line = invoice["lines"][0]["id"]
