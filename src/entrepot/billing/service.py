@@ -356,6 +356,8 @@ def issue_credit_note(
     invoice.amount_due -= absorbed
     if invoice.amount_due == 0 and invoice.status in OPEN_INVOICE:
         INVOICE.apply(invoice, "credit" if invoice.amount_paid == 0 else "pay")
+        if invoice.status == InvoiceStatus.paid:  # paid in part, the rest credited: paid, and told so
+            record_event(uow, _invoice_paid(invoice), subject=f"invoice/{invoice.id}")
     uow.session.add(note)
     uow.session.flush()
     _posting().post_credit_note(uow, source_id=note.id, number=note.number, on=on, currency=cur,
@@ -428,8 +430,8 @@ def apply_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID,
         inv.amount_due -= amount
         if inv.amount_due == 0:
             INVOICE.apply(inv, "pay" if inv.amount_paid else "credit")
-            record_event(uow, events.InvoicePaid(invoice_id=str(inv.id), number=inv.number,
-                                                 customer_id=str(inv.customer_id)), subject=f"invoice/{inv.id}")
+            if inv.status == InvoiceStatus.paid:  # a credited invoice (nothing paid on it) is not told paid
+                record_event(uow, _invoice_paid(inv), subject=f"invoice/{inv.id}")
     save(uow, [inv for inv, _, _ in plan])
     audit(uow, "credit_note.apply", "credit_note", note.id,
           after={"applied": [{"invoice": inv.number, "amount": a} for inv, a, _ in plan], "unapplied": note.unapplied})
@@ -689,9 +691,12 @@ def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal,
         inv.amount_due -= amount + discount
         INVOICE.apply(inv, "pay" if inv.amount_due == 0 else "pay_partially")
         if inv.amount_due == 0:
-            paid.append((events.InvoicePaid(invoice_id=str(inv.id), number=inv.number,
-                                            customer_id=str(inv.customer_id)), f"invoice/{inv.id}"))
+            paid.append((_invoice_paid(inv), f"invoice/{inv.id}"))
     return paid
+
+
+def _invoice_paid(invoice: Invoice) -> events.InvoicePaid:
+    return events.InvoicePaid(invoice_id=str(invoice.id), number=invoice.number, customer_id=str(invoice.customer_id))
 
 
 def get_payment(uow: UnitOfWork, payment_id: uuid.UUID, *, for_update: bool = False) -> Payment:

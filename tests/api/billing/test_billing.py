@@ -256,6 +256,33 @@ def test_credit_left_on_a_note_is_applied_to_another_invoice_then_refunded(api):
     assert receivable == D(api.get("/receivables/aging").json()["total"]) == 0
 
 
+def test_invoice_paid_is_told_when_a_credit_note_leaves_a_paid_invoice_nothing_due_and_only_then(api):
+    def told_paid(invoice):
+        return [e for e in api.get("/events", params={"subject": f"invoice/{invoice['id']}"}).json()["items"]
+                if e["type"] == "invoice.paid.v1"]
+
+    # given an invoice of 50.00 paid 20.00
+    desk, _, part_paid = invoiced_order(api, 4)
+    pay(api, desk.customer_id, "20.00", [{"invoice_id": part_paid["id"], "amount": "20.00"}])
+    # when three units (37.50) are credited: 30.00 is absorbed, the invoice has nothing due
+    act(api, f"/invoices/{part_paid['id']}/credit-notes", 201, {"lines": [
+        {"invoice_line_id": part_paid["lines"][0]["id"], "quantity": "3"}]})
+    # then it is paid, and told so once, as a payment settling it would be
+    assert api.get(f"/invoices/{part_paid['id']}").json()["status"] == "paid"
+    assert [e["data"]["number"] for e in told_paid(part_paid)] == [part_paid["number"]]
+    # and an unpaid invoice settled by a note's credit alone is credited, not told paid
+    _, order = shipped_order(api, 2, desk)
+    unpaid = act(api, f"/sales-orders/{order['id']}/invoice", 201)  # 25.00
+    act(api, f"/invoices/{unpaid['id']}/credit-notes", 201, {"lines": [
+        {"invoice_line_id": unpaid["lines"][0]["id"], "quantity": "1"}]})
+    note = act(api, f"/invoices/{part_paid['id']}/credit-notes", 201)  # the last unit: 12.50 of credit
+    assert note["unapplied"] == "12.50"
+    act(api, f"/credit-notes/{note['id']}/apply", json={"allocations": [
+        {"invoice_id": unpaid["id"], "amount": "12.50"}]})
+    assert api.get(f"/invoices/{unpaid['id']}").json()["status"] == "credited"
+    assert told_paid(unpaid) == []
+
+
 def _ship(api, desk, order, quantity):
     shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"],
                                             "lines": [{"sales_order_line_id": order["lines"][0]["id"],
