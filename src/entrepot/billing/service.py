@@ -105,7 +105,8 @@ def customer_terms(uow: UnitOfWork, customer_id: uuid.UUID) -> CustomerTerms:
     return CustomerTerms(
         currency=c.currency,
         tax_exempt=c.tax_exempt,
-        payment_terms_days=int(c.payment_terms_days or DEFAULT_TERMS_DAYS),
+        # net 0 is due on receipt: only a customer without terms gets the default
+        payment_terms_days=DEFAULT_TERMS_DAYS if c.payment_terms_days is None else int(c.payment_terms_days),
         early_discount_percent=to_decimal(c.early_discount_percent or 0),
         early_discount_days=int(c.early_discount_days or 0),
     )

@@ -56,6 +56,18 @@ def test_unapplied_credit_is_kept_applied_later_and_refunded(api):
     assert D(api.get("/receivables/aging").json()["total"]) == 0
 
 
+def test_an_invoice_to_a_customer_on_net_0_terms_is_due_the_day_it_is_issued(api):
+    # given a customer whose invoices are due on receipt (net 0)
+    desk = order_desk(api, stock=10, payment_terms_days=0)
+    _, order = shipped_order(api, 4, desk)
+    # when it is invoiced
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    # then it is due that day, not in the default 30 days, and overdue the next
+    assert invoice["due_on"] == invoice["issued_on"] == clock.today().isoformat()
+    with clock.frozen_at(clock.now() + timedelta(days=1)):
+        assert [i["id"] for i in api.get("/invoices", params={"overdue": "true"}).json()["items"]] == [invoice["id"]]
+
+
 def test_early_payment_discount_only_within_terms(api):
     desk = order_desk(api, stock=10, payment_terms_days=30, early_discount_percent="2", early_discount_days=10)
     _, order = shipped_order(api, 4, desk)
