@@ -763,3 +763,31 @@ def test_a_count_of_serial_numbered_goods_says_which_units_were_found_and_which_
     r = api.post(f"/stock-counts/{again['id']}/post", json={"lines": [
         {"product_id": product, "counted_quantity": "4", "serials": ["X1", "X2", "X3", "X4"]}]})
     assert r.status_code == 200 and r.json()["lines"][0]["serials_found"] == ["X2"], r.text
+
+
+def test_scrap_and_losses_take_exactly_the_serials_named_one_per_unit(api):
+    # given S1, S2, S3 on the shelf
+    product = create_product(api, track_serials=True)["id"]
+    wh = create_warehouse(api)["id"]
+    r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "3",
+                                          "unit_cost": "3", "serials": ["S1", "S2", "S3"]})
+    assert r.status_code == 201, r.text
+    scrap = {"warehouse_id": wh, "product_id": product, "reason": "broken"}
+    loss = {"warehouse_id": wh, "product_id": product, "reason": "lost"}
+    # when a scrap or a loss names serials that are not one per unit, or names one twice
+    refused = [api.post("/stock/scrap", json={**scrap, "quantity": "1", "serials": ["S3", "S2"]}),
+               api.post("/stock/scrap", json={**scrap, "quantity": "2", "serials": ["S3", "S3"]}),
+               api.post("/stock/adjustments", json={**loss, "quantity": "-1", "serials": ["S3", "S1"]})]
+    # then each is a 422 on serials (not one of the units named, picked by the books), and nothing left
+    for r in refused:
+        assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (422, ["serials"]), r.text
+    assert [m["kind"] for m in api.get("/stock/moves", params={"product_id": product}).json()["items"]] == [
+        "receipt"]
+    # and serials for a product that has none are refused on the way out as on the way in
+    plain = create_product(api)["id"]
+    adjust(api, wh, plain, 5)
+    r = api.post("/stock/scrap", json={**scrap, "product_id": plain, "quantity": "1", "serials": ["X"]})
+    assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (422, ["serials"]), r.text
+    # while one serial per unit scraps exactly those
+    r = api.post("/stock/scrap", json={**scrap, "quantity": "2", "serials": ["S3", "S2"]})
+    assert r.status_code == 201 and sorted(r.json()["serials"]) == ["S2", "S3"], r.text

@@ -141,7 +141,9 @@ def _receive_serials(uow: UnitOfWork, product: Product, serials: list[str], lot:
 
 def _outbound_serials(uow: UnitOfWork, product: Product, location: Location, lot: Lot | None, quantity: Decimal,
                       to: Location, serials: Sequence[str] | None) -> list[str] | None:
-    """Serials leaving a location: the ones named, else the oldest there."""
+    """Serials leaving a location: the ones named (one per unit, as on the way in), else the oldest there."""
+    if serials:
+        serials = _check_serials(uow, product, serials, quantity)
     if not product.track_serials:
         return None
     core.refuse_part_units(product.sku, quantity)
