@@ -800,8 +800,11 @@ def supplier_items_for(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, on:
                        supplier_id: uuid.UUID | None = None) -> list[SupplierItem]:
     """Current (not archived) supplier items of these products, by product, cheapest first per product,
     in one query per `in_lists.MAX_IN_LIST` products (replenishment asks for every product with a
-    reorder rule). With `on`, only those valid on that date."""
-    query = select(SupplierItem).where(SupplierItem.archived_at.is_(None))
+    reorder rule). With `on`, only those valid on that date. Only suppliers that may be bought from:
+    active, not archived (a blocked supplier's items stay on file but are not proposed)."""
+    query = (select(SupplierItem).join(Supplier, Supplier.id == SupplierItem.supplier_id)
+             .where(SupplierItem.archived_at.is_(None), Supplier.archived_at.is_(None),
+                    Supplier.status == SupplierStatus.ACTIVE))
     if supplier_id is not None:
         query = query.where(SupplierItem.supplier_id == supplier_id)
     if on is not None:

@@ -791,3 +791,30 @@ def test_scrap_and_losses_take_exactly_the_serials_named_one_per_unit(api):
     # while one serial per unit scraps exactly those
     r = api.post("/stock/scrap", json={**scrap, "quantity": "2", "serials": ["S3", "S2"]})
     assert r.status_code == 201 and sorted(r.json()["serials"]) == ["S2", "S3"], r.text
+
+
+def test_replenishment_proposes_only_suppliers_that_may_be_bought_from(api):
+    # given a rule 5 / 20 with 3 on hand, a cheap supplier and a dearer one
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    adjust(api, wh, product, 3)
+    assert api.post("/reorder-rules", json={"product_id": product, "warehouse_id": wh, "reorder_point": "5",
+                                            "order_up_to": "20"}).status_code == 201
+    cheap, dear = create_supplier(api)["id"], create_supplier(api)["id"]
+    for supplier, cost in ((cheap, "1.00"), (dear, "2.00")):
+        r = api.post("/supplier-items", json={"supplier_id": supplier, "product_id": product, "cost": cost,
+                                              "currency": "USD", "pack_size": "5"})
+        assert r.status_code == 201, r.text
+
+    def proposed():
+        return [(g["supplier_id"], ln["quantity"]) for g in api.get("/replenishment/suggestions").json()["items"]
+                for ln in g["lines"]]
+    assert proposed() == [(cheap, "20")]
+    # when the cheap supplier is blocked (not to be bought from)
+    etag = api.get(f"/suppliers/{cheap}").headers["etag"]
+    assert api.patch(f"/suppliers/{cheap}", json={"status": "blocked"}, headers={"If-Match": etag}).status_code == 200
+    # then the order goes to the other one
+    assert proposed() == [(dear, "20")]
+    # and when that one is archived too, nobody is proposed: the line stands without a supplier
+    assert api.post(f"/suppliers/{dear}/archive").status_code == 200
+    assert proposed() == [(None, "17")]
