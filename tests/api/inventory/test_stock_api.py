@@ -818,3 +818,22 @@ def test_replenishment_proposes_only_suppliers_that_may_be_bought_from(api):
     # and when that one is archived too, nobody is proposed: the line stands without a supplier
     assert api.post(f"/suppliers/{dear}/archive").status_code == 200
     assert proposed() == [(None, "17")]
+
+
+def test_replenishment_does_not_count_expired_lots_as_stock(api):
+    # given a rule 5 / 20 and 10 units of a lot that expires tomorrow
+    product = create_product(api, track_lots=True)["id"]
+    wh = create_warehouse(api)["id"]
+    r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "10",
+                                          "unit_cost": "1", "lot_code": "SHORT",
+                                          "expiry_date": (clock.today() + timedelta(days=1)).isoformat()})
+    assert r.status_code == 201, r.text
+    assert api.post("/reorder-rules", json={"product_id": product, "warehouse_id": wh, "reorder_point": "5",
+                                            "order_up_to": "20"}).status_code == 201
+    assert api.get("/replenishment/suggestions").json()["items"] == []
+    # when the lot has expired (it will never be allocated nor shipped)
+    with clock.frozen_at(clock.now() + timedelta(days=3)):
+        [group] = api.get("/replenishment/suggestions").json()["items"]
+    # then nothing sellable is left: the whole order-up-to level is proposed
+    [line] = group["lines"]
+    assert (line["projected"], line["quantity"]) == ("0", "20")

@@ -461,14 +461,17 @@ def _daily_usage(uow: UnitOfWork, scope: list[Any], days: int) -> dict[tuple[uui
 def _available_by_rule(uow: UnitOfWork, rules: list[ReorderRule], scope: list[Any]
                        ) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
     """What is available (on hand − reserved in stock locations, as `core.stock_available` counts it)
-    for every rule's product and warehouse, in one query joining the rules rather than one per rule."""
+    for every rule's product and warehouse, in one query joining the rules rather than one per rule.
+    Expired lots are left out: they are never allocated nor shipped, so they cover no demand."""
     out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = dict.fromkeys(
         ((r.product_id, r.warehouse_id) for r in rules), ZERO)
     for pid, wid, on_hand, reserved in uow.session.execute(
             select(StockBalance.product_id, StockBalance.warehouse_id, StockBalance.on_hand, StockBalance.reserved)
             .join(ReorderRule, (ReorderRule.product_id == StockBalance.product_id)
                   & (ReorderRule.warehouse_id == StockBalance.warehouse_id))
-            .where(StockBalance.location_kind == LocationKind.STOCK, *scope)):
+            .outerjoin(Lot, Lot.id == StockBalance.lot_id)
+            .where(StockBalance.location_kind == LocationKind.STOCK, *scope,
+                   or_(Lot.expiry_date.is_(None), Lot.expiry_date >= clock.today()))):
         if (pid, wid) in out:
             out[(pid, wid)] += on_hand - reserved
     return out
