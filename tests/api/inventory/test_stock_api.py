@@ -837,3 +837,22 @@ def test_replenishment_does_not_count_expired_lots_as_stock(api):
     # then nothing sellable is left: the whole order-up-to level is proposed
     [line] = group["lines"]
     assert (line["projected"], line["quantity"]) == ("0", "20")
+
+
+def test_replenishment_buys_nothing_for_an_inactive_warehouse(api):
+    # given an order for 30 backordered (nothing in stock), and rules 10 / 50 at a first and a second warehouse
+    from tests.factories.sales import create_order, order_desk
+
+    desk = order_desk(api, stock=0)
+    assert api.post(f"/sales-orders/{create_order(api, desk, 30)['id']}/confirm").status_code == 200
+    second = create_warehouse(api, priority=200)["id"]
+    for wh in (desk.warehouse_id, second):
+        assert api.post("/reorder-rules", json={"product_id": desk.product_id, "warehouse_id": wh,
+                                                "reorder_point": "10", "order_up_to": "50"}).status_code == 201
+    # when the first warehouse is closed (inactive: it receives nothing, and nothing is allocated from it)
+    etag = api.get(f"/warehouses/{desk.warehouse_id}").headers["etag"]
+    r = api.patch(f"/warehouses/{desk.warehouse_id}", json={"active": False}, headers={"If-Match": etag})
+    assert r.status_code == 200, r.text
+    # then nothing is proposed for it, and the backorder is bought for the warehouse still open
+    lines = [ln for g in api.get("/replenishment/suggestions").json()["items"] for ln in g["lines"]]
+    assert [(ln["warehouse_id"], ln["backordered"], ln["quantity"]) for ln in lines] == [(second, "30", "80")]

@@ -505,8 +505,9 @@ def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule], warehouse_id:
     asked = aliased(ReorderRule)  # not correlated with the rules read beside it
     products = select(asked.product_id).where(*_rules_scope(warehouse_id, asked))  # of the rules asked about
     rule_keys = {(r.product_id, r.warehouse_id) for r in rules}
+    # Active warehouses only, as allocation ranks them: an inactive one receives nothing.
     rank = {wid: n for n, wid in enumerate(uow.session.scalars(
-        select(Warehouse.id).order_by(Warehouse.priority, Warehouse.code)))}
+        select(Warehouse.id).where(Warehouse.active.is_(True)).order_by(Warehouse.priority, Warehouse.code)))}
     # The first among all the product's rule warehouses, not only those asked about (suggestions for
     # one warehouse): a backorder counts where it counts in the full list, wherever one looks.
     every_rule = select(ReorderRule.product_id, ReorderRule.warehouse_id)
@@ -514,7 +515,8 @@ def _backorders_to_fill(uow: UnitOfWork, rules: list[ReorderRule], warehouse_id:
         every_rule = every_rule.where(ReorderRule.product_id.in_(products))
     first: dict[uuid.UUID, uuid.UUID] = {}
     for pid, wid in sorted(uow.session.execute(every_rule).all(), key=lambda k: rank.get(k[1], len(rank))):
-        first.setdefault(pid, wid)
+        if wid in rank:
+            first.setdefault(pid, wid)
     out: dict[tuple[uuid.UUID, uuid.UUID], Decimal] = defaultdict(lambda: ZERO)
     for pid, wid, quantity in uow.session.execute(
             select(StockDemand.product_id, StockDemand.warehouse_id, func.sum(StockDemand.backordered))
@@ -541,7 +543,9 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
         raise invalid("usage_days", "a whole number of days, 1 to 3,650", "range")
     wid = None if warehouse_id is None else as_uuid(warehouse_id, "warehouse_id")
     scope = _rules_scope(wid)
-    rules = list(uow.session.scalars(select(ReorderRule).where(*scope)
+    # Not for an inactive warehouse: it receives nothing (its rules stay for when it opens again).
+    rules = list(uow.session.scalars(select(ReorderRule).join(Warehouse, Warehouse.id == ReorderRule.warehouse_id)
+                                     .where(Warehouse.active.is_(True), *scope)
                                      .order_by(ReorderRule.warehouse_id, ReorderRule.product_id)))
     if not rules:
         return []
