@@ -856,3 +856,19 @@ def test_replenishment_buys_nothing_for_an_inactive_warehouse(api):
     # then nothing is proposed for it, and the backorder is bought for the warehouse still open
     lines = [ln for g in api.get("/replenishment/suggestions").json()["items"] for ln in g["lines"]]
     assert [(ln["warehouse_id"], ln["backordered"], ln["quantity"]) for ln in lines] == [(second, "30", "80")]
+
+
+def test_scrapping_more_than_is_available_says_the_quantities_as_an_adjustment_does(api):
+    # given 3 on hand, of which none reserved
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    adjust(api, wh, product, 3)
+    # when 5 are scrapped, and 5 written off
+    scrap = api.post("/stock/scrap", json={"warehouse_id": wh, "product_id": product, "quantity": "5",
+                                           "reason": "broken"})
+    loss = api.post("/stock/adjustments", json={"warehouse_id": wh, "product_id": product, "quantity": "-5",
+                                                "reason": "damage"})
+    # then both refusals say what is available as quantities read everywhere else ("3", not "3.0000")
+    for r in (scrap, loss):
+        assert (r.status_code, r.json()["code"], r.json()["available"]) == (409, "insufficient_stock", "3"), r.text
+    assert "3 available" in scrap.json()["detail"] and "cannot scrap 5" in scrap.json()["detail"]

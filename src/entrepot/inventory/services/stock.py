@@ -443,8 +443,10 @@ def _scrap(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Deci
     watch = reorder_watch(uow, [product.id])
     balance = core.balance_for(uow, product.id, stock, lot.id if lot else None)
     if not core.negative_stock_allowed(uow) and balance.on_hand - balance.reserved < qty:
-        raise core.InsufficientStock(f"{product.sku}: {max(balance.on_hand - balance.reserved, ZERO)} available, "
-                                     f"cannot scrap {qty}")
+        available = max(balance.on_hand - balance.reserved, ZERO)
+        raise core.InsufficientStock(f"{product.sku}: {format_quantity(available)} available, cannot scrap "
+                                     f"{format_quantity(qty)}", product_id=str(product.id),
+                                     available=format_quantity(available))
     moved = _outbound_serials(uow, product, stock, lot, qty, scrap, serials)
     value = core.value_out(uow, product, warehouse_id, qty)
     move = core.record_move(uow, product=product, from_location=stock, to_location=scrap, quantity=qty,
