@@ -872,3 +872,25 @@ def test_scrapping_more_than_is_available_says_the_quantities_as_an_adjustment_d
     for r in (scrap, loss):
         assert (r.status_code, r.json()["code"], r.json()["available"]) == (409, "insufficient_stock", "3"), r.text
     assert "3 available" in scrap.json()["detail"] and "cannot scrap 5" in scrap.json()["detail"]
+
+
+def test_replenishment_compares_supplier_costs_in_one_currency(api):
+    # given a rule 5 / 20 with nothing on hand; a supplier at 2.00 USD and one at 150 JPY (about 1.01 USD)
+    product = create_product(api)["id"]
+    wh = create_warehouse(api)["id"]
+    assert api.post("/reorder-rules", json={"product_id": product, "warehouse_id": wh, "reorder_point": "5",
+                                            "order_up_to": "20"}).status_code == 201
+    r = api.post("/ledger/exchange-rates", json={"currency": "JPY", "date": clock.today().isoformat(),
+                                                 "rate": "0.0067"})
+    assert r.status_code == 201, r.text
+    dollars, yen, unknown = (create_supplier(api, currency=c)["id"] for c in ("USD", "JPY", "EUR"))
+    for supplier, cost, currency in ((dollars, "2.00", "USD"), (yen, "150", "JPY"), (unknown, "0.50", "EUR")):
+        r = api.post("/supplier-items", json={"supplier_id": supplier, "product_id": product, "cost": cost,
+                                              "currency": currency})
+        assert r.status_code == 201, r.text
+    # when the suggestions are asked for
+    [group] = api.get("/replenishment/suggestions").json()["items"]
+    # then the yen supplier is the cheaper one (150 JPY = 1.005 USD < 2.00 USD); the euro one, whose cost
+    # cannot be converted (no rate), is not taken for cheaper on its bare number
+    assert (group["supplier_id"], float(group["lines"][0]["unit_cost"]), group["lines"][0]["currency"]) == (
+        yen, 150, "JPY")

@@ -44,6 +44,8 @@ from entrepot.inventory.states import TransferStatus
 from entrepot.kernel import clock
 from entrepot.kernel.errors import NotFound, ValidationFailed, invalid
 from entrepot.kernel.money import format_quantity
+from entrepot.ledger.errors import NoExchangeRate
+from entrepot.ledger.services.rates import rate_on
 
 
 @dataclass
@@ -556,8 +558,11 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
     inbound = _inbound_by_rule(uow, scope)
     today = clock.today()
     items: dict[uuid.UUID, Any] = {}
+    costs: dict[uuid.UUID, tuple[bool, Decimal]] = {}
     for item in parties.supplier_items_for(uow, [r.product_id for r in rules], on=today):
-        items.setdefault(item.product_id, item)  # cheapest first per product
+        cost = _functional_cost(uow, item, today)
+        if item.product_id not in costs or cost < costs[item.product_id]:  # the cheapest per product
+            items[item.product_id], costs[item.product_id] = item, cost
     out = []
     for rule in rules:
         key = (rule.product_id, rule.warehouse_id)
@@ -581,6 +586,16 @@ def replenishment_suggestions(uow: UnitOfWork, warehouse_id: object | None = Non
                               item.currency if item else None, core.quantize_storage(daily), lead_demand,
                               today + timedelta(days=lead_time), owed.get(key, ZERO), inbound.get(key, ZERO)))
     return out
+
+
+def _functional_cost(uow: UnitOfWork, item: Any, on: date) -> tuple[bool, Decimal]:
+    """A supplier item's cost, to compare suppliers buying in different currencies: in the functional
+    currency at the rate in force `on`. Without a rate it cannot be compared: it ranks after every
+    item that can (then by its own number)."""
+    try:
+        return False, item.cost * rate_on(uow, item.currency, on)
+    except NoExchangeRate:
+        return True, item.cost
 
 
 def _on_order(uow: UnitOfWork, product_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
