@@ -894,3 +894,32 @@ def test_replenishment_compares_supplier_costs_in_one_currency(api):
     # cannot be converted (no rate), is not taken for cheaper on its bare number
     assert (group["supplier_id"], float(group["lines"][0]["unit_cost"]), group["lines"][0]["currency"]) == (
         yen, 150, "JPY")
+
+
+def test_a_count_that_finds_stock_under_another_lot_is_not_stock_running_low(api):
+    # given 10 of lot A on the books, a reorder point of 10 (available is at it, not below)
+    product = create_product(api, track_lots=True)["id"]
+    wh = create_warehouse(api)["id"]
+    r = api.post("/stock/receipts", json={"warehouse_id": wh, "product_id": product, "quantity": "10",
+                                          "unit_cost": "1", "lot_code": "A", "expiry_date": "2099-01-01"})
+    assert r.status_code == 201, r.text
+    assert api.post("/reorder-rules", json={"product_id": product, "warehouse_id": wh, "reorder_point": "10",
+                                            "order_up_to": "30"}).status_code == 201
+    count = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Ana"}).json()
+    # when the counter finds 5 of lot A and 5 of lot B (labelled differently, the same 10 units)
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [
+        {"product_id": product, "lot_code": "A", "counted_quantity": "5"},
+        {"product_id": product, "lot_code": "B", "counted_quantity": "5"}]})
+    assert r.status_code == 200, r.text
+    # then 10 are still available, and no stock.low.v1 says otherwise
+    assert api.get(f"/stock?product_id={product}").json()["items"][0]["available"] == "10"
+    low = [e for e in api.get("/events").json()["items"] if e["type"] == "stock.low.v1"]
+    assert low == []
+    # while a count that does take it below the point says so once, with what is left
+    count = api.post("/stock-counts", json={"warehouse_id": wh, "counter": "Ana"}).json()
+    r = api.post(f"/stock-counts/{count['id']}/post", json={"lines": [
+        {"product_id": product, "lot_code": "A", "counted_quantity": "2"},
+        {"product_id": product, "lot_code": "B", "counted_quantity": "6"}]})
+    assert r.status_code == 200, r.text
+    low = [e["data"] for e in api.get("/events").json()["items"] if e["type"] == "stock.low.v1"]
+    assert [(d["available"], d["reorder_point"]) for d in low] == [("8", "10")]

@@ -1147,7 +1147,7 @@ def _pick_serials(uow: UnitOfWork, product: _ProductFacts, location_id: uuid.UUI
     return [row.serial for row in rows]
 
 
-class _ReorderWatch:
+class ReorderWatch:
     """Emits stock.low.v1 when an operation takes available stock below a reorder point.
 
     (Allocation does the same from the rows it reads anyway: see `_allocate`.)"""
@@ -1180,5 +1180,5 @@ class _ReorderWatch:
                              subject=f"stock/{key[0]}")
 
 
-def reorder_watch(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> _ReorderWatch:
-    return _ReorderWatch(uow, product_ids)
+def reorder_watch(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> ReorderWatch:
+    return ReorderWatch(uow, product_ids)

@@ -33,6 +33,7 @@ from entrepot.inventory.models import (
 from entrepot.inventory.services import core, valuation
 from entrepot.inventory.services.allocation import (
     Demand,
+    ReorderWatch,
     allocate,
     backordered_quantity,
     close_demand,
@@ -227,7 +228,9 @@ def _refuse_while_counted(uow: UnitOfWork, location: Location) -> None:
 def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Decimal, reason: str,
             unit_cost: Decimal | None, lot_code: str | None, lot_id: object | None, expiry: date | None,
             serials: Sequence[str] | None, reference: str, on: date | None, kind: str,
-            location: Location | None = None) -> StockMove:
+            location: Location | None = None, watch: ReorderWatch | None = None) -> StockMove:
+    """`watch`: the caller's, when this is one of its several moves (a count's lines), which it emits once
+    after the last, so that stock moving from one lot to another is not stock running low on the way."""
     core.lock_products(uow, [product.id])
     check_open_period(uow, on)
     stock = location or core.location_of(uow, warehouse_id, LocationKind.STOCK)
@@ -242,7 +245,8 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
         # As at receipt: expired goods are scrapped, not added to sellable stock. (A count records
         # what is on the shelf, expired or not.)
         core.refuse_expired(lot, on)
-    watch = reorder_watch(uow, [product.id])
+    own_watch = watch is None
+    watch = watch or reorder_watch(uow, [product.id])
     if qty > 0:
         clean_serials = _check_serials(uow, product, serials, qty)
         cost = unit_cost if unit_cost is not None else core.current_unit_cost(uow, product, warehouse_id)
@@ -282,7 +286,8 @@ def _adjust(uow: UnitOfWork, warehouse_id: uuid.UUID, product: Product, qty: Dec
                  subject=f"stock/{product.id}")
     if qty > 0:
         fill_backorders(uow, product.id, warehouse_id)
-    watch.emit()
+    if own_watch:
+        watch.emit()
     return move
 
 
@@ -794,6 +799,7 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[_Counted]) -> S
     location = uow.session.get(Location, count.location_id)
     assert location is not None
     sheet = list(count.lines or [])
+    watch = reorder_watch(uow, [c.product.id for c in parsed])  # what the whole count did, said once
     counted_lines: dict[tuple[str, str | None], dict[str, Any]] = {}
     variances = 0
     for c in parsed:
@@ -826,7 +832,8 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[_Counted]) -> S
             variances += 1
         for quantity, serials in changes:
             move = _adjust(uow, count.warehouse_id, product, quantity, "cycle_count", None, lot.code if lot else None,
-                           None, None, serials, f"{count.number} by {count.counter}", None, MoveKind.COUNT, location)
+                           None, None, serials, f"{count.number} by {count.counter}", None, MoveKind.COUNT, location,
+                           watch)
             move_id = str(move.id)
         key = (str(product.id), str(lot.id) if lot else None)
         counted_lines[key] = {"product_id": key[0], "lot_id": key[1], "expected": str(balance.on_hand - variance),
@@ -842,6 +849,7 @@ def _post_count(uow: UnitOfWork, count: StockCount, parsed: list[_Counted]) -> S
     count.posted_at = clock.now()
     location.count_locked = False
     uow.session.flush()
+    watch.emit()
     audit(uow, "stock_count.post", "stock_count", count.id, before=before, after=snapshot(count))
     record_event(uow, StockCounted(count_id=str(count.id), warehouse_id=str(count.warehouse_id),
                                    location_id=str(count.location_id), counter=count.counter, lines=len(parsed),
