@@ -538,25 +538,35 @@ def _uninvoiced_orders(uow: UnitOfWork, customer_id: uuid.UUID, excluding: uuid.
     if excluding:
         query = query.where(SalesOrder.id != excluding)
     total, invoiced = uow.session.execute(query).one()
-    return (total or ZERO) - (invoiced or ZERO) + _shipped_unbilled_of_closed(uow, customer_id)
+    return (total or ZERO) - (invoiced or ZERO) + _unbilled_adjustments(uow, customer_id, excluding)
 
 
-def _shipped_unbilled_of_closed(uow: UnitOfWork, customer_id: uuid.UUID) -> Decimal:
-    """What the customer's orders closed short shipped and have not been billed for yet (each line's share
-    of its estimated total with tax, and a shipping charge not yet billed): a closed order is no longer
-    open, but until it is invoiced what left the warehouse is still owed outside the receivables."""
+def _unbilled_adjustments(uow: UnitOfWork, customer_id: uuid.UUID, excluding: uuid.UUID | None = None) -> Decimal:
+    """What an open order's total less what it invoiced does not tell, per line's share of its estimated
+    total with tax: what the customer's orders closed short shipped and have not been billed for yet (and a
+    shipping charge not yet billed) — a closed order is no longer open, but until it is invoiced what left
+    the warehouse is still owed outside the receivables —, less what came back on an open order before it
+    was billed (those units are never billed)."""
+    open_returned = (SalesOrder.status.in_(OPEN_ORDER) & (SalesOrderLine.quantity_returned_unbilled > 0))
+    if excluding:
+        open_returned = open_returned & (SalesOrder.id != excluding)
     rows = uow.session.execute(
-        select(SalesOrder.id, SalesOrder.currency, SalesOrder.shipping_charge, SalesOrder.shipping_tax,
-               SalesOrder.shipping_invoiced, SalesOrderLine.quantity, SalesOrderLine.quantity_shipped,
-               SalesOrderLine.quantity_invoiced, SalesOrderLine.quantity_returned_unbilled, SalesOrderLine.line_total,
-               SalesOrderLine.tax_amount)
+        select(SalesOrder.id, SalesOrder.status, SalesOrder.currency, SalesOrder.shipping_charge,
+               SalesOrder.shipping_tax, SalesOrder.shipping_invoiced, SalesOrderLine.quantity,
+               SalesOrderLine.quantity_shipped, SalesOrderLine.quantity_invoiced,
+               SalesOrderLine.quantity_returned_unbilled, SalesOrderLine.line_total, SalesOrderLine.tax_amount)
         .join(SalesOrderLine, SalesOrderLine.order_id == SalesOrder.id)
-        .where(SalesOrder.customer_id == customer_id, SalesOrder.status == OrderStatus.closed,
-               SalesOrder.invoice_status != OrderInvoiceStatus.invoiced)).all()
+        .where(SalesOrder.customer_id == customer_id,
+               ((SalesOrder.status == OrderStatus.closed) & (SalesOrder.invoice_status != OrderInvoiceStatus.invoiced))
+               | open_returned)).all()
     owed = ZERO
     shipping_counted: set[uuid.UUID] = set()
-    for (order_id, currency, charge, charge_tax, charge_billed, quantity, shipped, invoiced, returned,
+    for (order_id, status, currency, charge, charge_tax, charge_billed, quantity, shipped, invoiced, returned,
          line_total, tax) in rows:
+        if status != OrderStatus.closed:
+            if quantity > 0:  # an open order's returned-unbilled units: in its total, never to be billed
+                owed -= round_money((line_total + tax) * returned / quantity, currency)
+            continue
         left = shipped - invoiced - returned
         if left > 0 and quantity > 0:
             owed += round_money((line_total + tax) * left / quantity, currency)

@@ -291,6 +291,31 @@ def test_what_an_order_closed_short_shipped_counts_against_credit_until_invoiced
     assert credit() == ("37.50", "0.00", "62.50")
 
 
+def test_units_returned_before_they_were_billed_no_longer_count_against_credit(api):
+    # given 4 of 10 shipped (125.00 ordered), to a customer with a limit
+    desk = order_desk(api, stock=4, credit_limit="1000.00")
+    order = create_order(api, desk, 10)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+
+    def credit():
+        c = api.get(f"/customers/{desk.customer_id}/credit").json()
+        return c["open_receivables"], c["uninvoiced_orders"], c["exposure"]
+
+    assert credit() == ("0.00", "125.00", "125.00")
+    # when 2 of them come back and are credited before they were invoiced
+    rma = act(api, "/returns", 201, {"sales_order_id": order["id"], "lines": [
+        {"sales_order_line_id": order["lines"][0]["id"], "quantity": "2"}]})
+    act(api, f"/returns/{rma['id']}/receive", json={})
+    act(api, f"/returns/{rma['id']}/credit", 201, json={})
+    # then they are never billed, so no longer owed: 8 units (100.00) are left to bill
+    assert credit() == ("0.00", "100.00", "100.00")
+    # and once the other 2 shipped are invoiced, the 6 still to ship are what the order counts
+    act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert credit() == ("25.00", "75.00", "100.00")
+
+
 def test_an_order_invoiced_for_what_shipped_then_closed_short_is_invoiced(api):
     # given 3 of 5 shipped and those 3 invoiced
     desk = order_desk(api, stock=3)
