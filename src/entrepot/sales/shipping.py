@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
-from entrepot.kernel.errors import invalid
+from entrepot.kernel.errors import Conflict, invalid
 from entrepot.kernel.money import ZERO, is_currency, round_money
 from entrepot.sales.models import ShippingRate
 
@@ -95,7 +95,15 @@ def create_shipping_rate(uow: UnitOfWork, *, carrier: str, service: str, max_wei
         raise invalid("currency", f"{currency!r} is not an ISO 4217 currency", "currency")
     if free_over is not None and free_over < 0:
         raise invalid("free_over", "must not be negative", "non_negative")
-    rate = ShippingRate(carrier=carrier.strip(), service=service.strip(), zone=zone, max_weight_kg=max_weight_kg,
+    carrier, service = carrier.strip(), service.strip()
+    # a second band of the same weight would never be charged (the first one found is), and a band cannot
+    # be changed: refused rather than kept and silently ignored
+    if any(r.zone == zone and r.currency == currency and r.max_weight_kg == max_weight_kg
+           for r in uow.session.scalars(select(ShippingRate).where(ShippingRate.carrier == carrier,
+                                                                   ShippingRate.service == service))):
+        raise Conflict(f"{carrier}/{service} already has a band up to {max_weight_kg} kg to {zone} in {currency}",
+                       field="max_weight_kg")
+    rate = ShippingRate(carrier=carrier, service=service, zone=zone, max_weight_kg=max_weight_kg,
                         charge=charge, currency=currency, free_over=free_over)
     uow.session.add(rate)
     uow.session.flush()

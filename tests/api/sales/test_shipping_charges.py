@@ -73,3 +73,23 @@ def test_a_carrier_without_its_service_is_refused_not_left_uncharged(api):
     both = act(api, "/sales-orders", 201, {"customer_id": desk.customer_id, "lines": line,
                                            "shipping_carrier": " UPS ", "shipping_service": "ground"})
     assert (both["shipping_carrier"], both["shipping_charge"]) == ("UPS", "45.00")  # no ship-to country: zone *
+
+
+def test_a_second_band_of_the_same_weight_is_refused_not_silently_ignored(api):
+    # given a band of UPS ground up to 10 kg anywhere at 9.00
+    band = {"carrier": "UPS", "service": "ground", "currency": "USD", "zone": "*", "max_weight_kg": "10"}
+    act(api, "/shipping-rates", 201, {**band, "charge": "9.00"})
+    # when another band of the same service, zone, weight and currency is entered (12.00)
+    r = api.post("/shipping-rates", json={**band, "max_weight_kg": "10.000", "charge": "12.00"})
+    # then it is refused, naming the weight: it could never be charged
+    assert r.status_code == 409, r.text
+    assert r.json()["field"] == "max_weight_kg"
+    assert [b["charge"] for b in api.get("/shipping-rates").json()["items"]] == ["9.00"]
+    # another weight, zone or currency is another band
+    for other in ({"max_weight_kg": "20"}, {"zone": "US"}, {"currency": "EUR"}):
+        act(api, "/shipping-rates", 201, {**band, **other, "charge": "12.00"})
+    desk = order_desk(api, stock=0)
+    order = act(api, "/sales-orders", 201, {"customer_id": desk.customer_id, "shipping_carrier": "UPS",
+                                            "shipping_service": "ground",
+                                            "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    assert order["shipping_charge"] == "9.00"
