@@ -775,19 +775,23 @@ def archive_supplier_item(uow: UnitOfWork, item_id: uuid.UUID) -> SupplierItem:
 
 
 _SI = SupplierItem.__table__
-# Prepared statements get no automatic tenant filter: it says tenant_id itself.
+_SU = Supplier.__table__
+# Prepared statements get no automatic tenant filter: it says tenant_id itself. A supplier archived or
+# blocked is not bought from: its items promise nothing.
 _QUICKEST_LEAD_TIMES = PreparedIn(lambda in_: select(_SI.c.product_id, func.min(func.coalesce(_SI.c.lead_time_days, 0)))
+                                  .join(_SU, (_SU.c.id == _SI.c.supplier_id) & (_SU.c.tenant_id == _SI.c.tenant_id))
                                   .where(_SI.c.tenant_id == bindparam("tenant_id"), in_(_SI.c.product_id, "ids"),
-                                         _SI.c.archived_at.is_(None),
+                                         _SI.c.archived_at.is_(None), _SU.c.archived_at.is_(None),
+                                         _SU.c.status == SupplierStatus.ACTIVE,
                                          or_(_SI.c.valid_from.is_(None), _SI.c.valid_from <= bindparam("on")),
                                          or_(_SI.c.valid_to.is_(None), _SI.c.valid_to >= bindparam("on")))
                                   .group_by(_SI.c.product_id))
 
 
 def quickest_lead_times(uow: UnitOfWork, product_ids: Iterable[uuid.UUID], *, on: date) -> dict[uuid.UUID, int]:
-    """Per product, the shortest lead time in days of its current supplier items valid on `on`
-    (products without one are left out), in one prepared read: confirming an order with a
-    backorder asks, to promise a date."""
+    """Per product, the shortest lead time in days of its current supplier items valid on `on`, of
+    suppliers neither archived nor blocked (products without one are left out), in one prepared read:
+    confirming an order with a backorder asks, to promise a date."""
     ids = list(dict.fromkeys(product_ids))
     if not ids:
         return {}

@@ -110,6 +110,27 @@ def test_promised_date_is_today_from_stock_or_the_supplier_lead_time(api):
     assert backordered["promised_date"] == (clock.today() + timedelta(days=5)).isoformat()
 
 
+def test_a_promise_counts_no_lead_time_of_a_supplier_archived_or_blocked(api):
+    from tests.factories.parties import create_supplier
+
+    # given a backordered product bought from three suppliers: 2 days, 4 days and 9 days
+    desk = order_desk(api, stock=0)
+    quick, quicker, slow = (create_supplier(api)["id"] for _ in range(3))
+    for supplier, days in ((quick, 4), (quicker, 2), (slow, 9)):
+        act(api, "/supplier-items", 201, {"supplier_id": supplier, "product_id": desk.product_id, "cost": "4.00",
+                                          "currency": "USD", "lead_time_days": days})
+    # when the 2-day supplier is archived and the 4-day one blocked
+    act(api, f"/suppliers/{quicker}/archive")
+    assert api.patch(f"/suppliers/{quick}", json={"status": "blocked"}).status_code == 200
+    confirmed = act(api, f"/sales-orders/{create_order(api, desk, 1)['id']}/confirm")
+    # then the promise is the 9 days of the one still bought from
+    assert confirmed["promised_date"] == (clock.today() + timedelta(days=9)).isoformat()
+    # and with none left, the default 14 days
+    act(api, f"/suppliers/{slow}/archive")
+    confirmed = act(api, f"/sales-orders/{create_order(api, desk, 1)['id']}/confirm")
+    assert confirmed["promised_date"] == (clock.today() + timedelta(days=14)).isoformat()
+
+
 def test_documents_are_found_by_what_a_caller_quotes_over_the_phone(api):
     # given two orders entered on different days, one with the customer's PO number, shipped with a
     # tracking number, invoiced (net 30) and paid with a bank reference
