@@ -24,6 +24,7 @@ from entrepot.sales.schemas import (
     CreditPositionRead,
     InvoicingRun,
     PickListRead,
+    QuoteAccept,
     QuoteCreate,
     QuoteRead,
     QuoteUpdate,
@@ -366,8 +367,12 @@ def decline_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_
 
 @router.post("/quotes/{quote_id}/accept", response_model=SalesOrderRead, status_code=201,
              summary="Accept the quote: a draft sales order at the quoted prices")
-def accept_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_ACCEPT)]) -> Response:
-    order = quotes.accept_quote(uow, quote_id)
+def accept_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_ACCEPT)],
+                 body: Annotated[QuoteAccept | None, Body()] = None) -> Response:
+    body = body or QuoteAccept()
+    order = quotes.accept_quote(uow, quote_id, ship_to=body.ship_to.model_dump() if body.ship_to else None,
+                                requested_date=body.requested_date, notes=body.notes,
+                                shipping=(body.shipping_carrier, body.shipping_service))
     uow.commit()
     return model_json(SalesOrderRead.of(order), 201)
 

@@ -347,6 +347,18 @@ class QuoteUpdate(BaseModel):
     customer_po: str | None = Field(default=None, max_length=60)
 
 
+class QuoteAccept(BaseModel):
+    """What the order from an accepted quote needs beyond the quote: where it ships, when, and by which
+    carrier service its shipping is charged (the quote's lines and prices are taken as they are)."""
+    model_config = ConfigDict(extra="forbid")
+    ship_to: ShipToIn | None = None
+    requested_date: date | None = None
+    notes: str = Field(default="", max_length=1000)
+    shipping_carrier: str | None = Field(default=None, max_length=60,
+                                         description="With shipping_service: charge shipping from its rate table")
+    shipping_service: str | None = Field(default=None, max_length=60)
+
+
 class QuoteLineRead(BaseModel):
     id: uuid.UUID
     product_id: uuid.UUID

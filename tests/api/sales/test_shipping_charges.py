@@ -93,3 +93,27 @@ def test_a_second_band_of_the_same_weight_is_refused_not_silently_ignored(api):
                                             "shipping_service": "ground",
                                             "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
     assert order["shipping_charge"] == "9.00"
+
+
+def test_an_order_from_a_quote_is_charged_shipping_when_accepted_with_a_carrier_service(api):
+    # given rate bands, a 2 kg product and a sent quote of 2 at 12.50
+    rates(api)
+    desk = order_desk(api, stock=0)
+    heavy = create_product(api, list_price="12.50", currency="USD", standard_cost="5.00", weight_kg="2")["id"]
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id, "lines": [{"product_id": heavy,
+                                                                                  "quantity": "2"}]})
+    act(api, f"/quotes/{quote['id']}/send")
+    # when it is accepted naming a carrier but no service, it is refused and stays sent
+    r = api.post(f"/quotes/{quote['id']}/accept", json={"shipping_carrier": "UPS"})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["shipping_service"], r.text
+    assert api.get(f"/quotes/{quote['id']}").json()["status"] == "sent"
+    # when it is accepted with both, shipping to the US
+    order = act(api, f"/quotes/{quote['id']}/accept", 201, {
+        "shipping_carrier": "UPS", "shipping_service": "ground", "requested_date": "2099-01-31",
+        "ship_to": {"line1": "1 A St", "city": "Austin", "country": "US"}})
+    # then the order keeps the quoted prices and is charged the 5 kg US band
+    assert [(ln["quantity"], ln["unit_price"]) for ln in order["lines"]] == [("2", "12.50")]
+    assert (order["shipping_carrier"], order["shipping_service"], order["shipping_charge"]) == ("UPS", "ground",
+                                                                                                  "7.50")
+    assert (order["subtotal"], order["total"], order["requested_date"]) == ("32.50", "32.50", "2099-01-31")
+    assert order["ship_to"]["country"] == "US" and order["quote_id"] == quote["id"]
