@@ -17,6 +17,7 @@ def test_quote_accepted_into_an_order_at_the_quoted_price(api):
     assert (quote["number"], quote["status"], quote["total"]) == ("QT-000001", "draft", "37.50")
     # the list price changes after quoting; the order keeps the quoted price
     act(api, f"/quotes/{quote['id']}/send")
+    assert api.patch(f"/products/{desk.product_id}", json={"list_price": "20.00"}).status_code == 200
     order = act(api, f"/quotes/{quote['id']}/accept", 201)
     assert order["lines"][0]["unit_price"] == "12.50" and order["quote_id"] == quote["id"]
     # an accepted quote cannot be accepted again
