@@ -3,7 +3,7 @@
 import json
 import threading
 
-from tests.api.conftest import key_for
+from tests.api.conftest import Api, key_for
 
 
 def test_health_needs_no_auth(client):
@@ -719,3 +719,22 @@ def test_a_rate_limited_post_is_not_replayed_to_its_retry(api):
     # then the request runs, rather than the 429 being replayed
     assert retried.status_code == 201, retried.text
     assert retried.headers.get("idempotent-replayed") is None
+
+
+def test_a_portal_customer_key_reads_no_customer_documents_before_the_portal_scopes_it(api):
+    # given a customer's invoiced order and a key with the customer-portal role, which nothing ties
+    # to one customer (the portal's login will)
+    from tests.factories.sales import invoiced_order
+
+    desk, order, invoice = invoiced_order(api)
+    portal = Api(api.client, api.tenant, key_for(api.tenant, role="portal_customer"))
+    # when it reads or enters documents, then it is refused every one (403 naming the permission)
+    for r in (portal.get("/sales-orders"), portal.get(f"/sales-orders/{order['id']}"),
+              portal.get(f"/invoices/{invoice['id']}"), portal.get(f"/products/{desk.product_id}"),
+              portal.post("/sales-orders", json={"customer_id": desk.customer_id,
+                                                 "lines": [{"product_id": desk.product_id, "quantity": "1"}]})):
+        assert r.status_code == 403, r.text
+        assert r.json()["permission"]
+    # and the role says it grants nothing
+    role = next(r for r in api.get("/roles").json()["items"] if r["name"] == "portal_customer")
+    assert role["permissions"] == []
