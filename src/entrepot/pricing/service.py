@@ -62,6 +62,7 @@ from entrepot.kernel.money import InvalidAmount, format_price, to_decimal
 from entrepot.parties.service import customer_facts, get_customer
 from entrepot.pricing import events
 from entrepot.pricing.engine import (
+    HUNDRED,
     Buyer,
     ContractRule,
     EntryRule,
@@ -351,12 +352,23 @@ def minimum_margin(uow: UnitOfWork) -> Decimal:
     return margin
 
 
-def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price") -> None:
+def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price",
+                 ship_to: tuple[str | None, str | None] | None = None, on: date | None = None,
+                 currency: str | None = None, exempt: bool = False) -> None:
     """Refuse (MarginTooLow, 422) a unit price below standard cost × (1 + minimum margin),
-    unless the actor holds `pricing.override`. `product` is a catalog Product (or has sku, standard_cost)."""
+    unless the actor holds `pricing.override`. `product` is a catalog Product (or has id, sku, standard_cost).
+
+    A cost is before tax: on a tenant whose prices include tax, the floor is raised by the product's tax
+    rate where the document ships (`ship_to`, on `on`, in `currency`), so a gross price is held to the
+    net floor plus its tax; a tax-exempt buyer pays the price as it stands (no tax in it)."""
     if uow.actor.can(OVERRIDE):
         return
     floor = product.standard_cost * (Decimal(1) + minimum_margin(uow))
+    if (floor > 0 and not exempt and ship_to is not None and _product_tax_rates is not None
+            and tenant_facts(uow).settings.get("prices_include_tax", False)):
+        rate = _product_tax_rates(uow, [product.id], ship_to[0], ship_to[1], on or clock.today(),
+                                  currency or "").get(product.id) or Decimal(0)
+        floor *= 1 + rate / HUNDRED
     if to_decimal(unit_price) < floor:
         raise MarginTooLow(product.sku, to_decimal(unit_price), floor.quantize(Decimal("0.0001")), field)
 

@@ -89,10 +89,13 @@ def resolve_prices(uow: UnitOfWork, *, customer_id: uuid.UUID, lines: Sequence[t
                    ship_to=ship_to)
 
 
-def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price") -> None:
+def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: str = "unit_price",
+                 ship_to: tuple[str | None, str | None] | None = None, on: date | None = None,
+                 currency: str | None = None, exempt: bool = False) -> None:
     from entrepot.pricing.service import check_margin as check
 
-    check(uow, product=product, unit_price=unit_price, field=field)
+    check(uow, product=product, unit_price=unit_price, field=field, ship_to=ship_to, on=on, currency=currency,
+          exempt=exempt)
 
 
 def inventory() -> Any:

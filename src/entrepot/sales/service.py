@@ -165,7 +165,9 @@ def price_lines(uow: UnitOfWork, customer: Any, lines: Sequence[OrderLineInput],
         product = products[line.product_id]
         if line.unit_price is not None:
             if not fixed_prices:
-                ports.check_margin(uow, product=product, unit_price=line.unit_price, field=f"lines[{i}].unit_price")
+                ports.check_margin(uow, product=product, unit_price=line.unit_price, field=f"lines[{i}].unit_price",
+                                   ship_to=(ship_to.country, ship_to.region), on=on, currency=customer.currency,
+                                   exempt=bool(getattr(customer, "tax_exempt", False)))
             priced.append(PricedLine(product, line.quantity, line.unit_price, "fixed" if fixed_prices else "manual"))
         else:
             price, source = resolved[i]

@@ -214,3 +214,29 @@ def test_a_draft_shipped_elsewhere_converts_a_gross_lists_price_at_the_new_ship_
     assert [(ln["unit_price"], ln["price_source"]) for ln in texas["lines"]] == [
         ("100.00", "price_list:GROSS"), ("90.00", "manual")]
     assert (texas["subtotal"], texas["tax_total"], texas["total"]) == ("190.00", "47.50", "237.50")
+
+
+def test_the_margin_guard_holds_a_price_including_tax_to_the_cost_plus_its_tax(api):
+    from tests.api.conftest import Api, key_for
+
+    # given a tenant whose prices include tax, 25 % tax in Texas, a product costing 50.00 before tax,
+    # a clerk without pricing.override, and a taxed and a tax-exempt customer shipping to Texas
+    act(api, "/tenant/settings", 200, {"prices_include_tax": True}, method="patch")
+    product = texas_at_25_percent(api)
+    taxed = taxed_customer(api)
+    exempt = taxed_customer(api, tax_exempt=True, exemption_certificate="TX-EX-1")
+    clerk = Api(api.client, api.tenant, key_for(api.tenant, "sales"))
+
+    def enter(customer, price):
+        return clerk.post("/sales-orders", json={"customer_id": customer, "lines": [
+            {"product_id": product, "quantity": "1", "unit_price": price}]})
+
+    # when the clerk prices it at 55.00 including tax (44.00 before it: under the cost)
+    r = enter(taxed, "55.00")
+    # then it is refused, naming the floor including tax
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "margin_too_low"
+    assert "62.5" in r.json()["errors"][0]["message"], r.text
+    # while 62.50 including tax (50.00 before it) passes, and an exempt customer pays 55.00 as it stands
+    assert enter(taxed, "62.50").status_code == 201
+    assert enter(exempt, "55.00").status_code == 201
