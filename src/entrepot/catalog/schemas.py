@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_serializer
 
-from entrepot.kernel.money import format_quantity
+from entrepot.kernel.money import format_price, format_quantity
 
 
 def _money_str(value: Decimal) -> str:
@@ -20,6 +20,20 @@ def _money_str(value: Decimal) -> str:
 
 
 Money = Annotated[Decimal, PlainSerializer(_money_str, return_type=str, when_used="json")]
+
+
+def in_its_currency(*fields: str) -> Any:
+    """A read model's serializer of its `Money` fields in the places of its own `currency`
+    (`format_price`): a yen price reads "1500", not "1500.00", and a dinar limit "1000.100", as the
+    events and the billing documents say them; more places only when the value has them.
+    Use: `_money = in_its_currency("list_price")` in the class body."""
+
+    def serialize(self: Any, value: Decimal | None) -> str | None:
+        if value is None:
+            return None
+        return format_price(value, self.currency) if self.currency else _money_str(value)
+
+    return field_serializer(*fields, when_used="json")(serialize)
 Quantity = Annotated[Decimal, PlainSerializer(format_quantity, return_type=str, when_used="json")]
 
 
@@ -110,6 +124,8 @@ class ProductRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+
+    _money = in_its_currency("list_price", "standard_cost")
 
 
 class ProductStatusChange(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from entrepot.catalog.schemas import Money, Quantity, amount_input
+from entrepot.catalog.schemas import Money, Quantity, amount_input, in_its_currency
 
 # Inputs: strings or numbers; the service parses them exactly (and names the field on error).
 DecIn = Annotated[str | int | float, Field(union_mode="left_to_right"), BeforeValidator(amount_input)]
@@ -197,6 +197,8 @@ class ValuationRead(BaseModel):
     total_value: Money
     items: list[ValuationLineRead]
 
+    _money = in_its_currency("total_value")
+
 
 class LotRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -342,6 +344,8 @@ class SuggestionRead(BaseModel):
                                               "taken off `projected`")
     in_transit: Quantity = Field(description="On its way from other warehouses (transfers shipped, "
                                  "or requested and not yet shipped), counted in `projected`")
+
+    _money = in_its_currency("unit_cost")
 
 
 class SupplierSuggestions(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entrepot.catalog.schemas import DecimalIn, Money, Quantity
+from entrepot.catalog.schemas import DecimalIn, Money, Quantity, in_its_currency
 
 
 class Contact(BaseModel):
@@ -110,6 +110,8 @@ class CustomerRead(BaseModel):
     phone: str | None
     contacts: list[dict[str, Any]]
     archived_at: datetime | None
+
+    _money = in_its_currency("credit_limit")
     created_at: datetime
     updated_at: datetime
     version: int
@@ -212,3 +214,5 @@ class SupplierItemRead(BaseModel):
     valid_to: date | None
     archived_at: datetime | None
     version: int
+
+    _money = in_its_currency("cost")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entrepot.catalog.schemas import DecimalIn, Money, Quantity
+from entrepot.catalog.schemas import DecimalIn, Money, Quantity, in_its_currency
 
 
 class EntryCreate(BaseModel):
@@ -116,6 +116,8 @@ class ContractPriceRead(BaseModel):
     reference: str
     archived_at: datetime | None
 
+    _money = in_its_currency("unit_price")
+
 
 class QuoteRead(BaseModel):
     product_id: uuid.UUID
@@ -125,6 +127,8 @@ class QuoteRead(BaseModel):
     line_total: Money
     rule: str
     explanation: list[dict[str, Any]]
+
+    _money = in_its_currency("unit_price", "line_total")
 
 
 class QuoteLine(BaseModel):

@@ -274,3 +274,20 @@ def test_two_products_created_at_once_with_one_barcode_the_second_is_refused(api
     assert not isinstance(first, BaseException), first
     assert isinstance(second, Conflict) and second.extra.get("field") == "gtin", second
     assert [p["sku"] for p in api.get("/products", params={"gtin": "4006381333931"}).json()["items"]] == ["AT-1"]
+
+
+def test_prices_read_in_the_places_of_their_own_currency(api):
+    # given a product priced in yen, a customer in Kuwaiti dinars with a credit limit, and a contract
+    # price in yen
+    product = create_product(api, list_price="1500", currency="JPY", standard_cost="900")
+    assert (product["list_price"], product["standard_cost"]) == ("1500", "900")
+    customer = create_customer(api, currency="KWD", credit_limit="1000.1")
+    assert customer["credit_limit"] == "1000.100"
+    # then every read says them so, as the events do, and a price with more places keeps them
+    assert api.get(f"/products/{product['id']}").json()["list_price"] == "1500"
+    created = next(e for e in api.get("/events").json()["items"] if e["type"] == "product.created.v1")
+    assert created["data"]["list_price"] == "1500"
+    assert api.get(f"/customers/{customer['id']}").json()["credit_limit"] == "1000.100"
+    costly = create_product(api, list_price="12.125", currency="USD")
+    assert costly["list_price"] == "12.125"
+    assert create_product(api, list_price="12.5", currency="USD")["list_price"] == "12.50"
