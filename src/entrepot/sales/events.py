@@ -166,6 +166,15 @@ class QuoteAccepted(EventData):
     sales_order_id: str
 
 
+@event_type("quote.declined.v1")
+class QuoteDeclined(EventData):
+    """The customer declined a sent quote (a quote lost: nothing more comes of it)."""
+
+    quote_id: str
+    number: str
+    customer_id: str
+
+
 @event_type("quote.expired.v1")
 class QuoteExpired(EventData):
     """A quote passed its validity date unaccepted."""

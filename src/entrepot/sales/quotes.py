@@ -142,6 +142,9 @@ def send_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
 def decline_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
     quote = get_quote(uow, quote_id, for_update=True)
     _step(uow, quote, "decline")
+    record_event(uow, events.QuoteDeclined(quote_id=str(quote.id), number=quote.number,
+                                           customer_id=str(quote.customer_id)),
+                 subject=f"quote/{quote.id}")
     return quote
 
 

@@ -25,6 +25,21 @@ def test_quote_accepted_into_an_order_at_the_quoted_price(api):
     assert r.status_code == 409 and r.json()["allowed_actions"] == []
 
 
+def test_a_declined_quote_is_told_to_the_event_stream(api):
+    # given a sent quote
+    desk = order_desk(api, stock=10)
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "3"}]})
+    act(api, f"/quotes/{quote['id']}/send")
+    # when the customer declines it
+    assert act(api, f"/quotes/{quote['id']}/decline")["status"] == "declined"
+    # then quote.declined.v1 says which quote and customer, after its sending, on the quote's subject
+    told = [e for e in api.get("/events", params={"subject": f"quote/{quote['id']}"}).json()["items"]]
+    assert [e["type"] for e in told][-2:] == ["quote.sent.v1", "quote.declined.v1"]
+    assert told[-1]["data"] == {"quote_id": quote["id"], "number": quote["number"],
+                                "customer_id": desk.customer_id}
+
+
 def test_quotes_past_their_date_expire(api):
     desk = order_desk(api, stock=0)
     quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id, "valid_until": clock.today().isoformat(),
