@@ -788,6 +788,10 @@ def test_scrap_and_losses_take_exactly_the_serials_named_one_per_unit(api):
     adjust(api, wh, plain, 5)
     r = api.post("/stock/scrap", json={**scrap, "product_id": plain, "quantity": "1", "serials": ["X"]})
     assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (422, ["serials"]), r.text
+    # and a serial that is not on the shelf is named in the refusal
+    r = api.post("/stock/scrap", json={**scrap, "quantity": "2", "serials": ["S3", "S9"]})
+    assert (r.status_code, r.json()["code"], r.json()["serials"]) == (409, "insufficient_stock", ["S9"]), r.text
+    assert "serial S9 not at" in r.json()["detail"], r.text
     # while one serial per unit scraps exactly those
     r = api.post("/stock/scrap", json={**scrap, "quantity": "2", "serials": ["S3", "S2"]})
     assert r.status_code == 201 and sorted(r.json()["serials"]) == ["S2", "S3"], r.text

@@ -156,6 +156,12 @@ def _outbound_serials(uow: UnitOfWork, product: Product, location: Location, lot
     rows = list(uow.session.scalars(query.order_by(SerialNumber.created_at, SerialNumber.serial)
                                     .limit(int(quantity))))
     if len(rows) < int(quantity):
+        if serials:  # the caller named them: say which are not there
+            found = {r.serial for r in rows}
+            missing = [s for s in serials if s not in found]
+            lot_text = f" in lot {lot.code}" if lot is not None else ""
+            raise core.InsufficientStock(f"{product.sku}: serial {', '.join(missing)} not at {location.code}"
+                                         f"{lot_text}", serials=missing)
         raise core.InsufficientStock(f"{product.sku}: not enough serial numbers at {location.code}")
     for row in rows:
         row.location_id = to.id
