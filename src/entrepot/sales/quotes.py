@@ -97,7 +97,9 @@ def update_quote(uow: UnitOfWork, quote_id: uuid.UUID, changes: Mapping[str, Any
         quote.customer_po = stripped_or_none(changes["customer_po"])
     changed = []
     if changes.get("lines"):
-        _price(uow, quote, ports.get_customer(uow, quote.customer_id), changes["lines"], today)
+        customer = ports.get_customer(uow, quote.customer_id)
+        ports.ensure_can_order(customer)  # priced again for a customer who may still order
+        _price(uow, quote, customer, changes["lines"], today)
         # new lines are a new version even at the same total (If-Match follows `version`)
         quote.updated_at = clock.now()
         flag_modified(quote, "updated_at")
@@ -132,7 +134,11 @@ def _step(uow: UnitOfWork, quote: Quote, action: str) -> None:
 
 
 def send_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
+    """Send a draft quote: an offer the customer can take up, so only to a customer who may order
+    (one put on hold or blocked since the quote was drafted is refused, as a new quote would be)."""
     quote = get_quote(uow, quote_id, for_update=True)
+    if quote.status == QuoteStatus.draft:
+        ports.ensure_can_order(ports.get_customer(uow, quote.customer_id))
     _step(uow, quote, "send")
     record_event(uow, events.QuoteSent(quote_id=str(quote.id), number=quote.number, customer_id=str(quote.customer_id),
                                        valid_until=quote.valid_until.isoformat()), subject=f"quote/{quote.id}")

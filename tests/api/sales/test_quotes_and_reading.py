@@ -243,3 +243,26 @@ def test_a_draft_quote_is_changed_and_priced_again_until_it_is_sent(api):
     act(api, f"/quotes/{quote['id']}/send")
     late = api.patch(f"/quotes/{quote['id']}", json={"customer_po": "RFQ-13"})
     assert late.status_code == 409 and late.json()["allowed_actions"] == ["accept", "decline"], late.text
+
+
+def test_a_quote_is_not_sent_nor_priced_again_for_a_customer_blocked_since_it_was_drafted(api):
+    # given a draft quote, and its customer blocked since
+    desk = order_desk(api, stock=10)
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "3"}]})
+    act(api, f"/customers/{desk.customer_id}/status", json={"action": "block"})
+    # when the desk sends it, or prices its lines again
+    refused = [api.post(f"/quotes/{quote['id']}/send"),
+               api.patch(f"/quotes/{quote['id']}", json={"lines": [{"product_id": desk.product_id,
+                                                                     "quantity": "5"}]})]
+    # then each is a 409 naming the customer's state, and the quote is as it was
+    for r in refused:
+        assert (r.status_code, r.json()["code"], r.json()["customer_status"]) == (
+            409, "customer_not_active", "blocked"), r.text
+    again = api.get(f"/quotes/{quote['id']}").json()
+    assert (again["status"], again["total"]) == ("draft", quote["total"])
+    # while declining a sent quote stays possible whatever the customer's state
+    act(api, f"/customers/{desk.customer_id}/status", json={"action": "unblock"})
+    act(api, f"/quotes/{quote['id']}/send")
+    act(api, f"/customers/{desk.customer_id}/status", json={"action": "block"})
+    assert act(api, f"/quotes/{quote['id']}/decline")["status"] == "declined"
