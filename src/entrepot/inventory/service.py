@@ -22,6 +22,7 @@ from entrepot.inventory.services.allocation import (
     issue_reserved_many,
     release,
     release_many,
+    reserved_by_warehouse,
     reserved_quantity,
 )
 from entrepot.inventory.services.core import (
@@ -133,6 +134,7 @@ __all__ = [
     "release",
     "release_many",
     "replenishment_suggestions",
+    "reserved_by_warehouse",
     "reserved_quantity",
     "returned_goods",
     "scrap_stock",

@@ -220,7 +220,8 @@ def order_timeline(sales_order_id: uuid.UUID, uow: Annotated[Uow, Requires(perms
 def create_shipment(body: ShipmentCreate, uow: Annotated[Uow, Requires(perms.SHIPMENT_CREATE)]) -> Response:
     lines = None if body.lines is None else [service.ShipmentLineInput(ln.sales_order_line_id, ln.quantity)
                                              for ln in body.lines]
-    shipment = service.create_shipment(uow, sales_order_id=body.sales_order_id, lines=lines)
+    shipment = service.create_shipment(uow, sales_order_id=body.sales_order_id, lines=lines,
+                                       warehouse_id=body.warehouse_id)
     uow.commit()
     return model_json(ShipmentRead.of(shipment), 201)
 

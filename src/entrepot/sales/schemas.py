@@ -191,6 +191,9 @@ class ShipmentCreate(BaseModel):
     sales_order_id: uuid.UUID
     lines: list[ShipmentLineIn] | None = Field(default=None, max_length=5000,
                                                description="Leave out to ship everything reserved")
+    warehouse_id: uuid.UUID | None = Field(default=None, description=(
+        "Ship only what is reserved in this warehouse (lines reserved in several ship in one shipment "
+        "per warehouse); leave out to ship from any"))
 
 
 class PackageIn(BaseModel):

@@ -70,6 +70,14 @@ class NothingToShip(Conflict):
     title = "Nothing reserved to ship"
 
 
+class ShipmentsFromEveryWarehouse(Conflict):
+    """An order ships either in shipments each from one named warehouse, or in shipments from any: not
+    both at once (a shipment from any takes the oldest reservations, which may be those another counts on)."""
+
+    code = "open_shipment_conflict"
+    title = "Open shipments of the order ship another way"
+
+
 class NothingToPick(Conflict):
     code = "nothing_to_pick"
     title = "Nothing left to pick"
@@ -824,45 +832,68 @@ def _cancel_open_shipments(uow: UnitOfWork, order: SalesOrder) -> None:
 # ---------------------------------------------------------------- shipping
 
 
+# What open shipments hold of order lines, per line and the warehouse the shipment is from (None: any).
 _IN_OPEN_SHIPMENTS = PreparedIn(lambda in_: (
-    select(_SHL.c.sales_order_line_id, func.sum(_SHL.c.quantity))
+    select(_SHL.c.sales_order_line_id, _SHL.c.warehouse_id, func.sum(_SHL.c.quantity))
     .join(_SH, (_SH.c.id == _SHL.c.shipment_id) & (_SH.c.tenant_id == _SHL.c.tenant_id))
     .where(_SHL.c.tenant_id == bindparam("tenant_id"), in_(_SHL.c.sales_order_line_id, "line_ids"),
            _SH.c.status.in_([literal(str(s)) for s in OPEN_SHIPMENT]))  # fixed values, not an expanding list
-    .group_by(_SHL.c.sales_order_line_id)))
+    .group_by(_SHL.c.sales_order_line_id, _SHL.c.warehouse_id)))
 
 
-def _in_open_shipments(uow: UnitOfWork, line_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+def _in_open_shipments(uow: UnitOfWork, line_ids: Sequence[uuid.UUID]
+                       ) -> dict[tuple[uuid.UUID, uuid.UUID | None], Decimal]:
     if not line_ids:
         return {}
     uow.session.flush()  # shipments the ORM still holds (picked, cancelled) count as written
     rows = _IN_OPEN_SHIPMENTS.execute(uow, {"tenant_id": uow.tenant_id}, line_ids=list(line_ids))
-    return {line_id: qty for line_id, qty in rows}
+    return {(line_id, warehouse_id): qty for line_id, warehouse_id, qty in rows}
 
 
-def shippable_by_line(uow: UnitOfWork, order: SalesOrder) -> dict[uuid.UUID, Decimal]:
-    """Reserved and not already on an open shipment."""
+def shippable_by_line(uow: UnitOfWork, order: SalesOrder,
+                      warehouse_id: uuid.UUID | None = None) -> dict[uuid.UUID, Decimal]:
+    """Reserved and not already on an open shipment (in `warehouse_id` only, when given). Refuses
+    (ShipmentsFromEveryWarehouse) a shipment from one warehouse while one from any is open, and the other
+    way round."""
     reserved = reserved_by_line(uow, order)
     pending = _in_open_shipments(uow, [ln.id for ln in order.lines]) if reserved else {}
-    return {lid: max(qty - pending.get(lid, ZERO), ZERO) for lid, qty in reserved.items()}
+    from_any = sorted({ln for (ln, wid) in pending if wid is None})
+    if pending and (warehouse_id is None) != bool(from_any):
+        raise ShipmentsFromEveryWarehouse(
+            f"order {order.number} has open shipments " + ("from any warehouse: ship or cancel them before "
+                                                          "shipping from one" if from_any else
+                                                          "each from one warehouse: name the warehouse (warehouse_id) "
+                                                          "of this one too, or ship or cancel them first"))
+    if warehouse_id is None:
+        held: dict[uuid.UUID, Decimal] = {lid: qty for (lid, _), qty in pending.items()}
+        return {lid: max(qty - held.get(lid, ZERO), ZERO) for lid, qty in reserved.items()}
+    there = ports.inventory().reserved_by_warehouse(uow, DEMAND, list(reserved))
+    return {lid: max(there.get((lid, warehouse_id), ZERO) - pending.get((lid, warehouse_id), ZERO), ZERO)
+            for lid in reserved}
 
 
 def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
-                    lines: Sequence[ShipmentLineInput] | None = None) -> Shipment:
-    """A shipment of reserved quantities (all that is reserved and not on another shipment, or the given lines)."""
+                    lines: Sequence[ShipmentLineInput] | None = None,
+                    warehouse_id: uuid.UUID | None = None) -> Shipment:
+    """A shipment of reserved quantities (all that is reserved and not on another shipment, or the given lines);
+    with `warehouse_id`, only what is reserved in that warehouse: a shipment leaves from one place."""
     with reference("sales_order_id"):
         order = _locked_order(uow, sales_order_id)  # read, not changed: locked so two shipments cannot take the same
     if order.status not in (OrderStatus.confirmed, OrderStatus.partially_shipped):
         raise InvalidTransition("sales order", order.status, "ship",
                                 SALES_ORDER.allowed_actions(OrderStatus(order.status)))
-    available = shippable_by_line(uow, order)
+    where = ""
+    if warehouse_id is not None:
+        with reference("warehouse_id"):
+            where = f" in warehouse {ports.inventory().get_warehouse(uow, warehouse_id).code}"
+    available = shippable_by_line(uow, order, warehouse_id)
     by_id = {ln.id: ln for ln in order.lines}
     plan: list[tuple[SalesOrderLine, Decimal]] = []
     if lines is None:
         plan = [(by_id[lid], qty) for lid, qty in available.items() if qty > 0]
         plan.sort(key=lambda p: p[0].line_no)
         if not plan:
-            raise NothingToShip(f"nothing on order {order.number} is reserved and unshipped",
+            raise NothingToShip(f"nothing on order {order.number} is reserved{where} and unshipped",
                                 **_state_of(order))
     else:
         if not lines:
@@ -881,7 +912,8 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
                 errors.append(FieldError(f"lines[{i}].quantity", "must be greater than zero", "positive"))
             elif item.quantity > available.get(line.id, ZERO):
                 short.append(f"line {line.line_no} ({line.sku}): {format_quantity(item.quantity)} asked, "
-                             f"{format_quantity(available.get(line.id, ZERO))} reserved and not yet on a shipment")
+                             f"{format_quantity(available.get(line.id, ZERO))} reserved{where} and not yet on a "
+                             "shipment")
             else:
                 plan.append((line, item.quantity))
             seen.add(item.sales_order_line_id)
@@ -893,7 +925,7 @@ def create_shipment(uow: UnitOfWork, *, sales_order_id: uuid.UUID,
                        customer_id=order.customer_id, status=ShipmentStatus.draft, packages=[])
     insert_document(uow, shipment, "lines", [
         new_row(ShipmentLine, id=new_id(), shipment_id=shipment.id, line_no=n + 1, sales_order_line_id=line.id,
-                product_id=line.product_id, quantity=qty, warehouse_id=None, cost=None, lots=[])
+                product_id=line.product_id, quantity=qty, warehouse_id=warehouse_id, cost=None, lots=[])
         for n, (line, qty) in enumerate(plan)])
     summary = [{"sales_order_line_id": str(ln.id), "quantity": format_quantity(q)} for ln, q in plan]
     audit(uow, "shipment.create", "shipment", shipment.id, after={"number": shipment.number, "lines": summary})
@@ -949,17 +981,20 @@ def pick_list(uow: UnitOfWork, shipment_id: uuid.UUID) -> PickList:
     line_ids = [sl.sales_order_line_id for sl in shipment.lines]
     order_lines = {ln.id: ln for ln in uow.session.scalars(
         select(SalesOrderLine).where(SalesOrderLine.id.in_(line_ids)))}
-    ahead: dict[uuid.UUID, Decimal] = {line_id: qty for line_id, qty in uow.session.execute(
-        select(ShipmentLine.sales_order_line_id, func.sum(ShipmentLine.quantity))
+    # per line and warehouse: a shipment from one warehouse comes after the earlier ones from there
+    ahead = {(line_id, wid): qty for line_id, wid, qty in uow.session.execute(
+        select(ShipmentLine.sales_order_line_id, ShipmentLine.warehouse_id, func.sum(ShipmentLine.quantity))
         .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
         .where(ShipmentLine.sales_order_line_id.in_(line_ids), Shipment.status.in_(OPEN_SHIPMENT),
                Shipment.id != shipment.id,
                (Shipment.created_at < shipment.created_at)
                | ((Shipment.created_at == shipment.created_at) & (Shipment.id < shipment.id)))
-        .group_by(ShipmentLine.sales_order_line_id))}
+        .group_by(ShipmentLine.sales_order_line_id, ShipmentLine.warehouse_id))}
     picking = ports.inventory().picking
+    # an open shipment from one warehouse (its lines name it) picks there only, after the earlier ones from there
     plans = picking.pick_plan(uow, demand_type=DEMAND, items=[
-        picking.PickItem(sl.sales_order_line_id, sl.quantity, ahead.get(sl.sales_order_line_id) or ZERO)
+        picking.PickItem(sl.sales_order_line_id, sl.quantity,
+                         ahead.get((sl.sales_order_line_id, sl.warehouse_id)) or ZERO, sl.warehouse_id)
         for sl in shipment.lines])
     return PickList(shipment, [PickListLine(sl, order_lines[sl.sales_order_line_id], plan.picks, plan.short)
                                for sl, plan in zip(shipment.lines, plans, strict=True)])
@@ -1069,8 +1104,10 @@ def ship_shipment(uow: UnitOfWork, shipment_id: uuid.UUID, *, carrier: str | Non
     inv = ports.inventory()
     by_id = {ln.id: ln for ln in order.lines}
     # one batch for all the lines: a fixed number of queries and one cost-of-goods entry per shipment
+    # an open shipment's lines name a warehouse only when it ships from that one
     all_issued = inv.issue_reserved_many(uow, demand_type=DEMAND, reference=shipment.number,
-                                         items=[(sl.sales_order_line_id, sl.quantity) for sl in shipment.lines])
+                                         items=[(sl.sales_order_line_id, sl.quantity) for sl in shipment.lines],
+                                         warehouse_ids=[sl.warehouse_id for sl in shipment.lines])
     # what left, per line, and the order lines' shipped quantities
     for sl, issued in zip(shipment.lines, all_issued, strict=True):
         lots = [{"lot_code": lot.lot_code, "quantity": format_quantity(lot.quantity), "serials": list(lot.serials)}

@@ -723,6 +723,19 @@ def reserved_quantity(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[uu
     return out
 
 
+def reserved_by_warehouse(uow: UnitOfWork, demand_type: str, demand_ids: Iterable[uuid.UUID]
+                          ) -> dict[tuple[uuid.UUID, uuid.UUID], Decimal]:
+    """What is reserved (open reservations) per demand line and warehouse: where each line can ship from."""
+    ids = list(set(demand_ids))
+    if not ids:
+        return {}
+    rows = uow.session.execute(
+        select(Reservation.demand_id, Reservation.warehouse_id, func.sum(Reservation.quantity))
+        .where(Reservation.demand_type == demand_type, Reservation.demand_id.in_(ids), Reservation.status == "open")
+        .group_by(Reservation.demand_id, Reservation.warehouse_id))
+    return {(demand_id, warehouse_id): qty for demand_id, warehouse_id, qty in rows if qty}
+
+
 def backordered_quantity(uow: UnitOfWork, demand_type: str,
                          demand_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
     ids = list(set(demand_ids))
@@ -747,13 +760,18 @@ def issue_reserved(uow: UnitOfWork, *, demand_type: str, demand_id: uuid.UUID, q
 
 
 def issue_reserved_many(uow: UnitOfWork, *, demand_type: str, items: Sequence[tuple[uuid.UUID, Decimal]],
-                        reference: str, on: date | None = None) -> list[IssueResult]:
+                        reference: str, on: date | None = None,
+                        warehouse_ids: Sequence[uuid.UUID | None] | None = None) -> list[IssueResult]:
     """`issue_reserved` for several demand lines at once (a shipment): one result per item, in order.
+    `warehouse_ids` (one per item, None for any) issues an item only from what is reserved in that
+    warehouse (a shipment from one warehouse of lines reserved in several).
 
     All or nothing. The work is a fixed number of queries whatever the number of
     lines, and the cost of goods of all the lines is posted as ONE journal entry
     (each move keeps its own cost)."""
-    checked = [(as_uuid(demand_id, "demand_id"), quantity_of(quantity)) for demand_id, quantity in items]
+    wheres = list(warehouse_ids) if warehouse_ids is not None else [None] * len(items)
+    checked = [(as_uuid(demand_id, "demand_id"), quantity_of(quantity), where)
+               for (demand_id, quantity), where in zip(items, wheres, strict=True)]
     if not checked:
         return []
     return core.with_retry(uow, lambda: _issue_many(uow, demand_type, checked, reference, on))
@@ -937,17 +955,20 @@ def _held_with_stock(uow: UnitOfWork, demand_type: str, demand_ids: list[uuid.UU
     return out, balances, costs
 
 
-def _check_reserved(by_demand: dict[uuid.UUID, list[_Held]], wanted: dict[uuid.UUID, Decimal],
-                    demand_type: str) -> None:
-    for demand_id, quantity in wanted.items():
-        reserved = sum((r.quantity for r in by_demand.get(demand_id, [])), ZERO)
+def _check_reserved(by_demand: dict[uuid.UUID, list[_Held]],
+                    wanted: dict[tuple[uuid.UUID, uuid.UUID | None], Decimal], demand_type: str) -> None:
+    """Each (demand line, warehouse or None for any) has at least what is wanted of it reserved."""
+    for (demand_id, where), quantity in wanted.items():
+        reserved = sum((r.quantity for r in by_demand.get(demand_id, [])
+                        if where is None or r.warehouse_id == where), ZERO)
         if quantity > reserved:
-            raise NotReserved(f"{format_quantity(quantity)} to issue but only {format_quantity(reserved)} reserved "
-                              f"for {demand_type} {demand_id}", reserved=format_quantity(reserved))
+            there = "" if where is None else " in that warehouse"
+            raise NotReserved(f"{format_quantity(quantity)} to issue but only {format_quantity(reserved)} reserved"
+                              f"{there} for {demand_type} {demand_id}", reserved=format_quantity(reserved))
 
 
-def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, Decimal]], reference: str,
-                on: date | None) -> list[IssueResult]:
+def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, Decimal, uuid.UUID | None]],
+                reference: str, on: date | None) -> list[IssueResult]:
     """The stock side of a shipment with a fixed number of statements whatever the number of lines: one
     read of the lines' reservations (with their products, lots and demand lines), one each of the balances
     and costs (locked in id order; on SQLite, which locks nothing, part of the first read), then one
@@ -960,10 +981,10 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     session = uow.session
     session.flush()  # the reads below go to the connection, which does not autoflush
     tenant = uow.tenant_id
-    demand_ids = list(dict.fromkeys(d for d, _ in items))
-    wanted: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO)
-    for demand_id, quantity in items:
-        wanted[demand_id] += quantity
+    demand_ids = list(dict.fromkeys(d for d, _, _ in items))
+    wanted: dict[tuple[uuid.UUID, uuid.UUID | None], Decimal] = defaultdict(lambda: ZERO)
+    for demand_id, quantity, where in items:
+        wanted[(demand_id, where)] += quantity
     of = _id_reader()  # one for the three reads: they name the same products, locations and warehouses
     read_stock = uow.connection().dialect.name == "sqlite"
     if read_stock:
@@ -1011,8 +1032,10 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     touched: dict[uuid.UUID, _Stock] = {}
     used: dict[uuid.UUID, _Held] = {}
     picked: set[uuid.UUID] = set()  # serial numbers (ids) leaving with this issue
-    for demand_id, quantity in items:
+    for demand_id, quantity, where in items:
         reservations = by_demand[demand_id]
+        if where is not None:  # only what is reserved in that warehouse (checked above: enough of it)
+            reservations = [r for r in reservations if r.warehouse_id == where]
         product = products[reservations[0].product_id]
         remaining = quantity
         total_cost = ZERO
@@ -1120,7 +1143,7 @@ def _issue_many(uow: UnitOfWork, demand_type: str, items: list[tuple[uuid.UUID, 
     for move in moves:
         audit(uow, "stock.issue", "stock_move", move["id"], after=move)
     issued = []
-    for (demand_id, quantity), result in zip(items, results, strict=True):
+    for (demand_id, quantity, _), result in zip(items, results, strict=True):
         product_id = by_demand[demand_id][0].product_id
         issued.append((StockIssued(demand_type=demand_type, demand_id=str(demand_id), product_id=str(product_id),
                                    warehouse_id=str(result.warehouse_id), quantity=format_quantity(quantity),

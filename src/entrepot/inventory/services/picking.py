@@ -32,6 +32,7 @@ class PickItem:
     demand_id: uuid.UUID
     quantity: Decimal
     skip: Decimal = ZERO
+    warehouse_id: uuid.UUID | None = None  # only what is reserved there (a shipment from one warehouse)
 
 
 @dataclass
@@ -90,6 +91,8 @@ def pick_plan(uow: UnitOfWork, *, demand_type: str, items: Sequence[PickItem]) -
         for res, location_code, warehouse_code, lot_code, expiry, counted in by_demand.get(item.demand_id, []):
             if remaining <= 0:
                 break
+            if item.warehouse_id is not None and res.warehouse_id != item.warehouse_id:
+                continue
             free = res.quantity - used[res.id]
             passed = min(free, skip)
             skip -= passed
