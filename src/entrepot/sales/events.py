@@ -203,12 +203,25 @@ class ReturnReceived(EventData):
 
 @event_type("return.credited.v1")
 class ReturnCredited(EventData):
-    """A credit note was issued for a received return."""
+    """A credit note was issued for a received return (one event per note: a return billed on two invoices
+    is credited by a note on each)."""
 
     return_id: str
     number: str
     sales_order_id: str
     credit_note_id: str
+
+
+@event_type("return.unbilled.v1")
+class ReturnUnbilled(EventData):
+    """A return was credited, and these units of it had come back before they were invoiced: they need no
+    credit note and will never be billed (the order's lines keep them as returned-unbilled). A return
+    whose units were all invoiced says `return.credited.v1` only; one of both kinds says both."""
+
+    return_id: str
+    number: str
+    sales_order_id: str
+    lines: list[dict[str, str]]  # sales_order_line_id and quantity
 
 
 @event_type("return.cancelled.v1")

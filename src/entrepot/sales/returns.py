@@ -16,7 +16,7 @@ from entrepot.billing.models import CreditNote, Invoice, InvoiceLine
 from entrepot.db.numbering import next_number
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
-from entrepot.integration.outbox import record_event
+from entrepot.integration.outbox import record_event, record_events
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid, reference
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import ZERO, format_quantity
@@ -277,9 +277,14 @@ def credit_return(uow: UnitOfWork, return_id: uuid.UUID) -> list[CreditNote]:
         note_returned_unbilled(uow, rma.sales_order_id, unbilled)
     if notes:
         rma.credit_note_id = notes[0].id
-        record_event(uow, events.ReturnCredited(return_id=str(rma.id), number=rma.number,
-                                                sales_order_id=str(rma.sales_order_id),
-                                                credit_note_id=str(notes[0].id)), subject=f"return/{rma.id}")
+    record_events(uow, [(events.ReturnCredited(return_id=str(rma.id), number=rma.number,
+                                               sales_order_id=str(rma.sales_order_id), credit_note_id=str(note.id)),
+                         f"return/{rma.id}") for note in notes])
+    if unbilled:
+        record_event(uow, events.ReturnUnbilled(
+            return_id=str(rma.id), number=rma.number, sales_order_id=str(rma.sales_order_id),
+            lines=[{"sales_order_line_id": str(line_id), "quantity": format_quantity(quantity)}
+                   for line_id, quantity in unbilled.items()]), subject=f"return/{rma.id}")
     audit(uow, "return.credit", "return", rma.id, after={"credit_notes": [n.number for n in notes]})
     return notes
 

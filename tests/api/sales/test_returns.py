@@ -85,6 +85,11 @@ def test_units_returned_before_they_were_invoiced_are_never_billed(api):
         {"sales_order_line_id": order["lines"][0]["id"], "quantity": "3", "disposition": "restock"}]})
     act(api, f"/returns/{rma['id']}/receive")
     assert act(api, f"/returns/{rma['id']}/credit", 201) == []  # nothing was billed: nothing to credit
+    # and the return's end is told all the same: 3 units that will never be billed, no credit note
+    told = [e for e in api.get("/events", params={"subject": f"return/{rma['id']}"}).json()["items"]]
+    assert [e["type"] for e in told][-1] == "return.unbilled.v1"
+    assert "return.credited.v1" not in [e["type"] for e in told]
+    assert told[-1]["data"]["lines"] == [{"sales_order_line_id": order["lines"][0]["id"], "quantity": "3"}]
     # when the invoicing run goes, only the unit the customer kept is billed, and the order is done
     [invoice] = act(api, "/invoicing-runs", 201, {})
     assert D(invoice["lines"][0]["quantity"]) == 1 and _billed(api, desk.customer_id) == D("12.50")
@@ -111,6 +116,10 @@ def test_a_line_partly_invoiced_then_mostly_returned_bills_only_what_was_kept(ap
     act(api, f"/returns/{rma['id']}/receive")
     [note] = act(api, f"/returns/{rma['id']}/credit", 201)
     assert note["total"] == "62.50"
+    # and the return tells both: the note for the 5 invoiced, and the 3 that will never be billed
+    told = {e["type"]: e["data"] for e in api.get("/events", params={"subject": f"return/{rma['id']}"}).json()["items"]}
+    assert told["return.credited.v1"]["credit_note_id"] == note["id"]
+    assert told["return.unbilled.v1"]["lines"] == [{"sales_order_line_id": line, "quantity": "3"}]
     # when the rest is invoiced: the 2 units kept, 25.00 in all
     act(api, "/invoicing-runs", 201, {})
     assert _billed(api, desk.customer_id) == D("25.00")
