@@ -328,6 +328,7 @@ def _orders(seed: Seed, count: int) -> None:
 def _drive(uow: UnitOfWork, seed: Seed, goal: str, customer: Any, lines: list[Any], service: Any,
            returns: Any) -> None:
     from entrepot.billing import service as billing
+    from entrepot.inventory import service as inventory_service
 
     order = service.create_sales_order(uow, customer_id=customer.id, lines=lines,
                                        customer_po=f"PO-{seed.rng.randint(10000, 99999)}",
@@ -354,16 +355,20 @@ def _drive(uow: UnitOfWork, seed: Seed, goal: str, customer: Any, lines: list[An
             service.ship_shipment(uow, shipment.id, carrier="UPS",
                                   tracking_number=f"1Z{seed.rng.randint(10**8, 10**9)}")
         return
-    try:
-        shipment = service.create_shipment(uow, sales_order_id=order.id)
-    except service.NothingToShip:
+    # One shipment per warehouse the order's stock is reserved in (a dealer that splits lines across its
+    # warehouses ships each part from where it is); an order reserved in one warehouse ships once.
+    held = inventory_service.reserved_by_warehouse(uow, service.DEMAND, [ln.id for ln in order.lines])
+    warehouses = sorted({wid for _, wid in held}, key=str)
+    if not warehouses:
         return
-    service.pick_shipment(uow, shipment.id)
-    service.pack_shipment(uow, shipment.id, [{"weight_kg": D("4.5")}])
-    service.ship_shipment(uow, shipment.id, carrier=seed.rng.choice(["UPS", "FedEx", "DHL"]),
-                          tracking_number=f"TRK{seed.rng.randint(10**8, 10**9)}")
-    if seed.rng.random() < 0.5:
-        service.deliver_shipment(uow, shipment.id)
+    for warehouse_id in warehouses if len(warehouses) > 1 else [None]:
+        shipment = service.create_shipment(uow, sales_order_id=order.id, warehouse_id=warehouse_id)
+        service.pick_shipment(uow, shipment.id)
+        service.pack_shipment(uow, shipment.id, [{"weight_kg": D("4.5")}])
+        service.ship_shipment(uow, shipment.id, carrier=seed.rng.choice(["UPS", "FedEx", "DHL"]),
+                              tracking_number=f"TRK{seed.rng.randint(10**8, 10**9)}")
+        if seed.rng.random() < 0.5:
+            service.deliver_shipment(uow, shipment.id)
     if goal == "shipped":
         return
     invoice = service.invoice_sales_order(uow, order.id)
