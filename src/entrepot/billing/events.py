@@ -31,7 +31,10 @@ class InvoicePaid(EventData):
 
 @event_type("credit_note.issued.v1")
 class CreditNoteIssued(EventData):
-    """A credit note was issued against an invoice."""
+    """A credit note was issued against an invoice. `total` is what it credits of the goods (revenue and
+    tax); `discount_reversed` the early-payment discount those goods had earned, taken back (the
+    customer is credited `total` less it); `applied_to_invoice` what it took off the invoice's amount
+    due, and `unapplied` the rest, kept as customer credit."""
 
     credit_note_id: str
     number: str
@@ -39,6 +42,9 @@ class CreditNoteIssued(EventData):
     customer_id: str
     currency: str
     total: str
+    discount_reversed: str | None = None
+    applied_to_invoice: str | None = None
+    unapplied: str | None = None
 
 
 @event_type("credit_note.applied.v1")

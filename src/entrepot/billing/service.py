@@ -370,6 +370,8 @@ def issue_credit_note(
     record_event(uow, events.CreditNoteIssued(
         credit_note_id=str(note.id), number=note.number, invoice_id=str(invoice.id),
         customer_id=str(invoice.customer_id), currency=cur, total=format_amount(note.total, cur),
+        discount_reversed=format_amount(note.discount_reversed, cur),
+        applied_to_invoice=format_amount(note.applied_to_invoice, cur), unapplied=format_amount(note.unapplied, cur),
     ), subject=f"invoice/{invoice.id}")
     return note
 

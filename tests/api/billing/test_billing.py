@@ -138,6 +138,11 @@ def test_goods_credited_after_an_early_payment_discount_take_their_discount_back
     # and no more than was paid can be refunded
     assert api.post(f"/credit-notes/{rest['id']}/refund", json={"amount": "37.50"}).status_code == 422
     act(api, f"/credit-notes/{rest['id']}/refund", json={"amount": "36.75"})
+    # and credit_note.issued.v1 says the customer's credit as the notes do
+    told = [e["data"] for e in api.get("/events", params={"subject": f"invoice/{invoice['id']}"}).json()["items"]
+            if e["type"] == "credit_note.issued.v1"]
+    assert [(t["total"], t["discount_reversed"], t["applied_to_invoice"], t["unapplied"]) for t in told] == [
+        ("12.50", "0.25", "0.00", "12.25"), ("37.50", "0.75", "0.00", "36.75")]
     # and the audit trail records what was taken back
     audited = [e["after"] for e in api.get("/audit-entries?entity_type=credit_note").json()["items"]
                if e["action"] == "credit_note.issue"]
