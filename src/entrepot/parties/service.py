@@ -231,8 +231,11 @@ def get_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
 
 def lock_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> None:
     """Hold the customer's row until the transaction ends (FOR NO KEY UPDATE): a check of the
-    customer's credit limit takes it first, so two at once each count what the other committed."""
+    customer's credit limit takes it first, so two at once each count what the other committed.
+    The customer's facts are read again after it: a change of its limit or status that this waited
+    for is what the check goes by, not what was read before the wait."""
     uow.session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
+    _forget_customer_facts(uow, _as_uuid(customer_id, "customer"))
 
 
 def hold_customer_for_document(uow: UnitOfWork, customer_id: uuid.UUID) -> None:

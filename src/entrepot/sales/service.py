@@ -539,10 +539,16 @@ def sales_order_query(*, customer_id: uuid.UUID | None = None, status: str | Non
 
 def credit_exposure(uow: UnitOfWork, customer_id: uuid.UUID, *, excluding: uuid.UUID | None = None) -> Decimal:
     """Open receivables plus the not yet invoiced value of open confirmed orders."""
-    return billing.open_receivables(uow, customer_id) + _uninvoiced_orders(uow, customer_id, excluding)
+    orders = _uninvoiced_orders(uow, customer_id, excluding)  # first: see `_uninvoiced_orders`
+    return billing.open_receivables(uow, customer_id) + orders
 
 
 def _uninvoiced_orders(uow: UnitOfWork, customer_id: uuid.UUID, excluding: uuid.UUID | None = None) -> Decimal:
+    """The not yet invoiced value of the customer's open orders, then `_unbilled_adjustments` (what orders
+    closed short shipped and have not billed). The exposure is read in several statements, each seeing what committed
+    before it (PostgreSQL, READ COMMITTED), and the customer's invoicing does not wait for a credit check:
+    read in the order value moves in (open order, then closed order, then open invoice), a step that
+    commits between two reads is counted twice, never left out."""
     query = select(func.sum(SalesOrder.total), func.sum(SalesOrder.invoiced_total)).where(
         SalesOrder.customer_id == customer_id, SalesOrder.status.in_(OPEN_ORDER))
     if excluding:
@@ -602,8 +608,8 @@ class CreditPosition:
 
 def credit_position(uow: UnitOfWork, customer_id: uuid.UUID) -> CreditPosition:
     customer = ports.get_customer(uow, customer_id)
+    orders = _uninvoiced_orders(uow, customer.id)  # first: see `_uninvoiced_orders`
     receivables = billing.open_receivables(uow, customer.id)
-    orders = _uninvoiced_orders(uow, customer.id)
     held = uow.session.scalar(select(func.count()).where(
         SalesOrder.customer_id == customer.id, SalesOrder.status == OrderStatus.on_hold,
         SalesOrder.hold_reason == "credit")) or 0
@@ -624,15 +630,18 @@ def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     if SALES_ORDER.transition_for(OrderStatus(order.status), "confirm") is None:
         SALES_ORDER.apply(order, "confirm")  # raises, naming the allowed actions
     customer = ports.get_customer(uow, order.customer_id)
+    if getattr(customer, "credit_limit", None) is not None:
+        # one credit check of the customer at a time: two orders confirmed at once would each
+        # leave the other out of the exposure (neither is confirmed yet) and both pass. The customer
+        # is read again under the lock: a cut of its limit, a hold or a block this waited for counts.
+        ports.lock_customer(uow, order.customer_id)
+        customer = ports.get_customer(uow, order.customer_id)
     ports.ensure_can_order(customer)  # blocked or put on hold since the order was entered
     # An order the books cannot convert would ship and then stop every invoicing run of the tenant:
     # refused here, before anything is reserved, until the currency has an exchange rate.
     ports.ensure_bookable(uow, order.currency)
     limit = getattr(customer, "credit_limit", None)
     if limit is not None:
-        # one credit check of the customer at a time: two orders confirmed at once would each
-        # leave the other out of the exposure (neither is confirmed yet) and both pass
-        ports.lock_customer(uow, order.customer_id)
         exposure = credit_exposure(uow, order.customer_id, excluding=order.id) + order.total
         if exposure > limit:
             SALES_ORDER.apply(order, "hold")
@@ -664,7 +673,14 @@ def release_hold(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     order = _locked_order(uow, order_id)
     if SALES_ORDER.transition_for(OrderStatus(order.status), "release_hold") is None:
         SALES_ORDER.apply(order, "release_hold")  # raises, naming the allowed actions
-    ports.ensure_can_order(ports.get_customer(uow, order.customer_id))
+    customer = ports.get_customer(uow, order.customer_id)
+    if getattr(customer, "credit_limit", None) is not None:
+        # the released order joins the customer's exposure: a credit check of another of its orders
+        # running meanwhile (confirm_sales_order holds the same lock) waits for this and counts it,
+        # or ran first without it; the customer is read again under the lock
+        ports.lock_customer(uow, order.customer_id)
+        customer = ports.get_customer(uow, order.customer_id)
+    ports.ensure_can_order(customer)
     SALES_ORDER.apply(order, "release_hold")
     reason, order.hold_reason = order.hold_reason, None
     _, _, holds = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
