@@ -185,3 +185,44 @@ def test_two_backdated_receipts_at_once_revalue_from_each_other(tenant):
         assert (accounts["cogs"], accounts["inventory"], inventory.valuation(uow).total_value) == (
             D("18.00"), D("72.00"), D("72.00"))
         assert inventory.check_balances(uow) == []
+
+
+TAKERS = {  # a stock change that takes one unit off the shelf
+    "adjustment": lambda p, wh, other: lambda uow: inventory.adjust_stock(
+        uow, warehouse_id=wh, product_id=p, quantity=-1, reason="lost"),
+    "scrap": lambda p, wh, other: lambda uow: inventory.scrap_stock(
+        uow, warehouse_id=wh, product_id=p, quantity=1, reason="broken"),
+    "transfer": lambda p, wh, other: lambda uow: inventory.create_transfer(
+        uow, product_id=p, from_warehouse_id=wh, to_warehouse_id=other, quantity=1),
+}
+
+
+@pytest.mark.parametrize("first", ["allocation", "change"])
+@pytest.mark.parametrize("change", sorted(TAKERS))
+def test_a_unit_taken_off_the_shelf_while_an_order_reserves_the_last_ones_never_leaves_less_than_reserved(
+        tenant, change, first):
+    # given 5 units on the shelf and an order line for all 5
+    p = product(tenant)
+    wh, other = warehouse(tenant), warehouse(tenant)
+    stock(tenant, wh, p, 5)
+    line = demand(p, 5)
+    reserve = lambda uow: inventory.allocate(uow, [line])[0]  # noqa: E731
+    take = TAKERS[change](p, wh, other)
+    # when one unit is taken off (adjusted, scrapped, transferred) while the order reserves (either first)
+    if first == "allocation":
+        reserved, refused = together(tenant, reserve, take)
+        # then the change waited for the reservation and is refused: nothing is left that is not reserved
+        assert (reserved.reserved, type(refused)) == (5, inventory.InsufficientStock), refused
+        assert refused.status == 409
+        expected = (5, 5, 0)
+    else:
+        taken, reserved = together(tenant, take, reserve)
+        # then the reservation waited for the change and takes the 4 left; the fifth is backordered
+        assert type(taken) is not inventory.InsufficientStock, taken
+        assert (reserved.reserved, reserved.backordered) == (4, 1)
+        expected = (4, 4, 0)
+    level = levels(tenant, p)[wh]
+    assert (level.on_hand, level.reserved, level.available) == expected
+    with tenant.uow(readonly=True) as uow:
+        assert inventory.check_balances(uow) == []
+        assert inventory.reserved_quantity(uow, "sales_order_line", [line.demand_id])[line.demand_id] == expected[1]
