@@ -28,7 +28,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import IO, Any
 
-from entrepot.kernel.errors import FieldError, ValidationFailed
+from entrepot.kernel.errors import DomainError, FieldError, InvalidTransition, ValidationFailed
 
 MAX_REPORTED_ERRORS = 1000
 Progress = Callable[[int], None]
@@ -69,6 +69,15 @@ class ImportReport:
                          ) -> None:
         for e in errors:
             self.add(row, (columns or {}).get(e.field, e.field), e.message, e.rule)
+
+    def add_refusal(self, row: int, exc: DomainError, columns: Mapping[str, str] | None = None) -> None:
+        """What a service refused when writing the row: each field it names, else the field its
+        conflict is on (a status change the machine does not allow is on `status`)."""
+        if isinstance(exc, ValidationFailed):
+            self.add_field_errors(row, exc.errors, columns)
+            return
+        field_name = exc.extra.get("field") or ("status" if isinstance(exc, InvalidTransition) else "")
+        self.add(row, (columns or {}).get(field_name, field_name), exc.detail, exc.code)
 
     def as_dict(self) -> dict[str, Any]:
         return {"entity": self.entity, "dry_run": self.dry_run, "rows": self.rows, "created": self.created,

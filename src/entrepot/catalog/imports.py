@@ -32,6 +32,7 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit
 from entrepot.integration.outbox import record_events
 from entrepot.kernel import clock
+from entrepot.kernel.errors import DomainError
 from entrepot.kernel.ids import new_id
 from entrepot.kernel.money import format_price
 
@@ -55,7 +56,9 @@ _DEFAULTS: dict[str, Any] = {
 def import_products(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False, progress: Progress | None = None,
                     chunk_size: int = 2000) -> ImportReport:
     """Check every row and upsert by sku in the caller's unit of work. The caller commits
-    only when `report.ok` and not `dry_run`; otherwise it rolls back (all or nothing)."""
+    only when `report.ok` and not `dry_run`; otherwise it rolls back (all or nothing). A dry
+    run writes too, so that it meets every check the writes make (a status the machine does not
+    allow, an archived product), and the caller rolls it back."""
     report = ImportReport("products", dry_run=dry_run)
     ctx = CatalogContext.load(uow)
     seen: set[str] = set()
@@ -63,7 +66,7 @@ def import_products(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False, 
     digest = hashlib.sha256()
     rows = read_rows(stream, report, columns=PRODUCT_COLUMNS, required=REQUIRED)
     for batch in chunks(rows, chunk_size):
-        _import_chunk(uow, batch, ctx, seen, seen_gtins, report, write=report.ok and not dry_run, digest=digest)
+        _import_chunk(uow, batch, ctx, seen, seen_gtins, report, write=report.ok, digest=digest)
         if progress:
             progress(len(batch))
     if report.ok and not dry_run and (report.created or report.updated):
@@ -85,7 +88,7 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
         skus.append(sku)
     existing = get_products_by_sku(uow, [s for s in skus if s])
     new_rows: list[dict[str, Any]] = []
-    changes: list[tuple[Product, dict[str, Any]]] = []
+    changes: list[tuple[int, Product, dict[str, Any]]] = []
     barcodes: list[tuple[int, str, str]] = []  # (line, gtin, sku) of the rows that set one
     for line, row in batch:
         if row.pop("__dup__", None):
@@ -103,7 +106,7 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
             continue
         diff = {k: v for k, v in values.items() if getattr(product, k) != v}
         if diff:
-            changes.append((product, diff))
+            changes.append((line, product, diff))
             if diff.get("gtin"):
                 barcodes.append((line, diff["gtin"], product.sku))
         else:
@@ -127,11 +130,15 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
             product_id=str(r["id"]), sku=r["sku"], name=r["name"], status=r["status"], unit=r["unit"],
             list_price=format_price(r["list_price"], r["currency"]), currency=r["currency"]), f"product/{r['id']}")
             for r in records])
-    for product, diff in changes:
-        update_product(uow, product.id, {k: v for k, v in diff.items()}, ctx=ctx, product=product)
-        digest.update(product.sku.encode())
     report.created += len(records)
-    report.updated += len(changes)
+    for line, product, diff in changes:
+        try:
+            update_product(uow, product.id, {k: v for k, v in diff.items()}, ctx=ctx, product=product)
+        except DomainError as exc:  # the row checked clean but the update refuses it: the row's error
+            report.add_refusal(line, exc, _COLUMN)
+            continue
+        digest.update(product.sku.encode())
+        report.updated += 1
 
 
 def _check_barcodes(uow: UnitOfWork, barcodes: list[tuple[int, str, str]], seen: dict[str, str],

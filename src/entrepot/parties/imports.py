@@ -16,7 +16,7 @@ from entrepot.catalog.csvio import ImportReport, Progress, chunks, read_rows, wr
 from entrepot.catalog.models import Product
 from entrepot.catalog.service import get_products_by_sku
 from entrepot.db.uow import UnitOfWork
-from entrepot.kernel.errors import DomainError, ValidationFailed
+from entrepot.kernel.errors import DomainError
 from entrepot.parties.models import Customer, Supplier, SupplierItem
 from entrepot.parties.service import (
     clean_customer,
@@ -47,7 +47,7 @@ def _upsert(uow: UnitOfWork, stream: IO[str], report: ImportReport, *, columns: 
             clean: Callable[[dict[str, Any], Any], tuple[dict[str, Any], list[Any]]],
             create: Callable[[dict[str, Any]], Any], update: Callable[[Any, dict[str, Any]], Any],
             prepare: Callable[[int, dict[str, str]], dict[str, Any] | None] | None = None,
-            progress: Progress | None, dry_run: bool) -> ImportReport:
+            progress: Progress | None) -> ImportReport:
     seen: set[Any] = set()
     for batch in chunks(read_rows(stream, report, columns=columns, required=required), 500):
         existing = load([key_of(row) for _, row in batch])
@@ -71,21 +71,19 @@ def _upsert(uow: UnitOfWork, stream: IO[str], report: ImportReport, *, columns: 
             if current is not None and not diff:
                 report.unchanged += 1
                 continue
-            if not report.ok or dry_run:
+            if not report.ok:
                 report.created += current is None
                 report.updated += current is not None
                 continue
-            try:
+            try:  # a dry run writes too, to meet every check the services make; the caller rolls it back
                 if current is None:
                     create(data)
                     report.created += 1
                 else:
                     update(current, {k: data[k] for k in data if k in diff or k == "tax_country"})
                     report.updated += 1
-            except ValidationFailed as exc:
-                report.add_field_errors(line, exc.errors)
             except DomainError as exc:
-                report.add(line, "", exc.detail, exc.code)
+                report.add_refusal(line, exc)
         if progress:
             progress(len(batch))
     return report
@@ -101,7 +99,7 @@ def import_customers(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
         key_of=lambda r: r.get("code", ""), load=load,
         clean=lambda d, cur: clean_customer(d, partial=cur is not None, current=cur),
         create=lambda d: create_customer(uow, d), update=lambda cur, d: update_customer(uow, cur.id, d, customer=cur),
-        progress=progress, dry_run=dry_run)
+        progress=progress)
 
 
 def import_suppliers(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
@@ -114,7 +112,7 @@ def import_suppliers(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
         key_of=lambda r: r.get("code", ""), load=load,
         clean=lambda d, cur: clean_supplier(d, partial=cur is not None, current=cur),
         create=lambda d: create_supplier(uow, d), update=lambda cur, d: update_supplier(uow, cur.id, d, supplier=cur),
-        progress=progress, dry_run=dry_run)
+        progress=progress)
 
 
 def import_supplier_items(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
@@ -165,7 +163,7 @@ def import_supplier_items(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = F
         load=load, clean=clean, prepare=prepare, create=lambda d: create_supplier_item(uow, d),
         update=lambda cur, d: update_supplier_item(
             uow, cur.id, {k: v for k, v in d.items() if k not in ("supplier_id", "product_id")}),
-        progress=progress, dry_run=dry_run)
+        progress=progress)
 
 
 def _export(stream: IO[str], columns: tuple[str, ...], records: Iterator[Any],

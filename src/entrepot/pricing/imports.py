@@ -117,11 +117,11 @@ def import_price_lists(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = Fals
             if not head_diff and same_entries:
                 report.unchanged += 1
                 continue
-        if not report.ok or dry_run:
+        if not report.ok:
             report.created += current is None
             report.updated += current is not None
             continue
-        try:
+        try:  # a dry run writes too, to meet every check the services make; the caller rolls it back
             if current is None:
                 create_price_list(uow, {**{k: v for k, v in data.items() if v is not None}, "entries": entries})
                 report.created += 1

@@ -142,3 +142,39 @@ def test_rows_are_numbered_as_the_lines_of_the_file_across_a_cell_with_line_brea
     # then each problem names the line a text editor shows it on (where its record starts)
     assert r.status_code == 422, r.text
     assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(6, "list_price"), (7, "list_price")]
+
+
+def test_a_row_the_product_service_refuses_is_a_row_error_and_the_dry_run_finds_it(api):
+    # given a blocked product and an archived one
+    _upload(api, "/imports/products", "sku,name,list_price,currency,status\nR-1,Blocked,1,USD,blocked\n"
+                                      "R-2,Archived,2,USD,active\n")
+    archived = api.get("/products", params={"q": "R-2"}).json()["items"][0]["id"]
+    assert api.post(f"/products/{archived}/archive").status_code == 200
+    text = "sku,name,status\nR-1,Blocked,discontinued\nR-2,Renamed,active\n"
+    for params in ({"dry_run": "true"}, {}):
+        # when a file asks what the status machine does not allow, and changes an archived product
+        r = _upload(api, "/imports/products", text, **params)
+        # then the dry run and the import both refuse it, naming each row and column
+        assert r.status_code == 422, (params, r.text)
+        assert r.json()["code"] == "import_failed"
+        assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [
+            (2, "status", "invalid_transition"), (3, "file", "conflict")], params
+    assert api.get("/products", params={"q": "R-1"}).json()["items"][0]["status"] == "blocked"
+
+
+def test_a_dry_run_finds_what_the_customer_and_price_list_services_refuse(api):
+    # given a blocked customer and a product
+    _upload(api, "/imports/customers", "code,name,currency,status\nH-1,Held,USD,blocked\n")
+    _upload(api, "/imports/products", "sku,name,list_price,currency\nT-1,Tiered,5,USD\n")
+    cases = [("/imports/customers", "code,status\nH-1,on_hold\n", (2, "status", "invalid_transition")),
+             ("/imports/price-lists", "code,name,currency,sku,value,min_quantity,max_quantity\n"
+                                      "OV,Overlap,USD,T-1,4,1,10\nOV,Overlap,USD,T-1,3,5,20\n",
+              (3, "min_quantity", "overlap"))]
+    for path, text, error in cases:
+        for params in ({"dry_run": "true"}, {}):
+            # when
+            r = _upload(api, path, text, **params)
+            # then the dry run refuses what the import refuses
+            assert r.status_code == 422, (path, params, r.text)
+            assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [error], (path, params)
+    assert api.get("/price-lists", params={"q": "OV"}).json()["items"] == []
