@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from entrepot.catalog.csvio import ImportReport, count_data_rows
+from entrepot.catalog.csvio import ImportReport, count_data_rows, decode_upload
 from entrepot.cli.friendly import friendly
 from entrepot.db.uow import UnitOfWork, platform_uow, tenant_uow
 from entrepot.identity.services import tenants
@@ -68,7 +68,10 @@ def _tenant_id(slug: str | None) -> uuid.UUID:
 def run_import(kind: str, path: Path, tenant: str | None, dry_run: bool) -> ImportReport:
     importer = _importers()[kind]
     total = count_data_rows(str(path))
-    with tenant_uow(_tenant_id(tenant)) as uow, open(path, newline="", encoding="utf-8-sig") as fh:
+    # read as an upload is: a file not UTF-8, or holding a NUL (which PostgreSQL cannot store), is
+    # refused with a message naming it, not a traceback
+    fh = decode_upload(path.read_bytes())
+    with tenant_uow(_tenant_id(tenant)) as uow:
         with Progress(TextColumn(f"importing {kind}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task(kind, total=total)

@@ -79,8 +79,12 @@ def register(app: typer.Typer) -> None:
     def import_rates(path: Path = typer.Argument(..., exists=True, readable=True, help="CSV currency,date,rate"),
                      tenant: str = typer.Option(..., "--tenant")) -> None:
         """Import exchange rates from a CSV file (all or nothing)."""
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:  # as the API answers a body not UTF-8: a message, not a traceback
+            raise invalid("file", "the CSV must be UTF-8", "encoding") from exc
         with tenant_uow(_tenant_id(tenant)) as uow:
-            rows = rates.import_rates_csv(uow, path.read_text(encoding="utf-8-sig"))
+            rows = rates.import_rates_csv(uow, text)
             uow.commit()
         out.print(f"imported {len(rows)} rates")
 

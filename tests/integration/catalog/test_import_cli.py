@@ -50,3 +50,19 @@ def test_cli_export_quotes_formulas_and_import_of_that_file_changes_nothing(tena
     assert dst.read_text().splitlines()[1].startswith("CLI-F,'=1+1,'@cmd,")
     r = runner.invoke(app, ["import", "products", str(dst), "--tenant", tenant.slug])
     assert r.exit_code == 0 and "1 unchanged" in r.output, r.output
+
+
+def test_cli_import_of_a_file_not_utf8_or_holding_a_nul_is_refused_with_a_message(tenant, tmp_path):
+    runner = CliRunner()
+    for data, message in [("sku,name,list_price,currency\nL-1,Caf\xe9,1,USD\n".encode("latin-1"), "not UTF-8"),
+                          (b"sku,name,list_price,currency\nL-2,a\x00b,1,USD\n", "line 2 contains a NUL")]:
+        # given a file the API's upload would refuse
+        src = tmp_path / "products.csv"
+        src.write_bytes(data)
+        # when
+        r = runner.invoke(app, ["import", "products", str(src), "--tenant", tenant.slug])
+        # then a message and exit 1, not a traceback (nor, on PostgreSQL, the database's DataError)
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.exception, r.output)
+        assert message in r.output
+    with tenant.uow(readonly=True) as uow:
+        assert find_product_by_sku(uow, "L-1") is None and find_product_by_sku(uow, "L-2") is None

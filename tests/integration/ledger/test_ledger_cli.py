@@ -68,3 +68,15 @@ def test_check_passes_then_names_an_entry_edited_behind_the_ledgers_back(tenant)
     bad = runner.invoke(app, ["ledger", "check", "--tenant", tenant.slug], env=env)
     assert bad.exit_code == 1
     assert f"entry {entry.number} does not balance" in bad.output
+
+
+def test_import_rates_of_a_file_not_utf8_is_refused_with_a_message(tenant, tmp_path):
+    # given a rates file saved in Latin-1 (a note after the rate, as a spreadsheet might add)
+    rates = tmp_path / "rates.csv"
+    rates.write_bytes("currency,date,rate\nEUR,2026-01-01,1.09\n# taux \xe0 jour\n".encode("latin-1"))
+    # when
+    r = CliRunner().invoke(app, ["ledger", "import-rates", str(rates), "--tenant", tenant.slug],
+                           env={"ENTREPOT_DATABASE_URL": tenant.url})
+    # then a message and exit 1, not a UnicodeDecodeError traceback
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.exception, r.output)
+    assert "UTF-8" in r.output
