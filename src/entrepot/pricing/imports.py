@@ -38,6 +38,8 @@ HEADER_COLUMNS = ("code", "name", "currency", "kind", "priority", "scope", "cust
 ENTRY_COLUMNS = ("sku", "category", "method", "value", "min_quantity", "max_quantity")
 PRICE_LIST_COLUMNS = HEADER_COLUMNS + ENTRY_COLUMNS
 _ENTRY_FIELD = re.compile(r"entries\[(\d+)\]\.(\w+)")
+# a list's field → the file's column, where they differ (its customer travels by code)
+_HEADER_COLUMN = {"customer_id": "customer_code"}
 
 
 def _entry_key(e: dict[str, Any]) -> tuple[Any, ...]:
@@ -104,7 +106,7 @@ def import_price_lists(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = Fals
         values, errors = clean_price_list(uow, {"code": code, **partial} if current is None else partial,
                                           current=current)
         if errors:
-            report.add_field_errors(group["line"], errors)
+            report.add_field_errors(group["line"], errors, _HEADER_COLUMN)
             continue
         entries = group["entries"]
         if current is not None:
@@ -139,7 +141,7 @@ def import_price_lists(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = Fals
                 if entry:
                     report.add(group["lines"][int(entry[1])], entry[2], e.message, e.rule)
                 else:
-                    report.add(group["line"], e.field, e.message, e.rule)
+                    report.add(group["line"], _HEADER_COLUMN.get(e.field, e.field), e.message, e.rule)
         except DomainError as exc:
             report.add(group["line"], "", exc.detail, exc.code)
     return report

@@ -178,3 +178,15 @@ def test_a_dry_run_finds_what_the_customer_and_price_list_services_refuse(api):
             assert r.status_code == 422, (path, params, r.text)
             assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [error], (path, params)
     assert api.get("/price-lists", params={"q": "OV"}).json()["items"] == []
+
+
+def test_a_price_list_row_at_fault_for_its_customer_names_the_customer_code_column(api):
+    # given a customer
+    _upload(api, "/imports/customers", "code,name,currency\nPC-1,Acme,USD\n")
+    for text, rule in [("code,name,currency,scope\nPLC,Mine,USD,customer\n", "required"),
+                       ("code,name,currency,customer_code\nPLC,Mine,USD,PC-1\n", "scope")]:
+        # when a list scoped to a customer names none, or a list for all names one
+        r = _upload(api, "/imports/price-lists", text)
+        # then the error is on the file's column, customer_code (there is no customer_id column)
+        assert r.status_code == 422, r.text
+        assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(2, "customer_code", rule)]
