@@ -81,7 +81,7 @@ def _import_chunk(uow: UnitOfWork, batch: list[tuple[int, dict[str, str]]], ctx:
     skus = []
     for line, row in batch:
         sku = row.get("sku", "")
-        if sku in seen:
+        if sku and sku in seen:  # a row without one is told it is required, not that it repeats
             report.add(line, "sku", f"sku {sku} appears more than once in the file", "duplicate")
             row["__dup__"] = "1"
         seen.add(sku)

@@ -53,7 +53,7 @@ def _upsert(uow: UnitOfWork, stream: IO[str], report: ImportReport, *, columns: 
         existing = load([key_of(row) for _, row in batch])
         for line, row in batch:
             key = key_of(row)
-            if key in seen:
+            if key in seen and all(row.get(c) for c in required):  # no key: told it is required
                 report.add(line, required[0], f"{key} appears more than once in the file", "duplicate")
                 continue
             seen.add(key)

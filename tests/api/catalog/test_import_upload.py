@@ -190,3 +190,14 @@ def test_a_price_list_row_at_fault_for_its_customer_names_the_customer_code_colu
         # then the error is on the file's column, customer_code (there is no customer_id column)
         assert r.status_code == 422, r.text
         assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(2, "customer_code", rule)]
+
+
+def test_rows_without_their_key_are_each_told_it_is_required_not_that_it_repeats(api):
+    for path, text, column in [("/imports/products", "sku,name,list_price,currency\n,a,1,USD\n,b,1,USD\n", "sku"),
+                               ("/imports/customers", "code,name,currency\n,a,USD\n,b,USD\n", "code")]:
+        # when two rows of the file have no key
+        r = _upload(api, path, text)
+        # then each is told its key is required (the second is not "a duplicate" of the first)
+        assert r.status_code == 422, r.text
+        assert sorted((e["row"], e["field"], e["rule"]) for e in r.json()["errors"]) == [
+            (2, column, "required"), (3, column, "required")], path
