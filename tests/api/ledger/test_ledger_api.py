@@ -484,3 +484,22 @@ def test_a_reversal_is_never_dated_before_the_entry_it_reverses(api):
     # and on its own day or later it posts
     same_day = api.post(f"/ledger/journal-entries/{original['id']}/reverse", json={"date": "2026-01-15"})
     assert same_day.status_code == 201 and same_day.json()["date"] == "2026-01-15", same_day.text
+
+
+def test_a_rates_file_sent_again_audits_only_the_rates_it_changes(api):
+    # given a rates file imported once
+    body = "currency,date,rate\nEUR,2026-03-01,1.08\nGBP,2026-03-01,1.27\n"
+    assert api.post("/ledger/exchange-rates/import", content=body, headers={"Content-Type": "text/csv"}
+                    ).status_code == 201
+
+    def audited() -> int:
+        return len(api.get("/audit-entries", params={"entity_type": "ledger_exchange_rate", "limit": 100}
+                           ).json()["items"])
+
+    before = audited()
+    # when the same file comes again (a daily feed resending its window), one rate corrected
+    again = api.post("/ledger/exchange-rates/import", content=body.replace("1.27", "1.26"),
+                     headers={"Content-Type": "text/csv"})
+    # then every row is answered, and only the corrected rate is audited again
+    assert again.status_code == 201 and again.json()["imported"] == 2
+    assert audited() == before + 1

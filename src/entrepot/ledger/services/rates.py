@@ -62,6 +62,8 @@ def set_rate(uow: UnitOfWork, currency: str, valid_on: date, rate: object) -> Ex
     row = uow.session.scalar(
         select(ExchangeRate).where(ExchangeRate.currency == currency, ExchangeRate.valid_on == valid_on)
     )
+    if row is not None and row.rate == value:  # the same rate again (a feed resending its window): no write
+        return row
     before = snapshot(row) if row else None
     if row is None:
         row = ExchangeRate(currency=currency, valid_on=valid_on, rate=value)
