@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -84,6 +84,12 @@ def _apply(uow, op, p, warehouses, demands, transfers):
                                              ("moving_average", True), ("fifo", True)])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=ops)
+# A requested transfer shipped from two reservations (one filled by a receipt, one taken at shipping), then
+# more scrapped than is left: the transfer's moves left the valuation as one take, so the warehouse kept an
+# average its history, replayed move by move, does not give (a 0.03 correction on the scrap).
+@example(sequence=[("request_transfer", 1, Decimal(5), None), ("receive", 1, Decimal(4), "1.00"),
+                   ("adjust", 1, Decimal(1), "0.07"), ("ship_transfer", 28, None, None),
+                   ("scrap", 1, Decimal(8), None)])
 def test_balances_always_equal_the_ledger(db_url, method, negative, sequence):
     # given a fresh tenant (valuing stock by `method`, allowing negative stock or not) with one product in
     # two warehouses

@@ -54,7 +54,7 @@ from entrepot.inventory.states import STOCK_COUNT, TRANSFER, CountStatus, Transf
 from entrepot.kernel import clock
 from entrepot.kernel.dates import check_past_date
 from entrepot.kernel.errors import FieldError, NotFound, ValidationFailed, invalid
-from entrepot.kernel.money import format_amount, format_price, format_quantity, round_money
+from entrepot.kernel.money import format_amount, format_price, format_quantity
 from entrepot.ledger import posting
 
 
@@ -621,19 +621,20 @@ def _ship_requested(uow: UnitOfWork, transfer_id: object) -> Transfer:
                                      f"{transfer.number}; ship it when the rest arrives, or cancel it")
     transit = core.location_of(uow, transfer.to_warehouse_id, LocationKind.IN_TRANSIT)
     watch = reorder_watch(uow, [product.id])
-    value = core.value_out(uow, product, transfer.from_warehouse_id, transfer.quantity)
-    core.value_in_exact(uow, product, transfer.to_warehouse_id, transfer.quantity, value)
-    currency = core.functional_currency(uow)
-    left = value
-    for i, r in enumerate(reservations):
+    # Each reservation's move leaves the valuation as a move of its own (as a back-dated move's replay of
+    # the warehouse's history takes it): one take of the whole, shared out, would leave the warehouse's
+    # average where the replay, move by move, does not.
+    places = []
+    for r in reservations:  # every refusal before the first write
         lot = uow.session.get(Lot, r.lot_id) if r.lot_id else None
         core.refuse_expired(lot)
         source = uow.session.get(Location, r.location_id)
         assert source is not None
         _refuse_while_counted(uow, source)
-        # each move carries its share of the value; the last one what is left, so they add up exactly
-        part = left if i == len(reservations) - 1 else round_money(value * r.quantity / transfer.quantity, currency)
-        left -= part
+        places.append((lot, source))
+    parts = [core.value_out(uow, product, transfer.from_warehouse_id, r.quantity) for r in reservations]
+    core.value_in_exact(uow, product, transfer.to_warehouse_id, transfer.quantity, sum(parts, ZERO))
+    for r, (lot, source), part in zip(reservations, places, parts, strict=True):
         serials = _outbound_serials(uow, product, source, lot, r.quantity, transit, None)
         core.record_move(uow, product=product, from_location=source, to_location=transit, quantity=r.quantity,
                          kind=MoveKind.TRANSFER_OUT, lot=lot, value=part,
