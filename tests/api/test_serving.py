@@ -126,3 +126,42 @@ def test_a_request_waiting_for_the_write_lock_does_not_stop_the_server(tmp_path,
             assert answers and answers[0] < 500, answers
     finally:
         holder.close()
+
+
+def test_serve_stopped_by_sigterm_stops_its_embedded_worker_and_exits_0(tmp_path):
+    from sqlalchemy import text
+
+    from entrepot.db.engine import get_engine
+
+    # given `entrepot serve` (one API process and the embedded worker) on an initialised database
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    env = {**os.environ, "ENTREPOT_DATABASE_URL": url, "ENTREPOT_ENV": "test",
+           "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    subprocess.run([sys.executable, "-m", "entrepot.cli", "init"], env=env, check=True, capture_output=True,
+                   timeout=120)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "entrepot.cli", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def reactions_holder() -> str | None:
+        with get_engine(url).connect() as conn:
+            return conn.execute(text("SELECT holder FROM leases WHERE name = 'consumer:reactions'")).scalar()
+
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (reactions_holder() and _listening_sockets(port)):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.2)
+        assert reactions_holder(), "the embedded worker never took its lease"
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10).status_code == 200
+    finally:
+        # when it is stopped as a service manager stops it
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    # then it exits 0, and the worker gave back its claims (the next start need not wait out the lease)
+    assert code == 0, proc.stderr.read().decode() if proc.stderr else ""
+    assert not reactions_holder()

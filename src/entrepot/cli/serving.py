@@ -54,7 +54,14 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     if workers <= 1 or port == 0 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(APP, host=host, port=port, workers=workers, log_level="warning", access_log=False)
+        # uvicorn shuts down on SIGTERM, then raises it again: the process would die by it before
+        # `serve` stops its embedded worker (claims and leases held until they run out). As an
+        # interrupt instead, uvicorn.run returns as it does on Ctrl-C, and `serve` ends cleanly.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            uvicorn.run(APP, host=host, port=port, workers=workers, log_level="warning", access_log=False)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return
     spawn = multiprocessing.get_context("spawn")
     stop = threading.Event()
@@ -85,6 +92,10 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
                 process.kill()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _serve_one(host: str, port: int) -> None:
