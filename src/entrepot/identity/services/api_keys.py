@@ -61,7 +61,12 @@ def resolve_role_permissions(uow: UnitOfWork, role: str) -> frozenset[str]:
     return frozenset(custom.permissions)
 
 
+NAME_MAX = 200  # api_keys.name
+
+
 def create_api_key(uow: UnitOfWork, *, role: str = "admin", name: str = "") -> IssuedKey:
+    if len(name) > NAME_MAX:  # the API's schema says so first; the command line only here
+        raise invalid("name", f"at most {NAME_MAX} characters", "length")
     require_grantable(uow.actor, resolve_role_permissions(uow, role))
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"

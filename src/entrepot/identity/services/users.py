@@ -18,6 +18,7 @@ from entrepot.integration.outbox import record_event
 from entrepot.kernel.errors import Conflict, FieldError, Unauthenticated, ValidationFailed
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_MAX, NAME_MAX = 320, 200  # the columns users.email and users.name
 _hasher = PasswordHasher()
 
 
@@ -26,10 +27,14 @@ def create_user(uow: UnitOfWork, *, email: str, name: str, password: str, role: 
     email = email.strip().lower()
     if not EMAIL.match(email):
         errors.append(FieldError("email", "not a valid email address", "email"))
+    elif len(email) > EMAIL_MAX:
+        errors.append(FieldError("email", f"at most {EMAIL_MAX} characters", "length"))
     if len(password) < 10:
         errors.append(FieldError("password", "must be at least 10 characters", "min_length"))
     if not name.strip():
         errors.append(FieldError("name", "must not be empty", "required"))
+    elif len(name.strip()) > NAME_MAX:
+        errors.append(FieldError("name", f"at most {NAME_MAX} characters", "length"))
     if errors:
         raise ValidationFailed(errors)
     require_grantable(uow.actor, resolve_role_permissions(uow, role))
