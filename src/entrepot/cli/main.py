@@ -165,9 +165,11 @@ def user_create(
     tenant: str = typer.Option(..., "--tenant"),
     name: str = typer.Option(..., "--name"),
     role: str = typer.Option("viewer", "--role"),
-    password: str = typer.Option(..., "--password", prompt=True, hide_input=True),
+    password: str | None = typer.Option(None, "--password", help="Asked for when not given"),
 ) -> None:
-    """Create a user."""
+    """Create a user; prints its id."""
+    if password is None:  # asked on stderr: stdout is the id alone, for a script
+        password = typer.prompt("Password", hide_input=True, err=True)
     with tenant_uow(_tenant_id(tenant)) as uow:
         user = users.create_user(uow, email=email, name=name, password=password, role=role)
         uow.commit()

@@ -3,6 +3,8 @@ an operator's mistake is refused."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -29,3 +31,12 @@ def test_a_name_longer_than_its_column_is_refused_by_name_and_nothing_is_written
         assert uow.session.scalar(select(func.count()).select_from(User)) == 0
         assert uow.session.scalar(select(func.count()).where(ApiKey.name == long_name)) == 0
 
+
+def test_user_create_prints_only_the_user_id_on_stdout_when_the_password_is_asked_for(tenant):
+    # when the password comes on standard input, as a script gives it
+    result = CliRunner().invoke(
+        app, ["user", "create", "bob@example.test", "--tenant", tenant.slug, "--name", "Bob"],
+        input="correct horse battery\n")
+    # then standard output is the new user's id alone (the prompt goes to stderr)
+    assert result.exit_code == 0, result.output
+    assert uuid.UUID(result.stdout.strip())
