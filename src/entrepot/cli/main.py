@@ -192,8 +192,8 @@ def audit_verify(tenant: str = typer.Option(..., "--tenant")) -> None:
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-    workers: int = typer.Option(1, "--workers", help="API processes"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    workers: int = typer.Option(1, "--workers", min=1, help="API processes"),
     no_worker: bool = typer.Option(False, "--no-worker",
                                    help="Do not run the embedded worker (also ENTREPOT_EMBEDDED_WORKER=0)"),
 ) -> None:

@@ -14,8 +14,8 @@ from entrepot.cli.friendly import friendly
 def register(app: typer.Typer) -> None:
     @app.command()
     def worker(
-        batch: int = typer.Option(200, "--batch", help="Deliveries claimed per pass"),
-        concurrency: int = typer.Option(32, "--concurrency", help="Deliveries in flight at once"),
+        batch: int = typer.Option(200, "--batch", min=1, help="Deliveries claimed per pass"),
+        concurrency: int = typer.Option(32, "--concurrency", min=1, help="Deliveries in flight at once"),
         no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Do not run periodic jobs"),
     ) -> None:
         """Run the worker: reactions, webhooks, NATS, periodic jobs. SIGTERM/SIGINT stop it gracefully."""

@@ -204,3 +204,25 @@ def test_an_export_to_a_path_it_cannot_write_is_a_message_not_a_traceback(fresh_
     # then
     assert result.returncode == 1
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args", [["serve", "--port", "99999"], ["serve", "--port", "-1"], ["serve", "--workers", "0"],
+                                  ["worker", "--batch", "0"], ["worker", "--concurrency", "0"]])
+def test_a_port_or_a_count_out_of_range_is_refused_before_anything_runs(args, monkeypatch):
+    from typer.testing import CliRunner
+
+    from entrepot.cli import main
+    from entrepot.db import bootstrap
+
+    def started() -> None:
+        raise AssertionError("the command ran")
+
+    monkeypatch.setattr(main, "init_database", started)  # what serve, then worker, do first
+    monkeypatch.setattr(bootstrap, "init_database", started)
+    app = main.app
+    # when serve is given a port past 65535 (it listened on the port modulo 65536) or no process,
+    # or the worker a batch or concurrency of 0 (it ran and never delivered anything)
+    result = CliRunner().invoke(app, args)
+    # then the option is named, exit 2, and nothing was started
+    assert result.exit_code == 2, result.output
+    assert args[1] in result.output
