@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from entrepot.cli.friendly import friendly
 from entrepot.db.uow import platform_uow, tenant_uow
@@ -32,11 +31,10 @@ def check(tenant: str | None = typer.Option(None, "--tenant", help="Tenant slug 
         if not found:
             continue
         problems += len(found)
-        table = Table("kind", "product", "location", "lot", "ledger", "balance", title=f"tenant {slug}")
+        # a line each, not a table: the ids stay whole (to be looked up) in a pipe's 80 columns
+        out.print(f"tenant {slug}:", markup=False)
         for d in found:
-            table.add_row(d.kind, str(d.product_id), str(d.location_id or ""), str(d.lot_id or ""),
-                          str(d.expected), str(d.actual))
-        out.print(table)
+            out.print(f"  {d.describe()}", markup=False, soft_wrap=True)
     if problems:
         err.print(f"[red]{problems} balance(s) differ from the stock ledger[/red]")
         raise typer.Exit(1)

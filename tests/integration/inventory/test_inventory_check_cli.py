@@ -29,3 +29,19 @@ def test_check_passes_then_catches_a_corrupted_balance(tenant):
     bad = runner.invoke(app, ["inventory", "check", "--tenant", tenant.slug])
     assert bad.exit_code == 1
     assert "on_hand" in bad.output and str(p)[:8] in bad.output
+
+
+def test_a_difference_names_its_product_and_location_whole_in_a_pipe(tenant, monkeypatch):
+    # given a balance edited behind the ledger's back, checked with output to an 80-column pipe
+    monkeypatch.setenv("COLUMNS", "80")
+    p = product(tenant)
+    stock(tenant, warehouse(tenant), p, 5)
+    with tenant.uow() as uow:
+        balance = uow.session.scalar(select(StockBalance).where(StockBalance.product_id == p))
+        balance.on_hand, location = Decimal("4"), balance.location_id
+        uow.commit()
+    # when
+    bad = CliRunner().invoke(app, ["inventory", "check", "--tenant", tenant.slug])
+    # then the ids are there whole, to be looked up (they were cut to "01a2…" to fit a table)
+    assert bad.exit_code == 1
+    assert str(p) in bad.output and str(location) in bad.output, bad.output
