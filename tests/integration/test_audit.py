@@ -195,3 +195,34 @@ def test_an_append_that_waited_for_another_writer_chains_after_it(pg_url):
     assert done.wait(10)
     # then the waiting append chained after the holder's entry, and the chain verifies
     assert _verified_things(tenant) == ["T-1", "T-held", "T-3"]
+
+
+def test_what_was_done_to_the_end_of_the_chain_is_said_as_it_was(tenant):
+    from entrepot.identity.models import AuditChainHead
+
+    tid = tenant.id.hex if tenant.url.startswith("sqlite") else tenant.id
+    with tenant.uow() as uow:
+        for _ in range(3):
+            create_api_key(uow)
+        uow.commit()
+    with tenant.uow(readonly=True) as uow:
+        last = uow.session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
+    # when the last entry is rewritten with a hash recomputed to match (only the chain head knows)
+    with tenant.uow(readonly=True) as uow:
+        entry = uow.session.scalar(select(AuditEntry).where(AuditEntry.seq == last))
+        entry.actor = "user:someone-else"
+        forged = chain._entry_hash(entry.prev_hash, chain._hashed_fields(entry))
+    with get_engine(tenant.url).begin() as conn:
+        conn.execute(text("UPDATE audit_entries SET actor = 'user:someone-else', hash = :h "
+                          "WHERE tenant_id = :t AND seq = :s"), {"h": forged, "t": tid, "s": last})
+    with tenant.uow(readonly=True) as uow:
+        replaced = verify_chain(uow)
+    # then it is named, not an entry after it
+    assert (replaced.broken_at, replaced.reason) == (last, "the last entry does not match the chain head"), replaced
+    # and when the last two entries are deleted, the report names them as removed
+    with get_engine(tenant.url).begin() as conn:
+        conn.execute(text("DELETE FROM audit_entries WHERE tenant_id = :t AND seq >= :s"), {"t": tid, "s": last - 1})
+    with tenant.uow(readonly=True) as uow:
+        removed = verify_chain(uow)
+        assert uow.session.scalar(select(AuditChainHead.last_seq)) == last
+    assert (removed.broken_at, removed.reason) == (last - 1, f"entries {last - 1} to {last} were removed"), removed

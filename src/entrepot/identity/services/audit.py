@@ -232,6 +232,14 @@ def verify_chain(uow: UnitOfWork) -> ChainReport:
             return ChainReport(count, entry.seq, "content does not match its hash")
         prev = entry.hash
     head = uow.session.scalar(select(AuditChainHead))
-    if head is not None and (head.last_seq != expected_seq or head.last_hash != prev):
-        return ChainReport(count, expected_seq + 1, "entries after this one were removed")
+    if head is None:
+        return ChainReport(count, None, None)
+    if head.last_seq > expected_seq:
+        removed = f"entries {expected_seq + 1} to {head.last_seq} were" if head.last_seq > expected_seq + 1 \
+            else f"entry {head.last_seq}, the last, was"
+        return ChainReport(count, expected_seq + 1, f"{removed} removed")
+    if head.last_seq < expected_seq:
+        return ChainReport(count, head.last_seq + 1, f"entries from {head.last_seq + 1} on were added by hand")
+    if head.last_hash != prev:
+        return ChainReport(count, expected_seq, "the last entry does not match the chain head")
     return ChainReport(count, None, None)
