@@ -26,7 +26,7 @@ from entrepot.catalog.csvio import ImportReport, count_data_rows, decode_upload
 from entrepot.cli.friendly import friendly
 from entrepot.db.uow import UnitOfWork, platform_uow, tenant_uow
 from entrepot.identity.services import tenants
-from entrepot.kernel.errors import NotFound
+from entrepot.kernel.errors import invalid
 
 err = Console(stderr=True)
 out = Console()
@@ -62,7 +62,8 @@ def _tenant_id(slug: str | None) -> uuid.UUID:
         all_tenants = tenants.list_tenants(platform)
     if len(all_tenants) == 1:
         return all_tenants[0].id
-    raise NotFound("tenant", "(give --tenant SLUG: there is not exactly one tenant)")
+    raise invalid("tenant", f"give --tenant SLUG or set ENTREPOT_TENANT (there are {len(all_tenants)} tenants)",
+                  "required")
 
 
 def run_import(kind: str, path: Path, tenant: str | None, dry_run: bool) -> ImportReport:

@@ -226,3 +226,14 @@ def test_a_port_or_a_count_out_of_range_is_refused_before_anything_runs(args, mo
     # then the option is named, exit 2, and nothing was started
     assert result.exit_code == 2, result.output
     assert args[1] in result.output
+
+
+def test_an_export_without_a_tenant_among_several_says_to_name_one(fresh_sqlite):
+    run(fresh_sqlite, "tenant", "create", "acme", "--name", "Acme")
+    run(fresh_sqlite, "tenant", "create", "bolt", "--name", "Bolt")
+    # when no tenant is named (and ENTREPOT_TENANT is unset)
+    result = run(fresh_sqlite, "export", "products", "-", check=False)
+    # then it asks for one, plainly
+    assert result.returncode == 1
+    assert "give --tenant SLUG or set ENTREPOT_TENANT (there are 2 tenants)" in result.stderr, result.stderr
+    assert "not found" not in result.stderr
