@@ -102,6 +102,10 @@ def read_rows(stream: IO[str], report: ImportReport, *, columns: Sequence[str],
     lines = records(csv.reader(stream))
     head_line, raw = next(((n, r) for n, r in lines if r), (1, []))
     header = [h.strip().lstrip("\ufeff") for h in raw]
+    # A spreadsheet saves the empty columns after the last one it used ("sku,name,,"): they are not
+    # columns, and their cells must stay empty (a value under no name is "more values than columns").
+    while header and not header[-1]:
+        header.pop()
     problems = False
     for name in header:
         if name not in columns:
@@ -118,8 +122,10 @@ def read_rows(stream: IO[str], report: ImportReport, *, columns: Sequence[str],
         return
     for line, record in lines:
         if len(record) > len(header):
-            report.add(line, "", "more values than columns", "shape")
-            continue
+            if any(v.strip() for v in record[len(header):]):
+                report.add(line, "", "more values than columns", "shape")
+                continue
+            record = record[:len(header)]
         cells = record + [""] * (len(header) - len(record))  # a short record leaves its last columns empty
         values = {k: unquote_formula(v.strip()) for k, v in zip(header, cells, strict=True)}
         if any(values.values()):  # blank lines and rows of empty cells are not rows

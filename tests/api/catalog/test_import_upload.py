@@ -201,3 +201,16 @@ def test_rows_without_their_key_are_each_told_it_is_required_not_that_it_repeats
         assert r.status_code == 422, r.text
         assert sorted((e["row"], e["field"], e["rule"]) for e in r.json()["errors"]) == [
             (2, column, "required"), (3, column, "required")], path
+
+
+def test_empty_columns_a_spreadsheet_saves_after_the_last_one_are_left_out(api):
+    # given a file saved by a spreadsheet, with two empty columns after the last named one
+    text = "sku,name,list_price,currency,,\r\nS-1,Sheet one,1.50,USD,,\r\nS-2,Sheet two,2,USD\r\n"
+    # when it is imported, then its rows are read as if the empty columns were not there
+    r = _upload(api, "/imports/products", text)
+    assert (r.status_code, r.json()["created"]) == (200, 2), r.text
+    # while a value under no name is still refused on its row, and nothing is written
+    r = _upload(api, "/imports/products", "sku,name,list_price,currency,,\nS-3,Three,1,USD,,oops\n")
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["rule"]) for e in r.json()["errors"]] == [(2, "shape")], r.text
+    assert len(api.get("/products").json()["items"]) == 2
