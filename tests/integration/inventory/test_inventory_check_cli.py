@@ -45,3 +45,5 @@ def test_a_difference_names_its_product_and_location_whole_in_a_pipe(tenant, mon
     # then the ids are there whole, to be looked up (they were cut to "01a2…" to fit a table)
     assert bad.exit_code == 1
     assert str(p) in bad.output and str(location) in bad.output, bad.output
+    # and the quantities read as the API says them
+    assert "ledger says 5, balance says 4" in bad.output, bad.output

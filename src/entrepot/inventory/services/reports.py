@@ -325,8 +325,8 @@ class Discrepancy:
     def describe(self) -> str:
         where = f" at location {self.location_id}" if self.location_id else ""
         lot = f" lot {self.lot_id}" if self.lot_id else ""
-        return f"{self.kind} of product {self.product_id}{where}{lot}: ledger says {self.expected}, " \
-               f"balance says {self.actual}"
+        return f"{self.kind} of product {self.product_id}{where}{lot}: ledger says " \
+               f"{format_quantity(self.expected)}, balance says {format_quantity(self.actual)}"
 
 
 def check_balances(uow: UnitOfWork) -> list[Discrepancy]:
