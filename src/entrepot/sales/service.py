@@ -623,20 +623,26 @@ def _event_base(order: SalesOrder) -> dict[str, str]:
     return {"sales_order_id": str(order.id), "number": order.number, "customer_id": str(order.customer_id)}
 
 
+def _customer_for_credit_step(uow: UnitOfWork, customer_id: uuid.UUID) -> Any:
+    """The customer of an order being confirmed or released, checked able to order. With a credit limit,
+    one credit step of the customer at a time (its lock): two orders confirmed at once, or one confirmed
+    while another is released, would each leave the other out of the exposure and both pass. The customer
+    is read again under the lock, so a cut of its limit, a hold or a block the step waited for counts."""
+    customer = ports.get_customer(uow, customer_id)
+    if getattr(customer, "credit_limit", None) is not None:
+        ports.lock_customer(uow, customer_id)
+        customer = ports.get_customer(uow, customer_id)
+    ports.ensure_can_order(customer)
+    return customer
+
+
 def confirm_sales_order(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     """Credit check, then allocation. Over the credit limit the order goes on hold (reason
     `credit`) and nothing is reserved; otherwise stock is reserved and the rest backordered."""
     order = _locked_order(uow, order_id)
     if SALES_ORDER.transition_for(OrderStatus(order.status), "confirm") is None:
         SALES_ORDER.apply(order, "confirm")  # raises, naming the allowed actions
-    customer = ports.get_customer(uow, order.customer_id)
-    if getattr(customer, "credit_limit", None) is not None:
-        # one credit check of the customer at a time: two orders confirmed at once would each
-        # leave the other out of the exposure (neither is confirmed yet) and both pass. The customer
-        # is read again under the lock: a cut of its limit, a hold or a block this waited for counts.
-        ports.lock_customer(uow, order.customer_id)
-        customer = ports.get_customer(uow, order.customer_id)
-    ports.ensure_can_order(customer)  # blocked or put on hold since the order was entered
+    customer = _customer_for_credit_step(uow, order.customer_id)  # blocked or on hold since it was entered
     # An order the books cannot convert would ship and then stop every invoicing run of the tenant:
     # refused here, before anything is reserved, until the currency has an exchange rate.
     ports.ensure_bookable(uow, order.currency)
@@ -673,14 +679,7 @@ def release_hold(uow: UnitOfWork, order_id: uuid.UUID) -> SalesOrder:
     order = _locked_order(uow, order_id)
     if SALES_ORDER.transition_for(OrderStatus(order.status), "release_hold") is None:
         SALES_ORDER.apply(order, "release_hold")  # raises, naming the allowed actions
-    customer = ports.get_customer(uow, order.customer_id)
-    if getattr(customer, "credit_limit", None) is not None:
-        # the released order joins the customer's exposure: a credit check of another of its orders
-        # running meanwhile (confirm_sales_order holds the same lock) waits for this and counts it,
-        # or ran first without it; the customer is read again under the lock
-        ports.lock_customer(uow, order.customer_id)
-        customer = ports.get_customer(uow, order.customer_id)
-    ports.ensure_can_order(customer)
+    _customer_for_credit_step(uow, order.customer_id)  # under its lock: another credit check counts this order
     SALES_ORDER.apply(order, "release_hold")
     reason, order.hold_reason = order.hold_reason, None
     _, _, holds = _allocate(uow, order, {ln.id: ln.quantity for ln in order.lines})
