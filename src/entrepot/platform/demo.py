@@ -281,8 +281,8 @@ def _tracked_stock(seed: Seed) -> None:
 
 
 # Final states of the demo orders, with weights.
-PLAN = [("draft", 8), ("cancelled", 5), ("confirmed", 12), ("partially_shipped", 8), ("shipped", 10),
-        ("invoiced", 20), ("part_paid", 7), ("paid", 25), ("returned", 5)]
+PLAN = [("draft", 8), ("cancelled", 5), ("confirmed", 12), ("in_warehouse", 6), ("partially_shipped", 8),
+        ("shipped", 10), ("invoiced", 20), ("part_paid", 7), ("paid", 25), ("returned", 5)]
 
 
 def _orders(seed: Seed, count: int) -> None:
@@ -320,6 +320,8 @@ def _orders(seed: Seed, count: int) -> None:
                     quotes.send_quote(uow, q.id)
                 if i % 4 == 1:
                     quotes.accept_quote(uow, q.id)
+                elif i % 4 == 3 and i % 3:
+                    quotes.decline_quote(uow, q.id)
 
             _in_tenant(seed, quote)
     _in_tenant(seed, lambda uow: quotes.expire_quotes(uow))  # the 5-day quotes from 75 days ago ran out
@@ -345,6 +347,15 @@ def _drive(uow: UnitOfWork, seed: Seed, goal: str, customer: Any, lines: list[An
             return  # left on credit hold for the credit manager's queue
         service.release_hold(uow, order.id)
     if goal == "confirmed":
+        return
+    if goal == "in_warehouse":
+        # A shipment on the warehouse floor: created, picked or packed, not yet gone.
+        shipment = service.create_shipment(uow, sales_order_id=order.id)
+        stage = ["packed", "draft", "picked"][seed.counts.get(goal, 0) % 3]  # each stage from the first three
+        if stage != "draft":
+            service.pick_shipment(uow, shipment.id)
+        if stage == "packed":
+            service.pack_shipment(uow, shipment.id, [{"weight_kg": D("4.5")}])
         return
     if goal == "partially_shipped" and len(order.lines) > 1:
         first = order.lines[0]
@@ -383,5 +394,9 @@ def _drive(uow: UnitOfWork, seed: Seed, goal: str, customer: Any, lines: list[An
             rma = returns.authorise_return(uow, sales_order_id=order.id, reason="wrong size",
                                            restocking_fee_percent=D("10"),
                                            lines=[returns.ReturnLineInput(line.id, D(1))])
-            returns.receive_return(uow, rma.id)
-            returns.credit_return(uow, rma.id)
+            # Most are credited; some wait for the goods, some for the credit note.
+            stage = ["credited", "authorised", "received", "credited", "credited"][seed.counts.get(goal, 0) % 5]
+            if stage != "authorised":
+                returns.receive_return(uow, rma.id)
+            if stage == "credited":
+                returns.credit_return(uow, rma.id)

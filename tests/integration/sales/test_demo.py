@@ -10,7 +10,7 @@ from entrepot.inventory.service import check_balances, expiring_lots, replenishm
 from entrepot.ledger.services.reports import trial_balance
 from entrepot.platform.demo import load_demo_data
 from entrepot.pricing.models import ContractPrice, PriceList
-from entrepot.sales.models import SalesOrder
+from entrepot.sales.models import Quote, ReturnAuthorization, SalesOrder, Shipment
 from tests.conftest import make_tenant
 
 
@@ -19,8 +19,8 @@ def test_demo_data_is_varied_and_balanced(sqlite_only):
     parent = make_tenant(sqlite_only)
     dealers = [make_tenant(sqlite_only, currency="EUR", parent=parent.slug),
                make_tenant(sqlite_only, currency="CAD", parent=parent.slug)]
-    # when the demo data is loaded (a small share of the orders)
-    load_demo_data(parent.slug, [d.slug for d in dealers], scale=0.15)
+    # when the demo data is loaded (a share of the orders)
+    load_demo_data(parent.slug, [d.slug for d in dealers], scale=0.4)
     # then each tenant has orders in several states, and its books hold
     for tenant in (parent, *dealers):
         with tenant.uow(readonly=True) as uow:
@@ -44,4 +44,10 @@ def test_demo_data_is_varied_and_balanced(sqlite_only):
             assert count.status == "posted" and [ln["variance"] for ln in count.lines if ln.get("counted")] == [
                 "0.0000", "-2.0000"]
     with parent.uow(readonly=True) as uow:
+        # and the parent's lists show documents at every stage: quotes declined, shipments on the
+        # warehouse floor, returns waiting for goods or for their credit note
+        assert set(uow.session.scalars(select(Quote.status))) == {"draft", "sent", "accepted", "declined", "expired"}
+        shipments = set(uow.session.scalars(select(Shipment.status)))
+        assert {"draft", "picked", "packed", "shipped", "delivered"} <= shipments
+        assert set(uow.session.scalars(select(ReturnAuthorization.status))) >= {"authorised", "received", "credited"}
         assert set(uow.session.scalars(select(Transfer.status))) == {"received", "in_transit", "requested"}
