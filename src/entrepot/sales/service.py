@@ -31,6 +31,7 @@ from entrepot.integration.outbox import record_event
 from entrepot.kernel import clock
 from entrepot.kernel.errors import (
     Conflict,
+    DomainError,
     FieldError,
     InvalidTransition,
     NotFound,
@@ -1292,11 +1293,15 @@ def last_period_end(period: str, today: date) -> date | None:
 
 
 def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: date | None = None,
-                  through: date | None = None) -> list[Invoice]:
+                  through: date | None = None, refused: list[str] | None = None) -> list[Invoice]:
     """The billing run: invoice everything shipped and not yet invoiced — per order, or per customer and
     currency when the tenant groups invoices. With `through` (a period's last day), only what was shipped on
     or before that day: a run for a period made after it ended leaves the next period's shipments alone.
-    Nothing to invoice is not an error: the run makes no invoice."""
+    Nothing to invoice is not an error: the run makes no invoice.
+
+    Given `refused` (the unattended nightly run), an invoice the books refuse (say, no exchange rate for its
+    currency that day) leaves its orders for a later run, named in `refused` with the reason, and the run
+    goes on with the others; without it the first refusal refuses the whole run, as a clerk expects."""
     today = clock.today()
     if through is not None and through > today:
         raise invalid("through", "a day that has begun: today or earlier", "range")
@@ -1327,26 +1332,50 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
                               "(or after) what it bills had shipped; give `through` to bill only what shipped "
                               "by then", "range")
     if invoice_grouping(uow) == "order":
-        return [_invoice_order(uow, o, lines, on) for o, lines in todo]
-    # one invoice per customer, currency and tax jurisdiction: the invoice is taxed at one ship-to
-    groups: dict[tuple[uuid.UUID, str, str | None, str | None],
-                 list[tuple[SalesOrder, list[billing.InvoiceLineInput]]]] = {}
-    for o, lines in todo:
-        key = (o.customer_id, o.currency, o.ship_to_country, o.ship_to_region)
-        groups.setdefault(key, []).append((o, lines))
+        groups = [[(o, lines)] for o, lines in todo]
+    else:
+        # one invoice per customer, currency and tax jurisdiction: the invoice is taxed at one ship-to
+        by_key: dict[tuple[uuid.UUID, str, str | None, str | None],
+                     list[tuple[SalesOrder, list[billing.InvoiceLineInput]]]] = {}
+        for o, lines in todo:
+            by_key.setdefault((o.customer_id, o.currency, o.ship_to_country, o.ship_to_region), []).append((o, lines))
+        groups = list(by_key.values())
     invoices = []
-    for (cust, currency, country, region), group in groups.items():
-        invoice = billing.post_invoice(uow, customer_id=cust, currency=currency, sales_order_id=None,
-                                       ship_to_country=country, ship_to_region=region,
-                                       on=on, lines=[ln for _, lines in group for ln in lines])
-        for o, lines in group:
-            ids = {x.id for x in o.lines}
-            _mark_invoiced(uow, o, lines, invoice_total=sum(
-                (ln.line_total + ln.tax_amount for ln in invoice.lines
-                 if ln.source_line_id in ids or (ln.source_line_id is None
-                                                 and ln.description.endswith(f"[{o.number}]"))), ZERO))
+    for group in groups:
+        savepoint = uow.session.begin_nested() if refused is not None else None
+        if savepoint is not None:
+            uow.session.connection()  # SAVEPOINT now: the invoice's prepared writes must fall inside it
+        try:
+            invoice = _invoice_group(uow, group, on)
+        except DomainError as exc:
+            exc.detail = f"{', '.join(o.number for o, _ in group)}: {exc.detail}"  # whose invoice it was
+            if savepoint is None:
+                raise
+            savepoint.rollback()  # its number, postings, audit and events go with it
+            refused.append(exc.detail)
+            continue
+        if savepoint is not None:
+            savepoint.commit()
         invoices.append(invoice)
     return invoices
+
+
+def _invoice_group(uow: UnitOfWork, group: list[tuple[SalesOrder, list[billing.InvoiceLineInput]]],
+                   on: date | None) -> Invoice:
+    """One invoice for the group's orders (one order, or a customer's at one currency and ship-to)."""
+    if len(group) == 1 and invoice_grouping(uow) == "order":
+        return _invoice_order(uow, *group[0], on)
+    o = group[0][0]
+    invoice = billing.post_invoice(uow, customer_id=o.customer_id, currency=o.currency, sales_order_id=None,
+                                   ship_to_country=o.ship_to_country, ship_to_region=o.ship_to_region,
+                                   on=on, lines=[ln for _, lines in group for ln in lines])
+    for o, lines in group:
+        ids = {x.id for x in o.lines}
+        _mark_invoiced(uow, o, lines, invoice_total=sum(
+            (ln.line_total + ln.tax_amount for ln in invoice.lines
+             if ln.source_line_id in ids or (ln.source_line_id is None
+                                             and ln.description.endswith(f"[{o.number}]"))), ZERO))
+    return invoice
 
 
 def run_period_invoicing_everywhere() -> int:
@@ -1363,7 +1392,18 @@ def _run_last_period(uow: UnitOfWork) -> int:
     if through is None:
         return 0
     on = through if period_state(uow, through)[1] == "open" else clock.today()
-    return len(run_invoicing(uow, through=through, on=on))
+    refused: list[str] = []
+    invoiced = len(run_invoicing(uow, through=through, on=on, refused=refused))
+    if refused:
+        # The rest is invoiced (committed here); the refused wait for the next night, and the job's error
+        # (`entrepot jobs`, the worker's log) says which and why.
+        uow.commit()
+        raise PeriodInvoicingIncomplete(f"invoiced {invoiced}; left for the next run: " + "; ".join(refused))
+    return invoiced
+
+
+class PeriodInvoicingIncomplete(RuntimeError):
+    """A nightly run invoiced what it could; some orders' invoices were refused."""
 
 
 # ---------------------------------------------------------------- reading

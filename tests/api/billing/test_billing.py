@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal as D
 
@@ -298,6 +299,54 @@ def test_invoice_paid_is_told_when_a_credit_note_leaves_a_paid_invoice_nothing_d
         {"invoice_id": unpaid["id"], "amount": "12.50"}]})
     assert api.get(f"/invoices/{unpaid['id']}").json()["status"] == "credited"
     assert told_paid(unpaid) == []
+
+
+def test_a_nightly_run_invoices_what_it_can_and_names_what_the_books_refused(api):
+    from datetime import UTC, datetime
+
+    from entrepot.db.uow import platform_uow
+    from entrepot.identity.models import Tenant
+    from entrepot.sales.service import run_period_invoicing_everywhere
+
+    # given a tenant that invoices per order each month, Texas tax, and two Texas customers, one exempt
+    with platform_uow(url=api.tenant.url) as platform:
+        tenant = platform.session.get(Tenant, api.tenant.id)
+        tenant.settings = {**tenant.settings, "invoice_period": "month"}
+        platform.commit()
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "6.25"})
+    taxed = order_desk(api, stock=20)
+    exempt = dataclasses.replace(taxed, customer_id=create_customer(api, currency="USD", tax_exempt=True,
+                                                                    exemption_certificate="TX-1")["id"])
+    for customer in (taxed.customer_id, exempt.customer_id):
+        act(api, f"/customers/{customer}/addresses", 201, {"kind": "ship_to", "is_default": True, "line1": "1 A St",
+                                                           "city": "Austin", "region": "TX", "country": "US"})
+    # and in October an order shipped to each
+    with clock.frozen_at(datetime(2026, 10, 20, 12, tzinfo=UTC)):
+        _, taxed_order = shipped_order(api, 2, desk=taxed)
+        _, exempt_order = shipped_order(api, 2, desk=exempt)
+    # and then the tax payable account archived, with no other account taking its role
+    tax_account = next(a for a in api.get("/ledger/accounts").json()["items"] if a["role"] == "tax_payable")
+    assert api.patch(f"/ledger/accounts/{tax_account['id']}", json={"archived": True}).status_code == 200
+    # when the worker's job runs after October ends
+    with clock.frozen_at(datetime(2026, 11, 1, 0, 30, tzinfo=UTC)):
+        # (a run by hand is refused whole, naming the order and why)
+        r = api.post("/invoicing-runs", json={"through": "2026-10-31"})
+        assert r.status_code == 409 and r.json()["detail"].startswith(f"{taxed_order['number']}: "), r.text
+        with pytest.raises(RuntimeError) as failed:
+            run_period_invoicing_everywhere()
+        # then the exempt order, which posts no tax, is invoiced all the same, and the job's error names
+        # the taxed order and why
+        assert api.get(f"/sales-orders/{exempt_order['id']}").json()["invoice_status"] == "invoiced"
+        assert api.get(f"/sales-orders/{taxed_order['id']}").json()["invoice_status"] == "not_invoiced"
+        assert "invoiced 1" in str(failed.value) and taxed_order["number"] in str(failed.value)
+        assert "tax_payable" in str(failed.value)
+        [first] = api.get("/invoices").json()["items"]
+        # and once the account is back, the next run invoices it, numbered right after (no gap)
+        assert api.patch(f"/ledger/accounts/{tax_account['id']}", json={"archived": False}).status_code == 200
+        assert run_period_invoicing_everywhere() == 1
+    invoices = api.get("/invoices", params={"sales_order_id": taxed_order["id"]}).json()["items"]
+    assert [(i["issued_on"], i["tax_total"]) for i in invoices] == [("2026-10-31", "1.56")]
+    assert int(invoices[0]["number"].split("-")[-1]) == int(first["number"].split("-")[-1]) + 1
 
 
 def _ship(api, desk, order, quantity):
