@@ -321,7 +321,7 @@ def _orders(seed: Seed, count: int) -> None:
                 if i % 4 == 1:
                     quotes.accept_quote(uow, q.id)
                 elif i % 4 == 3 and i % 3:
-                    quotes.decline_quote(uow, q.id)
+                    quotes.decline_quote(uow, q.id, reason="went with a cheaper offer")
 
             _in_tenant(seed, quote)
     _in_tenant(seed, lambda uow: quotes.expire_quotes(uow))  # the 5-day quotes from 75 days ago ran out

@@ -173,6 +173,7 @@ class QuoteDeclined(EventData):
     quote_id: str
     number: str
     customer_id: str
+    reason: str | None = None  # why, when the customer said
 
 
 @event_type("quote.expired.v1")

@@ -147,6 +147,7 @@ class Quote(TenantOwned, HasId, Timestamps, Versioned, Base):
     tax_total: Mapped[Decimal]
     total: Mapped[Decimal]
     sales_order_id: Mapped[uuid.UUID | None]
+    decline_reason: Mapped[str | None] = mapped_column(String(500))  # why the customer declined, if told
     lines: Mapped[list[QuoteLine]] = relationship(order_by="QuoteLine.line_no", cascade="all, delete-orphan")
 
 

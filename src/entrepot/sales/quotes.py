@@ -127,10 +127,11 @@ def get_quote(uow: UnitOfWork, quote_id: uuid.UUID, *, for_update: bool = False)
     return quote
 
 
-def _step(uow: UnitOfWork, quote: Quote, action: str) -> None:
+def _step(uow: UnitOfWork, quote: Quote, action: str, **said: Any) -> None:
     before = quote.status
     QUOTE.apply(quote, action)
-    audit(uow, f"quote.{action}", "quote", quote.id, before={"status": before}, after={"status": quote.status})
+    audit(uow, f"quote.{action}", "quote", quote.id, before={"status": before},
+          after={"status": quote.status, **said})
 
 
 def send_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
@@ -145,11 +146,20 @@ def send_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
     return quote
 
 
-def decline_quote(uow: UnitOfWork, quote_id: uuid.UUID) -> Quote:
+DECLINE_REASON_MAX = 500
+
+
+def decline_quote(uow: UnitOfWork, quote_id: uuid.UUID, reason: str | None = None) -> Quote:
+    """The customer declined the quote; `reason` (optional) keeps why — price, lead time, a competitor —
+    for the sales manager's lost-quote review."""
+    reason = stripped_or_none(reason)
+    if reason is not None and len(reason) > DECLINE_REASON_MAX:
+        raise invalid("reason", f"at most {DECLINE_REASON_MAX} characters", "max_length")
     quote = get_quote(uow, quote_id, for_update=True)
-    _step(uow, quote, "decline")
+    _step(uow, quote, "decline", **({"decline_reason": reason} if reason else {}))
+    quote.decline_reason = reason
     record_event(uow, events.QuoteDeclined(quote_id=str(quote.id), number=quote.number,
-                                           customer_id=str(quote.customer_id)),
+                                           customer_id=str(quote.customer_id), reason=reason),
                  subject=f"quote/{quote.id}")
     return quote
 

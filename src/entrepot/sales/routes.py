@@ -26,6 +26,7 @@ from entrepot.sales.schemas import (
     PickListRead,
     QuoteAccept,
     QuoteCreate,
+    QuoteDecline,
     QuoteRead,
     QuoteUpdate,
     ReturnCreate,
@@ -360,8 +361,9 @@ def send_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEN
 
 
 @router.post("/quotes/{quote_id}/decline", response_model=QuoteRead)
-def decline_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)]) -> Response:
-    quote = quotes.decline_quote(uow, quote_id)
+def decline_quote(quote_id: uuid.UUID, uow: Annotated[Uow, Requires(perms.QUOTE_SEND)],
+                  body: Annotated[QuoteDecline | None, Body()] = None) -> Response:
+    quote = quotes.decline_quote(uow, quote_id, reason=body.reason if body else None)
     uow.commit()
     return model_json(QuoteRead.of(quote))
 

@@ -362,6 +362,12 @@ class QuoteAccept(BaseModel):
     shipping_service: str | None = Field(default=None, max_length=60)
 
 
+class QuoteDecline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500,
+                               description="Why the customer declined (price, lead time, a competitor...)")
+
+
 class QuoteLineRead(BaseModel):
     id: uuid.UUID
     product_id: uuid.UUID
@@ -386,6 +392,7 @@ class QuoteRead(BaseModel):
     tax_total: str
     total: str
     sales_order_id: uuid.UUID | None
+    decline_reason: str | None = None
     allowed_actions: list[str]
     lines: list[QuoteLineRead]
     version: int
@@ -397,8 +404,8 @@ class QuoteRead(BaseModel):
             id=q.id, number=q.number, status=q.status, customer_id=q.customer_id, currency=c,
             valid_until=q.valid_until, channel=q.channel, customer_po=q.customer_po,
             subtotal=amount(q.subtotal, c), tax_total=amount(q.tax_total, c),
-            total=amount(q.total, c), sales_order_id=q.sales_order_id, version=q.version,
-            allowed_actions=quote_actions(q.status, q.valid_until, clock.today()),
+            total=amount(q.total, c), sales_order_id=q.sales_order_id, decline_reason=q.decline_reason,
+            version=q.version, allowed_actions=quote_actions(q.status, q.valid_until, clock.today()),
             lines=[QuoteLineRead(id=ln.id, product_id=ln.product_id, sku=ln.sku, quantity=number(ln.quantity) or "0",
                                  unit_price=price(ln.unit_price, c), price_source=ln.price_source,
                                  line_total=amount(ln.line_total, c) or "0", tax_amount=amount(ln.tax_amount, c) or "0")

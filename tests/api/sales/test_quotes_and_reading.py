@@ -37,7 +37,34 @@ def test_a_declined_quote_is_told_to_the_event_stream(api):
     told = [e for e in api.get("/events", params={"subject": f"quote/{quote['id']}"}).json()["items"]]
     assert [e["type"] for e in told][-2:] == ["quote.sent.v1", "quote.declined.v1"]
     assert told[-1]["data"] == {"quote_id": quote["id"], "number": quote["number"],
-                                "customer_id": desk.customer_id}
+                                "customer_id": desk.customer_id, "reason": None}
+
+
+def test_a_declined_quote_keeps_why_the_customer_declined_it(api):
+    # given two sent quotes
+    desk = order_desk(api, stock=10)
+    sent = []
+    for _ in range(2):
+        quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                          "lines": [{"product_id": desk.product_id, "quantity": "3"}]})
+        sent.append(act(api, f"/quotes/{quote['id']}/send"))
+    # a reason too long is refused, and the quote stays sent
+    r = api.post(f"/quotes/{sent[0]['id']}/decline", json={"reason": "x" * 501})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason", r.text
+    assert api.get(f"/quotes/{sent[0]['id']}").json()["status"] == "sent"
+    # when the customer declines one, saying why
+    declined = act(api, f"/quotes/{sent[0]['id']}/decline", json={"reason": "  lead time too long  "})
+    # then the quote, its event and its audit entry keep the reason (trimmed)
+    assert (declined["status"], declined["decline_reason"]) == ("declined", "lead time too long")
+    assert api.get(f"/quotes/{sent[0]['id']}").json()["decline_reason"] == "lead time too long"
+    [told] = [e for e in api.get("/events", params={"subject": f"quote/{sent[0]['id']}"}).json()["items"]
+              if e["type"] == "quote.declined.v1"]
+    assert told["data"]["reason"] == "lead time too long"
+    [entry] = [a for a in api.get("/audit-entries", params={"entity_id": sent[0]["id"]}).json()["items"]
+               if a["action"] == "quote.decline"]
+    assert entry["after"]["decline_reason"] == "lead time too long"
+    # and a quote declined without a reason (or with a blank one) has none
+    assert act(api, f"/quotes/{sent[1]['id']}/decline", json={"reason": " "})["decline_reason"] is None
 
 
 def test_quotes_past_their_date_expire(api):
