@@ -3,7 +3,7 @@
     entrepot import products FILE.csv [--tenant SLUG] [--dry-run]
     entrepot export products FILE.csv [--tenant SLUG]
 
-(also customers, suppliers, supplier-items, price-lists). An import checks
+(also customers, suppliers, supplier-items, price-lists, and stock: opening stock on hand). An import checks
 every row and commits only when no row has an error (all or nothing); it
 prints each problem with its row number, column and rule and exits 1.
 """
@@ -37,20 +37,22 @@ Exporter = Callable[[UnitOfWork, IO[str]], int]
 
 def _importers() -> dict[str, Importer]:
     from entrepot.catalog.imports import import_products
+    from entrepot.inventory.imports import import_stock
     from entrepot.parties.imports import import_customers, import_supplier_items, import_suppliers
     from entrepot.pricing.imports import import_price_lists
 
     return {"products": import_products, "customers": import_customers, "suppliers": import_suppliers,
-            "supplier-items": import_supplier_items, "price-lists": import_price_lists}
+            "supplier-items": import_supplier_items, "price-lists": import_price_lists, "stock": import_stock}
 
 
 def _exporters() -> dict[str, Exporter]:
     from entrepot.catalog.imports import export_products
+    from entrepot.inventory.imports import export_stock
     from entrepot.parties.imports import export_customers, export_supplier_items, export_suppliers
     from entrepot.pricing.imports import export_price_lists
 
     return {"products": export_products, "customers": export_customers, "suppliers": export_suppliers,
-            "supplier-items": export_supplier_items, "price-lists": export_price_lists}
+            "supplier-items": export_supplier_items, "price-lists": export_price_lists, "stock": export_stock}
 
 
 def _tenant_id(slug: str | None) -> uuid.UUID:
@@ -134,7 +136,7 @@ def _make_export(kind: str) -> Callable[..., None]:
     return command
 
 
-KINDS = ("products", "customers", "suppliers", "supplier-items", "price-lists")
+KINDS = ("products", "customers", "suppliers", "supplier-items", "price-lists", "stock")
 
 
 def register(app: Any) -> None:

@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 
 from entrepot.catalog.imports import PRODUCT_COLUMNS
+from entrepot.inventory.imports import STOCK_COLUMNS
 from entrepot.parties.imports import CUSTOMER_COLUMNS, SUPPLIER_COLUMNS, SUPPLIER_ITEM_COLUMNS
 from entrepot.pricing.imports import PRICE_LIST_COLUMNS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "master-data.md"
 KINDS = {"products": PRODUCT_COLUMNS, "customers": CUSTOMER_COLUMNS, "suppliers": SUPPLIER_COLUMNS,
-         "supplier-items": SUPPLIER_ITEM_COLUMNS, "price-lists": PRICE_LIST_COLUMNS}
+         "supplier-items": SUPPLIER_ITEM_COLUMNS, "price-lists": PRICE_LIST_COLUMNS, "stock": STOCK_COLUMNS}
 
 
 def test_the_documented_columns_are_the_columns_read():

@@ -1,0 +1,97 @@
+"""Opening stock loaded from a CSV file: each row sets what is on hand, so a file loads once however often
+it is sent, and the books follow (inventory against opening balance equity)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from tests.factories.catalog import create_product
+from tests.factories.inventory import adjust, create_warehouse
+from tests.factories.sales import act, create_order, order_desk
+
+
+def _upload(api, text, **params):
+    return api.client.post("/api/v1/imports/stock", headers=api.headers, params=params,
+                           files={"file": ("stock.csv", text.encode(), "text/csv")})
+
+
+def _on_hand(api, product_id):
+    return {row["warehouse_code"]: D(row["on_hand"])
+            for row in api.get("/stock", params={"product_id": product_id}).json()["items"]}
+
+
+def _balance(api, code):
+    accounts = api.get("/ledger/trial-balance").json()["lines"]
+    return sum((D(a["debit"]) - D(a["credit"]) for a in accounts if a["account_code"] == code), D(0))
+
+
+def test_opening_stock_loads_once_and_the_books_follow(api):
+    # given two products, one lot-tracked, and two warehouses
+    bolt = create_product(api, sku="BOLT-10", standard_cost="0.40")
+    glue = create_product(api, sku="GLUE-1", track_lots=True, standard_cost="3.00")
+    main, north = create_warehouse(api, code="MAIN"), create_warehouse(api, code="NORTH")
+    text = ("sku,warehouse,quantity,unit_cost,lot_code,expiry_date\n"
+            "BOLT-10,MAIN,1000,0.40,,\n"
+            "BOLT-10,NORTH,250,,,\n"  # valued at the standard cost
+            "GLUE-1,MAIN,12,3.10,G-7,2027-06-30\n")
+    # a dry run says what would happen and writes nothing
+    r = _upload(api, text, dry_run="true")
+    assert r.status_code == 200 and (r.json()["created"], r.json()["dry_run"]) == (3, True), r.text
+    assert _on_hand(api, bolt["id"]) in ({}, {"MAIN": 0, "NORTH": 0})
+    # when the file is loaded
+    r = _upload(api, text)
+    assert r.status_code == 200 and r.json()["created"] == 3, r.text
+    # then stock is on hand where each row says, its lot with its expiry
+    assert _on_hand(api, bolt["id"]) == {"MAIN": 1000, "NORTH": 250}
+    assert _on_hand(api, glue["id"]) == {"MAIN": 12}
+    [lot] = api.get("/lots", params={"product_id": glue["id"]}).json()["items"]
+    assert (lot["code"], lot["expiry_date"]) == ("G-7", "2027-06-30")
+    # and the value is on the inventory account against opening balance equity: 400 + 100 + 37.20
+    assert _balance(api, "1200") == D("537.20") == -_balance(api, "3900")
+    # when the same file is loaded again, nothing changes
+    r = _upload(api, text)
+    assert (r.json()["created"], r.json()["updated"], r.json()["unchanged"]) == (0, 0, 3)
+    assert _on_hand(api, bolt["id"]) == {"MAIN": 1000, "NORTH": 250}
+    # and a corrected file sets the new figure (the difference posted, at the average cost)
+    r = _upload(api, "sku,warehouse,quantity\nBOLT-10,NORTH,200\n")
+    assert r.json()["updated"] == 1
+    assert _on_hand(api, bolt["id"]) == {"MAIN": 1000, "NORTH": 200}
+    assert _balance(api, "1200") == D("517.20")
+    # and export -> import changes nothing
+    exported = api.get("/exports/stock")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.splitlines()[0] == "sku,warehouse,location,lot_code,expiry_date,quantity,unit_cost"
+    r = _upload(api, exported.text)
+    assert (r.json()["created"], r.json()["updated"], r.json()["unchanged"]) == (0, 0, 3), r.text
+    assert {main["code"], north["code"]} == {"MAIN", "NORTH"}
+
+
+def test_bad_stock_rows_are_named_and_nothing_is_loaded(api):
+    # given a product with 5 on hand, 3 of them reserved for an order
+    desk = order_desk(api, stock=5)
+    order = create_order(api, desk, 3)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    warehouse = api.get(f"/warehouses/{desk.warehouse_id}").json()["code"]
+    sku = api.get(f"/products/{desk.product_id}").json()["sku"]
+    create_product(api, sku="DRILL", track_serials=True)
+    create_product(api, sku="GLUE", track_lots=True)
+    create_product(api, sku="NUT")
+    text = ("sku,warehouse,quantity,unit_cost,lot_code,expiry_date\n"
+            f"{sku},{warehouse},2,,,\n"          # row 2: under the 3 reserved
+            "NOPE,MAIN,1,,,\n"                   # row 3: no such product
+            f"DRILL,{warehouse},1,,,\n"          # row 4: serial-tracked
+            f"GLUE,{warehouse},4,,,\n"           # row 5: lot-tracked without a lot
+            f"NUT,{warehouse},-1,,,\n"           # row 6: negative
+            f"NUT,NOWHERE,1,,,\n"                # row 7: no such warehouse
+            f"NUT,{warehouse},1,x,,soon\n"       # row 8: a cost and a date that are not, and row 6's stock
+            f"NUT,{warehouse},2,,,\n")           # row 9: fine alone, but the same stock as row 6
+    # when the file is loaded
+    r = _upload(api, text)
+    # then each problem is named by row and column, and nothing is loaded
+    assert r.status_code == 422 and r.json()["code"] == "import_failed", r.text
+    found = {(e["row"], e["field"]) for e in r.json()["errors"]}
+    assert found == {(2, "quantity"), (3, "sku"), (3, "warehouse"), (4, "sku"), (5, "lot_code"), (6, "quantity"),
+                     (7, "warehouse"), (8, "unit_cost"), (8, "expiry_date"), (8, "sku"), (9, "sku")}, r.json()["errors"]
+    assert _on_hand(api, desk.product_id) == {warehouse: 5}
+    adjust(api, desk.warehouse_id, desk.product_id, 1)  # (the stock still moves as before)
+    assert _on_hand(api, desk.product_id) == {warehouse: 6}
