@@ -498,7 +498,7 @@ def create_price_list(uow: UnitOfWork, data: Mapping[str, Any]) -> PriceList:
     uow.session.flush()
     added = _add_entries(uow, price_list, raw_entries) if raw_entries else []
     audit(uow, "price_list.create", "price_list", price_list.id,
-          after={**snapshot(price_list), "entries": len(added)})
+          after={**snapshot(price_list), "entries": _audited_entries(added)})
     record_event(uow, events.PriceListCreated(
         price_list_id=str(price_list.id), code=price_list.code, kind=str(price_list.kind),
         currency=price_list.currency, scope=str(price_list.scope), priority=price_list.priority,
@@ -554,19 +554,29 @@ def add_price_list_entries(uow: UnitOfWork, price_list_id: uuid.UUID, entries: S
     """Add entries (or replace all of them); overlapping quantity tiers are refused (422)."""
     price_list = get_price_list(uow, price_list_id)
     refuse_archived(price_list, "price list")
-    removed = 0
+    removed: list[dict[str, Any]] = []
     if replace:
-        old = list(uow.session.scalars(select(PriceListEntry).where(PriceListEntry.price_list_id == price_list.id)))
-        removed = len(old)
+        removed = _audited_entries(
+            uow.session.scalars(select(PriceListEntry).where(PriceListEntry.price_list_id == price_list.id)))
     added = _add_entries(uow, price_list, entries, replacing=replace)
     _touch(price_list)
     uow.session.flush()
+    # the prices themselves, not only how many: who set which price, and which prices a replace took away
     audit(uow, "price_list.entries." + ("replace" if replace else "add"), "price_list", price_list.id,
-          after={"entries_added": len(added), "entries_removed": removed})
+          before={"entries": removed} if replace else None,
+          after={"entries_added": len(added), "entries_removed": len(removed), "entries": _audited_entries(added)})
     record_event(uow, events.PriceListUpdated(price_list_id=str(price_list.id), code=price_list.code,
-                                              entries_added=len(added), entries_removed=removed),
+                                              entries_added=len(added), entries_removed=len(removed)),
                  subject=f"price_list/{price_list.id}")
     return added
+
+
+_AUDITED_ENTRY = ("id", "product_id", "category_id", "method", "value", "min_quantity", "max_quantity")
+
+
+def _audited_entries(entries: Iterable[PriceListEntry]) -> list[dict[str, Any]]:
+    """Entries as the audit trail keeps them: what each prices, how, and for which quantities."""
+    return [{name: getattr(e, name) for name in _AUDITED_ENTRY} for e in entries]
 
 
 def remove_price_list_entry(uow: UnitOfWork, price_list_id: uuid.UUID, entry_id: uuid.UUID) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tests.factories.catalog import create_product
 from tests.factories.parties import create_customer
 from tests.factories.pricing import create_price_list
@@ -118,3 +120,30 @@ def test_a_list_moved_to_a_customer_of_another_currency_is_refused_as_on_create(
     usd_buyer = create_customer(api)["id"]
     ok = api.patch(f"/price-lists/{pl['id']}", json={"scope": "customer", "customer_id": usd_buyer})
     assert ok.status_code == 200 and ok.json()["customer_id"] == usd_buyer
+
+
+def test_the_audit_trail_says_which_prices_a_list_had_and_has(api):
+    # given a price list made with a price of 10 for a product
+    p = create_product(api)["id"]
+    pl = create_price_list(api, entries=[{"product_id": p, "value": "10"}])["id"]
+    # when its entries are replaced by a price of 8, then another tier is added
+    r = api.post(f"/price-lists/{pl}/entries", json={"replace": True, "entries": [
+        {"product_id": p, "value": "8", "max_quantity": 50}]})
+    assert r.status_code == 201, r.text
+    r = api.post(f"/price-lists/{pl}/entries", json={"entries": [{"product_id": p, "value": "7", "min_quantity": 50}]})
+    assert r.status_code == 201, r.text
+    # then the trail says each price set and each price replaced, not only how many
+    audit = api.get("/audit-entries", params={"entity_type": "price_list", "entity_id": pl}).json()["items"]
+    created, replaced, added = audit
+
+    def prices(entries):  # type: ignore[no-untyped-def]
+        return [(e["product_id"], Decimal(e["value"]), Decimal(e["min_quantity"])) for e in entries]
+
+    assert created["action"] == "price_list.create"
+    assert prices(created["after"]["entries"]) == [(p, Decimal(10), 0)]
+    assert replaced["action"] == "price_list.entries.replace"
+    assert prices(replaced["before"]["entries"]) == [(p, Decimal(10), 0)]
+    assert prices(replaced["after"]["entries"]) == [(p, Decimal(8), 0)]
+    assert added["action"] == "price_list.entries.add"
+    assert added["before"] is None
+    assert prices(added["after"]["entries"]) == [(p, Decimal(7), 50)]
