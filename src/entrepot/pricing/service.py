@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy.orm.attributes import flag_modified
 
 from entrepot.catalog.rules import (
     check_amount,
@@ -331,6 +332,7 @@ def clear_price_cache() -> None:
 def _touch(price_list: PriceList) -> None:
     """Entries changed: bump the list's version (and updated_at) so cached indexes are refreshed."""
     price_list.updated_at = clock.now()
+    flag_modified(price_list, "updated_at")  # an UPDATE (and a new version) even when the clock stands still
 
 
 def _may_apply(rule: ListRule, buyer: Buyer, on: date, channel: str | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from entrepot.kernel import clock
 from tests.factories.catalog import create_product
 from tests.factories.parties import create_customer
 from tests.factories.pricing import create_price_list
@@ -136,3 +137,24 @@ def test_bad_quantity_and_unknown_records(api, other_api):
     assert r.status_code == 422
     foreign = create_product(other_api)["id"]
     assert api.get("/prices/quote", params={"customer_id": c, "product_id": foreign}).status_code == 404
+
+
+def test_a_tier_added_later_prices_the_next_quote_even_while_the_clock_stands_still(api):
+    # given a list whose only tier ends at 10, quoted for 50 (its entries now cached), all at one instant
+    with clock.frozen_at(clock.now()):
+        p = create_product(api, list_price="20.00")["id"]
+        c = create_customer(api)["id"]
+        pl = create_price_list(api, code="GEN", entries=[{"product_id": p, "value": "18", "max_quantity": "10"}])
+        assert quote(api, c, p, "50")["rule"] == "list_price"
+        version = api.get(f"/price-lists/{pl['id']}").headers["etag"]
+        # when a tier from 10 up is added in the same instant
+        r = api.post(f"/price-lists/{pl['id']}/entries", json={"entries": [{"product_id": p, "value": "14",
+                                                                              "min_quantity": "10"}]})
+        assert r.status_code == 201, r.text
+        # then the next quote uses it, and the list is a new version
+        q = quote(api, c, p, "50")
+        assert (q["unit_price"], q["rule"]) == ("14.00", "price_list:GEN")
+        assert api.get(f"/price-lists/{pl['id']}").headers["etag"] != version
+        # and so does a removal
+        assert api.delete(f"/price-lists/{pl['id']}/entries/{r.json()[0]['id']}").status_code == 204
+        assert quote(api, c, p, "50")["rule"] == "list_price"
