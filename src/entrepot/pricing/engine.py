@@ -406,6 +406,7 @@ class PriceBook:
         the product that does not apply (ended, not yet begun, another group or channel) is told as
         skipped with why; another customer's own list is not named."""
         found: dict[uuid.UUID, _Candidate] = {}
+        uncovered: list[ListRule] = []  # skipped, unless a category tier of theirs covers the quantity
         for list_key, rule, tiers in active.table.by_product.get(product.id.int, ()):
             if list_key not in active.applicable:
                 reason = why_not(rule)
@@ -419,8 +420,7 @@ class PriceBook:
                     price, how = self._on_basis(rule, entry, product, price, how)
                 found[rule.id] = _Candidate(rule, entry, price, f"{how} ({entry.tier_text()})", "product")
             else:
-                explanation.append(self._note(rule, None, "skipped",
-                                              f"no product tier covers quantity {_q(quantity)}"))
+                uncovered.append(rule)
         if product.category_id is not None and active.table.with_categories:
             for _, rule, chain in self._category_tiers(product.category_id, active):
                 if rule.id in found:
@@ -434,6 +434,9 @@ class PriceBook:
                         found[rule.id] = _Candidate(rule, entry, price,
                                                     f"{how} for its category ({entry.tier_text()})", "category")
                         break
+        for rule in uncovered:
+            if rule.id not in found:
+                explanation.append(self._note(rule, None, "skipped", f"no product tier covers quantity {_q(quantity)}"))
         usable = []
         for cand in found.values():
             if cand.price is None:

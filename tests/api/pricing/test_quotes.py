@@ -158,3 +158,23 @@ def test_a_tier_added_later_prices_the_next_quote_even_while_the_clock_stands_st
         # and so does a removal
         assert api.delete(f"/price-lists/{pl['id']}/entries/{r.json()[0]['id']}").status_code == 204
         assert quote(api, c, p, "50")["rule"] == "list_price"
+
+
+def test_a_list_pricing_by_its_category_tier_is_not_also_told_as_skipped(api):
+    # given a list with a product tier from 10 up and a 5 % category discount
+    cat = api.post("/categories", json={"code": "TOOLS", "name": "Tools"}).json()["id"]
+    p = create_product(api, list_price="20.00", category_id=cat)["id"]
+    c = create_customer(api)["id"]
+    create_price_list(api, code="MIX", entries=[{"product_id": p, "value": "15", "min_quantity": "10"},
+                                                 {"category_id": cat, "method": "discount", "value": "5"}])
+    # when 1 is quoted (below the product tier)
+    q = quote(api, c, p, "1")
+    # then the list prices it by its category, and says so once: it is not also skipped
+    assert (q["unit_price"], q["rule"]) == ("19.00", "price_list:MIX")
+    assert [(e["result"], e["reason"]) for e in q["explanation"] if e["rule"] == "price_list:MIX"] == [
+        ("won", "5% off list price 20.00 for its category (tier 0 and up); highest priority 0")]
+    # while a list whose product tiers do not cover the quantity, and no category of it does, is skipped
+    other = create_product(api, list_price="20.00")["id"]
+    create_price_list(api, code="BULK", entries=[{"product_id": other, "value": "15", "min_quantity": "10"}])
+    assert [(e["result"], e["reason"]) for e in quote(api, c, other, "1")["explanation"]
+            if e["rule"] == "price_list:BULK"] == [("skipped", "no product tier covers quantity 1")]
