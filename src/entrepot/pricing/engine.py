@@ -48,7 +48,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from entrepot.kernel.errors import FieldError, ValidationFailed
-from entrepot.kernel.money import quantize_storage, round_money
+from entrepot.kernel.money import format_price, quantize_storage, round_money
 
 SCOPE_RANK = {"customer": 4, "customer_group": 3, "channel": 2, "all": 1}
 HUNDRED = Decimal(100)
@@ -205,10 +205,9 @@ def _q(value: Decimal | None) -> str:
 
 
 @lru_cache(maxsize=65536)
-def _money(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
+def _money(value: Decimal, currency: str) -> str:
+    """A price as the API writes it: the currency's places ("18.00", "667" yen), more when it has them."""
+    return format_price(value, currency)
 
 
 FOR_ANOTHER_CUSTOMER = "for another customer"
@@ -245,16 +244,16 @@ def entry_price(entry: EntryRule, product: PricedProduct, currency: str, *, desc
                 ) -> tuple[Decimal | None, str]:
     """The unit price an entry gives the product, and how; None with the reason when it cannot."""
     if entry.method == "fixed":
-        return entry.value, (f"fixed {_money(entry.value)}" if describe else "")
+        return entry.value, (f"fixed {_money(entry.value, currency)}" if describe else "")
     if product.currency != currency:
         return None, (f"{entry.method} needs the product's "
                       f"{'list price' if entry.method == 'discount' else 'cost'} in {currency}, "
                       f"it is in {product.currency}") if describe else ""
     if entry.method == "discount":
         price = round_money(product.list_price * (HUNDRED - entry.value) / HUNDRED, currency)
-        return price, (f"{_q(entry.value)}% off list price {_money(product.list_price)}" if describe else "")
+        return price, (f"{_q(entry.value)}% off list price {_money(product.list_price, currency)}" if describe else "")
     price = round_money(product.standard_cost * (HUNDRED + entry.value) / HUNDRED, currency)
-    return price, (f"{_q(entry.value)}% markup on cost {_money(product.standard_cost)}" if describe else "")
+    return price, (f"{_q(entry.value)}% markup on cost {_money(product.standard_cost, currency)}" if describe else "")
 
 
 @dataclass
@@ -379,7 +378,7 @@ class PriceBook:
             return converted, ""
         given = "including" if rule.prices_include_tax else "before"
         wanted = "before" if rule.prices_include_tax else "including"
-        return converted, (f"{how}, {_money(price)} {given} tax = {_q(converted)} {wanted} tax at "
+        return converted, (f"{how}, {_money(price, rule.currency)} {given} tax = {_q(converted)} {wanted} tax at "
                            f"{_q(rate)}%")
 
     def _category_tiers(self, category_id: uuid.UUID, active: ActiveLists,
@@ -454,7 +453,7 @@ class PriceBook:
             }
         note: dict[str, Any] = {**base, "result": result, "reason": reason}
         if cand is not None:
-            note["unit_price"] = _money(cand.price) if cand.price is not None else None
+            note["unit_price"] = _money(cand.price, rule.currency) if cand.price is not None else None
             note["entry_id"] = str(cand.entry.id)
         return note
 
@@ -482,7 +481,7 @@ class PriceBook:
             why = contract_applies(c, buyer, on)
             if why:
                 explanation.append({"rule": "contract", "contract_price_id": str(c.id), "result": "skipped",
-                                    "unit_price": _money(c.unit_price), "reason": why})
+                                    "unit_price": _money(c.unit_price, c.currency), "reason": why})
             else:
                 valid.append(c)
         if valid:
@@ -490,7 +489,7 @@ class PriceBook:
             for c in valid:
                 won = c is winner
                 explanation.append({
-                    "rule": "contract", "contract_price_id": str(c.id), "unit_price": _money(c.unit_price),
+                    "rule": "contract", "contract_price_id": str(c.id), "unit_price": _money(c.unit_price, c.currency),
                     "result": "won" if won else "lost",
                     "reason": "a valid contract price wins over every list and promotion" if won
                     else "another contract starts later",
@@ -520,7 +519,7 @@ class PriceBook:
             notes.append(base_note)
             for other in regular[1:]:
                 notes.append(self._note(other.rule, other, "lost", f"{other.how}; {_why_lost(other, top)}"))
-        list_note: dict[str, Any] = {"rule": "list_price", "unit_price": _money(product.list_price)}
+        list_note: dict[str, Any] = {"rule": "list_price", "unit_price": _money(product.list_price, product.currency)}
         if product.currency != currency:
             list_note |= {"result": "skipped", "reason": f"list price is in {product.currency}, not {currency}"}
         elif base_price is None:

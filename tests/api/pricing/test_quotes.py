@@ -178,3 +178,24 @@ def test_a_list_pricing_by_its_category_tier_is_not_also_told_as_skipped(api):
     create_price_list(api, code="BULK", entries=[{"product_id": other, "value": "15", "min_quantity": "10"}])
     assert [(e["result"], e["reason"]) for e in quote(api, c, other, "1")["explanation"]
             if e["rule"] == "price_list:BULK"] == [("skipped", "no product tier covers quantity 1")]
+
+
+def test_the_explanation_writes_prices_in_the_currencys_places(api):
+    # given a yen customer, a yen product at 1000 and a list of 33.33 % off
+    p = create_product(api, list_price="1000", currency="JPY")["id"]
+    c = create_customer(api, currency="JPY")["id"]
+    create_price_list(api, code="YEN", currency="JPY", entries=[{"product_id": p, "method": "discount",
+                                                                 "value": "33.33"}])
+    # when 3 are quoted
+    q = quote(api, c, p, "3")
+    # then the explanation says its prices as the quote does: whole yen
+    assert (q["unit_price"], q["line_total"]) == ("667", "2001")
+    notes = {e["rule"]: e for e in q["explanation"]}
+    assert notes["price_list:YEN"]["unit_price"] == "667"
+    assert notes["price_list:YEN"]["reason"] == "33.33% off list price 1000 (tier 0 and up); highest priority 0"
+    assert notes["list_price"]["unit_price"] == "1000"
+    # and a contract price with places beyond the yen keeps them, as the quote does
+    r = api.post("/contract-prices", json={"customer_id": c, "product_id": p, "unit_price": "555.5"})
+    assert r.status_code == 201, r.text
+    q = quote(api, c, p, "3")
+    assert q["unit_price"] == "555.5" and q["explanation"][0]["unit_price"] == "555.5"
