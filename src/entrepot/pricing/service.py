@@ -42,6 +42,7 @@ from entrepot.catalog.rules import (
 from entrepot.catalog.service import category_parents, get_products, price_basis
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared
+from entrepot.db.row_locks import hold_tenant_key
 from entrepot.db.search import contains_text
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
@@ -737,6 +738,8 @@ def create_contract_price(uow: UnitOfWork, data: Mapping[str, Any]) -> ContractP
     if errors:
         raise ValidationFailed(errors)
     assert customer is not None and product is not None
+    # two contracts for one customer and product created at once would each find no other (PostgreSQL)
+    hold_tenant_key(uow, f"pricing.contract_price:{customer.id}:{product.id}")
     for other in uow.session.scalars(select(ContractPrice).where(
             ContractPrice.customer_id == customer.id, ContractPrice.product_id == product.id,
             ContractPrice.archived_at.is_(None))):

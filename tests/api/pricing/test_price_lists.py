@@ -147,3 +147,23 @@ def test_the_audit_trail_says_which_prices_a_list_had_and_has(api):
     assert added["action"] == "price_list.entries.add"
     assert added["before"] is None
     assert prices(added["after"]["entries"]) == [(p, Decimal(7), 50)]
+
+
+def test_two_overlapping_contract_prices_created_at_once_the_second_is_refused(api):
+    from entrepot.pricing import service
+    from tests.concurrency import together
+
+    # given a customer and a product
+    p = create_product(api)["id"]
+    c = create_customer(api)["id"]
+    body = {"customer_id": c, "product_id": p, "unit_price": "9", "valid_from": "2026-01-01"}
+    # when two contracts for them, open-ended and overlapping, are created at once (on PostgreSQL, each
+    # would find no other)
+    first, second = together(api.tenant, lambda uow: service.create_contract_price(uow, body).id,
+                             lambda uow: service.create_contract_price(uow, {**body, "unit_price": "8",
+                                                                              "valid_from": "2026-06-01"}).id)
+    # then the second waited for the first and was refused: one contract prices the customer
+    assert not isinstance(first, BaseException), first
+    assert [(e.field, e.rule) for e in getattr(second, "errors", [])] == [("valid_from", "overlap")], second
+    listed = api.get("/contract-prices", params={"customer_id": c, "product_id": p}).json()["items"]
+    assert [x["unit_price"] for x in listed] == ["9.00"]
