@@ -363,17 +363,23 @@ def check_margin(uow: UnitOfWork, *, product: Any, unit_price: Decimal, field: s
 
     A cost is before tax: on a tenant whose prices include tax, the floor is raised by the product's tax
     rate where the document ships (`ship_to`, on `on`, in `currency`), so a gross price is held to the
-    net floor plus its tax; a tax-exempt buyer pays the price as it stands (no tax in it)."""
-    if uow.actor.can(OVERRIDE):
-        return
+    net floor plus its tax; a tax-exempt buyer pays the price as it stands (no tax in it).
+
+    A price under the floor that `pricing.override` lets through is audited (`pricing.margin_override`
+    on the product: the price, the floor and the field, in the request that sets it)."""
     floor = product.standard_cost * (Decimal(1) + minimum_margin(uow))
     if (floor > 0 and not exempt and ship_to is not None and _product_tax_rates is not None
             and tenant_facts(uow).settings.get("prices_include_tax", False)):
         rate = _product_tax_rates(uow, [product.id], ship_to[0], ship_to[1], on or clock.today(),
                                   currency or "").get(product.id) or Decimal(0)
         floor *= 1 + rate / HUNDRED
-    if to_decimal(unit_price) < floor:
-        raise MarginTooLow(product.sku, to_decimal(unit_price), floor.quantize(Decimal("0.0001")), field)
+    price = to_decimal(unit_price)
+    if price < floor:
+        if uow.actor.can(OVERRIDE):
+            audit(uow, "pricing.margin_override", "product", product.id,
+                  after={"unit_price": price, "floor": floor.quantize(Decimal("0.0001")), "field": field})
+            return
+        raise MarginTooLow(product.sku, price, floor.quantize(Decimal("0.0001")), field)
 
 
 # ---------------------------------------------------------------- price lists

@@ -57,6 +57,23 @@ def test_a_price_under_the_margin_guard_needs_permission(api):
     assert api.post("/sales-orders", json={"customer_id": desk.customer_id, "lines": [line]}).status_code == 201
 
 
+def test_a_price_under_the_margin_guard_let_through_by_pricing_override_is_audited(api):
+    # given a product costing 5.00, and an admin (who holds pricing.override)
+    desk = order_desk(api, stock=10, unit_cost="5.00")
+    # when the admin enters one line under cost and one above it
+    order = create_order(api, desk, lines=[{"product_id": desk.product_id, "quantity": "1", "unit_price": "4.50"},
+                                           {"product_id": desk.product_id, "quantity": "1", "unit_price": "6.00"}])
+    # then the line under cost is taken, and the override is in the audit trail: who, which price, what floor,
+    # in the request that entered the order
+    assert [ln["unit_price"] for ln in order["lines"]] == ["4.50", "6.00"]
+    entries = api.get("/audit-entries", params={"entity_type": "product", "entity_id": desk.product_id}).json()
+    [override] = [e for e in entries["items"] if e["action"] == "pricing.margin_override"]
+    assert override["after"] == {"unit_price": "4.50", "floor": "5.0000", "field": "lines[0].unit_price"}
+    [created] = api.get("/audit-entries", params={"entity_type": "sales_order",
+                                                  "entity_id": order["id"]}).json()["items"]
+    assert (override["actor"], override["request_id"]) == (created["actor"], created["request_id"])
+
+
 def test_shipping_more_than_reserved_is_refused(api):
     desk = order_desk(api, stock=3)
     order = create_order(api, desk, 5)
