@@ -45,6 +45,34 @@ def test_revoked_key_is_401(api):
     assert api.client.get("/api/v1/tenant", headers={"Authorization": f"Bearer {key}"}).status_code == 401
 
 
+def test_a_key_is_refused_from_the_time_it_expires(api):
+    from datetime import timedelta
+
+    from entrepot.kernel import clock
+
+    # given a viewer key that expires in an hour (a time in the past, or without a zone, is refused)
+    in_an_hour = clock.now() + timedelta(hours=1)
+    for bad in ((clock.now() - timedelta(seconds=1)).isoformat(), in_an_hour.replace(tzinfo=None).isoformat()):
+        r = api.post("/api-keys", json={"role": "viewer", "expires_at": bad})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "expires_at", r.text
+    r = api.post("/api-keys", json={"role": "viewer", "name": "auditor, this week",
+                                    "expires_at": in_an_hour.isoformat()})
+    assert r.status_code == 201, r.text
+    key, key_id = r.json()["key"], r.json()["id"]
+    assert r.json()["expires_at"] is not None
+    as_key = {"Authorization": f"Bearer {key}"}
+    # it works until then (and is checked again on a cached hit)
+    assert api.client.get("/api/v1/tenant", headers=as_key).status_code == 200
+    # when the hour has passed, it is refused, saying why
+    with clock.frozen_at(in_an_hour):
+        r = api.client.get("/api/v1/tenant", headers=as_key)
+        assert r.status_code == 401 and "expired" in r.json()["detail"], r.text
+    # and its issue said when it ends
+    [created] = [e for e in api.get("/events", params={"subject": f"api_key/{key_id}"}).json()["items"]
+                 if e["type"] == "api_key.created.v1"]
+    assert created["data"]["expires_at"].startswith(in_an_hour.isoformat()[:19])
+
+
 def test_missing_permission_is_403_naming_it(api):
     viewer = key_for(api.tenant, role="viewer")
     r = api.client.post("/api/v1/api-keys", json={}, headers={"Authorization": f"Bearer {viewer}"})

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -19,6 +20,7 @@ from entrepot.db.bootstrap import init_database
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.services import api_keys, audit, tenant_settings, tenants, users
 from entrepot.kernel.context import set_process_origin
+from entrepot.kernel.errors import invalid
 from entrepot.kernel.process import settle_after_startup
 
 app = typer.Typer(help="Entrepot: ERP for distribution businesses.", no_args_is_help=True)
@@ -135,10 +137,16 @@ def apikey_create(
     tenant: str = typer.Option(..., "--tenant", help="Tenant slug"),
     role: str = typer.Option("admin", "--role", help="Role the key acts with"),
     name: str = typer.Option("", "--name", help="A label for the key"),
+    expires_at: str | None = typer.Option(None, "--expires-at", help="Refused from then on: an ISO 8601 time "
+                                                                     "with its zone, e.g. 2027-01-31T00:00:00Z"),
 ) -> None:
     """Issue an API key; the key is the last line of output (shown once)."""
+    try:
+        expires = datetime.fromisoformat(expires_at) if expires_at else None
+    except ValueError as exc:
+        raise invalid("expires_at", "an ISO 8601 time with its zone, e.g. 2027-01-31T00:00:00Z", "datetime") from exc
     with tenant_uow(_tenant_id(tenant)) as uow:
-        issued = api_keys.create_api_key(uow, role=role, name=name)
+        issued = api_keys.create_api_key(uow, role=role, name=name, expires_at=expires)
         uow.commit()
     err.print(f"API key {issued.api_key.prefix} for {tenant} (role {role}); store it now:")
     print(issued.secret)

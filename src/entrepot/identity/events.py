@@ -32,6 +32,7 @@ class ApiKeyCreated(EventData):
     api_key_id: str
     prefix: str
     role: str
+    expires_at: str | None = None  # ISO 8601, UTC; None: until revoked
 
 
 @event_type("api_key.revoked.v1")

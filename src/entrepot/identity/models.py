@@ -57,6 +57,7 @@ class ApiKey(TenantOwned, HasId, Base):
     role: Mapped[str] = mapped_column(String(63), default="admin")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # refused from then on; None: until revoked
     last_used_at: Mapped[datetime | None]
 
 

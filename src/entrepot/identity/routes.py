@@ -66,7 +66,7 @@ def create_api_key(
     body: Annotated[ApiKeyCreate | None, Body()] = None,
 ) -> ApiKeyIssued:
     body = body or ApiKeyCreate()  # no body: an admin key without a name
-    issued = api_keys.create_api_key(uow, role=body.role, name=body.name)
+    issued = api_keys.create_api_key(uow, role=body.role, name=body.name, expires_at=body.expires_at)
     uow.commit()
     return ApiKeyIssued(**ApiKeyRead.model_validate(issued.api_key).model_dump(), key=issued.secret)
 

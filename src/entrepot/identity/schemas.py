@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from entrepot.identity.services.tenant_settings import SETTINGS
 
@@ -13,6 +13,8 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: str = "admin"
     name: str = Field(default="", max_length=200)
+    expires_at: AwareDatetime | None = Field(default=None, description="Refused from then on (default: never, "
+                                                                       "until revoked); with a time zone")
 
 
 class ApiKeyRead(BaseModel):
@@ -23,6 +25,7 @@ class ApiKeyRead(BaseModel):
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
     last_used_at: datetime | None
 
 

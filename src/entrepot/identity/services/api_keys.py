@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
@@ -64,19 +65,24 @@ def resolve_role_permissions(uow: UnitOfWork, role: str) -> frozenset[str]:
 NAME_MAX = 200  # api_keys.name
 
 
-def create_api_key(uow: UnitOfWork, *, role: str = "admin", name: str = "") -> IssuedKey:
+def create_api_key(uow: UnitOfWork, *, role: str = "admin", name: str = "",
+                   expires_at: datetime | None = None) -> IssuedKey:
+    """A new key acting with `role`; `expires_at` (optional, in the future) ends it without a revoke."""
     if len(name) > NAME_MAX:  # the API's schema says so first; the command line only here
         raise invalid("name", f"at most {NAME_MAX} characters", "length")
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= clock.now()):
+        raise invalid("expires_at", "a time in the future, with its time zone", "future")
     require_grantable(uow.actor, resolve_role_permissions(uow, role))
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    api_key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(key), role=role)
+    api_key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(key), role=role, expires_at=expires_at)
     uow.session.add(api_key)
     uow.session.flush()
     audit(uow, "api_key.create", "api_key", api_key.id, after=snapshot(api_key))
     record_event(
         uow,
-        ApiKeyCreated(api_key_id=str(api_key.id), prefix=prefix, role=role),
+        ApiKeyCreated(api_key_id=str(api_key.id), prefix=prefix, role=role,
+                      expires_at=expires_at.astimezone(UTC).isoformat() if expires_at else None),
         subject=f"api_key/{api_key.id}",
     )
     return IssuedKey(api_key, key)
@@ -135,7 +141,9 @@ def _touch_last_used(key_id: uuid.UUID) -> None:
         writer.commit()
 
 
-_auth_cache: dict[str, tuple[float, Actor]] = {}
+# key hash -> (when it was checked, its actor, when it expires): an expiry is checked on every hit, so a
+# cached key is refused from the moment it expires, not a cache lifetime later
+_auth_cache: dict[str, tuple[float, Actor, datetime | None]] = {}
 _auth_cache_lock = threading.Lock()
 
 
@@ -158,7 +166,7 @@ def cached_actor_and_age(key: str, request_id: str | None = None) -> tuple[Actor
     if hit is None:
         return None, 0.0
     age = time.monotonic() - hit[0]
-    if age > AUTH_CACHE_TTL_S:
+    if age > AUTH_CACHE_TTL_S or (hit[2] is not None and hit[2] <= clock.now()):
         return None, age
     actor = hit[1]
     return Actor(actor.kind, actor.id, actor.tenant_id, actor.role, actor.permissions, request_id, actor.label), age
@@ -170,13 +178,15 @@ def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None 
         raise Unauthenticated("invalid API key")
     digest = hash_key(key)
     row = platform.session.execute(
-        select(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.revoked_at, ApiKey.prefix,
+        select(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.revoked_at, ApiKey.expires_at, ApiKey.prefix,
                Tenant.status)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
         .where(ApiKey.key_hash == digest)
     ).one_or_none()
     if row is None or row.revoked_at is not None:
         raise Unauthenticated("invalid or revoked API key")
+    if row.expires_at is not None and row.expires_at <= clock.now():
+        raise Unauthenticated("expired API key")
     if row.status != "active":
         raise Unauthenticated("tenant is not active")
     platform.session.info["tenant_id"] = row.tenant_id
@@ -194,5 +204,5 @@ def authenticate_api_key(platform: UnitOfWork, key: str, request_id: str | None 
     with _auth_cache_lock:
         if len(_auth_cache) > 10_000:
             _auth_cache.clear()
-        _auth_cache[digest] = (time.monotonic(), actor)
+        _auth_cache[digest] = (time.monotonic(), actor, row.expires_at)
     return actor
