@@ -87,10 +87,24 @@ def paginate(
     return rows, next_cursor
 
 
+_BIGINT = 2**63
+
+
 def _coerce_key(key: InstrumentedAttribute[Any], raw: Any) -> Any:
+    """The key value a cursor of this list holds, or ValueError: only the JSON type `paginate` wrote
+    is taken (a list, an object, `true` or `1.5` made into a key moved the walk somewhere, or ended it
+    at once with no error), and only a value the database can compare (a lone surrogate or NUL in a
+    text key failed in the driver: a 500)."""
     import uuid
 
     python_type = key.type.python_type
+    if python_type is int:
+        if type(raw) is not int or not -_BIGINT <= raw < _BIGINT:
+            raise ValueError(raw)
+        return raw
+    if not isinstance(raw, str) or "\x00" in raw:
+        raise ValueError(raw)
+    raw.encode()  # UnicodeEncodeError (a ValueError) on a lone surrogate
     if python_type is uuid.UUID:
-        return uuid.UUID(str(raw))
+        return uuid.UUID(raw)
     return python_type(raw)
