@@ -132,3 +132,25 @@ def test_a_cursor_of_another_list_is_a_422_not_a_page(api):
         r = api.get(url, params={"cursor": cursor})
         assert r.status_code == 422, f"GET {url} with a foreign cursor: {r.status_code} {r.text[:200]}"
         assert [e["field"] for e in r.json()["errors"]] == ["cursor"], r.text
+
+
+FIXED_FILTERS = [("/ledger/accounts", "type", "revenue", "income"), ("/ledger/accounts", "role", "receivables", "cash"),
+                 ("/ledger/journal-entries", "journal", "sale", "inventory"),
+                 ("/price-lists", "kind", "promo", "standard")]
+
+
+@pytest.mark.parametrize("url,name,typo,value", FIXED_FILTERS, ids=[f"{u}?{n}" for u, n, _, _ in FIXED_FILTERS])
+def test_a_filter_on_a_fixed_set_of_values_refuses_another_naming_it(api, url, name, typo, value):
+    # given rows with the value (the chart, a stock adjustment's entry, a price list)
+    FACTORIES["price_list_id"](api)
+    FACTORIES["lot_id"](api)
+    # when the list is filtered by a value the field cannot hold (`revenue` is a role, the type is `income`)
+    r = api.get(url, params={name: typo})
+    # then it is a 422 naming the filter and the values it takes, not an empty list that looks like "none"
+    assert r.status_code == 422, f"GET {url}?{name}={typo}: {r.status_code} {r.text[:200]}"
+    assert [e["field"] for e in r.json()["errors"]] == [name], r.text
+    assert value in r.json()["errors"][0]["message"], r.text
+    # and a value it can hold still filters
+    rows = api.get(url, params={name: value}).json()["items"]
+    assert rows, f"GET {url}?{name}={value} is empty"
+    assert {row[name] for row in rows} == {value}, rows

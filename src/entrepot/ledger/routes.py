@@ -20,7 +20,7 @@ from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
 from entrepot.kernel.errors import invalid, reference
 from entrepot.ledger import permissions as perms
-from entrepot.ledger.chart import CONTROL_ROLES, Role
+from entrepot.ledger.chart import CONTROL_ROLES, AccountType, JournalCode, Role
 from entrepot.ledger.models import Account, ExchangeRate, Journal, JournalEntry, Period
 from entrepot.ledger.schemas import (
     AccountCreate,
@@ -101,8 +101,8 @@ def _account(account: Account) -> AccountRead:
 @router.get("/ledger/accounts", response_model=Page[AccountRead], summary="The chart of accounts")
 def list_accounts(
     uow: Annotated[UnitOfWork, Requires(perms.ACCOUNT_READ)],
-    type: str | None = None,
-    role: str | None = None,
+    type: AccountType | None = None,
+    role: Role | None = None,
     include_archived: bool = True,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 200,
@@ -290,7 +290,7 @@ def _numbered(view: JournalEntryRead, entry: JournalEntry) -> JournalEntryRead:
             summary="Posted entries, oldest first (lines on the single-entry read)")
 def list_journal_entries(
     uow: Annotated[UnitOfWork, Requires(perms.ENTRY_READ)],
-    journal: str | None = None,
+    journal: JournalCode | None = None,
     source_type: str | None = None,
     source_id: uuid.UUID | None = None,
     from_: FromDate = None,

@@ -23,7 +23,7 @@ from entrepot.kernel.money import InvalidAmount, round_money, to_decimal
 from entrepot.pricing import imports, service
 from entrepot.pricing import permissions as perms
 from entrepot.pricing.engine import PriceResolution
-from entrepot.pricing.models import ContractPrice, PriceList, PriceListEntry
+from entrepot.pricing.models import ContractPrice, PriceList, PriceListEntry, PriceListKind
 from entrepot.pricing.schemas import (
     ContractPriceCreate,
     ContractPriceRead,
@@ -105,7 +105,7 @@ def create_price_list(body: PriceListCreate, response: Response,
 def list_price_lists(
     uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)],
     q: Annotated[str | None, Query(description="search in code and name")] = None,
-    kind: str | None = None,
+    kind: PriceListKind | None = None,
     currency: str | None = None,
     customer_id: uuid.UUID | None = None,
     include_archived: bool = False,
