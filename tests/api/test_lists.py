@@ -88,6 +88,31 @@ def test_a_cursor_walk_returns_every_row_once_on_every_paged_list(api, records):
     assert len(walked) >= 20, sorted(set(PAGED) - set(walked))
 
 
+
+def test_rows_created_or_changed_during_a_walk_neither_repeat_nor_go_missing(api):
+    # given five products, walked two a page
+    from tests.factories.catalog import create_product
+
+    before = [create_product(api, name=f"Walked {i}")["id"] for i in range(5)]
+    first = api.get("/products", params={"limit": 2}).json()
+    assert [p["id"] for p in first["items"]] == before[:2]
+    # when, mid-walk, one already read and one not yet read change, and a new one is created
+    for changed in (before[0], before[3]):
+        assert api.patch(f"/products/{changed}", json={"name": "Renamed"}).status_code == 200
+    created = create_product(api)["id"]
+    rest = _walk_from(api, "/products", first["next_cursor"])
+    # then the walk reads every product once, in creation order, the new one last
+    assert [p["id"] for p in first["items"]] + rest == [*before, created]
+
+
+def _walk_from(api, url: str, cursor: str) -> list[str]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+    while cursor:
+        page = api.get(url, params={"limit": 2, "cursor": cursor}).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+    return seen
+
 def test_a_limit_outside_1_to_200_is_a_422_naming_limit_on_every_paged_list(api, parents):
     for path in PAGED:
         url, params = _url(path, parents)
