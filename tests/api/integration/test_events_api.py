@@ -165,3 +165,31 @@ def test_a_cursor_naming_no_event_of_this_tenant_is_a_422_not_a_restart(api, oth
     # while this tenant's own positions still work
     assert api.get("/events", params={"after": mine["sequence"]}).status_code == 200
     assert api.get("/events", params={"after": mine["id"]}).status_code == 200
+
+
+def test_a_subject_walked_a_page_at_a_time_gives_its_events_once_in_the_timelines_order(api):
+    from tests.factories.sales import act, invoiced_order
+
+    # given an order taken through shipping and invoicing, with events of other subjects between its own
+    _, order, invoice = invoiced_order(api)
+    act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {})
+    timeline = api.get(f"/sales-orders/{order['id']}/timeline").json()
+    assert timeline["next_cursor"] is None
+    subjects = {e["subject"] for e in timeline["items"]}
+    assert {f"sales_order/{order['id']}", f"invoice/{invoice['id']}"} <= subjects
+    for subject in sorted(subjects):
+        told = [e["id"] for e in timeline["items"] if e["subject"] == subject]
+        settled_events(api, {"subject": subject, "limit": 200}, want=len(told))
+        # when the feed of one subject is walked an event a page
+        seen, cursor = [], "0"
+        for _ in range(100):
+            page = api.get("/events", params={"subject": subject, "limit": 1, "after": cursor}).json()
+            if not page["items"]:
+                assert page["next_cursor"] is None
+                break
+            seen += [e["id"] for e in page["items"]]
+            cursor = page["next_cursor"]
+        # then each event comes once, the order's in the order its timeline tells them (a product's
+        # stock subject has the events of its other stock moves too)
+        assert len(set(seen)) == len(seen), subject
+        assert [e for e in seen if e in told] == told, subject
