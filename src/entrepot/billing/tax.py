@@ -2,7 +2,8 @@
 
 Rules: the jurisdiction is the ship-to country and region; a rate is chosen
 by product tax class (region rate before country rate, exact class before the
-"*" class) and must be valid on the document date; an exempt customer pays no
+"*" class) and must be valid on the document date (of equally specific rates, the
+latest to start, then the last entered); an exempt customer pays no
 tax; prices are tax-exclusive unless the tenant setting `prices_include_tax`
 says otherwise; tax is rounded per line, or once per document when the tenant
 setting `tax_rounding` is "document" (then spread back over the lines so they
@@ -88,10 +89,13 @@ class RateRow:
 
 def choose_rate(rates: Sequence[RateRow], country: str | None, region: str | None, tax_class: str,
                 on: date) -> Decimal:
-    """The most specific rate valid on `on`: region before country, class before "*"."""
+    """The most specific rate valid on `on`: region before country, class before "*". Of equally
+    specific rates, the one that starts latest wins (no `valid_from` starts first), and of those the
+    last entered (`rates` are in the order entered): a rate cannot be changed, so a new rate from a day
+    replaces the open-ended one before it from that day, and a rate entered again corrects it."""
     if not country:
         return ZERO
-    best: tuple[int, Decimal] | None = None
+    best: tuple[tuple[int, date], Decimal] | None = None
     for r in rates:
         if r.country != country or (r.region is not None and r.region != region):
             continue
@@ -99,9 +103,10 @@ def choose_rate(rates: Sequence[RateRow], country: str | None, region: str | Non
             continue
         if (r.valid_from and on < r.valid_from) or (r.valid_to and on > r.valid_to):
             continue
-        score = (2 if r.region is not None else 0) + (1 if r.tax_class == tax_class else 0)
-        if best is None or score > best[0]:
-            best = (score, r.rate_percent)
+        rank = ((2 if r.region is not None else 0) + (1 if r.tax_class == tax_class else 0),
+                r.valid_from or date.min)
+        if best is None or rank >= best[0]:
+            best = (rank, r.rate_percent)
     return best[1] if best else ZERO
 
 
@@ -157,7 +162,8 @@ def tenant_rates(uow: UnitOfWork, country: str) -> list[RateRow]:
     if country not in cache:
         cache[country] = [
             RateRow(r.country, r.region, r.tax_class, r.rate_percent, r.valid_from, r.valid_to)
-            for r in uow.session.scalars(select(TaxRate).where(TaxRate.country == country))
+            for r in uow.session.scalars(select(TaxRate).where(TaxRate.country == country)
+                                         .order_by(TaxRate.id))  # ids are time-ordered: as entered
         ]
     return cache[country]
 

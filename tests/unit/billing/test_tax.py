@@ -35,6 +35,20 @@ def test_rates_have_validity_dates():
     assert choose_rate(RATES, "FR", None, "standard", date(2014, 1, 1)) == D("20")
 
 
+def test_of_equally_specific_rates_the_one_that_starts_latest_then_the_last_entered_wins():
+    # an open-ended 19 %, a temporary 16 % over it, and a region rate that still wins over both
+    rates = [RateRow("DE", None, "*", D("19"), None, None),
+             RateRow("DE", None, "*", D("16"), date(2020, 7, 1), date(2020, 12, 31)),
+             RateRow("DE", "HE", "*", D("5"), None, None)]
+    assert [choose_rate(rates, "DE", None, "standard", date(2020, m, d)) for m, d in ((6, 30), (7, 1), (12, 31))
+            ] == [D("19"), D("16"), D("16")]
+    assert choose_rate(rates, "DE", None, "standard", date(2021, 1, 1)) == D("19")
+    assert choose_rate(rates, "DE", "HE", "standard", date(2020, 7, 1)) == D("5")
+    # the same rate entered again (same place, class and first day): the later entry corrects it
+    corrected = [*rates, RateRow("DE", None, "*", D("20"), None, None)]
+    assert choose_rate(corrected, "DE", None, "standard", date(2021, 1, 1)) == D("20")
+
+
 def test_no_jurisdiction_or_no_rate_is_zero_tax():
     assert compute(request([("standard", "10.00")], country=None), RATES).tax_total == 0
     assert compute(request([("standard", "10.00")], country="JP"), RATES).tax_total == 0
