@@ -723,7 +723,7 @@ def create_tax_rate(uow: UnitOfWork, *, name: str, country: str, rate_percent: D
         raise invalid("rate_percent", "must be between 0 and 100", "range")
     if valid_from and valid_to and valid_to < valid_from:
         raise invalid("valid_to", "must not be before valid_from", "range")
-    rate = TaxRate(name=name, country=country, region=region or None, tax_class=tax_class or "*",
+    rate = TaxRate(name=name, country=country, region=(region or "").strip() or None, tax_class=tax_class or "*",
                    rate_percent=rate_percent, valid_from=valid_from, valid_to=valid_to)
     uow.session.add(rate)
     uow.session.flush()

@@ -89,15 +89,17 @@ class RateRow:
 
 def choose_rate(rates: Sequence[RateRow], country: str | None, region: str | None, tax_class: str,
                 on: date) -> Decimal:
-    """The most specific rate valid on `on`: region before country, class before "*". Of equally
-    specific rates, the one that starts latest wins (no `valid_from` starts first), and of those the
-    last entered (`rates` are in the order entered): a rate cannot be changed, so a new rate from a day
-    replaces the open-ended one before it from that day, and a rate entered again corrects it."""
+    """The most specific rate valid on `on`: region (whatever its case and spaces) before country,
+    class before "*". Of equally specific rates, the one that starts latest wins (no `valid_from`
+    starts first), and of those the last entered (`rates` are in the order entered): a rate cannot be
+    changed, so a new rate from a day replaces the open-ended one before it from that day, and a rate
+    entered again corrects it."""
     if not country:
         return ZERO
+    region = region_key(region)
     best: tuple[tuple[int, date], Decimal] | None = None
     for r in rates:
-        if r.country != country or (r.region is not None and r.region != region):
+        if r.country != country or (r.region is not None and region_key(r.region) != region):
             continue
         if r.tax_class not in (tax_class, "*"):
             continue
@@ -108,6 +110,12 @@ def choose_rate(rates: Sequence[RateRow], country: str | None, region: str | Non
         if best is None or rank >= best[0]:
             best = (rank, r.rate_percent)
     return best[1] if best else ZERO
+
+
+def region_key(region: str | None) -> str | None:
+    """A region as rates and ship-tos are matched on it: "ca", " CA" and "CA" are one region (an
+    address is typed by people and web shops; a rate is entered once)."""
+    return (region.strip().upper() or None) if region else None
 
 
 def compute(request: TaxRequest, rates: Sequence[RateRow]) -> TaxResult:

@@ -64,3 +64,16 @@ def test_an_order_is_estimated_on_its_day_and_its_invoice_and_credit_note_follow
     assert (order["tax_total"], invoice["tax_total"], note["tax_total"]) == ("5.00", "10.00", "2.50")
     payable = {ln["account_code"]: ln for ln in api.get("/ledger/trial-balance").json()["lines"]}["2200"]
     assert (payable["credit"], payable["debit"]) == ("7.50", "0.00")
+
+
+def test_a_ship_to_region_is_matched_whatever_its_case_and_spaces(api):
+    # given California's rate, one entered as "CA" and New York's entered as " ny "
+    act(api, "/tax-rates", 201, {"name": "California", "country": "US", "region": "CA", "rate_percent": "7.25"})
+    act(api, "/tax-rates", 201, {"name": "New York", "country": "US", "region": " ny ", "rate_percent": "4"})
+    desk = order_desk(api, stock=20)
+    # when orders ship to the region typed as people type it
+    taxed = [create_order(api, desk, 4, ship_to={"line1": "1 A St", "city": "X", "region": region,
+                                                 "country": "US"})["tax_total"]
+             for region in ("CA", "ca", " Ca ", "NY", "ny")]
+    # then each is taxed at its region's rate, never silently at none
+    assert taxed == ["3.63", "3.63", "3.63", "2.00", "2.00"]

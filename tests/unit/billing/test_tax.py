@@ -30,6 +30,12 @@ def test_region_rate_wins_over_country_and_class_over_star():
     assert choose_rate(RATES, "DE", None, "reduced", ON) == D("7")
 
 
+def test_a_region_is_matched_whatever_its_case_and_spaces():
+    assert [choose_rate(RATES, "US", region, "standard", ON) for region in ("tx", " Tx ", "TX")] == [D("6.25")] * 3
+    assert choose_rate([RateRow("US", " ny ", "*", D("4"), None, None)], "US", "NY", "standard", ON) == D("4")
+    assert choose_rate(RATES, "US", " ", "standard", ON) == D("0")  # blank: no region, the country's rate
+
+
 def test_rates_have_validity_dates():
     assert choose_rate(RATES, "FR", None, "standard", date(2013, 6, 1)) == D("19.6")
     assert choose_rate(RATES, "FR", None, "standard", date(2014, 1, 1)) == D("20")
