@@ -39,7 +39,7 @@ from entrepot.kernel import clock
 from entrepot.kernel.dates import check_past_date
 from entrepot.kernel.errors import Conflict, FieldError, NotFound, UnknownRecord, ValidationFailed, invalid, reference
 from entrepot.kernel.ids import new_id
-from entrepot.kernel.money import ZERO, InvalidAmount, format_amount, is_currency, round_money, to_decimal
+from entrepot.kernel.money import ZERO, InvalidAmount, fits_storage, format_amount, is_currency, round_money, to_decimal
 
 OPEN_INVOICE = (InvoiceStatus.posted, InvoiceStatus.partially_paid)
 DEFAULT_TERMS_DAYS = 30
@@ -721,6 +721,8 @@ def create_tax_rate(uow: UnitOfWork, *, name: str, country: str, rate_percent: D
         raise invalid("country", "an ISO 3166 two-letter code in capitals", "country")
     if rate_percent < 0 or rate_percent >= 100:
         raise invalid("rate_percent", "must be between 0 and 100", "range")
+    if not fits_storage(rate_percent):  # kept to 4 places: more would be rounded behind the answer
+        raise invalid("rate_percent", "at most 4 decimal places", "precision")
     if valid_from and valid_to and valid_to < valid_from:
         raise invalid("valid_to", "must not be before valid_from", "range")
     rate = TaxRate(name=name, country=country, region=(region or "").strip() or None, tax_class=tax_class or "*",

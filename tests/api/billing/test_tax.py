@@ -77,3 +77,15 @@ def test_a_ship_to_region_is_matched_whatever_its_case_and_spaces(api):
              for region in ("CA", "ca", " Ca ", "NY", "ny")]
     # then each is taxed at its region's rate, never silently at none
     assert taxed == ["3.63", "3.63", "3.63", "2.00", "2.00"]
+
+
+def test_a_rate_with_more_places_than_are_kept_is_refused_not_rounded_behind_the_answer(api):
+    # when a rate of five decimal places is entered
+    r = api.post("/tax-rates", json={"name": "Odd", "country": "US", "rate_percent": "8.12345"})
+    # then it is refused, naming the field, and nothing is kept
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [("rate_percent", "precision")]
+    assert api.get("/tax-rates").json()["items"] == []
+    # while four places are kept as given
+    assert act(api, "/tax-rates", 201, {"name": "NYC", "country": "US", "rate_percent": "8.875"}
+               )["rate_percent"] == "8.875"
