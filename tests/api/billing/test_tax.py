@@ -89,3 +89,33 @@ def test_a_rate_with_more_places_than_are_kept_is_refused_not_rounded_behind_the
     # while four places are kept as given
     assert act(api, "/tax-rates", 201, {"name": "NYC", "country": "US", "rate_percent": "8.875"}
                )["rate_percent"] == "8.875"
+
+
+def test_the_tax_basis_does_not_change_under_orders_and_quotes_priced_on_it(api):
+    # given a tenant pricing before tax, 10 % in the US, and a confirmed order of 50.00 + 5.00 tax
+    act(api, "/tax-rates", 201, {"name": "US", "country": "US", "rate_percent": "10"})
+    desk = order_desk(api, stock=20)
+    us = {"line1": "1 A St", "city": "Austin", "country": "US"}
+    order = create_order(api, desk, 4, ship_to=us)
+    act(api, f"/sales-orders/{order['id']}/confirm")
+    assert order["total"] == "55.00"
+    # when prices are switched to include tax
+    r = api.patch("/tenant/settings", json={"prices_include_tax": True})
+    # then it is refused, naming the order: billed after the switch, its 50.00 would be read as
+    # including tax, and the customer charged 50.00 for what it was confirmed 55.00
+    assert r.status_code == 409, r.text
+    assert order["number"] in r.json()["detail"]
+    assert api.get("/tenant/settings").json()["prices_include_tax"] is False
+    shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"]})
+    act(api, f"/shipments/{shipment['id']}/ship")
+    assert act(api, f"/sales-orders/{order['id']}/invoice", 201)["total"] == "55.00"
+    # and a quote sent at today's basis holds it too, until it is declined
+    quote = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    act(api, f"/quotes/{quote['id']}/send")
+    held = api.patch("/tenant/settings", json={"prices_include_tax": True})
+    assert held.status_code == 409 and quote["number"] in held.json()["detail"], held.text
+    act(api, f"/quotes/{quote['id']}/decline")
+    # with every order invoiced (or cancelled) and no quote open, the basis changes
+    switched = api.patch("/tenant/settings", json={"prices_include_tax": True})
+    assert switched.status_code == 200 and switched.json()["prices_include_tax"] is True, switched.text
