@@ -291,10 +291,12 @@ def _orders(seed: Seed, count: int) -> None:
     rng = seed.rng
     goals = [g for g, _ in PLAN]
     weights = [w for _, w in PLAN]
+    # every goal once first, and the staged ones (a shipment on the floor, a return) once per stage, so even
+    # a small tenant shows each state; then by weight
+    first = [*goals, "in_warehouse", "in_warehouse", "in_warehouse", "returned", "returned"]
     start = clock.now() - timedelta(days=75)
     for n in range(count):
-        # Every goal once first, so even a small tenant shows each state; then by weight.
-        goal = goals[n] if n < len(goals) else rng.choices(goals, weights)[0]
+        goal = first[n] if n < len(first) else rng.choices(goals, weights)[0]
         moment = start + timedelta(days=75 * n / count, minutes=rng.randint(0, 600))
         customer = rng.choice(seed.customers)
         picks = rng.sample(seed.products, rng.randint(1, 5))
@@ -343,15 +345,16 @@ def _drive(uow: UnitOfWork, seed: Seed, goal: str, customer: Any, lines: list[An
         return
     service.confirm_sales_order(uow, order.id)
     if order.status == "on_hold":
-        if seed.rng.random() < 0.5:
-            return  # left on credit hold for the credit manager's queue
+        if goal not in ("in_warehouse", "returned") and seed.rng.random() < 0.5:
+            return  # left on credit hold for the credit manager's queue (the staged goals go on)
         service.release_hold(uow, order.id)
     if goal == "confirmed":
         return
     if goal == "in_warehouse":
         # A shipment on the warehouse floor: created, picked or packed, not yet gone.
         shipment = service.create_shipment(uow, sales_order_id=order.id)
-        stage = ["packed", "draft", "picked"][seed.counts.get(goal, 0) % 3]  # each stage from the first three
+        made = seed.counts["floor_shipments"] = seed.counts.get("floor_shipments", 0) + 1
+        stage = ["packed", "draft", "picked"][(made - 1) % 3]  # each stage from the first three
         if stage != "draft":
             service.pick_shipment(uow, shipment.id)
         if stage == "packed":
@@ -395,7 +398,8 @@ def _drive(uow: UnitOfWork, seed: Seed, goal: str, customer: Any, lines: list[An
                                            restocking_fee_percent=D("10"),
                                            lines=[returns.ReturnLineInput(line.id, D(1))])
             # Most are credited; some wait for the goods, some for the credit note.
-            stage = ["credited", "authorised", "received", "credited", "credited"][seed.counts.get(goal, 0) % 5]
+            made = seed.counts["returns"] = seed.counts.get("returns", 0) + 1
+            stage = ["credited", "authorised", "received", "credited", "credited"][(made - 1) % 5]
             if stage != "authorised":
                 returns.receive_return(uow, rma.id)
             if stage == "credited":
