@@ -363,7 +363,7 @@ def issue_credit_note(
     uow.session.flush()
     _posting().post_credit_note(uow, source_id=note.id, number=note.number, on=on, currency=cur,
                                 customer_id=invoice.customer_id, net=note.subtotal, tax=note.tax_total,
-                                discount=note.discount_reversed)
+                                discount=note.discount_reversed, invoice_id=invoice.id)
     audit(uow, "credit_note.issue", "credit_note", note.id,
           after={"number": note.number, "invoice": invoice.number, "total": note.total,
                  "discount_reversed": note.discount_reversed, "unapplied": note.unapplied})

@@ -59,6 +59,7 @@ class Leg:
     due: bool = False  # the line carries the due date (aging)
     settles: bool = False  # valued at the party's carrying rate on this account
     in_functional: bool = False  # the expression is already in the functional currency
+    at_source_rate: bool = False  # valued at the rate of the document it corrects, when the caller gives it
     balancing: bool = False  # takes whatever balances the entry (FX difference, price variance)
 
     @cached_property
@@ -117,7 +118,8 @@ RULES: dict[str, Rule] = {
     "credit_note": Rule(JournalCode.sales, (
         Leg(R.receivable, CREDIT, "net + tax - discount", party=True, due=True, settles=True),
         Leg(R.revenue, DEBIT, "net"),
-        Leg(R.tax_payable, DEBIT, "tax"),
+        # the tax taken back is what the invoice booked (a tax return corrects it at the invoice's rate)
+        Leg(R.tax_payable, DEBIT, "tax", at_source_rate=True),
         Leg(R.sales_discounts, CREDIT, "discount"),  # an early-payment discount the goods had earned
         Leg(R.fx_gain_loss, DEBIT, balancing=True),
     ), "Credit note {number}"),
@@ -214,8 +216,10 @@ def post(
     due_on: date | None = None,
     number: str = "",
     description: str | None = None,
+    source_rate: Decimal | None = None,
 ) -> JournalEntry | None:
-    """Apply RULES[event]. Returns the posted entry, or None when every leg is zero."""
+    """Apply RULES[event]. Returns the posted entry, or None when every leg is zero. `source_rate`: the
+    rate of the document this one corrects, for its `at_source_rate` legs."""
     rule = RULES.get(event)
     if rule is None:
         raise invalid("event", f"no posting rule for {event!r}; one of {', '.join(sorted(RULES))}", "choice")
@@ -261,6 +265,8 @@ def post(
             line.amount = signed if rate == 1 else round_money(signed / rate, currency)
         elif leg.settles and rate != 1:
             line.functional = _carrying_value(uow, account.id, line.party_id, currency, signed, rate, functional)
+        elif leg.at_source_rate and source_rate is not None and source_rate != rate:
+            line.functional = round_money(signed * source_rate, functional)
         drafts.append(line)
     if not drafts:
         return None
@@ -290,11 +296,22 @@ def post_invoice(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date
 
 
 def post_credit_note(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date, currency: str,
-                     customer_id: uuid.UUID, net: Decimal, tax: Decimal, discount: Decimal = D0) -> JournalEntry | None:
+                     customer_id: uuid.UUID, net: Decimal, tax: Decimal, discount: Decimal = D0,
+                     invoice_id: uuid.UUID | None = None) -> JournalEntry | None:
     """The reverse of an invoice: Dr revenue, Dr tax payable / Cr receivable (less `discount`, the
-    early-payment discount the goods had earned, which goes back: Cr sales discounts)."""
+    early-payment discount the goods had earned, which goes back: Cr sales discounts). The tax is taken
+    back at the rate `invoice_id`'s posting booked it at, so a foreign invoice credited in full leaves
+    nothing on tax payable; the rate move lands on FX gains and losses."""
     return post(uow, "credit_note", source_id=source_id, on=on, currency=currency, party_id=customer_id,
-                number=number, amounts={"net": net, "tax": tax, "discount": discount})
+                number=number, amounts={"net": net, "tax": tax, "discount": discount},
+                source_rate=_invoice_rate(uow, invoice_id) if invoice_id else None)
+
+
+def _invoice_rate(uow: UnitOfWork, invoice_id: uuid.UUID) -> Decimal | None:
+    """The rate the invoice's posting was booked at (None when it posted nothing)."""
+    return uow.session.scalar(select(JournalEntry.rate).where(
+        JournalEntry.source_type.in_(("invoice", "invoice_deferred")), JournalEntry.source_id == invoice_id)
+        .order_by(JournalEntry.entry_date).limit(1))
 
 
 def post_customer_payment(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, currency: str,

@@ -53,6 +53,30 @@ def test_a_foreign_invoice_credited_at_another_rate_leaves_nothing_on_the_receiv
     assert _receivable(api, desk.customer_id) == (0, 0)
 
 
+def test_a_foreign_invoice_credited_at_another_rate_takes_its_tax_back_at_the_invoices_rate(api):
+    # given German VAT at 19 % and an invoice of 30.00 EUR + 5.70 VAT to a customer in Germany, booked at 1.10
+    act(api, "/tax-rates", 201, {"name": "DE VAT", "country": "DE", "rate_percent": "19"})
+    _rate(api, "1.10", clock.today() - timedelta(days=5))
+    desk = order_desk(api, currency="EUR", list_price="10.00")
+    act(api, f"/customers/{desk.customer_id}/addresses", 201, {"kind": "ship_to", "is_default": True,
+                                                              "line1": "1 Hauptstr.", "city": "Berlin",
+                                                              "country": "DE"})
+    _, order = shipped_order(api, 3, desk=desk)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert (invoice["tax_total"], _lines(api, invoice["id"])["2200"]) == ("5.70", (D("-5.70"), D("-6.27")))
+    _rate(api, "1.20")
+    # when it is credited in full at 1.20
+    note = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {})
+    # then the VAT is taken back at what the invoice booked (6.27 USD, not 6.84): tax payable holds nothing
+    # for an invoice that no longer exists; the revenue is reversed at the day's rate and the rest is FX
+    lines = _lines(api, note["id"])
+    assert lines["2200"] == (D("5.70"), D("6.27")) and lines["4000"] == (D("30.00"), D("36.00"))
+    assert lines["1100"] == (D("-35.70"), D("-39.27")) and lines["7000"] == (D("0.00"), D("-3.00"))
+    tax_payable = [ln for ln in api.get("/ledger/trial-balance").json()["lines"] if ln["account_code"] == "2200"]
+    assert all(D(ln["debit"]) == D(ln["credit"]) for ln in tax_payable), tax_payable
+    assert _receivable(api, desk.customer_id) == (0, 0)
+
+
 def test_a_paid_foreign_invoice_credited_then_refunded_leaves_nothing_on_the_receivable(api):
     # given an invoice of 30.00 EUR at 1.10 (33.00 USD) paid 30.00 EUR at 1.20 (36.00 USD, 3.00 gain)
     _rate(api, "1.10", clock.today() - timedelta(days=5))
