@@ -63,9 +63,9 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
     warehouses = {w.code: w for w in uow.session.scalars(select(Warehouse))}
     locations = {(loc.warehouse_id, loc.code): loc for loc in uow.session.scalars(
         select(Location).where(Location.kind == LocationKind.STOCK.value, Location.active.is_(True)))}
-    seen: dict[tuple[str, str, str, str], int] = {}
-    todo: list[tuple[int, Product, Warehouse, Location | None, dict[str, str], Decimal, Decimal | None,
-                     date | None]] = []
+    main_stock: dict[uuid.UUID, Location] = {}
+    seen: dict[tuple[Any, Any, Any, str], int] = {}
+    todo: list[tuple[int, Product, Warehouse, Location, dict[str, str], Decimal, Decimal | None, date | None]] = []
     for line, row in rows:
         errors = len(report.errors)
         product = products.get(row.get("sku", ""))
@@ -83,6 +83,10 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
             if location is None:
                 report.add(line, "location", f"no stock location {row['location']!r} in warehouse "
                                              f"{warehouse.code}", "exists")
+        elif warehouse is not None:
+            if warehouse.id not in main_stock:
+                main_stock[warehouse.id] = _main_location(uow, warehouse.id)
+            location = main_stock[warehouse.id]
         quantity = _decimal(row.get("quantity", ""))
         if quantity is None or quantity < 0:
             report.add(line, "quantity", "a number, zero or more (what is on hand)", "non_negative")
@@ -95,19 +99,20 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
                 expiry = date.fromisoformat(row["expiry_date"])
             except ValueError:
                 report.add(line, "expiry_date", "a date (YYYY-MM-DD)", "date")
-        key = (row.get("sku", ""), row.get("warehouse", ""), row.get("location", ""), row.get("lot_code", ""))
+        # the stock the row names, as found (the main location left blank or named by its code is one place)
+        key = (product.id if product else row.get("sku", ""), warehouse.id if warehouse else row.get("warehouse", ""),
+               location.id if location else row.get("location", ""), row.get("lot_code", ""))
         if key in seen:
             report.add(line, "sku", f"the same stock as row {seen[key]} (sku, warehouse, location, lot)",
                        "unique")
         seen.setdefault(key, line)
-        if len(report.errors) == errors and product is not None and warehouse is not None and quantity is not None:
+        if (len(report.errors) == errors and product is not None and warehouse is not None and location is not None
+                and quantity is not None):
             todo.append((line, product, warehouse, location, row, quantity, unit_cost, expiry))
     if progress:
         progress(len(rows))
     on_hand = _on_hand(uow, [p.id for _, p, *_ in todo])
-    main_stock = {w.id: _main_location(uow, w.id) for w in {t[2].id: t[2] for t in todo}.values()}
-    for line, product, warehouse, location, row, quantity, unit_cost, expiry in todo:
-        where = location or main_stock[warehouse.id]
+    for line, product, warehouse, where, row, quantity, unit_cost, expiry in todo:
         now = on_hand.get((product.id, where.id, row.get("lot_code", "")), ZERO)
         if quantity == now:
             report.unchanged += 1

@@ -95,3 +95,23 @@ def test_bad_stock_rows_are_named_and_nothing_is_loaded(api):
     assert _on_hand(api, desk.product_id) == {warehouse: 5}
     adjust(api, desk.warehouse_id, desk.product_id, 1)  # (the stock still moves as before)
     assert _on_hand(api, desk.product_id) == {warehouse: 6}
+
+
+def _per_location(api, product_id):
+    return {(d["location_code"], d["lot_code"]): D(d["on_hand"])
+            for d in api.get("/stock/locations", params={"product_id": product_id}).json()["items"]}
+
+
+def test_the_main_location_named_by_its_code_and_left_blank_is_the_same_stock(api):
+    # given a warehouse whose main stock location is W1/STOCK
+    bolt = create_product(api, sku="BOLT-10", standard_cost="0.40")
+    create_warehouse(api, code="W1")
+    # when a file sets the main location's stock twice, once left blank and once by its code
+    text = "sku,warehouse,location,quantity\nBOLT-10,W1,,10\nBOLT-10,W1,W1/STOCK,20\n"
+    r = _upload(api, text)
+    # then the second row is refused as the same stock as the first, and nothing is loaded (the two rows
+    # were both posted from a figure read before either: 30 on hand, and the same file sent again left 0)
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(3, "sku", "unique")]
+    assert _per_location(api, bolt["id"]) == {}
+
