@@ -111,11 +111,17 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
             todo.append((line, product, warehouse, location, row, quantity, unit_cost, expiry))
     if progress:
         progress(len(rows))
-    on_hand = _on_hand(uow, [p.id for _, p, *_ in todo])
+    held = _held(uow, [p.id for _, p, *_ in todo])
     for line, product, warehouse, where, row, quantity, unit_cost, expiry in todo:
-        now = on_hand.get((product.id, where.id, row.get("lot_code", "")), ZERO)
+        now, reserved = held.get((product.id, where.id, row.get("lot_code", "")), (ZERO, ZERO))
         if quantity == now:
             report.unchanged += 1
+            continue
+        if quantity < now and quantity < reserved:
+            # as a count: whatever the negative stock setting, what is promised to orders stays
+            report.add(line, "quantity", f"{product.sku}: {format_quantity(reserved)} reserved there, cannot set "
+                                         f"{format_quantity(quantity)} on hand; release or ship the reservations "
+                                         "first", "insufficient_stock")
             continue
         try:
             adjust_stock(uow, warehouse_id=warehouse.id, product_id=product.id, quantity=quantity - now,
@@ -138,17 +144,19 @@ def _main_location(uow: UnitOfWork, warehouse_id: uuid.UUID) -> Location:
     return core.location_of(uow, warehouse_id, LocationKind.STOCK)
 
 
-def _on_hand(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> dict[tuple[uuid.UUID, uuid.UUID, str], Decimal]:
-    """On hand per (product, stock location, lot code) of these products."""
-    found: dict[tuple[uuid.UUID, uuid.UUID, str], Decimal] = {}
+def _held(uow: UnitOfWork, product_ids: Iterable[uuid.UUID],
+          ) -> dict[tuple[uuid.UUID, uuid.UUID, str], tuple[Decimal, Decimal]]:
+    """(On hand, reserved) per (product, stock location, lot code) of these products."""
+    found: dict[tuple[uuid.UUID, uuid.UUID, str], tuple[Decimal, Decimal]] = {}
     ids = list(dict.fromkeys(product_ids))
     for start in range(0, len(ids), 500):
-        for product_id, location_id, lot_code, quantity in uow.session.execute(
-                select(StockBalance.product_id, StockBalance.location_id, Lot.code, StockBalance.on_hand)
+        for product_id, location_id, lot_code, on_hand, reserved in uow.session.execute(
+                select(StockBalance.product_id, StockBalance.location_id, Lot.code, StockBalance.on_hand,
+                       StockBalance.reserved)
                 .outerjoin(Lot, Lot.id == StockBalance.lot_id)
                 .where(StockBalance.product_id.in_(ids[start:start + 500]),
                        StockBalance.location_kind == LocationKind.STOCK.value)):
-            found[(product_id, location_id, lot_code or "")] = quantity
+            found[(product_id, location_id, lot_code or "")] = (on_hand, reserved)
     return found
 
 

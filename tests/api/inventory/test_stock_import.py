@@ -115,3 +115,23 @@ def test_the_main_location_named_by_its_code_and_left_blank_is_the_same_stock(ap
     assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(3, "sku", "unique")]
     assert _per_location(api, bolt["id"]) == {}
 
+
+def test_a_figure_under_what_is_reserved_is_refused_even_where_negative_stock_is_allowed(api):
+    # given 5 on hand, 3 of them reserved for an order, in a tenant that allows negative stock
+    desk = order_desk(api, stock=5)
+    act(api, f"/sales-orders/{create_order(api, desk, 3)['id']}/confirm")
+    assert api.patch("/tenant/settings", json={"allow_negative_stock": True}).status_code == 200
+    warehouse = api.get(f"/warehouses/{desk.warehouse_id}").json()["code"]
+    sku = api.get(f"/products/{desk.product_id}").json()["sku"]
+    # when a file says 1 is on hand there
+    r = _upload(api, f"sku,warehouse,quantity\n{sku},{warehouse},1\n")
+    # then it is refused on the quantity, naming what is reserved, and the stock is as it was
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert (error["row"], error["field"], error["rule"]) == (2, "quantity", "insufficient_stock"), error
+    assert "3" in error["message"] and "reserved" in error["message"]
+    assert _on_hand(api, desk.product_id) == {warehouse: 5}
+    # (a figure at or above what is reserved still loads)
+    assert _upload(api, f"sku,warehouse,quantity\n{sku},{warehouse},3\n").status_code == 200
+    assert _on_hand(api, desk.product_id) == {warehouse: 3}
+
