@@ -112,7 +112,13 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
     if progress:
         progress(len(rows))
     held = _held(uow, [p.id for _, p, *_ in todo])
+    expiries = _lot_expiries(uow, [p.id for _, p, *_ in todo])
     for line, product, warehouse, where, row, quantity, unit_cost, expiry in todo:
+        lot_key = (product.id, row.get("lot_code", ""))
+        if expiry is not None and expiries.get(lot_key, expiry) not in (None, expiry):
+            # as an adjustment of the lot refuses it, also where the quantity is already right
+            report.add(line, "expiry_date", f"lot {lot_key[1]} already expires on {expiries[lot_key]}", "mismatch")
+            continue
         now, reserved = held.get((product.id, where.id, row.get("lot_code", "")), (ZERO, ZERO))
         if quantity == now:
             report.unchanged += 1
@@ -157,6 +163,17 @@ def _held(uow: UnitOfWork, product_ids: Iterable[uuid.UUID],
                 .where(StockBalance.product_id.in_(ids[start:start + 500]),
                        StockBalance.location_kind == LocationKind.STOCK.value)):
             found[(product_id, location_id, lot_code or "")] = (on_hand, reserved)
+    return found
+
+
+def _lot_expiries(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> dict[tuple[uuid.UUID, str], date | None]:
+    """The expiry date of each lot of these products, by (product, lot code)."""
+    found: dict[tuple[uuid.UUID, str], date | None] = {}
+    ids = list(dict.fromkeys(product_ids))
+    for start in range(0, len(ids), 500):
+        for product_id, code, expiry in uow.session.execute(
+                select(Lot.product_id, Lot.code, Lot.expiry_date).where(Lot.product_id.in_(ids[start:start + 500]))):
+            found[(product_id, code)] = expiry
     return found
 
 

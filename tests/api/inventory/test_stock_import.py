@@ -135,3 +135,19 @@ def test_a_figure_under_what_is_reserved_is_refused_even_where_negative_stock_is
     assert _upload(api, f"sku,warehouse,quantity\n{sku},{warehouse},3\n").status_code == 200
     assert _on_hand(api, desk.product_id) == {warehouse: 3}
 
+
+def test_a_lot_whose_expiry_in_the_file_differs_from_the_books_is_refused_whatever_the_quantity(api):
+    # given 12 of lot G-7, expiring 2027-06-30
+    glue = create_product(api, sku="GLUE-1", track_lots=True, standard_cost="3.00")
+    create_warehouse(api, code="MAIN")
+    assert _upload(api, "sku,warehouse,lot_code,expiry_date,quantity\nGLUE-1,MAIN,G-7,2027-06-30,12\n"
+                   ).status_code == 200
+    # when a file gives the lot another expiry, with the same quantity or another
+    for quantity in ("12", "15"):
+        r = _upload(api, f"sku,warehouse,lot_code,expiry_date,quantity\nGLUE-1,MAIN,G-7,2027-01-31,{quantity}\n")
+        # then the row is refused on its expiry date either way (the same quantity was "unchanged")
+        assert r.status_code == 422, (quantity, r.text)
+        assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(2, "expiry_date", "mismatch")]
+    [lot] = api.get("/lots", params={"product_id": glue["id"]}).json()["items"]
+    assert (lot["expiry_date"], _per_location(api, glue["id"])) == ("2027-06-30", {("MAIN/STOCK", "G-7"): 12})
+
