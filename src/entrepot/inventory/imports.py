@@ -19,7 +19,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 
 from entrepot.catalog.csvio import ImportReport, Progress, read_rows, write_rows
 from entrepot.catalog.models import Product
@@ -36,7 +36,7 @@ from entrepot.inventory.models import (
 )
 from entrepot.inventory.services.stock import adjust_stock
 from entrepot.kernel.errors import DomainError
-from entrepot.kernel.money import ZERO, format_quantity
+from entrepot.kernel.money import ZERO, format_quantity, quantize_storage
 
 STOCK_COLUMNS = ("sku", "warehouse", "location", "lot_code", "expiry_date", "quantity", "unit_cost")
 REFERENCE = "stock import"
@@ -178,11 +178,11 @@ def _lot_expiries(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> dict[tup
 
 
 def export_stock(uow: UnitOfWork, stream: IO[str]) -> int:
-    """Stock on hand in the import's columns (`unit_cost` is the moving average there): only what is on
-    hand, ordered by sku, warehouse, location and lot."""
+    """Stock on hand in the import's columns (`unit_cost` is the average there, what a unit added without a
+    cost is valued at): only what is on hand, ordered by sku, warehouse, location and lot."""
     rows = uow.session.execute(
         select(Product.sku, Warehouse.code, Location.code, Lot.code, Lot.expiry_date, StockBalance.on_hand,
-               func.coalesce(ItemCost.unit_cost, Product.standard_cost))
+               ItemCost.quantity, ItemCost.value, ItemCost.unit_cost, Product.standard_cost)
         .join(Product, Product.id == StockBalance.product_id)
         .join(Warehouse, Warehouse.id == StockBalance.warehouse_id)
         .join(Location, Location.id == StockBalance.location_id)
@@ -193,7 +193,10 @@ def export_stock(uow: UnitOfWork, stream: IO[str]) -> int:
         .order_by(Product.sku, Warehouse.code, Location.code, Lot.code))
 
     def as_row(r: Any) -> dict[str, Any]:
-        sku, warehouse, location, lot, expiry, quantity, cost = r
+        sku, warehouse, location, lot, expiry, quantity, valued, value, last_cost, standard_cost = r
+        # as `core.current_unit_cost`: under FIFO the item cost's unit_cost is the last layer's, not the average
+        cost = quantize_storage(value / valued) if valued is not None and valued > 0 else (
+            last_cost or standard_cost)
         return {"sku": sku, "warehouse": warehouse, "location": location, "lot_code": lot or "",
                 "expiry_date": expiry.isoformat() if expiry else "", "quantity": format_quantity(quantity),
                 "unit_cost": format_quantity(cost) if cost is not None else ""}

@@ -151,3 +151,22 @@ def test_a_lot_whose_expiry_in_the_file_differs_from_the_books_is_refused_whatev
     [lot] = api.get("/lots", params={"product_id": glue["id"]}).json()["items"]
     assert (lot["expiry_date"], _per_location(api, glue["id"])) == ("2027-06-30", {("MAIN/STOCK", "G-7"): 12})
 
+
+def test_a_fifo_tenant_exports_the_average_an_added_unit_is_valued_at(api):
+    # given a FIFO tenant holding 10 at 1.10 and 5 at 1.30, of which 6 went (taken from the 1.10 layer)
+    assert api.patch("/tenant/settings", json={"valuation_method": "fifo"}).status_code == 200
+    create_product(api, sku="BOLT-10", standard_cost="1.00")
+    warehouse = create_warehouse(api, code="W1")
+    assert api.post(f"/warehouses/{warehouse['id']}/locations", json={"code": "B1", "name": "bin"}).status_code == 201
+    r = _upload(api, "sku,warehouse,location,quantity,unit_cost\nBOLT-10,W1,,10,1.10\nBOLT-10,W1,W1/B1,5,1.30\n")
+    assert r.status_code == 200, r.text
+    assert _upload(api, "sku,warehouse,quantity\nBOLT-10,W1,4\n").status_code == 200
+    # when the stock is exported
+    [line] = api.get("/inventory/valuation").json()["items"]
+    assert (line["quantity"], line["value"], line["unit_cost"]) == ("9", "10.90", "1.2111")
+    rows = [row.split(",") for row in api.get("/exports/stock").text.splitlines()[1:]]
+    # then its unit cost is the warehouse's average, as the valuation says and a unit added without a cost
+    # is valued at (not the cost of the last layer taken, which the export wrote)
+    assert {row[-1] for row in rows} == {"1.2111"}, rows
+    # and the books still equal the valuation
+    assert _balance(api, "1200") == D("10.90")
