@@ -73,6 +73,16 @@ def test_a_key_is_refused_from_the_time_it_expires(api):
     assert created["data"]["expires_at"].startswith(in_an_hour.isoformat()[:19])
 
 
+def test_an_expiry_past_the_last_representable_time_is_422_not_500(api):
+    # given an expiry at the very end of the calendar, written in a zone behind UTC (in UTC, past year 9999)
+    for late in ("9999-12-31T23:00:00-05:00", "9999-12-31T23:59:59-00:01"):
+        # when a key is issued with it
+        r = api.post("/api-keys", json={"role": "viewer", "expires_at": late})
+        # then it is refused naming the field, and no key is made
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "expires_at", r.text
+    assert len(api.get("/api-keys").json()["items"]) == 1  # the test's own key
+
+
 def test_missing_permission_is_403_naming_it(api):
     viewer = key_for(api.tenant, role="viewer")
     r = api.client.post("/api/v1/api-keys", json={}, headers={"Authorization": f"Bearer {viewer}"})

@@ -70,6 +70,12 @@ def create_api_key(uow: UnitOfWork, *, role: str = "admin", name: str = "",
     """A new key acting with `role`; `expires_at` (optional, in the future) ends it without a revoke."""
     if len(name) > NAME_MAX:  # the API's schema says so first; the command line only here
         raise invalid("name", f"at most {NAME_MAX} characters", "length")
+    if expires_at is not None and expires_at.tzinfo is not None:
+        try:  # stored in UTC: a time at the calendar's end in a zone behind it has no UTC time
+            expires_at = expires_at.astimezone(UTC)
+        except OverflowError as exc:
+            raise invalid("expires_at", "a time in the future, with its time zone, by the end of year 9999 UTC",
+                          "range") from exc
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= clock.now()):
         raise invalid("expires_at", "a time in the future, with its time zone", "future")
     require_grantable(uow.actor, resolve_role_permissions(uow, role))
@@ -82,7 +88,7 @@ def create_api_key(uow: UnitOfWork, *, role: str = "admin", name: str = "",
     record_event(
         uow,
         ApiKeyCreated(api_key_id=str(api_key.id), prefix=prefix, role=role,
-                      expires_at=expires_at.astimezone(UTC).isoformat() if expires_at else None),
+                      expires_at=expires_at.isoformat() if expires_at else None),
         subject=f"api_key/{api_key.id}",
     )
     return IssuedKey(api_key, key)
