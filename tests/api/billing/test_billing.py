@@ -349,6 +349,60 @@ def test_a_nightly_run_invoices_what_it_can_and_names_what_the_books_refused(api
     assert int(invoices[0]["number"].split("-")[-1]) == int(first["number"].split("-")[-1]) + 1
 
 
+def test_a_nightly_run_grouping_per_customer_leaves_no_trace_of_the_customer_whose_invoice_was_refused(api):
+    from datetime import UTC, datetime
+
+    from entrepot.db.uow import platform_uow
+    from entrepot.identity.models import Tenant
+    from entrepot.sales.service import run_period_invoicing_everywhere
+
+    # given a tenant invoicing each month one invoice per customer, Texas tax, a taxed and an exempt customer
+    with platform_uow(url=api.tenant.url) as platform:
+        tenant = platform.session.get(Tenant, api.tenant.id)
+        tenant.settings = {**tenant.settings, "invoice_period": "month", "invoice_grouping": "customer"}
+        platform.commit()
+    act(api, "/tax-rates", 201, {"name": "Texas", "country": "US", "region": "TX", "rate_percent": "6.25"})
+    taxed = order_desk(api, stock=20)
+    exempt = dataclasses.replace(taxed, customer_id=create_customer(api, currency="USD", tax_exempt=True,
+                                                                    exemption_certificate="TX-1")["id"])
+    for customer in (taxed.customer_id, exempt.customer_id):
+        act(api, f"/customers/{customer}/addresses", 201, {"kind": "ship_to", "is_default": True, "line1": "1 A St",
+                                                           "city": "Austin", "region": "TX", "country": "US"})
+    # and two orders of each shipped in October, the taxed customer's first
+    with clock.frozen_at(datetime(2026, 10, 20, 12, tzinfo=UTC)):
+        refused = [shipped_order(api, n, desk=taxed)[1] for n in (2, 3)]
+        invoiced = [shipped_order(api, n, desk=exempt)[1] for n in (1, 2)]
+    tax_account = next(a for a in api.get("/ledger/accounts").json()["items"] if a["role"] == "tax_payable")
+    assert api.patch(f"/ledger/accounts/{tax_account['id']}", json={"archived": True}).status_code == 200
+    with clock.frozen_at(datetime(2026, 11, 1, 0, 30, tzinfo=UTC)):
+        events = len(api.get("/events", params={"limit": 200}).json()["items"])
+        audit = len(api.get("/audit-entries", params={"limit": 200}).json()["items"])
+        books = {a["account_code"]: a for a in api.get("/ledger/trial-balance").json()["lines"]}
+        # when the worker's job runs after October ends, and the taxed customer's invoice is refused
+        with pytest.raises(RuntimeError, match=f"{refused[0]['number']}, {refused[1]['number']}: "):
+            run_period_invoicing_everywhere()
+        # then the exempt customer has one invoice for both orders, numbered first (the refused one's number
+        # went back), and only its posting, events and audit entries were added
+        [invoice] = api.get("/invoices").json()["items"]
+        assert (invoice["customer_id"], invoice["total"]) == (exempt.customer_id, "37.50")
+        assert [api.get(f"/sales-orders/{o['id']}").json()["invoice_status"] for o in refused + invoiced] == [
+            "not_invoiced", "not_invoiced", "invoiced", "invoiced"]
+        added = api.get("/events", params={"limit": 200}).json()["items"][events:]
+        assert sorted(e["type"] for e in added) == ["invoice.posted.v1", "journal_entry.posted.v1",
+                                                    "sales_order.closed.v1", "sales_order.closed.v1"]
+        assert not any(o["id"] in str(e) or taxed.customer_id in str(e) for o in refused for e in added)
+        entries = api.get("/audit-entries", params={"limit": 200}).json()["items"]
+        assert len(entries) == audit + 2  # the invoice's and its journal entry's
+        after = {a["account_code"]: a for a in api.get("/ledger/trial-balance").json()["lines"]}
+        assert {code for code in after if after[code] != books.get(code)} == {"1100", "4000"}
+        assert (after["1100"]["debit"], after["4000"]["credit"]) == ("37.50", "37.50")
+        # and once the account is back, the next run invoices the taxed customer's two orders, numbered next
+        assert api.patch(f"/ledger/accounts/{tax_account['id']}", json={"archived": False}).status_code == 200
+        assert run_period_invoicing_everywhere() == 1
+    numbers = sorted(int(i["number"].split("-")[-1]) for i in api.get("/invoices").json()["items"])
+    assert numbers == [numbers[0], numbers[0] + 1]
+
+
 def _ship(api, desk, order, quantity):
     shipment = act(api, "/shipments", 201, {"sales_order_id": order["id"],
                                             "lines": [{"sales_order_line_id": order["lines"][0]["id"],
