@@ -34,6 +34,7 @@ from entrepot.inventory.models import (
     StockBalance,
     Warehouse,
 )
+from entrepot.inventory.services import core
 from entrepot.inventory.services.stock import adjust_stock
 from entrepot.kernel.errors import DomainError
 from entrepot.kernel.money import ZERO, format_quantity, quantize_storage
@@ -79,7 +80,9 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
             report.add(line, "warehouse", f"no warehouse {row.get('warehouse', '')!r}", "exists")
         location = None
         if warehouse is not None and row.get("location"):
-            location = locations.get((warehouse.id, row["location"]))
+            # as created (`BIN-1`) or in full, as export writes it (`W1/BIN-1`)
+            location = (locations.get((warehouse.id, row["location"]))
+                        or locations.get((warehouse.id, f"{warehouse.code}/{row['location']}")))
             if location is None:
                 report.add(line, "location", f"no stock location {row['location']!r} in warehouse "
                                              f"{warehouse.code}", "exists")
@@ -111,6 +114,9 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
             todo.append((line, product, warehouse, location, row, quantity, unit_cost, expiry))
     if progress:
         progress(len(rows))
+    # the figures are read under the products' locks (PostgreSQL), so an order allocating or shipping
+    # meanwhile cannot move them between the read and the adjustment that sets them
+    core.lock_products(uow, [p.id for _, p, *_ in todo])
     held = _held(uow, [p.id for _, p, *_ in todo])
     expiries = _lot_expiries(uow, [p.id for _, p, *_ in todo])
     for line, product, warehouse, where, row, quantity, unit_cost, expiry in todo:
@@ -133,6 +139,9 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
             adjust_stock(uow, warehouse_id=warehouse.id, product_id=product.id, quantity=quantity - now,
                          reason=OPENING_BALANCE, unit_cost=unit_cost, lot_code=row.get("lot_code") or None,
                          expiry_date=expiry, reference=REFERENCE, location_id=where.id)
+        except core.LocationLocked as exc:  # a count under way there: the row's place is the fault
+            report.add(line, "location", exc.detail, exc.code)
+            continue
         except DomainError as exc:
             report.add_refusal(line, exc, _COLUMN)
             continue
@@ -145,8 +154,6 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
 
 
 def _main_location(uow: UnitOfWork, warehouse_id: uuid.UUID) -> Location:
-    from entrepot.inventory.services import core
-
     return core.location_of(uow, warehouse_id, LocationKind.STOCK)
 
 

@@ -170,3 +170,21 @@ def test_a_fifo_tenant_exports_the_average_an_added_unit_is_valued_at(api):
     assert {row[-1] for row in rows} == {"1.2111"}, rows
     # and the books still equal the valuation
     assert _balance(api, "1200") == D("10.90")
+
+
+def test_a_bin_is_named_as_it_was_created_and_a_counted_place_is_the_rows_fault(api):
+    # given a warehouse with a bin B1 (its full code W2/B1)
+    create_product(api, sku="NUT-6", standard_cost="0.10")
+    warehouse = create_warehouse(api, code="W2")
+    assert api.post(f"/warehouses/{warehouse['id']}/locations", json={"code": "B1", "name": "bin"}).status_code == 201
+    # when a file names the bin by the code it was created with
+    r = _upload(api, "sku,warehouse,location,quantity\nNUT-6,W2,B1,40\n")
+    # then the stock is there, and the full code names the same place
+    assert r.status_code == 200 and r.json()["created"] == 1, r.text
+    assert _upload(api, "sku,warehouse,location,quantity\nNUT-6,W2,W2/B1,40\n").json()["unchanged"] == 1
+    # and while the warehouse's main location is being counted, a row changing its stock there is refused on
+    # its location
+    assert api.post("/stock-counts", json={"warehouse_id": warehouse["id"], "counter": "Ana"}).status_code == 201
+    r = _upload(api, "sku,warehouse,quantity\nNUT-6,W2,5\n")
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(2, "location", "location_locked")]
