@@ -29,6 +29,7 @@ from entrepot.billing.models import (
 )
 from entrepot.billing.states import INVOICE, InvoiceStatus
 from entrepot.billing.tax import HUNDRED, TaxableLine, calculate_tax
+from entrepot.catalog.rules import known_country
 from entrepot.db.documents import insert_document, new_row, save, working_copy
 from entrepot.db.numbering import next_number
 from entrepot.db.prepared import PreparedIn
@@ -717,8 +718,11 @@ def get_payment(uow: UnitOfWork, payment_id: uuid.UUID, *, for_update: bool = Fa
 
 def create_tax_rate(uow: UnitOfWork, *, name: str, country: str, rate_percent: Decimal, region: str | None = None,
                     tax_class: str = "*", valid_from: date | None = None, valid_to: date | None = None) -> TaxRate:
-    if len(country) != 2 or not country.isalpha() or country.upper() != country:
+    if len(country) != 2 or not country.isalpha() or country.upper() != country or not known_country(country):
         raise invalid("country", "an ISO 3166 two-letter code in capitals", "country")
+    if tax_class and not tax_class.strip():
+        raise invalid("tax_class", "a product tax class, or * for every class", "required")
+    tax_class = tax_class.strip() if tax_class else tax_class
     if rate_percent < 0 or rate_percent >= 100:
         raise invalid("rate_percent", "must be between 0 and 100", "range")
     if not fits_storage(rate_percent):  # kept to 4 places: more would be rounded behind the answer

@@ -135,15 +135,26 @@ def check_tax_id(errors: list[FieldError], field: str, tax_id: Any, country: Any
     return str(compact), cc.upper()
 
 
+# Two-letter territories CLDR names that are no country: the EU, the eurozone, the UN, "Outlying Oceania",
+# pseudo-locales and "Unknown Region" (Kosovo, XK, is kept: it has its own tax and customs).
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
+
+
+def known_country(code: str) -> bool:
+    """An ISO 3166 alpha-2 code of a country (capitals)."""
+    from babel import Locale
+
+    return (bool(re.fullmatch(r"[A-Z]{2}", code)) and code not in _NOT_COUNTRIES
+            and code in Locale("en").territories)
+
+
 def check_country(errors: list[FieldError], field: str, value: Any, *, required: bool = True) -> str | None:
     if value is None or value == "":
         if required:
             errors.append(FieldError(field, "is required", "required"))
         return None
     code = str(value).strip().upper()
-    from babel import Locale
-
-    if code not in Locale("en").territories or not re.fullmatch(r"[A-Z]{2}", code):
+    if not known_country(code):
         errors.append(FieldError(field, f"{value!r} is not an ISO 3166 country code", "country"))
         return None
     return code

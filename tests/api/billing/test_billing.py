@@ -197,6 +197,8 @@ def test_tax_by_ship_to_region_and_exemption(api):
 
 def test_bad_tax_rates_are_refused(api):
     for body in ({"name": "x", "country": "us", "rate_percent": "5"},
+                 {"name": "x", "country": "ZZ", "rate_percent": "5"},  # no such country
+                 {"name": "x", "country": "US", "rate_percent": "5", "tax_class": "  "},  # meant a class?
                  {"name": "x", "country": "US", "rate_percent": "150"},
                  {"name": "x", "country": "US", "rate_percent": "5", "valid_from": "2026-02-01",
                   "valid_to": "2026-01-01"}):
