@@ -41,6 +41,12 @@ def test_a_forbidden_action_names_the_allowed_ones():
     assert thing.state == Door.locked
 
 
+def test_the_refusal_reads_as_english_whatever_the_document():
+    assert str(InvalidTransition("door", "locked", "open", ["unlock"])) == (
+        "cannot open a door in state locked; allowed: unlock")
+    assert str(InvalidTransition("invoice", "paid", "pay", [])) == "cannot pay an invoice in state paid; allowed: none"
+
+
 def test_mermaid_lists_every_transition():
     text = DOOR.mermaid()
     assert "closed --> locked: lock" in text

@@ -112,8 +112,9 @@ class InvalidTransition(Conflict):
 
     def __init__(self, document: str, state: str, action: str, allowed: Sequence[str]):
         self.allowed_actions = sorted(allowed)
+        article = "an" if document[:1] in ("a", "e", "i", "o", "u") else "a"
         super().__init__(
-            f"cannot {action} a {document} in state {state}; allowed: "
+            f"cannot {action} {article} {document} in state {state}; allowed: "
             + (", ".join(self.allowed_actions) or "none"),
             state=state,
             action=action,
