@@ -119,3 +119,13 @@ def test_the_tax_basis_does_not_change_under_orders_and_quotes_priced_on_it(api)
     # with every order invoiced (or cancelled) and no quote open, the basis changes
     switched = api.patch("/tenant/settings", json={"prices_include_tax": True})
     assert switched.status_code == 200 and switched.json()["prices_include_tax"] is True, switched.text
+
+
+def test_a_customer_without_a_ship_to_address_is_taxed_in_its_tax_country(api):
+    # given German VAT, and a customer registered for tax in Germany with no address yet
+    act(api, "/tax-rates", 201, {"name": "DE standard", "country": "DE", "rate_percent": "19"})
+    desk = order_desk(api, tax_country="DE", tax_id="DE136695976")
+    # when an order names no ship-to
+    order = create_order(api, desk, 4)
+    # then it is taxed at Germany's rate (4 x 12.50 = 50.00, VAT 9.50), as docs/master-data.md says
+    assert order["tax_total"] == "9.50", order
