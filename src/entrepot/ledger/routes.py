@@ -556,7 +556,9 @@ def customer_statement(
         closing_balance=_fmt(uow, report.closing_balance), next_offset=report.next_offset)
 
 
-AGING_CSV = ["party_id", "current", "days_1_30", "days_31_60", "days_61_90", "days_over_90", "total"]
+AGING_CSV = ["party_id", "party_code", "party_name", "current", "days_1_30", "days_31_60", "days_61_90",
+             "days_over_90", "total"]
+_AGING_AMOUNTS = AGING_CSV[3:]
 
 
 def _aging(uow: UnitOfWork, role: Role, as_of: date | None, period: str | None, format: str) -> Any:
@@ -565,17 +567,18 @@ def _aging(uow: UnitOfWork, role: Role, as_of: date | None, period: str | None, 
     report = reports.aging(uow, as_of=as_of or clock.today(), role=role)
     fmt = lambda v: _fmt(uow, v)  # noqa: E731
 
-    def row(party: uuid.UUID | None, b: dict[str, Any], total: Any) -> AgingRowRead:
-        return AgingRowRead(party_id=party, current=fmt(b["current"]), days_1_30=fmt(b["1_30"]),
-                            days_31_60=fmt(b["31_60"]), days_61_90=fmt(b["61_90"]),
+    def row(party: uuid.UUID | None, b: dict[str, Any], total: Any, code: str | None = None,
+            name: str | None = None) -> AgingRowRead:
+        return AgingRowRead(party_id=party, party_code=code, party_name=name, current=fmt(b["current"]),
+                            days_1_30=fmt(b["1_30"]), days_31_60=fmt(b["31_60"]), days_61_90=fmt(b["61_90"]),
                             days_over_90=fmt(b["over_90"]), total=fmt(total))
 
-    rows = [row(r.party_id, r.buckets, r.total) for r in report.rows]
+    rows = [row(r.party_id, r.buckets, r.total, r.party_code, r.party_name) for r in report.rows]
     totals = row(None, report.totals, report.total)
     if format == "csv":
         return _csv(f"{role.value}-aging", AGING_CSV,
                     [[getattr(r, c) for c in AGING_CSV] for r in rows]
-                    + [["total", *[getattr(totals, c) for c in AGING_CSV[1:]]]], amounts=AGING_CSV[1:])
+                    + [["total", "", "", *[getattr(totals, c) for c in _AGING_AMOUNTS]]], amounts=_AGING_AMOUNTS)
     return AgingRead(as_of=report.as_of, currency=report.currency, rows=rows, totals=totals,
                      control_balance=fmt(report.control_balance))
 

@@ -247,6 +247,8 @@ class StatementRead(BaseModel):
 
 class AgingRowRead(BaseModel):
     party_id: uuid.UUID | None
+    party_code: str | None = None
+    party_name: str | None = None
     current: str
     days_1_30: str
     days_31_60: str

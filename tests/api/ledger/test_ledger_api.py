@@ -198,7 +198,8 @@ def test_exchange_rates_by_api_and_csv(api):
 def test_reports_profit_and_loss_balance_sheet_aging_statement(api):
     from tests.factories.parties import create_customer
 
-    customer = uuid.UUID(create_customer(api)["id"])
+    made = create_customer(api, name="Acme Tools")
+    customer = uuid.UUID(made["id"])
     with api.tenant.uow() as uow:
         posting.post_invoice(uow, source_id=uuid.uuid4(), number="INV-1", on=date(2026, 1, 5), currency="USD",
                              customer_id=customer, net=D(1000), tax=D(100), due_on=date(2026, 1, 20))
@@ -219,6 +220,11 @@ def test_reports_profit_and_loss_balance_sheet_aging_statement(api):
     aging = api.get("/ledger/receivables-aging?as_of=2026-02-28").json()
     # 1100 due Jan 20 (39 days overdue) less 500 paid → 600 in 31-60; 220 not yet due
     assert aging["rows"][0]["party_id"] == str(customer)
+    # (each row names its customer, as a collector reads the list)
+    assert (aging["rows"][0]["party_code"], aging["rows"][0]["party_name"]) == (made["code"], "Acme Tools")
+    csv_rows = api.get("/ledger/receivables-aging?as_of=2026-02-28&format=csv").text.splitlines()
+    assert csv_rows[0].startswith("party_id,party_code,party_name,current")
+    assert csv_rows[1].split(",")[1:4] == [made["code"], "Acme Tools", "220.00"], csv_rows
     assert (aging["totals"]["current"], aging["totals"]["days_31_60"], aging["totals"]["total"]) == (
         "220.00", "600.00", "820.00")
     assert aging["control_balance"] == "820.00"

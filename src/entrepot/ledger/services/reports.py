@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, literal, select, type_coerce
 
+from entrepot.db import in_lists
 from entrepot.db.types import Exact
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.errors import invalid
@@ -23,6 +24,7 @@ from entrepot.kernel.money import ZERO
 from entrepot.ledger.chart import DEBIT_NORMAL, PROFIT_AND_LOSS, AccountType, Role
 from entrepot.ledger.models import Account, Journal, JournalEntry, JournalLine, Period
 from entrepot.ledger.services.accounts import account_by_code, functional_currency
+from entrepot.parties.models import Customer, Supplier
 
 
 def _sum(column: Any) -> Any:
@@ -332,6 +334,8 @@ BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
 class AgingRow:
     party_id: uuid.UUID | None
     buckets: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(BUCKETS, ZERO))
+    party_code: str | None = None  # the customer's or supplier's, so a collector can read the list
+    party_name: str | None = None
 
     @property
     def total(self) -> Decimal:
@@ -393,12 +397,24 @@ def aging(uow: UnitOfWork, *, as_of: date, role: Role = Role.receivable) -> Agin
         if row.total or any(buckets.values()):
             rows.append(row)
     rows.sort(key=lambda a: (-a.total, str(a.party_id)))
+    _name_parties(uow, rows, Customer if receivable else Supplier)
     totals = {name: sum((a.buckets[name] for a in rows), ZERO) for name in BUCKETS}
     d, c = uow.session.execute(
         select(_sum(JournalLine.debit), _sum(JournalLine.credit))
         .where(JournalLine.account_id.in_(account_ids), JournalLine.entry_date <= as_of)).one()
     control = _dec(d) - _dec(c) if receivable else _dec(c) - _dec(d)
     return Aging(as_of, functional_currency(uow), rows, totals, sum(totals.values(), ZERO), control)
+
+
+def _name_parties(uow: UnitOfWork, rows: list[AgingRow], model: type[Customer] | type[Supplier]) -> None:
+    ids = [r.party_id for r in rows if r.party_id is not None]
+    named: dict[uuid.UUID, tuple[str, str]] = {}
+    for chunk in in_lists.slices(ids):
+        named.update({pid: (code, name) for pid, code, name in uow.session.execute(
+            select(model.id, model.code, model.name).where(model.id.in_(chunk)))})
+    for r in rows:
+        if r.party_id in named:
+            r.party_code, r.party_name = named[r.party_id]
 
 
 def periods_between(uow: UnitOfWork, start: date, end: date) -> list[Period]:
