@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from entrepot.catalog.service import get_products
 from entrepot.cli.friendly import friendly
 from entrepot.db.uow import platform_uow, tenant_uow
 from entrepot.identity.services import tenants
 from entrepot.inventory import service as inventory
+from entrepot.kernel.money import format_quantity
 
 err = Console(stderr=True)
 out = Console()
@@ -59,17 +62,19 @@ def expiring_lots(tenant: str = typer.Option(..., "--tenant"),
         raise typer.Exit(2)
     with platform_uow(readonly=True) as platform:
         tenant_id = tenants.get_tenant_by_slug(platform, tenant).id
-    if announce:
-        with tenant_uow(tenant_id) as uow:
+    with tenant_uow(tenant_id, readonly=not announce) as uow:
+        if announce:
             lots = inventory.announce_expiring_lots(uow)
             uow.commit()
-    else:
-        with tenant_uow(tenant_id, readonly=True) as uow:
+        else:
             lots = inventory.expiring_lots(uow, days)
+        # lot codes are the suppliers': two products can have a lot of the same code
+        skus = {pid: p.sku for pid, p in get_products(uow, {x.lot.product_id for x in lots}).items()}
     for x in lots:
         when = f"expired {x.lot.expiry_date}" if x.expired else f"expires {x.lot.expiry_date}"
         note = "announced now" if x.announced_now else "announced" if x.announced else "not announced yet"
-        out.print(f"{x.lot.code} {when}, {x.on_hand} on hand ({note})")
+        out.print(f"{escape(skus[x.lot.product_id])} lot {escape(x.lot.code)} {when}, "
+                  f"{format_quantity(x.on_hand)} on hand ({note})")
     if not lots:
         out.print("no lot with stock expires within the window")
 

@@ -471,11 +471,13 @@ def _warned_for(tenant):
 
 
 def _listed(result):
-    """The command's lines as lot code -> ("expires DATE" or "expired DATE", the note in brackets)."""
+    """The command's lines as lot code -> ("expires DATE" or "expired DATE", the note in brackets); each line
+    names the lot's product by sku and its stock as the API writes quantities (no trailing zeros)."""
     assert result.exit_code == 0, result.output
-    lines = [re.fullmatch(r"(\S+) (expire[sd] \S+), \S+ on hand \((.+)\)", line) for line in result.output.splitlines()]
+    lines = [re.fullmatch(r"(\S+) lot (\S+) (expire[sd] \S+), (\d+(?:\.\d*[1-9])?) on hand \((.+)\)", line)
+             for line in result.output.splitlines()]
     assert all(lines), result.output
-    return {m[1]: (m[2], m[3]) for m in lines}
+    return {m[2]: (m[3], m[5]) for m in lines}
 
 
 def test_looking_further_ahead_lists_lots_without_using_up_their_announcement(tenant):
