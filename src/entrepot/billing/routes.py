@@ -194,7 +194,7 @@ def list_tax_rates(
 ) -> Page[TaxRateRead]:
     query = select(TaxRate)
     if country:
-        query = query.where(TaxRate.country == country)
+        query = query.where(TaxRate.country == country.strip().upper())  # as typed: de is DE
     rows, next_cursor = paginate(uow, query, TaxRate.id, cursor=cursor, limit=limit)
     return Page(items=[TaxRateRead.of(r) for r in rows], next_cursor=next_cursor)
 

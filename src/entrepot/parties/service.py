@@ -363,7 +363,7 @@ def customer_query(*, q: str | None = None, status: str | None = None, customer_
     if status:
         query = query.where(Customer.status == status)
     if currency:
-        query = query.where(Customer.currency == currency)
+        query = query.where(Customer.currency == currency.strip().upper())  # as typed: usd is USD
     if customer_group:
         query = query.where(Customer.customer_group == customer_group)
     if q:
@@ -576,7 +576,7 @@ def supplier_query(*, q: str | None = None, status: str | None = None, currency:
     if status:
         query = query.where(Supplier.status == status)
     if currency:
-        query = query.where(Supplier.currency == currency)
+        query = query.where(Supplier.currency == currency.strip().upper())
     if q:
         query = query.where(or_(contains_text(Supplier.code, q), contains_text(Supplier.name, q)))
     return query

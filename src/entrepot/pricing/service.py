@@ -404,7 +404,7 @@ def price_list_query(*, q: str | None = None, kind: str | None = None, currency:
     if kind:
         query = query.where(PriceList.kind == kind)
     if currency:
-        query = query.where(PriceList.currency == currency)
+        query = query.where(PriceList.currency == currency.strip().upper())  # as typed: usd is USD
     if customer_id:
         query = query.where(PriceList.customer_id == customer_id)
     if q:

@@ -94,6 +94,12 @@ def test_the_list_filters_by_currency(api):
     assert [c["code"] for c in api.get("/customers", params={"currency": "EUR"}).json()["items"]] == ["EU-1"]
     assert [c["code"] for c in api.get("/customers", params={"currency": "USD"}).json()["items"]] == ["US-1"]
     assert api.get("/customers", params={"currency": "GBP"}).json()["items"] == []
+    # and a currency typed in lower case is the same currency (it found nothing), on the other lists too
+    assert [c["code"] for c in api.get("/customers", params={"currency": "eur"}).json()["items"]] == ["EU-1"]
+    api.post("/suppliers", json={"code": "S-EU", "name": "Lieferant", "currency": "EUR"})
+    assert [s["code"] for s in api.get("/suppliers", params={"currency": "eur"}).json()["items"]] == ["S-EU"]
+    assert api.post("/tax-rates", json={"name": "DE", "country": "DE", "rate_percent": "19"}).status_code == 201
+    assert [r["country"] for r in api.get("/tax-rates", params={"country": "de"}).json()["items"]] == ["DE"]
 
 
 def test_patch_with_if_match(api):
