@@ -41,12 +41,13 @@ router = APIRouter(tags=["pricing"])
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-def _quote(r: PriceResolution, field: str) -> QuoteRead:
+def _quote(r: PriceResolution, field: str, why_not: str | None) -> QuoteRead:
     total = r.unit_price * r.quantity
     if abs(total) >= STORAGE_LIMIT:  # no order line could hold it
         raise invalid(field, f"the line total would be {STORAGE_LIMIT:,} or more", "max")
     return QuoteRead(product_id=r.product_id, quantity=r.quantity, unit_price=r.unit_price, currency=r.currency,
-                     line_total=round_money(total, r.currency), rule=r.rule, explanation=r.explanation)
+                     line_total=round_money(total, r.currency), rule=r.rule, explanation=r.explanation,
+                     sellable=why_not is None, not_sellable_reason=why_not)
 
 
 @router.get("/prices/quote", response_model=QuoteRead,
@@ -76,7 +77,8 @@ def quote_price(
         exc.errors = [FieldError(e.field.removeprefix("lines[0]."), e.message, e.rule) for e in exc.errors]
         exc.detail = exc.detail.replace("lines[0].", "")
         raise
-    return _quote(resolution, "quantity")
+    why_not = service.why_not_sellable(uow, customer_id=customer_id, product_ids=[product_id], channel=channel)
+    return _quote(resolution, "quantity", why_not[product_id])
 
 
 @router.post("/prices/quote", response_model=QuoteBatchRead,
@@ -87,8 +89,11 @@ def quote_prices(body: QuoteRequest, uow: Annotated[UnitOfWork, Requires(perms.Q
                                          lines=[(ln.product_id, ln.quantity) for ln in body.lines],  # type: ignore[misc]
                                          on=on, channel=body.channel,
                                          ship_to=service.quote_ship_to(body.ship_to_country, body.ship_to_region))
+    why_not = service.why_not_sellable(uow, customer_id=body.customer_id,
+                                       product_ids=[r.product_id for r in resolutions], channel=body.channel)
     return QuoteBatchRead(customer_id=body.customer_id, date=on,
-                          lines=[_quote(r, f"lines[{i}].quantity") for i, r in enumerate(resolutions)])
+                          lines=[_quote(r, f"lines[{i}].quantity", why_not[r.product_id])
+                                 for i, r in enumerate(resolutions)])
 
 
 @router.post("/price-lists", response_model=PriceListRead, status_code=201,

@@ -127,6 +127,9 @@ class QuoteRead(BaseModel):
     line_total: Money
     rule: str
     explanation: list[dict[str, Any]]
+    sellable: bool = Field(default=True, description="Whether an order for this customer (and channel) would take "
+                                                     "the product")
+    not_sellable_reason: str | None = Field(default=None, description="Why not, when it would not")
 
     _money = in_its_currency("unit_price", "line_total")
 

@@ -39,7 +39,14 @@ from entrepot.catalog.rules import (
     check_period,
     check_text,
 )
-from entrepot.catalog.service import category_parents, get_products, price_basis
+from entrepot.catalog.service import (
+    ProductNotSellable,
+    category_parents,
+    ensure_sellable,
+    get_products,
+    price_basis,
+    sellable_in_channel,
+)
 from entrepot.db import in_lists
 from entrepot.db.prepared import Prepared
 from entrepot.db.row_locks import hold_tenant_key
@@ -113,6 +120,30 @@ class MarginTooLow(ValidationFailed):
 
 
 # ---------------------------------------------------------------- the engine
+
+
+def why_not_sellable(uow: UnitOfWork, *, customer_id: uuid.UUID, product_ids: Sequence[uuid.UUID],
+                     channel: str | None = None) -> dict[uuid.UUID, str | None]:
+    """Per product, why an order for this customer (in `channel`) would refuse it — discontinued, archived,
+    not listed in the channel for the customer's group — or None where it may be sold: a price quote says
+    so, so a web shop does not offer what the order desk will refuse."""
+    products = get_products(uow, product_ids)
+    why: dict[uuid.UUID, str | None] = {}
+    for pid, product in products.items():
+        try:
+            ensure_sellable(product)
+            why[pid] = None
+        except ProductNotSellable as exc:
+            why[pid] = exc.detail
+    if channel:
+        group = customer_facts(uow, customer_id).customer_group
+        listed = sellable_in_channel(uow, [pid for pid, w in why.items() if w is None], channel=channel,
+                                     customer_group=group)
+        for pid, w in why.items():
+            if w is None and pid not in listed:
+                why[pid] = f"product {products[pid].sku} is not listed in channel {channel}" + (
+                    f" for customer group {group}" if group else "")
+    return why
 
 
 def resolve_prices(

@@ -199,3 +199,27 @@ def test_the_explanation_writes_prices_in_the_currencys_places(api):
     assert r.status_code == 201, r.text
     q = quote(api, c, p, "3")
     assert q["unit_price"] == "555.5" and q["explanation"][0]["unit_price"] == "555.5"
+
+
+def test_a_price_quote_says_whether_an_order_would_take_the_product(api):
+    # given a product on sale, a discontinued one, and a web channel listing only the first
+    customer = create_customer(api)["id"]
+    on_sale, gone = create_product(api)["id"], create_product(api)["id"]
+    assert api.post(f"/products/{gone}/status", json={"action": "discontinue"}).status_code == 200
+    assert api.post("/channel-listings", json={"channel": "web", "product_id": on_sale}).status_code == 201
+    # when a web shop asks their prices
+    # then each is priced, and says whether an order would take it, and why not
+    assert (quote(api, customer, on_sale)["sellable"], quote(api, customer, on_sale, channel="web")["sellable"]) == (
+        True, True)
+    answer = quote(api, customer, gone)
+    assert answer["sellable"] is False and "discontinued" in answer["not_sellable_reason"], answer
+    r = api.post("/prices/quote", json={"customer_id": customer, "channel": "web", "lines": [
+        {"product_id": on_sale, "quantity": "1"}, {"product_id": gone, "quantity": "2"}]})
+    assert r.status_code == 200, r.text
+    assert [(ln["sellable"], ln["not_sellable_reason"] is None) for ln in r.json()["lines"]] == [
+        (True, True), (False, False)]
+    # and a product the channel does not list is not sellable there, though it is elsewhere
+    other = create_product(api)["id"]
+    assert quote(api, customer, other)["sellable"] is True
+    web = quote(api, customer, other, channel="web")
+    assert web["sellable"] is False and "not listed in channel web" in web["not_sellable_reason"], web
