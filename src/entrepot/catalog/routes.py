@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
+from entrepot.api.csv_routes import add_csv_routes
 from entrepot.api.deps import Requires, RequiresActor
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
 from entrepot.api.reads import read_row
 from entrepot.catalog import imports, service
 from entrepot.catalog import permissions as perms
-from entrepot.catalog.csvio import ImportFailed, decode_upload
 from entrepot.catalog.models import Category, ChannelListing, Product, ProductStatus
 from entrepot.catalog.rules import compact_gtin
 from entrepot.catalog.schemas import (
@@ -25,7 +23,6 @@ from entrepot.catalog.schemas import (
     CategoryUpdate,
     ChannelListingCreate,
     ChannelListingRead,
-    ImportResult,
     ProductCreate,
     ProductRead,
     ProductStatusChange,
@@ -227,26 +224,7 @@ def delete_channel_listing(channel_listing_id: uuid.UUID,
     return Response(status_code=204)
 
 
-@router.post("/imports/products", response_model=ImportResult, summary="Import products from a CSV upload")
-def import_products_upload(
-    file: UploadFile,
-    uow: Annotated[UnitOfWork, Requires(perms.PRODUCT_IMPORT)],
-    dry_run: bool = False,
-) -> ImportResult:
-    """Upsert by sku; all or nothing: any row error is a 422 listing every problem (row, column, rule)."""
-    report = imports.import_products(uow, decode_upload(file.file.read()), dry_run=dry_run)
-    if not report.ok:
-        raise ImportFailed(report)
-    if dry_run:
-        uow.rollback()  # now: held past the answer, its write lock blocks the Idempotency-Key record
-    else:
-        uow.commit()
-    return ImportResult(**report.as_dict())
-
-
-@router.get("/exports/products", response_class=PlainTextResponse, summary="Products as CSV (the import's columns)")
-def export_products_csv(uow: Annotated[UnitOfWork, Requires(perms.PRODUCT_READ)]) -> PlainTextResponse:
-    buffer = io.StringIO()
-    imports.export_products(uow, buffer)
-    return PlainTextResponse(buffer.getvalue(), media_type="text/csv",
-                             headers={"Content-Disposition": 'attachment; filename="products.csv"'})
+add_csv_routes(router, "products", run_import=imports.import_products, run_export=imports.export_products,
+               import_permission=perms.PRODUCT_IMPORT, read_permission=perms.PRODUCT_READ,
+               import_summary="Import products from a CSV upload (upsert by sku; all or nothing)",
+               export_summary="Products as CSV (the import's columns)")

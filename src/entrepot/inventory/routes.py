@@ -3,22 +3,19 @@ valuation and replenishment. Thin: parse, call a service, commit, render."""
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections import defaultdict
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Body, Query, Request, Response
 from sqlalchemy import select
 
+from entrepot.api.csv_routes import add_csv_routes
 from entrepot.api.deps import Requires, RequiresActor
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
 from entrepot.api.reads import read_row
-from entrepot.catalog.csvio import ImportFailed, decode_upload
-from entrepot.catalog.schemas import ImportResult
 from entrepot.db.uow import UnitOfWork
 from entrepot.inventory import imports, service
 from entrepot.inventory import permissions as perms
@@ -388,24 +385,8 @@ def replenishment_suggestions(
 # ---------------------------------------------------------------- CSV import / export
 
 
-@router.post("/imports/stock", response_model=ImportResult,
-             summary="Load stock on hand from a CSV upload (opening stock: each row sets what is on hand; "
-                     "all or nothing)")
-def import_stock_upload(file: UploadFile, uow: Annotated[UnitOfWork, Requires(perms.STOCK_ADJUST)],
-                        dry_run: bool = False) -> ImportResult:
-    report = imports.import_stock(uow, decode_upload(file.file.read()), dry_run=dry_run)
-    if not report.ok:
-        raise ImportFailed(report)
-    if dry_run:
-        uow.rollback()  # now: held past the answer, its write lock blocks the Idempotency-Key record
-    else:
-        uow.commit()
-    return ImportResult(**report.as_dict())
-
-
-@router.get("/exports/stock", response_class=PlainTextResponse, summary="Stock on hand as CSV (the import's columns)")
-def export_stock_csv(uow: Annotated[UnitOfWork, Requires(perms.STOCK_READ)]) -> PlainTextResponse:
-    buffer = io.StringIO()
-    imports.export_stock(uow, buffer)
-    return PlainTextResponse(buffer.getvalue(), media_type="text/csv",
-                             headers={"Content-Disposition": 'attachment; filename="stock.csv"'})
+add_csv_routes(router, "stock", run_import=imports.import_stock, run_export=imports.export_stock,
+               import_permission=perms.STOCK_ADJUST, read_permission=perms.STOCK_READ,
+               import_summary="Load stock on hand from a CSV upload (opening stock: each row sets what is on "
+                              "hand; all or nothing)",
+               export_summary="Stock on hand as CSV (the import's columns)")

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
+from entrepot.api.csv_routes import add_csv_routes
 from entrepot.api.deps import Requires, RequiresActor
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
 from entrepot.api.reads import read_row
-from entrepot.catalog.csvio import ImportFailed, decode_upload
-from entrepot.catalog.schemas import ImportResult
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel.context import Actor
 from entrepot.parties import imports, service
@@ -265,37 +262,6 @@ _IMPORTS = {
 }
 
 
-def _add_csv_routes(kind: str) -> None:
-    run_import, run_export, import_perm, read_perm = _IMPORTS[kind]
-
-    def import_upload(file: UploadFile, uow: Annotated[UnitOfWork, Requires(import_perm)],
-                      dry_run: bool = False) -> ImportResult:
-        report = run_import(uow, decode_upload(file.file.read()), dry_run=dry_run)
-        if not report.ok:
-            raise ImportFailed(report)
-        if dry_run:
-            uow.rollback()  # now: held past the answer, its write lock blocks the Idempotency-Key record
-        else:
-            uow.commit()
-        return ImportResult(**report.as_dict())
-
-    def export_csv(uow: Annotated[UnitOfWork, Requires(read_perm)]) -> PlainTextResponse:
-        buffer = io.StringIO()
-        run_export(uow, buffer)
-        return PlainTextResponse(buffer.getvalue(), media_type="text/csv",
-                                 headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'})
-
-    # Annotations are strings under `from __future__ import annotations`; these closures need
-    # real objects so FastAPI sees the per-kind permission dependency.
-    import_upload.__annotations__ = {"file": UploadFile, "uow": Annotated[UnitOfWork, Requires(import_perm)],
-                                     "dry_run": bool, "return": ImportResult}
-    export_csv.__annotations__ = {"uow": Annotated[UnitOfWork, Requires(read_perm)], "return": PlainTextResponse}
-    router.add_api_route(f"/imports/{kind}", import_upload, methods=["POST"], response_model=ImportResult,
-                         summary=f"Import {kind} from a CSV upload (upsert; all or nothing)",
-                         name=f"import_{kind.replace('-', '_')}")
-    router.add_api_route(f"/exports/{kind}", export_csv, methods=["GET"], response_class=PlainTextResponse,
-                         summary=f"{kind} as CSV (the import's columns)", name=f"export_{kind.replace('-', '_')}")
-
-
-for _kind in _IMPORTS:
-    _add_csv_routes(_kind)
+for _kind, (_import, _export, _may_import, _may_read) in _IMPORTS.items():
+    add_csv_routes(router, _kind, run_import=_import, run_export=_export, import_permission=_may_import,
+                   read_permission=_may_read)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Query, Request, Response
 
+from entrepot.api.csv_routes import add_csv_routes
 from entrepot.api.deps import Requires
 from entrepot.api.etag import check_if_match, set_etag
 from entrepot.api.pagination import Page, paginate
-from entrepot.catalog.csvio import ImportFailed, decode_upload
 from entrepot.catalog.rules import STORAGE_LIMIT
-from entrepot.catalog.schemas import ImportResult
 from entrepot.db.uow import UnitOfWork
 from entrepot.kernel import clock
 from entrepot.kernel.errors import FieldError, ValidationFailed, invalid
@@ -217,26 +214,10 @@ def archive_contract_price(contract_price_id: uuid.UUID,
     return ContractPriceRead.model_validate(contract)
 
 
-@router.post("/imports/price-lists", response_model=ImportResult,
-             summary="Import price lists from a CSV upload (one row per entry; all or nothing)")
-def import_price_lists_upload(file: UploadFile, uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_MANAGE)],
-                              dry_run: bool = False) -> ImportResult:
-    report = imports.import_price_lists(uow, decode_upload(file.file.read()), dry_run=dry_run)
-    if not report.ok:
-        raise ImportFailed(report)
-    if dry_run:
-        uow.rollback()  # now: held past the answer, its write lock blocks the Idempotency-Key record
-    else:
-        uow.commit()
-    return ImportResult(**report.as_dict())
-
-
-@router.get("/exports/price-lists", response_class=PlainTextResponse, summary="Price lists as CSV")
-def export_price_lists_csv(uow: Annotated[UnitOfWork, Requires(perms.PRICE_LIST_READ)]) -> PlainTextResponse:
-    buffer = io.StringIO()
-    imports.export_price_lists(uow, buffer)
-    return PlainTextResponse(buffer.getvalue(), media_type="text/csv",
-                             headers={"Content-Disposition": 'attachment; filename="price-lists.csv"'})
+add_csv_routes(router, "price-lists", run_import=imports.import_price_lists, run_export=imports.export_price_lists,
+               import_permission=perms.PRICE_LIST_MANAGE, read_permission=perms.PRICE_LIST_READ,
+               import_summary="Import price lists from a CSV upload (one row per entry; all or nothing)",
+               export_summary="Price lists as CSV")
 
 
 @router.get("/customers/{customer_id}/price-lists", response_model=Page[PriceListRead],
