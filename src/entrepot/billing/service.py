@@ -466,6 +466,19 @@ def refund_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID, amount: De
     return note
 
 
+def documents_of_invoices(invoice_ids: Sequence[uuid.UUID]) -> list[Select[tuple[uuid.UUID]]]:
+    """The billing documents that post to the ledger for these invoices, as queries of their ids for a
+    caller to compose (the ledger finds the entries they posted): the invoices themselves, their credit
+    notes (and the notes' refunds), and the payments allocated to them (and those payments' refunds) — a
+    payment that paid other invoices too is among them. Nothing when there are no invoices."""
+    if not invoice_ids:
+        return []
+    ids = list(invoice_ids)
+    return [select(Invoice.id).where(Invoice.id.in_(ids)),
+            select(CreditNote.id).where(CreditNote.invoice_id.in_(ids)),
+            select(PaymentAllocation.payment_id).where(PaymentAllocation.invoice_id.in_(ids))]
+
+
 def list_credit_notes(*, customer_id: uuid.UUID | None = None, invoice_id: uuid.UUID | None = None,
                       status: str | None = None) -> Select[tuple[CreditNote]]:
     """Credit notes, filtered; the caller pages them."""

@@ -1,7 +1,8 @@
 """The inventory's public service interface: what other domains call.
 
 Order-to-cash: `allocate`, `release`, `release_many`, `reserved_quantity`, `backordered_quantity`,
-`issue_reserved`, `issue_reserved_many`, `receive_return`, `returned_goods`.
+`issue_reserved`, `issue_reserved_many`, `receive_return`, `returned_goods`, `document_move_ids` (an
+order's moves, whose postings its timeline shows).
 Purchasing: `receive_stock`, `register_on_order_provider`. Everything else is used by this package's
 routes and CLI.
 """
@@ -46,6 +47,7 @@ from entrepot.inventory.services.reports import (
     announce_expiring_lots,
     announce_expiring_lots_everywhere,
     check_balances,
+    document_move_ids,
     expiring_lots,
     get_lot,
     move_query,
@@ -115,6 +117,7 @@ __all__ = [
     "create_location",
     "create_transfer",
     "create_warehouse",
+    "document_move_ids",
     "ensure_virtual_locations",
     "expiring_lots",
     "fill_backorders",

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Literal
 
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import Select, func, select, type_coerce, union_all
 
 from entrepot.db.types import Exact
 from entrepot.db.uow import UnitOfWork
@@ -383,6 +384,20 @@ def entries_for(uow: UnitOfWork, source_id: uuid.UUID) -> list[JournalEntry]:
     return list(uow.session.scalars(
         select(JournalEntry).where(JournalEntry.source_id == source_id).order_by(JournalEntry.posted_at,
                                                                                    JournalEntry.number)))
+
+
+def entry_ids_posted_by(uow: UnitOfWork, sources: Sequence[Select[tuple[uuid.UUID]]]) -> list[uuid.UUID]:
+    """The entries (their reversals too) that the documents `sources` select posted, in one statement: the
+    queries of document ids are united and the entries found by the (tenant, source type, source id) index,
+    for every source type the rules post with."""
+    if not sources:
+        return []
+    ids = sources[0] if len(sources) == 1 else union_all(*sources)
+    return list(uow.session.scalars(select(JournalEntry.id).where(
+        JournalEntry.source_type.in_(_SOURCE_TYPES), JournalEntry.source_id.in_(ids))))
+
+
+_SOURCE_TYPES = sorted(RULES)
 
 
 def reverse_source(uow: UnitOfWork, source_id: uuid.UUID, *, on: date | None = None) -> list[JournalEntry]:

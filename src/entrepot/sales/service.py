@@ -1410,27 +1410,37 @@ class PeriodInvoicingIncomplete(RuntimeError):
 
 
 def order_timeline(uow: UnitOfWork, order_id: uuid.UUID) -> list[OutboxEvent]:
-    """Every event on the order, its documents (shipments, invoices, payments, returns) and its lines'
-    stock, in order."""
+    """Every event on the order, its documents (shipments, invoices, payments, returns), its lines' stock and
+    the ledger entries its documents posted, in order."""
+    from entrepot.billing.models import InvoiceLine
+    from entrepot.ledger import posting
     from entrepot.sales.models import ReturnAuthorization
 
     order = get_sales_order(uow, order_id)
+    line_ids = [ln.id for ln in order.lines]
     subjects = [f"sales_order/{order.id}"]
     subjects += [f"shipment/{i}" for i in uow.session.scalars(select(Shipment.id).where(
         Shipment.sales_order_id == order.id))]
-    from entrepot.billing.models import InvoiceLine
-
     invoice_ids = list(uow.session.scalars(select(Invoice.id).where(Invoice.sales_order_id == order.id)))
     invoice_ids += [i for i in uow.session.scalars(select(InvoiceLine.invoice_id).where(
-        InvoiceLine.source_line_id.in_([ln.id for ln in order.lines])).distinct()) if i not in invoice_ids]
+        InvoiceLine.source_line_id.in_(line_ids)).distinct()) if i not in invoice_ids]
     subjects += [f"invoice/{i}" for i in invoice_ids]
     if invoice_ids:
         subjects += [f"payment/{i}" for i in set(uow.session.scalars(select(PaymentAllocation.payment_id).where(
             PaymentAllocation.invoice_id.in_(invoice_ids))))]
-    subjects += [f"return/{i}" for i in uow.session.scalars(select(ReturnAuthorization.id).where(
-        ReturnAuthorization.sales_order_id == order.id))]
+    returns = uow.session.execute(select(ReturnAuthorization.id, ReturnAuthorization.number).where(
+        ReturnAuthorization.sales_order_id == order.id)).all()
+    subjects += [f"return/{i}" for i, _ in returns]
     if order.quote_id:
         subjects.append(f"quote/{order.quote_id}")
+    # The books: the entries the order's documents posted (one statement), told under each entry's subject —
+    # the invoices' (and grouped invoices') receivable and revenue, their credit notes, the payments on them
+    # (a payment of several orders' invoices on each of their timelines), the shipments' cost of goods and
+    # the returns' restock (posted with their stock moves' ids), and their reversals.
+    subjects += [f"journal_entry/{i}" for i in posting.entry_ids_posted_by(uow, [
+        *billing.documents_of_invoices(invoice_ids),
+        *ports.inventory().document_move_ids(DEMAND, line_ids, product_ids=list({ln.product_id for ln in order.lines}),
+                                             returned_under=[number for _, number in returns])])]
     events = list(uow.session.scalars(select(OutboxEvent).where(OutboxEvent.subject.in_(subjects))
                                       .order_by(OutboxEvent.seq)))
     # The stock side of the order's lines (reserved, backorder filled, released, issued) is told under

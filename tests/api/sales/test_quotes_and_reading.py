@@ -128,16 +128,25 @@ def test_lists_filter_and_the_timeline_is_in_order(api):
     assert [o["number"] for o in api.get("/sales-orders?limit=1").json()["items"]] == [draft["number"]]
     shipment = act(api, "/shipments", 201, {"sales_order_id": confirmed["id"]})
     act(api, f"/shipments/{shipment['id']}/ship")
-    act(api, f"/sales-orders/{confirmed['id']}/invoice", 201)
+    invoice = act(api, f"/sales-orders/{confirmed['id']}/invoice", 201)
     act(api, f"/sales-orders/{create_order(api, desk, 1)['id']}/confirm")  # the same product, another order
     timeline = api.get(f"/sales-orders/{confirmed['id']}/timeline").json()["items"]
-    # the order's documents and its line's stock, not the other orders'
+    # the order's documents, its line's stock and the books they posted, not the other orders'
     assert [e["type"] for e in timeline] == ["sales_order.created.v1", "stock.reserved.v1",
                                              "sales_order.confirmed.v1", "shipment.created.v1", "stock.issued.v1",
-                                             "shipment.shipped.v1", "invoice.posted.v1", "sales_order.closed.v1"]
+                                             "shipment.shipped.v1", "journal_entry.posted.v1", "invoice.posted.v1",
+                                             "sales_order.closed.v1", "journal_entry.posted.v1"]
     assert {e["data"]["demand_id"] for e in timeline if e["type"].startswith("stock.")} == \
         {confirmed["lines"][0]["id"]}
     assert [e["sequence"] for e in timeline] == sorted(e["sequence"] for e in timeline)
+    # the shipment's cost of goods (posted under its stock move) and the invoice's receivable and revenue,
+    # each told under its entry's subject
+    issued = [m["id"] for m in api.get("/stock/moves", params={"product_id": desk.product_id}).json()["items"]
+              if m["kind"] == "issue" and m["demand_id"] == confirmed["lines"][0]["id"]]
+    postings = [e for e in timeline if e["type"] == "journal_entry.posted.v1"]
+    assert [(e["data"]["source_type"], e["data"]["source_id"], e["data"]["total"]) for e in postings] == [
+        ("shipment", issued[0], "10.00"), ("invoice", invoice["id"], invoice["total"])]
+    assert [e["subject"] for e in postings] == [f"journal_entry/{e['data']['entry_id']}" for e in postings]
 
 
 def test_promised_date_is_today_from_stock_or_the_supplier_lead_time(api):
@@ -293,3 +302,45 @@ def test_a_quote_is_not_sent_nor_priced_again_for_a_customer_blocked_since_it_wa
     act(api, f"/quotes/{quote['id']}/send")
     act(api, f"/customers/{desk.customer_id}/status", json={"action": "block"})
     assert act(api, f"/quotes/{quote['id']}/decline")["status"] == "declined"
+
+
+def test_the_timeline_shows_the_books_of_each_document_and_a_shared_payment_on_both_orders(api):
+    # given two orders of one customer shipped and invoiced, and one payment for both invoices
+    desk = order_desk(api, stock=10)
+    _, first = shipped_order(api, 2, desk)
+    _, second = shipped_order(api, 3, desk)
+    invoices = [act(api, f"/sales-orders/{o['id']}/invoice", 201) for o in (first, second)]
+    payment = act(api, "/payments", 201, {
+        "customer_id": desk.customer_id, "currency": "USD", "amount": str(sum(float(i["total"]) for i in invoices)),
+        "allocations": [{"invoice_id": i["id"], "amount": i["total"]} for i in invoices]})
+    # when a unit of the first comes back to stock, is credited, and the credit paid back
+    rma = act(api, "/returns", 201, {"sales_order_id": first["id"], "lines": [
+        {"sales_order_line_id": first["lines"][0]["id"], "quantity": "1"}]})
+    act(api, f"/returns/{rma['id']}/receive")
+    [note] = act(api, f"/returns/{rma['id']}/credit", 201)
+    act(api, f"/credit-notes/{note['id']}/refund", json={"amount": note["total"]})
+    # then each order's timeline shows, after each of its documents' events, the entry that document posted:
+    # cost of goods per shipment, the invoice, the payment (on both orders: it paid both), the restock (under
+    # its stock move), the credit note and its refund
+    moves = api.get("/stock/moves", params={"product_id": desk.product_id}).json()["items"]
+    issued = {o["id"]: next(m["id"] for m in moves if m["kind"] == "issue" and m["demand_id"] == o["lines"][0]["id"])
+              for o in (first, second)}
+    restocked = next(m["id"] for m in moves if m["kind"] == "return" and m["reference"] == rma["number"])
+    timelines = {o["id"]: api.get(f"/sales-orders/{o['id']}/timeline").json()["items"] for o in (first, second)}
+    postings = {order: [(e["data"]["source_type"], e["data"]["source_id"], e["data"]["total"]) for e in t
+                        if e["type"] == "journal_entry.posted.v1"] for order, t in timelines.items()}
+    assert postings[first["id"]] == [
+        ("shipment", issued[first["id"]], "10.00"), ("invoice", invoices[0]["id"], "25.00"),
+        ("customer_payment", payment["id"], "62.50"), ("stock_return", restocked, "5.00"),
+        ("credit_note", note["id"], "12.50"), ("customer_refund", note["id"], "12.50")]
+    assert postings[second["id"]] == [
+        ("shipment", issued[second["id"]], "15.00"), ("invoice", invoices[1]["id"], "37.50"),
+        ("customer_payment", payment["id"], "62.50")]
+    assert [e["type"] for e in timelines[first["id"]]][-11:] == [
+        "invoice.paid.v1", "payment.received.v1", "journal_entry.posted.v1",
+        "return.authorised.v1", "return.received.v1", "journal_entry.posted.v1",
+        "credit_note.issued.v1", "return.credited.v1", "journal_entry.posted.v1",
+        "credit_note.refunded.v1", "journal_entry.posted.v1"]
+    # the payment's entry is the same event on both
+    paid = [[e["id"] for e in t if e["data"].get("source_type") == "customer_payment"] for t in timelines.values()]
+    assert paid[0] == paid[1] and len(paid[0]) == 1

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -176,6 +177,23 @@ def move_query(product_id: object, warehouse_id: object | None = None, lot_id: o
     if lot_id is not None:
         query = query.where(StockMove.lot_id == as_uuid(lot_id, "lot_id"))
     return query
+
+
+def document_move_ids(demand_type: str, demand_ids: Sequence[uuid.UUID], *, product_ids: Sequence[uuid.UUID] = (),
+                      returned_under: Sequence[str] = ()) -> list[Select[tuple[uuid.UUID]]]:
+    """The stock moves of a document's lines, as queries of their ids for a caller to compose (the ledger
+    finds the entries they posted: cost of goods issued, goods returned to stock, and any valuation
+    correction one of them triggered): the moves that issued to `demand_ids`, and those that took back
+    `product_ids` from customers under the references `returned_under` (returns' numbers)."""
+    queries: list[Select[tuple[uuid.UUID]]] = []
+    if demand_ids:
+        queries.append(select(StockMove.id).where(StockMove.demand_type == demand_type,
+                                                  StockMove.demand_id.in_(list(demand_ids))))
+    if product_ids and returned_under:
+        queries.append(select(StockMove.id).where(StockMove.product_id.in_(list(product_ids)),
+                                                  StockMove.kind == MoveKind.RETURN,
+                                                  StockMove.reference.in_(list(returned_under))))
+    return queries
 
 
 # ------------------------------------------------------------------ valuation
