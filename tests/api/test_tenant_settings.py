@@ -19,7 +19,7 @@ DEFAULTS = {
     "allocation_policy": "priority", "allow_negative_stock": False, "reallocate_on_release": False,
     "lot_expiry_warning_days": 30,
     "minimum_margin": "0", "prices_include_tax": False, "tax_rounding": "line", "invoice_grouping": "order",
-    "invoice_period": "none",
+    "early_discount_reduces_tax": False, "invoice_period": "none",
     "valuation_method": "moving_average", "rate_limit_per_minute": None,
 }
 
@@ -66,6 +66,7 @@ def test_null_resets_a_setting_and_an_unchanged_value_records_nothing(api):
     ({"invoice_grouping": "week"}, "invoice_grouping"),
     ({"invoice_period": "fortnight"}, "invoice_period"),
     ({"prices_include_tax": 1}, "prices_include_tax"),
+    ({"early_discount_reduces_tax": "yes"}, "early_discount_reduces_tax"),
     ({"lot_expiry_warning_days": -1}, "lot_expiry_warning_days"),
     ({"lot_expiry_warning_days": "30"}, "lot_expiry_warning_days"),
     ({"lot_expiry_warning_days": 4000}, "lot_expiry_warning_days"),

@@ -33,7 +33,8 @@ class InvoicePaid(EventData):
 class CreditNoteIssued(EventData):
     """A credit note was issued against an invoice. `total` is what it credits of the goods (revenue and
     tax); `discount_reversed` the early-payment discount those goods had earned, taken back (the
-    customer is credited `total` less it); `applied_to_invoice` what it took off the invoice's amount
+    customer is credited `total` less it), and `discount_tax_reversed` its tax part, put back on the
+    tax payable when the discount had reduced the tax; `applied_to_invoice` what it took off the invoice's amount
     due, and `unapplied` the rest, kept as customer credit."""
 
     credit_note_id: str
@@ -43,6 +44,7 @@ class CreditNoteIssued(EventData):
     currency: str
     total: str
     discount_reversed: str | None = None
+    discount_tax_reversed: str | None = None
     applied_to_invoice: str | None = None
     unapplied: str | None = None
 
@@ -73,7 +75,9 @@ class CreditNoteRefunded(EventData):
 
 @event_type("payment.received.v1")
 class PaymentReceived(EventData):
-    """A customer payment was recorded and allocated (any rest is customer credit)."""
+    """A customer payment was recorded and allocated (any rest is customer credit). `discount` is the
+    early-payment discount taken, and `discount_tax` its tax part, taken off the output tax when the
+    tenant's discounts reduce the tax (each allocation says both for its invoice)."""
 
     payment_id: str
     number: str
@@ -83,6 +87,7 @@ class PaymentReceived(EventData):
     applied: str
     unapplied: str
     discount: str
+    discount_tax: str | None = None
     allocations: list[dict[str, str]]
 
 

@@ -60,6 +60,9 @@ class Invoice(TenantOwned, HasId, Timestamps, Versioned, Base):
     total: Mapped[Decimal]
     amount_paid: Mapped[Decimal] = mapped_column(default=ZERO)
     amount_discounted: Mapped[Decimal] = mapped_column(default=ZERO)
+    # Of amount_discounted, the tax part (tenant setting early_discount_reduces_tax): the output tax the
+    # discount took off tax payable. Zero when the setting was off as the discount was taken.
+    discount_tax: Mapped[Decimal] = mapped_column(default=ZERO)
     amount_credited: Mapped[Decimal] = mapped_column(default=ZERO)
     amount_due: Mapped[Decimal]
     lines: Mapped[list[InvoiceLine]] = relationship(
@@ -108,6 +111,8 @@ class CreditNote(TenantOwned, HasId, Timestamps, Base):
     # The early-payment discount the credited goods had earned (the invoice was settled with it):
     # taken back, so the customer is credited what it paid for them, `total` less this.
     discount_reversed: Mapped[Decimal] = mapped_column(default=ZERO)
+    # Of discount_reversed, the tax part: what the discount had taken off tax payable, put back.
+    discount_tax_reversed: Mapped[Decimal] = mapped_column(default=ZERO)
     lines: Mapped[list[CreditNoteLine]] = relationship(order_by="CreditNoteLine.line_no", cascade="all, delete-orphan")
 
 
@@ -141,6 +146,7 @@ class Payment(TenantOwned, HasId, Timestamps, Versioned, Base):
     reference: Mapped[str] = mapped_column(String(100), default="")
     applied: Mapped[Decimal] = mapped_column(default=ZERO)
     discount: Mapped[Decimal] = mapped_column(default=ZERO)
+    discount_tax: Mapped[Decimal] = mapped_column(default=ZERO)  # of discount, the tax part
     refunded: Mapped[Decimal] = mapped_column(default=ZERO)
     unapplied: Mapped[Decimal] = mapped_column(default=ZERO)
     allocations: Mapped[list[PaymentAllocation]] = relationship(cascade="all, delete-orphan")
@@ -156,4 +162,5 @@ class PaymentAllocation(TenantOwned, HasId, Base):
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"))
     amount: Mapped[Decimal]
     discount: Mapped[Decimal] = mapped_column(default=ZERO)
+    discount_tax: Mapped[Decimal] = mapped_column(default=ZERO)  # of discount, the tax part
     applied_at: Mapped[datetime]

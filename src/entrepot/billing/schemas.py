@@ -85,6 +85,8 @@ class InvoiceRead(BaseModel):
     total: str
     amount_paid: str
     amount_discounted: str
+    discount_tax: str = Field(description="Of amount_discounted, the tax part: the output tax the discount took "
+                              "off (tenant setting early_discount_reduces_tax); 0 when it was all a sales discount")
     amount_credited: str
     amount_due: str
     allowed_actions: list[str]
@@ -111,6 +113,7 @@ class InvoiceRead(BaseModel):
             discount_percent=number(v["discount_percent"]) or "0", discount_until=v["discount_until"],
             subtotal=amount(v["subtotal"], c), tax_total=amount(v["tax_total"], c), total=amount(v["total"], c),
             amount_paid=amount(v["amount_paid"], c), amount_discounted=amount(v["amount_discounted"], c),
+            discount_tax=amount(v["discount_tax"], c),
             amount_credited=amount(v["amount_credited"], c), amount_due=amount(v["amount_due"], c),
             allowed_actions=INVOICE.allowed_actions(InvoiceStatus(v["status"])), lines=lines,
             created_at=v["created_at"],
@@ -124,7 +127,7 @@ _INVOICE_LINE_READ = frozenset({
 _INVOICE_READ = frozenset({
     "id", "number", "status", "customer_id", "sales_order_id", "issued_on", "due_on", "discount_percent",
     "discount_until", "subtotal", "tax_total", "total", "amount_paid", "amount_discounted", "amount_credited",
-    "amount_due", "created_at"})
+    "discount_tax", "amount_due", "created_at"})
 
 
 class CreditLineIn(BaseModel):
@@ -162,6 +165,7 @@ class CreditNoteRead(BaseModel):
     refunded: str
     unapplied: str
     discount_reversed: str
+    discount_tax_reversed: str = Field(description="Of discount_reversed, the tax part: put back on tax payable")
     lines: list[CreditNoteLineRead]
 
     @classmethod
@@ -173,6 +177,7 @@ class CreditNoteRead(BaseModel):
             subtotal=amount(note.subtotal, c), tax_total=amount(note.tax_total, c), total=amount(note.total, c),
             applied_to_invoice=amount(note.applied_to_invoice, c), refunded=amount(note.refunded, c),
             unapplied=amount(note.unapplied, c), discount_reversed=amount(note.discount_reversed, c),
+            discount_tax_reversed=amount(note.discount_tax_reversed, c),
             lines=[CreditNoteLineRead(invoice_line_id=ln.invoice_line_id, quantity=number(ln.quantity) or "0",
                                       line_total=amount(ln.line_total, c) or "0",
                                       tax_amount=amount(ln.tax_amount, c) or "0") for ln in note.lines],
@@ -210,6 +215,7 @@ class AllocationRead(BaseModel):
     invoice_id: uuid.UUID
     amount: str
     discount: str
+    discount_tax: str
 
 
 class PaymentRead(BaseModel):
@@ -223,6 +229,8 @@ class PaymentRead(BaseModel):
     reference: str
     applied: str
     discount: str
+    discount_tax: str = Field(description="Of discount, the tax part: taken off the output tax (tenant setting "
+                              "early_discount_reduces_tax)")
     refunded: str
     unapplied: str
     allocations: list[AllocationRead]
@@ -233,9 +241,11 @@ class PaymentRead(BaseModel):
         return cls(
             id=p.id, number=p.number, customer_id=p.customer_id, currency=c, amount=amount(p.amount, c),
             received_on=p.received_on, method=p.method, reference=p.reference, applied=amount(p.applied, c),
-            discount=amount(p.discount, c), refunded=amount(p.refunded, c), unapplied=amount(p.unapplied, c),
+            discount=amount(p.discount, c), discount_tax=amount(p.discount_tax, c), refunded=amount(p.refunded, c),
+            unapplied=amount(p.unapplied, c),
             allocations=[AllocationRead(invoice_id=a.invoice_id, amount=amount(a.amount, c) or "0",
-                                        discount=amount(a.discount, c) or "0") for a in p.allocations],
+                                        discount=amount(a.discount, c) or "0",
+                                        discount_tax=amount(a.discount_tax, c) or "0") for a in p.allocations],
         )
 
 

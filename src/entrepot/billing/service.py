@@ -35,6 +35,7 @@ from entrepot.db.numbering import next_number
 from entrepot.db.prepared import PreparedIn
 from entrepot.db.uow import UnitOfWork
 from entrepot.identity.services.audit import audit, snapshot
+from entrepot.identity.services.tenants import tenant_facts
 from entrepot.integration.outbox import record_event, record_events
 from entrepot.kernel import clock
 from entrepot.kernel.dates import check_past_date
@@ -163,7 +164,7 @@ def post_invoice(
         ship_to_country=ship_to_country,
         ship_to_region=ship_to_region,
         subtotal=ZERO, tax_total=ZERO, total=ZERO, amount_due=ZERO, amount_paid=ZERO, amount_discounted=ZERO,
-        amount_credited=ZERO,
+        discount_tax=ZERO, amount_credited=ZERO,
     )
     invoice.subtotal = tax.net_total
     invoice.tax_total = tax.tax_total
@@ -349,7 +350,7 @@ def issue_credit_note(
         note.subtotal += net
         note.tax_total += tax
     note.total = note.subtotal + note.tax_total
-    note.discount_reversed = _discount_earned_by(uow, invoice, note.total)
+    note.discount_reversed, note.discount_tax_reversed = _discount_earned_by(uow, invoice, note)
     owed = note.total - note.discount_reversed  # what the customer paid, or owes, for the goods credited
     absorbed = min(owed, invoice.amount_due)
     note.applied_to_invoice = absorbed
@@ -364,31 +365,44 @@ def issue_credit_note(
     uow.session.flush()
     _posting().post_credit_note(uow, source_id=note.id, number=note.number, on=on, currency=cur,
                                 customer_id=invoice.customer_id, net=note.subtotal, tax=note.tax_total,
-                                discount=note.discount_reversed, invoice_id=invoice.id)
+                                discount=note.discount_reversed, discount_tax=note.discount_tax_reversed,
+                                invoice_id=invoice.id)
     audit(uow, "credit_note.issue", "credit_note", note.id,
           after={"number": note.number, "invoice": invoice.number, "total": note.total,
-                 "discount_reversed": note.discount_reversed, "unapplied": note.unapplied})
+                 "discount_reversed": note.discount_reversed, "discount_tax_reversed": note.discount_tax_reversed,
+                 "unapplied": note.unapplied})
     record_event(uow, events.CreditNoteIssued(
         credit_note_id=str(note.id), number=note.number, invoice_id=str(invoice.id),
         customer_id=str(invoice.customer_id), currency=cur, total=format_amount(note.total, cur),
         discount_reversed=format_amount(note.discount_reversed, cur),
+        discount_tax_reversed=format_amount(note.discount_tax_reversed, cur),
         applied_to_invoice=format_amount(note.applied_to_invoice, cur), unapplied=format_amount(note.unapplied, cur),
     ), subject=f"invoice/{invoice.id}")
     return note
 
 
-def _discount_earned_by(uow: UnitOfWork, invoice: Invoice, credited: Decimal) -> Decimal:
-    """The share of the early-payment discount an invoice was settled with that goods credited back
-    had earned (`credited` of them, at the invoice's discount percent); the note that credits the last
-    of the invoice takes back exactly what is left of it, so cents never strand."""
+def _discount_earned_by(uow: UnitOfWork, invoice: Invoice, note: CreditNote) -> tuple[Decimal, Decimal]:
+    """The share of the early-payment discount an invoice was settled with that the goods the note
+    credits back had earned (its total, at the invoice's discount percent), and of that share the tax
+    part, when the discount reduced the tax (`invoice.discount_tax`): in the proportion of the note's
+    tax to its total, the goods' own. The note that credits the last of the invoice takes back exactly
+    what is left of both, so cents never strand."""
     if not invoice.amount_discounted:
-        return ZERO
-    earlier = uow.session.scalar(select(func.sum(CreditNote.discount_reversed))
-                                 .where(CreditNote.invoice_id == invoice.id))
+        return ZERO, ZERO
+    earlier, earlier_tax = uow.session.execute(
+        select(func.sum(CreditNote.discount_reversed), func.sum(CreditNote.discount_tax_reversed))
+        .where(CreditNote.invoice_id == invoice.id)).one()
     left = invoice.amount_discounted - to_decimal(earlier or ZERO)
+    left_tax = invoice.discount_tax - to_decimal(earlier_tax or ZERO)
     if all(line.quantity_credited == line.quantity for line in invoice.lines):
-        return left
-    return min(left, round_money(credited * invoice.discount_percent / HUNDRED, invoice.currency))
+        return left, left_tax
+    cur = invoice.currency
+    reversed_ = min(left, round_money(note.total * invoice.discount_percent / HUNDRED, cur))
+    if not left_tax or not reversed_:
+        return reversed_, ZERO
+    share = round_money(reversed_ * note.tax_total / note.total, cur)
+    # never more tax back than is left of it, nor so little that the net part exceeds what is left of that
+    return reversed_, max(reversed_ - (left - left_tax), min(left_tax, share))
 
 
 def _earlier_credits(uow: UnitOfWork, invoice: Invoice) -> dict[uuid.UUID, list[Decimal]]:
@@ -427,7 +441,7 @@ def apply_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID,
         raise invalid("allocations", "give at least one invoice", "required")
     credit = _Credit(note.customer_id, note.currency, note.unapplied, clock.today())
     plan = _plan_allocations(uow, credit, allocations, allow_discount=False)  # type: ignore[arg-type]
-    for inv, amount, _ in plan:
+    for inv, amount, _, _ in plan:
         note.unapplied -= amount
         note.applied_to_invoice += amount
         inv.amount_credited += amount
@@ -436,12 +450,14 @@ def apply_credit_note(uow: UnitOfWork, *, credit_note_id: uuid.UUID,
             INVOICE.apply(inv, "pay" if inv.amount_paid else "credit")
             if inv.status == InvoiceStatus.paid:  # a credited invoice (nothing paid on it) is not told paid
                 record_event(uow, _invoice_paid(inv), subject=f"invoice/{inv.id}")
-    save(uow, [inv for inv, _, _ in plan])
+    save(uow, [inv for inv, _, _, _ in plan])
     audit(uow, "credit_note.apply", "credit_note", note.id,
-          after={"applied": [{"invoice": inv.number, "amount": a} for inv, a, _ in plan], "unapplied": note.unapplied})
+          after={"applied": [{"invoice": inv.number, "amount": a} for inv, a, _, _ in plan],
+                 "unapplied": note.unapplied})
     record_event(uow, events.CreditNoteApplied(
         credit_note_id=str(note.id), number=note.number, customer_id=str(note.customer_id), currency=note.currency,
-        allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, note.currency)} for inv, a, _ in plan],
+        allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, note.currency)}
+                     for inv, a, _, _ in plan],
         unapplied=format_amount(note.unapplied, note.currency)), subject=f"invoice/{note.invoice_id}")
     return note
 
@@ -541,22 +557,26 @@ def record_payment(
     received_on = clock.today() if received_on is None else check_past_date(received_on, "received_on", "a payment")
     payment = new_row(Payment, id=new_id(), number=next_number(uow, "PAY"), customer_id=customer_id,
                       currency=currency, amount=amount, received_on=received_on, method=method,
-                      reference=reference.strip(), unapplied=amount, applied=ZERO, discount=ZERO, refunded=ZERO)
+                      reference=reference.strip(), unapplied=amount, applied=ZERO, discount=ZERO,
+                      discount_tax=ZERO, refunded=ZERO)
     plan = _plan_allocations(uow, payment, allocations, allow_discount=True)
     paid = _apply(uow, payment, plan)
-    save(uow, [inv for inv, _, _ in plan])
+    save(uow, [inv for inv, _, _, _ in plan])
     insert_document(uow, payment, "allocations", [new_row(PaymentAllocation, id=new_id(), **values)
                                                    for values in _allocation_values(payment, plan)])
     _posting().post_customer_payment(uow, source_id=payment.id, on=received_on, currency=currency,
-                                     customer_id=customer_id, amount=amount, discount=payment.discount)
+                                     customer_id=customer_id, amount=amount, discount=payment.discount,
+                                     discount_tax=[(inv.id, t) for inv, _, _, t in plan if t])
     audit(uow, "payment.record", "payment", payment.id, after=snapshot(payment))
     # the invoices' paid events, then the payment's, written as one outbox statement
     record_events(uow, [*paid, (events.PaymentReceived(
         payment_id=str(payment.id), number=payment.number, customer_id=str(customer_id), currency=currency,
         amount=format_amount(amount, currency), applied=format_amount(payment.applied, currency),
         unapplied=format_amount(payment.unapplied, currency), discount=format_amount(payment.discount, currency),
+        discount_tax=format_amount(payment.discount_tax, currency),
         allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, currency),
-                      "discount": format_amount(d, currency)} for inv, a, d in plan],
+                      "discount": format_amount(d, currency), "discount_tax": format_amount(t, currency)}
+                     for inv, a, d, t in plan],
     ), f"payment/{payment.id}")])
     return payment
 
@@ -570,12 +590,13 @@ def apply_customer_credit(uow: UnitOfWork, *, payment_id: uuid.UUID,
     plan = _plan_allocations(uow, payment, allocations, allow_discount=False)
     paid = _apply(uow, payment, plan)
     payment.allocations.extend(PaymentAllocation(**values) for values in _allocation_values(payment, plan))
-    save(uow, [inv for inv, _, _ in plan])
+    save(uow, [inv for inv, _, _, _ in plan])
     audit(uow, "payment.apply", "payment", payment.id, after={"applied": payment.applied,
                                                                "unapplied": payment.unapplied})
     record_events(uow, [*paid, (events.PaymentApplied(
         payment_id=str(payment.id), customer_id=str(payment.customer_id),
-        allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, payment.currency)} for inv, a, _ in plan],
+        allocations=[{"invoice_id": str(inv.id), "amount": format_amount(a, payment.currency)}
+                     for inv, a, _, _ in plan],
     ), f"payment/{payment.id}")])
     return payment
 
@@ -626,13 +647,22 @@ def _locked_invoices(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUI
     return {inv.id: inv for inv in invoices}
 
 
+Plan = list[tuple[Invoice, Decimal, Decimal, Decimal]]  # (invoice, amount, discount, its tax part)
+
+
+def early_discount_reduces_tax(uow: UnitOfWork) -> bool:
+    """Tenant setting `early_discount_reduces_tax`: an early-payment discount taken reduces the tax due
+    (its tax part comes off tax payable, EU VAT); false (default): it is all a sales discount."""
+    return tenant_facts(uow).settings.get("early_discount_reduces_tax") is True
+
+
 def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[AllocationInput],
-                      *, allow_discount: bool) -> list[tuple[Invoice, Decimal, Decimal]]:
+                      *, allow_discount: bool) -> Plan:
     """Check the allocations against the invoices, read locked as working copies: the caller
     changes them (_apply) and saves them."""
     errors: list[FieldError] = []
     invoices = _locked_invoices(uow, [a.invoice_id for a in allocations])
-    plan: list[tuple[Invoice, Decimal, Decimal]] = []
+    plan: Plan = []
     seen: set[uuid.UUID] = set()
     total = ZERO
     over: list[str] = []
@@ -660,21 +690,27 @@ def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[A
             continue
         if inv.status not in OPEN_INVOICE:
             INVOICE.apply(inv, "pay")  # raises 409 naming what the invoice allows
-        discount = ZERO
+        discount = discount_tax = ZERO
         if allow_discount and inv.discount_until and payment.received_on <= inv.discount_until \
                 and inv.amount_discounted == 0:
             # on what the invoice still bills: goods credited back earned no discount
-            credited = uow.session.scalar(select(func.sum(CreditNote.total)).where(CreditNote.invoice_id == inv.id))
+            credited, credited_tax = uow.session.execute(
+                select(func.sum(CreditNote.total), func.sum(CreditNote.tax_total))
+                .where(CreditNote.invoice_id == inv.id)).one()
             billed = inv.total - to_decimal(credited or ZERO)
             available = round_money(billed * inv.discount_percent / HUNDRED, inv.currency)
             if available and a.amount + available == inv.amount_due:
                 discount = available
+                if early_discount_reduces_tax(uow):
+                    # the discount's tax part, in the proportion of tax in what the invoice still bills
+                    billed_tax = inv.tax_total - to_decimal(credited_tax or ZERO)
+                    discount_tax = round_money(discount * billed_tax / billed, inv.currency)
         if a.amount + discount > inv.amount_due:
             over.append(f"{inv.number}: {format_amount(a.amount, inv.currency)} > amount due "
                         f"{format_amount(inv.amount_due, inv.currency)}")
             continue
         total += a.amount
-        plan.append((inv, a.amount, discount))
+        plan.append((inv, a.amount, discount, discount_tax))
     if errors:
         raise ValidationFailed(errors)
     if total > payment.unapplied:
@@ -686,25 +722,26 @@ def _plan_allocations(uow: UnitOfWork, payment: Payment, allocations: Sequence[A
     return plan
 
 
-def _allocation_values(payment: Payment, plan: list[tuple[Invoice, Decimal, Decimal]]) -> list[dict[str, Any]]:
+def _allocation_values(payment: Payment, plan: Plan) -> list[dict[str, Any]]:
     """The plan's allocation rows (the caller adds them to the payment)."""
     now = clock.now()
     return [{"payment_id": payment.id, "invoice_id": inv.id, "amount": amount, "discount": discount,
-             "applied_at": now} for inv, amount, discount in plan]
+             "discount_tax": discount_tax, "applied_at": now} for inv, amount, discount, discount_tax in plan]
 
 
-def _apply(uow: UnitOfWork, payment: Payment, plan: list[tuple[Invoice, Decimal, Decimal]]
-           ) -> list[tuple[events.InvoicePaid, str]]:
+def _apply(uow: UnitOfWork, payment: Payment, plan: Plan) -> list[tuple[events.InvoicePaid, str]]:
     """Apply the plan to the payment's and the invoices' amounts; returns the `invoice.paid.v1`
     events of the invoices it settles, for the caller to record with its own event in one
     outbox statement."""
     paid: list[tuple[events.InvoicePaid, str]] = []
-    for inv, amount, discount in plan:
+    for inv, amount, discount, discount_tax in plan:
         payment.applied += amount
         payment.discount += discount
+        payment.discount_tax += discount_tax
         payment.unapplied -= amount
         inv.amount_paid += amount
         inv.amount_discounted += discount
+        inv.discount_tax += discount_tax
         inv.amount_due -= amount + discount
         INVOICE.apply(inv, "pay" if inv.amount_due == 0 else "pay_partially")
         if inv.amount_due == 0:

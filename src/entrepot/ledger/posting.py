@@ -121,12 +121,18 @@ RULES: dict[str, Rule] = {
         Leg(R.revenue, DEBIT, "net"),
         # the tax taken back is what the invoice booked (a tax return corrects it at the invoice's rate)
         Leg(R.tax_payable, DEBIT, "tax", at_source_rate=True),
-        Leg(R.sales_discounts, CREDIT, "discount"),  # an early-payment discount the goods had earned
+        # an early-payment discount the goods had earned, taken back: its net part to sales discounts,
+        # and its tax part (tenant setting early_discount_reduces_tax; else zero) back to tax payable
+        Leg(R.sales_discounts, CREDIT, "discount - discount_tax"),
+        Leg(R.tax_payable, CREDIT, "discount_tax", at_source_rate=True),
         Leg(R.fx_gain_loss, DEBIT, balancing=True),
     ), "Credit note {number}"),
+    # An early-payment discount taken: its net part is a sales discount; with the tenant setting
+    # early_discount_reduces_tax its tax part (else zero) reduces the output tax, at the invoices' rates.
     "customer_payment": Rule(JournalCode.cash, (
         Leg(R.cash, DEBIT, "amount"),
-        Leg(R.sales_discounts, DEBIT, "discount"),
+        Leg(R.sales_discounts, DEBIT, "discount - discount_tax"),
+        Leg(R.tax_payable, DEBIT, "discount_tax", at_source_rate=True),
         Leg(R.receivable, CREDIT, "amount + discount", party=True, settles=True),
         Leg(R.fx_gain_loss, DEBIT, balancing=True),
     ), "Customer payment"),
@@ -218,12 +224,17 @@ def post(
     number: str = "",
     description: str | None = None,
     source_rate: Decimal | None = None,
+    source_value: Decimal | None = None,
 ) -> JournalEntry | None:
     """Apply RULES[event]. Returns the posted entry, or None when every leg is zero. `source_rate`: the
-    rate of the document this one corrects, for its `at_source_rate` legs."""
+    rate of the document this one corrects, for its `at_source_rate` legs. `source_value`: instead, the
+    functional value of the rule's one `at_source_rate` leg, when it corrects several documents booked
+    at their own rates (a payment taking the discounts of several invoices)."""
     rule = RULES.get(event)
     if rule is None:
         raise invalid("event", f"no posting rule for {event!r}; one of {', '.join(sorted(RULES))}", "choice")
+    if source_value is not None and sum(leg.at_source_rate for leg in rule.legs) != 1:
+        raise ValueError(f"source_value values one at_source_rate leg; {event} has not one")
     if not isinstance(on, date) or isinstance(on, datetime):
         raise invalid("on", "must be a date", "date")
     functional = chart.functional_currency(uow)
@@ -266,6 +277,8 @@ def post(
             line.amount = signed if rate == 1 else round_money(signed / rate, currency)
         elif leg.settles and rate != 1:
             line.functional = _carrying_value(uow, account.id, line.party_id, currency, signed, rate, functional)
+        elif leg.at_source_rate and source_value is not None and rate != 1:
+            line.functional = source_value if debit else -source_value
         elif leg.at_source_rate and source_rate is not None and source_rate != rate:
             line.functional = round_money(signed * source_rate, functional)
         drafts.append(line)
@@ -298,13 +311,15 @@ def post_invoice(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date
 
 def post_credit_note(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date, currency: str,
                      customer_id: uuid.UUID, net: Decimal, tax: Decimal, discount: Decimal = D0,
-                     invoice_id: uuid.UUID | None = None) -> JournalEntry | None:
+                     discount_tax: Decimal = D0, invoice_id: uuid.UUID | None = None) -> JournalEntry | None:
     """The reverse of an invoice: Dr revenue, Dr tax payable / Cr receivable (less `discount`, the
-    early-payment discount the goods had earned, which goes back: Cr sales discounts). The tax is taken
-    back at the rate `invoice_id`'s posting booked it at, so a foreign invoice credited in full leaves
-    nothing on tax payable; the rate move lands on FX gains and losses."""
+    early-payment discount the goods had earned, which goes back: Cr sales discounts, but for
+    `discount_tax`, its tax part when the discount reduced the tax, which goes back to tax payable).
+    The tax is taken back, and the discount's tax put back, at the rate `invoice_id`'s posting booked it
+    at, so a foreign invoice credited in full leaves nothing on tax payable; the rate move lands on FX
+    gains and losses."""
     return post(uow, "credit_note", source_id=source_id, on=on, currency=currency, party_id=customer_id,
-                number=number, amounts={"net": net, "tax": tax, "discount": discount},
+                number=number, amounts={"net": net, "tax": tax, "discount": discount, "discount_tax": discount_tax},
                 source_rate=_invoice_rate(uow, invoice_id) if invoice_id else None)
 
 
@@ -316,11 +331,21 @@ def _invoice_rate(uow: UnitOfWork, invoice_id: uuid.UUID) -> Decimal | None:
 
 
 def post_customer_payment(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, currency: str,
-                          customer_id: uuid.UUID, amount: Decimal, discount: Decimal = D0) -> JournalEntry | None:
-    """Dr cash (amount), Dr sales discounts (discount) / Cr receivable (amount + discount).
+                          customer_id: uuid.UUID, amount: Decimal, discount: Decimal = D0,
+                          discount_tax: Sequence[tuple[uuid.UUID, Decimal]] = ()) -> JournalEntry | None:
+    """Dr cash (amount), Dr sales discounts (discount less its tax part), Dr tax payable (the tax part)
+    / Cr receivable (amount + discount). `discount_tax`: (invoice id, tax part of the discount taken on
+    it) when the discount reduces the tax (tenant setting early_discount_reduces_tax); each is taken
+    off tax payable at the rate its invoice's posting booked the tax at, as a credit note takes tax back.
     Money not applied to invoices simply leaves a credit balance on the customer."""
+    tax = sum((part for _, part in discount_tax), D0)
+    value = None
+    functional = chart.functional_currency(uow) if tax else currency
+    if currency != functional:  # each invoice's part at its own rate (the day's, if it posted nothing)
+        value = sum((round_money(part * (_invoice_rate(uow, invoice_id) or rate_on(uow, currency, on)), functional)
+                     for invoice_id, part in discount_tax if part), D0)
     return post(uow, "customer_payment", source_id=source_id, on=on, currency=currency, party_id=customer_id,
-                amounts={"amount": amount, "discount": discount})
+                amounts={"amount": amount, "discount": discount, "discount_tax": tax}, source_value=value)
 
 
 def post_customer_refund(uow: UnitOfWork, *, source_id: uuid.UUID, on: date, currency: str,

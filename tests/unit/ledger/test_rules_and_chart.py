@@ -56,8 +56,8 @@ def test_invoice_legs_evaluate_to_a_balanced_entry(amounts):
     assert sum(signed) == 0
 
 
-@given(st.dictionaries(st.sampled_from(["net", "tax", "received", "amount", "discount"]),
-                       st.decimals(min_value=-10**6, max_value=10**6, places=4), min_size=5))
+@given(st.dictionaries(st.sampled_from(["net", "tax", "received", "amount", "discount", "discount_tax"]),
+                       st.decimals(min_value=-10**6, max_value=10**6, places=4), min_size=6))
 def test_every_leg_evaluates_to_the_signed_sum_of_its_terms(amounts):
     # `_evaluate` hands a one-term leg its amount as given; the result must be the plain sum
     for rule in RULES.values():
@@ -94,3 +94,17 @@ def test_period_transitions(state, action):
     else:
         with pytest.raises(InvalidTransition):
             PERIOD.apply(p, action)
+
+
+@pytest.mark.parametrize("event", ["customer_payment", "credit_note"])
+def test_a_discounts_tax_part_balances_without_the_fx_leg(event):
+    # an early-payment discount's tax part (early_discount_reduces_tax) only moves amounts between
+    # sales discounts and tax payable: in one currency the FX leg is never needed
+    weight: Counter[str] = Counter()
+    for leg in RULES[event].legs:
+        if not leg.balancing:
+            for sign, name in leg.terms():
+                weight[name] += sign if leg.side == DEBIT else -sign
+    assert all(v == 0 for v in weight.values()), dict(weight)
+    roles = {leg.role for leg in RULES[event].legs for _, name in leg.terms() if name == "discount_tax"}
+    assert roles == {Role.sales_discounts, Role.tax_payable}

@@ -109,6 +109,10 @@ SETTINGS: dict[str, Setting] = {
     "invoice_grouping": Setting(
         "order", _choice("order", "customer"),
         "One invoice per order, or one per customer for all its orders' shipped quantities."),
+    "early_discount_reduces_tax": Setting(
+        False, _flag, "Whether an early-payment discount taken reduces the tax due (EU VAT, e.g. Skonto): the "
+        "discount is split into its net part (sales discounts) and its tax part (tax payable), in the proportion "
+        "of the invoice's tax to its total; a credit note that takes the discount back restores both."),
     "invoice_period": Setting(
         "none", _choice("none", "week", "month"),
         "Invoicing runs by hand only, or also by the worker after each week (Monday to Sunday) or month, for "
