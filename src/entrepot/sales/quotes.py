@@ -176,7 +176,10 @@ def accept_quote(uow: UnitOfWork, quote_id: uuid.UUID, **order_fields: Any) -> S
     order = create_sales_order(
         uow, customer_id=quote.customer_id, channel=quote.channel, customer_po=quote.customer_po, quote_id=quote.id,
         fixed_prices=True,
-        lines=[OrderLineInput(ln.product_id, ln.quantity, ln.unit_price) for ln in quote.lines], **order_fields,
+        # each line keeps where its price came from: the quote, and the rule that priced it there
+        lines=[OrderLineInput(ln.product_id, ln.quantity, ln.unit_price,
+                              f"quote {quote.number}: {ln.price_source}"[:300]) for ln in quote.lines],
+        **order_fields,
     )
     quote.sales_order_id = order.id
     record_event(uow, events.QuoteAccepted(quote_id=str(quote.id), number=quote.number, sales_order_id=str(order.id)),

@@ -89,6 +89,7 @@ class OrderLineInput:
     product_id: uuid.UUID
     quantity: Decimal
     unit_price: Decimal | None = None
+    price_source: str | None = None  # where a given price came from (an accepted quote's line says which)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def price_lines(uow: UnitOfWork, customer: Any, lines: Sequence[OrderLineInput],
                 ports.check_margin(uow, product=product, unit_price=line.unit_price, field=f"lines[{i}].unit_price",
                                    ship_to=(ship_to.country, ship_to.region), on=on, currency=customer.currency,
                                    exempt=bool(getattr(customer, "tax_exempt", False)))
-            priced.append(PricedLine(product, line.quantity, line.unit_price, "fixed" if fixed_prices else "manual"))
+            priced.append(PricedLine(product, line.quantity, line.unit_price,
+                                     line.price_source or ("fixed" if fixed_prices else "manual")))
         else:
             price, source = resolved[i]
             priced.append(PricedLine(product, line.quantity, price, source))

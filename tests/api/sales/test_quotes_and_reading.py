@@ -20,6 +20,8 @@ def test_quote_accepted_into_an_order_at_the_quoted_price(api):
     assert api.patch(f"/products/{desk.product_id}", json={"list_price": "20.00"}).status_code == 200
     order = act(api, f"/quotes/{quote['id']}/accept", 201)
     assert order["lines"][0]["unit_price"] == "12.50" and order["quote_id"] == quote["id"]
+    # and its line says where the price came from: the quote, and the rule that priced it there
+    assert order["lines"][0]["price_source"] == f"quote QT-000001: {quote['lines'][0]['price_source']}"
     # an accepted quote cannot be accepted again
     r = api.post(f"/quotes/{quote['id']}/accept")
     assert r.status_code == 409 and r.json()["allowed_actions"] == []
