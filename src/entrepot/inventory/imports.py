@@ -67,6 +67,7 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
     main_stock: dict[uuid.UUID, Location] = {}
     seen: dict[tuple[Any, Any, Any, str], int] = {}
     todo: list[tuple[int, Product, Warehouse, Location, dict[str, str], Decimal, Decimal | None, date | None]] = []
+    negative_allowed = core.negative_stock_allowed(uow)
     for line, row in rows:
         errors = len(report.errors)
         product = products.get(row.get("sku", ""))
@@ -91,7 +92,8 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
                 main_stock[warehouse.id] = _main_location(uow, warehouse.id)
             location = main_stock[warehouse.id]
         quantity = _decimal(row.get("quantity", ""))
-        if quantity is None or quantity < 0:
+        if quantity is None or (quantity < 0 and not negative_allowed):
+            # a tenant that allows negative stock exports it so, and its export must load back
             report.add(line, "quantity", "a number, zero or more (what is on hand)", "non_negative")
         unit_cost = _decimal(row["unit_cost"]) if row.get("unit_cost") else None
         if row.get("unit_cost") and (unit_cost is None or unit_cost < 0):
@@ -204,8 +206,8 @@ def export_stock(uow: UnitOfWork, stream: IO[str]) -> int:
         # as `core.current_unit_cost`: under FIFO the item cost's unit_cost is the last layer's, not the average
         cost = quantize_storage(value / valued) if valued is not None and valued > 0 else (
             last_cost or standard_cost)
-        return {"sku": sku, "warehouse": warehouse, "location": location, "lot_code": lot or "",
-                "expiry_date": expiry.isoformat() if expiry else "", "quantity": format_quantity(quantity),
-                "unit_cost": format_quantity(cost) if cost is not None else ""}
+        # numbers and dates as values, not text: the CSV writer guards text against formulas ('-3)
+        return {"sku": sku, "warehouse": warehouse, "location": location, "lot_code": lot, "expiry_date": expiry,
+                "quantity": Decimal(quantity), "unit_cost": Decimal(cost) if cost is not None else None}
 
     return write_rows(stream, STOCK_COLUMNS, (as_row(r) for r in rows))

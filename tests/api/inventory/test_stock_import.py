@@ -188,3 +188,17 @@ def test_a_bin_is_named_as_it_was_created_and_a_counted_place_is_the_rows_fault(
     r = _upload(api, "sku,warehouse,quantity\nNUT-6,W2,5\n")
     assert r.status_code == 422, r.text
     assert [(e["row"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(2, "location", "location_locked")]
+
+
+def test_a_tenant_allowing_negative_stock_loads_back_what_it_exports(api):
+    # given a tenant that allows negative stock, with a product at -3 after an adjustment
+    assert api.patch("/tenant/settings", json={"allow_negative_stock": True}).status_code == 200
+    product = create_product(api, sku="CABLE-1", standard_cost="2.00")
+    warehouse = create_warehouse(api, code="NEG")
+    adjust(api, warehouse["id"], product["id"], -3)
+    # when its stock is exported and loaded back
+    exported = api.get("/exports/stock").text
+    assert "CABLE-1,NEG,NEG/STOCK,,,-3," in exported, exported
+    r = _upload(api, exported)
+    # then nothing changes (a negative figure was refused as "zero or more")
+    assert r.status_code == 200 and r.json()["unchanged"] == 1, r.text
