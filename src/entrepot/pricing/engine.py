@@ -33,8 +33,9 @@ A document's unit prices include tax or not (the tenant setting
 (`ListRule.prices_include_tax`; None = the document's): its fixed prices are
 converted at the product's tax rate where the document ships (`TaxBasis`)
 before lists are compared, so a gross list never loses to a net one by its
-tax. Discount and markup entries are worked from the product's list price and
-cost, so they are on the document's basis already, as are contract prices.
+tax. Discount entries are worked from the product's list price, so they are on the
+document's basis already, as are contract prices; a markup is worked from the cost, which is
+before tax, so on a document priced including tax the tax is added to it.
 """
 
 from __future__ import annotations
@@ -370,6 +371,13 @@ class PriceBook:
         fixed price is on the list's basis: discount and markup work from the product's list price
         and cost, which are on the document's."""
         basis = self.tax_basis
+        if entry.method == "markup" and basis is not None and basis.includes_tax:
+            # a cost is before tax, so a markup on it is a price before tax: on a document priced including
+            # tax, the tax is added (else a 10 % markup on 50.00 at 25 % VAT sold at 44.00 net, below cost)
+            converted, rate = basis.convert(price, product.id, False)
+            if how is None:
+                return converted, ""
+            return converted, f"{how}, {_q(price)} before tax = {_q(converted)} including tax at {_q(rate)}%"
         if (basis is None or entry.method != "fixed" or rule.prices_include_tax is None
                 or rule.prices_include_tax == basis.includes_tax):
             return price, how or ""
@@ -566,7 +574,8 @@ class PriceBook:
             price = entry_price(entry, product, currency, describe=False)[0]
             if price is None:
                 continue
-            if rule.prices_include_tax is not None:  # the usual list has no basis of its own: skip the call
+            # the usual list has no basis of its own and prices fixed or by discount: skip the call
+            if rule.prices_include_tax is not None or entry.method == "markup":
                 price = self._on_basis(rule, entry, product, price, None)[0]
             if rule.kind == "promotion":
                 key = (price, -rule.priority, rule.code)

@@ -188,7 +188,10 @@ def resolve_prices(
     book = load_price_book(uow, buyer=buyer, product_ids=facts.keys(), on=on, channel=channel,
                            categorised=any(p.category_id is not None for p in facts.values()))
     document_includes_tax = bool(tenant_facts(uow).settings.get("prices_include_tax", False))
-    if any(r.prices_include_tax not in (None, document_includes_tax) for r in book.lists.values()):
+    # a list on the other basis converts its fixed prices; on a tax-inclusive document a markup on cost
+    # (a price before tax) has the tax added. The rates are asked only when a price needs one.
+    if document_includes_tax or any(r.prices_include_tax not in (None, document_includes_tax)
+                                    for r in book.lists.values()):
         where = ship_to if ship_to is not None else _default_jurisdiction(customer)
         book.tax_basis = TaxBasis(document_includes_tax,
                                   _rates_when_asked(uow, list(facts), where, on, buyer.currency))

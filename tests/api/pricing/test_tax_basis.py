@@ -240,3 +240,22 @@ def test_the_margin_guard_holds_a_price_including_tax_to_the_cost_plus_its_tax(a
     # while 62.50 including tax (50.00 before it) passes, and an exempt customer pays 55.00 as it stands
     assert enter(taxed, "62.50").status_code == 201
     assert enter(exempt, "55.00").status_code == 201
+
+
+def test_a_markup_on_cost_on_a_tenant_priced_including_tax_adds_the_tax(api):
+    # given a tenant whose prices include tax, 25 % tax in Texas, a product costing 50.00 (before tax, as
+    # every cost) and a list pricing it at cost + 10 %
+    assert api.patch("/tenant/settings", json={"prices_include_tax": True}).status_code == 200
+    product = texas_at_25_percent(api)
+    customer = taxed_customer(api)
+    create_price_list(api, code="COSTPLUS", priority=5, entries=[
+        {"product_id": product, "method": "markup", "value": "10"}])
+    # when the customer is quoted
+    q = quote(api, customer, product)
+    # then the price is 55.00 before tax, 68.75 including it (it was 55.00 including: 44.00 net, under cost)
+    assert (q["rule"], q["unit_price"]) == ("price_list:COSTPLUS", "68.75")
+    won = next(e for e in q["explanation"] if e["rule"] == "price_list:COSTPLUS")
+    assert "55 before tax = 68.75 including tax at 25%" in won["reason"], won
+    # and an order is charged so, its tax the 25 % inside it
+    o = order(api, customer, product, "1")
+    assert (o["lines"][0]["unit_price"], o["tax_total"], o["total"]) == ("68.75", "13.75", "68.75"), o

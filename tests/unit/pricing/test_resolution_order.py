@@ -122,11 +122,14 @@ def oracle(product, lists, entries, contracts, on, quantity, channel, basis):
 
     def offer(rule):
         price, method = offer_as_listed(rule)
-        # only a fixed price is on the list's basis: discount and markup work from the product's
-        # list price and cost, on the document's
+        factor = 1 + basis.rate_percent(product.id) / 100
+        # a markup on cost is a price before tax: a document priced including tax adds the tax
+        if price is not None and method == "markup" and basis.includes_tax:
+            return quantize_storage(price * factor)
+        # only a fixed price is on the list's basis: a discount works from the product's list price,
+        # on the document's
         if price is None or method != "fixed" or rule.prices_include_tax in (None, basis.includes_tax):
             return price
-        factor = 1 + basis.rate_percent(product.id) / 100
         return quantize_storage(price / factor if rule.prices_include_tax else price * factor)
 
     def offer_as_listed(rule):
