@@ -389,6 +389,38 @@ def test_a_tenant_defined_role_grants_exactly_its_patterns(api):
     assert api.post("/roles", json={"name": "admin", "permissions": ["*"]}).status_code == 422
 
 
+def test_a_tenant_defined_role_can_be_changed_and_its_keys_follow(api):
+    # given a clerk role that reads products, and a key acting with it
+    assert api.post("/roles", json={"name": "clerk", "permissions": ["catalog.product.read"]}).status_code == 201
+    clerk = {"Authorization": f"Bearer {key_for(api.tenant, role='clerk')}"}
+    product = {"sku": "ROLE-1", "name": "Role test", "list_price": "1.00", "currency": "USD"}
+    assert api.client.get("/api/v1/products", headers=clerk).status_code == 200
+    assert api.client.post("/api/v1/products", headers=clerk, json=product).status_code == 403
+    # when the role is given product creation too
+    r = api.patch("/roles/clerk", json={"permissions": ["catalog.product.read", "catalog.product.create"],
+                                        "description": "order desk clerk"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["permissions"], r.json()["description"]) == (
+        ["catalog.product.create", "catalog.product.read"], "order desk clerk")
+    # then its key may create products from the next request, and the change is audited with its before
+    assert api.client.post("/api/v1/products", headers=clerk, json=product).status_code == 201
+    [entry] = [a for a in api.get("/audit-entries", params={"entity_type": "role"}).json()["items"]
+               if a["action"] == "role.update"]
+    assert entry["before"]["permissions"] == ["catalog.product.read"], entry
+    # and a built-in role, an unknown role and an unknown permission are refused, with nothing changed
+    assert api.patch("/roles/sales", json={"permissions": ["*"]}).status_code == 409
+    assert api.patch("/roles/nobody", json={"description": "x"}).status_code == 404
+    bad = api.patch("/roles/clerk", json={"permissions": ["catalog.prodcut.read"]})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "permissions[0]", bad.text
+    # and a key that may manage roles but not everything cannot widen a role past what it holds itself
+    assert api.post("/roles", json={"name": "role_keeper", "permissions": ["identity.role.*"]}).status_code == 201
+    keeper = {"Authorization": f"Bearer {key_for(api.tenant, role='role_keeper')}"}
+    r = api.client.patch("/api/v1/roles/clerk", headers=keeper, json={"permissions": ["*"]})
+    assert r.status_code == 403, r.text
+    [role] = [x for x in api.get("/roles").json()["items"] if x["name"] == "clerk"]
+    assert role["permissions"] == ["catalog.product.create", "catalog.product.read"]
+
+
 def test_a_key_hands_on_only_the_permissions_it_holds(api):
     # given keys whose role may manage API keys, users or roles, and nothing else
     assert api.post("/roles", json={"name": "key_keeper", "permissions": ["identity.api_key.*"]}).status_code == 201

@@ -18,6 +18,7 @@ from entrepot.identity.schemas import (
     AuditEntryRead,
     RoleCreate,
     RoleRead,
+    RoleUpdate,
     TenantRead,
     TenantSettingsRead,
     TenantSettingsUpdate,
@@ -105,6 +106,15 @@ def list_roles(uow: Annotated[UnitOfWork, Requires(perms.ROLE_MANAGE, readonly=T
 @router.post("/roles", response_model=RoleRead, status_code=201)
 def create_role(body: RoleCreate, uow: Annotated[UnitOfWork, Requires(perms.ROLE_MANAGE)]) -> RoleRead:
     role = roles.create_role(uow, name=body.name, permissions=body.permissions, description=body.description)
+    uow.commit()
+    return RoleRead(name=role.name, permissions=list(role.permissions), builtin=False, description=role.description)
+
+
+@router.patch("/roles/{role_name}", response_model=RoleRead,
+              summary="Change a tenant-defined role's permissions or description (keys and users with it follow)")
+def update_role(role_name: str, body: RoleUpdate,
+                uow: Annotated[UnitOfWork, Requires(perms.ROLE_MANAGE)]) -> RoleRead:
+    role = roles.update_role(uow, role_name, permissions=body.permissions, description=body.description)
     uow.commit()
     return RoleRead(name=role.name, permissions=list(role.permissions), builtin=False, description=role.description)
 

@@ -66,6 +66,12 @@ class RoleCreate(BaseModel):
     description: str = Field(default="", max_length=500)
 
 
+class RoleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    permissions: list[str] | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
 class RoleRead(BaseModel):
     name: str
     permissions: list[str]
