@@ -335,6 +335,11 @@ def issue_credit_note(
     note = CreditNote(number=next_number(uow, "CN"), invoice_id=invoice.id, customer_id=invoice.customer_id,
                       currency=cur, issued_on=on, reason=reason, subtotal=ZERO, tax_total=ZERO, total=ZERO)
     earlier = _earlier_credits(uow, invoice)  # one read for every line, not one per line
+    # the tax (and discount tax) earlier notes took back: the ledger values this note's with theirs, at the
+    # invoice's rate, so that together they take back to the cent what the invoice booked
+    tax_before, discount_tax_before = uow.session.execute(
+        select(func.sum(CreditNote.tax_total), func.sum(CreditNote.discount_tax_reversed))
+        .where(CreditNote.invoice_id == invoice.id)).one()
     for n, (line, qty) in enumerate(wanted):
         if qty == line.quantity - line.quantity_credited and fee_percent == 0:
             # the last of a line credits exactly what is left, so rounding never leaves cents behind
@@ -366,7 +371,8 @@ def issue_credit_note(
     _posting().post_credit_note(uow, source_id=note.id, number=note.number, on=on, currency=cur,
                                 customer_id=invoice.customer_id, net=note.subtotal, tax=note.tax_total,
                                 discount=note.discount_reversed, discount_tax=note.discount_tax_reversed,
-                                invoice_id=invoice.id)
+                                invoice_id=invoice.id, tax_before=to_decimal(tax_before or ZERO),
+                                discount_tax_before=to_decimal(discount_tax_before or ZERO))
     audit(uow, "credit_note.issue", "credit_note", note.id,
           after={"number": note.number, "invoice": invoice.number, "total": note.total,
                  "discount_reversed": note.discount_reversed, "discount_tax_reversed": note.discount_tax_reversed,

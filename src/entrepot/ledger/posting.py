@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -225,9 +225,13 @@ def post(
     description: str | None = None,
     source_rate: Decimal | None = None,
     source_value: Decimal | None = None,
+    source_before: Mapping[str, Decimal] | None = None,
 ) -> JournalEntry | None:
     """Apply RULES[event]. Returns the posted entry, or None when every leg is zero. `source_rate`: the
-    rate of the document this one corrects, for its `at_source_rate` legs. `source_value`: instead, the
+    rate of the document this one corrects, for its `at_source_rate` legs; `source_before`: what earlier
+    corrections of that document took of each such leg (by its amount expression, in the document's
+    currency), so that all of them together are valued at the rate as one and the last leaves no cent of
+    what the document booked behind. `source_value`: instead, the
     functional value of the rule's one `at_source_rate` leg, when it corrects several documents booked
     at their own rates (a payment taking the discounts of several invoices)."""
     rule = RULES.get(event)
@@ -279,8 +283,11 @@ def post(
             line.functional = _carrying_value(uow, account.id, line.party_id, currency, signed, rate, functional)
         elif leg.at_source_rate and source_value is not None and rate != 1:
             line.functional = source_value if debit else -source_value
-        elif leg.at_source_rate and source_rate is not None and source_rate != rate:
-            line.functional = round_money(signed * source_rate, functional)
+        elif leg.at_source_rate and source_rate is not None and rate != 1:
+            before = (source_before or {}).get(leg.amount, ZERO)
+            at_source = round_money((before + value) * source_rate, functional) \
+                - round_money(before * source_rate, functional)
+            line.functional = at_source if debit else -at_source
         drafts.append(line)
     if not drafts:
         return None
@@ -311,16 +318,20 @@ def post_invoice(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date
 
 def post_credit_note(uow: UnitOfWork, *, source_id: uuid.UUID, number: str, on: date, currency: str,
                      customer_id: uuid.UUID, net: Decimal, tax: Decimal, discount: Decimal = D0,
-                     discount_tax: Decimal = D0, invoice_id: uuid.UUID | None = None) -> JournalEntry | None:
+                     discount_tax: Decimal = D0, invoice_id: uuid.UUID | None = None, tax_before: Decimal = D0,
+                     discount_tax_before: Decimal = D0) -> JournalEntry | None:
     """The reverse of an invoice: Dr revenue, Dr tax payable / Cr receivable (less `discount`, the
     early-payment discount the goods had earned, which goes back: Cr sales discounts, but for
     `discount_tax`, its tax part when the discount reduced the tax, which goes back to tax payable).
     The tax is taken back, and the discount's tax put back, at the rate `invoice_id`'s posting booked it
     at, so a foreign invoice credited in full leaves nothing on tax payable; the rate move lands on FX
-    gains and losses."""
+    gains and losses. `tax_before` and `discount_tax_before`: the tax and discount tax earlier notes of the
+    invoice took back, so that the notes together take back, to the cent, what the invoice (and the payment
+    that took the discount) booked, however many there are."""
     return post(uow, "credit_note", source_id=source_id, on=on, currency=currency, party_id=customer_id,
                 number=number, amounts={"net": net, "tax": tax, "discount": discount, "discount_tax": discount_tax},
-                source_rate=_invoice_rate(uow, invoice_id) if invoice_id else None)
+                source_rate=_invoice_rate(uow, invoice_id) if invoice_id else None,
+                source_before={"tax": tax_before, "discount_tax": discount_tax_before})
 
 
 def _invoice_rate(uow: UnitOfWork, invoice_id: uuid.UUID) -> Decimal | None:

@@ -270,3 +270,37 @@ def test_without_tax_the_setting_changes_nothing(api):
     assert (paid["discount"], paid["discount_tax"]) == ("1.00", "0.00")
     assert _posted(api, paid["id"]) == {"1000": (D("49.00"), D("49.00")), "4500": (D("1.00"), D("1.00")),
                                         "1100": (D("-50.00"), D("-50.00"))}
+
+
+def test_foreign_partial_notes_at_moving_rates_put_back_exactly_the_discount_tax_the_payment_took(api):
+    # given the setting on, a tenant in USD and an invoice of 50.00 EUR + 9.50 VAT booked at 1.034
+    # (9.82 USD of tax), paid in terms at 1.20: 1.19 discount, 0.19 of it tax, taken off at 1.034 (0.20 USD)
+    _reduce_tax(api)
+    act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": str(clock.today() - timedelta(days=5)),
+                                             "rate": "1.034"})
+    desk = _german_desk(api, currency="EUR")
+    invoice = _invoice(api, desk)
+    act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": str(clock.today()), "rate": "1.20"})
+    paid = _pay(api, desk.customer_id, "58.31", [{"invoice_id": invoice["id"], "amount": "58.31"}], currency="EUR")
+    assert (paid["discount_tax"], _posted(api, paid["id"])["2200"]) == ("0.19", (D("0.19"), D("0.20")))
+    # when it is credited one unit a day (each putting back 0.05 of discount tax, the last 0.04), the euro moving
+    notes = []
+    line = invoice["lines"][0]["id"]
+    for day, rate in enumerate(("1.25", "1.15", "1.30", "1.05"), start=1):
+        with clock.frozen_at(clock.now() + timedelta(days=day)):
+            act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": str(clock.today()), "rate": rate})
+            notes.append(act(api, f"/invoices/{invoice['id']}/credit-notes", 201,
+                             {"lines": [{"invoice_line_id": line, "quantity": "1"}]}))
+    assert [n["discount_tax_reversed"] for n in notes] == ["0.05", "0.05", "0.05", "0.04"]
+    # then the notes put back, together, the 0.20 USD the payment took (not 3 x 0.05 + 0.04) and took back
+    # the 9.82 the invoice
+    # booked: tax payable holds nothing (sales discounts, like revenue, move at the day's rates); refunded,
+    # the customer is owed nothing in USD
+    assert sum(_posted(api, n["id"])["2200"][1] for n in notes) == D("9.82") - D("0.20")
+    with clock.frozen_at(clock.now() + timedelta(days=5)):
+        act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": str(clock.today()), "rate": "1.40"})
+        for note in notes:
+            act(api, f"/credit-notes/{note['id']}/refund", json={"amount": note["unapplied"]})
+        assert (_balance(api, "2200"), _balance(api, "1100")) == (0, 0)
+        tb = api.get("/ledger/trial-balance").json()
+        assert D(tb["total_debit"]) == D(tb["total_credit"])

@@ -115,3 +115,46 @@ def test_unapplied_foreign_payment_refunded_at_another_rate_leaves_nothing_on_th
         assert _lines(api, payment["id"]) == {"1000": (D("0.00"), D("1.00")), "1100": (D("0.00"), D("0.00")),
                                               "7000": (D("0.00"), D("-1.00"))}
         assert _receivable(api, desk.customer_id) == (0, 0)
+
+
+def _german_eur_invoice(api, quantity=4, list_price="12.50"):
+    """A customer in Germany billed in EUR, and an invoice of quantity x list_price + 19 % VAT."""
+    if not api.get("/tax-rates").json()["items"]:
+        act(api, "/tax-rates", 201, {"name": "DE VAT", "country": "DE", "rate_percent": "19"})
+    desk = order_desk(api, currency="EUR", list_price=list_price)
+    act(api, f"/customers/{desk.customer_id}/addresses", 201, {"kind": "ship_to", "is_default": True,
+                                                              "line1": "1 Hauptstr.", "city": "Berlin",
+                                                              "country": "DE"})
+    _, order = shipped_order(api, quantity, desk=desk)
+    return desk, act(api, f"/sales-orders/{order['id']}/invoice", 201)
+
+
+def _tax_payable(api):
+    lines = api.get("/ledger/trial-balance").json()["lines"]
+    return sum((D(ln["credit"]) - D(ln["debit"]) for ln in lines if ln["account_code"] == "2200"), D(0))
+
+
+def test_partial_credit_notes_at_moving_rates_take_back_exactly_the_tax_the_invoice_booked(api):
+    # given an invoice of 50.00 EUR + 9.50 VAT booked at 1.1075: 10.52 USD of tax (10.52125)
+    _rate(api, "1.1075", clock.today() - timedelta(days=5))
+    desk, invoice = _german_eur_invoice(api)
+    assert _lines(api, invoice["id"])["2200"] == (D("-9.50"), D("-10.52"))
+    line = invoice["lines"][0]["id"]
+    # when it is credited one unit at a time (2.38, 2.37, 2.38 VAT; the last 2.37), the euro moving each day
+    notes = []
+    for day, rate in enumerate(("1.20", "1.25", "1.15", "1.30"), start=1):
+        with clock.frozen_at(clock.now() + timedelta(days=day)):
+            _rate(api, rate)
+            notes.append(act(api, f"/invoices/{invoice['id']}/credit-notes", 201,
+                             {"lines": [{"invoice_line_id": line, "quantity": "1"}]}))
+            assert _tax_payable(api) >= 0  # never more taken back than was booked
+    assert api.get(f"/invoices/{invoice['id']}").json()["status"] == "credited"
+    assert sum(D(n["tax_total"]) for n in notes) == D("9.50")
+    # then the notes took back, together, exactly the 10.52 USD the invoice booked: tax payable holds
+    # nothing, the receivable nothing, and the books balance
+    assert sum(_lines(api, n["id"])["2200"][1] for n in notes) == D("10.52")
+    with clock.frozen_at(clock.now() + timedelta(days=4)):
+        assert _tax_payable(api) == 0
+        assert _receivable(api, desk.customer_id) == (0, 0)
+        tb = api.get("/ledger/trial-balance").json()
+        assert D(tb["total_debit"]) == D(tb["total_credit"])
