@@ -253,7 +253,8 @@ def post(
     if party_id is None and rule.names_party:
         # receivable/payable lines always name their customer/supplier: aging and statements read it
         raise invalid("party_id", f"a {event} posting needs the customer or supplier", "required")
-    rate = ONE if currency == functional else rate_on(uow, currency, on)
+    foreign = currency != functional  # (a foreign currency at par on the day still settles at its carrying rate)
+    rate = rate_on(uow, currency, on) if foreign else ONE
     if not any(_evaluate(leg, values) for leg, _, _ in rule.plan if not leg.balancing):
         return None  # every leg zero: nothing is posted, nothing read
     # The period is read (and share-locked) before the accounts: the chart's stamp comes with
@@ -279,11 +280,11 @@ def post(
         if leg.in_functional:
             line.functional = signed
             line.amount = signed if rate == 1 else round_money(signed / rate, currency)
-        elif leg.settles and rate != 1:
+        elif leg.settles and foreign:
             line.functional = _carrying_value(uow, account.id, line.party_id, currency, signed, rate, functional)
-        elif leg.at_source_rate and source_value is not None and rate != 1:
+        elif leg.at_source_rate and source_value is not None and foreign:
             line.functional = source_value if debit else -source_value
-        elif leg.at_source_rate and source_rate is not None and rate != 1:
+        elif leg.at_source_rate and source_rate is not None and foreign:
             before = (source_before or {}).get(leg.amount, ZERO)
             at_source = round_money((before + value) * source_rate, functional) \
                 - round_money(before * source_rate, functional)

@@ -304,3 +304,22 @@ def test_foreign_partial_notes_at_moving_rates_put_back_exactly_the_discount_tax
         assert (_balance(api, "2200"), _balance(api, "1100")) == (0, 0)
         tb = api.get("/ledger/trial-balance").json()
         assert D(tb["total_debit"]) == D(tb["total_credit"])
+
+
+def test_a_foreign_discount_taken_on_a_day_the_rate_is_exactly_one_takes_its_tax_off_at_the_invoices_rate(api):
+    # given the setting on and an invoice of 30.00 EUR + 5.70 VAT booked at 1.10 (6.27 USD of tax)
+    _reduce_tax(api)
+    act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": str(clock.today() - timedelta(days=5)),
+                                             "rate": "1.10"})
+    desk = _german_desk(api, currency="EUR", list_price="10.00")
+    invoice = _invoice(api, desk, 3)
+    # when it is paid in terms on a day the euro stands at par: 0.71 discount, 0.11 of it tax
+    act(api, "/ledger/exchange-rates", 201, {"currency": "EUR", "date": str(clock.today()), "rate": "1.00"})
+    paid = _pay(api, desk.customer_id, "34.99", [{"invoice_id": invoice["id"], "amount": "34.99"}], currency="EUR")
+    # then the tax comes off at 1.10 (0.12 USD) and the receivable is cleared at what it was booked at
+    posted = _posted(api, paid["id"])
+    assert (posted["2200"], posted["1100"]) == ((D("0.11"), D("0.12")), (D("-35.70"), D("-39.27")))
+    assert _balance(api, "1100") == 0
+    # and crediting it in full leaves nothing on tax payable
+    act(api, f"/invoices/{invoice['id']}/credit-notes", 201)
+    assert _balance(api, "2200") == 0

@@ -158,3 +158,19 @@ def test_partial_credit_notes_at_moving_rates_take_back_exactly_the_tax_the_invo
         assert _receivable(api, desk.customer_id) == (0, 0)
         tb = api.get("/ledger/trial-balance").json()
         assert D(tb["total_debit"]) == D(tb["total_credit"])
+
+
+def test_a_foreign_invoice_credited_on_a_day_the_rate_is_exactly_one_is_cleared_at_what_it_was_booked_at(api):
+    # given an invoice of 30.00 EUR + 5.70 VAT booked at 1.10 (39.27 USD, of it 6.27 tax)
+    _rate(api, "1.10", clock.today() - timedelta(days=5))
+    desk, invoice = _german_eur_invoice(api, quantity=3, list_price="10.00")
+    assert _lines(api, invoice["id"])["1100"] == (D("35.70"), D("39.27"))
+    # when the euro stands at par and the invoice is credited in full
+    _rate(api, "1.00")
+    note = act(api, f"/invoices/{invoice['id']}/credit-notes", 201, {})
+    # then the receivable is cleared at 39.27 and the tax taken back at 6.27, as on any other day: the
+    # customer owes nothing in USD either, and tax payable holds nothing
+    lines = _lines(api, note["id"])
+    assert lines["1100"] == (D("-35.70"), D("-39.27")) and lines["2200"] == (D("5.70"), D("6.27"))
+    assert _receivable(api, desk.customer_id) == (0, 0)
+    assert _tax_payable(api) == 0
