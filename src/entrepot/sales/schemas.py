@@ -364,8 +364,9 @@ class QuoteAccept(BaseModel):
 
 class QuoteDecline(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=500,
-                               description="Why the customer declined (price, lead time, a competitor...)")
+    # at most 500 characters once trimmed: the service checks (a reason pasted with spaces around it fits)
+    reason: str | None = Field(default=None, description="Why the customer declined (price, lead time, a "
+                                                         "competitor...); at most 500 characters")
 
 
 class QuoteLineRead(BaseModel):

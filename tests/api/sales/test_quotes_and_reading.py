@@ -56,6 +56,9 @@ def test_a_declined_quote_keeps_why_the_customer_declined_it(api):
     assert api.get(f"/quotes/{sent[0]['id']}").json()["status"] == "sent"
     # when the customer declines one, saying why
     declined = act(api, f"/quotes/{sent[0]['id']}/decline", json={"reason": "  lead time too long  "})
+    # (500 characters with spaces around them fit: the length is the trimmed reason's)
+    assert act(api, f"/quotes/{sent[1]['id']}/decline", json={"reason": f"  {'y' * 500}  "})["decline_reason"] == \
+        "y" * 500
     # then the quote, its event and its audit entry keep the reason (trimmed)
     assert (declined["status"], declined["decline_reason"]) == ("declined", "lead time too long")
     assert api.get(f"/quotes/{sent[0]['id']}").json()["decline_reason"] == "lead time too long"
@@ -66,7 +69,10 @@ def test_a_declined_quote_keeps_why_the_customer_declined_it(api):
                if a["action"] == "quote.decline"]
     assert entry["after"]["decline_reason"] == "lead time too long"
     # and a quote declined without a reason (or with a blank one) has none
-    assert act(api, f"/quotes/{sent[1]['id']}/decline", json={"reason": " "})["decline_reason"] is None
+    third = act(api, "/quotes", 201, {"customer_id": desk.customer_id,
+                                      "lines": [{"product_id": desk.product_id, "quantity": "1"}]})
+    act(api, f"/quotes/{third['id']}/send")
+    assert act(api, f"/quotes/{third['id']}/decline", json={"reason": " "})["decline_reason"] is None
 
 
 def test_quotes_past_their_date_expire(api):
