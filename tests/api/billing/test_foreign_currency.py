@@ -174,3 +174,25 @@ def test_a_foreign_invoice_credited_on_a_day_the_rate_is_exactly_one_is_cleared_
     assert lines["1100"] == (D("-35.70"), D("-39.27")) and lines["2200"] == (D("5.70"), D("6.27"))
     assert _receivable(api, desk.customer_id) == (0, 0)
     assert _tax_payable(api) == 0
+
+
+def test_a_foreign_invoice_credited_in_parts_takes_back_exactly_the_tax_it_booked(api):
+    # given 19 % VAT on an invoice of 2 x 0.26 EUR (0.52 + 0.10 VAT), the VAT booked at 1.10 as 0.11 USD
+    act(api, "/tax-rates", 201, {"name": "DE VAT", "country": "DE", "rate_percent": "19"})
+    _rate(api, "1.10", clock.today() - timedelta(days=5))
+    desk = order_desk(api, currency="EUR", list_price="0.26")
+    act(api, f"/customers/{desk.customer_id}/addresses", 201, {"kind": "ship_to", "is_default": True,
+                                                              "line1": "1 Hauptstr.", "city": "Berlin",
+                                                              "country": "DE"})
+    _, order = shipped_order(api, 2, desk=desk)
+    invoice = act(api, f"/sales-orders/{order['id']}/invoice", 201)
+    assert _lines(api, invoice["id"])["2200"] == (D("-0.10"), D("-0.11"))
+    _rate(api, "1.20")
+    # when it is credited one unit at a time (0.05 VAT each)
+    line_id = invoice["lines"][0]["id"]
+    notes = [act(api, f"/invoices/{invoice['id']}/credit-notes", 201,
+                 {"lines": [{"invoice_line_id": line_id, "quantity": "1"}]}) for _ in range(2)]
+    # then the two notes take back what the invoice booked, 0.11 USD, not 2 x 0.06: tax payable keeps nothing
+    taken = [_lines(api, note["id"])["2200"] for note in notes]
+    assert sum((t[0] for t in taken), D(0)) == D("0.10") and sum((t[1] for t in taken), D(0)) == D("0.11"), taken
+    assert _receivable(api, desk.customer_id) == (0, 0)
