@@ -11,9 +11,10 @@ takes the events and audit entries recorded inside it with it.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -120,6 +121,23 @@ class UnitOfWork:
         if len(rows) > written:
             _events_writer[0](self, rows[written:] if written else rows)
             self.events_written = len(rows)
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A SAVEPOINT around the block: if it raises, what it wrote rolls back alone (with the audit
+        entries and events it recorded, see `_savepoint_rolled_back`) and the transaction goes on."""
+        nested = self.session.begin_nested()
+        # SQLAlchemy emits SAVEPOINT lazily, when the session next asks for its connection; prepared
+        # statements run on `connection()`, which does not ask, so without this their writes would land
+        # before the SAVEPOINT and outlive its rollback.
+        self.session.connection()
+        try:
+            yield
+        except BaseException:
+            if nested.is_active:
+                nested.rollback()
+            raise
+        nested.commit()
 
     def commit(self) -> None:
         for hook in _before_commit_hooks:

@@ -24,6 +24,7 @@ from sqlalchemy import and_, select
 from entrepot.catalog.csvio import ImportReport, Progress, read_rows, write_rows
 from entrepot.catalog.models import Product
 from entrepot.catalog.service import get_products_by_sku
+from entrepot.db import in_lists
 from entrepot.db.uow import UnitOfWork
 from entrepot.inventory.models import (
     OPENING_BALANCE,
@@ -89,7 +90,7 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
                                              f"{warehouse.code}", "exists")
         elif warehouse is not None:
             if warehouse.id not in main_stock:
-                main_stock[warehouse.id] = _main_location(uow, warehouse.id)
+                main_stock[warehouse.id] = core.location_of(uow, warehouse.id, LocationKind.STOCK)
             location = main_stock[warehouse.id]
         quantity = _decimal(row.get("quantity", ""))
         if quantity is None or (quantity < 0 and not negative_allowed):
@@ -155,21 +156,16 @@ def import_stock(uow: UnitOfWork, stream: IO[str], *, dry_run: bool = False,
     return report
 
 
-def _main_location(uow: UnitOfWork, warehouse_id: uuid.UUID) -> Location:
-    return core.location_of(uow, warehouse_id, LocationKind.STOCK)
-
-
 def _held(uow: UnitOfWork, product_ids: Iterable[uuid.UUID],
           ) -> dict[tuple[uuid.UUID, uuid.UUID, str], tuple[Decimal, Decimal]]:
     """(On hand, reserved) per (product, stock location, lot code) of these products."""
     found: dict[tuple[uuid.UUID, uuid.UUID, str], tuple[Decimal, Decimal]] = {}
-    ids = list(dict.fromkeys(product_ids))
-    for start in range(0, len(ids), 500):
+    for ids in in_lists.slices(product_ids):
         for product_id, location_id, lot_code, on_hand, reserved in uow.session.execute(
                 select(StockBalance.product_id, StockBalance.location_id, Lot.code, StockBalance.on_hand,
                        StockBalance.reserved)
                 .outerjoin(Lot, Lot.id == StockBalance.lot_id)
-                .where(StockBalance.product_id.in_(ids[start:start + 500]),
+                .where(StockBalance.product_id.in_(ids),
                        StockBalance.location_kind == LocationKind.STOCK.value)):
             found[(product_id, location_id, lot_code or "")] = (on_hand, reserved)
     return found
@@ -178,10 +174,9 @@ def _held(uow: UnitOfWork, product_ids: Iterable[uuid.UUID],
 def _lot_expiries(uow: UnitOfWork, product_ids: Iterable[uuid.UUID]) -> dict[tuple[uuid.UUID, str], date | None]:
     """The expiry date of each lot of these products, by (product, lot code)."""
     found: dict[tuple[uuid.UUID, str], date | None] = {}
-    ids = list(dict.fromkeys(product_ids))
-    for start in range(0, len(ids), 500):
+    for ids in in_lists.slices(product_ids):
         for product_id, code, expiry in uow.session.execute(
-                select(Lot.product_id, Lot.code, Lot.expiry_date).where(Lot.product_id.in_(ids[start:start + 500]))):
+                select(Lot.product_id, Lot.code, Lot.expiry_date).where(Lot.product_id.in_(ids))):
             found[(product_id, code)] = expiry
     return found
 

@@ -1333,7 +1333,8 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
                 raise invalid("on", f"order {o.number} shipped after {on.isoformat()}: an invoice is dated when "
                               "(or after) what it bills had shipped; give `through` to bill only what shipped "
                               "by then", "range")
-    if invoice_grouping(uow) == "order":
+    per_order = invoice_grouping(uow) == "order"
+    if per_order:
         groups = [[(o, lines)] for o, lines in todo]
     else:
         # one invoice per customer, currency and tax jurisdiction: the invoice is taxed at one ship-to
@@ -1344,28 +1345,26 @@ def run_invoicing(uow: UnitOfWork, *, customer_id: uuid.UUID | None = None, on: 
         groups = list(by_key.values())
     invoices = []
     for group in groups:
-        savepoint = uow.session.begin_nested() if refused is not None else None
-        if savepoint is not None:
-            uow.session.connection()  # SAVEPOINT now: the invoice's prepared writes must fall inside it
         try:
-            invoice = _invoice_group(uow, group, on)
+            if refused is None:
+                invoice = _invoice_group(uow, group, on, per_order)
+            else:
+                with uow.savepoint():  # a refusal takes its number, postings, audit and events with it
+                    invoice = _invoice_group(uow, group, on, per_order)
         except DomainError as exc:
             exc.detail = f"{', '.join(o.number for o, _ in group)}: {exc.detail}"  # whose invoice it was
-            if savepoint is None:
+            if refused is None:
                 raise
-            savepoint.rollback()  # its number, postings, audit and events go with it
             refused.append(exc.detail)
             continue
-        if savepoint is not None:
-            savepoint.commit()
         invoices.append(invoice)
     return invoices
 
 
 def _invoice_group(uow: UnitOfWork, group: list[tuple[SalesOrder, list[billing.InvoiceLineInput]]],
-                   on: date | None) -> Invoice:
+                   on: date | None, per_order: bool) -> Invoice:
     """One invoice for the group's orders (one order, or a customer's at one currency and ship-to)."""
-    if len(group) == 1 and invoice_grouping(uow) == "order":
+    if per_order:
         return _invoice_order(uow, *group[0], on)
     o = group[0][0]
     invoice = billing.post_invoice(uow, customer_id=o.customer_id, currency=o.currency, sales_order_id=None,

@@ -331,19 +331,11 @@ def with_retry(uow: UnitOfWork, work: Callable[[], T], attempts: int = RETRIES) 
 
 
 def _in_savepoint(uow: UnitOfWork, work: Callable[[], T]) -> T:
-    savepoint = uow.session.begin_nested()
-    # SQLAlchemy emits SAVEPOINT lazily, when the session next asks for its connection; the
-    # prepared statements run on `uow.connection()`, which does not ask, so without this their
-    # writes would land before the SAVEPOINT and outlive its rollback.
-    uow.session.connection()
     held = set(uow.session.info.get("inventory_product_locks", set()))
     try:
-        result = work()
-        savepoint.commit()
-        return result
+        with uow.savepoint():
+            return work()
     except BaseException:
-        if savepoint.is_active:
-            savepoint.rollback()
         # the savepoint's advisory locks are released with it
         uow.session.info["inventory_product_locks"] = held
         raise
